@@ -1,0 +1,56 @@
+package io.bitplane.format;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The tensors of a Llama-family decoder in GGUF naming, with the shape each must have for a config, in the order
+ * Bitplane writes them (embedding, then each block, then the final norm and classifier). Importers produce these
+ * names; the runtime checks a file against them.
+ */
+public final class LlamaTensors {
+    private LlamaTensors() {
+    }
+
+    public static final String TOKEN_EMBD = "token_embd.weight";
+    public static final String OUTPUT_NORM = "output_norm.weight";
+    public static final String OUTPUT = "output.weight";
+
+    /** The per-block tensor kinds, in file order. */
+    public static final List<String> BLOCK_KINDS = List.of("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+            "ffn_norm", "ffn_gate", "ffn_up", "ffn_down");
+
+    public static String block(int layer, String kind) {
+        return "blk." + layer + "." + kind + ".weight";
+    }
+
+    public record Expected(String name, long[] shape) {
+    }
+
+    public static List<Expected> expected(ModelConfig c) {
+        List<Expected> out = new ArrayList<>();
+        out.add(new Expected(TOKEN_EMBD, new long[] {c.vocabSize(), c.dim()}));
+        for (int l = 0; l < c.nLayers(); l++) {
+            for (String kind : BLOCK_KINDS) {
+                out.add(new Expected(block(l, kind), shapeOf(c, kind)));
+            }
+        }
+        out.add(new Expected(OUTPUT_NORM, new long[] {c.dim()}));
+        if (!c.tiedEmbeddings()) {
+            out.add(new Expected(OUTPUT, new long[] {c.vocabSize(), c.dim()}));
+        }
+        return out;
+    }
+
+    /** The shape of a block tensor kind: [rows (outputs), columns (inputs)] or [n] for norms. */
+    public static long[] shapeOf(ModelConfig c, String kind) {
+        return switch (kind) {
+            case "attn_norm", "ffn_norm" -> new long[] {c.dim()};
+            case "attn_q", "attn_output" -> new long[] {c.dim(), c.dim()};
+            case "attn_k", "attn_v" -> new long[] {c.kvDim(), c.dim()};
+            case "ffn_gate", "ffn_up" -> new long[] {c.hiddenDim(), c.dim()};
+            case "ffn_down" -> new long[] {c.dim(), c.hiddenDim()};
+            default -> throw new IllegalArgumentException("unknown block tensor kind " + kind);
+        };
+    }
+}

@@ -1,0 +1,192 @@
+package io.bitplane.format.importer;
+
+import io.bitplane.format.BpmFormatException;
+import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.MetadataJson;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.ModelMetadata;
+import io.bitplane.format.Vocabulary;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * GGUF models of the llama architecture, in llama.cpp's tensor naming (the .bpm naming too), with the
+ * {@code tokenizer.ggml.*} vocabulary. Low-bit tensors keep their exact values (see {@link GgmlToBpm}).
+ */
+public final class GgufImporter implements ModelSource {
+    private final GgufFile gguf;
+    private final ModelMetadata metadata;
+    private final List<SourceTensor> tensors;
+
+    private GgufImporter(GgufFile gguf, ModelMetadata metadata, List<SourceTensor> tensors) {
+        this.gguf = gguf;
+        this.metadata = metadata;
+        this.tensors = tensors;
+    }
+
+    public static GgufImporter open(Path path) throws IOException {
+        GgufFile g = GgufFile.open(path);
+        try {
+            return read(g);
+        } catch (IOException | RuntimeException e) {
+            g.close();
+            throw e;
+        }
+    }
+
+    private static GgufImporter read(GgufFile g) throws IOException {
+        Map<String, Object> kv = g.metadata();
+        Keys k = new Keys(g.path(), kv);
+        String arch = k.text("general.architecture");
+        if (!arch.equals("llama")) {
+            throw new BpmFormatException(g.path() + ": general.architecture is '" + arch
+                    + "'; only llama-family models are supported");
+        }
+        Vocabulary vocab = vocabulary(g.path(), k);
+        int heads = k.integer("llama.attention.head_count", -1);
+        int dim = k.integer("llama.embedding_length", -1);
+        int vocabSize = vocab != null ? vocab.size() : k.integer("llama.vocab_size", -1);
+        if (kv.containsKey("llama.vocab_size") && vocab != null && k.integer("llama.vocab_size", -1) != vocabSize) {
+            throw new BpmFormatException(g.path() + ": llama.vocab_size disagrees with the "
+                    + vocabSize + " tokens of tokenizer.ggml.tokens");
+        }
+        ModelConfig config = new ModelConfig(dim, k.integer("llama.feed_forward_length", -1),
+                k.integer("llama.block_count", -1), heads, k.integer("llama.attention.head_count_kv", heads),
+                vocabSize, k.integer("llama.context_length", -1),
+                (float) k.number("llama.rope.freq_base", 10000),
+                (float) k.number("llama.attention.layer_norm_rms_epsilon", 1e-5),
+                !g.tensors().containsKey(LlamaTensors.OUTPUT));
+        String problem = config.problem();
+        if (problem != null) {
+            throw new BpmFormatException(g.path() + ": llama metadata: " + problem);
+        }
+        if (kv.containsKey("llama.rope.dimension_count")
+                && k.integer("llama.rope.dimension_count", -1) != config.headSize()) {
+            throw new BpmFormatException(g.path() + ": llama.rope.dimension_count "
+                    + k.integer("llama.rope.dimension_count", -1) + " differs from the head size "
+                    + config.headSize() + " (partial rotary embeddings are not supported)");
+        }
+        List<SourceTensor> out = new ArrayList<>();
+        for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
+            GgufFile.TensorInfo t = g.tensors().get(e.name());
+            if (t == null) {
+                throw new BpmFormatException(g.path() + ": tensor " + e.name() + " is missing");
+            }
+            if (!Arrays.equals(t.shape(), e.shape())) {
+                throw new BpmFormatException(g.path() + ": tensor " + e.name() + " has shape "
+                        + Arrays.toString(t.shape()) + ", the llama metadata implies " + Arrays.toString(e.shape()));
+            }
+            if (t.type() == null) {
+                g.data(t); // throws the unsupported-type error naming the tensor
+            }
+            out.add(new EncodedSourceTensor(t.name(), t.shape(), t.type().bpmSpec,
+                    () -> GgmlToBpm.convert(t.name(), t.shape(), t.type(), g.data(t))));
+        }
+        var source = MetadataJson.newObject();
+        source.put("format", "gguf");
+        source.put("path", g.path().getFileName().toString());
+        if (kv.get("general.name") instanceof String name) {
+            source.put("name", name);
+        }
+        return new GgufImporter(g, new ModelMetadata("llama", config, vocab, MetadataJson.newObject(), source),
+                List.copyOf(out));
+    }
+
+    private static Vocabulary vocabulary(Path path, Keys k) throws BpmFormatException {
+        if (!(k.kv.get("tokenizer.ggml.tokens") instanceof List<?> rawTokens)) {
+            return null;
+        }
+        List<byte[]> tokens = new ArrayList<>(rawTokens.size());
+        int maxLen = 0;
+        for (Object o : rawTokens) {
+            byte[] b = o instanceof byte[] bytes ? bytes : String.valueOf(o).getBytes(StandardCharsets.UTF_8);
+            tokens.add(b);
+            maxLen = Math.max(maxLen, b.length);
+        }
+        float[] scores = new float[tokens.size()];
+        if (k.kv.get("tokenizer.ggml.scores") instanceof List<?> s) {
+            if (s.size() != tokens.size()) {
+                throw new BpmFormatException(path + ": tokenizer.ggml.scores has " + s.size() + " entries for "
+                        + tokens.size() + " tokens");
+            }
+            for (int i = 0; i < scores.length; i++) {
+                scores[i] = ((Number) s.get(i)).floatValue();
+            }
+        }
+        int[] types;
+        if (k.kv.get("tokenizer.ggml.token_type") instanceof List<?> t) {
+            if (t.size() != tokens.size()) {
+                throw new BpmFormatException(path + ": tokenizer.ggml.token_type has " + t.size()
+                        + " entries for " + tokens.size() + " tokens");
+            }
+            types = new int[tokens.size()];
+            for (int i = 0; i < types.length; i++) {
+                types[i] = ((Number) t.get(i)).intValue();
+            }
+        } else {
+            types = Vocabulary.llama2cTypes(tokens);
+        }
+        String model = k.kv.get("tokenizer.ggml.model") instanceof String m ? m : "llama";
+        String template = k.kv.get("tokenizer.chat_template") instanceof String c ? c : null;
+        Vocabulary v = new Vocabulary(model, tokens, scores, types, k.integer("tokenizer.ggml.bos_token_id", 1),
+                k.integer("tokenizer.ggml.eos_token_id", 2), maxLen, template);
+        String problem = v.problem();
+        if (problem != null) {
+            throw new BpmFormatException(path + ": tokenizer: " + problem);
+        }
+        return v;
+    }
+
+    /** Typed metadata lookups whose errors name the key. */
+    private record Keys(Path path, Map<String, Object> kv) {
+        String text(String key) throws BpmFormatException {
+            if (!(kv.get(key) instanceof String s)) {
+                throw new BpmFormatException(path + ": metadata key " + key + " is missing or not a string");
+            }
+            return s;
+        }
+
+        int integer(String key, int fallback) throws BpmFormatException {
+            Object o = kv.get(key);
+            if (o == null && fallback != -1) {
+                return fallback;
+            }
+            if (!(o instanceof Long l) || l < 0 || l > Integer.MAX_VALUE) {
+                throw new BpmFormatException(path + ": metadata key " + key + " is missing or not a valid integer");
+            }
+            return (int) (long) l;
+        }
+
+        double number(String key, double fallback) throws BpmFormatException {
+            Object o = kv.get(key);
+            if (o == null) {
+                return fallback;
+            }
+            if (!(o instanceof Number n)) {
+                throw new BpmFormatException(path + ": metadata key " + key + " is not a number");
+            }
+            return n.doubleValue();
+        }
+    }
+
+    @Override
+    public ModelMetadata metadata() {
+        return metadata;
+    }
+
+    @Override
+    public List<SourceTensor> tensors() {
+        return tensors;
+    }
+
+    @Override
+    public void close() {
+        gguf.close();
+    }
+}

@@ -1,0 +1,81 @@
+package io.bitplane.format.quant;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.TensorSpec;
+
+import java.util.stream.IntStream;
+
+/**
+ * Post-training quantization of one tensor: floats in, the file's bytes out. Rows are independent, so they are
+ * quantized in parallel; each encoding's arithmetic lives in its own class.
+ */
+public final class Quantizer {
+    private Quantizer() {
+    }
+
+    /**
+     * Quantizes {@code values} (row-major, {@code shape}) to {@code spec}. Non-finite weights are rejected with the
+     * tensor's name: they would poison every scale they meet.
+     */
+    public static EncodedTensor quantize(String name, long[] shape, float[] values, QuantSpec spec,
+                                         ActivationHint activations) {
+        TensorSpec ts = new TensorSpec(name, shape, spec.encoding(), spec.groupSize(), TensorSpec.LAYOUT_CANONICAL,
+                activations);
+        String problem = ts.problem();
+        if (problem != null) {
+            throw new IllegalArgumentException("tensor " + name + ": cannot encode as " + spec + ": " + problem);
+        }
+        if (!spec.encoding().quantized) {
+            return EncodedTensor.ofFloats(ts, values);
+        }
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                throw new IllegalArgumentException("tensor " + name + ": value " + values[i] + " at index " + i
+                        + " is not finite");
+            }
+        }
+        int rows = Math.toIntExact(ts.rows());
+        int cols = Math.toIntExact(ts.cols());
+        int groups = Math.toIntExact(ts.groupsPerRow());
+        int group = Math.toIntExact(ts.effectiveGroupSize());
+        int words = Math.toIntExact(ts.wordsPerRow());
+        short[] scales = new short[rows * groups];
+        if (spec.encoding() == io.bitplane.format.Encoding.INT8) {
+            byte[] q = new byte[rows * cols];
+            IntStream.range(0, rows).parallel().forEach(r ->
+                    Int8Quantizer.quantizeRow(name, values, r * cols, cols, group, q, scales, r * groups));
+            return EncodedTensor.ofInt8(ts, q, scales);
+        }
+        int planes = spec.encoding().planes;
+        long[] bits = new long[rows * planes * words];
+        short[] mins = spec.encoding().hasMins() ? new short[rows * groups] : null;
+        IntStream.range(0, rows).parallel().forEach(r -> {
+            PlaneRow out = new PlaneRow(bits, (r * planes) * words, words);
+            for (int g = 0; g < groups; g++) {
+                int start = g * group;
+                int len = Math.min(group, cols - start);
+                int gi = r * groups + g;
+                switch (spec.encoding()) {
+                    case INT4 -> scales[gi] = Int4Quantizer.symmetricGroup(name, values, r * cols + start, len,
+                            start, out, spec.method());
+                    case INT4_ASYM -> Int4Quantizer.asymmetricGroup(name, values, r * cols + start, len, start, out,
+                            spec.method(), scales, mins, gi);
+                    case TERNARY -> scales[gi] = TernaryQuantizer.group(name, values, r * cols + start, len, start,
+                            out, spec.method());
+                    case BINARY -> scales[gi] = BinaryQuantizer.group(name, values, r * cols + start, len, start,
+                            out);
+                    default -> throw new IllegalStateException(spec.encoding().toString());
+                }
+            }
+        });
+        return EncodedTensor.ofPlanes(ts, bits, scales, mins);
+    }
+
+    /** Write access to the planes of one row: sets bit {@code col} of a plane. */
+    record PlaneRow(long[] bits, int base, int words) {
+        void set(int plane, int col) {
+            bits[base + plane * words + (col >>> 6)] |= 1L << (col & 63);
+        }
+    }
+}
