@@ -1,0 +1,77 @@
+package io.bitplane.format.convert;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.format.BpmWriter;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.ModelMetadata;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.format.importer.ModelSource;
+import io.bitplane.format.importer.SourceTensor;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Converts any {@link ModelSource} to a .bpm file under a {@link Recipe}, one tensor at a time. A tensor whose
+ * source already is in the chosen encoding and group is copied bit for bit; any other is dequantized to floats
+ * and quantized.
+ */
+public final class Converter {
+    private Converter() {
+    }
+
+    /** Told before each tensor is produced (index counts from 0). */
+    public interface Progress {
+        void tensor(int index, int count, TensorSpec spec);
+
+        Progress NONE = (i, n, s) -> {
+        };
+    }
+
+    public static void convert(ModelSource source, Recipe recipe, Path output, Progress progress) throws IOException {
+        List<SourceTensor> tensors = source.tensors();
+        List<TensorSpec> specs = new ArrayList<>();
+        ObjectNode quantization = recipe.toJson();
+        ObjectNode perTensor = quantization.putObject("tensors");
+        for (SourceTensor t : tensors) {
+            QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
+            TensorSpec ts = new TensorSpec(t.name(), t.shape(), spec.encoding(), spec.groupSize(),
+                    TensorSpec.LAYOUT_CANONICAL, recipe.activationsFor(t.shape()));
+            String problem = ts.problem();
+            if (problem != null) {
+                throw new IllegalArgumentException("tensor " + t.name() + ": cannot encode as " + spec + ": "
+                        + problem);
+            }
+            specs.add(ts);
+            perTensor.putObject(t.name()).put("spec", spec.toString())
+                    .put("quantizer", isLossless(t.nativeSpec(), spec) ? "lossless" : spec.method().name()
+                            .toLowerCase(java.util.Locale.ROOT));
+        }
+        ModelMetadata metadata = source.metadata().withQuantization(quantization);
+        try (BpmWriter writer = BpmWriter.create(output, metadata, specs)) {
+            for (int i = 0; i < tensors.size(); i++) {
+                SourceTensor t = tensors.get(i);
+                TensorSpec ts = specs.get(i);
+                progress.tensor(i, tensors.size(), ts);
+                QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
+                EncodedTensor encoded;
+                if (isLossless(t.nativeSpec(), spec)) {
+                    encoded = new EncodedTensor(ts, t.lossless().bytes());
+                } else {
+                    encoded = Quantizer.quantize(t.name(), t.shape(), t.floats(), spec, ts.activations());
+                }
+                writer.write(encoded);
+            }
+            writer.finish();
+        }
+    }
+
+    /** The source's stored form is exactly the target: same encoding and group size. */
+    static boolean isLossless(QuantSpec source, QuantSpec target) {
+        return source.encoding() == target.encoding() && source.groupSize() == target.groupSize();
+    }
+}

@@ -1,0 +1,55 @@
+package io.bitplane.format.importer;
+
+import io.bitplane.format.BpmFile;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.MetadataJson;
+import io.bitplane.format.ModelMetadata;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.format.quant.QuantSpec;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** A .bpm file as a conversion source: re-encode it (to F32, to another encoding, with another recipe). */
+public final class BpmImporter implements ModelSource {
+    private final BpmFile file;
+    private final ModelMetadata metadata;
+    private final List<SourceTensor> tensors = new ArrayList<>();
+
+    public BpmImporter(Path path) throws IOException {
+        this.file = BpmFile.open(path);
+        var source = MetadataJson.newObject();
+        source.put("format", "bpm");
+        source.put("path", path.getFileName().toString());
+        source.set("converted_from", file.metadata().source());
+        this.metadata = file.metadata().withSource(source).withQuantization(MetadataJson.newObject());
+        for (BpmTensor t : file.tensors()) {
+            TensorSpec s = t.spec();
+            // Method is irrelevant for a lossless copy; the encoding and group identify the stored form.
+            QuantSpec nativeSpec = new QuantSpec(s.encoding(), s.groupSize(), QuantSpec.Method.CONVERT);
+            tensors.add(new EncodedSourceTensor(s.name(), s.shape(), nativeSpec, () -> {
+                EncodedTensor copy = t.copy();
+                return new EncodedTensor(TensorSpec.of(s.name(), s.encoding(), s.groupSize(), s.shape()),
+                        copy.bytes());
+            }));
+        }
+    }
+
+    @Override
+    public ModelMetadata metadata() {
+        return metadata;
+    }
+
+    @Override
+    public List<SourceTensor> tensors() {
+        return List.copyOf(tensors);
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}

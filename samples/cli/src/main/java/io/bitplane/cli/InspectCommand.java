@@ -1,0 +1,100 @@
+package io.bitplane.cli;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.format.BpmFile;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.MetadataJson;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.TensorSpec;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code bitplane inspect}: the tensor table of a .bpm file with bits per weight and totals. */
+@Command(name = "inspect", mixinStandardHelpOptions = true, description = "Show the tensors of a .bpm file.")
+final class InspectCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, description = "The .bpm file.")
+    Path model;
+
+    @Option(names = "--json", description = "Print JSON instead of a table.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        try (BpmFile file = BpmFile.open(model)) {
+            ObjectNode report = report(file);
+            if (json) {
+                System.out.println(MetadataJson.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(report));
+            } else {
+                printTable(file, report);
+            }
+        }
+        return 0;
+    }
+
+    static ObjectNode report(BpmFile file) {
+        ObjectNode r = MetadataJson.newObject();
+        r.put("file", file.path().toString());
+        r.put("file_bytes", file.fileSize());
+        ModelConfig c = file.metadata().config();
+        r.set("config", MetadataJson.mapper().valueToTree(c));
+        r.set("source", file.metadata().source());
+        r.set("quantization_recipe", file.metadata().quantization().deepCopy().without("tensors"));
+        ArrayNode tensors = r.putArray("tensors");
+        long weights = 0;
+        long bytes = 0;
+        long matrixWeights = 0;
+        long matrixBytes = 0;
+        for (BpmTensor t : file.tensors()) {
+            TensorSpec s = t.spec();
+            ObjectNode o = tensors.addObject();
+            o.put("name", s.name());
+            ArrayNode shape = o.putArray("shape");
+            Arrays.stream(s.shape()).forEach(shape::add);
+            o.put("encoding", s.encoding().name());
+            o.put("group", s.groupSize());
+            o.put("activations", s.activations().name());
+            o.put("bits_per_weight", s.bitsPerWeight());
+            o.put("bytes", s.byteLength());
+            weights += s.elementCount();
+            bytes += s.byteLength();
+            if (s.rank() == 2) {
+                matrixWeights += s.elementCount();
+                matrixBytes += s.byteLength();
+            }
+        }
+        ObjectNode totals = r.putObject("totals");
+        totals.put("tensors", file.tensors().size());
+        totals.put("weights", weights);
+        totals.put("tensor_bytes", bytes);
+        totals.put("bits_per_weight", weights == 0 ? 0 : bytes * 8.0 / weights);
+        totals.put("matrix_bits_per_weight", matrixWeights == 0 ? 0 : matrixBytes * 8.0 / matrixWeights);
+        return r;
+    }
+
+    private static void printTable(BpmFile file, ObjectNode r) {
+        System.out.printf(Locale.ROOT, "%s: %s model, %s%n", file.path(), file.metadata().architecture(),
+                file.metadata().config());
+        System.out.printf(Locale.ROOT, "source: %s; recipe: %s%n", r.get("source"), r.get("quantization_recipe"));
+        System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %5s %8s %12s%n", "tensor", "shape", "encoding",
+                "group", "act", "bits/w", "bytes");
+        for (var t : r.get("tensors")) {
+            System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %5s %8.3f %12d%n", t.get("name").asText(),
+                    t.get("shape").toString(), t.get("encoding").asText(),
+                    t.get("group").asInt() == 0 ? "row" : t.get("group").asText(), t.get("activations").asText(),
+                    t.get("bits_per_weight").asDouble(), t.get("bytes").asLong());
+        }
+        var totals = r.get("totals");
+        System.out.printf(Locale.ROOT, "total: %d tensors, %d weights, %d tensor bytes, %.3f bits/weight "
+                        + "(matrices %.3f), file %d bytes%n", totals.get("tensors").asInt(),
+                totals.get("weights").asLong(), totals.get("tensor_bytes").asLong(),
+                totals.get("bits_per_weight").asDouble(), totals.get("matrix_bits_per_weight").asDouble(),
+                file.fileSize());
+    }
+}
