@@ -1,0 +1,182 @@
+package io.bitplane.format.importer;
+
+import io.bitplane.format.BpmFormatException;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.SharedData;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.RandomAccessFile;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every importer of stories260K yields the same tensors (bit for bit) and vocabulary. */
+class ImportersTest {
+    @TempDir
+    Path dir;
+
+    static final ModelConfig STORIES = new ModelConfig(64, 172, 5, 8, 4, 512, 512, 10000f, 1e-5f, true);
+
+    static void assertSameTensors(ModelSource expected, ModelSource actual) throws Exception {
+        List<SourceTensor> a = expected.tensors();
+        List<SourceTensor> b = actual.tensors();
+        assertEquals(a.size(), b.size());
+        for (int i = 0; i < a.size(); i++) {
+            assertEquals(a.get(i).name(), b.get(i).name());
+            assertArrayEquals(a.get(i).shape(), b.get(i).shape(), a.get(i).name());
+            assertArrayEquals(a.get(i).floats(), b.get(i).floats(), a.get(i).name());
+        }
+    }
+
+    @Test
+    void llama2cLegacyReadsTheHeaderAndTheTokenizerBesideIt() throws Exception {
+        try (ModelSource s = ModelSources.open(SharedData.stories260K(), null)) {
+            assertEquals(STORIES, s.metadata().config());
+            assertEquals(512, s.metadata().vocabulary().size());
+            assertEquals(1 + 5 * 9 + 1, s.tensors().size());
+            assertEquals("llama2c-legacy", s.metadata().sourceField("format"));
+            // The first float of the file after the 28-byte header is the first embedding weight.
+            float first = java.nio.ByteBuffer.wrap(Files.readAllBytes(SharedData.stories260K()), 28, 4)
+                    .order(ByteOrder.LITTLE_ENDIAN).getFloat();
+            assertEquals(first, s.tensors().get(0).floats()[0]);
+        }
+    }
+
+    @Test
+    void llama2cVersion1HoldsTheSameModel() throws Exception {
+        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null);
+             ModelSource v1 = ModelSources.open(SharedData.file("models/stories260K_v1.bin"), SharedData.tok512())) {
+            assertEquals("llama2c-v1", v1.metadata().sourceField("format"));
+            assertEquals(legacy.metadata().config(), v1.metadata().config());
+            assertSameTensors(legacy, v1);
+        }
+    }
+
+    @Test
+    void ggufF32HoldsTheSameModelAndVocabulary() throws Exception {
+        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null);
+             ModelSource gguf = ModelSources.open(SharedData.file("fixtures/gguf/stories260K-f32.gguf"), null)) {
+            ModelConfig c = gguf.metadata().config();
+            assertEquals(STORIES.dim(), c.dim());
+            assertEquals(STORIES.nKvHeads(), c.nKvHeads());
+            assertTrue(c.tiedEmbeddings());
+            assertSameTensors(legacy, gguf);
+            var a = legacy.metadata().vocabulary();
+            var b = gguf.metadata().vocabulary();
+            for (int i = 0; i < a.size(); i++) {
+                assertArrayEquals(a.tokens().get(i), b.tokens().get(i), "token " + i);
+                assertEquals(a.scores()[i], b.scores()[i], "score " + i);
+            }
+            assertEquals(1, b.bosId());
+            assertEquals(2, b.eosId());
+        }
+    }
+
+    @Test
+    void ggufLowBitTensorsKeepTheirEncodingAndFloatTensorsStayFloat() throws Exception {
+        try (ModelSource q4 = ModelSources.open(SharedData.file("fixtures/gguf/stories260K-q4_0.gguf"), null)) {
+            for (SourceTensor t : q4.tensors()) {
+                Encoding e = t.nativeSpec().encoding();
+                if (t.shape().length == 1 || t.name().endsWith("ffn_down.weight")) {
+                    assertEquals(Encoding.F32, e, t.name());
+                } else {
+                    assertEquals(Encoding.INT4, e, t.name());
+                    assertEquals(32, t.nativeSpec().groupSize());
+                }
+            }
+        }
+    }
+
+    @Test
+    void safetensorsInHuggingFaceRotaryOrderDecodesToTheSameTensors() throws Exception {
+        Path hf = dir.resolve("hf");
+        Files.createDirectories(hf);
+        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
+            SafetensorsFixture.write(legacy, hf, false);
+            try (ModelSource st = ModelSources.open(hf, SharedData.tok512())) {
+                assertEquals(STORIES.dim(), st.metadata().config().dim());
+                assertSameTensors(legacy, st);
+                assertEquals(512, st.metadata().vocabulary().size());
+            }
+            Path sharded = dir.resolve("sharded");
+            Files.createDirectories(sharded);
+            SafetensorsFixture.write(legacy, sharded, true);
+            try (ModelSource st = ModelSources.open(sharded, null)) {
+                assertSameTensors(legacy, st);
+            }
+        }
+    }
+
+    @Test
+    void aTruncatedOrMismatchedLlama2cFileIsNamed() throws Exception {
+        Path t = dir.resolve("trunc.bin");
+        byte[] all = Files.readAllBytes(SharedData.stories260K());
+        Files.write(t, java.util.Arrays.copyOf(all, all.length - 100));
+        BpmFormatException e = assertThrows(BpmFormatException.class, () -> ModelSources.open(t, null));
+        assertTrue(e.getMessage().contains(t.toString()) && e.getMessage().contains("truncated"), e.getMessage());
+        Path junk = dir.resolve("junk.bin");
+        Files.write(junk, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                23, 24, 25, 26, 27, 28, 29, 30});
+        e = assertThrows(BpmFormatException.class, () -> ModelSources.open(junk, null));
+        assertTrue(e.getMessage().startsWith(junk.toString()), e.getMessage());
+    }
+
+    @Test
+    void aTokenizerOfTheWrongSizeIsNamed() throws Exception {
+        Path bad = dir.resolve("tok.bin");
+        Files.write(bad, java.util.Arrays.copyOf(Files.readAllBytes(SharedData.tok512()), 2000));
+        var e = assertThrows(BpmFormatException.class, () -> ModelSources.open(SharedData.stories260K(), bad));
+        assertTrue(e.getMessage().startsWith(bad.toString()), e.getMessage());
+    }
+
+    /** GGUF damage gives format errors, never other exceptions. */
+    @Test
+    void mutatedGgufFilesGiveFormatErrorsOnly() throws Exception {
+        byte[] good = Files.readAllBytes(SharedData.file("fixtures/gguf/stories260K-q4_0.gguf"));
+        Random rnd = new Random(31);
+        Path p = dir.resolve("m.gguf");
+        for (int iter = 0; iter < 400; iter++) {
+            byte[] b = good.clone();
+            // Damage the header region (metadata and tensor infos), where parsing decisions are made.
+            int at = rnd.nextInt(Math.min(b.length, 12000));
+            if (rnd.nextBoolean()) {
+                b[at] ^= (byte) (1 << rnd.nextInt(8));
+            } else if (at + 8 <= b.length) {
+                ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(at, rnd.nextLong() >>> rnd.nextInt(64));
+            }
+            Files.write(p, b);
+            try (ModelSource s = ModelSources.open(p, null)) {
+                for (SourceTensor t : s.tensors()) {
+                    t.floats();
+                }
+            } catch (BpmFormatException expected) {
+                assertTrue(expected.getMessage().startsWith(p.toString()), expected.getMessage());
+            } catch (Exception | Error e) {
+                throw new AssertionError("iteration " + iter + " at " + at + ": " + e, e);
+            }
+        }
+    }
+
+    @Test
+    void detectionByFirstBytes() throws Exception {
+        assertEquals(ModelSources.Format.GGUF,
+                ModelSources.detect(SharedData.file("fixtures/gguf/stories260K-f32.gguf")));
+        assertEquals(ModelSources.Format.LLAMA2C_V1,
+                ModelSources.detect(SharedData.file("models/stories260K_v1.bin")));
+        assertFalse(Files.exists(dir.resolve("none")));
+        assertThrows(java.nio.file.NoSuchFileException.class, () -> ModelSources.detect(dir.resolve("none")));
+    }
+}

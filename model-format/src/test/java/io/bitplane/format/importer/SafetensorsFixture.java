@@ -1,0 +1,106 @@
+package io.bitplane.format.importer;
+
+import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.MetadataJson;
+import io.bitplane.format.ModelConfig;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes a model as a Hugging Face checkpoint (config.json + F32 safetensors, q and k rows permuted as HF's
+ * conversion does), so that the importer is tested against an independent writer of the format.
+ */
+final class SafetensorsFixture {
+    private SafetensorsFixture() {
+    }
+
+    static void write(ModelSource model, Path dir, boolean sharded) throws Exception {
+        ModelConfig c = model.metadata().config();
+        var cfg = MetadataJson.newObject();
+        cfg.put("model_type", "llama");
+        cfg.put("hidden_size", c.dim());
+        cfg.put("intermediate_size", c.hiddenDim());
+        cfg.put("num_hidden_layers", c.nLayers());
+        cfg.put("num_attention_heads", c.nHeads());
+        cfg.put("num_key_value_heads", c.nKvHeads());
+        cfg.put("vocab_size", c.vocabSize());
+        cfg.put("max_position_embeddings", c.contextLength());
+        cfg.put("rms_norm_eps", c.rmsNormEps());
+        cfg.put("tie_word_embeddings", c.tiedEmbeddings());
+        Files.writeString(dir.resolve("config.json"), cfg.toString());
+        Map<String, float[]> hf = new LinkedHashMap<>();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        for (SourceTensor t : model.tensors()) {
+            String name = SafetensorsImporter.hfName(t.name());
+            float[] v = t.floats();
+            int heads = t.name().endsWith("attn_q.weight") ? c.nHeads() : t.name().endsWith("attn_k.weight")
+                    ? c.nKvHeads() : 0;
+            hf.put(name, heads == 0 ? v : toHfOrder(v, (int) t.shape()[0], (int) t.shape()[1], heads));
+            shapes.put(name, t.shape());
+        }
+        List<String> names = List.copyOf(hf.keySet());
+        if (!sharded) {
+            writeFile(dir.resolve("model.safetensors"), names, hf, shapes);
+            return;
+        }
+        int half = names.size() / 2;
+        writeFile(dir.resolve("model-00001-of-00002.safetensors"), names.subList(0, half), hf, shapes);
+        writeFile(dir.resolve("model-00002-of-00002.safetensors"), names.subList(half, names.size()), hf, shapes);
+        var index = MetadataJson.newObject();
+        var map = index.putObject("weight_map");
+        for (int i = 0; i < names.size(); i++) {
+            map.put(names.get(i), i < half ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
+        }
+        Files.writeString(dir.resolve("model.safetensors.index.json"), index.toString());
+    }
+
+    /** HF's permute: Meta row 2j + t of a head becomes HF row t * hd/2 + j. */
+    static float[] toHfOrder(float[] w, int rows, int cols, int heads) {
+        float[] out = new float[w.length];
+        int hd = rows / heads;
+        for (int o = 0; o < rows; o++) {
+            int h = o / hd;
+            int r = o % hd;
+            int hfRow = h * hd + (r % 2) * (hd / 2) + r / 2;
+            System.arraycopy(w, o * cols, out, hfRow * cols, cols);
+        }
+        return out;
+    }
+
+    private static void writeFile(Path file, List<String> names, Map<String, float[]> data,
+                                  Map<String, long[]> shapes) throws Exception {
+        var header = MetadataJson.newObject();
+        header.putObject("__metadata__").put("format", "pt");
+        long offset = 0;
+        for (String n : names) {
+            var e = header.putObject(n);
+            e.put("dtype", "F32");
+            var shape = e.putArray("shape");
+            for (long d : shapes.get(n)) {
+                shape.add(d);
+            }
+            long bytes = 4L * data.get(n).length;
+            e.putArray("data_offsets").add(offset).add(offset + bytes);
+            offset += bytes;
+        }
+        byte[] json = header.toString().getBytes(StandardCharsets.UTF_8);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(json.length).array());
+        out.write(json);
+        for (String n : names) {
+            float[] v = data.get(n);
+            ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+            b.asFloatBuffer().put(v);
+            out.write(b.array());
+        }
+        Files.write(file, out.toByteArray());
+    }
+}
