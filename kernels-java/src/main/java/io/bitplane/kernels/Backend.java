@@ -1,0 +1,74 @@
+package io.bitplane.kernels;
+
+import io.bitplane.format.BpmTensor;
+
+/**
+ * The operations a Llama-family decoder step needs, on weights and buffers the backend owns, so that a device
+ * backend can keep a whole step on the device (as ggml does). Batches are row-major: token b of a [batch][n]
+ * buffer starts at float {@code b * n}.
+ *
+ * <p>Reference semantics (the scalar backend computes exactly these; faster backends match them within float
+ * rounding, and exactly on integer accumulations):
+ * <ul>
+ *   <li>matmul, float weights: {@code y[n] = sum_k w[n][k] x[k]}, k ascending, float accumulation;</li>
+ *   <li>matmul, quantized weights with float activations: per group g of row n, {@code acc = sum_{k in g}
+ *   c[k] x[k]} with the integer code c of the encoding (INT8 q, INT4 u - 8, INT4_ASYM u, TERNARY t, BINARY +-1),
+ *   {@code y[n] += s_g acc} (INT4_ASYM adds {@code m_g sum_{k in g} x[k]});</li>
+ *   <li>matmul, quantized weights whose activation hint is INT8: each token is first quantized to int8 with one
+ *   absmax scale {@code s_x = max|x| / 127}, {@code q = round(x / s_x)}; group sums are exact integers and
+ *   {@code y[n] = s_x sum_g s_g acc_g} (INT4_ASYM adds {@code s_x m_g sum q}).</li>
+ * </ul>
+ * Thread-safety: a backend and its weights may be shared by many threads; each caller brings its own buffers.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A short name: scalar, java, native, opencl. */
+    String name();
+
+    /** Makes a tensor of the mapped model usable by this backend (once per model). */
+    Weights upload(BpmTensor tensor);
+
+    /** A zeroed buffer of {@code floats} floats. */
+    Buffer allocate(int floats);
+
+    /** Writes row {@code row} of an embedding table, as floats, at {@code out[outOffset..]}. */
+    void embed(Weights table, int row, Buffer out, int outOffset);
+
+    /** {@code y[b] = W x[b]} for each of {@code batch} tokens; W is [N, K], x is [batch][K], y is [batch][N]. */
+    void matmul(Weights w, Buffer x, Buffer y, int batch);
+
+    /** RMSNorm per token: {@code out = gamma * x / sqrt(mean(x^2) + eps)}; out may be x. */
+    void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps);
+
+    /**
+     * Rotary embeddings in place on [batch][heads * headSize], rotating adjacent pairs (2i, 2i + 1) of each head
+     * by {@code position * theta^(-2i / headSize)} (the llama2.c and GGUF order).
+     */
+    void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta);
+
+    /**
+     * Causal attention: for each token b, softmax over cached positions {@code 0..positions[b]} of
+     * {@code q . k / sqrt(headSize)}, weighted sum of values into out[b]. keys and values are [capacity][kvDim].
+     */
+    void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch, AttentionShape s);
+
+    /** {@code gate = silu(gate) * up} over n floats. */
+    void swiGlu(Buffer gate, Buffer up, int n);
+
+    /** {@code acc += x} over n floats. */
+    void add(Buffer acc, Buffer x, int n);
+
+    /** Copies n floats between buffers of this backend. */
+    void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n);
+
+    /** Copies n floats from a buffer to the host. */
+    void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n);
+
+    /** Copies n floats from the host into a buffer. */
+    void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n);
+
+    /** Releases what the backend holds (device memory, threads); the default holds nothing. */
+    @Override
+    default void close() {
+    }
+}

@@ -1,0 +1,12 @@
+package io.bitplane.kernels;
+
+/**
+ * A backend found at run time (java.util.ServiceLoader): the native and OpenCL modules register one each, so that
+ * the runtime works without them and never names them.
+ */
+public interface BackendProvider {
+    String name();
+
+    /** Creates the backend, or throws with a message that says why it cannot run here. */
+    Backend create();
+}

@@ -1,0 +1,196 @@
+package io.bitplane.kernels.scalar;
+
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.Dequantizer;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.Weights;
+
+/**
+ * The reference backend: every operation in plain Java, in llama2.c's order of arithmetic, on one thread. It is
+ * the oracle for every other backend and the fallback that always works. Subclasses override what they speed up.
+ */
+public class ScalarBackend implements Backend {
+
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public Weights upload(BpmTensor tensor) {
+        return new CpuWeights(tensor.spec(), tensor.data());
+    }
+
+    @Override
+    public Buffer allocate(int floats) {
+        return new ArrayBuffer(new float[floats]);
+    }
+
+    @Override
+    public void embed(Weights table, int row, Buffer out, int outOffset) {
+        CpuWeights w = CpuWeights.of(table);
+        TensorSpec s = w.spec();
+        if (row < 0 || row >= s.rows()) {
+            throw new IllegalArgumentException("row " + row + " outside " + s.name() + " (" + s.rows() + " rows)");
+        }
+        Dequantizer.row(s, w.data(), row, ArrayBuffer.of(out), outOffset);
+    }
+
+    @Override
+    public void matmul(Weights w, Buffer x, Buffer y, int batch) {
+        CpuWeights cw = CpuWeights.of(w);
+        checkMatmul(cw.spec(), x, y, batch);
+        ScalarMatmul.matmul(cw.spec(), cw.data(), ArrayBuffer.of(x), ArrayBuffer.of(y), batch, 0,
+                (int) cw.spec().rows());
+    }
+
+    /** Shapes checked once here so that kernels can trust them. */
+    protected static void checkMatmul(TensorSpec spec, Buffer x, Buffer y, int batch) {
+        if (spec.rank() != 2 || batch < 1 || (long) batch * spec.cols() > x.length()
+                || (long) batch * spec.rows() > y.length()) {
+            throw new IllegalArgumentException("matmul " + spec + " x batch " + batch + ": buffers of "
+                    + x.length() + " and " + y.length() + " floats are too small");
+        }
+    }
+
+    @Override
+    public void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps) {
+        float[] o = ArrayBuffer.of(out);
+        float[] in = ArrayBuffer.of(x);
+        CpuWeights g = CpuWeights.of(gamma);
+        float[] weight = new float[dim];
+        Dequantizer.row(g.spec(), g.data(), 0, weight, 0);
+        for (int b = 0; b < batch; b++) {
+            int off = b * dim;
+            float ss = 0;
+            for (int j = 0; j < dim; j++) {
+                ss += in[off + j] * in[off + j];
+            }
+            ss /= dim;
+            ss += eps;
+            ss = 1.0f / (float) Math.sqrt(ss);
+            for (int j = 0; j < dim; j++) {
+                o[off + j] = weight[j] * (ss * in[off + j]);
+            }
+        }
+    }
+
+    @Override
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
+        float[] a = ArrayBuffer.of(v);
+        int dim = heads * headSize;
+        for (int b = 0; b < batch; b++) {
+            int pos = positions[b];
+            for (int i = 0; i < dim; i += 2) {
+                int headDim = i % headSize;
+                float freq = 1.0f / (float) Math.pow(theta, headDim / (float) headSize);
+                float val = pos * freq;
+                float fcr = (float) Math.cos(val);
+                float fci = (float) Math.sin(val);
+                int at = b * dim + i;
+                float v0 = a[at];
+                float v1 = a[at + 1];
+                a[at] = v0 * fcr - v1 * fci;
+                a[at + 1] = v0 * fci + v1 * fcr;
+            }
+        }
+    }
+
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
+                          AttentionShape s) {
+        float[] o = ArrayBuffer.of(out);
+        float[] qa = ArrayBuffer.of(q);
+        float[] k = ArrayBuffer.of(keys);
+        float[] v = ArrayBuffer.of(values);
+        int kvDim = s.kvDim();
+        int kvMul = s.nHeads() / s.nKvHeads();
+        int hs = s.headSize();
+        float norm = (float) Math.sqrt(hs);
+        int maxPos = 0;
+        for (int b = 0; b < batch; b++) {
+            maxPos = Math.max(maxPos, positions[b]);
+        }
+        float[] att = new float[maxPos + 1];
+        for (int b = 0; b < batch; b++) {
+            int pos = positions[b];
+            for (int h = 0; h < s.nHeads(); h++) {
+                int qo = b * s.queryDim() + h * hs;
+                int kvo = (h / kvMul) * hs;
+                for (int t = 0; t <= pos; t++) {
+                    float score = 0;
+                    int ko = t * kvDim + kvo;
+                    for (int i = 0; i < hs; i++) {
+                        score += qa[qo + i] * k[ko + i];
+                    }
+                    att[t] = score / norm;
+                }
+                softmax(att, pos + 1);
+                int xo = b * s.queryDim() + h * hs;
+                java.util.Arrays.fill(o, xo, xo + hs, 0f);
+                for (int t = 0; t <= pos; t++) {
+                    int vo = t * kvDim + kvo;
+                    float a = att[t];
+                    for (int i = 0; i < hs; i++) {
+                        o[xo + i] += a * v[vo + i];
+                    }
+                }
+            }
+        }
+    }
+
+    static void softmax(float[] x, int size) {
+        float max = x[0];
+        for (int i = 1; i < size; i++) {
+            if (x[i] > max) {
+                max = x[i];
+            }
+        }
+        float sum = 0;
+        for (int i = 0; i < size; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+            sum += x[i];
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] /= sum;
+        }
+    }
+
+    @Override
+    public void swiGlu(Buffer gate, Buffer up, int n) {
+        float[] g = ArrayBuffer.of(gate);
+        float[] u = ArrayBuffer.of(up);
+        for (int i = 0; i < n; i++) {
+            float val = g[i];
+            val *= (1.0f / (1.0f + (float) Math.exp(-val)));
+            g[i] = val * u[i];
+        }
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer x, int n) {
+        float[] a = ArrayBuffer.of(acc);
+        float[] b = ArrayBuffer.of(x);
+        for (int i = 0; i < n; i++) {
+            a[i] += b[i];
+        }
+    }
+
+    @Override
+    public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        System.arraycopy(ArrayBuffer.of(src), srcOffset, ArrayBuffer.of(dst), dstOffset, n);
+    }
+
+    @Override
+    public void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n) {
+        System.arraycopy(ArrayBuffer.of(src), srcOffset, dst, dstOffset, n);
+    }
+
+    @Override
+    public void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        System.arraycopy(src, srcOffset, ArrayBuffer.of(dst), dstOffset, n);
+    }
+}

@@ -1,0 +1,174 @@
+package io.bitplane.runtime;
+
+import io.bitplane.runtime.tokenizer.TextDecoder;
+import io.bitplane.runtime.tokenizer.Tokenizer;
+
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+
+/**
+ * A generation in progress, run one token per {@link #next()} (no threads of its own): process the prompt, then
+ * sample, release text, feed the token back. Ends on end-of-sequence, a stop string, the token limit, the context's
+ * end or cancellation; {@link #result()} then says which.
+ */
+public final class Generation implements Iterator<GeneratedToken> {
+    private final Session session;
+    private final GenerationRequest request;
+    private final Tokenizer tokenizer;
+    private final Sampler sampler;
+    private final TextDecoder decoder = new TextDecoder();
+    private final int[] prompt;
+    private final StringBuilder released = new StringBuilder();
+    private final StringBuilder pending = new StringBuilder();
+    private int generated;
+    private int lastToken = -1;
+    private boolean started;
+    private FinishReason finish;
+    private boolean trailingSent;
+    private long startNanos;
+    private long promptNanos;
+    private long firstTokenNanos;
+    private long endNanos;
+
+    Generation(Session session, GenerationRequest request) {
+        this.session = session;
+        this.request = request;
+        this.tokenizer = session.model().tokenizer();
+        this.sampler = new Sampler(request.sampler());
+        this.prompt = tokenizer.encode(request.prompt(), request.addBos(), false);
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("empty prompt without BOS: nothing to condition on");
+        }
+        if (prompt.length >= session.contextLength()) {
+            throw new IllegalArgumentException("the prompt has " + prompt.length + " tokens; the context holds "
+                    + session.contextLength() + " and needs room for at least one more");
+        }
+    }
+
+    public int promptTokens() {
+        return prompt.length;
+    }
+
+    @Override
+    public boolean hasNext() {
+        if (finish == null) {
+            step();
+        }
+        return pendingEvent != null;
+    }
+
+    private GeneratedToken pendingEvent;
+
+    @Override
+    public GeneratedToken next() {
+        if (!hasNext()) {
+            throw new NoSuchElementException("the generation has finished: " + finish);
+        }
+        GeneratedToken e = pendingEvent;
+        pendingEvent = null;
+        return e;
+    }
+
+    /** Produces the next event into {@link #pendingEvent}, or finishes. */
+    private void step() {
+        if (pendingEvent != null) {
+            return;
+        }
+        if (generated >= request.maxTokens()) {
+            finish(FinishReason.LENGTH);
+            return;
+        }
+        if (session.isCancelled()) {
+            finish(FinishReason.CANCELLED);
+            return;
+        }
+        if (!started) {
+            started = true;
+            startNanos = System.nanoTime();
+            session.append(prompt);
+            promptNanos = System.nanoTime() - startNanos;
+        } else {
+            session.append(lastToken);
+        }
+        float[] logits = session.logits();
+        int token = sampler.sample(logits, logits.length, session.history(), session.position());
+        if (firstTokenNanos == 0) {
+            firstTokenNanos = System.nanoTime();
+        }
+        if (tokenizer.isEndOfSequence(token)) {
+            finish(FinishReason.STOP);
+            return;
+        }
+        generated++;
+        int previous = lastToken < 0 ? prompt[prompt.length - 1] : lastToken;
+        lastToken = token;
+        pending.append(decoder.append(tokenizer.piece(previous, token)));
+        pendingEvent = new GeneratedToken(token, releaseText());
+        if (finish == null && session.position() >= session.contextLength()) {
+            // No room to feed this token back: the context is full.
+            finish(FinishReason.LENGTH);
+        }
+    }
+
+    /**
+     * Moves text from pending to released, holding back any tail that could begin a stop string; a complete
+     * stop string ends the generation, and it and what follows are dropped.
+     */
+    private String releaseText() {
+        int before = released.length();
+        String all = released + pending.toString();
+        for (String stop : request.stop()) {
+            int at = all.indexOf(stop, Math.max(0, before - stop.length() + 1));
+            if (at >= 0) {
+                String out = all.substring(before, Math.max(before, at));
+                released.append(out);
+                pending.setLength(0);
+                trailingSent = true; // what follows a stop string is dropped, not released
+                finish(FinishReason.STOP);
+                return out;
+            }
+        }
+        int hold = 0;
+        for (String stop : request.stop()) {
+            for (int len = Math.min(stop.length() - 1, pending.length()); len > hold; len--) {
+                if (stop.startsWith(pending.substring(pending.length() - len))) {
+                    hold = len;
+                    break;
+                }
+            }
+        }
+        String out = pending.substring(0, pending.length() - hold);
+        pending.delete(0, pending.length() - hold);
+        released.append(out);
+        return out;
+    }
+
+    private void finish(FinishReason reason) {
+        if (finish == null) {
+            finish = reason;
+            endNanos = System.nanoTime();
+        }
+        if (!trailingSent) {
+            trailingSent = true;
+            String tail = pending + decoder.flush();
+            pending.setLength(0);
+            if (!tail.isEmpty()) {
+                released.append(tail);
+                if (pendingEvent == null) {
+                    pendingEvent = new GeneratedToken(GeneratedToken.TRAILING, tail);
+                } else {
+                    pendingEvent = new GeneratedToken(pendingEvent.id(), pendingEvent.text() + tail);
+                }
+            }
+        }
+    }
+
+    /** The outcome; valid once {@link #hasNext()} has returned false. */
+    public GenerationResult result() {
+        if (finish == null) {
+            throw new IllegalStateException("the generation is still running");
+        }
+        long genNanos = firstTokenNanos == 0 ? 0 : endNanos - firstTokenNanos;
+        return new GenerationResult(released.toString(), prompt.length, generated, finish, promptNanos, genNanos);
+    }
+}

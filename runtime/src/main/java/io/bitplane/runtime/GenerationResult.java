@@ -1,0 +1,16 @@
+package io.bitplane.runtime;
+
+/**
+ * The outcome of a generation.
+ *
+ * @param promptNanos     time to process the prompt (and so, about, to the first token)
+ * @param generationNanos time from the first new token's forward pass to the end
+ */
+public record GenerationResult(String text, int promptTokens, int generatedTokens, FinishReason finishReason,
+                               long promptNanos, long generationNanos) {
+
+    /** Decoding speed: generated tokens after the first per second (0 when too few to tell). */
+    public double tokensPerSecond() {
+        return generatedTokens > 1 && generationNanos > 0 ? (generatedTokens - 1) * 1e9 / generationNanos : 0;
+    }
+}

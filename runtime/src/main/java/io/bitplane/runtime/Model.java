@@ -1,0 +1,165 @@
+package io.bitplane.runtime;
+
+import io.bitplane.format.BpmFile;
+import io.bitplane.format.ModelCheck;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.ModelMetadata;
+import io.bitplane.format.Vocabulary;
+import io.bitplane.format.convert.Converter;
+import io.bitplane.format.convert.Recipe;
+import io.bitplane.format.importer.Llama2cTokenizerFile;
+import io.bitplane.format.importer.ModelSource;
+import io.bitplane.format.importer.ModelSources;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.Backends;
+import io.bitplane.runtime.tokenizer.SentencePieceBpe;
+import io.bitplane.runtime.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * A loaded model: its weights (used in place from the memory-mapped file), tokenizer and backend.
+ *
+ * <pre>{@code
+ * try (Model model = Model.open(Path.of("stories260K.bin"));
+ *      Session session = model.newSession()) {
+ *     session.generate(GenerationRequest.of("Once upon a time", 100), token -> System.out.print(token.text()));
+ * }
+ * }</pre>
+ *
+ * <p>Thread-safe: any number of threads may create and use their own {@link Session}s at once. {@link #close()}
+ * closes the sessions still open and unmaps the file; nothing of the model may be used after.
+ */
+public final class Model implements AutoCloseable {
+    private final BpmFile file;
+    private final ModelConfig config;
+    private final Tokenizer tokenizer;
+    private final Backend backend;
+    private final LlamaWeights weights;
+    private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+    private volatile boolean closed;
+
+    private Model(BpmFile file, Vocabulary vocab, Backend backend) throws IOException {
+        this.file = file;
+        this.config = file.metadata().config();
+        this.tokenizer = new SentencePieceBpe(vocab);
+        this.backend = backend;
+        this.weights = new LlamaWeights(file, config, backend);
+    }
+
+    public static Model open(Path path) throws IOException {
+        return open(path, ModelOptions.defaults());
+    }
+
+    /**
+     * Opens a .bpm file, or any format the importers read (llama2.c, GGUF, safetensors), which is converted on load
+     * (under {@code options.recipe()}) to a temporary .bpm that is deleted at once: the mapping keeps it alive.
+     */
+    public static Model open(Path path, ModelOptions options) throws IOException {
+        BpmFile file = ModelSources.detect(path) == ModelSources.Format.BPM ? BpmFile.open(path)
+                : convertOnLoad(path, options);
+        Backend backend = null;
+        try {
+            List<String> problems = ModelCheck.problems(file);
+            if (options.verifyChecksums()) {
+                problems = new java.util.ArrayList<>(problems);
+                problems.addAll(file.verifyChecksums());
+            }
+            if (!problems.isEmpty()) {
+                throw new ModelException(String.join("; ", problems));
+            }
+            Vocabulary vocab = options.tokenizer() != null
+                    ? Llama2cTokenizerFile.read(options.tokenizer(), file.metadata().config().vocabSize())
+                    : file.metadata().vocabulary();
+            if (vocab == null) {
+                throw new ModelException(path + ": the model carries no vocabulary; give a tokenizer "
+                        + "(--tokenizer tokenizer.bin)");
+            }
+            if (!"llama".equals(vocab.model())) {
+                throw new ModelException(path + ": tokenizer model '" + vocab.model()
+                        + "' is not supported yet (llama SentencePiece BPE is)");
+            }
+            backend = Backends.create(options.backend());
+            return new Model(file, vocab, backend);
+        } catch (IOException | RuntimeException e) {
+            if (backend != null) {
+                backend.close();
+            }
+            file.close();
+            throw e;
+        }
+    }
+
+    private static BpmFile convertOnLoad(Path path, ModelOptions options) throws IOException {
+        Path temp = Files.createTempFile("bitplane-", ".bpm");
+        try {
+            try (ModelSource source = ModelSources.open(path, options.tokenizer())) {
+                Recipe recipe = options.recipe() != null ? options.recipe() : Recipe.auto();
+                Converter.convert(source, recipe, temp, Converter.Progress.NONE);
+            }
+            return BpmFile.open(temp);
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public ModelMetadata metadata() {
+        return file.metadata();
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public String backendName() {
+        return backend.name();
+    }
+
+    /** Bytes of the mapped model file (the weights, used in place). */
+    public long fileBytes() {
+        return file.fileSize();
+    }
+
+    /** A session with a KV cache for the model's whole context. */
+    public Session newSession() {
+        return newSession(SessionOptions.defaults());
+    }
+
+    public Session newSession(SessionOptions options) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        int context = options.contextLength() <= 0 ? config.contextLength()
+                : Math.min(options.contextLength(), config.contextLength());
+        Decoder decoder = new Decoder(config, backend, weights, context, options.batchSize(), options.batchSize());
+        Session s = new Session(this, decoder);
+        sessions.add(s);
+        return s;
+    }
+
+    void closed(Session s) {
+        sessions.remove(s);
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (Session s : List.copyOf(sessions)) {
+            s.close();
+        }
+        backend.close();
+        file.close();
+    }
+}

@@ -1,0 +1,37 @@
+package io.bitplane.runtime;
+
+import io.bitplane.format.convert.Recipe;
+
+import java.nio.file.Path;
+
+/**
+ * How to open a model.
+ *
+ * @param backend         "auto" (the best available), "scalar", "java", or a plug-in backend's name
+ * @param tokenizer       a llama2.c tokenizer.bin, for model files that carry no vocabulary (may be null)
+ * @param recipe          for models that are not .bpm: how to encode them while converting on load
+ *                        (null: keep each tensor as the source stores it)
+ * @param verifyChecksums check every tensor's CRC32C at load (reads the whole file once)
+ */
+public record ModelOptions(String backend, Path tokenizer, Recipe recipe, boolean verifyChecksums) {
+
+    public static ModelOptions defaults() {
+        return new ModelOptions("auto", null, null, false);
+    }
+
+    public ModelOptions withBackend(String name) {
+        return new ModelOptions(name, tokenizer, recipe, verifyChecksums);
+    }
+
+    public ModelOptions withTokenizer(Path path) {
+        return new ModelOptions(backend, path, recipe, verifyChecksums);
+    }
+
+    public ModelOptions withRecipe(Recipe r) {
+        return new ModelOptions(backend, tokenizer, r, verifyChecksums);
+    }
+
+    public ModelOptions withVerifyChecksums(boolean verify) {
+        return new ModelOptions(backend, tokenizer, recipe, verify);
+    }
+}

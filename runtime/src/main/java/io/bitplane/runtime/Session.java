@@ -1,0 +1,177 @@
+package io.bitplane.runtime;
+
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * One conversation with a model: its own KV cache, so sessions never disturb each other. A session is used by one
+ * thread at a time; {@link #cancel()} may be called from any thread and ends the running generation or scoring
+ * at the next token.
+ */
+public final class Session implements AutoCloseable {
+    private final Model model;
+    private final Decoder decoder;
+    private final int vocab;
+    private int[] tokens;
+    private int position;
+    private float[] logits;
+    private volatile boolean cancelled;
+    private boolean closed;
+
+    Session(Model model, Decoder decoder) {
+        this.model = model;
+        this.decoder = decoder;
+        this.vocab = model.config().vocabSize();
+        this.tokens = new int[decoder.capacity];
+        this.logits = new float[decoder.maxBatch * vocab];
+    }
+
+    public Model model() {
+        return model;
+    }
+
+    /** Positions the KV cache holds. */
+    public int contextLength() {
+        return decoder.capacity;
+    }
+
+    /** Tokens in the cache now. */
+    public int position() {
+        return position;
+    }
+
+    /** Forgets everything in the cache (and any earlier cancellation). */
+    public void reset() {
+        position = 0;
+        cancelled = false;
+    }
+
+    /** Ends the running generation or scoring at the next token, from any thread. */
+    public void cancel() {
+        cancelled = true;
+    }
+
+    boolean isCancelled() {
+        return cancelled;
+    }
+
+    /** Bytes of the KV cache and scratch buffers of this session. */
+    public long allocatedBytes() {
+        return decoder.allocatedBytes();
+    }
+
+    /**
+     * Appends tokens to the cache (in batches) and returns the logits after the last one. Throws, naming the
+     * token, for ids outside the vocabulary, and when the context would overflow.
+     */
+    public float[] append(int... newTokens) {
+        checkOpen();
+        if (newTokens.length == 0) {
+            throw new IllegalArgumentException("no tokens to append");
+        }
+        for (int t : newTokens) {
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary (0.."
+                        + (vocab - 1) + ")");
+            }
+        }
+        if (position + newTokens.length > decoder.capacity) {
+            throw new IllegalArgumentException(newTokens.length + " tokens after " + position
+                    + " do not fit the context of " + decoder.capacity + " tokens");
+        }
+        for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
+            int n = Math.min(decoder.maxBatch, newTokens.length - off);
+            boolean last = off + n == newTokens.length;
+            decoder.forward(newTokens, off, n, position, last ? 1 : 0, logits);
+            System.arraycopy(newTokens, off, tokens, position, n);
+            position += n;
+        }
+        return Arrays.copyOf(logits, vocab);
+    }
+
+    /** The logits after the last appended token (a copy). */
+    public float[] logits() {
+        return Arrays.copyOf(logits, vocab);
+    }
+
+    /** Starts a generation from an empty cache; iterate it to run it token by token. */
+    public Generation start(GenerationRequest request) {
+        checkOpen();
+        reset();
+        return new Generation(this, request);
+    }
+
+    /** Runs a whole generation, handing each step to {@code listener} as it is produced. */
+    public GenerationResult generate(GenerationRequest request, Consumer<GeneratedToken> listener) {
+        Generation g = start(request);
+        while (g.hasNext()) {
+            listener.accept(g.next());
+        }
+        return g.result();
+    }
+
+    /** Scores {@code text} encoded with BOS: the log-likelihood of every token after BOS. */
+    public Score score(String text) {
+        return score(model.tokenizer().encode(text, true, false));
+    }
+
+    /** Scores a token sequence from an empty cache (it must fit the context). */
+    public Score score(int[] sequence) {
+        checkOpen();
+        reset();
+        if (sequence.length > decoder.capacity) {
+            throw new IllegalArgumentException(sequence.length + " tokens do not fit the context of "
+                    + decoder.capacity);
+        }
+        for (int t : sequence) {
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary");
+            }
+        }
+        double nll = 0;
+        int scored = 0;
+        for (int off = 0; off < sequence.length - 1 && !cancelled; off += decoder.maxBatch) {
+            int n = Math.min(decoder.maxBatch, sequence.length - 1 - off);
+            decoder.forward(sequence, off, n, position, n, logits);
+            position += n;
+            for (int b = 0; b < n; b++) {
+                nll -= logSoftmax(logits, b * vocab, vocab, sequence[off + b + 1]);
+                scored++;
+            }
+        }
+        if (cancelled) {
+            throw new java.util.concurrent.CancellationException("scoring cancelled");
+        }
+        return new Score(nll, scored);
+    }
+
+    static double logSoftmax(float[] logits, int offset, int n, int target) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, logits[offset + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(logits[offset + i] - max);
+        }
+        return logits[offset + target] - max - Math.log(sum);
+    }
+
+    int[] history() {
+        return tokens;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("session is closed");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            model.closed(this);
+        }
+    }
+}
