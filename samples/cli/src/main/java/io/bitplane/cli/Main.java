@@ -13,7 +13,8 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "bitplane", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Low-bit LLM inference for the JVM.",
-        subcommands = {ConvertCommand.class, InspectCommand.class, VerifyCommand.class})
+        subcommands = {GenerateCommand.class, PerplexityCommand.class, DemoCommand.class, ConvertCommand.class,
+                InspectCommand.class, VerifyCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

@@ -1,0 +1,42 @@
+package io.bitplane.cli;
+
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.convert.Recipe;
+import io.bitplane.runtime.ModelOptions;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/** The options every command that runs a model shares (a picocli mixin). */
+final class ModelArgs {
+    @Option(names = "--model", description = "Model file (.bpm, llama2.c, GGUF) or Hugging Face folder. "
+            + "Default: BITPLANE_MODEL, else models/stories260K.bin, else ../shared/models/stories260K.bin.")
+    Path model;
+
+    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin, where the model carries none.")
+    Path tokenizer;
+
+    @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl.")
+    String backend;
+
+    @Option(names = "--weights", description = "Convert a non-.bpm model on load to this encoding (as convert "
+            + "--weights).")
+    String weights;
+
+    @Option(names = "--activations", defaultValue = "f32", description = "With --weights: f32 or int8.")
+    String activations;
+
+    Path resolvedModel() throws java.nio.file.NoSuchFileException {
+        return ModelLocator.locate(model);
+    }
+
+    ModelOptions options() {
+        ModelOptions o = ModelOptions.defaults().withBackend(backend).withTokenizer(tokenizer);
+        if (weights != null) {
+            o = o.withRecipe(new Recipe(QuantSpec.parse(weights), ConvertCommand.parseActivations(activations),
+                    List.of()));
+        }
+        return o;
+    }
+}
