@@ -67,8 +67,8 @@ final class GenerateCommand implements Callable<Integer> {
         }
         long seedValue = seed != null ? seed : System.nanoTime();
         SamplerSettings sampler = new SamplerSettings(temperature, topK, topP, minP, repeatPenalty, 64, seedValue);
-        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false,
-                StandardCharsets.UTF_8);
+        // UTF-8 whatever the platform's console encoding, flushed per token so that the text streams.
+        PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
         long loadStart = System.nanoTime();
         try (Model model = Model.open(modelArgs.resolvedModel(), modelArgs.options());
              Session session = model.newSession(new SessionOptions(context, 32))) {

@@ -1,0 +1,76 @@
+package io.bitplane.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.bitplane.format.MetadataJson;
+import io.bitplane.format.SharedData;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** generate, perplexity and demo as a user runs them. */
+class RuntimeCommandsTest {
+
+    @Test
+    void greedyGeneratePrintsTheGoldenTextAndStatsOnStderr() throws Exception {
+        CliRunner.Result r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(),
+                "--temperature", "0", "--steps", "256");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(Files.readString(SharedData.file("golden/stories260K-greedy.txt")), r.out());
+        assertTrue(r.err().contains("256 generated") && r.err().contains("tokens/s")
+                && r.err().contains("time to first token") && r.err().contains("memory: resident"), r.err());
+    }
+
+    @Test
+    void theSameSeedGivesTheSameStory() {
+        String[] args = {"generate", "--model", SharedData.stories260K().toString(), "--prompt", "Once upon a time",
+                "--steps", "50", "--temperature", "0.9", "--seed", "5"};
+        assertEquals(CliRunner.run(args).out(), CliRunner.run(args).out());
+    }
+
+    @Test
+    void perplexityAsJson() throws Exception {
+        CliRunner.Result r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text",
+                SharedData.file("data/tinystories_validation_head.txt").toString(), "--paragraphs", "0:20",
+                "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode o = MetadataJson.mapper().readTree(r.out());
+        assertEquals("0:20", o.path("paragraphs").asText());
+        double ppl = o.path("perplexity").asDouble();
+        assertTrue(ppl > 2 && ppl < 8, "" + ppl);
+        assertTrue(o.path("scored_tokens").asInt() > 1000);
+    }
+
+    @Test
+    void badOptionsAreNamed() throws Exception {
+        String text = SharedData.file("data/tinystories_validation_head.txt").toString();
+        CliRunner.Result r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text",
+                text, "--paragraphs", "5:2");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("--paragraphs 5:2"), r.err());
+        r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text", text,
+                "--paragraphs", "x");
+        assertTrue(r.err().contains("must be A:B"), r.err());
+        r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--temperature", "-1");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("temperature must be >= 0"), r.err());
+        r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--backend", "cuda");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("backend 'cuda' is not available"), r.err());
+        r = CliRunner.run("generate", "--model", "/nonexistent/model.bin");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("/nonexistent/model.bin"), r.err());
+    }
+
+    @Test
+    void demoPrintsATableForEveryEncoding() {
+        CliRunner.Result r = CliRunner.run("demo", "--model", SharedData.stories260K().toString(), "--steps", "12",
+                "--paragraphs", "3");
+        assertEquals(0, r.exit(), r.err());
+        for (String enc : new String[] {"f32", "int8", "int4", "w4a8", "ternary", "binary"}) {
+            assertTrue(r.out().contains("| " + enc + " "), enc + " row missing:\n" + r.out());
+        }
+    }
+}
