@@ -105,7 +105,7 @@ class ImportersTest {
         Path hf = dir.resolve("hf");
         Files.createDirectories(hf);
         try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false);
+            SafetensorsFixture.write(legacy, hf, false, false);
             try (ModelSource st = ModelSources.open(hf, SharedData.tok512())) {
                 assertEquals(STORIES.dim(), st.metadata().config().dim());
                 assertSameTensors(legacy, st);
@@ -113,7 +113,7 @@ class ImportersTest {
             }
             Path sharded = dir.resolve("sharded");
             Files.createDirectories(sharded);
-            SafetensorsFixture.write(legacy, sharded, true);
+            SafetensorsFixture.write(legacy, sharded, true, false);
             try (ModelSource st = ModelSources.open(sharded, null)) {
                 assertSameTensors(legacy, st);
             }

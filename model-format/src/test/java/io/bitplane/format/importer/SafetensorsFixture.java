@@ -18,11 +18,12 @@ import java.util.Map;
  * Writes a model as a Hugging Face checkpoint (config.json + F32 safetensors, q and k rows permuted as HF's
  * conversion does), so that the importer is tested against an independent writer of the format.
  */
-final class SafetensorsFixture {
+public final class SafetensorsFixture {
     private SafetensorsFixture() {
     }
 
-    static void write(ModelSource model, Path dir, boolean sharded) throws Exception {
+    /** Writes {@code model}; with {@code untied}, the classifier is a separate lm_head.weight (a copy). */
+    public static void write(ModelSource model, Path dir, boolean sharded, boolean untied) throws Exception {
         ModelConfig c = model.metadata().config();
         var cfg = MetadataJson.newObject();
         cfg.put("model_type", "llama");
@@ -34,7 +35,7 @@ final class SafetensorsFixture {
         cfg.put("vocab_size", c.vocabSize());
         cfg.put("max_position_embeddings", c.contextLength());
         cfg.put("rms_norm_eps", c.rmsNormEps());
-        cfg.put("tie_word_embeddings", c.tiedEmbeddings());
+        cfg.put("tie_word_embeddings", c.tiedEmbeddings() && !untied);
         Files.writeString(dir.resolve("config.json"), cfg.toString());
         Map<String, float[]> hf = new LinkedHashMap<>();
         Map<String, long[]> shapes = new LinkedHashMap<>();
@@ -45,6 +46,10 @@ final class SafetensorsFixture {
                     ? c.nKvHeads() : 0;
             hf.put(name, heads == 0 ? v : toHfOrder(v, (int) t.shape()[0], (int) t.shape()[1], heads));
             shapes.put(name, t.shape());
+        }
+        if (untied) {
+            hf.put("lm_head.weight", hf.get("model.embed_tokens.weight").clone());
+            shapes.put("lm_head.weight", shapes.get("model.embed_tokens.weight"));
         }
         List<String> names = List.copyOf(hf.keySet());
         if (!sharded) {
