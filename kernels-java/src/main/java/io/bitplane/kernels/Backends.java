@@ -6,21 +6,23 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.ServiceLoader;
-import java.util.logging.Logger;
 
 /**
- * The one place that decides which backend runs (Lucene's VectorizationProvider is the model). Backends beyond
- * the built-in Java ones (native, OpenCL) are found at run time through {@link BackendProvider} services, so
- * nothing here names them. Asked for no backend in particular, it takes the best available and logs one line
- * saying which and why; asked for one by name, it fails with a clear message if that one cannot run.
+ * The one place that decides which backend runs (Lucene's VectorizationProvider is the model).
+ * <ul>
+ *   <li>"scalar": the reference kernels, one thread.</li>
+ *   <li>"java": the Panama Vector API backend with a worker pool, when the JVM was started with
+ *   {@code --add-modules jdk.incubator.vector} and its preferred vectors are at least 128 bits; otherwise the scalar
+ *   backend, with one line on stderr saying why.</li>
+ *   <li>"auto": "java" (the system property {@code bitplane.backend} may name another).</li>
+ *   <li>anything else: a {@link BackendProvider} found at run time (native, OpenCL), so nothing here names them.</li>
+ * </ul>
  */
 public final class Backends {
     private Backends() {
     }
 
-    private static final Logger LOG = Logger.getLogger(Backends.class.getName());
-
-    /** Names the user may ask for. "java" is the best pure-Java backend (scalar until the Panama kernels land). */
+    /** Names the user may ask for. */
     public static List<String> names() {
         List<String> names = new ArrayList<>(List.of("scalar", "java"));
         for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
@@ -29,22 +31,21 @@ public final class Backends {
         return names;
     }
 
-    /**
-     * The backend named {@code name} ("auto" or null: the best available; the system property
-     * {@code bitplane.backend} overrides "auto").
-     */
     public static Backend create(String name) {
+        return create(name, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** The backend named {@code name} using {@code threads} threads for its kernels (where it has threads). */
+    public static Backend create(String name, int threads) {
         String n = name == null ? "auto" : name.toLowerCase(Locale.ROOT);
         if (n.equals("auto")) {
-            n = System.getProperty("bitplane.backend", "auto").toLowerCase(Locale.ROOT);
+            n = System.getProperty("bitplane.backend", "java").toLowerCase(Locale.ROOT);
         }
         switch (n) {
             case "scalar":
                 return new ScalarBackend();
-            case "auto":
             case "java":
-                LOG.fine("backend: scalar Java kernels (the Panama Vector API kernels are not built yet)");
-                return new ScalarBackend();
+                return javaBackend(threads);
             default:
                 for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
                     if (p.name().equals(n)) {
@@ -54,5 +55,46 @@ public final class Backends {
                 throw new IllegalArgumentException("backend '" + name + "' is not available here (available: "
                         + String.join(", ", names()) + ")");
         }
+    }
+
+    private static boolean warned;
+
+    private static Backend javaBackend(int threads) {
+        String why = vectorUnavailableReason();
+        if (why != null) {
+            synchronized (Backends.class) {
+                if (!warned) {
+                    warned = true;
+                    System.err.println("bitplane: using the scalar kernels: " + why);
+                }
+            }
+            return new ScalarBackend();
+        }
+        try {
+            return (Backend) Class.forName("io.bitplane.kernels.panama.PanamaBackend").getConstructor(int.class)
+                    .newInstance(threads);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IllegalStateException("the Panama backend failed to start: " + e, e);
+        }
+    }
+
+    /** Why the Panama backend cannot run here, or null when it can. */
+    static String vectorUnavailableReason() {
+        if ("scalar".equalsIgnoreCase(System.getProperty("bitplane.vectorization", ""))) {
+            return "-Dbitplane.vectorization=scalar";
+        }
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            return "the Vector API is not enabled (start the JVM with --add-modules jdk.incubator.vector)";
+        }
+        try {
+            int bits = (int) Class.forName("io.bitplane.kernels.panama.PanamaBackend").getMethod("preferredBits")
+                    .invoke(null);
+            if (bits < 128) {
+                return "the preferred vector size is " + bits + " bits (at least 128 are useful)";
+            }
+        } catch (ReflectiveOperationException | LinkageError e) {
+            return "the Vector API failed to load: " + e;
+        }
+        return null;
     }
 }

@@ -84,7 +84,8 @@ public final class Model implements AutoCloseable {
                 throw new ModelException(path + ": tokenizer model '" + vocab.model()
                         + "' is not supported yet (llama SentencePiece BPE is)");
             }
-            backend = Backends.create(options.backend());
+            backend = Backends.create(options.backend(), options.threads() > 0 ? options.threads()
+                    : Runtime.getRuntime().availableProcessors());
             return new Model(file, vocab, backend);
         } catch (IOException | RuntimeException e) {
             if (backend != null) {

@@ -61,7 +61,7 @@ public class ScalarBackend implements Backend {
         float[] o = ArrayBuffer.of(out);
         float[] in = ArrayBuffer.of(x);
         CpuWeights g = CpuWeights.of(gamma);
-        float[] weight = new float[dim];
+        float[] weight = scratch(GAMMA, dim);
         Dequantizer.row(g.spec(), g.data(), 0, weight, 0);
         for (int b = 0; b < batch; b++) {
             int off = b * dim;
@@ -78,18 +78,36 @@ public class ScalarBackend implements Backend {
         }
     }
 
+    /** The last rotary table used; models use one head size and theta, so one table serves every call. */
+    private volatile RopeTable rope;
+
+    private RopeTable ropeTable(int headSize, float theta, int maxPosition) {
+        RopeTable t = rope;
+        if (t == null || !t.fits(headSize, theta, maxPosition)) {
+            int size = Math.max(maxPosition + 1, t != null && t.headSize == headSize && t.theta == theta
+                    ? 2 * t.positions : 512);
+            t = new RopeTable(headSize, theta, size);
+            rope = t;
+        }
+        return t;
+    }
+
     @Override
     public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
         float[] a = ArrayBuffer.of(v);
         int dim = heads * headSize;
+        int half = headSize / 2;
+        int maxPos = 0;
         for (int b = 0; b < batch; b++) {
-            int pos = positions[b];
+            maxPos = Math.max(maxPos, positions[b]);
+        }
+        RopeTable table = ropeTable(headSize, theta, maxPos);
+        for (int b = 0; b < batch; b++) {
+            int row = positions[b] * half;
             for (int i = 0; i < dim; i += 2) {
-                int headDim = i % headSize;
-                float freq = 1.0f / (float) Math.pow(theta, headDim / (float) headSize);
-                float val = pos * freq;
-                float fcr = (float) Math.cos(val);
-                float fci = (float) Math.sin(val);
+                int pair = (i % headSize) / 2;
+                float fcr = table.cos[row + pair];
+                float fci = table.sin[row + pair];
                 int at = b * dim + i;
                 float v0 = a[at];
                 float v1 = a[at + 1];
@@ -114,7 +132,7 @@ public class ScalarBackend implements Backend {
         for (int b = 0; b < batch; b++) {
             maxPos = Math.max(maxPos, positions[b]);
         }
-        float[] att = new float[maxPos + 1];
+        float[] att = scratch(SCORES, maxPos + 1);
         for (int b = 0; b < batch; b++) {
             int pos = positions[b];
             for (int h = 0; h < s.nHeads(); h++) {
@@ -142,7 +160,20 @@ public class ScalarBackend implements Backend {
         }
     }
 
-    static void softmax(float[] x, int size) {
+    private static final ThreadLocal<float[]> GAMMA = ThreadLocal.withInitial(() -> new float[0]);
+    protected static final ThreadLocal<float[]> SCORES = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** A per-thread array of at least n floats, so that steady-state calls do not allocate. */
+    protected static float[] scratch(ThreadLocal<float[]> slot, int n) {
+        float[] a = slot.get();
+        if (a.length < n) {
+            a = new float[Math.max(n, 2 * a.length)];
+            slot.set(a);
+        }
+        return a;
+    }
+
+    protected static void softmax(float[] x, int size) {
         float max = x[0];
         for (int i = 1; i < size; i++) {
             if (x[i] > max) {

@@ -25,7 +25,7 @@ import java.nio.ByteOrder;
  * </pre>
  * Each row is decoded once into integer codes, then multiplied with every token of the batch.
  */
-final class ScalarMatmul {
+public final class ScalarMatmul {
     private ScalarMatmul() {
     }
 
@@ -48,7 +48,8 @@ final class ScalarMatmul {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /** y[b*N + n] for rows n in [rowStart, rowEnd): the unit a thread pool can split. */
-    static void matmul(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int rowStart, int rowEnd) {
+    public static void matmul(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int rowStart,
+                              int rowEnd) {
         int k = Math.toIntExact(spec.cols());
         int n = Math.toIntExact(spec.rows());
         Scratch s = SCRATCH.get();

@@ -54,16 +54,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context", defaultValue = "0", description = "KV cache positions (0: the model's).")
     int context;
 
-    @Option(names = "--threads", description = "Worker threads for the kernels (default: available processors).")
-    Integer threads;
-
     @Override
     public Integer call() throws Exception {
         if (steps < 0) {
             throw new IllegalArgumentException("--steps must be >= 0");
-        }
-        if (threads != null && threads < 1) {
-            throw new IllegalArgumentException("--threads must be >= 1");
         }
         long seedValue = seed != null ? seed : System.nanoTime();
         SamplerSettings sampler = new SamplerSettings(temperature, topK, topP, minP, repeatPenalty, 64, seedValue);
@@ -86,10 +80,9 @@ final class GenerateCommand implements Callable<Integer> {
                     r.finishReason().name().toLowerCase(Locale.ROOT), r.tokensPerSecond(), r.promptNanos() / 1e6,
                     loadSeconds);
             System.err.printf(Locale.ROOT, "memory: resident %s (model file %s mapped, KV cache and scratch %s); "
-                            + "backend %s%s%n", MemoryReport.mb(MemoryReport.residentBytes()),
+                            + "backend %s%n", MemoryReport.mb(MemoryReport.residentBytes()),
                     MemoryReport.mb(model.fileBytes()), MemoryReport.mb(session.allocatedBytes()),
-                    model.backendName(), threads != null ? " (--threads is used by the SIMD kernels; the scalar "
-                            + "backend runs on one)" : "");
+                    model.backendName());
         }
         return 0;
     }

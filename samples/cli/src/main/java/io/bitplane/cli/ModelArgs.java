@@ -27,12 +27,19 @@ final class ModelArgs {
     @Option(names = "--activations", defaultValue = "f32", description = "With --weights: f32 or int8.")
     String activations;
 
+    @Option(names = "--threads", description = "Kernel threads (default: the available processors).")
+    Integer threads;
+
     Path resolvedModel() throws java.nio.file.NoSuchFileException {
         return ModelLocator.locate(model);
     }
 
     ModelOptions options() {
-        ModelOptions o = ModelOptions.defaults().withBackend(backend).withTokenizer(tokenizer);
+        if (threads != null && threads < 1) {
+            throw new IllegalArgumentException("--threads must be >= 1, not " + threads);
+        }
+        ModelOptions o = ModelOptions.defaults().withBackend(backend).withTokenizer(tokenizer)
+                .withThreads(threads == null ? 0 : threads);
         if (weights != null) {
             o = o.withRecipe(new Recipe(QuantSpec.parse(weights), ConvertCommand.parseActivations(activations),
                     List.of()));

@@ -33,8 +33,9 @@ final class PerplexityCommand implements Callable<Integer> {
             + "(exclusive), counting from 0. Default: ${DEFAULT-VALUE}.")
     String paragraphs;
 
-    @Option(names = "--threads", description = "Sessions scoring in parallel (default: available processors).")
-    Integer threads;
+    @Option(names = "--sessions", description = "Sessions scoring paragraphs in parallel (default: available "
+            + "processors).")
+    Integer sessions;
 
     @Option(names = "--json", description = "Print the result as JSON.")
     boolean json;
@@ -48,9 +49,9 @@ final class PerplexityCommand implements Callable<Integer> {
         List<String> all = Perplexity.paragraphs(Files.readString(textPath));
         int[] range = range(paragraphs, all.size());
         List<String> chosen = all.subList(range[0], range[1]);
-        int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        int n = sessions != null ? sessions : Runtime.getRuntime().availableProcessors();
         if (n < 1) {
-            throw new IllegalArgumentException("--threads must be >= 1");
+            throw new IllegalArgumentException("--sessions must be >= 1");
         }
         Path modelPath = modelArgs.resolvedModel();
         long start = System.nanoTime();

@@ -1,0 +1,102 @@
+package io.bitplane.bench;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.Backends;
+import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.Weights;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+/**
+ * Matrix-vector (batch 1) and matrix-matrix products per encoding, backend, shape and thread count. Weights live
+ * in native memory, as they do when mapped from a file; {@code copies} > 1 cycles through several copies so that
+ * the weights are read from DRAM, not from the caches. Weights per second = rows x cols x batch / time.
+ */
+@State(Scope.Benchmark)
+public class MatmulBenchmark {
+    @Param({"f32", "int8@32", "int4@32", "ternary", "binary"})
+    public String encoding;
+
+    @Param({"f32", "int8"})
+    public String activations;
+
+    @Param({"4096x4096"})
+    public String shape;
+
+    @Param({"java"})
+    public String backend;
+
+    @Param({"2"})
+    public int threads;
+
+    @Param({"1"})
+    public int batch;
+
+    @Param({"4"})
+    public int copies;
+
+    private Backend be;
+    private Weights[] weights;
+    private Buffer x;
+    private Buffer y;
+    private int next;
+    private Arena arena;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        String[] rc = shape.split("x");
+        int rows = Integer.parseInt(rc[0]);
+        int cols = Integer.parseInt(rc[1]);
+        Random rnd = new Random(1);
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rnd.nextGaussian() * 0.02f;
+        }
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(encoding),
+                activations.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+        be = Backends.create(backend, threads);
+        arena = Arena.ofShared();
+        weights = new Weights[copies];
+        for (int c = 0; c < copies; c++) {
+            MemorySegment seg = arena.allocate(t.bytes().length, 64);
+            MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
+            weights[c] = be.upload(new BpmTensor(t.spec(), seg, 0, 0));
+        }
+        float[] xs = new float[batch * cols];
+        for (int i = 0; i < xs.length; i++) {
+            xs[i] = (float) rnd.nextGaussian();
+        }
+        x = be.allocate(xs.length);
+        be.write(xs, 0, x, 0, xs.length);
+        y = be.allocate(batch * rows);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        be.close();
+        arena.close();
+    }
+
+    @Benchmark
+    public Buffer matmul() {
+        Weights w = weights[next];
+        next = (next + 1) % weights.length;
+        be.matmul(w, x, y, batch);
+        return y;
+    }
+}

@@ -1,0 +1,140 @@
+package io.bitplane.kernels;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Persistent worker threads that split a range of rows with the calling thread, which works too. A job is handed
+ * over through fields, not queues, so a steady-state call allocates nothing. Calls from several threads at once
+ * are serialized (one job at a time); small jobs should run on the caller alone (see {@link #worthSplitting}).
+ */
+public final class WorkerPool implements AutoCloseable {
+
+    /** Work on rows [start, end). Implementations must be safe to run on several threads over disjoint ranges. */
+    public interface RangeTask {
+        void run(int start, int end);
+    }
+
+    /**
+     * Below this many weights per call, waking a worker (tens of microseconds when it has parked) costs more than
+     * the half of the work it takes over: a 512 x 64 classifier is about 10 microseconds of work.
+     */
+    private static final long MIN_WEIGHTS_TO_SPLIT = 1 << 18;
+
+    private final Thread[] workers;
+    private final int threads;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile long generation;
+    private volatile boolean closed;
+    private RangeTask task;
+    private int rows;
+    private volatile Thread caller;
+
+    public WorkerPool(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, not " + threads);
+        }
+        this.threads = threads;
+        this.workers = new Thread[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            int slice = i + 1;
+            workers[i] = new Thread(() -> work(slice), "bitplane-worker-" + slice);
+            workers[i].setDaemon(true);
+            workers[i].start();
+        }
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    public static boolean worthSplitting(long weights) {
+        return weights >= MIN_WEIGHTS_TO_SPLIT;
+    }
+
+    /** Runs {@code t} over rows [0, rows) split into one contiguous slice per thread; returns when all are done. */
+    public synchronized void run(int rows, RangeTask t) {
+        if (threads == 1 || rows < threads) {
+            t.run(0, rows);
+            return;
+        }
+        if (closed) {
+            throw new IllegalStateException("worker pool is closed");
+        }
+        this.task = t;
+        this.rows = rows;
+        this.caller = Thread.currentThread();
+        pending.set(workers.length);
+        generation++; // publishes task and rows to the workers (volatile write)
+        for (Thread w : workers) {
+            LockSupport.unpark(w);
+        }
+        RuntimeException failure = null;
+        try {
+            t.run(0, sliceEnd(0));
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        while (pending.get() > 0) {
+            LockSupport.parkNanos(this, 50_000);
+        }
+        this.task = null;
+        if (failure != null) {
+            throw failure;
+        }
+        if (workerFailure != null) {
+            RuntimeException e = workerFailure;
+            workerFailure = null;
+            throw e;
+        }
+    }
+
+    private volatile RuntimeException workerFailure;
+
+    private int sliceEnd(int slice) {
+        return (int) ((long) rows * (slice + 1) / threads);
+    }
+
+    private void work(int slice) {
+        long seen = 0;
+        while (!closed) {
+            long g = generation;
+            if (g == seen) {
+                // Spin briefly (decode steps come back to back), then park.
+                for (int spin = 0; spin < 2000 && generation == seen && !closed; spin++) {
+                    Thread.onSpinWait();
+                }
+                if (generation == seen) {
+                    LockSupport.parkNanos(this, 1_000_000);
+                }
+                continue;
+            }
+            seen = g;
+            try {
+                task.run((int) ((long) rows * slice / threads), sliceEnd(slice));
+            } catch (RuntimeException e) {
+                workerFailure = e;
+            } finally {
+                if (pending.decrementAndGet() == 0) {
+                    LockSupport.unpark(caller);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (Thread w : workers) {
+            LockSupport.unpark(w);
+        }
+        for (Thread w : workers) {
+            try {
+                w.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+}

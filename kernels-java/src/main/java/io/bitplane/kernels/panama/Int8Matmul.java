@@ -1,0 +1,120 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * INT8 weights, with F32 activations or with INT8 activations (W8A8).
+ *
+ * <pre>
+ * W: int8 q, row n at byte n*K;  scales: f16 at scalesOffset + 2*(n*groups + g);  w = q * s_g
+ * x (F32 path): [batch][K] f32          y[n] = sum_g s_g * sum_{k in g} q_k x_k
+ * x (W8A8 path): [batch][K] int16 codes  y[n] = s_x * sum_g s_g * (exact int sum_{k in g} q_k a_k)
+ * </pre>
+ * Species: F32 path widens 8 weight bytes (a quarter-width byte vector) to 8 float lanes. W8A8 widens 16 weight
+ * bytes to 16 int16 lanes (AVX2 has no byte multiply and the Vector API no maddubs; 16-bit lanes are native), multiplies
+ * (|q a| <= 127 * 127 fits int16), then adds the two int16 halves of each int32 lane with shifts: exact integers,
+ * combined per group in the scalar kernel's order, so results are bit-identical to the oracle.
+ * Used when the group size is a multiple of the vector length; other tensors take the scalar kernel.
+ */
+final class Int8Matmul {
+    private Int8Matmul() {
+    }
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Byte> B_QUARTER =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.vectorBitSize() / 4)));
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize()));
+    static final VectorSpecies<Byte> B_HALF =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+
+    /** True when this tensor's groups fit the vector loops. */
+    static boolean supports(TensorSpec spec, boolean int8Activations) {
+        int g = (int) spec.effectiveGroupSize();
+        int lanes = int8Activations ? S.length() : F.length();
+        return F.vectorBitSize() >= 256 && B_QUARTER.length() == F.length() && g % lanes == 0;
+    }
+
+    static void rowsF32(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int r0, int r1) {
+        int k = (int) spec.cols();
+        int n = (int) spec.rows();
+        int group = (int) spec.effectiveGroupSize();
+        int groups = (int) spec.groupsPerRow();
+        long scales = spec.scalesOffset();
+        int lanes = F.length();
+        for (int r = r0; r < r1; r++) {
+            long rowBase = (long) r * k;
+            for (int b = 0; b < batch; b++) {
+                int x0 = b * k;
+                FloatVector total = FloatVector.zero(F);
+                float tail = 0;
+                for (int g = 0; g < groups; g++) {
+                    float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * (r * (long) groups + g)));
+                    int start = g * group;
+                    int end = Math.min(k, start + group);
+                    int vend = start + (end - start) / lanes * lanes;
+                    FloatVector acc = FloatVector.zero(F);
+                    for (int i = start; i < vend; i += lanes) {
+                        FloatVector wv = (FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, rowBase + i,
+                                ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
+                        acc = wv.fma(FloatVector.fromArray(F, x, x0 + i), acc);
+                    }
+                    total = acc.fma(FloatVector.broadcast(F, s), total);
+                    float rest = 0;
+                    for (int i = vend; i < end; i++) {
+                        rest += w.get(java.lang.foreign.ValueLayout.JAVA_BYTE, rowBase + i) * x[x0 + i];
+                    }
+                    tail += s * rest;
+                }
+                y[b * n + r] = Lanes.sum(total) + tail;
+            }
+        }
+    }
+
+    static void rowsInt8(TensorSpec spec, MemorySegment w, short[] q16, float[] tokenScales, float[] y, int batch,
+                         int r0, int r1) {
+        int k = (int) spec.cols();
+        int n = (int) spec.rows();
+        int group = (int) spec.effectiveGroupSize();
+        int groups = (int) spec.groupsPerRow();
+        long scales = spec.scalesOffset();
+        int lanes = S.length();
+        for (int r = r0; r < r1; r++) {
+            long rowBase = (long) r * k;
+            for (int b = 0; b < batch; b++) {
+                int x0 = b * k;
+                float sum = 0;
+                for (int g = 0; g < groups; g++) {
+                    float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * (r * (long) groups + g)));
+                    int start = g * group;
+                    int end = Math.min(k, start + group);
+                    int vend = start + (end - start) / lanes * lanes;
+                    IntVector acc = IntVector.zero(PanamaBackend.I);
+                    for (int i = start; i < vend; i += lanes) {
+                        ShortVector wv = (ShortVector) ByteVector.fromMemorySegment(B_HALF, w, rowBase + i,
+                                ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2S, S, 0);
+                        IntVector p = wv.mul(ShortVector.fromArray(S, q16, x0 + i)).reinterpretAsInts();
+                        acc = acc.add(p.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                                .add(p.lanewise(VectorOperators.ASHR, 16));
+                    }
+                    int exact = acc.reduceLanes(VectorOperators.ADD); // integers: exact in any order
+                    for (int i = vend; i < end; i++) {
+                        exact += w.get(java.lang.foreign.ValueLayout.JAVA_BYTE, rowBase + i) * q16[x0 + i];
+                    }
+                    sum += s * exact + 0f;
+                }
+                y[b * n + r] = sum * tokenScales[b];
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.ActivationQuantizer;
+import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.Weights;
+import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.ArrayBuffer;
+import io.bitplane.kernels.scalar.CpuWeights;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import io.bitplane.kernels.scalar.ScalarMatmul;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * The Java backend: Panama Vector API kernels where they exist (F32, INT8 with F32 or INT8 activations, the
+ * element-wise ops), the scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of
+ * every large matrix product. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
+ * vector module is present, so no other class names this one.
+ */
+public final class PanamaBackend extends ScalarBackend {
+    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(F.vectorBitSize()));
+
+    private final WorkerPool pool;
+
+    /** Per-thread activation codes for W8A8, grown as needed. */
+    private static final ThreadLocal<Int8Activations> INT8_ACTIVATIONS = ThreadLocal.withInitial(Int8Activations::new);
+
+    private static final class Int8Activations {
+        byte[] q = new byte[0];
+        short[] q16 = new short[0];
+        float[] scales = new float[0];
+    }
+
+    public PanamaBackend(int threads) {
+        this.pool = new WorkerPool(threads);
+    }
+
+    /** What the lookup prints: the vector width and thread count in use. */
+    public static String describe() {
+        return F.vectorBitSize() + "-bit float vectors (" + F.length() + " lanes)";
+    }
+
+    @Override
+    public String name() {
+        return "java";
+    }
+
+    public int threads() {
+        return pool.threads();
+    }
+
+    @Override
+    public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
+        CpuWeights cw = CpuWeights.of(w);
+        TensorSpec spec = cw.spec();
+        checkMatmul(spec, xb, yb, batch);
+        float[] x = ArrayBuffer.of(xb);
+        float[] y = ArrayBuffer.of(yb);
+        int rows = (int) spec.rows();
+        int k = (int) spec.cols();
+        WorkerPool.RangeTask task;
+        boolean int8Act = spec.activations() == ActivationHint.INT8;
+        if (spec.encoding() == Encoding.F32) {
+            task = (r0, r1) -> F32Matmul.rows(cw.data(), k, x, y, rows, batch, r0, r1);
+        } else if (spec.encoding() == Encoding.INT8 && Int8Matmul.supports(spec, int8Act)) {
+            if (int8Act) {
+                Int8Activations a = quantize(x, batch, k);
+                task = (r0, r1) -> Int8Matmul.rowsInt8(spec, cw.data(), a.q16, a.scales, y, batch, r0, r1);
+            } else {
+                task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch, r0, r1);
+            }
+        } else {
+            task = (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
+        }
+        if (WorkerPool.worthSplitting((long) rows * k * batch)) {
+            pool.run(rows, task);
+        } else {
+            task.run(0, rows);
+        }
+    }
+
+    /** Per-token INT8 codes (the scalar quantizer, so codes equal the oracle's), widened to int16 for the kernel. */
+    private static Int8Activations quantize(float[] x, int batch, int k) {
+        Int8Activations a = INT8_ACTIVATIONS.get();
+        if (a.q16.length < batch * k) {
+            a.q = new byte[k];
+            a.q16 = new short[batch * k];
+        }
+        if (a.q.length < k) {
+            a.q = new byte[k];
+        }
+        if (a.scales.length < batch) {
+            a.scales = new float[batch];
+        }
+        for (int b = 0; b < batch; b++) {
+            a.scales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, a.q);
+            for (int i = 0; i < k; i++) {
+                a.q16[b * k + i] = a.q[i];
+            }
+        }
+        return a;
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer xb, int n) {
+        float[] a = ArrayBuffer.of(acc);
+        float[] x = ArrayBuffer.of(xb);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector.fromArray(F, a, i).add(FloatVector.fromArray(F, x, i)).intoArray(a, i);
+        }
+        for (; i < n; i++) {
+            a[i] += x[i];
+        }
+    }
+
+    @Override
+    public void rmsNorm(Buffer out, Buffer xb, Weights gamma, int dim, int batch, float eps) {
+        CpuWeights g = CpuWeights.of(gamma);
+        if (g.spec().encoding() != Encoding.F32) {
+            super.rmsNorm(out, xb, gamma, dim, batch, eps);
+            return;
+        }
+        float[] o = ArrayBuffer.of(out);
+        float[] x = ArrayBuffer.of(xb);
+        int upper = F.loopBound(dim);
+        for (int b = 0; b < batch; b++) {
+            int off = b * dim;
+            FloatVector ss = FloatVector.zero(F);
+            int i = 0;
+            for (; i < upper; i += F.length()) {
+                FloatVector v = FloatVector.fromArray(F, x, off + i);
+                ss = v.fma(v, ss);
+            }
+            float sum = Lanes.sum(ss);
+            for (; i < dim; i++) {
+                sum += x[off + i] * x[off + i];
+            }
+            float scale = 1.0f / (float) Math.sqrt(sum / dim + eps);
+            i = 0;
+            for (; i < upper; i += F.length()) {
+                FloatVector.fromMemorySegment(F, g.data(), 4L * i, ByteOrder.LITTLE_ENDIAN)
+                        .mul(FloatVector.fromArray(F, x, off + i).mul(scale)).intoArray(o, off + i);
+            }
+            for (; i < dim; i++) {
+                o[off + i] = g.data().get(FLOAT, 4L * i) * (scale * x[off + i]);
+            }
+        }
+    }
+
+    /**
+     * Attention with vector dot products and a vector weighted sum of values over each head's lanes; the softmax
+     * keeps the scalar exp. Heads narrower than a vector take the scalar path.
+     */
+    @Override
+    public void attention(Buffer out, Buffer qb, Buffer keys, Buffer values, int[] positions, int batch,
+                          io.bitplane.kernels.AttentionShape s) {
+        int hs = s.headSize();
+        VectorSpecies<Float> sp = hs % F.length() == 0 ? F : hs % 8 == 0 ? FloatVector.SPECIES_256 : null;
+        if (sp == null || sp.length() > hs) {
+            super.attention(out, qb, keys, values, positions, batch, s);
+            return;
+        }
+        float[] o = ArrayBuffer.of(out);
+        float[] q = ArrayBuffer.of(qb);
+        float[] k = ArrayBuffer.of(keys);
+        float[] v = ArrayBuffer.of(values);
+        int kvDim = s.kvDim();
+        int kvMul = s.nHeads() / s.nKvHeads();
+        float norm = (float) Math.sqrt(hs);
+        int maxPos = 0;
+        for (int b = 0; b < batch; b++) {
+            maxPos = Math.max(maxPos, positions[b]);
+        }
+        float[] att = scratch(SCORES, maxPos + 1);
+        int lanes = sp.length();
+        for (int b = 0; b < batch; b++) {
+            int pos = positions[b];
+            for (int h = 0; h < s.nHeads(); h++) {
+                int qo = b * s.queryDim() + h * hs;
+                int kvo = (h / kvMul) * hs;
+                for (int t = 0; t <= pos; t++) {
+                    int ko = t * kvDim + kvo;
+                    FloatVector acc = FloatVector.zero(sp);
+                    for (int i = 0; i < hs; i += lanes) {
+                        acc = FloatVector.fromArray(sp, q, qo + i).fma(FloatVector.fromArray(sp, k, ko + i), acc);
+                    }
+                    att[t] = Lanes.sum(acc) / norm;
+                }
+                vectorSoftmax(att, pos + 1);
+                for (int i = 0; i < hs; i += lanes) {
+                    FloatVector acc = FloatVector.zero(sp);
+                    for (int t = 0; t <= pos; t++) {
+                        acc = FloatVector.fromArray(sp, v, t * kvDim + kvo + i)
+                                .fma(FloatVector.broadcast(sp, att[t]), acc);
+                    }
+                    acc.intoArray(o, qo + i);
+                }
+            }
+        }
+    }
+
+    /**
+     * Softmax with vector max and scaling; exp stays Math.exp, whose interpreter and compiled forms agree (the
+     * Vector API's EXP does not: SVML when compiled, Math.exp when not, so warm and cold runs would differ).
+     */
+    static void vectorSoftmax(float[] x, int size) {
+        int upper = F.loopBound(size);
+        FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            maxV = maxV.max(FloatVector.fromArray(F, x, i));
+        }
+        float max = maxV.reduceLanes(VectorOperators.MAX);
+        for (; i < size; i++) {
+            max = Math.max(max, x[i]);
+        }
+        float sum = 0;
+        for (i = 0; i < size; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+            sum += x[i];
+        }
+        float inv = 1f / sum;
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector.fromArray(F, x, i).mul(inv).intoArray(x, i);
+        }
+        for (; i < size; i++) {
+            x[i] *= inv;
+        }
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    /** The preferred vector size in bits (asked by the lookup before it commits to this backend). */
+    public static int preferredBits() {
+        return F.vectorBitSize();
+    }
+}

@@ -1,0 +1,162 @@
+package io.bitplane.kernels;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Every fast backend against the scalar oracle: randomized matrices of every encoding and activation mode, odd
+ * shapes (one row, odd rows, K not a multiple of 64 or of the group), batches, and weights at misaligned addresses.
+ * Integer accumulations (W8A8) must match exactly; float paths within rounding of a different summation order.
+ */
+class BackendConformanceTest {
+    static Backend fast;
+    static final Backend ORACLE = new ScalarBackend();
+    static final Arena ARENA = Arena.ofShared();
+
+    @BeforeAll
+    static void create() {
+        fast = Backends.create("java", 2);
+        assertEquals("java", fast.name(), "the tests run with the vector module, so the Panama backend loads");
+    }
+
+    @AfterAll
+    static void close() {
+        fast.close();
+    }
+
+    /** The tensor's bytes copied to native memory at {@code misalign} bytes past a 64-byte boundary. */
+    static BpmTensor placed(EncodedTensor t, int misalign) {
+        MemorySegment block = ARENA.allocate(t.bytes().length + 128, 64);
+        MemorySegment seg = block.asSlice(misalign, t.bytes().length);
+        MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
+        return new BpmTensor(t.spec(), seg, 0, 0);
+    }
+
+    static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
+        Weights w = b.upload(t);
+        int n = (int) t.spec().rows();
+        Buffer xb = b.allocate(x.length);
+        b.write(x, 0, xb, 0, x.length);
+        Buffer yb = b.allocate(batch * n);
+        b.matmul(w, xb, yb, batch);
+        float[] y = new float[batch * n];
+        b.read(yb, 0, y, 0, y.length);
+        return y;
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} act {4}")
+    @CsvSource({
+        "f32, 1, 64, 1, f32", "f32, 7, 100, 1, f32", "f32, 33, 257, 5, f32", "f32, 300, 512, 9, f32",
+        "f16, 5, 70, 3, f32", "bf16, 3, 64, 2, f32",
+        "int8@32, 1, 32, 1, f32", "int8@32, 9, 100, 3, f32", "int8@64, 130, 1000, 4, f32",
+        "int8@32, 1, 32, 1, int8", "int8@32, 9, 100, 3, int8", "int8@128, 300, 1024, 8, int8",
+        "int8@32, 1001, 64, 2, int8", "int8@48, 5, 96, 2, int8",
+        "int4@32, 7, 100, 2, f32", "int4@32, 7, 100, 2, int8", "int4-asym@64, 5, 130, 3, f32",
+        "ternary, 9, 200, 2, f32", "ternary@64, 9, 200, 2, int8", "binary, 65, 129, 3, f32",
+        "binary, 1, 1, 1, int8"})
+    void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
+        Random rnd = new Random(rows * 31L + cols);
+        ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
+                0.1f), QuantSpec.parse(spec), hint);
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 1, 7, 36}) {
+            BpmTensor placed = placed(t, misalign);
+            float[] expected = matmul(ORACLE, placed, x, batch);
+            float[] actual = matmul(fast, placed, x, batch);
+            boolean exact = hint == ActivationHint.INT8 && t.spec().encoding().quantized;
+            if (exact && spec.startsWith("int8")) {
+                assertArrayEquals(expected, actual, "integer accumulation must match exactly");
+            } else {
+                for (int i = 0; i < expected.length; i++) {
+                    float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
+                    assertEquals(expected[i], actual[i], tol, spec + " output " + i + " misalign " + misalign);
+                }
+            }
+        }
+    }
+
+    /**
+     * A token's result may not depend on the batch it came in nor on how warm the JIT is: the server's greedy
+     * output must be the same alone or batched, and the same seed must give the same text in a cold JVM.
+     */
+    @ParameterizedTest
+    @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8"})
+    void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
+        Random rnd = new Random(9);
+        int rows = 48;
+        int cols = 96;
+        int batch = 6;
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
+                0.1f), QuantSpec.parse(spec), act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+        BpmTensor placed = placed(t, 0);
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        float[] cold = matmul(fast, placed, x, batch);
+        for (int i = 0; i < 20_000; i++) {
+            matmul(fast, placed, x, batch);
+        }
+        assertArrayEquals(cold, matmul(fast, placed, x, batch), "warm result differs from cold");
+        for (int b = 0; b < batch; b++) {
+            float[] alone = matmul(fast, placed, java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1);
+            assertArrayEquals(java.util.Arrays.copyOfRange(cold, b * rows, (b + 1) * rows), alone, "token " + b);
+        }
+    }
+
+    @Test
+    void elementwiseOpsMatchTheOracle() {
+        Random rnd = new Random(5);
+        for (int dim : new int[] {1, 7, 64, 100, 513}) {
+            int batch = 3;
+            float[] x = TestTensors.gaussian(rnd, batch * dim, 1f);
+            float[] g = TestTensors.gaussian(rnd, dim, 1f);
+            BpmTensor gamma = placed(EncodedTensor.ofFloats(TensorSpec.of("g", io.bitplane.format.Encoding.F32, 0,
+                    dim), g), 3);
+            float[] a = run(ORACLE, x, gamma, dim, batch);
+            float[] b = run(fast, x, gamma, dim, batch);
+            for (int i = 0; i < a.length; i++) {
+                assertEquals(a[i], b[i], 1e-5f * (1 + Math.abs(a[i])), "dim " + dim + " value " + i);
+            }
+        }
+    }
+
+    private static float[] run(Backend be, float[] x, BpmTensor gamma, int dim, int batch) {
+        Buffer xb = be.allocate(x.length);
+        be.write(x, 0, xb, 0, x.length);
+        Buffer out = be.allocate(x.length);
+        be.rmsNorm(out, xb, be.upload(gamma), dim, batch, 1e-5f);
+        be.add(out, xb, x.length);
+        float[] r = new float[x.length];
+        be.read(out, 0, r, 0, r.length);
+        return r;
+    }
+
+    @Test
+    void badShapesAreRefusedBeforeAnyKernelRuns() {
+        EncodedTensor t = Quantizer.quantize("w", new long[] {4, 64}, new float[256], QuantSpec.parse("int8"),
+                ActivationHint.F32);
+        Weights w = fast.upload(placed(t, 0));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> fast.matmul(w, fast.allocate(64), fast.allocate(4), 2));
+        assertTrue(e.getMessage().contains("too small"), e.getMessage());
+    }
+}
