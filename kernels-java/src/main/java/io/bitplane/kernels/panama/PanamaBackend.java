@@ -160,55 +160,40 @@ public final class PanamaBackend extends ScalarBackend {
         }
     }
 
-    /**
-     * Attention with vector dot products and a vector weighted sum of values over each head's lanes; the softmax
-     * keeps the scalar exp. Heads narrower than a vector take the scalar path.
-     */
+    /** Heads narrower than a vector (or not a multiple of one) keep the scalar inner products. */
+    private static boolean vectorHead(int n) {
+        return n % F.length() == 0;
+    }
+
     @Override
-    public void attention(Buffer out, Buffer qb, Buffer keys, Buffer values, int[] positions, int batch,
-                          io.bitplane.kernels.AttentionShape s) {
-        int hs = s.headSize();
-        VectorSpecies<Float> sp = hs % F.length() == 0 ? F : hs % 8 == 0 ? FloatVector.SPECIES_256 : null;
-        if (sp == null || sp.length() > hs) {
-            super.attention(out, qb, keys, values, positions, batch, s);
+    protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
+        if (!vectorHead(n)) {
+            return super.headDot(a, ao, b, bo, n);
+        }
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < n; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+        }
+        return Lanes.sum(acc);
+    }
+
+    @Override
+    protected void scoresToWeights(float[] att, int size) {
+        vectorSoftmax(att, size);
+    }
+
+    @Override
+    protected void weightedSum(float[] out, int oo, float[] att, int count, float[] v, int vo, int stride, int n) {
+        if (!vectorHead(n)) {
+            super.weightedSum(out, oo, att, count, v, vo, stride, n);
             return;
         }
-        float[] o = ArrayBuffer.of(out);
-        float[] q = ArrayBuffer.of(qb);
-        float[] k = ArrayBuffer.of(keys);
-        float[] v = ArrayBuffer.of(values);
-        int kvDim = s.kvDim();
-        int kvMul = s.nHeads() / s.nKvHeads();
-        float norm = (float) Math.sqrt(hs);
-        int maxPos = 0;
-        for (int b = 0; b < batch; b++) {
-            maxPos = Math.max(maxPos, positions[b]);
-        }
-        float[] att = scratch(SCORES, maxPos + 1);
-        int lanes = sp.length();
-        for (int b = 0; b < batch; b++) {
-            int pos = positions[b];
-            for (int h = 0; h < s.nHeads(); h++) {
-                int qo = b * s.queryDim() + h * hs;
-                int kvo = (h / kvMul) * hs;
-                for (int t = 0; t <= pos; t++) {
-                    int ko = t * kvDim + kvo;
-                    FloatVector acc = FloatVector.zero(sp);
-                    for (int i = 0; i < hs; i += lanes) {
-                        acc = FloatVector.fromArray(sp, q, qo + i).fma(FloatVector.fromArray(sp, k, ko + i), acc);
-                    }
-                    att[t] = Lanes.sum(acc) / norm;
-                }
-                vectorSoftmax(att, pos + 1);
-                for (int i = 0; i < hs; i += lanes) {
-                    FloatVector acc = FloatVector.zero(sp);
-                    for (int t = 0; t <= pos; t++) {
-                        acc = FloatVector.fromArray(sp, v, t * kvDim + kvo + i)
-                                .fma(FloatVector.broadcast(sp, att[t]), acc);
-                    }
-                    acc.intoArray(o, qo + i);
-                }
+        for (int i = 0; i < n; i += F.length()) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int t = 0; t < count; t++) {
+                acc = FloatVector.fromArray(F, v, t * stride + vo + i).fma(FloatVector.broadcast(F, att[t]), acc);
             }
+            acc.intoArray(out, oo + i);
         }
     }
 

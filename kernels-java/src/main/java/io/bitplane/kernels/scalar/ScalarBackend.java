@@ -97,10 +97,7 @@ public class ScalarBackend implements Backend {
         float[] a = ArrayBuffer.of(v);
         int dim = heads * headSize;
         int half = headSize / 2;
-        int maxPos = 0;
-        for (int b = 0; b < batch; b++) {
-            maxPos = Math.max(maxPos, positions[b]);
-        }
+        int maxPos = maxPosition(positions, batch);
         RopeTable table = ropeTable(headSize, theta, maxPos);
         for (int b = 0; b < batch; b++) {
             int row = positions[b] * half;
@@ -128,43 +125,61 @@ public class ScalarBackend implements Backend {
         int kvMul = s.nHeads() / s.nKvHeads();
         int hs = s.headSize();
         float norm = (float) Math.sqrt(hs);
-        int maxPos = 0;
-        for (int b = 0; b < batch; b++) {
-            maxPos = Math.max(maxPos, positions[b]);
-        }
-        float[] att = scratch(SCORES, maxPos + 1);
+        float[] att = scratch(SCORES, maxPosition(positions, batch) + 1);
         for (int b = 0; b < batch; b++) {
             int pos = positions[b];
             for (int h = 0; h < s.nHeads(); h++) {
                 int qo = b * s.queryDim() + h * hs;
                 int kvo = (h / kvMul) * hs;
                 for (int t = 0; t <= pos; t++) {
-                    float score = 0;
-                    int ko = t * kvDim + kvo;
-                    for (int i = 0; i < hs; i++) {
-                        score += qa[qo + i] * k[ko + i];
-                    }
-                    att[t] = score / norm;
+                    att[t] = headDot(qa, qo, k, t * kvDim + kvo, hs) / norm;
                 }
-                softmax(att, pos + 1);
-                int xo = b * s.queryDim() + h * hs;
-                java.util.Arrays.fill(o, xo, xo + hs, 0f);
-                for (int t = 0; t <= pos; t++) {
-                    int vo = t * kvDim + kvo;
-                    float a = att[t];
-                    for (int i = 0; i < hs; i++) {
-                        o[xo + i] += a * v[vo + i];
-                    }
-                }
+                scoresToWeights(att, pos + 1);
+                weightedSum(o, qo, att, pos + 1, v, kvo, kvDim, hs);
+            }
+        }
+    }
+
+    /** {@code sum_i a[ao + i] b[bo + i]} over n values: one attention score. */
+    protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
+        float score = 0;
+        for (int i = 0; i < n; i++) {
+            score += a[ao + i] * b[bo + i];
+        }
+        return score;
+    }
+
+    /** Softmax of the first {@code size} scores, in place. */
+    protected void scoresToWeights(float[] att, int size) {
+        softmax(att, size);
+    }
+
+    /** {@code out[oo + i] = sum_t att[t] v[t * stride + vo + i]} for i below n, t below count. */
+    protected void weightedSum(float[] out, int oo, float[] att, int count, float[] v, int vo, int stride, int n) {
+        java.util.Arrays.fill(out, oo, oo + n, 0f);
+        for (int t = 0; t < count; t++) {
+            int at = t * stride + vo;
+            float a = att[t];
+            for (int i = 0; i < n; i++) {
+                out[oo + i] += a * v[at + i];
             }
         }
     }
 
     private static final ThreadLocal<float[]> GAMMA = ThreadLocal.withInitial(() -> new float[0]);
-    protected static final ThreadLocal<float[]> SCORES = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> SCORES = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** The largest of the first {@code batch} positions. */
+    protected static int maxPosition(int[] positions, int batch) {
+        int max = 0;
+        for (int b = 0; b < batch; b++) {
+            max = Math.max(max, positions[b]);
+        }
+        return max;
+    }
 
     /** A per-thread array of at least n floats, so that steady-state calls do not allocate. */
-    protected static float[] scratch(ThreadLocal<float[]> slot, int n) {
+    private static float[] scratch(ThreadLocal<float[]> slot, int n) {
         float[] a = slot.get();
         if (a.length < n) {
             a = new float[Math.max(n, 2 * a.length)];

@@ -14,18 +14,18 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** A .bpm file as a conversion source: re-encode it (to F32, to another encoding, with another recipe). */
-public final class BpmImporter implements ModelSource {
-    private final BpmFile file;
-    private final ModelMetadata metadata;
-    private final List<SourceTensor> tensors = new ArrayList<>();
+public final class BpmImporter {
+    private BpmImporter() {
+    }
 
-    public BpmImporter(Path path) throws IOException {
-        this.file = BpmFile.open(path);
+    public static ModelSource open(Path path) throws IOException {
+        BpmFile file = BpmFile.open(path);
+        List<SourceTensor> tensors = new ArrayList<>();
         var source = MetadataJson.newObject();
         source.put("format", "bpm");
         source.put("path", path.getFileName().toString());
         source.set("converted_from", file.metadata().source());
-        this.metadata = file.metadata().withSource(source).withQuantization(MetadataJson.newObject());
+        ModelMetadata metadata = file.metadata().withSource(source).withQuantization(MetadataJson.newObject());
         for (BpmTensor t : file.tensors()) {
             TensorSpec s = t.spec();
             // Method is irrelevant for a lossless copy; the encoding and group identify the stored form.
@@ -36,20 +36,6 @@ public final class BpmImporter implements ModelSource {
                         copy.bytes());
             }));
         }
-    }
-
-    @Override
-    public ModelMetadata metadata() {
-        return metadata;
-    }
-
-    @Override
-    public List<SourceTensor> tensors() {
-        return List.copyOf(tensors);
-    }
-
-    @Override
-    public void close() {
-        file.close();
+        return new OpenedModel(metadata, tensors, file::close);
     }
 }

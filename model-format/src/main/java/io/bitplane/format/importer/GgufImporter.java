@@ -19,18 +19,11 @@ import java.util.Map;
  * GGUF models of the llama architecture, in llama.cpp's tensor naming (the .bpm naming too), with the
  * {@code tokenizer.ggml.*} vocabulary. Low-bit tensors keep their exact values (see {@link GgmlToBpm}).
  */
-public final class GgufImporter implements ModelSource {
-    private final GgufFile gguf;
-    private final ModelMetadata metadata;
-    private final List<SourceTensor> tensors;
-
-    private GgufImporter(GgufFile gguf, ModelMetadata metadata, List<SourceTensor> tensors) {
-        this.gguf = gguf;
-        this.metadata = metadata;
-        this.tensors = tensors;
+public final class GgufImporter {
+    private GgufImporter() {
     }
 
-    public static GgufImporter open(Path path) throws IOException {
+    public static ModelSource open(Path path) throws IOException {
         GgufFile g = GgufFile.open(path);
         try {
             return read(g);
@@ -40,7 +33,7 @@ public final class GgufImporter implements ModelSource {
         }
     }
 
-    private static GgufImporter read(GgufFile g) throws IOException {
+    private static ModelSource read(GgufFile g) throws IOException {
         Map<String, Object> kv = g.metadata();
         Keys k = new Keys(g.path(), kv);
         String arch = k.text("general.architecture");
@@ -94,8 +87,8 @@ public final class GgufImporter implements ModelSource {
         if (kv.get("general.name") instanceof String name) {
             source.put("name", name);
         }
-        return new GgufImporter(g, new ModelMetadata("llama", config, vocab, MetadataJson.newObject(), source),
-                List.copyOf(out));
+        return new OpenedModel(new ModelMetadata("llama", config, vocab, MetadataJson.newObject(), source), out,
+                g::close);
     }
 
     private static Vocabulary vocabulary(Path path, Keys k) throws BpmFormatException {
@@ -173,20 +166,5 @@ public final class GgufImporter implements ModelSource {
             }
             return n.doubleValue();
         }
-    }
-
-    @Override
-    public ModelMetadata metadata() {
-        return metadata;
-    }
-
-    @Override
-    public List<SourceTensor> tensors() {
-        return tensors;
-    }
-
-    @Override
-    public void close() {
-        gguf.close();
     }
 }

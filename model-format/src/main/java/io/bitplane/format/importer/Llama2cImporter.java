@@ -30,27 +30,20 @@ import java.util.Map;
  * </ul>
  * llama2.c's w1, w2, w3 are GGUF's ffn_gate, ffn_down, ffn_up. The file size must match the header exactly.
  */
-public final class Llama2cImporter implements ModelSource {
+public final class Llama2cImporter {
     static final int MAGIC_V1 = 0x616b3432;
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final MappedFile file;
-    private final ModelMetadata metadata;
-    private final List<SourceTensor> tensors;
-
-    private Llama2cImporter(MappedFile file, ModelMetadata metadata, List<SourceTensor> tensors) {
-        this.file = file;
-        this.metadata = metadata;
-        this.tensors = tensors;
+    private Llama2cImporter() {
     }
 
     /**
      * Opens a checkpoint. The tokenizer is {@code tokenizer} when given, else {@code tokenizer.bin} or
      * {@code tok<vocab>.bin} beside the checkpoint, else none (a vocabulary can be added later with --tokenizer).
      */
-    public static Llama2cImporter open(Path path, Path tokenizer) throws IOException {
+    public static ModelSource open(Path path, Path tokenizer) throws IOException {
         MappedFile f = new MappedFile(path);
         try {
             return read(f, tokenizer);
@@ -60,7 +53,7 @@ public final class Llama2cImporter implements ModelSource {
         }
     }
 
-    private static Llama2cImporter read(MappedFile f, Path tokenizer) throws IOException {
+    private static ModelSource read(MappedFile f, Path tokenizer) throws IOException {
         String where = f.path.toString();
         f.slice(0, 28, "the llama2.c header");
         boolean v1 = f.segment.get(INT, 0) == MAGIC_V1;
@@ -145,7 +138,7 @@ public final class Llama2cImporter implements ModelSource {
         for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
             ordered.add(layout.tensors.get(e.name()));
         }
-        return new Llama2cImporter(f, meta, List.copyOf(ordered));
+        return new OpenedModel(meta, ordered, f::close);
     }
 
     /** tokenizer.bin or tok{vocab}.bin beside the checkpoint, as llama2.c's run and its tinyllamas models name it. */
@@ -186,20 +179,5 @@ public final class Llama2cImporter implements ModelSource {
                     () -> f.slice(at, bytes, "tensor " + name).toArray(FLOAT)));
             offset += bytes;
         }
-    }
-
-    @Override
-    public ModelMetadata metadata() {
-        return metadata;
-    }
-
-    @Override
-    public List<SourceTensor> tensors() {
-        return tensors;
-    }
-
-    @Override
-    public void close() {
-        file.close();
     }
 }

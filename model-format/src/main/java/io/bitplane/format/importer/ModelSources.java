@@ -50,7 +50,7 @@ public final class ModelSources {
     /** Opens {@code path}; {@code tokenizer} (may be null) supplies a vocabulary where the format has none. */
     public static ModelSource open(Path path, Path tokenizer) throws IOException {
         return switch (detect(path)) {
-            case BPM -> new BpmImporter(path);
+            case BPM -> BpmImporter.open(path);
             case GGUF -> GgufImporter.open(path);
             case LLAMA2C_V1, LLAMA2C_LEGACY -> Llama2cImporter.open(path, tokenizer);
             case SAFETENSORS -> SafetensorsImporter.open(path, tokenizer);

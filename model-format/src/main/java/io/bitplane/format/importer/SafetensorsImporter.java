@@ -36,17 +36,10 @@ import java.util.Map;
  * halves of a head rotate together (HF row {@code t * hd/2 + j} is Meta row {@code 2j + t}); llama2.c, GGUF and
  * .bpm rotate adjacent pairs. The importer moves rows back, which changes no value, so the model decodes the same.
  */
-public final class SafetensorsImporter implements ModelSource {
+public final class SafetensorsImporter {
     private static final long MAX_HEADER = 100L << 20;
 
-    private final List<MappedFile> files;
-    private final ModelMetadata metadata;
-    private final List<SourceTensor> tensors;
-
-    private SafetensorsImporter(List<MappedFile> files, ModelMetadata metadata, List<SourceTensor> tensors) {
-        this.files = files;
-        this.metadata = metadata;
-        this.tensors = tensors;
+    private SafetensorsImporter() {
     }
 
     /** Entry of one tensor in one shard. */
@@ -57,7 +50,7 @@ public final class SafetensorsImporter implements ModelSource {
      * Opens a checkpoint: {@code path} is its directory, its config.json, a .safetensors file or the index; the
      * other files are looked up beside it.
      */
-    public static SafetensorsImporter open(Path path, Path tokenizer) throws IOException {
+    public static ModelSource open(Path path, Path tokenizer) throws IOException {
         Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
         Path config = dir.resolve("config.json");
         if (!Files.isRegularFile(config)) {
@@ -113,8 +106,9 @@ public final class SafetensorsImporter implements ModelSource {
             var source = MetadataJson.newObject();
             source.put("format", "safetensors");
             source.put("path", dir.getFileName() == null ? dir.toString() : dir.getFileName().toString());
-            return new SafetensorsImporter(List.copyOf(mapped),
-                    new ModelMetadata("llama", cfg, vocab, MetadataJson.newObject(), source), List.copyOf(out));
+            List<MappedFile> files = List.copyOf(mapped);
+            return new OpenedModel(new ModelMetadata("llama", cfg, vocab, MetadataJson.newObject(), source), out,
+                    () -> files.forEach(MappedFile::close));
         } catch (IOException | RuntimeException e) {
             mapped.forEach(MappedFile::close);
             throw e;
@@ -261,20 +255,5 @@ public final class SafetensorsImporter implements ModelSource {
             }
         }
         return new EncodedTensor(spec, out);
-    }
-
-    @Override
-    public ModelMetadata metadata() {
-        return metadata;
-    }
-
-    @Override
-    public List<SourceTensor> tensors() {
-        return tensors;
-    }
-
-    @Override
-    public void close() {
-        files.forEach(MappedFile::close);
     }
 }
