@@ -73,7 +73,10 @@ class BackendConformanceTest {
         "int8@32, 1001, 64, 2, int8", "int8@48, 5, 96, 2, int8",
         "int4@32, 7, 100, 2, f32", "int4@32, 7, 100, 2, int8", "int4-asym@64, 5, 130, 3, f32",
         "ternary, 9, 200, 2, f32", "ternary@64, 9, 200, 2, int8", "binary, 65, 129, 3, f32",
-        "binary, 1, 1, 1, int8"})
+        "binary, 1, 1, 1, int8", "binary, 3, 130, 2, int8", "ternary, 5, 131, 3, int8", "ternary, 5, 131, 3, f32",
+        "ternary-twn@32, 4, 100, 1, int8", "int4@32, 3, 100, 4, int8", "int4@128, 600, 512, 2, int8",
+        "int4-asym@32, 3, 70, 2, int8", "int4-asym@128, 9, 300, 2, f32", "ternary, 700, 256, 1, int8",
+        "int4-rtn@64, 1, 64, 33, f32"})
     void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
@@ -85,7 +88,7 @@ class BackendConformanceTest {
             float[] expected = matmul(ORACLE, placed, x, batch);
             float[] actual = matmul(fast, placed, x, batch);
             boolean exact = hint == ActivationHint.INT8 && t.spec().encoding().quantized;
-            if (exact && spec.startsWith("int8")) {
+            if (exact) {
                 assertArrayEquals(expected, actual, "integer accumulation must match exactly");
             } else {
                 for (int i = 0; i < expected.length; i++) {

@@ -80,6 +80,8 @@ public final class PanamaBackend extends ScalarBackend {
             } else {
                 task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch, r0, r1);
             }
+        } else if (BitPlaneMatmul.supports(spec)) {
+            task = bitPlaneTask(spec, cw, x, y, batch, int8Act);
         } else {
             task = (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
         }
@@ -88,6 +90,64 @@ public final class PanamaBackend extends ScalarBackend {
         } else {
             task.run(0, rows);
         }
+    }
+
+    /** Lookup tables of the bit-plane kernel, per calling thread, grown as needed. */
+    private static final class PlaneTables {
+        float[] lut = new float[0];
+        float[] sums = new float[0];
+        int[] ilut = new int[0];
+        int[] isums = new int[0];
+    }
+
+    private static final ThreadLocal<PlaneTables> PLANE_TABLES = ThreadLocal.withInitial(PlaneTables::new);
+
+    /** Builds every token's tables on the calling thread; the rows are then split, the tables shared read-only. */
+    private static WorkerPool.RangeTask bitPlaneTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch,
+                                                     boolean int8Act) {
+        int k = (int) spec.cols();
+        int n = (int) spec.rows();
+        int lutSize = 16 * ((k + 3) / 4);
+        int groups = (int) spec.groupsPerRow();
+        int group = (int) spec.effectiveGroupSize();
+        PlaneTables t = PLANE_TABLES.get();
+        if (int8Act) {
+            Int8Activations a = quantize(x, batch, k);
+            if (t.ilut.length < batch * lutSize) {
+                t.ilut = new int[batch * lutSize];
+            }
+            if (t.isums.length < batch * groups) {
+                t.isums = new int[batch * groups];
+            }
+            int[] lut = t.ilut;
+            int[] sums = t.isums;
+            for (int b = 0; b < batch; b++) {
+                BitPlaneMatmul.buildInt(a.q16, b * k, k, group, lut, b * lutSize, sums, b * groups);
+            }
+            float[] scales = a.scales;
+            return (r0, r1) -> {
+                for (int b = 0; b < batch; b++) {
+                    BitPlaneMatmul.rowsInt(spec, w.data(), lut, b * lutSize, sums, b * groups, scales[b], y, b * n,
+                            r0, r1);
+                }
+            };
+        }
+        if (t.lut.length < batch * lutSize) {
+            t.lut = new float[batch * lutSize];
+        }
+        if (t.sums.length < batch * groups) {
+            t.sums = new float[batch * groups];
+        }
+        float[] lut = t.lut;
+        float[] sums = t.sums;
+        for (int b = 0; b < batch; b++) {
+            BitPlaneMatmul.buildFloat(x, b * k, k, group, lut, b * lutSize, sums, b * groups);
+        }
+        return (r0, r1) -> {
+            for (int b = 0; b < batch; b++) {
+                BitPlaneMatmul.rowsFloat(spec, w.data(), lut, b * lutSize, sums, b * groups, y, b * n, r0, r1);
+            }
+        };
     }
 
     /** Per-token INT8 codes (the scalar quantizer, so codes equal the oracle's), widened to int16 for the kernel. */
