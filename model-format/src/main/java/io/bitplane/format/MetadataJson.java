@@ -82,7 +82,8 @@ public final class MetadataJson {
         }
         root.set("quantization", m.quantization() == null ? newObject() : m.quantization());
         root.set("source", m.source() == null ? newObject() : m.source());
-        root.put("created_by", "bitplane " + MetadataJson.class.getPackage().getImplementationVersion());
+        String version = MetadataJson.class.getPackage().getImplementationVersion();
+        root.put("created_by", "bitplane " + (version == null ? "(development build)" : version));
         try {
             return MAPPER.writeValueAsBytes(root);
         } catch (JsonProcessingException e) {

@@ -29,6 +29,7 @@ public final class Generation implements Iterator<GeneratedToken> {
     private long promptNanos;
     private long firstTokenNanos;
     private long endNanos;
+    private final int maxStopLength;
 
     Generation(Session session, GenerationRequest request) {
         this.session = session;
@@ -36,6 +37,7 @@ public final class Generation implements Iterator<GeneratedToken> {
         this.tokenizer = session.model().tokenizer();
         this.sampler = new Sampler(request.sampler());
         this.prompt = tokenizer.encode(request.prompt(), request.addBos(), false);
+        this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt without BOS: nothing to condition on");
         }
@@ -115,12 +117,20 @@ public final class Generation implements Iterator<GeneratedToken> {
      * stop string ends the generation, and it and what follows are dropped.
      */
     private String releaseText() {
+        if (request.stop().isEmpty()) {
+            String out = pending.toString();
+            pending.setLength(0);
+            released.append(out);
+            return out;
+        }
+        // Only the released text's last (longest stop - 1) characters can take part in a match.
         int before = released.length();
-        String all = released + pending.toString();
+        int from = Math.max(0, before - maxStopLength + 1);
+        String window = released.substring(from) + pending;
         for (String stop : request.stop()) {
-            int at = all.indexOf(stop, Math.max(0, before - stop.length() + 1));
+            int at = window.indexOf(stop);
             if (at >= 0) {
-                String out = all.substring(before, Math.max(before, at));
+                String out = window.substring(before - from, Math.max(before - from, at));
                 released.append(out);
                 pending.setLength(0);
                 trailingSent = true; // what follows a stop string is dropped, not released
