@@ -140,6 +140,51 @@ final class BitPlaneMatmul {
         return s;
     }
 
+    /**
+     * INT4: {@code sum_p 2^p S_p} over nibbles [n0, n1) in one pass over the four planes' words, instead of four
+     * passes (the per-call and per-word overhead dominated at groups of 32).
+     */
+    private static float int4Float(MemorySegment w, long rowWord, long words, float[] lut, int lo, int n0, int n1) {
+        float s = 0;
+        int j = n0;
+        while (j < n1) {
+            long wi = j >>> 4;
+            int shift = (j & 15) * 4;
+            long p0 = w.getAtIndex(LONG, rowWord + wi) >>> shift;
+            long p1 = w.getAtIndex(LONG, rowWord + words + wi) >>> shift;
+            long p2 = w.getAtIndex(LONG, rowWord + 2 * words + wi) >>> shift;
+            long p3 = w.getAtIndex(LONG, rowWord + 3 * words + wi) >>> shift;
+            int end = Math.min(n1, (j & ~15) + 16);
+            for (; j < end; j++, p0 >>>= 4, p1 >>>= 4, p2 >>>= 4, p3 >>>= 4) {
+                int b = lo + 16 * j;
+                s += lut[b + (int) (p0 & 15)] + 2 * lut[b + (int) (p1 & 15)]
+                        + 4 * lut[b + (int) (p2 & 15)] + 8 * lut[b + (int) (p3 & 15)];
+            }
+        }
+        return s;
+    }
+
+    /** As {@link #int4Float}, on exact integer tables. */
+    private static int int4Int(MemorySegment w, long rowWord, long words, int[] lut, int lo, int n0, int n1) {
+        int s = 0;
+        int j = n0;
+        while (j < n1) {
+            long wi = j >>> 4;
+            int shift = (j & 15) * 4;
+            long p0 = w.getAtIndex(LONG, rowWord + wi) >>> shift;
+            long p1 = w.getAtIndex(LONG, rowWord + words + wi) >>> shift;
+            long p2 = w.getAtIndex(LONG, rowWord + 2 * words + wi) >>> shift;
+            long p3 = w.getAtIndex(LONG, rowWord + 3 * words + wi) >>> shift;
+            int end = Math.min(n1, (j & ~15) + 16);
+            for (; j < end; j++, p0 >>>= 4, p1 >>>= 4, p2 >>>= 4, p3 >>>= 4) {
+                int b = lo + 16 * j;
+                s += lut[b + (int) (p0 & 15)] + 2 * lut[b + (int) (p1 & 15)]
+                        + 4 * lut[b + (int) (p2 & 15)] + 8 * lut[b + (int) (p3 & 15)];
+            }
+        }
+        return s;
+    }
+
     /** Rows [r0, r1) for one token with float activations (tables already built). */
     static void rowsFloat(TensorSpec spec, MemorySegment w, float[] lut, int lo, float[] groupSums, int so,
                           float[] y, int yo, int r0, int r1) {
@@ -163,10 +208,7 @@ final class BitPlaneMatmul {
                     case TERNARY -> pickFloat(w, rowWord, lut, lo, n0, n1)
                             - 2 * pickFloat(w, rowWord + words, rowWord, lut, lo, n0, n1);
                     case INT4, INT4_ASYM -> {
-                        float a = 0;
-                        for (int p = 3; p >= 0; p--) {
-                            a = 2 * a + pickFloat(w, rowWord + p * words, lut, lo, n0, n1);
-                        }
+                        float a = int4Float(w, rowWord, words, lut, lo, n0, n1);
                         yield e == Encoding.INT4 ? a - 8 * x : a;
                     }
                     default -> throw new IllegalStateException(e.toString());
@@ -200,10 +242,7 @@ final class BitPlaneMatmul {
                     case TERNARY -> pickInt(w, rowWord, lut, lo, n0, n1)
                             - 2 * pickInt(w, rowWord + words, rowWord, lut, lo, n0, n1);
                     case INT4, INT4_ASYM -> {
-                        int a = 0;
-                        for (int p = 3; p >= 0; p--) {
-                            a = 2 * a + pickInt(w, rowWord + p * words, lut, lo, n0, n1);
-                        }
+                        int a = int4Int(w, rowWord, words, lut, lo, n0, n1);
                         yield e == Encoding.INT4 ? a - 8 * x : a;
                     }
                     default -> throw new IllegalStateException(e.toString());
