@@ -64,6 +64,12 @@ public final class BpmWriter implements AutoCloseable {
         Path dirPath = target.toAbsolutePath().getParent();
         Files.createDirectories(dirPath);
         this.temp = Files.createTempFile(dirPath, "." + target.getFileName() + ".", ".partial");
+        try {
+            // Temporary files are created private (0600); the finished model is an ordinary file.
+            Files.setPosixFilePermissions(temp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (UnsupportedOperationException e) {
+            // not a POSIX file system: keep its defaults
+        }
         this.channel = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
     }
 

@@ -1,12 +1,10 @@
 package io.bitplane.cli;
 
-import io.bitplane.format.quant.QuantSpec;
-import io.bitplane.format.convert.Recipe;
 import io.bitplane.runtime.ModelOptions;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.List;
 
 /** The options every command that runs a model shares (a picocli mixin). */
 final class ModelArgs {
@@ -20,12 +18,9 @@ final class ModelArgs {
     @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl.")
     String backend;
 
-    @Option(names = "--weights", description = "Convert a non-.bpm model on load to this encoding (as convert "
-            + "--weights).")
-    String weights;
-
-    @Option(names = "--activations", defaultValue = "f32", description = "With --weights: f32 or int8.")
-    String activations;
+    /** For models that are not .bpm: how to encode them while converting on load. */
+    @Mixin
+    RecipeArgs recipeArgs;
 
     @Option(names = "--threads", description = "Kernel threads (default: the available processors).")
     Integer threads;
@@ -40,10 +35,6 @@ final class ModelArgs {
         }
         ModelOptions o = ModelOptions.defaults().withBackend(backend).withTokenizer(tokenizer)
                 .withThreads(threads == null ? 0 : threads);
-        if (weights != null) {
-            o = o.withRecipe(new Recipe(QuantSpec.parse(weights), ConvertCommand.parseActivations(activations),
-                    List.of()));
-        }
-        return o;
+        return o.withRecipe(recipeArgs.recipe());
     }
 }

@@ -65,6 +65,19 @@ class RuntimeCommandsTest {
     }
 
     @Test
+    void aSyntheticModelCanBeWrittenAndRun(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        String out = dir.resolve("synth.bpm").toString();
+        CliRunner.Result r = CliRunner.run("synth", "--output", out, "--dim", "64", "--hidden", "128", "--layers",
+                "2", "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--context", "64", "--weights", "int4",
+                "--activations", "int8");
+        assertEquals(0, r.exit(), r.err());
+        r = CliRunner.run("generate", "--model", out, "--prompt", "abc", "--steps", "10", "--temperature", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("prompt tokens"), r.err());
+        assertEquals(0, CliRunner.run("verify", "--model", out).exit());
+    }
+
+    @Test
     void demoPrintsATableForEveryEncoding() {
         CliRunner.Result r = CliRunner.run("demo", "--model", SharedData.stories260K().toString(), "--steps", "12",
                 "--paragraphs", "3");

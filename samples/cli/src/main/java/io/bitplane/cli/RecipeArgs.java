@@ -1,0 +1,57 @@
+package io.bitplane.cli;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.convert.Recipe;
+import io.bitplane.format.quant.QuantSpec;
+import picocli.CommandLine.Option;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** The quantization recipe options (a picocli mixin): convert, synth, and every command that converts on load. */
+final class RecipeArgs {
+    @Option(names = "--weights", defaultValue = "auto", description = "Encoding of the matrices: f32 f16 bf16 "
+            + "int8 int4 ternary binary (also int4-rtn int4-asym ternary-twn, ENC@GROUP), or auto: keep each "
+            + "tensor as the source stores it. Default: ${DEFAULT-VALUE}.")
+    String weights;
+
+    @Option(names = "--group", description = "Group size for the quantized encodings (default 32 for int4 and "
+            + "int8, a whole row for ternary and binary).")
+    Integer group;
+
+    @Option(names = "--keep", description = "PATTERN=ENC: encode tensors whose name matches the glob PATTERN "
+            + "as ENC instead (first match wins), e.g. token_embd.weight=int8.")
+    List<String> keep = new ArrayList<>();
+
+    @Option(names = "--activations", defaultValue = "f32", description = "Activations of the linear layers: f32, "
+            + "or int8 per token (W8A8, W4A8). Default: ${DEFAULT-VALUE}.")
+    String activations;
+
+    Recipe recipe() {
+        return new Recipe(weights.equalsIgnoreCase("auto") ? null : withGroup(weights),
+                parseActivations(activations), keep.stream().map(this::override).toList());
+    }
+
+    /** A spec from text; --group applies where the text names no group itself. */
+    private QuantSpec withGroup(String text) {
+        QuantSpec spec = QuantSpec.parse(text);
+        if (group != null && !text.contains("@") && spec.encoding().quantized) {
+            return QuantSpec.parse(text + "@" + group);
+        }
+        return spec;
+    }
+
+    private Recipe.Override override(String text) {
+        Recipe.Override o = Recipe.Override.parse(text);
+        return new Recipe.Override(o.pattern(), withGroup(text.substring(text.lastIndexOf('=') + 1)));
+    }
+
+    static ActivationHint parseActivations(String text) {
+        return switch (text.toLowerCase(Locale.ROOT)) {
+            case "f32" -> ActivationHint.F32;
+            case "int8" -> ActivationHint.INT8;
+            default -> throw new IllegalArgumentException("--activations must be f32 or int8, not '" + text + "'");
+        };
+    }
+}
