@@ -25,6 +25,11 @@ public interface Backend extends AutoCloseable {
     /** A short name: scalar, java, native, opencl. */
     String name();
 
+    /** One line for logs and stats: the name and what it runs on (vector width, threads, device). */
+    default String description() {
+        return name();
+    }
+
     /** Makes a tensor of the mapped model usable by this backend (once per model). */
     Weights upload(BpmTensor tensor);
 

@@ -21,10 +21,6 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
         return new TensorSpec(name, shape, encoding, groupSize, LAYOUT_CANONICAL, ActivationHint.F32);
     }
 
-    public TensorSpec withActivations(ActivationHint hint) {
-        return new TensorSpec(name, shape, encoding, groupSize, layout, hint);
-    }
-
     @Override
     public long[] shape() {
         return shape.clone();

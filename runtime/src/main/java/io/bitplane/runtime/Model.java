@@ -121,8 +121,9 @@ public final class Model implements AutoCloseable {
         return tokenizer;
     }
 
+    /** The backend in use, in one line (name, vector width, threads). */
     public String backendName() {
-        return backend.name();
+        return backend.description();
     }
 
     /** Bytes of the mapped model file (the weights, used in place). */

@@ -220,7 +220,11 @@ final class BitPlaneMatmul {
         }
     }
 
-    /** Rows [r0, r1) for one token with INT8 activation codes: exact group sums, the oracle's float order. */
+    /**
+     * Rows [r0, r1) for one token with INT8 activation codes: exact group sums, the oracle's float order. A twin of
+     * {@link #rowsFloat} on int tables: float tables would be exact only while sums stay below 2^24, which INT4 with
+     * large groups can exceed, and the integer path must match the oracle exactly.
+     */
     static void rowsInt(TensorSpec spec, MemorySegment w, int[] lut, int lo, int[] groupSums, int so,
                         float tokenScale, float[] y, int yo, int r0, int r1) {
         Encoding e = spec.encoding();

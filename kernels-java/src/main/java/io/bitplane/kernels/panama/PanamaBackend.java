@@ -46,18 +46,14 @@ public final class PanamaBackend extends ScalarBackend {
         this.pool = new WorkerPool(threads);
     }
 
-    /** What the lookup prints: the vector width and thread count in use. */
-    public static String describe() {
-        return F.vectorBitSize() + "-bit float vectors (" + F.length() + " lanes)";
-    }
-
     @Override
     public String name() {
         return "java";
     }
 
-    public int threads() {
-        return pool.threads();
+    @Override
+    public String description() {
+        return "java (Panama Vector API, " + F.vectorBitSize() + "-bit vectors, " + pool.threads() + " threads)";
     }
 
     @Override

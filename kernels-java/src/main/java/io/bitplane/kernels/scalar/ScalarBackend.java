@@ -20,6 +20,11 @@ public class ScalarBackend implements Backend {
     }
 
     @Override
+    public String description() {
+        return "scalar (reference kernels, one thread)";
+    }
+
+    @Override
     public Weights upload(BpmTensor tensor) {
         return new CpuWeights(tensor.spec(), tensor.data());
     }
