@@ -142,6 +142,59 @@ class BackendConformanceTest {
         }
     }
 
+    @Test
+    void swiGluAndAttentionMatchTheOracle() {
+        Random rnd = new Random(6);
+        for (int n : new int[] {1, 15, 172, 1000}) {
+            float[] g = TestTensors.gaussian(rnd, n, 3f);
+            float[] u = TestTensors.gaussian(rnd, n, 1f);
+            float[] a = swiGlu(ORACLE, g, u);
+            float[] b = swiGlu(fast, g, u);
+            for (int i = 0; i < n; i++) {
+                assertEquals(a[i], b[i], 1e-5f * (1 + Math.abs(a[i])), "swiGlu " + i);
+            }
+        }
+        for (int headSize : new int[] {6, 8, 16, 64}) {
+            AttentionShape s = new AttentionShape(4, 2, headSize);
+            int positions = 37;
+            int batch = 3;
+            float[] q = TestTensors.gaussian(rnd, batch * s.queryDim(), 1f);
+            float[] keys = TestTensors.gaussian(rnd, positions * s.kvDim(), 1f);
+            float[] values = TestTensors.gaussian(rnd, positions * s.kvDim(), 1f);
+            int[] pos = {0, 17, 36};
+            float[] a = attention(ORACLE, q, keys, values, pos, s);
+            float[] b = attention(fast, q, keys, values, pos, s);
+            for (int i = 0; i < a.length; i++) {
+                assertEquals(a[i], b[i], 1e-5f * (1 + Math.abs(a[i])), "head size " + headSize + " value " + i);
+            }
+        }
+    }
+
+    private static float[] swiGlu(Backend be, float[] g, float[] u) {
+        Buffer gb = be.allocate(g.length);
+        Buffer ub = be.allocate(u.length);
+        be.write(g, 0, gb, 0, g.length);
+        be.write(u, 0, ub, 0, u.length);
+        be.swiGlu(gb, ub, g.length);
+        float[] r = new float[g.length];
+        be.read(gb, 0, r, 0, r.length);
+        return r;
+    }
+
+    private static float[] attention(Backend be, float[] q, float[] k, float[] v, int[] pos, AttentionShape s) {
+        Buffer qb = be.allocate(q.length);
+        Buffer kb = be.allocate(k.length);
+        Buffer vb = be.allocate(v.length);
+        be.write(q, 0, qb, 0, q.length);
+        be.write(k, 0, kb, 0, k.length);
+        be.write(v, 0, vb, 0, v.length);
+        Buffer out = be.allocate(q.length);
+        be.attention(out, qb, kb, vb, pos, pos.length, s);
+        float[] r = new float[q.length];
+        be.read(out, 0, r, 0, r.length);
+        return r;
+    }
+
     private static float[] run(Backend be, float[] x, BpmTensor gamma, int dim, int batch) {
         Buffer xb = be.allocate(x.length);
         be.write(x, 0, xb, 0, x.length);

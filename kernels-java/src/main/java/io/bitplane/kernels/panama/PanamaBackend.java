@@ -216,19 +216,26 @@ public final class PanamaBackend extends ScalarBackend {
         }
     }
 
-    /** Heads narrower than a vector (or not a multiple of one) keep the scalar inner products. */
-    private static boolean vectorHead(int n) {
-        return n % F.length() == 0;
+    /**
+     * The species for one attention head of n values: the preferred one when it divides n, else 256 bits when
+     * that does (small heads on AVX-512), else none (the scalar inner products).
+     */
+    private static VectorSpecies<Float> headSpecies(int n) {
+        if (n % F.length() == 0) {
+            return F;
+        }
+        return F.vectorBitSize() > 256 && n % 8 == 0 ? FloatVector.SPECIES_256 : null;
     }
 
     @Override
     protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
-        if (!vectorHead(n)) {
+        VectorSpecies<Float> sp = headSpecies(n);
+        if (sp == null) {
             return super.headDot(a, ao, b, bo, n);
         }
-        FloatVector acc = FloatVector.zero(F);
-        for (int i = 0; i < n; i += F.length()) {
-            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+        FloatVector acc = FloatVector.zero(sp);
+        for (int i = 0; i < n; i += sp.length()) {
+            acc = FloatVector.fromArray(sp, a, ao + i).fma(FloatVector.fromArray(sp, b, bo + i), acc);
         }
         return Lanes.sum(acc);
     }
@@ -240,22 +247,23 @@ public final class PanamaBackend extends ScalarBackend {
 
     @Override
     protected void weightedSum(float[] out, int oo, float[] att, int count, float[] v, int vo, int stride, int n) {
-        if (!vectorHead(n)) {
+        VectorSpecies<Float> sp = headSpecies(n);
+        if (sp == null) {
             super.weightedSum(out, oo, att, count, v, vo, stride, n);
             return;
         }
-        for (int i = 0; i < n; i += F.length()) {
-            FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < n; i += sp.length()) {
+            FloatVector acc = FloatVector.zero(sp);
             for (int t = 0; t < count; t++) {
-                acc = FloatVector.fromArray(F, v, t * stride + vo + i).fma(FloatVector.broadcast(F, att[t]), acc);
+                acc = FloatVector.fromArray(sp, v, t * stride + vo + i).fma(FloatVector.broadcast(sp, att[t]), acc);
             }
             acc.intoArray(out, oo + i);
         }
     }
 
     /**
-     * Softmax with vector max and scaling; exp stays Math.exp, whose interpreter and compiled forms agree (the
-     * Vector API's EXP does not: SVML when compiled, Math.exp when not, so warm and cold runs would differ).
+     * Softmax with vector max, {@link VectorExp} and scaling. (The Vector API's own EXP is not used: SVML when
+     * compiled, Math.exp when not, so warm and cold runs would differ.)
      */
     static void vectorSoftmax(float[] x, int size) {
         int upper = F.loopBound(size);
@@ -268,9 +276,15 @@ public final class PanamaBackend extends ScalarBackend {
         for (; i < size; i++) {
             max = Math.max(max, x[i]);
         }
-        float sum = 0;
-        for (i = 0; i < size; i++) {
-            x[i] = (float) Math.exp(x[i] - max);
+        FloatVector sumV = FloatVector.zero(F);
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, x, i).sub(max));
+            e.intoArray(x, i);
+            sumV = sumV.add(e);
+        }
+        float sum = Lanes.sum(sumV);
+        for (; i < size; i++) {
+            x[i] = VectorExp.exp(x[i] - max);
             sum += x[i];
         }
         float inv = 1f / sum;
@@ -279,6 +293,23 @@ public final class PanamaBackend extends ScalarBackend {
         }
         for (; i < size; i++) {
             x[i] *= inv;
+        }
+    }
+
+    /** SwiGLU with {@link VectorExp}: gate = gate * sigmoid(gate) * up. */
+    @Override
+    public void swiGlu(Buffer gateBuffer, Buffer upBuffer, int n) {
+        float[] g = ArrayBuffer.of(gateBuffer);
+        float[] u = ArrayBuffer.of(upBuffer);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, g, i);
+            FloatVector sig = VectorExp.exp(v.neg()).add(1f);
+            v.div(sig).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
+        }
+        for (; i < n; i++) {
+            g[i] = g[i] / (VectorExp.exp(-g[i]) + 1f) * u[i];
         }
     }
 
