@@ -78,6 +78,21 @@ class RuntimeCommandsTest {
     }
 
     @Test
+    void benchWritesJsonAndAChart(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        String out = dir.resolve("b").toString();
+        CliRunner.Result r = CliRunner.run("bench", "--shape", "64x256", "--encodings", "f32,ternary", "--activations",
+                "f32,int8", "--seconds", "0.05", "--output", out);
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
+        assertEquals(3, json.path("kernels").size(), "f32 x f32, ternary x f32, ternary x int8");
+        for (JsonNode k : json.path("kernels")) {
+            assertTrue(k.path("weights_per_second").asDouble() > 0 && k.path("roofline_weights_per_second")
+                    .asDouble() > 0, k.toString());
+        }
+        assertTrue(Files.readString(java.nio.file.Path.of(out + ".svg")).contains("ternary x int8"));
+    }
+
+    @Test
     void demoPrintsATableForEveryEncoding() {
         CliRunner.Result r = CliRunner.run("demo", "--model", SharedData.stories260K().toString(), "--steps", "12",
                 "--paragraphs", "3");

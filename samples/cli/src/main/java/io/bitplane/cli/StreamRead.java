@@ -1,0 +1,79 @@
+package io.bitplane.cli;
+
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.concurrent.atomic.DoubleAdder;
+
+/**
+ * Read bandwidth as kernels see it: each thread streams vector loads through its own native buffer, much larger
+ * than the caches, and the threads' rates are added. Warm-up passes (page faults, compilation) are not counted.
+ * The roofline of an encoding is 8 x this / bits per weight.
+ */
+final class StreamRead {
+    private StreamRead() {
+    }
+
+    private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
+    private static final long BYTES_PER_THREAD = 256L << 20;
+    /** Where the sums go, so that the loads cannot be optimised away. */
+    static volatile long sink;
+
+    static double bytesPerSecond(int threads, double seconds) throws InterruptedException {
+        DoubleAdder rate = new DoubleAdder();
+        java.util.concurrent.CyclicBarrier ready = new java.util.concurrent.CyclicBarrier(threads);
+        Thread[] workers = new Thread[threads];
+        for (int t = 0; t < threads; t++) {
+            workers[t] = new Thread(() -> {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment data = arena.allocate(BYTES_PER_THREAD, 64);
+                    data.fill((byte) 1);
+                    long acc = 0;
+                    for (int i = 0; i < 4; i++) {
+                        acc += pass(data); // page faults and JIT compilation happen here, untimed
+                    }
+                    await(ready);
+                    long start = System.nanoTime();
+                    long end = start + (long) (seconds * 1e9);
+                    long read = 0;
+                    long now;
+                    do {
+                        acc += pass(data);
+                        read += data.byteSize();
+                        now = System.nanoTime();
+                    } while (now < end);
+                    rate.add(read / ((now - start) / 1e9));
+                    sink += acc;
+                }
+            });
+            workers[t].start();
+        }
+        for (Thread w : workers) {
+            w.join();
+        }
+        return rate.sum();
+    }
+
+    private static void await(java.util.concurrent.CyclicBarrier barrier) {
+        try {
+            barrier.await();
+        } catch (InterruptedException | java.util.concurrent.BrokenBarrierException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static long pass(MemorySegment data) {
+        LongVector a0 = LongVector.zero(L);
+        LongVector a1 = LongVector.zero(L);
+        long step = L.vectorByteSize();
+        for (long off = 0; off + 2 * step <= data.byteSize(); off += 2 * step) {
+            a0 = a0.add(LongVector.fromMemorySegment(L, data, off, ByteOrder.LITTLE_ENDIAN));
+            a1 = a1.add(LongVector.fromMemorySegment(L, data, off + step, ByteOrder.LITTLE_ENDIAN));
+        }
+        return a0.add(a1).reduceLanes(VectorOperators.ADD);
+    }
+}
