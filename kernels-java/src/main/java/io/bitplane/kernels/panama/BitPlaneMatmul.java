@@ -97,18 +97,10 @@ final class BitPlaneMatmul {
 
     /** Sum of table entries picked by plane {@code plane} of row {@code row}, over nibbles [n0, n1). */
     private static float pickFloat(MemorySegment w, long planeWord, float[] lut, int lo, int n0, int n1) {
-        return pickFloat(w, planeWord, -1, lut, lo, n0, n1);
-    }
-
-    /** As above, with each word ANDed with the word of plane {@code maskWord} (-1: no mask). */
-    private static float pickFloat(MemorySegment w, long planeWord, long maskWord, float[] lut, int lo, int n0, int n1) {
         float s = 0;
         int j = n0;
         while (j < n1) {
             long word = w.getAtIndex(LONG, planeWord + (j >>> 4));
-            if (maskWord >= 0) {
-                word &= w.getAtIndex(LONG, maskWord + (j >>> 4));
-            }
             int end = Math.min(n1, (j & ~15) + 16);
             word >>>= (j & 15) * 4;
             for (; j < end; j++, word >>>= 4) {
@@ -119,18 +111,10 @@ final class BitPlaneMatmul {
     }
 
     private static int pickInt(MemorySegment w, long planeWord, int[] lut, int lo, int n0, int n1) {
-        return pickInt(w, planeWord, -1, lut, lo, n0, n1);
-    }
-
-    /** As above, with each word ANDed with the word of plane {@code maskWord} (-1: no mask). */
-    private static int pickInt(MemorySegment w, long planeWord, long maskWord, int[] lut, int lo, int n0, int n1) {
         int s = 0;
         int j = n0;
         while (j < n1) {
             long word = w.getAtIndex(LONG, planeWord + (j >>> 4));
-            if (maskWord >= 0) {
-                word &= w.getAtIndex(LONG, maskWord + (j >>> 4));
-            }
             int end = Math.min(n1, (j & ~15) + 16);
             word >>>= (j & 15) * 4;
             for (; j < end; j++, word >>>= 4) {
@@ -185,6 +169,43 @@ final class BitPlaneMatmul {
         return s;
     }
 
+    /** TERNARY: {@code S_mask - 2 S_sign} in one pass over both planes (sign ANDed with the mask, as the oracle). */
+    private static float ternaryFloat(MemorySegment w, long rowWord, long words, float[] lut, int lo, int n0,
+                                      int n1) {
+        float s = 0;
+        int j = n0;
+        while (j < n1) {
+            long wi = j >>> 4;
+            int shift = (j & 15) * 4;
+            long mask = w.getAtIndex(LONG, rowWord + wi) >>> shift;
+            long sign = (w.getAtIndex(LONG, rowWord + words + wi) >>> shift) & mask;
+            int end = Math.min(n1, (j & ~15) + 16);
+            for (; j < end; j++, mask >>>= 4, sign >>>= 4) {
+                int b = lo + 16 * j;
+                s += lut[b + (int) (mask & 15)] - 2 * lut[b + (int) (sign & 15)];
+            }
+        }
+        return s;
+    }
+
+    /** As {@link #ternaryFloat}, on exact integer tables. */
+    private static int ternaryInt(MemorySegment w, long rowWord, long words, int[] lut, int lo, int n0, int n1) {
+        int s = 0;
+        int j = n0;
+        while (j < n1) {
+            long wi = j >>> 4;
+            int shift = (j & 15) * 4;
+            long mask = w.getAtIndex(LONG, rowWord + wi) >>> shift;
+            long sign = (w.getAtIndex(LONG, rowWord + words + wi) >>> shift) & mask;
+            int end = Math.min(n1, (j & ~15) + 16);
+            for (; j < end; j++, mask >>>= 4, sign >>>= 4) {
+                int b = lo + 16 * j;
+                s += lut[b + (int) (mask & 15)] - 2 * lut[b + (int) (sign & 15)];
+            }
+        }
+        return s;
+    }
+
     /** Rows [r0, r1) for one token with float activations (tables already built). */
     static void rowsFloat(TensorSpec spec, MemorySegment w, float[] lut, int lo, float[] groupSums, int so,
                           float[] y, int yo, int r0, int r1) {
@@ -204,9 +225,7 @@ final class BitPlaneMatmul {
                 float x = groupSums[so + g];
                 float acc = switch (e) {
                     case BINARY -> x - 2 * pickFloat(w, rowWord, lut, lo, n0, n1);
-                    // The sign plane is ANDed with the mask, as the oracle ignores signs where the mask is 0.
-                    case TERNARY -> pickFloat(w, rowWord, lut, lo, n0, n1)
-                            - 2 * pickFloat(w, rowWord + words, rowWord, lut, lo, n0, n1);
+                    case TERNARY -> ternaryFloat(w, rowWord, words, lut, lo, n0, n1);
                     case INT4, INT4_ASYM -> {
                         float a = int4Float(w, rowWord, words, lut, lo, n0, n1);
                         yield e == Encoding.INT4 ? a - 8 * x : a;
@@ -243,8 +262,7 @@ final class BitPlaneMatmul {
                 int x = groupSums[so + g];
                 int acc = switch (e) {
                     case BINARY -> x - 2 * pickInt(w, rowWord, lut, lo, n0, n1);
-                    case TERNARY -> pickInt(w, rowWord, lut, lo, n0, n1)
-                            - 2 * pickInt(w, rowWord + words, rowWord, lut, lo, n0, n1);
+                    case TERNARY -> ternaryInt(w, rowWord, words, lut, lo, n0, n1);
                     case INT4, INT4_ASYM -> {
                         int a = int4Int(w, rowWord, words, lut, lo, n0, n1);
                         yield e == Encoding.INT4 ? a - 8 * x : a;
