@@ -84,15 +84,15 @@ public final class Generation implements Iterator<GeneratedToken> {
             finish(FinishReason.CANCELLED);
             return;
         }
+        float[] logits;
         if (!started) {
             started = true;
             startNanos = System.nanoTime();
-            session.append(prompt);
+            logits = session.append(prompt);
             promptNanos = System.nanoTime() - startNanos;
         } else {
-            session.append(lastToken);
+            logits = session.append(lastToken);
         }
-        float[] logits = session.logits();
         int token = sampler.sample(logits, logits.length, session.history(), session.position());
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();

@@ -69,12 +69,7 @@ public final class Session implements AutoCloseable {
         if (newTokens.length == 0) {
             throw new IllegalArgumentException("no tokens to append");
         }
-        for (int t : newTokens) {
-            if (t < 0 || t >= vocab) {
-                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary (0.."
-                        + (vocab - 1) + ")");
-            }
-        }
+        checkTokens(newTokens);
         if (position + newTokens.length > decoder.capacity) {
             throw new IllegalArgumentException(newTokens.length + " tokens after " + position
                     + " do not fit the context of " + decoder.capacity + " tokens");
@@ -123,11 +118,7 @@ public final class Session implements AutoCloseable {
             throw new IllegalArgumentException(sequence.length + " tokens do not fit the context of "
                     + decoder.capacity);
         }
-        for (int t : sequence) {
-            if (t < 0 || t >= vocab) {
-                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary");
-            }
-        }
+        checkTokens(sequence);
         double nll = 0;
         int scored = 0;
         for (int off = 0; off < sequence.length - 1 && !cancelled; off += decoder.maxBatch) {
@@ -159,6 +150,16 @@ public final class Session implements AutoCloseable {
 
     int[] history() {
         return tokens;
+    }
+
+    /** Every id must name a token of the vocabulary; the message names the first that does not. */
+    private void checkTokens(int[] ids) {
+        for (int t : ids) {
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary (0.."
+                        + (vocab - 1) + ")");
+            }
+        }
     }
 
     private void checkOpen() {

@@ -151,8 +151,8 @@ public final class ScalarMatmul {
         int planes = spec.encoding().planes;
         long words = spec.wordsPerRow();
         long base = (long) r * planes * words;
+        long[] p = new long[planes];
         for (int word = 0; word < words; word++) {
-            long[] p = new long[planes];
             for (int j = 0; j < planes; j++) {
                 p[j] = w.getAtIndex(LONG, base + j * words + word);
             }

@@ -35,6 +35,7 @@ public final class Converter {
     public static void convert(ModelSource source, Recipe recipe, Path output, Progress progress) throws IOException {
         List<SourceTensor> tensors = source.tensors();
         List<TensorSpec> specs = new ArrayList<>();
+        List<QuantSpec> chosen = new ArrayList<>();
         ObjectNode quantization = recipe.toJson();
         ObjectNode perTensor = quantization.putObject("tensors");
         for (SourceTensor t : tensors) {
@@ -47,6 +48,7 @@ public final class Converter {
                         + problem);
             }
             specs.add(ts);
+            chosen.add(spec);
             perTensor.putObject(t.name()).put("spec", spec.toString())
                     .put("quantizer", isLossless(t.nativeSpec(), spec) ? "lossless" : spec.method().name()
                             .toLowerCase(java.util.Locale.ROOT));
@@ -57,7 +59,7 @@ public final class Converter {
                 SourceTensor t = tensors.get(i);
                 TensorSpec ts = specs.get(i);
                 progress.tensor(i, tensors.size(), ts);
-                QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
+                QuantSpec spec = chosen.get(i);
                 EncodedTensor encoded;
                 if (isLossless(t.nativeSpec(), spec)) {
                     encoded = new EncodedTensor(ts, t.lossless().bytes());
