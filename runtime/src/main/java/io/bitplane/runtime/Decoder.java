@@ -6,17 +6,20 @@ import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
 
 /**
- * The Llama forward pass, top to bottom as in llama2.c's {@code forward}, for a batch of consecutive tokens of one
- * sequence (prefill) or a single token (decode). Owns the scratch buffers and the KV cache of one session; every
- * operation goes through the {@link Backend}, so a device backend can keep the whole step on the device.
+ * The Llama forward pass, top to bottom as in llama2.c's {@code forward}, over a batch of token columns. Column b
+ * is token {@code tokens[b]} at position {@code positions[b]} of the sequence whose cache is {@code caches[b]}:
+ * prefill passes consecutive positions of one sequence, a continuous-batching step passes one token of each of
+ * several sequences. Owns only scratch buffers; every operation goes through the {@link Backend}, so a device
+ * backend can keep the whole step on the device. Each column's arithmetic is independent of the others, so a
+ * sequence gets the same logits alone as beside others.
  */
 final class Decoder {
     private final ModelConfig c;
     private final Backend backend;
     private final LlamaWeights w;
     private final AttentionShape shape;
-    final int capacity;
     final int maxBatch;
+    final int maxLogitRows;
 
     // Activations, [maxBatch][...] each.
     private final Buffer x;
@@ -28,16 +31,16 @@ final class Decoder {
     private final Buffer hb;
     private final Buffer hb2;
     private final Buffer logits;
-    // KV cache: per layer [capacity][kvDim].
-    private final Buffer[] keyCache;
-    private final Buffer[] valueCache;
+    // Attention of a run of columns that does not start at column 0 (several sequences in one step).
+    private final Buffer runQuery;
+    private final Buffer runOut;
 
-    Decoder(ModelConfig c, Backend backend, LlamaWeights w, int capacity, int maxBatch, int maxLogitRows) {
+    Decoder(ModelConfig c, Backend backend, LlamaWeights w, int maxBatch, int maxLogitRows) {
         this.c = c;
         this.backend = backend;
         this.w = w;
-        this.capacity = capacity;
         this.maxBatch = maxBatch;
+        this.maxLogitRows = maxLogitRows;
         this.shape = new AttentionShape(c.nHeads(), c.nKvHeads(), c.headSize());
         x = backend.allocate(maxBatch * c.dim());
         xb = backend.allocate(maxBatch * c.dim());
@@ -48,33 +51,40 @@ final class Decoder {
         hb = backend.allocate(maxBatch * c.hiddenDim());
         hb2 = backend.allocate(maxBatch * c.hiddenDim());
         logits = backend.allocate(maxLogitRows * c.vocabSize());
-        keyCache = new Buffer[c.nLayers()];
-        valueCache = new Buffer[c.nLayers()];
-        for (int l = 0; l < c.nLayers(); l++) {
-            keyCache[l] = backend.allocate(capacity * c.kvDim());
-            valueCache[l] = backend.allocate(capacity * c.kvDim());
-        }
+        runQuery = backend.allocate(maxBatch * c.dim());
+        runOut = backend.allocate(maxBatch * c.dim());
     }
 
-    /** Bytes this decoder allocated (KV cache and scratch), for memory reports. */
+    /** Bytes of this decoder's scratch buffers, for memory reports. */
     long allocatedBytes() {
-        long floats = (long) maxBatch * (4L * c.dim() + 2L * c.kvDim() + 2L * c.hiddenDim())
-                + (long) logits.length() + 2L * c.nLayers() * capacity * c.kvDim();
+        long floats = (long) maxBatch * (6L * c.dim() + 2L * c.kvDim() + 2L * c.hiddenDim()) + logits.length();
         return floats * 4;
     }
 
+    /** Runs {@code n} consecutive tokens of one sequence from position {@code start}; see the general form. */
+    void forward(int[] tokens, int offset, int n, KvCache cache, int start, int logitRows, float[] out) {
+        int[] column = new int[n];
+        int[] positions = new int[n];
+        KvCache[] caches = new KvCache[n];
+        for (int b = 0; b < n; b++) {
+            column[b] = tokens[offset + b];
+            positions[b] = start + b;
+            caches[b] = cache;
+        }
+        forward(column, positions, caches, n, logitRows, out);
+    }
+
     /**
-     * Runs {@code n} tokens at positions {@code start .. start + n)} (the cache must hold positions before
-     * {@code start}), and writes the logits of the last {@code logitRows} of them to {@code out} (row-major).
+     * Runs {@code n} token columns (each cache must hold its sequence's positions before {@code positions[b]};
+     * columns of one sequence are adjacent and in order) and writes the logits of the last {@code logitRows}
+     * columns to {@code out} (row-major).
      */
-    void forward(int[] tokens, int offset, int n, int start, int logitRows, float[] out) {
+    void forward(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out) {
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
-        int[] positions = new int[n];
         for (int b = 0; b < n; b++) {
-            positions[b] = start + b;
-            backend.embed(w.tokenEmbedding, tokens[offset + b], x, b * dim);
+            backend.embed(w.tokenEmbedding, tokens[b], x, b * dim);
         }
         for (int l = 0; l < w.layers.length; l++) {
             LlamaWeights.Layer layer = w.layers[l];
@@ -85,9 +95,7 @@ final class Decoder {
             backend.matmul(layer.wv(), xb, v, n);
             backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta());
             backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta());
-            backend.copy(k, 0, keyCache[l], start * kvDim, n * kvDim);
-            backend.copy(v, 0, valueCache[l], start * kvDim, n * kvDim);
-            backend.attention(xb, q, keyCache[l], valueCache[l], positions, n, shape);
+            attendRuns(l, positions, caches, n);
             backend.matmul(layer.wo(), xb, xb2, n);
             backend.add(x, xb2, n * dim);
             // Feed-forward: norm, SwiGLU, project back.
@@ -106,5 +114,33 @@ final class Decoder {
         backend.rmsNorm(xb, xb, w.outputNorm, dim, logitRows, c.rmsNormEps());
         backend.matmul(w.output, xb, logits, logitRows);
         backend.read(logits, 0, out, 0, logitRows * c.vocabSize());
+    }
+
+    /**
+     * Stores each column's key and value in its cache and attends, one call per run of adjacent columns that
+     * share a cache (a run not at column 0 goes through the run buffers, since attention reads from column 0).
+     */
+    private void attendRuns(int layer, int[] positions, KvCache[] caches, int n) {
+        int kvDim = c.kvDim();
+        int qDim = shape.queryDim();
+        for (int r0 = 0; r0 < n; ) {
+            KvCache cache = caches[r0];
+            int r1 = r0 + 1;
+            while (r1 < n && caches[r1] == cache) {
+                r1++;
+            }
+            int len = r1 - r0;
+            backend.copy(k, r0 * kvDim, cache.keys[layer], positions[r0] * kvDim, len * kvDim);
+            backend.copy(v, r0 * kvDim, cache.values[layer], positions[r0] * kvDim, len * kvDim);
+            int[] runPositions = r0 == 0 && r1 == n ? positions : java.util.Arrays.copyOfRange(positions, r0, r1);
+            if (r0 == 0) {
+                backend.attention(xb, q, cache.keys[layer], cache.values[layer], runPositions, len, shape);
+            } else {
+                backend.copy(q, r0 * qDim, runQuery, 0, len * qDim);
+                backend.attention(runOut, runQuery, cache.keys[layer], cache.values[layer], runPositions, len, shape);
+                backend.copy(runOut, 0, xb, r0 * qDim, len * qDim);
+            }
+            r0 = r1;
+        }
     }
 }

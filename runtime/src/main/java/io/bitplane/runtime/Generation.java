@@ -73,27 +73,45 @@ public final class Generation implements Iterator<GeneratedToken> {
 
     /** Produces the next event into {@link #pendingEvent}, or finishes. */
     private void step() {
-        if (pendingEvent != null) {
-            return;
+        int[] input = nextInput();
+        if (input != null) {
+            accept(session.append(input));
+        }
+    }
+
+    /**
+     * The tokens the model must take next (the prompt first, then the last sampled token), or null when no model
+     * step is due: an event is waiting, or the generation has finished (which it may do here: token limit,
+     * cancellation). The caller appends them to this generation's session, or to a batch step over several
+     * sessions, and hands the logits after them to {@link #accept}.
+     */
+    int[] nextInput() {
+        if (pendingEvent != null || finish != null) {
+            return null;
         }
         if (generated >= request.maxTokens()) {
             finish(FinishReason.LENGTH);
-            return;
+            return null;
         }
         if (session.isCancelled()) {
             finish(FinishReason.CANCELLED);
-            return;
+            return null;
         }
-        float[] logits;
         if (!started) {
             started = true;
             startNanos = System.nanoTime();
-            logits = session.append(prompt);
-            promptNanos = System.nanoTime() - startNanos;
-        } else {
-            logits = session.append(lastToken);
+            return prompt;
         }
-        int token = sampler.sample(logits, logits.length, session.history(), session.position());
+        return new int[] {lastToken};
+    }
+
+    /** Samples from the logits after {@link #nextInput()}'s tokens, releases text, and may finish. */
+    void accept(float[] logits) {
+        if (promptNanos == 0) {
+            promptNanos = Math.max(1, System.nanoTime() - startNanos);
+        }
+        int token = sampler.sample(logits, session.model().config().vocabSize(), session.history(),
+                session.position());
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }
@@ -110,6 +128,21 @@ public final class Generation implements Iterator<GeneratedToken> {
             // No room to feed this token back: the context is full.
             finish(FinishReason.LENGTH);
         }
+    }
+
+    /** The event {@link #accept} produced, if any, taken (so the next step can run). */
+    GeneratedToken takeEvent() {
+        GeneratedToken e = pendingEvent;
+        pendingEvent = null;
+        return e;
+    }
+
+    boolean finished() {
+        return finish != null;
+    }
+
+    Session session() {
+        return session;
     }
 
     /**

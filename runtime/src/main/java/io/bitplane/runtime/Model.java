@@ -142,10 +142,18 @@ public final class Model implements AutoCloseable {
         }
         int context = options.contextLength() <= 0 ? config.contextLength()
                 : Math.min(options.contextLength(), config.contextLength());
-        Decoder decoder = new Decoder(config, backend, weights, context, options.batchSize(), options.batchSize());
-        Session s = new Session(this, decoder);
+        Decoder decoder = new Decoder(config, backend, weights, options.batchSize(), options.batchSize());
+        Session s = new Session(this, decoder, new KvCache(config, backend, context));
         sessions.add(s);
         return s;
+    }
+
+    /** A decoder (scratch only) for batches of up to {@code maxBatch} columns, for schedulers of many sessions. */
+    Decoder newDecoder(int maxBatch, int maxLogitRows) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        return new Decoder(config, backend, weights, maxBatch, maxLogitRows);
     }
 
     void closed(Session s) {

@@ -11,6 +11,7 @@ import java.util.function.Consumer;
 public final class Session implements AutoCloseable {
     private final Model model;
     private final Decoder decoder;
+    final KvCache cache;
     private final int vocab;
     private int[] tokens;
     private int position;
@@ -18,11 +19,12 @@ public final class Session implements AutoCloseable {
     private volatile boolean cancelled;
     private boolean closed;
 
-    Session(Model model, Decoder decoder) {
+    Session(Model model, Decoder decoder, KvCache cache) {
         this.model = model;
         this.decoder = decoder;
+        this.cache = cache;
         this.vocab = model.config().vocabSize();
-        this.tokens = new int[decoder.capacity];
+        this.tokens = new int[cache.capacity];
         this.logits = new float[decoder.maxBatch * vocab];
     }
 
@@ -32,7 +34,7 @@ public final class Session implements AutoCloseable {
 
     /** Positions the KV cache holds. */
     public int contextLength() {
-        return decoder.capacity;
+        return cache.capacity;
     }
 
     /** Tokens in the cache now. */
@@ -57,7 +59,7 @@ public final class Session implements AutoCloseable {
 
     /** Bytes of the KV cache and scratch buffers of this session. */
     public long allocatedBytes() {
-        return decoder.allocatedBytes();
+        return decoder.allocatedBytes() + cache.bytes(model.config());
     }
 
     /**
@@ -70,14 +72,14 @@ public final class Session implements AutoCloseable {
             throw new IllegalArgumentException("no tokens to append");
         }
         checkTokens(newTokens);
-        if (position + newTokens.length > decoder.capacity) {
+        if (position + newTokens.length > cache.capacity) {
             throw new IllegalArgumentException(newTokens.length + " tokens after " + position
-                    + " do not fit the context of " + decoder.capacity + " tokens");
+                    + " do not fit the context of " + cache.capacity + " tokens");
         }
         for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
             int n = Math.min(decoder.maxBatch, newTokens.length - off);
             boolean last = off + n == newTokens.length;
-            decoder.forward(newTokens, off, n, position, last ? 1 : 0, logits);
+            decoder.forward(newTokens, off, n, cache, position, last ? 1 : 0, logits);
             System.arraycopy(newTokens, off, tokens, position, n);
             position += n;
         }
@@ -114,16 +116,16 @@ public final class Session implements AutoCloseable {
     public Score score(int[] sequence) {
         checkOpen();
         reset();
-        if (sequence.length > decoder.capacity) {
+        if (sequence.length > cache.capacity) {
             throw new IllegalArgumentException(sequence.length + " tokens do not fit the context of "
-                    + decoder.capacity);
+                    + cache.capacity);
         }
         checkTokens(sequence);
         double nll = 0;
         int scored = 0;
         for (int off = 0; off < sequence.length - 1 && !cancelled; off += decoder.maxBatch) {
             int n = Math.min(decoder.maxBatch, sequence.length - 1 - off);
-            decoder.forward(sequence, off, n, position, n, logits);
+            decoder.forward(sequence, off, n, cache, position, n, logits);
             position += n;
             for (int b = 0; b < n; b++) {
                 nll -= logSoftmax(logits, b * vocab, vocab, sequence[off + b + 1]);
@@ -146,6 +148,11 @@ public final class Session implements AutoCloseable {
             sum += Math.exp(logits[offset + i] - max);
         }
         return logits[offset + target] - max - Math.log(sum);
+    }
+
+    /** Records a token that a batch step over several sessions ran through this session's cache. */
+    void appendedByBatch(int token) {
+        tokens[position++] = token;
     }
 
     int[] history() {

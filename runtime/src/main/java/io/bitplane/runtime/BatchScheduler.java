@@ -1,0 +1,253 @@
+package io.bitplane.runtime;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Continuous batching: many generations share each decoding step. A single scheduler thread owns a fixed set of
+ * sessions (one KV cache per active sequence); every step it admits waiting requests into free sessions (running
+ * their prompts), then runs the next token of every active sequence as one batch through the model (one batched
+ * matrix product per layer), samples each with its own sampler, and hands the events to each request's listener.
+ * A finished or cancelled sequence leaves at once and its session serves the next request. A sequence's tokens do
+ * not depend on what runs beside it (the decoder keeps columns independent).
+ *
+ * <p>Listeners are called on the scheduler thread and must not block (hand the event to another thread).
+ */
+public final class BatchScheduler implements AutoCloseable {
+
+    /** Receives one request's events, on the scheduler thread. */
+    public interface Listener {
+        void token(GeneratedToken token);
+
+        void done(GenerationResult result);
+
+        /** The request could not run (bad prompt, the scheduler closed, an internal error). */
+        void failed(Exception error);
+    }
+
+    /** Thrown by {@link #submit} when the wait queue is full. */
+    public static final class QueueFullException extends RuntimeException {
+        QueueFullException(int limit) {
+            super("the wait queue is full (" + limit + " requests)");
+        }
+    }
+
+    /** A submitted request; {@link #cancel()} ends it within one step, queued or running. */
+    public static final class Ticket {
+        final GenerationRequest request;
+        final Listener listener;
+        volatile boolean cancelled;
+
+        Ticket(GenerationRequest request, Listener listener) {
+            this.request = request;
+            this.listener = listener;
+        }
+
+        public void cancel() {
+            cancelled = true;
+        }
+    }
+
+    /**
+     * @param maxSequences  sequences decoded together (each holds a KV cache of {@code contextLength})
+     * @param maxQueue      requests that may wait for a free sequence; more are refused
+     * @param contextLength positions per sequence (0: the model's maximum)
+     */
+    public record Options(int maxSequences, int maxQueue, int contextLength) {
+        public Options {
+            if (maxSequences < 1 || maxQueue < 1 || contextLength < 0) {
+                throw new IllegalArgumentException("max sequences and queue must be >= 1, context >= 0");
+            }
+        }
+    }
+
+    private record Active(Ticket ticket, Session session, Generation generation) {
+    }
+
+    private final Model model;
+    private final int vocab;
+    private final Decoder batchDecoder;
+    private final ArrayDeque<Session> free = new ArrayDeque<>();
+    private final List<Active> active = new ArrayList<>();
+    private final BlockingQueue<Ticket> queue;
+    private final int maxQueue;
+    private final Thread thread;
+    private volatile boolean accepting = true;
+    private volatile boolean stopping;
+    private volatile boolean cancelAll;
+    private volatile int activeCount;
+    private final float[] logits;
+
+    public BatchScheduler(Model model, Options options) {
+        this.model = model;
+        this.vocab = model.config().vocabSize();
+        this.maxQueue = options.maxQueue();
+        this.queue = new ArrayBlockingQueue<>(options.maxQueue());
+        for (int i = 0; i < options.maxSequences(); i++) {
+            free.add(model.newSession(new SessionOptions(options.contextLength(), 32)));
+        }
+        this.batchDecoder = model.newDecoder(options.maxSequences(), options.maxSequences());
+        this.logits = new float[options.maxSequences() * vocab];
+        this.thread = Thread.ofPlatform().name("bitplane-scheduler").daemon().start(this::run);
+    }
+
+    /** Queues a request; throws {@link QueueFullException} when the queue is full, or once closed. */
+    public Ticket submit(GenerationRequest request, Listener listener) {
+        Ticket t = new Ticket(request, listener);
+        if (!accepting) {
+            throw new IllegalStateException("the scheduler is shutting down");
+        }
+        if (!queue.offer(t)) {
+            throw new QueueFullException(maxQueue);
+        }
+        return t;
+    }
+
+    /** Requests waiting for a sequence. */
+    public int queued() {
+        return queue.size();
+    }
+
+    /** Sequences decoding now. */
+    public int active() {
+        return activeCount;
+    }
+
+    private void run() {
+        try {
+            while (!stopping || !active.isEmpty()) {
+                admit();
+                if (active.isEmpty()) {
+                    Ticket t = stopping ? null : queue.poll(50, TimeUnit.MILLISECONDS);
+                    if (t != null) {
+                        start(t);
+                    }
+                    continue;
+                }
+                step();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException | Error e) {
+            for (Active a : active) {
+                a.ticket.listener.failed(new IllegalStateException("decoding failed: " + e, e));
+            }
+            active.clear();
+            throw e;
+        } finally {
+            activeCount = 0;
+            Ticket t;
+            while ((t = queue.poll()) != null) {
+                t.listener.failed(new IllegalStateException("the scheduler has shut down"));
+            }
+        }
+    }
+
+    private void admit() {
+        while (!free.isEmpty() && !stopping) {
+            Ticket t = queue.poll();
+            if (t == null) {
+                return;
+            }
+            start(t);
+        }
+    }
+
+    private void start(Ticket t) {
+        if (t.cancelled) {
+            t.listener.failed(new java.util.concurrent.CancellationException("cancelled while queued"));
+            return;
+        }
+        Session s = free.pop();
+        try {
+            active.add(new Active(t, s, s.start(t.request)));
+            activeCount = active.size();
+        } catch (IllegalArgumentException e) {
+            free.push(s);
+            t.listener.failed(e);
+        }
+    }
+
+    /** One decoding step: prompts of newly admitted sequences alone, then one token of every other as a batch. */
+    private void step() {
+        List<Active> columns = new ArrayList<>(active.size());
+        int[] tokens = new int[active.size()];
+        for (Active a : active) {
+            if (a.ticket.cancelled || cancelAll) {
+                a.session.cancel();
+            }
+            int[] input = a.generation.nextInput();
+            if (input == null) {
+                continue;
+            }
+            if (input.length > 1) {
+                a.generation.accept(a.session.append(input));
+            } else {
+                tokens[columns.size()] = input[0];
+                columns.add(a);
+            }
+        }
+        int n = columns.size();
+        if (n > 0) {
+            int[] positions = new int[n];
+            KvCache[] caches = new KvCache[n];
+            for (int b = 0; b < n; b++) {
+                Session s = columns.get(b).session;
+                positions[b] = s.position();
+                caches[b] = s.cache;
+            }
+            batchDecoder.forward(tokens, positions, caches, n, n, logits);
+            for (int b = 0; b < n; b++) {
+                Active a = columns.get(b);
+                a.session.appendedByBatch(tokens[b]);
+                a.generation.accept(Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab));
+            }
+        }
+        for (int i = active.size() - 1; i >= 0; i--) {
+            Active a = active.get(i);
+            GeneratedToken e = a.generation.takeEvent();
+            if (e != null) {
+                a.ticket.listener.token(e);
+            }
+            if (a.generation.finished()) {
+                active.remove(i);
+                a.session.reset();
+                free.push(a.session);
+                a.ticket.listener.done(a.generation.result());
+            }
+        }
+        activeCount = active.size();
+    }
+
+    /**
+     * Stops taking requests, lets running ones go on for up to {@code grace} and then cancels them (their
+     * listeners get a CANCELLED result), fails the queued ones, and closes the sessions.
+     */
+    public void close(java.time.Duration grace) {
+        accepting = false;
+        stopping = true;
+        try {
+            thread.join(grace.toMillis());
+            if (thread.isAlive()) {
+                // Cancel what still runs; each ends at its next step.
+                cancelAll = true;
+                thread.join(30_000);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (Session s : free) {
+            s.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        close(java.time.Duration.ofSeconds(30));
+    }
+}
