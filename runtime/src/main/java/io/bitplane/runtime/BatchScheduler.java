@@ -232,7 +232,7 @@ public final class BatchScheduler implements AutoCloseable {
         accepting = false;
         stopping = true;
         try {
-            thread.join(grace.toMillis());
+            thread.join(Math.max(1, grace.toMillis()));
             if (thread.isAlive()) {
                 // Cancel what still runs; each ends at its next step.
                 cancelAll = true;

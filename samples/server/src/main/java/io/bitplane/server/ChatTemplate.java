@@ -1,0 +1,105 @@
+package io.bitplane.server;
+
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns chat messages into a prompt with a Jinja chat template, as Hugging Face and llama.cpp do: the model's own
+ * ({@code tokenizer.chat_template} of a GGUF file) when it carries one, else {@link #DEFAULT}. The variables are
+ * {@code messages} (each with {@code role} and {@code content}), {@code add_generation_prompt}, {@code bos_token}
+ * and {@code eos_token}, and {@code raise_exception(message)} is defined. The tokenizer adds BOS itself, so a BOS
+ * the template writes at the very start is dropped (as llama.cpp does).
+ */
+final class ChatTemplate {
+    /** For models without a template: plain turns a story or base model can continue. */
+    static final String DEFAULT = "{% for m in messages %}"
+            + "{% if m.role == 'system' %}{{ m.content }}\n\n"
+            + "{% elif m.role == 'user' %}User: {{ m.content }}\n"
+            + "{% else %}Assistant: {{ m.content }}\n{% endif %}"
+            + "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}";
+
+    private final Jinjava jinjava;
+    private final String template;
+    private final String bos;
+    private final String eos;
+    private final boolean own;
+
+    /** A message of the conversation. */
+    record Message(String role, String content) {
+    }
+
+    private ChatTemplate(String template, String bos, String eos, boolean own) {
+        this.jinjava = new Jinjava(JinjavaConfig.newBuilder().withFailOnUnknownTokens(false).build());
+        this.jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
+                ChatTemplate.class, "raiseException", String.class));
+        this.template = template;
+        this.bos = bos;
+        this.eos = eos;
+        this.own = own;
+    }
+
+    /**
+     * The model's template if it has one that renders a simple conversation, else the default; {@code warning}
+     * receives one line when the model's template had to be set aside.
+     */
+    static ChatTemplate forModel(String modelTemplate, String bos, String eos, java.util.function.Consumer<String> warning) {
+        if (modelTemplate != null && !modelTemplate.isBlank()) {
+            ChatTemplate t = new ChatTemplate(modelTemplate, bos, eos, true);
+            try {
+                t.render(List.of(new Message("system", "s"), new Message("user", "u")));
+                return t;
+            } catch (IllegalArgumentException e) {
+                warning.accept("the model's chat template does not render (" + e.getMessage()
+                        + "); using the default template");
+            }
+        }
+        return new ChatTemplate(DEFAULT, bos, eos, false);
+    }
+
+    /** Whether the template is the model's own. */
+    boolean isModelTemplate() {
+        return own;
+    }
+
+    /** The prompt for {@code messages}, ending where the assistant's reply begins. */
+    String render(List<Message> messages) {
+        Map<String, Object> context = new HashMap<>();
+        List<Map<String, Object>> list = messages.stream()
+                .map(m -> Map.<String, Object>of("role", m.role(), "content", m.content())).toList();
+        context.put("messages", list);
+        context.put("add_generation_prompt", true);
+        context.put("bos_token", bos);
+        context.put("eos_token", eos);
+        RenderResult result = jinjava.renderForResult(template, context);
+        for (TemplateError e : result.getErrors()) {
+            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
+                throw new IllegalArgumentException("chat template: " + raisedMessage(e));
+            }
+        }
+        String prompt = result.getOutput();
+        return !bos.isEmpty() && prompt.startsWith(bos) ? prompt.substring(bos.length()) : prompt;
+    }
+
+    /** What the template's raise_exception said, if that is what failed; else Jinjava's message. */
+    private static String raisedMessage(TemplateError e) {
+        for (Throwable t = e.getException(); t != null; t = t.getCause()) {
+            if (t instanceof IllegalArgumentException && t.getStackTrace().length > 0
+                    && t.getStackTrace()[0].getMethodName().equals("raiseException")) {
+                return t.getMessage();
+            }
+        }
+        return e.getMessage();
+    }
+
+    /** The template's {@code raise_exception}: the conversation is not one the template accepts. */
+    public static String raiseException(String message) {
+        throw new IllegalArgumentException(message);
+    }
+}

@@ -1,0 +1,390 @@
+package io.bitplane.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.format.Vocabulary;
+import io.bitplane.runtime.BatchScheduler;
+import io.bitplane.runtime.GeneratedToken;
+import io.bitplane.runtime.GenerationRequest;
+import io.bitplane.runtime.GenerationResult;
+import io.bitplane.runtime.Model;
+import io.javalin.Javalin;
+import io.javalin.http.Context;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.UUID;
+import java.util.concurrent.CancellationException;
+
+/**
+ * The OpenAI-compatible decoding server: {@code /v1/completions}, {@code /v1/chat/completions} (whole responses or
+ * server-sent events), {@code /v1/models}, {@code /health} and {@code /metrics}, on Javalin. Requests become
+ * generations of one {@link BatchScheduler}, which decodes all running sequences together; each HTTP thread only
+ * waits for its request's events and writes them. Every refusal is OpenAI's error JSON with a 4xx status that
+ * names the field at fault; nothing internal reaches a client.
+ */
+public final class DecodingServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodingServer.class);
+
+    /** Metric labels: the routes, and "other" for everything else (so unknown paths cannot grow the labels). */
+    private static final java.util.Set<String> ENDPOINTS = java.util.Set.of("/health", "/metrics", "/v1/models",
+            "/v1/models/{id}", "/v1/completions", "/v1/chat/completions");
+
+    private final Model model;
+    private final ServerConfig config;
+    private final ObjectMapper json = new ObjectMapper();
+    private final BatchScheduler scheduler;
+    private final Metrics metrics;
+    private final ChatTemplate template;
+    private final OpenAiResponses responses;
+    private final int context;
+    private final byte[] apiKeyDigest;
+    private final Javalin app;
+    private volatile boolean accepting = true;
+    /** Generation requests whose HTTP thread is still writing; shutdown waits for them before closing sockets. */
+    private final java.util.concurrent.atomic.AtomicInteger writing = new java.util.concurrent.atomic.AtomicInteger();
+
+    private DecodingServer(Model model, ServerConfig config) {
+        this.model = model;
+        this.config = config;
+        this.context = config.contextLength() <= 0 ? model.config().contextLength()
+                : Math.min(config.contextLength(), model.config().contextLength());
+        this.scheduler = new BatchScheduler(model,
+                new BatchScheduler.Options(config.maxSequences(), config.maxQueue(), context));
+        this.metrics = new Metrics(scheduler::queued, scheduler::active);
+        Vocabulary v = model.metadata().vocabulary();
+        this.template = ChatTemplate.forModel(v == null ? null : v.chatTemplate(), tokenText(v, true),
+                tokenText(v, false), LOG::warn);
+        this.responses = new OpenAiResponses(json, config.modelId());
+        this.apiKeyDigest = config.apiKey() == null ? null : sha256(config.apiKey());
+        this.app = Javalin.create(c -> {
+            c.showJavalinBanner = false;
+            c.http.disableCompression();
+            c.http.prefer405over404 = true;
+            c.http.maxRequestSize = config.maxBodyBytes();
+            // Streams hold a thread each; the scheduler's limits bound how many run at once.
+            c.jetty.threadPool = new QueuedThreadPool(Math.max(64, 2 * (config.maxSequences() + config.maxQueue())
+                    + 16), 8, 60_000);
+            ((QueuedThreadPool) c.jetty.threadPool).setName("bitplane-http");
+            c.jetty.defaultHost = config.host();
+            // Jetty reuses a connection's parsed header values, matching them case-insensitively by default: an
+            // API key differing only in case from the one before it on the connection would read as the earlier.
+            c.jetty.modifyHttpConfiguration(http -> http.setHeaderCacheCaseSensitive(true));
+        });
+        routes();
+    }
+
+    /** Starts serving {@code model} (which the caller keeps open until {@link #close()}). */
+    public static DecodingServer start(Model model, ServerConfig config) {
+        DecodingServer s = new DecodingServer(model, config);
+        try {
+            s.app.start(config.host(), config.port());
+        } catch (RuntimeException e) {
+            s.scheduler.close(java.time.Duration.ZERO);
+            throw new IllegalStateException("cannot listen on " + config.host() + ":" + config.port() + ": "
+                    + rootMessage(e), e);
+        }
+        LOG.info("serving {} on http://{}:{} ({}, {} sequences, queue {}, context {}, chat template: {})",
+                config.modelId(), config.host(), s.port(), model.backendName(), config.maxSequences(),
+                config.maxQueue(), s.context, s.template.isModelTemplate() ? "the model's" : "default");
+        return s;
+    }
+
+    public int port() {
+        return app.port();
+    }
+
+    private void routes() {
+        app.before("/v1/*", this::authorize);
+        app.get("/health", ctx -> ctx.json(java.util.Map.of("status", accepting ? "ok" : "shutting down")));
+        app.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8")
+                .result(metrics.exposition()));
+        app.get("/v1/models", this::models);
+        app.get("/v1/models/{id}", ctx -> {
+            if (!ctx.pathParam("id").equals(config.modelId())) {
+                throw unknownModel(ctx.pathParam("id"));
+            }
+            writeJson(ctx, 200, modelEntry());
+        });
+        app.post("/v1/completions", ctx -> generate(ctx, false));
+        app.post("/v1/chat/completions", ctx -> generate(ctx, true));
+        app.exception(ApiError.class, (e, ctx) -> writeError(ctx, e));
+        app.exception(Exception.class, (e, ctx) -> {
+            LOG.error("internal error on {} {}", ctx.method(), ctx.path(), e);
+            writeError(ctx, new ApiError(500, "server_error", null, null, "internal server error"));
+        });
+        app.error(404, ctx -> {
+            if (ctx.attribute("api-error") == null) {
+                writeError(ctx, new ApiError(404, "invalid_request_error", null, "not_found",
+                        "no such endpoint: " + ctx.method() + " " + ctx.path()));
+            }
+        });
+        app.error(405, ctx -> {
+            if (ctx.attribute("api-error") == null) {
+                writeError(ctx, new ApiError(405, "invalid_request_error", null, null,
+                        "method " + ctx.method() + " is not allowed on " + ctx.path()));
+            }
+        });
+        app.after(ctx -> metrics.request(ENDPOINTS.contains(ctx.endpointHandlerPath()) ? ctx.endpointHandlerPath()
+                : "other", ctx.statusCode()));
+    }
+
+    /** With an API key configured, {@code Authorization: Bearer <key>}, compared in constant time. */
+    private void authorize(Context ctx) {
+        if (apiKeyDigest == null) {
+            return;
+        }
+        String header = ctx.header("Authorization");
+        String presented = header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7)
+                : "";
+        if (!MessageDigest.isEqual(apiKeyDigest, sha256(presented.trim()))) {
+            ctx.header("WWW-Authenticate", "Bearer");
+            throw new ApiError(401, "invalid_request_error", null, "invalid_api_key",
+                    header == null ? "missing API key: send Authorization: Bearer <key>" : "incorrect API key");
+        }
+    }
+
+    private ObjectNode modelEntry() {
+        ObjectNode m = json.createObjectNode();
+        m.put("id", config.modelId());
+        m.put("object", "model");
+        m.put("created", 0);
+        m.put("owned_by", "bitplane");
+        return m;
+    }
+
+    private void models(Context ctx) throws IOException {
+        ObjectNode root = json.createObjectNode();
+        root.put("object", "list");
+        root.putArray("data").add(modelEntry());
+        writeJson(ctx, 200, root);
+    }
+
+    private ApiError unknownModel(String name) {
+        return new ApiError(404, "invalid_request_error", "model", "model_not_found",
+                "The model `" + name + "` does not exist; this server serves `" + config.modelId() + "`");
+    }
+
+    private JsonNode readBody(Context ctx) throws IOException {
+        long declared = ctx.contentLength();
+        if (declared > config.maxBodyBytes()) {
+            throw tooLarge();
+        }
+        byte[] body;
+        try (InputStream in = ctx.req().getInputStream()) {
+            body = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, config.maxBodyBytes() + 1));
+        }
+        if (body.length > config.maxBodyBytes()) {
+            throw tooLarge();
+        }
+        try {
+            return json.readTree(body);
+        } catch (JsonProcessingException e) {
+            throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+        }
+    }
+
+    private ApiError tooLarge() {
+        return new ApiError(413, "invalid_request_error", null, "request_too_large",
+                "the request body exceeds " + config.maxBodyBytes() + " bytes");
+    }
+
+    private void generate(Context ctx, boolean chat) throws Exception {
+        if (!accepting) {
+            throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
+        }
+        OpenAiRequest r = OpenAiRequest.parse(readBody(ctx), chat, config.maxTokens());
+        if (r.model() != null && !r.model().equals(config.modelId())) {
+            throw unknownModel(r.model());
+        }
+        String prompt;
+        try {
+            prompt = chat ? template.render(r.messages()) : r.prompt();
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("messages", e.getMessage());
+        }
+        String promptField = chat ? "messages" : "prompt";
+        int promptTokens = model.tokenizer().encode(prompt, true, false).length;
+        if (promptTokens > config.maxPromptTokens()) {
+            throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the limit is "
+                    + config.maxPromptTokens());
+        }
+        if (promptTokens >= context) {
+            throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the context holds "
+                    + context + " and needs room for at least one more");
+        }
+        int maxTokens = r.maxTokens() != null ? r.maxTokens()
+                : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
+        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), r.stop(), true);
+        RequestEvents events = new RequestEvents(metrics);
+        BatchScheduler.Ticket ticket;
+        try {
+            ticket = scheduler.submit(request, events);
+        } catch (BatchScheduler.QueueFullException e) {
+            ctx.header("Retry-After", "1");
+            throw new ApiError(429, "rate_limit_exceeded", null, "rate_limit_exceeded",
+                    "the server is busy: " + config.maxSequences() + " sequences are running and " + e.getMessage());
+        } catch (IllegalStateException e) {
+            throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
+        }
+        String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+        long created = System.currentTimeMillis() / 1000;
+        writing.incrementAndGet();
+        try {
+            if (r.stream()) {
+                stream(ctx, r, events, ticket, id, created);
+            } else {
+                whole(ctx, r, events, id, created);
+            }
+        } finally {
+            // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
+            ticket.cancel();
+            writing.decrementAndGet();
+        }
+    }
+
+    private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created)
+            throws Exception {
+        while (true) {
+            Object e = events.next();
+            if (e instanceof GenerationResult result) {
+                ObjectNode body = responses.completion(r.chat(), false, id, created, result.text(), true,
+                        OpenAiResponses.finishReason(result.finishReason()),
+                        responses.usage(result.promptTokens(), result.generatedTokens()));
+                writeJson(ctx, 200, body);
+                return;
+            }
+            if (e instanceof Exception failure) {
+                throw failureToApiError(failure);
+            }
+        }
+    }
+
+    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, BatchScheduler.Ticket ticket,
+                        String id, long created) throws Exception {
+        ctx.status(200);
+        ctx.res().setContentType("text/event-stream; charset=utf-8");
+        ctx.res().setHeader("Cache-Control", "no-cache");
+        ctx.res().setHeader("X-Accel-Buffering", "no");
+        OutputStream out = ctx.res().getOutputStream();
+        try {
+            if (r.chat()) {
+                send(out, responses.completion(true, true, id, created, "", true, null, null));
+            } else {
+                out.flush();
+            }
+            while (true) {
+                Object e = events.next();
+                if (e instanceof GeneratedToken token) {
+                    if (!token.text().isEmpty()) {
+                        send(out, responses.completion(r.chat(), true, id, created, token.text(), false, null, null));
+                    }
+                } else if (e instanceof GenerationResult result) {
+                    send(out, responses.completion(r.chat(), true, id, created, r.chat() ? null : "", false,
+                            OpenAiResponses.finishReason(result.finishReason()), null));
+                    if (r.includeUsage()) {
+                        send(out, responses.usageChunk(r.chat(), id, created,
+                                responses.usage(result.promptTokens(), result.generatedTokens())));
+                    }
+                    break;
+                } else if (e instanceof Exception failure) {
+                    send(out, failureToApiError(failure).toJson(json));
+                    break;
+                }
+            }
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        } catch (IOException gone) {
+            // The client went away: the finally of generate() cancels the sequence.
+            ticket.cancel();
+            LOG.debug("client left {} mid-stream", id);
+        }
+    }
+
+    private void send(OutputStream out, ObjectNode chunk) throws IOException {
+        out.write(("data: " + json.writeValueAsString(chunk) + "\n\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+
+    private static ApiError failureToApiError(Exception failure) {
+        if (failure instanceof IllegalArgumentException) {
+            return ApiError.invalid(null, failure.getMessage());
+        }
+        if (failure instanceof CancellationException || !(failure instanceof RuntimeException)
+                && failure.getMessage() != null && failure.getMessage().contains("shut down")) {
+            return new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
+        }
+        LOG.error("generation failed", failure);
+        return new ApiError(500, "server_error", null, null, "internal server error");
+    }
+
+    private void writeError(Context ctx, ApiError e) {
+        ctx.attribute("api-error", Boolean.TRUE);
+        if (ctx.res().isCommitted()) {
+            return;
+        }
+        writeJson(ctx, e.status, e.toJson(json));
+    }
+
+    private void writeJson(Context ctx, int status, JsonNode body) {
+        try {
+            ctx.status(status).contentType("application/json").result(json.writeValueAsString(body));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Graceful shutdown: refuses new requests (503), lets running generations finish for the configured grace and
+     * then ends them (their streams close with a finish reason and {@code [DONE]}), then stops the HTTP server.
+     */
+    @Override
+    public void close() {
+        accepting = false;
+        scheduler.close(config.shutdownGrace());
+        // Every generation has now ended; let the HTTP threads write the last chunks before sockets close.
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (writing.get() > 0 && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        app.stop();
+    }
+
+    private static String tokenText(Vocabulary v, boolean bos) {
+        if (v == null) {
+            return "";
+        }
+        int id = bos ? v.bosId() : v.eosId();
+        return id >= 0 && id < v.size() ? new String(v.tokens().get(id), StandardCharsets.UTF_8) : "";
+    }
+
+    private static byte[] sha256(String s) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String rootMessage(Throwable e) {
+        while (e.getCause() != null) {
+            e = e.getCause();
+        }
+        return e.getMessage();
+    }
+}

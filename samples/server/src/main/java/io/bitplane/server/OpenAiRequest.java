@@ -1,0 +1,222 @@
+package io.bitplane.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.bitplane.runtime.SamplerSettings;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
+ * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
+ * are refused when they ask for something (n above 1, logprobs) and ignored when they are neutral.
+ *
+ * @param messages chat messages (chat only), else null
+ * @param prompt   the prompt (completions only), else null
+ */
+record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
+                     Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
+                     boolean includeUsage) {
+
+    static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
+
+    static OpenAiRequest parse(JsonNode body, boolean chat, int maxTokensLimit) {
+        if (body == null || !body.isObject()) {
+            throw ApiError.invalid(null, "the request body must be a JSON object");
+        }
+        String model = optionalText(body, "model");
+        String prompt = null;
+        List<ChatTemplate.Message> messages = null;
+        if (chat) {
+            messages = messages(body);
+        } else {
+            prompt = prompt(body);
+        }
+        Integer maxTokens = optionalInt(body, chat && !present(body, "max_tokens") ? "max_completion_tokens"
+                : "max_tokens", 1, maxTokensLimit);
+        int n = present(body, "n") ? optionalInt(body, "n", 1, Integer.MAX_VALUE) : 1;
+        if (n != 1) {
+            throw ApiError.invalid("n", "only n = 1 is supported, not " + n);
+        }
+        if (present(body, "logprobs") && !body.get("logprobs").isNull()
+                && !(body.get("logprobs").isBoolean() && !body.get("logprobs").asBoolean())) {
+            throw ApiError.invalid("logprobs", "logprobs are not supported");
+        }
+        if (present(body, "echo") && body.get("echo").asBoolean(false)) {
+            throw ApiError.invalid("echo", "echo is not supported");
+        }
+        double temperature = optionalNumber(body, "temperature", 0, 2, 1);
+        double topP = optionalNumber(body, "top_p", 0, 1, 1);
+        if (topP == 0) {
+            throw ApiError.invalid("top_p", "top_p must be greater than 0");
+        }
+        double minP = optionalNumber(body, "min_p", 0, 1, 0);
+        double penalty = optionalNumber(body, "repetition_penalty", 0.01, 10, 1);
+        Integer topK = optionalInt(body, "top_k", 0, Integer.MAX_VALUE);
+        long seed = present(body, "seed") ? longValue(body, "seed") : ThreadLocalRandom.current().nextLong();
+        SamplerSettings sampler = new SamplerSettings((float) temperature, topK == null ? 0 : topK, (float) topP,
+                (float) minP, (float) penalty, 64, seed);
+        boolean stream = optionalBoolean(body, "stream", false);
+        boolean includeUsage = false;
+        JsonNode options = body.get("stream_options");
+        if (options != null && !options.isNull()) {
+            if (!options.isObject()) {
+                throw ApiError.invalid("stream_options", "stream_options must be an object");
+            }
+            includeUsage = optionalBoolean(options, "include_usage", false);
+        }
+        return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage);
+    }
+
+    private static boolean present(JsonNode body, String field) {
+        return body.has(field) && !body.get(field).isNull();
+    }
+
+    private static String optionalText(JsonNode body, String field) {
+        if (!present(body, field)) {
+            return null;
+        }
+        if (!body.get(field).isTextual()) {
+            throw ApiError.invalid(field, "`" + field + "` must be a string");
+        }
+        return body.get(field).asText();
+    }
+
+    private static String prompt(JsonNode body) {
+        JsonNode p = body.get("prompt");
+        if (p == null || p.isNull()) {
+            return "";
+        }
+        if (p.isTextual()) {
+            return p.asText();
+        }
+        if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
+            return p.get(0).asText();
+        }
+        if (p.isArray()) {
+            throw ApiError.invalid("prompt", "`prompt` must be a string or an array of one string (batches and "
+                    + "token ids are not supported)");
+        }
+        throw ApiError.invalid("prompt", "`prompt` must be a string");
+    }
+
+    private static List<ChatTemplate.Message> messages(JsonNode body) {
+        JsonNode list = body.get("messages");
+        if (list == null || list.isNull()) {
+            throw ApiError.invalid("messages", "`messages` is required");
+        }
+        if (!list.isArray() || list.isEmpty()) {
+            throw ApiError.invalid("messages", "`messages` must be a non-empty array");
+        }
+        List<ChatTemplate.Message> out = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            JsonNode m = list.get(i);
+            String where = "messages[" + i + "]";
+            if (!m.isObject()) {
+                throw ApiError.invalid(where, "`" + where + "` must be an object");
+            }
+            JsonNode role = m.get("role");
+            if (role == null || !role.isTextual() || !ROLES.contains(role.asText())) {
+                throw ApiError.invalid(where + ".role", "`" + where + ".role` must be one of " + ROLES);
+            }
+            out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content")));
+        }
+        return out;
+    }
+
+    /** A message's content: a string, null, or an array of text parts (joined). */
+    private static String content(JsonNode c, String where) {
+        if (c == null || c.isNull()) {
+            return "";
+        }
+        if (c.isTextual()) {
+            return c.asText();
+        }
+        if (c.isArray()) {
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < c.size(); i++) {
+                JsonNode part = c.get(i);
+                if (!part.isObject() || !"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
+                    throw ApiError.invalid(where + "[" + i + "]", "`" + where + "[" + i + "]` must be a text part "
+                            + "({\"type\": \"text\", \"text\": ...}); only text is supported");
+                }
+                sb.append(part.get("text").asText());
+            }
+            return sb.toString();
+        }
+        throw ApiError.invalid(where, "`" + where + "` must be a string or an array of text parts");
+    }
+
+    private static List<String> stop(JsonNode body) {
+        JsonNode s = body.get("stop");
+        if (s == null || s.isNull()) {
+            return List.of();
+        }
+        List<String> out = new ArrayList<>();
+        if (s.isTextual()) {
+            out.add(s.asText());
+        } else if (s.isArray() && s.size() <= 4) {
+            for (JsonNode e : s) {
+                if (!e.isTextual()) {
+                    throw ApiError.invalid("stop", "`stop` must be a string or an array of up to 4 strings");
+                }
+                out.add(e.asText());
+            }
+        } else {
+            throw ApiError.invalid("stop", "`stop` must be a string or an array of up to 4 strings");
+        }
+        if (out.stream().anyMatch(String::isEmpty)) {
+            throw ApiError.invalid("stop", "`stop` strings may not be empty");
+        }
+        return out;
+    }
+
+    private static Integer optionalInt(JsonNode body, String field, int min, int max) {
+        if (!present(body, field)) {
+            return null;
+        }
+        JsonNode v = body.get(field);
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+            throw ApiError.invalid(field, "`" + field + "` must be an integer");
+        }
+        int i = v.asInt();
+        if (i < min || i > max) {
+            throw ApiError.invalid(field, "`" + field + "` must be in " + min + ".." + max + ", not " + i);
+        }
+        return i;
+    }
+
+    private static long longValue(JsonNode body, String field) {
+        JsonNode v = body.get(field);
+        if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+            throw ApiError.invalid(field, "`" + field + "` must be an integer");
+        }
+        return v.asLong();
+    }
+
+    private static double optionalNumber(JsonNode body, String field, double min, double max, double dflt) {
+        if (!present(body, field)) {
+            return dflt;
+        }
+        JsonNode v = body.get(field);
+        if (!v.isNumber()) {
+            throw ApiError.invalid(field, "`" + field + "` must be a number");
+        }
+        double d = v.asDouble();
+        if (!(d >= min && d <= max)) {
+            throw ApiError.invalid(field, "`" + field + "` must be in [" + min + ", " + max + "], not " + d);
+        }
+        return d;
+    }
+
+    private static boolean optionalBoolean(JsonNode body, String field, boolean dflt) {
+        if (!present(body, field)) {
+            return dflt;
+        }
+        if (!body.get(field).isBoolean()) {
+            throw ApiError.invalid(field, "`" + field + "` must be true or false");
+        }
+        return body.get(field).asBoolean();
+    }
+}

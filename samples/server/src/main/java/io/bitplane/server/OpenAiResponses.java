@@ -1,0 +1,84 @@
+package io.bitplane.server;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.runtime.FinishReason;
+
+/**
+ * The JSON shapes of OpenAI's completion and chat completion responses and stream chunks, with every field the
+ * official clients read (nullable ones present as null).
+ */
+final class OpenAiResponses {
+    private final ObjectMapper json;
+    private final String model;
+
+    OpenAiResponses(ObjectMapper json, String model) {
+        this.json = json;
+        this.model = model;
+    }
+
+    /**
+     * OpenAI's reasons: {@code stop} (end of sequence or a stop string) and {@code length} (the token limit or the
+     * context's end). A generation ended by the server (shutdown) also reports {@code length}: it was cut short.
+     */
+    static String finishReason(FinishReason reason) {
+        return reason == FinishReason.STOP ? "stop" : "length";
+    }
+
+    private ObjectNode envelope(String id, long created, String object) {
+        ObjectNode root = json.createObjectNode();
+        root.put("id", id);
+        root.put("object", object);
+        root.put("created", created);
+        root.put("model", model);
+        root.putNull("system_fingerprint");
+        return root;
+    }
+
+    ObjectNode usage(int promptTokens, int completionTokens) {
+        ObjectNode u = json.createObjectNode();
+        u.put("prompt_tokens", promptTokens);
+        u.put("completion_tokens", completionTokens);
+        u.put("total_tokens", promptTokens + completionTokens);
+        return u;
+    }
+
+    /** A whole response (stream false), or one stream chunk when {@code chunk}; finish null while it runs. */
+    ObjectNode completion(boolean chat, boolean chunk, String id, long created, String text, boolean withRole,
+                          String finish, ObjectNode usage) {
+        String object = chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+        ObjectNode root = envelope(id, created, object);
+        ObjectNode choice = root.putArray("choices").addObject();
+        choice.put("index", 0);
+        if (!chat) {
+            choice.put("text", text);
+        } else {
+            ObjectNode message = choice.putObject(chunk ? "delta" : "message");
+            if (withRole || !chunk) {
+                message.put("role", "assistant");
+            }
+            if (text != null) {
+                message.put("content", text);
+            }
+            if (!chunk) {
+                message.putNull("refusal");
+            }
+        }
+        choice.putNull("logprobs");
+        choice.put("finish_reason", finish);
+        if (usage != null) {
+            root.set("usage", usage);
+        } else if (chunk) {
+            root.putNull("usage");
+        }
+        return root;
+    }
+
+    /** The last chunk of a stream asked for with {@code stream_options.include_usage}: no choices, the usage. */
+    ObjectNode usageChunk(boolean chat, String id, long created, ObjectNode usage) {
+        ObjectNode root = envelope(id, created, chat ? "chat.completion.chunk" : "text_completion");
+        root.putArray("choices");
+        root.set("usage", usage);
+        return root;
+    }
+}

@@ -1,0 +1,148 @@
+package io.bitplane.server;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.errors.NotFoundException;
+import com.openai.errors.UnauthorizedException;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionStreamOptions;
+import com.openai.models.completions.Completion;
+import com.openai.models.completions.CompletionCreateParams;
+import io.bitplane.format.SharedData;
+import io.bitplane.runtime.Model;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The official OpenAI Java SDK, as a real client, against the server on stories260K. */
+class OpenAiSdkTest {
+    static final String KEY = "sk-test-bitplane";
+    static Model model;
+    static DecodingServer server;
+    static OpenAIClient client;
+    static String golden;
+
+    @BeforeAll
+    static void start() throws Exception {
+        golden = Files.readString(SharedData.file("golden/stories260K-greedy.txt")).stripTrailing();
+        model = Model.open(SharedData.stories260K());
+        server = DecodingServer.start(model, ServerConfig.defaults("stories260K").withPort(0).withApiKey(KEY));
+        client = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + server.port() + "/v1").apiKey(KEY)
+                .maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        client.close();
+        server.close();
+        model.close();
+    }
+
+    static CompletionCreateParams greedyCompletion(int maxTokens) {
+        return CompletionCreateParams.builder().model("stories260K").prompt("").maxTokens(maxTokens)
+                .temperature(0.0).build();
+    }
+
+    @Test
+    void greedyCompletionIsTheGoldenText() {
+        Completion c = client.completions().create(greedyCompletion(256));
+        assertEquals(golden, c.choices().get(0).text());
+        assertEquals("length", c.choices().get(0).finishReason().asString());
+        assertEquals(256, c.usage().orElseThrow().completionTokens());
+        assertEquals(1, c.usage().orElseThrow().promptTokens());
+    }
+
+    @Test
+    void streamedCompletionIsTheGoldenTextToo() {
+        StringBuilder text = new StringBuilder();
+        try (StreamResponse<Completion> stream = client.completions().createStreaming(greedyCompletion(256))) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(choice -> text.append(choice.text())));
+        }
+        assertEquals(golden, text.toString());
+    }
+
+    @Test
+    void concurrentStreamsEachGetTheGoldenText() throws Exception {
+        List<CompletableFuture<String>> futures = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            futures.add(CompletableFuture.supplyAsync(() -> {
+                StringBuilder text = new StringBuilder();
+                try (StreamResponse<Completion> s = client.completions().createStreaming(greedyCompletion(256))) {
+                    s.stream().forEach(chunk -> chunk.choices().forEach(choice -> text.append(choice.text())));
+                }
+                return text.toString();
+            }));
+        }
+        for (CompletableFuture<String> f : futures) {
+            assertEquals(golden, f.get());
+        }
+    }
+
+    @Test
+    void chatStreamingAndWholeAgree() {
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("stories260K")
+                .addSystemMessage("You tell stories.").addUserMessage("Tell me about a cat.")
+                .maxCompletionTokens(40).temperature(0.0)
+                .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build();
+        ChatCompletion whole = client.chat().completions().create(params);
+        String content = whole.choices().get(0).message().content().orElseThrow();
+        assertFalse(content.isEmpty());
+        assertEquals(40, whole.usage().orElseThrow().completionTokens());
+
+        StringBuilder streamed = new StringBuilder();
+        List<String> finishes = new ArrayList<>();
+        long[] usage = new long[1];
+        try (StreamResponse<ChatCompletionChunk> s = client.chat().completions().createStreaming(params)) {
+            s.stream().forEach(chunk -> {
+                chunk.usage().ifPresent(u -> usage[0] = u.completionTokens());
+                chunk.choices().forEach(c -> {
+                    c.delta().content().ifPresent(streamed::append);
+                    c.finishReason().ifPresent(f -> finishes.add(f.asString()));
+                });
+            });
+        }
+        assertEquals(content, streamed.toString());
+        assertEquals(List.of("length"), finishes);
+        assertEquals(40, usage[0]);
+    }
+
+    @Test
+    void stopStringsEndTheCompletion() {
+        CompletionCreateParams params = CompletionCreateParams.builder().model("stories260K").prompt("")
+                .maxTokens(256).temperature(0.0).stop(", ").build();
+        Completion c = client.completions().create(params);
+        assertEquals(golden.substring(0, golden.indexOf(", ")), c.choices().get(0).text());
+        assertEquals("stop", c.choices().get(0).finishReason().asString());
+    }
+
+    @Test
+    void modelsAreListedAndUnknownOnesRefused() {
+        assertTrue(client.models().list().data().stream().anyMatch(m -> m.id().equals("stories260K")));
+        assertThrows(NotFoundException.class, () -> client.completions().create(
+                CompletionCreateParams.builder().model("gpt-9").prompt("x").maxTokens(3).build()));
+    }
+
+    @Test
+    void aWrongKeyIsRefused() {
+        OpenAIClient wrong = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + server.port() + "/v1")
+                .apiKey("sk-wrong").maxRetries(0).build();
+        try {
+            assertThrows(UnauthorizedException.class, () -> wrong.completions().create(greedyCompletion(3)));
+        } finally {
+            wrong.close();
+        }
+    }
+}

@@ -1,0 +1,193 @@
+package io.bitplane.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.bitplane.format.SharedData;
+import io.bitplane.runtime.Model;
+import io.bitplane.runtime.ModelOptions;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every refusal over raw HTTP: the status, OpenAI's error JSON naming the field, and never a stack trace. */
+class ServerErrorsTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static Model model;
+    static DecodingServer server;
+    static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    @BeforeAll
+    static void start() throws Exception {
+        // The scalar backend on one thread: slow enough that a stream is still running when its client leaves.
+        model = Model.open(SharedData.stories260K(), ModelOptions.defaults().withBackend("scalar").withThreads(1));
+        server = DecodingServer.start(model, ServerConfig.defaults("stories260K").withPort(0)
+                .withLimits(2, 2, 64, 500, 4096));
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+        model.close();
+    }
+
+    static URI uri(String path) {
+        return URI.create("http://127.0.0.1:" + server.port() + path);
+    }
+
+    static HttpResponse<String> post(String path, String body) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static JsonNode error(HttpResponse<String> r, int status) throws Exception {
+        assertEquals(status, r.statusCode(), r.body());
+        assertFalse(r.body().contains("Exception") || r.body().contains("\tat "), r.body());
+        JsonNode e = JSON.readTree(r.body()).get("error");
+        assertNotNull(e, r.body());
+        assertFalse(e.get("message").asText().isEmpty());
+        return e;
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource(delimiter = '|', value = {
+        "/v1/completions|{\"prompt\": \"x\", \"max_tokens\": \"5\"}|max_tokens",
+        "/v1/completions|{\"prompt\": \"x\", \"max_tokens\": 0}|max_tokens",
+        "/v1/completions|{\"prompt\": \"x\", \"max_tokens\": 100000}|max_tokens",
+        "/v1/completions|{\"prompt\": \"x\", \"temperature\": \"hot\"}|temperature",
+        "/v1/completions|{\"prompt\": \"x\", \"temperature\": 5}|temperature",
+        "/v1/completions|{\"prompt\": \"x\", \"top_p\": 0}|top_p",
+        "/v1/completions|{\"prompt\": \"x\", \"stop\": 5}|stop",
+        "/v1/completions|{\"prompt\": \"x\", \"stop\": [\"a\", \"\"]}|stop",
+        "/v1/completions|{\"prompt\": \"x\", \"stream\": \"yes\"}|stream",
+        "/v1/completions|{\"prompt\": \"x\", \"seed\": 1.5}|seed",
+        "/v1/completions|{\"prompt\": \"x\", \"n\": 2}|n",
+        "/v1/completions|{\"prompt\": \"x\", \"model\": 5}|model",
+        "/v1/completions|{\"prompt\": 17}|prompt",
+        "/v1/completions|{\"prompt\": [1, 2, 3]}|prompt",
+        "/v1/chat/completions|{\"model\": \"stories260K\"}|messages",
+        "/v1/chat/completions|{\"messages\": []}|messages",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}|messages[0].role",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": 5}]}|messages[0].content",
+        "/v1/chat/completions|{\"messages\": [\"hi\"]}|messages[0]",
+    })
+    void wrongFieldsAreNamed(String path, String body, String param) throws Exception {
+        JsonNode e = error(post(path, body), 400);
+        assertEquals(param, e.get("param").asText(), e.toString());
+        assertTrue(e.get("message").asText().contains(param.replaceAll("\\[.*", "")), e.toString());
+    }
+
+    @Test
+    void malformedJsonAndNonObjectsAre400() throws Exception {
+        assertTrue(error(post("/v1/completions", "{\"prompt\": "), 400).get("message").asText()
+                .contains("not valid JSON"));
+        error(post("/v1/completions", "[1, 2]"), 400);
+        error(post("/v1/chat/completions", "\u0000\u0001garbage"), 400);
+        error(post("/v1/completions", ""), 400);
+    }
+
+    @Test
+    void unknownModelsAndPathsAre404AndWrongMethods405() throws Exception {
+        JsonNode e = error(post("/v1/completions", "{\"model\": \"gpt-9\", \"prompt\": \"x\"}"), 404);
+        assertEquals("model_not_found", e.get("code").asText());
+        error(HTTP.send(HttpRequest.newBuilder(uri("/v2/nothing")).build(), HttpResponse.BodyHandlers.ofString()),
+                404);
+        error(HTTP.send(HttpRequest.newBuilder(uri("/v1/completions")).build(),
+                HttpResponse.BodyHandlers.ofString()), 405);
+    }
+
+    @Test
+    void limitsGive413And400() throws Exception {
+        String big = "{\"prompt\": \"" + "a".repeat(5000) + "\"}";
+        error(post("/v1/completions", big), 413);
+        String longPrompt = "{\"prompt\": \"" + "Once upon a time there was a cat. ".repeat(20) + "\"}";
+        assertEquals("prompt", error(post("/v1/completions", longPrompt), 400).get("param").asText());
+    }
+
+    @Test
+    void floodingPastTheQueueGivesOnly429sAndTheServerKeepsServing() throws Exception {
+        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+        String body = "{\"prompt\": \"Once\", \"max_tokens\": 400, \"temperature\": 0}";
+        for (int i = 0; i < 24; i++) {
+            all.add(HTTP.sendAsync(HttpRequest.newBuilder(uri("/v1/completions"))
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        int ok = 0;
+        int refused = 0;
+        for (CompletableFuture<HttpResponse<String>> f : all) {
+            HttpResponse<String> r = f.get();
+            if (r.statusCode() == 429) {
+                refused++;
+                assertEquals("1", r.headers().firstValue("Retry-After").orElse(null));
+                error(r, 429);
+            } else {
+                assertEquals(200, r.statusCode(), r.body());
+                ok++;
+            }
+        }
+        assertTrue(ok >= 2 && refused >= 1, ok + " served, " + refused + " refused");
+        assertEquals(200, post("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 5}").statusCode());
+    }
+
+    @Test
+    void aClientThatLeavesMidStreamFreesItsSequence() throws Exception {
+        double before = metric("bitplane_generated_tokens_total");
+        HttpResponse<InputStream> r = HTTP.send(HttpRequest.newBuilder(uri("/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"\", \"max_tokens\": 500, \"temperature\": 0,"
+                        + " \"stream\": true}")).build(), HttpResponse.BodyHandlers.ofInputStream());
+        BufferedReader reader = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
+        assertTrue(reader.readLine().startsWith("data: {"));
+        r.body().close();
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (metric("bitplane_active_sequences") > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        assertEquals(0, metric("bitplane_active_sequences"));
+        assertTrue(metric("bitplane_generated_tokens_total") - before < 500, "the sequence ran to its end");
+    }
+
+    @Test
+    void healthAndMetricsAnswer() throws Exception {
+        HttpResponse<String> h = HTTP.send(HttpRequest.newBuilder(uri("/health")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, h.statusCode());
+        assertEquals("ok", JSON.readTree(h.body()).get("status").asText());
+        String m = metrics();
+        for (String name : List.of("bitplane_requests_total", "bitplane_queue_depth", "bitplane_active_sequences",
+                "bitplane_time_to_first_token_seconds_bucket", "bitplane_token_latency_seconds_count")) {
+            assertTrue(m.contains(name), name);
+        }
+    }
+
+    static String metrics() throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(uri("/metrics")).build(), HttpResponse.BodyHandlers.ofString()).body();
+    }
+
+    static double metric(String name) throws Exception {
+        for (String line : metrics().split("\n")) {
+            if (line.startsWith(name + " ")) {
+                return Double.parseDouble(line.substring(name.length() + 1));
+            }
+        }
+        throw new AssertionError("no metric " + name);
+    }
+}
