@@ -76,7 +76,12 @@ class BackendConformanceTest {
         "binary, 1, 1, 1, int8", "binary, 3, 130, 2, int8", "ternary, 5, 131, 3, int8", "ternary, 5, 131, 3, f32",
         "ternary-twn@32, 4, 100, 1, int8", "int4@32, 3, 100, 4, int8", "int4@128, 600, 512, 2, int8",
         "int4-asym@32, 3, 70, 2, int8", "int4-asym@128, 9, 300, 2, f32", "ternary, 700, 256, 1, int8",
-        "int4-rtn@64, 1, 64, 33, f32"})
+        "int4-rtn@64, 1, 64, 33, f32",
+        // Shapes the row-expanding kernel takes: long rows, big groups, or batches with INT8 activations.
+        "ternary, 9, 1000, 1, f32", "ternary, 33, 2000, 5, int8", "ternary, 1, 4100, 2, f32",
+        "binary, 7, 700, 3, f32", "binary, 5, 1030, 4, int8", "int4@128, 5, 1000, 1, f32",
+        "int4-asym@128, 9, 1000, 4, int8", "int4-asym@256, 3, 600, 2, f32", "int4@32, 17, 300, 8, int8",
+        "ternary@32, 9, 200, 7, int8", "ternary@64, 1, 64, 64, int8"})
     void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
@@ -104,7 +109,8 @@ class BackendConformanceTest {
      * output must be the same alone or batched, and the same seed must give the same text in a cold JVM.
      */
     @ParameterizedTest
-    @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8"})
+    @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
+        "binary, f32", "int4@32, int8", "int4-asym@128, f32"})
     void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
         Random rnd = new Random(9);
         int rows = 48;

@@ -8,7 +8,7 @@ public final class Sampler {
     private final SamplerSettings settings;
     private final SplittableRandom random;
     private float[] probs = new float[0];
-    private Integer[] order = new Integer[0];
+    private long[] keys = new long[0];
 
     public Sampler(SamplerSettings settings) {
         this.settings = settings;
@@ -34,29 +34,46 @@ public final class Sampler {
         if (settings.temperature() == 0) {
             return argmax(logits, vocab);
         }
-        if (order.length < vocab) {
-            order = new Integer[vocab];
+        if (probs.length < vocab) {
             probs = new float[vocab];
+            keys = new long[vocab];
         }
-        for (int i = 0; i < vocab; i++) {
-            order[i] = i;
-        }
-        // Sort by logit, highest first (ties by id, so the order is deterministic).
-        Arrays.sort(order, 0, vocab, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : a - b);
-        int n = settings.topK() > 0 ? Math.min(settings.topK(), vocab) : vocab;
-        double max = logits[order[0]];
+        // Softmax at the temperature, in id order.
+        float max = logits[argmax(logits, vocab)];
         double sum = 0;
-        for (int i = 0; i < n; i++) {
-            probs[i] = (float) Math.exp((logits[order[i]] - max) / settings.temperature());
+        for (int i = 0; i < vocab; i++) {
+            probs[i] = (float) Math.exp((logits[i] - max) / settings.temperature());
             sum += probs[i];
         }
-        for (int i = 0; i < n; i++) {
-            probs[i] /= (float) sum;
+        boolean filtered = settings.topK() > 0 || settings.topP() < 1 || settings.minP() > 0;
+        if (!filtered) {
+            return draw(probs, null, vocab, sum);
+        }
+        // Candidates, sorted by logit (highest first, ties by id). Without top-k only tokens a filter can keep are
+        // sorted: min-p keeps none below minP x the best token's weight (1 here), top-p none below (1 - p) / (vocab
+        // - 1) of the total (they cannot reach the nucleus, as llama2.c argues); so a draw costs little more than
+        // the softmax. Top-k needs its whole set, since its total normalizes the later filters.
+        boolean prefilter = settings.topK() == 0;
+        double floor = prefilter ? Math.max(settings.minP(),
+                settings.topP() < 1 ? (1 - settings.topP()) / (vocab - 1) * sum : 0) : 0;
+        int n = 0;
+        for (int i = 0; i < vocab; i++) {
+            if (probs[i] >= floor) {
+                keys[n++] = sortKey(logits[i], i);
+            }
+        }
+        Arrays.sort(keys, 0, n);
+        double norm = sum;
+        if (settings.topK() > 0) {
+            n = Math.min(n, settings.topK());
+            norm = 0;
+            for (int i = 0; i < n; i++) {
+                norm += probs[(int) keys[i]];
+            }
         }
         if (settings.minP() > 0) {
-            float floor = probs[0] * settings.minP();
             int keep = 1;
-            while (keep < n && probs[keep] >= floor) {
+            while (keep < n && probs[(int) keys[keep]] >= settings.minP()) {
                 keep++;
             }
             n = keep;
@@ -65,7 +82,7 @@ public final class Sampler {
             double cumulative = 0;
             int keep = 0;
             while (keep < n) {
-                cumulative += probs[keep++];
+                cumulative += probs[(int) keys[keep++]] / norm;
                 if (cumulative >= settings.topP()) {
                     break;
                 }
@@ -74,17 +91,30 @@ public final class Sampler {
         }
         double total = 0;
         for (int i = 0; i < n; i++) {
-            total += probs[i];
+            total += probs[(int) keys[i]];
         }
+        return draw(probs, keys, n, total);
+    }
+
+    /** Draws from {@code probs} over ids {@code 0..n} (keys null) or over the ids in {@code keys[0..n)}. */
+    private int draw(float[] probs, long[] keys, int n, double total) {
         double r = random.nextDouble() * total;
         double acc = 0;
         for (int i = 0; i < n; i++) {
-            acc += probs[i];
+            int id = keys == null ? i : (int) keys[i];
+            acc += probs[id];
             if (r < acc) {
-                return order[i];
+                return id;
             }
         }
-        return order[n - 1];
+        return keys == null ? n - 1 : (int) keys[n - 1];
+    }
+
+    /** Orders by logit, highest first, then by id: the float's bits made monotonic, negated, above the id. */
+    private static long sortKey(float logit, int id) {
+        int bits = Float.floatToIntBits(logit);
+        int monotonic = bits ^ ((bits >> 31) & 0x7fffffff);
+        return ((-(long) monotonic - 1) << 32) | id;
     }
 
     static int argmax(float[] logits, int vocab) {

@@ -45,39 +45,68 @@ final class Int8Matmul {
         return F.vectorBitSize() >= 256 && B_QUARTER.length() == F.length() && g % lanes == 0;
     }
 
-    static void rowsF32(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int r0, int r1) {
+    /** Rows whose weights are widened to floats together and then serve every token of the batch. */
+    static final int ROW_BLOCK = 4;
+
+    /**
+     * F32 activations. Rows go in blocks of {@link #ROW_BLOCK}: their bytes are widened to floats once (exact) into
+     * {@code codes} ([ROW_BLOCK][K]), then each token takes the same per-row arithmetic as it would alone (per group
+     * a lane-wise FMA sum, scaled lane-wise into the row total, one fixed-order lane sum), so a token's result does
+     * not depend on its batch, and the widening is paid once per batch instead of once per token.
+     */
+    static void rowsF32(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, float[] codes,
+                        int r0, int r1) {
         int k = (int) spec.cols();
         int n = (int) spec.rows();
         int group = (int) spec.effectiveGroupSize();
         int groups = (int) spec.groupsPerRow();
         long scales = spec.scalesOffset();
         int lanes = F.length();
-        for (int r = r0; r < r1; r++) {
-            long rowBase = (long) r * k;
+        for (int rb = r0; rb < r1; rb += ROW_BLOCK) {
+            int rows = Math.min(ROW_BLOCK, r1 - rb);
+            for (int i = 0; i < rows; i++) {
+                widenRow(w, (long) (rb + i) * k, k, codes, i * k);
+            }
             for (int b = 0; b < batch; b++) {
                 int x0 = b * k;
-                FloatVector total = FloatVector.zero(F);
-                float tail = 0;
-                for (int g = 0; g < groups; g++) {
-                    float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * (r * (long) groups + g)));
-                    int start = g * group;
-                    int end = Math.min(k, start + group);
-                    int vend = start + (end - start) / lanes * lanes;
-                    FloatVector acc = FloatVector.zero(F);
-                    for (int i = start; i < vend; i += lanes) {
-                        FloatVector wv = (FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, rowBase + i,
-                                ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
-                        acc = wv.fma(FloatVector.fromArray(F, x, x0 + i), acc);
+                for (int i = 0; i < rows; i++) {
+                    int c0 = i * k;
+                    long firstScale = scales + 2L * ((rb + i) * (long) groups);
+                    FloatVector total = FloatVector.zero(F);
+                    float tail = 0;
+                    for (int g = 0; g < groups; g++) {
+                        float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, firstScale + 2L * g));
+                        int start = g * group;
+                        int end = Math.min(k, start + group);
+                        int vend = start + (end - start) / lanes * lanes;
+                        FloatVector acc = FloatVector.zero(F);
+                        for (int j = start; j < vend; j += lanes) {
+                            acc = FloatVector.fromArray(F, codes, c0 + j).fma(FloatVector.fromArray(F, x, x0 + j), acc);
+                        }
+                        total = acc.fma(FloatVector.broadcast(F, s), total);
+                        float rest = 0;
+                        for (int j = vend; j < end; j++) {
+                            rest += codes[c0 + j] * x[x0 + j];
+                        }
+                        tail += s * rest;
                     }
-                    total = acc.fma(FloatVector.broadcast(F, s), total);
-                    float rest = 0;
-                    for (int i = vend; i < end; i++) {
-                        rest += w.get(java.lang.foreign.ValueLayout.JAVA_BYTE, rowBase + i) * x[x0 + i];
-                    }
-                    tail += s * rest;
+                    y[b * n + rb + i] = Lanes.sum(total) + tail;
                 }
-                y[b * n + r] = Lanes.sum(total) + tail;
             }
+        }
+    }
+
+    /** Row bytes {@code [at, at + k)} as floats into {@code codes[c0 ..]}. */
+    private static void widenRow(MemorySegment w, long at, int k, float[] codes, int c0) {
+        int lanes = F.length();
+        int upper = k / lanes * lanes;
+        int j = 0;
+        for (; j < upper; j += lanes) {
+            ((FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, at + j, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2F, F, 0)).intoArray(codes, c0 + j);
+        }
+        for (; j < k; j++) {
+            codes[c0 + j] = w.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j);
         }
     }
 

@@ -39,6 +39,7 @@ public final class PanamaBackend extends ScalarBackend {
     private static final class Int8Activations {
         byte[] q = new byte[0];
         short[] q16 = new short[0];
+        float[] codes = new float[0];
         float[] scales = new float[0];
     }
 
@@ -74,8 +75,13 @@ public final class PanamaBackend extends ScalarBackend {
                 Int8Activations a = quantize(x, batch, k);
                 task = (r0, r1) -> Int8Matmul.rowsInt8(spec, cw.data(), a.q16, a.scales, y, batch, r0, r1);
             } else {
-                task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch, r0, r1);
+                task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch,
+                        rowScratch(Int8Matmul.ROW_BLOCK * k), r0, r1);
             }
+        } else if (ExpandedPlaneMatmul.supports(spec)
+                && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && batch > 1)) {
+            // Integer sums are exact in either kernel, so only float activations need one kernel per shape.
+            task = expandedTask(spec, cw, x, y, batch, int8Act);
         } else if (BitPlaneMatmul.supports(spec)) {
             task = bitPlaneTask(spec, cw, x, y, batch, int8Act);
         } else {
@@ -86,6 +92,64 @@ public final class PanamaBackend extends ScalarBackend {
         } else {
             task.run(0, rows);
         }
+    }
+
+    /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */
+    private static final class ExpandedInputs {
+        float[] xs = new float[0];
+        float[] groupSums = new float[0];
+    }
+
+    private static final ThreadLocal<ExpandedInputs> EXPANDED_INPUTS = ThreadLocal.withInitial(ExpandedInputs::new);
+    /** Rows widened or expanded to floats, per worker thread (grown as needed). */
+    private static final ThreadLocal<float[]> ROW_SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] rowScratch(int floats) {
+        float[] a = ROW_SCRATCH.get();
+        if (a.length < floats) {
+            a = new float[floats];
+            ROW_SCRATCH.set(a);
+        }
+        return a;
+    }
+
+    /** Prepares every token's activations on the calling thread; workers then expand rows and share them. */
+    private static WorkerPool.RangeTask expandedTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch,
+                                                     boolean int8Act) {
+        int k = (int) spec.cols();
+        int paddedK = ExpandedPlaneMatmul.paddedK(spec);
+        int groups = (int) spec.groupsPerRow();
+        ExpandedInputs in = EXPANDED_INPUTS.get();
+        if (in.xs.length < batch * paddedK) {
+            in.xs = new float[batch * paddedK];
+        }
+        if (in.groupSums.length < batch * groups) {
+            in.groupSums = new float[batch * groups];
+        }
+        float[] xs = in.xs;
+        float[] scales = null;
+        float[] source = x;
+        if (int8Act) {
+            Int8Activations a = quantize(x, batch, k);
+            scales = a.scales;
+            if (a.codes.length < batch * k) {
+                a.codes = new float[batch * k];
+            }
+            for (int i = 0; i < batch * k; i++) {
+                a.codes[i] = a.q16[i];
+            }
+            source = a.codes;
+        }
+        ExpandedPlaneMatmul.padActivations(source, batch, k, xs, paddedK);
+        if (spec.encoding() == Encoding.INT4_ASYM) {
+            ExpandedPlaneMatmul.groupSums(spec, source, batch, in.groupSums);
+        }
+        float[] tokenScales = scales;
+        float[] groupSums = in.groupSums;
+        return (r0, r1) -> {
+            float[] codes = rowScratch(ExpandedPlaneMatmul.ROW_BLOCK * paddedK);
+            ExpandedPlaneMatmul.rows(spec, w.data(), xs, tokenScales, groupSums, y, batch, codes, r0, r1);
+        };
     }
 
     /** Lookup tables of the bit-plane kernel, per calling thread, grown as needed. */

@@ -93,10 +93,29 @@ final class Metrics {
         counter(out, "bitplane_prompt_tokens_total", "Prompt tokens processed.", promptTokens.sum());
         gauge(out, "bitplane_queue_depth", "Requests waiting for a sequence.", queueDepth.getAsInt());
         gauge(out, "bitplane_active_sequences", "Sequences decoding now.", activeSequences.getAsInt());
+        gauge(out, "bitplane_jvm_threads", "Live JVM threads.",
+                java.lang.management.ManagementFactory.getThreadMXBean().getThreadCount());
+        gauge(out, "bitplane_jvm_heap_used_bytes", "Java heap in use.",
+                java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed());
+        gauge(out, "process_resident_memory_bytes", "Resident set size of the server process.", residentBytes());
         timeToFirstToken.write(out, "bitplane_time_to_first_token_seconds",
                 "From request accepted to first generated token.");
         tokenLatency.write(out, "bitplane_token_latency_seconds", "Between consecutive generated tokens.");
         return out.toString();
+    }
+
+    /** VmRSS from /proc (Linux); -1 elsewhere. */
+    private static long residentBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux: unknown
+        }
+        return -1;
     }
 
     private static void counter(StringBuilder out, String name, String help, long value) {

@@ -1,0 +1,48 @@
+package io.bitplane.runtime;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The sampler draws from the distribution its filters leave, and nothing outside it. */
+class SamplerTest {
+    static final float[] LOGITS = {1.0f, 3.0f, 0.5f, 2.0f, 3.0f, -1.0f};
+
+    static int[] counts(SamplerSettings s, int draws) {
+        Sampler sampler = new Sampler(s);
+        int[] c = new int[LOGITS.length];
+        for (int i = 0; i < draws; i++) {
+            c[sampler.sample(LOGITS.clone(), LOGITS.length, new int[0], 0)]++;
+        }
+        return c;
+    }
+
+    @Test
+    void unfilteredDrawsFollowTheSoftmax() {
+        int draws = 200_000;
+        int[] c = counts(SamplerSettings.of(1f, 1f, 42), draws);
+        double sum = 0;
+        for (float l : LOGITS) {
+            sum += Math.exp(l);
+        }
+        for (int i = 0; i < LOGITS.length; i++) {
+            double p = Math.exp(LOGITS[i]) / sum;
+            assertEquals(p, c[i] / (double) draws, 0.005, "token " + i);
+        }
+    }
+
+    @Test
+    void filtersKeepOnlyTheirTokens() {
+        // The two tied best tokens (1 and 4) hold 2 x 0.38 of the mass: a nucleus of 0.7 is exactly them.
+        int[] nucleus = counts(SamplerSettings.of(1f, 0.7f, 1), 20_000);
+        assertEquals(20_000, nucleus[1] + nucleus[4]);
+        assertTrue(nucleus[1] > 9_000 && nucleus[4] > 9_000);
+        int[] topK = counts(SamplerSettings.of(1f, 1f, 2).withTopK(3), 20_000);
+        assertEquals(20_000, topK[1] + topK[4] + topK[3]);
+        assertTrue(topK[3] > 1_000);
+        // min-p 0.3: weights relative to the best are e^0 (1, 4), e^-1 = 0.37 (3), e^-2 = 0.14 (0): 1, 3, 4 remain.
+        int[] minP = counts(SamplerSettings.of(1f, 1f, 3).withMinP(0.3f), 20_000);
+        assertEquals(20_000, minP[1] + minP[4] + minP[3]);
+    }
+}

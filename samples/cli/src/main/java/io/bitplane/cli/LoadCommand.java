@@ -1,0 +1,104 @@
+package io.bitplane.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.server.LoadGenerator;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code bitplane load}: a bounded load test of a running server (loopback), one line per concurrency level;
+ * {@code --soak-minutes} runs one long abusive level and compares the server's threads and memory before and after.
+ */
+@Command(name = "load", mixinStandardHelpOptions = true,
+        description = "Load-test a running OpenAI-compatible server (bounded: a fixed number of requests or minutes).")
+final class LoadCommand implements Callable<Integer> {
+    @Option(names = "--url", defaultValue = "http://127.0.0.1:8080", description = "Server. Default: "
+            + "${DEFAULT-VALUE}.")
+    URI url;
+
+    @Option(names = "--api-key", description = "Bearer key, if the server wants one.")
+    String apiKey;
+
+    @Option(names = "--clients", split = ",", defaultValue = "1,4,16,64", description = "Concurrency levels. "
+            + "Default: ${DEFAULT-VALUE}.")
+    List<Integer> clients;
+
+    @Option(names = "--requests", defaultValue = "0", description = "Requests per level (0: 2 x clients, at "
+            + "least 8).")
+    int requests;
+
+    @Option(names = "--max-tokens", defaultValue = "64", description = "Tokens per request. Default: "
+            + "${DEFAULT-VALUE}.")
+    int maxTokens;
+
+    @Option(names = "--prompt", defaultValue = "Once upon a time", description = "Prompt. Default: "
+            + "${DEFAULT-VALUE}.")
+    String prompt;
+
+    @Option(names = "--soak-minutes", defaultValue = "0", description = "Run the largest level this long, with "
+            + "clients leaving mid-stream and garbage requests, then compare threads and memory.")
+    double soakMinutes;
+
+    @Option(names = "--json", description = "Also write the results here.")
+    Path jsonOut;
+
+    @Override
+    public Integer call() throws Exception {
+        LoadGenerator load = new LoadGenerator(url, apiKey);
+        if (load.metric("bitplane_active_sequences") < 0) {
+            throw new IllegalArgumentException("no Bitplane server answers at " + url + " (start one with "
+                    + "./bitplane serve)");
+        }
+        List<LoadGenerator.Result> results = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = json.createObjectNode();
+        System.out.println(LoadGenerator.Result.header());
+        if (soakMinutes > 0) {
+            int c = clients.stream().mapToInt(Integer::intValue).max().orElse(16);
+            load.run(Math.min(4, c), 8, maxTokens, prompt, 0, false); // warm up before the baseline
+            Thread.sleep(2000);
+            double threads0 = load.metric("bitplane_jvm_threads");
+            double rss0 = load.metric("process_resident_memory_bytes");
+            LoadGenerator.Result r = load.run(c, 0, maxTokens, prompt, soakMinutes * 60, true);
+            Thread.sleep(3000); // abandoned streams end at their next step; idle HTTP threads may linger a while
+            double threads1 = load.metric("bitplane_jvm_threads");
+            double rss1 = load.metric("process_resident_memory_bytes");
+            System.out.println(r.line());
+            System.out.printf(Locale.ROOT, "soak %.1f min: %d garbage requests refused; threads %.0f -> %.0f; "
+                            + "resident %.1f -> %.1f MB; active sequences after: %.0f%n", soakMinutes,
+                    r.garbageRefused(), threads0, threads1, rss0 / 1e6, rss1 / 1e6,
+                    load.metric("bitplane_active_sequences"));
+            results.add(r);
+            root.put("soak_minutes", soakMinutes);
+            root.put("threads_before", threads0);
+            root.put("threads_after", threads1);
+            root.put("resident_bytes_before", rss0);
+            root.put("resident_bytes_after", rss1);
+        } else {
+            for (int c : clients) {
+                int n = requests > 0 ? requests : Math.max(8, 2 * c);
+                LoadGenerator.Result r = load.run(c, n, maxTokens, prompt, 0, false);
+                System.out.println(r.line());
+                results.add(r);
+            }
+        }
+        if (jsonOut != null) {
+            ArrayNode levels = root.putArray("levels");
+            results.forEach(r -> levels.add(json.valueToTree(r)));
+            root.put("url", url.toString());
+            root.put("max_tokens", maxTokens);
+            Files.writeString(jsonOut, json.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+        }
+        return results.stream().anyMatch(r -> r.errors() > 0) ? 1 : 0;
+    }
+}
