@@ -66,8 +66,25 @@ public final class BatchScheduler implements AutoCloseable {
         }
     }
 
-    private record Active(Ticket ticket, Session session, Generation generation) {
+    /** A running sequence; {@code input} holds what it must still feed the model (a prompt may take steps). */
+    private static final class Active {
+        final Ticket ticket;
+        final Session session;
+        final Generation generation;
+        int[] input;
+        int fed;
+        /** Prompt columns this sequence has in the step being built. */
+        int prefixColumns;
+
+        Active(Ticket ticket, Session session, Generation generation) {
+            this.ticket = ticket;
+            this.session = session;
+            this.generation = generation;
+        }
     }
+
+    /** Token columns one step may carry: every sequence's next token plus prompt tokens of new sequences. */
+    private final int maxColumns;
 
     private final Model model;
     private final int vocab;
@@ -91,7 +108,8 @@ public final class BatchScheduler implements AutoCloseable {
         for (int i = 0; i < options.maxSequences(); i++) {
             free.add(model.newSession(new SessionOptions(options.contextLength(), 32)));
         }
-        this.batchDecoder = model.newDecoder(options.maxSequences(), options.maxSequences());
+        this.maxColumns = Math.max(16, 2 * options.maxSequences());
+        this.batchDecoder = model.newDecoder(maxColumns, options.maxSequences());
         this.logits = new float[options.maxSequences() * vocab];
         this.thread = Thread.ofPlatform().name("bitplane-scheduler").daemon().start(this::run);
     }
@@ -173,38 +191,66 @@ public final class BatchScheduler implements AutoCloseable {
         }
     }
 
-    /** One decoding step: prompts of newly admitted sequences alone, then one token of every other as a batch. */
+    /**
+     * One decoding step, one batch through the model: the next token of every running sequence, plus as many
+     * prompt tokens of newly admitted sequences as fit {@link #maxColumns} (a long prompt continues next step), so
+     * a new request never stalls the others. A sequence's columns are adjacent and in order; the column that
+     * completes a sequence's input comes last in the batch, where the decoder computes logits.
+     */
     private void step() {
-        List<Active> columns = new ArrayList<>(active.size());
-        int[] tokens = new int[active.size()];
+        List<Active> finals = new ArrayList<>(active.size());
+        int[] tokens = new int[maxColumns];
+        int[] positions = new int[maxColumns];
+        KvCache[] caches = new KvCache[maxColumns];
+        Active[] prefixOwner = new Active[maxColumns];
         for (Active a : active) {
             if (a.ticket.cancelled || cancelAll) {
                 a.session.cancel();
             }
-            int[] input = a.generation.nextInput();
-            if (input == null) {
-                continue;
+            if (a.input == null) {
+                a.input = a.generation.nextInput();
+                a.fed = 0;
             }
-            if (input.length > 1) {
-                a.generation.accept(a.session.append(input));
-            } else {
-                tokens[columns.size()] = input[0];
-                columns.add(a);
+            if (a.input != null) {
+                finals.add(a);
             }
         }
-        int n = columns.size();
-        if (n > 0) {
-            int[] positions = new int[n];
-            KvCache[] caches = new KvCache[n];
-            for (int b = 0; b < n; b++) {
-                Session s = columns.get(b).session;
-                positions[b] = s.position();
-                caches[b] = s.cache;
+        // Prompt tokens before each sequence's last input token, while room is left for every final column.
+        int n = 0;
+        int budget = maxColumns - finals.size();
+        List<Active> ready = new ArrayList<>(finals.size());
+        for (Active a : finals) {
+            int before = a.input.length - 1 - a.fed;
+            int take = Math.min(before, budget - n);
+            for (int i = 0; i < take; i++) {
+                tokens[n] = a.input[a.fed + i];
+                positions[n] = a.session.position() + i;
+                caches[n] = a.session.cache;
+                prefixOwner[n] = a;
+                n++;
             }
-            batchDecoder.forward(tokens, positions, caches, n, n, logits);
-            for (int b = 0; b < n; b++) {
-                Active a = columns.get(b);
-                a.session.appendedByBatch(tokens[b]);
+            a.prefixColumns = take;
+            a.fed += take;
+            if (a.fed == a.input.length - 1) {
+                ready.add(a);
+            }
+        }
+        int prefix = n;
+        for (Active a : ready) {
+            tokens[n] = a.input[a.fed];
+            positions[n] = a.session.position() + a.prefixColumns;
+            caches[n] = a.session.cache;
+            n++;
+        }
+        if (n > 0) {
+            batchDecoder.forward(tokens, positions, caches, n, ready.size(), logits);
+            for (int c = 0; c < prefix; c++) {
+                prefixOwner[c].session.appendedByBatch(tokens[c]);
+            }
+            for (int b = 0; b < ready.size(); b++) {
+                Active a = ready.get(b);
+                a.session.appendedByBatch(tokens[prefix + b]);
+                a.input = null;
                 a.generation.accept(Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab));
             }
         }

@@ -52,8 +52,9 @@ class BatchSchedulerTest {
     }
 
     static List<GenerationRequest> mixedRequests() {
+        // One prompt longer than a step's columns, so that it is fed over several steps beside the others.
         String[] prompts = {"", "Once upon a time", "The cat", "Lily and Ben went to the park. They",
-                "One day", "", "A big dog", "Tom"};
+                "One day", "", "A big dog", "Lily and Ben went to the park and played with a ball. ".repeat(6)};
         List<GenerationRequest> list = new ArrayList<>();
         for (int i = 0; i < prompts.length; i++) {
             GenerationRequest r = GenerationRequest.of(prompts[i], 20 + 23 * i);

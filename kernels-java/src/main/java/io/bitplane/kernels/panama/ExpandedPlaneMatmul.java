@@ -27,7 +27,8 @@ import java.nio.ByteOrder;
  * Activations: per token, zero-padded to 64 Wd floats (INT8 activation codes as floats).
  * Per group g of token t: acc = sum of codes x (lane-wise FMA over the group's chunks, then a fixed-order lane
  *    sum), y = sum_g s_g acc_g (+ m_g X_g for INT4_ASYM), times the token's scale for INT8 activations.
- * Rows go in blocks of 4: expanded together, then each activation vector loaded feeds four FMAs.
+ * Rows go in blocks of 4, walked in tiles of 512 values: a tile of the four rows is expanded (8 KB, in L1), then
+ *    every token runs over it, each activation vector loaded feeding four FMAs.
  * </pre>
  * With INT8 activations every product and partial sum is an integer below 2^24 (checked by {@link #supports}), so
  * the float sums are exact and equal the scalar oracle's integer sums bit for bit; the final scale sum follows the
@@ -78,19 +79,19 @@ final class ExpandedPlaneMatmul {
         return (int) spec.wordsPerRow() * 64;
     }
 
-    /** Expands row {@code r} into {@code codes[at .. at + paddedK)}. */
-    static void expandRow(TensorSpec spec, MemorySegment w, long r, float[] codes, int at) {
+    /** Expands values [k0, k1) of row {@code r} (k0 and k1 multiples of 64) into {@code codes[at ..]}. */
+    static void expandTile(TensorSpec spec, MemorySegment w, long r, int k0, int k1, float[] codes, int at) {
         Encoding e = spec.encoding();
         int planes = e.planes;
         long words = spec.wordsPerRow();
         long rowWord = r * planes * words;
         int lanes = F.length();
-        for (long wi = 0; wi < words; wi++) {
+        for (long wi = k0 / 64; wi < k1 / 64; wi++) {
             long p0 = w.getAtIndex(LONG, rowWord + wi);
             long p1 = planes > 1 ? w.getAtIndex(LONG, rowWord + words + wi) : 0;
             long p2 = planes > 2 ? w.getAtIndex(LONG, rowWord + 2 * words + wi) : 0;
             long p3 = planes > 3 ? w.getAtIndex(LONG, rowWord + 3 * words + wi) : 0;
-            int base = at + (int) (wi * 64);
+            int base = at + (int) (wi * 64 - k0);
             for (int o = 0; o < 64; o += lanes) {
                 IntVector c = switch (e) {
                     case BINARY -> bits(p0, o).mul(-2).add(1);
@@ -126,80 +127,107 @@ final class ExpandedPlaneMatmul {
 
     /** Rows expanded and multiplied together: each activation vector loaded serves this many rows. */
     static final int ROW_BLOCK = 4;
+    /** Values per tile: a block's expanded tile (4 x 512 floats, 8 KB) stays in L1 while every token uses it. */
+    static final int TILE = 512;
+
+    /** Floats of per-thread scratch {@link #rows} needs: the expanded tile, and per token and row a running sum
+     * vector and a row total. */
+    static int scratchFloats(int batch) {
+        return ROW_BLOCK * TILE + batch * ROW_BLOCK * (F.length() + 1);
+    }
 
     /**
      * Rows [r0, r1) for {@code batch} tokens. {@code tokenScales} is null for float activations, else each token's
      * INT8 scale (and xs holds its codes). {@code groupSums[t * groups + g]} is needed for INT4_ASYM only.
-     * {@code codes} holds {@link #ROW_BLOCK} expanded rows. A row's sums are the same whatever rows share its
-     * block, so results do not depend on how rows are split between threads.
+     * {@code scratch} holds {@link #scratchFloats} floats. The row is walked in tiles of {@link #TILE} values; a
+     * token's running group sum vector is kept across tiles, so every (row, token) pair takes exactly the FMAs, in
+     * the same order, that it would take alone: results depend neither on the batch nor on the rows' split.
      */
     static void rows(TensorSpec spec, MemorySegment w, float[] xs, float[] tokenScales, float[] groupSums,
-                     float[] y, int batch, float[] codes, int r0, int r1) {
+                     float[] y, int batch, float[] scratch, int r0, int r1) {
         int n = (int) spec.rows();
         int paddedK = paddedK(spec);
         int groups = (int) spec.groupsPerRow();
         int group = groupValues(spec);
         int lanes = F.length();
         boolean asym = spec.encoding() == Encoding.INT4_ASYM;
+        long scales = spec.scalesOffset();
+        long mins = asym ? spec.minsOffset() : 0;
+        int accs = ROW_BLOCK * TILE;                     // [batch][ROW_BLOCK][lanes] running group sums
+        int totals = accs + batch * ROW_BLOCK * lanes;   // [batch][ROW_BLOCK] row totals
         for (int rb = r0; rb < r1; rb += ROW_BLOCK) {
             int rows = Math.min(ROW_BLOCK, r1 - rb);
-            for (int i = 0; i < ROW_BLOCK; i++) {
-                // Short blocks repeat their last row: the extra sums are computed and dropped.
-                expandRow(spec, w, rb + Math.min(i, rows - 1), codes, i * paddedK);
+            java.util.Arrays.fill(scratch, accs, totals + batch * ROW_BLOCK, 0f);
+            for (int k0 = 0; k0 < paddedK; k0 += TILE) {
+                int k1 = Math.min(paddedK, k0 + TILE);
+                for (int i = 0; i < ROW_BLOCK; i++) {
+                    // Short blocks repeat their last row: the extra sums are computed and dropped.
+                    expandTile(spec, w, rb + Math.min(i, rows - 1), k0, k1, scratch, i * TILE);
+                }
+                for (int t = 0; t < batch; t++) {
+                    int xo = t * paddedK;
+                    int ao = accs + t * ROW_BLOCK * lanes;
+                    FloatVector a0 = FloatVector.fromArray(F, scratch, ao);
+                    FloatVector a1 = FloatVector.fromArray(F, scratch, ao + lanes);
+                    FloatVector a2 = FloatVector.fromArray(F, scratch, ao + 2 * lanes);
+                    FloatVector a3 = FloatVector.fromArray(F, scratch, ao + 3 * lanes);
+                    int k = k0;
+                    while (k < k1) {
+                        // Up to the end of k's group (the last group runs on through the row's zero padding).
+                        int g = Math.min(groups - 1, k / group);
+                        int groupEnd = g == groups - 1 ? paddedK : (g + 1) * group;
+                        int segmentEnd = Math.min(k1, groupEnd);
+                        // A branch-free loop: C2 keeps the four sums in registers only in a loop this simple.
+                        for (; k < segmentEnd; k += lanes) {
+                            int c = k - k0;
+                            FloatVector x = FloatVector.fromArray(F, xs, xo + k);
+                            a0 = FloatVector.fromArray(F, scratch, c).fma(x, a0);
+                            a1 = FloatVector.fromArray(F, scratch, TILE + c).fma(x, a1);
+                            a2 = FloatVector.fromArray(F, scratch, 2 * TILE + c).fma(x, a2);
+                            a3 = FloatVector.fromArray(F, scratch, 3 * TILE + c).fma(x, a3);
+                        }
+                        if (segmentEnd == groupEnd) {
+                            // The group ends: fold its sums into the row totals, in group order, as the oracle.
+                            float xg = asym ? groupSums[t * groups + g] : 0f;
+                            int to = totals + t * ROW_BLOCK;
+                            scratch[to] += groupTerm(w, scales, mins, rb, groups, g, Lanes.sum(a0), asym, xg);
+                            if (rows > 1) {
+                                scratch[to + 1] += groupTerm(w, scales, mins, rb + 1, groups, g, Lanes.sum(a1), asym, xg);
+                            }
+                            if (rows > 2) {
+                                scratch[to + 2] += groupTerm(w, scales, mins, rb + 2, groups, g, Lanes.sum(a2), asym, xg);
+                            }
+                            if (rows > 3) {
+                                scratch[to + 3] += groupTerm(w, scales, mins, rb + 3, groups, g, Lanes.sum(a3), asym, xg);
+                            }
+                            a0 = FloatVector.zero(F);
+                            a1 = FloatVector.zero(F);
+                            a2 = FloatVector.zero(F);
+                            a3 = FloatVector.zero(F);
+                        }
+                    }
+                    a0.intoArray(scratch, ao);
+                    a1.intoArray(scratch, ao + lanes);
+                    a2.intoArray(scratch, ao + 2 * lanes);
+                    a3.intoArray(scratch, ao + 3 * lanes);
+                }
             }
             for (int t = 0; t < batch; t++) {
-                int xo = t * paddedK;
-                float s0 = 0;
-                float s1 = 0;
-                float s2 = 0;
-                float s3 = 0;
-                for (int g = 0; g < groups; g++) {
-                    int k0 = g * group;
-                    int k1 = Math.min(paddedK, k0 + group);
-                    FloatVector a0 = FloatVector.zero(F);
-                    FloatVector a1 = a0;
-                    FloatVector a2 = a0;
-                    FloatVector a3 = a0;
-                    for (int k = k0; k < k1; k += lanes) {
-                        FloatVector x = FloatVector.fromArray(F, xs, xo + k);
-                        a0 = FloatVector.fromArray(F, codes, k).fma(x, a0);
-                        a1 = FloatVector.fromArray(F, codes, paddedK + k).fma(x, a1);
-                        a2 = FloatVector.fromArray(F, codes, 2 * paddedK + k).fma(x, a2);
-                        a3 = FloatVector.fromArray(F, codes, 3 * paddedK + k).fma(x, a3);
-                    }
-                    float x = asym ? groupSums[t * groups + g] : 0f;
-                    s0 += groupTerm(spec, w, rb, groups, g, Lanes.sum(a0), asym, x);
-                    if (rows > 1) {
-                        s1 += groupTerm(spec, w, rb + 1, groups, g, Lanes.sum(a1), asym, x);
-                    }
-                    if (rows > 2) {
-                        s2 += groupTerm(spec, w, rb + 2, groups, g, Lanes.sum(a2), asym, x);
-                    }
-                    if (rows > 3) {
-                        s3 += groupTerm(spec, w, rb + 3, groups, g, Lanes.sum(a3), asym, x);
-                    }
-                }
                 float ts = tokenScales == null ? 1f : tokenScales[t];
-                int yo = t * n + rb;
-                y[yo] = tokenScales == null ? s0 : s0 * ts;
-                if (rows > 1) {
-                    y[yo + 1] = tokenScales == null ? s1 : s1 * ts;
-                }
-                if (rows > 2) {
-                    y[yo + 2] = tokenScales == null ? s2 : s2 * ts;
-                }
-                if (rows > 3) {
-                    y[yo + 3] = tokenScales == null ? s3 : s3 * ts;
+                for (int i = 0; i < rows; i++) {
+                    float sum = scratch[totals + t * ROW_BLOCK + i];
+                    y[t * n + rb + i] = tokenScales == null ? sum : sum * ts;
                 }
             }
         }
     }
 
     /** {@code s_g acc (+ m_g X_g)} of group g of row r, as the oracle forms it. */
-    private static float groupTerm(TensorSpec spec, MemorySegment w, long r, int groups, int g, float acc,
+    private static float groupTerm(MemorySegment w, long scales, long mins, long r, int groups, int g, float acc,
                                    boolean asym, float x) {
         long gi = r * groups + g;
-        return scale(spec, w, gi) * acc + (asym ? min(spec, w, gi) * x : 0f);
+        float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2 * gi));
+        return s * acc + (asym ? Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, mins + 2 * gi)) * x : 0f);
     }
 
     /** Per-token group sums of the activations (INT4_ASYM's m_g X_g term), in the oracle's order. */
@@ -216,13 +244,5 @@ final class ExpandedPlaneMatmul {
                 out[t * groups + g] = s;
             }
         }
-    }
-
-    private static float scale(TensorSpec spec, MemorySegment w, long group) {
-        return Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.scalesOffset() + 2 * group));
-    }
-
-    private static float min(TensorSpec spec, MemorySegment w, long group) {
-        return Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.minsOffset() + 2 * group));
     }
 }

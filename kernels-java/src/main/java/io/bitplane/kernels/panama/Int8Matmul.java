@@ -52,7 +52,8 @@ final class Int8Matmul {
      * F32 activations. Rows go in blocks of {@link #ROW_BLOCK}: their bytes are widened to floats once (exact) into
      * {@code codes} ([ROW_BLOCK][K]), then each token takes the same per-row arithmetic as it would alone (per group
      * a lane-wise FMA sum, scaled lane-wise into the row total, one fixed-order lane sum), so a token's result does
-     * not depend on its batch, and the widening is paid once per batch instead of once per token.
+     * not depend on its batch, and the widening is paid once per batch instead of once per token. The four rows
+     * of a block run side by side, each activation vector loaded feeding four FMAs.
      */
     static void rowsF32(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, float[] codes,
                         int r0, int r1) {
@@ -67,33 +68,82 @@ final class Int8Matmul {
             for (int i = 0; i < rows; i++) {
                 widenRow(w, (long) (rb + i) * k, k, codes, i * k);
             }
+            if (rows < ROW_BLOCK) {
+                // Short blocks repeat their last row: the extra sums are computed and dropped.
+                for (int i = rows; i < ROW_BLOCK; i++) {
+                    System.arraycopy(codes, (rows - 1) * k, codes, i * k, k);
+                }
+            }
+            long s0 = scales + 2L * (rb * (long) groups);
+            long s1 = scales + 2L * ((rb + Math.min(1, rows - 1)) * (long) groups);
+            long s2 = scales + 2L * ((rb + Math.min(2, rows - 1)) * (long) groups);
+            long s3 = scales + 2L * ((rb + Math.min(3, rows - 1)) * (long) groups);
             for (int b = 0; b < batch; b++) {
                 int x0 = b * k;
-                for (int i = 0; i < rows; i++) {
-                    int c0 = i * k;
-                    long firstScale = scales + 2L * ((rb + i) * (long) groups);
-                    FloatVector total = FloatVector.zero(F);
-                    float tail = 0;
-                    for (int g = 0; g < groups; g++) {
-                        float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, firstScale + 2L * g));
-                        int start = g * group;
-                        int end = Math.min(k, start + group);
-                        int vend = start + (end - start) / lanes * lanes;
-                        FloatVector acc = FloatVector.zero(F);
-                        for (int j = start; j < vend; j += lanes) {
-                            acc = FloatVector.fromArray(F, codes, c0 + j).fma(FloatVector.fromArray(F, x, x0 + j), acc);
-                        }
-                        total = acc.fma(FloatVector.broadcast(F, s), total);
-                        float rest = 0;
-                        for (int j = vend; j < end; j++) {
-                            rest += codes[c0 + j] * x[x0 + j];
-                        }
-                        tail += s * rest;
+                FloatVector t0 = FloatVector.zero(F);
+                FloatVector t1 = FloatVector.zero(F);
+                FloatVector t2 = FloatVector.zero(F);
+                FloatVector t3 = FloatVector.zero(F);
+                float tail0 = 0;
+                float tail1 = 0;
+                float tail2 = 0;
+                float tail3 = 0;
+                for (int g = 0; g < groups; g++) {
+                    int start = g * group;
+                    int end = Math.min(k, start + group);
+                    int vend = start + (end - start) / lanes * lanes;
+                    FloatVector a0 = FloatVector.zero(F);
+                    FloatVector a1 = FloatVector.zero(F);
+                    FloatVector a2 = FloatVector.zero(F);
+                    FloatVector a3 = FloatVector.zero(F);
+                    for (int j = start; j < vend; j += lanes) {
+                        FloatVector xv = FloatVector.fromArray(F, x, x0 + j);
+                        a0 = FloatVector.fromArray(F, codes, j).fma(xv, a0);
+                        a1 = FloatVector.fromArray(F, codes, k + j).fma(xv, a1);
+                        a2 = FloatVector.fromArray(F, codes, 2 * k + j).fma(xv, a2);
+                        a3 = FloatVector.fromArray(F, codes, 3 * k + j).fma(xv, a3);
                     }
-                    y[b * n + rb + i] = Lanes.sum(total) + tail;
+                    float sc0 = scale(w, s0, g);
+                    float sc1 = scale(w, s1, g);
+                    float sc2 = scale(w, s2, g);
+                    float sc3 = scale(w, s3, g);
+                    t0 = a0.fma(FloatVector.broadcast(F, sc0), t0);
+                    t1 = a1.fma(FloatVector.broadcast(F, sc1), t1);
+                    t2 = a2.fma(FloatVector.broadcast(F, sc2), t2);
+                    t3 = a3.fma(FloatVector.broadcast(F, sc3), t3);
+                    if (vend < end) {
+                        tail0 += sc0 * rest(codes, 0, x, x0, vend, end);
+                        tail1 += sc1 * rest(codes, k, x, x0, vend, end);
+                        tail2 += sc2 * rest(codes, 2 * k, x, x0, vend, end);
+                        tail3 += sc3 * rest(codes, 3 * k, x, x0, vend, end);
+                    }
+                }
+                int yo = b * n + rb;
+                y[yo] = Lanes.sum(t0) + tail0;
+                if (rows > 1) {
+                    y[yo + 1] = Lanes.sum(t1) + tail1;
+                }
+                if (rows > 2) {
+                    y[yo + 2] = Lanes.sum(t2) + tail2;
+                }
+                if (rows > 3) {
+                    y[yo + 3] = Lanes.sum(t3) + tail3;
                 }
             }
         }
+    }
+
+    private static float scale(MemorySegment w, long rowScales, int g) {
+        return Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, rowScales + 2L * g));
+    }
+
+    /** The scalar end of a group: values [from, to) of the widened row at {@code c0}. */
+    private static float rest(float[] codes, int c0, float[] x, int x0, int from, int to) {
+        float r = 0;
+        for (int j = from; j < to; j++) {
+            r += codes[c0 + j] * x[x0 + j];
+        }
+        return r;
     }
 
     /** Row bytes {@code [at, at + k)} as floats into {@code codes[c0 ..]}. */

@@ -20,9 +20,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * The Java backend: Panama Vector API kernels where they exist (F32, INT8 with F32 or INT8 activations, the
- * element-wise ops), the scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of
- * every large matrix product. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
+ * The Java backend: Panama Vector API kernels where they exist (F32; INT8 with F32 or INT8 activations; the bit
+ * planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops), the
+ * scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
+ * product. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
  * vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend {
@@ -147,8 +148,8 @@ public final class PanamaBackend extends ScalarBackend {
         float[] tokenScales = scales;
         float[] groupSums = in.groupSums;
         return (r0, r1) -> {
-            float[] codes = rowScratch(ExpandedPlaneMatmul.ROW_BLOCK * paddedK);
-            ExpandedPlaneMatmul.rows(spec, w.data(), xs, tokenScales, groupSums, y, batch, codes, r0, r1);
+            float[] scratch = rowScratch(ExpandedPlaneMatmul.scratchFloats(batch));
+            ExpandedPlaneMatmul.rows(spec, w.data(), xs, tokenScales, groupSums, y, batch, scratch, r0, r1);
         };
     }
 

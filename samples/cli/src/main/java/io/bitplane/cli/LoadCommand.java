@@ -52,6 +52,13 @@ final class LoadCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also write the results here.")
     Path jsonOut;
 
+    /** Threads, heap after GC and resident bytes, once abandoned streams have ended (they end within a step). */
+    private static double[] footprint(LoadGenerator load) throws InterruptedException {
+        Thread.sleep(2000);
+        return new double[] {load.metric("bitplane_jvm_threads"), load.metric("bitplane_jvm_heap_after_gc_bytes"),
+            load.metric("process_resident_memory_bytes")};
+    }
+
     @Override
     public Integer call() throws Exception {
         LoadGenerator load = new LoadGenerator(url, apiKey);
@@ -64,26 +71,28 @@ final class LoadCommand implements Callable<Integer> {
         ObjectNode root = json.createObjectNode();
         System.out.println(LoadGenerator.Result.header());
         if (soakMinutes > 0) {
+            // A warm-up at the same load first, so that the baseline already has its working set of threads,
+            // heap and code; growth after that is what a leak would show.
             int c = clients.stream().mapToInt(Integer::intValue).max().orElse(16);
-            load.run(Math.min(4, c), 8, maxTokens, prompt, 0, false); // warm up before the baseline
-            Thread.sleep(2000);
-            double threads0 = load.metric("bitplane_jvm_threads");
-            double rss0 = load.metric("process_resident_memory_bytes");
+            double warmMinutes = Math.min(1, soakMinutes / 5);
+            load.run(c, 0, maxTokens, prompt, warmMinutes * 60, true);
+            double[] before = footprint(load);
             LoadGenerator.Result r = load.run(c, 0, maxTokens, prompt, soakMinutes * 60, true);
-            Thread.sleep(3000); // abandoned streams end at their next step; idle HTTP threads may linger a while
-            double threads1 = load.metric("bitplane_jvm_threads");
-            double rss1 = load.metric("process_resident_memory_bytes");
+            double[] after = footprint(load);
             System.out.println(r.line());
-            System.out.printf(Locale.ROOT, "soak %.1f min: %d garbage requests refused; threads %.0f -> %.0f; "
-                            + "resident %.1f -> %.1f MB; active sequences after: %.0f%n", soakMinutes,
-                    r.garbageRefused(), threads0, threads1, rss0 / 1e6, rss1 / 1e6,
+            System.out.printf(Locale.ROOT, "soak %.1f min after %.1f min warm-up: %d garbage requests refused; "
+                            + "threads %.0f -> %.0f; heap after GC %.1f -> %.1f MB; resident %.1f -> %.1f MB; "
+                            + "active sequences after: %.0f%n", soakMinutes, warmMinutes, r.garbageRefused(),
+                    before[0], after[0], before[1] / 1e6, after[1] / 1e6, before[2] / 1e6, after[2] / 1e6,
                     load.metric("bitplane_active_sequences"));
             results.add(r);
             root.put("soak_minutes", soakMinutes);
-            root.put("threads_before", threads0);
-            root.put("threads_after", threads1);
-            root.put("resident_bytes_before", rss0);
-            root.put("resident_bytes_after", rss1);
+            root.put("threads_before", before[0]);
+            root.put("threads_after", after[0]);
+            root.put("heap_after_gc_bytes_before", before[1]);
+            root.put("heap_after_gc_bytes_after", after[1]);
+            root.put("resident_bytes_before", before[2]);
+            root.put("resident_bytes_after", after[2]);
         } else {
             for (int c : clients) {
                 int n = requests > 0 ? requests : Math.max(8, 2 * c);

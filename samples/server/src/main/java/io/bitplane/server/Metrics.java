@@ -97,11 +97,24 @@ final class Metrics {
                 java.lang.management.ManagementFactory.getThreadMXBean().getThreadCount());
         gauge(out, "bitplane_jvm_heap_used_bytes", "Java heap in use.",
                 java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed());
+        gauge(out, "bitplane_jvm_heap_after_gc_bytes", "Heap in use after the last collection (what is kept).",
+                heapAfterGc());
         gauge(out, "process_resident_memory_bytes", "Resident set size of the server process.", residentBytes());
         timeToFirstToken.write(out, "bitplane_time_to_first_token_seconds",
                 "From request accepted to first generated token.");
         tokenLatency.write(out, "bitplane_token_latency_seconds", "Between consecutive generated tokens.");
         return out.toString();
+    }
+
+    /** Sum over the heap pools of their use after the last collection: grows only if something is kept. */
+    private static long heapAfterGc() {
+        long sum = 0;
+        for (var pool : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+            if (pool.getType() == java.lang.management.MemoryType.HEAP && pool.getCollectionUsage() != null) {
+                sum += pool.getCollectionUsage().getUsed();
+            }
+        }
+        return sum;
     }
 
     /** VmRSS from /proc (Linux); -1 elsewhere. */
