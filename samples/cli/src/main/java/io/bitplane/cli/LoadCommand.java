@@ -77,7 +77,20 @@ final class LoadCommand implements Callable<Integer> {
             double warmMinutes = Math.min(1, soakMinutes / 5);
             load.run(c, 0, maxTokens, prompt, warmMinutes * 60, true);
             double[] before = footprint(load);
+            // Resident memory once a minute under load: it should level off, not climb.
+            List<Double> residentMb = java.util.Collections.synchronizedList(new ArrayList<>());
+            Thread sampler = Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    while (true) {
+                        Thread.sleep(60_000);
+                        residentMb.add(Math.round(load.metric("process_resident_memory_bytes") / 1e5) / 10.0);
+                    }
+                } catch (InterruptedException e) {
+                    // the soak is over
+                }
+            });
             LoadGenerator.Result r = load.run(c, 0, maxTokens, prompt, soakMinutes * 60, true);
+            sampler.interrupt();
             double[] after = footprint(load);
             System.out.println(r.line());
             System.out.printf(Locale.ROOT, "soak %.1f min after %.1f min warm-up: %d garbage requests refused; "
@@ -85,7 +98,9 @@ final class LoadCommand implements Callable<Integer> {
                             + "active sequences after: %.0f%n", soakMinutes, warmMinutes, r.garbageRefused(),
                     before[0], after[0], before[1] / 1e6, after[1] / 1e6, before[2] / 1e6, after[2] / 1e6,
                     load.metric("bitplane_active_sequences"));
+            System.out.println("resident MB each minute under load: " + residentMb);
             results.add(r);
+            root.putPOJO("resident_mb_per_minute", List.copyOf(residentMb));
             root.put("soak_minutes", soakMinutes);
             root.put("threads_before", before[0]);
             root.put("threads_after", after[0]);
