@@ -25,8 +25,9 @@ import java.nio.ByteOrder;
  *    BINARY 1 - 2 sign   TERNARY mask - 2 (sign AND mask)   INT4 sum_p 2^p bit_p - 8   INT4_ASYM sum_p 2^p bit_p
  *    into codes[0 .. 64 Wd) (padding bits give codes the zero-padded activations cancel).
  * Activations: per token, zero-padded to 64 Wd floats (INT8 activation codes as floats).
- * Per group g of token t: acc = sum of codes x (lane-wise FMA over the group's chunks, then a fixed-order lane
- *    sum), y = sum_g s_g acc_g (+ m_g X_g for INT4_ASYM), times the token's scale for INT8 activations.
+ * Per group g of token t: acc = sum of codes x, a lane-wise FMA over the group's chunks. INT8 activations: a
+ *    fixed-order lane sum per group, y = s_x sum_g s_g acc_g (+ m_g X_g for INT4_ASYM), the oracle's order.
+ *    Float activations: total += s_g acc lane by lane, y = lane sum of total (+ sum_g m_g X_g).
  * Rows go in blocks of 4, walked in tiles of 512 values: a tile of the four rows is expanded (8 KB, in L1), then
  *    every token runs over it, each activation vector loaded feeding four FMAs.
  * </pre>
@@ -69,9 +70,12 @@ final class ExpandedPlaneMatmul {
         return g % F.length() == 0 && (long) g * 127 * maxCode < (1 << 24);
     }
 
-    /** Whether one token is better served here than by the lookup tables: groups of at least 8 vectors. */
+    /**
+     * Whether one token is better served here than by the lookup tables: always with float activations (small
+     * groups cost no horizontal sums there); with INT8 activations, groups of at least 8 vectors.
+     */
     static boolean preferredForOneToken(TensorSpec spec) {
-        return groupValues(spec) >= 8 * F.length();
+        return spec.activations() != io.bitplane.format.ActivationHint.INT8 || groupValues(spec) >= 8 * F.length();
     }
 
     /** Padded length of a token's activations and of a row's codes. */
@@ -133,7 +137,7 @@ final class ExpandedPlaneMatmul {
     /** Floats of per-thread scratch {@link #rows} needs: the expanded tile, and per token and row a running sum
      * vector and a row total. */
     static int scratchFloats(int batch) {
-        return ROW_BLOCK * TILE + batch * ROW_BLOCK * (F.length() + 1);
+        return ROW_BLOCK * TILE + batch * ROW_BLOCK * (2 * F.length() + 1);
     }
 
     /**
@@ -154,10 +158,15 @@ final class ExpandedPlaneMatmul {
         long scales = spec.scalesOffset();
         long mins = asym ? spec.minsOffset() : 0;
         int accs = ROW_BLOCK * TILE;                     // [batch][ROW_BLOCK][lanes] running group sums
-        int totals = accs + batch * ROW_BLOCK * lanes;   // [batch][ROW_BLOCK] row totals
+        int totals = accs + batch * ROW_BLOCK * lanes;   // [batch][ROW_BLOCK] row totals (scalar)
+        int laneTotals = totals + batch * ROW_BLOCK;     // [batch][ROW_BLOCK][lanes] row totals, float path
+        // Float activations: each group's sums are scaled lane by lane into a row total vector and the lanes are
+        // added once per row (as Int8Matmul does), so small groups cost no horizontal sums. INT8 activations
+        // need every group's exact integer sum, taken across the lanes, to follow the oracle's order.
+        boolean laneScaled = tokenScales == null;
         for (int rb = r0; rb < r1; rb += ROW_BLOCK) {
             int rows = Math.min(ROW_BLOCK, r1 - rb);
-            java.util.Arrays.fill(scratch, accs, totals + batch * ROW_BLOCK, 0f);
+            java.util.Arrays.fill(scratch, accs, laneTotals + batch * ROW_BLOCK * lanes, 0f);
             for (int k0 = 0; k0 < paddedK; k0 += TILE) {
                 int k1 = Math.min(paddedK, k0 + TILE);
                 for (int i = 0; i < ROW_BLOCK; i++) {
@@ -187,18 +196,36 @@ final class ExpandedPlaneMatmul {
                             a3 = FloatVector.fromArray(F, scratch, 3 * TILE + c).fma(x, a3);
                         }
                         if (segmentEnd == groupEnd) {
-                            // The group ends: fold its sums into the row totals, in group order, as the oracle.
+                            // The group ends: fold its sums into the row totals, in group order.
                             float xg = asym ? groupSums[t * groups + g] : 0f;
                             int to = totals + t * ROW_BLOCK;
-                            scratch[to] += groupTerm(w, scales, mins, rb, groups, g, Lanes.sum(a0), asym, xg);
-                            if (rows > 1) {
-                                scratch[to + 1] += groupTerm(w, scales, mins, rb + 1, groups, g, Lanes.sum(a1), asym, xg);
-                            }
-                            if (rows > 2) {
-                                scratch[to + 2] += groupTerm(w, scales, mins, rb + 2, groups, g, Lanes.sum(a2), asym, xg);
-                            }
-                            if (rows > 3) {
-                                scratch[to + 3] += groupTerm(w, scales, mins, rb + 3, groups, g, Lanes.sum(a3), asym, xg);
+                            if (laneScaled) {
+                                int lo = laneTotals + t * ROW_BLOCK * lanes;
+                                scaleInto(scratch, lo, a0, w, scales, rb, groups, g);
+                                scaleInto(scratch, lo + lanes, a1, w, scales, rb + Math.min(1, rows - 1), groups, g);
+                                scaleInto(scratch, lo + 2 * lanes, a2, w, scales, rb + Math.min(2, rows - 1), groups,
+                                        g);
+                                scaleInto(scratch, lo + 3 * lanes, a3, w, scales, rb + Math.min(3, rows - 1), groups,
+                                        g);
+                                if (asym) {
+                                    for (int i = 0; i < rows; i++) {
+                                        scratch[to + i] += minTerm(w, mins, rb + i, groups, g, xg);
+                                    }
+                                }
+                            } else {
+                                scratch[to] += groupTerm(w, scales, mins, rb, groups, g, Lanes.sum(a0), asym, xg);
+                                if (rows > 1) {
+                                    scratch[to + 1] += groupTerm(w, scales, mins, rb + 1, groups, g, Lanes.sum(a1),
+                                            asym, xg);
+                                }
+                                if (rows > 2) {
+                                    scratch[to + 2] += groupTerm(w, scales, mins, rb + 2, groups, g, Lanes.sum(a2),
+                                            asym, xg);
+                                }
+                                if (rows > 3) {
+                                    scratch[to + 3] += groupTerm(w, scales, mins, rb + 3, groups, g, Lanes.sum(a3),
+                                            asym, xg);
+                                }
                             }
                             a0 = FloatVector.zero(F);
                             a1 = FloatVector.zero(F);
@@ -216,10 +243,26 @@ final class ExpandedPlaneMatmul {
                 float ts = tokenScales == null ? 1f : tokenScales[t];
                 for (int i = 0; i < rows; i++) {
                     float sum = scratch[totals + t * ROW_BLOCK + i];
+                    if (laneScaled) {
+                        sum = Lanes.sum(FloatVector.fromArray(F, scratch, laneTotals + (t * ROW_BLOCK + i) * lanes))
+                                + sum;
+                    }
                     y[t * n + rb + i] = tokenScales == null ? sum : sum * ts;
                 }
             }
         }
+    }
+
+    /** {@code total += s_g acc}, lane by lane, for group g of row r. */
+    private static void scaleInto(float[] scratch, int at, FloatVector acc, MemorySegment w, long scales, long r,
+                                  int groups, int g) {
+        float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2 * (r * groups + g)));
+        acc.fma(FloatVector.broadcast(F, s), FloatVector.fromArray(F, scratch, at)).intoArray(scratch, at);
+    }
+
+    /** INT4_ASYM's {@code m_g X_g} for group g of row r. */
+    private static float minTerm(MemorySegment w, long mins, long r, int groups, int g, float x) {
+        return Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, mins + 2 * (r * groups + g))) * x;
     }
 
     /** {@code s_g acc (+ m_g X_g)} of group g of row r, as the oracle forms it. */
