@@ -83,37 +83,66 @@ final class ExpandedPlaneMatmul {
         return (int) spec.wordsPerRow() * 64;
     }
 
-    /** Expands values [k0, k1) of row {@code r} (k0 and k1 multiples of 64) into {@code codes[at ..]}. */
+    /**
+     * Expands values [k0, k1) of row {@code r} (k0 and k1 multiples of 64) into {@code codes[at ..]}. One loop
+     * per encoding: a shared loop with the switch inside ran 5x slower once C2 had seen several encodings.
+     */
     static void expandTile(TensorSpec spec, MemorySegment w, long r, int k0, int k1, float[] codes, int at) {
         Encoding e = spec.encoding();
-        int planes = e.planes;
         long words = spec.wordsPerRow();
-        long rowWord = r * planes * words;
+        long rowWord = r * e.planes * words;
+        switch (e) {
+            case BINARY -> expandBinary(w, rowWord, k0, k1, codes, at);
+            case TERNARY -> expandTernary(w, rowWord, words, k0, k1, codes, at);
+            case INT4, INT4_ASYM -> expandInt4(w, rowWord, words, k0, k1, codes, at, e == Encoding.INT4 ? 8 : 0);
+            default -> throw new IllegalStateException(e.toString());
+        }
+    }
+
+    private static void expandBinary(MemorySegment w, long rowWord, int k0, int k1, float[] codes, int at) {
+        int lanes = F.length();
+        for (long wi = k0 / 64; wi < k1 / 64; wi++) {
+            long sign = w.getAtIndex(LONG, rowWord + wi);
+            int base = at + (int) (wi * 64 - k0);
+            for (int o = 0; o < 64; o += lanes) {
+                store(bits(sign, o).mul(-2).add(1), codes, base + o);
+            }
+        }
+    }
+
+    private static void expandTernary(MemorySegment w, long rowWord, long words, int k0, int k1, float[] codes,
+                                      int at) {
+        int lanes = F.length();
+        for (long wi = k0 / 64; wi < k1 / 64; wi++) {
+            long mask = w.getAtIndex(LONG, rowWord + wi);
+            long sign = w.getAtIndex(LONG, rowWord + words + wi) & mask;
+            int base = at + (int) (wi * 64 - k0);
+            for (int o = 0; o < 64; o += lanes) {
+                store(bits(mask, o).sub(bits(sign, o).mul(2)), codes, base + o);
+            }
+        }
+    }
+
+    private static void expandInt4(MemorySegment w, long rowWord, long words, int k0, int k1, float[] codes, int at,
+                                   int offset) {
         int lanes = F.length();
         for (long wi = k0 / 64; wi < k1 / 64; wi++) {
             long p0 = w.getAtIndex(LONG, rowWord + wi);
-            long p1 = planes > 1 ? w.getAtIndex(LONG, rowWord + words + wi) : 0;
-            long p2 = planes > 2 ? w.getAtIndex(LONG, rowWord + 2 * words + wi) : 0;
-            long p3 = planes > 3 ? w.getAtIndex(LONG, rowWord + 3 * words + wi) : 0;
+            long p1 = w.getAtIndex(LONG, rowWord + words + wi);
+            long p2 = w.getAtIndex(LONG, rowWord + 2 * words + wi);
+            long p3 = w.getAtIndex(LONG, rowWord + 3 * words + wi);
             int base = at + (int) (wi * 64 - k0);
             for (int o = 0; o < 64; o += lanes) {
-                IntVector c = switch (e) {
-                    case BINARY -> bits(p0, o).mul(-2).add(1);
-                    case TERNARY -> {
-                        IntVector m = bits(p0, o);
-                        yield m.sub(bits(p1, o).and(m).mul(2));
-                    }
-                    case INT4, INT4_ASYM -> {
-                        IntVector u = bits(p0, o).add(bits(p1, o).lanewise(VectorOperators.LSHL, 1))
-                                .add(bits(p2, o).lanewise(VectorOperators.LSHL, 2))
-                                .add(bits(p3, o).lanewise(VectorOperators.LSHL, 3));
-                        yield e == Encoding.INT4 ? u.sub(8) : u;
-                    }
-                    default -> throw new IllegalStateException(e.toString());
-                };
-                ((FloatVector) c.convert(VectorOperators.I2F, 0)).intoArray(codes, base + o);
+                IntVector u = bits(p0, o).add(bits(p1, o).lanewise(VectorOperators.LSHL, 1))
+                        .add(bits(p2, o).lanewise(VectorOperators.LSHL, 2))
+                        .add(bits(p3, o).lanewise(VectorOperators.LSHL, 3));
+                store(u.sub(offset), codes, base + o);
             }
         }
+    }
+
+    private static void store(IntVector c, float[] codes, int at) {
+        ((FloatVector) c.convert(VectorOperators.I2F, 0)).intoArray(codes, at);
     }
 
     /** Bits {@code o .. o + L} of {@code word}, one per lane, as 0 or 1. */
