@@ -141,10 +141,6 @@ public final class Generation implements Iterator<GeneratedToken> {
         return finish != null;
     }
 
-    Session session() {
-        return session;
-    }
-
     /**
      * Moves text from pending to released, holding back any tail that could begin a stop string; a complete
      * stop string ends the generation, and it and what follows are dropped.
