@@ -26,7 +26,11 @@ public final class BatchScheduler implements AutoCloseable {
 
         void done(GenerationResult result);
 
-        /** The request could not run (bad prompt, the scheduler closed, an internal error). */
+        /**
+         * The request could not run: {@code IllegalArgumentException} for a bad request (the prompt does not fit),
+         * {@code CancellationException} when it was cancelled while queued or the scheduler shut down, anything
+         * else for an internal error.
+         */
         void failed(Exception error);
     }
 
@@ -161,7 +165,7 @@ public final class BatchScheduler implements AutoCloseable {
             activeCount = 0;
             Ticket t;
             while ((t = queue.poll()) != null) {
-                t.listener.failed(new IllegalStateException("the scheduler has shut down"));
+                t.listener.failed(new java.util.concurrent.CancellationException("the scheduler has shut down"));
             }
         }
     }

@@ -57,12 +57,17 @@ final class BitPlaneMatmul {
                 lut[o + m] = lut[o + m - 8] + d;
             }
         }
+        groupSums(x, x0, k, group, groupSums, so);
+    }
+
+    /** Per-group sums of one token's activations {@code x[x0 .. x0 + k)}, each in ascending order (the oracle's). */
+    static void groupSums(float[] x, int x0, int k, int group, float[] out, int o) {
         for (int g = 0, start = 0; start < k; g++, start += group) {
             float s = 0;
             for (int i = start; i < Math.min(k, start + group); i++) {
                 s += x[x0 + i];
             }
-            groupSums[so + g] = s;
+            out[o + g] = s;
         }
     }
 

@@ -1,5 +1,6 @@
 package io.bitplane.kernels.panama;
 
+import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
@@ -75,7 +76,7 @@ final class ExpandedPlaneMatmul {
      * groups cost no horizontal sums there); with INT8 activations, groups of at least 8 vectors.
      */
     static boolean preferredForOneToken(TensorSpec spec) {
-        return spec.activations() != io.bitplane.format.ActivationHint.INT8 || groupValues(spec) >= 8 * F.length();
+        return spec.activations() != ActivationHint.INT8 || groupValues(spec) >= 8 * F.length();
     }
 
     /** Padded length of a token's activations and of a row's codes. */
@@ -154,6 +155,16 @@ final class ExpandedPlaneMatmul {
     static void padActivations(float[] x, int batch, int k, float[] xs, int paddedK) {
         for (int t = 0; t < batch; t++) {
             System.arraycopy(x, t * k, xs, t * paddedK, k);
+            java.util.Arrays.fill(xs, t * paddedK + k, (t + 1) * paddedK, 0f);
+        }
+    }
+
+    /** The same for INT8 activation codes (held as int16): exact as floats. */
+    static void padActivations(short[] q, int batch, int k, float[] xs, int paddedK) {
+        for (int t = 0; t < batch; t++) {
+            for (int i = 0; i < k; i++) {
+                xs[t * paddedK + i] = q[t * k + i];
+            }
             java.util.Arrays.fill(xs, t * paddedK + k, (t + 1) * paddedK, 0f);
         }
     }
@@ -302,19 +313,13 @@ final class ExpandedPlaneMatmul {
         return s * acc + (asym ? Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, mins + 2 * gi)) * x : 0f);
     }
 
-    /** Per-token group sums of the activations (INT4_ASYM's m_g X_g term), in the oracle's order. */
-    static void groupSums(TensorSpec spec, float[] x, int batch, float[] out) {
+    /** Per-token group sums of the padded activations (INT4_ASYM's m_g X_g term), in the oracle's order. */
+    static void groupSums(TensorSpec spec, float[] xs, int batch, int paddedK, float[] out) {
         int k = (int) spec.cols();
         int groups = (int) spec.groupsPerRow();
         int group = spec.groupSize() == 0 ? k : spec.groupSize();
         for (int t = 0; t < batch; t++) {
-            for (int g = 0; g < groups; g++) {
-                float s = 0;
-                for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
-                    s += x[t * k + i];
-                }
-                out[t * groups + g] = s;
-            }
+            BitPlaneMatmul.groupSums(xs, t * paddedK, k, group, out, t * groups);
         }
     }
 }

@@ -40,7 +40,6 @@ public final class PanamaBackend extends ScalarBackend {
     private static final class Int8Activations {
         byte[] q = new byte[0];
         short[] q16 = new short[0];
-        float[] codes = new float[0];
         float[] scales = new float[0];
     }
 
@@ -129,21 +128,15 @@ public final class PanamaBackend extends ScalarBackend {
         }
         float[] xs = in.xs;
         float[] scales = null;
-        float[] source = x;
         if (int8Act) {
             Int8Activations a = quantize(x, batch, k);
             scales = a.scales;
-            if (a.codes.length < batch * k) {
-                a.codes = new float[batch * k];
-            }
-            for (int i = 0; i < batch * k; i++) {
-                a.codes[i] = a.q16[i];
-            }
-            source = a.codes;
+            ExpandedPlaneMatmul.padActivations(a.q16, batch, k, xs, paddedK);
+        } else {
+            ExpandedPlaneMatmul.padActivations(x, batch, k, xs, paddedK);
         }
-        ExpandedPlaneMatmul.padActivations(source, batch, k, xs, paddedK);
         if (spec.encoding() == Encoding.INT4_ASYM) {
-            ExpandedPlaneMatmul.groupSums(spec, source, batch, in.groupSums);
+            ExpandedPlaneMatmul.groupSums(spec, xs, batch, paddedK, in.groupSums);
         }
         float[] tokenScales = scales;
         float[] groupSums = in.groupSums;

@@ -241,7 +241,7 @@ public final class DecodingServer implements AutoCloseable {
         writing.incrementAndGet();
         try {
             if (r.stream()) {
-                stream(ctx, r, events, ticket, id, created);
+                stream(ctx, r, events, id, created);
             } else {
                 whole(ctx, r, events, id, created);
             }
@@ -269,8 +269,8 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, BatchScheduler.Ticket ticket,
-                        String id, long created) throws Exception {
+    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created)
+            throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
@@ -305,7 +305,6 @@ public final class DecodingServer implements AutoCloseable {
             out.flush();
         } catch (IOException gone) {
             // The client went away: the finally of generate() cancels the sequence.
-            ticket.cancel();
             LOG.debug("client left {} mid-stream", id);
         }
     }
@@ -319,8 +318,7 @@ public final class DecodingServer implements AutoCloseable {
         if (failure instanceof IllegalArgumentException) {
             return ApiError.invalid(null, failure.getMessage());
         }
-        if (failure instanceof CancellationException || !(failure instanceof RuntimeException)
-                && failure.getMessage() != null && failure.getMessage().contains("shut down")) {
+        if (failure instanceof CancellationException) {
             return new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
         }
         LOG.error("generation failed", failure);
