@@ -1,6 +1,7 @@
 package io.bitplane.format.convert;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmWriter;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.ModelMetadata;
@@ -32,7 +33,32 @@ public final class Converter {
         };
     }
 
+    /**
+     * Turns one tensor's floats into the chosen encoding. The default rounds to nearest ({@link Quantizer});
+     * a calibrated quantizer (GPTQ) plugs in here.
+     */
+    public interface TensorQuantizer {
+        EncodedTensor quantize(String name, long[] shape, float[] values, QuantSpec spec, ActivationHint activations);
+
+        /** The method recorded in the metadata for this tensor, e.g. "clip_search" or "gptq+clip_search". */
+        default String describe(String name, QuantSpec spec) {
+            return spec.method().name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        /** Whether this quantizer supplies the tensor even where the source could be copied without loss. */
+        default boolean replaces(String name) {
+            return false;
+        }
+
+        TensorQuantizer ROUND_TO_NEAREST = Quantizer::quantize;
+    }
+
     public static void convert(ModelSource source, Recipe recipe, Path output, Progress progress) throws IOException {
+        convert(source, recipe, output, progress, TensorQuantizer.ROUND_TO_NEAREST);
+    }
+
+    public static void convert(ModelSource source, Recipe recipe, Path output, Progress progress,
+                               TensorQuantizer quantizer) throws IOException {
         List<SourceTensor> tensors = source.tensors();
         List<TensorSpec> specs = new ArrayList<>();
         List<QuantSpec> chosen = new ArrayList<>();
@@ -50,8 +76,8 @@ public final class Converter {
             specs.add(ts);
             chosen.add(spec);
             perTensor.putObject(t.name()).put("spec", spec.toString())
-                    .put("quantizer", isLossless(t.nativeSpec(), spec) ? "lossless" : spec.method().name()
-                            .toLowerCase(java.util.Locale.ROOT));
+                    .put("quantizer", isLossless(t.nativeSpec(), spec) && !quantizer.replaces(t.name()) ? "lossless"
+                            : quantizer.describe(t.name(), spec));
         }
         ModelMetadata metadata = source.metadata().withQuantization(quantization);
         try (BpmWriter writer = BpmWriter.create(output, metadata, specs)) {
@@ -61,10 +87,10 @@ public final class Converter {
                 progress.tensor(i, tensors.size(), ts);
                 QuantSpec spec = chosen.get(i);
                 EncodedTensor encoded;
-                if (isLossless(t.nativeSpec(), spec)) {
+                if (isLossless(t.nativeSpec(), spec) && !quantizer.replaces(t.name())) {
                     encoded = new EncodedTensor(ts, t.lossless().bytes());
                 } else {
-                    encoded = Quantizer.quantize(t.name(), t.shape(), t.floats(), spec, ts.activations());
+                    encoded = quantizer.quantize(t.name(), t.shape(), t.floats(), spec, ts.activations());
                 }
                 writer.write(encoded);
             }
@@ -73,7 +99,7 @@ public final class Converter {
     }
 
     /** The source's stored form is exactly the target: same encoding and group size. */
-    static boolean isLossless(QuantSpec source, QuantSpec target) {
+    public static boolean isLossless(QuantSpec source, QuantSpec target) {
         return source.encoding() == target.encoding() && source.groupSize() == target.groupSize();
     }
 }

@@ -79,6 +79,72 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         return o;
     }
 
+    /**
+     * Reads a recipe file: the JSON that {@link #toJson} writes (and {@code bitplane plan --output} writes):
+     * {@code {"default": "int4@32" | "auto", "activations": "f32" | "int8", "overrides": [{"pattern", "spec"}]}}.
+     * Errors name the file and the field.
+     */
+    public static Recipe read(java.nio.file.Path file) throws java.io.IOException {
+        com.fasterxml.jackson.databind.JsonNode root;
+        try {
+            root = MetadataJson.mapper().readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(file + ": not a JSON recipe: " + e.getOriginalMessage());
+        }
+        if (root == null || !root.isObject()) {
+            throw new IllegalArgumentException(file + ": a recipe is a JSON object");
+        }
+        try {
+            String def = text(root, "default", "auto");
+            QuantSpec defaultSpec = def.equalsIgnoreCase("auto") ? null : QuantSpec.parse(def);
+            String act = text(root, "activations", "f32");
+            ActivationHint hint = switch (act.toLowerCase(java.util.Locale.ROOT)) {
+                case "f32" -> ActivationHint.F32;
+                case "int8" -> ActivationHint.INT8;
+                default -> throw new IllegalArgumentException("\"activations\" must be f32 or int8, not '" + act
+                        + "'");
+            };
+            java.util.List<Override> overrides = new java.util.ArrayList<>();
+            com.fasterxml.jackson.databind.JsonNode list = root.path("overrides");
+            if (!list.isMissingNode() && !list.isArray()) {
+                throw new IllegalArgumentException("\"overrides\" must be an array");
+            }
+            for (int i = 0; i < list.size(); i++) {
+                com.fasterxml.jackson.databind.JsonNode o = list.get(i);
+                String where = "overrides[" + i + "]";
+                if (!o.path("pattern").isTextual() || !o.path("spec").isTextual()) {
+                    throw new IllegalArgumentException(where + " needs text fields \"pattern\" and \"spec\"");
+                }
+                try {
+                    overrides.add(new Override(o.get("pattern").asText(), QuantSpec.parse(o.get("spec").asText())));
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(where + ": " + e.getMessage());
+                }
+            }
+            return new Recipe(defaultSpec, hint, overrides);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage());
+        }
+    }
+
+    private static String text(com.fasterxml.jackson.databind.JsonNode root, String field, String absent) {
+        com.fasterxml.jackson.databind.JsonNode n = root.path(field);
+        if (n.isMissingNode() || n.isNull()) {
+            return absent;
+        }
+        if (!n.isTextual()) {
+            throw new IllegalArgumentException("\"" + field + "\" must be text");
+        }
+        return n.asText();
+    }
+
+    /** This recipe with {@code first} tried before its own overrides. */
+    public Recipe withOverridesFirst(List<Override> first) {
+        List<Override> all = new java.util.ArrayList<>(first);
+        all.addAll(overrides);
+        return new Recipe(defaultSpec, activations, all);
+    }
+
     static Pattern glob(String glob) {
         StringBuilder re = new StringBuilder();
         for (char c : glob.toCharArray()) {

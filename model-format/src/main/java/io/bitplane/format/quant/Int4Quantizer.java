@@ -20,6 +20,16 @@ final class Int4Quantizer {
     /** Quantizes one group; writes its bits and returns its f16 scale. */
     static short symmetricGroup(String name, float[] w, int offset, int len, int col0, Quantizer.PlaneRow out,
                                 QuantSpec.Method method) {
+        short scale = symmetricScale(name, w, offset, len, method);
+        float s = Halfs.f16ToFloat(scale);
+        for (int i = 0; i < len; i++) {
+            writeNibble(out, col0 + i, symmetricCode(w[offset + i], s));
+        }
+        return scale;
+    }
+
+    /** The f16 scale of a symmetric group: from its extreme value, or the best clipped one under CLIP_SEARCH. */
+    static short symmetricScale(String name, float[] w, int offset, int len, QuantSpec.Method method) {
         // The signed extreme: mapping it to -8 uses the whole range [-8, 7] (ggml's Q4_0 choice); a negative
         // scale then maps positive extremes to -8 as well.
         float extreme = 0;
@@ -44,14 +54,11 @@ final class Int4Quantizer {
                 }
             }
         }
-        float s = Halfs.f16ToFloat(best);
-        for (int i = 0; i < len; i++) {
-            writeNibble(out, col0 + i, symmetricCode(w[offset + i], s));
-        }
         return best;
     }
 
-    private static int symmetricCode(float v, float s) {
+    /** The stored nibble u (the value is (u - 8) s). */
+    static int symmetricCode(float v, float s) {
         if (s == 0) {
             return 8;
         }
@@ -124,7 +131,7 @@ final class Int4Quantizer {
         return err;
     }
 
-    private static void writeNibble(Quantizer.PlaneRow out, int col, int u) {
+    static void writeNibble(Quantizer.PlaneRow out, int col, int u) {
         for (int p = 0; p < 4; p++) {
             if ((u >>> p & 1) != 0) {
                 out.set(p, col);

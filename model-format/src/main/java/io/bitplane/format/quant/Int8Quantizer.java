@@ -11,18 +11,27 @@ final class Int8Quantizer {
                             int scaleIndex) {
         for (int start = 0, g = 0; start < cols; start += group, g++) {
             int len = Math.min(group, cols - start);
-            float amax = 0;
-            for (int i = 0; i < len; i++) {
-                amax = Math.max(amax, Math.abs(w[offset + start + i]));
-            }
-            short s16 = Halfs.scaleToF16(amax / 127f, name);
+            short s16 = scale(name, w, offset + start, len);
             scales[scaleIndex + g] = s16;
             float s = Halfs.f16ToFloat(s16);
-            float inv = s == 0 ? 0 : 1 / s;
             for (int i = 0; i < len; i++) {
-                int v = Math.round(w[offset + start + i] * inv);
-                q[offset + start + i] = (byte) Math.max(-127, Math.min(127, v));
+                q[offset + start + i] = (byte) code(w[offset + start + i], s);
             }
         }
+    }
+
+    /** The f16 scale of a group: absmax / 127. */
+    static short scale(String name, float[] w, int offset, int len) {
+        float amax = 0;
+        for (int i = 0; i < len; i++) {
+            amax = Math.max(amax, Math.abs(w[offset + i]));
+        }
+        return Halfs.scaleToF16(amax / 127f, name);
+    }
+
+    /** round(v / s) in [-127, 127] (multiplying by the reciprocal, as the file's codes always were). */
+    static int code(float v, float s) {
+        float inv = s == 0 ? 0 : 1 / s;
+        return Math.max(-127, Math.min(127, Math.round(v * inv)));
     }
 }

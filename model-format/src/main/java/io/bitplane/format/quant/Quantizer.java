@@ -72,6 +72,42 @@ public final class Quantizer {
         return EncodedTensor.ofPlanes(ts, bits, scales, mins);
     }
 
+    /**
+     * The file's bytes for integer codes chosen elsewhere (row-major; a weight is {@code code * scale} of its
+     * group): INT8 q, INT4 u - 8, TERNARY t, BINARY +-1.
+     */
+    static EncodedTensor fromCodes(TensorSpec ts, int[] codes, short[] scales) {
+        int rows = Math.toIntExact(ts.rows());
+        int cols = Math.toIntExact(ts.cols());
+        if (ts.encoding() == io.bitplane.format.Encoding.INT8) {
+            byte[] q = new byte[codes.length];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = (byte) codes[i];
+            }
+            return EncodedTensor.ofInt8(ts, q, scales);
+        }
+        int planes = ts.encoding().planes;
+        int words = Math.toIntExact(ts.wordsPerRow());
+        long[] bits = new long[rows * planes * words];
+        for (int r = 0; r < rows; r++) {
+            PlaneRow out = new PlaneRow(bits, r * planes * words, words);
+            for (int c = 0; c < cols; c++) {
+                int code = codes[r * cols + c];
+                switch (ts.encoding()) {
+                    case INT4 -> Int4Quantizer.writeNibble(out, c, code + 8);
+                    case TERNARY -> TernaryQuantizer.write(out, c, code);
+                    case BINARY -> {
+                        if (code < 0) {
+                            out.set(0, c);
+                        }
+                    }
+                    default -> throw new IllegalArgumentException(ts.encoding() + " has no integer codes here");
+                }
+            }
+        }
+        return EncodedTensor.ofPlanes(ts, bits, scales, null);
+    }
+
     /** Write access to the planes of one row: sets bit {@code col} of a plane. */
     record PlaneRow(long[] bits, int base, int words) {
         void set(int plane, int col) {
