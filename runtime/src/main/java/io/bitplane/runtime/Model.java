@@ -61,6 +61,15 @@ public final class Model implements AutoCloseable {
      * (under {@code options.recipe()}) to a temporary .bpm that is deleted at once: the mapping keeps it alive.
      */
     public static Model open(Path path, ModelOptions options) throws IOException {
+        return open(path, options, java.util.function.UnaryOperator.identity());
+    }
+
+    /**
+     * Opens with the backend passed through {@code wrap} before any weight is uploaded: for tools that observe or
+     * substitute what the kernels see (calibration). The wrapper owns the backend it wraps and must close it.
+     */
+    public static Model open(Path path, ModelOptions options, java.util.function.UnaryOperator<Backend> wrap)
+            throws IOException {
         BpmFile file = ModelSources.detect(path) == ModelSources.Format.BPM ? BpmFile.open(path)
                 : convertOnLoad(path, options);
         Backend backend = null;
@@ -84,8 +93,8 @@ public final class Model implements AutoCloseable {
                 throw new ModelException(path + ": tokenizer model '" + vocab.model()
                         + "' is not supported yet (llama SentencePiece BPE is)");
             }
-            backend = Backends.create(options.backend(), options.threads() > 0 ? options.threads()
-                    : Runtime.getRuntime().availableProcessors());
+            backend = wrap.apply(Backends.create(options.backend(), options.threads() > 0 ? options.threads()
+                    : Runtime.getRuntime().availableProcessors()));
             return new Model(file, vocab, backend);
         } catch (IOException | RuntimeException e) {
             if (backend != null) {

@@ -114,6 +114,23 @@ public final class Session implements AutoCloseable {
 
     /** Scores a token sequence from an empty cache (it must fit the context). */
     public Score score(int[] sequence) {
+        double[] nll = {0};
+        predict(sequence, (index, logits, offset) ->
+                nll[0] -= logSoftmax(logits, offset, vocab, sequence[index + 1]));
+        return new Score(nll[0], Math.max(0, sequence.length - 1));
+    }
+
+    /** Receives the logits that predict token {@code index + 1}: {@code logits[offset .. offset + vocab)}. */
+    @FunctionalInterface
+    public interface Predictions {
+        void accept(int index, float[] logits, int offset);
+    }
+
+    /**
+     * Runs a token sequence from an empty cache (it must fit the context), in batches, and hands over the logits
+     * after every token but the last, in order.
+     */
+    public void predict(int[] sequence, Predictions predictions) {
         checkOpen();
         reset();
         if (sequence.length > cache.capacity) {
@@ -121,21 +138,17 @@ public final class Session implements AutoCloseable {
                     + cache.capacity);
         }
         checkTokens(sequence);
-        double nll = 0;
-        int scored = 0;
         for (int off = 0; off < sequence.length - 1 && !cancelled; off += decoder.maxBatch) {
             int n = Math.min(decoder.maxBatch, sequence.length - 1 - off);
             decoder.forward(sequence, off, n, cache, position, n, logits);
             position += n;
             for (int b = 0; b < n; b++) {
-                nll -= logSoftmax(logits, b * vocab, vocab, sequence[off + b + 1]);
-                scored++;
+                predictions.accept(off + b, logits, b * vocab);
             }
         }
         if (cancelled) {
             throw new java.util.concurrent.CancellationException("scoring cancelled");
         }
-        return new Score(nll, scored);
     }
 
     static double logSoftmax(float[] logits, int offset, int n, int target) {
