@@ -5,6 +5,7 @@ import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
 import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.ModelSources;
+import io.bitplane.runtime.calibration.CalibratedQuantizer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
@@ -34,16 +35,57 @@ final class ConvertCommand implements Callable<Integer> {
     @Mixin
     RecipeArgs recipeArgs;
 
+    @Option(names = "--calibrate", description = "Unlabeled text to calibrate on (paragraphs split on blank "
+            + "lines): quantizes INT8, INT4, TERNARY and BINARY matrices with GPTQ instead of rounding to nearest.")
+    Path calibrate;
+
+    @Option(names = "--calibrate-paragraphs", description = "A:B, the paragraphs of the calibration text to use "
+            + "(A inclusive, B exclusive, from 0). Default: all of them.")
+    String calibrateParagraphs;
+
+    @Option(names = "--calibrate-mode", defaultValue = "auto", description = "one-shot: every layer calibrated "
+            + "on the unquantized model (one run); sequential: layer by layer on the quantized layers before it (a "
+            + "run per layer); auto: sequential when the recipe has ternary or binary matrices. "
+            + "Default: ${DEFAULT-VALUE}.")
+    String calibrateMode;
+
+    @Option(names = "--awq", description = "Scale activation-heavy input channels before GPTQ (AWQ).")
+    boolean awq;
+
     @Override
     public Integer call() throws Exception {
+        Recipe recipe = recipeArgs.recipe();
+        if (calibrate == null && calibrateParagraphs != null) {
+            throw new IllegalArgumentException("--calibrate-paragraphs needs --calibrate TEXT");
+        }
         try (ModelSource source = ModelSources.open(model, tokenizer)) {
-            write(source, recipeArgs.recipe(), output);
+            Converter.TensorQuantizer quantizer = calibrate == null ? Converter.TensorQuantizer.ROUND_TO_NEAREST
+                    : CalibrationRun.prepare(model, tokenizer, source, recipe, calibrate,
+                    calibrateParagraphs == null ? ":" : calibrateParagraphs, calibrationOptions());
+            write(source, recipe, output, quantizer);
         }
         return 0;
     }
 
-    /** Converts with a progress bar (on a terminal) and a summary line on stderr. */
+    private CalibratedQuantizer.Options calibrationOptions() {
+        Boolean sequential = switch (calibrateMode) {
+            case "auto" -> null;
+            case "one-shot" -> false;
+            case "sequential" -> true;
+            default -> throw new IllegalArgumentException("--calibrate-mode must be auto, one-shot or sequential, "
+                    + "not '" + calibrateMode + "'");
+        };
+        CalibratedQuantizer.Options d = CalibratedQuantizer.Options.DEFAULT;
+        return new CalibratedQuantizer.Options(d.gptq(), d.embeddingDamping(), awq, sequential);
+    }
+
     static void write(ModelSource source, Recipe recipe, Path output) throws java.io.IOException {
+        write(source, recipe, output, Converter.TensorQuantizer.ROUND_TO_NEAREST);
+    }
+
+    /** Converts with a progress bar (on a terminal) and a summary line on stderr. */
+    static void write(ModelSource source, Recipe recipe, Path output, Converter.TensorQuantizer quantizer)
+            throws java.io.IOException {
         long start = System.nanoTime();
         long total = source.tensors().stream().mapToLong(t -> TensorSpec.of(t.name(),
                 io.bitplane.format.Encoding.F32, 0, t.shape()).elementCount()).sum();
@@ -55,7 +97,7 @@ final class ConvertCommand implements Callable<Integer> {
                 bar.stepTo(done[0]);
                 bar.setExtraMessage(spec.name());
                 done[0] += spec.elementCount();
-            });
+            }, quantizer);
             bar.stepTo(total);
         }
         double seconds = (System.nanoTime() - start) / 1e9;

@@ -14,7 +14,7 @@ import java.io.UncheckedIOException;
 @Command(name = "bitplane", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Low-bit LLM inference for the JVM.",
         subcommands = {GenerateCommand.class, PerplexityCommand.class, DemoCommand.class, ConvertCommand.class,
-                SynthCommand.class, BenchCommand.class, ServeCommand.class, LoadCommand.class,
+                SynthCommand.class, PlanCommand.class, BenchCommand.class, ServeCommand.class, LoadCommand.class,
                 InspectCommand.class, VerifyCommand.class})
 public final class Main {
 

@@ -29,7 +29,7 @@ final class ModelArgs {
         return ModelLocator.locate(model);
     }
 
-    ModelOptions options() {
+    ModelOptions options() throws java.io.IOException {
         if (threads != null && threads < 1) {
             throw new IllegalArgumentException("--threads must be >= 1, not " + threads);
         }

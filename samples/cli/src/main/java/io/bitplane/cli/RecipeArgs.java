@@ -24,13 +24,26 @@ final class RecipeArgs {
             + "as ENC instead (first match wins), e.g. token_embd.weight=int8.")
     List<String> keep = new ArrayList<>();
 
-    @Option(names = "--activations", defaultValue = "f32", description = "Activations of the linear layers: f32, "
-            + "or int8 per token (W8A8, W4A8). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--activations", description = "Activations of the linear layers: f32, or int8 per token "
+            + "(W8A8, W4A8). Default: the recipe's, else f32.")
     String activations;
 
-    Recipe recipe() {
+    @Option(names = "--recipe", description = "A recipe file (JSON, as `bitplane plan --output` writes): the "
+            + "encoding of each tensor. --keep overrides it; --weights may not be given with it.")
+    java.nio.file.Path recipeFile;
+
+    Recipe recipe() throws java.io.IOException {
+        List<Recipe.Override> overrides = keep.stream().map(this::override).toList();
+        if (recipeFile != null) {
+            if (!weights.equalsIgnoreCase("auto")) {
+                throw new IllegalArgumentException("give --weights or --recipe, not both");
+            }
+            Recipe file = Recipe.read(recipeFile).withOverridesFirst(overrides);
+            return activations == null ? file
+                    : new Recipe(file.defaultSpec(), parseActivations(activations), file.overrides());
+        }
         return new Recipe(weights.equalsIgnoreCase("auto") ? null : withGroup(weights),
-                parseActivations(activations), keep.stream().map(this::override).toList());
+                parseActivations(activations == null ? "f32" : activations), overrides);
     }
 
     /** A spec from text; --group applies where the text names no group itself. */
