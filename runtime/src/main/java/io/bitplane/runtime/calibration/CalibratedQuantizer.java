@@ -111,7 +111,7 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         }
         boolean sequential = options.sequential() != null ? options.sequential() : lowBit;
         List<List<String>> stages = stages(targets.keySet());
-        int runs = sequential ? Math.max(1, stages.size()) : 1;
+        int runs = sequential ? stages.size() + (targets.containsKey(LlamaTensors.TOKEN_EMBD) ? 1 : 0) : 1;
         listener.stage(0, runs, "all layers");
         Calibration first = Calibration.run(model, modelOptions, Map.of(), targets::containsKey, paragraphs, threads,
                 p -> listener.paragraph());
@@ -154,9 +154,13 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
 
         Map<String, EncodedTensor> done = new HashMap<>();
         for (int i = 0; i < stages.size(); i++) {
-            List<String> stage = stages.get(i);
+            List<String> stage = new ArrayList<>(stages.get(i));
             Map<String, double[]> h = hessians;
-            if (sequential && i > 0) {
+            if (sequential && stage.remove(LlamaTensors.TOKEN_EMBD)) {
+                // The embedding first (from the first run), so that layer 0 calibrates on what it really gets.
+                quantize(LlamaTensors.TOKEN_EMBD, targets, recipe, changed, hessians, options, done);
+            }
+            if (sequential && !done.isEmpty() && !stage.isEmpty()) {
                 listener.stage(i, runs, String.join(", ", stage));
                 Map<String, EncodedTensor> current = new HashMap<>();
                 changed.forEach((name, v) -> current.put(name, asF32(name, all.get(name).shape(), v)));
@@ -166,17 +170,11 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                 int layer = stage.stream().mapToInt(CalibratedQuantizer::layerOf).max().orElse(-1);
                 Predicate<String> later = n -> layer >= 0 && (layerOf(n) > layer
                         || n.equals(LlamaTensors.TOKEN_EMBD) || n.equals(LlamaTensors.OUTPUT));
-                h = Calibration.run(model, modelOptions, current, Set.copyOf(stage)::contains, later, paragraphs,
-                        threads, p -> listener.paragraph()).hessians();
+                h = Calibration.run(model, modelOptions, current, Set.copyOf(stage)::contains, later,
+                        paragraphs, threads, p -> listener.paragraph()).hessians();
             }
             for (String name : stage) {
-                SourceTensor t = targets.get(name);
-                QuantSpec spec = recipe.choose(name, t.shape(), t.nativeSpec());
-                ActivationHint act = recipe.activationsFor(t.shape());
-                float[] values = floats(changed, t);
-                double[] hm = h.get(name);
-                done.put(name, hm == null ? Quantizer.quantize(name, t.shape(), values, spec, act)
-                        : Gptq.quantize(name, t.shape(), values, hm, spec, act, options.gptqFor(name)));
+                quantize(name, targets, recipe, changed, h, options, done);
             }
         }
         // Producers that absorbed AWQ scales but are not quantized here (norms) are written as changed floats.
@@ -203,6 +201,19 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             }
         }
         return out;
+    }
+
+    /** GPTQ of one target (its floats after AWQ, if any) into {@code done}. */
+    private static void quantize(String name, Map<String, SourceTensor> targets, Recipe recipe,
+                                 Map<String, float[]> changed, Map<String, double[]> hessians, Options options,
+                                 Map<String, EncodedTensor> done) throws IOException {
+        SourceTensor t = targets.get(name);
+        QuantSpec spec = recipe.choose(name, t.shape(), t.nativeSpec());
+        ActivationHint act = recipe.activationsFor(t.shape());
+        float[] v = floats(changed, t);
+        double[] h = hessians.get(name);
+        done.put(name, h == null ? Quantizer.quantize(name, t.shape(), v, spec, act)
+                : Gptq.quantize(name, t.shape(), v, h, spec, act, options.gptqFor(name)));
     }
 
     private static float[] floats(Map<String, float[]> changed, SourceTensor t) throws IOException {
