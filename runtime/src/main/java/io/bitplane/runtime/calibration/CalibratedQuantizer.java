@@ -1,10 +1,10 @@
 package io.bitplane.runtime.calibration;
 
 import io.bitplane.format.ActivationHint;
-import io.bitplane.format.Encoding;
-import io.bitplane.format.TensorSpec;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.Encoding;
 import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.TensorSpec;
 import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
 import io.bitplane.format.importer.ModelSource;
@@ -29,10 +29,11 @@ import java.util.function.Predicate;
  * The converter's calibrated quantizer: GPTQ for every matrix whose recipe encoding it takes (INT8, INT4, TERNARY,
  * BINARY), round to nearest for the rest (float encodings, INT4_ASYM, lossless copies).
  *
- * <p>Layers are quantized in order, as GPTQ does: the inputs of layer l are collected from the model whose
- * embedding and layers before l are already quantized, so each layer compensates for what its inputs have really
- * become rather than for an fp32 model that no longer exists. That costs one calibration run per layer (plus one for
- * an untied output matrix); all quantized tensors are held in memory until the converter writes them.
+ * <p>One-shot (the default for INT8 and INT4): every matrix's input statistics come from one run of the
+ * unquantized model. Sequential (the default when the recipe has TERNARY or BINARY matrices, where inputs drift
+ * far): layers are quantized in order, the inputs of layer l collected from the model whose embedding and layers
+ * before l are already quantized, so each layer is fitted to what its inputs have really become. That costs one
+ * calibration run per layer. All quantized tensors are held in memory until the converter writes them.
  */
 public final class CalibratedQuantizer implements Converter.TensorQuantizer {
 
@@ -119,38 +120,7 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
 
         // Floats changed before quantization (AWQ-scaled matrices, norms and producer rows that absorb the scales).
         Map<String, float[]> changed = new HashMap<>();
-        List<Awq.Choice> choices = new ArrayList<>();
-        if (options.awq()) {
-            for (int l = 0; all.containsKey(LlamaTensors.block(l, "attn_norm")); l++) {
-                for (List<String> group : Awq.groups()) {
-                    List<String> kinds = group.subList(0, group.size() - 1);
-                    String producer = LlamaTensors.block(l, group.get(group.size() - 1));
-                    List<Awq.Matrix> matrices = new ArrayList<>();
-                    for (String kind : kinds) {
-                        String name = LlamaTensors.block(l, kind);
-                        SourceTensor t = targets.get(name);
-                        if (t == null || !hessians.containsKey(name) || !all.containsKey(producer)) {
-                            matrices = null;
-                            break;
-                        }
-                        matrices.add(new Awq.Matrix(name, floats(changed, t), t.shape(),
-                                recipe.choose(name, t.shape(), t.nativeSpec()), recipe.activationsFor(t.shape())));
-                    }
-                    if (matrices == null) {
-                        continue;
-                    }
-                    float[] prod = floats(changed, all.get(producer));
-                    Awq.Choice c = Awq.scaleGroup("blk." + l + "." + String.join("+", kinds), matrices,
-                            hessians.get(matrices.get(0).name()), prod, all.get(producer).shape().length == 2,
-                            hessians);
-                    choices.add(c);
-                    if (c.alpha() > 0) {
-                        matrices.forEach(m -> changed.put(m.name(), m.values()));
-                        changed.put(producer, prod);
-                    }
-                }
-            }
-        }
+        List<Awq.Choice> choices = options.awq() ? applyAwq(all, targets, recipe, hessians, changed) : List.of();
 
         Map<String, EncodedTensor> done = new HashMap<>();
         for (int i = 0; i < stages.size(); i++) {
@@ -201,6 +171,43 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             }
         }
         return out;
+    }
+
+    /**
+     * AWQ over each layer's three input-sharing groups whose matrices are all GPTQ targets: scales the matrices,
+     * folds the inverse into the producer, records every changed tensor in {@code changed} and rescales the
+     * matrices' Hessians.
+     */
+    private static List<Awq.Choice> applyAwq(Map<String, SourceTensor> all, Map<String, SourceTensor> targets,
+                                             Recipe recipe, Map<String, double[]> hessians,
+                                             Map<String, float[]> changed) throws IOException {
+        List<Awq.Choice> choices = new ArrayList<>();
+        for (int l = 0; all.containsKey(LlamaTensors.block(l, "attn_norm")); l++) {
+            for (List<String> group : Awq.groups()) {
+                List<String> kinds = group.subList(0, group.size() - 1);
+                String producer = LlamaTensors.block(l, group.get(group.size() - 1));
+                List<Awq.Matrix> matrices = new ArrayList<>();
+                for (String kind : kinds) {
+                    SourceTensor t = targets.get(LlamaTensors.block(l, kind));
+                    if (t != null && hessians.containsKey(t.name()) && all.containsKey(producer)) {
+                        matrices.add(new Awq.Matrix(t.name(), floats(changed, t), t.shape(),
+                                recipe.choose(t.name(), t.shape(), t.nativeSpec()), recipe.activationsFor(t.shape())));
+                    }
+                }
+                if (matrices.size() != kinds.size()) {
+                    continue;
+                }
+                float[] prod = floats(changed, all.get(producer));
+                Awq.Choice c = Awq.scaleGroup("blk." + l + "." + String.join("+", kinds), matrices,
+                        hessians.get(matrices.get(0).name()), prod, all.get(producer).shape().length == 2, hessians);
+                choices.add(c);
+                if (c.alpha() > 0) {
+                    matrices.forEach(m -> changed.put(m.name(), m.values()));
+                    changed.put(producer, prod);
+                }
+            }
+        }
+        return choices;
     }
 
     /** GPTQ of one target (its floats after AWQ, if any) into {@code done}. */

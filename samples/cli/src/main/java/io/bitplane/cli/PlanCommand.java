@@ -133,6 +133,13 @@ final class PlanCommand implements Callable<Integer> {
                 "--calibrate-paragraphs");
         List<String> evaluation = CalibrationRun.paragraphs(evalText, evaluateParagraphs, "--evaluate-paragraphs");
         Path source = ModelLocator.locate(model);
+        // Fail now, not after minutes of measuring, when the outputs cannot be written.
+        for (Path out : new Path[] {output, chart}) {
+            Path dir = out == null ? null : out.toAbsolutePath().getParent();
+            if (dir != null && !Files.isDirectory(dir)) {
+                throw new IllegalArgumentException(out + ": the folder " + dir + " does not exist");
+            }
+        }
         int threads = Runtime.getRuntime().availableProcessors();
         ModelOptions options = ModelOptions.defaults().withThreads(1);
         Path temp = Files.createTempFile("bitplane-plan-", ".bpm");
@@ -157,21 +164,7 @@ final class PlanCommand implements Callable<Integer> {
             }
             Sensitivity sens = Sensitivity.reference(temp, options,
                     calibration.subList(0, Math.min(sensitivityParagraphs, calibration.size())), threads);
-            List<Planner.Item> items = new ArrayList<>();
-            try (ProgressBar bar = bar("sensitivity", (long) matrices.size() * specs.size(), " layers")) {
-                for (SourceTensor t : matrices) {
-                    List<Planner.Option> opts = new ArrayList<>();
-                    for (int s = 0; s < specs.size(); s++) {
-                        EncodedTensor q = variants.get(s).get(t.name());
-                        bar.setExtraMessage(t.name() + " " + specs.get(s));
-                        double kl = sens.divergence(Map.of(t.name(), q));
-                        opts.add(new Planner.Option(specs.get(s).toString(), q.spec().byteLength() * 8, kl));
-                        bar.step();
-                    }
-                    long weights = t.shape()[0] * t.shape()[1];
-                    items.add(new Planner.Item(t.name(), weights, opts));
-                }
-            }
+            List<Planner.Item> items = sensitivities(matrices, specs, variants, sens);
             long totalWeights = items.stream().mapToLong(Planner.Item::weights).sum();
             long budgetBits = budget != null ? (long) Math.floor(budget * totalWeights) : budgetBytes * 8;
             Planner.Plan planned = Planner.plan(items, budgetBits);
@@ -180,25 +173,21 @@ final class PlanCommand implements Callable<Integer> {
                         + "is below the smallest plan the encodings allow", (double) budgetBits / totalWeights));
             }
             Planner.Plan chosen = choose(planned, items, budgetBits, variants, sens);
-            double referencePpl = measure(temp, options, Map.of(), evaluation, threads);
+            Measurer m = new Measurer(temp, options, evaluation, threads,
+                    measure(temp, options, Map.of(), evaluation, threads), items, variants);
+            double referencePpl = m.referencePpl();
             List<Point> points = new ArrayList<>();
-            List<Planner.Plan> frontier = new ArrayList<>(Planner.frontier(items, frontierPoints));
+            List<Planner.Plan> frontier = Planner.frontier(items, frontierPoints);
             try (ProgressBar bar = bar("measure", frontier.size() + specs.size() + 1, " models")) {
                 for (Planner.Plan p : frontier) {
-                    points.add(point("plan", p, items, variants, specs, referencePpl, temp, options, evaluation,
-                            threads, false));
+                    points.add(m.point("plan", p, false));
                     bar.step();
                 }
                 for (int s = 0; s < specs.size(); s++) {
-                    int[] all = new int[items.size()];
-                    java.util.Arrays.fill(all, s);
-                    Planner.Plan uniform = planOf(all, items);
-                    points.add(point("uniform " + specs.get(s), uniform, items, variants, specs, referencePpl, temp,
-                            options, evaluation, threads, true));
+                    points.add(m.point("uniform " + specs.get(s), uniform(s, items), true));
                     bar.step();
                 }
-                points.add(point("chosen", chosen, items, variants, specs, referencePpl, temp, options, evaluation,
-                        threads, false));
+                points.add(m.point("chosen", chosen, false));
                 bar.step();
             }
             Point best = points.get(points.size() - 1);
@@ -213,6 +202,8 @@ final class PlanCommand implements Callable<Integer> {
             info.put("predicted_perplexity", best.predicted());
             info.put("measured_perplexity", best.measured());
             info.put("evaluated_on", evalText + " " + evaluateParagraphs);
+            info.put("measured_with", "one-shot GPTQ per matrix; convert --recipe --calibrate quantizes recipes "
+                    + "with ternary or binary matrices layer by layer, which measured better");
             Files.writeString(output, root.toPrettyString() + "\n");
             Path chartPath = chart != null ? chart : sibling(output, ".svg");
             Files.writeString(chartPath, PlanChart.svg(points, referencePpl, source.getFileName() + ", evaluated on "
@@ -247,11 +238,9 @@ final class PlanCommand implements Callable<Integer> {
             }
         }
         for (int s = 0; s < variants.size(); s++) {
-            int[] all = new int[items.size()];
-            java.util.Arrays.fill(all, s);
-            Planner.Plan uniform = planOf(all, items);
-            if (uniform.bits() <= budgetBits) {
-                candidates.add(uniform);
+            Planner.Plan u = uniform(s, items);
+            if (u.bits() <= budgetBits) {
+                candidates.add(u);
             }
         }
         Planner.Plan best = null;
@@ -291,23 +280,48 @@ final class PlanCommand implements Callable<Integer> {
         return out;
     }
 
-    private static Planner.Plan planOf(int[] choice, List<Planner.Item> items) {
+    /** Every matrix in encoding {@code s}. */
+    private static Planner.Plan uniform(int s, List<Planner.Item> items) {
         long bits = 0;
         double cost = 0;
-        for (int i = 0; i < items.size(); i++) {
-            bits += items.get(i).options().get(choice[i]).bits();
-            cost += items.get(i).options().get(choice[i]).cost();
+        int[] choice = new int[items.size()];
+        java.util.Arrays.fill(choice, s);
+        for (Planner.Item item : items) {
+            bits += item.options().get(s).bits();
+            cost += item.options().get(s).cost();
         }
         return new Planner.Plan(choice, bits, cost);
     }
 
-    private static Point point(String label, Planner.Plan p, List<Planner.Item> items,
-                               List<Map<String, EncodedTensor>> variants, List<QuantSpec> specs, double referencePpl,
-                               Path model, ModelOptions options, List<String> evaluation, int threads, boolean uniform)
+    /** Measures plans: the model with exactly the plan's tensors, perplexity on the evaluation paragraphs. */
+    private record Measurer(Path model, ModelOptions options, List<String> evaluation, int threads,
+                            double referencePpl, List<Planner.Item> items, List<Map<String, EncodedTensor>> variants) {
+        Point point(String label, Planner.Plan p, boolean uniform) throws IOException, InterruptedException {
+            double measured = measure(model, options, substitutes(p, items, variants), evaluation, threads);
+            return new Point(label, p.bitsPerWeight(items), (p.bits() + 7) / 8, referencePpl * Math.exp(p.cost()),
+                    measured, uniform, label.equals("chosen"));
+        }
+    }
+
+    /** Each matrix's KL divergence under each encoding, that matrix alone quantized. */
+    private static List<Planner.Item> sensitivities(List<SourceTensor> matrices, List<QuantSpec> specs,
+                                                    List<Map<String, EncodedTensor>> variants, Sensitivity sens)
             throws IOException, InterruptedException {
-        double measured = measure(model, options, substitutes(p, items, variants), evaluation, threads);
-        return new Point(label, p.bitsPerWeight(items), (p.bits() + 7) / 8, referencePpl * Math.exp(p.cost()),
-                measured, uniform, label.equals("chosen"));
+        List<Planner.Item> items = new ArrayList<>();
+        try (ProgressBar bar = bar("sensitivity", (long) matrices.size() * specs.size(), " layers")) {
+            for (SourceTensor t : matrices) {
+                List<Planner.Option> opts = new ArrayList<>();
+                for (int s = 0; s < specs.size(); s++) {
+                    EncodedTensor q = variants.get(s).get(t.name());
+                    bar.setExtraMessage(t.name() + " " + specs.get(s));
+                    double kl = sens.divergence(Map.of(t.name(), q));
+                    opts.add(new Planner.Option(specs.get(s).toString(), q.spec().byteLength() * 8, kl));
+                    bar.step();
+                }
+                items.add(new Planner.Item(t.name(), t.shape()[0] * t.shape()[1], opts));
+            }
+        }
+        return items;
     }
 
     private static double measure(Path model, ModelOptions options, Map<String, EncodedTensor> substitutes,
