@@ -31,7 +31,9 @@ public final class Gptq {
      * @param damping  added to H's diagonal as a fraction of its mean, so that H is safely invertible
      * @param actOrder visit columns in order of decreasing H[i][i], with static group scales
      * @param refinements rounds of refitting the group scales to the codes (least squares under H) and running
-     *                    the pass again with them; the round with the least output error is kept
+     *                    the pass again with them. The last round is kept, even where its layer output error is
+     *                    higher: keeping the round with the least error measured worse on the whole model (INT4
+     *                    stories260K perplexity 4.4505 against 4.4387)
      */
     public record Options(double damping, boolean actOrder, int refinements) {
         public static final Options DEFAULT = new Options(0.01, true, 3);
@@ -85,23 +87,14 @@ public final class Gptq {
                 }
             }
             pass(name, rule, row, order, u, group, rowScales, rowCodes, dynamic);
-            // Refinement is not monotone (the pass is greedy and damped), so the best round by the true
-            // objective is kept.
-            double best = options.refinements() > 0 ? outputError(row, hessian, group, rowScales, rowCodes) : 0;
-            System.arraycopy(rowScales, 0, scales, r * groups, groups);
-            System.arraycopy(rowCodes, 0, codes, r * cols, cols);
             for (int round = 0; round < options.refinements(); round++) {
                 if (!refitScales(name, row, hessian, group, rowScales, rowCodes)) {
                     break;
                 }
                 pass(name, rule, row, order, u, group, rowScales, rowCodes, false);
-                double err = outputError(row, hessian, group, rowScales, rowCodes);
-                if (err < best) {
-                    best = err;
-                    System.arraycopy(rowScales, 0, scales, r * groups, groups);
-                    System.arraycopy(rowCodes, 0, codes, r * cols, cols);
-                }
             }
+            System.arraycopy(rowScales, 0, scales, r * groups, groups);
+            System.arraycopy(rowCodes, 0, codes, r * cols, cols);
         });
         return Quantizer.fromCodes(ts, codes, scales);
     }
@@ -189,27 +182,6 @@ public final class Gptq {
         }
         System.arraycopy(out, 0, scales, 0, groups);
         return true;
-    }
-
-    /** The row's output error {@code d^T H d}, {@code d = w - q}. */
-    static double outputError(float[] row, double[] h, int group, short[] scales, int[] codes) {
-        int cols = row.length;
-        double[] d = new double[cols];
-        for (int j = 0; j < cols; j++) {
-            d[j] = row[j] - (double) codes[j] * Halfs.f16ToFloat(scales[j / group]);
-        }
-        double total = 0;
-        for (int i = 0; i < cols; i++) {
-            if (d[i] == 0) {
-                continue;
-            }
-            double acc = 0;
-            for (int j = 0; j < cols; j++) {
-                acc += h[i * cols + j] * d[j];
-            }
-            total += d[i] * acc;
-        }
-        return total;
     }
 
     /** Solves {@code L L^T x = b}. */

@@ -28,7 +28,7 @@ class PlanCommandTest {
     void planWritesARecipeWithinTheBudgetThatConvertFollows() throws Exception {
         Path recipe = dir.resolve("plan.json");
         CliRunner.Result r = CliRunner.run("plan", "--model", SharedData.stories260K().toString(), "--calibrate",
-                text(), "--calibrate-paragraphs", "1000:1040", "--sensitivity-paragraphs", "4",
+                text(), "--evaluate", text(), "--calibrate-paragraphs", "1000:1040", "--sensitivity-paragraphs", "4",
                 "--evaluate-paragraphs", "0:20", "--frontier-points", "3", "--encodings", "ternary,int4,int8",
                 "--budget", "5.0", "--output", recipe.toString(), "--json");
         assertEquals(0, r.exit(), r.err());
@@ -68,13 +68,13 @@ class PlanCommandTest {
     @Test
     void badPlanAndRecipeInputsAreNamed() throws Exception {
         CliRunner.Result r = CliRunner.run("plan", "--model", SharedData.stories260K().toString(), "--calibrate",
-                text(), "--budget", "0.5", "--calibrate-paragraphs", "1000:1010", "--sensitivity-paragraphs", "2",
+                text(), "--evaluate", text(), "--budget", "0.5", "--calibrate-paragraphs", "1000:1010", "--sensitivity-paragraphs", "2",
                 "--evaluate-paragraphs", "0:5", "--frontier-points", "2", "--encodings", "int4",
                 "--output", dir.resolve("p.json").toString());
         assertEquals(1, r.exit());
         assertTrue(r.err().contains("below the smallest plan"), r.err());
 
-        r = CliRunner.run("plan", "--calibrate", text(), "--calibrate-paragraphs", "5000:6000", "--budget", "3",
+        r = CliRunner.run("plan", "--calibrate", text(), "--evaluate", text(), "--calibrate-paragraphs", "5000:6000", "--budget", "3",
                 "--output", dir.resolve("p.json").toString());
         assertEquals(1, r.exit());
         assertTrue(r.err().contains("--calibrate-paragraphs 5000:6000"), r.err());
