@@ -36,7 +36,12 @@ public final class Gptq {
      *                    stories260K perplexity 4.4505 against 4.4387)
      */
     public record Options(double damping, boolean actOrder, int refinements) {
-        public static final Options DEFAULT = new Options(0.01, true, 3);
+        /**
+         * Damping 0.003 of the mean diagonal. GPTQ's reference uses 0.01; on held-out paragraphs 2000:2500 of the
+         * TinyStories validation text, INT4 stories260K scored 7.675 with 0.003, against 7.680 with 0.001, 7.684
+         * with 0.03 and 7.690 with 0.01.
+         */
+        public static final Options DEFAULT = new Options(0.003, true, 3);
     }
 
     /** Whether GPTQ can produce this encoding (the symmetric integer ones). */
