@@ -1,10 +1,15 @@
 package io.bitplane.format.convert;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.MetadataJson;
 import io.bitplane.format.quant.QuantSpec;
 
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
 
@@ -84,11 +89,11 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
      * {@code {"default": "int4@32" | "auto", "activations": "f32" | "int8", "overrides": [{"pattern", "spec"}]}}.
      * Errors name the file and the field.
      */
-    public static Recipe read(java.nio.file.Path file) throws java.io.IOException {
-        com.fasterxml.jackson.databind.JsonNode root;
+    public static Recipe read(Path file) throws IOException {
+        JsonNode root;
         try {
             root = MetadataJson.mapper().readTree(file.toFile());
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        } catch (JsonProcessingException e) {
             throw new IllegalArgumentException(file + ": not a JSON recipe: " + e.getOriginalMessage());
         }
         if (root == null || !root.isObject()) {
@@ -104,13 +109,13 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
                 default -> throw new IllegalArgumentException("\"activations\" must be f32 or int8, not '" + act
                         + "'");
             };
-            java.util.List<Override> overrides = new java.util.ArrayList<>();
-            com.fasterxml.jackson.databind.JsonNode list = root.path("overrides");
+            List<Override> overrides = new ArrayList<>();
+            JsonNode list = root.path("overrides");
             if (!list.isMissingNode() && !list.isArray()) {
                 throw new IllegalArgumentException("\"overrides\" must be an array");
             }
             for (int i = 0; i < list.size(); i++) {
-                com.fasterxml.jackson.databind.JsonNode o = list.get(i);
+                JsonNode o = list.get(i);
                 String where = "overrides[" + i + "]";
                 if (!o.path("pattern").isTextual() || !o.path("spec").isTextual()) {
                     throw new IllegalArgumentException(where + " needs text fields \"pattern\" and \"spec\"");
@@ -127,8 +132,8 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         }
     }
 
-    private static String text(com.fasterxml.jackson.databind.JsonNode root, String field, String absent) {
-        com.fasterxml.jackson.databind.JsonNode n = root.path(field);
+    private static String text(JsonNode root, String field, String absent) {
+        JsonNode n = root.path(field);
         if (n.isMissingNode() || n.isNull()) {
             return absent;
         }
@@ -140,7 +145,7 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
 
     /** This recipe with {@code first} tried before its own overrides. */
     public Recipe withOverridesFirst(List<Override> first) {
-        List<Override> all = new java.util.ArrayList<>(first);
+        List<Override> all = new ArrayList<>(first);
         all.addAll(overrides);
         return new Recipe(defaultSpec, activations, all);
     }

@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * some paragraphs. The reference distributions are computed once and kept in memory ({@code tokens x vocab}
  * floats), so each measurement runs only the quantized model.
  */
-public final class Sensitivity implements AutoCloseable {
+public final class Sensitivity {
     private final Path model;
     private final ModelOptions options;
     private final List<int[]> sequences;
@@ -89,7 +89,6 @@ public final class Sensitivity implements AutoCloseable {
     public double divergence(Map<String, EncodedTensor> substitutes) throws IOException, InterruptedException {
         try (Model m = ModelVariant.open(model, options, substitutes)) {
             double[] kl = new double[sequences.size()];
-            float[] scratch = null;
             parallel(m, sequences.size(), threads, (s, i) -> {
                 float[] ref = referenceLogProbs.get(i);
                 float[] q = new float[vocab];
@@ -160,9 +159,5 @@ public final class Sensitivity implements AutoCloseable {
         } finally {
             pool.shutdownNow();
         }
-    }
-
-    @Override
-    public void close() {
     }
 }

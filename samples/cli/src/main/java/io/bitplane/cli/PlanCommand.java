@@ -252,6 +252,8 @@ final class PlanCommand implements Callable<Integer> {
             }
             seen.add(p.choice());
             double kl = sens.divergence(substitutes(p, items, variants));
+            System.err.printf(Locale.ROOT, "candidate %.4f bits per weight: KL predicted %.5f, measured %.5f%n",
+                    p.bitsPerWeight(items), p.cost(), kl);
             if (kl < bestKl) {
                 bestKl = kl;
                 best = p;
