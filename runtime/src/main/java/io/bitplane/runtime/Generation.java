@@ -36,7 +36,15 @@ public final class Generation implements Iterator<GeneratedToken> {
         this.request = request;
         this.tokenizer = session.model().tokenizer();
         this.sampler = new Sampler(request.sampler());
-        this.prompt = tokenizer.encode(request.prompt(), request.addBos(), false);
+        int[] given = request.promptTokens();
+        this.prompt = given != null ? given : tokenizer.encode(request.prompt(), request.addBos(), false);
+        int vocab = session.model().config().vocabSize();
+        for (int t : prompt) {
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("prompt token id " + t + " is outside the vocabulary (0.."
+                        + (vocab - 1) + ")");
+            }
+        }
         this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt without BOS: nothing to condition on");

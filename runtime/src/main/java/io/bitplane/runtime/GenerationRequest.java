@@ -9,9 +9,18 @@ import java.util.List;
  * @param maxTokens the most new tokens to generate
  * @param sampler   how to pick tokens
  * @param stop      strings that end the generation when they appear in the output (not included in it)
+ * @param promptTokens the prompt already encoded (as {@code prompt} with {@code addBos} encodes), or null: a caller
+ *                  that had to count the tokens (a server checking its limits) passes them, so the prompt is not
+ *                  encoded twice
  */
 public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
-                                boolean addBos) {
+                                boolean addBos, int[] promptTokens) {
+
+    public GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
+                             boolean addBos) {
+        this(prompt, maxTokens, sampler, stop, addBos, null);
+    }
+
     public GenerationRequest {
         if (prompt == null) {
             prompt = "";
@@ -26,6 +35,18 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
         if (sampler == null) {
             sampler = SamplerSettings.GREEDY;
         }
+        promptTokens = promptTokens == null ? null : promptTokens.clone();
+    }
+
+    /** This request with its prompt already encoded (the caller vouches they are {@code prompt}'s tokens). */
+    public GenerationRequest withPromptTokens(int[] tokens) {
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, tokens);
+    }
+
+    /** A copy of the pre-encoded prompt, or null. */
+    @Override
+    public int[] promptTokens() {
+        return promptTokens == null ? null : promptTokens.clone();
     }
 
     /** Greedy continuation of {@code prompt} for at most {@code maxTokens} tokens. */
@@ -34,10 +55,10 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
     }
 
     public GenerationRequest withSampler(SamplerSettings s) {
-        return new GenerationRequest(prompt, maxTokens, s, stop, addBos);
+        return new GenerationRequest(prompt, maxTokens, s, stop, addBos, promptTokens);
     }
 
     public GenerationRequest withStop(List<String> strings) {
-        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos);
+        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos, promptTokens);
     }
 }

@@ -65,6 +65,19 @@ class SessionTest {
     }
 
     @Test
+    void aPromptEncodedByTheCallerIsUsedAsGivenAndChecked() {
+        String expected = run(GenerationRequest.of("Once upon a time", 30)).text();
+        int[] tokens = model.tokenizer().encode("Once upon a time", true, false);
+        // The text is not encoded again: with the tokens given, an unrelated text changes nothing.
+        assertEquals(expected, run(GenerationRequest.of("ignored", 30).withPromptTokens(tokens)).text());
+        int[] bad = tokens.clone();
+        bad[1] = model.config().vocabSize();
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> run(GenerationRequest.of("", 30).withPromptTokens(bad)));
+        assertTrue(e.getMessage().contains("outside the vocabulary"), e.getMessage());
+    }
+
+    @Test
     void stopStringsEndTheOutputBeforeThem() {
         String full = run(GenerationRequest.of("Once upon a time", 60)).text();
         int cut = full.indexOf("Lily");

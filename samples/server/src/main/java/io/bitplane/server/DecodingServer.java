@@ -213,7 +213,8 @@ public final class DecodingServer implements AutoCloseable {
             throw ApiError.invalid("messages", e.getMessage());
         }
         String promptField = chat ? "messages" : "prompt";
-        int promptTokens = model.tokenizer().encode(prompt, true, false).length;
+        int[] encoded = model.tokenizer().encode(prompt, true, false);
+        int promptTokens = encoded.length;
         if (promptTokens > config.maxPromptTokens()) {
             throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the limit is "
                     + config.maxPromptTokens());
@@ -224,7 +225,8 @@ public final class DecodingServer implements AutoCloseable {
         }
         int maxTokens = r.maxTokens() != null ? r.maxTokens()
                 : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
-        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), r.stop(), true);
+        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), r.stop(), true)
+                .withPromptTokens(encoded);
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {
