@@ -76,6 +76,8 @@ final class Awq {
             }
         }
         if (bestAlpha > 0) {
+            // Matrices reading one input may share one Hessian array: rescale each array once.
+            java.util.Set<double[]> rescaled = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
             for (Matrix m : matrices) {
                 for (int r = 0; r < m.rows(); r++) {
                     for (int c = 0; c < n; c++) {
@@ -83,7 +85,7 @@ final class Awq {
                     }
                 }
                 double[] hm = hessians.get(m.name());
-                if (hm != null) {
+                if (hm != null && rescaled.add(hm)) {
                     for (int i = 0; i < n; i++) {
                         for (int j = 0; j < n; j++) {
                             hm[i * n + j] /= bestScales[i] * bestScales[j];

@@ -9,6 +9,11 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * Accumulates, for every matrix, the second moments of its inputs {@code H = sum_t x_t x_t^T} over the calibration
  * tokens: what GPTQ weighs rounding errors with. Each thread sums into its own matrices (upper triangle only, in
  * doubles: a calibration run adds some hundred thousand products per entry), merged once at the end.
+ *
+ * <p>Matrices that read the same input share one sum (q, k and v read the attention norm's output; gate and up
+ * the feed-forward norm's): it is summed once, on the first of them the decoder calls, and the result hands the
+ * same array to each. That saves memory and time in proportion, and callers must not change the arrays in place
+ * once per matrix.
  */
 final class HessianCollector implements ObservingBackend.InputObserver {
 
@@ -37,9 +42,24 @@ final class HessianCollector implements ObservingBackend.InputObserver {
         this.wanted = wanted;
     }
 
+    /** The matrices reading the same input as {@code tensor}, the one the decoder calls first leading. */
+    static List<String> sameInput(String tensor) {
+        for (List<String> kinds : List.of(List.of("attn_q", "attn_k", "attn_v"), List.of("ffn_gate", "ffn_up"))) {
+            for (String kind : kinds) {
+                String suffix = "." + kind + ".weight";
+                if (tensor.startsWith("blk.") && tensor.endsWith(suffix)) {
+                    String prefix = tensor.substring(0, tensor.length() - suffix.length());
+                    return kinds.stream().map(k -> prefix + "." + k + ".weight").toList();
+                }
+            }
+        }
+        return List.of(tensor);
+    }
+
     @Override
     public void observe(String tensor, float[] x, int batch, int cols) {
-        if (!wanted.test(tensor)) {
+        List<String> group = sameInput(tensor);
+        if (!group.get(0).equals(tensor) || group.stream().noneMatch(wanted)) {
             return;
         }
         Sums s = mine.get().computeIfAbsent(tensor, t -> new Sums(cols));
@@ -70,7 +90,10 @@ final class HessianCollector implements ObservingBackend.InputObserver {
         s.rows += batch;
     }
 
-    /** The merged, full symmetric matrices by tensor name, each divided by its number of input rows. */
+    /**
+     * The merged, full symmetric matrices by tensor name (for every wanted tensor; matrices reading the same input
+     * share one array), each divided by its number of input rows.
+     */
     Map<String, double[]> result() {
         Map<String, double[]> out = new HashMap<>();
         Map<String, Long> rows = new HashMap<>();
@@ -96,6 +119,9 @@ final class HessianCollector implements ObservingBackend.InputObserver {
                 }
             }
         }
-        return out;
+        Map<String, double[]> byTensor = new HashMap<>();
+        out.forEach((lead, h) -> sameInput(lead).stream().filter(wanted)
+                .forEach(member -> byTensor.put(member, h)));
+        return byTensor;
     }
 }
