@@ -22,8 +22,8 @@ final class CalibrationRun {
     }
 
     /**
-     * Prepares the GPTQ quantizer for converting {@code source} under {@code recipe}: one calibration run per
-     * layer over the chosen paragraphs, with a progress bar.
+     * Prepares the GPTQ quantizer for converting {@code source} under {@code recipe}: one calibration run over the
+     * chosen paragraphs (one per layer when calibrating layer by layer), with a progress bar.
      */
     static CalibratedQuantizer prepare(Path model, Path tokenizer, ModelSource source, Recipe recipe, Path text,
                                        String paragraphs, CalibratedQuantizer.Options calibration)
@@ -58,7 +58,7 @@ final class CalibrationRun {
         Calibration first = q.firstRun();
         System.err.printf(Locale.ROOT, "calibrated %d matrices with GPTQ on %d paragraphs of %s (%d tokens, "
                         + "unquantized perplexity %.4f) in %.1f s%n", q.tensors().size(), chosen.size(), text,
-                first == null ? 0 : first.tokens(), first == null ? Double.NaN : first.perplexity(),
+                first.tokens(), first.perplexity(),
                 (System.nanoTime() - start) / 1e9);
         return q;
     }

@@ -55,8 +55,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Recipe recipe = recipeArgs.recipe();
-        if (calibrate == null && calibrateParagraphs != null) {
-            throw new IllegalArgumentException("--calibrate-paragraphs needs --calibrate TEXT");
+        if (calibrate == null && (calibrateParagraphs != null || awq || !calibrateMode.equals("auto"))) {
+            throw new IllegalArgumentException("--calibrate-paragraphs, --calibrate-mode and --awq need "
+                    + "--calibrate TEXT");
         }
         try (ModelSource source = ModelSources.open(model, tokenizer)) {
             Converter.TensorQuantizer quantizer = calibrate == null ? Converter.TensorQuantizer.ROUND_TO_NEAREST

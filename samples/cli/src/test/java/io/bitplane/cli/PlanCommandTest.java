@@ -110,6 +110,6 @@ class PlanCommandTest {
         r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
                 out.toString(), "--weights", "int4", "--calibrate-paragraphs", "1000:1030");
         assertEquals(1, r.exit());
-        assertTrue(r.err().contains("--calibrate-paragraphs needs --calibrate"), r.err());
+        assertTrue(r.err().contains("need --calibrate TEXT"), r.err());
     }
 }
