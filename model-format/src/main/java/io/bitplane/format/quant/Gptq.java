@@ -55,12 +55,9 @@ public final class Gptq {
      */
     public static EncodedTensor quantize(String name, long[] shape, float[] values, double[] hessian, QuantSpec spec,
                                          ActivationHint activations, Options options) {
-        TensorSpec ts = new TensorSpec(name, shape, spec.encoding(), spec.groupSize(), TensorSpec.LAYOUT_CANONICAL,
-                activations);
-        String problem = ts.problem();
-        if (problem != null || shape.length != 2) {
-            throw new IllegalArgumentException("tensor " + name + ": cannot encode as " + spec + ": "
-                    + (problem != null ? problem : "not a matrix"));
+        TensorSpec ts = Quantizer.target(name, shape, spec, activations);
+        if (shape.length != 2) {
+            throw new IllegalArgumentException("tensor " + name + ": cannot encode as " + spec + ": not a matrix");
         }
         GroupRule rule = GroupRule.of(spec);
         int rows = Math.toIntExact(ts.rows());
@@ -69,12 +66,7 @@ public final class Gptq {
             throw new IllegalArgumentException("tensor " + name + ": Hessian has " + hessian.length
                     + " entries, " + cols + " x " + cols + " expected");
         }
-        for (int i = 0; i < values.length; i++) {
-            if (!Float.isFinite(values[i])) {
-                throw new IllegalArgumentException("tensor " + name + ": value " + values[i] + " at index " + i
-                        + " is not finite");
-            }
-        }
+        Quantizer.requireFinite(name, values);
         int group = Math.toIntExact(ts.effectiveGroupSize());
         int groups = Math.toIntExact(ts.groupsPerRow());
         int[] order = columnOrder(hessian, cols, options.actOrder());

@@ -20,21 +20,11 @@ public final class Quantizer {
      */
     public static EncodedTensor quantize(String name, long[] shape, float[] values, QuantSpec spec,
                                          ActivationHint activations) {
-        TensorSpec ts = new TensorSpec(name, shape, spec.encoding(), spec.groupSize(), TensorSpec.LAYOUT_CANONICAL,
-                activations);
-        String problem = ts.problem();
-        if (problem != null) {
-            throw new IllegalArgumentException("tensor " + name + ": cannot encode as " + spec + ": " + problem);
-        }
+        TensorSpec ts = target(name, shape, spec, activations);
         if (!spec.encoding().quantized) {
             return EncodedTensor.ofFloats(ts, values);
         }
-        for (int i = 0; i < values.length; i++) {
-            if (!Float.isFinite(values[i])) {
-                throw new IllegalArgumentException("tensor " + name + ": value " + values[i] + " at index " + i
-                        + " is not finite");
-            }
-        }
+        requireFinite(name, values);
         int rows = Math.toIntExact(ts.rows());
         int cols = Math.toIntExact(ts.cols());
         int groups = Math.toIntExact(ts.groupsPerRow());
@@ -70,6 +60,27 @@ public final class Quantizer {
             }
         });
         return EncodedTensor.ofPlanes(ts, bits, scales, mins);
+    }
+
+    /** The canonical-layout spec of the encoded tensor; an encoding the shape cannot take is named with the tensor. */
+    static TensorSpec target(String name, long[] shape, QuantSpec spec, ActivationHint activations) {
+        TensorSpec ts = new TensorSpec(name, shape, spec.encoding(), spec.groupSize(), TensorSpec.LAYOUT_CANONICAL,
+                activations);
+        String problem = ts.problem();
+        if (problem != null) {
+            throw new IllegalArgumentException("tensor " + name + ": cannot encode as " + spec + ": " + problem);
+        }
+        return ts;
+    }
+
+    /** Non-finite weights are rejected with the tensor's name: they would poison every scale they meet. */
+    static void requireFinite(String name, float[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                throw new IllegalArgumentException("tensor " + name + ": value " + values[i] + " at index " + i
+                        + " is not finite");
+            }
+        }
     }
 
     /**
