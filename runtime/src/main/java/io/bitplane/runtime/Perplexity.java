@@ -44,8 +44,31 @@ public final class Perplexity {
      */
     public static Score evaluate(Model model, List<String> paragraphs, int threads, IntConsumer progress)
             throws InterruptedException {
-        int n = Math.max(1, Math.min(threads, paragraphs.size()));
         Score[] scores = new Score[paragraphs.size()];
+        onSessions(model, paragraphs.size(), threads, (s, i) -> {
+            scores[i] = s.score(tokens(model, paragraphs.get(i), s.contextLength()));
+            progress.accept(i);
+        });
+        Score total = new Score(0, 0);
+        for (Score s : scores) {
+            total = total.plus(s);
+        }
+        return total;
+    }
+
+    /** Work on item {@code index} with a session that belongs to the calling thread alone. */
+    @FunctionalInterface
+    public interface SessionWork {
+        void run(Session session, int index);
+    }
+
+    /**
+     * Runs {@code work} for items 0..count-1 on up to {@code threads} sessions (protocol context and batch), each on
+     * its own thread, taking items in order as they free up. The first failure is rethrown.
+     */
+    public static void onSessions(Model model, int count, int threads, SessionWork work)
+            throws InterruptedException {
+        int n = Math.max(1, Math.min(threads, count));
         AtomicInteger next = new AtomicInteger();
         ExecutorService pool = Executors.newFixedThreadPool(n, r -> {
             Thread t = new Thread(r, "bitplane-perplexity");
@@ -57,9 +80,8 @@ public final class Perplexity {
             for (int w = 0; w < n; w++) {
                 futures.add(pool.submit(() -> {
                     try (Session s = model.newSession(new SessionOptions(MAX_TOKENS, 64))) {
-                        for (int i = next.getAndIncrement(); i < scores.length; i = next.getAndIncrement()) {
-                            scores[i] = s.score(tokens(model, paragraphs.get(i), s.contextLength()));
-                            progress.accept(i);
+                        for (int i = next.getAndIncrement(); i < count; i = next.getAndIncrement()) {
+                            work.run(s, i);
                         }
                     }
                     return null;
@@ -78,10 +100,18 @@ public final class Perplexity {
         } finally {
             pool.shutdownNow();
         }
-        Score total = new Score(0, 0);
-        for (Score s : scores) {
-            total = total.plus(s);
+    }
+
+    /** {@code log sum_i exp(logits[offset + i])} over n logits, shifted by the maximum so it cannot overflow. */
+    public static double logSumExp(float[] logits, int offset, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, logits[offset + i]);
         }
-        return total;
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(logits[offset + i] - max);
+        }
+        return max + Math.log(sum);
     }
 }

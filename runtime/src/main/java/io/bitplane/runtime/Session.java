@@ -152,15 +152,7 @@ public final class Session implements AutoCloseable {
     }
 
     static double logSoftmax(float[] logits, int offset, int n, int target) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, logits[offset + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(logits[offset + i] - max);
-        }
-        return logits[offset + target] - max - Math.log(sum);
+        return logits[offset + target] - Perplexity.logSumExp(logits, offset, n);
     }
 
     /** Records a token that a batch step over several sessions ran through this session's cache. */

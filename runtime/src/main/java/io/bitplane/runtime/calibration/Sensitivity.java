@@ -4,18 +4,12 @@ import io.bitplane.format.EncodedTensor;
 import io.bitplane.runtime.Model;
 import io.bitplane.runtime.ModelOptions;
 import io.bitplane.runtime.Perplexity;
-import io.bitplane.runtime.Session;
-import io.bitplane.runtime.SessionOptions;
 
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * How much quantizing some tensors damages the model, label-free (as in myQASR and PD-Quant): the mean KL
@@ -56,7 +50,7 @@ public final class Sensitivity {
             }
             float[][] logProbs = new float[sequences.size()][];
             double[] nll = new double[sequences.size()];
-            parallel(m, sequences.size(), threads, (s, i) -> {
+            Perplexity.onSessions(m, sequences.size(), threads, (s, i) -> {
                 int[] seq = sequences.get(i);
                 float[] out = new float[Math.max(0, seq.length - 1) * vocab];
                 s.predict(seq, (index, logits, offset) -> {
@@ -89,7 +83,7 @@ public final class Sensitivity {
     public double divergence(Map<String, EncodedTensor> substitutes) throws IOException, InterruptedException {
         try (Model m = ModelVariant.open(model, options, substitutes)) {
             double[] kl = new double[sequences.size()];
-            parallel(m, sequences.size(), threads, (s, i) -> {
+            Perplexity.onSessions(m, sequences.size(), threads, (s, i) -> {
                 float[] ref = referenceLogProbs.get(i);
                 float[] q = new float[vocab];
                 s.predict(sequences.get(i), (index, logits, offset) -> {
@@ -112,52 +106,9 @@ public final class Sensitivity {
     }
 
     private static void logSoftmax(float[] logits, int offset, int n, float[] out, int outOffset) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, logits[offset + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(logits[offset + i] - max);
-        }
-        double log = max + Math.log(sum);
+        double log = Perplexity.logSumExp(logits, offset, n);
         for (int i = 0; i < n; i++) {
             out[outOffset + i] = (float) (logits[offset + i] - log);
-        }
-    }
-
-    private interface Work {
-        void run(Session s, int index);
-    }
-
-    /** Runs {@code work} for indices 0..n-1 on {@code threads} sessions of {@code m}. */
-    private static void parallel(Model m, int n, int threads, Work work) throws InterruptedException {
-        AtomicInteger next = new AtomicInteger();
-        ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, threads));
-        try {
-            List<Future<?>> futures = new ArrayList<>();
-            for (int t = 0; t < Math.max(1, threads); t++) {
-                futures.add(pool.submit(() -> {
-                    try (Session s = m.newSession(new SessionOptions(Perplexity.MAX_TOKENS, 64))) {
-                        for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
-                            work.run(s, i);
-                        }
-                    }
-                    return null;
-                }));
-            }
-            for (Future<?> f : futures) {
-                try {
-                    f.get();
-                } catch (java.util.concurrent.ExecutionException e) {
-                    if (e.getCause() instanceof RuntimeException re) {
-                        throw re;
-                    }
-                    throw new IllegalStateException(e.getCause());
-                }
-            }
-        } finally {
-            pool.shutdownNow();
         }
     }
 }
