@@ -8,6 +8,7 @@ import io.bitplane.format.TensorSpec;
 import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
 import io.bitplane.format.importer.ModelSource;
+import io.bitplane.format.importer.ModelSources;
 import io.bitplane.format.importer.SourceTensor;
 import io.bitplane.format.quant.Gptq;
 import io.bitplane.format.quant.QuantSpec;
@@ -15,6 +16,7 @@ import io.bitplane.format.quant.Quantizer;
 import io.bitplane.runtime.ModelOptions;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -100,6 +102,22 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
     public static CalibratedQuantizer prepare(Path model, ModelOptions modelOptions, ModelSource source,
                                               Recipe recipe, List<String> paragraphs, int threads, Options options,
                                               Listener listener) throws IOException, InterruptedException {
+        if (ModelSources.detect(model) == ModelSources.Format.BPM) {
+            return prepareOn(model, modelOptions, source, recipe, paragraphs, threads, options, listener);
+        }
+        // Every calibration run opens the model: convert the source once, not on every load.
+        Path copy = ModelVariant.unquantizedCopy(source);
+        try {
+            return prepareOn(copy, modelOptions, source, recipe, paragraphs, threads, options, listener);
+        } finally {
+            Files.deleteIfExists(copy);
+        }
+    }
+
+    private static CalibratedQuantizer prepareOn(Path model, ModelOptions modelOptions, ModelSource source,
+                                                 Recipe recipe, List<String> paragraphs, int threads,
+                                                 Options options, Listener listener)
+            throws IOException, InterruptedException {
         Map<String, SourceTensor> all = new LinkedHashMap<>();
         Map<String, SourceTensor> targets = new LinkedHashMap<>();
         boolean lowBit = false;

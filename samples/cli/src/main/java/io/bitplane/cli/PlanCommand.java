@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.MetadataJson;
-import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
 import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.ModelSources;
@@ -142,11 +141,11 @@ final class PlanCommand implements Callable<Integer> {
         }
         int threads = Runtime.getRuntime().availableProcessors();
         ModelOptions options = ModelOptions.defaults().withThreads(1);
-        Path temp = Files.createTempFile("bitplane-plan-", ".bpm");
         long start = System.nanoTime();
+        Path temp = null;
         try (ModelSource src = ModelSources.open(source, tokenizer)) {
             // Every measurement opens the model again: convert it once (unquantized) rather than on every load.
-            Converter.convert(src, Recipe.auto(), temp, Converter.Progress.NONE);
+            temp = ModelVariant.unquantizedCopy(src);
             Recipe base = new Recipe(null, RecipeArgs.parseActivations(activations), List.of());
             Calibration cal;
             try (ProgressBar bar = bar("calibrate", calibration.size(), " paragraphs")) {
@@ -216,7 +215,9 @@ final class PlanCommand implements Callable<Integer> {
             System.err.printf(Locale.ROOT, "wrote %s and %s in %.0f s%n", output, chartPath,
                     (System.nanoTime() - start) / 1e9);
         } finally {
-            Files.deleteIfExists(temp);
+            if (temp != null) {
+                Files.deleteIfExists(temp);
+            }
         }
         return 0;
     }
