@@ -7,6 +7,9 @@ package io.bitplane.kernels;
 public interface BackendProvider {
     String name();
 
-    /** Creates the backend, or throws with a message that says why it cannot run here. */
-    Backend create();
+    /**
+     * Creates the backend with {@code threads} threads for its kernels (where it has threads), or throws with a
+     * message that says why it cannot run here.
+     */
+    Backend create(int threads);
 }

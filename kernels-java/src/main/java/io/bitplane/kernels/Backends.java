@@ -49,7 +49,7 @@ public final class Backends {
             default:
                 for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
                     if (p.name().equals(n)) {
-                        return p.create();
+                        return p.create(threads);
                     }
                 }
                 throw new IllegalArgumentException("backend '" + name + "' is not available here (available: "

@@ -53,7 +53,7 @@ public class ScalarBackend implements Backend {
     }
 
     /** Shapes checked once here so that kernels can trust them. */
-    protected static void checkMatmul(TensorSpec spec, Buffer x, Buffer y, int batch) {
+    public static void checkMatmul(TensorSpec spec, Buffer x, Buffer y, int batch) {
         if (spec.rank() != 2 || batch < 1 || (long) batch * spec.cols() > x.length()
                 || (long) batch * spec.rows() > y.length()) {
             throw new IllegalArgumentException("matmul " + spec + " x batch " + batch + ": buffers of "

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -24,35 +25,38 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Every fast backend against the scalar oracle: randomized matrices of every encoding and activation mode, odd
+ * Every fast backend against the scalar oracle (each backend's module extends this with the backend it makes): randomized matrices of every encoding and activation mode, odd
  * shapes (one row, odd rows, K not a multiple of 64 or of the group), batches, and weights at misaligned addresses.
  * Integer accumulations (W8A8) must match exactly; float paths within rounding of a different summation order.
  */
-class BackendConformanceTest {
-    static Backend fast;
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+public abstract class BackendConformance {
+    protected Backend fast;
     static final Backend ORACLE = new ScalarBackend();
     static final Arena ARENA = Arena.ofShared();
 
+    /** The backend under test, with two threads so that split products are covered. */
+    protected abstract Backend createBackend();
+
     @BeforeAll
-    static void create() {
-        fast = Backends.create("java", 2);
-        assertEquals("java", fast.name(), "the tests run with the vector module, so the Panama backend loads");
+    public void create() {
+        fast = createBackend();
     }
 
     @AfterAll
-    static void close() {
+    public void close() {
         fast.close();
     }
 
     /** The tensor's bytes copied to native memory at {@code misalign} bytes past a 64-byte boundary. */
-    static BpmTensor placed(EncodedTensor t, int misalign) {
+    protected static BpmTensor placed(EncodedTensor t, int misalign) {
         MemorySegment block = ARENA.allocate(t.bytes().length + 128, 64);
         MemorySegment seg = block.asSlice(misalign, t.bytes().length);
         MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
         return new BpmTensor(t.spec(), seg, 0, 0);
     }
 
-    static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
+    protected static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
         Weights w = b.upload(t);
         int n = (int) t.spec().rows();
         Buffer xb = b.allocate(x.length);
@@ -82,7 +86,7 @@ class BackendConformanceTest {
         "binary, 7, 700, 3, f32", "binary, 5, 1030, 4, int8", "int4@128, 5, 1000, 1, f32",
         "int4-asym@128, 9, 1000, 4, int8", "int4-asym@256, 3, 600, 2, f32", "int4@32, 17, 300, 8, int8",
         "ternary@32, 9, 200, 7, int8", "ternary@64, 1, 64, 64, int8"})
-    void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
+    public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
@@ -111,7 +115,7 @@ class BackendConformanceTest {
     @ParameterizedTest
     @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
         "binary, f32", "int4@32, int8", "int4-asym@128, f32"})
-    void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
+    public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
         Random rnd = new Random(9);
         int rows = 48;
         int cols = 96;
@@ -134,7 +138,7 @@ class BackendConformanceTest {
     /** Random plane bits: ternary signs where the mask is 0 (not canonical), every INT4 code, every binary bit. */
     @ParameterizedTest
     @CsvSource({"ternary", "ternary@32", "int4@32", "binary"})
-    void arbitraryPlaneBitsMatchTheOracleExactly(String spec) {
+    public void arbitraryPlaneBitsMatchTheOracleExactly(String spec) {
         Random rnd = new Random(spec.hashCode());
         int rows = 9;
         int cols = 150;
@@ -161,7 +165,7 @@ class BackendConformanceTest {
     }
 
     @Test
-    void elementwiseOpsMatchTheOracle() {
+    public void elementwiseOpsMatchTheOracle() {
         Random rnd = new Random(5);
         for (int dim : new int[] {1, 7, 64, 100, 513}) {
             int batch = 3;
@@ -178,7 +182,7 @@ class BackendConformanceTest {
     }
 
     @Test
-    void swiGluAndAttentionMatchTheOracle() {
+    public void swiGluAndAttentionMatchTheOracle() {
         Random rnd = new Random(6);
         for (int n : new int[] {1, 15, 172, 1000}) {
             float[] g = TestTensors.gaussian(rnd, n, 3f);
@@ -242,7 +246,7 @@ class BackendConformanceTest {
     }
 
     @Test
-    void badShapesAreRefusedBeforeAnyKernelRuns() {
+    public void badShapesAreRefusedBeforeAnyKernelRuns() {
         EncodedTensor t = Quantizer.quantize("w", new long[] {4, 64}, new float[256], QuantSpec.parse("int8"),
                 ActivationHint.F32);
         Weights w = fast.upload(placed(t, 0));

@@ -1,0 +1,71 @@
+/*
+ * Bitplane native kernels: the one source of truth for the C interface.
+ *
+ * The Java bindings (io.bitplane.kernels.ffm.NativeKernels) are written by hand from this file, and
+ * NativeBindingsMatchHeaderTest fails when a prototype here and a descriptor there disagree. Where jextract is
+ * available, `jextract --output gen -t io.bitplane.kernels.ffm.gen bitplane_kernels.h` generates equivalent
+ * bindings to compare with.
+ *
+ * Memory layouts read (model-format/FORMAT.md section 4), for W = [n rows, k columns], P planes,
+ * words per plane row Wd = ceil(k / 64):
+ *   F32 / F16 / BF16   row r at element r*k (little-endian)
+ *   INT8               int8 code at byte r*k + i
+ *   bit planes         row r: P*Wd 64-bit words at word r*P*Wd; plane p's words follow plane p-1's; value i is bit
+ *                      i%64 of word i/64. INT4 / INT4_ASYM: code u = sum_p bit_p << p (INT4 uses u - 8);
+ *                      TERNARY: plane 0 mask, plane 1 sign (t = mask ? (sign ? -1 : 1) : 0); BINARY: plane 0 sign.
+ *   scales, mins       f16 at byte offset scales_offset (mins_offset) + 2*(r*groups + g), groups = ceil(k / group)
+ *
+ * Semantics are those of the Java Backend interface: with int8 activations every group sum is an exact integer and
+ * y = xscale * sum_g (s_g * acc_g [+ m_g * qsum_g]) in float, groups in order, without fused multiply-adds, so the
+ * result equals the Java reference bit for bit. With float activations results agree within float rounding.
+ *
+ * Every function computes rows [row_start, row_end) of y for every token b: y[b*n + r]. Callers (the Java side)
+ * check every length, shape and range before the call; the kernels trust them. Pointers need no alignment.
+ */
+#ifndef BITPLANE_KERNELS_H
+#define BITPLANE_KERNELS_H
+
+#include <stdint.h>
+
+#define BP_ABI_VERSION 1
+
+/* Encoding ids, as in the file's tensor directory. */
+#define BP_F32 0
+#define BP_F16 1
+#define BP_BF16 2
+#define BP_INT8 3
+#define BP_INT4 4
+#define BP_INT4_ASYM 5
+#define BP_TERNARY 6
+#define BP_BINARY 7
+
+/* Instruction sets of the implementations. */
+#define BP_ISA_PORTABLE 1
+#define BP_ISA_AVX2 2
+
+/* BP_ABI_VERSION of the library: the bindings refuse a library built from another header. */
+int32_t bp_abi_version(void);
+
+/* The best instruction set this CPU supports among those built into the library. */
+int32_t bp_best_isa(void);
+
+/* Selects the implementation (BP_ISA_*), capped at bp_best_isa(); returns the one now in use. Not thread-safe:
+   call before kernels run (the Java side calls it once at load, and tests to reach the portable code). */
+int32_t bp_select_isa(int32_t isa);
+
+/* Float weights (F32, F16, BF16) times float activations x[batch][k]. */
+void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,
+                     int64_t n, int64_t row_start, int64_t row_end);
+
+/* Quantized weights (INT8 and the bit planes) times float activations x[batch][k]. codes is scratch of k bytes,
+   owned by the calling thread: each row is decoded into it once and used for every token. */
+void bp_matmul_quantized_f32(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+                             int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
+                             int64_t row_start, int64_t row_end, int8_t *codes);
+
+/* Quantized weights times int8 activations xq[batch][k] with one scale per token (xscales[batch]). */
+void bp_matmul_quantized_i8(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+                            int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
+                            int64_t n, int64_t row_start, int64_t row_end, int8_t *codes);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * The exported functions of bitplane_kernels.h: each forwards to the implementation chosen once from the CPU's
+ * features (AVX2 with FMA and F16C when present, else the portable C build of the same kernels).
+ */
+#include "bitplane_kernels.h"
+#include "kernels_impl.h"
+
+typedef struct {
+    void (*matmul_float)(const void *, int32_t, int64_t, const float *, float *, int32_t, int64_t, int64_t,
+                         int64_t);
+    void (*matmul_quantized_f32)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, const float *, float *,
+                                 int32_t, int64_t, int64_t, int64_t, int8_t *);
+    void (*matmul_quantized_i8)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, const int8_t *,
+                                const float *, float *, int32_t, int64_t, int64_t, int64_t, int8_t *);
+} kernel_table;
+
+static const kernel_table PORTABLE = {bp_portable_matmul_float, bp_portable_matmul_quantized_f32,
+                                      bp_portable_matmul_quantized_i8};
+#if defined(__x86_64__)
+static const kernel_table AVX2 = {bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
+                                  bp_avx2_matmul_quantized_i8};
+#endif
+
+static const kernel_table *active;
+static int32_t active_isa;
+
+int32_t bp_abi_version(void) {
+    return BP_ABI_VERSION;
+}
+
+int32_t bp_best_isa(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        return BP_ISA_AVX2;
+    }
+#endif
+    return BP_ISA_PORTABLE;
+}
+
+int32_t bp_select_isa(int32_t isa) {
+    int32_t best = bp_best_isa();
+    if (isa > best) {
+        isa = best;
+    }
+#if defined(__x86_64__)
+    if (isa == BP_ISA_AVX2) {
+        active = &AVX2;
+        active_isa = BP_ISA_AVX2;
+        return active_isa;
+    }
+#endif
+    active = &PORTABLE;
+    active_isa = BP_ISA_PORTABLE;
+    return active_isa;
+}
+
+static const kernel_table *kernels(void) {
+    if (active == 0) {
+        bp_select_isa(bp_best_isa());
+    }
+    return active;
+}
+
+void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,
+                     int64_t n, int64_t row_start, int64_t row_end) {
+    kernels()->matmul_float(w, encoding, k, x, y, batch, n, row_start, row_end);
+}
+
+void bp_matmul_quantized_f32(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+                             int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
+                             int64_t row_start, int64_t row_end, int8_t *codes) {
+    kernels()->matmul_quantized_f32(w, encoding, k, group, scales_offset, mins_offset, x, y, batch, n, row_start,
+                                    row_end, codes);
+}
+
+void bp_matmul_quantized_i8(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+                            int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
+                            int64_t n, int64_t row_start, int64_t row_end, int8_t *codes) {
+    kernels()->matmul_quantized_i8(w, encoding, k, group, scales_offset, mins_offset, xq, xscales, y, batch, n,
+                                   row_start, row_end, codes);
+}

@@ -1,0 +1,31 @@
+/*
+ * The functions each implementation of kernels.c defines. kernels.c is compiled once per instruction set
+ * (build.sh), with BP_IMPL naming the set; dispatch.c picks one set at load time and forwards the public
+ * functions of bitplane_kernels.h to it.
+ */
+#ifndef BITPLANE_KERNELS_IMPL_H
+#define BITPLANE_KERNELS_IMPL_H
+
+#include "bitplane_kernels.h"
+
+#define BP_CAT3(a, b, c) a##b##c
+#define BP_IMPL_NAME(impl, f) BP_CAT3(bp_, impl, f)
+
+#define BP_DECLARE_IMPL(impl)                                                                                     \
+    void BP_IMPL_NAME(impl, _matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y,  \
+                                           int32_t batch, int64_t n, int64_t row_start, int64_t row_end);         \
+    void BP_IMPL_NAME(impl, _matmul_quantized_f32)(const void *w, int32_t encoding, int64_t k, int64_t group,      \
+                                                   int64_t scales_offset, int64_t mins_offset, const float *x,     \
+                                                   float *y, int32_t batch, int64_t n, int64_t row_start,         \
+                                                   int64_t row_end, int8_t *codes);                               \
+    void BP_IMPL_NAME(impl, _matmul_quantized_i8)(const void *w, int32_t encoding, int64_t k, int64_t group,       \
+                                                  int64_t scales_offset, int64_t mins_offset, const int8_t *xq,    \
+                                                  const float *xscales, float *y, int32_t batch, int64_t n,       \
+                                                  int64_t row_start, int64_t row_end, int8_t *codes);
+
+BP_DECLARE_IMPL(portable)
+#if defined(__x86_64__)
+BP_DECLARE_IMPL(avx2)
+#endif
+
+#endif

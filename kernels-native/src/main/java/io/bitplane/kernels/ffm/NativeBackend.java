@@ -1,0 +1,262 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.ActivationQuantizer;
+import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.Backends;
+import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.Weights;
+import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.ArrayBuffer;
+import io.bitplane.kernels.scalar.CpuWeights;
+import io.bitplane.kernels.scalar.ScalarBackend;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The native backend: matrix products in C (bitplane_kernels.h) on the mapped weights, every other op of the
+ * decoder step on the Java backend (the element-wise work is small next to the weights, and the Java kernels for it
+ * are vectorized already). Threads come from one Java {@link WorkerPool}, which splits rows and calls C once per
+ * slice, so one scheduler owns the cores.
+ *
+ * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
+ * calls (those not worth splitting) use the critical handles, which read the Java arrays in place; long calls copy
+ * the activations into native memory (small next to the weights) so that the garbage collector never waits for
+ * them.
+ */
+public final class NativeBackend implements Backend {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+
+    private final NativeKernels kernels;
+    private final Backend host;
+    private final WorkerPool pool;
+    /** Native copies of weights that were given on the heap; freed on close. */
+    private final Arena arena = Arena.ofShared();
+
+    /** Native scratch per thread: decoded row codes (workers) and copied activations (callers), grown as needed. */
+    private static final class Scratch {
+        MemorySegment codes = MemorySegment.NULL;
+        MemorySegment x = MemorySegment.NULL;
+        MemorySegment y = MemorySegment.NULL;
+        MemorySegment xScales = MemorySegment.NULL;
+        byte[] q = new byte[0];
+        byte[] tokenQ = new byte[0];
+        float[] scales = new float[0];
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    NativeBackend(NativeKernels kernels, int threads) {
+        this.kernels = kernels;
+        this.pool = new WorkerPool(threads);
+        // One thread: the host never splits work (it runs no matrix products here), so it starts no workers.
+        this.host = Backends.create("java", 1);
+    }
+
+    @Override
+    public String name() {
+        return "native";
+    }
+
+    @Override
+    public String description() {
+        return "native (" + NativeLibrary.isaName(kernels.isa()) + ", " + pool.threads() + " threads; other ops on "
+                + host.name() + ")";
+    }
+
+    @Override
+    public Weights upload(BpmTensor tensor) {
+        MemorySegment data = tensor.data();
+        if (!data.isNative()) {
+            MemorySegment copy = arena.allocate(data.byteSize(), 64);
+            copy.copyFrom(data);
+            data = copy;
+        }
+        return new CpuWeights(tensor.spec(), data);
+    }
+
+    @Override
+    public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
+        CpuWeights cw = CpuWeights.of(w);
+        TensorSpec spec = cw.spec();
+        ScalarBackend.checkMatmul(spec, xb, yb, batch);
+        checkWeights(spec, cw.data());
+        float[] x = ArrayBuffer.of(xb);
+        float[] y = ArrayBuffer.of(yb);
+        int n = (int) spec.rows();
+        int k = (int) spec.cols();
+        Encoding e = spec.encoding();
+        boolean int8Act = e.quantized && spec.activations() == ActivationHint.INT8;
+        Scratch s = SCRATCH.get();
+        if (int8Act) {
+            quantize(s, x, batch, k);
+        }
+        boolean split = WorkerPool.worthSplitting((long) n * k * batch);
+        MemorySegment xs;
+        MemorySegment ys;
+        MemorySegment scales = MemorySegment.NULL;
+        if (!split) {
+            xs = int8Act ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x);
+            ys = MemorySegment.ofArray(y);
+            if (int8Act) {
+                scales = MemorySegment.ofArray(s.scales);
+            }
+        } else {
+            xs = int8Act ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k);
+            ys = s.y = grow(s.y, (long) batch * n * Float.BYTES);
+            if (int8Act) {
+                s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
+                MemorySegment.copy(s.scales, 0, s.xScales, FLOAT, 0, batch);
+                scales = s.xScales;
+            }
+        }
+        MemorySegment data = cw.data();
+        MemorySegment tokenScales = scales;
+        boolean critical = !split;
+        WorkerPool.RangeTask task;
+        if (!e.quantized) {
+            task = (r0, r1) -> kernels.matmulFloat(critical, data, e.id, k, xs, ys, batch, n, r0, r1);
+        } else {
+            long group = spec.effectiveGroupSize();
+            long scalesAt = spec.scalesOffset();
+            long minsAt = e.hasMins() ? spec.minsOffset() : 0;
+            task = int8Act
+                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, k, group, scalesAt, minsAt, xs,
+                            tokenScales, ys, batch, n, r0, r1, codes(k))
+                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, k, group, scalesAt, minsAt, xs,
+                            ys, batch, n, r0, r1, codes(k));
+        }
+        if (split) {
+            pool.run(n, task);
+            MemorySegment.copy(ys, FLOAT, 0, y, 0, batch * n);
+        } else {
+            task.run(0, n);
+        }
+    }
+
+    /** What the C kernels trust: a canonical layout they know, and every byte the spec names inside the segment. */
+    private static void checkWeights(TensorSpec spec, MemorySegment data) {
+        String problem = spec.problem();
+        if (problem != null) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": " + problem);
+        }
+        if (spec.layout() != TensorSpec.LAYOUT_CANONICAL) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": the native kernels read layout "
+                    + TensorSpec.LAYOUT_CANONICAL + " only, not " + spec.layout());
+        }
+        if (data.byteSize() < spec.byteLength()) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": " + data.byteSize()
+                    + " bytes where its spec needs " + spec.byteLength());
+        }
+        if (spec.cols() > Integer.MAX_VALUE / 4 || spec.rows() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("tensor " + spec.name() + " is too large for one matrix product");
+        }
+    }
+
+    /** Per-token INT8 codes and scales of every token, as the Java reference makes them. */
+    private static void quantize(Scratch s, float[] x, int batch, int k) {
+        if (s.q.length < batch * k) {
+            s.q = new byte[batch * k];
+        }
+        if (s.tokenQ.length < k) {
+            s.tokenQ = new byte[k];
+        }
+        if (s.scales.length < batch) {
+            s.scales = new float[batch];
+        }
+        for (int b = 0; b < batch; b++) {
+            s.scales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, s.tokenQ);
+            System.arraycopy(s.tokenQ, 0, s.q, b * k, k);
+        }
+    }
+
+    private static MemorySegment copyIn(Scratch s, float[] x, int floats) {
+        s.x = grow(s.x, (long) floats * Float.BYTES);
+        MemorySegment.copy(x, 0, s.x, FLOAT, 0, floats);
+        return s.x;
+    }
+
+    private static MemorySegment copyIn(Scratch s, byte[] q, int bytes) {
+        s.x = grow(s.x, bytes);
+        MemorySegment.copy(q, 0, s.x, ValueLayout.JAVA_BYTE, 0, bytes);
+        return s.x;
+    }
+
+    private static MemorySegment codes(int k) {
+        Scratch s = SCRATCH.get();
+        s.codes = grow(s.codes, k);
+        return s.codes;
+    }
+
+    /** A native segment of at least {@code bytes}, freed by the garbage collector once its thread drops it. */
+    private static MemorySegment grow(MemorySegment current, long bytes) {
+        if (current.byteSize() >= bytes) {
+            return current;
+        }
+        return Arena.ofAuto().allocate(Math.max(bytes, 2 * current.byteSize()), 64);
+    }
+
+    @Override
+    public Buffer allocate(int floats) {
+        return host.allocate(floats);
+    }
+
+    @Override
+    public void embed(Weights table, int row, Buffer out, int outOffset) {
+        host.embed(table, row, out, outOffset);
+    }
+
+    @Override
+    public void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps) {
+        host.rmsNorm(out, x, gamma, dim, batch, eps);
+    }
+
+    @Override
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
+        host.rope(v, batch, positions, heads, headSize, theta);
+    }
+
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
+                          AttentionShape s) {
+        host.attention(out, q, keys, values, positions, batch, s);
+    }
+
+    @Override
+    public void swiGlu(Buffer gate, Buffer up, int n) {
+        host.swiGlu(gate, up, n);
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer x, int n) {
+        host.add(acc, x, n);
+    }
+
+    @Override
+    public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        host.copy(src, srcOffset, dst, dstOffset, n);
+    }
+
+    @Override
+    public void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n) {
+        host.read(src, srcOffset, dst, dstOffset, n);
+    }
+
+    @Override
+    public void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        host.write(src, srcOffset, dst, dstOffset, n);
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+        host.close();
+        arena.close();
+    }
+}

@@ -1,0 +1,167 @@
+package io.bitplane.kernels.ffm;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The hand-written bindings of {@code src/main/c/bitplane_kernels.h} (jextract cannot be installed here; the
+ * header says how to regenerate them where it can). {@code NativeBindingsMatchHeaderTest} parses the header and
+ * fails when a prototype and {@link #DESCRIPTORS} disagree. Downcall handles are made once per library.
+ *
+ * <p>Each kernel has two handles: a {@linkplain Linker.Option#critical critical} one that may read and write Java
+ * arrays in place, for short calls (no thread-state transition, but the garbage collector waits for the call), and
+ * a plain one for long calls, which must be given native memory.
+ */
+public final class NativeKernels {
+    /** The header's BP_ABI_VERSION that these bindings were written for. */
+    public static final int ABI_VERSION = 1;
+    public static final int ISA_PORTABLE = 1;
+    public static final int ISA_AVX2 = 2;
+
+    /** Every function of the header, in its order, with the layouts of its C types. */
+    static final Map<String, FunctionDescriptor> DESCRIPTORS = new LinkedHashMap<>();
+
+    static {
+        DESCRIPTORS.put("bp_abi_version", FunctionDescriptor.of(JAVA_INT));
+        DESCRIPTORS.put("bp_best_isa", FunctionDescriptor.of(JAVA_INT));
+        DESCRIPTORS.put("bp_select_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        DESCRIPTORS.put("bp_matmul_float", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS,
+                ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_matmul_quantized_f32", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                ADDRESS));
+        DESCRIPTORS.put("bp_matmul_quantized_i8", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
+                JAVA_LONG, ADDRESS));
+    }
+
+    private final MethodHandle abiVersion;
+    private final MethodHandle bestIsa;
+    private final MethodHandle selectIsa;
+    private final MethodHandle[] matmulFloat;
+    private final MethodHandle[] matmulQuantizedF32;
+    private final MethodHandle[] matmulQuantizedI8;
+    private volatile int isa;
+
+    /** Binds every function, or throws naming the first symbol the library lacks. */
+    NativeKernels(SymbolLookup library) {
+        abiVersion = handle(library, "bp_abi_version", false);
+        bestIsa = handle(library, "bp_best_isa", false);
+        selectIsa = handle(library, "bp_select_isa", false);
+        matmulFloat = both(library, "bp_matmul_float");
+        matmulQuantizedF32 = both(library, "bp_matmul_quantized_f32");
+        matmulQuantizedI8 = both(library, "bp_matmul_quantized_i8");
+    }
+
+    private static MethodHandle[] both(SymbolLookup library, String name) {
+        return new MethodHandle[] {handle(library, name, false), handle(library, name, true)};
+    }
+
+    private static MethodHandle handle(SymbolLookup library, String name, boolean critical) {
+        MemorySegment symbol = library.find(name).orElseThrow(
+                () -> new IllegalStateException("the native library has no symbol " + name));
+        Linker.Option[] options = critical ? new Linker.Option[] {Linker.Option.critical(true)}
+                : new Linker.Option[0];
+        return Linker.nativeLinker().downcallHandle(symbol, DESCRIPTORS.get(name), options);
+    }
+
+    public int abiVersion() {
+        try {
+            return (int) abiVersion.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int bestIsa() {
+        try {
+            return (int) bestIsa.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Selects the implementation for the whole process (capped at the best this CPU has); returns the one chosen. */
+    public int selectIsa(int wanted) {
+        try {
+            isa = (int) selectIsa.invokeExact(wanted);
+            return isa;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The implementation in use (ISA_PORTABLE or ISA_AVX2). */
+    public int isa() {
+        return isa;
+    }
+
+    /** See bp_matmul_float. {@code critical}: a short call that may pass heap segments. */
+    void matmulFloat(boolean critical, MemorySegment w, int encoding, long k, MemorySegment x, MemorySegment y,
+                     int batch, long n, long rowStart, long rowEnd) {
+        try {
+            matmulFloat[critical ? 1 : 0].invokeExact(w, encoding, k, x, y, batch, n, rowStart, rowEnd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_quantized_f32. */
+    void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
+                            long minsOffset, MemorySegment x, MemorySegment y, int batch, long n, long rowStart,
+                            long rowEnd, MemorySegment codes) {
+        try {
+            matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, x, y,
+                    batch, n, rowStart, rowEnd, codes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_quantized_i8. */
+    void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
+                           long minsOffset, MemorySegment xq, MemorySegment xScales, MemorySegment y, int batch,
+                           long n, long rowStart, long rowEnd, MemorySegment codes) {
+        try {
+            matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, xq,
+                    xScales, y, batch, n, rowStart, rowEnd, codes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+
+    /** The layout a C type of the header maps to (used by the header test). */
+    static ValueLayout layoutOf(String cType) {
+        String t = cType.replace("const", "").trim();
+        if (t.endsWith("*")) {
+            return ADDRESS;
+        }
+        return switch (t) {
+            case "int32_t" -> JAVA_INT;
+            case "int64_t" -> JAVA_LONG;
+            case "float" -> JAVA_FLOAT;
+            default -> throw new IllegalArgumentException("no Java layout for the C type " + cType);
+        };
+    }
+}
