@@ -12,4 +12,12 @@ public interface BackendProvider {
      * message that says why it cannot run here.
      */
     Backend create(int threads);
+
+    /**
+     * Whether "auto" should pick this backend when it starts: true for backends that are faster than the Java
+     * kernels wherever they load (native), false for those that depend on the device (OpenCL).
+     */
+    default boolean automatic() {
+        return false;
+    }
 }

@@ -14,7 +14,9 @@ import java.util.ServiceLoader;
  *   <li>"java": the Panama Vector API backend with a worker pool, when the JVM was started with
  *   {@code --add-modules jdk.incubator.vector} and its preferred vectors are at least 128 bits; otherwise the scalar
  *   backend, with one line on stderr saying why.</li>
- *   <li>"auto": "java" (the system property {@code bitplane.backend} may name another).</li>
+ *   <li>"auto": the first provider found that is {@linkplain BackendProvider#automatic automatic} and starts (the
+ *   native kernels, when their module is on the class path), else "java"; a provider that fails to start is
+ *   named in one line on stderr. The system property {@code bitplane.backend} may name another backend.</li>
  *   <li>anything else: a {@link BackendProvider} found at run time (native, OpenCL), so nothing here names them.</li>
  * </ul>
  */
@@ -39,9 +41,11 @@ public final class Backends {
     public static Backend create(String name, int threads) {
         String n = name == null ? "auto" : name.toLowerCase(Locale.ROOT);
         if (n.equals("auto")) {
-            n = System.getProperty("bitplane.backend", "java").toLowerCase(Locale.ROOT);
+            n = System.getProperty("bitplane.backend", "auto").toLowerCase(Locale.ROOT);
         }
         switch (n) {
+            case "auto":
+                return automatic(threads);
             case "scalar":
                 return new ScalarBackend();
             case "java":
@@ -49,7 +53,13 @@ public final class Backends {
             default:
                 for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
                     if (p.name().equals(n)) {
-                        return p.create(threads);
+                        try {
+                            return p.create(threads);
+                        } catch (IllegalStateException | LinkageError e) {
+                            // The user asked for this backend by name: say why it cannot run, as a usage error.
+                            throw new IllegalArgumentException("backend '" + n + "' cannot run here: "
+                                    + e.getMessage(), e);
+                        }
                     }
                 }
                 throw new IllegalArgumentException("backend '" + name + "' is not available here (available: "
@@ -58,6 +68,25 @@ public final class Backends {
     }
 
     private static boolean warned;
+    private static boolean warnedAutomatic;
+
+    private static Backend automatic(int threads) {
+        for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
+            if (p.automatic()) {
+                try {
+                    return p.create(threads);
+                } catch (RuntimeException | LinkageError e) {
+                    synchronized (Backends.class) {
+                        if (!warnedAutomatic) {
+                            warnedAutomatic = true;
+                            System.err.println("bitplane: not using the " + p.name() + " backend: " + e.getMessage());
+                        }
+                    }
+                }
+            }
+        }
+        return javaBackend(threads);
+    }
 
     private static Backend javaBackend(int threads) {
         String why = vectorUnavailableReason();

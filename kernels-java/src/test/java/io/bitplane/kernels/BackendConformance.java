@@ -49,14 +49,14 @@ public abstract class BackendConformance {
     }
 
     /** The tensor's bytes copied to native memory at {@code misalign} bytes past a 64-byte boundary. */
-    protected static BpmTensor placed(EncodedTensor t, int misalign) {
+    public static BpmTensor placed(EncodedTensor t, int misalign) {
         MemorySegment block = ARENA.allocate(t.bytes().length + 128, 64);
         MemorySegment seg = block.asSlice(misalign, t.bytes().length);
         MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
         return new BpmTensor(t.spec(), seg, 0, 0);
     }
 
-    protected static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
+    public static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
         Weights w = b.upload(t);
         int n = (int) t.spec().rows();
         Buffer xb = b.allocate(x.length);
