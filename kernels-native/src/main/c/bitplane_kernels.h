@@ -57,15 +57,19 @@ int32_t bp_select_isa(int32_t isa);
 void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,
                      int64_t n, int64_t row_start, int64_t row_end);
 
-/* Quantized weights (INT8 and the bit planes) times float activations x[batch][k]. codes is scratch of k bytes,
-   owned by the calling thread: each row is decoded into it once and used for every token. */
+/* Bytes of the scratch that a quantized product of this shape needs (decoded rows, scales as floats, per-group
+   terms and token sums); each calling thread brings its own, aligned to 64 bytes. */
+int64_t bp_scratch_bytes(int64_t k, int64_t group, int32_t batch);
+
+/* Quantized weights (INT8 and the bit planes) times float activations x[batch][k]. Each block of rows is decoded
+   once and used for every token. */
 void bp_matmul_quantized_f32(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
                              int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
-                             int64_t row_start, int64_t row_end, int8_t *codes);
+                             int64_t row_start, int64_t row_end, void *scratch);
 
 /* Quantized weights times int8 activations xq[batch][k] with one scale per token (xscales[batch]). */
 void bp_matmul_quantized_i8(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
                             int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
-                            int64_t n, int64_t row_start, int64_t row_end, int8_t *codes);
+                            int64_t n, int64_t row_start, int64_t row_end, void *scratch);
 
 #endif

@@ -163,6 +163,7 @@ static inline int planes_of(int32_t encoding) {
     }
 }
 
+/* The code of value i of a plane row (the scalar rule; the vector paths decode 32 values at once). */
 static inline int8_t code_at(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
     int bit = (row[i / 8] >> (i % 8)) & 1;
     switch (encoding) {
@@ -180,71 +181,190 @@ static inline int8_t code_at(const uint8_t *row, int64_t plane_bytes, int32_t en
     }
 }
 
-/* The int8 codes of row r: the row itself for INT8, else the planes decoded into codes[0..k). */
-static const int8_t *decode_row(const uint8_t *w, int32_t encoding, int64_t k, int64_t r, int8_t *codes) {
-    if (encoding == BP_INT8) {
-        return (const int8_t *) (w + r * k);
+#ifdef __AVX2__
+/* The codes of the 32 values from i (a multiple of 32) of a plane row, in a register. */
+static inline __m256i decode32(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
+    const __m256i one = _mm256_set1_epi8(1);
+    const uint8_t *at = row + i / 8;
+    __m256i m0 = expand_bits(load_u32(at));
+    if (encoding == BP_BINARY) {
+        return _mm256_or_si256(m0, one); /* sign set: 0xFF = -1, else 1 */
     }
-    int planes = planes_of(encoding);
-    int64_t plane_bytes = (k + 63) / 64 * 8;
-    const uint8_t *row = w + r * planes * plane_bytes;
+    if (encoding == BP_TERNARY) {
+        return _mm256_and_si256(m0, _mm256_or_si256(one, expand_bits(load_u32(at + plane_bytes))));
+    }
+    __m256i u = _mm256_and_si256(m0, one);
+    u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + plane_bytes)), _mm256_set1_epi8(2)));
+    u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + 2 * plane_bytes)), _mm256_set1_epi8(4)));
+    u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + 3 * plane_bytes)), _mm256_set1_epi8(8)));
+    return encoding == BP_INT4 ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
+}
+
+/* Eight vectors of partial sums to the vector of their eight totals, in order. */
+static inline __m256i reduce8x8(const __m256i v[8]) {
+    __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+#endif
+
+static void decode_row(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t k, int8_t *codes) {
     int64_t i = 0;
 #ifdef __AVX2__
-    const __m256i one = _mm256_set1_epi8(1);
     for (; i + 32 <= k; i += 32) {
-        const uint8_t *at = row + i / 8;
-        __m256i m0 = expand_bits(load_u32(at));
-        __m256i c;
-        if (encoding == BP_BINARY) {
-            c = _mm256_or_si256(m0, one); /* sign set: 0xFF = -1, else 1 */
-        } else if (encoding == BP_TERNARY) {
-            c = _mm256_and_si256(m0, _mm256_or_si256(one, expand_bits(load_u32(at + plane_bytes))));
-        } else {
-            __m256i u = _mm256_and_si256(m0, one);
-            u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + plane_bytes)), _mm256_set1_epi8(2)));
-            u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + 2 * plane_bytes)),
-                                                    _mm256_set1_epi8(4)));
-            u = _mm256_or_si256(u, _mm256_and_si256(expand_bits(load_u32(at + 3 * plane_bytes)),
-                                                    _mm256_set1_epi8(8)));
-            c = encoding == BP_INT4 ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
-        }
-        _mm256_storeu_si256((__m256i *) (codes + i), c);
+        _mm256_storeu_si256((__m256i *) (codes + i), decode32(row, plane_bytes, encoding, i));
     }
 #endif
     for (; i < k; i++) {
         codes[i] = code_at(row, plane_bytes, encoding, i);
     }
-    return codes;
 }
 
-/* Exact: sum of c[i] * q[i]. */
-static inline int32_t dot_codes_i8(const int8_t *c, const int8_t *q, int64_t len) {
-    int64_t i = 0;
-    int32_t sum = 0;
+/*
+ * Where a row's codes come from: memory (INT8 rows, or planes decoded once for a batch), or, for one token on the
+ * AVX2 build, the planes themselves, decoded in registers as they are used.
+ */
+typedef struct {
+    const int8_t *codes;
+    const uint8_t *planes;
+    int64_t plane_bytes;
+    int32_t encoding;
+} row_codes;
+
+static inline int32_t code_of(const row_codes *rc, int64_t i) {
+    return rc->codes ? rc->codes[i] : code_at(rc->planes, rc->plane_bytes, rc->encoding, i);
+}
+
 #ifdef __AVX2__
+/* Exact partial sums of code * q over [start, end) (their total is the group's sum). */
+static inline __m256i group_i8(const row_codes *rc, const int8_t *q, int64_t start, int64_t end) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc = _mm256_setzero_si256();
-    for (; i + 32 <= len; i += 32) {
-        __m256i cv = _mm256_loadu_si256((const __m256i *) (c + i));
+    int32_t scalar = 0;
+    int64_t i = start;
+    int64_t aligned = (start + 31) & ~(int64_t) 31; /* decoding planes in registers starts at multiples of 32 */
+    for (; i < aligned && i < end; i++) {
+        scalar += code_of(rc, i) * q[i];
+    }
+    for (; i + 32 <= end; i += 32) {
+        __m256i cv = rc->codes ? _mm256_loadu_si256((const __m256i *) (rc->codes + i))
+                               : decode32(rc->planes, rc->plane_bytes, rc->encoding, i);
         __m256i qv = _mm256_loadu_si256((const __m256i *) (q + i));
         /* |c| * (q with c's sign): pairs of products stay within int16 (|c| <= 128, |q| <= 127). */
-        __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(cv), _mm256_sign_epi8(qv, cv));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(cv),
+                                                                            _mm256_sign_epi8(qv, cv)), ones));
     }
-    sum = sum8i(acc);
+    for (; i < end; i++) {
+        scalar += code_of(rc, i) * q[i];
+    }
+    return _mm256_add_epi32(acc, _mm256_setr_epi32(scalar, 0, 0, 0, 0, 0, 0, 0));
+}
 #endif
-    for (; i < len; i++) {
-        sum += c[i] * q[i];
+
+static inline int32_t group_sum_i8(const row_codes *rc, const int8_t *q, int64_t start, int64_t end) {
+#ifdef __AVX2__
+    return sum8i(group_i8(rc, q, start, end));
+#else
+    int32_t sum = 0;
+    for (int64_t i = start; i < end; i++) {
+        sum += code_of(rc, i) * q[i];
     }
     return sum;
+#endif
 }
 
-static inline int32_t sum_i8(const int8_t *q, int64_t len) {
-    int32_t sum = 0;
-    for (int64_t i = 0; i < len; i++) {
-        sum += q[i];
+#ifdef __AVX2__
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Exact partial sums of code * q over the 32 values from i; source is BP_INT8 for codes in memory, else the
+   encoding of planes decoded in registers. A constant source specializes the loops that inline this. */
+ALWAYS_INLINE __m256i chunk_i8(const row_codes *rc, const int8_t *q, int64_t i, int32_t source) {
+    __m256i cv = source == BP_INT8 ? _mm256_loadu_si256((const __m256i *) (rc->codes + i))
+                                   : decode32(rc->planes, rc->plane_bytes, source, i);
+    __m256i qv = _mm256_loadu_si256((const __m256i *) (q + i));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(cv), _mm256_sign_epi8(qv, cv)),
+                             _mm256_set1_epi16(1));
+}
+
+/* terms of the groups that lie whole in the row, when the group is a multiple of 32 (eight at a time where there
+   are eight); returns how many groups it did. */
+ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
+                                      const float *scales, const float *mins, int64_t k, int64_t group,
+                                      float *terms, int32_t source) {
+    int64_t chunks = group / 32;
+    int64_t whole = k / group;
+    int64_t g = 0;
+    for (; g + 8 <= whole; g += 8) {
+        __m256i partial[8];
+        for (int j = 0; j < 8; j++) {
+            int64_t i = (g + j) * group;
+            __m256i acc = chunk_i8(rc, q, i, source);
+            for (int64_t c = 1; c < chunks; c++) {
+                acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+            }
+            partial[j] = acc;
+        }
+        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(reduce8x8(partial)));
+        if (mins) {
+            __m256 m = _mm256_mul_ps(_mm256_loadu_ps(mins + g),
+                                     _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + g))));
+            t = _mm256_add_ps(t, m);
+        }
+        _mm256_storeu_ps(terms + g, t);
     }
-    return sum;
+    for (; g < whole; g++) { /* long groups: few per row, one at a time */
+        int64_t i = g * group;
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t c = 0; c < chunks; c++) {
+            acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+        }
+        float t = scales[g] * (float) sum8i(acc);
+        if (mins) {
+            t += mins[g] * (float) qsums[g];
+        }
+        terms[g] = t;
+    }
+    return g;
+}
+#endif
+
+/*
+ * terms[g] = s_g * acc_g (+ m_g * qsum_g) for every group of one row and one token: the Java reference's float
+ * operations, elementwise, so computing eight groups at once rounds exactly as one at a time does.
+ */
+static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums, const float *scales,
+                     const float *mins, int64_t k, int64_t group, int64_t groups, float *terms) {
+    int64_t g = 0;
+#ifdef __AVX2__
+    if (group % 32 == 0) {
+        int32_t source = rc->codes ? BP_INT8 : rc->encoding;
+        switch (source) {
+            case BP_INT8:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT8);
+                break;
+            case BP_INT4:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4);
+                break;
+            case BP_INT4_ASYM:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4_ASYM);
+                break;
+            case BP_TERNARY:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY);
+                break;
+            default:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_BINARY);
+                break;
+        }
+    }
+#endif
+    for (; g < groups; g++) {
+        int64_t start = g * group;
+        float t = scales[g] * (float) group_sum_i8(rc, q, start, start + group <= k ? start + group : k);
+        if (mins) {
+            t += mins[g] * (float) qsums[g];
+        }
+        terms[g] = t;
+    }
 }
 
 static inline float dot_codes_f32(const int8_t *c, const float *x, int64_t len) {
@@ -270,40 +390,125 @@ static inline float dot_codes_f32(const int8_t *c, const float *x, int64_t len) 
     return sum;
 }
 
-static inline float sum_f32(const float *x, int64_t len) {
-    float sum = 0;
-    for (int64_t i = 0; i < len; i++) {
-        sum += x[i];
+/* terms[g] = s_g * acc_g (+ m_g * xsum_g) for one row and one float token. */
+static void terms_f32(const int8_t *codes, const float *x, const float *xsums, const float *scales,
+                      const float *mins, int64_t k, int64_t group, int64_t groups, float *terms) {
+    for (int64_t g = 0; g < groups; g++) {
+        int64_t start = g * group;
+        int64_t len = start + group <= k ? group : k - start;
+        float t = scales[g] * dot_codes_f32(codes + start, x + start, len);
+        if (mins) {
+            t += mins[g] * xsums[g];
+        }
+        terms[g] = t;
     }
-    return sum;
 }
 
-static inline float scale_at(const uint8_t *w, int64_t offset, int64_t index) {
-    return f16_to_f32(load_u16(w + offset + 2 * index));
+static void f16_to_floats(const uint8_t *src, float *dst, int64_t count) {
+    int64_t i = 0;
+#ifdef __AVX2__
+    for (; i + 8 <= count; i += 8) {
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (src + 2 * i))));
+    }
+#endif
+    for (; i < count; i++) {
+        dst[i] = f16_to_f32(load_u16(src + 2 * i));
+    }
+}
+
+/* Rows are worked in blocks of this many, so that their sequential sums over groups overlap in the CPU. */
+#define ROW_BLOCK 4
+
+/* The scratch a call needs (see bitplane_kernels.h): carved into the pieces below. */
+typedef struct {
+    int8_t *codes;   /* ROW_BLOCK rows of k codes */
+    float *scales;   /* ROW_BLOCK rows of groups */
+    float *mins;     /* ROW_BLOCK rows of groups */
+    float *terms;    /* ROW_BLOCK rows of groups */
+    void *sums;      /* batch tokens of groups: int32 q sums or float x sums, for INT4_ASYM */
+} scratch;
+
+static inline int64_t align64(int64_t x) {
+    return (x + 63) & ~(int64_t) 63;
+}
+
+static scratch carve(void *base, int64_t k, int64_t groups) {
+    uint8_t *p = (uint8_t *) base;
+    scratch s;
+    s.codes = (int8_t *) p;
+    p += align64(ROW_BLOCK * k);
+    s.scales = (float *) p;
+    p += align64(ROW_BLOCK * groups * 4);
+    s.mins = (float *) p;
+    p += align64(ROW_BLOCK * groups * 4);
+    s.terms = (float *) p;
+    p += align64(ROW_BLOCK * groups * 4);
+    s.sums = p;
+    return s;
+}
+
+int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
+    int64_t groups = (k + group - 1) / group;
+    return align64(ROW_BLOCK * k) + 3 * align64(ROW_BLOCK * groups * 4) + align64(batch * groups * 4);
+}
+
+/* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
+static void prepare_block(const uint8_t *w, int32_t encoding, int64_t k, int64_t groups, int64_t scales_offset,
+                          int64_t mins_offset, int64_t r, int rows, int decode, const scratch *s) {
+    int64_t plane_bytes = (k + 63) / 64 * 8;
+    for (int j = 0; j < rows; j++) {
+        if (decode) {
+            decode_row(w + (r + j) * planes_of(encoding) * plane_bytes, plane_bytes, encoding, k,
+                       s->codes + j * k);
+        }
+        f16_to_floats(w + scales_offset + 2 * (r + j) * groups, s->scales + j * groups, groups);
+        if (encoding == BP_INT4_ASYM) {
+            f16_to_floats(w + mins_offset + 2 * (r + j) * groups, s->mins + j * groups, groups);
+        }
+    }
+}
+
+/* y[b*n + r + j] = the in-order float sum of row j's terms, for the block's rows: one add chain per row. */
+static void sum_terms(const float *terms, int64_t groups, int rows, float factor, int multiply, float *y) {
+    float sums[ROW_BLOCK] = {0};
+    for (int64_t g = 0; g < groups; g++) {
+        for (int j = 0; j < ROW_BLOCK; j++) {
+            sums[j] += terms[j * groups + g];
+        }
+    }
+    for (int j = 0; j < rows; j++) {
+        y[j] = multiply ? sums[j] * factor : sums[j];
+    }
 }
 
 void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int64_t k, int64_t group,
                                   int64_t scales_offset, int64_t mins_offset, const float *x, float *y,
-                                  int32_t batch, int64_t n, int64_t row_start, int64_t row_end, int8_t *codes) {
+                                  int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *work) {
     const uint8_t *w = (const uint8_t *) weights;
     int64_t groups = (k + group - 1) / group;
+    scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
-    for (int64_t r = row_start; r < row_end; r++) {
-        const int8_t *c = decode_row(w, encoding, k, r, codes);
-        for (int32_t b = 0; b < batch; b++) {
-            const float *xb = x + b * k;
+    float *xsums = (float *) s.sums;
+    for (int32_t b = 0; asym && b < batch; b++) {
+        for (int64_t g = 0; g < groups; g++) {
             float sum = 0;
-            for (int64_t g = 0; g < groups; g++) {
-                int64_t start = g * group;
-                int64_t len = start + group <= k ? group : k - start;
-                float acc = dot_codes_f32(c + start, xb + start, len);
-                float term = scale_at(w, scales_offset, r * groups + g) * acc;
-                if (asym) {
-                    term += scale_at(w, mins_offset, r * groups + g) * sum_f32(xb + start, len);
-                }
-                sum += term;
+            for (int64_t i = g * group; i < k && i < (g + 1) * group; i++) {
+                sum += x[b * k + i];
             }
-            y[b * n + r] = sum;
+            xsums[b * groups + g] = sum;
+        }
+    }
+    memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
+    for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
+        int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
+        prepare_block(w, encoding, k, groups, scales_offset, mins_offset, r, rows, encoding != BP_INT8, &s);
+        for (int32_t b = 0; b < batch; b++) {
+            for (int j = 0; j < rows; j++) {
+                const int8_t *codes = encoding == BP_INT8 ? (const int8_t *) (w + (r + j) * k) : s.codes + j * k;
+                terms_f32(codes, x + b * k, xsums + b * groups, s.scales + j * groups,
+                          asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups);
+            }
+            sum_terms(s.terms, groups, rows, 1, 0, y + b * n + r);
         }
     }
 }
@@ -311,27 +516,45 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int64_t
 void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int64_t k, int64_t group,
                                  int64_t scales_offset, int64_t mins_offset, const int8_t *xq,
                                  const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
-                                 int64_t row_end, int8_t *codes) {
+                                 int64_t row_end, void *work) {
     const uint8_t *w = (const uint8_t *) weights;
     int64_t groups = (k + group - 1) / group;
+    int64_t plane_bytes = (k + 63) / 64 * 8;
+    scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
-    for (int64_t r = row_start; r < row_end; r++) {
-        const int8_t *c = decode_row(w, encoding, k, r, codes);
-        for (int32_t b = 0; b < batch; b++) {
-            const int8_t *qb = xq + b * k;
-            float sum = 0;
-            for (int64_t g = 0; g < groups; g++) {
-                int64_t start = g * group;
-                int64_t len = start + group <= k ? group : k - start;
-                /* The Java reference's order: s * acc (+ m * qsum), then added to the running sum. */
-                float term = scale_at(w, scales_offset, r * groups + g) * (float) dot_codes_i8(c + start, qb + start,
-                                                                                               len);
-                if (asym) {
-                    term += scale_at(w, mins_offset, r * groups + g) * (float) sum_i8(qb + start, len);
-                }
-                sum += term;
+    int32_t *qsums = (int32_t *) s.sums;
+    for (int32_t b = 0; asym && b < batch; b++) {
+        for (int64_t g = 0; g < groups; g++) {
+            int32_t sum = 0;
+            for (int64_t i = g * group; i < k && i < (g + 1) * group; i++) {
+                sum += xq[b * k + i];
             }
-            y[b * n + r] = sum * xscales[b];
+            qsums[b * groups + g] = sum;
+        }
+    }
+    /* One token on the AVX2 build decodes planes in registers; a batch (or the portable build) decodes each row
+       once into memory and shares it between tokens. */
+#ifdef __AVX2__
+    int decode = encoding != BP_INT8 && batch > 1;
+#else
+    int decode = encoding != BP_INT8;
+#endif
+    memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
+    for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
+        int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
+        prepare_block(w, encoding, k, groups, scales_offset, mins_offset, r, rows, decode, &s);
+        for (int32_t b = 0; b < batch; b++) {
+            for (int j = 0; j < rows; j++) {
+                row_codes rc = {0, w + (r + j) * planes_of(encoding) * plane_bytes, plane_bytes, encoding};
+                if (encoding == BP_INT8) {
+                    rc.codes = (const int8_t *) (w + (r + j) * k);
+                } else if (decode) {
+                    rc.codes = s.codes + j * k;
+                }
+                terms_i8(&rc, xq + b * k, qsums + b * groups, s.scales + j * groups,
+                         asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups);
+            }
+            sum_terms(s.terms, groups, rows, xscales[b], 1, y + b * n + r);
         }
     }
 }

@@ -85,7 +85,11 @@ public abstract class BackendConformance {
         "ternary, 9, 1000, 1, f32", "ternary, 33, 2000, 5, int8", "ternary, 1, 4100, 2, f32",
         "binary, 7, 700, 3, f32", "binary, 5, 1030, 4, int8", "int4@128, 5, 1000, 1, f32",
         "int4-asym@128, 9, 1000, 4, int8", "int4-asym@256, 3, 600, 2, f32", "int4@32, 17, 300, 8, int8",
-        "ternary@32, 9, 200, 7, int8", "ternary@64, 1, 64, 64, int8"})
+        "ternary@32, 9, 200, 7, int8", "ternary@64, 1, 64, 64, int8",
+        // One token over many whole groups, a partial last group, and long groups (the native kernels' fast paths).
+        "ternary@32, 5, 640, 1, int8", "int4@32, 3, 1000, 1, int8", "binary@64, 3, 1030, 1, int8",
+        "int4-asym@32, 7, 520, 1, int8", "int8@32, 3, 333, 1, int8", "int8@32, 6, 1024, 1, int8",
+        "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
@@ -137,11 +141,12 @@ public abstract class BackendConformance {
 
     /** Random plane bits: ternary signs where the mask is 0 (not canonical), every INT4 code, every binary bit. */
     @ParameterizedTest
-    @CsvSource({"ternary", "ternary@32", "int4@32", "binary"})
-    public void arbitraryPlaneBitsMatchTheOracleExactly(String spec) {
+    @CsvSource({"ternary, 1", "ternary, 2", "ternary@32, 1", "ternary@32, 2", "int4@32, 1", "int4@32, 2",
+        "binary, 1", "binary, 2", "int4-asym@32, 1"})
+    public void arbitraryPlaneBitsMatchTheOracleExactly(String spec, int batch) {
         Random rnd = new Random(spec.hashCode());
         int rows = 9;
-        int cols = 150;
+        int cols = 330;
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols, 0.1f),
                 QuantSpec.parse(spec), ActivationHint.INT8);
         byte[] bytes = t.bytes().clone();
@@ -160,8 +165,8 @@ public abstract class BackendConformance {
             }
         }
         BpmTensor placed = placed(new EncodedTensor(t.spec(), bytes), 5);
-        float[] x = TestTensors.gaussian(rnd, 2 * cols, 1f);
-        assertArrayEquals(matmul(ORACLE, placed, x, 2), matmul(fast, placed, x, 2));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        assertArrayEquals(matmul(ORACLE, placed, x, batch), matmul(fast, placed, x, batch));
     }
 
     @Test

@@ -39,9 +39,9 @@ public final class NativeBackend implements Backend {
     /** Native copies of weights that were given on the heap; freed on close. */
     private final Arena arena = Arena.ofShared();
 
-    /** Native scratch per thread: decoded row codes (workers) and copied activations (callers), grown as needed. */
+    /** Native scratch per thread: the kernels' own (workers) and copied activations (callers), grown as needed. */
     private static final class Scratch {
-        MemorySegment codes = MemorySegment.NULL;
+        MemorySegment kernel = MemorySegment.NULL;
         MemorySegment x = MemorySegment.NULL;
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
@@ -124,13 +124,14 @@ public final class NativeBackend implements Backend {
             task = (r0, r1) -> kernels.matmulFloat(critical, data, e.id, k, xs, ys, batch, n, r0, r1);
         } else {
             long group = spec.effectiveGroupSize();
+            long scratchBytes = kernels.scratchBytes(k, group, batch);
             long scalesAt = spec.scalesOffset();
             long minsAt = e.hasMins() ? spec.minsOffset() : 0;
             task = int8Act
                     ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, k, group, scalesAt, minsAt, xs,
-                            tokenScales, ys, batch, n, r0, r1, codes(k))
+                            tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
                     : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, k, group, scalesAt, minsAt, xs,
-                            ys, batch, n, r0, r1, codes(k));
+                            ys, batch, n, r0, r1, kernelScratch(scratchBytes));
         }
         if (split) {
             pool.run(n, task);
@@ -188,10 +189,10 @@ public final class NativeBackend implements Backend {
         return s.x;
     }
 
-    private static MemorySegment codes(int k) {
+    private static MemorySegment kernelScratch(long bytes) {
         Scratch s = SCRATCH.get();
-        s.codes = grow(s.codes, k);
-        return s.codes;
+        s.kernel = grow(s.kernel, bytes);
+        return s.kernel;
     }
 
     /** A native segment of at least {@code bytes}, freed by the garbage collector once its thread drops it. */

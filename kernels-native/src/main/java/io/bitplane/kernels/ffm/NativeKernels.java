@@ -36,6 +36,7 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_abi_version", FunctionDescriptor.of(JAVA_INT));
         DESCRIPTORS.put("bp_best_isa", FunctionDescriptor.of(JAVA_INT));
         DESCRIPTORS.put("bp_select_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        DESCRIPTORS.put("bp_scratch_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT));
         DESCRIPTORS.put("bp_matmul_float", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS,
                 ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_matmul_quantized_f32", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG,
@@ -49,6 +50,7 @@ public final class NativeKernels {
     private final MethodHandle abiVersion;
     private final MethodHandle bestIsa;
     private final MethodHandle selectIsa;
+    private final MethodHandle scratchBytes;
     private final MethodHandle[] matmulFloat;
     private final MethodHandle[] matmulQuantizedF32;
     private final MethodHandle[] matmulQuantizedI8;
@@ -59,6 +61,7 @@ public final class NativeKernels {
         abiVersion = handle(library, "bp_abi_version", false);
         bestIsa = handle(library, "bp_best_isa", false);
         selectIsa = handle(library, "bp_select_isa", false);
+        scratchBytes = handle(library, "bp_scratch_bytes", true);
         matmulFloat = both(library, "bp_matmul_float");
         matmulQuantizedF32 = both(library, "bp_matmul_quantized_f32");
         matmulQuantizedI8 = both(library, "bp_matmul_quantized_i8");
@@ -107,6 +110,15 @@ public final class NativeKernels {
         return isa;
     }
 
+    /** See bp_scratch_bytes: what one thread's scratch for a quantized product of this shape must hold. */
+    long scratchBytes(long k, long group, int batch) {
+        try {
+            return (long) scratchBytes.invokeExact(k, group, batch);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     /** See bp_matmul_float. {@code critical}: a short call that may pass heap segments. */
     void matmulFloat(boolean critical, MemorySegment w, int encoding, long k, MemorySegment x, MemorySegment y,
                      int batch, long n, long rowStart, long rowEnd) {
@@ -120,10 +132,10 @@ public final class NativeKernels {
     /** See bp_matmul_quantized_f32. */
     void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
                             long minsOffset, MemorySegment x, MemorySegment y, int batch, long n, long rowStart,
-                            long rowEnd, MemorySegment codes) {
+                            long rowEnd, MemorySegment scratch) {
         try {
             matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, x, y,
-                    batch, n, rowStart, rowEnd, codes);
+                    batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -132,10 +144,10 @@ public final class NativeKernels {
     /** See bp_matmul_quantized_i8. */
     void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
                            long minsOffset, MemorySegment xq, MemorySegment xScales, MemorySegment y, int batch,
-                           long n, long rowStart, long rowEnd, MemorySegment codes) {
+                           long n, long rowStart, long rowEnd, MemorySegment scratch) {
         try {
             matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, xq,
-                    xScales, y, batch, n, rowStart, rowEnd, codes);
+                    xScales, y, batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
         }
