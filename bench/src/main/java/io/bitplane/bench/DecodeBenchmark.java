@@ -21,7 +21,7 @@ import java.nio.file.Path;
  */
 @State(Scope.Thread)
 public class DecodeBenchmark {
-    @Param({"java", "scalar"})
+    @Param({"native", "java", "scalar"})
     public String backend;
 
     @Param({"1"})

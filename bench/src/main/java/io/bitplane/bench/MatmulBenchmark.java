@@ -38,7 +38,7 @@ public class MatmulBenchmark {
     @Param({"4096x4096"})
     public String shape;
 
-    @Param({"java"})
+    @Param({"java", "native"})
     public String backend;
 
     @Param({"2"})

@@ -10,7 +10,7 @@ final class BenchChart {
 
     static String svg(List<BenchCommand.Result> results, String title) {
         int rowHeight = 34;
-        int left = 170;
+        int left = 230;
         int width = 900;
         int barWidth = width - left - 40;
         int height = 70 + rowHeight * results.size() + 30;
@@ -26,7 +26,7 @@ final class BenchChart {
         for (BenchCommand.Result r : results) {
             double roof = r.roofline() / max * barWidth;
             double got = Math.min(r.weightsPerSecond(), max) / max * barWidth;
-            s.append(String.format(Locale.ROOT, "<text x=\"10\" y=\"%d\">%s</text>%n", y + 18, escape(r.kernel())));
+            s.append(String.format(Locale.ROOT, "<text x=\"10\" y=\"%d\">%s</text>%n", y + 18, escape(r.label())));
             s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"22\" "
                     + "fill=\"#cfe0f3\"/>%n", left, y + 4, roof));
             s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"22\" "

@@ -47,8 +47,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "2", description = "Kernel threads. Default: ${DEFAULT-VALUE}.")
     int threads;
 
-    @Option(names = "--backend", defaultValue = "java", description = "Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Option(names = "--backend", defaultValue = "java,native", split = ",", description = "Backends to measure side by "
+            + "side; one that cannot start here is skipped with its reason. Default: ${DEFAULT-VALUE}.")
+    List<String> backends;
 
     @Option(names = "--seconds", defaultValue = "1.5", description = "Time per kernel. Default: ${DEFAULT-VALUE}.")
     double seconds;
@@ -60,7 +61,10 @@ final class BenchCommand implements Callable<Integer> {
     /** Bytes of weights cycled through per kernel: several times any cache. */
     private static final long WORKING_SET = 256L << 20;
 
-    record Result(String kernel, double bitsPerWeight, double weightsPerSecond, double roofline) {
+    record Result(String backend, String kernel, double bitsPerWeight, double weightsPerSecond, double roofline) {
+        String label() {
+            return backend + ": " + kernel;
+        }
     }
 
     @Override
@@ -78,36 +82,51 @@ final class BenchCommand implements Callable<Integer> {
         double bandwidth = StreamRead.bytesPerSecond(threads, seconds);
         System.err.printf(Locale.ROOT, "read bandwidth, %d thread(s): %.1f GB/s%n", threads, bandwidth / 1e9);
         List<Result> results = new ArrayList<>();
-        try (Backend be = Backends.create(backend, threads)) {
-            for (String enc : encodings) {
-                for (String act : activations) {
-                    if (act.equals("int8") && enc.startsWith("f")) {
-                        continue; // float weights ignore the activation hint
+        List<String> descriptions = new ArrayList<>();
+        for (String name : backends) {
+            Backend be;
+            try {
+                be = Backends.create(name.trim(), threads);
+            } catch (IllegalArgumentException e) {
+                if (backends.size() == 1) {
+                    throw e;
+                }
+                System.err.println("skipping " + e.getMessage());
+                continue;
+            }
+            try (be) {
+                descriptions.add(be.description());
+                for (String enc : encodings) {
+                    for (String act : activations) {
+                        if (act.equals("int8") && enc.startsWith("f")) {
+                            continue; // float weights ignore the activation hint
+                        }
+                        Result r = measure(be, enc, act, rows, cols, bandwidth);
+                        results.add(r);
+                        System.err.printf(Locale.ROOT, "%-30s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
+                                        + "(%3.0f%%)%n", r.label(), r.bitsPerWeight(), r.weightsPerSecond() / 1e9,
+                                r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline());
                     }
-                    Result r = measure(be, enc, act, rows, cols, bandwidth);
-                    results.add(r);
-                    System.err.printf(Locale.ROOT, "%-22s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  (%3.0f%%)%n",
-                            r.kernel(), r.bitsPerWeight(), r.weightsPerSecond() / 1e9, r.roofline() / 1e9,
-                            100 * r.weightsPerSecond() / r.roofline());
                 }
             }
-            ObjectNode json = MetadataJson.newObject();
-            json.put("backend", be.description());
-            json.put("shape", rows + "x" + cols);
-            json.put("threads", threads);
-            json.put("read_bandwidth_bytes_per_second", bandwidth);
-            ArrayNode list = json.putArray("kernels");
-            for (Result r : results) {
-                list.addObject().put("kernel", r.kernel()).put("bits_per_weight", r.bitsPerWeight())
-                        .put("weights_per_second", r.weightsPerSecond()).put("roofline_weights_per_second",
-                                r.roofline());
-            }
-            Files.writeString(Path.of(output + ".json"), json.toPrettyString());
-            Files.writeString(Path.of(output + ".svg"), BenchChart.svg(results, be.description() + ", " + rows + "x"
-                    + cols + ", " + threads + " thread(s), read bandwidth " + String.format(Locale.ROOT, "%.1f GB/s",
-                    bandwidth / 1e9)));
-            System.out.println("wrote " + output + ".json and " + output + ".svg");
         }
+        ObjectNode json = MetadataJson.newObject();
+        ArrayNode described = json.putArray("backends");
+        descriptions.forEach(described::add);
+        json.put("shape", rows + "x" + cols);
+        json.put("threads", threads);
+        json.put("read_bandwidth_bytes_per_second", bandwidth);
+        ArrayNode list = json.putArray("kernels");
+        for (Result r : results) {
+            list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
+                    .put("bits_per_weight", r.bitsPerWeight()).put("weights_per_second", r.weightsPerSecond())
+                    .put("roofline_weights_per_second", r.roofline());
+        }
+        Files.writeString(Path.of(output + ".json"), json.toPrettyString());
+        Files.writeString(Path.of(output + ".svg"), BenchChart.svg(results, String.join("; ", descriptions) + "; "
+                + rows + "x" + cols + ", " + threads + " thread(s), read bandwidth "
+                + String.format(Locale.ROOT, "%.1f GB/s", bandwidth / 1e9)));
+        System.out.println("wrote " + output + ".json and " + output + ".svg");
         return 0;
     }
 
@@ -152,7 +171,8 @@ final class BenchCommand implements Callable<Integer> {
             } while (now < end);
             double wps = (double) rows * cols * calls / ((now - start) / 1e9);
             double bpw = t.spec().bitsPerWeight();
-            return new Result(enc + (act.equals("int8") ? " x int8" : " x f32"), bpw, wps, 8 * bandwidth / bpw);
+            return new Result(be.name(), enc + (act.equals("int8") ? " x int8" : " x f32"), bpw, wps,
+                    8 * bandwidth / bpw);
         }
     }
 }

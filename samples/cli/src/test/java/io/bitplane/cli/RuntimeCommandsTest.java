@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.bitplane.format.MetadataJson;
 import io.bitplane.format.SharedData;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Files;
 
@@ -13,14 +15,38 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** generate, perplexity and demo as a user runs them. */
 class RuntimeCommandsTest {
 
-    @Test
-    void greedyGeneratePrintsTheGoldenTextAndStatsOnStderr() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"auto", "java", "native", "scalar"})
+    void greedyGeneratePrintsTheGoldenTextAndStatsOnStderr(String backend) throws Exception {
         CliRunner.Result r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(),
-                "--temperature", "0", "--steps", "256");
+                "--temperature", "0", "--steps", "256", "--backend", backend);
         assertEquals(0, r.exit(), r.err());
         assertEquals(Files.readString(SharedData.file("golden/stories260K-greedy.txt")), r.out());
         assertTrue(r.err().contains("256 generated") && r.err().contains("tokens/s")
                 && r.err().contains("time to first token") && r.err().contains("memory: resident"), r.err());
+        if (!backend.equals("auto")) {
+            assertTrue(r.err().contains("backend " + backend), r.err());
+        }
+    }
+
+    /** With INT8 activations every matrix product is exact, so the native and Java backends pick the same tokens. */
+    @ParameterizedTest
+    @ValueSource(strings = {"int8", "int4", "ternary"})
+    void convertedModelsGiveTheSameTokensOnTheNativeAndJavaBackends(String weights,
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        String model = dir.resolve(weights + ".bpm").toString();
+        CliRunner.Result c = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
+                model, "--weights", weights, "--activations", "int8");
+        assertEquals(0, c.exit(), c.err());
+        String[] args = {"generate", "--model", model, "--temperature", "0", "--steps", "100", "--backend", ""};
+        args[args.length - 1] = "java";
+        CliRunner.Result java = CliRunner.run(args);
+        args[args.length - 1] = "native";
+        CliRunner.Result nativ = CliRunner.run(args);
+        assertEquals(0, java.exit(), java.err());
+        assertEquals(0, nativ.exit(), nativ.err());
+        assertTrue(java.out().length() > 100, java.out());
+        assertEquals(java.out(), nativ.out());
     }
 
     @Test
@@ -84,12 +110,14 @@ class RuntimeCommandsTest {
                 "f32,int8", "--seconds", "0.05", "--output", out);
         assertEquals(0, r.exit(), r.err());
         JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
-        assertEquals(3, json.path("kernels").size(), "f32 x f32, ternary x f32, ternary x int8");
+        assertEquals(6, json.path("kernels").size(), "f32 x f32, ternary x f32, ternary x int8 on java and native");
+        assertEquals(2, json.path("backends").size(), json.toString());
         for (JsonNode k : json.path("kernels")) {
             assertTrue(k.path("weights_per_second").asDouble() > 0 && k.path("roofline_weights_per_second")
                     .asDouble() > 0, k.toString());
         }
-        assertTrue(Files.readString(java.nio.file.Path.of(out + ".svg")).contains("ternary x int8"));
+        String svg = Files.readString(java.nio.file.Path.of(out + ".svg"));
+        assertTrue(svg.contains("java: ternary x int8") && svg.contains("native: ternary x int8"), svg);
     }
 
     @Test
