@@ -14,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class NativeBackendConformanceTest extends BackendConformance {
     @Override
     protected Backend createBackend() {
+        NativeAvailability.assumeLoaded();
         Backend b = Backends.create("native", 2);
         assertEquals("native", b.name());
         String wanted = System.getProperty("bitplane.native.isa", "best");

@@ -51,6 +51,7 @@ class NativeFallbackTest {
 
     @Test
     void inThisJvmAutoTakesTheNativeKernels() {
+        NativeAvailability.assumeLoaded();
         try (Backend auto = Backends.create("auto", 1)) {
             assertEquals("native", auto.name());
         }

@@ -34,12 +34,15 @@ class NativeSafetyTest {
 
     @BeforeAll
     static void create() {
+        NativeAvailability.assumeLoaded();
         backend = Backends.create("native", 2);
     }
 
     @AfterAll
     static void close() {
-        backend.close();
+        if (backend != null) {
+            backend.close();
+        }
     }
 
     static EncodedTensor tensor(Random rnd, String spec, int rows, int cols, ActivationHint hint) {
