@@ -13,6 +13,9 @@
  *   bit planes         row r: P*Wd 64-bit words at word r*P*Wd; plane p's words follow plane p-1's; value i is bit
  *                      i%64 of word i/64. INT4 / INT4_ASYM: code u = sum_p bit_p << p (INT4 uses u - 8);
  *                      TERNARY: plane 0 mask, plane 1 sign (t = mask ? (sign ? -1 : 1) : 0); BINARY: plane 0 sign.
+ *   packed (layout 1)  INT4, INT4_ASYM, TERNARY as b-bit fields (b = 4: u; b = 2: t + 1): row r at byte
+ *                      r * ceil(k / V) * 32, V = 256 / b values per 32-byte block; value j of a block is field
+ *                      (j / 32) of byte j % 32 (bits (j / 32) * b up)
  *   scales, mins       f16 at byte offset scales_offset (mins_offset) + 2*(r*groups + g), groups = ceil(k / group)
  *
  * Semantics are those of the Java Backend interface: with int8 activations every group sum is an exact integer and
@@ -27,7 +30,7 @@
 
 #include <stdint.h>
 
-#define BP_ABI_VERSION 1
+#define BP_ABI_VERSION 2
 
 /* Encoding ids, as in the file's tensor directory. */
 #define BP_F32 0
@@ -61,14 +64,14 @@ void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x,
    terms and token sums); each calling thread brings its own, aligned to 64 bytes. */
 int64_t bp_scratch_bytes(int64_t k, int64_t group, int32_t batch);
 
-/* Quantized weights (INT8 and the bit planes) times float activations x[batch][k]. Each block of rows is decoded
-   once and used for every token. */
-void bp_matmul_quantized_f32(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+/* Quantized weights (INT8, bit planes in layout 0, packed codes in layout 1) times float activations x[batch][k].
+   Each block of rows is decoded once and used for every token. */
+void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
                              int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
                              int64_t row_start, int64_t row_end, void *scratch);
 
 /* Quantized weights times int8 activations xq[batch][k] with one scale per token (xscales[batch]). */
-void bp_matmul_quantized_i8(const void *w, int32_t encoding, int64_t k, int64_t group, int64_t scales_offset,
+void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
                             int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
                             int64_t n, int64_t row_start, int64_t row_end, void *scratch);
 

@@ -151,6 +151,28 @@ void BP_FN(_matmul_float)(const void *w, int32_t encoding, int64_t k, const floa
     }
 }
 
+/*
+ * A row's "kind": its encoding id, plus PACKED for layout 1 (packed codes: INT4, INT4_ASYM, TERNARY as b-bit
+ * fields, b = 4 or 2; a 32-byte block holds 256 / b values, value j of a block in byte j % 32 at bit (j / 32) * b).
+ */
+#define PACKED 0x10
+
+static inline int packed_bits(int32_t kind) {
+    return (kind & ~PACKED) == BP_TERNARY ? 2 : 4;
+}
+
+/* What a field's value is offset by: INT4 codes are u - 8, ternary t = f - 1, INT4_ASYM u. */
+static inline int packed_offset(int32_t kind) {
+    switch (kind & ~PACKED) {
+        case BP_INT4:
+            return 8;
+        case BP_TERNARY:
+            return 1;
+        default:
+            return 0;
+    }
+}
+
 static inline int planes_of(int32_t encoding) {
     switch (encoding) {
         case BP_INT4:
@@ -165,6 +187,13 @@ static inline int planes_of(int32_t encoding) {
 
 /* The code of value i of a plane row (the scalar rule; the vector paths decode 32 values at once). */
 static inline int8_t code_at(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
+    if (encoding & PACKED) {
+        int b = packed_bits(encoding);
+        int64_t v = 256 / b;
+        int64_t j = i % v;
+        int field = (row[i / v * 32 + j % 32] >> (j / 32 * b)) & ((1 << b) - 1);
+        return (int8_t) (field - packed_offset(encoding));
+    }
     int bit = (row[i / 8] >> (i % 8)) & 1;
     switch (encoding) {
         case BP_BINARY:
@@ -184,6 +213,14 @@ static inline int8_t code_at(const uint8_t *row, int64_t plane_bytes, int32_t en
 #ifdef __AVX2__
 /* The codes of the 32 values from i (a multiple of 32) of a plane row, in a register. */
 static inline __m256i decode32(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
+    if (encoding & PACKED) { /* one load, one shift, one mask: the reason layout 1 exists */
+        int b = packed_bits(encoding);
+        int64_t v = 256 / b;
+        __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / v * 32));
+        __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128((int) ((i % v) / 32 * b))),
+                                     _mm256_set1_epi8((char) ((1 << b) - 1)));
+        return _mm256_sub_epi8(f, _mm256_set1_epi8((char) packed_offset(encoding)));
+    }
     const __m256i one = _mm256_set1_epi8(1);
     const uint8_t *at = row + i / 8;
     __m256i m0 = expand_bits(load_u32(at));
@@ -351,6 +388,15 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
             case BP_TERNARY:
                 g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY);
                 break;
+            case BP_INT4 | PACKED:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4 | PACKED);
+                break;
+            case BP_INT4_ASYM | PACKED:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4_ASYM | PACKED);
+                break;
+            case BP_TERNARY | PACKED:
+                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY | PACKED);
+                break;
             default:
                 g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_BINARY);
                 break;
@@ -453,16 +499,28 @@ int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
 }
 
 /* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
-static void prepare_block(const uint8_t *w, int32_t encoding, int64_t k, int64_t groups, int64_t scales_offset,
+/* Bytes from one row's codes to the next: INT8 bytes, bit planes, or packed blocks. */
+static inline int64_t row_stride(int32_t kind, int64_t k) {
+    if (kind == BP_INT8) {
+        return k;
+    }
+    if (kind & PACKED) {
+        int64_t v = 256 / packed_bits(kind);
+        return (k + v - 1) / v * 32;
+    }
+    return planes_of(kind) * ((k + 63) / 64 * 8);
+}
+
+/* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
+static void prepare_block(const uint8_t *w, int32_t kind, int64_t k, int64_t groups, int64_t scales_offset,
                           int64_t mins_offset, int64_t r, int rows, int decode, const scratch *s) {
     int64_t plane_bytes = (k + 63) / 64 * 8;
     for (int j = 0; j < rows; j++) {
         if (decode) {
-            decode_row(w + (r + j) * planes_of(encoding) * plane_bytes, plane_bytes, encoding, k,
-                       s->codes + j * k);
+            decode_row(w + (r + j) * row_stride(kind, k), plane_bytes, kind, k, s->codes + j * k);
         }
         f16_to_floats(w + scales_offset + 2 * (r + j) * groups, s->scales + j * groups, groups);
-        if (encoding == BP_INT4_ASYM) {
+        if ((kind & ~PACKED) == BP_INT4_ASYM) {
             f16_to_floats(w + mins_offset + 2 * (r + j) * groups, s->mins + j * groups, groups);
         }
     }
@@ -481,10 +539,11 @@ static void sum_terms(const float *terms, int64_t groups, int rows, float factor
     }
 }
 
-void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int64_t k, int64_t group,
+void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t layout, int64_t k, int64_t group,
                                   int64_t scales_offset, int64_t mins_offset, const float *x, float *y,
                                   int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *work) {
     const uint8_t *w = (const uint8_t *) weights;
+    int32_t kind = encoding | (layout == 1 ? PACKED : 0);
     int64_t groups = (k + group - 1) / group;
     scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
@@ -501,7 +560,7 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int64_t
     memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
-        prepare_block(w, encoding, k, groups, scales_offset, mins_offset, r, rows, encoding != BP_INT8, &s);
+        prepare_block(w, kind, k, groups, scales_offset, mins_offset, r, rows, encoding != BP_INT8, &s);
         for (int32_t b = 0; b < batch; b++) {
             for (int j = 0; j < rows; j++) {
                 const int8_t *codes = encoding == BP_INT8 ? (const int8_t *) (w + (r + j) * k) : s.codes + j * k;
@@ -513,11 +572,12 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int64_t
     }
 }
 
-void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int64_t k, int64_t group,
+void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t layout, int64_t k, int64_t group,
                                  int64_t scales_offset, int64_t mins_offset, const int8_t *xq,
                                  const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
                                  int64_t row_end, void *work) {
     const uint8_t *w = (const uint8_t *) weights;
+    int32_t kind = encoding | (layout == 1 ? PACKED : 0);
     int64_t groups = (k + group - 1) / group;
     int64_t plane_bytes = (k + 63) / 64 * 8;
     scratch s = carve(work, k, groups);
@@ -542,10 +602,10 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int64_t 
     memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
-        prepare_block(w, encoding, k, groups, scales_offset, mins_offset, r, rows, decode, &s);
+        prepare_block(w, kind, k, groups, scales_offset, mins_offset, r, rows, decode, &s);
         for (int32_t b = 0; b < batch; b++) {
             for (int j = 0; j < rows; j++) {
-                row_codes rc = {0, w + (r + j) * planes_of(encoding) * plane_bytes, plane_bytes, encoding};
+                row_codes rc = {0, w + (r + j) * row_stride(kind, k), plane_bytes, kind};
                 if (encoding == BP_INT8) {
                     rc.codes = (const int8_t *) (w + (r + j) * k);
                 } else if (decode) {

@@ -97,7 +97,28 @@ public abstract class BackendConformance {
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
                 0.1f), QuantSpec.parse(spec), hint);
-        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        assertMatchesTheOracle(spec, t, TestTensors.gaussian(rnd, batch * cols, 1f), batch);
+    }
+
+    /** Layout 1 (packed codes) against the oracle, which reads it through Dequantizer.planeCode. */
+    @ParameterizedTest(name = "packed {0} {1}x{2} batch {3} act {4}")
+    @CsvSource({"int4@32, 7, 100, 2, int8", "int4@32, 3, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
+        "int4@64, 17, 300, 8, int8", "int4-asym@32, 7, 520, 1, int8", "int4-asym@128, 5, 1000, 3, f32",
+        "ternary, 5, 1024, 1, int8", "ternary@32, 5, 640, 1, int8", "ternary, 9, 200, 7, int8",
+        "ternary, 1, 4100, 2, f32", "ternary@64, 600, 512, 2, int8", "int4@32, 1, 32, 1, int8",
+        "int4@48, 5, 130, 1, int8", "ternary, 3, 1, 1, int8"})
+    public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
+        Random rnd = new Random(rows * 37L + cols);
+        ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
+                0.1f), QuantSpec.parse(spec), hint);
+        assertMatchesTheOracle("packed " + spec, io.bitplane.format.PackedCodes.relayout(t),
+                TestTensors.gaussian(rnd, batch * cols, 1f), batch);
+    }
+
+    private void assertMatchesTheOracle(String spec, EncodedTensor t, float[] x, int batch) {
+        ActivationHint hint = t.spec().activations();
+        int cols = (int) t.spec().cols();
         for (int misalign : new int[] {0, 1, 7, 36}) {
             BpmTensor placed = placed(t, misalign);
             float[] expected = matmul(ORACLE, placed, x, batch);

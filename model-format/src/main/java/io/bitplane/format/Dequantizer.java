@@ -77,14 +77,23 @@ public final class Dequantizer {
 
     private static float planeValue(TensorSpec spec, MemorySegment data, long row, long col) {
         float s = scale(spec, data, row, col);
+        int code = planeCode(spec, data, row, col);
+        return spec.encoding() == Encoding.INT4_ASYM ? code * s + min(spec, data, row, col) : code * s;
+    }
+
+    /**
+     * The integer code of value {@code col} of {@code row} of a bit-plane encoding, in either layout: BINARY +-1,
+     * TERNARY t, INT4 u - 8, INT4_ASYM u.
+     */
+    public static int planeCode(TensorSpec spec, MemorySegment data, long row, long col) {
+        if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
+            return PackedCodes.code(spec, data, row, col);
+        }
         return switch (spec.encoding()) {
-            case BINARY -> bit(spec, data, row, 0, col) == 1 ? -s : s;
-            case TERNARY -> {
-                int t = bit(spec, data, row, 0, col) == 0 ? 0 : (bit(spec, data, row, 1, col) == 1 ? -1 : 1);
-                yield t * s;
-            }
-            case INT4 -> (unsigned4(spec, data, row, col) - 8) * s;
-            case INT4_ASYM -> unsigned4(spec, data, row, col) * s + min(spec, data, row, col);
+            case BINARY -> bit(spec, data, row, 0, col) == 1 ? -1 : 1;
+            case TERNARY -> bit(spec, data, row, 0, col) == 0 ? 0 : (bit(spec, data, row, 1, col) == 1 ? -1 : 1);
+            case INT4 -> unsigned4(spec, data, row, col) - 8;
+            case INT4_ASYM -> unsigned4(spec, data, row, col);
             default -> throw new IllegalStateException(spec.encoding().toString());
         };
     }

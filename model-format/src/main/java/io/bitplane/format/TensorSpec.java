@@ -12,6 +12,8 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
 
     /** Layout 0: the canonical layouts of FORMAT.md. The only one of format version 1. */
     public static final int LAYOUT_CANONICAL = 0;
+    /** Packed codes for SIMD kernels (INT4, INT4_ASYM, TERNARY): {@link PackedCodes}. */
+    public static final int LAYOUT_PACKED = 1;
 
     public TensorSpec {
         shape = shape.clone();
@@ -65,6 +67,9 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
 
     /** Bytes of the planes (bit-plane encodings) or of the int8 values (INT8). */
     public long valueBytes() {
+        if (layout == LAYOUT_PACKED) {
+            return Math.multiplyExact(rows(), PackedCodes.rowBytes(this));
+        }
         if (encoding.isBitPlanes()) {
             return Math.multiplyExact(Math.multiplyExact(rows(), encoding.planes), wordsPerRow() * 8);
         }
@@ -126,8 +131,11 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
                 return "dimension " + d + " out of range in shape " + Arrays.toString(shape);
             }
         }
-        if (layout != LAYOUT_CANONICAL) {
+        if (layout != LAYOUT_CANONICAL && layout != LAYOUT_PACKED) {
             return "unknown layout id " + layout;
+        }
+        if (layout == LAYOUT_PACKED && !PackedCodes.supports(encoding)) {
+            return encoding + " has no layout " + layout + " (packed codes: INT4, INT4_ASYM, TERNARY)";
         }
         if (activations == null) {
             return "no activation hint";
@@ -152,6 +160,11 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
             return "shape " + Arrays.toString(shape) + " is too large";
         }
         return null;
+    }
+
+    /** This spec in another layout. */
+    public TensorSpec withLayout(int newLayout) {
+        return new TensorSpec(name, shape, encoding, groupSize, newLayout, activations);
     }
 
     public static long align64(long x) {

@@ -33,7 +33,8 @@ final class BitPlaneMatmul {
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     static boolean supports(TensorSpec spec) {
-        return spec.encoding().isBitPlanes() && spec.groupSize() % 4 == 0;
+        return spec.encoding().isBitPlanes() && spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                && spec.groupSize() % 4 == 0;
     }
 
     /** Tables for float activations: {@code lut[t][16 j + m]} and per-group sums {@code groupSums[t][g]}. */

@@ -63,7 +63,7 @@ final class ExpandedPlaneMatmul {
      * stay below 2^24: 127 x the largest code x the group.
      */
     static boolean supports(TensorSpec spec) {
-        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0) {
+        if (!spec.encoding().isBitPlanes() || spec.layout() != TensorSpec.LAYOUT_CANONICAL || 64 % F.length() != 0) {
             return false;
         }
         int g = groupValues(spec);

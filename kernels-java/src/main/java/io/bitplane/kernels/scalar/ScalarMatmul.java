@@ -22,6 +22,7 @@ import java.nio.ByteOrder;
  *   bit planes    word (n*P + p)*Wd + k/64, bit k%64 = bit p of value k's code
  *                 INT4 / INT4_ASYM: code u = sum_p bit_p << p; TERNARY: mask (p0), sign (p1); BINARY: sign (p0)
  *                 scales (and INT4_ASYM mins) as for INT8
+ *   packed codes  layout 1 (INT4, INT4_ASYM, TERNARY): read through Dequantizer.planeCode (PackedCodes)
  * </pre>
  * Each row is decoded once into integer codes, then multiplied with every token of the batch.
  */
@@ -145,6 +146,12 @@ public final class ScalarMatmul {
         if (spec.encoding() == Encoding.INT8) {
             for (int i = 0; i < k; i++) {
                 codes[i] = w.get(ValueLayout.JAVA_BYTE, (long) r * k + i);
+            }
+            return;
+        }
+        if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
+            for (int i = 0; i < k; i++) {
+                codes[i] = Dequantizer.planeCode(spec, w, r, i);
             }
             return;
         }

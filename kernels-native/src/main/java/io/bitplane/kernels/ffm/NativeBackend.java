@@ -127,10 +127,11 @@ public final class NativeBackend implements Backend {
             long scratchBytes = kernels.scratchBytes(k, group, batch);
             long scalesAt = spec.scalesOffset();
             long minsAt = e.hasMins() ? spec.minsOffset() : 0;
+            int layout = spec.layout();
             task = int8Act
-                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, k, group, scalesAt, minsAt, xs,
+                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, layout, k, group, scalesAt, minsAt, xs,
                             tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
-                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, k, group, scalesAt, minsAt, xs,
+                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt, minsAt, xs,
                             ys, batch, n, r0, r1, kernelScratch(scratchBytes));
         }
         if (split) {
@@ -141,15 +142,15 @@ public final class NativeBackend implements Backend {
         }
     }
 
-    /** What the C kernels trust: a canonical layout they know, and every byte the spec names inside the segment. */
+    /** What the C kernels trust: a layout they know (spec.problem() ties it to the encoding), every byte inside. */
     private static void checkWeights(TensorSpec spec, MemorySegment data) {
         String problem = spec.problem();
         if (problem != null) {
             throw new IllegalArgumentException("tensor " + spec.name() + ": " + problem);
         }
-        if (spec.layout() != TensorSpec.LAYOUT_CANONICAL) {
-            throw new IllegalArgumentException("tensor " + spec.name() + ": the native kernels read layout "
-                    + TensorSpec.LAYOUT_CANONICAL + " only, not " + spec.layout());
+        if (spec.layout() != TensorSpec.LAYOUT_CANONICAL && spec.layout() != TensorSpec.LAYOUT_PACKED) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": the native kernels read layouts 0 and 1,"
+                    + " not " + spec.layout());
         }
         if (data.byteSize() < spec.byteLength()) {
             throw new IllegalArgumentException("tensor " + spec.name() + ": " + data.byteSize()

@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 1;
+    public static final int ABI_VERSION = 2;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
 
@@ -39,10 +39,10 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_scratch_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT));
         DESCRIPTORS.put("bp_matmul_float", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS,
                 ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
-        DESCRIPTORS.put("bp_matmul_quantized_f32", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG,
+        DESCRIPTORS.put("bp_matmul_quantized_f32", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 ADDRESS));
-        DESCRIPTORS.put("bp_matmul_quantized_i8", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG,
+        DESCRIPTORS.put("bp_matmul_quantized_i8", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
                 JAVA_LONG, ADDRESS));
     }
@@ -130,11 +130,11 @@ public final class NativeKernels {
     }
 
     /** See bp_matmul_quantized_f32. */
-    void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
+    void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, int layout, long k, long group, long scalesOffset,
                             long minsOffset, MemorySegment x, MemorySegment y, int batch, long n, long rowStart,
                             long rowEnd, MemorySegment scratch) {
         try {
-            matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, x, y,
+            matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset, x, y,
                     batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -142,11 +142,11 @@ public final class NativeKernels {
     }
 
     /** See bp_matmul_quantized_i8. */
-    void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, long k, long group, long scalesOffset,
+    void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, int layout, long k, long group, long scalesOffset,
                            long minsOffset, MemorySegment xq, MemorySegment xScales, MemorySegment y, int batch,
                            long n, long rowStart, long rowEnd, MemorySegment scratch) {
         try {
-            matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, k, group, scalesOffset, minsOffset, xq,
+            matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset, xq,
                     xScales, y, batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);

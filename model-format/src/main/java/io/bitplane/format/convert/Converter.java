@@ -5,6 +5,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmWriter;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.ModelMetadata;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.SourceTensor;
@@ -67,7 +68,7 @@ public final class Converter {
         for (SourceTensor t : tensors) {
             QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
             TensorSpec ts = new TensorSpec(t.name(), t.shape(), spec.encoding(), spec.groupSize(),
-                    TensorSpec.LAYOUT_CANONICAL, recipe.activationsFor(t.shape()));
+                    recipe.layoutFor(spec.encoding()), recipe.activationsFor(t.shape()));
             String problem = ts.problem();
             if (problem != null) {
                 throw new IllegalArgumentException("tensor " + t.name() + ": cannot encode as " + spec + ": "
@@ -86,13 +87,13 @@ public final class Converter {
                 TensorSpec ts = specs.get(i);
                 progress.tensor(i, tensors.size(), ts);
                 QuantSpec spec = chosen.get(i);
-                EncodedTensor encoded;
+                EncodedTensor encoded; // in layout 0; packed below where the spec asks for it
                 if (isLossless(t.nativeSpec(), spec) && !quantizer.replaces(t.name())) {
-                    encoded = new EncodedTensor(ts, t.lossless().bytes());
+                    encoded = new EncodedTensor(ts.withLayout(TensorSpec.LAYOUT_CANONICAL), t.lossless().bytes());
                 } else {
                     encoded = quantizer.quantize(t.name(), t.shape(), t.floats(), spec, ts.activations());
                 }
-                writer.write(encoded);
+                writer.write(ts.layout() == TensorSpec.LAYOUT_PACKED ? PackedCodes.relayout(encoded) : encoded);
             }
             writer.finish();
         }

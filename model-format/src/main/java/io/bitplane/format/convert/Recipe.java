@@ -23,8 +23,14 @@ import java.util.regex.Pattern;
  *
  * @param defaultSpec the spec for matrices no override matches; null = auto
  * @param activations the hint recorded on every matrix (F32, or INT8 for W8A8/W4A8)
+ * @param packed      whether INT4, INT4_ASYM and TERNARY matrices are written in layout 1 (packed codes, for the
+ *                    native kernels) instead of bit planes
  */
-public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Override> overrides) {
+public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Override> overrides, boolean packed) {
+
+    public Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Override> overrides) {
+        this(defaultSpec, activations, overrides, false);
+    }
 
     /** {@code pattern} is a glob over tensor names: {@code *} any run of characters, {@code ?} one character. */
     public record Override(String pattern, QuantSpec spec) {
@@ -77,6 +83,7 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         ObjectNode o = MetadataJson.newObject();
         o.put("default", defaultSpec == null ? "auto" : defaultSpec.toString());
         o.put("activations", activations.name().toLowerCase(java.util.Locale.ROOT));
+        o.put("layout", packed ? "packed" : "planes");
         var list = o.putArray("overrides");
         for (Override ov : overrides) {
             list.addObject().put("pattern", ov.pattern()).put("spec", ov.spec().toString());
@@ -86,7 +93,8 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
 
     /**
      * Reads a recipe file: the JSON that {@link #toJson} writes (and {@code bitplane plan --output} writes):
-     * {@code {"default": "int4@32" | "auto", "activations": "f32" | "int8", "overrides": [{"pattern", "spec"}]}}.
+     * {@code {"default": "int4@32" | "auto", "activations": "f32" | "int8", "layout": "planes" | "packed",
+     * "overrides": [{"pattern", "spec"}]}}.
      * Errors name the file and the field.
      */
     public static Recipe read(Path file) throws IOException {
@@ -109,6 +117,13 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
                 default -> throw new IllegalArgumentException("\"activations\" must be f32 or int8, not '" + act
                         + "'");
             };
+            String layout = text(root, "layout", "planes");
+            boolean packed = switch (layout.toLowerCase(java.util.Locale.ROOT)) {
+                case "planes" -> false;
+                case "packed" -> true;
+                default -> throw new IllegalArgumentException("\"layout\" must be planes or packed, not '" + layout
+                        + "'");
+            };
             List<Override> overrides = new ArrayList<>();
             JsonNode list = root.path("overrides");
             if (!list.isMissingNode() && !list.isArray()) {
@@ -126,7 +141,7 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
                     throw new IllegalArgumentException(where + ": " + e.getMessage());
                 }
             }
-            return new Recipe(defaultSpec, hint, overrides);
+            return new Recipe(defaultSpec, hint, overrides, packed);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage());
         }
@@ -147,7 +162,7 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
     public Recipe withOverridesFirst(List<Override> first) {
         List<Override> all = new ArrayList<>(first);
         all.addAll(overrides);
-        return new Recipe(defaultSpec, activations, all);
+        return new Recipe(defaultSpec, activations, all, packed);
     }
 
     static Pattern glob(String glob) {
@@ -160,5 +175,16 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
             }
         }
         return Pattern.compile(re.toString());
+    }
+
+    /** This recipe writing INT4, INT4_ASYM and TERNARY matrices in layout 1 (packed) or in bit planes. */
+    public Recipe withPacked(boolean packed) {
+        return new Recipe(defaultSpec, activations, overrides, packed);
+    }
+
+    /** The layout of a tensor of this spec: packed where asked for and the encoding has it, else canonical. */
+    public int layoutFor(io.bitplane.format.Encoding encoding) {
+        return packed && io.bitplane.format.PackedCodes.supports(encoding) ? io.bitplane.format.TensorSpec.LAYOUT_PACKED
+                : io.bitplane.format.TensorSpec.LAYOUT_CANONICAL;
     }
 }

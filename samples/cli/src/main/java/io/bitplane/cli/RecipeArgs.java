@@ -28,6 +28,11 @@ final class RecipeArgs {
             + "(W8A8, W4A8). Default: the recipe's, else f32.")
     String activations;
 
+    @Option(names = "--layout", description = "How int4, int4-asym and ternary matrices are laid out: planes "
+            + "(bit planes, every backend's fast kernels) or packed (packed codes, the native kernels' fast layout; "
+            + "the Java backend reads it with its reference kernels). Default: the recipe's, else planes.")
+    String layout;
+
     @Option(names = "--recipe", description = "A recipe file (JSON, as `bitplane plan --output` writes): the "
             + "encoding of each tensor. --keep overrides it; --weights may not be given with it.")
     java.nio.file.Path recipeFile;
@@ -39,11 +44,21 @@ final class RecipeArgs {
                 throw new IllegalArgumentException("give --weights or --recipe, not both");
             }
             Recipe file = Recipe.read(recipeFile).withOverridesFirst(overrides);
-            return activations == null ? file
-                    : new Recipe(file.defaultSpec(), parseActivations(activations), file.overrides());
+            file = activations == null ? file : new Recipe(file.defaultSpec(), parseActivations(activations),
+                    file.overrides(), file.packed());
+            return layout == null ? file : file.withPacked(parsePacked(layout));
         }
         return new Recipe(weights.equalsIgnoreCase("auto") ? null : withGroup(weights),
-                parseActivations(activations == null ? "f32" : activations), overrides);
+                parseActivations(activations == null ? "f32" : activations), overrides,
+                layout != null && parsePacked(layout));
+    }
+
+    static boolean parsePacked(String text) {
+        return switch (text.toLowerCase(Locale.ROOT)) {
+            case "planes" -> false;
+            case "packed" -> true;
+            default -> throw new IllegalArgumentException("--layout must be planes or packed, not '" + text + "'");
+        };
     }
 
     /** A spec from text; --group applies where the text names no group itself. */
