@@ -157,12 +157,15 @@ void BP_FN(_matmul_float)(const void *w, int32_t encoding, int64_t k, const floa
  */
 #define PACKED 0x10
 
-static inline int packed_bits(int32_t kind) {
+/* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE int packed_bits(int32_t kind) {
     return (kind & ~PACKED) == BP_TERNARY ? 2 : 4;
 }
 
 /* What a field's value is offset by: INT4 codes are u - 8, ternary t = f - 1, INT4_ASYM u. */
-static inline int packed_offset(int32_t kind) {
+ALWAYS_INLINE int packed_offset(int32_t kind) {
     switch (kind & ~PACKED) {
         case BP_INT4:
             return 8;
@@ -212,12 +215,13 @@ static inline int8_t code_at(const uint8_t *row, int64_t plane_bytes, int32_t en
 
 #ifdef __AVX2__
 /* The codes of the 32 values from i (a multiple of 32) of a plane row, in a register. */
-static inline __m256i decode32(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
+ALWAYS_INLINE __m256i decode32(const uint8_t *row, int64_t plane_bytes, int32_t encoding, int64_t i) {
     if (encoding & PACKED) { /* one load, one shift, one mask: the reason layout 1 exists */
         int b = packed_bits(encoding);
-        int64_t v = 256 / b;
-        __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / v * 32));
-        __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128((int) ((i % v) / 32 * b))),
+        int log2v = b == 2 ? 7 : 6; /* V = 256 / b values per block */
+        __m256i block = _mm256_loadu_si256((const __m256i *) (row + (i >> log2v) * 32));
+        int shift = (int) ((i & ((1 << log2v) - 1)) >> 5) * b;
+        __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(shift)),
                                      _mm256_set1_epi8((char) ((1 << b) - 1)));
         return _mm256_sub_epi8(f, _mm256_set1_epi8((char) packed_offset(encoding)));
     }
@@ -311,7 +315,6 @@ static inline int32_t group_sum_i8(const row_codes *rc, const int8_t *q, int64_t
 }
 
 #ifdef __AVX2__
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Exact partial sums of code * q over the 32 values from i; source is BP_INT8 for codes in memory, else the
    encoding of planes decoded in registers. A constant source specializes the loops that inline this. */
@@ -365,6 +368,70 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
 }
 #endif
 
+#ifdef __AVX2__
+/* sum(field * q) over the 32 values of sub-chunk s of a packed block (fields unsigned, so no sign trick). */
+ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t *q) {
+    __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)),
+                                 _mm256_set1_epi8((char) ((1 << b) - 1)));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(f, _mm256_loadu_si256((const __m256i *) q)),
+                             _mm256_set1_epi16(1));
+}
+
+/*
+ * Packed rows with int8 activations, for groups of 32 or of whole blocks: one load per block, then per 32 values
+ * a constant shift, a mask and vpmaddubsw on the unsigned fields; the fields' offset comes off as
+ * offset * qsum_g (qsum_g: the group's sum of q). Returns how many groups it did.
+ */
+ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
+                                       const float *scales, const float *mins, int64_t k, int64_t group,
+                                       float *terms, int32_t kind) {
+    const int b = packed_bits(kind);
+    const int per_block = 8 / b;   /* 32-value chunks per 32-byte block */
+    const int64_t v = 32 * per_block;
+    const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
+    int64_t whole = k / group;
+    int64_t g = 0;
+    if (group == 32) {
+        for (; g + 8 <= whole; g += 8) { /* 8 groups = 256 values = 8 / per_block blocks */
+            __m256i partial[8];
+            for (int blk = 0; blk < 8 / per_block; blk++) {
+                __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + (g * 32 / v + blk) * 32));
+                for (int s = 0; s < per_block; s++) {
+                    partial[blk * per_block + s] = packed_chunk_i8(block, s, b, q + (g + blk * per_block + s) * 32);
+                }
+            }
+            __m256i sums = _mm256_sub_epi32(reduce8x8(partial),
+                    _mm256_mullo_epi32(offset, _mm256_loadu_si256((const __m256i *) (qsums + g))));
+            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
+            if (mins) {
+                t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g),
+                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + g)))));
+            }
+            _mm256_storeu_ps(terms + g, t);
+        }
+        return g;
+    }
+    if (group % v != 0) {
+        return 0;
+    }
+    for (; g < whole; g++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t i = g * group; i < (g + 1) * group; i += v) {
+            __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + i / v * 32));
+            for (int s = 0; s < per_block; s++) {
+                acc = _mm256_add_epi32(acc, packed_chunk_i8(block, s, b, q + i + 32 * s));
+            }
+        }
+        float t = scales[g] * (float) (sum8i(acc) - packed_offset(kind) * qsums[g]);
+        if (mins) {
+            t += mins[g] * (float) qsums[g];
+        }
+        terms[g] = t;
+    }
+    return g;
+}
+#endif
+
 /*
  * terms[g] = s_g * acc_g (+ m_g * qsum_g) for every group of one row and one token: the Java reference's float
  * operations, elementwise, so computing eight groups at once rounds exactly as one at a time does.
@@ -389,13 +456,13 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
                 g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY);
                 break;
             case BP_INT4 | PACKED:
-                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4 | PACKED);
+                g = packed_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4 | PACKED);
                 break;
             case BP_INT4_ASYM | PACKED:
-                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4_ASYM | PACKED);
+                g = packed_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT4_ASYM | PACKED);
                 break;
             case BP_TERNARY | PACKED:
-                g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY | PACKED);
+                g = packed_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_TERNARY | PACKED);
                 break;
             default:
                 g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_BINARY);
@@ -582,8 +649,8 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int64_t plane_bytes = (k + 63) / 64 * 8;
     scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
-    int32_t *qsums = (int32_t *) s.sums;
-    for (int32_t b = 0; asym && b < batch; b++) {
+    int32_t *qsums = (int32_t *) s.sums; /* per token and group: for mins, and for the offset of packed fields */
+    for (int32_t b = 0; (asym || (kind & PACKED)) && b < batch; b++) {
         for (int64_t g = 0; g < groups; g++) {
             int32_t sum = 0;
             for (int64_t i = g * group; i < k && i < (g + 1) * group; i++) {
