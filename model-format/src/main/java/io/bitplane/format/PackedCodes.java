@@ -56,6 +56,29 @@ public final class PackedCodes {
         return codeOfField(spec.encoding(), field);
     }
 
+    /** The codes of a whole row into {@code codes[0 .. K)}: one pass over its bytes (the reference kernels' path). */
+    public static void decodeRow(TensorSpec spec, MemorySegment data, long row, int[] codes) {
+        Encoding e = spec.encoding();
+        int b = bits(e);
+        int v = 256 / b;
+        int mask = (1 << b) - 1;
+        int offset = -codeOfField(e, 0);
+        long k = spec.cols();
+        long rowBytes = rowBytes(spec);
+        long base = row * rowBytes;
+        for (long block = 0; block * v < k; block++) {
+            for (int j = 0; j < 32; j++) {
+                int byteValue = data.get(ValueLayout.JAVA_BYTE, base + block * 32 + j) & 0xff;
+                for (int s = 0; s < v / 32; s++) {
+                    long col = block * v + s * 32L + j;
+                    if (col < k) {
+                        codes[(int) col] = ((byteValue >>> (s * b)) & mask) - offset;
+                    }
+                }
+            }
+        }
+    }
+
     static int codeOfField(Encoding e, int field) {
         return switch (e) {
             case INT4 -> field - 8;

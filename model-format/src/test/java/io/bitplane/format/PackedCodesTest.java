@@ -37,8 +37,11 @@ class PackedCodesTest {
         assertEquals(rows * rowBytes, packed.spec().valueBytes(), "whole 32-byte blocks per row");
         assertArrayEquals(Dequantizer.toFloats(planes.spec(), planes.segment()),
                 Dequantizer.toFloats(packed.spec(), packed.segment()));
+        int[] row = new int[cols];
         for (int r = 0; r < rows; r++) {
+            PackedCodes.decodeRow(packed.spec(), packed.segment(), r, row);
             for (int c = 0; c < cols; c++) {
+                assertEquals(Dequantizer.planeCode(planes.spec(), planes.segment(), r, c), row[c], "row code " + c);
                 assertEquals(Dequantizer.planeCode(planes.spec(), planes.segment(), r, c),
                         Dequantizer.planeCode(packed.spec(), packed.segment(), r, c), "code " + r + "," + c);
             }

@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Dequantizer;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
 
@@ -22,7 +23,7 @@ import java.nio.ByteOrder;
  *   bit planes    word (n*P + p)*Wd + k/64, bit k%64 = bit p of value k's code
  *                 INT4 / INT4_ASYM: code u = sum_p bit_p << p; TERNARY: mask (p0), sign (p1); BINARY: sign (p0)
  *                 scales (and INT4_ASYM mins) as for INT8
- *   packed codes  layout 1 (INT4, INT4_ASYM, TERNARY): read through Dequantizer.planeCode (PackedCodes)
+ *   packed codes  layout 1 (INT4, INT4_ASYM, TERNARY): PackedCodes.decodeRow
  * </pre>
  * Each row is decoded once into integer codes, then multiplied with every token of the batch.
  */
@@ -150,9 +151,7 @@ public final class ScalarMatmul {
             return;
         }
         if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
-            for (int i = 0; i < k; i++) {
-                codes[i] = Dequantizer.planeCode(spec, w, r, i);
-            }
+            PackedCodes.decodeRow(spec, w, r, codes);
             return;
         }
         int planes = spec.encoding().planes;

@@ -6,6 +6,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.MetadataJson;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
@@ -43,6 +44,10 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--activations", defaultValue = "f32,int8", split = ",", description = "Default: ${DEFAULT-VALUE}.")
     List<String> activations;
+
+    @Option(names = "--layout", defaultValue = "planes,packed", split = ",", description = "Layouts to measure "
+            + "int4 and ternary in: planes (layout 0), packed (layout 1). Default: ${DEFAULT-VALUE}.")
+    List<String> layouts;
 
     @Option(names = "--threads", defaultValue = "2", description = "Kernel threads. Default: ${DEFAULT-VALUE}.")
     int threads;
@@ -101,11 +106,17 @@ final class BenchCommand implements Callable<Integer> {
                         if (act.equals("int8") && enc.startsWith("f")) {
                             continue; // float weights ignore the activation hint
                         }
-                        Result r = measure(be, enc, act, rows, cols, bandwidth);
-                        results.add(r);
-                        System.err.printf(Locale.ROOT, "%-30s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
-                                        + "(%3.0f%%)%n", r.label(), r.bitsPerWeight(), r.weightsPerSecond() / 1e9,
-                                r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline());
+                        for (String layout : layouts) {
+                            boolean packed = RecipeArgs.parsePacked(layout.trim());
+                            if (packed && !PackedCodes.supports(QuantSpec.parse(enc).encoding())) {
+                                continue;
+                            }
+                            Result r = measure(be, enc, act, packed, rows, cols, bandwidth);
+                            results.add(r);
+                            System.err.printf(Locale.ROOT, "%-36s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
+                                            + "(%3.0f%%)%n", r.label(), r.bitsPerWeight(), r.weightsPerSecond() / 1e9,
+                                    r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline());
+                        }
                     }
                 }
             }
@@ -130,7 +141,8 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Result measure(Backend be, String enc, String act, int rows, int cols, double bandwidth) {
+    private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols,
+                           double bandwidth) {
         Random rnd = new Random(1);
         float[] w = new float[rows * cols];
         for (int i = 0; i < w.length; i++) {
@@ -140,6 +152,9 @@ final class BenchCommand implements Callable<Integer> {
         QuantSpec spec = QuantSpec.parse(enc.equals("int4") ? "int4-rtn" : enc);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, spec,
                 act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+        if (packed) {
+            t = PackedCodes.relayout(t);
+        }
         int copies = (int) Math.max(1, Math.min(64, WORKING_SET / t.bytes().length));
         // Shared: the backend's worker threads read these weights.
         try (Arena arena = Arena.ofShared()) {
@@ -171,7 +186,8 @@ final class BenchCommand implements Callable<Integer> {
             } while (now < end);
             double wps = (double) rows * cols * calls / ((now - start) / 1e9);
             double bpw = t.spec().bitsPerWeight();
-            return new Result(be.name(), enc + (act.equals("int8") ? " x int8" : " x f32"), bpw, wps,
+            return new Result(be.name(), enc + (packed ? " packed" : "") + (act.equals("int8") ? " x int8" : " x f32"),
+                    bpw, wps,
                     8 * bandwidth / bpw);
         }
     }

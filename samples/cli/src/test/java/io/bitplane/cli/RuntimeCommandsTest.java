@@ -115,15 +115,16 @@ class RuntimeCommandsTest {
         assertEquals(0, r.exit(), r.err());
         JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
         int backends = NativeHere.starts() ? 2 : 1;
-        assertEquals(3 * backends, json.path("kernels").size(), "f32 x f32, ternary x f32, ternary x int8 per backend");
+        assertEquals(5 * backends, json.path("kernels").size(),
+                "f32 x f32, ternary x f32 and x int8 in both layouts, per backend");
         assertEquals(backends, json.path("backends").size(), json.toString());
         for (JsonNode k : json.path("kernels")) {
             assertTrue(k.path("weights_per_second").asDouble() > 0 && k.path("roofline_weights_per_second")
                     .asDouble() > 0, k.toString());
         }
         String svg = Files.readString(java.nio.file.Path.of(out + ".svg"));
-        assertTrue(svg.contains("java: ternary x int8") && (backends == 1 || svg.contains("native: ternary x int8")),
-                svg);
+        assertTrue(svg.contains("java: ternary x int8") && svg.contains("java: ternary packed x int8")
+                && (backends == 1 || svg.contains("native: ternary packed x int8")), svg);
     }
 
     @Test
