@@ -3,6 +3,7 @@ package io.bitplane.bench;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
@@ -41,6 +42,10 @@ public class MatmulBenchmark {
     @Param({"java", "native"})
     public String backend;
 
+    /** planes (layout 0) or packed (layout 1, INT4 and TERNARY only; other encodings stay in layout 0). */
+    @Param({"planes"})
+    public String layout;
+
     @Param({"2"})
     public int threads;
 
@@ -69,6 +74,9 @@ public class MatmulBenchmark {
         }
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(encoding),
                 activations.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+        if (layout.equals("packed") && PackedCodes.supports(t.spec().encoding())) {
+            t = PackedCodes.relayout(t);
+        }
         be = Backends.create(backend, threads);
         arena = Arena.ofShared();
         weights = new Weights[copies];

@@ -34,13 +34,14 @@ class RuntimeCommandsTest {
 
     /** With INT8 activations every matrix product is exact, so the native and Java backends pick the same tokens. */
     @ParameterizedTest
-    @ValueSource(strings = {"int8", "int4", "ternary"})
-    void convertedModelsGiveTheSameTokensOnTheNativeAndJavaBackends(String weights,
+    @org.junit.jupiter.params.provider.CsvSource({"int8, planes", "int4, planes", "ternary, planes", "int4, packed",
+        "ternary, packed"})
+    void convertedModelsGiveTheSameTokensOnTheNativeAndJavaBackends(String weights, String layout,
             @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         NativeHere.assume();
         String model = dir.resolve(weights + ".bpm").toString();
         CliRunner.Result c = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
-                model, "--weights", weights, "--activations", "int8");
+                model, "--weights", weights, "--activations", "int8", "--layout", layout);
         assertEquals(0, c.exit(), c.err());
         String[] args = {"generate", "--model", model, "--temperature", "0", "--steps", "100", "--backend", ""};
         args[args.length - 1] = "java";
