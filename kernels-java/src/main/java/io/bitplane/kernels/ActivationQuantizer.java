@@ -10,17 +10,22 @@ public final class ActivationQuantizer {
 
     /** Quantizes {@code x[offset .. offset + n)} into {@code q[0 .. n)} and returns the scale. */
     public static float quantizeInt8(float[] x, int offset, int n, byte[] q) {
+        return quantizeInt8(x, offset, n, q, 0);
+    }
+
+    /** Quantizes {@code x[offset .. offset + n)} into {@code q[qOffset .. qOffset + n)} and returns the scale. */
+    public static float quantizeInt8(float[] x, int offset, int n, byte[] q, int qOffset) {
         float amax = 0;
         for (int i = 0; i < n; i++) {
             amax = Math.max(amax, Math.abs(x[offset + i]));
         }
         float scale = amax / 127f;
         if (scale == 0) {
-            java.util.Arrays.fill(q, 0, n, (byte) 0);
+            java.util.Arrays.fill(q, qOffset, qOffset + n, (byte) 0);
             return 0;
         }
         for (int i = 0; i < n; i++) {
-            q[i] = (byte) Math.max(-127, Math.min(127, Math.round(x[offset + i] / scale)));
+            q[qOffset + i] = (byte) Math.max(-127, Math.min(127, Math.round(x[offset + i] / scale)));
         }
         return scale;
     }

@@ -5,10 +5,9 @@ import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
-import io.bitplane.kernels.AttentionShape;
-import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.ForwardingBackend;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -30,11 +29,10 @@ import java.lang.foreign.ValueLayout;
  * the activations into native memory (small next to the weights) so that the garbage collector never waits for
  * them.
  */
-public final class NativeBackend implements Backend {
+public final class NativeBackend extends ForwardingBackend {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
     private final NativeKernels kernels;
-    private final Backend host;
     private final WorkerPool pool;
     /** Native copies of weights that were given on the heap; freed on close. */
     private final Arena arena = Arena.ofShared();
@@ -46,17 +44,16 @@ public final class NativeBackend implements Backend {
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
         byte[] q = new byte[0];
-        byte[] tokenQ = new byte[0];
         float[] scales = new float[0];
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     NativeBackend(NativeKernels kernels, int threads) {
+        // The Java backend with one thread runs the other ops: it splits no work here, so it starts no workers.
+        super(Backends.create("java", 1));
         this.kernels = kernels;
         this.pool = new WorkerPool(threads);
-        // One thread: the host never splits work (it runs no matrix products here), so it starts no workers.
-        this.host = Backends.create("java", 1);
     }
 
     @Override
@@ -67,7 +64,7 @@ public final class NativeBackend implements Backend {
     @Override
     public String description() {
         return "native (" + NativeLibrary.isaName(kernels.isa()) + ", " + pool.threads() + " threads; other ops on "
-                + host.name() + ")";
+                + inner.name() + ")";
     }
 
     @Override
@@ -166,15 +163,11 @@ public final class NativeBackend implements Backend {
         if (s.q.length < batch * k) {
             s.q = new byte[batch * k];
         }
-        if (s.tokenQ.length < k) {
-            s.tokenQ = new byte[k];
-        }
         if (s.scales.length < batch) {
             s.scales = new float[batch];
         }
         for (int b = 0; b < batch; b++) {
-            s.scales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, s.tokenQ);
-            System.arraycopy(s.tokenQ, 0, s.q, b * k, k);
+            s.scales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, s.q, b * k);
         }
     }
 
@@ -205,60 +198,9 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public Buffer allocate(int floats) {
-        return host.allocate(floats);
-    }
-
-    @Override
-    public void embed(Weights table, int row, Buffer out, int outOffset) {
-        host.embed(table, row, out, outOffset);
-    }
-
-    @Override
-    public void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps) {
-        host.rmsNorm(out, x, gamma, dim, batch, eps);
-    }
-
-    @Override
-    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
-        host.rope(v, batch, positions, heads, headSize, theta);
-    }
-
-    @Override
-    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
-                          AttentionShape s) {
-        host.attention(out, q, keys, values, positions, batch, s);
-    }
-
-    @Override
-    public void swiGlu(Buffer gate, Buffer up, int n) {
-        host.swiGlu(gate, up, n);
-    }
-
-    @Override
-    public void add(Buffer acc, Buffer x, int n) {
-        host.add(acc, x, n);
-    }
-
-    @Override
-    public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
-        host.copy(src, srcOffset, dst, dstOffset, n);
-    }
-
-    @Override
-    public void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n) {
-        host.read(src, srcOffset, dst, dstOffset, n);
-    }
-
-    @Override
-    public void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n) {
-        host.write(src, srcOffset, dst, dstOffset, n);
-    }
-
-    @Override
     public void close() {
         pool.close();
-        host.close();
+        inner.close();
         arena.close();
     }
 }

@@ -3,9 +3,9 @@ package io.bitplane.runtime.calibration;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.TensorSpec;
-import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.ForwardingBackend;
 import io.bitplane.kernels.Weights;
 
 import java.lang.foreign.Arena;
@@ -18,7 +18,7 @@ import java.util.Map;
  * quantized, without writing a file), and it shows each matrix product's input activations to an observer (to
  * collect the layer-input statistics that GPTQ needs). Every operation runs on the wrapped backend.
  */
-final class ObservingBackend implements Backend {
+final class ObservingBackend extends ForwardingBackend {
 
     /** Sees the input of every matrix product: {@code batch} rows of {@code cols} floats in {@code x}. */
     interface InputObserver {
@@ -33,7 +33,6 @@ final class ObservingBackend implements Backend {
         }
     }
 
-    private final Backend inner;
     private final Map<String, EncodedTensor> substitutes;
     private final InputObserver observer;
     private final java.util.function.Predicate<String> skipped;
@@ -54,15 +53,10 @@ final class ObservingBackend implements Backend {
      */
     ObservingBackend(Backend inner, Map<String, EncodedTensor> substitutes, InputObserver observer,
                      java.util.function.Predicate<String> skipped) {
-        this.inner = inner;
+        super(inner);
         this.substitutes = Map.copyOf(substitutes);
         this.observer = observer;
         this.skipped = skipped;
-    }
-
-    @Override
-    public String name() {
-        return inner.name();
     }
 
     @Override
@@ -84,11 +78,6 @@ final class ObservingBackend implements Backend {
         // Kernels stream weights fastest from native memory, as from the mapped file.
         MemorySegment data = arena.allocate(sub.bytes().length, 64).copyFrom(sub.segment());
         return new Named(tensor.name(), inner.upload(new BpmTensor(sub.spec(), data, 0, 0)));
-    }
-
-    @Override
-    public Buffer allocate(int floats) {
-        return inner.allocate(floats);
     }
 
     @Override
@@ -117,42 +106,6 @@ final class ObservingBackend implements Backend {
     @Override
     public void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps) {
         inner.rmsNorm(out, x, unwrap(gamma), dim, batch, eps);
-    }
-
-    @Override
-    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
-        inner.rope(v, batch, positions, heads, headSize, theta);
-    }
-
-    @Override
-    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
-                          AttentionShape s) {
-        inner.attention(out, q, keys, values, positions, batch, s);
-    }
-
-    @Override
-    public void swiGlu(Buffer gate, Buffer up, int n) {
-        inner.swiGlu(gate, up, n);
-    }
-
-    @Override
-    public void add(Buffer acc, Buffer x, int n) {
-        inner.add(acc, x, n);
-    }
-
-    @Override
-    public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
-        inner.copy(src, srcOffset, dst, dstOffset, n);
-    }
-
-    @Override
-    public void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n) {
-        inner.read(src, srcOffset, dst, dstOffset, n);
-    }
-
-    @Override
-    public void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n) {
-        inner.write(src, srcOffset, dst, dstOffset, n);
     }
 
     @Override
