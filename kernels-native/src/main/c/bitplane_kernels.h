@@ -66,13 +66,13 @@ int64_t bp_scratch_bytes(int64_t k, int64_t group, int32_t batch);
 
 /* Quantized weights (INT8, bit planes in layout 0, packed codes in layout 1) times float activations x[batch][k].
    Each block of rows is decoded once and used for every token. */
-void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
-                             int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
-                             int64_t row_start, int64_t row_end, void *scratch);
+void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,
+                             int64_t scales_offset, int64_t mins_offset, const float *x, float *y, int32_t batch,
+                             int64_t n, int64_t row_start, int64_t row_end, void *scratch);
 
 /* Quantized weights times int8 activations xq[batch][k] with one scale per token (xscales[batch]). */
-void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
-                            int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
-                            int64_t n, int64_t row_start, int64_t row_end, void *scratch);
+void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,
+                            int64_t scales_offset, int64_t mins_offset, const int8_t *xq, const float *xscales,
+                            float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *scratch);
 
 #endif

@@ -9,14 +9,14 @@ typedef struct {
     int64_t (*scratch_bytes)(int64_t, int64_t, int32_t);
     void (*matmul_float)(const void *, int32_t, int64_t, const float *, float *, int32_t, int64_t, int64_t,
                          int64_t);
-    void (*matmul_quantized_f32)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, const float *, float *,
-                                 int32_t, int64_t, int64_t, int64_t, void *);
-    void (*matmul_quantized_i8)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, const int8_t *,
-                                const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
+    void (*matmul_quantized_f32)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t,
+                                 const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
+    void (*matmul_quantized_i8)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t,
+                                const int8_t *, const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
 } kernel_table;
 
-static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_matmul_float, bp_portable_matmul_quantized_f32,
-                                      bp_portable_matmul_quantized_i8};
+static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_matmul_float,
+                                      bp_portable_matmul_quantized_f32, bp_portable_matmul_quantized_i8};
 #if defined(__x86_64__)
 static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
                                   bp_avx2_matmul_quantized_i8};
@@ -72,16 +72,16 @@ void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x,
     kernels()->matmul_float(w, encoding, k, x, y, batch, n, row_start, row_end);
 }
 
-void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
-                             int64_t mins_offset, const float *x, float *y, int32_t batch, int64_t n,
-                             int64_t row_start, int64_t row_end, void *scratch) {
-    kernels()->matmul_quantized_f32(w, encoding, layout, k, group, scales_offset, mins_offset, x, y, batch, n, row_start,
-                                    row_end, scratch);
+void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,
+                             int64_t scales_offset, int64_t mins_offset, const float *x, float *y, int32_t batch,
+                             int64_t n, int64_t row_start, int64_t row_end, void *scratch) {
+    kernels()->matmul_quantized_f32(w, encoding, layout, k, group, scales_offset, mins_offset, x, y, batch, n,
+                                    row_start, row_end, scratch);
 }
 
-void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
-                            int64_t mins_offset, const int8_t *xq, const float *xscales, float *y, int32_t batch,
-                            int64_t n, int64_t row_start, int64_t row_end, void *scratch) {
+void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,
+                            int64_t scales_offset, int64_t mins_offset, const int8_t *xq, const float *xscales,
+                            float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *scratch) {
     kernels()->matmul_quantized_i8(w, encoding, layout, k, group, scales_offset, mins_offset, xq, xscales, y, batch, n,
                                    row_start, row_end, scratch);
 }

@@ -9,12 +9,16 @@
  *   bit planes         row r at word r*P*Wd: plane 0's Wd words, then plane 1's, ...; value i is bit i%64 of word
  *                      i/64 of each plane, so (little-endian) byte i/8, bit i%8, and 32 values from a multiple of
  *                      32 are one unaligned 4-byte load per plane
+ *   packed (layout 1)  INT4, INT4_ASYM, TERNARY: b-bit fields (b = 4, 2) in 32-byte blocks of V = 256 / b values,
+ *                      row r at byte r * ceil(k / V) * 32; value j of a block is field j / 32 of byte j % 32
  *   scales, mins       f16 at scales_offset (mins_offset) + 2*(r*groups + g)
  *
- * Method: each row of a quantized tensor is decoded once into int8 codes (the INT8 row is its own codes; planes are
- * expanded 32 values at a time), then every token of the batch runs over it group by group. With int8 activations
- * the group sums are exact integers (vpmaddubsw on |code| and sign-adjusted activations, then vpmaddwd), combined
- * in float exactly as the Java reference does (build.sh passes -ffp-contract=off so that no multiply-add fuses).
+ * Method: a batch decodes each block of four rows once into int8 codes (the INT8 row is its own codes; planes are
+ * expanded 32 values at a time, packed fields shifted and masked) and runs every token over them group by group;
+ * one token decodes in registers as it goes. With int8 activations the group sums are exact integers (vpmaddubsw on
+ * |code| and sign-adjusted activations, or directly on unsigned packed fields minus offset * sum(q), then
+ * vpmaddwd), combined in float exactly as the Java reference does (build.sh passes -ffp-contract=off so that no
+ * multiply-add fuses).
  */
 #include <string.h>
 

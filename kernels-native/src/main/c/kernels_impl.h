@@ -11,18 +11,19 @@
 #define BP_CAT3(a, b, c) a##b##c
 #define BP_IMPL_NAME(impl, f) BP_CAT3(bp_, impl, f)
 
-#define BP_DECLARE_IMPL(impl)                                                                                     \
-    void BP_IMPL_NAME(impl, _matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y,  \
-                                           int32_t batch, int64_t n, int64_t row_start, int64_t row_end);         \
-    int64_t BP_IMPL_NAME(impl, _scratch_bytes)(int64_t k, int64_t group, int32_t batch);                          \
-    void BP_IMPL_NAME(impl, _matmul_quantized_f32)(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,      \
-                                                   int64_t scales_offset, int64_t mins_offset, const float *x,     \
-                                                   float *y, int32_t batch, int64_t n, int64_t row_start,         \
-                                                   int64_t row_end, void *scratch);                               \
-    void BP_IMPL_NAME(impl, _matmul_quantized_i8)(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,       \
-                                                  int64_t scales_offset, int64_t mins_offset, const int8_t *xq,    \
-                                                  const float *xscales, float *y, int32_t batch, int64_t n,       \
-                                                  int64_t row_start, int64_t row_end, void *scratch);
+#define BP_DECLARE_IMPL(impl)                                                                                   \
+    void BP_IMPL_NAME(impl, _matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y,\
+                                           int32_t batch, int64_t n, int64_t row_start, int64_t row_end);       \
+    int64_t BP_IMPL_NAME(impl, _scratch_bytes)(int64_t k, int64_t group, int32_t batch);                        \
+    void BP_IMPL_NAME(impl, _matmul_quantized_f32)(const void *w, int32_t encoding, int32_t layout, int64_t k,   \
+                                                   int64_t group, int64_t scales_offset, int64_t mins_offset,    \
+                                                   const float *x, float *y, int32_t batch, int64_t n,          \
+                                                   int64_t row_start, int64_t row_end, void *scratch);          \
+    void BP_IMPL_NAME(impl, _matmul_quantized_i8)(const void *w, int32_t encoding, int32_t layout, int64_t k,    \
+                                                  int64_t group, int64_t scales_offset, int64_t mins_offset,     \
+                                                  const int8_t *xq, const float *xscales, float *y,             \
+                                                  int32_t batch, int64_t n, int64_t row_start, int64_t row_end, \
+                                                  void *scratch);
 
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)

@@ -25,8 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Every fast backend against the scalar oracle (each backend's module extends this with the backend it makes): randomized matrices of every encoding and activation mode, odd
- * shapes (one row, odd rows, K not a multiple of 64 or of the group), batches, and weights at misaligned addresses.
+ * Every fast backend against the scalar oracle (each backend's module extends this with the backend it makes):
+ * randomized matrices of every encoding, layout and activation mode, odd shapes (one row, odd rows, K not a multiple
+ * of 64 or of the group), batches, and weights at misaligned addresses.
  * Integer accumulations (W8A8) must match exactly; float paths within rounding of a different summation order.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)

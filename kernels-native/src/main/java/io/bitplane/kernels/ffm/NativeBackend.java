@@ -126,10 +126,10 @@ public final class NativeBackend extends ForwardingBackend {
             long minsAt = e.hasMins() ? spec.minsOffset() : 0;
             int layout = spec.layout();
             task = int8Act
-                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, layout, k, group, scalesAt, minsAt, xs,
-                            tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
-                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt, minsAt, xs,
-                            ys, batch, n, r0, r1, kernelScratch(scratchBytes));
+                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, layout, k, group, scalesAt,
+                            minsAt, xs, tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
+                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt,
+                            minsAt, xs, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
         }
         if (split) {
             pool.run(n, task);

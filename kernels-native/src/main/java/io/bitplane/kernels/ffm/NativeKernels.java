@@ -130,24 +130,24 @@ public final class NativeKernels {
     }
 
     /** See bp_matmul_quantized_f32. */
-    void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, int layout, long k, long group, long scalesOffset,
-                            long minsOffset, MemorySegment x, MemorySegment y, int batch, long n, long rowStart,
-                            long rowEnd, MemorySegment scratch) {
+    void matmulQuantizedF32(boolean critical, MemorySegment w, int encoding, int layout, long k, long group,
+                            long scalesOffset, long minsOffset, MemorySegment x, MemorySegment y, int batch, long n,
+                            long rowStart, long rowEnd, MemorySegment scratch) {
         try {
-            matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset, x, y,
-                    batch, n, rowStart, rowEnd, scratch);
+            matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset,
+                    x, y, batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_matmul_quantized_i8. */
-    void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, int layout, long k, long group, long scalesOffset,
-                           long minsOffset, MemorySegment xq, MemorySegment xScales, MemorySegment y, int batch,
-                           long n, long rowStart, long rowEnd, MemorySegment scratch) {
+    void matmulQuantizedI8(boolean critical, MemorySegment w, int encoding, int layout, long k, long group,
+                           long scalesOffset, long minsOffset, MemorySegment xq, MemorySegment xScales, MemorySegment y,
+                           int batch, long n, long rowStart, long rowEnd, MemorySegment scratch) {
         try {
-            matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset, xq,
-                    xScales, y, batch, n, rowStart, rowEnd, scratch);
+            matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset,
+                    xq, xScales, y, batch, n, rowStart, rowEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
         }

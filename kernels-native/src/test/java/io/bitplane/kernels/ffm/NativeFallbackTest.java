@@ -43,8 +43,8 @@ class NativeFallbackTest {
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), err);
         assertTrue(out.contains("auto=java"), out);
-        assertTrue(out.contains("native refused: backend 'native' cannot run here: the native kernels are not available: "
-                + "-Dbitplane.native.library=/nonexistent/libbitplane_kernels.so is not a file"), out);
+        assertTrue(out.contains("native refused: backend 'native' cannot run here: the native kernels are not "
+                + "available: -Dbitplane.native.library=/nonexistent/libbitplane_kernels.so is not a file"), out);
         long lines = err.lines().filter(l -> l.startsWith("bitplane: not using the native backend")).count();
         assertEquals(1, lines, "one line says why: " + err);
     }
