@@ -160,6 +160,9 @@ void BP_FN(_matmul_float)(const void *w, int32_t encoding, int64_t k, const floa
  * fields, b = 4 or 2; a 32-byte block holds 256 / b values, value j of a block in byte j % 32 at bit (j / 32) * b).
  */
 #define PACKED 0x10
+/* How far ahead of the kernel the weights are prefetched: one thread's hardware prefetchers alone left a quarter to
+   a half of the bandwidth unused (INT4 packed, one thread: 14-19 G weights/s without, 27 with 4 KB ahead). */
+#define PREFETCH_BYTES 4096
 
 /* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -339,6 +342,11 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
     int64_t whole = k / group;
     int64_t g = 0;
     for (; g + 8 <= whole; g += 8) {
+        if (source == BP_INT8) { /* INT8 rows stream from memory; decoded codes are in L1 already */
+            for (int64_t ahead = 0; ahead < 8 * group; ahead += 64) {
+                _mm_prefetch((const char *) (rc->codes + g * group + ahead + PREFETCH_BYTES), _MM_HINT_T0);
+            }
+        }
         __m256i partial[8];
         for (int j = 0; j < 8; j++) {
             int64_t i = (g + j) * group;
@@ -360,6 +368,9 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
         int64_t i = g * group;
         __m256i acc = _mm256_setzero_si256();
         for (int64_t c = 0; c < chunks; c++) {
+            if (source == BP_INT8 && (c & 1) == 0) {
+                _mm_prefetch((const char *) (rc->codes + i + 32 * c + PREFETCH_BYTES), _MM_HINT_T0);
+            }
             acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
         }
         float t = scales[g] * (float) sum8i(acc);
@@ -397,6 +408,8 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
     int64_t g = 0;
     if (group == 32) {
         for (; g + 8 <= whole; g += 8) { /* 8 groups = 256 values = 8 / per_block blocks */
+            _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES), _MM_HINT_T0);
+            _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES + 64), _MM_HINT_T0);
             __m256i partial[8];
             for (int blk = 0; blk < 8 / per_block; blk++) {
                 __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + (g * 32 / v + blk) * 32));
@@ -421,6 +434,7 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
     for (; g < whole; g++) {
         __m256i acc = _mm256_setzero_si256();
         for (int64_t i = g * group; i < (g + 1) * group; i += v) {
+            _mm_prefetch((const char *) (rc->planes + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
             __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + i / v * 32));
             for (int s = 0; s < per_block; s++) {
                 acc = _mm256_add_epi32(acc, packed_chunk_i8(block, s, b, q + i + 32 * s));
