@@ -678,9 +678,10 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
         }
     }
     /* One token on the AVX2 build decodes planes in registers; a batch (or the portable build) decodes each row
-       once into memory and shares it between tokens. */
+       once into memory and shares it between tokens. Packed fields cost less to decode again per token (a shift
+       and a mask, and no sign trick) than decoded codes cost to reload, so they are never decoded into memory. */
 #ifdef __AVX2__
-    int decode = encoding != BP_INT8 && batch > 1;
+    int decode = encoding != BP_INT8 && batch > 1 && !(kind & PACKED);
 #else
     int decode = encoding != BP_INT8;
 #endif
