@@ -59,6 +59,8 @@ final class InspectCommand implements Callable<Integer> {
             Arrays.stream(s.shape()).forEach(shape::add);
             o.put("encoding", s.encoding().name());
             o.put("group", s.groupSize());
+            o.put("layout", s.layout() == TensorSpec.LAYOUT_PACKED ? "packed"
+                    : s.encoding().isBitPlanes() ? "planes" : "-");
             o.put("activations", s.activations().name());
             o.put("bits_per_weight", s.bitsPerWeight());
             o.put("bytes", s.byteLength());
@@ -82,12 +84,13 @@ final class InspectCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%s: %s model, %s%n", file.path(), file.metadata().architecture(),
                 file.metadata().config());
         System.out.printf(Locale.ROOT, "source: %s; recipe: %s%n", r.get("source"), r.get("quantization_recipe"));
-        System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %5s %8s %12s%n", "tensor", "shape", "encoding",
-                "group", "act", "bits/w", "bytes");
+        System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %-6s %5s %8s %12s%n", "tensor", "shape", "encoding",
+                "group", "layout", "act", "bits/w", "bytes");
         for (var t : r.get("tensors")) {
-            System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %5s %8.3f %12d%n", t.get("name").asText(),
+            System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %-6s %5s %8.3f %12d%n", t.get("name").asText(),
                     t.get("shape").toString(), t.get("encoding").asText(),
-                    t.get("group").asInt() == 0 ? "row" : t.get("group").asText(), t.get("activations").asText(),
+                    t.get("group").asInt() == 0 ? "row" : t.get("group").asText(), t.get("layout").asText(),
+                    t.get("activations").asText(),
                     t.get("bits_per_weight").asDouble(), t.get("bytes").asLong());
         }
         var totals = r.get("totals");
