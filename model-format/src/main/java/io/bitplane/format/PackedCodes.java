@@ -79,7 +79,8 @@ public final class PackedCodes {
         }
     }
 
-    static int codeOfField(Encoding e, int field) {
+    /** The code a field stands for (its value minus the encoding's offset: 8 INT4, 0 INT4_ASYM, 1 TERNARY). */
+    public static int codeOfField(Encoding e, int field) {
         return switch (e) {
             case INT4 -> field - 8;
             case INT4_ASYM -> field;

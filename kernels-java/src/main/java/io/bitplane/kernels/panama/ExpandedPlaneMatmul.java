@@ -3,10 +3,13 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -20,7 +23,9 @@ import java.nio.ByteOrder;
  *
  * <pre>
  * W: per row P planes of Wd = ceil(K / 64) little-endian u64 words, row n at word n*P*Wd, plane p at + p*Wd;
- *    value k is bit k%64 of word k/64.  Scales (and INT4_ASYM mins): f16 per group.
+ *    value k is bit k%64 of word k/64.  Or layout 1 (packed codes, PackedCodes): b-bit fields, 32-byte blocks of
+ *    V = 256 / b values, value j of a block in byte j % 32 at bit (j / 32) b.  Scales (and INT4_ASYM mins): f16 per
+ *    group.
  * Expansion, L = float lanes (8 on AVX2, 16 on AVX-512), L consecutive values at a time: broadcast the L plane
  *    bits, shift lane i right by i, keep bit 0, combine the planes as integers, convert to float:
  *    BINARY 1 - 2 sign   TERNARY mask - 2 (sign AND mask)   INT4 sum_p 2^p bit_p - 8   INT4_ASYM sum_p 2^p bit_p
@@ -44,6 +49,8 @@ final class ExpandedPlaneMatmul {
     static final VectorSpecies<Float> F = PanamaBackend.F;
     static final VectorSpecies<Integer> I = PanamaBackend.I;
     private static final IntVector LANE_INDEX = IntVector.fromArray(I, iota(I.length()), 0);
+    /** As many byte lanes as float lanes: the packed fields of L values. */
+    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * F.length()));
 
     private static int[] iota(int n) {
         int[] a = new int[n];
@@ -63,7 +70,7 @@ final class ExpandedPlaneMatmul {
      * stay below 2^24: 127 x the largest code x the group.
      */
     static boolean supports(TensorSpec spec) {
-        if (!spec.encoding().isBitPlanes() || spec.layout() != TensorSpec.LAYOUT_CANONICAL || 64 % F.length() != 0) {
+        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0) {
             return false;
         }
         int g = groupValues(spec);
@@ -90,6 +97,11 @@ final class ExpandedPlaneMatmul {
      */
     static void expandTile(TensorSpec spec, MemorySegment w, long r, int k0, int k1, float[] codes, int at) {
         Encoding e = spec.encoding();
+        if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
+            expandPacked(w, r * PackedCodes.rowBytes(spec), PackedCodes.bits(e), -PackedCodes.codeOfField(e, 0), k0,
+                    k1, codes, at);
+            return;
+        }
         long words = spec.wordsPerRow();
         long rowWord = r * e.planes * words;
         switch (e) {
@@ -139,6 +151,24 @@ final class ExpandedPlaneMatmul {
                         .add(bits(p3, o).lanewise(VectorOperators.LSHL, 3));
                 store(u.sub(offset), codes, base + o);
             }
+        }
+    }
+
+    /**
+     * Layout 1 (packed codes): L values at a time are L consecutive bytes of a 32-byte block, widened to int lanes,
+     * shifted right by the field's place in the byte and masked; the field minus the encoding's offset is the code.
+     */
+    private static void expandPacked(MemorySegment w, long rowByte, int bits, int offset, int k0, int k1,
+                                     float[] codes, int at) {
+        int lanes = F.length();
+        int perBlock = 256 / bits;
+        int mask = (1 << bits) - 1;
+        for (int i = k0; i < k1; i += lanes) {
+            int j = i % perBlock;
+            long at32 = rowByte + (long) (i / perBlock) * 32 + j % 32;
+            IntVector f = ((IntVector) ByteVector.fromMemorySegment(B, w, at32, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2I, I, 0)).and(0xFF);
+            store(f.lanewise(VectorOperators.LSHR, (j / 32) * bits).and(mask).sub(offset), codes, at + i - k0);
         }
     }
 

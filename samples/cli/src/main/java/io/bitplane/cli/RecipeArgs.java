@@ -29,8 +29,8 @@ final class RecipeArgs {
     String activations;
 
     @Option(names = "--layout", description = "How int4, int4-asym and ternary matrices are laid out: planes "
-            + "(bit planes, every backend's fast kernels) or packed (packed codes, the native kernels' fast layout; "
-            + "the Java backend reads it with its reference kernels). Default: the recipe's, else planes.")
+            + "(bit planes) or packed (packed codes: the same size, much faster on the native kernels, about as fast "
+            + "on the Java ones). Default: the recipe's, else planes.")
     String layout;
 
     @Option(names = "--recipe", description = "A recipe file (JSON, as `bitplane plan --output` writes): the "
