@@ -348,13 +348,20 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
             }
         }
         __m256i partial[8];
-        for (int j = 0; j < 8; j++) {
-            int64_t i = (g + j) * group;
-            __m256i acc = chunk_i8(rc, q, i, source);
-            for (int64_t c = 1; c < chunks; c++) {
-                acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+        if (chunks == 1) { /* groups of 32, the common case: straight-line, the partial sums stay in registers */
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                partial[j] = chunk_i8(rc, q, (g + j) * 32, source);
             }
-            partial[j] = acc;
+        } else {
+            for (int j = 0; j < 8; j++) {
+                int64_t i = (g + j) * group;
+                __m256i acc = chunk_i8(rc, q, i, source);
+                for (int64_t c = 1; c < chunks; c++) {
+                    acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+                }
+                partial[j] = acc;
+            }
         }
         __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(reduce8x8(partial)));
         if (mins) {
@@ -411,8 +418,10 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES), _MM_HINT_T0);
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES + 64), _MM_HINT_T0);
             __m256i partial[8];
+#pragma GCC unroll 4
             for (int blk = 0; blk < 8 / per_block; blk++) {
                 __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + (g * 32 / v + blk) * 32));
+#pragma GCC unroll 4
                 for (int s = 0; s < per_block; s++) {
                     partial[blk * per_block + s] = packed_chunk_i8(block, s, b, q + (g + blk * per_block + s) * 32);
                 }
