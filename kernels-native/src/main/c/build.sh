@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds libbitplane_kernels.so into $1/<os>-<arch>/ for the Maven build (exec-maven-plugin, process-classes).
-# A machine without a C compiler skips the build with one message: the runtime then uses the Java kernels.
+# Builds libbitplane_kernels.so into $1/<os>-<arch>/ for the Maven build (exec-maven-plugin, process-resources).
+# A machine without a C compiler, or whose compiler cannot build the kernels, gets one message and no library:
+# the runtime then uses the Java kernels.
 set -eu
 out_root=$1
 src=$(cd "$(dirname "$0")" && pwd)
@@ -17,13 +18,23 @@ mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # -ffp-contract=off: the int8 paths must combine group sums in float exactly as Java does (no fused multiply-add).
-flags="-O3 -fPIC -std=c11 -Wall -Wextra -Werror -ffp-contract=off -fno-math-errno -fvisibility=hidden"
-"$cc" $flags -DBP_IMPL=portable -c "$src/kernels.c" -o "$tmp/kernels_portable.o"
-objects="$tmp/kernels_portable.o"
-if [ "$arch" = x86_64 ]; then
-    "$cc" $flags -mavx2 -mfma -mf16c -DBP_IMPL=avx2 -c "$src/kernels.c" -o "$tmp/kernels_avx2.o"
-    objects="$objects $tmp/kernels_avx2.o"
+flags="-O3 -fPIC -std=c11 -Wall -Wextra -ffp-contract=off -fno-math-errno -fvisibility=hidden"
+build() {
+    "$cc" $flags -DBP_IMPL=portable -c "$src/kernels.c" -o "$tmp/kernels_portable.o" || return 1
+    objects="$tmp/kernels_portable.o"
+    if [ "$arch" = x86_64 ]; then
+        "$cc" $flags -mavx2 -mfma -mf16c -DBP_IMPL=avx2 -c "$src/kernels.c" -o "$tmp/kernels_avx2.o" || return 1
+        objects="$objects $tmp/kernels_avx2.o"
+    fi
+    "$cc" $flags -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o" || return 1
+    "$cc" -shared -o "$tmp/libbitplane_kernels.so" $objects "$tmp/dispatch.o" || return 1
+}
+# A compiler that cannot build the kernels (too old, another architecture's flags) is reported, not fatal: the
+# jar then has no library and the runtime uses the Java kernels, as without a compiler.
+if ! build; then
+    echo "bitplane: the native kernels did not compile with $cc (above): the runtime will use the Java kernels"
+    rm -f "$out/libbitplane_kernels.so"
+    exit 0
 fi
-"$cc" $flags -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o"
-"$cc" -shared -o "$out/libbitplane_kernels.so" $objects "$tmp/dispatch.o"
+mv "$tmp/libbitplane_kernels.so" "$out/libbitplane_kernels.so"
 echo "bitplane: built $out/libbitplane_kernels.so"
