@@ -56,6 +56,11 @@ int32_t bp_best_isa(void);
    call before kernels run (the Java side calls it once at load, and tests to reach the portable code). */
 int32_t bp_select_isa(int32_t isa);
 
+/* Per-token INT8 activations, exactly as the Java reference (ActivationQuantizer): s = max|x| / 127, q = x / s
+   rounded half up and clamped to [-127, 127]; returns s. All-zero x: s = 0, q = 0. A NaN or infinity in x gives
+   s = NaN or infinity and q = 0 (Java's Math.round of NaN). */
+float bp_quantize_i8(const float *x, int64_t k, int8_t *q);
+
 /* Float weights (F32, F16, BF16) times float activations x[batch][k]. */
 void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,
                      int64_t n, int64_t row_start, int64_t row_end);

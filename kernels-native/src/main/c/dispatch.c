@@ -7,6 +7,7 @@
 
 typedef struct {
     int64_t (*scratch_bytes)(int64_t, int64_t, int32_t);
+    float (*quantize_i8)(const float *, int64_t, int8_t *);
     void (*matmul_float)(const void *, int32_t, int64_t, const float *, float *, int32_t, int64_t, int64_t,
                          int64_t);
     void (*matmul_quantized_f32)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t,
@@ -15,10 +16,10 @@ typedef struct {
                                 const int8_t *, const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
 } kernel_table;
 
-static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_matmul_float,
+static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_quantize_i8, bp_portable_matmul_float,
                                       bp_portable_matmul_quantized_f32, bp_portable_matmul_quantized_i8};
 #if defined(__x86_64__)
-static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
+static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_quantize_i8, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
                                   bp_avx2_matmul_quantized_i8};
 #endif
 
@@ -65,6 +66,10 @@ static const kernel_table *kernels(void) {
 
 int64_t bp_scratch_bytes(int64_t k, int64_t group, int32_t batch) {
     return kernels()->scratch_bytes(k, group, batch);
+}
+
+float bp_quantize_i8(const float *x, int64_t k, int8_t *q) {
+    return kernels()->quantize_i8(x, k, q);
 }
 
 void bp_matmul_float(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,

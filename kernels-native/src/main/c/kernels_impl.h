@@ -15,6 +15,7 @@
     void BP_IMPL_NAME(impl, _matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y,\
                                            int32_t batch, int64_t n, int64_t row_start, int64_t row_end);       \
     int64_t BP_IMPL_NAME(impl, _scratch_bytes)(int64_t k, int64_t group, int32_t batch);                        \
+    float BP_IMPL_NAME(impl, _quantize_i8)(const float *x, int64_t k, int8_t *q);                               \
     void BP_IMPL_NAME(impl, _matmul_quantized_f32)(const void *w, int32_t encoding, int32_t layout, int64_t k,   \
                                                    int64_t group, int64_t scales_offset, int64_t mins_offset,    \
                                                    const float *x, float *y, int32_t batch, int64_t n,          \

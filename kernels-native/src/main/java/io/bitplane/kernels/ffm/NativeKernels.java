@@ -37,6 +37,7 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_best_isa", FunctionDescriptor.of(JAVA_INT));
         DESCRIPTORS.put("bp_select_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         DESCRIPTORS.put("bp_scratch_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        DESCRIPTORS.put("bp_quantize_i8", FunctionDescriptor.of(JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_float", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS,
                 ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_matmul_quantized_f32", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
@@ -51,6 +52,7 @@ public final class NativeKernels {
     private final MethodHandle bestIsa;
     private final MethodHandle selectIsa;
     private final MethodHandle scratchBytes;
+    private final MethodHandle quantizeI8;
     private final MethodHandle[] matmulFloat;
     private final MethodHandle[] matmulQuantizedF32;
     private final MethodHandle[] matmulQuantizedI8;
@@ -62,6 +64,7 @@ public final class NativeKernels {
         bestIsa = handle(library, "bp_best_isa", false);
         selectIsa = handle(library, "bp_select_isa", false);
         scratchBytes = handle(library, "bp_scratch_bytes", true);
+        quantizeI8 = handle(library, "bp_quantize_i8", true);
         matmulFloat = both(library, "bp_matmul_float");
         matmulQuantizedF32 = both(library, "bp_matmul_quantized_f32");
         matmulQuantizedI8 = both(library, "bp_matmul_quantized_i8");
@@ -114,6 +117,15 @@ public final class NativeKernels {
     long scratchBytes(long k, long group, int batch) {
         try {
             return (long) scratchBytes.invokeExact(k, group, batch);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_quantize_i8 (critical: x and q may be Java arrays). */
+    float quantizeI8(MemorySegment x, long k, MemorySegment q) {
+        try {
+            return (float) quantizeI8.invokeExact(x, k, q);
         } catch (Throwable t) {
             throw rethrow(t);
         }
