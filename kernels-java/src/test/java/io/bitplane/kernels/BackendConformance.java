@@ -108,7 +108,10 @@ public abstract class BackendConformance {
         "ternary, 5, 1024, 1, int8", "ternary@32, 5, 640, 1, int8", "ternary, 9, 200, 7, int8",
         "ternary, 1, 4100, 2, f32", "ternary@64, 600, 512, 2, int8", "int4@32, 1, 32, 1, int8",
         "int4@48, 5, 130, 1, int8", "ternary, 3, 1, 1, int8", "int4@64, 3, 640, 1, int8",
-        "int4-asym@128, 3, 1024, 1, int8", "ternary@256, 2, 1300, 1, int8"})
+        "int4-asym@128, 3, 1024, 1, int8", "ternary@256, 2, 1300, 1, int8",
+        // Batches whose groups are whole blocks (the native kernel's tokens-at-a-time path), odd batches included.
+        "ternary, 7, 512, 5, int8", "int4@64, 9, 640, 3, int8", "int4-asym@128, 5, 1024, 4, int8",
+        "ternary@256, 3, 768, 2, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
