@@ -391,6 +391,15 @@ static inline __m256i group_i8(const row_codes *rc, const int8_t *q, int64_t sta
 }
 #endif
 
+/* One group's term as the Java reference forms it: s_g * acc_g (+ m_g * qsum_g for INT4_ASYM, where mins is set). */
+static inline float group_term(float scale, int32_t acc, const float *mins, int64_t g, int32_t qsum) {
+    float t = scale * (float) acc;
+    if (mins) {
+        t += mins[g] * (float) qsum;
+    }
+    return t;
+}
+
 static inline int32_t group_sum_i8(const row_codes *rc, const int8_t *q, int64_t start, int64_t end) {
 #ifdef __AVX2__
     return sum8i(group_i8(rc, q, start, end));
@@ -462,11 +471,7 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
             }
             acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
         }
-        float t = scales[g] * (float) sum8i(acc);
-        if (mins) {
-            t += mins[g] * (float) qsums[g];
-        }
-        terms[g] = t;
+        terms[g] = group_term(scales[g], sum8i(acc), mins, g, mins ? qsums[g] : 0);
     }
     return g;
 }
@@ -537,11 +542,7 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
             }
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
         }
-        float t = scales[g] * (float) (sum8i(acc) - packed_offset(kind) * qsums[g]);
-        if (mins) {
-            t += mins[g] * (float) qsums[g];
-        }
-        terms[g] = t;
+        terms[g] = group_term(scales[g], sum8i(acc) - packed_offset(kind) * qsums[g], mins, g, qsums[g]);
     }
     return g;
 }
@@ -592,11 +593,8 @@ ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_
         }
         for (int t = 0; t < TOKEN_BLOCK; t++) {
             int32_t qsum = qsums[t * groups + g];
-            float term = scales[g] * (float) (sum8i(acc[t]) - packed_offset(kind) * qsum);
-            if (mins) {
-                term += mins[g] * (float) qsum;
-            }
-            terms[t * token_stride + g] = term;
+            terms[t * token_stride + g] = group_term(scales[g], sum8i(acc[t]) - packed_offset(kind) * qsum, mins, g,
+                                                     qsum);
         }
     }
 }
@@ -642,11 +640,8 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
 #endif
     for (; g < groups; g++) {
         int64_t start = g * group;
-        float t = scales[g] * (float) group_sum_i8(rc, q, start, start + group <= k ? start + group : k);
-        if (mins) {
-            t += mins[g] * (float) qsums[g];
-        }
-        terms[g] = t;
+        terms[g] = group_term(scales[g], group_sum_i8(rc, q, start, start + group <= k ? start + group : k), mins, g,
+                              mins ? qsums[g] : 0);
     }
 }
 
