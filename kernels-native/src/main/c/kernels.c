@@ -487,6 +487,57 @@ ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t 
 }
 
 /*
+ * The first `count` groups of one packed row, groups being whole blocks, for `tokens` tokens at once (1, or
+ * TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field vector serves every
+ * token (q + t k), so a batch decodes once per block of tokens. Token t's group sums of q are at
+ * qsums[t * qsum_stride + g] and its terms go to terms[t * token_stride + g]: the same integer sums and float
+ * operations whatever the number of tokens.
+ */
+ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
+                                     int64_t qsum_stride, int64_t count, const float *scales, const float *mins,
+                                     int64_t group, float *terms, int64_t token_stride, int32_t kind, int tokens) {
+    const int b = packed_bits(kind);
+    const int per_block = 8 / b;
+    const int64_t v = 32 * per_block;
+    const __m256i mask = _mm256_set1_epi8((char) ((1 << b) - 1));
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < count; g++) {
+        __m256i acc[TOKEN_BLOCK];
+        for (int t = 0; t < tokens; t++) {
+            acc[t] = _mm256_setzero_si256();
+        }
+        for (int64_t i = g * group; i < (g + 1) * group; i += v) {
+            _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
+            __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / v * 32));
+            /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so the widening
+               vpmaddwd runs once per block, not once per 32 values. */
+            __m256i pairs[TOKEN_BLOCK];
+            for (int t = 0; t < tokens; t++) {
+                pairs[t] = _mm256_setzero_si256();
+            }
+#pragma GCC unroll 4
+            for (int s = 0; s < per_block; s++) {
+                __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)), mask);
+#pragma GCC unroll 4
+                for (int t = 0; t < tokens; t++) {
+                    pairs[t] = _mm256_add_epi16(pairs[t], _mm256_maddubs_epi16(f,
+                            _mm256_loadu_si256((const __m256i *) (q + t * k + i + 32 * s))));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < tokens; t++) {
+                acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(pairs[t], ones));
+            }
+        }
+        for (int t = 0; t < tokens; t++) {
+            int32_t qsum = qsums[t * qsum_stride + g];
+            terms[t * token_stride + g] = group_term(scales[g], sum8i(acc[t]) - packed_offset(kind) * qsum, mins, g,
+                                                     qsum);
+        }
+    }
+}
+
+/*
  * Packed rows with int8 activations, for groups of 32 or of whole blocks: one load per block, then per 32 values
  * a constant shift, a mask and vpmaddubsw on the unsigned fields; the fields' offset comes off as
  * offset * qsum_g (qsum_g: the group's sum of q). Returns how many groups it did.
@@ -527,78 +578,11 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
     if (group % v != 0) {
         return 0;
     }
-    const __m256i mask = _mm256_set1_epi8((char) ((1 << b) - 1));
-    for (; g < whole; g++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int64_t i = g * group; i < (g + 1) * group; i += v) {
-            _mm_prefetch((const char *) (rc->planes + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + i / v * 32));
-            __m256i pairs = _mm256_setzero_si256(); /* 16-bit sums of the block, as in packed_row_tokens */
-#pragma GCC unroll 4
-            for (int s = 0; s < per_block; s++) {
-                __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)), mask);
-                pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(f, _mm256_loadu_si256((const __m256i *)
-                        (q + i + 32 * s))));
-            }
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-        }
-        terms[g] = group_term(scales[g], sum8i(acc) - packed_offset(kind) * qsums[g], mins, g, qsums[g]);
-    }
-    return g;
+    packed_row_tokens(rc->planes, q, k, qsums, 0, whole, scales, mins, group, terms, 0, kind, 1);
+    return whole;
 }
 #endif
 
-#ifdef __AVX2__
-/*
- * TOKEN_BLOCK tokens over one packed row whose groups are whole blocks and whole in the row: each shifted and
- * masked field vector serves every token of the block (q + t k), so a batch decodes once per block of tokens. The
- * terms of token t go to terms[t * token_stride + g], with the same integer sums and float operations as one
- * token's.
- */
-ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
-                                 int64_t groups, const float *scales, const float *mins, int64_t group,
-                                 float *terms, int64_t token_stride, int32_t kind) {
-    const int b = packed_bits(kind);
-    const int per_block = 8 / b;
-    const int64_t v = 32 * per_block;
-    const __m256i mask = _mm256_set1_epi8((char) ((1 << b) - 1));
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t g = 0; g < groups; g++) {
-        __m256i acc[TOKEN_BLOCK];
-        for (int t = 0; t < TOKEN_BLOCK; t++) {
-            acc[t] = _mm256_setzero_si256();
-        }
-        for (int64_t i = g * group; i < (g + 1) * group; i += v) {
-            _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / v * 32));
-            /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so the widening
-               vpmaddwd runs once per block, not once per 32 values. */
-            __m256i pairs[TOKEN_BLOCK];
-            for (int t = 0; t < TOKEN_BLOCK; t++) {
-                pairs[t] = _mm256_setzero_si256();
-            }
-#pragma GCC unroll 4
-            for (int s = 0; s < per_block; s++) {
-                __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)), mask);
-#pragma GCC unroll 4
-                for (int t = 0; t < TOKEN_BLOCK; t++) {
-                    pairs[t] = _mm256_add_epi16(pairs[t], _mm256_maddubs_epi16(f,
-                            _mm256_loadu_si256((const __m256i *) (q + t * k + i + 32 * s))));
-                }
-            }
-#pragma GCC unroll 4
-            for (int t = 0; t < TOKEN_BLOCK; t++) {
-                acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(pairs[t], ones));
-            }
-        }
-        for (int t = 0; t < TOKEN_BLOCK; t++) {
-            int32_t qsum = qsums[t * groups + g];
-            terms[t * token_stride + g] = group_term(scales[g], sum8i(acc[t]) - packed_offset(kind) * qsum, mins, g,
-                                                     qsum);
-        }
-    }
-}
-#endif
 
 /*
  * terms[g] = s_g * acc_g (+ m_g * qsum_g) for every group of one row and one token: the Java reference's float
@@ -849,16 +833,16 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
                 float *terms_j = s.terms + j * groups;
                 switch (kind) {
                     case BP_INT4 | PACKED:
-                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, s.scales + j * groups, mins_j,
-                                      group, terms_j, token_stride, BP_INT4 | PACKED);
+                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, groups, s.scales + j * groups,
+                                          mins_j, group, terms_j, token_stride, BP_INT4 | PACKED, TOKEN_BLOCK);
                         break;
                     case BP_INT4_ASYM | PACKED:
-                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, s.scales + j * groups, mins_j,
-                                      group, terms_j, token_stride, BP_INT4_ASYM | PACKED);
+                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, groups, s.scales + j * groups,
+                                          mins_j, group, terms_j, token_stride, BP_INT4_ASYM | PACKED, TOKEN_BLOCK);
                         break;
                     default:
-                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, s.scales + j * groups, mins_j,
-                                      group, terms_j, token_stride, BP_TERNARY | PACKED);
+                        packed_row_tokens(row, xq + b * k, k, qsums + b * groups, groups, groups, s.scales + j * groups,
+                                          mins_j, group, terms_j, token_stride, BP_TERNARY | PACKED, TOKEN_BLOCK);
                         break;
                 }
             }
