@@ -20,6 +20,11 @@ public final class LlamaTensors {
     public static final List<String> BLOCK_KINDS = List.of("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
             "ffn_norm", "ffn_gate", "ffn_up", "ffn_down");
 
+    /** The block matrices that read the normed input of attention: the decoder multiplies all three by one vector. */
+    public static final List<String> ATTENTION_INPUT_KINDS = List.of("attn_q", "attn_k", "attn_v");
+    /** The block matrices that read the normed input of the feed-forward network. */
+    public static final List<String> FFN_INPUT_KINDS = List.of("ffn_gate", "ffn_up");
+
     public static String block(int layer, String kind) {
         return "blk." + layer + "." + kind + ".weight";
     }

@@ -168,8 +168,14 @@ final class Awq {
 
     /** The three groups of layer {@code l}: [input-sharing matrix kinds..., producer kind]. */
     static List<List<String>> groups() {
-        return List.of(List.of("attn_q", "attn_k", "attn_v", "attn_norm"), List.of("ffn_gate", "ffn_up", "ffn_norm"),
-                List.of("ffn_down", "ffn_up"));
+        return List.of(withProducer(LlamaTensors.ATTENTION_INPUT_KINDS, "attn_norm"),
+                withProducer(LlamaTensors.FFN_INPUT_KINDS, "ffn_norm"), List.of("ffn_down", "ffn_up"));
+    }
+
+    private static List<String> withProducer(List<String> kinds, String producer) {
+        List<String> group = new java.util.ArrayList<>(kinds);
+        group.add(producer);
+        return List.copyOf(group);
     }
 
     static String name(int layer, String kind) {

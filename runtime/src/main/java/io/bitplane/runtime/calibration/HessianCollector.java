@@ -1,5 +1,7 @@
 package io.bitplane.runtime.calibration;
 
+import io.bitplane.format.LlamaTensors;
+
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -44,7 +46,7 @@ final class HessianCollector implements ObservingBackend.InputObserver {
 
     /** The matrices reading the same input as {@code tensor}, the one the decoder calls first leading. */
     static List<String> sameInput(String tensor) {
-        for (List<String> kinds : List.of(List.of("attn_q", "attn_k", "attn_v"), List.of("ffn_gate", "ffn_up"))) {
+        for (List<String> kinds : List.of(LlamaTensors.ATTENTION_INPUT_KINDS, LlamaTensors.FFN_INPUT_KINDS)) {
             for (String kind : kinds) {
                 String suffix = "." + kind + ".weight";
                 if (tensor.startsWith("blk.") && tensor.endsWith(suffix)) {
