@@ -38,13 +38,8 @@ public final class Generation implements Iterator<GeneratedToken> {
         this.sampler = new Sampler(request.sampler());
         int[] given = request.promptTokens();
         this.prompt = given != null ? given : tokenizer.encode(request.prompt(), request.addBos(), false);
-        int vocab = session.model().config().vocabSize();
-        for (int t : prompt) {
-            if (t < 0 || t >= vocab) {
-                throw new IllegalArgumentException("prompt token id " + t + " is outside the vocabulary (0.."
-                        + (vocab - 1) + ")");
-            }
-        }
+        // Checked here: the batch scheduler feeds these tokens to the decoder without Session.append and its check.
+        Session.checkTokens(prompt, session.model().config().vocabSize(), "prompt token id");
         this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt without BOS: nothing to condition on");

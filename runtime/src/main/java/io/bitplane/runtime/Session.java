@@ -164,12 +164,16 @@ public final class Session implements AutoCloseable {
         return tokens;
     }
 
-    /** Every id must name a token of the vocabulary; the message names the first that does not. */
     private void checkTokens(int[] ids) {
+        checkTokens(ids, vocab, "token id");
+    }
+
+    /** Every id must name a token of the vocabulary; the message names the first that does not ({@code what}). */
+    static void checkTokens(int[] ids, int vocab, String what) {
         for (int t : ids) {
             if (t < 0 || t >= vocab) {
-                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary (0.."
-                        + (vocab - 1) + ")");
+                throw new IllegalArgumentException(what + " " + t + " is outside the vocabulary (0.." + (vocab - 1)
+                        + ")");
             }
         }
     }
