@@ -80,10 +80,12 @@ final class ExpandedPlaneMatmul {
 
     /**
      * Whether one token is better served here than by the lookup tables: always with float activations (small
-     * groups cost no horizontal sums there); with INT8 activations, groups of at least 8 vectors.
+     * groups cost no horizontal sums there) and for packed codes (the tables read bit planes only); with INT8
+     * activations, groups of at least 8 vectors.
      */
     static boolean preferredForOneToken(TensorSpec spec) {
-        return spec.activations() != ActivationHint.INT8 || groupValues(spec) >= 8 * F.length();
+        return spec.activations() != ActivationHint.INT8 || spec.layout() == TensorSpec.LAYOUT_PACKED
+                || groupValues(spec) >= 8 * F.length();
     }
 
     /** Padded length of a token's activations and of a row's codes. */

@@ -78,8 +78,8 @@ public final class PanamaBackend extends ScalarBackend {
                 task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch,
                         rowScratch(Int8Matmul.ROW_BLOCK * k), r0, r1);
             }
-        } else if (ExpandedPlaneMatmul.supports(spec) && (ExpandedPlaneMatmul.preferredForOneToken(spec)
-                || int8Act && batch > 1 || spec.layout() == TensorSpec.LAYOUT_PACKED)) {
+        } else if (ExpandedPlaneMatmul.supports(spec)
+                && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && batch > 1)) {
             // Integer sums are exact in either kernel, so only float activations need one kernel per shape.
             task = expandedTask(spec, cw, x, y, batch, int8Act);
         } else if (BitPlaneMatmul.supports(spec)) {
