@@ -110,20 +110,8 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         try {
             String def = text(root, "default", "auto");
             QuantSpec defaultSpec = def.equalsIgnoreCase("auto") ? null : QuantSpec.parse(def);
-            String act = text(root, "activations", "f32");
-            ActivationHint hint = switch (act.toLowerCase(java.util.Locale.ROOT)) {
-                case "f32" -> ActivationHint.F32;
-                case "int8" -> ActivationHint.INT8;
-                default -> throw new IllegalArgumentException("\"activations\" must be f32 or int8, not '" + act
-                        + "'");
-            };
-            String layout = text(root, "layout", "planes");
-            boolean packed = switch (layout.toLowerCase(java.util.Locale.ROOT)) {
-                case "planes" -> false;
-                case "packed" -> true;
-                default -> throw new IllegalArgumentException("\"layout\" must be planes or packed, not '" + layout
-                        + "'");
-            };
+            ActivationHint hint = parseActivations(text(root, "activations", "f32"), "\"activations\"");
+            boolean packed = parsePacked(text(root, "layout", "planes"), "\"layout\"");
             List<Override> overrides = new ArrayList<>();
             JsonNode list = root.path("overrides");
             if (!list.isMissingNode() && !list.isArray()) {
@@ -145,6 +133,24 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage());
         }
+    }
+
+    /** f32 or int8, as recipes and the command line spell activations; an error names {@code field}. */
+    public static ActivationHint parseActivations(String text, String field) {
+        return switch (text.toLowerCase(java.util.Locale.ROOT)) {
+            case "f32" -> ActivationHint.F32;
+            case "int8" -> ActivationHint.INT8;
+            default -> throw new IllegalArgumentException(field + " must be f32 or int8, not '" + text + "'");
+        };
+    }
+
+    /** planes (false) or packed (true), as recipes and the command line spell layouts; an error names {@code field}. */
+    public static boolean parsePacked(String text, String field) {
+        return switch (text.toLowerCase(java.util.Locale.ROOT)) {
+            case "planes" -> false;
+            case "packed" -> true;
+            default -> throw new IllegalArgumentException(field + " must be planes or packed, not '" + text + "'");
+        };
     }
 
     private static String text(JsonNode root, String field, String absent) {

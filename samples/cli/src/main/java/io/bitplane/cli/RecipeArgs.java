@@ -54,11 +54,7 @@ final class RecipeArgs {
     }
 
     static boolean parsePacked(String text) {
-        return switch (text.toLowerCase(Locale.ROOT)) {
-            case "planes" -> false;
-            case "packed" -> true;
-            default -> throw new IllegalArgumentException("--layout must be planes or packed, not '" + text + "'");
-        };
+        return Recipe.parsePacked(text, "--layout");
     }
 
     /** A spec from text; --group applies where the text names no group itself. */
@@ -76,10 +72,6 @@ final class RecipeArgs {
     }
 
     static ActivationHint parseActivations(String text) {
-        return switch (text.toLowerCase(Locale.ROOT)) {
-            case "f32" -> ActivationHint.F32;
-            case "int8" -> ActivationHint.INT8;
-            default -> throw new IllegalArgumentException("--activations must be f32 or int8, not '" + text + "'");
-        };
+        return Recipe.parseActivations(text, "--activations");
     }
 }
