@@ -20,4 +20,13 @@ public interface BackendProvider {
     default boolean automatic() {
         return false;
     }
+
+    /**
+     * One line per device this backend can run on, numbered as its device option counts them ({@code bitplane
+     * devices}); empty for backends without a choice of device. Throws {@link IllegalStateException} saying why
+     * when the backend cannot look (no driver).
+     */
+    default java.util.List<String> devices() {
+        return java.util.List.of();
+    }
 }

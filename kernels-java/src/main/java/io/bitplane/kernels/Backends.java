@@ -33,6 +33,25 @@ public final class Backends {
         return names;
     }
 
+    /**
+     * For each backend found at run time that has a choice of devices: its devices, one line each, or the one
+     * line that says why it cannot list them.
+     */
+    public static java.util.Map<String, List<String>> devices() {
+        java.util.Map<String, List<String>> all = new java.util.LinkedHashMap<>();
+        for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
+            try {
+                List<String> devices = p.devices();
+                if (!devices.isEmpty()) {
+                    all.put(p.name(), devices);
+                }
+            } catch (IllegalStateException | LinkageError e) {
+                all.put(p.name(), List.of("unavailable: " + e.getMessage()));
+            }
+        }
+        return all;
+    }
+
     public static Backend create(String name) {
         return create(name, Runtime.getRuntime().availableProcessors());
     }

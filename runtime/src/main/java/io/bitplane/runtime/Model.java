@@ -95,7 +95,13 @@ public final class Model implements AutoCloseable {
             }
             backend = wrap.apply(Backends.create(options.backend(), options.threads() > 0 ? options.threads()
                     : Runtime.getRuntime().availableProcessors()));
-            return new Model(file, vocab, backend);
+            try {
+                return new Model(file, vocab, backend);
+            } catch (IllegalStateException e) {
+                // A backend that cannot hold the weights (a device too small, a failed device call) says why.
+                throw new ModelException(path + ": the " + backend.name() + " backend cannot load this model: "
+                        + e.getMessage());
+            }
         } catch (IOException | RuntimeException e) {
             if (backend != null) {
                 backend.close();

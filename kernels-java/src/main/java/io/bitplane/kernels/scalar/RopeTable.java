@@ -5,14 +5,14 @@ package io.bitplane.kernels.scalar;
  * every token: {@code cos[pos * half + i]} for pair i of a head. Each entry is computed by exactly the expression
  * llama2.c uses, so cached and uncached decoding are bit-identical. Immutable; grows by replacement.
  */
-final class RopeTable {
-    final int headSize;
-    final float theta;
-    final int positions;
-    final float[] cos;
-    final float[] sin;
+public final class RopeTable {
+    public final int headSize;
+    public final float theta;
+    public final int positions;
+    public final float[] cos;
+    public final float[] sin;
 
-    RopeTable(int headSize, float theta, int positions) {
+    public RopeTable(int headSize, float theta, int positions) {
         this.headSize = headSize;
         this.theta = theta;
         this.positions = positions;
@@ -30,7 +30,7 @@ final class RopeTable {
         }
     }
 
-    boolean fits(int headSize, float theta, int position) {
+    public boolean fits(int headSize, float theta, int position) {
         return this.headSize == headSize && this.theta == theta && position < positions;
     }
 }

@@ -56,6 +56,9 @@ final class BenchCommand implements Callable<Integer> {
             + "side; one that cannot start here is skipped with its reason. Default: ${DEFAULT-VALUE}.")
     List<String> backends;
 
+    @Option(names = "--device", description = "Device number for the opencl backend (`bitplane devices`).")
+    Integer device;
+
     @Option(names = "--seconds", defaultValue = "1.5", description = "Time per kernel. Default: ${DEFAULT-VALUE}.")
     double seconds;
 
@@ -84,6 +87,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         int rows = Integer.parseInt(rc[0].trim());
         int cols = Integer.parseInt(rc[1].trim());
+        DeviceOption.apply(device);
         double bandwidth = StreamRead.bytesPerSecond(threads, seconds);
         System.err.printf(Locale.ROOT, "read bandwidth, %d thread(s): %.1f GB/s%n", threads, bandwidth / 1e9);
         List<Result> results = new ArrayList<>();

@@ -25,6 +25,10 @@ final class ModelArgs {
     @Option(names = "--threads", description = "Kernel threads (default: the available processors).")
     Integer threads;
 
+    @Option(names = "--device", description = "Device number for --backend opencl (`bitplane devices` lists them; "
+            + "default 0).")
+    Integer device;
+
     Path resolvedModel() throws java.nio.file.NoSuchFileException {
         return ModelLocator.locate(model);
     }
@@ -33,6 +37,7 @@ final class ModelArgs {
         if (threads != null && threads < 1) {
             throw new IllegalArgumentException("--threads must be >= 1, not " + threads);
         }
+        DeviceOption.apply(device);
         ModelOptions o = ModelOptions.defaults().withBackend(backend).withTokenizer(tokenizer)
                 .withThreads(threads == null ? 0 : threads);
         return o.withRecipe(recipeArgs.recipe());
