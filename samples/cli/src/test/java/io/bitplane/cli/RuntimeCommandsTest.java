@@ -16,10 +16,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class RuntimeCommandsTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"auto", "java", "native", "scalar"})
+    @ValueSource(strings = {"auto", "java", "native", "opencl", "scalar"})
     void greedyGeneratePrintsTheGoldenTextAndStatsOnStderr(String backend) throws Exception {
-        if (backend.equals("native")) {
-            NativeHere.assume();
+        if (backend.equals("native") || backend.equals("opencl")) {
+            BackendHere.assume(backend);
         }
         CliRunner.Result r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(),
                 "--temperature", "0", "--steps", "256", "--backend", backend);
@@ -32,13 +32,17 @@ class RuntimeCommandsTest {
         }
     }
 
-    /** With INT8 activations every matrix product is exact, so the native and Java backends pick the same tokens. */
+    /**
+     * With INT8 activations every matrix product is exact, so the native, OpenCL and Java backends pick the same
+     * tokens on converted models.
+     */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"int8, planes", "int4, planes", "ternary, planes", "int4, packed",
-        "ternary, packed"})
-    void convertedModelsGiveTheSameTokensOnTheNativeAndJavaBackends(String weights, String layout,
+    @org.junit.jupiter.params.provider.CsvSource({"int8, planes, native", "int4, planes, native",
+        "ternary, planes, native", "int4, packed, native", "ternary, packed, native", "int8, planes, opencl",
+        "int4, planes, opencl", "ternary, planes, opencl", "int4, packed, opencl", "ternary, packed, opencl"})
+    void convertedModelsGiveTheSameTokensOnEveryBackend(String weights, String layout, String backend,
             @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-        NativeHere.assume();
+        BackendHere.assume(backend);
         String model = dir.resolve(weights + ".bpm").toString();
         CliRunner.Result c = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
                 model, "--weights", weights, "--activations", "int8", "--layout", layout);
@@ -46,12 +50,12 @@ class RuntimeCommandsTest {
         String[] args = {"generate", "--model", model, "--temperature", "0", "--steps", "100", "--backend", ""};
         args[args.length - 1] = "java";
         CliRunner.Result java = CliRunner.run(args);
-        args[args.length - 1] = "native";
-        CliRunner.Result nativ = CliRunner.run(args);
+        args[args.length - 1] = backend;
+        CliRunner.Result other = CliRunner.run(args);
         assertEquals(0, java.exit(), java.err());
-        assertEquals(0, nativ.exit(), nativ.err());
+        assertEquals(0, other.exit(), other.err());
         assertTrue(java.out().length() > 100, java.out());
-        assertEquals(java.out(), nativ.out());
+        assertEquals(java.out(), other.out());
     }
 
     @Test
@@ -109,13 +113,27 @@ class RuntimeCommandsTest {
     }
 
     @Test
+    void devicesListsTheOpenClDevicesAndABadDeviceNumberIsAUsageError() {
+        BackendHere.assume("opencl");
+        CliRunner.Result r = CliRunner.run("devices");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().startsWith("opencl:\n  0: ") && r.out().contains("MiB")
+                && r.out().contains("compute units"), r.out());
+        CliRunner.Result bad = CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--steps",
+                "5", "--backend", "opencl", "--device", "99");
+        System.clearProperty("bitplane.opencl.device");
+        assertEquals(1, bad.exit(), bad.err());
+        assertTrue(bad.err().contains("no OpenCL device 99") && bad.err().contains("bitplane devices"), bad.err());
+    }
+
+    @Test
     void benchWritesJsonAndAChart(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         String out = dir.resolve("b").toString();
         CliRunner.Result r = CliRunner.run("bench", "--shape", "64x256", "--encodings", "f32,ternary", "--activations",
                 "f32,int8", "--seconds", "0.05", "--output", out);
         assertEquals(0, r.exit(), r.err());
         JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
-        int backends = NativeHere.starts() ? 2 : 1;
+        int backends = BackendHere.starts("native") ? 2 : 1;
         assertEquals(5 * backends, json.path("kernels").size(),
                 "f32 x f32, ternary x f32 and x int8 in both layouts, per backend");
         assertEquals(backends, json.path("backends").size(), json.toString());
