@@ -45,6 +45,8 @@ public final class OpenClBackend implements Backend {
         "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32"};
     /** Correctly rounded division keeps quantize_int8 equal to Java's; the kernel source disables contraction. */
     static final String BUILD_OPTIONS = "-cl-fp32-correctly-rounded-divide-sqrt";
+    /** Backends (contexts, queues, programs) open in this JVM: the leak test watches this. */
+    static final java.util.concurrent.atomic.AtomicInteger LIVE_BACKENDS = new java.util.concurrent.atomic.AtomicInteger();
     /** Tokens per work-item in the matmul kernels (TOKENS in bitplane.cl). */
     private static final int TOKENS = 4;
 
@@ -74,6 +76,11 @@ public final class OpenClBackend implements Backend {
     private MemorySegment stage = MemorySegment.NULL;
 
     public OpenClBackend(OpenClDevice device) {
+        this(device, source());
+    }
+
+    /** With another kernel source: tests use it to see a build failure reported. */
+    OpenClBackend(OpenClDevice device, String kernelSource) {
         this.device = device;
         boolean profiling = Boolean.getBoolean("bitplane.opencl.profile");
         try (MemoryStack stack = MemoryStack.stackPush()) {
@@ -88,7 +95,7 @@ public final class OpenClBackend implements Backend {
             }
         }
         try {
-            ProgramCache.Built built = ProgramCache.build(context, device, source(), BUILD_OPTIONS);
+            ProgramCache.Built built = ProgramCache.build(context, device, kernelSource, BUILD_OPTIONS);
             program = built.program();
             programFromCache = built.fromCache();
             try (MemoryStack stack = MemoryStack.stackPush()) {
@@ -107,6 +114,7 @@ public final class OpenClBackend implements Backend {
         profile = profiling ? new KernelProfile() : null;
         int maxGroup = (int) Math.min(256, device.info(CL_DEVICE_MAX_WORK_GROUP_SIZE));
         reductionSize = Integer.highestOneBit(Math.min(64, Math.max(1, maxGroup)));
+        LIVE_BACKENDS.incrementAndGet();
     }
 
     static String source() {
@@ -425,6 +433,7 @@ public final class OpenClBackend implements Backend {
         memory.releaseAll();
         releaseDeviceObjects();
         staging.close();
+        LIVE_BACKENDS.decrementAndGet();
     }
 
     private void releaseDeviceObjects() {

@@ -1,0 +1,108 @@
+package io.bitplane.opencl;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.Backends;
+import io.bitplane.kernels.Buffer;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * What a user sees when OpenCL cannot do what was asked: each case is a message that says why, and the CPU backends
+ * go on working; never a crash of the JVM.
+ */
+class OpenClErrorsTest {
+
+    /** Run in a child JVM whose OpenCL library is absent: what auto chose, then what asking for opencl said. */
+    public static void main(String[] args) {
+        try (Backend auto = Backends.create("auto", 1)) {
+            System.out.println("auto=" + auto.name());
+        }
+        try (Backend b = Backends.create("opencl", 1)) {
+            System.out.println("opencl=" + b.name());
+        } catch (IllegalArgumentException e) {
+            System.out.println("opencl refused: " + e.getMessage());
+        }
+    }
+
+    @Test
+    void withoutAnOpenClLibraryTheCpuRunsAndAskingForOpenClSaysWhatToInstall() throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "-Dorg.lwjgl.opencl.libname=/nonexistent/libOpenCL.so", "-cp", System.getProperty("java.class.path"),
+                OpenClErrorsTest.class.getName())).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), err);
+        assertTrue(out.contains("auto=") && !out.contains("auto=opencl"), out);
+        assertTrue(out.contains("opencl refused: backend 'opencl' cannot run here: the OpenCL library could not be "
+                + "loaded") && out.contains("apt-get install"), out);
+    }
+
+    @Test
+    void aKernelThatDoesNotBuildIsReportedWithTheBuildLog() {
+        OpenClAvailability.assumePlatform();
+        int before = OpenClBackend.LIVE_BACKENDS.get();
+        OpenClException e = assertThrows(OpenClException.class, () -> new OpenClBackend(OpenClDevice.pick(0),
+                "kernel void broken(global float *x) { x[0] = undeclared_name; }"));
+        assertTrue(e.getMessage().contains("failed to build") && e.getMessage().contains("build log")
+                && e.getMessage().contains("undeclared_name"), e.getMessage());
+        assertEquals(before, OpenClBackend.LIVE_BACKENDS.get());
+    }
+
+    @Test
+    void aModelLargerThanTheDeviceIsRefusedWithItsSize() {
+        OpenClAvailability.assumePlatform();
+        OpenClDevice real = OpenClDevice.pick(0);
+        OpenClDevice small = new OpenClDevice(real.index(), real.platform(), real.id(), real.platformName(),
+                real.name(), real.vendor(), real.version(), real.driverVersion(), real.type(), 3L << 20,
+                real.maxAllocationBytes(), real.computeUnits());
+        try (OpenClBackend b = new OpenClBackend(small)) {
+            EncodedTensor big = Quantizer.quantize("blk.0.ffn_up.weight", new long[] {1024, 1024},
+                    TestTensors.gaussian(new Random(1), 1024 * 1024, 0.1f), QuantSpec.parse("f32"),
+                    ActivationHint.F32);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> b.upload(BackendConformance.placed(big, 0)));
+            assertTrue(e.getMessage().contains("has 3 MiB") && e.getMessage().contains("blk.0.ffn_up.weight")
+                    && e.getMessage().contains("needs 4 MiB"), e.getMessage());
+            assertEquals(0, b.deviceBytes(), "nothing is held after the refusal");
+        }
+    }
+
+    @Test
+    void badPositionsAndForeignBuffersAreRefusedBeforeAnyKernelRuns() {
+        OpenClAvailability.assumePlatform();
+        try (Backend b = Backends.create("opencl", 1); Backend other = Backends.create("scalar", 1)) {
+            AttentionShape s = new AttentionShape(2, 1, 8);
+            Buffer q = b.allocate(16);
+            Buffer cache = b.allocate(4 * 8);
+            Buffer out = b.allocate(16);
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> b.attention(out, q, cache, cache, new int[] {4}, 1, s));
+            assertTrue(e.getMessage().contains("position 4") && e.getMessage().contains("4 positions"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> b.add(q, other.allocate(16), 16));
+            assertTrue(e.getMessage().contains("not allocated by this OpenCL backend"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> b.copy(q, 10, out, 0, 10));
+            assertTrue(e.getMessage().contains("outside a buffer of 16"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> b.read(q, 0, new float[4], 0, 17));
+            assertTrue(e.getMessage().contains("outside a buffer of 16"), e.getMessage());
+        }
+    }
+}
