@@ -21,7 +21,7 @@ import java.nio.file.Path;
  */
 @State(Scope.Thread)
 public class DecodeBenchmark {
-    @Param({"native", "java", "scalar"})
+    @Param({"native", "java", "opencl", "scalar"})
     public String backend;
 
     @Param({"1"})
