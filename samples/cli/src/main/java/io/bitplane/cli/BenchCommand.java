@@ -52,7 +52,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "2", description = "Kernel threads. Default: ${DEFAULT-VALUE}.")
     int threads;
 
-    @Option(names = "--backend", defaultValue = "java,native", split = ",", description = "Backends to measure side by "
+    @Option(names = "--backend", defaultValue = "java,native,opencl", split = ",", description = "Backends to measure side by "
             + "side; one that cannot start here is skipped with its reason. Default: ${DEFAULT-VALUE}.")
     List<String> backends;
 
