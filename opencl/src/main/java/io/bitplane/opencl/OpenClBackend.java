@@ -43,8 +43,12 @@ public final class OpenClBackend implements Backend {
         "rope", "attention", "swiglu", "add", "matmul_int8_int8", "matmul_int8_f32", "matmul_int4_int8",
         "matmul_int4_f32", "matmul_int4_asym_int8", "matmul_int4_asym_f32", "matmul_ternary_int8",
         "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32"};
-    /** Correctly rounded division keeps quantize_int8 equal to Java's; the kernel source disables contraction. */
-    static final String BUILD_OPTIONS = "-cl-fp32-correctly-rounded-divide-sqrt";
+    /**
+     * Correctly rounded division keeps quantize_int8 equal to Java's (the kernel source disables contraction).
+     * -w: PoCL warns that 16-wide vectors change the AVX2 calling convention, on the console of every first run;
+     * a failed build still reports its full log.
+     */
+    static final String BUILD_OPTIONS = "-cl-fp32-correctly-rounded-divide-sqrt -w";
     /** Backends (contexts, queues, programs) open in this JVM: the leak test watches this. */
     static final java.util.concurrent.atomic.AtomicInteger LIVE_BACKENDS = new java.util.concurrent.atomic.AtomicInteger();
     /** Tokens per work-item in the matmul kernels (TOKENS in bitplane.cl). */
