@@ -275,31 +275,27 @@ inline void matmul_int8_act(global const uchar *w, const int enc, global const c
             acc1[t] = 0;
             qsum1[t] = 0;
         }
-        int k = start;
-        for (; k < end && k % 16 != 0; k++) {
-            int c = code_at(w, enc, row_at, k);
-            for (int t = 0; t < tokens; t++) {
-                int qv = q[(long) (t0 + t) * cols + k];
-                acc1[t] += c * qv;
-                qsum1[t] += qv;
-            }
-        }
-        for (; k + 16 <= end; k += 16) {
-            short16 c = codes16(w, enc, row_at, k);
-            for (int t = 0; t < tokens; t++) {
-                short16 qv = convert_short16(vload16(0, q + (long) (t0 + t) * cols + k));
-                acc[t] += convert_int16(c * qv);
-                if (asym) {
-                    qsum[t] += convert_int16(qv);
+        /* Chunks of 16 where a chunk lies whole in the group (so a group that is not a multiple of 16 still
+         * reads each value once), single values elsewhere. */
+        for (int k = start; k < end;) {
+            if (k % 16 == 0 && k + 16 <= end) {
+                short16 c = codes16(w, enc, row_at, k);
+                for (int t = 0; t < tokens; t++) {
+                    short16 qv = convert_short16(vload16(0, q + (long) (t0 + t) * cols + k));
+                    acc[t] += convert_int16(c * qv);
+                    if (asym) {
+                        qsum[t] += convert_int16(qv);
+                    }
                 }
-            }
-        }
-        for (; k < end; k++) {
-            int c = code_at(w, enc, row_at, k);
-            for (int t = 0; t < tokens; t++) {
-                int qv = q[(long) (t0 + t) * cols + k];
-                acc1[t] += c * qv;
-                qsum1[t] += qv;
+                k += 16;
+            } else {
+                int c = code_at(w, enc, row_at, k);
+                for (int t = 0; t < tokens; t++) {
+                    int qv = q[(long) (t0 + t) * cols + k];
+                    acc1[t] += c * qv;
+                    qsum1[t] += qv;
+                }
+                k++;
             }
         }
         const long gi = (long) n * groups + g;
@@ -344,31 +340,25 @@ inline void matmul_f32_act(global const uchar *w, const int enc, global const fl
             acc1[t] = 0.0f;
             xsum1[t] = 0.0f;
         }
-        int k = start;
-        for (; k < end && k % 16 != 0; k++) {
-            float c = code_at(w, enc, row_at, k);
-            for (int t = 0; t < tokens; t++) {
-                float xv = x[(long) (t0 + t) * cols + k];
-                acc1[t] += c * xv;
-                xsum1[t] += xv;
-            }
-        }
-        for (; k + 16 <= end; k += 16) {
-            float16 c = convert_float16(codes16(w, enc, row_at, k));
-            for (int t = 0; t < tokens; t++) {
-                float16 xv = vload16(0, x + (long) (t0 + t) * cols + k);
-                acc[t] += c * xv;
-                if (asym) {
-                    xsum[t] += xv;
+        for (int k = start; k < end;) { /* as in matmul_int8_act */
+            if (k % 16 == 0 && k + 16 <= end) {
+                float16 c = convert_float16(codes16(w, enc, row_at, k));
+                for (int t = 0; t < tokens; t++) {
+                    float16 xv = vload16(0, x + (long) (t0 + t) * cols + k);
+                    acc[t] += c * xv;
+                    if (asym) {
+                        xsum[t] += xv;
+                    }
                 }
-            }
-        }
-        for (; k < end; k++) {
-            float c = code_at(w, enc, row_at, k);
-            for (int t = 0; t < tokens; t++) {
-                float xv = x[(long) (t0 + t) * cols + k];
-                acc1[t] += c * xv;
-                xsum1[t] += xv;
+                k += 16;
+            } else {
+                float c = code_at(w, enc, row_at, k);
+                for (int t = 0; t < tokens; t++) {
+                    float xv = x[(long) (t0 + t) * cols + k];
+                    acc1[t] += c * xv;
+                    xsum1[t] += xv;
+                }
+                k++;
             }
         }
         const long gi = (long) n * groups + g;
