@@ -34,18 +34,21 @@ class RuntimeCommandsTest {
 
     /**
      * With INT8 activations every matrix product is exact, so the native, OpenCL and Java backends pick the same
-     * tokens on converted models.
+     * tokens on converted models. With float activations the sums run in different orders; the tokens still
+     * agree on these conversions (issue 6 asks it of OpenCL's INT8 and INT4).
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"int8, planes, native", "int4, planes, native",
-        "ternary, planes, native", "int4, packed, native", "ternary, packed, native", "int8, planes, opencl",
-        "int4, planes, opencl", "ternary, planes, opencl", "int4, packed, opencl", "ternary, packed, opencl"})
+    @org.junit.jupiter.params.provider.CsvSource({"int8, planes, native, int8", "int4, planes, native, int8",
+        "ternary, planes, native, int8", "int4, packed, native, int8", "ternary, packed, native, int8",
+        "int8, planes, opencl, int8", "int4, planes, opencl, int8", "ternary, planes, opencl, int8",
+        "int4, packed, opencl, int8", "ternary, packed, opencl, int8", "int8, planes, opencl, f32",
+        "int4, planes, opencl, f32"})
     void convertedModelsGiveTheSameTokensOnEveryBackend(String weights, String layout, String backend,
-            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+            String activations, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         BackendHere.assume(backend);
         String model = dir.resolve(weights + ".bpm").toString();
         CliRunner.Result c = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
-                model, "--weights", weights, "--activations", "int8", "--layout", layout);
+                model, "--weights", weights, "--activations", activations, "--layout", layout);
         assertEquals(0, c.exit(), c.err());
         String[] args = {"generate", "--model", model, "--temperature", "0", "--steps", "100", "--backend", ""};
         args[args.length - 1] = "java";
