@@ -107,6 +107,22 @@ public final class Backends {
         return javaBackend(threads);
     }
 
+    /**
+     * The Java kernels on a pool the caller owns (closing the result leaves the pool open), or the scalar kernels
+     * where the Vector API cannot run: for a backend that hands its other ops to them on its own threads.
+     */
+    public static Backend java(WorkerPool pool) {
+        if (vectorUnavailableReason() != null) {
+            return javaBackend(1); // the scalar kernels, with the one line that says why
+        }
+        try {
+            return (Backend) Class.forName("io.bitplane.kernels.panama.PanamaBackend")
+                    .getConstructor(WorkerPool.class).newInstance(pool);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IllegalStateException("the Panama backend failed to start: " + e, e);
+        }
+    }
+
     private static Backend javaBackend(int threads) {
         String why = vectorUnavailableReason();
         if (why != null) {

@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
+import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
@@ -43,8 +44,18 @@ public final class PanamaBackend extends ScalarBackend {
         float[] scales = new float[0];
     }
 
+    /** Closes the pool with the backend when it made it. */
+    private final boolean ownsPool;
+
     public PanamaBackend(int threads) {
         this.pool = new WorkerPool(threads);
+        this.ownsPool = true;
+    }
+
+    /** On a pool the caller owns and closes (a backend that runs these kernels beside its own, on its threads). */
+    public PanamaBackend(WorkerPool pool) {
+        this.pool = pool;
+        this.ownsPool = false;
     }
 
     @Override
@@ -285,6 +296,62 @@ public final class PanamaBackend extends ScalarBackend {
         return F.vectorBitSize() > 256 && n % 8 == 0 ? FloatVector.SPECIES_256 : null;
     }
 
+    /**
+     * Heads of a long context over the pool: a token's 32 heads at position 500 are 4 M multiply-adds, which one
+     * thread would otherwise do while the others wait for the next product.
+     */
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
+                          AttentionShape s) {
+        int pairs = batch * s.nHeads();
+        long work = (long) pairs * (maxPosition(positions, batch) + 1) * s.headSize();
+        if (pool.threads() == 1 || pairs < 2 || !WorkerPool.worthSplitting(work)) {
+            super.attention(out, q, keys, values, positions, batch, s);
+            return;
+        }
+        float[] o = ArrayBuffer.of(out);
+        float[] qa = ArrayBuffer.of(q);
+        float[] k = ArrayBuffer.of(keys);
+        float[] v = ArrayBuffer.of(values);
+        pool.run(pairs, (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to));
+    }
+
+    /**
+     * Four positions at a time: four independent multiply-add chains instead of one (the chain's latency bounded
+     * the one-position loop). Each position's chain is exactly {@link #headDot}'s, so the scores are unchanged.
+     */
+    @Override
+    protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
+                          float norm) {
+        VectorSpecies<Float> sp = headSpecies(n);
+        if (sp == null) {
+            super.scores(att, q, qo, k, ko, stride, count, n, norm);
+            return;
+        }
+        int t = 0;
+        for (; t + 4 <= count; t += 4) {
+            int k0 = t * stride + ko;
+            FloatVector a0 = FloatVector.zero(sp);
+            FloatVector a1 = FloatVector.zero(sp);
+            FloatVector a2 = FloatVector.zero(sp);
+            FloatVector a3 = FloatVector.zero(sp);
+            for (int i = 0; i < n; i += sp.length()) {
+                FloatVector qv = FloatVector.fromArray(sp, q, qo + i);
+                a0 = qv.fma(FloatVector.fromArray(sp, k, k0 + i), a0);
+                a1 = qv.fma(FloatVector.fromArray(sp, k, k0 + stride + i), a1);
+                a2 = qv.fma(FloatVector.fromArray(sp, k, k0 + 2 * stride + i), a2);
+                a3 = qv.fma(FloatVector.fromArray(sp, k, k0 + 3 * stride + i), a3);
+            }
+            att[t] = Lanes.sum(a0) / norm;
+            att[t + 1] = Lanes.sum(a1) / norm;
+            att[t + 2] = Lanes.sum(a2) / norm;
+            att[t + 3] = Lanes.sum(a3) / norm;
+        }
+        for (; t < count; t++) {
+            att[t] = headDot(q, qo, k, t * stride + ko, n) / norm;
+        }
+    }
+
     @Override
     protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
         VectorSpecies<Float> sp = headSpecies(n);
@@ -395,7 +462,9 @@ public final class PanamaBackend extends ScalarBackend {
 
     @Override
     public void close() {
-        pool.close();
+        if (ownsPool) {
+            pool.close();
+        }
     }
 
     /** The preferred vector size in bits (asked by the lookup before it commits to this backend). */

@@ -122,26 +122,39 @@ public class ScalarBackend implements Backend {
     @Override
     public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
                           AttentionShape s) {
-        float[] o = ArrayBuffer.of(out);
-        float[] qa = ArrayBuffer.of(q);
-        float[] k = ArrayBuffer.of(keys);
-        float[] v = ArrayBuffer.of(values);
+        attendHeads(ArrayBuffer.of(out), ArrayBuffer.of(q), ArrayBuffer.of(keys), ArrayBuffer.of(values), positions,
+                s, 0, batch * s.nHeads());
+    }
+
+    /**
+     * Attention for the (token, head) pairs {@code [from, to)} of a batch, pair i being token {@code i / nHeads},
+     * head {@code i % nHeads}. Each pair's arithmetic is independent of the others, so threads may run disjoint
+     * ranges and the results do not depend on how the pairs were split.
+     */
+    protected final void attendHeads(float[] o, float[] qa, float[] k, float[] v, int[] positions, AttentionShape s,
+                                     int from, int to) {
         int kvDim = s.kvDim();
         int kvMul = s.nHeads() / s.nKvHeads();
         int hs = s.headSize();
         float norm = (float) Math.sqrt(hs);
-        float[] att = scratch(SCORES, maxPosition(positions, batch) + 1);
-        for (int b = 0; b < batch; b++) {
+        for (int pair = from; pair < to; pair++) {
+            int b = pair / s.nHeads();
+            int h = pair % s.nHeads();
             int pos = positions[b];
-            for (int h = 0; h < s.nHeads(); h++) {
-                int qo = b * s.queryDim() + h * hs;
-                int kvo = (h / kvMul) * hs;
-                for (int t = 0; t <= pos; t++) {
-                    att[t] = headDot(qa, qo, k, t * kvDim + kvo, hs) / norm;
-                }
-                scoresToWeights(att, pos + 1);
-                weightedSum(o, qo, att, pos + 1, v, kvo, kvDim, hs);
-            }
+            float[] att = scratch(SCORES, pos + 1);
+            int qo = b * s.queryDim() + h * hs;
+            int kvo = (h / kvMul) * hs;
+            scores(att, qa, qo, k, kvo, kvDim, pos + 1, hs, norm);
+            scoresToWeights(att, pos + 1);
+            weightedSum(o, qo, att, pos + 1, v, kvo, kvDim, hs);
+        }
+    }
+
+    /** {@code att[t] = headDot(q[qo..], k[t * stride + ko..]) / norm} for t below count: a head's scores. */
+    protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
+                          float norm) {
+        for (int t = 0; t < count; t++) {
+            att[t] = headDot(q, qo, k, t * stride + ko, n) / norm;
         }
     }
 

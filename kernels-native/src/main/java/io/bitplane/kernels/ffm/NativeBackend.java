@@ -49,10 +49,14 @@ public final class NativeBackend extends ForwardingBackend {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     NativeBackend(NativeKernels kernels, int threads) {
-        // The Java backend with one thread runs the other ops: it splits no work here, so it starts no workers.
-        super(Backends.create("java", 1));
+        this(kernels, new WorkerPool(threads));
+    }
+
+    /** The Java kernels run the other ops on the same pool, so attention over a long context is split too. */
+    private NativeBackend(NativeKernels kernels, WorkerPool pool) {
+        super(Backends.java(pool));
         this.kernels = kernels;
-        this.pool = new WorkerPool(threads);
+        this.pool = pool;
     }
 
     @Override
