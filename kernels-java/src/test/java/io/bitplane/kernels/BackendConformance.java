@@ -242,6 +242,32 @@ public abstract class BackendConformance {
         }
     }
 
+    /**
+     * A long context with many heads: large enough that a backend splits the heads over its threads. The result
+     * matches the oracle, and each token's output is the same bit for bit alone as beside another token.
+     */
+    @Test
+    public void longContextAttentionMatchesTheOracleAloneAndBatched() {
+        Random rnd = new Random(8);
+        AttentionShape s = new AttentionShape(32, 4, 64);
+        int positions = 600;
+        float[] q = TestTensors.gaussian(rnd, 2 * s.queryDim(), 1f);
+        float[] keys = TestTensors.gaussian(rnd, positions * s.kvDim(), 0.3f);
+        float[] values = TestTensors.gaussian(rnd, positions * s.kvDim(), 1f);
+        int[] pos = {599, 300};
+        float[] expected = attention(ORACLE, q, keys, values, pos, s);
+        float[] batched = attention(fast, q, keys, values, pos, s);
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], batched[i], 1e-5f * (1 + Math.abs(expected[i])), "value " + i);
+        }
+        for (int b = 0; b < 2; b++) {
+            float[] alone = attention(fast, java.util.Arrays.copyOfRange(q, b * s.queryDim(), (b + 1) * s.queryDim()),
+                    keys, values, new int[] {pos[b]}, s);
+            assertArrayEquals(java.util.Arrays.copyOfRange(batched, b * s.queryDim(), (b + 1) * s.queryDim()), alone,
+                    "token " + b);
+        }
+    }
+
     private static float[] swiGlu(Backend be, float[] g, float[] u) {
         Buffer gb = be.allocate(g.length);
         Buffer ub = be.allocate(u.length);
