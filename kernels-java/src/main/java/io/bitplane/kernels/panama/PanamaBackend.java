@@ -304,7 +304,8 @@ public final class PanamaBackend extends ScalarBackend {
     public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
                           AttentionShape s) {
         int pairs = batch * s.nHeads();
-        long work = (long) pairs * (maxPosition(positions, batch) + 1) * s.headSize();
+        // Multiply-adds: the scores and the weighted sum each take one per position and head value.
+        long work = 2L * pairs * (maxPosition(positions, batch) + 1) * s.headSize();
         if (pool.threads() == 1 || pairs < 2 || !WorkerPool.worthSplitting(work)) {
             super.attention(out, q, keys, values, positions, batch, s);
             return;
