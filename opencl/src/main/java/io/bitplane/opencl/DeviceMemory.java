@@ -28,9 +28,14 @@ final class DeviceMemory {
     private final Set<Handle> live = ConcurrentHashMap.newKeySet();
     private final AtomicLong heldBytes = new AtomicLong();
 
+    /** Bytes this backend may hold: the device's memory, or less with {@code -Dbitplane.opencl.memory=MiB}. */
+    private final long limit;
+
     DeviceMemory(long context, OpenClDevice device) {
         this.context = context;
         this.device = device;
+        long cap = (long) (Double.parseDouble(System.getProperty("bitplane.opencl.memory", "0")) * (1 << 20));
+        this.limit = cap > 0 ? Math.min(cap, device.globalMemoryBytes()) : device.globalMemoryBytes();
     }
 
     /** One cl_mem; {@link #release()} is idempotent and thread-safe. */
@@ -67,10 +72,11 @@ final class DeviceMemory {
             throw new IllegalStateException(String.format("%s needs %d MiB in one buffer; OpenCL device %s allows "
                     + "at most %d MiB per buffer", what, size >> 20, device.name(), device.maxAllocationBytes() >> 20));
         }
-        if (heldBytes.get() + size > device.globalMemoryBytes()) {
-            throw new IllegalStateException(String.format("OpenCL device %s has %d MiB; %s needs %d MiB more than "
-                    + "the %d MiB already held", device.name(), device.globalMemoryBytes() >> 20, what, size >> 20,
-                    heldBytes.get() >> 20));
+        if (heldBytes.get() + size > limit) {
+            throw new IllegalStateException(String.format(java.util.Locale.ROOT, "OpenCL device %s has %s MiB%s; "
+                    + "%s needs %s MiB more than the %s MiB already held", device.name(), mib(limit),
+                    limit < device.globalMemoryBytes() ? " for Bitplane (-Dbitplane.opencl.memory)" : "", what,
+                    mib(size), mib(heldBytes.get())));
         }
         long mem;
         try (MemoryStack stack = MemoryStack.stackPush()) {
@@ -92,6 +98,12 @@ final class DeviceMemory {
     /** Releases {@code h} when {@code owner} becomes unreachable (if close has not released it before). */
     static void releaseWhenUnreachable(Object owner, Handle h) {
         CLEANER.register(owner, h);
+    }
+
+    /** Whole MiB where that is exact enough, else one decimal (small models and caps). */
+    private static String mib(long bytes) {
+        return bytes >= 100L << 20 ? Long.toString(bytes >> 20) : String.format(java.util.Locale.ROOT, "%.1f",
+                bytes / (double) (1 << 20));
     }
 
     long heldBytes() {

@@ -2,6 +2,7 @@ package io.bitplane.opencl;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.SharedData;
 import io.bitplane.format.TestTensors;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
@@ -10,6 +11,9 @@ import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.runtime.Model;
+import io.bitplane.runtime.ModelException;
+import io.bitplane.runtime.ModelOptions;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -79,9 +83,33 @@ class OpenClErrorsTest {
                     ActivationHint.F32);
             IllegalStateException e = assertThrows(IllegalStateException.class,
                     () -> b.upload(BackendConformance.placed(big, 0)));
-            assertTrue(e.getMessage().contains("has 3 MiB") && e.getMessage().contains("blk.0.ffn_up.weight")
-                    && e.getMessage().contains("needs 4 MiB"), e.getMessage());
+            assertTrue(e.getMessage().contains("has 3.0 MiB") && e.getMessage().contains("blk.0.ffn_up.weight")
+                    && e.getMessage().contains("needs 4.0 MiB"), e.getMessage());
             assertEquals(0, b.deviceBytes(), "nothing is held after the refusal");
+        }
+    }
+
+    /**
+     * A model that does not fit the memory Bitplane may use on the device: named alone, OpenCL is insisted on and
+     * the load fails with the sizes; in a list, the next backend runs instead.
+     */
+    @Test
+    void aModelTooLargeForTheDeviceFailsAloneAndFallsBackInAList() throws Exception {
+        OpenClAvailability.assumePlatform();
+        System.setProperty("bitplane.opencl.memory", "0.5");
+        try {
+            ModelOptions options = ModelOptions.defaults().withTokenizer(SharedData.tok512());
+            ModelException e = assertThrows(ModelException.class,
+                    () -> Model.open(SharedData.stories260K(), options.withBackend("opencl")));
+            assertTrue(e.getMessage().contains("the opencl backend cannot load this model")
+                    && e.getMessage().contains("has 0.5 MiB for Bitplane"), e.getMessage());
+            try (Model m = Model.open(SharedData.stories260K(), options.withBackend("opencl,java"))) {
+                assertTrue(m.backendName().startsWith("java") || m.backendName().startsWith("scalar"),
+                        m.backendName());
+            }
+            assertEquals(0, DeviceMemory.LIVE_BUFFERS.get(), "the refused upload left nothing on the device");
+        } finally {
+            System.clearProperty("bitplane.opencl.memory");
         }
     }
 

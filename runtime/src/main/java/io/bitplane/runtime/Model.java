@@ -93,14 +93,34 @@ public final class Model implements AutoCloseable {
                 throw new ModelException(path + ": tokenizer model '" + vocab.model()
                         + "' is not supported yet (llama SentencePiece BPE is)");
             }
-            backend = wrap.apply(Backends.create(options.backend(), options.threads() > 0 ? options.threads()
-                    : Runtime.getRuntime().availableProcessors()));
-            try {
-                return new Model(file, vocab, backend);
-            } catch (IllegalStateException e) {
-                // A backend that cannot hold the weights (a device too small, a failed device call) says why.
-                throw new ModelException(path + ": the " + backend.name() + " backend cannot load this model: "
-                        + e.getMessage());
+            // A list ("opencl,native") names backends in order of preference: one that cannot start or cannot
+            // hold the weights is skipped with one line on stderr. A single name is insisted on: it fails.
+            String[] choices = options.backend() == null ? new String[] {"auto"} : options.backend().split(",");
+            int threads = options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors();
+            for (int i = 0; ; i++) {
+                String choice = choices[i].trim();
+                boolean last = i == choices.length - 1;
+                try {
+                    backend = wrap.apply(Backends.create(choice, threads));
+                    return new Model(file, vocab, backend);
+                } catch (IllegalArgumentException | IllegalStateException e) {
+                    String name = backend != null ? backend.name() : choice;
+                    if (backend != null) {
+                        backend.close();
+                        backend = null;
+                    }
+                    if (!last) {
+                        System.err.println("bitplane: not using the " + name + " backend: " + e.getMessage()
+                                + "; trying " + choices[i + 1].trim());
+                        continue;
+                    }
+                    if (e instanceof IllegalArgumentException) {
+                        throw e; // the backend cannot run here: a usage error
+                    }
+                    // A backend that cannot hold the weights (a device too small, a failed device call) says why.
+                    throw new ModelException(path + ": the " + name + " backend cannot load this model: "
+                            + e.getMessage());
+                }
             }
         } catch (IOException | RuntimeException e) {
             if (backend != null) {

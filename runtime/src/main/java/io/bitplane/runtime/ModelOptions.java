@@ -7,7 +7,9 @@ import java.nio.file.Path;
 /**
  * How to open a model.
  *
- * @param backend         "auto" (the best available), "scalar", "java", or a plug-in backend's name
+ * @param backend         "auto" (the best available), "scalar", "java", or a plug-in backend's name; or several,
+ *                        comma-separated, in order of preference ("opencl,native": the next one runs where one
+ *                        cannot start or cannot hold the model)
  * @param tokenizer       a llama2.c tokenizer.bin, for model files that carry no vocabulary (may be null)
  * @param recipe          for models that are not .bpm: how to encode them while converting on load
  *                        (null: keep each tensor as the source stores it)

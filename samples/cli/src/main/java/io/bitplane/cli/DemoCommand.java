@@ -44,7 +44,8 @@ final class DemoCommand implements Callable<Integer> {
             + "(0 to skip). Default: ${DEFAULT-VALUE}.")
     int paragraphs;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl.")
+    @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl; "
+            + "or a list in order of preference (opencl,native), falling back with one line on stderr.")
     String backend;
 
     /** One row of the table: a name, the recipe, and what was measured. */

@@ -15,7 +15,8 @@ final class ModelArgs {
     @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin, where the model carries none.")
     Path tokenizer;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl.")
+    @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl; "
+            + "or a list in order of preference (opencl,native), falling back with one line on stderr.")
     String backend;
 
     /** For models that are not .bpm: how to encode them while converting on load. */

@@ -129,6 +129,18 @@ class RuntimeCommandsTest {
         assertTrue(bad.err().contains("no OpenCL device 99") && bad.err().contains("bitplane devices"), bad.err());
     }
 
+    /** A list of backends is a preference: where OpenCL cannot start, the next one runs and one line says why. */
+    @Test
+    void aListOfBackendsFallsBackInOrder() throws Exception {
+        CliRunner.Result r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--temperature",
+                "0", "--steps", "256", "--backend", "opencl,java", "--device", "99");
+        System.clearProperty("bitplane.opencl.device");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(Files.readString(SharedData.file("golden/stories260K-greedy.txt")), r.out());
+        assertTrue(r.err().contains("bitplane: not using the opencl backend: ") && r.err().contains("trying java")
+                && r.err().contains("backend java"), r.err());
+    }
+
     @Test
     void benchWritesJsonAndAChart(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         String out = dir.resolve("b").toString();
