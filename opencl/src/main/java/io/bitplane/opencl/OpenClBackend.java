@@ -42,7 +42,10 @@ public final class OpenClBackend implements Backend {
     private static final String[] KERNELS = {"repack_planes", "quantize_int8", "matmul_float", "embed", "rms_norm",
         "rope", "attention", "swiglu", "add", "matmul_int8_int8", "matmul_int8_f32", "matmul_int4_int8",
         "matmul_int4_f32", "matmul_int4_asym_int8", "matmul_int4_asym_f32", "matmul_ternary_int8",
-        "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32"};
+        "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32", "matmul_float_wg", "matmul_int8_int8_wg",
+        "matmul_int8_f32_wg", "matmul_int4_int8_wg", "matmul_int4_f32_wg", "matmul_int4_asym_int8_wg",
+        "matmul_int4_asym_f32_wg", "matmul_ternary_int8_wg", "matmul_ternary_f32_wg", "matmul_binary_int8_wg",
+        "matmul_binary_f32_wg"};
     /**
      * Correctly rounded division keeps quantize_int8 equal to Java's (the kernel source disables contraction).
      * -w: PoCL warns that 16-wide vectors change the AVX2 calling convention, on the console of every first run;
@@ -64,6 +67,13 @@ public final class OpenClBackend implements Backend {
     private final KernelProfile profile;
     /** Work-group size of the reductions (norms, quantization, attention): a power of two the device allows. */
     private final int reductionSize;
+    /**
+     * Matrix products as a work-group per row, whose neighbouring work-items read neighbouring memory (what a GPU
+     * needs), instead of a row per work-item (what vectorizes on a CPU device). Both give the same bits on integer
+     * paths. {@code -Dbitplane.opencl.products=rows|workgroups}; by default work-groups on GPUs.
+     */
+    private final boolean workGroupProducts;
+    private final long localMemoryBytes;
     private boolean closed;
 
     // Scratch that grows as needed: INT8 activations, positions, rotary table, attention scores.
@@ -118,7 +128,23 @@ public final class OpenClBackend implements Backend {
         profile = profiling ? new KernelProfile() : null;
         int maxGroup = (int) Math.min(256, device.info(CL_DEVICE_MAX_WORK_GROUP_SIZE));
         reductionSize = Integer.highestOneBit(Math.min(64, Math.max(1, maxGroup)));
+        localMemoryBytes = device.info(CL_DEVICE_LOCAL_MEM_SIZE);
+        workGroupProducts = productShape(device);
         LIVE_BACKENDS.incrementAndGet();
+    }
+
+    private boolean productShape(OpenClDevice device) {
+        String shape = System.getProperty("bitplane.opencl.products", "auto");
+        return switch (shape) {
+            case "auto" -> device.type().equals("GPU");
+            case "workgroups" -> true;
+            case "rows" -> false;
+            default -> {
+                releaseDeviceObjects();
+                throw new IllegalArgumentException("-Dbitplane.opencl.products=" + shape
+                        + ": expected rows, workgroups or auto");
+            }
+        };
     }
 
     static String source() {
@@ -141,7 +167,8 @@ public final class OpenClBackend implements Backend {
     public String description() {
         return "opencl (" + device.name() + " on " + device.platformName() + ", " + device.computeUnits()
                 + " compute units, " + (device.globalMemoryBytes() >> 20) + " MiB"
-                + (programFromCache ? ", kernels from cache" : "") + ")";
+                + (workGroupProducts ? ", products by work-group" : "") + (programFromCache ? ", kernels from cache" : "")
+                + ")";
     }
 
     public OpenClDevice device() {
@@ -292,20 +319,41 @@ public final class OpenClBackend implements Backend {
         ScalarBackend.checkMatmul(s, x, y, batch);
         int rows = (int) s.rows();
         int cols = (int) s.cols();
-        long[] global = {rows, (batch + TOKENS - 1) / TOKENS};
+        int tiles = (batch + TOKENS - 1) / TOKENS;
+        long[] global = {rows, tiles};
+        // The work-group shape: reductionSize work-items per row, local memory for the row's partial results.
+        long[] groupGlobal = {(long) rows * reductionSize, tiles};
+        long[] groupLocal = {reductionSize, 1};
         if (!s.encoding().quantized) {
-            launch("matmul_float", global, null, w, s.encoding().id, x, y, rows, cols, batch);
+            long local = 4L * TOKENS * reductionSize;
+            if (byWorkGroup(local)) {
+                launch("matmul_float_wg", groupGlobal, groupLocal, w, s.encoding().id, x, y, rows, cols, batch,
+                        new Local(local));
+            } else {
+                launch("matmul_float", global, null, w, s.encoding().id, x, y, rows, cols, batch);
+            }
             return;
         }
         String kernel = "matmul_" + s.encoding().name().toLowerCase(java.util.Locale.ROOT);
         Object[] tail = {rows, cols, batch, quantizedRowBytes(w), (int) s.effectiveGroupSize(),
             (int) s.groupsPerRow(), w.scalesAt(), w.minsAt()};
-        if (s.activations() == ActivationHint.INT8) {
+        boolean int8 = s.activations() == ActivationHint.INT8;
+        if (int8) {
             quantizeActivations(x, cols, batch);
-            launch(kernel + "_int8", global, null, concat(new Object[] {w, quantized, tokenScales, y}, tail));
-        } else {
-            launch(kernel + "_f32", global, null, concat(new Object[] {w, x, y}, tail));
         }
+        Object[] head = int8 ? new Object[] {w, quantized, tokenScales, y} : new Object[] {w, x, y};
+        String name = kernel + (int8 ? "_int8" : "_f32");
+        long local = (int8 ? 8L : 4L) * TOKENS * s.groupsPerRow();
+        if (byWorkGroup(local)) {
+            launch(name + "_wg", groupGlobal, groupLocal, concat(concat(head, tail), new Object[] {new Local(local)}));
+        } else {
+            launch(name, global, null, concat(head, tail));
+        }
+    }
+
+    /** Whether this product runs as a work-group per row: asked for, and its local memory fits the device. */
+    private boolean byWorkGroup(long localBytes) {
+        return workGroupProducts && localBytes <= localMemoryBytes / 2;
     }
 
     /** INT8 activations of the batch into the quantized scratch (one work-group per token). */
