@@ -126,11 +126,30 @@ public final class OpenClBackend implements Backend {
         }
         memory = new DeviceMemory(context, device);
         profile = profiling ? new KernelProfile() : null;
-        int maxGroup = (int) Math.min(256, device.info(CL_DEVICE_MAX_WORK_GROUP_SIZE));
-        reductionSize = Integer.highestOneBit(Math.min(64, Math.max(1, maxGroup)));
+        reductionSize = Integer.highestOneBit((int) Math.max(1, Math.min(64, largestCommonGroup())));
         localMemoryBytes = device.info(CL_DEVICE_LOCAL_MEM_SIZE);
         workGroupProducts = productShape(device);
         LIVE_BACKENDS.incrementAndGet();
+    }
+
+    /**
+     * The largest work-group every kernel launched with an explicit local size accepts on this device: the device
+     * limit, lowered by kernels that need many registers (a GPU refuses the launch otherwise).
+     */
+    private long largestCommonGroup() {
+        long size = device.info(CL_DEVICE_MAX_WORK_GROUP_SIZE);
+        try (MemoryStack stack = MemoryStack.stackPush()) {
+            PointerBuffer value = stack.mallocPointer(1);
+            for (Map.Entry<String, Long> k : kernels.entrySet()) {
+                if (k.getKey().endsWith("_wg") || k.getKey().equals("quantize_int8") || k.getKey().equals("rms_norm")
+                        || k.getKey().equals("attention")) {
+                    OpenClException.check(clGetKernelWorkGroupInfo(k.getValue(), device.id(),
+                            CL_KERNEL_WORK_GROUP_SIZE, value, null), "clGetKernelWorkGroupInfo " + k.getKey());
+                    size = Math.min(size, value.get(0));
+                }
+            }
+        }
+        return size;
     }
 
     private boolean productShape(OpenClDevice device) {
