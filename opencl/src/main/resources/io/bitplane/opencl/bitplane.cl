@@ -352,9 +352,7 @@ inline float term_i8(float s, float m, bool asym, int acc, int qsum) {
 
 /*
  * Quantized weights with INT8 activations (q, token scales from quantize_int8): per group an exact integer sum of
- * code * q (and, for INT4_ASYM, of q), then sum += s_g * acc (+ m_g * qsum) in group order; y = sum * s_x. The
- * group's loop is written out here rather than calling range_sums_i8: on PoCL the call (private arrays through a
- * pointer) made the INT8 and INT4 products 30-50% slower.
+ * code * q (and, for INT4_ASYM, of q), then sum += s_g * acc (+ m_g * qsum) in group order; y = sum * s_x.
  */
 inline void matmul_int8_act(global const uchar *w, const int enc, global const char *q,
                             global const float *token_scales, global float *y, int rows, int cols, int batch,
@@ -369,50 +367,15 @@ inline void matmul_int8_act(global const uchar *w, const int enc, global const c
         sum[t] = 0.0f;
     }
     for (int g = 0; g < groups; g++) {
-        const int start = g * group_size;
-        const int end = min(cols, start + group_size);
-        int16 acc[TOKENS];
-        int16 qsum[TOKENS];
-        int acc1[TOKENS];
-        int qsum1[TOKENS];
-        for (int t = 0; t < TOKENS; t++) {
-            acc[t] = (int16) 0;
-            qsum[t] = (int16) 0;
-            acc1[t] = 0;
-            qsum1[t] = 0;
-        }
-        /* Chunks of 16 where a chunk lies whole in the group (so a group that is not a multiple of 16 still
-         * reads each value once), single values elsewhere. */
-        for (int k = start; k < end;) {
-            if (k % 16 == 0 && k + 16 <= end) {
-                short16 c = codes16(w, enc, row_at, k);
-                for (int t = 0; t < tokens; t++) {
-                    short16 qv = convert_short16(vload16(0, q + (long) (t0 + t) * cols + k));
-                    acc[t] += convert_int16(c * qv);
-                    if (asym) {
-                        qsum[t] += convert_int16(qv);
-                    }
-                }
-                k += 16;
-            } else {
-                int c = code_at(w, enc, row_at, k);
-                for (int t = 0; t < tokens; t++) {
-                    int qv = q[(long) (t0 + t) * cols + k];
-                    acc1[t] += c * qv;
-                    qsum1[t] += qv;
-                }
-                k++;
-            }
-        }
+        int acc[TOKENS];
+        int qsum[TOKENS];
+        range_sums_i8(w, enc, q, row_at, cols, g * group_size, min(cols, (g + 1) * group_size), t0, tokens, acc,
+                      qsum);
         const long gi = (long) n * groups + g;
         const float s = scale_at(w, scales_at, gi);
         const float m = asym ? scale_at(w, mins_at, gi) : 0.0f;
         for (int t = 0; t < tokens; t++) {
-            float term = s * (float) (sum16(acc[t]) + acc1[t]);
-            if (asym) {
-                term = term + m * (float) (sum16(qsum[t]) + qsum1[t]);
-            }
-            sum[t] += term;
+            sum[t] += term_i8(s, m, asym, acc[t], qsum[t]);
         }
     }
     for (int t = 0; t < tokens; t++) {
@@ -516,10 +479,7 @@ inline void group_terms_f32(global const uchar *w, const int enc, global const f
     }
 }
 
-/*
- * Quantized weights with float activations: per group acc = sum code * x (and xsum for INT4_ASYM). Written out
- * like matmul_int8_act, for the same reason; group_terms_f32 does the same arithmetic for the work-group kernel.
- */
+/* Quantized weights with float activations: the groups' terms added in group order. */
 inline void matmul_f32_act(global const uchar *w, const int enc, global const float *x, global float *y, int rows,
                            int cols, int batch, int row_bytes, int group_size, int groups, ulong scales_at,
                            ulong mins_at) {
@@ -527,54 +487,17 @@ inline void matmul_f32_act(global const uchar *w, const int enc, global const fl
     const int t0 = get_global_id(1) * TOKENS;
     const int tokens = min(TOKENS, batch - t0);
     const ulong row_at = row_start(enc, n, cols, row_bytes);
-    const bool asym = enc == ENC_INT4_ASYM;
     float sum[TOKENS];
     for (int t = 0; t < TOKENS; t++) {
         sum[t] = 0.0f;
     }
     for (int g = 0; g < groups; g++) {
-        const int start = g * group_size;
-        const int end = min(cols, start + group_size);
-        float16 acc[TOKENS];
-        float16 xsum[TOKENS];
-        float acc1[TOKENS];
-        float xsum1[TOKENS];
-        for (int t = 0; t < TOKENS; t++) {
-            acc[t] = (float16) 0.0f;
-            xsum[t] = (float16) 0.0f;
-            acc1[t] = 0.0f;
-            xsum1[t] = 0.0f;
-        }
-        for (int k = start; k < end;) { /* as in matmul_int8_act */
-            if (k % 16 == 0 && k + 16 <= end) {
-                float16 c = convert_float16(codes16(w, enc, row_at, k));
-                for (int t = 0; t < tokens; t++) {
-                    float16 xv = vload16(0, x + (long) (t0 + t) * cols + k);
-                    acc[t] += c * xv;
-                    if (asym) {
-                        xsum[t] += xv;
-                    }
-                }
-                k += 16;
-            } else {
-                float c = code_at(w, enc, row_at, k);
-                for (int t = 0; t < tokens; t++) {
-                    float xv = x[(long) (t0 + t) * cols + k];
-                    acc1[t] += c * xv;
-                    xsum1[t] += xv;
-                }
-                k++;
-            }
-        }
         const long gi = (long) n * groups + g;
-        const float s = scale_at(w, scales_at, gi);
-        const float m = asym ? scale_at(w, mins_at, gi) : 0.0f;
+        float terms[TOKENS];
+        group_terms_f32(w, enc, x, row_at, cols, g * group_size, min(cols, (g + 1) * group_size), t0, tokens,
+                        scale_at(w, scales_at, gi), enc == ENC_INT4_ASYM ? scale_at(w, mins_at, gi) : 0.0f, terms);
         for (int t = 0; t < tokens; t++) {
-            float term = s * (fsum16(acc[t]) + acc1[t]);
-            if (asym) {
-                term = term + m * (fsum16(xsum[t]) + xsum1[t]);
-            }
-            sum[t] += term;
+            sum[t] += terms[t];
         }
     }
     for (int t = 0; t < tokens; t++) {
