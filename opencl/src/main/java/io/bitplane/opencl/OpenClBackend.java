@@ -96,6 +96,7 @@ public final class OpenClBackend implements Backend {
     /** With another kernel source: tests use it to see a build failure reported. */
     OpenClBackend(OpenClDevice device, String kernelSource) {
         this.device = device;
+        this.workGroupProducts = productShape(device);
         boolean profiling = Boolean.getBoolean("bitplane.opencl.profile");
         try (MemoryStack stack = MemoryStack.stackPush()) {
             IntBuffer err = stack.mallocInt(1);
@@ -128,41 +129,34 @@ public final class OpenClBackend implements Backend {
         profile = profiling ? new KernelProfile() : null;
         reductionSize = Integer.highestOneBit((int) Math.max(1, Math.min(64, largestCommonGroup())));
         localMemoryBytes = device.info(CL_DEVICE_LOCAL_MEM_SIZE);
-        workGroupProducts = productShape(device);
         LIVE_BACKENDS.incrementAndGet();
     }
 
     /**
-     * The largest work-group every kernel launched with an explicit local size accepts on this device: the device
-     * limit, lowered by kernels that need many registers (a GPU refuses the launch otherwise).
+     * The largest work-group every kernel accepts on this device: the device limit, lowered by kernels that need
+     * many registers (a GPU refuses a launch with a larger explicit local size).
      */
     private long largestCommonGroup() {
         long size = device.info(CL_DEVICE_MAX_WORK_GROUP_SIZE);
         try (MemoryStack stack = MemoryStack.stackPush()) {
             PointerBuffer value = stack.mallocPointer(1);
             for (Map.Entry<String, Long> k : kernels.entrySet()) {
-                if (k.getKey().endsWith("_wg") || k.getKey().equals("quantize_int8") || k.getKey().equals("rms_norm")
-                        || k.getKey().equals("attention")) {
-                    OpenClException.check(clGetKernelWorkGroupInfo(k.getValue(), device.id(),
-                            CL_KERNEL_WORK_GROUP_SIZE, value, null), "clGetKernelWorkGroupInfo " + k.getKey());
-                    size = Math.min(size, value.get(0));
-                }
+                OpenClException.check(clGetKernelWorkGroupInfo(k.getValue(), device.id(), CL_KERNEL_WORK_GROUP_SIZE,
+                        value, null), "clGetKernelWorkGroupInfo " + k.getKey());
+                size = Math.min(size, value.get(0));
             }
         }
         return size;
     }
 
-    private boolean productShape(OpenClDevice device) {
+    private static boolean productShape(OpenClDevice device) {
         String shape = System.getProperty("bitplane.opencl.products", "auto");
         return switch (shape) {
             case "auto" -> device.type().equals("GPU");
             case "workgroups" -> true;
             case "rows" -> false;
-            default -> {
-                releaseDeviceObjects();
-                throw new IllegalArgumentException("-Dbitplane.opencl.products=" + shape
-                        + ": expected rows, workgroups or auto");
-            }
+            default -> throw new IllegalArgumentException("-Dbitplane.opencl.products=" + shape
+                    + ": expected rows, workgroups or auto");
         };
     }
 
@@ -270,7 +264,12 @@ public final class OpenClBackend implements Backend {
         }
         boolean repack = spec.layout() == TensorSpec.LAYOUT_CANONICAL && PackedCodes.supports(spec.encoding());
         DeviceMemory.Handle raw = memory.allocate(bytes, "tensor " + spec.name());
-        writeBytes(raw, 0, tensor.data(), bytes);
+        try {
+            writeBytes(raw, 0, tensor.data(), bytes);
+        } catch (RuntimeException e) {
+            raw.release();
+            throw e;
+        }
         if (!repack) {
             DeviceWeights w = new DeviceWeights(this, spec, raw);
             DeviceMemory.releaseWhenUnreachable(w, raw);
@@ -291,7 +290,7 @@ public final class OpenClBackend implements Backend {
         if (spec.encoding().hasMins()) {
             copyBytes(raw, spec.minsOffset(), out, packed.minsOffset(), spec.scaleBytes());
         }
-        clFinish(queue);
+        clFinish(queue); // a failed re-layout shows at upload, naming the tensor's load, not at the first step
         raw.release();
         DeviceWeights w = new DeviceWeights(this, packed, out);
         DeviceMemory.releaseWhenUnreachable(w, out);
@@ -428,21 +427,21 @@ public final class OpenClBackend implements Backend {
 
     @Override
     public synchronized void swiGlu(Buffer gate, Buffer up, int n) {
-        DeviceBuffer g = buffer(gate);
-        DeviceBuffer u = buffer(up);
-        require(n >= 0 && n <= Math.min(g.floats, u.floats), "swiGlu: " + n + " floats do not fit");
-        if (n > 0) {
-            launch("swiglu", new long[] {n}, null, g, u);
-        }
+        elementwise("swiglu", gate, up, n);
     }
 
     @Override
     public synchronized void add(Buffer acc, Buffer x, int n) {
-        DeviceBuffer a = buffer(acc);
-        DeviceBuffer b = buffer(x);
-        require(n >= 0 && n <= Math.min(a.floats, b.floats), "add: " + n + " floats do not fit");
+        elementwise("add", acc, x, n);
+    }
+
+    /** A kernel over the first n floats of two buffers, a[i] from a[i] and b[i]: one work-item per float. */
+    private void elementwise(String kernel, Buffer a, Buffer b, int n) {
+        DeviceBuffer da = buffer(a);
+        DeviceBuffer db = buffer(b);
+        require(n >= 0 && n <= Math.min(da.floats, db.floats), kernel + ": " + n + " floats do not fit");
         if (n > 0) {
-            launch("add", new long[] {n}, null, a, b);
+            launch(kernel, new long[] {n}, null, da, db);
         }
     }
 
