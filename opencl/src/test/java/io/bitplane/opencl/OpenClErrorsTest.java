@@ -9,6 +9,7 @@ import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.BackendProbe;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.runtime.Model;
@@ -16,10 +17,6 @@ import io.bitplane.runtime.ModelException;
 import io.bitplane.runtime.ModelOptions;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -32,31 +29,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class OpenClErrorsTest {
 
-    /** Run in a child JVM whose OpenCL library is absent: what auto chose, then what asking for opencl said. */
-    public static void main(String[] args) {
-        try (Backend auto = Backends.create("auto", 1)) {
-            System.out.println("auto=" + auto.name());
-        }
-        try (Backend b = Backends.create("opencl", 1)) {
-            System.out.println("opencl=" + b.name());
-        } catch (IllegalArgumentException e) {
-            System.out.println("opencl refused: " + e.getMessage());
-        }
-    }
-
     @Test
     void withoutAnOpenClLibraryTheCpuRunsAndAskingForOpenClSaysWhatToInstall() throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector",
-                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "-Dorg.lwjgl.opencl.libname=/nonexistent/libOpenCL.so", "-cp", System.getProperty("java.class.path"),
-                OpenClErrorsTest.class.getName())).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, p.waitFor(), err);
-        assertTrue(out.contains("auto=") && !out.contains("auto=opencl"), out);
-        assertTrue(out.contains("opencl refused: backend 'opencl' cannot run here: the OpenCL library could not be "
-                + "loaded") && out.contains("apt-get install"), out);
+        BackendProbe.Result r = BackendProbe.run("opencl", "-Dorg.lwjgl.opencl.libname=/nonexistent/libOpenCL.so");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("auto=") && !r.out().contains("auto=opencl"), r.out());
+        assertTrue(r.out().contains("opencl refused: backend 'opencl' cannot run here: the OpenCL library could not "
+                + "be loaded") && r.out().contains("apt-get install"), r.out());
     }
 
     @Test
