@@ -92,7 +92,9 @@ public abstract class BackendConformance {
         // One token over many whole groups, a partial last group, and long groups (the native kernels' fast paths).
         "ternary@32, 5, 640, 1, int8", "int4@32, 3, 1000, 1, int8", "binary@64, 3, 1030, 1, int8",
         "int4-asym@32, 7, 520, 1, int8", "int8@32, 3, 333, 1, int8", "int8@32, 6, 1024, 1, int8",
-        "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32"})
+        "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
+        // Binary rows in 16-bit lanes: groups of 256, a short last chunk, and rows longer than one int16 run.
+        "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
@@ -111,7 +113,10 @@ public abstract class BackendConformance {
         "int4-asym@128, 3, 1024, 1, int8", "ternary@256, 2, 1300, 1, int8",
         // Batches whose groups are whole blocks (the native kernel's tokens-at-a-time path), odd batches included.
         "ternary, 7, 512, 5, int8", "int4@64, 9, 640, 3, int8", "int4-asym@128, 5, 1024, 4, int8",
-        "ternary@256, 3, 768, 2, int8"})
+        "ternary@256, 3, 768, 2, int8",
+        // Rows longer than one int16 run of the 16-bit-lane kernel, and groups of whole blocks.
+        "ternary, 2, 6000, 1, int8", "ternary@128, 5, 1000, 3, int8", "int4@32, 2, 4100, 3, int8",
+        "int4@128, 4, 1000, 3, int8", "int4-asym@64, 3, 1100, 2, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
@@ -119,6 +124,37 @@ public abstract class BackendConformance {
                 0.1f), QuantSpec.parse(spec), hint);
         assertMatchesTheOracle("packed " + spec, io.bitplane.format.PackedCodes.relayout(t),
                 TestTensors.gaussian(rnd, batch * cols, 1f), batch);
+    }
+
+    /**
+     * Every weight at its largest field and every activation code at 127, over long rows: the kernels that sum
+     * products in 16-bit lanes must move them into wider sums before any lane overflows.
+     */
+    @ParameterizedTest(name = "{0} packed {1}")
+    @CsvSource({"ternary, true", "int4@32, true", "int4@1024, true", "int4-asym@1024, true", "binary, false",
+        "binary@256, false", "int8@32, false"})
+    public void largestCodesDoNotOverflow(String spec, boolean packed) {
+        int rows = 3;
+        int cols = 16384;
+        float value = spec.startsWith("binary") ? -0.1f : 0.1f;
+        float[] weights = new float[rows * cols];
+        java.util.Arrays.fill(weights, value);
+        if (spec.startsWith("int4-asym")) {
+            for (int i = 0; i < weights.length; i += 2) {
+                weights[i] = 0f;  // the asymmetric grid's largest field needs a spread
+            }
+        } else if (spec.startsWith("int4")) {
+            // The symmetric grid maps a group's extreme to -8 (field 0) and 7/8 of it to +7 (field 15).
+            java.util.Arrays.fill(weights, 0.0875f);
+            for (int i = 0; i < weights.length; i += 32) {
+                weights[i] = -0.1f;
+            }
+        }
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(spec),
+                ActivationHint.INT8);
+        float[] x = new float[2 * cols];
+        java.util.Arrays.fill(x, 1f);
+        assertMatchesTheOracle(spec, packed ? io.bitplane.format.PackedCodes.relayout(t) : t, x, 2);
     }
 
     private void assertMatchesTheOracle(String spec, EncodedTensor t, float[] x, int batch) {

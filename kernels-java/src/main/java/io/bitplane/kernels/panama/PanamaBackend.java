@@ -89,6 +89,8 @@ public final class PanamaBackend extends ScalarBackend {
                 task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch,
                         rowScratch(Int8Matmul.ROW_BLOCK * k), r0, r1);
             }
+        } else if (Int16LaneMatmul.supports(spec)) {
+            task = int16LaneTask(spec, cw, x, y, batch);
         } else if (ExpandedPlaneMatmul.supports(spec)
                 && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && batch > 1)) {
             // Integer sums are exact in either kernel, so only float activations need one kernel per shape.
@@ -103,6 +105,37 @@ public final class PanamaBackend extends ScalarBackend {
         } else {
             task.run(0, rows);
         }
+    }
+
+    /** Permuted activation codes and group sums of the 16-bit-lane kernel, per calling thread. */
+    private static final class LaneInputs {
+        short[] xp = new short[0];
+        int[] groupSums = new int[0];
+    }
+
+    private static final ThreadLocal<LaneInputs> LANE_INPUTS = ThreadLocal.withInitial(LaneInputs::new);
+
+    /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
+    private static WorkerPool.RangeTask int16LaneTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
+                                                      int batch) {
+        int k = (int) spec.cols();
+        int paddedK = Int16LaneMatmul.paddedK(spec);
+        int groups = (int) spec.groupsPerRow();
+        Int8Activations a = quantize(x, batch, k);
+        LaneInputs in = LANE_INPUTS.get();
+        if (in.xp.length < batch * paddedK) {
+            in.xp = new short[batch * paddedK];
+        }
+        if (in.groupSums.length < batch * groups) {
+            in.groupSums = new int[batch * groups];
+        }
+        for (int t = 0; t < batch; t++) {
+            Int16LaneMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK, in.groupSums, t * groups);
+        }
+        short[] xp = in.xp;
+        int[] groupSums = in.groupSums;
+        float[] scales = a.scales;
+        return (r0, r1) -> Int16LaneMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */

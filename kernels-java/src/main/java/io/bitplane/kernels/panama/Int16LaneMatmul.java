@@ -1,0 +1,380 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * Low-bit codes times INT8 activations in 16-bit lanes: TERNARY, INT4 and INT4_ASYM in packed codes (layout 1),
+ * and BINARY sign planes (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs}, and byte
+ * shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row are read as 16 u16 lanes,
+ * each holding 16 / b fields of b bits, and each field vector (one field of every lane, shifted down and masked) is
+ * multiplied with 16 activation codes that were put in the matching order once per token.
+ *
+ * <pre>
+ * Chunk: 32 bytes of a row, lanes s = 0..15 (bytes 2s, 2s + 1), V values (PackedCodes for the packed layout).
+ *   TERNARY packed (b = 2, V = 128): bits 2i .. 2i+1 of lane s: value 32i + 2s;  bits 8+2i ..: value 32i + 2s + 1
+ *   INT4, INT4_ASYM packed (b = 4, V = 64): bits 4i .. 4i+3: value 32i + 2s;   bits 8+4i ..: value 32i + 2s + 1
+ *   BINARY plane (b = 1, V = 256): bit j of lane s: value 16s + j.  A row is ceil(K / 64) u64 words, so its last
+ *     chunk may be short: it is read with a lane mask.
+ * Field vector j of a chunk, numbered so that consecutive vectors cover consecutive values:
+ *   packed: j = 2i + h, shift 8h + b i, values 32i + 2s + h (a pair of vectors covers 32 consecutive values)
+ *   binary: j, shift j, values 16s + j
+ * xp (per token, int16 codes, zero past K): xp[c V + 16 j + s] = code of the value that field j of lane s holds.
+ * Products: field f (0 .. 2^b - 1) times code q (|q| <= 127), summed lane by lane in int16 and moved into int32
+ *   lanes (two shifts) before a lane could overflow; per group one exact integer F_g = sum f q.
+ * As the scalar oracle forms it, with X_g the group's sum of codes:
+ *   acc_g = F_g - X_g (TERNARY, field = code + 1), F_g - 8 X_g (INT4), F_g (INT4_ASYM, plus m_g X_g),
+ *           X_g - 2 F_g (BINARY, code = 1 - 2 bit)
+ *   y = s_x * sum over g in order of (s_g acc_g + ...)
+ * </pre>
+ * The integer sums are exact and the float steps are the oracle's, so results equal it bit for bit, and a token's
+ * result does not depend on its batch. One loop per encoding with its shifts written out: C2 compiled a shared loop
+ * over a table of shifts to code half as fast.
+ */
+final class Int16LaneMatmul {
+    private Int16LaneMatmul() {
+    }
+
+    /** One 32-byte chunk per vector: 256-bit lanes whatever the preferred width, so the field order is fixed. */
+    static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Values per pair of packed field vectors, and the group granularity of the packed kernels. */
+    private static final int SLICE = 32;
+
+    /** Tensors this kernel takes: INT8 activations, groups made of whole field vectors, and a machine with 256-bit
+     * integer vectors (narrower ones would emulate every 256-bit operation). */
+    static boolean supports(TensorSpec spec) {
+        if (spec.activations() != ActivationHint.INT8 || ShortVector.SPECIES_PREFERRED.vectorBitSize() < 256) {
+            return false;
+        }
+        long g = spec.groupSize();
+        Encoding e = spec.encoding();
+        if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
+            return switch (e) {
+                case TERNARY -> g == 0 || g % PackedCodes.blockValues(e) == 0;
+                case INT4, INT4_ASYM -> g == 0 || g == SLICE || g % (2 * SLICE) == 0;
+                default -> false;
+            };
+        }
+        return e == Encoding.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL && (g == 0 || g % 256 == 0);
+    }
+
+    /** Values per chunk. */
+    static int chunkValues(TensorSpec spec) {
+        return spec.encoding() == Encoding.BINARY ? 256 : PackedCodes.blockValues(spec.encoding());
+    }
+
+    /** Chunks per row (the binary row's last one may be short). */
+    static int chunks(TensorSpec spec) {
+        return (int) ((spec.cols() + chunkValues(spec) - 1) / chunkValues(spec));
+    }
+
+    /** Length of one token's permuted activations. */
+    static int paddedK(TensorSpec spec) {
+        return chunks(spec) * chunkValues(spec);
+    }
+
+    /**
+     * One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)} in field-vector order, and
+     * its group sums X_g into {@code groupSums[s0 ..]}.
+     */
+    static void prepare(TensorSpec spec, short[] q, int q0, short[] xp, int x0, int[] groupSums, int s0) {
+        int k = (int) spec.cols();
+        int v = chunkValues(spec);
+        java.util.Arrays.fill(xp, x0, x0 + paddedK(spec), (short) 0);
+        boolean binary = spec.encoding() == Encoding.BINARY;
+        for (int i = 0; i < k; i++) {
+            int c = i / v;
+            int j = i % v;
+            int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;
+            xp[x0 + c * v + at] = q[q0 + i];
+        }
+        int group = (int) spec.effectiveGroupSize();
+        int groups = (int) spec.groupsPerRow();
+        for (int g = 0; g < groups; g++) {
+            int sum = 0;
+            for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
+                sum += q[q0 + i];
+            }
+            groupSums[s0 + g] = sum;
+        }
+    }
+
+    /** Per worker thread: a row's field sums, scales, mins and group terms, grown as needed. */
+    private static final class RowScratch {
+        int[] fieldSums = new int[0];
+        float[] scales = new float[0];
+        float[] mins = new float[0];
+        float[] terms = new float[0];
+
+        RowScratch fit(int groups) {
+            if (fieldSums.length < groups) {
+                fieldSums = new int[groups];
+                scales = new float[groups];
+                mins = new float[groups];
+                terms = new float[groups];
+            }
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<RowScratch> ROW_SCRATCH = ThreadLocal.withInitial(RowScratch::new);
+
+    /**
+     * Rows [r0, r1) for every token. {@code xp}, {@code groupSums}: {@link #prepare}d per token (stride
+     * {@link #paddedK}, groups per row). Each row's scales are converted once for all tokens.
+     */
+    static void rows(TensorSpec spec, MemorySegment w, short[] xp, int[] groupSums, float[] tokenScales, float[] y,
+                     int batch, int r0, int r1) {
+        int n = (int) spec.rows();
+        int groups = (int) spec.groupsPerRow();
+        int paddedK = paddedK(spec);
+        Encoding e = spec.encoding();
+        boolean asym = e == Encoding.INT4_ASYM;
+        long rowBytes = e == Encoding.BINARY ? spec.wordsPerRow() * 8 : PackedCodes.rowBytes(spec);
+        int chunks = chunks(spec);
+        int groupChunks = spec.groupSize() == 0 ? chunks : (int) spec.groupSize() / chunkValues(spec);
+        int groupSlices = spec.groupSize() == 0 ? chunks * 2 : (int) spec.groupSize() / SLICE;
+        RowScratch s = ROW_SCRATCH.get().fit(groups);
+        for (int r = r0; r < r1; r++) {
+            long row = r * rowBytes;
+            for (int g = 0; g < groups; g++) {
+                long gi = (long) r * groups + g;
+                s.scales[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.scalesOffset() + 2 * gi));
+                if (asym) {
+                    s.mins[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.minsOffset() + 2 * gi));
+                }
+            }
+            for (int t = 0; t < batch; t++) {
+                int xo = t * paddedK;
+                switch (e) {
+                    case TERNARY -> ternarySums(w, row, chunks, groupChunks, xp, xo, s.fieldSums);
+                    case INT4, INT4_ASYM -> int4Sums(w, row, chunks, groups, groupSlices, xp, xo, s.fieldSums);
+                    case BINARY -> binarySums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
+                    default -> throw new IllegalStateException(e.toString());
+                }
+                y[t * n + r] = combine(e, groups, s, groupSums, t * groups) * tokenScales[t];
+            }
+        }
+    }
+
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+
+    /**
+     * The oracle's float steps over the exact group sums: {@code sum_g (s_g acc_g + m_g X_g)} in group order, with
+     * {@code acc_g = a F_g + c X_g} (see the class comment). The terms are formed 8 groups at a time (the same
+     * IEEE operations lane by lane), then added in order.
+     */
+    private static float combine(Encoding e, int groups, RowScratch s, int[] groupSums, int s0) {
+        int a = e == Encoding.BINARY ? -2 : 1;
+        int c = switch (e) {
+            case TERNARY -> -1;
+            case INT4 -> -8;
+            case BINARY -> 1;
+            default -> 0;
+        };
+        boolean asym = e == Encoding.INT4_ASYM;
+        int g = 0;
+        for (; g <= groups - I.length(); g += I.length()) {
+            IntVector f = IntVector.fromArray(I, s.fieldSums, g);
+            IntVector x = IntVector.fromArray(I, groupSums, s0 + g);
+            FloatVector acc = (FloatVector) f.mul(a).add(x.mul(c)).convert(VectorOperators.I2F, 0);
+            FloatVector term = acc.mul(FloatVector.fromArray(F8, s.scales, g));
+            if (asym) {
+                FloatVector xf = (FloatVector) x.convert(VectorOperators.I2F, 0);
+                term = term.add(xf.mul(FloatVector.fromArray(F8, s.mins, g)));
+            } else {
+                term = term.add(0f);
+            }
+            term.intoArray(s.terms, g);
+        }
+        for (; g < groups; g++) {
+            int x = groupSums[s0 + g];
+            s.terms[g] = s.scales[g] * (a * s.fieldSums[g] + c * x) + (asym ? s.mins[g] * x : 0f);
+        }
+        float sum = 0;
+        for (g = 0; g < groups; g++) {
+            sum += s.terms[g];
+        }
+        return sum;
+    }
+
+    // Each group is summed in runs short enough that no int16 lane can overflow; a run is one flat loop in a small
+    // method that returns an int. Vectors never cross a call, so the lane sums below are written out in each
+    // method: where C2 declined to inline a helper that took vectors (too large for a cold call site, or past
+    // NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel ran 2 to 8x slower.
+    // A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16 and hi = v >> 16.
+
+    /** Chunks in one ternary run: 4 products of at most 3 x 127 per chunk in each of two int16 sums. */
+    private static final int TERNARY_RUN = 32767 / (4 * 3 * 127);
+
+    /** F_g of every group of one ternary row: groups of {@code groupChunks} chunks (the last may be shorter). */
+    private static void ternarySums(MemorySegment w, long row, int chunks, int groupChunks, short[] xp, int xo,
+                                    int[] out) {
+        for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
+            int c1 = Math.min(chunks, c0 + groupChunks);
+            int sum = 0;
+            for (int c = c0; c < c1; c += TERNARY_RUN) {
+                sum += ternaryRun(w, row, c, Math.min(c1, c + TERNARY_RUN), xp, xo);
+            }
+            out[g] = sum;
+        }
+    }
+
+    /** Chunks [c0, c1) of a ternary row; two sums, one per byte of the lanes, form two independent add chains. */
+    private static int ternaryRun(MemorySegment w, long row, int c0, int c1, short[] xp, int xo) {
+        ShortVector a = ShortVector.zero(S);
+        ShortVector b = ShortVector.zero(S);
+        for (int c = c0; c < c1; c++) {
+            ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * c, LE);
+            int x = xo + 128 * c;
+            a = a.add(p.and((short) 3).mul(ShortVector.fromArray(S, xp, x)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 8).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 16)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 2).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 32)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 10).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 48)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 4).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 64)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 12).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 80)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 6).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 96)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 14).mul(ShortVector.fromArray(S, xp, x + 112)));
+        }
+        IntVector u = a.reinterpretAsInts();
+        IntVector v = b.reinterpretAsInts();
+        return u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(u.lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.ASHR, 16))
+                .reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Chunks in one INT4 run: 2 products of at most 15 x 127 per chunk in each of two int16 sums. */
+    private static final int INT4_RUN = 32767 / (2 * 15 * 127);
+
+    /**
+     * F_g of every group of one INT4 row. A chunk holds two slices of 32 values (fields at shifts 0 and 8, then 4
+     * and 12); groups of one slice (g32) take {@link #int4Slices}, groups of whole chunks {@link #int4Run}.
+     */
+    private static void int4Sums(MemorySegment w, long row, int chunks, int groups, int groupSlices, short[] xp,
+                                 int xo, int[] out) {
+        if (groupSlices == 1) {
+            int4Slices(w, row, chunks, groups, xp, xo, out);
+            return;
+        }
+        int groupChunks = groupSlices / 2;
+        for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
+            int c1 = Math.min(chunks, c0 + groupChunks);
+            int sum = 0;
+            for (int c = c0; c < c1; c += INT4_RUN) {
+                sum += int4Run(w, row, c, Math.min(c1, c + INT4_RUN), xp, xo);
+            }
+            out[g] = sum;
+        }
+    }
+
+    private static int int4Run(MemorySegment w, long row, int c0, int c1, short[] xp, int xo) {
+        ShortVector a = ShortVector.zero(S);
+        ShortVector b = ShortVector.zero(S);
+        for (int c = c0; c < c1; c++) {
+            ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * c, LE);
+            int x = xo + 64 * c;
+            a = a.add(p.and((short) 15).mul(ShortVector.fromArray(S, xp, x)))
+                    .add(p.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(ShortVector.fromArray(S, xp, x + 16)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(ShortVector.fromArray(S, xp, x + 32)))
+                    .add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 48)));
+        }
+        IntVector u = a.reinterpretAsInts();
+        IntVector v = b.reinterpretAsInts();
+        return u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(u.lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.ASHR, 16))
+                .reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Groups of 32 values: two sums per chunk, one per slice. */
+    private static void int4Slices(MemorySegment w, long row, int chunks, int groups, short[] xp, int xo,
+                                   int[] out) {
+        for (int c = 0; c < chunks; c++) {
+            ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * c, LE);
+            int x = xo + 64 * c;
+            ShortVector a = p.and((short) 15).mul(ShortVector.fromArray(S, xp, x)).add(
+                    p.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(ShortVector.fromArray(S, xp, x + 16)));
+            ShortVector b = p.lanewise(VectorOperators.LSHR, 4).and((short) 15)
+                    .mul(ShortVector.fromArray(S, xp, x + 32))
+                    .add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 48)));
+            IntVector u = a.reinterpretAsInts();
+            IntVector v = b.reinterpretAsInts();
+            out[2 * c] = u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(u.lanewise(VectorOperators.ASHR, 16)).reduceLanes(VectorOperators.ADD);
+            if (2 * c + 1 < groups) {  // a row whose last block holds one slice of values has no group past it
+                out[2 * c + 1] = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                        .add(v.lanewise(VectorOperators.ASHR, 16)).reduceLanes(VectorOperators.ADD);
+            }
+        }
+    }
+
+    /** Chunks in one binary run: 8 products of at most 127 per chunk in each of two int16 sums. */
+    private static final int BINARY_RUN = 32767 / (8 * 127);
+
+    /** F_g of every group of one binary row. */
+    private static void binarySums(MemorySegment w, long row, long rowBytes, int chunks, int groupChunks,
+                                   short[] xp, int xo, int[] out) {
+        for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
+            int c1 = Math.min(chunks, c0 + groupChunks);
+            int sum = 0;
+            for (int c = c0; c < c1; c += BINARY_RUN) {
+                sum += binaryRun(w, row, rowBytes, c, Math.min(c1, c + BINARY_RUN), xp, xo);
+            }
+            out[g] = sum;
+        }
+    }
+
+    /** A short last chunk of the row is read with a lane mask (its activations are zero). */
+    private static int binaryRun(MemorySegment w, long row, long rowBytes, int c0, int c1, short[] xp, int xo) {
+        ShortVector a = ShortVector.zero(S);
+        ShortVector b = ShortVector.zero(S);
+        for (int c = c0; c < c1; c++) {
+            long at = row + 32L * c;
+            ShortVector p = at + 32 <= row + rowBytes
+                    ? ShortVector.fromMemorySegment(S, w, at, LE)
+                    : ShortVector.fromMemorySegment(S, w, at, LE,
+                            VectorMask.fromLong(S, (1L << ((row + rowBytes - at) / 2)) - 1));
+            int x = xo + 256 * c;
+            a = a.add(p.and((short) 1).mul(ShortVector.fromArray(S, xp, x)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 1).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 16)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 2).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 32)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 3).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 48)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 4).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 64)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 5).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 80)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 6).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 96)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 7).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 112)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 8).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 128)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 9).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 144)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 10).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 160)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 11).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 176)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 12).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 192)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 13).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 208)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 14).and((short) 1).mul(ShortVector.fromArray(S, xp, x + 224)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 15).mul(ShortVector.fromArray(S, xp, x + 240)));
+        }
+        IntVector u = a.reinterpretAsInts();
+        IntVector v = b.reinterpretAsInts();
+        return u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(u.lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                .add(v.lanewise(VectorOperators.ASHR, 16))
+                .reduceLanes(VectorOperators.ADD);
+    }
+}
