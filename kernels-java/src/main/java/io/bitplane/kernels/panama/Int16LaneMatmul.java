@@ -17,7 +17,7 @@ import java.nio.ByteOrder;
 
 /**
  * Low-bit codes times INT8 activations in 16-bit lanes: TERNARY, INT4 and INT4_ASYM in packed codes (layout 1),
- * and BINARY sign planes (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs}, and byte
+ * BINARY sign planes and INT8 values (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs}, and byte
  * shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row are read as 16 u16 lanes,
  * each holding 16 / b fields of b bits, and each field vector (one field of every lane, shifted down and masked) is
  * multiplied with 16 activation codes that were put in the matching order once per token.
@@ -27,16 +27,17 @@ import java.nio.ByteOrder;
  *   TERNARY packed (b = 2, V = 128): bits 2i .. 2i+1 of lane s: value 32i + 2s;  bits 8+2i ..: value 32i + 2s + 1
  *   INT4, INT4_ASYM packed (b = 4, V = 64): bits 4i .. 4i+3: value 32i + 2s;   bits 8+4i ..: value 32i + 2s + 1
  *   BINARY plane (b = 1, V = 256): bit j of lane s: value 16s + j.  A row is ceil(K / 64) u64 words, so its last
- *     chunk may be short: it is read with a lane mask.
+ *     chunk may be short: it is read with a lane mask (as is INT8's).
+ *   INT8 (V = 32): the low byte of lane s is value 2s, the high byte value 2s + 1, each sign-extended by shifts.
  * Field vector j of a chunk, numbered so that consecutive vectors cover consecutive values:
  *   packed: j = 2i + h, shift 8h + b i, values 32i + 2s + h (a pair of vectors covers 32 consecutive values)
- *   binary: j, shift j, values 16s + j
+ *   binary: j, shift j, values 16s + j;   INT8: j = h, values 2s + h
  * xp (per token, int16 codes, zero past K): xp[c V + 16 j + s] = code of the value that field j of lane s holds.
  * Products: field f (0 .. 2^b - 1) times code q (|q| <= 127), summed lane by lane in int16 and moved into int32
  *   lanes (two shifts) before a lane could overflow; per group one exact integer F_g = sum f q.
  * As the scalar oracle forms it, with X_g the group's sum of codes:
  *   acc_g = F_g - X_g (TERNARY, field = code + 1), F_g - 8 X_g (INT4), F_g (INT4_ASYM, plus m_g X_g),
- *           X_g - 2 F_g (BINARY, code = 1 - 2 bit)
+ *           X_g - 2 F_g (BINARY, code = 1 - 2 bit), F_g (INT8, whose fields are the signed codes)
  *   y = s_x * sum over g in order of (s_g acc_g + ...)
  * </pre>
  * The integer sums are exact and the float steps are the oracle's, so results equal it bit for bit, and a token's
@@ -69,15 +70,26 @@ final class Int16LaneMatmul {
                 default -> false;
             };
         }
-        return e == Encoding.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL && (g == 0 || g % 256 == 0);
+        if (spec.layout() != TensorSpec.LAYOUT_CANONICAL) {
+            return false;
+        }
+        return switch (e) {
+            case BINARY -> g == 0 || g % 256 == 0;
+            case INT8 -> g == 0 || g % SLICE == 0;
+            default -> false;
+        };
     }
 
     /** Values per chunk. */
     static int chunkValues(TensorSpec spec) {
-        return spec.encoding() == Encoding.BINARY ? 256 : PackedCodes.blockValues(spec.encoding());
+        return switch (spec.encoding()) {
+            case BINARY -> 256;
+            case INT8 -> SLICE;
+            default -> PackedCodes.blockValues(spec.encoding());
+        };
     }
 
-    /** Chunks per row (the binary row's last one may be short). */
+    /** Chunks per row (the last chunk of a binary or INT8 row may be short). */
     static int chunks(TensorSpec spec) {
         return (int) ((spec.cols() + chunkValues(spec) - 1) / chunkValues(spec));
     }
@@ -99,7 +111,7 @@ final class Int16LaneMatmul {
         for (int i = 0; i < k; i++) {
             int c = i / v;
             int j = i % v;
-            int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;
+            int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;  // INT8: j < 32
             xp[x0 + c * v + at] = q[q0 + i];
         }
         int group = (int) spec.effectiveGroupSize();
@@ -144,7 +156,11 @@ final class Int16LaneMatmul {
         int paddedK = paddedK(spec);
         Encoding e = spec.encoding();
         boolean asym = e == Encoding.INT4_ASYM;
-        long rowBytes = e == Encoding.BINARY ? spec.wordsPerRow() * 8 : PackedCodes.rowBytes(spec);
+        long rowBytes = switch (e) {
+            case BINARY -> spec.wordsPerRow() * 8;
+            case INT8 -> spec.cols();
+            default -> PackedCodes.rowBytes(spec);
+        };
         int chunks = chunks(spec);
         int groupChunks = spec.groupSize() == 0 ? chunks : (int) spec.groupSize() / chunkValues(spec);
         int groupSlices = spec.groupSize() == 0 ? chunks * 2 : (int) spec.groupSize() / SLICE;
@@ -164,6 +180,7 @@ final class Int16LaneMatmul {
                     case TERNARY -> ternarySums(w, row, chunks, groupChunks, xp, xo, s.fieldSums);
                     case INT4, INT4_ASYM -> int4Sums(w, row, chunks, groups, groupSlices, xp, xo, s.fieldSums);
                     case BINARY -> binarySums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
+                    case INT8 -> int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
                     default -> throw new IllegalStateException(e.toString());
                 }
                 y[t * n + r] = combine(e, groups, s, groupSums, t * groups) * tokenScales[t];
@@ -376,5 +393,37 @@ final class Int16LaneMatmul {
                 .add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
                 .add(v.lanewise(VectorOperators.ASHR, 16))
                 .reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * F_g of every group of one INT8 row, {@code groupChunks} chunks of 32 values each. Two products of at most
+     * 127 x 127 fit an int16 lane (32258), so each chunk's sum moves into int32 lanes at once. A short last chunk
+     * is read by whole lanes: for odd K its last lane's high byte lies past the row, still inside the tensor (the
+     * next row, or the scales that follow the values), and meets a zero activation.
+     */
+    private static void int8Sums(MemorySegment w, long row, long rowBytes, int chunks, int groupChunks, short[] xp,
+                                 int xo, int[] out) {
+        IntVector acc = IntVector.zero(I);
+        int inGroup = 0;
+        int g = 0;
+        for (int c = 0; c < chunks; c++) {
+            long at = row + 32L * c;
+            ShortVector p = at + 32 <= row + rowBytes
+                    ? ShortVector.fromMemorySegment(S, w, at, LE)
+                    : ShortVector.fromMemorySegment(S, w, at, LE,
+                            VectorMask.fromLong(S, (1L << ((row + rowBytes - at + 1) / 2)) - 1));
+            int x = xo + 32 * c;
+            ShortVector lo = p.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8);
+            ShortVector hi = p.lanewise(VectorOperators.ASHR, 8);
+            IntVector v = lo.mul(ShortVector.fromArray(S, xp, x)).add(hi.mul(ShortVector.fromArray(S, xp, x + 16)))
+                    .reinterpretAsInts();
+            acc = acc.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                    .add(v.lanewise(VectorOperators.ASHR, 16));
+            if (++inGroup == groupChunks || c == chunks - 1) {
+                out[g++] = acc.reduceLanes(VectorOperators.ADD);
+                acc = IntVector.zero(I);
+                inGroup = 0;
+            }
+        }
     }
 }

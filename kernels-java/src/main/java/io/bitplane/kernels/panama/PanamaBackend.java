@@ -81,6 +81,8 @@ public final class PanamaBackend extends ScalarBackend {
         boolean int8Act = spec.activations() == ActivationHint.INT8;
         if (spec.encoding() == Encoding.F32) {
             task = (r0, r1) -> F32Matmul.rows(cw.data(), k, x, y, rows, batch, r0, r1);
+        } else if (Int16LaneMatmul.supports(spec)) {
+            task = int16LaneTask(spec, cw, x, y, batch);
         } else if (spec.encoding() == Encoding.INT8 && Int8Matmul.supports(spec, int8Act)) {
             if (int8Act) {
                 Int8Activations a = quantize(x, batch, k);
@@ -89,8 +91,6 @@ public final class PanamaBackend extends ScalarBackend {
                 task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch,
                         rowScratch(Int8Matmul.ROW_BLOCK * k), r0, r1);
             }
-        } else if (Int16LaneMatmul.supports(spec)) {
-            task = int16LaneTask(spec, cw, x, y, batch);
         } else if (ExpandedPlaneMatmul.supports(spec)
                 && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && batch > 1)) {
             // Integer sums are exact in either kernel, so only float activations need one kernel per shape.
