@@ -164,14 +164,16 @@ final class Int16LaneMatmul {
         int chunks = chunks(spec);
         int groupChunks = spec.groupSize() == 0 ? chunks : (int) spec.groupSize() / chunkValues(spec);
         int groupSlices = spec.groupSize() == 0 ? chunks * 2 : (int) spec.groupSize() / SLICE;
+        long scales = spec.scalesOffset();  // computed once: it is not free (it walks the tensor's shape)
+        long mins = asym ? spec.minsOffset() : 0;
         RowScratch s = ROW_SCRATCH.get().fit(groups);
         for (int r = r0; r < r1; r++) {
             long row = r * rowBytes;
             for (int g = 0; g < groups; g++) {
                 long gi = (long) r * groups + g;
-                s.scales[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.scalesOffset() + 2 * gi));
+                s.scales[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2 * gi));
                 if (asym) {
-                    s.mins[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, spec.minsOffset() + 2 * gi));
+                    s.mins[g] = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, mins + 2 * gi));
                 }
             }
             for (int t = 0; t < batch; t++) {
