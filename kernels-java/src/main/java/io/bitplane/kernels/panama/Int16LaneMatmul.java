@@ -163,7 +163,7 @@ final class Int16LaneMatmul {
         };
         int chunks = chunks(spec);
         int groupChunks = spec.groupSize() == 0 ? chunks : (int) spec.groupSize() / chunkValues(spec);
-        int groupSlices = spec.groupSize() == 0 ? chunks * 2 : (int) spec.groupSize() / SLICE;
+        boolean slicedGroups = spec.groupSize() == SLICE;  // INT4 g32: two groups per chunk
         long scales = spec.scalesOffset();  // computed once: it is not free (it walks the tensor's shape)
         long mins = asym ? spec.minsOffset() : 0;
         RowScratch s = ROW_SCRATCH.get().fit(groups);
@@ -178,12 +178,12 @@ final class Int16LaneMatmul {
             }
             for (int t = 0; t < batch; t++) {
                 int xo = t * paddedK;
-                switch (e) {
-                    case TERNARY -> ternarySums(w, row, chunks, groupChunks, xp, xo, s.fieldSums);
-                    case INT4, INT4_ASYM -> int4Sums(w, row, chunks, groups, groupSlices, xp, xo, s.fieldSums);
-                    case BINARY -> binarySums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
-                    case INT8 -> int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
-                    default -> throw new IllegalStateException(e.toString());
+                if (e == Encoding.INT8) {
+                    int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
+                } else if (slicedGroups) {
+                    int4Slices(w, row, chunks, groups, xp, xo, s.fieldSums);
+                } else {
+                    groupSums(e, w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
                 }
                 y[t * n + r] = combine(e, groups, s, groupSums, t * groups) * tokenScales[t];
             }
@@ -237,21 +237,34 @@ final class Int16LaneMatmul {
     // NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel ran 2 to 8x slower.
     // A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16 and hi = v >> 16.
 
-    /** Chunks in one ternary run: 4 products of at most 3 x 127 per chunk in each of two int16 sums. */
-    private static final int TERNARY_RUN = 32767 / (4 * 3 * 127);
-
-    /** F_g of every group of one ternary row: groups of {@code groupChunks} chunks (the last may be shorter). */
-    private static void ternarySums(MemorySegment w, long row, int chunks, int groupChunks, short[] xp, int xo,
-                                    int[] out) {
+    /**
+     * F_g of every group of one TERNARY, INT4 (groups of whole chunks) or BINARY row: groups of {@code groupChunks}
+     * chunks (the last may be shorter), each summed in runs short enough for the int16 lanes.
+     */
+    private static void groupSums(Encoding e, MemorySegment w, long row, long rowBytes, int chunks, int groupChunks,
+                                  short[] xp, int xo, int[] out) {
+        int runChunks = switch (e) {
+            case TERNARY -> TERNARY_RUN;
+            case BINARY -> BINARY_RUN;
+            default -> INT4_RUN;
+        };
         for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
             int c1 = Math.min(chunks, c0 + groupChunks);
             int sum = 0;
-            for (int c = c0; c < c1; c += TERNARY_RUN) {
-                sum += ternaryRun(w, row, c, Math.min(c1, c + TERNARY_RUN), xp, xo);
+            for (int c = c0; c < c1; c += runChunks) {
+                int end = Math.min(c1, c + runChunks);
+                sum += switch (e) {
+                    case TERNARY -> ternaryRun(w, row, c, end, xp, xo);
+                    case BINARY -> binaryRun(w, row, rowBytes, c, end, xp, xo);
+                    default -> int4Run(w, row, c, end, xp, xo);
+                };
             }
             out[g] = sum;
         }
     }
+
+    /** Chunks in one ternary run: 4 products of at most 3 x 127 per chunk in each of two int16 sums. */
+    private static final int TERNARY_RUN = 32767 / (4 * 3 * 127);
 
     /** Chunks [c0, c1) of a ternary row; two sums, one per byte of the lanes, form two independent add chains. */
     private static int ternaryRun(MemorySegment w, long row, int c0, int c1, short[] xp, int xo) {
@@ -281,27 +294,7 @@ final class Int16LaneMatmul {
     /** Chunks in one INT4 run: 2 products of at most 15 x 127 per chunk in each of two int16 sums. */
     private static final int INT4_RUN = 32767 / (2 * 15 * 127);
 
-    /**
-     * F_g of every group of one INT4 row. A chunk holds two slices of 32 values (fields at shifts 0 and 8, then 4
-     * and 12); groups of one slice (g32) take {@link #int4Slices}, groups of whole chunks {@link #int4Run}.
-     */
-    private static void int4Sums(MemorySegment w, long row, int chunks, int groups, int groupSlices, short[] xp,
-                                 int xo, int[] out) {
-        if (groupSlices == 1) {
-            int4Slices(w, row, chunks, groups, xp, xo, out);
-            return;
-        }
-        int groupChunks = groupSlices / 2;
-        for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
-            int c1 = Math.min(chunks, c0 + groupChunks);
-            int sum = 0;
-            for (int c = c0; c < c1; c += INT4_RUN) {
-                sum += int4Run(w, row, c, Math.min(c1, c + INT4_RUN), xp, xo);
-            }
-            out[g] = sum;
-        }
-    }
-
+    /** Chunks [c0, c1) of an INT4 row: a chunk holds two slices of 32 values (shifts 0 and 8, then 4 and 12). */
     private static int int4Run(MemorySegment w, long row, int c0, int c1, short[] xp, int xo) {
         ShortVector a = ShortVector.zero(S);
         ShortVector b = ShortVector.zero(S);
@@ -346,19 +339,6 @@ final class Int16LaneMatmul {
 
     /** Chunks in one binary run: 8 products of at most 127 per chunk in each of two int16 sums. */
     private static final int BINARY_RUN = 32767 / (8 * 127);
-
-    /** F_g of every group of one binary row. */
-    private static void binarySums(MemorySegment w, long row, long rowBytes, int chunks, int groupChunks,
-                                   short[] xp, int xo, int[] out) {
-        for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
-            int c1 = Math.min(chunks, c0 + groupChunks);
-            int sum = 0;
-            for (int c = c0; c < c1; c += BINARY_RUN) {
-                sum += binaryRun(w, row, rowBytes, c, Math.min(c1, c + BINARY_RUN), xp, xo);
-            }
-            out[g] = sum;
-        }
-    }
 
     /** A short last chunk of the row is read with a lane mask (its activations are zero). */
     private static int binaryRun(MemorySegment w, long row, long rowBytes, int c0, int c1, short[] xp, int xo) {
