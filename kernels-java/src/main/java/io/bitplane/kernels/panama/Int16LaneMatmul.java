@@ -17,10 +17,10 @@ import java.nio.ByteOrder;
 
 /**
  * Low-bit codes times INT8 activations in 16-bit lanes: TERNARY, INT4 and INT4_ASYM in packed codes (layout 1),
- * BINARY sign planes and INT8 values (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs}, and byte
- * shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row are read as 16 u16 lanes,
- * each holding 16 / b fields of b bits, and each field vector (one field of every lane, shifted down and masked) is
- * multiplied with 16 activation codes that were put in the matching order once per token.
+ * BINARY sign planes and INT8 values (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs},
+ * and byte shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row are read as 16
+ * u16 lanes, each holding 16 / b fields of b bits, and each field vector (one field of every lane, shifted down and
+ * masked) is multiplied with 16 activation codes that were put in the matching order once per token.
  *
  * <pre>
  * Chunk: 32 bytes of a row, lanes s = 0..15 (bytes 2s, 2s + 1), V values (PackedCodes for the packed layout).
@@ -111,7 +111,8 @@ final class Int16LaneMatmul {
         for (int i = 0; i < k; i++) {
             int c = i / v;
             int j = i % v;
-            int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;  // INT8: j < 32
+            // Packed and INT8 (j < 32 there): field vector 2 (j / 32) + j % 2, lane (j % 32) / 2.
+            int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;
             xp[x0 + c * v + at] = q[q0 + i];
         }
         int group = (int) spec.effectiveGroupSize();
