@@ -10,6 +10,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -126,19 +127,23 @@ final class Int16LaneMatmul {
         }
     }
 
-    /** Per worker thread: a row's field sums, scales, mins and group terms, grown as needed. */
+    /** Per worker thread: a row's field sums, scales, mins, group terms and group lanes, grown as needed. */
     private static final class RowScratch {
         int[] fieldSums = new int[0];
         float[] scales = new float[0];
         float[] mins = new float[0];
         float[] terms = new float[0];
+        int[] lanes = new int[0];
 
-        RowScratch fit(int groups) {
+        RowScratch fit(int groups, int chunks) {
             if (fieldSums.length < groups) {
                 fieldSums = new int[groups];
                 scales = new float[groups];
                 mins = new float[groups];
                 terms = new float[groups];
+            }
+            if (lanes.length < 16 * chunks) {
+                lanes = new int[16 * chunks];
             }
             return this;
         }
@@ -167,7 +172,7 @@ final class Int16LaneMatmul {
         boolean slicedGroups = spec.groupSize() == SLICE;  // INT4 g32: two groups per chunk
         long scales = spec.scalesOffset();  // computed once: it is not free (it walks the tensor's shape)
         long mins = asym ? spec.minsOffset() : 0;
-        RowScratch s = ROW_SCRATCH.get().fit(groups);
+        RowScratch s = ROW_SCRATCH.get().fit(groups, chunks);
         for (int r = r0; r < r1; r++) {
             long row = r * rowBytes;
             for (int g = 0; g < groups; g++) {
@@ -180,9 +185,9 @@ final class Int16LaneMatmul {
             for (int t = 0; t < batch; t++) {
                 int xo = t * paddedK;
                 if (e == Encoding.INT8) {
-                    int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
+                    int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.lanes, s.fieldSums);
                 } else if (slicedGroups) {
-                    int4Slices(w, row, chunks, groups, xp, xo, s.fieldSums);
+                    int4Slices(w, row, chunks, groups, xp, xo, s.lanes, s.fieldSums);
                 } else {
                     groupSums(e, w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
                 }
@@ -318,7 +323,7 @@ final class Int16LaneMatmul {
 
     /** Groups of 32 values: two sums per chunk, one per slice. */
     private static void int4Slices(MemorySegment w, long row, int chunks, int groups, short[] xp, int xo,
-                                   int[] out) {
+                                   int[] lanes, int[] out) {
         for (int c = 0; c < chunks; c++) {
             ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * c, LE);
             int x = xo + 64 * c;
@@ -329,13 +334,12 @@ final class Int16LaneMatmul {
                     .add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 48)));
             IntVector u = a.reinterpretAsInts();
             IntVector v = b.reinterpretAsInts();
-            out[2 * c] = u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                    .add(u.lanewise(VectorOperators.ASHR, 16)).reduceLanes(VectorOperators.ADD);
-            if (2 * c + 1 < groups) {  // a row whose last block holds one slice of values has no group past it
-                out[2 * c + 1] = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                        .add(v.lanewise(VectorOperators.ASHR, 16)).reduceLanes(VectorOperators.ADD);
-            }
+            u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(u.lanewise(VectorOperators.ASHR, 16)).intoArray(lanes, 16 * c);
+            v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(v.lanewise(VectorOperators.ASHR, 16)).intoArray(lanes, 16 * c + 8);
         }
+        foldGroups(lanes, 0, groups, out);  // a padding-only last slice has no group and is left out
     }
 
     /** Chunks in one binary run: 8 products of at most 127 per chunk in each of two int16 sums. */
@@ -385,8 +389,9 @@ final class Int16LaneMatmul {
      * next row, or the scales that follow the values), and meets a zero activation.
      */
     private static void int8Sums(MemorySegment w, long row, long rowBytes, int chunks, int groupChunks, short[] xp,
-                                 int xo, int[] out) {
+                                 int xo, int[] lanes, int[] out) {
         IntVector acc = IntVector.zero(I);
+        boolean oneChunkGroups = groupChunks == 1;
         int inGroup = 0;
         int g = 0;
         for (int c = 0; c < chunks; c++) {
@@ -402,11 +407,72 @@ final class Int16LaneMatmul {
                     .reinterpretAsInts();
             acc = acc.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
                     .add(v.lanewise(VectorOperators.ASHR, 16));
-            if (++inGroup == groupChunks || c == chunks - 1) {
+            if (oneChunkGroups) {
+                acc.intoArray(lanes, 8 * c);
+                acc = IntVector.zero(I);
+            } else if (++inGroup == groupChunks || c == chunks - 1) {
                 out[g++] = acc.reduceLanes(VectorOperators.ADD);
                 acc = IntVector.zero(I);
                 inGroup = 0;
             }
+        }
+        if (oneChunkGroups) {
+            foldGroups(lanes, 0, chunks, out);
+        }
+    }
+
+    // Groups of 32 values (INT8 and INT4 g32) would cost one horizontal sum each. Instead each group's eight int32
+    // lanes are stored, and foldGroups turns eight groups' lanes into one vector of eight sums: fold(a, b) keeps a's
+    // lanes outside the mask and b's inside, and adds the other lanes moved by the shuffle, halving each vector.
+    // The folds are written out: a helper taking vectors was not always inlined, and then ran 5x slower.
+    private static final VectorMask<Integer> HALVES = lanes(4, 5, 6, 7);
+    private static final VectorShuffle<Integer> SWAP_HALVES = VectorShuffle.fromValues(I, 4, 5, 6, 7, 0, 1, 2, 3);
+    private static final VectorMask<Integer> PAIRS = lanes(2, 3, 6, 7);
+    private static final VectorShuffle<Integer> SWAP_PAIRS = VectorShuffle.fromValues(I, 2, 3, 0, 1, 6, 7, 4, 5);
+    private static final VectorMask<Integer> ODD = lanes(1, 3, 5, 7);
+    private static final VectorShuffle<Integer> SWAP_ODD = VectorShuffle.fromValues(I, 1, 0, 3, 2, 5, 4, 7, 6);
+    /** Three folds of groups 0..7 leave them in lanes 0, 4, 2, 6, 1, 5, 3, 7; this puts them back in order. */
+    private static final VectorShuffle<Integer> FOLDED_ORDER = VectorShuffle.fromValues(I, 0, 4, 2, 6, 1, 5, 3, 7);
+
+    private static VectorMask<Integer> lanes(int... set) {
+        boolean[] m = new boolean[I.length()];
+        for (int lane : set) {
+            m[lane] = true;
+        }
+        return VectorMask.fromArray(I, m, 0);
+    }
+
+    /**
+     * Sums of groups [from, to) from their int32 lanes {@code lanes[8 g .. 8 g + 8)} into {@code out[g]}. Callers
+     * fold every eight groups as soon as their lanes are stored, while those are still in L1.
+     */
+    private static void foldGroups(int[] lanes, int from, int to, int[] out) {
+        int g = from;
+        for (; g + 8 <= to; g += 8) {
+            int o = 8 * g;
+            IntVector v0 = IntVector.fromArray(I, lanes, o);
+            IntVector v1 = IntVector.fromArray(I, lanes, o + 8);
+            IntVector v2 = IntVector.fromArray(I, lanes, o + 16);
+            IntVector v3 = IntVector.fromArray(I, lanes, o + 24);
+            IntVector v4 = IntVector.fromArray(I, lanes, o + 32);
+            IntVector v5 = IntVector.fromArray(I, lanes, o + 40);
+            IntVector v6 = IntVector.fromArray(I, lanes, o + 48);
+            IntVector v7 = IntVector.fromArray(I, lanes, o + 56);
+            IntVector f01 = v0.blend(v1, HALVES).add(v1.blend(v0, HALVES).rearrange(SWAP_HALVES));
+            IntVector f23 = v2.blend(v3, HALVES).add(v3.blend(v2, HALVES).rearrange(SWAP_HALVES));
+            IntVector f45 = v4.blend(v5, HALVES).add(v5.blend(v4, HALVES).rearrange(SWAP_HALVES));
+            IntVector f67 = v6.blend(v7, HALVES).add(v7.blend(v6, HALVES).rearrange(SWAP_HALVES));
+            IntVector f03 = f01.blend(f23, PAIRS).add(f23.blend(f01, PAIRS).rearrange(SWAP_PAIRS));
+            IntVector f47 = f45.blend(f67, PAIRS).add(f67.blend(f45, PAIRS).rearrange(SWAP_PAIRS));
+            f03.blend(f47, ODD).add(f47.blend(f03, ODD).rearrange(SWAP_ODD)).rearrange(FOLDED_ORDER)
+                    .intoArray(out, g);
+        }
+        for (; g < to; g++) {
+            int sum = 0;
+            for (int i = 0; i < 8; i++) {
+                sum += lanes[8 * g + i];
+            }
+            out[g] = sum;
         }
     }
 }
