@@ -212,6 +212,10 @@ final class Int16LaneMatmul {
             default -> 0;
         };
         boolean asym = e == Encoding.INT4_ASYM;
+        if (groups == 1) {  // one scale per row (ternary, binary): no vector loop, no terms
+            int x = groupSums[s0];
+            return 0f + (s.scales[0] * (a * s.fieldSums[0] + c * x) + (asym ? s.mins[0] * x : 0f));
+        }
         int g = 0;
         for (; g <= groups - I.length(); g += I.length()) {
             IntVector f = IntVector.fromArray(I, s.fieldSums, g);
