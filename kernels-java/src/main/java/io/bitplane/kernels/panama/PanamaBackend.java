@@ -3,7 +3,6 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
-import io.bitplane.kernels.ActivationQuantizer;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.Weights;
@@ -39,7 +38,6 @@ public final class PanamaBackend extends ScalarBackend {
     private static final ThreadLocal<Int8Activations> INT8_ACTIVATIONS = ThreadLocal.withInitial(Int8Activations::new);
 
     private static final class Int8Activations {
-        byte[] q = new byte[0];
         short[] q16 = new short[0];
         float[] scales = new float[0];
     }
@@ -248,24 +246,17 @@ public final class PanamaBackend extends ScalarBackend {
         };
     }
 
-    /** Per-token INT8 codes (the scalar quantizer, so codes equal the oracle's), widened to int16 for the kernel. */
+    /** Per-token INT8 codes as int16, equal to the scalar quantizer's (VectorQuantizer). */
     private static Int8Activations quantize(float[] x, int batch, int k) {
         Int8Activations a = INT8_ACTIVATIONS.get();
         if (a.q16.length < batch * k) {
-            a.q = new byte[k];
             a.q16 = new short[batch * k];
-        }
-        if (a.q.length < k) {
-            a.q = new byte[k];
         }
         if (a.scales.length < batch) {
             a.scales = new float[batch];
         }
         for (int b = 0; b < batch; b++) {
-            a.scales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, a.q);
-            for (int i = 0; i < k; i++) {
-                a.q16[b * k + i] = a.q[i];
-            }
+            a.scales[b] = VectorQuantizer.quantizeInt8(x, b * k, k, a.q16, b * k);
         }
         return a;
     }

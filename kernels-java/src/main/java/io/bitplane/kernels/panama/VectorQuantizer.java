@@ -1,0 +1,61 @@
+package io.bitplane.kernels.panama;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * {@link io.bitplane.kernels.ActivationQuantizer#quantizeInt8} in vectors, with the same codes bit for bit:
+ * {@code s = max|x| / 127}, {@code q = clamp(Math.round(x / s), -127, 127)}, written as int16 codes.
+ *
+ * <pre>
+ * x: [K] f32 (heap);  q16: [K] int16 codes;  returns s (0 for an all-zero token, whose codes are 0)
+ * </pre>
+ * The maximum is exact in any order and the division is the same IEEE operation lane by lane. The Vector API has no
+ * rounding operation, so {@code Math.round} (nearest, ties toward positive infinity) is rebuilt exactly from
+ * truncation: {@code f = floor(v)} by truncating and stepping down where that rose, then {@code f + 1} where
+ * {@code v - f >= 0.5}; {@code v - f} is exact for |v| < 2^23, and here |v| <= 127 (NaN gives 0, as it does there).
+ */
+final class VectorQuantizer {
+    private VectorQuantizer() {
+    }
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Short> HALF = ShortVector.SPECIES_128;
+
+    static float quantizeInt8(float[] x, int offset, int n, short[] q16, int qOffset) {
+        int lanes = F.length();
+        int upper = n - n % lanes;
+        FloatVector maxAbs = FloatVector.zero(F);
+        int i = 0;
+        for (; i < upper; i += lanes) {
+            maxAbs = maxAbs.max(FloatVector.fromArray(F, x, offset + i).abs());
+        }
+        float amax = maxAbs.reduceLanes(VectorOperators.MAX);  // exact in any order (NaN wins, as Math.max's)
+        for (; i < n; i++) {
+            amax = Math.max(amax, Math.abs(x[offset + i]));
+        }
+        float scale = amax / 127f;
+        if (scale == 0) {
+            java.util.Arrays.fill(q16, qOffset, qOffset + n, (short) 0);
+            return 0;
+        }
+        i = 0;
+        for (; i < upper; i += lanes) {
+            FloatVector v = FloatVector.fromArray(F, x, offset + i).div(scale);
+            FloatVector t = (FloatVector) ((IntVector) v.convert(VectorOperators.F2I, 0)).convert(VectorOperators.I2F,
+                    0);
+            FloatVector floor = t.sub(1f, v.compare(VectorOperators.LT, t));
+            VectorMask<Float> up = v.sub(floor).compare(VectorOperators.GE, 0.5f);
+            FloatVector rounded = floor.add(1f, up).max(-127f).min(127f);
+            ((ShortVector) rounded.convertShape(VectorOperators.F2S, HALF, 0)).intoArray(q16, qOffset + i);
+        }
+        for (; i < n; i++) {
+            q16[qOffset + i] = (short) Math.max(-127, Math.min(127, Math.round(x[offset + i] / scale)));
+        }
+        return scale;
+    }
+}
