@@ -50,7 +50,7 @@ final class Int16LaneMatmul {
     }
 
     /** One 32-byte chunk per vector: 256-bit lanes whatever the preferred width, so the field order is fixed. */
-    static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     /** Values per pair of packed field vectors, and the group granularity of the packed kernels. */
