@@ -438,33 +438,38 @@ public final class PanamaBackend extends ScalarBackend {
      * compiled, Math.exp when not, so warm and cold runs would differ.)
      */
     static void vectorSoftmax(float[] x, int size) {
+        vectorSoftmax(x, 0, size);
+    }
+
+    /** Softmax of {@code x[offset .. offset + size)} in place. */
+    static void vectorSoftmax(float[] x, int offset, int size) {
         int upper = F.loopBound(size);
         FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
         int i = 0;
         for (; i < upper; i += F.length()) {
-            maxV = maxV.max(FloatVector.fromArray(F, x, i));
+            maxV = maxV.max(FloatVector.fromArray(F, x, offset + i));
         }
         float max = maxV.reduceLanes(VectorOperators.MAX);
         for (; i < size; i++) {
-            max = Math.max(max, x[i]);
+            max = Math.max(max, x[offset + i]);
         }
         FloatVector sumV = FloatVector.zero(F);
         for (i = 0; i < upper; i += F.length()) {
-            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, x, i).sub(max));
-            e.intoArray(x, i);
+            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, x, offset + i).sub(max));
+            e.intoArray(x, offset + i);
             sumV = sumV.add(e);
         }
         float sum = Lanes.sum(sumV);
         for (; i < size; i++) {
-            x[i] = VectorExp.exp(x[i] - max);
-            sum += x[i];
+            x[offset + i] = VectorExp.exp(x[offset + i] - max);
+            sum += x[offset + i];
         }
         float inv = 1f / sum;
         for (i = 0; i < upper; i += F.length()) {
-            FloatVector.fromArray(F, x, i).mul(inv).intoArray(x, i);
+            FloatVector.fromArray(F, x, offset + i).mul(inv).intoArray(x, offset + i);
         }
         for (; i < size; i++) {
-            x[i] *= inv;
+            x[offset + i] *= inv;
         }
     }
 
