@@ -84,6 +84,48 @@ public final class Quantizer {
     }
 
     /**
+     * A tensor from integer codes chosen elsewhere (row-major; a weight is {@code code * scale} of its group, codes
+     * within {@link #minCode}..{@link #maxCode}) and its f16 group scales ({@code [rows][groups]}): for quantizers
+     * outside this package that pick codes themselves (distillation).
+     */
+    public static EncodedTensor ofCodes(String name, long[] shape, QuantSpec spec, ActivationHint activations,
+                                        int[] codes, short[] scales) {
+        if (!GroupRule.supports(spec.encoding())) {
+            throw new IllegalArgumentException("tensor " + name + ": " + spec + " has no integer codes here");
+        }
+        TensorSpec ts = target(name, shape, spec, activations);
+        if (codes.length != ts.rows() * ts.cols() || scales.length != ts.rows() * ts.groupsPerRow()) {
+            throw new IllegalArgumentException("tensor " + name + ": " + codes.length + " codes and "
+                    + scales.length + " scales do not fit " + ts);
+        }
+        int lo = minCode(spec.encoding());
+        int hi = maxCode(spec.encoding());
+        for (int i = 0; i < codes.length; i++) {
+            if (codes[i] < lo || codes[i] > hi || (spec.encoding() == io.bitplane.format.Encoding.BINARY
+                    && codes[i] == 0)) {
+                throw new IllegalArgumentException("tensor " + name + ": code " + codes[i] + " at index " + i
+                        + " is outside " + spec.encoding() + "'s range");
+            }
+        }
+        return fromCodes(ts, codes, scales);
+    }
+
+    /** The least integer code of a symmetric encoding (BINARY's codes are -1 and +1, never 0). */
+    public static int minCode(io.bitplane.format.Encoding e) {
+        return -maxCode(e) - (e == io.bitplane.format.Encoding.INT4 ? 1 : 0);
+    }
+
+    /** The largest integer code of a symmetric encoding. */
+    public static int maxCode(io.bitplane.format.Encoding e) {
+        return switch (e) {
+            case INT8 -> 127;
+            case INT4 -> 7;
+            case TERNARY, BINARY -> 1;
+            default -> throw new IllegalArgumentException(e + " has no integer codes here");
+        };
+    }
+
+    /**
      * The file's bytes for integer codes chosen elsewhere (row-major; a weight is {@code code * scale} of its
      * group): INT8 q, INT4 u - 8, TERNARY t, BINARY +-1.
      */

@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.ModelConfig;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
@@ -13,7 +14,9 @@ import io.bitplane.format.importer.SourceTensor;
 import io.bitplane.format.quant.Gptq;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
+import io.bitplane.runtime.Model;
 import io.bitplane.runtime.ModelOptions;
+import io.bitplane.runtime.Perplexity;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -44,6 +47,10 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         void stage(int stage, int stages, String what);
 
         void paragraph();
+
+        /** A distillation step finished, with the mean KL (nats per position) of its paragraphs. */
+        default void distillStep(int step, int steps, double meanKl) {
+        }
     }
 
     private final Map<String, EncodedTensor> quantized;
@@ -51,14 +58,22 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
     private final Calibration first;
     private final List<Awq.Choice> awq;
     private final boolean sequential;
+    private final Distillation.Result distilled;
 
     private CalibratedQuantizer(Map<String, EncodedTensor> quantized, Map<String, float[]> changedFloats,
-                                Calibration first, List<Awq.Choice> awq, boolean sequential) {
+                                Calibration first, List<Awq.Choice> awq, boolean sequential,
+                                Distillation.Result distilled) {
         this.quantized = quantized;
         this.changedFloats = changedFloats;
         this.first = first;
         this.awq = awq;
         this.sequential = sequential;
+        this.distilled = distilled;
+    }
+
+    /** The distillation's outcome, or null when it did not run. */
+    public Distillation.Result distilled() {
+        return distilled;
     }
 
     /** Whether the layers were quantized one after another on quantized inputs. */
@@ -85,9 +100,16 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
      * @param sequential         quantize layer by layer on inputs from the already quantized layers (one
      *                           calibration run per layer); null: only when some matrix is TERNARY or BINARY, where
      *                           it pays (stories260K binary: 1,109 one-shot, 565 sequential; INT4 no better)
+     * @param distill            after GPTQ, distill the quantized model into the float one ({@link Distillation});
+     *                           null or 0 steps: off
      */
-    public record Options(Gptq.Options gptq, double embeddingDamping, boolean awq, Boolean sequential) {
-        public static final Options DEFAULT = new Options(Gptq.Options.DEFAULT, 0.1, false, null);
+    public record Options(Gptq.Options gptq, double embeddingDamping, boolean awq, Boolean sequential,
+                          Distillation.Options distill) {
+        public static final Options DEFAULT = new Options(Gptq.Options.DEFAULT, 0.1, false, null, null);
+
+        boolean distilling() {
+            return distill != null && distill.steps() > 0;
+        }
 
         Gptq.Options gptqFor(String tensor) {
             return tensor.equals(LlamaTensors.TOKEN_EMBD)
@@ -129,7 +151,9 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                 lowBit |= spec.encoding() == Encoding.TERNARY || spec.encoding() == Encoding.BINARY;
             }
         }
-        boolean sequential = options.sequential() != null ? options.sequential() : lowBit;
+        // Distillation refits every layer on the quantized model's own inputs, which is what sequential GPTQ is
+        // for, so it starts from one-shot GPTQ unless asked otherwise.
+        boolean sequential = options.sequential() != null ? options.sequential() : lowBit && !options.distilling();
         List<List<String>> stages = stages(targets.keySet());
         int runs = sequential ? stages.size() + (targets.containsKey(LlamaTensors.TOKEN_EMBD) ? 1 : 0) : 1;
         listener.stage(0, runs, "all layers");
@@ -166,10 +190,52 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                 quantize(name, targets, recipe, changed, h, options, done);
             }
         }
+        Distillation.Result distilled = null;
+        if (options.distilling()) {
+            distilled = distill(model, modelOptions, all, recipe, changed, done, paragraphs, threads, options.distill(),
+                    listener);
+            done.putAll(distilled.tensors());
+            changed.putAll(distilled.norms());
+        }
         // Producers that absorbed AWQ scales but are not quantized here (norms) are written as changed floats.
         Map<String, float[]> floatsOnly = new HashMap<>(changed);
         floatsOnly.keySet().removeAll(done.keySet());
-        return new CalibratedQuantizer(done, floatsOnly, first, choices, sequential);
+        return new CalibratedQuantizer(done, floatsOnly, first, choices, sequential, distilled);
+    }
+
+    /**
+     * Distills the GPTQ tensors {@code done} (and the norms) into the float model: the teacher is every tensor's
+     * floats (after AWQ, if any), the fixed matrices are what the converter will write for them.
+     */
+    private static Distillation.Result distill(Path model, ModelOptions modelOptions, Map<String, SourceTensor> all,
+                                               Recipe recipe, Map<String, float[]> changed,
+                                               Map<String, EncodedTensor> done, List<String> paragraphs,
+                                               int threads, Distillation.Options options, Listener listener)
+            throws IOException, InterruptedException {
+        ModelConfig config;
+        List<int[]> sequences = new ArrayList<>();
+        try (Model m = Model.open(model, modelOptions)) {
+            config = m.config();
+            for (String p : paragraphs) {
+                sequences.add(Perplexity.tokens(m, p, config.contextLength()));
+            }
+        }
+        Map<String, float[]> floats = new HashMap<>();
+        Map<String, EncodedTensor> fixed = new HashMap<>();
+        Map<String, QuantSpec> specs = new HashMap<>();
+        for (SourceTensor t : all.values()) {
+            float[] v = floats(changed, t);
+            floats.put(t.name(), v);
+            QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
+            specs.put(t.name(), spec);
+            if (t.shape().length == 2 && !done.containsKey(t.name())
+                    && !Converter.isLossless(t.nativeSpec(), spec)) {
+                fixed.put(t.name(), Quantizer.quantize(t.name(), t.shape(), v, spec, recipe.activationsFor(t.shape())));
+            }
+        }
+        return new Distillation(config, floats, fixed, done, specs, recipe.activationsFor(new long[2]), options)
+                .run(sequences, threads,
+                listener::distillStep);
     }
 
     /**
@@ -320,6 +386,9 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         if (changedFloats.containsKey(name)) {
             return "awq-folded";
         }
-        return quantized.containsKey(name) ? (sequential ? "gptq-sequential+" : "gptq+") + method : method;
+        if (!quantized.containsKey(name)) {
+            return method;
+        }
+        return (sequential ? "gptq-sequential+" : "gptq+") + (distilled != null ? "distilled+" : "") + method;
     }
 }

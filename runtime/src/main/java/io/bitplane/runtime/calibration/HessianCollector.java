@@ -44,8 +44,16 @@ final class HessianCollector implements ObservingBackend.InputObserver {
         this.wanted = wanted;
     }
 
+    /** {@link #sameInput} by tensor: it is asked at every observed product, and builds strings. */
+    private static final java.util.concurrent.ConcurrentHashMap<String, List<String>> SAME_INPUT =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
     /** The matrices reading the same input as {@code tensor}, the one the decoder calls first leading. */
     static List<String> sameInput(String tensor) {
+        return SAME_INPUT.computeIfAbsent(tensor, HessianCollector::findSameInput);
+    }
+
+    private static List<String> findSameInput(String tensor) {
         for (List<String> kinds : List.of(LlamaTensors.ATTENTION_INPUT_KINDS, LlamaTensors.FFN_INPUT_KINDS)) {
             for (String kind : kinds) {
                 String suffix = "." + kind + ".weight";

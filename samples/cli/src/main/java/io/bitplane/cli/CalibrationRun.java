@@ -50,6 +50,16 @@ final class CalibrationRun {
                         public void paragraph() {
                             bar.step();
                         }
+
+                        @Override
+                        public void distillStep(int step, int steps, double meanKl) {
+                            if (step == 1) {
+                                bar.maxHint(bar.getCurrent() + steps);
+                            }
+                            bar.step();
+                            bar.setExtraMessage(String.format(Locale.ROOT, "distill %d/%d KL %.4f", step, steps,
+                                    meanKl));
+                        }
                     });
         }
         if (System.getenv("BITPLANE_DEBUG") != null) {
@@ -60,6 +70,10 @@ final class CalibrationRun {
                         + "unquantized perplexity %.4f) in %.1f s%n", q.tensors().size(), chosen.size(), text,
                 first.tokens(), first.perplexity(),
                 (System.nanoTime() - start) / 1e9);
+        if (q.distilled() != null) {
+            System.err.printf(Locale.ROOT, "distilled %d matrices: KL %.4f -> %.4f nats per position%n",
+                    q.distilled().tensors().size(), q.distilled().firstKl(), q.distilled().lastKl());
+        }
         return q;
     }
 

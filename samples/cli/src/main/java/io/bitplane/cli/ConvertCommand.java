@@ -6,6 +6,7 @@ import io.bitplane.format.convert.Recipe;
 import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.ModelSources;
 import io.bitplane.runtime.calibration.CalibratedQuantizer;
+import io.bitplane.runtime.calibration.Distillation;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
@@ -52,12 +53,22 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--awq", description = "Scale activation-heavy input channels before GPTQ (AWQ).")
     boolean awq;
 
+    @Option(names = "--distill-steps", description = "After GPTQ, distill the quantized model into the float one "
+            + "for this many steps on the calibration paragraphs (label-free KL; learns codes, scales and norm "
+            + "gains). 0: off. Default: ${DEFAULT-VALUE}.", defaultValue = "0")
+    int distillSteps;
+
+    @Option(names = "--distill-rate", description = "Distillation step size, as a fraction of each tensor's mean "
+            + "scale. Default: ${DEFAULT-VALUE}.", defaultValue = "0.01")
+    double distillRate;
+
     @Override
     public Integer call() throws Exception {
         Recipe recipe = recipeArgs.recipe();
-        if (calibrate == null && (calibrateParagraphs != null || awq || !calibrateMode.equals("auto"))) {
-            throw new IllegalArgumentException("--calibrate-paragraphs, --calibrate-mode and --awq need "
-                    + "--calibrate TEXT");
+        if (calibrate == null && (calibrateParagraphs != null || awq || !calibrateMode.equals("auto")
+                || distillSteps != 0)) {
+            throw new IllegalArgumentException("--calibrate-paragraphs, --calibrate-mode, --awq and --distill-steps "
+                    + "need --calibrate TEXT");
         }
         try (ModelSource source = ModelSources.open(model, tokenizer)) {
             Converter.TensorQuantizer quantizer = calibrate == null ? Converter.TensorQuantizer.ROUND_TO_NEAREST
@@ -77,7 +88,10 @@ final class ConvertCommand implements Callable<Integer> {
                     + "not '" + calibrateMode + "'");
         };
         CalibratedQuantizer.Options d = CalibratedQuantizer.Options.DEFAULT;
-        return new CalibratedQuantizer.Options(d.gptq(), d.embeddingDamping(), awq, sequential);
+        Distillation.Options base = Distillation.Options.DEFAULT;
+        Distillation.Options distill = new Distillation.Options(distillSteps, base.batch(), distillRate,
+                base.tuneNorms(), base.seed());
+        return new CalibratedQuantizer.Options(d.gptq(), d.embeddingDamping(), awq, sequential, distill);
     }
 
     static void write(ModelSource source, Recipe recipe, Path output) throws java.io.IOException {
