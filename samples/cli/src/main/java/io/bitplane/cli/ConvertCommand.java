@@ -54,21 +54,21 @@ final class ConvertCommand implements Callable<Integer> {
     boolean awq;
 
     @Option(names = "--distill-steps", description = "After GPTQ, distill the quantized model into the float one "
-            + "for this many steps on the calibration paragraphs (label-free KL; learns codes, scales and norm "
-            + "gains). 0: off. Default: ${DEFAULT-VALUE}.", defaultValue = "0")
-    int distillSteps;
+            + "for this many steps of 16 calibration paragraphs (label-free KL; learns codes, scales and norm "
+            + "gains). 0: GPTQ only. Default: 200.")
+    Integer distillSteps;
 
     @Option(names = "--distill-rate", description = "Distillation step size, as a fraction of each tensor's mean "
-            + "scale. Default: ${DEFAULT-VALUE}.", defaultValue = "0.01")
-    double distillRate;
+            + "scale. Default: 0.02.")
+    Double distillRate;
 
     @Override
     public Integer call() throws Exception {
         Recipe recipe = recipeArgs.recipe();
         if (calibrate == null && (calibrateParagraphs != null || awq || !calibrateMode.equals("auto")
-                || distillSteps != 0)) {
-            throw new IllegalArgumentException("--calibrate-paragraphs, --calibrate-mode, --awq and --distill-steps "
-                    + "need --calibrate TEXT");
+                || distillSteps != null || distillRate != null)) {
+            throw new IllegalArgumentException("--calibrate-paragraphs, --calibrate-mode, --awq, --distill-steps "
+                    + "and --distill-rate need --calibrate TEXT");
         }
         try (ModelSource source = ModelSources.open(model, tokenizer)) {
             Converter.TensorQuantizer quantizer = calibrate == null ? Converter.TensorQuantizer.ROUND_TO_NEAREST
@@ -89,8 +89,8 @@ final class ConvertCommand implements Callable<Integer> {
         };
         CalibratedQuantizer.Options d = CalibratedQuantizer.Options.DEFAULT;
         Distillation.Options base = Distillation.Options.DEFAULT;
-        Distillation.Options distill = new Distillation.Options(distillSteps, base.batch(), distillRate,
-                base.tuneNorms(), base.seed());
+        Distillation.Options distill = new Distillation.Options(distillSteps != null ? distillSteps : base.steps(),
+                base.batch(), distillRate != null ? distillRate : base.rate(), base.tuneNorms(), base.seed());
         return new CalibratedQuantizer.Options(d.gptq(), d.embeddingDamping(), awq, sequential, distill);
     }
 

@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -42,7 +43,8 @@ class PlanCommandTest {
 
         Path out = dir.resolve("planned.bpm");
         r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output", out.toString(),
-                "--recipe", recipe.toString(), "--calibrate", text(), "--calibrate-paragraphs", "1000:1040");
+                "--recipe", recipe.toString(), "--calibrate", text(), "--calibrate-paragraphs", "1000:1040",
+                "--distill-steps", "0");
         assertEquals(0, r.exit(), r.err());
         JsonNode report = MetadataJson.mapper().readTree(CliRunner.run("inspect", "--model", out.toString(),
                 "--json").out());
@@ -95,21 +97,39 @@ class PlanCommandTest {
     }
 
     @Test
-    void convertWithCalibrationRecordsGptqPerTensor() throws Exception {
+    void convertWithCalibrationRecordsGptqAndDistillationPerTensor() throws Exception {
         Path out = dir.resolve("int4.bpm");
         CliRunner.Result r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
-                out.toString(), "--weights", "int4", "--calibrate", text(), "--calibrate-paragraphs", "1000:1030");
+                out.toString(), "--weights", "int4", "--calibrate", text(), "--calibrate-paragraphs", "1000:1030",
+                "--distill-steps", "4");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("calibrated 36 matrices with GPTQ on 30 paragraphs"), r.err());
-        JsonNode tensors;
-        try (io.bitplane.format.BpmFile f = io.bitplane.format.BpmFile.open(out)) {
-            tensors = f.metadata().quantization().path("tensors");
-        }
-        assertEquals("gptq+clip_search", tensors.path("blk.0.attn_q.weight").path("quantizer").asText(),
-                tensors.toString());
+        assertTrue(r.err().contains("distilled 36 matrices: KL "), r.err());
+        assertEquals("gptq+distilled+clip_search", quantizer(out, "blk.0.attn_q.weight"));
+
         r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
-                out.toString(), "--weights", "int4", "--calibrate-paragraphs", "1000:1030");
+                out.toString(), "--weights", "int4", "--calibrate", text(), "--calibrate-paragraphs", "1000:1030",
+                "--distill-steps", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertFalse(r.err().contains("distilled"), r.err());
+        assertEquals("gptq+clip_search", quantizer(out, "blk.0.attn_q.weight"));
+
+        for (String[] bad : new String[][] {{"--calibrate-paragraphs", "1000:1030"}, {"--distill-steps", "5"},
+                {"--distill-rate", "0.1"}}) {
+            r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
+                    out.toString(), "--weights", "int4", bad[0], bad[1]);
+            assertEquals(1, r.exit());
+            assertTrue(r.err().contains("need --calibrate TEXT"), r.err());
+        }
+        r = CliRunner.run("convert", "--model", SharedData.stories260K().toString(), "--output",
+                out.toString(), "--weights", "int4", "--calibrate", text(), "--distill-steps", "-1");
         assertEquals(1, r.exit());
-        assertTrue(r.err().contains("need --calibrate TEXT"), r.err());
+        assertTrue(r.err().contains("steps >= 0"), r.err());
+    }
+
+    private static String quantizer(Path model, String tensor) throws Exception {
+        try (io.bitplane.format.BpmFile f = io.bitplane.format.BpmFile.open(model)) {
+            return f.metadata().quantization().path("tensors").path(tensor).path("quantizer").asText();
+        }
     }
 }
