@@ -1,6 +1,5 @@
 package io.bitplane.bench;
 
-import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.PackedCodes;
@@ -34,6 +33,7 @@ public class MatmulBenchmark {
     @Param({"f32", "int8@32", "int4@32", "ternary", "binary"})
     public String encoding;
 
+    /** f32, int8, or binary (XNOR, with binary weights only). */
     @Param({"f32", "int8"})
     public String activations;
 
@@ -76,7 +76,7 @@ public class MatmulBenchmark {
             w[i] = (float) rnd.nextGaussian() * 0.02f;
         }
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(encoding),
-                activations.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+                io.bitplane.format.convert.Recipe.parseActivations(activations, "activations"));
         if (layout.equals("packed") && PackedCodes.supports(t.spec().encoding())) {
             t = PackedCodes.relayout(t);
         }

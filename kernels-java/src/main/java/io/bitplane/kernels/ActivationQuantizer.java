@@ -1,8 +1,9 @@
 package io.bitplane.kernels;
 
 /**
- * Per-token symmetric INT8 quantization of activations (W8A8, W4A8): {@code s = max|x| / 127},
- * {@code q = round(x / s)} clamped to [-127, 127]; an all-zero token has scale 0 and codes 0.
+ * Per-token quantization of activations. INT8 (W8A8, W4A8): {@code s = max|x| / 127}, {@code q = round(x / s)}
+ * clamped to [-127, 127]; an all-zero token has scale 0 and codes 0. BINARY (XNOR-Net): {@code s = mean |x|}, the
+ * code {@code -1} where {@code x < 0}, else {@code +1} (so 0, -0 and NaN give +1).
  */
 public final class ActivationQuantizer {
     private ActivationQuantizer() {
@@ -28,5 +29,39 @@ public final class ActivationQuantizer {
             q[qOffset + i] = (byte) Math.max(-127, Math.min(127, Math.round(x[offset + i] / scale)));
         }
         return scale;
+    }
+
+    /** Binarizes {@code x[offset .. offset + n)} into codes {@code q[qOffset ..]} of -1 and +1; returns the scale. */
+    public static float binarize(float[] x, int offset, int n, byte[] q, int qOffset) {
+        for (int i = 0; i < n; i++) {
+            q[qOffset + i] = (byte) (x[offset + i] < 0 ? -1 : 1);
+        }
+        return meanAbs(x, offset, n);
+    }
+
+    /**
+     * {@code mean |x|} in a fixed order, so that a vector implementation can give the same bits: eight running
+     * sums over the whole blocks of eight (sum j takes values 8i + j), combined as
+     * {@code ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))}, then the remaining values in order, then divided
+     * by n (0 for n = 0).
+     */
+    public static float meanAbs(float[] x, int offset, int n) {
+        float[] s = new float[8];
+        int upper = n - n % 8;
+        for (int i = 0; i < upper; i += 8) {
+            for (int j = 0; j < 8; j++) {
+                s[j] += Math.abs(x[offset + i + j]);
+            }
+        }
+        float sum = combineEight(s);
+        for (int i = upper; i < n; i++) {
+            sum += Math.abs(x[offset + i]);
+        }
+        return n == 0 ? 0 : sum / n;
+    }
+
+    /** The fixed pairing of eight partial sums used by {@link #meanAbs}. */
+    public static float combineEight(float[] s) {
+        return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
     }
 }

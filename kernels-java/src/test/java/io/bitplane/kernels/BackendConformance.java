@@ -59,6 +59,15 @@ public abstract class BackendConformance {
         return new BpmTensor(t.spec(), seg, 0, 0);
     }
 
+    /** The activation hint spelled f32, int8 or binary. */
+    static ActivationHint hint(String act) {
+        return switch (act) {
+            case "int8" -> ActivationHint.INT8;
+            case "binary" -> ActivationHint.BINARY;
+            default -> ActivationHint.F32;
+        };
+    }
+
     public static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
         Weights w = b.upload(t);
         int n = (int) t.spec().rows();
@@ -94,10 +103,16 @@ public abstract class BackendConformance {
         "int4-asym@32, 7, 520, 1, int8", "int8@32, 3, 333, 1, int8", "int8@32, 6, 1024, 1, int8",
         "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
         // Binary rows in 16-bit lanes: groups of 256, a short last chunk, and rows longer than one int16 run.
-        "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8"})
+        "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8",
+        // Binary activations (XNOR-Net): rows of one group or of whole words, partial last words, groups that are
+        // not whole words (the reference's path), a group longer than the row, many rows, a large batch.
+        "binary, 1, 1, 1, binary", "binary, 3, 130, 2, binary", "binary, 65, 129, 3, binary",
+        "binary@64, 5, 1030, 4, binary", "binary@256, 3, 1030, 2, binary", "binary, 2, 9000, 2, binary",
+        "binary@32, 3, 100, 2, binary", "binary@128, 7, 64, 1, binary", "binary, 1000, 64, 1, binary",
+        "binary@192, 9, 700, 33, binary"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
-        ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
+        ActivationHint hint = hint(act);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
                 0.1f), QuantSpec.parse(spec), hint);
         assertMatchesTheOracle(spec, t, TestTensors.gaussian(rnd, batch * cols, 1f), batch);
@@ -119,7 +134,7 @@ public abstract class BackendConformance {
         "int4@128, 4, 1000, 3, int8", "int4-asym@64, 3, 1100, 2, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
-        ActivationHint hint = act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32;
+        ActivationHint hint = hint(act);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
                 0.1f), QuantSpec.parse(spec), hint);
         assertMatchesTheOracle("packed " + spec, io.bitplane.format.PackedCodes.relayout(t),
@@ -164,7 +179,7 @@ public abstract class BackendConformance {
             BpmTensor placed = placed(t, misalign);
             float[] expected = matmul(ORACLE, placed, x, batch);
             float[] actual = matmul(fast, placed, x, batch);
-            boolean exact = hint == ActivationHint.INT8 && t.spec().encoding().quantized;
+            boolean exact = hint != ActivationHint.F32 && t.spec().encoding().quantized;
             if (exact) {
                 assertArrayEquals(expected, actual, "integer accumulation must match exactly");
             } else {
@@ -182,14 +197,14 @@ public abstract class BackendConformance {
      */
     @ParameterizedTest
     @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
-        "binary, f32", "int4@32, int8", "int4-asym@128, f32"})
+        "binary, f32", "int4@32, int8", "int4-asym@128, f32", "binary, binary"})
     public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
         Random rnd = new Random(9);
         int rows = 48;
         int cols = 96;
         int batch = 6;
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
-                0.1f), QuantSpec.parse(spec), act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+                0.1f), QuantSpec.parse(spec), hint(act));
         BpmTensor placed = placed(t, 0);
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         float[] cold = matmul(fast, placed, x, batch);
@@ -205,14 +220,15 @@ public abstract class BackendConformance {
 
     /** Random plane bits: ternary signs where the mask is 0 (not canonical), every INT4 code, every binary bit. */
     @ParameterizedTest
-    @CsvSource({"ternary, 1", "ternary, 2", "ternary@32, 1", "ternary@32, 2", "int4@32, 1", "int4@32, 2",
-        "binary, 1", "binary, 2", "int4-asym@32, 1"})
-    public void arbitraryPlaneBitsMatchTheOracleExactly(String spec, int batch) {
+    @CsvSource({"ternary, 1, int8", "ternary, 2, int8", "ternary@32, 1, int8", "ternary@32, 2, int8",
+        "int4@32, 1, int8", "int4@32, 2, int8", "binary, 1, int8", "binary, 2, int8", "int4-asym@32, 1, int8",
+        "binary, 1, binary", "binary, 3, binary", "binary@64, 2, binary"})
+    public void arbitraryPlaneBitsMatchTheOracleExactly(String spec, int batch, String act) {
         Random rnd = new Random(spec.hashCode());
         int rows = 9;
         int cols = 330;
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols, 0.1f),
-                QuantSpec.parse(spec), ActivationHint.INT8);
+                QuantSpec.parse(spec), hint(act));
         byte[] bytes = t.bytes().clone();
         long wordsPerRow = t.spec().wordsPerRow();
         for (int r = 0; r < rows; r++) {

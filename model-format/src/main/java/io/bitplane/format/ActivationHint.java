@@ -5,7 +5,12 @@ public enum ActivationHint {
     /** Activations stay float. */
     F32(0),
     /** Activations are quantized per token to INT8 (symmetric absmax): W8A8, W4A8 and the like. */
-    INT8(1);
+    INT8(1),
+    /**
+     * Activations are binarized per token (XNOR-Net): one sign bit per value ({@code x < 0}) and one scale,
+     * {@code mean |x|}. Only with BINARY weights, whose products become XNOR and popcount.
+     */
+    BINARY(2);
 
     public final int id;
 

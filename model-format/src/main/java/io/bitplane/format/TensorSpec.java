@@ -140,6 +140,9 @@ public record TensorSpec(String name, long[] shape, Encoding encoding, int group
         if (activations == null) {
             return "no activation hint";
         }
+        if (activations == ActivationHint.BINARY && encoding != Encoding.BINARY) {
+            return "binary activations need BINARY weights (XNOR-Net), not " + encoding;
+        }
         if (encoding.quantized && shape.length != 2) {
             return encoding + " needs a matrix, got shape " + Arrays.toString(shape);
         }

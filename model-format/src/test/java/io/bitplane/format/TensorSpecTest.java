@@ -46,5 +46,8 @@ class TensorSpecTest {
         assertNotNull(TensorSpec.of("a", Encoding.F32, 0, 1L << 40, 1L << 40).problem(), "overflow");
         assertNotNull(new TensorSpec("a", new long[] {4, 4}, Encoding.F32, 0, 9, ActivationHint.F32).problem(),
                 "unknown layout");
+        assertNull(new TensorSpec("a", new long[] {4, 64}, Encoding.BINARY, 0, 0, ActivationHint.BINARY).problem());
+        assertNotNull(new TensorSpec("a", new long[] {4, 64}, Encoding.TERNARY, 0, 0, ActivationHint.BINARY)
+                .problem(), "binary activations on ternary weights");
     }
 }

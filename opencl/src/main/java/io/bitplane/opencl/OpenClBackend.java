@@ -39,8 +39,8 @@ import static org.lwjgl.opencl.CL10.*;
  */
 public final class OpenClBackend implements Backend {
     /** Kernels of bitplane.cl; the quantized matmuls are looked up by encoding. */
-    private static final String[] KERNELS = {"repack_planes", "quantize_int8", "matmul_float", "embed", "rms_norm",
-        "rope", "attention", "swiglu", "add", "matmul_int8_int8", "matmul_int8_f32", "matmul_int4_int8",
+    private static final String[] KERNELS = {"repack_planes", "quantize_int8", "binarize", "matmul_float", "embed",
+        "rms_norm", "rope", "attention", "swiglu", "add", "matmul_int8_int8", "matmul_int8_f32", "matmul_int4_int8",
         "matmul_int4_f32", "matmul_int4_asym_int8", "matmul_int4_asym_f32", "matmul_ternary_int8",
         "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32", "matmul_float_wg", "matmul_int8_int8_wg",
         "matmul_int8_f32_wg", "matmul_int4_int8_wg", "matmul_int4_f32_wg", "matmul_int4_asym_int8_wg",
@@ -355,9 +355,12 @@ public final class OpenClBackend implements Backend {
         String kernel = "matmul_" + s.encoding().name().toLowerCase(java.util.Locale.ROOT);
         Object[] tail = {rows, cols, batch, quantizedRowBytes(w), (int) s.effectiveGroupSize(),
             (int) s.groupsPerRow(), w.scalesAt(), w.minsAt()};
-        boolean int8 = s.activations() == ActivationHint.INT8;
+        // Binary activations (only on BINARY weights) are codes of -1 and +1 with one scale per token: the INT8
+        // activation kernels compute exactly their XNOR products.
+        boolean binary = s.activations() == ActivationHint.BINARY;
+        boolean int8 = s.activations() == ActivationHint.INT8 || binary;
         if (int8) {
-            quantizeActivations(x, cols, batch);
+            quantizeActivations(x, cols, batch, binary);
         }
         Object[] head = int8 ? new Object[] {w, quantized, tokenScales, y} : new Object[] {w, x, y};
         String name = kernel + (int8 ? "_int8" : "_f32");
@@ -374,11 +377,12 @@ public final class OpenClBackend implements Backend {
         return workGroupProducts && localBytes <= localMemoryBytes / 2;
     }
 
-    /** INT8 activations of the batch into the quantized scratch (one work-group per token). */
-    private void quantizeActivations(DeviceBuffer x, int cols, int batch) {
+    /** INT8 (or binary) activations of the batch into the quantized scratch (one work-group per token). */
+    private void quantizeActivations(DeviceBuffer x, int cols, int batch, boolean binary) {
         quantized = grow(quantized, (long) batch * cols, "INT8 activations");
         tokenScales = grow(tokenScales, 4L * batch, "activation scales");
-        launch("quantize_int8", new long[] {(long) batch * reductionSize}, new long[] {reductionSize}, x, quantized,
+        launch(binary ? "binarize" : "quantize_int8", new long[] {(long) batch * reductionSize},
+                new long[] {reductionSize}, x, quantized,
                 tokenScales, cols, new Local(4L * reductionSize));
     }
 

@@ -184,6 +184,36 @@ kernel void quantize_int8(global const float *x, global char *q, global float *s
     }
 }
 
+/*
+ * Binary activations (XNOR-Net) as codes: -1 where x < 0, else +1, and one scale per token, mean |x|, summed in the
+ * reference's order (ActivationQuantizer.meanAbs: eight running sums over whole blocks of eight, paired
+ * ((0+4)+(2+6))+((1+5)+(3+7)), then the rest in order) by work-item 0, so the scale is the reference's bit for bit.
+ */
+kernel void binarize(global const float *x, global char *q, global float *scales, int k, local float *unused) {
+    const int token = get_group_id(0);
+    const int lid = get_local_id(0);
+    const int size = get_local_size(0);
+    global const float *in = x + (ulong) token * k;
+    if (lid == 0) {
+        float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        const int upper = k - k % 8;
+        for (int i = 0; i < upper; i += 8) {
+            for (int j = 0; j < 8; j++) {
+                s[j] += fabs(in[i + j]);
+            }
+        }
+        float sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+        for (int i = upper; i < k; i++) {
+            sum += fabs(in[i]);
+        }
+        scales[token] = k == 0 ? 0.0f : sum / (float) k;
+    }
+    global char *out = q + (ulong) token * k;
+    for (int i = lid; i < k; i += size) {
+        out[i] = in[i] < 0.0f ? -1 : 1;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------------------------
  * Matrix products. One work-item computes one row for up to TOKENS tokens, decoding each chunk of 16 weights once.
  * Global size: (N, ceil(batch / TOKENS)).

@@ -77,7 +77,11 @@ public final class PanamaBackend extends ScalarBackend {
         int k = (int) spec.cols();
         WorkerPool.RangeTask task;
         boolean int8Act = spec.activations() == ActivationHint.INT8;
-        if (spec.encoding() == Encoding.F32) {
+        if (spec.activations() == ActivationHint.BINARY) {
+            // Only the XNOR kernels and the reference know binary activations; the others would read them as F32.
+            task = XnorMatmul.supports(spec) ? xnorTask(spec, cw, x, y, batch)
+                    : (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
+        } else if (spec.encoding() == Encoding.F32) {
             task = (r0, r1) -> F32Matmul.rows(cw.data(), k, x, y, rows, batch, r0, r1);
         } else if (Int16LaneMatmul.supports(spec)) {
             task = int16LaneTask(spec, cw, x, y, batch);
@@ -103,6 +107,33 @@ public final class PanamaBackend extends ScalarBackend {
         } else {
             task.run(0, rows);
         }
+    }
+
+    /** Sign words and scales of binarized activations, per calling thread. */
+    private static final class BinaryInputs {
+        long[] bits = new long[0];
+        float[] scales = new float[0];
+    }
+
+    private static final ThreadLocal<BinaryInputs> BINARY_INPUTS = ThreadLocal.withInitial(BinaryInputs::new);
+
+    /** Binarizes every token on the calling thread; workers share the sign words read-only. */
+    private static WorkerPool.RangeTask xnorTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch) {
+        int k = (int) spec.cols();
+        int words = (int) spec.wordsPerRow();
+        BinaryInputs in = BINARY_INPUTS.get();
+        if (in.bits.length < batch * words) {
+            in.bits = new long[batch * words];
+        }
+        if (in.scales.length < batch) {
+            in.scales = new float[batch];
+        }
+        for (int t = 0; t < batch; t++) {
+            in.scales[t] = VectorQuantizer.binarize(x, t * k, k, in.bits, t * words);
+        }
+        long[] bits = in.bits;
+        float[] scales = in.scales;
+        return (r0, r1) -> XnorMatmul.rows(spec, w.data(), bits, scales, y, batch, r0, r1);
     }
 
     /** Permuted activation codes and group sums of the 16-bit-lane kernel, per calling thread. */

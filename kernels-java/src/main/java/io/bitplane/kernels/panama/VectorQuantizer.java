@@ -8,7 +8,9 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link io.bitplane.kernels.ActivationQuantizer#quantizeInt8} in vectors, with the same codes bit for bit:
+ * Per-token activation quantization in vectors, bit for bit the scalar {@link io.bitplane.kernels.ActivationQuantizer}'s.
+ *
+ * <p>INT8: {@link io.bitplane.kernels.ActivationQuantizer#quantizeInt8} in vectors, with the same codes bit for bit:
  * {@code s = max|x| / 127}, {@code q = clamp(Math.round(x / s), -127, 127)}, written as int16 codes.
  *
  * <pre>
@@ -57,5 +59,32 @@ final class VectorQuantizer {
             q16[qOffset + i] = (short) Math.max(-127, Math.min(127, Math.round(x[offset + i] / scale)));
         }
         return scale;
+    }
+
+    /**
+     * {@link io.bitplane.kernels.ActivationQuantizer#binarize} in vectors, with the same scale bit for bit (its
+     * eight running sums are this species' lanes, combined by the same pairing): sets bit i%64 of word
+     * {@code bits[bitsOffset + i/64]} where {@code x[offset + i] < 0}, clears the other bits of those words, and
+     * returns {@code mean |x|}.
+     */
+    static float binarize(float[] x, int offset, int n, long[] bits, int bitsOffset) {
+        java.util.Arrays.fill(bits, bitsOffset, bitsOffset + (n + 63) / 64, 0L);
+        int lanes = F.length();
+        int upper = n - n % lanes;
+        FloatVector sums = FloatVector.zero(F);
+        int i = 0;
+        for (; i < upper; i += lanes) {
+            FloatVector v = FloatVector.fromArray(F, x, offset + i);
+            sums = sums.add(v.abs());
+            bits[bitsOffset + (i >>> 6)] |= v.compare(VectorOperators.LT, 0f).toLong() << (i & 63);
+        }
+        float sum = io.bitplane.kernels.ActivationQuantizer.combineEight(sums.toArray());
+        for (; i < n; i++) {
+            sum += Math.abs(x[offset + i]);
+            if (x[offset + i] < 0) {
+                bits[bitsOffset + (i >>> 6)] |= 1L << (i & 63);
+            }
+        }
+        return n == 0 ? 0 : sum / n;
     }
 }

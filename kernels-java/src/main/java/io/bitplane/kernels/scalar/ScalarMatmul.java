@@ -25,7 +25,9 @@ import java.nio.ByteOrder;
  *                 scales (and INT4_ASYM mins) as for INT8
  *   packed codes  layout 1 (INT4, INT4_ASYM, TERNARY): PackedCodes.decodeRow
  * </pre>
- * Each row is decoded once into integer codes, then multiplied with every token of the batch.
+ * Each row is decoded once into integer codes, then multiplied with every token of the batch. With INT8 or binary
+ * activations, each group's integer sum of code products is multiplied by the group's scale, the groups' terms are
+ * added in order, and the total is multiplied by the token's scale.
  */
 public final class ScalarMatmul {
     private ScalarMatmul() {
@@ -81,7 +83,10 @@ public final class ScalarMatmul {
             s.scales = new float[groups];
             s.mins = new float[groups];
         }
-        boolean int8Activations = spec.activations() == ActivationHint.INT8;
+        // Integer activation codes: INT8 per token, or binary signs (XNOR-Net) whose products with binary weights
+        // are the same integer sums of code products.
+        boolean int8Activations = spec.activations() == ActivationHint.INT8
+                || spec.activations() == ActivationHint.BINARY;
         if (int8Activations) {
             if (s.q.length < batch * k) {
                 s.q = new byte[batch * k];
@@ -91,7 +96,9 @@ public final class ScalarMatmul {
             }
             byte[] tokenQ = new byte[k];
             for (int b = 0; b < batch; b++) {
-                s.tokenScales[b] = ActivationQuantizer.quantizeInt8(x, b * k, k, tokenQ);
+                s.tokenScales[b] = spec.activations() == ActivationHint.BINARY
+                        ? ActivationQuantizer.binarize(x, b * k, k, tokenQ, 0)
+                        : ActivationQuantizer.quantizeInt8(x, b * k, k, tokenQ);
                 System.arraycopy(tokenQ, 0, s.q, b * k, k);
             }
         }

@@ -61,4 +61,36 @@ class VectorQuantizerTest {
         inf[7] = -1f;
         assertSameAsScalar(inf, 0, 24);
     }
+
+    /** Binarization: the same scale bits as the scalar reference and a sign bit exactly where its code is -1. */
+    @Test
+    void binarizationMatchesTheScalarReference() {
+        Random rnd = new Random(6);
+        for (int n : new int[] {0, 1, 7, 8, 9, 63, 64, 65, 129, 1000, 5633}) {
+            for (int offset : new int[] {0, 5}) {
+                float[] x = new float[offset + n];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) (rnd.nextGaussian() * Math.pow(10, rnd.nextInt(7) - 3));
+                }
+                if (n > 3) {
+                    x[offset] = -0.0f;
+                    x[offset + 1] = 0.0f;
+                    x[offset + 2] = Float.NaN;
+                }
+                byte[] codes = new byte[n];
+                float expected = ActivationQuantizer.binarize(x, offset, n, codes, 0);
+                int words = (n + 63) / 64;
+                long[] bits = new long[words + 2];
+                java.util.Arrays.fill(bits, -1L); // stale bits must be cleared
+                float actual = VectorQuantizer.binarize(x, offset, n, bits, 1);
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual), "scale, n " + n);
+                for (int i = 0; i < words * 64; i++) {
+                    boolean negative = (bits[1 + i / 64] >>> (i % 64) & 1) == 1;
+                    assertEquals(i < n && codes[i] == -1, negative, "bit " + i + " of n " + n);
+                }
+                assertEquals(-1L, bits[0], "wrote before its words");
+                assertEquals(-1L, bits[words + 1], "wrote past its words");
+            }
+        }
+    }
 }

@@ -92,10 +92,13 @@ public final class NativeBackend extends ForwardingBackend {
         int n = (int) spec.rows();
         int k = (int) spec.cols();
         Encoding e = spec.encoding();
-        boolean int8Act = e.quantized && spec.activations() == ActivationHint.INT8;
+        // Binary activations (only on BINARY weights) are codes of -1 and +1 with one scale per token: the INT8
+        // activation kernels compute exactly their XNOR products.
+        boolean binaryAct = spec.activations() == ActivationHint.BINARY;
+        boolean int8Act = e.quantized && (spec.activations() == ActivationHint.INT8 || binaryAct);
         Scratch s = SCRATCH.get();
         if (int8Act) {
-            quantize(s, x, batch, k);
+            quantize(s, x, batch, k, binaryAct);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
         MemorySegment xs;
@@ -165,12 +168,18 @@ public final class NativeBackend extends ForwardingBackend {
      * Per-token INT8 codes and scales of every token, in C (vectorized) with exactly the Java reference's results
      * ({@code ActivationQuantizer}; {@code NativeQuantizerTest} holds them equal).
      */
-    private void quantize(Scratch s, float[] x, int batch, int k) {
+    private void quantize(Scratch s, float[] x, int batch, int k, boolean binary) {
         if (s.q.length < batch * k) {
             s.q = new byte[batch * k];
         }
         if (s.scales.length < batch) {
             s.scales = new float[batch];
+        }
+        if (binary) {
+            for (int b = 0; b < batch; b++) {
+                s.scales[b] = io.bitplane.kernels.ActivationQuantizer.binarize(x, b * k, k, s.q, b * k);
+            }
+            return;
         }
         MemorySegment xs = MemorySegment.ofArray(x);
         MemorySegment qs = MemorySegment.ofArray(s.q);

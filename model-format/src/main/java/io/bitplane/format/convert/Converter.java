@@ -68,7 +68,7 @@ public final class Converter {
         for (SourceTensor t : tensors) {
             QuantSpec spec = recipe.choose(t.name(), t.shape(), t.nativeSpec());
             TensorSpec ts = new TensorSpec(t.name(), t.shape(), spec.encoding(), spec.groupSize(),
-                    recipe.layoutFor(spec.encoding()), recipe.activationsFor(t.shape()));
+                    recipe.layoutFor(spec.encoding()), recipe.activationsFor(t.shape(), spec));
             String problem = ts.problem();
             if (problem != null) {
                 throw new IllegalArgumentException("tensor " + t.name() + ": cannot encode as " + spec + ": "

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
 import io.bitplane.format.MetadataJson;
 import io.bitplane.format.quant.QuantSpec;
 
@@ -75,8 +76,15 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         return defaultSpec == null ? nativeSpec : defaultSpec;
     }
 
-    public ActivationHint activationsFor(long[] shape) {
-        return shape.length == 2 ? activations : ActivationHint.F32;
+    /**
+     * The activation hint of a tensor of this shape encoded as {@code spec}: the recipe's for matrices, except that
+     * binary activations go only with BINARY weights (other matrices keep float activations); F32 for vectors.
+     */
+    public ActivationHint activationsFor(long[] shape, QuantSpec spec) {
+        if (shape.length != 2 || activations == ActivationHint.BINARY && spec.encoding() != Encoding.BINARY) {
+            return ActivationHint.F32;
+        }
+        return activations;
     }
 
     public ObjectNode toJson() {
@@ -135,12 +143,13 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         }
     }
 
-    /** f32 or int8, as recipes and the command line spell activations; an error names {@code field}. */
+    /** f32, int8 or binary, as recipes and the command line spell activations; an error names {@code field}. */
     public static ActivationHint parseActivations(String text, String field) {
         return switch (text.toLowerCase(java.util.Locale.ROOT)) {
             case "f32" -> ActivationHint.F32;
             case "int8" -> ActivationHint.INT8;
-            default -> throw new IllegalArgumentException(field + " must be f32 or int8, not '" + text + "'");
+            case "binary" -> ActivationHint.BINARY;
+            default -> throw new IllegalArgumentException(field + " must be f32, int8 or binary, not '" + text + "'");
         };
     }
 

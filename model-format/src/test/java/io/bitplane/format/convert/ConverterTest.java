@@ -114,6 +114,18 @@ class ConverterTest {
     }
 
     @Test
+    void binaryActivationsGoOnlyToBinaryMatrices() throws Exception {
+        Recipe recipe = new Recipe(QuantSpec.parse("binary"), Recipe.parseActivations("binary", "--activations"),
+                List.of(Recipe.Override.parse("token_embd.weight=int8")));
+        Path out = convert(SharedData.stories260K(), recipe, dir.resolve("xnor.bpm"));
+        try (BpmFile f = BpmFile.open(out)) {
+            assertEquals(ActivationHint.BINARY, f.tensor("blk.0.attn_q.weight").spec().activations());
+            assertEquals(ActivationHint.F32, f.tensor("token_embd.weight").spec().activations());
+            assertEquals(ActivationHint.F32, f.tensor("output_norm.weight").spec().activations());
+        }
+    }
+
+    @Test
     void globsMatchWholeNames() {
         var o = Recipe.Override.parse("blk.*.attn_?.weight=int8");
         assertTrue(o.matches("blk.12.attn_q.weight"));

@@ -230,10 +230,10 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             specs.put(t.name(), spec);
             if (t.shape().length == 2 && !done.containsKey(t.name())
                     && !Converter.isLossless(t.nativeSpec(), spec)) {
-                fixed.put(t.name(), Quantizer.quantize(t.name(), t.shape(), v, spec, recipe.activationsFor(t.shape())));
+                fixed.put(t.name(), Quantizer.quantize(t.name(), t.shape(), v, spec, recipe.activationsFor(t.shape(), spec)));
             }
         }
-        return new Distillation(config, floats, fixed, done, specs, recipe.activationsFor(new long[2]), options)
+        return new Distillation(config, floats, fixed, done, specs, recipe.activations(), options)
                 .run(sequences, threads,
                 listener::distillStep);
     }
@@ -252,7 +252,7 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             if (t.shape().length == 2 && h != null && Gptq.supports(spec)
                     && !Converter.isLossless(t.nativeSpec(), spec)) {
                 out.put(t.name(), Gptq.quantize(t.name(), t.shape(), t.floats(), h, spec,
-                        recipe.activationsFor(t.shape()), options.gptqFor(t.name())));
+                        recipe.activationsFor(t.shape(), spec), options.gptqFor(t.name())));
             }
         }
         return out;
@@ -276,7 +276,8 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                     SourceTensor t = targets.get(LlamaTensors.block(l, kind));
                     if (t != null && hessians.containsKey(t.name()) && all.containsKey(producer)) {
                         matrices.add(new Awq.Matrix(t.name(), floats(changed, t), t.shape(),
-                                recipe.choose(t.name(), t.shape(), t.nativeSpec()), recipe.activationsFor(t.shape())));
+                                recipe.choose(t.name(), t.shape(), t.nativeSpec()),
+                                recipe.activationsFor(t.shape(), recipe.choose(t.name(), t.shape(), t.nativeSpec()))));
                     }
                 }
                 if (matrices.size() != kinds.size()) {
@@ -301,7 +302,7 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                                  Map<String, EncodedTensor> done) throws IOException {
         SourceTensor t = targets.get(name);
         QuantSpec spec = recipe.choose(name, t.shape(), t.nativeSpec());
-        ActivationHint act = recipe.activationsFor(t.shape());
+        ActivationHint act = recipe.activationsFor(t.shape(), spec);
         float[] v = floats(changed, t);
         double[] h = hessians.get(name);
         done.put(name, h == null ? Quantizer.quantize(name, t.shape(), v, spec, act)

@@ -85,6 +85,7 @@ public final class Distillation {
         teacher = TrainingWeights.fromFloats(c, floats);
         student = TrainingWeights.fromFloats(c, floats);
         learned = new LearnedQuantization[TrainingWeights.matrixCount(c)];
+        student.rounding = activations;
         for (int m = 0; m < learned.length; m++) {
             String name = TrainingWeights.matrixName(c, m);
             EncodedTensor q = quantized.get(name);
@@ -96,9 +97,11 @@ public final class Distillation {
             } else if (f != null) {
                 student.set(m, Dequantizer.toFloats(f.spec(), f.segment()));
             }
-            // The kernels quantize the inputs of quantized matrices marked for INT8 activations, and only those.
+            // The kernels quantize the inputs of quantized matrices marked for INT8 activations, and binarize those
+            // of binary matrices marked for binary activations; the others multiply floats.
             QuantSpec spec = specs.get(name);
-            student.int8Inputs[m] = spec != null && spec.encoding().quantized && activations == ActivationHint.INT8;
+            student.roundedInputs[m] = spec != null && (activations == ActivationHint.INT8 && spec.encoding().quantized
+                    || activations == ActivationHint.BINARY && spec.encoding() == io.bitplane.format.Encoding.BINARY);
         }
     }
 

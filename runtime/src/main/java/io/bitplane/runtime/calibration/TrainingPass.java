@@ -1,6 +1,8 @@
 package io.bitplane.runtime.calibration;
 
 import io.bitplane.format.ModelConfig;
+import io.bitplane.format.ActivationHint;
+import io.bitplane.kernels.ActivationQuantizer;
 import io.bitplane.kernels.FloatRows;
 import io.bitplane.kernels.scalar.RopeTable;
 
@@ -19,8 +21,8 @@ import static io.bitplane.runtime.calibration.TrainingWeights.V;
  * the gradients of a loss on the logits with respect to every matrix and norm of {@link TrainingWeights}. Used by
  * distillation, which needs gradients; decoding never comes here. The arithmetic is the runtime's ({@code Decoder}
  * with the scalar backend): RMSNorm, the same rotary table, grouped-query causal attention, SwiGLU, and per-token
- * INT8 quantization of the inputs of matrices marked {@code int8Inputs} (its rounding is passed straight through
- * by the backward pass). Products go through {@link FloatRows} (vectors where the Vector API runs).
+ * INT8 quantization or binarization of the inputs of matrices marked {@code roundedInputs} (the rounding is passed
+ * straight through by the backward pass). Products go through {@link FloatRows} (vectors where the Vector API runs).
  *
  * <p>Layout: every activation is {@code [T][width]} row-major, T the sequence length; attention probabilities are
  * {@code [head][t][u]} (u &lt;= t used). One instance per thread; buffers grow with the longest
@@ -29,6 +31,9 @@ import static io.bitplane.runtime.calibration.TrainingWeights.V;
 final class TrainingPass {
     private final ModelConfig c;
     private final int layers;
+    /** Below this fraction of a token's mean |x|, a value binarizes as zero does (+1); see {@link #round}. */
+    private static final float BINARY_ZERO = 1e-5f;
+
     private final RopeTable rope;
     private final FloatRows rowsMath = FloatRows.get();
     private int capacity;
@@ -109,7 +114,7 @@ final class TrainingPass {
         for (int l = 0; l < layers; l++) {
             rmsNorm(resid[l], w.norms[2 * l], attnIn[l], attnInv[l], n);
             int mq = TrainingWeights.matrix(l, Q);
-            roundInt8(attnIn[l], attnInQ[l], n, dim);
+            round(w, attnIn[l], attnInQ[l], n, dim);
             product(input(w, mq, attnIn[l], attnInQ[l]), n, w, mq, q[l]);
             product(input(w, mq + 1, attnIn[l], attnInQ[l]), n, w, mq + 1, k[l]);
             product(input(w, mq + 2, attnIn[l], attnInQ[l]), n, w, mq + 2, v[l]);
@@ -117,14 +122,14 @@ final class TrainingPass {
             rotate(k[l], n, c.nKvHeads(), +1);
             attend(l, n);
             int mo = TrainingWeights.matrix(l, O);
-            roundInt8(attnOut[l], attnOutQ[l], n, dim);
+            round(w, attnOut[l], attnOutQ[l], n, dim);
             product(input(w, mo, attnOut[l], attnOutQ[l]), n, w, mo, tmp);
             for (int i = 0; i < n * dim; i++) {
                 mid[l][i] = resid[l][i] + tmp[i];
             }
             rmsNorm(mid[l], w.norms[2 * l + 1], ffnIn[l], ffnInv[l], n);
             int mg = TrainingWeights.matrix(l, GATE);
-            roundInt8(ffnIn[l], ffnInQ[l], n, dim);
+            round(w, ffnIn[l], ffnInQ[l], n, dim);
             product(input(w, mg, ffnIn[l], ffnInQ[l]), n, w, mg, gate[l]);
             product(input(w, mg + 1, ffnIn[l], ffnInQ[l]), n, w, mg + 1, up[l]);
             for (int i = 0; i < n * hidden; i++) {
@@ -132,7 +137,7 @@ final class TrainingPass {
                 act[l][i] = g * (1.0f / (1.0f + (float) Math.exp(-g))) * up[l][i];
             }
             int md = TrainingWeights.matrix(l, DOWN);
-            roundInt8(act[l], actQ[l], n, hidden);
+            round(w, act[l], actQ[l], n, hidden);
             product(input(w, md, act[l], actQ[l]), n, w, md, tmp);
             for (int i = 0; i < n * dim; i++) {
                 resid[l + 1][i] = mid[l][i] + tmp[i];
@@ -140,7 +145,7 @@ final class TrainingPass {
         }
         rmsNorm(resid[layers], w.norms[2 * layers], outIn, outInv, n);
         int cls = TrainingWeights.classifier(c);
-        roundInt8(outIn, outInQ, n, dim);
+        round(w, outIn, outInQ, n, dim);
         product(input(w, cls, outIn, outInQ), n - 1, w, cls, logits);
     }
 
@@ -197,9 +202,9 @@ final class TrainingPass {
         }
     }
 
-    /** The input matrix {@code m} sees: the INT8-rounded activations where it takes INT8 inputs. */
+    /** The input matrix {@code m} sees: the rounded activations where it takes rounded inputs. */
     private static float[] input(TrainingWeights w, int m, float[] x, float[] rounded) {
-        return w.int8Inputs[m] ? rounded : x;
+        return w.roundedInputs[m] ? rounded : x;
     }
 
     /** {@code y[t] = W x[t]} for t below n (through the transposed matrix: sums of its scaled rows). */
@@ -368,12 +373,32 @@ final class TrainingPass {
     }
 
     /**
-     * Per-token INT8 rounding as the kernels do it ({@code s = max|x| / 127}, {@code round(x / s) s}), so that the
-     * pass sees the values the runtime will multiply.
+     * Per-token rounding of a matrix input as the kernels do it, so that the pass sees the values the runtime will
+     * multiply: INT8 ({@code s = max|x| / 127}, {@code round(x / s) s}) or binary ({@code mean |x| * sign(x)}, the
+     * sign -1 where {@code x < 0}). Skipped where no matrix takes rounded inputs.
      */
-    private static void roundInt8(float[] x, float[] out, int n, int width) {
+    private static void round(TrainingWeights w, float[] x, float[] out, int n, int width) {
+        boolean any = false;
+        for (boolean r : w.roundedInputs) {
+            any |= r;
+        }
+        if (!any) {
+            return;
+        }
+        boolean binary = w.rounding == ActivationHint.BINARY;
         for (int t = 0; t < n; t++) {
             int o = t * width;
+            if (binary) {
+                // Products of binary weights and binary inputs are exact integer sums in the kernels, so a sum
+                // that cancels is exactly 0 there (sign +1), where this pass's float sums leave a residue near
+                // 1e-9 of either sign. Values that small against the token's scale count as zero.
+                float scale = ActivationQuantizer.meanAbs(x, o, width);
+                float zero = BINARY_ZERO * scale;
+                for (int i = 0; i < width; i++) {
+                    out[o + i] = x[o + i] < -zero ? -scale : scale;
+                }
+                continue;
+            }
             float amax = 0;
             for (int i = 0; i < width; i++) {
                 amax = Math.max(amax, Math.abs(x[o + i]));

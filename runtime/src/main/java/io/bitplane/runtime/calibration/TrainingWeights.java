@@ -1,5 +1,6 @@
 package io.bitplane.runtime.calibration;
 
+import io.bitplane.format.ActivationHint;
 import io.bitplane.format.LlamaTensors;
 import io.bitplane.format.ModelConfig;
 
@@ -12,9 +13,9 @@ import io.bitplane.format.ModelConfig;
  * use the embedding as the classifier). Norms: layer l's {@code attn_norm} is {@code 2 l}, its {@code ffn_norm}
  * {@code 2 l + 1}, the output norm {@code 2 L}.
  *
- * <p>As weights, {@link #transposed} also holds each matrix as {@code [cols][rows]}, so that every product of a
- * pass runs as a sum of contiguous scaled rows (which C2 vectorizes), and {@link #int8Inputs} says which matrices
- * see their inputs quantized to INT8 per token, as the runtime's kernels do for W8A8 and W4A8 matrices.
+ * <p>As weights, {@link #transposed} also holds each matrix as {@code [cols][rows]} (the forward products read
+ * it), and {@link #roundedInputs} says which matrices see their inputs rounded per token the way {@link #rounding}
+ * says, as the runtime's kernels do: INT8 for W8A8 and W4A8 matrices, signs times mean |x| for binary activations.
  */
 final class TrainingWeights {
     static final int Q = 0;
@@ -31,7 +32,9 @@ final class TrainingWeights {
     final ModelConfig config;
     final float[][] matrices;
     final float[][] transposed;
-    final boolean[] int8Inputs;
+    final boolean[] roundedInputs;
+    /** How rounded inputs are rounded: INT8 or BINARY per token. */
+    ActivationHint rounding = ActivationHint.INT8;
     final float[][] norms;
 
     private TrainingWeights(ModelConfig c, boolean withTransposes) {
@@ -39,7 +42,7 @@ final class TrainingWeights {
         int count = matrixCount(c);
         matrices = new float[count][];
         transposed = withTransposes ? new float[count][] : null;
-        int8Inputs = new boolean[count];
+        roundedInputs = new boolean[count];
         norms = new float[2 * c.nLayers() + 1][];
         for (int m = 0; m < count; m++) {
             matrices[m] = new float[rows(c, m) * cols(c, m)];

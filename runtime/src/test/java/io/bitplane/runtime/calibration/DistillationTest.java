@@ -17,6 +17,8 @@ import io.bitplane.runtime.Session;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,22 +54,26 @@ class DistillationTest {
         }
     }
 
-    @Test
-    void theTrainingPassComputesTheRuntimesLogitsWithInt8Activations(@TempDir Path dir) throws Exception {
-        Path w4a8 = dir.resolve("w4a8.bpm");
-        Recipe recipe = new Recipe(QuantSpec.parse("int4"), ActivationHint.INT8, List.of());
+    @ParameterizedTest
+    @CsvSource({"int4, int8", "binary, binary"})
+    void theTrainingPassComputesTheRuntimesLogitsWithRoundedActivations(String weights, String activations,
+                                                                        @TempDir Path dir) throws Exception {
+        Path model = dir.resolve("rounded.bpm");
+        ActivationHint hint = Recipe.parseActivations(activations, "activations");
+        Recipe recipe = new Recipe(QuantSpec.parse(weights), hint, List.of());
         try (ModelSource src = ModelSources.open(SharedData.stories260K(), null)) {
-            Converter.convert(src, recipe, w4a8, Converter.Progress.NONE);
+            Converter.convert(src, recipe, model, Converter.Progress.NONE);
         }
-        Map<String, float[]> floats = floats(w4a8);
-        try (Model m = Model.open(w4a8, SCALAR)) {
+        Map<String, float[]> floats = floats(model);
+        try (Model m = Model.open(model, SCALAR)) {
             TrainingWeights w = TrainingWeights.fromFloats(m.config(), floats);
-            for (int i = 0; i < w.int8Inputs.length; i++) {
-                w.int8Inputs[i] = true;
+            w.rounding = hint;
+            for (int i = 0; i < w.roundedInputs.length; i++) {
+                w.roundedInputs[i] = true;
             }
-            // Float differences of the order of an ulp upstream can move an activation to the other side of an
-            // INT8 rounding tie, and the difference then spreads through the cache to later positions. Such flips
-            // are rare, so short paragraphs almost all match exactly; a wrong pass matches none.
+            // Float differences of the order of an ulp upstream can move an activation to the other side of a
+            // rounding tie (or of zero), and the difference then spreads through the cache to later positions.
+            // Such flips are rare, so short paragraphs almost all match exactly; a wrong pass matches none.
             int same = 0;
             for (int p = 0; p < 10; p++) {
                 same += sameLogits(m, w, all.get(p), 24) ? 1 : 0;

@@ -2,7 +2,6 @@ package io.bitplane.cli;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.MetadataJson;
@@ -42,7 +41,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "Default: ${DEFAULT-VALUE}.")
     List<String> encodings;
 
-    @Option(names = "--activations", defaultValue = "f32,int8", split = ",", description = "Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--activations", defaultValue = "f32,int8", split = ",", description = "f32, int8 or binary "
+            + "(binary weights only). Default: ${DEFAULT-VALUE}.")
     List<String> activations;
 
     @Option(names = "--layout", defaultValue = "planes,packed", split = ",", description = "Layouts to measure "
@@ -110,6 +110,9 @@ final class BenchCommand implements Callable<Integer> {
                         if (act.equals("int8") && enc.startsWith("f")) {
                             continue; // float weights ignore the activation hint
                         }
+                        if (act.equals("binary") && !enc.startsWith("binary")) {
+                            continue; // binary activations go only with binary weights (XNOR)
+                        }
                         for (String layout : layouts) {
                             boolean packed = RecipeArgs.parsePacked(layout.trim());
                             if (packed && !PackedCodes.supports(QuantSpec.parse(enc).encoding())) {
@@ -155,7 +158,7 @@ final class BenchCommand implements Callable<Integer> {
         // Round to nearest for INT4: the kernel does not care how the codes were chosen, and the search is slow.
         QuantSpec spec = QuantSpec.parse(enc.equals("int4") ? "int4-rtn" : enc);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, spec,
-                act.equals("int8") ? ActivationHint.INT8 : ActivationHint.F32);
+                io.bitplane.format.convert.Recipe.parseActivations(act, "--activations"));
         if (packed) {
             t = PackedCodes.relayout(t);
         }

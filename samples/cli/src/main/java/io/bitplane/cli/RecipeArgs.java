@@ -24,8 +24,9 @@ final class RecipeArgs {
             + "as ENC instead (first match wins), e.g. token_embd.weight=int8.")
     List<String> keep = new ArrayList<>();
 
-    @Option(names = "--activations", description = "Activations of the linear layers: f32, or int8 per token "
-            + "(W8A8, W4A8). Default: the recipe's, else f32.")
+    @Option(names = "--activations", description = "Activations of the linear layers: f32, int8 per token "
+            + "(W8A8, W4A8), or binary per token (XNOR-Net, on binary matrices only; the others keep f32). "
+            + "Default: the recipe's, else f32.")
     String activations;
 
     @Option(names = "--layout", description = "How int4, int4-asym and ternary matrices are laid out: planes "
