@@ -198,7 +198,7 @@ final class BenchCommand implements Callable<Integer> {
             } while (now < end);
             double wps = (double) rows * cols * calls / ((now - start) / 1e9);
             double bpw = t.spec().bitsPerWeight();
-            return new Result(be.name(), enc + (packed ? " packed" : "") + (act.equals("int8") ? " x int8" : " x f32"),
+            return new Result(be.name(), enc + (packed ? " packed" : "") + " x " + act,
                     bpw, wps,
                     8 * bandwidth / bpw);
         }
