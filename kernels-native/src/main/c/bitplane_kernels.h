@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#define BP_ABI_VERSION 2
+#define BP_ABI_VERSION 3
 
 /* Encoding ids, as in the file's tensor directory. */
 #define BP_F32 0
@@ -79,5 +79,12 @@ void bp_matmul_quantized_f32(const void *w, int32_t encoding, int32_t layout, in
 void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t group,
                             int64_t scales_offset, int64_t mins_offset, const int8_t *xq, const float *xscales,
                             float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *scratch);
+
+/* BINARY weights (layout 0) times binary activations (XNOR-Net): xbits[batch][ceil(k / 64)] sign words (bit i%64 of
+   word i/64 set where x_i < 0) and one scale per token (xscales[batch], mean |x|). group is a multiple of 64 or at
+   least k. y = xscale * sum_g s_g * (len_g - 2 popcount(w XOR x over group g)), groups in order: the Java
+   reference's result bit for bit. */
+void bp_matmul_xnor(const void *w, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
+                    const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end);
 
 #endif

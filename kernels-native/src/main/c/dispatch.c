@@ -14,13 +14,16 @@ typedef struct {
                                  const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
     void (*matmul_quantized_i8)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t,
                                 const int8_t *, const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
+    void (*matmul_xnor)(const void *, int64_t, int64_t, int64_t, const uint64_t *, const float *, float *, int32_t,
+                        int64_t, int64_t, int64_t);
 } kernel_table;
 
 static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_quantize_i8, bp_portable_matmul_float,
-                                      bp_portable_matmul_quantized_f32, bp_portable_matmul_quantized_i8};
+                                      bp_portable_matmul_quantized_f32, bp_portable_matmul_quantized_i8,
+                                      bp_portable_matmul_xnor};
 #if defined(__x86_64__)
 static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_quantize_i8, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
-                                  bp_avx2_matmul_quantized_i8};
+                                  bp_avx2_matmul_quantized_i8, bp_avx2_matmul_xnor};
 #endif
 
 static const kernel_table *active;
@@ -89,4 +92,9 @@ void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int
                             float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *scratch) {
     kernels()->matmul_quantized_i8(w, encoding, layout, k, group, scales_offset, mins_offset, xq, xscales, y, batch, n,
                                    row_start, row_end, scratch);
+}
+
+void bp_matmul_xnor(const void *w, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
+                    const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end) {
+    kernels()->matmul_xnor(w, k, group, scales_offset, xbits, xscales, y, batch, n, row_start, row_end);
 }

@@ -866,3 +866,81 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
         }
     }
 }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Binary weights x binary activations (XNOR-Net). Row r is plane 0 of the BINARY tensor: Wd = ceil(k / 64) words,
+ * bit set where w < 0; xbits[b] holds token b's Wd sign words in the same order. A group is a run of whole words
+ * (group % 64 == 0, or one group per row), so its product is len - 2 popcount(w XOR x) over its words, with the
+ * bits past k masked in the row's last word. AVX2 counts four words at a time with the nibble lookup (vpshufb),
+ * adding byte counts for up to 31 rounds before widening them with vpsadbw; the rest, and the portable build, use
+ * __builtin_popcountll. Terms are added in group order and multiplied by the token's scale, as the Java
+ * reference does.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+static inline uint64_t load_u64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Mismatched signs between words [w0, w1) of a row and of x. */
+static int64_t mismatches(const uint8_t *row, const uint64_t *x, int64_t w0, int64_t w1) {
+    int64_t count = 0;
+    int64_t i = w0;
+#ifdef __AVX2__
+    if (w1 - w0 >= 4) {
+        const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        const __m256i low = _mm256_set1_epi8(0x0f);
+        __m256i wide = _mm256_setzero_si256();
+        while (i + 4 <= w1) {
+            __m256i bytes = _mm256_setzero_si256();
+            for (int round = 0; round < 31 && i + 4 <= w1; round++, i += 4) {
+                __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (row + 8 * i)),
+                                             _mm256_loadu_si256((const __m256i *) (x + i)));
+                __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+                __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+                bytes = _mm256_add_epi8(bytes, _mm256_add_epi8(lo, hi));
+            }
+            wide = _mm256_add_epi64(wide, _mm256_sad_epu8(bytes, _mm256_setzero_si256()));
+        }
+        count += _mm256_extract_epi64(wide, 0) + _mm256_extract_epi64(wide, 1) + _mm256_extract_epi64(wide, 2)
+                 + _mm256_extract_epi64(wide, 3);
+    }
+#endif
+    for (; i < w1; i++) {
+        count += __builtin_popcountll(load_u64(row + 8 * i) ^ x[i]);
+    }
+    return count;
+}
+
+void BP_FN(_matmul_xnor)(const void *weights, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
+                         const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
+                         int64_t row_end) {
+    const uint8_t *w = (const uint8_t *) weights;
+    const int64_t words = (k + 63) / 64;
+    const int64_t groups = (k + group - 1) / group;
+    const int64_t group_words = (group + 63) / 64;
+    const uint64_t last_mask = k % 64 == 0 ? ~(uint64_t) 0 : ((uint64_t) 1 << (k % 64)) - 1;
+    for (int64_t r = row_start; r < row_end; r++) {
+        const uint8_t *row = w + 8 * r * words;
+        for (int32_t b = 0; b < batch; b++) {
+            const uint64_t *x = xbits + b * words;
+            float sum = 0.0f;
+            for (int64_t g = 0; g < groups; g++) {
+                const int64_t w0 = g * group_words;
+                const int64_t w1 = w0 + group_words < words ? w0 + group_words : words;
+                uint64_t tail = load_u64(row + 8 * (w1 - 1)) ^ x[w1 - 1];
+                if (w1 == words) {
+                    tail &= last_mask;
+                }
+                const int64_t mism = mismatches(row, x, w0, w1 - 1) + __builtin_popcountll(tail);
+                const int64_t end = (g + 1) * group < k ? (g + 1) * group : k;
+                const int32_t acc = (int32_t) (end - g * group - 2 * mism);
+                const float scale = f16_to_f32(load_u16(w + scales_offset + 2 * (r * groups + g)));
+                sum += scale * (float) acc;
+            }
+            y[b * n + r] = sum * xscales[b];
+        }
+    }
+}

@@ -24,7 +24,10 @@
                                                   int64_t group, int64_t scales_offset, int64_t mins_offset,     \
                                                   const int8_t *xq, const float *xscales, float *y,             \
                                                   int32_t batch, int64_t n, int64_t row_start, int64_t row_end, \
-                                                  void *scratch);
+                                                  void *scratch);                                               \
+    void BP_IMPL_NAME(impl, _matmul_xnor)(const void *w, int64_t k, int64_t group, int64_t scales_offset,      \
+                                          const uint64_t *xbits, const float *xscales, float *y, int32_t batch, \
+                                          int64_t n, int64_t row_start, int64_t row_end);
 
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)

@@ -40,6 +40,20 @@ public final class ActivationQuantizer {
     }
 
     /**
+     * {@link #binarize} as sign words for XNOR kernels: sets bit i%64 of {@code bits[bitsOffset + i/64]} where
+     * {@code x[offset + i] < 0} (clearing the other bits of those words); returns the same scale.
+     */
+    public static float signWords(float[] x, int offset, int n, long[] bits, int bitsOffset) {
+        java.util.Arrays.fill(bits, bitsOffset, bitsOffset + (n + 63) / 64, 0L);
+        for (int i = 0; i < n; i++) {
+            if (x[offset + i] < 0) {
+                bits[bitsOffset + (i >>> 6)] |= 1L << (i & 63);
+            }
+        }
+        return meanAbs(x, offset, n);
+    }
+
+    /**
      * {@code mean |x|} in a fixed order, so that a vector implementation can give the same bits: eight running
      * sums over the whole blocks of eight (sum j takes values 8i + j), combined as
      * {@code ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))}, then the remaining values in order, then divided

@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.ActivationQuantizer;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.ForwardingBackend;
@@ -29,8 +30,6 @@ import java.lang.foreign.ValueLayout;
  * them.
  */
 public final class NativeBackend extends ForwardingBackend {
-    /** Binary x binary products go to the Java XNOR kernel unless {@code -Dbitplane.native.xnor=native}. */
-    private static final boolean XNOR_IN_JAVA = !"native".equals(System.getProperty("bitplane.native.xnor"));
 
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
@@ -46,6 +45,7 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
         byte[] q = new byte[0];
+        long[] bits = new long[0];
         float[] scales = new float[0];
     }
 
@@ -90,10 +90,9 @@ public final class NativeBackend extends ForwardingBackend {
         TensorSpec spec = cw.spec();
         ScalarBackend.checkMatmul(spec, xb, yb, batch);
         checkWeights(spec, cw.data());
-        if (spec.activations() == ActivationHint.BINARY && XNOR_IN_JAVA) {
-            // The Java XNOR kernel (POPCNT on 64 signs at a time) is 2-2.5x faster than this library's INT8
-            // activation kernel on +-1 codes (4096x14336, 2 threads: 125-153 against 55-61 G weights/s).
-            super.matmul(w, xb, yb, batch);
+        if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                && spec.groupSize() % 64 == 0) {
+            matmulXnor(cw, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
             return;
         }
         float[] x = ArrayBuffer.of(xb);
@@ -101,9 +100,8 @@ public final class NativeBackend extends ForwardingBackend {
         int n = (int) spec.rows();
         int k = (int) spec.cols();
         Encoding e = spec.encoding();
-        // Binary activations (only on BINARY weights) as codes of -1 and +1 with one scale per token: the INT8
-        // activation kernels compute exactly their XNOR products (the conformance suite runs this path with
-        // -Dbitplane.native.xnor=native).
+        // Binary activations in groups that are not whole words: codes of -1 and +1 with one scale per token,
+        // whose products the INT8 activation kernels compute exactly.
         boolean binaryAct = spec.activations() == ActivationHint.BINARY;
         boolean int8Act = e.quantized && (spec.activations() == ActivationHint.INT8 || binaryAct);
         Scratch s = SCRATCH.get();
@@ -147,6 +145,50 @@ public final class NativeBackend extends ForwardingBackend {
                     : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt,
                             minsAt, xs, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
         }
+        if (split) {
+            pool.run(n, task);
+            MemorySegment.copy(ys, FLOAT, 0, y, 0, batch * n);
+        } else {
+            task.run(0, n);
+        }
+    }
+
+    /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */
+    private void matmulXnor(CpuWeights cw, float[] x, float[] y, int batch) {
+        TensorSpec spec = cw.spec();
+        int n = (int) spec.rows();
+        int k = (int) spec.cols();
+        int words = (int) spec.wordsPerRow();
+        Scratch s = SCRATCH.get();
+        if (s.bits.length < batch * words) {
+            s.bits = new long[batch * words];
+        }
+        if (s.scales.length < batch) {
+            s.scales = new float[batch];
+        }
+        for (int b = 0; b < batch; b++) {
+            s.scales[b] = ActivationQuantizer.signWords(x, b * k, k, s.bits, b * words);
+        }
+        boolean split = WorkerPool.worthSplitting((long) n * k * batch);
+        MemorySegment bits;
+        MemorySegment scales;
+        MemorySegment ys;
+        if (!split) {
+            bits = MemorySegment.ofArray(s.bits);
+            scales = MemorySegment.ofArray(s.scales);
+            ys = MemorySegment.ofArray(y);
+        } else {
+            bits = s.x = grow(s.x, 8L * batch * words);
+            MemorySegment.copy(s.bits, 0, bits, ValueLayout.JAVA_LONG, 0, batch * words);
+            scales = s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
+            MemorySegment.copy(s.scales, 0, scales, FLOAT, 0, batch);
+            ys = s.y = grow(s.y, (long) batch * n * Float.BYTES);
+        }
+        MemorySegment data = cw.data();
+        long group = spec.effectiveGroupSize();
+        long scalesAt = spec.scalesOffset();
+        WorkerPool.RangeTask task = (r0, r1) -> kernels.matmulXnor(!split, data, k, group, scalesAt, bits, scales,
+                ys, batch, n, r0, r1);
         if (split) {
             pool.run(n, task);
             MemorySegment.copy(ys, FLOAT, 0, y, 0, batch * n);

@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 2;
+    public static final int ABI_VERSION = 3;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
 
@@ -46,6 +46,8 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_matmul_quantized_i8", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
                 JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_xnor", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS,
+                ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
     }
 
     private final MethodHandle abiVersion;
@@ -56,6 +58,7 @@ public final class NativeKernels {
     private final MethodHandle[] matmulFloat;
     private final MethodHandle[] matmulQuantizedF32;
     private final MethodHandle[] matmulQuantizedI8;
+    private final MethodHandle[] matmulXnor;
     private volatile int isa;
 
     /** Binds every function, or throws naming the first symbol the library lacks. */
@@ -68,6 +71,7 @@ public final class NativeKernels {
         matmulFloat = both(library, "bp_matmul_float");
         matmulQuantizedF32 = both(library, "bp_matmul_quantized_f32");
         matmulQuantizedI8 = both(library, "bp_matmul_quantized_i8");
+        matmulXnor = both(library, "bp_matmul_xnor");
     }
 
     private static MethodHandle[] both(SymbolLookup library, String name) {
@@ -148,6 +152,17 @@ public final class NativeKernels {
         try {
             matmulQuantizedF32[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset,
                     x, y, batch, n, rowStart, rowEnd, scratch);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_xnor. */
+    void matmulXnor(boolean critical, MemorySegment w, long k, long group, long scalesOffset, MemorySegment xBits,
+                    MemorySegment xScales, MemorySegment y, int batch, long n, long rowStart, long rowEnd) {
+        try {
+            matmulXnor[critical ? 1 : 0].invokeExact(w, k, group, scalesOffset, xBits, xScales, y, batch, n, rowStart,
+                    rowEnd);
         } catch (Throwable t) {
             throw rethrow(t);
         }
