@@ -28,6 +28,12 @@ public interface FloatRows {
     /** Softmax of {@code a[offset .. offset + n)} in place (the maximum subtracted first). */
     void softmax(float[] a, int offset, int n);
 
+    /**
+     * {@code a[i] = exp(a[i])} for i in {@code [offset, offset + n)}. Gives the same bits whether the JIT has
+     * compiled it or not ({@code Math.exp} may differ by an ulp between the two), so that training runs repeat.
+     */
+    void exp(float[] a, int offset, int n);
+
     /** The implementation for this JVM, chosen once. */
     static FloatRows get() {
         return Holder.INSTANCE;

@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.kernels.FloatRows;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -161,7 +160,8 @@ public final class PanamaFloatRows implements FloatRows {
         for (; i + lanes <= n; i += lanes) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        // A fixed order (reduceLanes(ADD) may add lanes in another order once compiled), so that runs repeat.
+        float sum = Lanes.sum(acc);
         for (; i < n; i++) {
             sum = Math.fma(a[ao + i], b[bo + i], sum);
         }
@@ -171,5 +171,18 @@ public final class PanamaFloatRows implements FloatRows {
     @Override
     public void softmax(float[] a, int offset, int n) {
         PanamaBackend.vectorSoftmax(a, offset, n);
+    }
+
+    /** {@link VectorExp}: exactly rounded steps only, so the same bits in every compilation tier. */
+    @Override
+    public void exp(float[] a, int offset, int n) {
+        int lanes = PanamaBackend.F.length();
+        int i = 0;
+        for (; i + lanes <= n; i += lanes) {
+            VectorExp.exp(FloatVector.fromArray(PanamaBackend.F, a, offset + i)).intoArray(a, offset + i);
+        }
+        for (; i < n; i++) {
+            a[offset + i] = VectorExp.exp(a[offset + i]);
+        }
     }
 }

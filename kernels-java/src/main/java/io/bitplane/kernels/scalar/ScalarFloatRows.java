@@ -64,4 +64,12 @@ public final class ScalarFloatRows implements FloatRows {
             a[offset + i] *= inv;
         }
     }
+
+    /** StrictMath: the same bits interpreted or compiled. */
+    @Override
+    public void exp(float[] a, int offset, int n) {
+        for (int i = 0; i < n; i++) {
+            a[offset + i] = (float) StrictMath.exp(a[offset + i]);
+        }
+    }
 }

@@ -106,6 +106,15 @@ class PanamaFloatRowsTest {
                 if (yo > 0) {
                     assertEquals(s[yo - 1], sa[yo - 1], 0, "softmax wrote before its range");
                 }
+                float[] ee = s.clone();
+                float[] ea = s.clone();
+                scalar.exp(ee, yo, n);
+                vector.exp(ea, yo, n);
+                for (int i = 0; i < ee.length; i++) {
+                    // Within a few ulp of StrictMath, and nothing outside the range touched.
+                    assertEquals(ee[i], ea[i], 4 * Math.ulp(ee[i]), "exp n=" + n + " at " + i);
+                }
+                assertEquals(s[yo + n], ea[yo + n], 0, "exp wrote past its range");
             }
         }
     }

@@ -19,8 +19,8 @@ final class Adam {
 
     /** Moves {@code param} against {@code grad} by about {@code rate} per value; {@code step} counts from 1. */
     void update(float[] param, float[] grad, float rate, int step) {
-        float c1 = 1 - (float) Math.pow(BETA1, step);
-        float c2 = 1 - (float) Math.pow(BETA2, step);
+        float c1 = 1 - (float) StrictMath.pow(BETA1, step);
+        float c2 = 1 - (float) StrictMath.pow(BETA2, step);
         for (int i = 0; i < param.length; i++) {
             float g = grad[i];
             m[i] = BETA1 * m[i] + (1 - BETA1) * g;

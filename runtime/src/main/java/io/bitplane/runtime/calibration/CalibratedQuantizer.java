@@ -51,6 +51,10 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         /** A distillation step finished, with the mean KL (nats per position) of its paragraphs. */
         default void distillStep(int step, int steps, double meanKl) {
         }
+
+        /** A line for the user about a choice made on their behalf (for example a skipped distillation). */
+        default void note(String line) {
+        }
     }
 
     private final Map<String, EncodedTensor> quantized;
@@ -194,8 +198,10 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         if (options.distilling()) {
             distilled = distill(model, modelOptions, all, recipe, changed, done, paragraphs, threads, options.distill(),
                     listener);
-            done.putAll(distilled.tensors());
-            changed.putAll(distilled.norms());
+            if (distilled != null) {
+                done.putAll(distilled.tensors());
+                changed.putAll(distilled.norms());
+            }
         }
         // Producers that absorbed AWQ scales but are not quantized here (norms) are written as changed floats.
         Map<String, float[]> floatsOnly = new HashMap<>(changed);
@@ -205,7 +211,8 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
 
     /**
      * Distills the GPTQ tensors {@code done} (and the norms) into the float model: the teacher is every tensor's
-     * floats (after AWQ, if any), the fixed matrices are what the converter will write for them.
+     * floats (after AWQ, if any), the fixed matrices are what the converter will write for them. Null when the heap
+     * is too small and distillation was not required (the listener hears why).
      */
     private static Distillation.Result distill(Path model, ModelOptions modelOptions, Map<String, SourceTensor> all,
                                                Recipe recipe, Map<String, float[]> changed,
@@ -219,6 +226,21 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             for (String p : paragraphs) {
                 sequences.add(Perplexity.tokens(m, p, config.contextLength()));
             }
+        }
+        int longest = sequences.stream().mapToInt(s -> s.length).max().orElse(1);
+        long need = Distillation.heapBytes(config, longest);
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (need > free) {
+            String why = "distillation of this model needs about " + megabytes(need) + " of heap and "
+                    + megabytes(free) + " are free";
+            if (options.required()) {
+                throw new IllegalArgumentException(why + ": give the JVM more (-Xmx, BITPLANE_JVM_OPTS), or use "
+                        + "--distill-steps 0 for GPTQ alone");
+            }
+            listener.note("bitplane: " + why + ", so this conversion uses GPTQ alone (--distill-steps 0 says so "
+                    + "explicitly)");
+            return null;
         }
         Map<String, float[]> floats = new HashMap<>();
         Map<String, EncodedTensor> fixed = new HashMap<>();
@@ -236,6 +258,10 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
         return new Distillation(config, floats, fixed, done, specs, recipe.activations(), options)
                 .run(sequences, threads,
                 listener::distillStep);
+    }
+
+    private static String megabytes(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%,d MB", Math.max(0, bytes) / 1_000_000);
     }
 
     /**

@@ -31,6 +31,7 @@ import java.util.concurrent.ThreadFactory;
  */
 public final class Distillation {
     private static final int SHARDS = 4;
+    private static final io.bitplane.kernels.FloatRows ROWS = io.bitplane.kernels.FloatRows.get();
 
     /**
      * @param steps      Adam steps (0: off)
@@ -41,15 +42,32 @@ public final class Distillation {
      *                   / 18.2 / 18.7 and INT4 7.51 / 7.48 / 7.40 / 7.52 at 0.005 / 0.01 / 0.02 / 0.04
      * @param tuneNorms  also learn the RMSNorm gains (kept float in the file)
      * @param seed       order of the paragraphs
+     * @param required   asked for by name: where it cannot run (too little heap), fail rather than skip it
      */
-    public record Options(int steps, int batch, double rate, boolean tuneNorms, long seed) {
-        public static final Options DEFAULT = new Options(200, 16, 0.02, true, 1);
+    public record Options(int steps, int batch, double rate, boolean tuneNorms, long seed, boolean required) {
+        public static final Options DEFAULT = new Options(200, 16, 0.02, true, 1, false);
 
         public Options {
             if (steps < 0 || batch < 1 || !(rate > 0)) {
                 throw new IllegalArgumentException("distillation needs steps >= 0, batch >= 1 and rate > 0");
             }
         }
+    }
+
+    /**
+     * Heap bytes a distillation of this model needs, with sequences up to {@code longest} tokens: teacher and
+     * student weights with their transposes, latents, two Adam moments, the summed gradients and one gradient
+     * per shard (about 11 floats per weight), plus each shard's activations and distributions. The teacher's
+     * kept distributions are not counted: they are kept only where they fit.
+     */
+    public static long heapBytes(ModelConfig c, int longest) {
+        long weights = 0;
+        for (int m = 0; m < TrainingWeights.matrixCount(c); m++) {
+            weights += (long) TrainingWeights.rows(c, m) * TrainingWeights.cols(c, m);
+        }
+        weights += (2L * c.nLayers() + 1) * c.dim();
+        long perShard = TrainingPass.floatsFor(c, longest) + 2L * longest * c.vocabSize();
+        return 4 * (11 * weights + SHARDS * perShard);
     }
 
     /** Hears each step: its number, the steps in all and the mean KL (nats per position) of its paragraphs. */
@@ -211,9 +229,10 @@ public final class Distillation {
                     if (lq == null) {
                         continue;
                     }
-                    float[] dLatent = new float[lq.latent.length];
+                    // The summed weight gradient is not needed after this, so it takes the latents' gradient.
+                    float[] dLatent = total.matrices[m];
                     float[] dScales = new float[lq.scales.length];
-                    lq.gradients(total.matrices[m], dLatent, dScales);
+                    lq.gradients(dLatent, dLatent, dScales);
                     latentAdam[m].update(lq.latent, dLatent, schedule * rates[m], step);
                     scaleAdam[m].update(lq.scales, dScales, schedule * rates[m], step);
                     lq.weights(student.matrices[m]);
@@ -299,23 +318,29 @@ public final class Distillation {
         return kl;
     }
 
-    /** Writes the softmax of {@code logits[offset .. offset+n)} into {@code out} at the same offset; returns its log-normalizer. */
+    /**
+     * Writes the softmax of {@code logits[offset .. offset+n)} into {@code out} at the same offset; returns its
+     * log-normalizer. Exponentials through {@link FloatRows#exp} and {@code StrictMath.log}, so that a run repeats
+     * bit for bit however far the JIT has got.
+     */
     private static float softmax(float[] logits, int offset, int n, float[] out) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) {
             max = Math.max(max, logits[offset + i]);
         }
+        for (int i = 0; i < n; i++) {
+            out[offset + i] = logits[offset + i] - max;
+        }
+        ROWS.exp(out, offset, n);
         double sum = 0;
         for (int i = 0; i < n; i++) {
-            float e = (float) Math.exp(logits[offset + i] - max);
-            out[offset + i] = e;
-            sum += e;
+            sum += out[offset + i];
         }
         float inv = (float) (1 / sum);
         for (int i = 0; i < n; i++) {
             out[offset + i] *= inv;
         }
-        return (float) (max + Math.log(sum));
+        return (float) (max + StrictMath.log(sum));
     }
 
     private static float meanAbs(float[] a) {

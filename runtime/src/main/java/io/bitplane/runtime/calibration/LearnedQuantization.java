@@ -96,7 +96,7 @@ final class LearnedQuantization {
 
     /**
      * From the gradient {@code dWeights} of the weights in use, writes the latents' gradient into
-     * {@code dLatent} and the scales' into {@code dScales}.
+     * {@code dLatent} (which may be {@code dWeights} itself) and the scales' into {@code dScales}.
      */
     void gradients(float[] dWeights, float[] dLatent, float[] dScales) {
         java.util.Arrays.fill(dScales, 0);
@@ -108,8 +108,8 @@ final class LearnedQuantization {
                 float x = s == 0 ? 0 : latent[i] / s;
                 int code = code(latent[i], s);
                 boolean inside = binary ? Math.abs(x) <= 1 : x >= minCode && x <= maxCode;
-                dLatent[i] = inside ? dWeights[i] : 0;
                 dScales[gi] += dWeights[i] * (inside && !binary ? code - x : code);
+                dLatent[i] = inside ? dWeights[i] : 0;  // after the line above: dLatent may be dWeights
             }
         }
     }

@@ -59,6 +59,7 @@ final class TrainingPass {
     private float[][] gate;
     private float[][] up;
     private float[][] act;
+    private float[][] sig;
     private float[][] actQ;
     private float[] outInv;
     private float[] outIn;
@@ -132,9 +133,9 @@ final class TrainingPass {
             round(w, ffnIn[l], ffnInQ[l], n, dim);
             product(input(w, mg, ffnIn[l], ffnInQ[l]), n, w, mg, gate[l]);
             product(input(w, mg + 1, ffnIn[l], ffnInQ[l]), n, w, mg + 1, up[l]);
+            sigmoid(gate[l], n * hidden, sig[l]);
             for (int i = 0; i < n * hidden; i++) {
-                float g = gate[l][i];
-                act[l][i] = g * (1.0f / (1.0f + (float) Math.exp(-g))) * up[l][i];
+                act[l][i] = gate[l][i] * sig[l][i] * up[l][i];
             }
             int md = TrainingWeights.matrix(l, DOWN);
             round(w, act[l], actQ[l], n, hidden);
@@ -169,10 +170,10 @@ final class TrainingPass {
             backProduct(dResid, input(w, md, act[l], actQ[l]), n, w, md, grads, dGate);
             for (int i = 0; i < n * hidden; i++) {
                 float g = gate[l][i];
-                float sig = 1.0f / (1.0f + (float) Math.exp(-g));
+                float s = sig[l][i];
                 float dAct = dGate[i];
-                dUp[i] = dAct * g * sig;
-                dGate[i] = dAct * up[l][i] * sig * (1 + g * (1 - sig));
+                dUp[i] = dAct * g * s;
+                dGate[i] = dAct * up[l][i] * s * (1 + g * (1 - s));
             }
             int mg = TrainingWeights.matrix(l, GATE);
             Arrays.fill(dNormed, 0, n * dim, 0);
@@ -222,6 +223,17 @@ final class TrainingPass {
         int cols = TrainingWeights.cols(c, m);
         rowsMath.addOuterProducts(dy, x, n, rows, cols, grads.matrices[m]);
         rowsMath.product(dy, n, rows, w.matrices[m], cols, dx, true);
+    }
+
+    /** {@code out[i] = 1 / (1 + exp(-x[i]))}, through {@link FloatRows#exp} so that runs repeat bit for bit. */
+    private void sigmoid(float[] x, int count, float[] out) {
+        for (int i = 0; i < count; i++) {
+            out[i] = -x[i];
+        }
+        rowsMath.exp(out, 0, count);
+        for (int i = 0; i < count; i++) {
+            out[i] = 1.0f / (1.0f + out[i]);
+        }
     }
 
     /** The runtime's RMSNorm of each token; keeps each token's inverse RMS. */
@@ -410,6 +422,14 @@ final class TrainingPass {
         }
     }
 
+    /** Floats the buffers of {@link #ensure} hold for sequences of {@code n} tokens (kept in step with it). */
+    static long floatsFor(ModelConfig c, long n) {
+        long layers = c.nLayers();
+        long perLayer = n * (9L * c.dim() + 4L * c.kvDim() + 5L * c.hiddenDim() + (long) c.nHeads() * n + 2);
+        long once = n * (9L * c.dim() + 4L * c.kvDim() + 2L * c.hiddenDim() + c.vocabSize() + 2);
+        return layers * perLayer + once;
+    }
+
     private void ensure(int n) {
         if (n <= capacity) {
             return;
@@ -436,6 +456,7 @@ final class TrainingPass {
         gate = new float[layers][n * hidden];
         up = new float[layers][n * hidden];
         act = new float[layers][n * hidden];
+        sig = new float[layers][n * hidden];
         actQ = new float[layers][n * hidden];
         outInv = new float[n];
         outIn = new float[n * dim];

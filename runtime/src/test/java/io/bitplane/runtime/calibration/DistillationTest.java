@@ -105,7 +105,7 @@ class DistillationTest {
     @Test
     void distillingLowersTheKlAndDoesNotDependOnTheThreadCount() throws Exception {
         Recipe recipe = new Recipe(QuantSpec.parse("ternary"), ActivationHint.F32, List.of());
-        Distillation.Options options = new Distillation.Options(6, 8, 0.02, true, 1);
+        Distillation.Options options = new Distillation.Options(6, 8, 0.02, true, 1, true);
         CalibratedQuantizer.Options calibration = new CalibratedQuantizer.Options(
                 io.bitplane.format.quant.Gptq.Options.DEFAULT, 0.1, false, false, options);
         Map<String, EncodedTensor> first = null;
@@ -142,6 +142,19 @@ class DistillationTest {
                 }
             }
         }
+    }
+
+    @Test
+    void theHeapEstimateGrowsWithTheModelAndTheLongestParagraph() {
+        ModelConfig stories = new ModelConfig(64, 172, 5, 8, 4, 512, 512, 10000f, 1e-5f, true);
+        ModelConfig synth418m = new ModelConfig(2048, 5632, 8, 32, 4, 32000, 2048, 10000f, 1e-5f, false);
+        long small = Distillation.heapBytes(stories, 512);
+        // stories260K: 260K weights (11 floats each) and four shards of activations, about 0.25 GB in all.
+        assertTrue(small > 100_000_000L && small < 400_000_000L, "stories260K: " + small);
+        assertTrue(Distillation.heapBytes(stories, 100) < small);
+        // The 418M-weight model needs far more than a default heap on these machines: the guard is what stops a
+        // default conversion from running out of memory.
+        assertTrue(Distillation.heapBytes(synth418m, 128) > 18_000_000_000L);
     }
 
     /** Every tensor of a model file as floats, by name. */

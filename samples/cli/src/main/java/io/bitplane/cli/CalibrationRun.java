@@ -52,6 +52,11 @@ final class CalibrationRun {
                         }
 
                         @Override
+                        public void note(String line) {
+                            System.err.println(line);
+                        }
+
+                        @Override
                         public void distillStep(int step, int steps, double meanKl) {
                             if (step == 1) {
                                 bar.maxHint(bar.getCurrent() + steps);

@@ -90,7 +90,8 @@ final class ConvertCommand implements Callable<Integer> {
         CalibratedQuantizer.Options d = CalibratedQuantizer.Options.DEFAULT;
         Distillation.Options base = Distillation.Options.DEFAULT;
         Distillation.Options distill = new Distillation.Options(distillSteps != null ? distillSteps : base.steps(),
-                base.batch(), distillRate != null ? distillRate : base.rate(), base.tuneNorms(), base.seed());
+                base.batch(), distillRate != null ? distillRate : base.rate(), base.tuneNorms(), base.seed(),
+                distillSteps != null);
         return new CalibratedQuantizer.Options(d.gptq(), d.embeddingDamping(), awq, sequential, distill);
     }
 
