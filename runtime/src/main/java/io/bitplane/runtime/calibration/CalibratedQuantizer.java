@@ -34,11 +34,13 @@ import java.util.function.Predicate;
  * The converter's calibrated quantizer: GPTQ for every matrix whose recipe encoding it takes (INT8, INT4, TERNARY,
  * BINARY), round to nearest for the rest (float encodings, INT4_ASYM, lossless copies).
  *
- * <p>One-shot (the default for INT8 and INT4): every matrix's input statistics come from one run of the
- * unquantized model. Sequential (the default when the recipe has TERNARY or BINARY matrices, where inputs drift
- * far): layers are quantized in order, the inputs of layer l collected from the model whose embedding and layers
- * before l are already quantized, so each layer is fitted to what its inputs have really become. That costs one
- * calibration run per layer. All quantized tensors are held in memory until the converter writes them.
+ * <p>One-shot (the default when distillation follows, and for INT8 and INT4): every matrix's input statistics
+ * come from one run of the unquantized model. Sequential (the default without distillation when the recipe has
+ * TERNARY or BINARY matrices, where inputs drift far): layers are quantized in order, the inputs of layer l
+ * collected from the model whose embedding and layers before l are already quantized, so each layer is fitted to
+ * what its inputs have really become. That costs one calibration run per layer. Then, if asked,
+ * {@link Distillation} fits the GPTQ tensors and the norms to the float model's output as a whole. All quantized
+ * tensors are held in memory until the converter writes them.
  */
 public final class CalibratedQuantizer implements Converter.TensorQuantizer {
 
