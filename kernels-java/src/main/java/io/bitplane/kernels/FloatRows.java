@@ -8,8 +8,8 @@ package io.bitplane.kernels;
  * x: [n][k], b: [k][m], y: [n][m], a: [n][m], c: [m][k]; all row-major, each starting at index 0
  * </pre>
  * The products' sums run over k (or n) in increasing order per output, so implementations differ there only in
- * rounding (fused multiply-add or not); callers must not rely on bit-identical results between them. {@link #get()} picks the
- * Panama implementation where the Vector API runs, else the scalar one.
+ * rounding (fused multiply-add or not); callers must not rely on bit-identical results between them.
+ * {@link #get()} picks the Panama implementation where the Vector API runs, else the scalar one.
  */
 public interface FloatRows {
 

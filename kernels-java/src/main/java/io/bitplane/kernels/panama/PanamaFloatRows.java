@@ -145,7 +145,8 @@ public final class PanamaFloatRows implements FloatRows {
         int lanes = F.length();
         int i = 0;
         for (; i + lanes <= n; i += lanes) {
-            FloatVector.fromArray(F, x, xo + i).fma(FloatVector.broadcast(F, alpha), FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+            FloatVector yv = FloatVector.fromArray(F, y, yo + i);
+            FloatVector.fromArray(F, x, xo + i).fma(FloatVector.broadcast(F, alpha), yv).intoArray(y, yo + i);
         }
         for (; i < n; i++) {
             y[yo + i] = Math.fma(x[xo + i], alpha, y[yo + i]);

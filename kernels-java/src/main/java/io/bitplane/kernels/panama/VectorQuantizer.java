@@ -8,7 +8,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Per-token activation quantization in vectors, bit for bit the scalar {@link io.bitplane.kernels.ActivationQuantizer}'s.
+ * Per-token activation quantization in vectors, bit for bit the scalar
+ * {@link io.bitplane.kernels.ActivationQuantizer}'s.
  *
  * <p>INT8: {@link io.bitplane.kernels.ActivationQuantizer#quantizeInt8} in vectors, with the same codes bit for bit:
  * {@code s = max|x| / 127}, {@code q = clamp(Math.round(x / s), -127, 127)}, written as int16 codes.

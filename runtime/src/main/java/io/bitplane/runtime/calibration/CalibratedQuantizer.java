@@ -254,7 +254,8 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
             specs.put(t.name(), spec);
             if (t.shape().length == 2 && !done.containsKey(t.name())
                     && !Converter.isLossless(t.nativeSpec(), spec)) {
-                fixed.put(t.name(), Quantizer.quantize(t.name(), t.shape(), v, spec, recipe.activationsFor(t.shape(), spec)));
+                fixed.put(t.name(), Quantizer.quantize(t.name(), t.shape(), v, spec,
+                        recipe.activationsFor(t.shape(), spec)));
             }
         }
         return new Distillation(config, floats, fixed, done, specs, recipe.activations(), options)

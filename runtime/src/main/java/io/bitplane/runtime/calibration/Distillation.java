@@ -27,7 +27,8 @@ import java.util.concurrent.ThreadFactory;
  * where GPTQ ends. Matrices not quantized with integer codes (float, INT4_ASYM, lossless copies) stay fixed.
  *
  * <p>Determinism: each step's paragraphs are split into {@link #SHARDS} fixed shards whose gradients are summed
- * in shard order, so the result does not depend on the thread count.
+ * in shard order, so the result does not depend on the thread count; exponentials, logarithms and cosines are the
+ * same in every JIT tier ({@code FloatRows.exp}, {@code StrictMath}), so a run repeats bit for bit.
  */
 public final class Distillation {
     private static final int SHARDS = 4;
@@ -118,7 +119,8 @@ public final class Distillation {
             // The kernels quantize the inputs of quantized matrices marked for INT8 activations, and binarize those
             // of binary matrices marked for binary activations; the others multiply floats.
             QuantSpec spec = specs.get(name);
-            student.roundedInputs[m] = spec != null && (activations == ActivationHint.INT8 && spec.encoding().quantized
+            student.roundedInputs[m] = spec != null
+                    && (activations == ActivationHint.INT8 && spec.encoding().quantized
                     || activations == ActivationHint.BINARY && spec.encoding() == io.bitplane.format.Encoding.BINARY);
         }
     }
@@ -223,7 +225,8 @@ public final class Distillation {
                     firstKl = stepKl;
                 }
                 lastKl = stepKl;
-                float schedule = (float) (options.rate() * 0.5 * (1 + Math.cos(Math.PI * (step - 1) / options.steps())));
+                double progress = (step - 1) / (double) options.steps();
+                float schedule = (float) (options.rate() * 0.5 * (1 + StrictMath.cos(Math.PI * progress)));
                 for (int m = 0; m < count; m++) {
                     LearnedQuantization lq = learned[m];
                     if (lq == null) {

@@ -278,7 +278,8 @@ final class PlanCommand implements Callable<Integer> {
             throws IOException {
         Map<String, EncodedTensor> out = new LinkedHashMap<>();
         for (SourceTensor t : matrices) {
-            out.put(t.name(), Quantizer.quantize(t.name(), t.shape(), t.floats(), spec, r.activationsFor(t.shape(), spec)));
+            out.put(t.name(), Quantizer.quantize(t.name(), t.shape(), t.floats(), spec,
+                    r.activationsFor(t.shape(), spec)));
         }
         return out;
     }
