@@ -76,7 +76,7 @@ final class PlanCommand implements Callable<Integer> {
     List<String> encodings;
 
     @Option(names = "--activations", defaultValue = "f32", description = "Activations of the linear layers in "
-            + "the recipe: f32 or int8. Default: ${DEFAULT-VALUE}.")
+            + "the recipe: f32, int8, or binary (binary matrices only). Default: ${DEFAULT-VALUE}.")
     String activations;
 
     @Option(names = "--output", required = true, description = "The recipe (JSON) to write.")
