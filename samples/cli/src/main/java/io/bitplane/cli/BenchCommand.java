@@ -41,7 +41,7 @@ final class BenchCommand implements Callable<Integer> {
             description = "Default: ${DEFAULT-VALUE}.")
     List<String> encodings;
 
-    @Option(names = "--activations", defaultValue = "f32,int8", split = ",", description = "f32, int8 or binary "
+    @Option(names = "--activations", defaultValue = "f32,int8,binary", split = ",", description = "f32, int8 or binary "
             + "(binary weights only). Default: ${DEFAULT-VALUE}.")
     List<String> activations;
 
