@@ -30,6 +30,26 @@ public final class RopeTable {
         }
     }
 
+    /**
+     * Rotates the pairs of every head of one token, {@code a[offset .. offset + width)} (width a multiple of the
+     * head size), to {@code position}: {@code (v0, v1) -> (v0 cos - v1 sin, v0 sin + v1 cos)}, llama2.c's order.
+     * {@code inverse} rotates back (sin negated), which is also the rotation's backward step.
+     */
+    public void rotate(float[] a, int offset, int width, int position, boolean inverse) {
+        int half = headSize / 2;
+        int row = position * half;
+        for (int i = 0; i < width; i += 2) {
+            int pair = (i % headSize) / 2;
+            float fcr = cos[row + pair];
+            float fci = inverse ? -sin[row + pair] : sin[row + pair];
+            int at = offset + i;
+            float v0 = a[at];
+            float v1 = a[at + 1];
+            a[at] = v0 * fcr - v1 * fci;
+            a[at + 1] = v0 * fci + v1 * fcr;
+        }
+    }
+
     public boolean fits(int headSize, float theta, int position) {
         return this.headSize == headSize && this.theta == theta && position < positions;
     }

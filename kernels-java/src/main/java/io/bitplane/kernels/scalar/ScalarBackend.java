@@ -69,18 +69,27 @@ public class ScalarBackend implements Backend {
         float[] weight = scratch(GAMMA, dim);
         Dequantizer.row(g.spec(), g.data(), 0, weight, 0);
         for (int b = 0; b < batch; b++) {
-            int off = b * dim;
-            float ss = 0;
-            for (int j = 0; j < dim; j++) {
-                ss += in[off + j] * in[off + j];
-            }
-            ss /= dim;
-            ss += eps;
-            ss = 1.0f / (float) Math.sqrt(ss);
-            for (int j = 0; j < dim; j++) {
-                o[off + j] = weight[j] * (ss * in[off + j]);
-            }
+            rmsNormRow(in, b * dim, weight, dim, eps, o, b * dim);
         }
+    }
+
+    /**
+     * The reference RMSNorm of one token, llama2.c's arithmetic: {@code out[j] = weight[j] * (r * x[j])} with
+     * {@code r = 1 / sqrt(mean x^2 + eps)}; returns r (a training pass keeps it for its backward step).
+     */
+    public static float rmsNormRow(float[] x, int offset, float[] weight, int dim, float eps, float[] out,
+                                   int outOffset) {
+        float ss = 0;
+        for (int j = 0; j < dim; j++) {
+            ss += x[offset + j] * x[offset + j];
+        }
+        ss /= dim;
+        ss += eps;
+        ss = 1.0f / (float) Math.sqrt(ss);
+        for (int j = 0; j < dim; j++) {
+            out[outOffset + j] = weight[j] * (ss * x[offset + j]);
+        }
+        return ss;
     }
 
     /** The last rotary table used; models use one head size and theta, so one table serves every call. */
@@ -101,21 +110,10 @@ public class ScalarBackend implements Backend {
     public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
         float[] a = ArrayBuffer.of(v);
         int dim = heads * headSize;
-        int half = headSize / 2;
         int maxPos = maxPosition(positions, batch);
         RopeTable table = ropeTable(headSize, theta, maxPos);
         for (int b = 0; b < batch; b++) {
-            int row = positions[b] * half;
-            for (int i = 0; i < dim; i += 2) {
-                int pair = (i % headSize) / 2;
-                float fcr = table.cos[row + pair];
-                float fci = table.sin[row + pair];
-                int at = b * dim + i;
-                float v0 = a[at];
-                float v1 = a[at + 1];
-                a[at] = v0 * fcr - v1 * fci;
-                a[at + 1] = v0 * fci + v1 * fcr;
-            }
+            table.rotate(a, b * dim, dim, positions[b], false);
         }
     }
 

@@ -145,12 +145,7 @@ public final class NativeBackend extends ForwardingBackend {
                     : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt,
                             minsAt, xs, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
         }
-        if (split) {
-            pool.run(n, task);
-            MemorySegment.copy(ys, FLOAT, 0, y, 0, batch * n);
-        } else {
-            task.run(0, n);
-        }
+        runRows(task, n, split, ys, y, batch * n);
     }
 
     /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */
@@ -189,9 +184,17 @@ public final class NativeBackend extends ForwardingBackend {
         long scalesAt = spec.scalesOffset();
         WorkerPool.RangeTask task = (r0, r1) -> kernels.matmulXnor(!split, data, k, group, scalesAt, bits, scales,
                 ys, batch, n, r0, r1);
+        runRows(task, n, split, ys, y, batch * n);
+    }
+
+    /**
+     * Runs {@code task} over rows 0..n-1: split over the pool with results in native {@code ys}, copied back to
+     * {@code y} ({@code count} floats), or on this thread straight into {@code y}.
+     */
+    private void runRows(WorkerPool.RangeTask task, int n, boolean split, MemorySegment ys, float[] y, int count) {
         if (split) {
             pool.run(n, task);
-            MemorySegment.copy(ys, FLOAT, 0, y, 0, batch * n);
+            MemorySegment.copy(ys, FLOAT, 0, y, 0, count);
         } else {
             task.run(0, n);
         }

@@ -5,6 +5,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.kernels.ActivationQuantizer;
 import io.bitplane.kernels.FloatRows;
 import io.bitplane.kernels.scalar.RopeTable;
+import io.bitplane.kernels.scalar.ScalarBackend;
 
 import java.util.Arrays;
 
@@ -81,6 +82,8 @@ final class TrainingPass {
     private float[] dUp;
     private float[] dScores;
     private float[] tmp;
+    /** INT8 codes of one token (the reference quantizer's output), for {@link #round}. */
+    private byte[] codes;
 
     TrainingPass(ModelConfig c) {
         this.c = c;
@@ -119,8 +122,8 @@ final class TrainingPass {
             product(input(w, mq, attnIn[l], attnInQ[l]), n, w, mq, q[l]);
             product(input(w, mq + 1, attnIn[l], attnInQ[l]), n, w, mq + 1, k[l]);
             product(input(w, mq + 2, attnIn[l], attnInQ[l]), n, w, mq + 2, v[l]);
-            rotate(q[l], n, c.nHeads(), +1);
-            rotate(k[l], n, c.nKvHeads(), +1);
+            rotate(q[l], n, c.nHeads(), false);
+            rotate(k[l], n, c.nKvHeads(), false);
             attend(l, n);
             int mo = TrainingWeights.matrix(l, O);
             round(w, attnOut[l], attnOutQ[l], n, dim);
@@ -185,8 +188,8 @@ final class TrainingPass {
             Arrays.fill(dAttnOut, 0, n * dim, 0);
             backProduct(dResid, input(w, mo, attnOut[l], attnOutQ[l]), n, w, mo, grads, dAttnOut);
             attendBackward(l, n);
-            rotate(dq, n, c.nHeads(), -1);
-            rotate(dk, n, c.nKvHeads(), -1);
+            rotate(dq, n, c.nHeads(), true);
+            rotate(dk, n, c.nKvHeads(), true);
             int mq = TrainingWeights.matrix(l, Q);
             Arrays.fill(dNormed, 0, n * dim, 0);
             backProduct(dq, input(w, mq, attnIn[l], attnInQ[l]), n, w, mq, grads, dNormed);
@@ -236,22 +239,11 @@ final class TrainingPass {
         }
     }
 
-    /** The runtime's RMSNorm of each token; keeps each token's inverse RMS. */
+    /** The runtime's RMSNorm of each token (the scalar reference's row); keeps each token's inverse RMS. */
     private void rmsNorm(float[] x, float[] gain, float[] out, float[] inv, int n) {
         int dim = c.dim();
         for (int t = 0; t < n; t++) {
-            int o = t * dim;
-            float ss = 0;
-            for (int j = 0; j < dim; j++) {
-                ss += x[o + j] * x[o + j];
-            }
-            ss /= dim;
-            ss += c.rmsNormEps();
-            float r = 1.0f / (float) Math.sqrt(ss);
-            inv[t] = r;
-            for (int j = 0; j < dim; j++) {
-                out[o + j] = gain[j] * (r * x[o + j]);
-            }
+            inv[t] = ScalarBackend.rmsNormRow(x, t * dim, gain, dim, c.rmsNormEps(), out, t * dim);
         }
     }
 
@@ -279,24 +271,13 @@ final class TrainingPass {
     }
 
     /**
-     * Rotary embedding of each head's pairs at positions 0..n-1 (sign +1), or its transpose (sign -1: the inverse
-     * rotation, which is the backward pass of the forward one).
+     * Rotary embedding of every token at positions 0..n-1 (the reference's {@link RopeTable#rotate}), or with
+     * {@code inverse} its transpose, the inverse rotation, which is the backward pass of the forward one.
      */
-    private void rotate(float[] a, int n, int heads, int sign) {
-        int hs = c.headSize();
-        int half = hs / 2;
-        int width = heads * hs;
+    private void rotate(float[] a, int n, int heads, boolean inverse) {
+        int width = heads * c.headSize();
         for (int t = 0; t < n; t++) {
-            for (int i = 0; i < width; i += 2) {
-                int pair = (i % hs) / 2;
-                float cos = rope.cos[t * half + pair];
-                float sin = sign * rope.sin[t * half + pair];
-                int at = t * width + i;
-                float v0 = a[at];
-                float v1 = a[at + 1];
-                a[at] = v0 * cos - v1 * sin;
-                a[at + 1] = v0 * sin + v1 * cos;
-            }
+            rope.rotate(a, t * width, width, t, inverse);
         }
     }
 
@@ -386,10 +367,10 @@ final class TrainingPass {
 
     /**
      * Per-token rounding of a matrix input as the kernels do it, so that the pass sees the values the runtime will
-     * multiply: INT8 ({@code s = max|x| / 127}, {@code round(x / s) s}) or binary ({@code mean |x| * sign(x)}, the
+     * multiply: INT8 (the reference quantizer's codes times its scale) or binary ({@code mean |x| * sign(x)}, the
      * sign -1 where {@code x < 0}). Skipped where no matrix takes rounded inputs.
      */
-    private static void round(TrainingWeights w, float[] x, float[] out, int n, int width) {
+    private void round(TrainingWeights w, float[] x, float[] out, int n, int width) {
         boolean any = false;
         for (boolean r : w.roundedInputs) {
             any |= r;
@@ -411,13 +392,9 @@ final class TrainingPass {
                 }
                 continue;
             }
-            float amax = 0;
+            float scale = ActivationQuantizer.quantizeInt8(x, o, width, codes, 0);
             for (int i = 0; i < width; i++) {
-                amax = Math.max(amax, Math.abs(x[o + i]));
-            }
-            float scale = amax / 127f;
-            for (int i = 0; i < width; i++) {
-                out[o + i] = scale == 0 ? 0 : Math.max(-127, Math.min(127, Math.round(x[o + i] / scale))) * scale;
+                out[o + i] = codes[i] * scale;
             }
         }
     }
@@ -474,6 +451,7 @@ final class TrainingPass {
         dUp = new float[n * hidden];
         dScores = new float[n];
         tmp = new float[n * dim];
+        codes = new byte[Math.max(dim, hidden)];
         capacity = n;
     }
 }
