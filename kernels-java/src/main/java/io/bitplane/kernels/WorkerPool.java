@@ -21,6 +21,13 @@ public final class WorkerPool implements AutoCloseable {
      */
     private static final long MIN_WEIGHTS_TO_SPLIT = 1 << 18;
 
+    /**
+     * How long a waiting thread spins before it parks. Waking a parked thread took tens of microseconds here, as
+     * long as a whole 256 x 2048 product, so both sides spin through the gaps of a decoding step (norms,
+     * attention, sampling: well under this) and park only when the model is idle.
+     */
+    private static final long SPIN_NANOS = 2_000_000;
+
     private final Thread[] workers;
     private final int threads;
     private final AtomicInteger pending = new AtomicInteger();
@@ -75,6 +82,10 @@ public final class WorkerPool implements AutoCloseable {
         } catch (RuntimeException e) {
             failure = e;
         }
+        // The slices are even, so the workers usually finish within microseconds of the caller.
+        for (long start = System.nanoTime(); pending.get() > 0 && System.nanoTime() - start < SPIN_NANOS; ) {
+            Thread.onSpinWait();
+        }
         while (pending.get() > 0) {
             LockSupport.parkNanos(this, 50_000);
         }
@@ -100,8 +111,9 @@ public final class WorkerPool implements AutoCloseable {
         while (!closed) {
             long g = generation;
             if (g == seen) {
-                // Spin briefly (decode steps come back to back), then park.
-                for (int spin = 0; spin < 2000 && generation == seen && !closed; spin++) {
+                // Spin (a decoding step's products come back to back), then park.
+                for (long start = System.nanoTime(); generation == seen && !closed
+                        && System.nanoTime() - start < SPIN_NANOS; ) {
                     Thread.onSpinWait();
                 }
                 if (generation == seen) {
