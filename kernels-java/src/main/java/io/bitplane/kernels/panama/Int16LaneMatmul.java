@@ -161,8 +161,8 @@ final class Int16LaneMatmul {
      * Rows [r0, r1) for every token. {@code xp}, {@code groupSums}: {@link #prepare}d per token (stride
      * {@link #paddedK}, groups per row). Each row's scales are converted once for all tokens. Rows go in blocks of
      * {@link #ROW_BLOCK}: a row's terms are added in group order, each add waiting for the one before, and four
-     * rows' chains side by side overlap (INT8 in groups of 32, 32000 x 2048, one thread: 4.47-4.63 ms against
-     * 4.89-5.07 when each row's chain ran alone).
+     * rows' chains side by side overlap (INT8 in groups of 32, 32000 x 2048, one thread: 4.43-4.83 ms against
+     * 5.00-5.11 when each row's chain ran alone).
      */
     static void rows(TensorSpec spec, MemorySegment w, short[] xp, int[] groupSums, float[] tokenScales, float[] y,
                      int batch, int r0, int r1) {
@@ -219,11 +219,12 @@ final class Int16LaneMatmul {
 
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
 
-    /** acc_g's factors (see the class comment): acc_g = a F_g + c X_g. */
+    /** a in acc_g = a F_g + c X_g (see the class comment). */
     private static int fieldFactor(Encoding e) {
         return e == Encoding.BINARY ? -2 : 1;
     }
 
+    /** c in acc_g = a F_g + c X_g: the fields' offset from the codes (BINARY: code = 1 - 2 bit). */
     private static int sumFactor(Encoding e) {
         return switch (e) {
             case TERNARY -> -1;
@@ -233,7 +234,7 @@ final class Int16LaneMatmul {
         };
     }
 
-    /** One group's term {@code s_g acc_g + m_g X_g}: field sum F_g, activation sum X_g, scale and min at {@code at}. */
+    /** One group's term {@code s_g acc_g + m_g X_g}: field sum F_g, activation sum X_g, scale and min at at. */
     private static float term(Encoding e, RowScratch s, int at, int fieldSum, int x) {
         return s.scales[at] * (fieldFactor(e) * fieldSum + sumFactor(e) * x)
                 + (e == Encoding.INT4_ASYM ? s.mins[at] * x : 0f);
