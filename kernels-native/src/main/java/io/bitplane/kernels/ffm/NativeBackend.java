@@ -109,26 +109,11 @@ public final class NativeBackend extends ForwardingBackend {
             quantize(s, x, batch, k, binaryAct);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment xs;
-        MemorySegment ys;
-        MemorySegment scales = MemorySegment.NULL;
-        if (!split) {
-            xs = int8Act ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x);
-            ys = MemorySegment.ofArray(y);
-            if (int8Act) {
-                scales = MemorySegment.ofArray(s.scales);
-            }
-        } else {
-            xs = int8Act ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k);
-            ys = s.y = grow(s.y, (long) batch * n * Float.BYTES);
-            if (int8Act) {
-                s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
-                MemorySegment.copy(s.scales, 0, s.xScales, FLOAT, 0, batch);
-                scales = s.xScales;
-            }
-        }
+        MemorySegment xs = !split ? (int8Act ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x))
+                : (int8Act ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k));
+        MemorySegment ys = output(s, y, batch * n, split);
+        MemorySegment tokenScales = int8Act ? tokenScales(s, batch, split) : MemorySegment.NULL;
         MemorySegment data = cw.data();
-        MemorySegment tokenScales = scales;
         boolean critical = !split;
         WorkerPool.RangeTask task;
         if (!e.quantized) {
@@ -165,20 +150,9 @@ public final class NativeBackend extends ForwardingBackend {
             s.scales[b] = ActivationQuantizer.signWords(x, b * k, k, s.bits, b * words);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment bits;
-        MemorySegment scales;
-        MemorySegment ys;
-        if (!split) {
-            bits = MemorySegment.ofArray(s.bits);
-            scales = MemorySegment.ofArray(s.scales);
-            ys = MemorySegment.ofArray(y);
-        } else {
-            bits = s.x = grow(s.x, 8L * batch * words);
-            MemorySegment.copy(s.bits, 0, bits, ValueLayout.JAVA_LONG, 0, batch * words);
-            scales = s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
-            MemorySegment.copy(s.scales, 0, scales, FLOAT, 0, batch);
-            ys = s.y = grow(s.y, (long) batch * n * Float.BYTES);
-        }
+        MemorySegment bits = split ? copyIn(s, s.bits, batch * words) : MemorySegment.ofArray(s.bits);
+        MemorySegment scales = tokenScales(s, batch, split);
+        MemorySegment ys = output(s, y, batch * n, split);
         MemorySegment data = cw.data();
         long group = spec.effectiveGroupSize();
         long scalesAt = spec.scalesOffset();
@@ -254,6 +228,37 @@ public final class NativeBackend extends ForwardingBackend {
         s.x = grow(s.x, bytes);
         MemorySegment.copy(q, 0, s.x, ValueLayout.JAVA_BYTE, 0, bytes);
         return s.x;
+    }
+
+    private static MemorySegment copyIn(Scratch s, long[] words, int count) {
+        s.x = grow(s.x, 8L * count);
+        MemorySegment.copy(words, 0, s.x, ValueLayout.JAVA_LONG, 0, count);
+        return s.x;
+    }
+
+    /**
+     * The token scales ({@code s.scales}) as the kernels read them: the Java array in place for a call on this
+     * thread, else a native copy.
+     */
+    private static MemorySegment tokenScales(Scratch s, int batch, boolean split) {
+        if (!split) {
+            return MemorySegment.ofArray(s.scales);
+        }
+        s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
+        MemorySegment.copy(s.scales, 0, s.xScales, FLOAT, 0, batch);
+        return s.xScales;
+    }
+
+    /**
+     * Where the kernels write {@code count} floats of y: y itself on this thread, else native memory that
+     * {@link #runRows} copies back.
+     */
+    private static MemorySegment output(Scratch s, float[] y, int count, boolean split) {
+        if (!split) {
+            return MemorySegment.ofArray(y);
+        }
+        s.y = grow(s.y, (long) count * Float.BYTES);
+        return s.y;
     }
 
     private static MemorySegment kernelScratch(long bytes) {
