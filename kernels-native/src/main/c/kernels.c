@@ -937,8 +937,7 @@ void BP_FN(_matmul_xnor)(const void *weights, int64_t k, int64_t group, int64_t 
                 const int64_t mism = mismatches(row, x, w0, w1 - 1) + __builtin_popcountll(tail);
                 const int64_t end = (g + 1) * group < k ? (g + 1) * group : k;
                 const int32_t acc = (int32_t) (end - g * group - 2 * mism);
-                const float scale = f16_to_f32(load_u16(w + scales_offset + 2 * (r * groups + g)));
-                sum += scale * (float) acc;
+                sum += group_term(f16_to_f32(load_u16(w + scales_offset + 2 * (r * groups + g))), acc, 0, g, 0);
             }
             y[b * n + r] = sum * xscales[b];
         }

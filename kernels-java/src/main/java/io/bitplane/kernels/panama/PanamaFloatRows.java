@@ -177,10 +177,10 @@ public final class PanamaFloatRows implements FloatRows {
     /** {@link VectorExp}: exactly rounded steps only, so the same bits in every compilation tier. */
     @Override
     public void exp(float[] a, int offset, int n) {
-        int lanes = PanamaBackend.F.length();
+        int lanes = F.length();
         int i = 0;
         for (; i + lanes <= n; i += lanes) {
-            VectorExp.exp(FloatVector.fromArray(PanamaBackend.F, a, offset + i)).intoArray(a, offset + i);
+            VectorExp.exp(FloatVector.fromArray(F, a, offset + i)).intoArray(a, offset + i);
         }
         for (; i < n; i++) {
             a[offset + i] = VectorExp.exp(a[offset + i]);

@@ -318,7 +318,8 @@ final class TrainingPass {
      * From {@link #dAttnOut}: the gradients of q and k (after rotary) and v into {@link #dq}, {@link #dk},
      * {@link #dv}. With {@code P} the probabilities and {@code S} the scores of one head and query:
      * {@code dP = dOut V^T}, {@code dS = P (dP - sum P dP)}, {@code dq = dS K / sqrt(hs)},
-     * {@code dK += dS q / sqrt(hs)}, {@code dV += P dOut}; keys and values are accumulated transposed ({@code [kvDim][n]}) and transposed back.
+     * {@code dK += dS q / sqrt(hs)}, {@code dV += P dOut}; keys and values are accumulated transposed
+     * ({@code [kvDim][n]}) and transposed back.
      */
     private void attendBackward(int l, int n) {
         int hs = c.headSize();
