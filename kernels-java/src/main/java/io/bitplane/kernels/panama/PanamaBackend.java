@@ -1,6 +1,7 @@
 package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.AttentionShape;
@@ -9,6 +10,7 @@ import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
 import io.bitplane.kernels.scalar.CpuWeights;
+import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
@@ -16,6 +18,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
@@ -44,16 +47,43 @@ public final class PanamaBackend extends ScalarBackend {
 
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
+    /** Whether ternary tensors with INT8 activations are repacked for {@link TernaryTileMatmul} at upload. */
+    private final boolean ternaryTiles;
 
     public PanamaBackend(int threads) {
-        this.pool = new WorkerPool(threads);
-        this.ownsPool = true;
+        this(new WorkerPool(threads), true, TernaryTileMatmul.worthUsing());
     }
 
     /** On a pool the caller owns and closes (a backend that runs these kernels beside its own, on its threads). */
     public PanamaBackend(WorkerPool pool) {
+        this(pool, false, TernaryTileMatmul.worthUsing());
+    }
+
+    /**
+     * With the ternary tile kernel on or off whatever the machine (tests run it where it would not be chosen; see
+     * {@link TernaryTileMatmul#worthUsing}).
+     */
+    public PanamaBackend(int threads, boolean ternaryTiles) {
+        this(new WorkerPool(threads), true, ternaryTiles);
+    }
+
+    private PanamaBackend(WorkerPool pool, boolean ownsPool, boolean ternaryTiles) {
         this.pool = pool;
-        this.ownsPool = false;
+        this.ownsPool = ownsPool;
+        this.ternaryTiles = ternaryTiles;
+    }
+
+    /** Ternary weights with their tiles for {@link TernaryTileMatmul}, beside the file's bytes. */
+    private record TernaryTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    }
+
+    @Override
+    public Weights upload(BpmTensor tensor) {
+        Weights w = super.upload(tensor);
+        if (ternaryTiles && TernaryTileMatmul.supports(tensor.spec())) {
+            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(tensor.spec(), tensor.data()));
+        }
+        return w;
     }
 
     @Override
@@ -63,7 +93,8 @@ public final class PanamaBackend extends ScalarBackend {
 
     @Override
     public String description() {
-        return "java (Panama Vector API, " + F.vectorBitSize() + "-bit vectors, " + pool.threads() + " threads)";
+        return "java (Panama Vector API, " + F.vectorBitSize() + "-bit vectors, " + pool.threads() + " threads"
+                + (ternaryTiles ? ", ternary tiles" : "") + ")";
     }
 
     @Override
@@ -73,6 +104,15 @@ public final class PanamaBackend extends ScalarBackend {
         checkMatmul(spec, xb, yb, batch);
         float[] x = ArrayBuffer.of(xb);
         float[] y = ArrayBuffer.of(yb);
+        if (w instanceof TernaryTiles t) {
+            WorkerPool.RangeTask task = ternaryTileTask(t, x, y, batch);
+            if (WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch)) {
+                pool.run(TernaryTileMatmul.tiles(spec), task);
+            } else {
+                task.run(0, TernaryTileMatmul.tiles(spec));
+            }
+            return;
+        }
         int rows = (int) spec.rows();
         int k = (int) spec.cols();
         WorkerPool.RangeTask task;
@@ -165,6 +205,27 @@ public final class PanamaBackend extends ScalarBackend {
         int[] groupSums = in.groupSums;
         float[] scales = a.scales;
         return (r0, r1) -> Int16LaneMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
+    }
+
+    private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
+
+    /** Builds every token's tables on the calling thread; the tiles are then split, the tables shared read-only. */
+    private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int stride = TernaryTileMatmul.tableLength(spec);
+        Int8Activations a = quantize(x, batch, k);
+        short[][] holder = TILE_TABLES.get();
+        if (holder[0].length < batch * stride) {
+            holder[0] = new short[batch * stride];
+        }
+        short[] tables = holder[0];
+        for (int t = 0; t < batch; t++) {
+            TernaryTileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
+        }
+        float[] scales = a.scales;
+        MemorySegment data = w.source().data();
+        return (t0, t1) -> TernaryTileMatmul.tiles(spec, data, w.tiles(), tables, scales, y, batch, t0, t1);
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */

@@ -11,6 +11,9 @@ public record CpuWeights(TensorSpec spec, MemorySegment data) implements Weights
         if (w instanceof CpuWeights c) {
             return c;
         }
+        if (w instanceof RepackedWeights r) {
+            return r.source();
+        }
         throw new IllegalArgumentException("not CPU weights: " + w.getClass().getName());
     }
 }

@@ -1,0 +1,226 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * TERNARY x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into tiles of 16, one row per
+ * 16-bit lane, so that one table lookup serves 16 rows.
+ *
+ * <pre>
+ * Tiles (native memory, written once by {@link #repack} from either file layout):
+ *   tile t = rows 16t .. 16t+15, chunk c = values 16c .. 16c+15 (C = ceil(K / 16) chunks per row);
+ *   at (t C + c) * 64 bytes: 16 little-endian u16 mask words, lane r: bit i set when value 16c+i of row 16t+r is
+ *   not 0; then 16 u16 sign words, bit i set when it is -1. Rows past N and values past K are 0.
+ * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
+ *   the bits i set in m (codes past K count 0).
+ * Per tile and token, 16 lanes at once: lane r adds table j [nibble j of its mask] and takes twice table j [nibble j
+ *   of its sign]: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 64 tables sums to at most
+ *   64 x 4 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit lanes.
+ * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
+ * </pre>
+ * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
+ * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on 16 short lanes, is one instruction
+ * (vpermw) with AVX-512BW, which a preferred vector of 512 bits implies; AVX2 has no such instruction and the JDK
+ * emulates it, so the backend takes this kernel only where {@link #worthUsing} says so.
+ */
+final class TernaryTileMatmul {
+    private TernaryTileMatmul() {
+    }
+
+    static final int TILE_ROWS = 16;
+    private static final int CHUNK_VALUES = 16;
+    private static final int CHUNK_BYTES = 64;
+    /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
+    private static final int RUN_CHUNKS = 16;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    /** The system property that forces the kernel on or off ({@code on}, {@code off}; else by the vector width). */
+    static final String PROPERTY = "bitplane.ternaryTiles";
+
+    /** Tensors this kernel takes: TERNARY with INT8 activations and one scale per row, in either layout. */
+    static boolean supports(TensorSpec spec) {
+        return spec.encoding() == Encoding.TERNARY && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
+                && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 16
+                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
+    }
+
+    /** Whether to repack ternary tensors for this kernel: {@link #PROPERTY}, else when vpermw is there. */
+    static boolean worthUsing() {
+        String forced = System.getProperty(PROPERTY, "");
+        if (forced.equalsIgnoreCase("on") || forced.equalsIgnoreCase("off")) {
+            return forced.equalsIgnoreCase("on");
+        }
+        return ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 512;
+    }
+
+    static int chunks(TensorSpec spec) {
+        return (int) ((spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES);
+    }
+
+    static int tiles(TensorSpec spec) {
+        return (int) ((spec.rows() + TILE_ROWS - 1) / TILE_ROWS);
+    }
+
+    /** Table entries per token. */
+    static int tableLength(TensorSpec spec) {
+        return 4 * CHUNK_VALUES * chunks(spec);
+    }
+
+    /**
+     * The tiles of a TERNARY tensor into new native memory, freed when unreachable. Signs are taken only where the
+     * mask is set, as the oracle reads them. Costs one pass over the tensor (it is done once, at upload).
+     */
+    static MemorySegment repack(TensorSpec spec, MemorySegment data) {
+        int n = (int) spec.rows();
+        int chunks = chunks(spec);
+        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks * CHUNK_BYTES, 64);
+        boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
+        long words = spec.wordsPerRow();
+        long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
+        for (int r = 0; r < n; r++) {
+            long tileBase = (long) (r / TILE_ROWS) * chunks * CHUNK_BYTES + 2L * (r % TILE_ROWS);
+            for (int c = 0; c < chunks; c++) {
+                int mask;
+                int sign;
+                if (packed) {
+                    // Chunk c is block c / 8, fields at bits 2s of its bytes 16h .. 16h + 15 (s = c % 8 / 2,
+                    // h = c % 2): field 0 is code -1, 1 is 0, 2 is +1 (PackedCodes).
+                    long at = r * rowBytes + 32L * (c / 8) + 16L * (c % 2);
+                    int shift = 2 * (c % 8 / 2);
+                    long lo = data.get(U64, at) >>> shift;
+                    long hi = data.get(U64, at + 8) >>> shift;
+                    mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
+                    sign = negativeFields(lo) | negativeFields(hi) << 8;
+                } else {  // planes of u64 words: mask (plane 0), then sign (plane 1)
+                    int shift = CHUNK_VALUES * (c % 4);
+                    mask = (int) (data.getAtIndex(U64, 2L * r * words + c / 4) >>> shift) & 0xffff;
+                    sign = (int) (data.getAtIndex(U64, (2L * r + 1) * words + c / 4) >>> shift) & mask;
+                }
+                long at = tileBase + (long) c * CHUNK_BYTES;
+                tiles.set(U16, at, (short) mask);
+                tiles.set(U16, at + 32, (short) sign);
+            }
+        }
+        return tiles;
+    }
+
+    private static final long LOW_BITS = 0x0101010101010101L;
+
+    /** Bit i set when the 2-bit field in the low bits of byte i is not 1 (code not 0). */
+    private static int nonZeroFields(long fields) {
+        return (int) Long.compress(fields >>> 1 | ~fields, LOW_BITS);
+    }
+
+    /** Bit i set when the 2-bit field in the low bits of byte i is 0 (code -1). */
+    private static int negativeFields(long fields) {
+        return (int) Long.compress(~(fields | fields >>> 1), LOW_BITS);
+    }
+
+    /** Lane m of BIT[i] is all ones when bit i of m is set: table = sum over i of (BIT[i] and q_i). */
+    private static final ShortVector[] BIT = new ShortVector[4];
+
+    static {
+        for (int i = 0; i < 4; i++) {
+            short[] lanes = new short[16];
+            for (int m = 0; m < 16; m++) {
+                lanes[m] = (short) ((m >>> i & 1) == 0 ? 0 : -1);
+            }
+            BIT[i] = ShortVector.fromArray(S, lanes, 0);
+        }
+    }
+
+    /** One token's tables from its codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)}. */
+    static void buildTables(TensorSpec spec, short[] q, int q0, short[] tables, int t0) {
+        int k = (int) spec.cols();
+        int quads = tableLength(spec) / 16;
+        for (int j = 0; j < quads; j++) {
+            int i = 4 * j;
+            short a = i < k ? q[q0 + i] : 0;
+            short b = i + 1 < k ? q[q0 + i + 1] : 0;
+            short c = i + 2 < k ? q[q0 + i + 2] : 0;
+            short d = i + 3 < k ? q[q0 + i + 3] : 0;
+            BIT[0].and(a).add(BIT[1].and(b)).add(BIT[2].and(c)).add(BIT[3].and(d)).intoArray(tables, t0 + 16 * j);
+        }
+    }
+
+    /** Per worker thread: the 16 sums of a tile, lanes of the even rows then of the odd rows. */
+    private static final ThreadLocal<int[]> TILE_SUMS = ThreadLocal.withInitial(() -> new int[TILE_ROWS]);
+
+    /**
+     * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
+     * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}.
+     */
+    static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, short[] tables, float[] tokenScales,
+                      float[] y, int batch, int tile0, int tile1) {
+        int n = (int) spec.rows();
+        int chunks = chunks(spec);
+        int stride = tableLength(spec);
+        long scales = spec.scalesOffset();
+        int[] sums = TILE_SUMS.get();
+        for (int tile = tile0; tile < tile1; tile++) {
+            long tileBase = (long) tile * chunks * CHUNK_BYTES;
+            for (int t = 0; t < batch; t++) {
+                tileSums(tiles, tileBase, chunks, tables, t * stride, sums);
+                for (int lane = 0; lane < TILE_ROWS; lane++) {
+                    // int lane i of a sum held the 16-bit lanes 2i (low half) and 2i + 1 (high half)
+                    int r = tile * TILE_ROWS + (lane < 8 ? 2 * lane : 2 * (lane - 8) + 1);
+                    if (r < n) {
+                        float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
+                        y[t * n + r] = (0f + (s * sums[lane] + 0f)) * tokenScales[t];
+                    }
+                }
+            }
+        }
+    }
+
+    /** One tile's 16 exact sums for one token's tables at {@code tables[t0 ..]}: even rows, then odd rows. */
+    private static void tileSums(MemorySegment tiles, long tileBase, int chunks, short[] tables, int t0, int[] out) {
+        IntVector even = IntVector.zero(I);
+        IntVector odd = IntVector.zero(I);
+        for (int c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
+            ShortVector plus = ShortVector.zero(S);
+            ShortVector minus = ShortVector.zero(S);
+            int c1 = Math.min(chunks, c0 + RUN_CHUNKS);
+            for (int c = c0; c < c1; c++) {
+                long at = tileBase + (long) c * CHUNK_BYTES;
+                ShortVector mask = ShortVector.fromMemorySegment(S, tiles, at, LE);
+                ShortVector sign = ShortVector.fromMemorySegment(S, tiles, at + 32, LE);
+                int o = t0 + 4 * 16 * c;
+                ShortVector table = ShortVector.fromArray(S, tables, o);
+                plus = plus.add(mask.and((short) 15).selectFrom(table));
+                minus = minus.add(sign.and((short) 15).selectFrom(table));
+                table = ShortVector.fromArray(S, tables, o + 16);
+                plus = plus.add(mask.lanewise(VectorOperators.LSHR, 4).and((short) 15).selectFrom(table));
+                minus = minus.add(sign.lanewise(VectorOperators.LSHR, 4).and((short) 15).selectFrom(table));
+                table = ShortVector.fromArray(S, tables, o + 32);
+                plus = plus.add(mask.lanewise(VectorOperators.LSHR, 8).and((short) 15).selectFrom(table));
+                minus = minus.add(sign.lanewise(VectorOperators.LSHR, 8).and((short) 15).selectFrom(table));
+                table = ShortVector.fromArray(S, tables, o + 48);
+                plus = plus.add(mask.lanewise(VectorOperators.LSHR, 12).selectFrom(table));
+                minus = minus.add(sign.lanewise(VectorOperators.LSHR, 12).selectFrom(table));
+            }
+            // Exact as a whole although either part may have wrapped: the run's true sum fits in 16 bits.
+            IntVector run = plus.sub(minus.add(minus)).reinterpretAsInts();
+            even = even.add(run.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            odd = odd.add(run.lanewise(VectorOperators.ASHR, 16));
+        }
+        even.intoArray(out, 0);
+        odd.intoArray(out, 8);
+    }
+}

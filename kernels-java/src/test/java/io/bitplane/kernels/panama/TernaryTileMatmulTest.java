@@ -1,0 +1,102 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The ternary tile kernel against the scalar oracle, forced on whatever this machine would choose (on AVX2 the JDK
+ * emulates its lookups: slow, but the same results). Integer sums, so results must be equal bit for bit.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class TernaryTileMatmulTest {
+    private final Backend tiles = new PanamaBackend(2, true);
+    private final Backend oracle = new ScalarBackend();
+
+    @AfterAll
+    void close() {
+        tiles.close();
+    }
+
+    @ParameterizedTest(name = "{0}x{1} batch {2} packed {3}")
+    @CsvSource({
+        // one row, a partial tile, a whole tile, one row past it; K below, at and past a chunk (16) and a table (4)
+        "1, 1, 1, false", "1, 3, 1, true", "15, 16, 2, false", "16, 17, 1, true", "17, 64, 3, false",
+        "33, 65, 1, true", "5, 100, 2, false", "31, 255, 1, true",
+        // rows longer than one int16 run (1024 values), split across threads, and batches
+        "48, 1030, 1, false", "40, 1030, 4, true", "700, 512, 1, true", "300, 2048, 2, false", "3, 4100, 3, true",
+        "1000, 640, 1, false"})
+    void matchesTheOracle(int rows, int cols, int batch, boolean packed) {
+        Random rnd = new Random(rows * 41L + cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("ternary"), ActivationHint.INT8);
+        if (packed) {
+            t = PackedCodes.relayout(t);
+        }
+        assertTrue(TernaryTileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 3, 36}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
+        }
+    }
+
+    /**
+     * Every weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit runs must end
+     * before a lane overflows (a run twice as long would wrap).
+     */
+    @ParameterizedTest(name = "weights {0}")
+    @CsvSource({"0.1", "-0.1"})
+    void largestSumsDoNotOverflow(float weight) {
+        int rows = 17;
+        int cols = 16384;
+        float[] w = new float[rows * cols];
+        Arrays.fill(w, weight);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse("ternary"),
+                ActivationHint.INT8);
+        float[] x = new float[2 * cols];
+        Arrays.fill(x, 1f);
+        Arrays.fill(x, cols, 2 * cols, -1f);
+        BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
+        float[] expected = BackendConformance.matmul(oracle, placed, x, 2);
+        assertEquals(weight > 0 ? 1 : -1, Math.signum(expected[0]), "the oracle's sum is +-16384 x 127 x scales");
+        assertArrayEquals(expected, BackendConformance.matmul(tiles, placed, x, 2));
+    }
+
+    /** Only ternary tensors with INT8 activations and one scale per row are repacked; the others keep their kernels. */
+    @Test
+    void takesOnlyRowScaledTernaryWithInt8Activations() {
+        Random rnd = new Random(3);
+        float[] w = TestTensors.gaussian(rnd, 8 * 256, 0.1f);
+        long[] shape = {8, 256};
+        assertTrue(TernaryTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.INT8).spec()));
+        assertFalse(TernaryTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
+        assertFalse(TernaryTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.INT8).spec()));
+        assertFalse(TernaryTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("int4@32"), ActivationHint.INT8).spec()));
+    }
+}
