@@ -77,11 +77,19 @@ public final class PanamaBackend extends ScalarBackend {
     private record TernaryTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
     }
 
+    /** INT8 weights with their tiles for {@link Int8TileMatmul}, beside the file's bytes. */
+    private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     @Override
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
-        if (ternaryTiles && TernaryTileMatmul.supports(tensor.spec())) {
-            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(tensor.spec(), tensor.data()));
+        TensorSpec spec = tensor.spec();
+        if (ternaryTiles && TernaryTileMatmul.supports(spec)) {
+            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(spec, tensor.data()));
+        }
+        if (Int8TileMatmul.supports(spec)) {
+            return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data()));
         }
         return w;
     }
@@ -105,12 +113,11 @@ public final class PanamaBackend extends ScalarBackend {
         float[] x = ArrayBuffer.of(xb);
         float[] y = ArrayBuffer.of(yb);
         if (w instanceof TernaryTiles t) {
-            WorkerPool.RangeTask task = ternaryTileTask(t, x, y, batch);
-            if (WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch)) {
-                pool.run(TernaryTileMatmul.tiles(spec), task);
-            } else {
-                task.run(0, TernaryTileMatmul.tiles(spec));
-            }
+            runTiles(spec, batch, TernaryTileMatmul.tiles(spec), ternaryTileTask(t, x, y, batch));
+            return;
+        }
+        if (w instanceof Int8Tiles t) {
+            runTiles(spec, batch, Int8TileMatmul.tiles(spec), int8TileTask(t, x, y, batch));
             return;
         }
         int rows = (int) spec.rows();
@@ -207,7 +214,38 @@ public final class PanamaBackend extends ScalarBackend {
         return (r0, r1) -> Int16LaneMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
     }
 
+    /** A product over tiles of rows: split by tiles where splitting pays. */
+    private void runTiles(TensorSpec spec, int batch, int tiles, WorkerPool.RangeTask task) {
+        if (WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch)) {
+            pool.run(tiles, task);
+        } else {
+            task.run(0, tiles);
+        }
+    }
+
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
+    private static final ThreadLocal<short[][]> TILE_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
+
+    /** Quantizes every token on the calling thread into codes padded to whole pairs; the tiles are then split. */
+    private static WorkerPool.RangeTask int8TileTask(Int8Tiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int stride = 2 * Int8TileMatmul.pairs(spec);
+        Int8Activations a = quantize(x, batch, k);
+        short[][] holder = TILE_CODES.get();
+        if (holder[0].length < batch * stride) {
+            holder[0] = new short[batch * stride];
+        }
+        short[] codes = holder[0];
+        for (int t = 0; t < batch; t++) {
+            System.arraycopy(a.q16, t * k, codes, t * stride, k);
+            if (stride > k) {
+                codes[t * stride + k] = 0;
+            }
+        }
+        float[] scales = a.scales;
+        return (t0, t1) -> Int8TileMatmul.tiles(spec, w.tiles(), codes, scales, y, batch, t0, t1);
+    }
 
     /** Builds every token's tables on the calling thread; the tiles are then split, the tables shared read-only. */
     private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
