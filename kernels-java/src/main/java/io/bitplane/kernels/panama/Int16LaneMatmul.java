@@ -18,27 +18,27 @@ import java.nio.ByteOrder;
 
 /**
  * Low-bit codes times INT8 activations in 16-bit lanes: TERNARY, INT4 and INT4_ASYM in packed codes (layout 1),
- * BINARY sign planes and INT8 values (layout 0). AVX2 has no byte multiply and the Vector API no {@code maddubs},
- * and byte shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row are read as 16
- * u16 lanes, each holding 16 / b fields of b bits, and each field vector (one field of every lane, shifted down and
- * masked) is multiplied with 16 activation codes that were put in the matching order once per token.
+ * and BINARY sign planes (layout 0); INT8 values have their own kernel ({@link Int8TileMatmul}). AVX2 has no byte
+ * multiply and the Vector API no {@code maddubs}, and byte shifts are emulated, but 16-bit lanes shift and multiply
+ * natively. So 32 bytes of a row are read as 16 u16 lanes, each holding 16 / b fields of b bits, and each field
+ * vector (one field of every lane, shifted down and masked) is multiplied with 16 activation codes that were put in
+ * the matching order once per token.
  *
  * <pre>
  * Chunk: 32 bytes of a row, lanes s = 0..15 (bytes 2s, 2s + 1), V values (PackedCodes for the packed layout).
  *   TERNARY packed (b = 2, V = 128): bits 2i .. 2i+1 of lane s: value 32i + 2s;  bits 8+2i ..: value 32i + 2s + 1
  *   INT4, INT4_ASYM packed (b = 4, V = 64): bits 4i .. 4i+3: value 32i + 2s;   bits 8+4i ..: value 32i + 2s + 1
  *   BINARY plane (b = 1, V = 256): bit j of lane s: value 16s + j.  A row is ceil(K / 64) u64 words, so its last
- *     chunk may be short: it is read with a lane mask (as is INT8's).
- *   INT8 (V = 32): the low byte of lane s is value 2s, the high byte value 2s + 1, each sign-extended by shifts.
+ *     chunk may be short: it is read with a lane mask.
  * Field vector j of a chunk, numbered so that consecutive vectors cover consecutive values:
  *   packed: j = 2i + h, shift 8h + b i, values 32i + 2s + h (a pair of vectors covers 32 consecutive values)
- *   binary: j, shift j, values 16s + j;   INT8: j = h, values 2s + h
+ *   binary: j, shift j, values 16s + j
  * xp (per token, int16 codes, zero past K): xp[c V + 16 j + s] = code of the value that field j of lane s holds.
  * Products: field f (0 .. 2^b - 1) times code q (|q| <= 127), summed lane by lane in int16 and moved into int32
  *   lanes (two shifts) before a lane could overflow; per group one exact integer F_g = sum f q.
  * As the scalar oracle forms it, with X_g the group's sum of codes:
  *   acc_g = F_g - X_g (TERNARY, field = code + 1), F_g - 8 X_g (INT4), F_g (INT4_ASYM, plus m_g X_g),
- *           X_g - 2 F_g (BINARY, code = 1 - 2 bit), F_g (INT8, whose fields are the signed codes)
+ *           X_g - 2 F_g (BINARY, code = 1 - 2 bit)
  *   y = s_x * sum over g in order of (s_g acc_g + ...)
  * </pre>
  * The integer sums are exact and the float steps are the oracle's, so results equal it bit for bit, and a token's
@@ -76,7 +76,6 @@ final class Int16LaneMatmul {
         }
         return switch (e) {
             case BINARY -> g == 0 || g % 256 == 0;
-            case INT8 -> g == 0 || g % SLICE == 0;
             default -> false;
         };
     }
@@ -85,12 +84,11 @@ final class Int16LaneMatmul {
     static int chunkValues(TensorSpec spec) {
         return switch (spec.encoding()) {
             case BINARY -> 256;
-            case INT8 -> SLICE;
             default -> PackedCodes.blockValues(spec.encoding());
         };
     }
 
-    /** Chunks per row (the last chunk of a binary or INT8 row may be short). */
+    /** Chunks per row (the last chunk of a binary row may be short). */
     static int chunks(TensorSpec spec) {
         return (int) ((spec.cols() + chunkValues(spec) - 1) / chunkValues(spec));
     }
@@ -112,7 +110,7 @@ final class Int16LaneMatmul {
         for (int i = 0; i < k; i++) {
             int c = i / v;
             int j = i % v;
-            // Packed and INT8 (j < 32 there): field vector 2 (j / 32) + j % 2, lane (j % 32) / 2.
+            // Packed: field vector 2 (j / 32) + j % 2, lane (j % 32) / 2.
             int at = binary ? 16 * (j % 16) + j / 16 : 16 * (2 * (j / SLICE) + j % 2) + (j % SLICE) / 2;
             xp[x0 + c * v + at] = q[q0 + i];
         }
@@ -161,8 +159,9 @@ final class Int16LaneMatmul {
      * Rows [r0, r1) for every token. {@code xp}, {@code groupSums}: {@link #prepare}d per token (stride
      * {@link #paddedK}, groups per row). Each row's scales are converted once for all tokens. Rows go in blocks of
      * {@link #ROW_BLOCK}: a row's terms are added in group order, each add waiting for the one before, and four
-     * rows' chains side by side overlap (INT8 in groups of 32, 32000 x 2048, one thread: 4.43-4.83 ms against
-     * 5.00-5.11 when each row's chain ran alone).
+     * rows' chains side by side overlap (INT8 in groups of 32, when this kernel took it, 32000 x 2048, one thread:
+     * 4.43-4.83 ms against 5.00-5.11 when each row's chain ran alone; INT4 g32 4096 x 14336: 4.57-6.31 against
+     * 5.08-5.51).
      */
     static void rows(TensorSpec spec, MemorySegment w, short[] xp, int[] groupSums, float[] tokenScales, float[] y,
                      int batch, int r0, int r1) {
@@ -173,7 +172,6 @@ final class Int16LaneMatmul {
         boolean asym = e == Encoding.INT4_ASYM;
         long rowBytes = switch (e) {
             case BINARY -> spec.wordsPerRow() * 8;
-            case INT8 -> spec.cols();
             default -> PackedCodes.rowBytes(spec);
         };
         int chunks = chunks(spec);
@@ -197,9 +195,7 @@ final class Int16LaneMatmul {
                 int xo = t * paddedK;
                 for (int j = 0; j < rows; j++) {
                     long row = (rb + j) * rowBytes;
-                    if (e == Encoding.INT8) {
-                        int8Sums(w, row, rowBytes, chunks, groupChunks, xp, xo, s.lanes, s.fieldSums);
-                    } else if (slicedGroups) {
+                    if (slicedGroups) {
                         int4Slices(w, row, chunks, groups, xp, xo, s.lanes, s.fieldSums);
                     } else {
                         groupSums(e, w, row, rowBytes, chunks, groupChunks, xp, xo, s.fieldSums);
@@ -443,46 +439,7 @@ final class Int16LaneMatmul {
                 .reduceLanes(VectorOperators.ADD);
     }
 
-    /**
-     * F_g of every group of one INT8 row, {@code groupChunks} chunks of 32 values each. Two products of at most
-     * 127 x 127 fit an int16 lane (32258), so each chunk's sum moves into int32 lanes at once. A short last chunk
-     * is read by whole lanes: for odd K its last lane's high byte lies past the row, still inside the tensor (the
-     * next row, or the scales that follow the values), and meets a zero activation.
-     */
-    private static void int8Sums(MemorySegment w, long row, long rowBytes, int chunks, int groupChunks, short[] xp,
-                                 int xo, int[] lanes, int[] out) {
-        IntVector acc = IntVector.zero(I);
-        boolean oneChunkGroups = groupChunks == 1;
-        int inGroup = 0;
-        int g = 0;
-        for (int c = 0; c < chunks; c++) {
-            long at = row + 32L * c;
-            ShortVector p = at + 32 <= row + rowBytes
-                    ? ShortVector.fromMemorySegment(S, w, at, LE)
-                    : ShortVector.fromMemorySegment(S, w, at, LE,
-                            VectorMask.fromLong(S, (1L << ((row + rowBytes - at + 1) / 2)) - 1));
-            int x = xo + 32 * c;
-            ShortVector lo = p.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8);
-            ShortVector hi = p.lanewise(VectorOperators.ASHR, 8);
-            IntVector v = lo.mul(ShortVector.fromArray(S, xp, x)).add(hi.mul(ShortVector.fromArray(S, xp, x + 16)))
-                    .reinterpretAsInts();
-            acc = acc.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                    .add(v.lanewise(VectorOperators.ASHR, 16));
-            if (oneChunkGroups) {
-                acc.intoArray(lanes, 8 * c);
-                acc = IntVector.zero(I);
-            } else if (++inGroup == groupChunks || c == chunks - 1) {
-                out[g++] = acc.reduceLanes(VectorOperators.ADD);
-                acc = IntVector.zero(I);
-                inGroup = 0;
-            }
-        }
-        if (oneChunkGroups) {
-            foldGroups(lanes, 0, chunks, out);
-        }
-    }
-
-    // Groups of 32 values (INT8 and INT4 g32) would cost one horizontal sum each. Instead each group's eight int32
+    // Groups of 32 values (INT4 g32) would cost one horizontal sum each. Instead each group's eight int32
     // lanes are stored, and foldGroups turns eight groups' lanes into one vector of eight sums: fold(a, b) keeps a's
     // lanes outside the mask and b's inside, and adds the other lanes moved by the shuffle, halving each vector.
     // The folds are written out: a helper taking vectors was not always inlined, and then ran 5x slower.

@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -64,16 +65,23 @@ final class Int8TileMatmul {
     record Tiles(MemorySegment values, MemorySegment scales) {
     }
 
-    static Tiles repack(TensorSpec spec, MemorySegment data) {
-        int n = (int) spec.rows();
+    /** One pass over the tensor, its rows split over {@code pool}. */
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        Arena arena = Arena.ofAuto();
+        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * pairs(spec) * 2 * TILE_ROWS, 64),
+                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4, 64));
+        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
+        return tiles;
+    }
+
+    private static void repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
         int k = (int) spec.cols();
         int p = pairs(spec);
         int groups = (int) spec.groupsPerRow();
-        Arena arena = Arena.ofAuto();
-        MemorySegment values = arena.allocate((long) tiles(spec) * p * 2 * TILE_ROWS, 64);
-        MemorySegment scales = arena.allocate((long) tiles(spec) * groups * TILE_ROWS * 4, 64);
+        MemorySegment values = tiles.values();
+        MemorySegment scales = tiles.scales();
         long scalesOffset = spec.scalesOffset();
-        for (int r = 0; r < n; r++) {
+        for (int r = r0; r < r1; r++) {
             int tile = r / TILE_ROWS;
             int lane = r % TILE_ROWS;
             long rowBase = (long) r * k;
@@ -90,7 +98,6 @@ final class Int8TileMatmul {
                 scales.set(F32, (((long) tile * groups + g) * TILE_ROWS + slot) * 4, s);
             }
         }
-        return new Tiles(values, scales);
     }
 
     /** Per worker thread: a tile's results, even rows then odd rows. */

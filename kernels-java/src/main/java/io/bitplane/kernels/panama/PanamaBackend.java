@@ -26,7 +26,10 @@ import java.nio.ByteOrder;
  * The Java backend: Panama Vector API kernels where they exist (F32; INT8 with F32 or INT8 activations; the bit
  * planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops), the
  * scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
- * product. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
+ * product. Two kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
+ * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
+ * activations ({@link Int8TileMatmul}) and, where vpermw makes its lookups cheap, ternary ({@link
+ * TernaryTileMatmul}). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
  * vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend {
@@ -86,10 +89,10 @@ public final class PanamaBackend extends ScalarBackend {
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
         if (ternaryTiles && TernaryTileMatmul.supports(spec)) {
-            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(spec, tensor.data()));
+            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (Int8TileMatmul.supports(spec)) {
-            return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data()));
+            return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
         }
         return w;
     }

@@ -5,6 +5,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
@@ -84,16 +85,20 @@ final class TernaryTileMatmul {
 
     /**
      * The tiles of a TERNARY tensor into new native memory, freed when unreachable. Signs are taken only where the
-     * mask is set, as the oracle reads them. Costs one pass over the tensor (it is done once, at upload).
+     * mask is set, as the oracle reads them. Costs one pass over the tensor, its rows split over {@code pool}.
      */
-    static MemorySegment repack(TensorSpec spec, MemorySegment data) {
-        int n = (int) spec.rows();
+    static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks(spec) * CHUNK_BYTES, 64);
+        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
+        return tiles;
+    }
+
+    private static void repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
         int chunks = chunks(spec);
-        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks * CHUNK_BYTES, 64);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         long words = spec.wordsPerRow();
         long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
-        for (int r = 0; r < n; r++) {
+        for (int r = r0; r < r1; r++) {
             long tileBase = (long) (r / TILE_ROWS) * chunks * CHUNK_BYTES + 2L * (r % TILE_ROWS);
             for (int c = 0; c < chunks; c++) {
                 int mask;
@@ -117,7 +122,6 @@ final class TernaryTileMatmul {
                 tiles.set(U16, at + 32, (short) sign);
             }
         }
-        return tiles;
     }
 
     private static final long LOW_BITS = 0x0101010101010101L;
