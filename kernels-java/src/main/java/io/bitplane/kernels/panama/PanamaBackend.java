@@ -229,17 +229,22 @@ public final class PanamaBackend extends ScalarBackend {
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
     private static final ThreadLocal<short[][]> TILE_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
+    /** The calling thread's array in {@code holder}, grown to at least {@code length}. */
+    private static short[] threadArray(ThreadLocal<short[][]> holder, int length) {
+        short[][] h = holder.get();
+        if (h[0].length < length) {
+            h[0] = new short[length];
+        }
+        return h[0];
+    }
+
     /** Quantizes every token on the calling thread into codes padded to whole pairs; the tiles are then split. */
     private static WorkerPool.RangeTask int8TileTask(Int8Tiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         int stride = 2 * Int8TileMatmul.pairs(spec);
         Int8Activations a = quantize(x, batch, k);
-        short[][] holder = TILE_CODES.get();
-        if (holder[0].length < batch * stride) {
-            holder[0] = new short[batch * stride];
-        }
-        short[] codes = holder[0];
+        short[] codes = threadArray(TILE_CODES, batch * stride);
         for (int t = 0; t < batch; t++) {
             System.arraycopy(a.q16, t * k, codes, t * stride, k);
             if (stride > k) {
@@ -256,11 +261,7 @@ public final class PanamaBackend extends ScalarBackend {
         int k = (int) spec.cols();
         int stride = TernaryTileMatmul.tableLength(spec);
         Int8Activations a = quantize(x, batch, k);
-        short[][] holder = TILE_TABLES.get();
-        if (holder[0].length < batch * stride) {
-            holder[0] = new short[batch * stride];
-        }
-        short[] tables = holder[0];
+        short[] tables = threadArray(TILE_TABLES, batch * stride);
         for (int t = 0; t < batch; t++) {
             TernaryTileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
         }
