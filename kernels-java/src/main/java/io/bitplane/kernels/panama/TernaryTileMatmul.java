@@ -17,23 +17,24 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * TERNARY x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into tiles of 16, one row per
- * 16-bit lane, so that one table lookup serves 16 rows.
+ * TERNARY x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into tiles, one row per 16-bit
+ * lane, so that one table lookup serves a whole tile of rows.
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack} from either file layout):
- *   tile t = rows 16t .. 16t+15, chunk c = values 16c .. 16c+15 (C = ceil(K / 16) chunks per row);
- *   at (t C + c) * 64 bytes: 16 little-endian u16 mask words, lane r: bit i set when value 16c+i of row 16t+r is
- *   not 0; then 16 u16 sign words, bit i set when it is -1. Rows past N and values past K are 0.
+ * Tiles (native memory, written once by {@link #repack} from either file layout); R = rows per tile = the 16-bit
+ * lanes of the vectors used (32 with 512 bits, 16 with 256):
+ *   tile t = rows R t .. R t + R - 1, chunk c = values 16c .. 16c+15 (C = ceil(K / 16) chunks per row);
+ *   at (t C + c) * 4R bytes: R little-endian u16 mask words, lane r: bit i set when value 16c+i of row R t + r is
+ *   not 0; then R u16 sign words, bit i set when it is -1. Rows past N and values past K are 0.
  * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
- *   the bits i set in m (codes past K count 0).
- * Per tile and token, 16 lanes at once: lane r adds table j [nibble j of its mask] and takes twice table j [nibble j
+ *   the bits i set in m (codes past K count 0). A lookup loads R entries from 16 j on and picks among the first 16.
+ * Per tile and token, R lanes at once: lane r adds table j [nibble j of its mask] and takes twice table j [nibble j
  *   of its sign]: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 64 tables sums to at most
  *   64 x 4 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit lanes.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * </pre>
  * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
- * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on 16 short lanes, is one instruction
+ * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
  * (vpermw) with AVX-512BW, which a preferred vector of 512 bits implies; AVX2 has no such instruction and the JDK
  * emulates it, so the backend takes this kernel only where {@link #worthUsing} says so.
  */
@@ -41,13 +42,19 @@ final class TernaryTileMatmul {
     private TernaryTileMatmul() {
     }
 
-    static final int TILE_ROWS = 16;
+    /** The tiles' vectors: the preferred width (512 bits where the kernel is chosen), else 256 bits. */
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    /** Rows per tile: one per 16-bit lane. */
+    static final int TILE_ROWS = S.length();
     private static final int CHUNK_VALUES = 16;
-    private static final int CHUNK_BYTES = 64;
+    /** A chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words. */
+    private static final int CHUNK_BYTES = 4 * TILE_ROWS;
+    /** Tables of 16 entries are built in 16 lanes. */
+    private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
     /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
     private static final int RUN_CHUNKS = 16;
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
@@ -78,9 +85,12 @@ final class TernaryTileMatmul {
         return (int) ((spec.rows() + TILE_ROWS - 1) / TILE_ROWS);
     }
 
-    /** Table entries per token. */
+    /**
+     * Table entries per token: 16 per 4 values, and room for a whole vector load at the last table (a lookup loads
+     * TILE_ROWS entries from its table on and picks among the first 16).
+     */
     static int tableLength(TensorSpec spec) {
-        return 4 * CHUNK_VALUES * chunks(spec);
+        return 4 * CHUNK_VALUES * chunks(spec) + TILE_ROWS - 16;
     }
 
     /**
@@ -119,7 +129,7 @@ final class TernaryTileMatmul {
                 }
                 long at = tileBase + (long) c * CHUNK_BYTES;
                 tiles.set(U16, at, (short) mask);
-                tiles.set(U16, at + 32, (short) sign);
+                tiles.set(U16, at + 2 * TILE_ROWS, (short) sign);
             }
         }
     }
@@ -145,14 +155,14 @@ final class TernaryTileMatmul {
             for (int m = 0; m < 16; m++) {
                 lanes[m] = (short) ((m >>> i & 1) == 0 ? 0 : -1);
             }
-            BIT[i] = ShortVector.fromArray(S, lanes, 0);
+            BIT[i] = ShortVector.fromArray(TABLE, lanes, 0);
         }
     }
 
     /** One token's tables from its codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)}. */
     static void buildTables(TensorSpec spec, short[] q, int q0, short[] tables, int t0) {
         int k = (int) spec.cols();
-        int quads = tableLength(spec) / 16;
+        int quads = 4 * chunks(spec);
         for (int j = 0; j < quads; j++) {
             int i = 4 * j;
             short a = i < k ? q[q0 + i] : 0;
@@ -183,7 +193,8 @@ final class TernaryTileMatmul {
                 tileSums(tiles, tileBase, chunks, tables, t * stride, sums);
                 for (int lane = 0; lane < TILE_ROWS; lane++) {
                     // int lane i of a sum held the 16-bit lanes 2i (low half) and 2i + 1 (high half)
-                    int r = tile * TILE_ROWS + (lane < 8 ? 2 * lane : 2 * (lane - 8) + 1);
+                    int half = TILE_ROWS / 2;
+                    int r = tile * TILE_ROWS + (lane < half ? 2 * lane : 2 * (lane - half) + 1);
                     if (r < n) {
                         float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
                         y[t * n + r] = (0f + (s * sums[lane] + 0f)) * tokenScales[t];
@@ -204,7 +215,7 @@ final class TernaryTileMatmul {
             for (int c = c0; c < c1; c++) {
                 long at = tileBase + (long) c * CHUNK_BYTES;
                 ShortVector mask = ShortVector.fromMemorySegment(S, tiles, at, LE);
-                ShortVector sign = ShortVector.fromMemorySegment(S, tiles, at + 32, LE);
+                ShortVector sign = ShortVector.fromMemorySegment(S, tiles, at + 2 * TILE_ROWS, LE);
                 int o = t0 + 4 * 16 * c;
                 ShortVector table = ShortVector.fromArray(S, tables, o);
                 plus = plus.add(mask.and((short) 15).selectFrom(table));
@@ -225,6 +236,6 @@ final class TernaryTileMatmul {
             odd = odd.add(run.lanewise(VectorOperators.ASHR, 16));
         }
         even.intoArray(out, 0);
-        odd.intoArray(out, 8);
+        odd.intoArray(out, TILE_ROWS / 2);
     }
 }
