@@ -50,8 +50,11 @@ public final class PanamaBackend extends ScalarBackend {
 
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
-    /** Whether ternary tensors with INT8 activations are repacked for {@link TernaryTileMatmul} at upload. */
-    private final boolean ternaryTiles;
+    /**
+     * Whether ternary and INT4 tensors with INT8 activations are repacked at upload for the lookup-table kernels
+     * ({@link TernaryTileMatmul}, {@link Int4TileMatmul}).
+     */
+    private final boolean lookupTiles;
 
     public PanamaBackend(int threads) {
         this(new WorkerPool(threads), true, TernaryTileMatmul.worthUsing());
@@ -63,21 +66,25 @@ public final class PanamaBackend extends ScalarBackend {
     }
 
     /**
-     * With the ternary tile kernel on or off whatever the machine (tests run it where it would not be chosen; see
-     * {@link TernaryTileMatmul#worthUsing}).
+     * With the lookup-table tile kernels on or off whatever the machine (tests run them where they would not be
+     * chosen; see {@link TernaryTileMatmul#worthUsing}).
      */
-    public PanamaBackend(int threads, boolean ternaryTiles) {
-        this(new WorkerPool(threads), true, ternaryTiles);
+    public PanamaBackend(int threads, boolean lookupTiles) {
+        this(new WorkerPool(threads), true, lookupTiles);
     }
 
-    private PanamaBackend(WorkerPool pool, boolean ownsPool, boolean ternaryTiles) {
+    private PanamaBackend(WorkerPool pool, boolean ownsPool, boolean lookupTiles) {
         this.pool = pool;
         this.ownsPool = ownsPool;
-        this.ternaryTiles = ternaryTiles;
+        this.lookupTiles = lookupTiles;
     }
 
     /** Ternary weights with their tiles for {@link TernaryTileMatmul}, beside the file's bytes. */
     private record TernaryTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    }
+
+    /** INT4 and INT4_ASYM weights with their tiles for {@link Int4TileMatmul}, beside the file's bytes. */
+    private record Int4Tiles(CpuWeights source, Int4TileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
     /** INT8 weights with their tiles for {@link Int8TileMatmul}, beside the file's bytes. */
@@ -88,8 +95,11 @@ public final class PanamaBackend extends ScalarBackend {
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
-        if (ternaryTiles && TernaryTileMatmul.supports(spec)) {
+        if (lookupTiles && TernaryTileMatmul.supports(spec)) {
             return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(spec, tensor.data(), pool));
+        }
+        if (lookupTiles && Int4TileMatmul.supports(spec)) {
+            return new Int4Tiles(CpuWeights.of(w), Int4TileMatmul.repack(spec, tensor.data(), pool));
         }
         if (Int8TileMatmul.supports(spec)) {
             return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
@@ -105,7 +115,7 @@ public final class PanamaBackend extends ScalarBackend {
     @Override
     public String description() {
         return "java (Panama Vector API, " + F.vectorBitSize() + "-bit vectors, " + pool.threads() + " threads"
-                + (ternaryTiles ? ", ternary tiles" : "") + ")";
+                + (lookupTiles ? ", lookup-table tiles" : "") + ")";
     }
 
     @Override
@@ -117,6 +127,10 @@ public final class PanamaBackend extends ScalarBackend {
         float[] y = ArrayBuffer.of(yb);
         if (w instanceof TernaryTiles t) {
             runTiles(spec, batch, TernaryTileMatmul.tiles(spec), ternaryTileTask(t, x, y, batch));
+            return;
+        }
+        if (w instanceof Int4Tiles t) {
+            runTiles(spec, batch, TernaryTileMatmul.tiles(spec), int4TileTask(t, x, y, batch));
             return;
         }
         if (w instanceof Int8Tiles t) {
@@ -255,16 +269,48 @@ public final class PanamaBackend extends ScalarBackend {
         return (t0, t1) -> Int8TileMatmul.tiles(spec, w.tiles(), codes, scales, y, batch, t0, t1);
     }
 
-    /** Builds every token's tables on the calling thread; the tiles are then split, the tables shared read-only. */
-    private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    /** Every token's lookup tables, built on the calling thread (the tiles are then split, the tables shared). */
+    private static short[] lookupTables(TensorSpec spec, Int8Activations a, int batch) {
         int k = (int) spec.cols();
         int stride = TernaryTileMatmul.tableLength(spec);
-        Int8Activations a = quantize(x, batch, k);
         short[] tables = threadArray(TILE_TABLES, batch * stride);
         for (int t = 0; t < batch; t++) {
             TernaryTileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
         }
+        return tables;
+    }
+
+    private static final ThreadLocal<int[][]> TILE_GROUP_SUMS = ThreadLocal.withInitial(() -> new int[1][0]);
+
+    private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int groups = (int) spec.groupsPerRow();
+        int group = (int) spec.effectiveGroupSize();
+        Int8Activations a = quantize(x, batch, k);
+        short[] tables = lookupTables(spec, a, batch);
+        int[][] holder = TILE_GROUP_SUMS.get();
+        if (holder[0].length < batch * groups) {
+            holder[0] = new int[batch * groups];
+        }
+        int[] sums = holder[0];
+        for (int t = 0; t < batch; t++) {
+            for (int g = 0; g < groups; g++) {
+                int s = 0;
+                for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
+                    s += a.q16[t * k + i];
+                }
+                sums[t * groups + g] = s;
+            }
+        }
+        float[] scales = a.scales;
+        return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+    }
+
+    private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        Int8Activations a = quantize(x, batch, (int) spec.cols());
+        short[] tables = lookupTables(spec, a, batch);
         float[] scales = a.scales;
         MemorySegment data = w.source().data();
         return (t0, t1) -> TernaryTileMatmul.tiles(spec, data, w.tiles(), tables, scales, y, batch, t0, t1);

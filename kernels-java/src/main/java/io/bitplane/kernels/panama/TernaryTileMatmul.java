@@ -59,7 +59,7 @@ final class TernaryTileMatmul {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     /** The system property that forces the kernel on or off ({@code on}, {@code off}; else by the vector width). */
-    static final String PROPERTY = "bitplane.ternaryTiles";
+    static final String PROPERTY = "bitplane.lookupTiles";
 
     /** Tensors this kernel takes: TERNARY with INT8 activations and one scale per row, in either layout. */
     static boolean supports(TensorSpec spec) {
@@ -68,7 +68,7 @@ final class TernaryTileMatmul {
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
 
-    /** Whether to repack ternary tensors for this kernel: {@link #PROPERTY}, else when vpermw is there. */
+    /** Whether to repack for the lookup-table kernels (this and INT4): {@link #PROPERTY}, else if vpermw is there. */
     static boolean worthUsing() {
         String forced = System.getProperty(PROPERTY, "");
         if (forced.equalsIgnoreCase("on") || forced.equalsIgnoreCase("off")) {

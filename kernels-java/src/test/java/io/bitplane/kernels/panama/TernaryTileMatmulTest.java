@@ -25,8 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The ternary tile kernel against the scalar oracle, forced on whatever this machine would choose (on AVX2 the JDK
- * emulates its lookups: slow, but the same results). Integer sums, so results must be equal bit for bit.
+ * The lookup-table tile kernels (ternary, and INT4 in {@link Int4TileMatmul}) against the scalar oracle, forced on
+ * whatever this machine would choose (on AVX2 the JDK emulates their lookups: slow, but the same results). Integer
+ * sums, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TernaryTileMatmulTest {
@@ -60,6 +61,47 @@ class TernaryTileMatmulTest {
             assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
                     BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
         }
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
+    @CsvSource({
+        "int4@32, 1, 32, 1, false", "int4@32, 17, 100, 2, true", "int4@32, 33, 1030, 1, false",
+        "int4@16, 5, 48, 3, true", "int4@128, 40, 1000, 1, true", "int4, 9, 300, 2, false", "int4, 3, 4100, 1, true",
+        "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
+        "int4@32, 600, 512, 1, true"})
+    void int4MatchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
+        Random rnd = new Random(rows * 43L + cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
+        if (packed) {
+            t = PackedCodes.relayout(t);
+        }
+        assertTrue(Int4TileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 5}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tiles, placed, x, batch), spec + " misaligned by " + misalign);
+        }
+    }
+
+    /** INT4 fields nearly all 15 and codes all 127 over long groups: the int16 runs must end in time. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"int4@2048", "int4-asym@2048"})
+    void largestInt4SumsDoNotOverflow(String spec) {
+        int rows = 33;
+        int cols = 8192;
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = i % 97 == 0 ? -0.1f : 0.1f;  // the row's extremes: fields 0 and 15, nearly all 15
+        }
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(spec),
+                ActivationHint.INT8);
+        float[] x = new float[cols];
+        Arrays.fill(x, 1f);
+        BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 1),
+                BackendConformance.matmul(tiles, placed, x, 1));
     }
 
     /**

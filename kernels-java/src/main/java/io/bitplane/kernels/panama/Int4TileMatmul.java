@@ -1,0 +1,207 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * INT4 and INT4_ASYM x INT8 activations (W4A8) by the lookup tables of {@link TernaryTileMatmul}, on the same tiles
+ * of rows, with four bit planes instead of mask and sign.
+ *
+ * <pre>
+ * Tiles (native memory, written once by {@link #repack} from either file layout); R rows per tile as the ternary
+ * tiles, chunk c = values 16c .. 16c+15:
+ *   at (t C + c) * 8R bytes: for each bit p = 0..3 of the unsigned field u (code + 8 for INT4, the code for
+ *   INT4_ASYM), R little-endian u16 words, lane r: bit i = bit p of u of value 16c+i of row R t + r.
+ *   Rows past N and values past K are 0.
+ * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + j) * 4: j < R/2 the even rows of the tile, then the odd rows.
+ * Tables: the ternary kernel's, per token (table j: subset sums of the codes q[4j .. 4j+3]).
+ * Per tile, token and group, lane by lane: S_p = sum over the group's tables of table j [nibble j of plane p], so
+ *   sum u q = S_0 + 2 S_1 + 4 S_2 + 8 S_3. In 16 bits, S_0 + 2 S_1 and S_2 + 2 S_3 stay below 3 x 16 x 508 over
+ *   runs of 16 tables (4 chunks), so runs end there or at the group's end and add into 32-bit sums.
+ *   acc_g = sum u q - 8 X_g (INT4) or sum u q (INT4_ASYM), X_g the group's sum of codes: the oracle's integer;
+ *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM), in group order; y = sum x s_x.
+ * </pre>
+ * Groups must be whole chunks (a multiple of 16 values, or one group per row). Chosen with the ternary tiles, where
+ * vpermw makes the lookups cheap.
+ */
+final class Int4TileMatmul {
+    private Int4TileMatmul() {
+    }
+
+    private static final int R = TernaryTileMatmul.TILE_ROWS;
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
+            jdk.incubator.vector.VectorShape.forBitSize(16 * R));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
+    private static final int CHUNK_VALUES = 16;
+    private static final int CHUNK_BYTES = 8 * R;
+    /** Chunks per int16 run (see the class comment). */
+    private static final int RUN_CHUNKS = 4;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+
+    static boolean supports(TensorSpec spec) {
+        Encoding e = spec.encoding();
+        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && spec.activations() == ActivationHint.INT8
+                && spec.rank() == 2 && spec.cols() <= Integer.MAX_VALUE / 16
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % CHUNK_VALUES == 0)
+                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
+    }
+
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    record Tiles(MemorySegment planes, MemorySegment scales, MemorySegment mins) {
+    }
+
+    /** One pass over the tensor, its rows split over {@code pool}. */
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        Arena arena = Arena.ofAuto();
+        long tiles = TernaryTileMatmul.tiles(spec);
+        long groupSlots = tiles * spec.groupsPerRow() * R * 4;
+        Tiles t = new Tiles(arena.allocate(tiles * TernaryTileMatmul.chunks(spec) * CHUNK_BYTES, 64),
+                arena.allocate(groupSlots, 64),
+                spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
+        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
+        return t;
+    }
+
+    private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
+        int k = (int) spec.cols();
+        int chunks = TernaryTileMatmul.chunks(spec);
+        int groups = (int) spec.groupsPerRow();
+        boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
+        int offset = spec.encoding() == Encoding.INT4 ? 8 : 0;
+        long words = spec.wordsPerRow();
+        int[] codes = packed ? new int[k] : null;
+        for (int r = r0; r < r1; r++) {
+            int lane = r % R;
+            long tileBase = (long) (r / R) * chunks * CHUNK_BYTES + 2L * lane;
+            if (packed) {
+                PackedCodes.decodeRow(spec, data, r, codes);
+            }
+            for (int c = 0; c < chunks; c++) {
+                for (int p = 0; p < 4; p++) {
+                    int bits = 0;
+                    if (packed) {
+                        for (int i = 0, col = CHUNK_VALUES * c; i < CHUNK_VALUES && col < k; i++, col++) {
+                            bits |= ((codes[col] + offset) >>> p & 1) << i;
+                        }
+                    } else {  // plane p of row r: u64 words at (4 r + p) * words
+                        long word = data.getAtIndex(U64, (4L * r + p) * words + c / 4);
+                        bits = (int) (word >>> (CHUNK_VALUES * (c % 4))) & 0xffff;
+                    }
+                    t.planes().set(U16, tileBase + (long) c * CHUNK_BYTES + 2L * R * p, (short) bits);
+                }
+            }
+            int slot = lane % 2 == 0 ? lane / 2 : R / 2 + lane / 2;
+            for (int g = 0; g < groups; g++) {
+                long gi = (long) r * groups + g;
+                long at = (((long) (r / R) * groups + g) * R + slot) * 4;
+                t.scales().set(F32, at, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, spec.scalesOffset() + 2 * gi)));
+                if (t.mins() != null) {
+                    t.mins().set(F32, at, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, spec.minsOffset() + 2 * gi)));
+                }
+            }
+        }
+    }
+
+    /** Per worker thread: a tile's results, even rows then odd rows. */
+    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[R]);
+
+    /**
+     * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, its group sums
+     * of codes at {@code groupSums[t * G ..]}, results at {@code y[t * N + row]}.
+     */
+    static void tiles(TensorSpec spec, Tiles w, short[] tables, int[] groupSums, float[] tokenScales, float[] y,
+                      int batch, int tile0, int tile1) {
+        int n = (int) spec.rows();
+        int chunks = TernaryTileMatmul.chunks(spec);
+        int groups = (int) spec.groupsPerRow();
+        int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+        int stride = TernaryTileMatmul.tableLength(spec);
+        boolean asym = w.mins() != null;
+        int half = R / 2;
+        float[] out = TILE_RESULTS.get();
+        for (int tile = tile0; tile < tile1; tile++) {
+            long tileBase = (long) tile * chunks * CHUNK_BYTES;
+            for (int t = 0; t < batch; t++) {
+                FloatVector even = FloatVector.zero(F);
+                FloatVector odd = FloatVector.zero(F);
+                for (int g = 0; g < groups; g++) {
+                    IntVector accEven = IntVector.zero(I);
+                    IntVector accOdd = IntVector.zero(I);
+                    int end = Math.min(chunks, (g + 1) * groupChunks);
+                    for (int c0 = g * groupChunks; c0 < end; c0 += RUN_CHUNKS) {
+                        ShortVector s0 = ShortVector.zero(S);
+                        ShortVector s1 = ShortVector.zero(S);
+                        ShortVector s2 = ShortVector.zero(S);
+                        ShortVector s3 = ShortVector.zero(S);
+                        for (int c = c0; c < Math.min(end, c0 + RUN_CHUNKS); c++) {
+                            long at = tileBase + (long) c * CHUNK_BYTES;
+                            ShortVector p0 = ShortVector.fromMemorySegment(S, w.planes(), at, LE);
+                            ShortVector p1 = ShortVector.fromMemorySegment(S, w.planes(), at + 2L * R, LE);
+                            ShortVector p2 = ShortVector.fromMemorySegment(S, w.planes(), at + 4L * R, LE);
+                            ShortVector p3 = ShortVector.fromMemorySegment(S, w.planes(), at + 6L * R, LE);
+                            for (int j = 0; j < 4; j++) {
+                                ShortVector table = ShortVector.fromArray(S, tables, t * stride + 16 * (4 * c + j));
+                                int shift = 4 * j;
+                                s0 = s0.add(p0.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
+                                s1 = s1.add(p1.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
+                                s2 = s2.add(p2.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
+                                s3 = s3.add(p3.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
+                            }
+                        }
+                        // low = S_0 + 2 S_1 and high = S_2 + 2 S_3 of the run; sum u q = low + 4 high
+                        IntVector low = s0.add(s1.add(s1)).reinterpretAsInts();
+                        IntVector high = s2.add(s3.add(s3)).reinterpretAsInts();
+                        accEven = accEven.add(low.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                                .add(high.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 14));
+                        accOdd = accOdd.add(low.lanewise(VectorOperators.ASHR, 16))
+                                .add(high.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 2));
+                    }
+                    int x = groupSums[t * groups + g];
+                    if (!asym) {
+                        accEven = accEven.sub(8 * x);
+                        accOdd = accOdd.sub(8 * x);
+                    }
+                    long at = ((long) tile * groups + g) * R * 4;
+                    even = even.add(term(w, at, accEven, asym, x));
+                    odd = odd.add(term(w, at + 4L * half, accOdd, asym, x));
+                }
+                even.mul(tokenScales[t]).intoArray(out, 0);
+                odd.mul(tokenScales[t]).intoArray(out, half);
+                for (int j = 0; j < half; j++) {
+                    int r = tile * R + 2 * j;
+                    if (r < n) {
+                        y[t * n + r] = out[j];
+                    }
+                    if (r + 1 < n) {
+                        y[t * n + r + 1] = out[half + j];
+                    }
+                }
+            }
+        }
+    }
+
+    /** The oracle's group term {@code s acc + 0f}, or {@code s acc + m X} for INT4_ASYM, for half a tile's rows. */
+    private static FloatVector term(Tiles w, long at, IntVector acc, boolean asym, int x) {
+        FloatVector s = FloatVector.fromMemorySegment(F, w.scales(), at, LE);
+        FloatVector a = s.mul((FloatVector) acc.convert(VectorOperators.I2F, 0));
+        return asym ? a.add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul((float) x)) : a.add(0f);
+    }
+}
