@@ -81,26 +81,24 @@ final class Int4TileMatmul {
     }
 
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
-        int k = (int) spec.cols();
         int chunks = TernaryTileMatmul.chunks(spec);
         int groups = (int) spec.groupsPerRow();
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
-        int offset = spec.encoding() == Encoding.INT4 ? 8 : 0;
         long words = spec.wordsPerRow();
-        int[] codes = packed ? new int[k] : null;
+        long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
         for (int r = r0; r < r1; r++) {
             int lane = r % R;
             long tileBase = (long) (r / R) * chunks * CHUNK_BYTES + 2L * lane;
-            if (packed) {
-                PackedCodes.decodeRow(spec, data, r, codes);
-            }
             for (int c = 0; c < chunks; c++) {
                 for (int p = 0; p < 4; p++) {
-                    int bits = 0;
+                    int bits;
                     if (packed) {
-                        for (int i = 0, col = CHUNK_VALUES * c; i < CHUNK_VALUES && col < k; i++, col++) {
-                            bits |= ((codes[col] + offset) >>> p & 1) << i;
-                        }
+                        // Chunk c is block c / 4, fields at bits 4s of its bytes 16h .. 16h + 15 (s = c % 4 / 2,
+                        // h = c % 2); the field is u (PackedCodes). Bit p of byte i's field into bit i.
+                        long at = r * rowBytes + 32L * (c / 4) + 16L * (c % 2);
+                        int shift = 4 * (c % 4 / 2) + p;
+                        bits = (int) Long.compress(data.get(U64, at) >>> shift, LOW_BITS)
+                                | (int) Long.compress(data.get(U64, at + 8) >>> shift, LOW_BITS) << 8;
                     } else {  // plane p of row r: u64 words at (4 r + p) * words
                         long word = data.getAtIndex(U64, (4L * r + p) * words + c / 4);
                         bits = (int) (word >>> (CHUNK_VALUES * (c % 4))) & 0xffff;
@@ -119,6 +117,8 @@ final class Int4TileMatmul {
             }
         }
     }
+
+    private static final long LOW_BITS = 0x0101010101010101L;
 
     /** Per worker thread: a tile's results, even rows then odd rows. */
     private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[R]);
