@@ -106,7 +106,7 @@ final class Int4TileMatmul {
                     t.planes().set(U16, tileBase + (long) c * CHUNK_BYTES + 2L * R * p, (short) bits);
                 }
             }
-            int slot = lane % 2 == 0 ? lane / 2 : R / 2 + lane / 2;
+            int slot = TileRows.slot(lane, R);
             for (int g = 0; g < groups; g++) {
                 long gi = (long) r * groups + g;
                 long at = (((long) (r / R) * groups + g) * R + slot) * 4;
@@ -183,17 +183,7 @@ final class Int4TileMatmul {
                     even = even.add(term(w, at, accEven, asym, x));
                     odd = odd.add(term(w, at + 4L * half, accOdd, asym, x));
                 }
-                even.mul(tokenScales[t]).intoArray(out, 0);
-                odd.mul(tokenScales[t]).intoArray(out, half);
-                for (int j = 0; j < half; j++) {
-                    int r = tile * R + 2 * j;
-                    if (r < n) {
-                        y[t * n + r] = out[j];
-                    }
-                    if (r + 1 < n) {
-                        y[t * n + r + 1] = out[half + j];
-                    }
-                }
+                TileRows.store(even, odd, tokenScales[t], out, y, t * n, tile * R, n);
             }
         }
     }

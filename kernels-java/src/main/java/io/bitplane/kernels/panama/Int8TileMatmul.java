@@ -92,7 +92,7 @@ final class Int8TileMatmul {
             if (k % 2 == 1) {
                 values.set(ValueLayout.JAVA_BYTE, at, data.get(ValueLayout.JAVA_BYTE, rowBase + k - 1));
             }
-            int slot = lane % 2 == 0 ? lane / 2 : TILE_ROWS / 2 + lane / 2;
+            int slot = TileRows.slot(lane, TILE_ROWS);
             for (int g = 0; g < groups; g++) {
                 float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
                 scales.set(F32, (((long) tile * groups + g) * TILE_ROWS + slot) * 4, s);
@@ -142,17 +142,7 @@ final class Int8TileMatmul {
                     even = even.add(sEven.mul((FloatVector) accEven.convert(VectorOperators.I2F, 0)).add(0f));
                     odd = odd.add(sOdd.mul((FloatVector) accOdd.convert(VectorOperators.I2F, 0)).add(0f));
                 }
-                even.mul(tokenScales[t]).intoArray(out, 0);
-                odd.mul(tokenScales[t]).intoArray(out, half);
-                for (int j = 0; j < half; j++) {
-                    int r = tile * TILE_ROWS + 2 * j;
-                    if (r < n) {
-                        y[t * n + r] = out[j];
-                    }
-                    if (r + 1 < n) {
-                        y[t * n + r + 1] = out[half + j];
-                    }
-                }
+                TileRows.store(even, odd, tokenScales[t], out, y, t * n, tile * TILE_ROWS, n);
             }
         }
     }

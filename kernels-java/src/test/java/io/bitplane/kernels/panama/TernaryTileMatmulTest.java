@@ -49,11 +49,7 @@ class TernaryTileMatmulTest {
         "1000, 640, 1, false"})
     void matchesTheOracle(int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 41L + cols);
-        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
-                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("ternary"), ActivationHint.INT8);
-        if (packed) {
-            t = PackedCodes.relayout(t);
-        }
+        EncodedTensor t = gaussian("ternary", rows, cols, packed, rnd);
         assertTrue(TernaryTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
@@ -71,11 +67,7 @@ class TernaryTileMatmulTest {
         "int4@32, 600, 512, 1, true"})
     void int4MatchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 43L + cols);
-        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
-                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
-        if (packed) {
-            t = PackedCodes.relayout(t);
-        }
+        EncodedTensor t = gaussian(spec, rows, cols, packed, rnd);
         assertTrue(Int4TileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 5}) {
@@ -83,6 +75,13 @@ class TernaryTileMatmulTest {
             assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
                     BackendConformance.matmul(tiles, placed, x, batch), spec + " misaligned by " + misalign);
         }
+    }
+
+    /** Gaussian weights quantized by {@code spec} for INT8 activations, in the packed layout or the canonical one. */
+    private static EncodedTensor gaussian(String spec, int rows, int cols, boolean packed, Random rnd) {
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
+        return packed ? PackedCodes.relayout(t) : t;
     }
 
     /** INT4 fields nearly all 15 and codes all 127 over long groups: the int16 runs must end in time. */
