@@ -179,19 +179,28 @@ final class Int4TileMatmul {
                         accEven = accEven.sub(8 * x);
                         accOdd = accOdd.sub(8 * x);
                     }
+                    // The oracle's term s acc + 0f (INT4) or s acc + m X (INT4_ASYM), written out here: as a method
+                    // taking vectors it was not inlined, and its vectors were boxed.
                     long at = ((long) tile * groups + g) * R * 4;
-                    even = even.add(term(w, at, accEven, asym, x));
-                    odd = odd.add(term(w, at + 4L * half, accOdd, asym, x));
+                    FloatVector termEven = FloatVector.fromMemorySegment(F, w.scales(), at, LE)
+                            .mul((FloatVector) accEven.convert(VectorOperators.I2F, 0));
+                    FloatVector termOdd = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * half, LE)
+                            .mul((FloatVector) accOdd.convert(VectorOperators.I2F, 0));
+                    if (asym) {
+                        termEven = termEven.add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul((float) x));
+                        termOdd = termOdd.add(FloatVector.fromMemorySegment(F, w.mins(), at + 4L * half, LE)
+                                .mul((float) x));
+                    } else {
+                        termEven = termEven.add(0f);
+                        termOdd = termOdd.add(0f);
+                    }
+                    even = even.add(termEven);
+                    odd = odd.add(termOdd);
                 }
-                TileRows.store(even, odd, tokenScales[t], out, y, t * n, tile * R, n);
+                even.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
+                odd.mul(tokenScales[t]).intoArray(out, half);
+                TileRows.store(out, y, t * n, tile * R, n);
             }
         }
-    }
-
-    /** The oracle's group term {@code s acc + 0f}, or {@code s acc + m X} for INT4_ASYM, for half a tile's rows. */
-    private static FloatVector term(Tiles w, long at, IntVector acc, boolean asym, int x) {
-        FloatVector s = FloatVector.fromMemorySegment(F, w.scales(), at, LE);
-        FloatVector a = s.mul((FloatVector) acc.convert(VectorOperators.I2F, 0));
-        return asym ? a.add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul((float) x)) : a.add(0f);
     }
 }

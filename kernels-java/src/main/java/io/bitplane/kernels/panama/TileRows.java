@@ -1,7 +1,5 @@
 package io.bitplane.kernels.panama;
 
-import jdk.incubator.vector.FloatVector;
-
 /**
  * What the kernels on tiles of rows (one row per 16-bit lane) share: a pair of 16-bit lanes widens into one 32-bit
  * lane, its low half (the even row of the pair) and its high half (the odd row) into two vectors, so per-row floats
@@ -17,14 +15,12 @@ final class TileRows {
     }
 
     /**
-     * Stores a tile's sums times the token's scale ({@code y = sum x s_x}, as the oracle) to {@code y[yo + row]} for
-     * the tile's rows below {@code n}; {@code out} is scratch of a tile's length.
+     * Stores a tile's results {@code out} (even rows, then odd rows) to {@code y[yo + row]} for the tile's rows below
+     * {@code n}. Takes an array, not vectors: a method that takes vectors and is not inlined boxes them (the kernels
+     * are large enough that C2 stops inlining).
      */
-    static void store(FloatVector even, FloatVector odd, float tokenScale, float[] out, float[] y, int yo,
-                      int firstRow, int n) {
-        int half = even.length();
-        even.mul(tokenScale).intoArray(out, 0);
-        odd.mul(tokenScale).intoArray(out, half);
+    static void store(float[] out, float[] y, int yo, int firstRow, int n) {
+        int half = out.length / 2;
         for (int j = 0; j < half; j++) {
             int r = firstRow + 2 * j;
             if (r < n) {
