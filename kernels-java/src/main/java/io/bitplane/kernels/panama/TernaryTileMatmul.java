@@ -17,8 +17,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * TERNARY x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into tiles, one row per 16-bit
- * lane, so that one table lookup serves a whole tile of rows.
+ * TERNARY (and BINARY, as codes +-1) x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into
+ * tiles, one row per 16-bit lane, so that one table lookup serves a whole tile of rows.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = rows per tile = the 16-bit
@@ -61,11 +61,16 @@ final class TernaryTileMatmul {
     /** The system property that forces the kernel on or off ({@code on}, {@code off}; else by the vector width). */
     static final String PROPERTY = "bitplane.lookupTiles";
 
-    /** Tensors this kernel takes: TERNARY with INT8 activations and one scale per row, in either layout. */
+    /**
+     * Tensors this kernel takes, with INT8 activations and one scale per row: TERNARY in either layout, and BINARY
+     * (codes +-1: the mask is every value of the row, the sign its bit).
+     */
     static boolean supports(TensorSpec spec) {
-        return spec.encoding() == Encoding.TERNARY && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
-                && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 16
-                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
+        Encoding e = spec.encoding();
+        return (e == Encoding.TERNARY || e == Encoding.BINARY) && spec.activations() == ActivationHint.INT8
+                && spec.rank() == 2 && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 16
+                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                    || e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
 
     /** Whether to repack for the lookup-table kernels (this and INT4): {@link #PROPERTY}, else if vpermw is there. */
@@ -94,8 +99,9 @@ final class TernaryTileMatmul {
     }
 
     /**
-     * The tiles of a TERNARY tensor into new native memory, freed when unreachable. Signs are taken only where the
-     * mask is set, as the oracle reads them. Costs one pass over the tensor, its rows split over {@code pool}.
+     * The tiles of a TERNARY or BINARY tensor into new native memory, freed when unreachable. Signs are taken only
+     * where the mask is set, as the oracle reads them. A binary tensor takes twice its bytes here (its mask words
+     * are all ones): the ternary loop serves it unchanged. Costs one pass over the tensor, its rows split over {@code pool}.
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks(spec) * CHUNK_BYTES, 64);
@@ -106,6 +112,8 @@ final class TernaryTileMatmul {
     private static void repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
         int chunks = chunks(spec);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
+        boolean binary = spec.encoding() == Encoding.BINARY;
+        int k = (int) spec.cols();
         long words = spec.wordsPerRow();
         long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
         for (int r = r0; r < r1; r++) {
@@ -122,6 +130,10 @@ final class TernaryTileMatmul {
                     long hi = data.get(U64, at + 8) >>> shift;
                     mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
                     sign = negativeFields(lo) | negativeFields(hi) << 8;
+                } else if (binary) {  // one plane of u64 words, bit set for code -1; every value below K counts
+                    int values = Math.min(CHUNK_VALUES, k - CHUNK_VALUES * c);
+                    mask = values == CHUNK_VALUES ? 0xffff : (1 << values) - 1;
+                    sign = (int) (data.getAtIndex(U64, r * words + c / 4) >>> CHUNK_VALUES * (c % 4)) & mask;
                 } else {  // planes of u64 words: mask (plane 0), then sign (plane 1)
                     int shift = CHUNK_VALUES * (c % 4);
                     mask = (int) (data.getAtIndex(U64, 2L * r * words + c / 4) >>> shift) & 0xffff;

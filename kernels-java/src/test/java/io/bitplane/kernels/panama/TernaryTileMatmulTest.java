@@ -77,6 +77,21 @@ class TernaryTileMatmulTest {
         }
     }
 
+    /** Binary rows (codes +-1, one plane) go through the ternary loop with every value in the mask. */
+    @ParameterizedTest(name = "{0}x{1} batch {2}")
+    @CsvSource({"1, 1, 1", "3, 130, 2", "33, 17, 1", "65, 1030, 3", "40, 4100, 1", "500, 640, 2"})
+    void binaryMatchesTheOracle(int rows, int cols, int batch) {
+        Random rnd = new Random(rows * 47L + cols);
+        EncodedTensor t = gaussian("binary", rows, cols, false, rnd);
+        assertTrue(TernaryTileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 7}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
+        }
+    }
+
     /** Gaussian weights quantized by {@code spec} for INT8 activations, in the packed layout or the canonical one. */
     private static EncodedTensor gaussian(String spec, int rows, int cols, boolean packed, Random rnd) {
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
