@@ -309,11 +309,28 @@ public final class PanamaBackend extends ScalarBackend {
 
     private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
-        Int8Activations a = quantize(x, batch, (int) spec.cols());
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(x, batch, k);
         short[] tables = lookupTables(spec, a, batch);
+        int[] codeSums = null;
+        if (spec.encoding() == Encoding.BINARY) {  // acc = X - 2 S, X the token's sum of codes
+            int[][] holder = TILE_GROUP_SUMS.get();
+            if (holder[0].length < batch) {
+                holder[0] = new int[batch];
+            }
+            codeSums = holder[0];
+            for (int t = 0; t < batch; t++) {
+                int sum = 0;
+                for (int i = 0; i < k; i++) {
+                    sum += a.q16[t * k + i];
+                }
+                codeSums[t] = sum;
+            }
+        }
+        int[] sums = codeSums;
         float[] scales = a.scales;
         MemorySegment data = w.source().data();
-        return (t0, t1) -> TernaryTileMatmul.tiles(spec, data, w.tiles(), tables, scales, y, batch, t0, t1);
+        return (t0, t1) -> TernaryTileMatmul.tiles(spec, data, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */

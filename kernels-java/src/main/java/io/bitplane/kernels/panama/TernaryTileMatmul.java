@@ -49,8 +49,10 @@ final class TernaryTileMatmul {
     /** Rows per tile: one per 16-bit lane. */
     static final int TILE_ROWS = S.length();
     private static final int CHUNK_VALUES = 16;
-    /** A chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words. */
-    private static final int CHUNK_BYTES = 4 * TILE_ROWS;
+    /** Bytes of a chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words; BINARY has only the signs. */
+    private static int chunkBytes(TensorSpec spec) {
+        return (spec.encoding() == Encoding.BINARY ? 2 : 4) * TILE_ROWS;
+    }
     /** Tables of 16 entries are built in 16 lanes. */
     private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
     /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
@@ -104,20 +106,21 @@ final class TernaryTileMatmul {
      * are all ones): the ternary loop serves it unchanged. Costs one pass over the tensor, its rows split over {@code pool}.
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks(spec) * CHUNK_BYTES, 64);
+        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks(spec) * chunkBytes(spec), 64);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }
 
     private static void repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
         int chunks = chunks(spec);
+        int chunkBytes = chunkBytes(spec);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         boolean binary = spec.encoding() == Encoding.BINARY;
         int k = (int) spec.cols();
         long words = spec.wordsPerRow();
         long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
         for (int r = r0; r < r1; r++) {
-            long tileBase = (long) (r / TILE_ROWS) * chunks * CHUNK_BYTES + 2L * (r % TILE_ROWS);
+            long tileBase = (long) (r / TILE_ROWS) * chunks * chunkBytes + 2L * (r % TILE_ROWS);
             for (int c = 0; c < chunks; c++) {
                 int mask;
                 int sign;
@@ -130,16 +133,16 @@ final class TernaryTileMatmul {
                     long hi = data.get(U64, at + 8) >>> shift;
                     mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
                     sign = negativeFields(lo) | negativeFields(hi) << 8;
-                } else if (binary) {  // one plane of u64 words, bit set for code -1; every value below K counts
-                    int values = Math.min(CHUNK_VALUES, k - CHUNK_VALUES * c);
-                    mask = values == CHUNK_VALUES ? 0xffff : (1 << values) - 1;
-                    sign = (int) (data.getAtIndex(U64, r * words + c / 4) >>> CHUNK_VALUES * (c % 4)) & mask;
+                } else if (binary) {  // one plane of u64 words, bit set for code -1; the signs are the tile
+                    long word = data.getAtIndex(U64, r * words + c / 4) >>> CHUNK_VALUES * (c % 4);
+                    tiles.set(U16, tileBase + (long) c * chunkBytes, (short) word);
+                    continue;
                 } else {  // planes of u64 words: mask (plane 0), then sign (plane 1)
                     int shift = CHUNK_VALUES * (c % 4);
                     mask = (int) (data.getAtIndex(U64, 2L * r * words + c / 4) >>> shift) & 0xffff;
                     sign = (int) (data.getAtIndex(U64, (2L * r + 1) * words + c / 4) >>> shift) & mask;
                 }
-                long at = tileBase + (long) c * CHUNK_BYTES;
+                long at = tileBase + (long) c * chunkBytes;
                 tiles.set(U16, at, (short) mask);
                 tiles.set(U16, at + 2 * TILE_ROWS, (short) sign);
             }
@@ -192,17 +195,22 @@ final class TernaryTileMatmul {
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
      * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}.
      */
-    static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, short[] tables, float[] tokenScales,
-                      float[] y, int batch, int tile0, int tile1) {
+    static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, short[] tables, int[] codeSums,
+                      float[] tokenScales, float[] y, int batch, int tile0, int tile1) {
         int n = (int) spec.rows();
         int chunks = chunks(spec);
         int stride = tableLength(spec);
         long scales = spec.scalesOffset();
+        boolean binary = spec.encoding() == Encoding.BINARY;
         int[] sums = TILE_SUMS.get();
         for (int tile = tile0; tile < tile1; tile++) {
-            long tileBase = (long) tile * chunks * CHUNK_BYTES;
+            long tileBase = (long) tile * chunks * chunkBytes(spec);
             for (int t = 0; t < batch; t++) {
-                tileSums(tiles, tileBase, chunks, tables, t * stride, sums);
+                if (binary) {
+                    signSums(tiles, tileBase, chunks, tables, t * stride, codeSums[t], sums);
+                } else {
+                    tileSums(tiles, tileBase, chunks, tables, t * stride, sums);
+                }
                 for (int lane = 0; lane < TILE_ROWS; lane++) {
                     // int lane i of a sum held the 16-bit lanes 2i (low half) and 2i + 1 (high half)
                     int half = TILE_ROWS / 2;
@@ -225,7 +233,7 @@ final class TernaryTileMatmul {
             ShortVector minus = ShortVector.zero(S);
             int c1 = Math.min(chunks, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
-                long at = tileBase + (long) c * CHUNK_BYTES;
+                long at = tileBase + (long) c * 4 * TILE_ROWS;
                 ShortVector mask = ShortVector.fromMemorySegment(S, tiles, at, LE);
                 ShortVector sign = ShortVector.fromMemorySegment(S, tiles, at + 2 * TILE_ROWS, LE);
                 int o = t0 + 4 * 16 * c;
@@ -249,5 +257,36 @@ final class TernaryTileMatmul {
         }
         even.intoArray(out, 0);
         odd.intoArray(out, TILE_ROWS / 2);
+    }
+
+    /**
+     * BINARY: one tile's exact sums {@code X - 2 S} for one token, S over each row's set sign bits and X the sum of
+     * the token's codes ({@code codeSum}), into {@code out}: even rows, then odd rows.
+     */
+    private static void signSums(MemorySegment tiles, long tileBase, int chunks, short[] tables, int t0, int codeSum,
+                                 int[] out) {
+        IntVector even = IntVector.zero(I);
+        IntVector odd = IntVector.zero(I);
+        for (int c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
+            ShortVector signs = ShortVector.zero(S);
+            int c1 = Math.min(chunks, c0 + RUN_CHUNKS);
+            for (int c = c0; c < c1; c++) {
+                ShortVector sign = ShortVector.fromMemorySegment(S, tiles, tileBase + (long) c * 2 * TILE_ROWS, LE);
+                int o = t0 + 4 * 16 * c;
+                signs = signs.add(sign.and((short) 15).selectFrom(ShortVector.fromArray(S, tables, o)));
+                signs = signs.add(sign.lanewise(VectorOperators.LSHR, 4).and((short) 15)
+                        .selectFrom(ShortVector.fromArray(S, tables, o + 16)));
+                signs = signs.add(sign.lanewise(VectorOperators.LSHR, 8).and((short) 15)
+                        .selectFrom(ShortVector.fromArray(S, tables, o + 32)));
+                signs = signs.add(sign.lanewise(VectorOperators.LSHR, 12)
+                        .selectFrom(ShortVector.fromArray(S, tables, o + 48)));
+            }
+            IntVector run = signs.reinterpretAsInts();
+            even = even.add(run.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            odd = odd.add(run.lanewise(VectorOperators.ASHR, 16));
+        }
+        IntVector x = IntVector.broadcast(I, codeSum);
+        x.sub(even.add(even)).intoArray(out, 0);
+        x.sub(odd.add(odd)).intoArray(out, TILE_ROWS / 2);
     }
 }

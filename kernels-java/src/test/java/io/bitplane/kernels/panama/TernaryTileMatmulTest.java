@@ -119,22 +119,22 @@ class TernaryTileMatmulTest {
     }
 
     /**
-     * Every weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit runs must end
+     * Every ternary or binary weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit runs must end
      * before a lane overflows (a run twice as long would wrap).
      */
-    @ParameterizedTest(name = "weights {0}")
-    @CsvSource({"0.1", "-0.1"})
-    void largestSumsDoNotOverflow(float weight) {
+    @ParameterizedTest(name = "{1} weights {0}")
+    @CsvSource({"0.1, ternary", "-0.1, ternary", "0.1, binary", "-0.1, binary"})
+    void largestSumsDoNotOverflow(float weight, String spec) {
         int rows = 17;
         int cols = 16384;
         float[] w = new float[rows * cols];
         Arrays.fill(w, weight);
-        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse("ternary"),
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(spec),
                 ActivationHint.INT8);
         float[] x = new float[2 * cols];
         Arrays.fill(x, 1f);
         Arrays.fill(x, cols, 2 * cols, -1f);
-        BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
+        BpmTensor placed = BackendConformance.placed(spec.equals("ternary") ? PackedCodes.relayout(t) : t, 0);
         float[] expected = BackendConformance.matmul(oracle, placed, x, 2);
         assertEquals(weight > 0 ? 1 : -1, Math.signum(expected[0]), "the oracle's sum is +-16384 x 127 x scales");
         assertArrayEquals(expected, BackendConformance.matmul(tiles, placed, x, 2));
