@@ -18,7 +18,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations (W4A8) by the lookup tables of {@link TernaryTileMatmul}, on the same tiles
+ * INT4 and INT4_ASYM x INT8 activations (W4A8) by the lookup tables of {@link SignTileMatmul}, on the same tiles
  * of rows, with four bit planes instead of mask and sign.
  *
  * <pre>
@@ -42,7 +42,7 @@ final class Int4TileMatmul {
     private Int4TileMatmul() {
     }
 
-    private static final int R = TernaryTileMatmul.TILE_ROWS;
+    private static final int R = LookupTables.TILE_ROWS;
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
             jdk.incubator.vector.VectorShape.forBitSize(16 * R));
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
@@ -71,9 +71,9 @@ final class Int4TileMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        long tiles = TernaryTileMatmul.tiles(spec);
+        long tiles = LookupTables.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(arena.allocate(tiles * TernaryTileMatmul.chunks(spec) * CHUNK_BYTES, 64),
+        Tiles t = new Tiles(arena.allocate(tiles * LookupTables.chunks(spec) * CHUNK_BYTES, 64),
                 arena.allocate(groupSlots, 64),
                 spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
@@ -81,7 +81,7 @@ final class Int4TileMatmul {
     }
 
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
-        int chunks = TernaryTileMatmul.chunks(spec);
+        int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         long words = spec.wordsPerRow();
@@ -130,10 +130,10 @@ final class Int4TileMatmul {
     static void tiles(TensorSpec spec, Tiles w, short[] tables, int[] groupSums, float[] tokenScales, float[] y,
                       int batch, int tile0, int tile1) {
         int n = (int) spec.rows();
-        int chunks = TernaryTileMatmul.chunks(spec);
+        int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
         int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
-        int stride = TernaryTileMatmul.tableLength(spec);
+        int stride = LookupTables.tableLength(spec);
         boolean asym = w.mins() != null;
         int half = R / 2;
         float[] out = TILE_RESULTS.get();

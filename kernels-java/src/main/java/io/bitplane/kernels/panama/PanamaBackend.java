@@ -26,11 +26,11 @@ import java.nio.ByteOrder;
  * The Java backend: Panama Vector API kernels where they exist (F32; INT8 with F32 or INT8 activations; the bit
  * planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops), the
  * scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
- * product. Two kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
+ * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
- * activations ({@link Int8TileMatmul}) and, where vpermw makes its lookups cheap, ternary ({@link
- * TernaryTileMatmul}). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
- * vector module is present, so no other class names this one.
+ * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
+ * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}). Loaded only by {@link io.bitplane.kernels.Backends} after it
+ * has checked that the vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -52,22 +52,22 @@ public final class PanamaBackend extends ScalarBackend {
     private final boolean ownsPool;
     /**
      * Whether ternary and INT4 tensors with INT8 activations are repacked at upload for the lookup-table kernels
-     * ({@link TernaryTileMatmul}, {@link Int4TileMatmul}).
+     * ({@link SignTileMatmul}, {@link Int4TileMatmul}).
      */
     private final boolean lookupTiles;
 
     public PanamaBackend(int threads) {
-        this(new WorkerPool(threads), true, TernaryTileMatmul.worthUsing());
+        this(new WorkerPool(threads), true, LookupTables.worthUsing());
     }
 
     /** On a pool the caller owns and closes (a backend that runs these kernels beside its own, on its threads). */
     public PanamaBackend(WorkerPool pool) {
-        this(pool, false, TernaryTileMatmul.worthUsing());
+        this(pool, false, LookupTables.worthUsing());
     }
 
     /**
      * With the lookup-table tile kernels on or off whatever the machine (tests run them where they would not be
-     * chosen; see {@link TernaryTileMatmul#worthUsing}).
+     * chosen; see {@link SignTileMatmul#worthUsing}).
      */
     public PanamaBackend(int threads, boolean lookupTiles) {
         this(new WorkerPool(threads), true, lookupTiles);
@@ -79,8 +79,8 @@ public final class PanamaBackend extends ScalarBackend {
         this.lookupTiles = lookupTiles;
     }
 
-    /** Ternary weights with their tiles for {@link TernaryTileMatmul}, beside the file's bytes. */
-    private record TernaryTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    /** Ternary or binary weights with their tiles for {@link SignTileMatmul}, beside the file's bytes. */
+    private record SignTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
     }
 
     /** INT4 and INT4_ASYM weights with their tiles for {@link Int4TileMatmul}, beside the file's bytes. */
@@ -95,8 +95,8 @@ public final class PanamaBackend extends ScalarBackend {
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
-        if (lookupTiles && TernaryTileMatmul.supports(spec)) {
-            return new TernaryTiles(CpuWeights.of(w), TernaryTileMatmul.repack(spec, tensor.data(), pool));
+        if (lookupTiles && SignTileMatmul.supports(spec)) {
+            return new SignTiles(CpuWeights.of(w), SignTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (lookupTiles && Int4TileMatmul.supports(spec)) {
             return new Int4Tiles(CpuWeights.of(w), Int4TileMatmul.repack(spec, tensor.data(), pool));
@@ -125,12 +125,12 @@ public final class PanamaBackend extends ScalarBackend {
         checkMatmul(spec, xb, yb, batch);
         float[] x = ArrayBuffer.of(xb);
         float[] y = ArrayBuffer.of(yb);
-        if (w instanceof TernaryTiles t) {
-            runTiles(spec, batch, TernaryTileMatmul.tiles(spec), ternaryTileTask(t, x, y, batch));
+        if (w instanceof SignTiles t) {
+            runTiles(spec, batch, LookupTables.tiles(spec), signTileTask(t, x, y, batch));
             return;
         }
         if (w instanceof Int4Tiles t) {
-            runTiles(spec, batch, TernaryTileMatmul.tiles(spec), int4TileTask(t, x, y, batch));
+            runTiles(spec, batch, LookupTables.tiles(spec), int4TileTask(t, x, y, batch));
             return;
         }
         if (w instanceof Int8Tiles t) {
@@ -272,10 +272,10 @@ public final class PanamaBackend extends ScalarBackend {
     /** Every token's lookup tables, built on the calling thread (the tiles are then split, the tables shared). */
     private static short[] lookupTables(TensorSpec spec, Int8Activations a, int batch) {
         int k = (int) spec.cols();
-        int stride = TernaryTileMatmul.tableLength(spec);
+        int stride = LookupTables.tableLength(spec);
         short[] tables = threadArray(TILE_TABLES, batch * stride);
         for (int t = 0; t < batch; t++) {
-            TernaryTileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
+            LookupTables.buildTables(spec, a.q16, t * k, tables, t * stride);
         }
         return tables;
     }
@@ -307,7 +307,7 @@ public final class PanamaBackend extends ScalarBackend {
         return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
 
-    private static WorkerPool.RangeTask ternaryTileTask(TernaryTiles w, float[] x, float[] y, int batch) {
+    private static WorkerPool.RangeTask signTileTask(SignTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         Int8Activations a = quantize(x, batch, k);
@@ -330,7 +330,7 @@ public final class PanamaBackend extends ScalarBackend {
         int[] sums = codeSums;
         float[] scales = a.scales;
         MemorySegment data = w.source().data();
-        return (t0, t1) -> TernaryTileMatmul.tiles(spec, data, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+        return (t0, t1) -> SignTileMatmul.tiles(spec, data, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */

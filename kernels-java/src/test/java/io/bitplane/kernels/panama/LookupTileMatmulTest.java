@@ -25,12 +25,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary, and INT4 in {@link Int4TileMatmul}) against the scalar oracle, forced on
+ * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul}) against the scalar oracle, forced on
  * whatever this machine would choose (on AVX2 the JDK emulates their lookups: slow, but the same results). Integer
  * sums, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class TernaryTileMatmulTest {
+class LookupTileMatmulTest {
     private final Backend tiles = new PanamaBackend(2, true);
     private final Backend oracle = new ScalarBackend();
 
@@ -50,7 +50,7 @@ class TernaryTileMatmulTest {
     void matchesTheOracle(int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 41L + cols);
         EncodedTensor t = gaussian("ternary", rows, cols, packed, rnd);
-        assertTrue(TernaryTileMatmul.supports(t.spec()));
+        assertTrue(SignTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -83,7 +83,7 @@ class TernaryTileMatmulTest {
     void binaryMatchesTheOracle(int rows, int cols, int batch) {
         Random rnd = new Random(rows * 47L + cols);
         EncodedTensor t = gaussian("binary", rows, cols, false, rnd);
-        assertTrue(TernaryTileMatmul.supports(t.spec()));
+        assertTrue(SignTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 7}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -146,13 +146,13 @@ class TernaryTileMatmulTest {
         Random rnd = new Random(3);
         float[] w = TestTensors.gaussian(rnd, 8 * 256, 0.1f);
         long[] shape = {8, 256};
-        assertTrue(TernaryTileMatmul.supports(
+        assertTrue(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.INT8).spec()));
-        assertFalse(TernaryTileMatmul.supports(
+        assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
-        assertFalse(TernaryTileMatmul.supports(
+        assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.INT8).spec()));
-        assertFalse(TernaryTileMatmul.supports(
+        assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("int4@32"), ActivationHint.INT8).spec()));
     }
 }

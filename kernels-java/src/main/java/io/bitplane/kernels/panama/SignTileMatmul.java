@@ -36,32 +36,26 @@ import java.nio.ByteOrder;
  * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
  * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
  * (vpermw) with AVX-512BW, which a preferred vector of 512 bits implies; AVX2 has no such instruction and the JDK
- * emulates it, so the backend takes this kernel only where {@link #worthUsing} says so.
+ * emulates it, so the backend takes this kernel only where {@link LookupTables#worthUsing} says so.
  */
-final class TernaryTileMatmul {
-    private TernaryTileMatmul() {
+final class SignTileMatmul {
+    private SignTileMatmul() {
     }
 
-    /** The tiles' vectors: the preferred width (512 bits where the kernel is chosen), else 256 bits. */
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_256;
+    private static final VectorSpecies<Short> S = LookupTables.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
-    /** Rows per tile: one per 16-bit lane. */
-    static final int TILE_ROWS = S.length();
-    private static final int CHUNK_VALUES = 16;
+    private static final int TILE_ROWS = LookupTables.TILE_ROWS;
+    private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
     /** Bytes of a chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words; BINARY has only the signs. */
     private static int chunkBytes(TensorSpec spec) {
         return (spec.encoding() == Encoding.BINARY ? 2 : 4) * TILE_ROWS;
     }
-    /** Tables of 16 entries are built in 16 lanes. */
-    private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
     /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
     private static final int RUN_CHUNKS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
-    /** The system property that forces the kernel on or off ({@code on}, {@code off}; else by the vector width). */
-    static final String PROPERTY = "bitplane.lookupTiles";
+
 
     /**
      * Tensors this kernel takes, with INT8 activations and one scale per row: TERNARY in either layout, and BINARY
@@ -75,44 +69,20 @@ final class TernaryTileMatmul {
                     || e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
 
-    /** Whether to repack for the lookup-table kernels (this and INT4): {@link #PROPERTY}, else if vpermw is there. */
-    static boolean worthUsing() {
-        String forced = System.getProperty(PROPERTY, "");
-        if (forced.equalsIgnoreCase("on") || forced.equalsIgnoreCase("off")) {
-            return forced.equalsIgnoreCase("on");
-        }
-        return ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 512;
-    }
-
-    static int chunks(TensorSpec spec) {
-        return (int) ((spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES);
-    }
-
-    static int tiles(TensorSpec spec) {
-        return (int) ((spec.rows() + TILE_ROWS - 1) / TILE_ROWS);
-    }
-
-    /**
-     * Table entries per token: 16 per 4 values, and room for a whole vector load at the last table (a lookup loads
-     * TILE_ROWS entries from its table on and picks among the first 16).
-     */
-    static int tableLength(TensorSpec spec) {
-        return 4 * CHUNK_VALUES * chunks(spec) + TILE_ROWS - 16;
-    }
-
     /**
      * The tiles of a TERNARY or BINARY tensor into new native memory, freed when unreachable. Signs are taken only
      * where the mask is set, as the oracle reads them. A binary tensor takes twice its bytes here (its mask words
      * are all ones): the ternary loop serves it unchanged. Costs one pass over the tensor, its rows split over {@code pool}.
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        MemorySegment tiles = Arena.ofAuto().allocate((long) tiles(spec) * chunks(spec) * chunkBytes(spec), 64);
+        long bytes = (long) LookupTables.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
+        MemorySegment tiles = Arena.ofAuto().allocate(bytes, 64);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }
 
     private static void repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
-        int chunks = chunks(spec);
+        int chunks = LookupTables.chunks(spec);
         int chunkBytes = chunkBytes(spec);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         boolean binary = spec.encoding() == Encoding.BINARY;
@@ -161,33 +131,6 @@ final class TernaryTileMatmul {
         return (int) Long.compress(~(fields | fields >>> 1), LOW_BITS);
     }
 
-    /** Lane m of BIT[i] is all ones when bit i of m is set: table = sum over i of (BIT[i] and q_i). */
-    private static final ShortVector[] BIT = new ShortVector[4];
-
-    static {
-        for (int i = 0; i < 4; i++) {
-            short[] lanes = new short[16];
-            for (int m = 0; m < 16; m++) {
-                lanes[m] = (short) ((m >>> i & 1) == 0 ? 0 : -1);
-            }
-            BIT[i] = ShortVector.fromArray(TABLE, lanes, 0);
-        }
-    }
-
-    /** One token's tables from its codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)}. */
-    static void buildTables(TensorSpec spec, short[] q, int q0, short[] tables, int t0) {
-        int k = (int) spec.cols();
-        int quads = 4 * chunks(spec);
-        for (int j = 0; j < quads; j++) {
-            int i = 4 * j;
-            short a = i < k ? q[q0 + i] : 0;
-            short b = i + 1 < k ? q[q0 + i + 1] : 0;
-            short c = i + 2 < k ? q[q0 + i + 2] : 0;
-            short d = i + 3 < k ? q[q0 + i + 3] : 0;
-            BIT[0].and(a).add(BIT[1].and(b)).add(BIT[2].and(c)).add(BIT[3].and(d)).intoArray(tables, t0 + 16 * j);
-        }
-    }
-
     /** Per worker thread: the 16 sums of a tile, lanes of the even rows then of the odd rows. */
     private static final ThreadLocal<int[]> TILE_SUMS = ThreadLocal.withInitial(() -> new int[TILE_ROWS]);
 
@@ -198,8 +141,8 @@ final class TernaryTileMatmul {
     static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, short[] tables, int[] codeSums,
                       float[] tokenScales, float[] y, int batch, int tile0, int tile1) {
         int n = (int) spec.rows();
-        int chunks = chunks(spec);
-        int stride = tableLength(spec);
+        int chunks = LookupTables.chunks(spec);
+        int stride = LookupTables.tableLength(spec);
         long scales = spec.scalesOffset();
         boolean binary = spec.encoding() == Encoding.BINARY;
         int[] sums = TILE_SUMS.get();
