@@ -18,25 +18,25 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations (W4A8) by the lookup tables of {@link SignTileMatmul}, on the same tiles
- * of rows, with four bit planes instead of mask and sign.
+ * INT4 and INT4_ASYM x INT8 activations (W4A8) by {@link LookupTables} on tiles of rows, as {@link SignTileMatmul}
+ * does, with four bit planes instead of mask and sign.
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack} from either file layout); R rows per tile as the ternary
- * tiles, chunk c = values 16c .. 16c+15:
+ * Tiles (native memory, written once by {@link #repack} from either file layout); R = LookupTables.TILE_ROWS rows
+ * per tile, chunk c = values 16c .. 16c+15:
  *   at (t C + c) * 8R bytes: for each bit p = 0..3 of the unsigned field u (code + 8 for INT4, the code for
  *   INT4_ASYM), R little-endian u16 words, lane r: bit i = bit p of u of value 16c+i of row R t + r.
  *   Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + j) * 4: j < R/2 the even rows of the tile, then the odd rows.
- * Tables: the ternary kernel's, per token (table j: subset sums of the codes q[4j .. 4j+3]).
+ * Tables: {@link LookupTables}'s, per token (table j: subset sums of the codes q[4j .. 4j+3]).
  * Per tile, token and group, lane by lane: S_p = sum over the group's tables of table j [nibble j of plane p], so
  *   sum u q = S_0 + 2 S_1 + 4 S_2 + 8 S_3. In 16 bits, S_0 + 2 S_1 and S_2 + 2 S_3 stay below 3 x 16 x 508 over
  *   runs of 16 tables (4 chunks), so runs end there or at the group's end and add into 32-bit sums.
  *   acc_g = sum u q - 8 X_g (INT4) or sum u q (INT4_ASYM), X_g the group's sum of codes: the oracle's integer;
  *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM), in group order; y = sum x s_x.
  * </pre>
- * Groups must be whole chunks (a multiple of 16 values, or one group per row). Chosen with the ternary tiles, where
- * vpermw makes the lookups cheap.
+ * Groups must be whole chunks (a multiple of 16 values, or one group per row). Chosen with the sign tiles, where
+ * vpermw makes the lookups cheap ({@link LookupTables#worthUsing}).
  */
 final class Int4TileMatmul {
     private Int4TileMatmul() {

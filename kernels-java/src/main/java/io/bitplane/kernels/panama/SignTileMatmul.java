@@ -26,11 +26,13 @@ import java.nio.ByteOrder;
  *   tile t = rows R t .. R t + R - 1, chunk c = values 16c .. 16c+15 (C = ceil(K / 16) chunks per row);
  *   at (t C + c) * 4R bytes: R little-endian u16 mask words, lane r: bit i set when value 16c+i of row R t + r is
  *   not 0; then R u16 sign words, bit i set when it is -1. Rows past N and values past K are 0.
+ *   BINARY (code 1 - 2 bit) has only the sign words: 2R bytes per chunk.
  * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
  *   the bits i set in m (codes past K count 0). A lookup loads R entries from 16 j on and picks among the first 16.
  * Per tile and token, R lanes at once: lane r adds table j [nibble j of its mask] and takes twice table j [nibble j
  *   of its sign]: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 64 tables sums to at most
  *   64 x 4 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit lanes.
+ * BINARY: lane r sums table j [nibble j of its signs] into S; acc = X - 2 S, X the token's sum of codes.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * </pre>
  * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
@@ -56,7 +58,6 @@ final class SignTileMatmul {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
-
     /**
      * Tensors this kernel takes, with INT8 activations and one scale per row: TERNARY in either layout, and BINARY
      * (codes +-1: the mask is every value of the row, the sign its bit).
@@ -71,8 +72,8 @@ final class SignTileMatmul {
 
     /**
      * The tiles of a TERNARY or BINARY tensor into new native memory, freed when unreachable. Signs are taken only
-     * where the mask is set, as the oracle reads them. A binary tensor takes twice its bytes here (its mask words
-     * are all ones): the ternary loop serves it unchanged. Costs one pass over the tensor, its rows split over {@code pool}.
+     * where the mask is set, as the oracle reads them. Costs one pass over the tensor, its rows split over
+     * {@code pool}.
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         long bytes = (long) LookupTables.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
@@ -86,7 +87,6 @@ final class SignTileMatmul {
         int chunkBytes = chunkBytes(spec);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         boolean binary = spec.encoding() == Encoding.BINARY;
-        int k = (int) spec.cols();
         long words = spec.wordsPerRow();
         long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
         for (int r = r0; r < r1; r++) {
@@ -131,7 +131,7 @@ final class SignTileMatmul {
         return (int) Long.compress(~(fields | fields >>> 1), LOW_BITS);
     }
 
-    /** Per worker thread: the 16 sums of a tile, lanes of the even rows then of the odd rows. */
+    /** Per worker thread: the sums of a tile's rows, even rows then odd rows. */
     private static final ThreadLocal<int[]> TILE_SUMS = ThreadLocal.withInitial(() -> new int[TILE_ROWS]);
 
     /**

@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul}) against the scalar oracle, forced on
- * whatever this machine would choose (on AVX2 the JDK emulates their lookups: slow, but the same results). Integer
- * sums, so results must be equal bit for bit.
+ * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul})
+ * against the scalar oracle, forced on whatever this machine would choose (on AVX2 the JDK emulates their lookups:
+ * slow, but the same results). Integer sums, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class LookupTileMatmulTest {
@@ -119,8 +119,8 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * Every ternary or binary weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit runs must end
-     * before a lane overflows (a run twice as long would wrap).
+     * Every ternary or binary weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit
+     * runs must end before a lane overflows (a run twice as long would wrap).
      */
     @ParameterizedTest(name = "{1} weights {0}")
     @CsvSource({"0.1, ternary", "-0.1, ternary", "0.1, binary", "-0.1, binary"})
