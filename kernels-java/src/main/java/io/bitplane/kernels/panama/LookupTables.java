@@ -28,10 +28,10 @@ final class LookupTables {
     static final int CHUNK_VALUES = 16;
     /** Tables of 16 entries are built in 16 lanes. */
     private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
-    /** The system property that forces the kernel on or off ({@code on}, {@code off}; else by the vector width). */
+    /** The system property that forces the lookup-table kernels on or off ({@code on}, {@code off}). */
     static final String PROPERTY = "bitplane.lookupTiles";
 
-    /** Whether to repack for the lookup-table kernels (this and INT4): {@link #PROPERTY}, else if vpermw is there. */
+    /** Whether the backend repacks for the lookup-table kernels: as {@link #PROPERTY} says, else if vpermw is there. */
     static boolean worthUsing() {
         String forced = System.getProperty(PROPERTY, "");
         if (forced.equalsIgnoreCase("on") || forced.equalsIgnoreCase("off")) {
