@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
@@ -22,7 +21,7 @@ import java.nio.ByteOrder;
  * does, with four bit planes instead of mask and sign.
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack} from either file layout); R = LookupTables.TILE_ROWS rows
+ * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows
  * per tile, chunk c = values 16c .. 16c+15:
  *   at (t C + c) * 8R bytes: for each bit p = 0..3 of the unsigned field u (code + 8 for INT4, the code for
  *   INT4_ASYM), R little-endian u16 words, lane r: bit i = bit p of u of value 16c+i of row R t + r.
@@ -42,19 +41,17 @@ final class Int4TileMatmul {
     private Int4TileMatmul() {
     }
 
-    private static final int R = LookupTables.TILE_ROWS;
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
-            jdk.incubator.vector.VectorShape.forBitSize(16 * R));
+    private static final int R = TileRows.ROWS;
+    private static final VectorSpecies<Short> S = TileRows.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
-    private static final int CHUNK_VALUES = 16;
+    private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
     private static final int CHUNK_BYTES = 8 * R;
     /** Chunks per int16 run (see the class comment). */
     private static final int RUN_CHUNKS = 4;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
@@ -71,7 +68,7 @@ final class Int4TileMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        long tiles = LookupTables.tiles(spec);
+        long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
         Tiles t = new Tiles(arena.allocate(tiles * LookupTables.chunks(spec) * CHUNK_BYTES, 64),
                 arena.allocate(groupSlots, 64),
@@ -83,6 +80,8 @@ final class Int4TileMatmul {
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
         int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
+        long scalesOffset = spec.scalesOffset();  // once: each call walks the tensor's shape
+        long minsOffset = t.mins() != null ? spec.minsOffset() : 0;
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         long words = spec.wordsPerRow();
         long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
@@ -106,14 +105,9 @@ final class Int4TileMatmul {
                     t.planes().set(U16, tileBase + (long) c * CHUNK_BYTES + 2L * R * p, (short) bits);
                 }
             }
-            int slot = TileRows.slot(lane, R);
-            for (int g = 0; g < groups; g++) {
-                long gi = (long) r * groups + g;
-                long at = (((long) (r / R) * groups + g) * R + slot) * 4;
-                t.scales().set(F32, at, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, spec.scalesOffset() + 2 * gi)));
-                if (t.mins() != null) {
-                    t.mins().set(F32, at, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, spec.minsOffset() + 2 * gi)));
-                }
+            TileRows.putF32(data, scalesOffset, groups, r, t.scales());
+            if (t.mins() != null) {
+                TileRows.putF32(data, minsOffset, groups, r, t.mins());
             }
         }
     }

@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
@@ -37,24 +36,19 @@ final class Int8TileMatmul {
     private Int8TileMatmul() {
     }
 
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Short> S = TileRows.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
-    static final int TILE_ROWS = S.length();
+    private static final int TILE_ROWS = TileRows.ROWS;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     /** INT8 tensors with INT8 activations whose groups hold whole pairs, on a machine with 256-bit vectors or more. */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.INT8 && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
-                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && S.vectorBitSize() >= 256
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % 2 == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 4;
-    }
-
-    static int tiles(TensorSpec spec) {
-        return (int) ((spec.rows() + TILE_ROWS - 1) / TILE_ROWS);
     }
 
     static int pairs(TensorSpec spec) {
@@ -68,8 +62,8 @@ final class Int8TileMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * pairs(spec) * 2 * TILE_ROWS, 64),
-                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4, 64));
+        Tiles tiles = new Tiles(arena.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS, 64),
+                arena.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4, 64));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }
@@ -82,21 +76,15 @@ final class Int8TileMatmul {
         MemorySegment scales = tiles.scales();
         long scalesOffset = spec.scalesOffset();
         for (int r = r0; r < r1; r++) {
-            int tile = r / TILE_ROWS;
-            int lane = r % TILE_ROWS;
             long rowBase = (long) r * k;
-            long at = (long) tile * p * 2 * TILE_ROWS + 2L * lane;
+            long at = (long) (r / TILE_ROWS) * p * 2 * TILE_ROWS + 2L * (r % TILE_ROWS);
             for (int i = 0; i + 1 < k; i += 2, at += 2L * TILE_ROWS) {
                 values.set(U16, at, data.get(U16, rowBase + i));
             }
             if (k % 2 == 1) {
                 values.set(ValueLayout.JAVA_BYTE, at, data.get(ValueLayout.JAVA_BYTE, rowBase + k - 1));
             }
-            int slot = TileRows.slot(lane, TILE_ROWS);
-            for (int g = 0; g < groups; g++) {
-                float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
-                scales.set(F32, (((long) tile * groups + g) * TILE_ROWS + slot) * 4, s);
-            }
+            TileRows.putF32(data, scalesOffset, groups, r, scales);
         }
     }
 

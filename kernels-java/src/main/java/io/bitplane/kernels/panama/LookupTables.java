@@ -9,8 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
  * the per-token tables.
  *
  * <pre>
- * Tiles: R = TILE_ROWS rows side by side, one per 16-bit lane of the preferred vector (32 with 512 bits, 16 with
- *   256), in chunks of 16 values of each row (C = ceil(K / 16) chunks per row).
+ * Tiles: R = TileRows.ROWS rows side by side, one per 16-bit lane of the preferred vector (32 with 512 bits, 16
+ *   with 256), in chunks of 16 values of each row (C = ceil(K / 16) chunks per row).
  * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
  *   the bits i set in m (codes past K count 0). A lookup loads R entries from 16 j on and picks among the first 16
  *   (selectFrom: vpermw with AVX-512BW), so the array has R - 16 entries of room at its end.
@@ -20,11 +20,6 @@ final class LookupTables {
     private LookupTables() {
     }
 
-    /** The tiles' vectors: the preferred width (512 bits where the kernels are chosen), else 256 bits. */
-    static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_256;
-    /** Rows per tile: one per 16-bit lane. */
-    static final int TILE_ROWS = S.length();
     static final int CHUNK_VALUES = 16;
     /** Tables of 16 entries are built in 16 lanes. */
     private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
@@ -44,16 +39,12 @@ final class LookupTables {
         return (int) ((spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES);
     }
 
-    static int tiles(TensorSpec spec) {
-        return (int) ((spec.rows() + TILE_ROWS - 1) / TILE_ROWS);
-    }
-
     /**
      * Table entries per token: 16 per 4 values, and room for a whole vector load at the last table (a lookup loads
-     * TILE_ROWS entries from its table on and picks among the first 16).
+     * TileRows.ROWS entries from its table on and picks among the first 16).
      */
     static int tableLength(TensorSpec spec) {
-        return 4 * CHUNK_VALUES * chunks(spec) + TILE_ROWS - 16;
+        return 4 * CHUNK_VALUES * chunks(spec) + TileRows.ROWS - 16;
     }
 
     /** Lane m of BIT[i] is all ones when bit i of m is set: table = sum over i of (BIT[i] and q_i). */

@@ -51,8 +51,8 @@ public final class PanamaBackend extends ScalarBackend {
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
     /**
-     * Whether ternary and INT4 tensors with INT8 activations are repacked at upload for the lookup-table kernels
-     * ({@link SignTileMatmul}, {@link Int4TileMatmul}).
+     * Whether ternary, binary and INT4 tensors with INT8 activations are repacked at upload for the lookup-table
+     * kernels ({@link SignTileMatmul}, {@link Int4TileMatmul}).
      */
     private final boolean lookupTiles;
 
@@ -67,7 +67,7 @@ public final class PanamaBackend extends ScalarBackend {
 
     /**
      * With the lookup-table tile kernels on or off whatever the machine (tests run them where they would not be
-     * chosen; see {@link SignTileMatmul#worthUsing}).
+     * chosen; see {@link LookupTables#worthUsing}).
      */
     public PanamaBackend(int threads, boolean lookupTiles) {
         this(new WorkerPool(threads), true, lookupTiles);
@@ -126,15 +126,15 @@ public final class PanamaBackend extends ScalarBackend {
         float[] x = ArrayBuffer.of(xb);
         float[] y = ArrayBuffer.of(yb);
         if (w instanceof SignTiles t) {
-            runTiles(spec, batch, LookupTables.tiles(spec), signTileTask(t, x, y, batch));
+            runTiles(spec, batch, TileRows.tiles(spec), signTileTask(t, x, y, batch));
             return;
         }
         if (w instanceof Int4Tiles t) {
-            runTiles(spec, batch, LookupTables.tiles(spec), int4TileTask(t, x, y, batch));
+            runTiles(spec, batch, TileRows.tiles(spec), int4TileTask(t, x, y, batch));
             return;
         }
         if (w instanceof Int8Tiles t) {
-            runTiles(spec, batch, Int8TileMatmul.tiles(spec), int8TileTask(t, x, y, batch));
+            runTiles(spec, batch, TileRows.tiles(spec), int8TileTask(t, x, y, batch));
             return;
         }
         int rows = (int) spec.rows();
@@ -280,16 +280,15 @@ public final class PanamaBackend extends ScalarBackend {
         return tables;
     }
 
-    private static final ThreadLocal<int[][]> TILE_GROUP_SUMS = ThreadLocal.withInitial(() -> new int[1][0]);
+    private static final ThreadLocal<int[][]> TILE_CODE_SUMS = ThreadLocal.withInitial(() -> new int[1][0]);
 
-    private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
-        int k = (int) spec.cols();
-        int groups = (int) spec.groupsPerRow();
-        int group = (int) spec.effectiveGroupSize();
-        Int8Activations a = quantize(x, batch, k);
-        short[] tables = lookupTables(spec, a, batch);
-        int[][] holder = TILE_GROUP_SUMS.get();
+    /**
+     * Every token's sums of its codes over groups of {@code group} values (the last may be short), token t's at
+     * {@code [t * ceil(K / group) ..]}, in the calling thread's array.
+     */
+    private static int[] codeSums(Int8Activations a, int batch, int k, int group) {
+        int groups = group == 0 ? 0 : (k + group - 1) / group;
+        int[][] holder = TILE_CODE_SUMS.get();
         if (holder[0].length < batch * groups) {
             holder[0] = new int[batch * groups];
         }
@@ -303,6 +302,15 @@ public final class PanamaBackend extends ScalarBackend {
                 sums[t * groups + g] = s;
             }
         }
+        return sums;
+    }
+
+    private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(x, batch, k);
+        short[] tables = lookupTables(spec, a, batch);
+        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;
         return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
@@ -312,22 +320,8 @@ public final class PanamaBackend extends ScalarBackend {
         int k = (int) spec.cols();
         Int8Activations a = quantize(x, batch, k);
         short[] tables = lookupTables(spec, a, batch);
-        int[] codeSums = null;
-        if (spec.encoding() == Encoding.BINARY) {  // acc = X - 2 S, X the token's sum of codes
-            int[][] holder = TILE_GROUP_SUMS.get();
-            if (holder[0].length < batch) {
-                holder[0] = new int[batch];
-            }
-            codeSums = holder[0];
-            for (int t = 0; t < batch; t++) {
-                int sum = 0;
-                for (int i = 0; i < k; i++) {
-                    sum += a.q16[t * k + i];
-                }
-                codeSums[t] = sum;
-            }
-        }
-        int[] sums = codeSums;
+        // BINARY: acc = X - 2 S, X the token's sum of codes (one group of the whole row)
+        int[] sums = spec.encoding() == Encoding.BINARY ? codeSums(a, batch, k, k) : null;
         float[] scales = a.scales;
         MemorySegment data = w.source().data();
         return (t0, t1) -> SignTileMatmul.tiles(spec, data, w.tiles(), tables, sums, scales, y, batch, t0, t1);

@@ -44,9 +44,9 @@ final class SignTileMatmul {
     private SignTileMatmul() {
     }
 
-    private static final VectorSpecies<Short> S = LookupTables.S;
+    private static final VectorSpecies<Short> S = TileRows.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
-    private static final int TILE_ROWS = LookupTables.TILE_ROWS;
+    private static final int TILE_ROWS = TileRows.ROWS;
     private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
     /** Bytes of a chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words; BINARY has only the signs. */
     private static int chunkBytes(TensorSpec spec) {
@@ -76,7 +76,7 @@ final class SignTileMatmul {
      * {@code pool}.
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        long bytes = (long) LookupTables.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
+        long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
         MemorySegment tiles = Arena.ofAuto().allocate(bytes, 64);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
@@ -154,13 +154,11 @@ final class SignTileMatmul {
                 } else {
                     tileSums(tiles, tileBase, chunks, tables, t * stride, sums);
                 }
-                for (int lane = 0; lane < TILE_ROWS; lane++) {
-                    // int lane i of a sum held the 16-bit lanes 2i (low half) and 2i + 1 (high half)
-                    int half = TILE_ROWS / 2;
-                    int r = tile * TILE_ROWS + (lane < half ? 2 * lane : 2 * (lane - half) + 1);
+                for (int slot = 0; slot < TILE_ROWS; slot++) {
+                    int r = tile * TILE_ROWS + TileRows.row(slot);
                     if (r < n) {
                         float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
-                        y[t * n + r] = (0f + (s * sums[lane] + 0f)) * tokenScales[t];
+                        y[t * n + r] = (0f + (s * sums[slot] + 0f)) * tokenScales[t];
                     }
                 }
             }

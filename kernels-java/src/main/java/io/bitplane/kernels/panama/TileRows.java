@@ -1,17 +1,55 @@
 package io.bitplane.kernels.panama;
 
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
- * What the kernels on tiles of rows (one row per 16-bit lane) share: a pair of 16-bit lanes widens into one 32-bit
- * lane, its low half (the even row of the pair) and its high half (the odd row) into two vectors, so per-row floats
- * (scales, results) are kept even rows first, then odd rows.
+ * What the kernels on tiles of rows ({@link SignTileMatmul}, {@link Int4TileMatmul}, {@link Int8TileMatmul}) share:
+ * the tiles' shape, and the order of per-row floats. A tile is {@link #ROWS} rows side by side, one per 16-bit lane.
+ * A pair of 16-bit lanes widens into one 32-bit lane, its low half (the even row of the pair) and its high half (the
+ * odd row) into two vectors, so per-row values (scales, sums, results) are kept even rows first, then odd rows.
  */
 final class TileRows {
     private TileRows() {
     }
 
-    /** Where row {@code lane} of a tile of {@code rows} stands in even-then-odd order. */
-    static int slot(int lane, int rows) {
-        return lane % 2 == 0 ? lane / 2 : rows / 2 + lane / 2;
+    /** The tiles' vectors: the preferred width (512 bits where the lookup kernels are chosen), else 256 bits. */
+    static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_256;
+    /** Rows per tile: one per 16-bit lane. */
+    static final int ROWS = S.length();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    static int tiles(TensorSpec spec) {
+        return (int) ((spec.rows() + ROWS - 1) / ROWS);
+    }
+
+    /** Where row {@code lane} of a tile stands in even-then-odd order. */
+    static int slot(int lane) {
+        return lane % 2 == 0 ? lane / 2 : ROWS / 2 + lane / 2;
+    }
+
+    /** The row of a tile that stands at {@code slot} in even-then-odd order (the inverse of {@link #slot}). */
+    static int row(int slot) {
+        return slot < ROWS / 2 ? 2 * slot : 2 * (slot - ROWS / 2) + 1;
+    }
+
+    /**
+     * Row {@code r}'s {@code groups} f16 values at {@code f16Offset} in {@code data} (its scales, or mins) as f32 into
+     * {@code out}, in tile order: group g of tile t at ((t G + g) ROWS + slot) * 4.
+     */
+    static void putF32(MemorySegment data, long f16Offset, int groups, int r, MemorySegment out) {
+        int slot = slot(r % ROWS);
+        for (int g = 0; g < groups; g++) {
+            float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, f16Offset + 2 * ((long) r * groups + g)));
+            out.set(F32, (((long) (r / ROWS) * groups + g) * ROWS + slot) * 4, v);
+        }
     }
 
     /**
@@ -20,14 +58,10 @@ final class TileRows {
      * are large enough that C2 stops inlining).
      */
     static void store(float[] out, float[] y, int yo, int firstRow, int n) {
-        int half = out.length / 2;
-        for (int j = 0; j < half; j++) {
-            int r = firstRow + 2 * j;
+        for (int j = 0; j < ROWS; j++) {
+            int r = firstRow + row(j);
             if (r < n) {
                 y[yo + r] = out[j];
-            }
-            if (r + 1 < n) {
-                y[yo + r + 1] = out[half + j];
             }
         }
     }
