@@ -15,7 +15,8 @@
  *
  * Method: a batch decodes each block of four rows once into int8 codes (the INT8 row is its own codes; planes are
  * expanded 32 values at a time, packed fields shifted and masked) and runs every token over them group by group;
- * one token decodes in registers as it goes. With int8 activations the group sums are exact integers (vpmaddubsw on
+ * one token decodes in registers as it goes: packed fields by a shift and a mask, bit planes by shifting whole
+ * 32-byte blocks of the planes against the token's codes permuted to match (plane_groups_i8). With int8 activations the group sums are exact integers (vpmaddubsw on
  * |code| and sign-adjusted activations, or directly on unsigned packed fields minus offset * sum(q), then
  * vpmaddwd), combined in float exactly as the Java reference does (build.sh passes -ffp-contract=off so that no
  * multiply-add fuses).
@@ -583,16 +584,195 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
 }
 #endif
 
+/*
+ * Bit planes for one token, with no bits expanded: a plane's own bytes are the fields, and the token's codes are
+ * permuted to match them, once per token (plane_token_prepare).
+ *   A 32-byte block B of a plane holds values 256 B .. 256 B + 255: bit s of byte j is value 256 B + 8 j + s.
+ *   Shifted right by s and masked to its low bit, the block is 32 one-bit fields, byte j for value 256 B + 8 j + s,
+ *   so vpmaddubsw against qp[256 B + 32 s + j] = q[256 B + 8 j + s] sums them; summed over s = 0..7 and widened
+ *   by vpmaddwd, int32 lane m of the block holds values 256 B + 32 m .. 256 B + 32 m + 31 (bytes 4m .. 4m + 3).
+ *   A group of 32 is one lane: eight groups' sums come out side by side, with no horizontal sums.
+ * The fields are unsigned, R = sum(f q) per lane; the code sum is R minus an offset times Q, the lane's sum of q
+ * (qs32, per 32 values): BINARY f = sign bit, code = 1 - 2 f, so Q - 2R; TERNARY f = code + 1 (from the planes:
+ * 1 - mask + 2 (mask and not sign)), so R - Q; INT4 f = u, code = u - 8, so R - 8 Q; INT4_ASYM R.
+ * Per 32 values this is a shift and a mask per plane, vpmaddubsw and an add, against expanding every plane's bits
+ * (a shuffle, a mask, a compare) and the sign trick.
+ */
+typedef struct {
+    int8_t *qp;    /* the token's codes permuted as above, zero past k */
+    int32_t *qs32; /* the token's sums of q per 32 values, zero past k */
+} plane_token;
+
+/* Rounds k up to whole 256-value blocks: the length of qp (and 32 times that of qs32). */
+static inline int64_t block_values(int64_t k) {
+    return (k + 255) / 256 * 256;
+}
+
+#ifdef __AVX2__
+static void plane_token_prepare(const int8_t *q, int64_t k, const plane_token *pt) {
+    int64_t len = block_values(k);
+    for (int64_t b = 0; b < len; b += 256) {
+        for (int s = 0; s < 8; s++) {
+            for (int j = 0; j < 32; j++) {
+                int64_t i = b + 8 * j + s;
+                pt->qp[b + 32 * s + j] = i < k ? q[i] : 0;
+            }
+        }
+    }
+    for (int64_t c = 0; c < len / 32; c++) {
+        int32_t sum = 0;
+        for (int64_t i = 32 * c; i < k && i < 32 * c + 32; i++) {
+            sum += q[i];
+        }
+        pt->qs32[c] = sum;
+    }
+}
+
+/* Bit s of each byte of plane p moved to bit p (the others cleared): INT4's field u built bit by bit. */
+ALWAYS_INLINE __m256i plane_bit(__m256i plane, int s, int p) {
+    __m256i moved = s >= p ? _mm256_srli_epi16(plane, s - p) : _mm256_slli_epi16(plane, p - s);
+    return _mm256_and_si256(moved, _mm256_set1_epi8((char) (1 << p)));
+}
+
+/* R per lane for block blk of a row's planes (see above); encoding is a constant where this is inlined. */
+ALWAYS_INLINE __m256i plane_block_i8(const uint8_t *row, int64_t plane_bytes, const int8_t *qp, int64_t blk,
+                                     int32_t encoding) {
+    const __m256i one = _mm256_set1_epi8(1);
+    const uint8_t *at = row + 32 * blk;
+    __m256i p0 = _mm256_loadu_si256((const __m256i *) at);
+    __m256i p1 = p0, p2 = p0, p3 = p0;
+    if (encoding != BP_BINARY) {
+        p1 = _mm256_loadu_si256((const __m256i *) (at + plane_bytes));
+    }
+    if (encoding == BP_TERNARY) { /* p0: 1 where the value is 0; p1: 1 where it is +1 (mask and not sign) */
+        __m256i mask = p0;
+        p0 = _mm256_andnot_si256(mask, _mm256_set1_epi8((char) 0xFF));
+        p1 = _mm256_andnot_si256(p1, mask);
+    }
+    if (encoding == BP_INT4 || encoding == BP_INT4_ASYM) {
+        p2 = _mm256_loadu_si256((const __m256i *) (at + 2 * plane_bytes));
+        p3 = _mm256_loadu_si256((const __m256i *) (at + 3 * plane_bytes));
+    }
+    const int8_t *qb = qp + 256 * blk;
+    /* Pair sums stay within int16 over the 8 shifts: at most 8 x 2 x 15 x 127. */
+    __m256i pairs = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; s++) {
+        __m256i f;
+        if (encoding == BP_BINARY) {
+            f = _mm256_and_si256(_mm256_srli_epi16(p0, s), one);
+        } else if (encoding == BP_TERNARY) {
+            f = _mm256_or_si256(plane_bit(p0, s, 0), plane_bit(p1, s, 1));
+        } else {
+            f = _mm256_or_si256(_mm256_or_si256(plane_bit(p0, s, 0), plane_bit(p1, s, 1)),
+                                _mm256_or_si256(plane_bit(p2, s, 2), plane_bit(p3, s, 3)));
+        }
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(f, _mm256_loadu_si256((const __m256i *) (qb + 32 * s))));
+    }
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+/* Code sums from R and Q, lane by lane (see above). */
+ALWAYS_INLINE __m256i plane_code_sums(__m256i r, __m256i q, int32_t encoding) {
+    switch (encoding) {
+        case BP_BINARY:
+            return _mm256_sub_epi32(q, _mm256_add_epi32(r, r));
+        case BP_TERNARY:
+            return _mm256_sub_epi32(r, q);
+        case BP_INT4:
+            return _mm256_sub_epi32(r, _mm256_slli_epi32(q, 3));
+        default:
+            return r;
+    }
+}
+
+ALWAYS_INLINE void prefetch_planes(const uint8_t *at, int64_t plane_bytes, int32_t encoding) {
+    int planes = encoding == BP_BINARY ? 1 : encoding == BP_TERNARY ? 2 : 4;
+    for (int p = 0; p < planes; p++) {
+        _mm_prefetch((const char *) (at + p * plane_bytes + PREFETCH_BYTES), _MM_HINT_T0);
+    }
+}
+
+/*
+ * The terms of one token's groups of a plane row by whole blocks, for groups of 32 (eight at a time, while eight
+ * whole groups lie in a block every plane can load) or of a multiple of 256, or one group per row (the values a
+ * block cannot reach go through group_sum_i8). Returns how many groups it did; the caller does the rest.
+ */
+ALWAYS_INLINE int64_t plane_groups_i8(const row_codes *rc, const plane_token *pt, const int8_t *q,
+                                      const int32_t *qsums, const float *scales, const float *mins, int64_t k,
+                                      int64_t group, int64_t groups, float *terms, int32_t encoding) {
+    int64_t blocks = rc->plane_bytes / 32; /* whole 32-byte loads in a plane row */
+    if (group == 32) {
+        int64_t count = blocks < groups / 8 ? blocks : groups / 8;
+        for (int64_t b = 0; b < count; b++) {
+            prefetch_planes(rc->planes + 32 * b, rc->plane_bytes, encoding);
+            __m256i sums = plane_code_sums(plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding),
+                                           _mm256_loadu_si256((const __m256i *) (pt->qs32 + 8 * b)), encoding);
+            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + 8 * b), _mm256_cvtepi32_ps(sums));
+            if (mins) {
+                t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + 8 * b),
+                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + 8 * b)))));
+            }
+            _mm256_storeu_ps(terms + 8 * b, t);
+        }
+        return 8 * count;
+    }
+    if (group % 256 != 0 && groups != 1) {
+        return 0;
+    }
+    for (int64_t g = 0; g < groups; g++) {
+        int64_t start = g * group;
+        int64_t end = start + group < k ? start + group : k;
+        int64_t b0 = start / 256;
+        int64_t b1 = (end + 255) / 256 < blocks ? (end + 255) / 256 : blocks; /* past k, qp and qs32 are 0 */
+        __m256i r = _mm256_setzero_si256();
+        __m256i qv = _mm256_setzero_si256();
+        for (int64_t b = b0; b < b1; b++) {
+            prefetch_planes(rc->planes + 32 * b, rc->plane_bytes, encoding);
+            r = _mm256_add_epi32(r, plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding));
+            qv = _mm256_add_epi32(qv, _mm256_loadu_si256((const __m256i *) (pt->qs32 + 8 * b)));
+        }
+        int32_t acc = sum8i(plane_code_sums(r, qv, encoding));
+        int64_t done = b1 > b0 ? 256 * b1 : start;
+        if (done < end) {
+            acc += group_sum_i8(rc, q, done, end);
+        }
+        terms[g] = group_term(scales[g], acc, mins, g, mins ? qsums[g] : 0);
+    }
+    return groups;
+}
+#endif
+
 
 /*
  * terms[g] = s_g * acc_g (+ m_g * qsum_g) for every group of one row and one token: the Java reference's float
  * operations, elementwise, so computing eight groups at once rounds exactly as one at a time does.
  */
 static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums, const float *scales,
-                     const float *mins, int64_t k, int64_t group, int64_t groups, float *terms) {
+                     const float *mins, int64_t k, int64_t group, int64_t groups, float *terms,
+                     const plane_token *pt) {
     int64_t g = 0;
+    (void) pt; /* the AVX2 build's */
 #ifdef __AVX2__
-    if (group % 32 == 0) {
+    if (pt && !rc->codes) {
+        switch (rc->encoding) {
+            case BP_BINARY:
+                g = plane_groups_i8(rc, pt, q, qsums, scales, mins, k, group, groups, terms, BP_BINARY);
+                break;
+            case BP_TERNARY:
+                g = plane_groups_i8(rc, pt, q, qsums, scales, mins, k, group, groups, terms, BP_TERNARY);
+                break;
+            case BP_INT4:
+                g = plane_groups_i8(rc, pt, q, qsums, scales, mins, k, group, groups, terms, BP_INT4);
+                break;
+            case BP_INT4_ASYM:
+                g = plane_groups_i8(rc, pt, q, qsums, scales, mins, k, group, groups, terms, BP_INT4_ASYM);
+                break;
+            default:
+                break;
+        }
+    }
+    if (g == 0 && group % 32 == 0) {
         int32_t source = rc->codes ? BP_INT8 : rc->encoding;
         switch (source) {
             case BP_INT8:
@@ -686,6 +866,7 @@ typedef struct {
     float *mins;     /* ROW_BLOCK rows of groups */
     float *terms;    /* TOKEN_BLOCK tokens of ROW_BLOCK rows of groups */
     void *sums;      /* batch tokens of groups: int32 q sums or float x sums, for INT4_ASYM */
+    plane_token token; /* one token's codes permuted for bit planes, and its sums per 32 values */
 } scratch;
 
 static inline int64_t align64(int64_t x) {
@@ -703,6 +884,10 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
     p += align64(ROW_BLOCK * groups * 4);
     s.terms = (float *) p;
     p += align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4);
+    s.token.qp = (int8_t *) p;
+    p += block_values(k);
+    s.token.qs32 = (int32_t *) p;
+    p += block_values(k) / 32 * 4;
     s.sums = p;
     return s;
 }
@@ -710,7 +895,7 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
 int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
     int64_t groups = (k + group - 1) / group;
     return align64(ROW_BLOCK * k) + 2 * align64(ROW_BLOCK * groups * 4) + align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4)
-           + align64(batch * groups * 4);
+           + block_values(k) + block_values(k) / 32 * 4 + align64(batch * groups * 4);
 }
 
 /* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
@@ -816,7 +1001,13 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int decode = encoding != BP_INT8;
 #endif
     memset(s.terms, 0, TOKEN_BLOCK * ROW_BLOCK * groups * sizeof(float));
+    const plane_token *plane_tok = 0;
 #ifdef __AVX2__
+    /* One token over bit planes in groups of 32 or more: the fields are the planes' bytes (plane_groups_i8). */
+    if (batch == 1 && !decode && encoding != BP_INT8 && !(kind & PACKED) && group % 32 == 0) {
+        plane_token_prepare(xq, k, &s.token);
+        plane_tok = &s.token;
+    }
     int64_t token_stride = ROW_BLOCK * groups;
     /* Batches over packed rows in whole blocks and whole groups take TOKEN_BLOCK tokens at a time. */
     int by_block = (kind & PACKED) && batch >= TOKEN_BLOCK && group % (256 / packed_bits(kind)) == 0 && k % group == 0;
@@ -860,7 +1051,7 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
                     rc.codes = s.codes + j * k;
                 }
                 terms_i8(&rc, xq + b * k, qsums + b * groups, s.scales + j * groups,
-                         asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups);
+                         asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups, plane_tok);
             }
             sum_terms(s.terms, groups, rows, xscales[b], 1, y + b * n + r);
         }

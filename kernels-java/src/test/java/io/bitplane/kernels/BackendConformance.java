@@ -102,6 +102,11 @@ public abstract class BackendConformance {
         "ternary@32, 5, 640, 1, int8", "int4@32, 3, 1000, 1, int8", "binary@64, 3, 1030, 1, int8",
         "int4-asym@32, 7, 520, 1, int8", "int8@32, 3, 333, 1, int8", "int8@32, 6, 1024, 1, int8",
         "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
+        // One token over bit planes by whole 256-value blocks: rows of one group with a tail past the last block,
+        // groups of 32 with and without blocks to spare, long groups ending inside a block.
+        "ternary, 3, 4100, 1, int8", "binary, 2, 9000, 1, int8", "binary@32, 3, 1000, 1, int8",
+        "int4@32, 1, 4100, 1, int8", "int4-asym@256, 3, 1100, 1, int8", "ternary@512, 2, 1300, 1, int8",
+        "binary@256, 4, 768, 1, int8", "int4-asym@32, 5, 256, 1, int8",
         // Binary rows in 16-bit lanes: groups of 256, a short last chunk, and rows longer than one int16 run.
         "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8",
         // Binary activations (XNOR-Net): rows of one group or of whole words, partial last words, groups that are
@@ -145,10 +150,13 @@ public abstract class BackendConformance {
      * Every weight at its largest field and every activation code at 127, over long rows: the kernels that sum
      * products in 16-bit lanes must move them into wider sums before any lane overflows.
      */
-    @ParameterizedTest(name = "{0} packed {1}")
-    @CsvSource({"ternary, true", "int4@32, true", "int4@1024, true", "int4-asym@1024, true", "binary, false",
-        "binary@256, false", "int8@32, false"})
-    public void largestCodesDoNotOverflow(String spec, boolean packed) {
+    @ParameterizedTest(name = "{0} packed {1} batch {2}")
+    @CsvSource({"ternary, true, 2", "int4@32, true, 2", "int4@1024, true, 2", "int4-asym@1024, true, 2",
+        "binary, false, 2", "binary@256, false, 2", "int8@32, false, 2",
+        // one token over bit planes (whole-block sums in 16-bit lanes)
+        "ternary, false, 1", "int4@32, false, 1", "int4@1024, false, 1", "int4-asym@1024, false, 1",
+        "binary, false, 1"})
+    public void largestCodesDoNotOverflow(String spec, boolean packed, int batch) {
         int rows = 3;
         int cols = 16384;
         float value = spec.startsWith("binary") ? -0.1f : 0.1f;
@@ -167,9 +175,9 @@ public abstract class BackendConformance {
         }
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(spec),
                 ActivationHint.INT8);
-        float[] x = new float[2 * cols];
+        float[] x = new float[batch * cols];
         java.util.Arrays.fill(x, 1f);
-        assertMatchesTheOracle(spec, packed ? io.bitplane.format.PackedCodes.relayout(t) : t, x, 2);
+        assertMatchesTheOracle(spec, packed ? io.bitplane.format.PackedCodes.relayout(t) : t, x, batch);
     }
 
     private void assertMatchesTheOracle(String spec, EncodedTensor t, float[] x, int batch) {
