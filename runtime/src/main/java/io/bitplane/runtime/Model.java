@@ -183,6 +183,36 @@ public final class Model implements AutoCloseable {
         return s;
     }
 
+    /** Tokens of the warm-up's prompt (one batch, the prefill path) and single-token steps after it. */
+    private static final int WARM_UP_PROMPT = 16;
+    private static final int WARM_UP_STEPS = 48;
+
+    /**
+     * Runs the model through a throwaway session, a prompt's batch and then single tokens, so that the JIT has
+     * compiled the kernels before the first real request. A JVM interprets a method until it is hot, and the
+     * Vector API interpreted is very slow: on the synthetic 418M model the first token took 2.1 s and steps
+     * reached their steady 5 ms only after about 40 tokens. A server calls this before it listens, as llama.cpp's
+     * server makes a warm-up run; a command that runs once gains nothing (the same work moves earlier).
+     *
+     * @return the nanoseconds it took
+     */
+    public long warmUp() {
+        long start = System.nanoTime();
+        int context = Math.min(config.contextLength(), WARM_UP_PROMPT + WARM_UP_STEPS);
+        int vocab = config.vocabSize();
+        try (Session s = newSession(SessionOptions.ofContext(context))) {
+            int[] prompt = new int[Math.min(WARM_UP_PROMPT, context)];
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = (1 + 7 * i) % vocab;
+            }
+            s.append(prompt);
+            for (int i = 0; s.position() < context; i++) {
+                s.append((3 + 11 * i) % vocab);
+            }
+        }
+        return System.nanoTime() - start;
+    }
+
     /** A decoder (scratch only) for batches of up to {@code maxBatch} columns, for schedulers of many sessions. */
     Decoder newDecoder(int maxBatch, int maxLogitRows) {
         if (closed) {

@@ -65,6 +65,13 @@ class SessionTest {
     }
 
     @Test
+    void aWarmUpChangesNoResult() {
+        String before = run(GenerationRequest.of("Once upon a time", 30)).text();
+        assertTrue(model.warmUp() > 0);
+        assertEquals(before, run(GenerationRequest.of("Once upon a time", 30)).text());
+    }
+
+    @Test
     void aPromptEncodedByTheCallerIsUsedAsGivenAndChecked() {
         String expected = run(GenerationRequest.of("Once upon a time", 30)).text();
         int[] tokens = model.tokenizer().encode("Once upon a time", true, false);

@@ -56,6 +56,11 @@ final class ServeCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}.")
     long maxBodyBytes;
 
+    @Option(names = "--no-warmup", description = "Listen at once, without first running the model through a short "
+            + "throwaway prompt and decode (which makes the JIT compile the kernels, so that the first requests "
+            + "are not seconds slower).")
+    boolean noWarmup;
+
     @Override
     public Integer call() throws Exception {
         Path path = modelArgs.resolvedModel();
@@ -66,6 +71,9 @@ final class ServeCommand implements Callable<Integer> {
                 .withLimits(maxSequences, maxQueue, maxPromptTokens, maxTokensLimit, maxBodyBytes);
         CountDownLatch stopped = new CountDownLatch(1);
         try (Model model = Model.open(path, modelArgs.options())) {
+            if (!noWarmup) {
+                System.err.printf(java.util.Locale.ROOT, "bitplane: warmed up in %.1f s%n", model.warmUp() / 1e9);
+            }
             DecodingServer server = DecodingServer.start(model, config);
             System.err.println("bitplane: serving " + id + " at http://" + host + ":" + server.port()
                     + "/v1 (Ctrl-C stops)");

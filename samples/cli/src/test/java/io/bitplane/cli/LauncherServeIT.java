@@ -42,6 +42,7 @@ class LauncherServeIT {
                 .directory(root.toFile()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             awaitHealth(port, serve, log);
+            assertTrue(Files.readString(log).contains("bitplane: warmed up in"), "the server warms up first");
             OpenAIClient client = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + port + "/v1")
                     .apiKey("unused").maxRetries(0).build();
             try {
