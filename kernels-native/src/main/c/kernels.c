@@ -16,10 +16,10 @@
  * Method: a batch decodes each block of four rows once into int8 codes (the INT8 row is its own codes; planes are
  * expanded 32 values at a time, packed fields shifted and masked) and runs every token over them group by group;
  * one token decodes in registers as it goes: packed fields by a shift and a mask, bit planes by shifting whole
- * 32-byte blocks of the planes against the token's codes permuted to match (plane_groups_i8). With int8 activations the group sums are exact integers (vpmaddubsw on
- * |code| and sign-adjusted activations, or directly on unsigned packed fields minus offset * sum(q), then
- * vpmaddwd), combined in float exactly as the Java reference does (build.sh passes -ffp-contract=off so that no
- * multiply-add fuses).
+ * 32-byte blocks of the planes against the token's codes permuted to match (plane_groups_i8). With int8
+ * activations the group sums are exact integers (vpmaddubsw on |code| and sign-adjusted activations, or directly
+ * on unsigned fields minus offset * sum(q), then vpmaddwd), combined in float exactly as the Java reference does
+ * (build.sh passes -ffp-contract=off so that no multiply-add fuses).
  */
 #include <string.h>
 
@@ -1003,8 +1003,9 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     memset(s.terms, 0, TOKEN_BLOCK * ROW_BLOCK * groups * sizeof(float));
     const plane_token *plane_tok = 0;
 #ifdef __AVX2__
-    /* One token over bit planes in groups of 32 or more: the fields are the planes' bytes (plane_groups_i8). */
-    if (batch == 1 && !decode && encoding != BP_INT8 && !(kind & PACKED) && group % 32 == 0) {
+    /* One token over bit planes in groups of 32 or more, or one group per row: the fields are the planes' bytes
+       (plane_groups_i8). */
+    if (batch == 1 && !decode && encoding != BP_INT8 && !(kind & PACKED) && (group % 32 == 0 || groups == 1)) {
         plane_token_prepare(xq, k, &s.token);
         plane_tok = &s.token;
     }
