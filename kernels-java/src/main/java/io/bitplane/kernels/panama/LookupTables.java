@@ -1,6 +1,7 @@
 package io.bitplane.kernels.panama;
 
 import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -57,6 +58,44 @@ final class LookupTables {
                 lanes[m] = (short) ((m >>> i & 1) == 0 ? 0 : -1);
             }
             BIT[i] = ShortVector.fromArray(TABLE, lanes, 0);
+        }
+    }
+
+    /** Float tables per token: 16 entries per 4 values (no room needed: a lookup loads exactly 16 int lanes). */
+    static int floatTableLength(TensorSpec spec) {
+        return 4 * CHUNK_VALUES * chunks(spec);
+    }
+
+    /** Lane m of FLOAT_BIT[i] is 1 when bit i of m is set, else 0: table = sum over i of FLOAT_BIT[i] x_i. */
+    private static final FloatVector[] FLOAT_BIT = new FloatVector[4];
+    private static final VectorSpecies<Float> FLOAT_TABLE = FloatVector.SPECIES_512;
+
+    static {
+        for (int i = 0; i < 4; i++) {
+            float[] lanes = new float[16];
+            for (int m = 0; m < 16; m++) {
+                lanes[m] = (m >>> i & 1) == 0 ? 0f : 1f;
+            }
+            FLOAT_BIT[i] = FloatVector.fromArray(FLOAT_TABLE, lanes, 0);
+        }
+    }
+
+    /**
+     * One token's float tables from its activations {@code x[x0 .. x0 + K)} into {@code tables[t0 ..)} as int bits
+     * (looked up with IntVector.selectFrom, vpermd): table j at 16 j holds at m the sum of x[4j + i] over the bits i
+     * of m (values past K count 0), added in the order i = 0..3.
+     */
+    static void buildFloatTables(TensorSpec spec, float[] x, int x0, int[] tables, int t0) {
+        int k = (int) spec.cols();
+        int quads = 4 * chunks(spec);
+        for (int j = 0; j < quads; j++) {
+            int i = 4 * j;
+            float a = i < k ? x[x0 + i] : 0f;
+            float b = i + 1 < k ? x[x0 + i + 1] : 0f;
+            float c = i + 2 < k ? x[x0 + i + 2] : 0f;
+            float d = i + 3 < k ? x[x0 + i + 3] : 0f;
+            FLOAT_BIT[0].mul(a).add(FLOAT_BIT[1].mul(b)).add(FLOAT_BIT[2].mul(c)).add(FLOAT_BIT[3].mul(d))
+                    .reinterpretAsInts().intoArray(tables, t0 + 16 * j);
         }
     }
 

@@ -315,9 +315,36 @@ public final class PanamaBackend extends ScalarBackend {
         return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
 
+    private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);
+    private static final ThreadLocal<float[][]> X_SUMS = ThreadLocal.withInitial(() -> new float[1][0]);
+
     private static WorkerPool.RangeTask signTileTask(SignTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
+        if (spec.activations() == ActivationHint.F32) {
+            // Float tables on the calling thread; BINARY needs each token's sum of activations X (acc = X - 2 S).
+            int stride = LookupTables.floatTableLength(spec);
+            int[][] holder = FLOAT_TABLES.get();
+            if (holder[0].length < batch * stride) {
+                holder[0] = new int[batch * stride];
+            }
+            float[][] sumsHolder = X_SUMS.get();
+            if (sumsHolder[0].length < batch) {
+                sumsHolder[0] = new float[batch];
+            }
+            int[] tables = holder[0];
+            float[] xSums = sumsHolder[0];
+            for (int t = 0; t < batch; t++) {
+                LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
+                float sum = 0f;
+                for (int i = 0; i < k; i++) {
+                    sum += x[t * k + i];
+                }
+                xSums[t] = sum;
+            }
+            MemorySegment data = w.source().data();
+            return (t0, t1) -> SignTileMatmul.tilesF32(spec, data, w.tiles(), tables, xSums, y, batch, t0, t1);
+        }
         Int8Activations a = quantize(x, batch, k);
         short[] tables = lookupTables(spec, a, batch);
         // BINARY: acc = X - 2 S, X the token's sum of codes (one group of the whole row)

@@ -6,6 +6,7 @@ import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
@@ -49,11 +50,16 @@ final class SignTileMatmul {
 
     private static final VectorSpecies<Short> S = TileRows.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     private static final int TILE_ROWS = TileRows.ROWS;
     private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
     /** Bytes of a chunk of a tile: TILE_ROWS mask words, then TILE_ROWS sign words; BINARY has only the signs. */
     private static int chunkBytes(TensorSpec spec) {
-        return (spec.encoding() == Encoding.BINARY ? 2 : 4) * TILE_ROWS;
+        return chunkBytes(spec.encoding() == Encoding.BINARY);
+    }
+
+    private static int chunkBytes(boolean binary) {
+        return (binary ? 2 : 4) * TILE_ROWS;
     }
     /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
     private static final int RUN_CHUNKS = 16;
@@ -67,7 +73,9 @@ final class SignTileMatmul {
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.TERNARY || e == Encoding.BINARY) && spec.activations() == ActivationHint.INT8
+        ActivationHint a = spec.activations();
+        return (e == Encoding.TERNARY || e == Encoding.BINARY)
+                && (a == ActivationHint.INT8 || a == ActivationHint.F32 && FLOAT_TABLES)
                 && spec.rank() == 2 && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL
                     || e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED);
@@ -132,6 +140,82 @@ final class SignTileMatmul {
     /** Bit i set when the 2-bit field in the low bits of byte i is 0 (code -1). */
     private static int negativeFields(long fields) {
         return (int) Long.compress(~(fields | fields >>> 1), LOW_BITS);
+    }
+
+    /**
+     * F32 activations take float tables (LookupTables#buildFloatTables, as int bits) of 16 entries, one per int lane,
+     * so they need vectors of 16 int lanes (512 bits); a tile's 32 rows are then its even and odd rows, the low and
+     * high halves of the int lanes.
+     */
+    static final boolean FLOAT_TABLES = I.length() == 16;
+
+    /** Per worker thread: a tile's float sums, even rows then odd rows. */
+    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[TILE_ROWS]);
+
+    /**
+     * F32 activations: tiles [tile0, tile1) for every token, float tables of token t at {@code tables[t * stride ..]}
+     * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY); y = 0f + s * acc, as the oracle forms one
+     * group's term, acc = sum of code x x in float (another order than the oracle's, so equal within rounding).
+     */
+    static void tilesF32(TensorSpec spec, MemorySegment data, MemorySegment tiles, int[] tables, float[] xSums,
+                         float[] y, int batch, int tile0, int tile1) {
+        int n = (int) spec.rows();
+        int chunks = LookupTables.chunks(spec);
+        int stride = LookupTables.floatTableLength(spec);
+        long scales = spec.scalesOffset();
+        boolean binary = spec.encoding() == Encoding.BINARY;
+        float[] sums = FLOAT_SUMS.get();
+        for (int tile = tile0; tile < tile1; tile++) {
+            long base = (long) tile * chunks * chunkBytes(spec);
+            for (int t = 0; t < batch; t++) {
+                floatSums(tiles, base, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
+                for (int slot = 0; slot < TILE_ROWS; slot++) {
+                    int r = tile * TILE_ROWS + TileRows.row(slot);
+                    if (r < n) {
+                        float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
+                        y[t * n + r] = 0f + s * sums[slot];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One tile's float sums for one token's float tables at {@code tables[t0 ..]}, even rows then odd rows: TERNARY
+     * sum T[mask] - 2 sum T[sign]; BINARY X - 2 sum T[sign].
+     */
+    private static void floatSums(MemorySegment tiles, long base, int chunks, boolean binary, int[] tables, int t0,
+                                  float x, float[] out) {
+        FloatVector plusEven = FloatVector.zero(F);
+        FloatVector plusOdd = FloatVector.zero(F);
+        FloatVector minusEven = FloatVector.zero(F);
+        FloatVector minusOdd = FloatVector.zero(F);
+        int signAt = binary ? 0 : 2 * TILE_ROWS;
+        for (int c = 0; c < chunks; c++) {
+            long at = base + (long) c * chunkBytes(binary);
+            IntVector mask = ShortVector.fromMemorySegment(S, tiles, at, LE).reinterpretAsInts();
+            IntVector sign = ShortVector.fromMemorySegment(S, tiles, at + signAt, LE).reinterpretAsInts();
+            for (int j = 0; j < 4; j++) {
+                IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
+                int shift = 4 * j;
+                minusEven = minusEven.add(sign.lanewise(VectorOperators.LSHR, shift).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusOdd = minusOdd.add(sign.lanewise(VectorOperators.LSHR, 16 + shift).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                if (!binary) {
+                    plusEven = plusEven.add(mask.lanewise(VectorOperators.LSHR, shift).and(15).selectFrom(table)
+                            .reinterpretAsFloats());
+                    plusOdd = plusOdd.add(mask.lanewise(VectorOperators.LSHR, 16 + shift).and(15).selectFrom(table)
+                            .reinterpretAsFloats());
+                }
+            }
+        }
+        if (binary) {
+            plusEven = FloatVector.broadcast(F, x);
+            plusOdd = plusEven;
+        }
+        plusEven.sub(minusEven.add(minusEven)).intoArray(out, 0);
+        plusOdd.sub(minusOdd.add(minusOdd)).intoArray(out, TILE_ROWS / 2);
     }
 
     /** Per worker thread: the sums of two tiles' rows, each even rows then odd rows. */

@@ -92,6 +92,32 @@ class LookupTileMatmulTest {
         }
     }
 
+    /**
+     * F32 activations over float tables (where vectors have 16 int lanes; elsewhere the backend's other kernels): sums
+     * in another order than the oracle's, so equal within the conformance tolerance.
+     */
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
+    @CsvSource({"ternary, 1, 1, 1, false", "ternary, 17, 64, 3, true", "ternary, 33, 1030, 2, false",
+        "ternary, 3, 4100, 1, true", "binary, 1, 3, 1, false", "binary, 65, 1030, 3, false",
+        "binary, 40, 4100, 1, false"})
+    void floatActivationsMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
+        Random rnd = new Random(rows * 53L + cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.F32);
+        t = packed ? PackedCodes.relayout(t) : t;
+        assertEquals(SignTileMatmul.FLOAT_TABLES, SignTileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 7}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            float[] expected = BackendConformance.matmul(oracle, placed, x, batch);
+            float[] actual = BackendConformance.matmul(tiles, placed, x, batch);
+            for (int i = 0; i < expected.length; i++) {
+                float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
+                assertEquals(expected[i], actual[i], tol, spec + " output " + i + " misaligned by " + misalign);
+            }
+        }
+    }
+
     /** Gaussian weights quantized by {@code spec} for INT8 activations, in the packed layout or the canonical one. */
     private static EncodedTensor gaussian(String spec, int rows, int cols, boolean packed, Random rnd) {
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
@@ -140,15 +166,18 @@ class LookupTileMatmulTest {
         assertArrayEquals(expected, BackendConformance.matmul(tiles, placed, x, 2));
     }
 
-    /** Only ternary tensors with INT8 activations and one scale per row are repacked; the others keep their kernels. */
+    /**
+     * Only ternary tensors with one scale per row are repacked, with INT8 activations, or F32 ones where float tables
+     * fit a vector (512 bits); the others keep their kernels.
+     */
     @Test
-    void takesOnlyRowScaledTernaryWithInt8Activations() {
+    void takesOnlyRowScaledTernaryWithInt8OrWideF32Activations() {
         Random rnd = new Random(3);
         float[] w = TestTensors.gaussian(rnd, 8 * 256, 0.1f);
         long[] shape = {8, 256};
         assertTrue(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.INT8).spec()));
-        assertFalse(SignTileMatmul.supports(
+        assertEquals(SignTileMatmul.FLOAT_TABLES, SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
         assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.INT8).spec()));
