@@ -149,13 +149,14 @@ final class SignTileMatmul {
      */
     static final boolean FLOAT_TABLES = I.length() == 16;
 
-    /** Per worker thread: a tile's float sums, even rows then odd rows. */
-    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[TILE_ROWS]);
+    /** Per worker thread: two tiles' float sums, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
 
     /**
      * F32 activations: tiles [tile0, tile1) for every token, float tables of token t at {@code tables[t * stride ..]}
      * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY); y = 0f + s * acc, as the oracle forms one
      * group's term, acc = sum of code x x in float (another order than the oracle's, so equal within rounding).
+     * Tiles go in pairs, as in {@link #tiles}.
      */
     static void tilesF32(TensorSpec spec, MemorySegment data, MemorySegment tiles, int[] tables, float[] xSums,
                          float[] y, int batch, int tile0, int tile1) {
@@ -164,13 +165,16 @@ final class SignTileMatmul {
         int stride = LookupTables.floatTableLength(spec);
         long scales = spec.scalesOffset();
         boolean binary = spec.encoding() == Encoding.BINARY;
+        long tileBytes = (long) chunks * chunkBytes(binary);
         float[] sums = FLOAT_SUMS.get();
-        for (int tile = tile0; tile < tile1; tile++) {
-            long base = (long) tile * chunks * chunkBytes(spec);
+        for (int tile = tile0; tile < tile1; tile += 2) {
+            int pair = Math.min(2, tile1 - tile);
+            long baseA = tile * tileBytes;
+            long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
-                floatSums(tiles, base, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
-                for (int slot = 0; slot < TILE_ROWS; slot++) {
-                    int r = tile * TILE_ROWS + TileRows.row(slot);
+                floatSums(tiles, baseA, baseB, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
+                for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
+                    int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
                     if (r < n) {
                         float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
                         y[t * n + r] = 0f + s * sums[slot];
@@ -181,41 +185,62 @@ final class SignTileMatmul {
     }
 
     /**
-     * One tile's float sums for one token's float tables at {@code tables[t0 ..]}, even rows then odd rows: TERNARY
-     * sum T[mask] - 2 sum T[sign]; BINARY X - 2 sum T[sign].
+     * Two tiles' float sums (at {@code baseA}, {@code baseB}) for one token's float tables at {@code tables[t0 ..]},
+     * each even rows then odd rows, tile A first: TERNARY sum T[mask] - 2 sum T[sign]; BINARY X - 2 sum T[sign].
+     * Each lookup picks 16 rows: the even rows from the low halves of the int lanes, the odd rows from the high.
      */
-    private static void floatSums(MemorySegment tiles, long base, int chunks, boolean binary, int[] tables, int t0,
-                                  float x, float[] out) {
-        FloatVector plusEven = FloatVector.zero(F);
-        FloatVector plusOdd = FloatVector.zero(F);
-        FloatVector minusEven = FloatVector.zero(F);
-        FloatVector minusOdd = FloatVector.zero(F);
+    private static void floatSums(MemorySegment tiles, long baseA, long baseB, int chunks, boolean binary,
+                                  int[] tables, int t0, float x, float[] out) {
+        FloatVector plusEvenA = FloatVector.zero(F);
+        FloatVector plusOddA = FloatVector.zero(F);
+        FloatVector minusEvenA = FloatVector.zero(F);
+        FloatVector minusOddA = FloatVector.zero(F);
+        FloatVector plusEvenB = FloatVector.zero(F);
+        FloatVector plusOddB = FloatVector.zero(F);
+        FloatVector minusEvenB = FloatVector.zero(F);
+        FloatVector minusOddB = FloatVector.zero(F);
+        int chunkBytes = chunkBytes(binary);
         int signAt = binary ? 0 : 2 * TILE_ROWS;
         for (int c = 0; c < chunks; c++) {
-            long at = base + (long) c * chunkBytes(binary);
-            IntVector mask = ShortVector.fromMemorySegment(S, tiles, at, LE).reinterpretAsInts();
-            IntVector sign = ShortVector.fromMemorySegment(S, tiles, at + signAt, LE).reinterpretAsInts();
+            long at = (long) c * chunkBytes;
+            IntVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE).reinterpretAsInts();
+            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + signAt, LE).reinterpretAsInts();
+            IntVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
+            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + signAt, LE).reinterpretAsInts();
             for (int j = 0; j < 4; j++) {
                 IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
-                int shift = 4 * j;
-                minusEven = minusEven.add(sign.lanewise(VectorOperators.LSHR, shift).and(15).selectFrom(table)
+                int low = 4 * j;
+                int high = 16 + 4 * j;
+                minusEvenA = minusEvenA.add(signA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
                         .reinterpretAsFloats());
-                minusOdd = minusOdd.add(sign.lanewise(VectorOperators.LSHR, 16 + shift).and(15).selectFrom(table)
+                minusOddA = minusOddA.add(signA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusEvenB = minusEvenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusOddB = minusOddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                         .reinterpretAsFloats());
                 if (!binary) {
-                    plusEven = plusEven.add(mask.lanewise(VectorOperators.LSHR, shift).and(15).selectFrom(table)
+                    plusEvenA = plusEvenA.add(maskA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
                             .reinterpretAsFloats());
-                    plusOdd = plusOdd.add(mask.lanewise(VectorOperators.LSHR, 16 + shift).and(15).selectFrom(table)
+                    plusOddA = plusOddA.add(maskA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                            .reinterpretAsFloats());
+                    plusEvenB = plusEvenB.add(maskB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                            .reinterpretAsFloats());
+                    plusOddB = plusOddB.add(maskB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                             .reinterpretAsFloats());
                 }
             }
         }
         if (binary) {
-            plusEven = FloatVector.broadcast(F, x);
-            plusOdd = plusEven;
+            plusEvenA = FloatVector.broadcast(F, x);
+            plusOddA = plusEvenA;
+            plusEvenB = plusEvenA;
+            plusOddB = plusEvenA;
         }
-        plusEven.sub(minusEven.add(minusEven)).intoArray(out, 0);
-        plusOdd.sub(minusOdd.add(minusOdd)).intoArray(out, TILE_ROWS / 2);
+        plusEvenA.sub(minusEvenA.add(minusEvenA)).intoArray(out, 0);
+        plusOddA.sub(minusOddA.add(minusOddA)).intoArray(out, TILE_ROWS / 2);
+        plusEvenB.sub(minusEvenB.add(minusEvenB)).intoArray(out, TILE_ROWS);
+        plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
     }
 
     /** Per worker thread: the sums of two tiles' rows, each even rows then odd rows. */
