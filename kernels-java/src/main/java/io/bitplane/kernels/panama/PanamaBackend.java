@@ -318,32 +318,38 @@ public final class PanamaBackend extends ScalarBackend {
     private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);
     private static final ThreadLocal<float[][]> X_SUMS = ThreadLocal.withInitial(() -> new float[1][0]);
 
+    /** F32 activations: float tables on the calling thread, and for BINARY each token's sum X (acc = X - 2 S). */
+    private static WorkerPool.RangeTask floatSignTileTask(SignTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int stride = LookupTables.floatTableLength(spec);
+        int[][] holder = FLOAT_TABLES.get();
+        if (holder[0].length < batch * stride) {
+            holder[0] = new int[batch * stride];
+        }
+        float[][] sumsHolder = X_SUMS.get();
+        if (sumsHolder[0].length < batch) {
+            sumsHolder[0] = new float[batch];
+        }
+        int[] tables = holder[0];
+        float[] xSums = sumsHolder[0];
+        for (int t = 0; t < batch; t++) {
+            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
+            float sum = 0f;
+            for (int i = 0; i < k; i++) {
+                sum += x[t * k + i];
+            }
+            xSums[t] = sum;
+        }
+        MemorySegment data = w.source().data();
+        return (t0, t1) -> SignTileMatmul.tilesF32(spec, data, w.tiles(), tables, xSums, y, batch, t0, t1);
+    }
+
     private static WorkerPool.RangeTask signTileTask(SignTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         if (spec.activations() == ActivationHint.F32) {
-            // Float tables on the calling thread; BINARY needs each token's sum of activations X (acc = X - 2 S).
-            int stride = LookupTables.floatTableLength(spec);
-            int[][] holder = FLOAT_TABLES.get();
-            if (holder[0].length < batch * stride) {
-                holder[0] = new int[batch * stride];
-            }
-            float[][] sumsHolder = X_SUMS.get();
-            if (sumsHolder[0].length < batch) {
-                sumsHolder[0] = new float[batch];
-            }
-            int[] tables = holder[0];
-            float[] xSums = sumsHolder[0];
-            for (int t = 0; t < batch; t++) {
-                LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
-                float sum = 0f;
-                for (int i = 0; i < k; i++) {
-                    sum += x[t * k + i];
-                }
-                xSums[t] = sum;
-            }
-            MemorySegment data = w.source().data();
-            return (t0, t1) -> SignTileMatmul.tilesF32(spec, data, w.tiles(), tables, xSums, y, batch, t0, t1);
+            return floatSignTileTask(w, x, y, batch);
         }
         Int8Activations a = quantize(x, batch, k);
         short[] tables = lookupTables(spec, a, batch);

@@ -38,6 +38,9 @@ import java.nio.ByteOrder;
  *   in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) this took ternary from 58-77 to
  *   128-137 G weights/s and binary from 125-132 to 185-230.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
+ * F32 activations (where vectors have 16 int lanes): the same tiles against float tables of 16 entries, int bits in
+ *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
+ *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
  * </pre>
  * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
  * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
