@@ -333,10 +333,11 @@ public final class PanamaBackend extends ScalarBackend {
         }
         int[] tables = holder[0];
         float[] xSums = sumsHolder[0];
+        boolean binary = spec.encoding() == Encoding.BINARY;
         for (int t = 0; t < batch; t++) {
             LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
             float sum = 0f;
-            for (int i = 0; i < k; i++) {
+            for (int i = 0; binary && i < k; i++) {  // X: BINARY only
                 sum += x[t * k + i];
             }
             xSums[t] = sum;

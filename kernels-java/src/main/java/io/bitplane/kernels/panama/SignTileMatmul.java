@@ -176,13 +176,7 @@ final class SignTileMatmul {
             long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 floatSums(tiles, baseA, baseB, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
-                for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
-                    int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
-                    if (r < n) {
-                        float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
-                        y[t * n + r] = 0f + s * sums[slot];
-                    }
-                }
+                storePair(data, scales, sums, 1f, tile, pair, n, y, t * n);
             }
         }
     }
@@ -246,8 +240,8 @@ final class SignTileMatmul {
         plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
     }
 
-    /** Per worker thread: the sums of two tiles' rows, each even rows then odd rows. */
-    private static final ThreadLocal<int[]> TILE_SUMS = ThreadLocal.withInitial(() -> new int[2 * TILE_ROWS]);
+    /** Per worker thread: the exact sums of two tiles' rows as floats, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> TILE_SUMS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
@@ -263,7 +257,7 @@ final class SignTileMatmul {
         long scales = spec.scalesOffset();
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(spec);
-        int[] sums = TILE_SUMS.get();
+        float[] sums = TILE_SUMS.get();
         for (int tile = tile0; tile < tile1; tile += 2) {
             int pair = Math.min(2, tile1 - tile);
             long baseA = tile * tileBytes;
@@ -274,23 +268,33 @@ final class SignTileMatmul {
                 } else {
                     tileSums(tiles, baseA, baseB, chunks, tables, t * stride, sums);
                 }
-                for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
-                    int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
-                    if (r < n) {
-                        float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
-                        y[t * n + r] = (0f + (s * sums[slot] + 0f)) * tokenScales[t];
-                    }
-                }
+                storePair(data, scales, sums, tokenScales[t], tile, pair, n, y, t * n);
             }
         }
     }
 
     /**
-     * Two tiles' exact sums (at {@code baseA} and {@code baseB}) for one token's tables at {@code tables[t0 ..]}:
-     * tile A's even rows, odd rows, then tile B's.
+     * Results of a pair of tiles (or of one, {@code pair} = 1) for one token, from their sums (tile A's even rows,
+     * odd rows, then tile B's): y[yo + r] = (0f + (s_r acc + 0f)) x tokenScale for the rows below {@code n}, the
+     * oracle's one group term times the token's scale (1 for F32 activations, where the oracle has none).
+     */
+    private static void storePair(MemorySegment data, long scales, float[] sums, float tokenScale, int tile, int pair,
+                                  int n, float[] y, int yo) {
+        for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
+            int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
+            if (r < n) {
+                float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
+                y[yo + r] = (0f + (s * sums[slot] + 0f)) * tokenScale;
+            }
+        }
+    }
+
+    /**
+     * Two tiles' exact sums (at {@code baseA} and {@code baseB}) for one token's tables at {@code tables[t0 ..]},
+     * converted to float as the oracle's s x acc converts acc: tile A's even rows, odd rows, then tile B's.
      */
     private static void tileSums(MemorySegment tiles, long baseA, long baseB, int chunks, short[] tables, int t0,
-                                 int[] out) {
+                                 float[] out) {
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
@@ -325,10 +329,10 @@ final class SignTileMatmul {
             evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
         }
-        evenA.intoArray(out, 0);
-        oddA.intoArray(out, TILE_ROWS / 2);
-        evenB.intoArray(out, TILE_ROWS);
-        oddB.intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+        ((FloatVector) evenA.convert(VectorOperators.I2F, 0)).intoArray(out, 0);
+        ((FloatVector) oddA.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS / 2);
+        ((FloatVector) evenB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
+        ((FloatVector) oddB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
     }
 
     /**
@@ -336,7 +340,7 @@ final class SignTileMatmul {
      * the token's codes ({@code codeSum}), into {@code out} as {@link #tileSums} orders them.
      */
     private static void signSums(MemorySegment tiles, long baseA, long baseB, int chunks, short[] tables, int t0,
-                                 int codeSum, int[] out) {
+                                 int codeSum, float[] out) {
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
@@ -365,9 +369,9 @@ final class SignTileMatmul {
             oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
         }
         IntVector x = IntVector.broadcast(I, codeSum);
-        x.sub(evenA.add(evenA)).intoArray(out, 0);
-        x.sub(oddA.add(oddA)).intoArray(out, TILE_ROWS / 2);
-        x.sub(evenB.add(evenB)).intoArray(out, TILE_ROWS);
-        x.sub(oddB.add(oddB)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+        ((FloatVector) x.sub(evenA.add(evenA)).convert(VectorOperators.I2F, 0)).intoArray(out, 0);
+        ((FloatVector) x.sub(oddA.add(oddA)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS / 2);
+        ((FloatVector) x.sub(evenB.add(evenB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
+        ((FloatVector) x.sub(oddB.add(oddB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
     }
 }
