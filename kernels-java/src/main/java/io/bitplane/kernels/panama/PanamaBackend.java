@@ -51,8 +51,9 @@ public final class PanamaBackend extends ScalarBackend {
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
     /**
-     * Whether ternary, binary and INT4 tensors with INT8 activations are repacked at upload for the lookup-table
-     * kernels ({@link SignTileMatmul}, {@link Int4TileMatmul}).
+     * Whether ternary, binary and INT4 tensors with INT8 activations (ternary and binary with F32 ones too, where
+     * SignTileMatmul.FLOAT_TABLES) are repacked at upload for the lookup-table kernels ({@link SignTileMatmul},
+     * {@link Int4TileMatmul}).
      */
     private final boolean lookupTiles;
 
@@ -252,6 +253,24 @@ public final class PanamaBackend extends ScalarBackend {
         return h[0];
     }
 
+    /** As {@link #threadArray}, for ints. */
+    private static int[] threadInts(ThreadLocal<int[][]> holder, int length) {
+        int[][] h = holder.get();
+        if (h[0].length < length) {
+            h[0] = new int[length];
+        }
+        return h[0];
+    }
+
+    /** As {@link #threadArray}, for floats. */
+    private static float[] threadFloats(ThreadLocal<float[][]> holder, int length) {
+        float[][] h = holder.get();
+        if (h[0].length < length) {
+            h[0] = new float[length];
+        }
+        return h[0];
+    }
+
     /** Quantizes every token on the calling thread into codes padded to whole pairs; the tiles are then split. */
     private static WorkerPool.RangeTask int8TileTask(Int8Tiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
@@ -288,11 +307,7 @@ public final class PanamaBackend extends ScalarBackend {
      */
     private static int[] codeSums(Int8Activations a, int batch, int k, int group) {
         int groups = group == 0 ? 0 : (k + group - 1) / group;
-        int[][] holder = TILE_CODE_SUMS.get();
-        if (holder[0].length < batch * groups) {
-            holder[0] = new int[batch * groups];
-        }
-        int[] sums = holder[0];
+        int[] sums = threadInts(TILE_CODE_SUMS, batch * groups);
         for (int t = 0; t < batch; t++) {
             for (int g = 0; g < groups; g++) {
                 int s = 0;
@@ -323,16 +338,8 @@ public final class PanamaBackend extends ScalarBackend {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         int stride = LookupTables.floatTableLength(spec);
-        int[][] holder = FLOAT_TABLES.get();
-        if (holder[0].length < batch * stride) {
-            holder[0] = new int[batch * stride];
-        }
-        float[][] sumsHolder = X_SUMS.get();
-        if (sumsHolder[0].length < batch) {
-            sumsHolder[0] = new float[batch];
-        }
-        int[] tables = holder[0];
-        float[] xSums = sumsHolder[0];
+        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
+        float[] xSums = threadFloats(X_SUMS, batch);
         boolean binary = spec.encoding() == Encoding.BINARY;
         for (int t = 0; t < batch; t++) {
             LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
