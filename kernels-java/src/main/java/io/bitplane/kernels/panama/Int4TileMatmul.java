@@ -46,7 +46,7 @@ final class Int4TileMatmul {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
-    private static final int CHUNK_BYTES = 8 * R;
+    static final int CHUNK_BYTES = 8 * R;
     /** Chunks per int16 run (see the class comment). */
     private static final int RUN_CHUNKS = 4;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;

@@ -21,6 +21,7 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * The Java backend: Panama Vector API kernels where they exist (F32; INT8 with F32 or INT8 activations; the bit
@@ -299,6 +300,25 @@ public final class PanamaBackend extends ScalarBackend {
         return tables;
     }
 
+    /**
+     * Every token's codes in {@link Int4BatchMatmul}'s order (value 16c + i of token t at (c T + t) 16 + i, T the
+     * padded batch), zero past K and for the padding tokens, in the calling thread's array.
+     */
+    private static short[] chunkMajorCodes(Int8Activations a, int batch, int k) {
+        int chunk = LookupTables.CHUNK_VALUES;
+        int chunks = (k + chunk - 1) / chunk;
+        int tokens = Int4BatchMatmul.paddedTokens(batch);
+        short[] codes = threadArray(TILE_CODES, chunks * tokens * chunk);
+        Arrays.fill(codes, 0, chunks * tokens * chunk, (short) 0);
+        for (int t = 0; t < batch; t++) {
+            for (int c = 0; c < chunks; c++) {
+                System.arraycopy(a.q16, t * k + c * chunk, codes, (c * tokens + t) * chunk,
+                        Math.min(chunk, k - c * chunk));
+            }
+        }
+        return codes;
+    }
+
     private static final ThreadLocal<int[][]> TILE_CODE_SUMS = ThreadLocal.withInitial(() -> new int[1][0]);
 
     /**
@@ -324,6 +344,13 @@ public final class PanamaBackend extends ScalarBackend {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         Int8Activations a = quantize(x, batch, k);
+        if (batch >= Int4BatchMatmul.TOKENS) {  // one whole register block: from there on it beats the lookups
+            short[] codes = chunkMajorCodes(a, batch, k);
+            int[] sums = spec.encoding() == Encoding.INT4_ASYM
+                    ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
+            float[] scales = a.scales;
+            return (t0, t1) -> Int4BatchMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
+        }
         short[] tables = lookupTables(spec, a, batch);
         int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;

@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul})
+ * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul}, and
+ * for batches {@link Int4BatchMatmul})
  * against the scalar oracle, forced on whatever this machine would choose (on AVX2 the JDK emulates their lookups:
  * slow, but the same results). Integer sums, so results must be equal bit for bit.
  */
@@ -75,6 +76,20 @@ class LookupTileMatmulTest {
             assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
                     BackendConformance.matmul(tiles, placed, x, batch), spec + " misaligned by " + misalign);
         }
+    }
+
+    /**
+     * Batches of 8 tokens and more take {@link Int4BatchMatmul} on the same tiles: whole and partial register blocks
+     * of tokens, groups of one chunk, one run, several runs and the whole row, K ending inside a chunk.
+     */
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
+    @CsvSource({
+        "int4@32, 1, 32, 8, false", "int4@32, 17, 100, 9, true", "int4@32, 33, 1030, 16, false",
+        "int4@16, 5, 48, 13, true", "int4@128, 40, 1000, 8, true", "int4, 9, 300, 23, false", "int4, 3, 4100, 8, true",
+        "int4-asym@32, 15, 640, 10, false", "int4-asym@64, 31, 200, 8, true", "int4-asym@128, 2, 2048, 17, true",
+        "int4-asym, 7, 90, 8, false", "int4@32, 600, 512, 33, true"})
+    void int4BatchesMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
+        int4MatchesTheOracle(spec, rows, cols, batch, packed);
     }
 
     /** Binary rows (codes +-1, one plane) go through the ternary loop with every value in the mask. */
@@ -142,6 +157,14 @@ class LookupTileMatmulTest {
         BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
         assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 1),
                 BackendConformance.matmul(tiles, placed, x, 1));
+        // a batch (Int4BatchMatmul): fields 0 and 15 are u - 8 = -8 and 7, against codes 127 and -127
+        int batch = Int4BatchMatmul.TOKENS + 1;
+        float[] xs = new float[batch * cols];
+        for (int i = 0; i < xs.length; i++) {
+            xs[i] = i / cols % 2 == 0 ? 1f : -1f;
+        }
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, xs, batch),
+                BackendConformance.matmul(tiles, placed, xs, batch));
     }
 
     /**
