@@ -55,7 +55,9 @@ final class Int4TileMatmul {
 
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && spec.activations() == ActivationHint.INT8
+        ActivationHint a = spec.activations();
+        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM)
+                && (a == ActivationHint.INT8 || a == ActivationHint.F32 && SignTileMatmul.FLOAT_TABLES)
                 && spec.rank() == 2 && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % CHUNK_VALUES == 0)
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
@@ -193,6 +195,94 @@ final class Int4TileMatmul {
                 }
                 even.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
                 odd.mul(tokenScales[t]).intoArray(out, half);
+                TileRows.store(out, y, t * n, tile * R, n);
+            }
+        }
+    }
+    /**
+     * F32 activations (vectors of 16 int lanes, {@link SignTileMatmul#FLOAT_TABLES}): tiles [tile0, tile1) for every
+     * token against its float tables ({@link LookupTables#buildFloatTables}, int bits, at {@code tables[t * stride
+     * ..]}), looked up with selectFrom on int lanes (vpermd): the even rows from the low halves of the int lanes, the
+     * odd rows from the high halves. Per group, S_p = the lookups of plane p, sum u x = S_0 + 2 S_1 + 4 S_2 + 8 S_3,
+     * and with X_g = {@code groupSums[t * G + g]} (the group's sum of activations) the oracle's term
+     * s_g (sum u x - 8 X_g) (INT4) or s_g sum u x + m_g X_g (INT4_ASYM); y = the sum of the terms. Not exact: the
+     * float sums run in another order than the oracle's, as on every F32 path.
+     */
+    static void tilesF32(TensorSpec spec, Tiles w, int[] tables, float[] groupSums, float[] y, int batch, int tile0,
+                         int tile1) {
+        int n = (int) spec.rows();
+        int chunks = LookupTables.chunks(spec);
+        int groups = (int) spec.groupsPerRow();
+        int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+        int stride = LookupTables.floatTableLength(spec);
+        boolean asym = w.mins() != null;
+        int half = R / 2;
+        float[] out = TILE_RESULTS.get();
+        for (int tile = tile0; tile < tile1; tile++) {
+            long tileBase = (long) tile * chunks * CHUNK_BYTES;
+            for (int t = 0; t < batch; t++) {
+                int t0 = t * stride;
+                FloatVector even = FloatVector.zero(F);
+                FloatVector odd = FloatVector.zero(F);
+                for (int g = 0; g < groups; g++) {
+                    FloatVector e0 = FloatVector.zero(F);
+                    FloatVector e1 = FloatVector.zero(F);
+                    FloatVector e2 = FloatVector.zero(F);
+                    FloatVector e3 = FloatVector.zero(F);
+                    FloatVector o0 = FloatVector.zero(F);
+                    FloatVector o1 = FloatVector.zero(F);
+                    FloatVector o2 = FloatVector.zero(F);
+                    FloatVector o3 = FloatVector.zero(F);
+                    int end = Math.min(chunks, (g + 1) * groupChunks);
+                    for (int c = g * groupChunks; c < end; c++) {
+                        long at = tileBase + (long) c * CHUNK_BYTES;
+                        IntVector p0 = ShortVector.fromMemorySegment(S, w.planes(), at, LE).reinterpretAsInts();
+                        IntVector p1 = ShortVector.fromMemorySegment(S, w.planes(), at + 2L * R, LE)
+                                .reinterpretAsInts();
+                        IntVector p2 = ShortVector.fromMemorySegment(S, w.planes(), at + 4L * R, LE)
+                                .reinterpretAsInts();
+                        IntVector p3 = ShortVector.fromMemorySegment(S, w.planes(), at + 6L * R, LE)
+                                .reinterpretAsInts();
+                        for (int j = 0; j < 4; j++) {
+                            IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
+                            int low = 4 * j;
+                            int high = 16 + 4 * j;
+                            e0 = e0.add(p0.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            o0 = o0.add(p0.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            e1 = e1.add(p1.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            o1 = o1.add(p1.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            e2 = e2.add(p2.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            o2 = o2.add(p2.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            e3 = e3.add(p3.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                            o3 = o3.add(p3.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                                    .reinterpretAsFloats());
+                        }
+                    }
+                    float x = groupSums[t * groups + g];
+                    FloatVector ux = e0.add(e1.mul(2f)).add(e2.mul(4f)).add(e3.mul(8f));
+                    FloatVector uxOdd = o0.add(o1.mul(2f)).add(o2.mul(4f)).add(o3.mul(8f));
+                    long at = ((long) tile * groups + g) * R * 4;
+                    FloatVector scaleEven = FloatVector.fromMemorySegment(F, w.scales(), at, LE);
+                    FloatVector scaleOdd = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * half, LE);
+                    if (asym) {
+                        even = even.add(scaleEven.mul(ux)
+                                .add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul(x)));
+                        odd = odd.add(scaleOdd.mul(uxOdd)
+                                .add(FloatVector.fromMemorySegment(F, w.mins(), at + 4L * half, LE).mul(x)));
+                    } else {
+                        even = even.add(scaleEven.mul(ux.sub(8f * x)));
+                        odd = odd.add(scaleOdd.mul(uxOdd.sub(8f * x)));
+                    }
+                }
+                even.intoArray(out, 0);
+                odd.intoArray(out, half);
                 TileRows.store(out, y, t * n, tile * R, n);
             }
         }

@@ -343,6 +343,9 @@ public final class PanamaBackend extends ScalarBackend {
     private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
+        if (spec.activations() == ActivationHint.F32) {
+            return floatInt4TileTask(w, x, y, batch);
+        }
         Int8Activations a = quantize(x, batch, k);
         if (batch >= Int4BatchMatmul.TOKENS) {  // one whole register block: from there on it beats the lookups
             short[] codes = chunkMajorCodes(a, batch, k);
@@ -355,6 +358,28 @@ public final class PanamaBackend extends ScalarBackend {
         int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;
         return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+    }
+
+    /** F32 activations on INT4 tiles: every token's float tables and group sums of activations, then the tiles. */
+    private static WorkerPool.RangeTask floatInt4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int stride = LookupTables.floatTableLength(spec);
+        int group = (int) spec.effectiveGroupSize();
+        int groups = (k + group - 1) / group;
+        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
+        float[] xSums = threadFloats(X_SUMS, batch * groups);
+        for (int t = 0; t < batch; t++) {
+            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
+            for (int g = 0; g < groups; g++) {
+                float sum = 0f;
+                for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
+                    sum += x[t * k + i];
+                }
+                xSums[t * groups + g] = sum;
+            }
+        }
+        return (t0, t1) -> Int4TileMatmul.tilesF32(spec, w.tiles(), tables, xSums, y, batch, t0, t1);
     }
 
     private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);

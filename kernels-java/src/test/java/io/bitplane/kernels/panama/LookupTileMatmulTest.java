@@ -108,19 +108,22 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * F32 activations over float tables (where vectors have 16 int lanes; elsewhere the backend's other kernels): sums
-     * in another order than the oracle's, so equal within the conformance tolerance.
+     * F32 activations over float tables, ternary, binary and INT4 (where vectors have 16 int lanes; elsewhere the
+     * backend's other kernels): sums in another order than the oracle's, so equal within the conformance tolerance.
      */
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
     @CsvSource({"ternary, 1, 1, 1, false", "ternary, 17, 64, 3, true", "ternary, 33, 1030, 2, false",
         "ternary, 3, 4100, 1, true", "binary, 1, 3, 1, false", "binary, 65, 1030, 3, false",
-        "binary, 40, 4100, 1, false"})
+        "binary, 40, 4100, 1, false", "int4@32, 1, 32, 1, false", "int4@32, 17, 100, 3, true",
+        "int4@16, 33, 1030, 2, false", "int4, 9, 300, 2, false", "int4@128, 40, 1000, 9, true",
+        "int4-asym@32, 15, 640, 2, true", "int4-asym@64, 3, 4100, 1, false", "int4-asym, 7, 90, 1, true"})
     void floatActivationsMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 53L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.F32);
         t = packed ? PackedCodes.relayout(t) : t;
-        assertEquals(SignTileMatmul.FLOAT_TABLES, SignTileMatmul.supports(t.spec()));
+        assertEquals(SignTileMatmul.FLOAT_TABLES, spec.startsWith("int4") ? Int4TileMatmul.supports(t.spec())
+                : SignTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 7}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -206,5 +209,7 @@ class LookupTileMatmulTest {
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.INT8).spec()));
         assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("int4@32"), ActivationHint.INT8).spec()));
+        assertEquals(SignTileMatmul.FLOAT_TABLES, Int4TileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("int4@32"), ActivationHint.F32).spec()));
     }
 }
