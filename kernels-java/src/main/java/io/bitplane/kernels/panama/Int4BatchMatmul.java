@@ -83,7 +83,7 @@ final class Int4BatchMatmul {
         int n = (int) spec.rows();
         int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
-        int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+        int groupChunks = Int4TileMatmul.groupChunks(spec);
         boolean asym = w.mins() != null;
         int tokens = paddedTokens(batch);
         int half = R / 2;

@@ -116,6 +116,11 @@ final class Int4TileMatmul {
 
     private static final long LOW_BITS = 0x0101010101010101L;
 
+    /** Chunks per group: groups are whole chunks (or one group spans the row). */
+    static int groupChunks(TensorSpec spec) {
+        return spec.groupsPerRow() == 1 ? LookupTables.chunks(spec) : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+    }
+
     /** Per worker thread: a tile's results, even rows then odd rows. */
     private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[R]);
 
@@ -128,7 +133,7 @@ final class Int4TileMatmul {
         int n = (int) spec.rows();
         int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
-        int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+        int groupChunks = groupChunks(spec);
         int stride = LookupTables.tableLength(spec);
         boolean asym = w.mins() != null;
         int half = R / 2;
@@ -213,7 +218,7 @@ final class Int4TileMatmul {
         int n = (int) spec.rows();
         int chunks = LookupTables.chunks(spec);
         int groups = (int) spec.groupsPerRow();
-        int groupChunks = groups == 1 ? chunks : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+        int groupChunks = groupChunks(spec);
         int stride = LookupTables.floatTableLength(spec);
         boolean asym = w.mins() != null;
         int half = R / 2;
