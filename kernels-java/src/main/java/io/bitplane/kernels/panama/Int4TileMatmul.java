@@ -18,7 +18,8 @@ import java.nio.ByteOrder;
 
 /**
  * INT4 and INT4_ASYM x INT8 activations (W4A8) by {@link LookupTables} on tiles of rows, as {@link SignTileMatmul}
- * does, with four bit planes instead of mask and sign.
+ * does, with four bit planes instead of mask and sign; F32 activations by float tables ({@link #tilesF32}); batches
+ * of INT8 activations by {@link Int4BatchMatmul} on the same tiles.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows
@@ -204,6 +205,7 @@ final class Int4TileMatmul {
             }
         }
     }
+
     /**
      * F32 activations (vectors of 16 int lanes, {@link SignTileMatmul#FLOAT_TABLES}): tiles [tile0, tile1) for every
      * token against its float tables ({@link LookupTables#buildFloatTables}, int bits, at {@code tables[t * stride

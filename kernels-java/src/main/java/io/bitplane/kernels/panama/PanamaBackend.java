@@ -52,9 +52,9 @@ public final class PanamaBackend extends ScalarBackend {
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
     /**
-     * Whether ternary, binary and INT4 tensors with INT8 activations (ternary and binary with F32 ones too, where
+     * Whether ternary, binary and INT4 tensors with INT8 activations (or F32 ones, where
      * SignTileMatmul.FLOAT_TABLES) are repacked at upload for the lookup-table kernels ({@link SignTileMatmul},
-     * {@link Int4TileMatmul}).
+     * {@link Int4TileMatmul}, and for batches {@link Int4BatchMatmul}).
      */
     private final boolean lookupTiles;
 
