@@ -16,8 +16,8 @@ import java.util.Arrays;
  * cost the same per weight for every token, four planes each; for a batch, each run of weights is decoded once into
  * 16-bit values, kept in L1, and multiplied with every token's codes: per R weights and token one broadcast, one
  * multiply and one add. JMH MatmulBenchmark, int4@32 4096x14336 cycled through 4 copies, 2 threads, lookups ->
- * this, in G weight x token products/s over three runs: batch 8 80-84 -> 68-89, batch 16 81 -> 113-116, batch 32
- * 74-85 -> 108-141 (one token: 56).
+ * this, in G weight x token products/s over three runs (batch 16: two): batch 8 80-84 -> 68-89, batch 16
+ * 81 -> 113-116, batch 32 74-85 -> 108-141 (one token: 56).
  *
  * <pre>
  * Tiles: Int4TileMatmul's (R rows per tile, one per 16-bit lane; chunks of 16 values; four bit planes of u).
