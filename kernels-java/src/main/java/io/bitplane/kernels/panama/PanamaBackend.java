@@ -304,9 +304,10 @@ public final class PanamaBackend extends ScalarBackend {
      * Every token's codes in {@link Int4BatchMatmul}'s order (value 16c + i of token t at (c T + t) 16 + i, T the
      * padded batch), zero past K and for the padding tokens, in the calling thread's array.
      */
-    private static short[] chunkMajorCodes(Int8Activations a, int batch, int k) {
+    private static short[] chunkMajorCodes(TensorSpec spec, Int8Activations a, int batch) {
+        int k = (int) spec.cols();
         int chunk = LookupTables.CHUNK_VALUES;
-        int chunks = (k + chunk - 1) / chunk;
+        int chunks = LookupTables.chunks(spec);
         int tokens = Int4BatchMatmul.paddedTokens(batch);
         short[] codes = threadArray(TILE_CODES, chunks * tokens * chunk);
         Arrays.fill(codes, 0, chunks * tokens * chunk, (short) 0);
@@ -348,7 +349,7 @@ public final class PanamaBackend extends ScalarBackend {
         }
         Int8Activations a = quantize(x, batch, k);
         if (batch >= Int4BatchMatmul.TOKENS) {  // one whole register block: from there on it beats the lookups
-            short[] codes = chunkMajorCodes(a, batch, k);
+            short[] codes = chunkMajorCodes(spec, a, batch);
             int[] sums = spec.encoding() == Encoding.INT4_ASYM
                     ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
             float[] scales = a.scales;
@@ -363,44 +364,50 @@ public final class PanamaBackend extends ScalarBackend {
     /** F32 activations on INT4 tiles: every token's float tables and group sums of activations, then the tiles. */
     private static WorkerPool.RangeTask floatInt4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
-        int k = (int) spec.cols();
-        int stride = LookupTables.floatTableLength(spec);
-        int group = (int) spec.effectiveGroupSize();
-        int groups = (k + group - 1) / group;
-        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
-        float[] xSums = threadFloats(X_SUMS, batch * groups);
-        for (int t = 0; t < batch; t++) {
-            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
-            for (int g = 0; g < groups; g++) {
-                float sum = 0f;
-                for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
-                    sum += x[t * k + i];
-                }
-                xSums[t * groups + g] = sum;
-            }
-        }
+        int[] tables = floatTables(spec, x, batch);
+        float[] xSums = activationSums(x, batch, (int) spec.cols(), (int) spec.effectiveGroupSize());
         return (t0, t1) -> Int4TileMatmul.tilesF32(spec, w.tiles(), tables, xSums, y, batch, t0, t1);
     }
 
     private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);
     private static final ThreadLocal<float[][]> X_SUMS = ThreadLocal.withInitial(() -> new float[1][0]);
 
+    /** Every token's float tables, built on the calling thread (the tiles are then split, the tables shared). */
+    private static int[] floatTables(TensorSpec spec, float[] x, int batch) {
+        int k = (int) spec.cols();
+        int stride = LookupTables.floatTableLength(spec);
+        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
+        for (int t = 0; t < batch; t++) {
+            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
+        }
+        return tables;
+    }
+
+    /**
+     * As {@link #codeSums}, for F32 activations: every token's sums over groups of {@code group} values (the last
+     * may be short), token t's at {@code [t * ceil(K / group) ..]}, in the calling thread's array.
+     */
+    private static float[] activationSums(float[] x, int batch, int k, int group) {
+        int groups = (k + group - 1) / group;
+        float[] sums = threadFloats(X_SUMS, batch * groups);
+        for (int t = 0; t < batch; t++) {
+            for (int g = 0; g < groups; g++) {
+                float s = 0f;
+                for (int i = g * group; i < Math.min(k, (g + 1) * group); i++) {
+                    s += x[t * k + i];
+                }
+                sums[t * groups + g] = s;
+            }
+        }
+        return sums;
+    }
+
     /** F32 activations: float tables on the calling thread, and for BINARY each token's sum X (acc = X - 2 S). */
     private static WorkerPool.RangeTask floatSignTileTask(SignTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
-        int stride = LookupTables.floatTableLength(spec);
-        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
-        float[] xSums = threadFloats(X_SUMS, batch);
-        boolean binary = spec.encoding() == Encoding.BINARY;
-        for (int t = 0; t < batch; t++) {
-            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
-            float sum = 0f;
-            for (int i = 0; binary && i < k; i++) {  // X: BINARY only
-                sum += x[t * k + i];
-            }
-            xSums[t] = sum;
-        }
+        int[] tables = floatTables(spec, x, batch);
+        float[] xSums = spec.encoding() == Encoding.BINARY ? activationSums(x, batch, k, k) : null;
         MemorySegment data = w.source().data();
         return (t0, t1) -> SignTileMatmul.tilesF32(spec, data, w.tiles(), tables, xSums, y, batch, t0, t1);
     }

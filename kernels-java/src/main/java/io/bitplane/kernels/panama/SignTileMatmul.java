@@ -157,8 +157,9 @@ final class SignTileMatmul {
 
     /**
      * F32 activations: tiles [tile0, tile1) for every token, float tables of token t at {@code tables[t * stride ..]}
-     * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY); y = 0f + s * acc, as the oracle forms one
-     * group's term, acc = sum of code x x in float (another order than the oracle's, so equal within rounding).
+     * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY; null for TERNARY); y = 0f + s * acc, as the
+     * oracle forms one group's term, acc = sum of code x x in float (another order than the oracle's, so equal
+     * within rounding).
      * Tiles go in pairs, as in {@link #tiles}.
      */
     static void tilesF32(TensorSpec spec, MemorySegment data, MemorySegment tiles, int[] tables, float[] xSums,
