@@ -45,6 +45,7 @@
 /* Instruction sets of the implementations. */
 #define BP_ISA_PORTABLE 1
 #define BP_ISA_AVX2 2
+#define BP_ISA_AVX512 3 /* AVX-512 F, BW, VL and VNNI (vpdpbusd), besides AVX2, FMA and F16C */
 
 /* BP_ABI_VERSION of the library: the bindings refuse a library built from another header. */
 int32_t bp_abi_version(void);

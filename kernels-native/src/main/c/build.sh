@@ -25,6 +25,9 @@ build() {
     if [ "$arch" = x86_64 ]; then
         "$cc" $flags -mavx2 -mfma -mf16c -DBP_IMPL=avx2 -c "$src/kernels.c" -o "$tmp/kernels_avx2.o" || return 1
         objects="$objects $tmp/kernels_avx2.o"
+        "$cc" $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -DBP_IMPL=avx512 \
+            -c "$src/kernels.c" -o "$tmp/kernels_avx512.o" || return 1
+        objects="$objects $tmp/kernels_avx512.o"
     fi
     "$cc" $flags -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o" || return 1
     "$cc" -shared -o "$tmp/libbitplane_kernels.so" $objects "$tmp/dispatch.o" || return 1

@@ -35,6 +35,9 @@
 #endif
 #define BP_FN(f) BP_IMPL_NAME(BP_IMPL, f)
 
+/* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 static inline uint32_t load_u32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -121,6 +124,111 @@ static inline __m256i expand_bits(uint32_t bits) {
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int) bits), spread);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, select), select);
 }
+
+/*
+ * Byte products, u unsigned times s signed. AVX2's vpmaddubsw adds adjacent products into int16 lanes (saturating)
+ * and vpmaddwd by ones adds those pairs into int32; AVX-512 VNNI's vpdpbusd (BP_VNNI) multiplies, adds four and
+ * accumulates into int32 in one instruction. Either way int32 lane m ends up with the products of bytes 4m .. 4m+3.
+ * "pairs" accumulate the int16 pair sums on AVX2, widened once at the end (each caller bounds them within int16);
+ * with VNNI they are int32 lane sums already and widening does nothing.
+ */
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define BP_VNNI 1
+#endif
+
+ALWAYS_INLINE __m256i pairs_add256(__m256i pairs, __m256i u, __m256i s) {
+#ifdef BP_VNNI
+    return _mm256_dpbusd_epi32(pairs, u, s);
+#else
+    return _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u, s));
+#endif
+}
+
+ALWAYS_INLINE __m256i widen_pairs256(__m256i pairs) {
+#ifdef BP_VNNI
+    return pairs;
+#else
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+#endif
+}
+
+/* acc + the int32 lane sums of u x s (a single pair step, so within int16 whenever |u| <= 128 and |s| <= 127). */
+ALWAYS_INLINE __m256i dot_add256(__m256i acc, __m256i u, __m256i s) {
+#ifdef BP_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, widen_pairs256(pairs_add256(_mm256_setzero_si256(), u, s)));
+#endif
+}
+
+/*
+ * The widest integer vector of the build, for kernels whose layout lets any width serve (bit planes, packed
+ * blocks): 64 bytes with AVX-512, 32 with AVX2. The v_ functions are the few operations those kernels use.
+ */
+#ifdef BP_VNNI
+#define VBYTES 64
+typedef __m512i vec;
+typedef __m512 vecf;
+ALWAYS_INLINE vec v_load(const void *p) { return _mm512_loadu_si512(p); }
+ALWAYS_INLINE vec v_set1_8(int c) { return _mm512_set1_epi8((char) c); }
+ALWAYS_INLINE vec v_zero(void) { return _mm512_setzero_si512(); }
+ALWAYS_INLINE vec v_and(vec a, vec b) { return _mm512_and_si512(a, b); }
+ALWAYS_INLINE vec v_or(vec a, vec b) { return _mm512_or_si512(a, b); }
+ALWAYS_INLINE vec v_andnot(vec a, vec b) { return _mm512_andnot_si512(a, b); }
+ALWAYS_INLINE vec v_srli16(vec a, int n) { return _mm512_srli_epi16(a, (unsigned) n); }
+ALWAYS_INLINE vec v_slli16(vec a, int n) { return _mm512_slli_epi16(a, (unsigned) n); }
+ALWAYS_INLINE vec v_add32(vec a, vec b) { return _mm512_add_epi32(a, b); }
+ALWAYS_INLINE vec v_sub32(vec a, vec b) { return _mm512_sub_epi32(a, b); }
+ALWAYS_INLINE vec v_slli32(vec a, int n) { return _mm512_slli_epi32(a, (unsigned) n); }
+ALWAYS_INLINE vec v_pairs_add(vec pairs, vec u, vec s) { return _mm512_dpbusd_epi32(pairs, u, s); }
+ALWAYS_INLINE vec v_widen_pairs(vec pairs) { return pairs; }
+ALWAYS_INLINE int32_t v_sum32(vec a) { return _mm512_reduce_add_epi32(a); }
+ALWAYS_INLINE vecf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+ALWAYS_INLINE void vf_store(float *p, vecf v) { _mm512_storeu_ps(p, v); }
+ALWAYS_INLINE vecf vf_mul(vecf a, vecf b) { return _mm512_mul_ps(a, b); }
+ALWAYS_INLINE vecf vf_add(vecf a, vecf b) { return _mm512_add_ps(a, b); }
+ALWAYS_INLINE vecf vf_from32(vec a) { return _mm512_cvtepi32_ps(a); }
+/* Two 32-byte pieces, lo from p and hi from p + hi_offset; only the low piece where hi is 0 (the upper lanes 0). */
+ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
+    if (hi && hi_offset == 32) { /* adjacent pieces (a constant offset where this is inlined): one load */
+        return _mm512_loadu_si512(p);
+    }
+    return hi ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) p)),
+                                   _mm256_loadu_si256((const __m256i *) ((const uint8_t *) p + hi_offset)), 1)
+              : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) p));
+}
+#else
+#define VBYTES 32
+typedef __m256i vec;
+typedef __m256 vecf;
+ALWAYS_INLINE vec v_load(const void *p) { return _mm256_loadu_si256((const __m256i *) p); }
+ALWAYS_INLINE vec v_set1_8(int c) { return _mm256_set1_epi8((char) c); }
+ALWAYS_INLINE vec v_zero(void) { return _mm256_setzero_si256(); }
+ALWAYS_INLINE vec v_and(vec a, vec b) { return _mm256_and_si256(a, b); }
+ALWAYS_INLINE vec v_or(vec a, vec b) { return _mm256_or_si256(a, b); }
+ALWAYS_INLINE vec v_andnot(vec a, vec b) { return _mm256_andnot_si256(a, b); }
+ALWAYS_INLINE vec v_srli16(vec a, int n) { return _mm256_srli_epi16(a, n); }
+ALWAYS_INLINE vec v_slli16(vec a, int n) { return _mm256_slli_epi16(a, n); }
+ALWAYS_INLINE vec v_add32(vec a, vec b) { return _mm256_add_epi32(a, b); }
+ALWAYS_INLINE vec v_sub32(vec a, vec b) { return _mm256_sub_epi32(a, b); }
+ALWAYS_INLINE vec v_slli32(vec a, int n) { return _mm256_slli_epi32(a, n); }
+ALWAYS_INLINE vec v_pairs_add(vec pairs, vec u, vec s) { return pairs_add256(pairs, u, s); }
+ALWAYS_INLINE vec v_widen_pairs(vec pairs) { return widen_pairs256(pairs); }
+ALWAYS_INLINE int32_t v_sum32(vec a) { return sum8i(a); }
+ALWAYS_INLINE vecf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+ALWAYS_INLINE void vf_store(float *p, vecf v) { _mm256_storeu_ps(p, v); }
+ALWAYS_INLINE vecf vf_mul(vecf a, vecf b) { return _mm256_mul_ps(a, b); }
+ALWAYS_INLINE vecf vf_add(vecf a, vecf b) { return _mm256_add_ps(a, b); }
+ALWAYS_INLINE vecf vf_from32(vec a) { return _mm256_cvtepi32_ps(a); }
+ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
+    (void) hi_offset;
+    (void) hi;
+    return v_load(p);
+}
+#endif
+#endif
+#ifndef VBYTES
+#define VBYTES 32 /* the portable build: only the sizes of the plane scratch depend on it */
 #endif
 
 static float dot_float(const uint8_t *row, int32_t encoding, const float *x, int64_t k) {
@@ -247,9 +355,6 @@ float BP_FN(_quantize_i8)(const float *x, int64_t k, int8_t *q) {
    a half of the bandwidth unused (INT4 packed, one thread: 14-19 G weights/s without, 27 with 4 KB ahead). */
 #define PREFETCH_BYTES 4096
 
-/* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 ALWAYS_INLINE int packed_bits(int32_t kind) {
     return (kind & ~PACKED) == BP_TERNARY ? 2 : 4;
 }
@@ -369,7 +474,6 @@ static inline int32_t code_of(const row_codes *rc, int64_t i) {
 #ifdef __AVX2__
 /* Exact partial sums of code * q over [start, end) (their total is the group's sum). */
 static inline __m256i group_i8(const row_codes *rc, const int8_t *q, int64_t start, int64_t end) {
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc = _mm256_setzero_si256();
     int32_t scalar = 0;
     int64_t i = start;
@@ -381,9 +485,7 @@ static inline __m256i group_i8(const row_codes *rc, const int8_t *q, int64_t sta
         __m256i cv = rc->codes ? _mm256_loadu_si256((const __m256i *) (rc->codes + i))
                                : decode32(rc->planes, rc->plane_bytes, rc->encoding, i);
         __m256i qv = _mm256_loadu_si256((const __m256i *) (q + i));
-        /* |c| * (q with c's sign): pairs of products stay within int16 (|c| <= 128, |q| <= 127). */
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(cv),
-                                                                            _mm256_sign_epi8(qv, cv)), ones));
+        acc = dot_add256(acc, _mm256_abs_epi8(cv), _mm256_sign_epi8(qv, cv)); /* |c| * (q with c's sign) */
     }
     for (; i < end; i++) {
         scalar += code_of(rc, i) * q[i];
@@ -415,14 +517,13 @@ static inline int32_t group_sum_i8(const row_codes *rc, const int8_t *q, int64_t
 
 #ifdef __AVX2__
 
-/* Exact partial sums of code * q over the 32 values from i; source is BP_INT8 for codes in memory, else the
+/* acc + exact partial sums of code * q over the 32 values from i; source is BP_INT8 for codes in memory, else the
    encoding of planes decoded in registers. A constant source specializes the loops that inline this. */
-ALWAYS_INLINE __m256i chunk_i8(const row_codes *rc, const int8_t *q, int64_t i, int32_t source) {
+ALWAYS_INLINE __m256i chunk_i8(__m256i acc, const row_codes *rc, const int8_t *q, int64_t i, int32_t source) {
     __m256i cv = source == BP_INT8 ? _mm256_loadu_si256((const __m256i *) (rc->codes + i))
                                    : decode32(rc->planes, rc->plane_bytes, source, i);
     __m256i qv = _mm256_loadu_si256((const __m256i *) (q + i));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(cv), _mm256_sign_epi8(qv, cv)),
-                             _mm256_set1_epi16(1));
+    return dot_add256(acc, _mm256_abs_epi8(cv), _mm256_sign_epi8(qv, cv));
 }
 
 /* terms of the groups that lie whole in the row, when the group is a multiple of 32 (eight at a time where there
@@ -443,14 +544,14 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
         if (chunks == 1) { /* groups of 32, the common case: straight-line, the partial sums stay in registers */
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
-                partial[j] = chunk_i8(rc, q, (g + j) * 32, source);
+                partial[j] = chunk_i8(_mm256_setzero_si256(), rc, q, (g + j) * 32, source);
             }
         } else {
             for (int j = 0; j < 8; j++) {
                 int64_t i = (g + j) * group;
-                __m256i acc = chunk_i8(rc, q, i, source);
-                for (int64_t c = 1; c < chunks; c++) {
-                    acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+                __m256i acc = _mm256_setzero_si256();
+                for (int64_t c = 0; c < chunks; c++) {
+                    acc = chunk_i8(acc, rc, q, i + 32 * c, source);
                 }
                 partial[j] = acc;
             }
@@ -470,7 +571,7 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
             if (source == BP_INT8 && (c & 1) == 0) {
                 _mm_prefetch((const char *) (rc->codes + i + 32 * c + PREFETCH_BYTES), _MM_HINT_T0);
             }
-            acc = _mm256_add_epi32(acc, chunk_i8(rc, q, i + 32 * c, source));
+            acc = chunk_i8(acc, rc, q, i + 32 * c, source);
         }
         terms[g] = group_term(scales[g], sum8i(acc), mins, g, mins ? qsums[g] : 0);
     }
@@ -483,16 +584,16 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
 ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t *q) {
     __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)),
                                  _mm256_set1_epi8((char) ((1 << b) - 1)));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(f, _mm256_loadu_si256((const __m256i *) q)),
-                             _mm256_set1_epi16(1));
+    return dot_add256(_mm256_setzero_si256(), f, _mm256_loadu_si256((const __m256i *) q));
 }
 
 /*
  * The first `count` groups of one packed row, groups being whole blocks, for `tokens` tokens at once (1, or
  * TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field vector serves every
- * token (q + t k), so a batch decodes once per block of tokens. Token t's group sums of q are at
- * qsums[t * qsum_stride + g] and its terms go to terms[t * token_stride + g]: the same integer sums and float
- * operations whatever the number of tokens.
+ * token (q + t k), so a batch decodes once per block of tokens. A vector holds VBYTES / 32 blocks (two with
+ * AVX-512: the fields of blocks B and B + 1 side by side, and the activations of both loaded to match; a group's
+ * odd last block alone, the upper half zero). Token t's group sums of q are at qsums[t * qsum_stride + g] and its
+ * terms go to terms[t * token_stride + g]: the same integer sums and float operations whatever the number of tokens.
  */
 ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
                                      int64_t qsum_stride, int64_t count, const float *scales, const float *mins,
@@ -500,40 +601,40 @@ ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_
     const int b = packed_bits(kind);
     const int per_block = 8 / b;
     const int64_t v = 32 * per_block;
-    const __m256i mask = _mm256_set1_epi8((char) ((1 << b) - 1));
-    const __m256i ones = _mm256_set1_epi16(1);
+    const vec mask = v_set1_8((1 << b) - 1);
     for (int64_t g = 0; g < count; g++) {
-        __m256i acc[TOKEN_BLOCK];
+        vec acc[TOKEN_BLOCK];
         for (int t = 0; t < tokens; t++) {
-            acc[t] = _mm256_setzero_si256();
+            acc[t] = v_zero();
         }
-        for (int64_t i = g * group; i < (g + 1) * group; i += v) {
+        const int64_t end = (g + 1) * group;
+        for (int64_t i = g * group; i < end; i += v * (VBYTES / 32)) {
+            const int both = i + v < end; /* a second block for the upper half (AVX-512 only) */
             _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / v * 32));
-            /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so the widening
-               vpmaddwd runs once per block, not once per 32 values. */
-            __m256i pairs[TOKEN_BLOCK];
+            vec block = v_load_halves(row + i / v * 32, 32, both);
+            /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so AVX2's
+               widening vpmaddwd runs once per block, not once per 32 values. */
+            vec pairs[TOKEN_BLOCK];
             for (int t = 0; t < tokens; t++) {
-                pairs[t] = _mm256_setzero_si256();
+                pairs[t] = v_zero();
             }
 #pragma GCC unroll 4
             for (int s = 0; s < per_block; s++) {
-                __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)), mask);
+                vec f = v_and(v_srli16(block, s * b), mask);
 #pragma GCC unroll 4
                 for (int t = 0; t < tokens; t++) {
-                    pairs[t] = _mm256_add_epi16(pairs[t], _mm256_maddubs_epi16(f,
-                            _mm256_loadu_si256((const __m256i *) (q + t * k + i + 32 * s))));
+                    pairs[t] = v_pairs_add(pairs[t], f, v_load_halves(q + t * k + i + 32 * s, v, both));
                 }
             }
 #pragma GCC unroll 4
             for (int t = 0; t < tokens; t++) {
-                acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(pairs[t], ones));
+                acc[t] = v_add32(acc[t], v_widen_pairs(pairs[t]));
             }
         }
         for (int t = 0; t < tokens; t++) {
             int32_t qsum = qsums[t * qsum_stride + g];
-            terms[t * token_stride + g] = group_term(scales[g], sum8i(acc[t]) - packed_offset(kind) * qsum, mins, g,
-                                                     qsum);
+            terms[t * token_stride + g] = group_term(scales[g], v_sum32(acc[t]) - packed_offset(kind) * qsum, mins,
+                                                     g, qsum);
         }
     }
 }
@@ -586,16 +687,16 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
 
 /*
  * Bit planes for one token, with no bits expanded: a plane's own bytes are the fields, and the token's codes are
- * permuted to match them, once per token (plane_token_prepare).
- *   A 32-byte block B of a plane holds values 256 B .. 256 B + 255: bit s of byte j is value 256 B + 8 j + s.
- *   Shifted right by s and masked to its low bit, the block is 32 one-bit fields, byte j for value 256 B + 8 j + s,
- *   so vpmaddubsw against qp[256 B + 32 s + j] = q[256 B + 8 j + s] sums them; summed over s = 0..7 and widened
- *   by vpmaddwd, int32 lane m of the block holds values 256 B + 32 m .. 256 B + 32 m + 31 (bytes 4m .. 4m + 3).
- *   A group of 32 is one lane: eight groups' sums come out side by side, with no horizontal sums.
+ * permuted to match them, once per token (plane_token_prepare). W = VBYTES, the vector's bytes (32 or 64).
+ *   A W-byte block B of a plane holds values 8W B .. 8W B + 8W - 1: bit s of byte j is value 8W B + 8 j + s.
+ *   Shifted right by s and masked to its low bit, the block is W one-bit fields, byte j for value 8W B + 8 j + s,
+ *   so the byte products against qp[8W B + W s + j] = q[8W B + 8 j + s] sum them; summed over s = 0..7, int32
+ *   lane m of the block holds values 8W B + 32 m .. 8W B + 32 m + 31 (bytes 4m .. 4m + 3).
+ *   A group of 32 is one lane: W / 4 groups' sums come out side by side, with no horizontal sums.
  * The fields are unsigned, R = sum(f q) per lane; the code sum is R minus an offset times Q, the lane's sum of q
  * (qs32, per 32 values): BINARY f = sign bit, code = 1 - 2 f, so Q - 2R; TERNARY f = code + 1 (from the planes:
  * 1 - mask + 2 (mask and not sign)), so R - Q; INT4 f = u, code = u - 8, so R - 8 Q; INT4_ASYM R.
- * Per 32 values this is a shift and a mask per plane, vpmaddubsw and an add, against expanding every plane's bits
+ * Per 32 values this is a shift and a mask per plane and a product step, against expanding every plane's bits
  * (a shuffle, a mask, a compare) and the sign trick.
  */
 typedef struct {
@@ -603,19 +704,22 @@ typedef struct {
     int32_t *qs32; /* the token's sums of q per 32 values, zero past k */
 } plane_token;
 
-/* Rounds k up to whole 256-value blocks: the length of qp (and 32 times that of qs32). */
+/* Values per block of a plane: 8 per byte of a vector. */
+#define PLANE_BLOCK_VALUES (8 * VBYTES)
+
+/* Rounds k up to whole blocks: the length of qp (and 32 times that of qs32). */
 static inline int64_t block_values(int64_t k) {
-    return (k + 255) / 256 * 256;
+    return (k + PLANE_BLOCK_VALUES - 1) / PLANE_BLOCK_VALUES * PLANE_BLOCK_VALUES;
 }
 
 #ifdef __AVX2__
 static void plane_token_prepare(const int8_t *q, int64_t k, const plane_token *pt) {
     int64_t len = block_values(k);
-    for (int64_t b = 0; b < len; b += 256) {
+    for (int64_t b = 0; b < len; b += PLANE_BLOCK_VALUES) {
         for (int s = 0; s < 8; s++) {
-            for (int j = 0; j < 32; j++) {
+            for (int j = 0; j < VBYTES; j++) {
                 int64_t i = b + 8 * j + s;
-                pt->qp[b + 32 * s + j] = i < k ? q[i] : 0;
+                pt->qp[b + VBYTES * s + j] = i < k ? q[i] : 0;
             }
         }
     }
@@ -629,58 +733,58 @@ static void plane_token_prepare(const int8_t *q, int64_t k, const plane_token *p
 }
 
 /* Bit s of each byte of plane p moved to bit p (the others cleared): INT4's field u built bit by bit. */
-ALWAYS_INLINE __m256i plane_bit(__m256i plane, int s, int p) {
-    __m256i moved = s >= p ? _mm256_srli_epi16(plane, s - p) : _mm256_slli_epi16(plane, p - s);
-    return _mm256_and_si256(moved, _mm256_set1_epi8((char) (1 << p)));
+ALWAYS_INLINE vec plane_bit(vec plane, int s, int p) {
+    vec moved = s >= p ? v_srli16(plane, s - p) : v_slli16(plane, p - s);
+    return v_and(moved, v_set1_8(1 << p));
 }
 
 /* R per lane for block blk of a row's planes (see above); encoding is a constant where this is inlined. */
-ALWAYS_INLINE __m256i plane_block_i8(const uint8_t *row, int64_t plane_bytes, const int8_t *qp, int64_t blk,
-                                     int32_t encoding) {
-    const __m256i one = _mm256_set1_epi8(1);
-    const uint8_t *at = row + 32 * blk;
-    __m256i p0 = _mm256_loadu_si256((const __m256i *) at);
-    __m256i p1 = p0, p2 = p0, p3 = p0;
+ALWAYS_INLINE vec plane_block_i8(const uint8_t *row, int64_t plane_bytes, const int8_t *qp, int64_t blk,
+                                 int32_t encoding) {
+    const vec one = v_set1_8(1);
+    const uint8_t *at = row + VBYTES * blk;
+    vec p0 = v_load(at);
+    vec p1 = p0, p2 = p0, p3 = p0;
     if (encoding != BP_BINARY) {
-        p1 = _mm256_loadu_si256((const __m256i *) (at + plane_bytes));
+        p1 = v_load(at + plane_bytes);
     }
     if (encoding == BP_TERNARY) { /* p0: 1 where the value is 0; p1: 1 where it is +1 (mask and not sign) */
-        __m256i mask = p0;
-        p0 = _mm256_andnot_si256(mask, _mm256_set1_epi8((char) 0xFF));
-        p1 = _mm256_andnot_si256(p1, mask);
+        vec mask = p0;
+        p0 = v_andnot(mask, v_set1_8(0xFF));
+        p1 = v_andnot(p1, mask);
     }
     if (encoding == BP_INT4 || encoding == BP_INT4_ASYM) {
-        p2 = _mm256_loadu_si256((const __m256i *) (at + 2 * plane_bytes));
-        p3 = _mm256_loadu_si256((const __m256i *) (at + 3 * plane_bytes));
+        p2 = v_load(at + 2 * plane_bytes);
+        p3 = v_load(at + 3 * plane_bytes);
     }
-    const int8_t *qb = qp + 256 * blk;
-    /* Pair sums stay within int16 over the 8 shifts: at most 8 x 2 x 15 x 127. */
-    __m256i pairs = _mm256_setzero_si256();
+    const int8_t *qb = qp + PLANE_BLOCK_VALUES * blk;
+    /* AVX2's pair sums stay within int16 over the 8 shifts: at most 8 x 2 x 15 x 127. Two chains, even and odd
+       shifts, since a chain of eight vpdpbusd waits on each one's latency. */
+    vec pairs[2] = {v_zero(), v_zero()};
 #pragma GCC unroll 8
     for (int s = 0; s < 8; s++) {
-        __m256i f;
+        vec f;
         if (encoding == BP_BINARY) {
-            f = _mm256_and_si256(_mm256_srli_epi16(p0, s), one);
+            f = v_and(v_srli16(p0, s), one);
         } else if (encoding == BP_TERNARY) {
-            f = _mm256_or_si256(plane_bit(p0, s, 0), plane_bit(p1, s, 1));
+            f = v_or(plane_bit(p0, s, 0), plane_bit(p1, s, 1));
         } else {
-            f = _mm256_or_si256(_mm256_or_si256(plane_bit(p0, s, 0), plane_bit(p1, s, 1)),
-                                _mm256_or_si256(plane_bit(p2, s, 2), plane_bit(p3, s, 3)));
+            f = v_or(v_or(plane_bit(p0, s, 0), plane_bit(p1, s, 1)), v_or(plane_bit(p2, s, 2), plane_bit(p3, s, 3)));
         }
-        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(f, _mm256_loadu_si256((const __m256i *) (qb + 32 * s))));
+        pairs[s & 1] = v_pairs_add(pairs[s & 1], f, v_load(qb + VBYTES * s));
     }
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    return v_add32(v_widen_pairs(pairs[0]), v_widen_pairs(pairs[1]));
 }
 
 /* Code sums from R and Q, lane by lane (see above). */
-ALWAYS_INLINE __m256i plane_code_sums(__m256i r, __m256i q, int32_t encoding) {
+ALWAYS_INLINE vec plane_code_sums(vec r, vec q, int32_t encoding) {
     switch (encoding) {
         case BP_BINARY:
-            return _mm256_sub_epi32(q, _mm256_add_epi32(r, r));
+            return v_sub32(q, v_add32(r, r));
         case BP_TERNARY:
-            return _mm256_sub_epi32(r, q);
+            return v_sub32(r, q);
         case BP_INT4:
-            return _mm256_sub_epi32(r, _mm256_slli_epi32(q, 3));
+            return v_sub32(r, v_slli32(q, 3));
         default:
             return r;
     }
@@ -694,46 +798,48 @@ ALWAYS_INLINE void prefetch_planes(const uint8_t *at, int64_t plane_bytes, int32
 }
 
 /*
- * The terms of one token's groups of a plane row by whole blocks, for groups of 32 (eight at a time, while eight
- * whole groups lie in a block every plane can load) or of a multiple of 256, or one group per row (the values a
- * block cannot reach go through group_sum_i8). Returns how many groups it did; the caller does the rest.
+ * The terms of one token's groups of a plane row by whole blocks, for groups of 32 (VBYTES / 4 at a time, while
+ * that many whole groups lie in a block every plane can load) or of a multiple of the block, or one group per row
+ * (the values a block cannot reach go through group_sum_i8). Returns how many groups it did; the caller does the
+ * rest.
  */
 ALWAYS_INLINE int64_t plane_groups_i8(const row_codes *rc, const plane_token *pt, const int8_t *q,
                                       const int32_t *qsums, const float *scales, const float *mins, int64_t k,
                                       int64_t group, int64_t groups, float *terms, int32_t encoding) {
-    int64_t blocks = rc->plane_bytes / 32; /* whole 32-byte loads in a plane row */
+    const int lanes = VBYTES / 4;
+    int64_t blocks = rc->plane_bytes / VBYTES; /* whole vector loads in a plane row */
     if (group == 32) {
-        int64_t count = blocks < groups / 8 ? blocks : groups / 8;
+        int64_t count = blocks < groups / lanes ? blocks : groups / lanes;
         for (int64_t b = 0; b < count; b++) {
-            prefetch_planes(rc->planes + 32 * b, rc->plane_bytes, encoding);
-            __m256i sums = plane_code_sums(plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding),
-                                           _mm256_loadu_si256((const __m256i *) (pt->qs32 + 8 * b)), encoding);
-            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + 8 * b), _mm256_cvtepi32_ps(sums));
+            prefetch_planes(rc->planes + VBYTES * b, rc->plane_bytes, encoding);
+            vec sums = plane_code_sums(plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding),
+                                       v_load(pt->qs32 + lanes * b), encoding);
+            vecf t = vf_mul(vf_load(scales + lanes * b), vf_from32(sums));
             if (mins) {
-                t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + 8 * b),
-                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + 8 * b)))));
+                t = vf_add(t, vf_mul(vf_load(mins + lanes * b), vf_from32(v_load(qsums + lanes * b))));
             }
-            _mm256_storeu_ps(terms + 8 * b, t);
+            vf_store(terms + lanes * b, t);
         }
-        return 8 * count;
+        return lanes * count;
     }
-    if (group % 256 != 0 && groups != 1) {
+    if (group % PLANE_BLOCK_VALUES != 0 && groups != 1) {
         return 0;
     }
     for (int64_t g = 0; g < groups; g++) {
         int64_t start = g * group;
         int64_t end = start + group < k ? start + group : k;
-        int64_t b0 = start / 256;
-        int64_t b1 = (end + 255) / 256 < blocks ? (end + 255) / 256 : blocks; /* past k, qp and qs32 are 0 */
-        __m256i r = _mm256_setzero_si256();
-        __m256i qv = _mm256_setzero_si256();
+        int64_t b0 = start / PLANE_BLOCK_VALUES;
+        int64_t b1 = (end + PLANE_BLOCK_VALUES - 1) / PLANE_BLOCK_VALUES; /* past k, qp and qs32 are 0 */
+        b1 = b1 < blocks ? b1 : blocks;
+        vec r = v_zero();
+        vec qv = v_zero();
         for (int64_t b = b0; b < b1; b++) {
-            prefetch_planes(rc->planes + 32 * b, rc->plane_bytes, encoding);
-            r = _mm256_add_epi32(r, plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding));
-            qv = _mm256_add_epi32(qv, _mm256_loadu_si256((const __m256i *) (pt->qs32 + 8 * b)));
+            prefetch_planes(rc->planes + VBYTES * b, rc->plane_bytes, encoding);
+            r = v_add32(r, plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding));
+            qv = v_add32(qv, v_load(pt->qs32 + lanes * b));
         }
-        int32_t acc = sum8i(plane_code_sums(r, qv, encoding));
-        int64_t done = b1 > b0 ? 256 * b1 : start;
+        int32_t acc = v_sum32(plane_code_sums(r, qv, encoding));
+        int64_t done = b1 > b0 ? PLANE_BLOCK_VALUES * b1 : start;
         if (done < end) {
             acc += group_sum_i8(rc, q, done, end);
         }

@@ -32,6 +32,7 @@
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)
 BP_DECLARE_IMPL(avx2)
+BP_DECLARE_IMPL(avx512)
 #endif
 
 #endif

@@ -28,6 +28,7 @@ public final class NativeKernels {
     public static final int ABI_VERSION = 3;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
+    public static final int ISA_AVX512 = 3;
 
     /** Every function of the header, in its order, with the layouts of its C types. */
     static final Map<String, FunctionDescriptor> DESCRIPTORS = new LinkedHashMap<>();
@@ -112,7 +113,7 @@ public final class NativeKernels {
         }
     }
 
-    /** The implementation in use (ISA_PORTABLE or ISA_AVX2). */
+    /** The implementation in use (ISA_PORTABLE, ISA_AVX2 or ISA_AVX512). */
     public int isa() {
         return isa;
     }

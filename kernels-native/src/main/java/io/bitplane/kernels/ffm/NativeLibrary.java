@@ -12,7 +12,8 @@ import java.util.Locale;
 /**
  * Finds, extracts and loads the kernel library once per JVM. The build puts it in this module's jar under
  * {@code native/<os>-<arch>/}; the system property {@code bitplane.native.library} may name a file instead, and
- * {@code bitplane.native.isa=portable} forces the portable build of the kernels. Loading never throws: it
+ * {@code bitplane.native.isa=portable|avx2|avx512} caps the implementation at that instruction set (portable: the
+ * plain C build; the CPU's best is used where it has less). Loading never throws: it
  * yields either the bound kernels or the reason they are unavailable.
  */
 final class NativeLibrary {
@@ -75,8 +76,9 @@ final class NativeLibrary {
             case "best" -> kernels.bestIsa();
             case "portable" -> NativeKernels.ISA_PORTABLE;
             case "avx2" -> NativeKernels.ISA_AVX2;
+            case "avx512" -> NativeKernels.ISA_AVX512;
             default -> throw new IllegalStateException("-Dbitplane.native.isa=" + isa
-                    + " is not one of best, portable, avx2");
+                    + " is not one of best, portable, avx2, avx512");
         };
         kernels.selectIsa(wanted);
         return kernels;
@@ -106,8 +108,12 @@ final class NativeLibrary {
         }
     }
 
-    /** Which implementation runs, for logs: "AVX2" or "portable C". */
+    /** Which implementation runs, for logs. */
     static String isaName(int isa) {
-        return isa == NativeKernels.ISA_AVX2 ? "AVX2+FMA" : "portable C";
+        return switch (isa) {
+            case NativeKernels.ISA_AVX512 -> "AVX-512 VNNI";
+            case NativeKernels.ISA_AVX2 -> "AVX2+FMA";
+            default -> "portable C";
+        };
     }
 }

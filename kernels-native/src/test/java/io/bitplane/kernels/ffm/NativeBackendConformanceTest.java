@@ -9,7 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The native kernels against the scalar oracle, on the shared randomized shapes and misaligned weights. The build
- * runs this twice: on the best implementation of this CPU and with {@code -Dbitplane.native.isa=portable}.
+ * runs this three times: on the best implementation of this CPU, and with {@code -Dbitplane.native.isa=avx2} and
+ * {@code portable}.
  */
 class NativeBackendConformanceTest extends BackendConformance {
     @Override
@@ -20,6 +21,13 @@ class NativeBackendConformanceTest extends BackendConformance {
         String wanted = System.getProperty("bitplane.native.isa", "best");
         if (wanted.equals("portable")) {
             assertTrue(b.description().contains("portable C"), b.description());
+        }
+        if (wanted.equals("avx2") && CpuFlags.has("avx2", "fma", "f16c")) {
+            assertTrue(b.description().contains("AVX2+FMA"), b.description());
+        }
+        if (wanted.equals("best") && CpuFlags.has("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                "avx512_vnni")) {
+            assertTrue(b.description().contains("AVX-512 VNNI"), b.description());
         }
         return b;
     }
