@@ -579,6 +579,71 @@ ALWAYS_INLINE int64_t whole_groups_i8(const row_codes *rc, const int8_t *q, cons
 }
 #endif
 
+#ifdef BP_VNNI
+/*
+ * Codes in memory (INT8 rows, or rows decoded for a batch) with VNNI, 64 codes per vector: vpdpbusd wants one
+ * side unsigned, so each code's sign bit is flipped (c + 128, in 1 .. 255) and the sum corrected by the group's
+ * sum of q: sum c q = sum (c + 128) q - 128 Q_g, exact in int32 (wrapping arithmetic where a huge group's
+ * intermediate would not fit, the result fits). Groups of 32 come out of a vector two at a time (lanes 0-7 and
+ * 8-15) and are summed across lanes eight at a time; groups of a multiple of 64 run two chains of vectors. Whole
+ * groups only; returns how many it did.
+ */
+static int64_t code_groups_vnni(const int8_t *codes, const int8_t *q, const int32_t *qsums, const float *scales,
+                                const float *mins, int64_t k, int64_t group, float *terms) {
+    const __m512i flip = _mm512_set1_epi8((char) 0x80);
+    int64_t whole = k / group;
+    int64_t g = 0;
+    if (group == 32) {
+        for (; g + 8 <= whole; g += 8) {
+            const int8_t *c = codes + g * 32;
+            for (int ahead = 0; ahead < 256; ahead += 64) {
+                _mm_prefetch((const char *) (c + ahead + PREFETCH_BYTES), _MM_HINT_T0);
+            }
+            __m256i partial[8];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                _mm512_xor_si512(_mm512_loadu_si512(c + 64 * j), flip),
+                                                _mm512_loadu_si512(q + g * 32 + 64 * j));
+                partial[2 * j] = _mm512_castsi512_si256(p);
+                partial[2 * j + 1] = _mm512_extracti64x4_epi64(p, 1);
+            }
+            __m256i qs = _mm256_loadu_si256((const __m256i *) (qsums + g));
+            __m256i sums = _mm256_sub_epi32(reduce8x8(partial), _mm256_slli_epi32(qs, 7));
+            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
+            if (mins) {
+                t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g), _mm256_cvtepi32_ps(qs)));
+            }
+            _mm256_storeu_ps(terms + g, t);
+        }
+        return g;
+    }
+    if (group % 64 != 0) {
+        return 0;
+    }
+    for (; g < whole; g++) {
+        const int8_t *c = codes + g * group;
+        const int8_t *qg = q + g * group;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        int64_t i = 0;
+        for (; i + 128 <= group; i += 128) {
+            _mm_prefetch((const char *) (c + i + PREFETCH_BYTES), _MM_HINT_T0);
+            _mm_prefetch((const char *) (c + i + 64 + PREFETCH_BYTES), _MM_HINT_T0);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(c + i + 64), flip),
+                                     _mm512_loadu_si512(qg + i + 64));
+        }
+        if (i < group) { /* one vector left */
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
+        }
+        int32_t sum = (int32_t) ((uint32_t) _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+                                 - ((uint32_t) qsums[g] << 7));
+        terms[g] = group_term(scales[g], sum, mins, g, mins ? qsums[g] : 0);
+    }
+    return g;
+}
+#endif
+
 #ifdef __AVX2__
 /* sum(field * q) over the 32 values of sub-chunk s of a packed block (fields unsigned, so no sign trick). */
 ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t *q) {
@@ -882,6 +947,12 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
         int32_t source = rc->codes ? BP_INT8 : rc->encoding;
         switch (source) {
             case BP_INT8:
+#ifdef BP_VNNI
+                g = code_groups_vnni(rc->codes, q, qsums, scales, mins, k, group, terms);
+                if (g > 0) {
+                    break;
+                }
+#endif
                 g = whole_groups_i8(rc, q, qsums, scales, mins, k, group, terms, BP_INT8);
                 break;
             case BP_INT4:
@@ -1088,8 +1159,14 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int64_t plane_bytes = (k + 63) / 64 * 8;
     scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
-    int32_t *qsums = (int32_t *) s.sums; /* per token and group: for mins, and for the offset of packed fields */
-    for (int32_t b = 0; (asym || (kind & PACKED)) && b < batch; b++) {
+    /* Per token and group: for mins, for the offset of packed fields, and (VNNI) of codes made unsigned. */
+    int32_t *qsums = (int32_t *) s.sums;
+#ifdef BP_VNNI
+    int need_qsums = 1;
+#else
+    int need_qsums = asym || (kind & PACKED);
+#endif
+    for (int32_t b = 0; need_qsums && b < batch; b++) {
         for (int64_t g = 0; g < groups; g++) {
             int32_t sum = 0;
             for (int64_t i = g * group; i < k && i < (g + 1) * group; i++) {
