@@ -1,7 +1,8 @@
 /*
  * The matrix-product kernels, written once and compiled once per instruction set (build.sh): with -mavx2 -mfma
- * -mf16c (BP_IMPL=avx2) the __AVX2__ paths below run, without them (BP_IMPL=portable) the plain loops do. Both
- * are held to the Java scalar reference by the same randomized tests.
+ * -mf16c (BP_IMPL=avx2) the __AVX2__ paths below run; adding AVX-512 F/BW/VL and VNNI (BP_IMPL=avx512) also turns
+ * on BP_VNNI (vpdpbusd, 64-byte vectors where a kernel is written over `vec`); without them (BP_IMPL=portable)
+ * the plain loops do. All three are held to the Java scalar reference by the same randomized tests.
  *
  * Memory layout read (bitplane_kernels.h, FORMAT.md section 4), W = [n rows, k columns], Wd = ceil(k / 64):
  *   F32 / F16 / BF16   row r at element r*k
@@ -31,7 +32,7 @@
 #endif
 
 #ifndef BP_IMPL
-#error "compile with -DBP_IMPL=portable or -DBP_IMPL=avx2 (build.sh does)"
+#error "compile with -DBP_IMPL=portable, avx2 or avx512 (build.sh does)"
 #endif
 #define BP_FN(f) BP_IMPL_NAME(BP_IMPL, f)
 
