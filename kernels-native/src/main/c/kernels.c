@@ -655,6 +655,9 @@ ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t 
 }
 
 /*
+ * acc[t] = the int32 lane sums of field * q over values [start, end) of one packed row (whole blocks), for `tokens`
+ * tokens at once; packed_row_tokens and packed_rows_one_group below.
+ *
  * The first `count` groups of one packed row, groups being whole blocks, for `tokens` tokens at once (1, or
  * TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field vector serves every
  * token (q + t k), so a batch decodes once per block of tokens. A vector holds VBYTES / 32 blocks (two with
@@ -662,48 +665,81 @@ ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t 
  * odd last block alone, the upper half zero). Token t's group sums of q are at qsums[t * qsum_stride + g] and its
  * terms go to terms[t * token_stride + g]: the same integer sums and float operations whatever the number of tokens.
  */
-ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
-                                     int64_t qsum_stride, int64_t count, const float *scales, const float *mins,
-                                     int64_t group, float *terms, int64_t token_stride, int32_t kind, int tokens) {
+ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
+                                      vec acc[TOKEN_BLOCK], int32_t kind, int tokens) {
     const int b = packed_bits(kind);
     const int per_block = 8 / b;
     const int64_t v = 32 * per_block;
     const vec mask = v_set1_8((1 << b) - 1);
+    for (int t = 0; t < tokens; t++) {
+        acc[t] = v_zero();
+    }
+    for (int64_t i = start; i < end; i += v * (VBYTES / 32)) {
+        const int both = i + v < end; /* a second block for the upper half (AVX-512 only) */
+        _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
+        vec block = v_load_halves(row + i / v * 32, 32, both);
+        /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so AVX2's
+           widening vpmaddwd runs once per block, not once per 32 values. */
+        vec pairs[TOKEN_BLOCK];
+        for (int t = 0; t < tokens; t++) {
+            pairs[t] = v_zero();
+        }
+#pragma GCC unroll 4
+        for (int s = 0; s < per_block; s++) {
+            vec f = v_and(v_srli16(block, s * b), mask);
+#pragma GCC unroll 4
+            for (int t = 0; t < tokens; t++) {
+                pairs[t] = v_pairs_add(pairs[t], f, v_load_halves(q + t * k + i + 32 * s, v, both));
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < tokens; t++) {
+            acc[t] = v_add32(acc[t], v_widen_pairs(pairs[t]));
+        }
+    }
+}
+
+ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
+                                     int64_t qsum_stride, int64_t count, const float *scales, const float *mins,
+                                     int64_t group, float *terms, int64_t token_stride, int32_t kind, int tokens) {
     for (int64_t g = 0; g < count; g++) {
         vec acc[TOKEN_BLOCK];
-        for (int t = 0; t < tokens; t++) {
-            acc[t] = v_zero();
-        }
-        const int64_t end = (g + 1) * group;
-        for (int64_t i = g * group; i < end; i += v * (VBYTES / 32)) {
-            const int both = i + v < end; /* a second block for the upper half (AVX-512 only) */
-            _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            vec block = v_load_halves(row + i / v * 32, 32, both);
-            /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so AVX2's
-               widening vpmaddwd runs once per block, not once per 32 values. */
-            vec pairs[TOKEN_BLOCK];
-            for (int t = 0; t < tokens; t++) {
-                pairs[t] = v_zero();
-            }
-#pragma GCC unroll 4
-            for (int s = 0; s < per_block; s++) {
-                vec f = v_and(v_srli16(block, s * b), mask);
-#pragma GCC unroll 4
-                for (int t = 0; t < tokens; t++) {
-                    pairs[t] = v_pairs_add(pairs[t], f, v_load_halves(q + t * k + i + 32 * s, v, both));
-                }
-            }
-#pragma GCC unroll 4
-            for (int t = 0; t < tokens; t++) {
-                acc[t] = v_add32(acc[t], v_widen_pairs(pairs[t]));
-            }
-        }
+        packed_span_tokens(row, q, k, g * group, (g + 1) * group, acc, kind, tokens);
         for (int t = 0; t < tokens; t++) {
             int32_t qsum = qsums[t * qsum_stride + g];
             terms[t * token_stride + g] = group_term(scales[g], v_sum32(acc[t]) - packed_offset(kind) * qsum, mins,
                                                      g, qsum);
         }
     }
+}
+
+/*
+ * One token over ROW_BLOCK packed rows of one group each (a scale per row, as BitNet-style ternary models have;
+ * k a multiple of the block): the rows' sums are reduced together and their outputs formed eight at a time, with
+ * the scales read straight from the file's f16s. A short row (2048 values: 512 bytes of ternary) would otherwise
+ * pay about as much for its setup, reduction and scale conversion as for its products. Same integer sums and
+ * float steps as the general path (group_term, then sum_terms from 0): y = (0 + s (acc - offset Q) [+ m Q]) x.
+ */
+ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, int64_t k, const int8_t *q,
+                                         int32_t qsum, const uint8_t *scales_f16, const uint8_t *mins_f16,
+                                         float xscale, float *y, int32_t kind) {
+    __m256i partial[ROW_BLOCK];
+    for (int j = 0; j < ROW_BLOCK; j++) {
+        vec acc[TOKEN_BLOCK];
+        packed_span_tokens(rows + j * stride, q, k, 0, k, acc, kind, 1);
+#ifdef BP_VNNI
+        partial[j] = _mm256_add_epi32(_mm512_castsi512_si256(acc[0]), _mm512_extracti64x4_epi64(acc[0], 1));
+#else
+        partial[j] = acc[0];
+#endif
+    }
+    __m256i sums = _mm256_sub_epi32(reduce8x8(partial), _mm256_set1_epi32(packed_offset(kind) * qsum));
+    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) scales_f16)), _mm256_cvtepi32_ps(sums));
+    if (mins_f16) {
+        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) mins_f16)),
+                                           _mm256_set1_ps((float) qsum)));
+    }
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_add_ps(_mm256_setzero_ps(), t), _mm256_set1_ps(xscale)));
 }
 
 /*
@@ -1240,9 +1276,33 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int64_t token_stride = ROW_BLOCK * groups;
     /* Batches over packed rows in whole blocks and whole groups take TOKEN_BLOCK tokens at a time. */
     int by_block = (kind & PACKED) && batch >= TOKEN_BLOCK && group % (256 / packed_bits(kind)) == 0 && k % group == 0;
+    /* One token over packed rows with one scale each and whole blocks: eight rows at a time. */
+    int one_group_rows = batch == 1 && (kind & PACKED) && groups == 1 && k % (256 / packed_bits(kind)) == 0;
 #endif
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
+#ifdef __AVX2__
+        if (one_group_rows && rows == ROW_BLOCK) {
+            const uint8_t *block = w + r * row_stride(kind, k);
+            const uint8_t *scales_f16 = w + scales_offset + 2 * r;
+            const uint8_t *mins_f16 = asym ? w + mins_offset + 2 * r : 0;
+            switch (kind) {
+                case BP_INT4 | PACKED:
+                    packed_rows_one_group(block, row_stride(kind, k), k, xq, qsums[0], scales_f16, mins_f16,
+                                          xscales[0], y + r, BP_INT4 | PACKED);
+                    break;
+                case BP_INT4_ASYM | PACKED:
+                    packed_rows_one_group(block, row_stride(kind, k), k, xq, qsums[0], scales_f16, mins_f16,
+                                          xscales[0], y + r, BP_INT4_ASYM | PACKED);
+                    break;
+                default:
+                    packed_rows_one_group(block, row_stride(kind, k), k, xq, qsums[0], scales_f16, mins_f16,
+                                          xscales[0], y + r, BP_TERNARY | PACKED);
+                    break;
+            }
+            continue;
+        }
+#endif
         prepare_block(w, kind, k, groups, scales_offset, mins_offset, r, rows, decode, &s);
         int32_t b = 0;
 #ifdef __AVX2__

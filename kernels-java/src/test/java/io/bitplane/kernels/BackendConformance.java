@@ -138,7 +138,10 @@ public abstract class BackendConformance {
         "ternary, 2, 6000, 1, int8", "ternary@128, 5, 1000, 3, int8", "int4@32, 2, 4100, 3, int8",
         "int4@128, 4, 1000, 3, int8", "int4-asym@64, 3, 1100, 2, int8",
         // Groups of an odd number of blocks (AVX-512 takes two blocks per vector, the last one alone).
-        "ternary, 3, 640, 1, int8", "ternary@384, 3, 1152, 2, int8", "int4@192, 3, 576, 1, int8"})
+        "ternary, 3, 640, 1, int8", "ternary@384, 3, 1152, 2, int8", "int4@192, 3, 576, 1, int8",
+        // One token over rows of one group each, eight rows at a time in the native kernels, and the rows after.
+        "ternary, 9, 1024, 1, int8", "ternary, 17, 256, 1, int8", "int4@512, 11, 512, 1, int8",
+        "int4-asym@256, 16, 256, 1, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = hint(act);
@@ -157,9 +160,11 @@ public abstract class BackendConformance {
         "binary, false, 2", "binary@256, false, 2", "int8@32, false, 2",
         // one token over bit planes (whole-block sums in 16-bit lanes)
         "ternary, false, 1", "int4@32, false, 1", "int4@1024, false, 1", "int4-asym@1024, false, 1",
-        "binary, false, 1"})
+        "binary, false, 1",
+        // one token over packed rows of one group each (eight rows at a time natively, then the ninth)
+        "ternary, true, 1", "int4-asym@16384, true, 1"})
     public void largestCodesDoNotOverflow(String spec, boolean packed, int batch) {
-        int rows = 3;
+        int rows = 9;
         int cols = 16384;
         float value = spec.startsWith("binary") ? -0.1f : 0.1f;
         float[] weights = new float[rows * cols];
