@@ -953,6 +953,46 @@ ALWAYS_INLINE int64_t plane_groups_i8(const row_codes *rc, const plane_token *pt
 #endif
 
 
+#ifdef __AVX2__
+/*
+ * One token over ROW_BLOCK plane rows of one group each, k a multiple of the block: packed_rows_one_group's
+ * counterpart for bit planes (the same float steps as the general path). The token's sums of q are the same for
+ * every row, so they are added up once.
+ */
+ALWAYS_INLINE void plane_rows_one_group(const uint8_t *rows, int64_t stride, int64_t plane_bytes, int64_t k,
+                                        const plane_token *pt, int32_t qsum, const uint8_t *scales_f16,
+                                        const uint8_t *mins_f16, float xscale, float *y, int32_t encoding) {
+    const int lanes = VBYTES / 4;
+    const int64_t blocks = k / PLANE_BLOCK_VALUES;
+    vec qv = v_zero();
+    for (int64_t b = 0; b < blocks; b++) {
+        qv = v_add32(qv, v_load(pt->qs32 + lanes * b));
+    }
+    __m256i partial[ROW_BLOCK];
+    for (int j = 0; j < ROW_BLOCK; j++) {
+        const uint8_t *row = rows + j * stride;
+        vec r = v_zero();
+        for (int64_t b = 0; b < blocks; b++) {
+            prefetch_planes(row + VBYTES * b, plane_bytes, encoding);
+            r = v_add32(r, plane_block_i8(row, plane_bytes, pt->qp, b, encoding));
+        }
+        vec sums = plane_code_sums(r, qv, encoding);
+#ifdef BP_VNNI
+        partial[j] = _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64(sums, 1));
+#else
+        partial[j] = sums;
+#endif
+    }
+    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) scales_f16)),
+                             _mm256_cvtepi32_ps(reduce8x8(partial)));
+    if (mins_f16) {
+        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) mins_f16)),
+                                           _mm256_set1_ps((float) qsum)));
+    }
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_add_ps(_mm256_setzero_ps(), t), _mm256_set1_ps(xscale)));
+}
+#endif
+
 /*
  * terms[g] = s_g * acc_g (+ m_g * qsum_g) for every group of one row and one token: the Java reference's float
  * operations, elementwise, so computing eight groups at once rounds exactly as one at a time does.
@@ -1276,8 +1316,10 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int64_t token_stride = ROW_BLOCK * groups;
     /* Batches over packed rows in whole blocks and whole groups take TOKEN_BLOCK tokens at a time. */
     int by_block = (kind & PACKED) && batch >= TOKEN_BLOCK && group % (256 / packed_bits(kind)) == 0 && k % group == 0;
-    /* One token over packed rows with one scale each and whole blocks: eight rows at a time. */
-    int one_group_rows = batch == 1 && (kind & PACKED) && groups == 1 && k % (256 / packed_bits(kind)) == 0;
+    /* One token over rows with one scale each and whole blocks (packed, or planes with the token prepared for
+       them): eight rows at a time. */
+    int one_group_rows = batch == 1 && groups == 1
+            && ((kind & PACKED) ? k % (256 / packed_bits(kind)) == 0 : plane_tok && k % PLANE_BLOCK_VALUES == 0);
 #endif
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
@@ -1295,9 +1337,25 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
                     packed_rows_one_group(block, row_stride(kind, k), k, xq, qsums[0], scales_f16, mins_f16,
                                           xscales[0], y + r, BP_INT4_ASYM | PACKED);
                     break;
-                default:
+                case BP_TERNARY | PACKED:
                     packed_rows_one_group(block, row_stride(kind, k), k, xq, qsums[0], scales_f16, mins_f16,
                                           xscales[0], y + r, BP_TERNARY | PACKED);
+                    break;
+                case BP_BINARY:
+                    plane_rows_one_group(block, row_stride(kind, k), plane_bytes, k, plane_tok, 0, scales_f16, 0,
+                                         xscales[0], y + r, BP_BINARY);
+                    break;
+                case BP_TERNARY:
+                    plane_rows_one_group(block, row_stride(kind, k), plane_bytes, k, plane_tok, 0, scales_f16, 0,
+                                         xscales[0], y + r, BP_TERNARY);
+                    break;
+                case BP_INT4:
+                    plane_rows_one_group(block, row_stride(kind, k), plane_bytes, k, plane_tok, 0, scales_f16, 0,
+                                         xscales[0], y + r, BP_INT4);
+                    break;
+                default:
+                    plane_rows_one_group(block, row_stride(kind, k), plane_bytes, k, plane_tok, qsums[0], scales_f16,
+                                         mins_f16, xscales[0], y + r, BP_INT4_ASYM);
                     break;
             }
             continue;

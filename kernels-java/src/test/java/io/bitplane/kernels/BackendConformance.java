@@ -107,6 +107,9 @@ public abstract class BackendConformance {
         "ternary, 3, 4100, 1, int8", "binary, 2, 9000, 1, int8", "binary@32, 3, 1000, 1, int8",
         "int4@32, 1, 4100, 1, int8", "int4-asym@256, 3, 1100, 1, int8", "ternary@512, 2, 1300, 1, int8",
         "binary@256, 4, 768, 1, int8", "int4-asym@32, 5, 256, 1, int8",
+        // One token over plane rows of one group each, eight rows at a time in the native kernels, then the rest.
+        "ternary, 9, 1024, 1, int8", "binary, 17, 512, 1, int8", "int4@1024, 10, 1024, 1, int8",
+        "int4-asym@512, 8, 512, 1, int8",
         // Binary rows in 16-bit lanes: groups of 256, a short last chunk, and rows longer than one int16 run.
         "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8",
         // Binary activations (XNOR-Net): rows of one group or of whole words, partial last words, groups that are
@@ -162,7 +165,7 @@ public abstract class BackendConformance {
         "ternary, false, 1", "int4@32, false, 1", "int4@1024, false, 1", "int4-asym@1024, false, 1",
         "binary, false, 1",
         // one token over packed rows of one group each (eight rows at a time natively, then the ninth)
-        "ternary, true, 1", "int4-asym@16384, true, 1"})
+        "ternary, true, 1", "int4-asym@16384, true, 1", "int4-asym@16384, false, 1"})
     public void largestCodesDoNotOverflow(String spec, boolean packed, int batch) {
         int rows = 9;
         int cols = 16384;
