@@ -656,14 +656,10 @@ ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t 
 
 /*
  * acc[t] = the int32 lane sums of field * q over values [start, end) of one packed row (whole blocks), for `tokens`
- * tokens at once; packed_row_tokens and packed_rows_one_group below.
- *
- * The first `count` groups of one packed row, groups being whole blocks, for `tokens` tokens at once (1, or
- * TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field vector serves every
- * token (q + t k), so a batch decodes once per block of tokens. A vector holds VBYTES / 32 blocks (two with
- * AVX-512: the fields of blocks B and B + 1 side by side, and the activations of both loaded to match; a group's
- * odd last block alone, the upper half zero). Token t's group sums of q are at qsums[t * qsum_stride + g] and its
- * terms go to terms[t * token_stride + g]: the same integer sums and float operations whatever the number of tokens.
+ * tokens at once (1, or TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field
+ * vector serves every token (q + t k), so a batch decodes once per block of tokens. A vector holds VBYTES / 32
+ * blocks (two with AVX-512: the fields of blocks B and B + 1 side by side, and the activations of both loaded to
+ * match; a span's odd last block alone, the upper half zero).
  */
 ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
                                       vec acc[TOKEN_BLOCK], int32_t kind, int tokens) {
@@ -699,6 +695,11 @@ ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64
     }
 }
 
+/*
+ * The first `count` groups of one packed row, groups being whole blocks, for `tokens` tokens at once. Token t's
+ * group sums of q are at qsums[t * qsum_stride + g] and its terms go to terms[t * token_stride + g]: the same
+ * integer sums and float operations whatever the number of tokens.
+ */
 ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_t k, const int32_t *qsums,
                                      int64_t qsum_stride, int64_t count, const float *scales, const float *mins,
                                      int64_t group, float *terms, int64_t token_stride, int32_t kind, int tokens) {
@@ -711,6 +712,30 @@ ALWAYS_INLINE void packed_row_tokens(const uint8_t *row, const int8_t *q, int64_
                                                      g, qsum);
         }
     }
+}
+
+/* A vector's int32 lanes added pairwise into eight (the 64-byte build's halves; the 32-byte vector as it is). */
+ALWAYS_INLINE __m256i fold256(vec a) {
+#ifdef BP_VNNI
+    return _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+#else
+    return a;
+#endif
+}
+
+/*
+ * y[0..7] for eight rows of one group each from their code sums: (0 + s acc [+ m Q]) x xscale, the float steps of
+ * group_term and sum_terms, with the rows' f16 scales (and mins) converted where they lie in the file.
+ */
+ALWAYS_INLINE void store_one_group_rows(__m256i sums, const uint8_t *scales_f16, const uint8_t *mins_f16,
+                                        int32_t qsum, float xscale, float *y) {
+    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) scales_f16)),
+                             _mm256_cvtepi32_ps(sums));
+    if (mins_f16) {
+        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) mins_f16)),
+                                           _mm256_set1_ps((float) qsum)));
+    }
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_add_ps(_mm256_setzero_ps(), t), _mm256_set1_ps(xscale)));
 }
 
 /*
@@ -727,19 +752,10 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
     for (int j = 0; j < ROW_BLOCK; j++) {
         vec acc[TOKEN_BLOCK];
         packed_span_tokens(rows + j * stride, q, k, 0, k, acc, kind, 1);
-#ifdef BP_VNNI
-        partial[j] = _mm256_add_epi32(_mm512_castsi512_si256(acc[0]), _mm512_extracti64x4_epi64(acc[0], 1));
-#else
-        partial[j] = acc[0];
-#endif
+        partial[j] = fold256(acc[0]);
     }
-    __m256i sums = _mm256_sub_epi32(reduce8x8(partial), _mm256_set1_epi32(packed_offset(kind) * qsum));
-    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) scales_f16)), _mm256_cvtepi32_ps(sums));
-    if (mins_f16) {
-        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) mins_f16)),
-                                           _mm256_set1_ps((float) qsum)));
-    }
-    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_add_ps(_mm256_setzero_ps(), t), _mm256_set1_ps(xscale)));
+    store_one_group_rows(_mm256_sub_epi32(reduce8x8(partial), _mm256_set1_epi32(packed_offset(kind) * qsum)),
+                         scales_f16, mins_f16, qsum, xscale, y);
 }
 
 /*
@@ -977,19 +993,9 @@ ALWAYS_INLINE void plane_rows_one_group(const uint8_t *rows, int64_t stride, int
             r = v_add32(r, plane_block_i8(row, plane_bytes, pt->qp, b, encoding));
         }
         vec sums = plane_code_sums(r, qv, encoding);
-#ifdef BP_VNNI
-        partial[j] = _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64(sums, 1));
-#else
-        partial[j] = sums;
-#endif
+        partial[j] = fold256(sums);
     }
-    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) scales_f16)),
-                             _mm256_cvtepi32_ps(reduce8x8(partial)));
-    if (mins_f16) {
-        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) mins_f16)),
-                                           _mm256_set1_ps((float) qsum)));
-    }
-    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_add_ps(_mm256_setzero_ps(), t), _mm256_set1_ps(xscale)));
+    store_one_group_rows(reduce8x8(partial), scales_f16, mins_f16, qsum, xscale, y);
 }
 #endif
 
