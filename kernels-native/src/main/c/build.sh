@@ -25,11 +25,16 @@ build() {
     if [ "$arch" = x86_64 ]; then
         "$cc" $flags -mavx2 -mfma -mf16c -DBP_IMPL=avx2 -c "$src/kernels.c" -o "$tmp/kernels_avx2.o" || return 1
         objects="$objects $tmp/kernels_avx2.o"
-        "$cc" $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -DBP_IMPL=avx512 \
-            -c "$src/kernels.c" -o "$tmp/kernels_avx512.o" || return 1
-        objects="$objects $tmp/kernels_avx512.o"
+        # A compiler too old for AVX-512 VNNI still builds the AVX2 and portable kernels.
+        if "$cc" $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -DBP_IMPL=avx512 \
+            -c "$src/kernels.c" -o "$tmp/kernels_avx512.o"; then
+            objects="$objects $tmp/kernels_avx512.o"
+        else
+            echo "bitplane: $cc cannot build the AVX-512 VNNI kernels (above): building AVX2 and portable C only"
+            dispatch_flags="-DBP_WITHOUT_AVX512"
+        fi
     fi
-    "$cc" $flags -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o" || return 1
+    "$cc" $flags ${dispatch_flags:-} -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o" || return 1
     "$cc" -shared -o "$tmp/libbitplane_kernels.so" $objects "$tmp/dispatch.o" || return 1
 }
 # A compiler that cannot build the kernels (too old, another architecture's flags) is reported, not fatal: the

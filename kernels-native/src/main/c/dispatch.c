@@ -1,7 +1,7 @@
 /*
  * The exported functions of bitplane_kernels.h: each forwards to the implementation chosen once from the CPU's
  * features: AVX-512 with VNNI where the CPU has it, else AVX2 with FMA and F16C, else the portable C build of the
- * same kernels.
+ * same kernels. build.sh defines BP_WITHOUT_AVX512 where its compiler could not build the AVX-512 kernels.
  */
 #include "bitplane_kernels.h"
 #include "kernels_impl.h"
@@ -25,9 +25,11 @@ static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_qua
 #if defined(__x86_64__)
 static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_quantize_i8, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
                                   bp_avx2_matmul_quantized_i8, bp_avx2_matmul_xnor};
+#ifndef BP_WITHOUT_AVX512
 static const kernel_table AVX512 = {bp_avx512_scratch_bytes, bp_avx512_quantize_i8, bp_avx512_matmul_float,
                                     bp_avx512_matmul_quantized_f32, bp_avx512_matmul_quantized_i8,
                                     bp_avx512_matmul_xnor};
+#endif
 #endif
 
 static const kernel_table *active;
@@ -41,10 +43,12 @@ int32_t bp_best_isa(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init(); /* its AVX and AVX-512 answers include the OS saving those registers (XCR0) */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+#ifndef BP_WITHOUT_AVX512
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
             return BP_ISA_AVX512;
         }
+#endif
         return BP_ISA_AVX2;
     }
 #endif
@@ -57,11 +61,13 @@ int32_t bp_select_isa(int32_t isa) {
         isa = best;
     }
 #if defined(__x86_64__)
+#ifndef BP_WITHOUT_AVX512
     if (isa == BP_ISA_AVX512) {
         active = &AVX512;
         active_isa = BP_ISA_AVX512;
         return active_isa;
     }
+#endif
     if (isa == BP_ISA_AVX2) {
         active = &AVX2;
         active_isa = BP_ISA_AVX2;
