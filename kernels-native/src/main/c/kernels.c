@@ -1286,12 +1286,20 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int64_t plane_bytes = (k + 63) / 64 * 8;
     scratch s = carve(work, k, groups);
     int asym = encoding == BP_INT4_ASYM;
-    /* Per token and group: for mins, for the offset of packed fields, and (VNNI) of codes made unsigned. */
-    int32_t *qsums = (int32_t *) s.sums;
-#ifdef BP_VNNI
-    int need_qsums = 1;
+    /* One token on the AVX2 build decodes planes in registers; a batch (or the portable build) decodes each row
+       once into memory and shares it between tokens. Packed fields cost less to decode again per token (a shift
+       and a mask, and no sign trick) than decoded codes cost to reload, so they are never decoded into memory. */
+#ifdef __AVX2__
+    int decode = encoding != BP_INT8 && batch > 1 && !(kind & PACKED);
 #else
+    int decode = encoding != BP_INT8;
+#endif
+    /* Per token and group: for mins, for the offset of packed fields, and (VNNI) for codes in memory made
+       unsigned (code_groups_vnni: INT8 rows and decoded rows). */
+    int32_t *qsums = (int32_t *) s.sums;
     int need_qsums = asym || (kind & PACKED);
+#ifdef BP_VNNI
+    need_qsums = need_qsums || encoding == BP_INT8 || decode;
 #endif
     for (int32_t b = 0; need_qsums && b < batch; b++) {
         for (int64_t g = 0; g < groups; g++) {
@@ -1302,14 +1310,6 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
             qsums[b * groups + g] = sum;
         }
     }
-    /* One token on the AVX2 build decodes planes in registers; a batch (or the portable build) decodes each row
-       once into memory and shares it between tokens. Packed fields cost less to decode again per token (a shift
-       and a mask, and no sign trick) than decoded codes cost to reload, so they are never decoded into memory. */
-#ifdef __AVX2__
-    int decode = encoding != BP_INT8 && batch > 1 && !(kind & PACKED);
-#else
-    int decode = encoding != BP_INT8;
-#endif
     memset(s.terms, 0, TOKEN_BLOCK * ROW_BLOCK * groups * sizeof(float));
     const plane_token *plane_tok = 0;
 #ifdef __AVX2__
