@@ -1243,6 +1243,174 @@ static void sum_terms(const float *terms, int64_t groups, int rows, float factor
     }
 }
 
+#ifdef BP_VNNI
+/*
+ * Float activations over rows of bit fields (bit planes or packed codes), 32 values at a time (AVX-512 build).
+ * Float activations are not quantized, so there is no exact integer to keep: each group's products add in float
+ * lanes, and each group's lanes, times its scale, add into the row's lanes (one horizontal sum per row, not one
+ * per group). Every token of a batch takes this same arithmetic (the determinism rule, ARCHITECTURE.md).
+ *   BINARY, TERNARY: no multiplies. Masks of the 32 values pick the activations to add (masked adds) into two
+ *     sums A and M, and the group's sum is A - 2 M:
+ *       BINARY planes: A = all x, M = x coded -1 (sign); TERNARY planes: A = x not 0 (mask), M = x coded -1
+ *       (mask and sign); packed TERNARY (field f = t + 1 at bits 2s, 2s + 1 of the block's 32 bytes for its values
+ *       32s .. 32s + 31, bits b0 and b1): A = b0 x - x, M = -b1 x, so A - 2 M = (2 b1 + b0 - 1) x = (f - 1) x.
+ *   INT4, INT4_ASYM: the 32 codes as bytes (u, less 8 for INT4; from planes by vpmovm2b, from packed fields by a
+ *     shift and a mask), widened to floats 16 at a time and multiplied.
+ * Values past k: the activations load as 0 (masked loads do not fault), so whatever the fields hold there adds 0.
+ * Groups must be whole multiples of 32 values, or one group a row, so that no 32 values straddle two groups.
+ */
+/* Codes of values i .. i + 31 of an INT4 or INT4_ASYM row as bytes. */
+ALWAYS_INLINE __m256i int4_codes32(const uint8_t *row, int64_t plane_bytes, int32_t kind, uint64_t i) {
+    __m256i u;
+    if (kind & PACKED) {
+        __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / 64 * 32));
+        u = _mm256_and_si256(_mm256_srli_epi16(block, (int) (i / 32 % 2) * 4), _mm256_set1_epi8(15));
+    } else {
+        u = _mm256_setzero_si256();
+        for (int p = 0; p < 4; p++) {
+            __m256i set = _mm256_movm_epi8(_load_mask32((__mmask32 *) (row + p * plane_bytes + i / 8)));
+            u = _mm256_or_si256(u, _mm256_and_si256(set, _mm256_set1_epi8((char) (1 << p))));
+        }
+    }
+    return (kind & ~PACKED) == BP_INT4 ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
+}
+
+/* Rows that one pass over a token's activations serves: each 32 activations load once for all of them. */
+#define F32_ROWS 4
+
+/*
+ * Adds values i .. i + 31 of one row, against the token's x0 (values i .. i + 15) and x1, into its four lane sums:
+ * A in a[0..1] and M in a[2..3] (see above; BINARY's A, all x, is the token's, kept by the caller), or INT4's
+ * products in a[0..1].
+ */
+ALWAYS_INLINE void fields32_f32(const uint8_t *row, int64_t plane_bytes, int32_t kind, uint64_t i, __m512 x0,
+                                __m512 x1, __m512 a[4]) {
+    if (kind & PACKED) { /* one 64-byte line: 256 ternary or 128 INT4 values */
+        if (i % 128 == 0) {
+            _mm_prefetch((const char *) (row + i * packed_bits(kind) / 8 + PREFETCH_BYTES), _MM_HINT_T0);
+        }
+    } else if (i % 512 == 0) {
+        prefetch_planes(row + i / 8, plane_bytes, kind);
+    }
+    /* Mask registers load straight from the planes: a move from a general register for each 16 values bound the
+       loop. */
+    if (kind == BP_BINARY) {
+        __mmask32 minus = _load_mask32((__mmask32 *) (row + i / 8));
+        a[2] = _mm512_mask_add_ps(a[2], (__mmask16) minus, a[2], x0);
+        a[3] = _mm512_mask_add_ps(a[3], (__mmask16) _kshiftri_mask32(minus, 16), a[3], x1);
+    } else if (kind == BP_TERNARY) {
+        __mmask32 nonzero = _load_mask32((__mmask32 *) (row + i / 8));
+        __mmask32 minus = _kand_mask32(nonzero, _load_mask32((__mmask32 *) (row + plane_bytes + i / 8)));
+        a[0] = _mm512_mask_add_ps(a[0], (__mmask16) nonzero, a[0], x0);
+        a[1] = _mm512_mask_add_ps(a[1], (__mmask16) _kshiftri_mask32(nonzero, 16), a[1], x1);
+        a[2] = _mm512_mask_add_ps(a[2], (__mmask16) minus, a[2], x0);
+        a[3] = _mm512_mask_add_ps(a[3], (__mmask16) _kshiftri_mask32(minus, 16), a[3], x1);
+    } else if (kind == (BP_TERNARY | PACKED)) {
+        /* code = f - 1 = b0 - 1 - 2 (-b1) over the field's bits (so the field 3 reads as 2, as in the reference):
+           a[0..1] gather b0 x - x, a[2..3] subtract b1 x */
+        __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / 128 * 32));
+        int s = (int) (i / 32 % 4);
+        __mmask32 b0 = _mm256_test_epi8_mask(block, _mm256_set1_epi8((char) (1 << (2 * s))));
+        __mmask32 b1 = _mm256_test_epi8_mask(block, _mm256_set1_epi8((char) (2 << (2 * s))));
+        a[0] = _mm512_sub_ps(_mm512_mask_add_ps(a[0], (__mmask16) b0, a[0], x0), x0);
+        a[1] = _mm512_sub_ps(_mm512_mask_add_ps(a[1], (__mmask16) _kshiftri_mask32(b0, 16), a[1], x1), x1);
+        a[2] = _mm512_mask_sub_ps(a[2], (__mmask16) b1, a[2], x0);
+        a[3] = _mm512_mask_sub_ps(a[3], (__mmask16) _kshiftri_mask32(b1, 16), a[3], x1);
+    } else {
+        __m256i c = int4_codes32(row, plane_bytes, kind, i);
+        a[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(c))), x0, a[0]);
+        a[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(c, 1))), x1, a[1]);
+    }
+}
+
+/*
+ * One float token over F32_ROWS rows: y_j = sum_g s_jg * sum(code x) (+ m_jg * xsum_g); kind is a constant where
+ * inlined. The rows share every load of x: one row at a time read 4 bytes of x from L2 per weight (57 KB per row
+ * of 14336 values, more than L1 holds), which bound the loop at about 6 values a cycle.
+ */
+ALWAYS_INLINE void rows_fields_f32(const uint8_t *const rows[F32_ROWS], int64_t plane_bytes, int32_t kind,
+                                   const float *x, int64_t k, int64_t group, int64_t groups,
+                                   const float *const scales[F32_ROWS], const float *const mins[F32_ROWS],
+                                   const float *xsums, float y[F32_ROWS]) {
+    __m512 acc[F32_ROWS];
+    float extra[F32_ROWS];
+    for (int j = 0; j < F32_ROWS; j++) {
+        acc[j] = _mm512_setzero_ps();
+        extra[j] = 0;
+    }
+    for (int64_t g = 0; g < groups; g++) {
+        uint64_t end = (uint64_t) ((g + 1) * group < k ? (g + 1) * group : k);
+        __m512 a[F32_ROWS][4];
+        for (int j = 0; j < F32_ROWS; j++) {
+            a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm512_setzero_ps();
+        }
+        __m512 all0 = _mm512_setzero_ps(), all1 = all0; /* BINARY's A */
+        for (uint64_t i = (uint64_t) (g * group); i < end; i += 32) {
+            __m512 x0, x1;
+            if (end - i >= 32) {
+                x0 = _mm512_loadu_ps(x + i);
+                x1 = _mm512_loadu_ps(x + i + 16);
+            } else {
+                __mmask32 valid = (__mmask32) ((1u << (end - i)) - 1);
+                x0 = _mm512_maskz_loadu_ps((__mmask16) valid, x + i);
+                x1 = _mm512_maskz_loadu_ps((__mmask16) (valid >> 16), x + i + 16);
+            }
+            if (kind == BP_BINARY) {
+                all0 = _mm512_add_ps(all0, x0);
+                all1 = _mm512_add_ps(all1, x1);
+            }
+            for (int j = 0; j < F32_ROWS; j++) {
+                fields32_f32(rows[j], plane_bytes, kind, i, x0, x1, a[j]);
+            }
+        }
+        for (int j = 0; j < F32_ROWS; j++) {
+            __m512 all = kind == BP_BINARY ? _mm512_add_ps(all0, all1) : _mm512_add_ps(a[j][0], a[j][1]);
+            __m512 minus = _mm512_add_ps(a[j][2], a[j][3]);
+            __m512 sum = _mm512_sub_ps(all, _mm512_add_ps(minus, minus));
+            acc[j] = _mm512_fmadd_ps(sum, _mm512_set1_ps(scales[j][g]), acc[j]);
+            if (mins[j]) {
+                extra[j] += mins[j][g] * xsums[g];
+            }
+        }
+    }
+    for (int j = 0; j < F32_ROWS; j++) {
+        y[j] = _mm512_reduce_add_ps(acc[j]) + extra[j];
+    }
+}
+
+static void rows_fields_f32_any(const uint8_t *const rows[F32_ROWS], int64_t plane_bytes, int32_t kind,
+                                const float *x, int64_t k, int64_t group, int64_t groups,
+                                const float *const scales[F32_ROWS], const float *const mins[F32_ROWS],
+                                const float *xsums, float y[F32_ROWS]) {
+#define ROWS_F32(kind_constant) \
+    rows_fields_f32(rows, plane_bytes, kind_constant, x, k, group, groups, scales, mins, xsums, y)
+    switch (kind) {
+        case BP_BINARY:
+            ROWS_F32(BP_BINARY);
+            break;
+        case BP_TERNARY:
+            ROWS_F32(BP_TERNARY);
+            break;
+        case BP_TERNARY | PACKED:
+            ROWS_F32(BP_TERNARY | PACKED);
+            break;
+        case BP_INT4:
+            ROWS_F32(BP_INT4);
+            break;
+        case BP_INT4 | PACKED:
+            ROWS_F32(BP_INT4 | PACKED);
+            break;
+        case BP_INT4_ASYM:
+            ROWS_F32(BP_INT4_ASYM);
+            break;
+        default:
+            ROWS_F32(BP_INT4_ASYM | PACKED);
+            break;
+    }
+#undef ROWS_F32
+}
+#endif
+
 void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t layout, int64_t k, int64_t group,
                                   int64_t scales_offset, int64_t mins_offset, const float *x, float *y,
                                   int32_t batch, int64_t n, int64_t row_start, int64_t row_end, void *work) {
@@ -1261,6 +1429,36 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t
             xsums[b * groups + g] = sum;
         }
     }
+#ifdef BP_VNNI
+    if (encoding != BP_INT8 && (group % 32 == 0 || groups == 1)) {
+        _Static_assert(ROW_BLOCK % F32_ROWS == 0, "whole passes in a block");
+        int64_t plane_bytes = (k + 63) / 64 * 8;
+        for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
+            int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
+            prepare_block(w, kind, k, groups, scales_offset, mins_offset, r, rows, 0, &s);
+            for (int32_t b = 0; b < batch; b++) {
+                for (int j0 = 0; j0 < rows; j0 += F32_ROWS) {
+                    /* a block's last pass may hold fewer rows: the others repeat its last row, unstored */
+                    const uint8_t *row_at[F32_ROWS];
+                    const float *scales_at[F32_ROWS], *mins_at[F32_ROWS];
+                    for (int j = 0; j < F32_ROWS; j++) {
+                        int jr = j0 + j < rows ? j0 + j : rows - 1;
+                        row_at[j] = w + (r + jr) * row_stride(kind, k);
+                        scales_at[j] = s.scales + jr * groups;
+                        mins_at[j] = asym ? s.mins + jr * groups : 0;
+                    }
+                    float out[F32_ROWS];
+                    rows_fields_f32_any(row_at, plane_bytes, kind, x + b * k, k, group, groups, scales_at, mins_at,
+                                        xsums + b * groups, out);
+                    for (int j = 0; j < F32_ROWS && j0 + j < rows; j++) {
+                        y[b * n + r + j0 + j] = out[j];
+                    }
+                }
+            }
+        }
+        return;
+    }
+#endif
     memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
