@@ -60,7 +60,7 @@ public abstract class BackendConformance {
     }
 
     /** The activation hint spelled f32, int8 or binary. */
-    static ActivationHint hint(String act) {
+    protected static ActivationHint hint(String act) {
         return switch (act) {
             case "int8" -> ActivationHint.INT8;
             case "binary" -> ActivationHint.BINARY;
@@ -144,7 +144,11 @@ public abstract class BackendConformance {
         "ternary, 3, 640, 1, int8", "ternary@384, 3, 1152, 2, int8", "int4@192, 3, 576, 1, int8",
         // One token over rows of one group each, eight rows at a time in the native kernels, and the rows after.
         "ternary, 9, 1024, 1, int8", "ternary, 17, 256, 1, int8", "int4@512, 11, 512, 1, int8",
-        "int4-asym@256, 16, 256, 1, int8"})
+        "int4-asym@256, 16, 256, 1, int8",
+        // Float activations over several rows (four at a time natively, sharing each load of x; a last pass of
+        // fewer), groups of whole 32 values and one group a row, rows not a multiple of 32.
+        "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",
+        "int4-asym@64, 9, 200, 1, f32"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = hint(act);
@@ -190,7 +194,7 @@ public abstract class BackendConformance {
         assertMatchesTheOracle(spec, packed ? io.bitplane.format.PackedCodes.relayout(t) : t, x, batch);
     }
 
-    private void assertMatchesTheOracle(String spec, EncodedTensor t, float[] x, int batch) {
+    protected void assertMatchesTheOracle(String spec, EncodedTensor t, float[] x, int batch) {
         ActivationHint hint = t.spec().activations();
         int cols = (int) t.spec().cols();
         for (int misalign : new int[] {0, 1, 7, 36}) {
