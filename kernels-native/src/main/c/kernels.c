@@ -20,7 +20,9 @@
  * 32-byte blocks of the planes against the token's codes permuted to match (plane_groups_i8). With int8
  * activations the group sums are exact integers (vpmaddubsw on |code| and sign-adjusted activations, or directly
  * on unsigned fields minus offset * sum(q), then vpmaddwd), combined in float exactly as the Java reference does
- * (build.sh passes -ffp-contract=off so that no multiply-add fuses).
+ * (build.sh passes -ffp-contract=off so that no multiply-add fuses). Float activations on the AVX-512 build add
+ * them under mask registers (binary, ternary) or times codes widened to floats (INT4), four rows per pass over the
+ * token (rows_fields_f32); elsewhere rows are decoded to codes and widened.
  */
 #include <string.h>
 
