@@ -98,7 +98,10 @@ public final class PanamaBackend extends ScalarBackend {
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
         if (lookupTiles && SignTileMatmul.supports(spec)) {
-            return new SignTiles(CpuWeights.of(w), SignTileMatmul.repack(spec, tensor.data(), pool));
+            MemorySegment tiles = SignTileMatmul.repack(spec, tensor.data(), pool);
+            if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
+                return new SignTiles(CpuWeights.of(w), tiles);
+            }
         }
         if (lookupTiles && Int4TileMatmul.supports(spec)) {
             return new Int4Tiles(CpuWeights.of(w), Int4TileMatmul.repack(spec, tensor.data(), pool));

@@ -87,16 +87,24 @@ final class SignTileMatmul {
     /**
      * The tiles of a TERNARY or BINARY tensor into new native memory, freed when unreachable. Signs are taken only
      * where the mask is set, as the oracle reads them. Costs one pass over the tensor, its rows split over
-     * {@code pool}.
+     * {@code pool}. Null when a packed field is 3: the format reads it as the code 2, which mask and sign bits
+     * cannot hold (the writer never writes it; a file that does takes the kernels that read fields directly).
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
         MemorySegment tiles = Arena.ofAuto().allocate(bytes, 64);
-        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
-        return tiles;
+        java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
+        pool.run((int) spec.rows(), (r0, r1) -> {
+            if (!repackRows(spec, data, tiles, r0, r1)) {
+                codeTwo.set(true);
+            }
+        });
+        return codeTwo.get() ? null : tiles;
     }
 
-    private static void repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
+    /** Repacks rows [r0, r1); false if a packed field among them is 3. */
+    private static boolean repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
+        long threes = 0;
         int chunks = LookupTables.chunks(spec);
         int chunkBytes = chunkBytes(spec);
         boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
@@ -117,6 +125,7 @@ final class SignTileMatmul {
                     long hi = data.get(U64, at + 8) >>> shift;
                     mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
                     sign = negativeFields(lo) | negativeFields(hi) << 8;
+                    threes |= (lo & lo >>> 1 | hi & hi >>> 1) & LOW_BITS;
                 } else if (binary) {  // one plane of u64 words, bit set for code -1; the signs are the tile
                     long word = data.getAtIndex(U64, r * words + c / 4) >>> CHUNK_VALUES * (c % 4);
                     tiles.set(U16, tileBase + (long) c * chunkBytes, (short) word);
@@ -131,6 +140,7 @@ final class SignTileMatmul {
                 tiles.set(U16, at + 2 * TILE_ROWS, (short) sign);
             }
         }
+        return threes == 0;
     }
 
     private static final long LOW_BITS = 0x0101010101010101L;
