@@ -1072,40 +1072,67 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
     }
 }
 
-static inline float dot_codes_f32(const int8_t *c, const float *x, int64_t len) {
-    int64_t i = 0;
-    float sum = 0;
-#ifdef __AVX2__
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (; i + 16 <= len; i += 16) {
-        __m128i c16 = _mm_loadu_si128((const __m128i *) (c + i));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c16)), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c16, 8))),
-                             _mm256_loadu_ps(x + i + 8), a1);
-    }
-    for (; i + 8 <= len; i += 8) {
-        __m128i c8 = _mm_loadl_epi64((const __m128i *) (c + i));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c8)), _mm256_loadu_ps(x + i), a0);
-    }
-    sum = sum8(_mm256_add_ps(a0, a1));
-#endif
-    for (; i < len; i++) {
-        sum += c[i] * x[i];
-    }
-    return sum;
-}
+/* Rows that one pass over a token's float activations serves: each load of x serves all of them (one row at a
+   time read 4 bytes of x per weight from L2 on long rows: 57 KB for 14336 values, more than L1 holds). */
+#define F32_ROWS 4
 
-/* terms[g] = s_g * acc_g (+ m_g * xsum_g) for one row and one float token. */
-static void terms_f32(const int8_t *codes, const float *x, const float *xsums, const float *scales,
-                      const float *mins, int64_t k, int64_t group, int64_t groups, float *terms) {
+/*
+ * y[j] = sum_g s_jg * sum(c_j x over group g) (+ m_jg * xsum_g) for F32_ROWS rows of codes and one float token.
+ * Float activations keep no exact integer, so on AVX2 each group's products stay in the lanes and are scaled into
+ * the row's lanes: one horizontal sum per row, where one per group cost more than the products at groups of 32.
+ * Each row's arithmetic depends on its own codes and x alone (whichever rows share its pass).
+ */
+static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int64_t k, int64_t group,
+                           int64_t groups, const float *const scales[F32_ROWS], const float *const mins[F32_ROWS],
+                           const float *xsums, float y[F32_ROWS]) {
+    float extra[F32_ROWS] = {0};
+#ifdef __AVX2__
+    __m256 acc[F32_ROWS];
+    for (int j = 0; j < F32_ROWS; j++) {
+        acc[j] = _mm256_setzero_ps();
+    }
+#endif
     for (int64_t g = 0; g < groups; g++) {
-        int64_t start = g * group;
-        int64_t len = start + group <= k ? group : k - start;
-        float t = scales[g] * dot_codes_f32(codes + start, x + start, len);
-        if (mins) {
-            t += mins[g] * xsums[g];
+        int64_t i = g * group;
+        int64_t end = i + group <= k ? i + group : k;
+#ifdef __AVX2__
+        __m256 a0[F32_ROWS], a1[F32_ROWS];
+        for (int j = 0; j < F32_ROWS; j++) {
+            a0[j] = a1[j] = _mm256_setzero_ps();
         }
-        terms[g] = t;
+        for (; i + 16 <= end; i += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            for (int j = 0; j < F32_ROWS; j++) {
+                __m128i c16 = _mm_loadu_si128((const __m128i *) (c[j] + i));
+                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c16)), x0, a0[j]);
+                a1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c16, 8))), x1, a1[j]);
+            }
+        }
+        for (; i + 8 <= end; i += 8) {
+            __m256 x0 = _mm256_loadu_ps(x + i);
+            for (int j = 0; j < F32_ROWS; j++) {
+                __m128i c8 = _mm_loadl_epi64((const __m128i *) (c[j] + i));
+                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c8)), x0, a0[j]);
+            }
+        }
+        for (int j = 0; j < F32_ROWS; j++) {
+            acc[j] = _mm256_fmadd_ps(_mm256_add_ps(a0[j], a1[j]), _mm256_set1_ps(scales[j][g]), acc[j]);
+        }
+#endif
+        for (int j = 0; j < F32_ROWS; j++) {
+            float tail = 0; /* the values the vectors left (all of them in the portable build) */
+            for (int64_t t = i; t < end; t++) {
+                tail += c[j][t] * x[t];
+            }
+            extra[j] += scales[j][g] * tail + (mins[j] ? mins[j][g] * xsums[g] : 0);
+        }
+    }
+    for (int j = 0; j < F32_ROWS; j++) {
+#ifdef __AVX2__
+        y[j] = sum8(acc[j]) + extra[j];
+#else
+        y[j] = extra[j];
+#endif
     }
 }
 
@@ -1276,9 +1303,6 @@ ALWAYS_INLINE __m256i int4_codes32(const uint8_t *row, int64_t plane_bytes, int3
     }
     return (kind & ~PACKED) == BP_INT4 ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
 }
-
-/* Rows that one pass over a token's activations serves: each 32 activations load once for all of them. */
-#define F32_ROWS 4
 
 /*
  * Adds values i .. i + 31 of one row, against the token's x0 (values i .. i + 15) and x1, into its four lane sums:
@@ -1461,17 +1485,26 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t
         return;
     }
 #endif
-    memset(s.terms, 0, ROW_BLOCK * groups * sizeof(float));
     for (int64_t r = row_start; r < row_end; r += ROW_BLOCK) {
         int rows = row_end - r < ROW_BLOCK ? (int) (row_end - r) : ROW_BLOCK;
         prepare_block(w, kind, k, groups, scales_offset, mins_offset, r, rows, encoding != BP_INT8, &s);
         for (int32_t b = 0; b < batch; b++) {
-            for (int j = 0; j < rows; j++) {
-                const int8_t *codes = encoding == BP_INT8 ? (const int8_t *) (w + (r + j) * k) : s.codes + j * k;
-                terms_f32(codes, x + b * k, xsums + b * groups, s.scales + j * groups,
-                          asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups);
+            for (int j0 = 0; j0 < rows; j0 += F32_ROWS) {
+                /* a block's last pass may hold fewer rows: the others repeat its last row, unstored */
+                const int8_t *codes[F32_ROWS];
+                const float *scales[F32_ROWS], *mins[F32_ROWS];
+                for (int j = 0; j < F32_ROWS; j++) {
+                    int jr = j0 + j < rows ? j0 + j : rows - 1;
+                    codes[j] = encoding == BP_INT8 ? (const int8_t *) (w + (r + jr) * k) : s.codes + jr * k;
+                    scales[j] = s.scales + jr * groups;
+                    mins[j] = asym ? s.mins + jr * groups : 0;
+                }
+                float out[F32_ROWS];
+                rows_codes_f32(codes, x + b * k, k, group, groups, scales, mins, xsums + b * groups, out);
+                for (int j = 0; j < F32_ROWS && j0 + j < rows; j++) {
+                    y[b * n + r + j0 + j] = out[j];
+                }
             }
-            sum_terms(s.terms, groups, rows, 1, 0, y + b * n + r);
         }
     }
 }
