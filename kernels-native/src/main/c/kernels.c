@@ -191,6 +191,15 @@ ALWAYS_INLINE void vf_store(float *p, vecf v) { _mm512_storeu_ps(p, v); }
 ALWAYS_INLINE vecf vf_mul(vecf a, vecf b) { return _mm512_mul_ps(a, b); }
 ALWAYS_INLINE vecf vf_add(vecf a, vecf b) { return _mm512_add_ps(a, b); }
 ALWAYS_INLINE vecf vf_from32(vec a) { return _mm512_cvtepi32_ps(a); }
+ALWAYS_INLINE vecf vf_fmadd(vecf a, vecf b, vecf c) { return _mm512_fmadd_ps(a, b, c); }
+ALWAYS_INLINE vecf vf_set1(float f) { return _mm512_set1_ps(f); }
+ALWAYS_INLINE vecf vf_zero(void) { return _mm512_setzero_ps(); }
+/* The VBYTES / 4 int8 codes at p as floats. */
+ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *) p)));
+}
+/* The lanes' sum in a fixed order (GCC's sequence of halvings). */
+ALWAYS_INLINE float vf_sum(vecf a) { return _mm512_reduce_add_ps(a); }
 /* Two 32-byte pieces, lo from p and hi from p + hi_offset; only the low piece where hi is 0 (the upper lanes 0). */
 ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
     if (hi && hi_offset == 32) { /* adjacent pieces (a constant offset where this is inlined): one load */
@@ -223,6 +232,13 @@ ALWAYS_INLINE void vf_store(float *p, vecf v) { _mm256_storeu_ps(p, v); }
 ALWAYS_INLINE vecf vf_mul(vecf a, vecf b) { return _mm256_mul_ps(a, b); }
 ALWAYS_INLINE vecf vf_add(vecf a, vecf b) { return _mm256_add_ps(a, b); }
 ALWAYS_INLINE vecf vf_from32(vec a) { return _mm256_cvtepi32_ps(a); }
+ALWAYS_INLINE vecf vf_fmadd(vecf a, vecf b, vecf c) { return _mm256_fmadd_ps(a, b, c); }
+ALWAYS_INLINE vecf vf_set1(float f) { return _mm256_set1_ps(f); }
+ALWAYS_INLINE vecf vf_zero(void) { return _mm256_setzero_ps(); }
+ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) p)));
+}
+ALWAYS_INLINE float vf_sum(vecf a) { return sum8(a); }
 ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
     (void) hi_offset;
     (void) hi;
@@ -1078,8 +1094,9 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
 
 /*
  * y[j] = sum_g s_jg * sum(c_j x over group g) (+ m_jg * xsum_g) for F32_ROWS rows of codes and one float token.
- * Float activations keep no exact integer, so on AVX2 each group's products stay in the lanes and are scaled into
- * the row's lanes: one horizontal sum per row, where one per group cost more than the products at groups of 32.
+ * Float activations keep no exact integer, so (vector builds) each group's products stay in the lanes and are
+ * scaled into the row's lanes: one horizontal sum per row, where one per group cost more than the products at
+ * groups of 32. Vectors are the build's width (vecf: 16 floats on the AVX-512 build, 8 on AVX2).
  * Each row's arithmetic depends on its own codes and x alone (whichever rows share its pass).
  */
 static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int64_t k, int64_t group,
@@ -1087,36 +1104,35 @@ static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int6
                            const float *xsums, float y[F32_ROWS]) {
     float extra[F32_ROWS] = {0};
 #ifdef __AVX2__
-    __m256 acc[F32_ROWS];
+    vecf acc[F32_ROWS];
     for (int j = 0; j < F32_ROWS; j++) {
-        acc[j] = _mm256_setzero_ps();
+        acc[j] = vf_zero();
     }
 #endif
     for (int64_t g = 0; g < groups; g++) {
         int64_t i = g * group;
         int64_t end = i + group <= k ? i + group : k;
 #ifdef __AVX2__
-        __m256 a0[F32_ROWS], a1[F32_ROWS];
+        const int lanes = VBYTES / 4; /* floats per vector: 16 on the AVX-512 build, 8 on AVX2 */
+        vecf a0[F32_ROWS], a1[F32_ROWS];
         for (int j = 0; j < F32_ROWS; j++) {
-            a0[j] = a1[j] = _mm256_setzero_ps();
+            a0[j] = a1[j] = vf_zero();
         }
-        for (; i + 16 <= end; i += 16) {
-            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        for (; i + 2 * lanes <= end; i += 2 * lanes) {
+            vecf x0 = vf_load(x + i), x1 = vf_load(x + i + lanes);
             for (int j = 0; j < F32_ROWS; j++) {
-                __m128i c16 = _mm_loadu_si128((const __m128i *) (c[j] + i));
-                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c16)), x0, a0[j]);
-                a1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c16, 8))), x1, a1[j]);
+                a0[j] = vf_fmadd(vf_codes(c[j] + i), x0, a0[j]);
+                a1[j] = vf_fmadd(vf_codes(c[j] + i + lanes), x1, a1[j]);
             }
         }
-        for (; i + 8 <= end; i += 8) {
-            __m256 x0 = _mm256_loadu_ps(x + i);
+        for (; i + lanes <= end; i += lanes) {
+            vecf x0 = vf_load(x + i);
             for (int j = 0; j < F32_ROWS; j++) {
-                __m128i c8 = _mm_loadl_epi64((const __m128i *) (c[j] + i));
-                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c8)), x0, a0[j]);
+                a0[j] = vf_fmadd(vf_codes(c[j] + i), x0, a0[j]);
             }
         }
         for (int j = 0; j < F32_ROWS; j++) {
-            acc[j] = _mm256_fmadd_ps(_mm256_add_ps(a0[j], a1[j]), _mm256_set1_ps(scales[j][g]), acc[j]);
+            acc[j] = vf_fmadd(vf_add(a0[j], a1[j]), vf_set1(scales[j][g]), acc[j]);
         }
 #endif
         for (int j = 0; j < F32_ROWS; j++) {
@@ -1129,7 +1145,7 @@ static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int6
     }
     for (int j = 0; j < F32_ROWS; j++) {
 #ifdef __AVX2__
-        y[j] = sum8(acc[j]) + extra[j];
+        y[j] = vf_sum(acc[j]) + extra[j];
 #else
         y[j] = extra[j];
 #endif
