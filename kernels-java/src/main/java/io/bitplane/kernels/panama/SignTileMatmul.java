@@ -16,6 +16,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * TERNARY (and BINARY, as codes +-1) x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into
@@ -93,7 +94,7 @@ final class SignTileMatmul {
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
         MemorySegment tiles = Arena.ofAuto().allocate(bytes, 64);
-        java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
                 codeTwo.set(true);
