@@ -1304,6 +1304,7 @@ static void sum_terms(const float *terms, int64_t groups, int rows, float factor
  * Values past k: the activations load as 0 (masked loads do not fault), so whatever the fields hold there adds 0.
  * Groups must be whole multiples of 32 values, or one group a row, so that no 32 values straddle two groups.
  */
+
 /* Codes of values i .. i + 31 of an INT4 or INT4_ASYM row as bytes. */
 ALWAYS_INLINE __m256i int4_codes32(const uint8_t *row, int64_t plane_bytes, int32_t kind, uint64_t i) {
     int offset = (kind & ~PACKED) == BP_INT4 ? 8 : 0;
