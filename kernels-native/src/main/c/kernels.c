@@ -442,6 +442,18 @@ ALWAYS_INLINE __m256i decode32(const uint8_t *row, int64_t plane_bytes, int32_t 
     }
     const __m256i one = _mm256_set1_epi8(1);
     const uint8_t *at = row + i / 8;
+#ifdef BP_VNNI
+    if (encoding == BP_INT4 || encoding == BP_INT4_ASYM) {
+        /* from -8 (INT4) or 0, add 2^p where plane p's bit is set: one masked add per plane, its mask loaded in
+           place, where the expansion below takes a shuffle, two masks, a compare and an or per plane */
+        __m256i c = _mm256_set1_epi8((char) (encoding == BP_INT4 ? -8 : 0));
+        for (int p = 0; p < 4; p++) {
+            c = _mm256_mask_add_epi8(c, _load_mask32((__mmask32 *) (at + p * plane_bytes)), c,
+                                     _mm256_set1_epi8((char) (1 << p)));
+        }
+        return c;
+    }
+#endif
     __m256i m0 = expand_bits(load_u32(at));
     if (encoding == BP_BINARY) {
         return _mm256_or_si256(m0, one); /* sign set: 0xFF = -1, else 1 */
@@ -1299,28 +1311,11 @@ static void sum_terms(const float *terms, int64_t groups, int rows, float factor
  *       BINARY planes: A = all x, M = x coded -1 (sign); TERNARY planes: A = x not 0 (mask), M = x coded -1
  *       (mask and sign); packed TERNARY (field f = t + 1 at bits 2s, 2s + 1 of the block's 32 bytes for its values
  *       32s .. 32s + 31, bits b0 and b1): A = b0 x - x, M = -b1 x, so A - 2 M = (2 b1 + b0 - 1) x = (f - 1) x.
- *   INT4, INT4_ASYM: the 32 codes as bytes (u, less 8 for INT4; from planes by a masked byte add per plane, from
- *     packed fields by a shift and a mask), widened to floats 16 at a time and multiplied.
+ *   INT4, INT4_ASYM: the 32 codes as bytes (decode32: u, less 8 for INT4), widened to floats 16 at a time and
+ *     multiplied.
  * Values past k: the activations load as 0 (masked loads do not fault), so whatever the fields hold there adds 0.
  * Groups must be whole multiples of 32 values, or one group a row, so that no 32 values straddle two groups.
  */
-
-/* Codes of values i .. i + 31 of an INT4 or INT4_ASYM row as bytes. */
-ALWAYS_INLINE __m256i int4_codes32(const uint8_t *row, int64_t plane_bytes, int32_t kind, uint64_t i) {
-    int offset = (kind & ~PACKED) == BP_INT4 ? 8 : 0;
-    if (kind & PACKED) {
-        __m256i block = _mm256_loadu_si256((const __m256i *) (row + i / 64 * 32));
-        __m256i u = _mm256_and_si256(_mm256_srli_epi16(block, (int) (i / 32 % 2) * 4), _mm256_set1_epi8(15));
-        return _mm256_sub_epi8(u, _mm256_set1_epi8((char) offset));
-    }
-    /* from -offset, add 2^p where plane p's bit is set: one masked add per plane, its mask loaded in place */
-    __m256i c = _mm256_set1_epi8((char) -offset);
-    for (int p = 0; p < 4; p++) {
-        c = _mm256_mask_add_epi8(c, _load_mask32((__mmask32 *) (row + p * plane_bytes + i / 8)), c,
-                                 _mm256_set1_epi8((char) (1 << p)));
-    }
-    return c;
-}
 
 /*
  * Adds values i .. i + 31 of one row, against the token's x0 (values i .. i + 15) and x1, into its four lane sums:
@@ -1361,7 +1356,7 @@ ALWAYS_INLINE void fields32_f32(const uint8_t *row, int64_t plane_bytes, int32_t
         a[2] = _mm512_mask_sub_ps(a[2], (__mmask16) b1, a[2], x0);
         a[3] = _mm512_mask_sub_ps(a[3], (__mmask16) _kshiftri_mask32(b1, 16), a[3], x1);
     } else {
-        __m256i c = int4_codes32(row, plane_bytes, kind, i);
+        __m256i c = decode32(row, plane_bytes, kind, (int64_t) i);
         a[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(c))), x0, a[0]);
         a[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(c, 1))), x1, a[1]);
     }
