@@ -1177,14 +1177,26 @@ static void f16_to_floats(const uint8_t *src, float *dst, int64_t count) {
 }
 
 
+/* Rows per pass of the VNNI batch kernel (two vectors of 16 int32 lanes, one row each); see batch_vnni. */
+#define VROWS 32
+/* Rows of decoded codes the scratch holds: a block of rows, or a VNNI batch pass. */
+#ifdef BP_VNNI
+#define CODE_ROWS VROWS
+#else
+#define CODE_ROWS ROW_BLOCK
+#endif
+
 /* The scratch a call needs (see bitplane_kernels.h): carved into the pieces below. */
 typedef struct {
-    int8_t *codes;   /* ROW_BLOCK rows of k codes */
+    int8_t *codes;   /* CODE_ROWS rows of k codes */
     float *scales;   /* ROW_BLOCK rows of groups */
     float *mins;     /* ROW_BLOCK rows of groups */
     float *terms;    /* TOKEN_BLOCK tokens of ROW_BLOCK rows of groups */
     void *sums;      /* batch tokens of groups: int32 q sums or float x sums, for INT4_ASYM */
     plane_token token; /* one token's codes permuted for bit planes, and its sums per 32 values */
+    uint8_t *turned; /* VNNI batches: VROWS rows of k codes, turned (turn_rows) */
+    float *tscales;  /* VNNI batches: groups x VROWS scales, a group's rows side by side */
+    float *tmins;    /* VNNI batches: the same for mins */
 } scratch;
 
 static inline int64_t align64(int64_t x) {
@@ -1195,7 +1207,7 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
     uint8_t *p = (uint8_t *) base;
     scratch s;
     s.codes = (int8_t *) p;
-    p += align64(ROW_BLOCK * k);
+    p += align64(CODE_ROWS * k);
     s.scales = (float *) p;
     p += align64(ROW_BLOCK * groups * 4);
     s.mins = (float *) p;
@@ -1206,14 +1218,21 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
     p += block_values(k);
     s.token.qs32 = (int32_t *) p;
     p += block_values(k) / 32 * 4;
+    s.turned = p;
+    p += align64(VROWS * k);
+    s.tscales = (float *) p;
+    p += align64(VROWS * groups * 4);
+    s.tmins = (float *) p;
+    p += align64(VROWS * groups * 4);
     s.sums = p;
     return s;
 }
 
 int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
     int64_t groups = (k + group - 1) / group;
-    return align64(ROW_BLOCK * k) + 2 * align64(ROW_BLOCK * groups * 4) + align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4)
-           + block_values(k) + block_values(k) / 32 * 4 + align64(batch * groups * 4);
+    return align64(CODE_ROWS * k) + 2 * align64(ROW_BLOCK * groups * 4) + align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4)
+           + block_values(k) + block_values(k) / 32 * 4 + align64(VROWS * k) + 2 * align64(VROWS * groups * 4)
+           + align64(batch * groups * 4);
 }
 
 /* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
@@ -1522,10 +1541,227 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t
     }
 }
 
+#ifdef BP_VNNI
+/* ---------------------------------------------------------------------------------------------------------------
+ * Batches of int8 tokens with VNNI (prompts, several requests at once): a matrix-matrix kernel. The one-token
+ * kernels, run once per token, reached only the speed of one token (about 50 G products/s per thread at INT4 g32,
+ * 150 for ternary rows), spending more on sums across lanes and per-group bookkeeping than on vpdpbusd.
+ *
+ * Memory layout of a pass of VROWS = 32 rows (turn_rows), codes made unsigned (c + 128, 0 for padding rows):
+ *   turned[(i / 4) * 128 + (r / 16) * 64 + (r % 16) * 4 + i % 4] = code of row r, value i
+ * so one 64-byte load holds four consecutive values of 16 rows, and vpdpbusd against four of a token's values
+ * broadcast to every lane adds each row's four products into its own lane. tscales[g * 32 + r] (and tmins) hold
+ * the rows' scales of group g side by side.
+ *
+ * Tokens go VTOKENS = 4 at a time: each load of codes serves four tokens and each broadcast both halves of the
+ * rows, eight independent sums. Per group and token the lane sums are exact (sum c q = sum (c + 128) q - 128 Q_g,
+ * wrapping as in code_groups_vnni), and each lane then forms and adds its row's term as group_term and sum_terms
+ * do: t = s * acc (+ m * Q_g), sum += t in group order, times the token's scale at the end. So every token's
+ * outputs are the one-token kernels', bit for bit, whatever batch it comes in.
+ * ------------------------------------------------------------------------------------------------------------- */
+#define VTOKENS 4
+/*
+ * The smallest batch that takes this kernel. Turning the rows costs about what the products of four tokens do
+ * (decoding included), so smaller batches run the one-token kernels once per token: measured on 2048 x 2048
+ * INT4 g32 weights from memory, one thread, 2 and 4 tokens took 0.2-0.4 and 0.4-0.75 ms that way, 0.5-0.6 and
+ * 0.5-0.8 here; from 8 tokens this kernel is ahead (0.6-0.75 ms against 0.8-1.5).
+ */
+#define VNNI_MIN_BATCH 8
+
+/* The 16 x 16 transpose of int32: lane j of v[i] goes to lane i of v[j]. */
+static inline void transpose16x16_epi32(__m512i v[16]) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 16; i += 2) { /* a[i], a[i + 1] lane L: rows i, i + 1 at columns 4L, 4L + 1 / 4L + 2, 4L + 3 */
+        a[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* b[i + m] lane L: rows i .. i + 3 at column 4L + m */
+        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+    for (int m = 0; m < 4; m++) { /* column 4L + m: lane l from b[4l + m], lane L (a 4 x 4 transpose of lanes) */
+        __m512i c0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x44);
+        __m512i c1 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xEE);
+        __m512i c2 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44);
+        __m512i c3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xEE);
+        v[m] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+        v[4 + m] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
+        v[8 + m] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+        v[12 + m] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+    }
+}
+
+/* The codes of values [i, i + 64) of row r, i a multiple of 64 below k: INT8 bytes, or decoded 32 at a time. */
+ALWAYS_INLINE __m512i codes64(const uint8_t *w, int32_t kind, int64_t k, int64_t r, int64_t i) {
+    if (kind == BP_INT8) {
+        return _mm512_loadu_si512(w + r * k + i);
+    }
+    const uint8_t *row = w + r * row_stride(kind, k);
+    int64_t plane_bytes = (k + 63) / 64 * 8;
+    return _mm512_inserti64x4(_mm512_castsi256_si512(decode32(row, plane_bytes, kind, i)),
+                              decode32(row, plane_bytes, kind, i + 32), 1);
+}
+
+/*
+ * Rows [r, r + rows) turned into the layout above, with their scales and mins; rows past `rows` pad with zeros.
+ * Each 16 rows x 64 values is one 16 x 16 transpose of int32, the codes decoded straight into its registers (a
+ * scalar word at a time, turning cost a cycle per weight, as much as a whole 64-token batch's products).
+ */
+static void turn_rows(const uint8_t *w, int32_t kind, int64_t k, int64_t groups, int64_t scales_offset,
+                      int64_t mins_offset, int64_t r, int rows, const scratch *s) {
+    int64_t plane_bytes = (k + 63) / 64 * 8;
+    int asym = (kind & ~PACKED) == BP_INT4_ASYM;
+    const __m512i flip = _mm512_set1_epi8((char) 0x80);
+    int64_t i = 0;
+    for (; i + 64 <= k; i += 64) {
+        for (int h = 0; h < 2; h++) {
+            __m512i v[16];
+            for (int j = 0; j < 16; j++) {
+                int row = 16 * h + j;
+                v[j] = row < rows ? _mm512_xor_si512(codes64(w, kind, k, r + row, i), flip) : _mm512_setzero_si512();
+            }
+            transpose16x16_epi32(v);
+            for (int c = 0; c < 16; c++) {
+                _mm512_storeu_si512(s->turned + 128 * (i / 4 + c) + 64 * h, v[c]);
+            }
+        }
+    }
+    for (; i < k; i++) { /* the values past the last 64, one at a time */
+        for (int j = 0; j < VROWS; j++) {
+            uint8_t u = 0;
+            if (j < rows) {
+                int8_t c = kind == BP_INT8 ? (int8_t) w[(r + j) * k + i]
+                                           : code_at(w + (r + j) * row_stride(kind, k), plane_bytes, kind, i);
+                u = (uint8_t) (c ^ 0x80);
+            }
+            s->turned[128 * (i / 4) + (j / 16) * 64 + (j % 16) * 4 + i % 4] = u;
+        }
+    }
+    for (int j = 0; j < VROWS; j++) { /* each row's scales (and mins) converted into s->scales, then spread */
+        if (j < rows) {
+            f16_to_floats(w + scales_offset + 2 * (r + j) * groups, s->scales, groups);
+        }
+        for (int64_t g = 0; g < groups; g++) {
+            s->tscales[g * VROWS + j] = j < rows ? s->scales[g] : 0;
+        }
+        if (asym) {
+            if (j < rows) {
+                f16_to_floats(w + mins_offset + 2 * (r + j) * groups, s->scales, groups);
+            }
+            for (int64_t g = 0; g < groups; g++) {
+                s->tmins[g * VROWS + j] = j < rows ? s->scales[g] : 0;
+            }
+        }
+    }
+}
+
+/*
+ * acc += the dot products of u's and v's byte quads (vpdpbusd), in place. GCC 12 compiles the intrinsic in this
+ * loop with a copy of each sum into a fresh register and back, and spilled one of the eight sums to the stack,
+ * putting a store and a load into its chain of dependent adds.
+ */
+ALWAYS_INLINE __m512i dpbusd_in_place(__m512i acc, __m512i u, __m512i v) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(v));
+    return acc;
+}
+
+/*
+ * y for tokens b0 .. b0 + tokens - 1 (tokens <= VTOKENS) and the turned pass of `rows` rows at r. A pass of fewer
+ * than VTOKENS tokens repeats its last token in the spare sums and stores nothing of them. (The sums are named,
+ * not an array: with an array of them GCC kept copying sums between registers and spilling them.)
+ */
+static void batch_pass_vnni(const scratch *s, const int8_t *xq, const int32_t *qsums, const float *xscales,
+                            int64_t k, int64_t group, int64_t groups, int asym, int32_t b0, int tokens, float *y,
+                            int64_t n, int64_t r, int rows) {
+    _Static_assert(VTOKENS == 4, "four tokens' sums are named below");
+    int32_t tok[VTOKENS];
+    for (int t = 0; t < VTOKENS; t++) {
+        tok[t] = b0 + (t < tokens ? t : tokens - 1);
+    }
+    const uint8_t *q0 = (const uint8_t *) xq + tok[0] * k, *q1 = (const uint8_t *) xq + tok[1] * k;
+    const uint8_t *q2 = (const uint8_t *) xq + tok[2] * k, *q3 = (const uint8_t *) xq + tok[3] * k;
+    __m512 sum[VTOKENS][2];
+    for (int t = 0; t < VTOKENS; t++) {
+        sum[t][0] = _mm512_setzero_ps();
+        sum[t][1] = _mm512_setzero_ps();
+    }
+    for (int64_t g = 0; g < groups; g++) {
+        int64_t c1 = ((g + 1) * group < k ? (g + 1) * group : k) / 4;
+        __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00;
+        __m512i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int64_t c = g * group / 4; c < c1; c++) {
+            __m512i u0 = _mm512_loadu_si512(s->turned + 128 * c);
+            __m512i u1 = _mm512_loadu_si512(s->turned + 128 * c + 64);
+            __m512i v = _mm512_set1_epi32((int32_t) load_u32(q0 + 4 * c));
+            a00 = dpbusd_in_place(a00, u0, v);
+            a01 = dpbusd_in_place(a01, u1, v);
+            v = _mm512_set1_epi32((int32_t) load_u32(q1 + 4 * c));
+            a10 = dpbusd_in_place(a10, u0, v);
+            a11 = dpbusd_in_place(a11, u1, v);
+            v = _mm512_set1_epi32((int32_t) load_u32(q2 + 4 * c));
+            a20 = dpbusd_in_place(a20, u0, v);
+            a21 = dpbusd_in_place(a21, u1, v);
+            v = _mm512_set1_epi32((int32_t) load_u32(q3 + 4 * c));
+            a30 = dpbusd_in_place(a30, u0, v);
+            a31 = dpbusd_in_place(a31, u1, v);
+        }
+        const __m512i acc[VTOKENS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+        for (int t = 0; t < VTOKENS; t++) {
+            int32_t qs = qsums[tok[t] * groups + g];
+            __m512i flip = _mm512_set1_epi32((int32_t) ((uint32_t) qs << 7));
+            for (int h = 0; h < 2; h++) {
+                __m512 term = _mm512_mul_ps(_mm512_loadu_ps(s->tscales + g * VROWS + 16 * h),
+                                            _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[t][h], flip)));
+                if (asym) {
+                    term = _mm512_add_ps(term, _mm512_mul_ps(_mm512_loadu_ps(s->tmins + g * VROWS + 16 * h),
+                                                             _mm512_set1_ps((float) qs)));
+                }
+                sum[t][h] = _mm512_add_ps(sum[t][h], term);
+            }
+        }
+    }
+    for (int t = 0; t < tokens; t++) {
+        __m512 factor = _mm512_set1_ps(xscales[b0 + t]);
+        for (int h = 0; h < 2; h++) {
+            int left = rows - 16 * h;
+            __mmask16 m = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16) ((1u << left) - 1) : 0;
+            _mm512_mask_storeu_ps(y + (b0 + t) * n + r + 16 * h, m, _mm512_mul_ps(sum[t][h], factor));
+        }
+    }
+}
+
+/* Rows [row_start, row_end) for every token, VROWS rows per pass; k % 4 == 0 and whole chunks of 4 per group. */
+static void batch_vnni(const uint8_t *w, int32_t kind, int64_t k, int64_t group, int64_t groups,
+                       int64_t scales_offset, int64_t mins_offset, const int8_t *xq, const int32_t *qsums,
+                       const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
+                       int64_t row_end, const scratch *s) {
+    int asym = (kind & ~PACKED) == BP_INT4_ASYM;
+    for (int64_t r = row_start; r < row_end; r += VROWS) {
+        int rows = row_end - r < VROWS ? (int) (row_end - r) : VROWS;
+        turn_rows(w, kind, k, groups, scales_offset, mins_offset, r, rows, s);
+        for (int32_t b = 0; b < batch; b += VTOKENS) {
+            batch_pass_vnni(s, xq, qsums, xscales, k, group, groups, asym, b,
+                            batch - b < VTOKENS ? batch - b : VTOKENS, y, n, r, rows);
+        }
+    }
+}
+#endif
+
 void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t layout, int64_t k, int64_t group,
                                  int64_t scales_offset, int64_t mins_offset, const int8_t *xq,
                                  const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
                                  int64_t row_end, void *work) {
+#ifdef BP_VNNI
+    if (batch > 1 && batch < VNNI_MIN_BATCH) { /* see VNNI_MIN_BATCH */
+        for (int32_t b = 0; b < batch; b++) {
+            BP_FN(_matmul_quantized_i8)(weights, encoding, layout, k, group, scales_offset, mins_offset, xq + b * k,
+                                        xscales + b, y + b * n, 1, n, row_start, row_end, work);
+        }
+        return;
+    }
+#endif
     const uint8_t *w = (const uint8_t *) weights;
     int32_t kind = encoding | (layout == 1 ? PACKED : 0);
     int64_t groups = (k + group - 1) / group;
@@ -1545,7 +1781,8 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
     int32_t *qsums = (int32_t *) s.sums;
     int need_qsums = asym || (kind & PACKED);
 #ifdef BP_VNNI
-    need_qsums = need_qsums || encoding == BP_INT8 || decode;
+    int vnni_batch = batch >= VNNI_MIN_BATCH && k % 4 == 0 && (group % 4 == 0 || groups == 1);
+    need_qsums = need_qsums || encoding == BP_INT8 || decode || vnni_batch;
 #endif
     for (int32_t b = 0; need_qsums && b < batch; b++) {
         for (int64_t g = 0; g < groups; g++) {
@@ -1556,6 +1793,13 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
             qsums[b * groups + g] = sum;
         }
     }
+#ifdef BP_VNNI
+    if (vnni_batch) {
+        batch_vnni(w, kind, k, group, groups, scales_offset, mins_offset, xq, qsums, xscales, y, batch, n, row_start,
+                   row_end, &s);
+        return;
+    }
+#endif
     memset(s.terms, 0, TOKEN_BLOCK * ROW_BLOCK * groups * sizeof(float));
     const plane_token *plane_tok = 0;
 #ifdef __AVX2__
