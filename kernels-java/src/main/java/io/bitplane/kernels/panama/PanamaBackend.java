@@ -6,6 +6,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.FloatTiles;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -33,7 +34,7 @@ import java.util.Arrays;
  * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}). Loaded only by {@link io.bitplane.kernels.Backends} after it
  * has checked that the vector module is present, so no other class names this one.
  */
-public final class PanamaBackend extends ScalarBackend {
+public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -110,6 +111,12 @@ public final class PanamaBackend extends ScalarBackend {
             return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
         }
         return w;
+    }
+
+    @Override
+    public boolean floatTilesFor(TensorSpec spec) {
+        return lookupTiles && spec.activations() == ActivationHint.F32
+                && (SignTileMatmul.supports(spec) || Int4TileMatmul.supports(spec));
     }
 
     @Override
