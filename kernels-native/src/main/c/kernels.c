@@ -1562,11 +1562,12 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t
 #define VTOKENS 4
 /*
  * The smallest batch that takes this kernel. Turning the rows costs about what the products of four tokens do
- * (decoding included), so smaller batches run the one-token kernels once per token: measured on 2048 x 2048
- * INT4 g32 weights from memory, one thread, 2 and 4 tokens took 0.2-0.4 and 0.4-0.75 ms that way, 0.5-0.6 and
- * 0.5-0.8 here; from 8 tokens this kernel is ahead (0.6-0.75 ms against 0.8-1.5).
+ * (decoding included), so smaller batches run the one-token kernels once per token. Measured on 2048 x 2048
+ * weights from memory, one thread, best of 500 calls: 4 tokens took 0.22-0.44 ms one at a time against
+ * 0.28-0.54 here; at 6 tokens this kernel is ahead for INT4 planes, ternary and INT8 (0.46-0.50 ms against
+ * 0.50-0.63) and level for binary and packed INT4.
  */
-#define VNNI_MIN_BATCH 8
+#define VNNI_MIN_BATCH 6
 
 /* The 16 x 16 transpose of int32: lane j of v[i] goes to lane i of v[j]. */
 static inline void transpose16x16_epi32(__m512i v[16]) {

@@ -118,10 +118,10 @@ public abstract class BackendConformance {
         "binary@64, 5, 1030, 4, binary", "binary@256, 3, 1030, 2, binary", "binary, 2, 9000, 2, binary",
         "binary@32, 3, 100, 2, binary", "binary@128, 7, 64, 1, binary", "binary, 1000, 64, 1, binary",
         "binary@192, 9, 700, 33, binary",
-        // Batches of eight or more with INT8 activations (natively, with VNNI: 32 rows a pass padded past the last
+        // Batches of six or more with INT8 activations (natively, with VNNI: 32 rows a pass padded past the last
         // row, four tokens at a time and then the rest, the values past the last 64 one at a time, groups of any
         // multiple of 4 or one a row; K not a multiple of 4 goes to the other kernels).
-        "int8@32, 33, 100, 8, int8", "int4@32, 47, 256, 9, int8", "int4-asym@48, 5, 192, 10, int8",
+        "int8@64, 35, 320, 6, int8", "int8@32, 33, 100, 8, int8", "int4@32, 47, 256, 9, int8", "int4-asym@48, 5, 192, 10, int8",
         "ternary, 40, 128, 8, int8", "ternary@64, 31, 640, 12, int8", "binary, 65, 200, 16, int8",
         "binary@32, 3, 1000, 8, int8", "int4@1024, 9, 2052, 8, int8", "ternary, 5, 130, 8, int8"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
@@ -155,7 +155,7 @@ public abstract class BackendConformance {
         // fewer), groups of whole 32 values and one group a row, rows not a multiple of 32.
         "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",
         "int4-asym@64, 9, 200, 1, f32",
-        // Batches of eight or more with INT8 activations (the VNNI batch kernel natively; see the plane cases).
+        // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases).
         "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
