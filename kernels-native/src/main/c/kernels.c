@@ -1647,10 +1647,22 @@ ALWAYS_INLINE void turn_codes(const uint8_t *w, int32_t kind, int64_t k, int64_t
     }
 }
 
+/* The f16 values (scales or mins) of VROWS rows of `groups` each from `at` as floats, dst[g * VROWS + j], zeros
+   past `rows`; each row is converted into tmp first. */
+static void spread_rows(const uint8_t *at, int64_t groups, int rows, float *tmp, float *dst) {
+    for (int j = 0; j < VROWS; j++) {
+        if (j < rows) {
+            f16_to_floats(at + 2 * j * groups, tmp, groups);
+        }
+        for (int64_t g = 0; g < groups; g++) {
+            dst[g * VROWS + j] = j < rows ? tmp[g] : 0;
+        }
+    }
+}
+
 /* Rows [r, r + rows) turned into the layout above, with their scales and mins (zeros past `rows`). */
 static void turn_rows(const uint8_t *w, int32_t kind, int64_t k, int64_t groups, int64_t scales_offset,
                       int64_t mins_offset, int64_t r, int rows, const scratch *s) {
-    int asym = (kind & ~PACKED) == BP_INT4_ASYM;
     switch (kind) {
         case BP_INT8:
             turn_codes(w, BP_INT8, k, r, rows, s);
@@ -1680,21 +1692,9 @@ static void turn_rows(const uint8_t *w, int32_t kind, int64_t k, int64_t groups,
             turn_codes(w, kind, k, r, rows, s);
             break;
     }
-    for (int j = 0; j < VROWS; j++) { /* each row's scales (and mins) converted into s->scales, then spread */
-        if (j < rows) {
-            f16_to_floats(w + scales_offset + 2 * (r + j) * groups, s->scales, groups);
-        }
-        for (int64_t g = 0; g < groups; g++) {
-            s->tscales[g * VROWS + j] = j < rows ? s->scales[g] : 0;
-        }
-        if (asym) {
-            if (j < rows) {
-                f16_to_floats(w + mins_offset + 2 * (r + j) * groups, s->scales, groups);
-            }
-            for (int64_t g = 0; g < groups; g++) {
-                s->tmins[g * VROWS + j] = j < rows ? s->scales[g] : 0;
-            }
-        }
+    spread_rows(w + scales_offset + 2 * r * groups, groups, rows, s->scales, s->tscales);
+    if ((kind & ~PACKED) == BP_INT4_ASYM) {
+        spread_rows(w + mins_offset + 2 * r * groups, groups, rows, s->scales, s->tmins);
     }
 }
 
