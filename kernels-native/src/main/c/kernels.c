@@ -1110,10 +1110,15 @@ static void terms_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
  * scaled into the row's lanes: one horizontal sum per row, where one per group cost more than the products at
  * groups of 32. Vectors are the build's width (vecf: 16 floats on the AVX-512 build, 8 on AVX2).
  * Each row's arithmetic depends on its own codes and x alone (whichever rows share its pass).
+ * `ahead` (INT8 rows read in place) is how far the same value of the next pass's rows is: those are prefetched,
+ * as four rows side by side per thread are more streams than the hardware prefetchers keep up with (INT8 x f32
+ * 32000 x 2048 from memory: 26 -> 45 G products/s; prefetching 4 KB further along the same row gave 33). 0 for
+ * codes decoded into the scratch.
  */
-static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int64_t k, int64_t group,
+static void rows_codes_f32(const int8_t *const c[F32_ROWS], int64_t ahead, const float *x, int64_t k, int64_t group,
                            int64_t groups, const float *const scales[F32_ROWS], const float *const mins[F32_ROWS],
                            const float *xsums, float y[F32_ROWS]) {
+    (void) ahead; /* the vector builds' */
     float extra[F32_ROWS] = {0};
 #ifdef __AVX2__
     vecf acc[F32_ROWS];
@@ -1133,6 +1138,9 @@ static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int6
         for (; i + 2 * lanes <= end; i += 2 * lanes) {
             vecf x0 = vf_load(x + i), x1 = vf_load(x + i + lanes);
             for (int j = 0; j < F32_ROWS; j++) {
+                if (ahead) {
+                    _mm_prefetch((const char *) (c[j] + i + ahead), _MM_HINT_T0);
+                }
                 a0[j] = vf_fmadd(vf_codes(c[j] + i), x0, a0[j]);
                 a1[j] = vf_fmadd(vf_codes(c[j] + i + lanes), x1, a1[j]);
             }
@@ -1147,6 +1155,9 @@ static void rows_codes_f32(const int8_t *const c[F32_ROWS], const float *x, int6
             acc[j] = vf_fmadd(vf_add(a0[j], a1[j]), vf_set1(scales[j][g]), acc[j]);
         }
 #endif
+        if (i == end && !mins[0]) {
+            continue; /* nothing to add to extra but +0: skipped, as it took a third of a group of 32's time */
+        }
         for (int j = 0; j < F32_ROWS; j++) {
             float tail = 0; /* the values the vectors left (all of them in the portable build) */
             for (int64_t t = i; t < end; t++) {
@@ -1532,7 +1543,8 @@ void BP_FN(_matmul_quantized_f32)(const void *weights, int32_t encoding, int32_t
                     mins[j] = asym ? s.mins + jr * groups : 0;
                 }
                 float out[F32_ROWS];
-                rows_codes_f32(codes, x + b * k, k, group, groups, scales, mins, xsums + b * groups, out);
+                rows_codes_f32(codes, encoding == BP_INT8 ? F32_ROWS * k : 0, x + b * k, k, group, groups, scales,
+                               mins, xsums + b * groups, out);
                 for (int j = 0; j < F32_ROWS && j0 + j < rows; j++) {
                     y[b * n + r + j0 + j] = out[j];
                 }
