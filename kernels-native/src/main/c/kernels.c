@@ -1188,25 +1188,25 @@ static void f16_to_floats(const uint8_t *src, float *dst, int64_t count) {
 }
 
 
-/* Rows per pass of the VNNI batch kernel (two vectors of 16 int32 lanes, one row each); see batch_vnni. */
+/* Rows per pass of the VNNI batch kernel (two vectors of 16 int32 lanes, one row each); see batch_vnni. The
+   scratch holds one turned pass on the VNNI build only. */
 #define VROWS 32
-/* Rows of decoded codes the scratch holds: a block of rows, or a VNNI batch pass. */
 #ifdef BP_VNNI
-#define CODE_ROWS VROWS
+#define TURNED_ROWS VROWS
 #else
-#define CODE_ROWS ROW_BLOCK
+#define TURNED_ROWS 0
 #endif
 
 /* The scratch a call needs (see bitplane_kernels.h): carved into the pieces below. */
 typedef struct {
-    int8_t *codes;   /* CODE_ROWS rows of k codes */
+    int8_t *codes;   /* ROW_BLOCK rows of k codes */
     float *scales;   /* ROW_BLOCK rows of groups */
     float *mins;     /* ROW_BLOCK rows of groups */
     float *terms;    /* TOKEN_BLOCK tokens of ROW_BLOCK rows of groups */
     void *sums;      /* batch tokens of groups: int32 q sums or float x sums, for INT4_ASYM */
     plane_token token; /* one token's codes permuted for bit planes, and its sums per 32 values */
-    uint8_t *turned; /* VNNI batches: VROWS rows of k codes, turned (turn_rows) */
-    float *tscales;  /* VNNI batches: groups x VROWS scales, a group's rows side by side */
+    uint8_t *turned; /* VNNI batches: TURNED_ROWS rows of k codes, turned (turn_rows) */
+    float *tscales;  /* VNNI batches: groups x TURNED_ROWS scales, a group's rows side by side */
     float *tmins;    /* VNNI batches: the same for mins */
 } scratch;
 
@@ -1218,7 +1218,7 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
     uint8_t *p = (uint8_t *) base;
     scratch s;
     s.codes = (int8_t *) p;
-    p += align64(CODE_ROWS * k);
+    p += align64(ROW_BLOCK * k);
     s.scales = (float *) p;
     p += align64(ROW_BLOCK * groups * 4);
     s.mins = (float *) p;
@@ -1230,20 +1230,20 @@ static scratch carve(void *base, int64_t k, int64_t groups) {
     s.token.qs32 = (int32_t *) p;
     p += block_values(k) / 32 * 4;
     s.turned = p;
-    p += align64(VROWS * k);
+    p += align64(TURNED_ROWS * k);
     s.tscales = (float *) p;
-    p += align64(VROWS * groups * 4);
+    p += align64(TURNED_ROWS * groups * 4);
     s.tmins = (float *) p;
-    p += align64(VROWS * groups * 4);
+    p += align64(TURNED_ROWS * groups * 4);
     s.sums = p;
     return s;
 }
 
 int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
     int64_t groups = (k + group - 1) / group;
-    return align64(CODE_ROWS * k) + 2 * align64(ROW_BLOCK * groups * 4) + align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4)
-           + block_values(k) + block_values(k) / 32 * 4 + align64(VROWS * k) + 2 * align64(VROWS * groups * 4)
-           + align64(batch * groups * 4);
+    return align64(ROW_BLOCK * k) + 2 * align64(ROW_BLOCK * groups * 4) + align64(TOKEN_BLOCK * ROW_BLOCK * groups * 4)
+           + block_values(k) + block_values(k) / 32 * 4 + align64(TURNED_ROWS * k)
+           + 2 * align64(TURNED_ROWS * groups * 4) + align64(batch * groups * 4);
 }
 
 /* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
