@@ -201,6 +201,28 @@ ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
 /* The lanes' sum in a fixed order (GCC's sequence of halvings). */
 ALWAYS_INLINE float vf_sum(vecf a) { return _mm512_reduce_add_ps(a); }
 /* Two 32-byte pieces, lo from p and hi from p + hi_offset; only the low piece where hi is 0 (the upper lanes 0). */
+/* Lane i (i < 16 / m) the sum of lanes m i .. m i + m - 1, for m = 1, 2, 4 or 8; the other lanes 0. */
+ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
+    static const __mmask16 firsts[9] = {0, 0xFFFF, 0x5555, 0, 0x1111, 0, 0, 0, 0x0101};
+    const vec zero = _mm512_setzero_si512();
+    if (m == 1) {
+        return v;
+    }
+    if (m >= 2) {
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(zero, v, 1)); /* lane i + lane i + 1 */
+    }
+    if (m >= 4) {
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(zero, v, 2));
+    }
+    if (m >= 8) {
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(zero, v, 4));
+    }
+    return _mm512_maskz_compress_epi32(firsts[m], v);
+}
+/* The first n lanes from p, or to p; nothing is read or written past them. */
+ALWAYS_INLINE vec v_load32_n(const int32_t *p, int n) { return _mm512_maskz_loadu_epi32((__mmask16) ((1u << n) - 1), p); }
+ALWAYS_INLINE vecf vf_load_n(const float *p, int n) { return _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), p); }
+ALWAYS_INLINE void vf_store_n(float *p, vecf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), v); }
 ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
     if (hi && hi_offset == 32) { /* adjacent pieces (a constant offset where this is inlined): one load */
         return _mm512_loadu_si512(p);
@@ -239,6 +261,34 @@ ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) p)));
 }
 ALWAYS_INLINE float vf_sum(vecf a) { return sum8(a); }
+/* Lane i (i < 8 / m) the sum of lanes m i .. m i + m - 1, for m = 1, 2 or 4; the other lanes unspecified. */
+ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
+    if (m >= 2) {
+        v = _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1))); /* lane i + lane i ^ 1 */
+    }
+    if (m >= 4) {
+        v = _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2))); /* + lanes i ^ 2 */
+    }
+    return m == 1 ? v : _mm256_permutevar8x32_epi32(v, m == 2 ? _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)
+                                                             : _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+}
+ALWAYS_INLINE __m256i first_lanes256(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+/* The first n lanes from p, or to p; nothing is read or written past them (whole vectors the plain way). */
+ALWAYS_INLINE vec v_load32_n(const int32_t *p, int n) {
+    return n == 8 ? _mm256_loadu_si256((const __m256i *) p) : _mm256_maskload_epi32(p, first_lanes256(n));
+}
+ALWAYS_INLINE vecf vf_load_n(const float *p, int n) {
+    return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes256(n));
+}
+ALWAYS_INLINE void vf_store_n(float *p, vecf v, int n) {
+    if (n == 8) {
+        _mm256_storeu_ps(p, v);
+    } else {
+        _mm256_maskstore_ps(p, first_lanes256(n), v);
+    }
+}
 ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
     (void) hi_offset;
     (void) hi;
@@ -841,7 +891,8 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
  *   Shifted right by s and masked to its low bit, the block is W one-bit fields, byte j for value 8W B + 8 j + s,
  *   so the byte products against qp[8W B + W s + j] = q[8W B + 8 j + s] sum them; summed over s = 0..7, int32
  *   lane m of the block holds values 8W B + 32 m .. 8W B + 32 m + 31 (bytes 4m .. 4m + 3).
- *   A group of 32 is one lane: W / 4 groups' sums come out side by side, with no horizontal sums.
+ *   A group of 32 is one lane: W / 4 groups' sums come out side by side, with no horizontal sums; a group of
+ *   32 m (m = 2, 4, 8 while it fits a block) is m neighbouring lanes, added across the vector.
  * The fields are unsigned, R = sum(f q) per lane; the code sum is R minus an offset times Q, the lane's sum of q
  * (qs32, per 32 values): BINARY f = sign bit, code = 1 - 2 f, so Q - 2R; TERNARY f = code + 1 (from the planes:
  * 1 - mask + 2 (mask and not sign)), so R - Q; INT4 f = u, code = u - 8, so R - 8 Q; INT4_ASYM R.
@@ -947,8 +998,9 @@ ALWAYS_INLINE void prefetch_planes(const uint8_t *at, int64_t plane_bytes, int32
 }
 
 /*
- * The terms of one token's groups of a plane row by whole blocks, for groups of 32 (VBYTES / 4 at a time, while
- * that many whole groups lie in a block every plane can load) or of a multiple of the block, or one group per row
+ * The terms of one token's groups of a plane row by whole blocks, for groups of 32, 64, ... that divide the block
+ * (the block's groups side by side, while whole groups lie in a block every plane can load; groups of 64 to 256 had
+ * gone 32 values at a time, at a third to a quarter of the speed) or of a multiple of the block, or one group per row
  * (the values a block cannot reach go through group_sum_i8). Returns how many groups it did; the caller does the
  * rest.
  */
@@ -957,19 +1009,25 @@ ALWAYS_INLINE int64_t plane_groups_i8(const row_codes *rc, const plane_token *pt
                                       int64_t group, int64_t groups, float *terms, int32_t encoding) {
     const int lanes = VBYTES / 4;
     int64_t blocks = rc->plane_bytes / VBYTES; /* whole vector loads in a plane row */
-    if (group == 32) {
-        int64_t count = blocks < groups / lanes ? blocks : groups / lanes;
+    if (group % 32 == 0 && group < PLANE_BLOCK_VALUES && PLANE_BLOCK_VALUES % group == 0) {
+        /* Groups of 32 m inside a block: its lanes (32 values each) added m at a time, then per_block groups'
+           terms side by side. Adding the lanes' integer sums is exact; the float steps are group_term's. */
+        const int m = (int) (group / 32);
+        const int per_block = lanes / m;
+        int64_t count = blocks < groups / per_block ? blocks : groups / per_block;
         for (int64_t b = 0; b < count; b++) {
             prefetch_planes(rc->planes + VBYTES * b, rc->plane_bytes, encoding);
             vec sums = plane_code_sums(plane_block_i8(rc->planes, rc->plane_bytes, pt->qp, b, encoding),
                                        v_load(pt->qs32 + lanes * b), encoding);
-            vecf t = vf_mul(vf_load(scales + lanes * b), vf_from32(sums));
+            sums = v_group_lanes(sums, m);
+            int64_t g0 = per_block * b;
+            vecf t = vf_mul(vf_load_n(scales + g0, per_block), vf_from32(sums));
             if (mins) {
-                t = vf_add(t, vf_mul(vf_load(mins + lanes * b), vf_from32(v_load(qsums + lanes * b))));
+                t = vf_add(t, vf_mul(vf_load_n(mins + g0, per_block), vf_from32(v_load32_n(qsums + g0, per_block))));
             }
-            vf_store(terms + lanes * b, t);
+            vf_store_n(terms + g0, t, per_block);
         }
-        return lanes * count;
+        return per_block * count;
     }
     if (group % PLANE_BLOCK_VALUES != 0 && groups != 1) {
         return 0;

@@ -107,6 +107,9 @@ public abstract class BackendConformance {
         "ternary, 3, 4100, 1, int8", "binary, 2, 9000, 1, int8", "binary@32, 3, 1000, 1, int8",
         "int4@32, 1, 4100, 1, int8", "int4-asym@256, 3, 1100, 1, int8", "ternary@512, 2, 1300, 1, int8",
         "binary@256, 4, 768, 1, int8", "int4-asym@32, 5, 256, 1, int8",
+        // Groups of 64 to 256 inside a block (natively: the block's lanes added per group), with tails and mins.
+        "int4@128, 3, 1100, 1, int8", "ternary@64, 3, 1030, 1, int8", "int4-asym@64, 2, 1536, 1, int8",
+        "binary@128, 5, 2048, 1, int8", "ternary@256, 3, 1300, 1, int8", "int4-asym@256, 2, 2048, 1, int8",
         // One token over plane rows of one group each, eight rows at a time in the native kernels, then the rest.
         "ternary, 9, 1024, 1, int8", "binary, 17, 512, 1, int8", "int4@1024, 10, 1024, 1, int8",
         "int4-asym@512, 8, 512, 1, int8",
