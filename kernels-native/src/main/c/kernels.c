@@ -727,11 +727,34 @@ static int64_t code_groups_vnni(const int8_t *codes, const int8_t *q, const int3
 #endif
 
 #ifdef __AVX2__
-/* sum(field * q) over the 32 values of sub-chunk s of a packed block (fields unsigned, so no sign trick). */
-ALWAYS_INLINE __m256i packed_chunk_i8(__m256i block, int s, int b, const int8_t *q) {
+/* acc + sum(field * q) over the 32 values of sub-chunk s of a packed block (fields unsigned: no sign trick). */
+ALWAYS_INLINE __m256i packed_chunk_i8(__m256i acc, __m256i block, int s, int b, const int8_t *q) {
     __m256i f = _mm256_and_si256(_mm256_srl_epi16(block, _mm_cvtsi32_si128(s * b)),
                                  _mm256_set1_epi8((char) ((1 << b) - 1)));
-    return dot_add256(_mm256_setzero_si256(), f, _mm256_loadu_si256((const __m256i *) q));
+    return dot_add256(acc, f, _mm256_loadu_si256((const __m256i *) q));
+}
+
+/*
+ * The lane sums of field * q for eight groups of m chunks (32 values each) from chunk c0 (a multiple of 8, so of the
+ * chunks per block) of a packed row, group j in partial[j]. Where m is a constant (2, 4) the loops unroll, each
+ * chunk's block and shift are constants and each block loads once.
+ */
+ALWAYS_INLINE void packed_groups8(const uint8_t *row, const int8_t *q, int64_t c0, int m, int b,
+                                  __m256i partial[8]) {
+    const int per_block = 8 / b;
+    const uint8_t *blocks = row + c0 / per_block * 32;
+    const int8_t *qc = q + c0 * 32;
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < m; c++) {
+            int chunk = j * m + c;
+            __m256i block = _mm256_loadu_si256((const __m256i *) (blocks + chunk / per_block * 32));
+            acc = packed_chunk_i8(acc, block, chunk % per_block, b, qc + chunk * 32);
+        }
+        partial[j] = acc;
+    }
 }
 
 /*
@@ -839,20 +862,62 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
 }
 
 /*
- * Packed rows with int8 activations, for groups of 32 or of whole blocks: one load per block, then per 32 values
- * a constant shift, a mask and vpmaddubsw on the unsigned fields; the fields' offset comes off as
- * offset * qsum_g (qsum_g: the group's sum of q). Returns how many groups it did.
+ * The terms of the first whole groups of 32 m values (1 < m < 8) of a packed row, eight groups at a time; returns
+ * how many it did. kind is a constant where this is inlined.
+ */
+ALWAYS_INLINE int64_t short_groups_i8(const uint8_t *row, const int8_t *q, const int32_t *qsums,
+                                      const float *scales, const float *mins, int64_t whole, int64_t group,
+                                      float *terms, int32_t kind) {
+    const int b = packed_bits(kind);
+    const int m = (int) (group / 32);
+    const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
+    int64_t g = 0;
+    for (; g + 8 <= whole; g += 8) { /* eight groups: group x b bytes of fields */
+        const uint8_t *at = row + g * group * b / 8;
+        for (int64_t ahead = 0; ahead < group * b; ahead += 64) {
+            _mm_prefetch((const char *) (at + ahead + PREFETCH_BYTES), _MM_HINT_T0);
+        }
+        __m256i partial[8];
+        switch (m) { /* the common sizes with constant loops */
+            case 2:
+                packed_groups8(row, q, 2 * g, 2, b, partial);
+                break;
+            case 4:
+                packed_groups8(row, q, 4 * g, 4, b, partial);
+                break;
+            default:
+                packed_groups8(row, q, m * g, m, b, partial);
+                break;
+        }
+        __m256i sums = _mm256_sub_epi32(reduce8x8(partial),
+                _mm256_mullo_epi32(offset, _mm256_loadu_si256((const __m256i *) (qsums + g))));
+        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
+        if (mins) {
+            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g),
+                    _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + g)))));
+        }
+        _mm256_storeu_ps(terms + g, t);
+    }
+    return g;
+}
+
+/*
+ * Packed rows with int8 activations, for groups of 32 to 224 values or of whole blocks. Short groups go eight at a
+ * time: per 32 values a shift, a mask and a product step on the unsigned fields, each group's steps adding into its
+ * own vector, and the eight summed across lanes together (one horizontal sum per group, as the whole-block path
+ * does, cost more than the products of 64 values). The fields' offset comes off as offset * qsum_g (qsum_g: the
+ * group's sum of q). Returns how many groups it did.
  */
 ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, const int32_t *qsums,
                                        const float *scales, const float *mins, int64_t k, int64_t group,
                                        float *terms, int32_t kind) {
     const int b = packed_bits(kind);
-    const int per_block = 8 / b;   /* 32-value chunks per 32-byte block */
-    const int64_t v = 32 * per_block;
-    const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
+    const int64_t v = 32 * (8 / b); /* values per 32-byte block */
     int64_t whole = k / group;
     int64_t g = 0;
     if (group == 32) {
+        const int per_block = 8 / b; /* 32-value chunks per 32-byte block */
+        const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
         for (; g + 8 <= whole; g += 8) { /* 8 groups = 256 values = 8 / per_block blocks */
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES), _MM_HINT_T0);
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES + 64), _MM_HINT_T0);
@@ -862,7 +927,8 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
                 __m256i block = _mm256_loadu_si256((const __m256i *) (rc->planes + (g * 32 / v + blk) * 32));
 #pragma GCC unroll 4
                 for (int s = 0; s < per_block; s++) {
-                    partial[blk * per_block + s] = packed_chunk_i8(block, s, b, q + (g + blk * per_block + s) * 32);
+                    partial[blk * per_block + s] = packed_chunk_i8(_mm256_setzero_si256(), block, s, b,
+                                                                   q + (g + blk * per_block + s) * 32);
                 }
             }
             __m256i sums = _mm256_sub_epi32(reduce8x8(partial),
@@ -876,10 +942,19 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
         }
         return g;
     }
+    if (group % 32 == 0 && group < 256) {
+        g = short_groups_i8(rc->planes, q, qsums, scales, mins, whole, group, terms, kind);
+        if (g == whole || group % v != 0) {
+            return g;
+        }
+    }
     if (group % v != 0) {
         return 0;
     }
-    packed_row_tokens(rc->planes, q, k, qsums, 0, whole, scales, mins, group, terms, 0, kind, 1);
+    /* groups of whole blocks, one at a time (those left after eight at a time, if any) */
+    int64_t from = g * group;
+    packed_row_tokens(rc->planes + from / v * 32, q + from, k, qsums + g, 0, whole - g, scales + g, mins ? mins + g : 0,
+                      group, terms + g, 0, kind, 1);
     return whole;
 }
 #endif

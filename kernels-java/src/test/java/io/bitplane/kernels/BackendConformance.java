@@ -143,6 +143,10 @@ public abstract class BackendConformance {
         "ternary, 1, 4100, 2, f32", "ternary@64, 600, 512, 2, int8", "int4@32, 1, 32, 1, int8",
         "int4@48, 5, 130, 1, int8", "ternary, 3, 1, 1, int8", "int4@64, 3, 640, 1, int8",
         "int4-asym@128, 3, 1024, 1, int8", "ternary@256, 2, 1300, 1, int8",
+        // One token, groups of 64 to 224 (natively eight groups at a time; groups of whole blocks left over go one
+        // at a time, others to the general path), with tails and mins.
+        "int4@64, 3, 1100, 1, int8", "ternary@64, 5, 1100, 1, int8", "ternary@128, 3, 1300, 1, int8",
+        "int4-asym@128, 2, 2100, 1, int8", "int4@96, 3, 1700, 1, int8", "ternary@192, 2, 3300, 1, int8",
         // Batches whose groups are whole blocks (the native kernel's tokens-at-a-time path), odd batches included.
         "ternary, 7, 512, 5, int8", "int4@64, 9, 640, 3, int8", "int4-asym@128, 5, 1024, 4, int8",
         "ternary@256, 3, 768, 2, int8",
