@@ -83,7 +83,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** Ternary or binary weights with their tiles for {@link SignTileMatmul}, beside the file's bytes. */
-    private record SignTiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    private record SignTiles(CpuWeights source, MemorySegment tiles, MemorySegment groupScales)
+            implements RepackedWeights {
     }
 
     /** INT4 and INT4_ASYM weights with their tiles for {@link Int4TileMatmul}, beside the file's bytes. */
@@ -101,7 +102,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (lookupTiles && SignTileMatmul.supports(spec)) {
             MemorySegment tiles = SignTileMatmul.repack(spec, tensor.data(), pool);
             if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
-                return new SignTiles(CpuWeights.of(w), tiles);
+                return new SignTiles(CpuWeights.of(w), tiles, SignTileMatmul.groupScales(spec, tensor.data(), pool));
             }
         }
         if (lookupTiles && Int4TileMatmul.supports(spec)) {
@@ -430,11 +431,13 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         Int8Activations a = quantize(x, batch, k);
         short[] tables = lookupTables(spec, a, batch);
-        // BINARY: acc = X - 2 S, X the token's sum of codes (one group of the whole row)
-        int[] sums = spec.encoding() == Encoding.BINARY ? codeSums(a, batch, k, k) : null;
+        // BINARY: acc = X - 2 S, X the token's sum of codes per group
+        int[] sums = spec.encoding() == Encoding.BINARY
+                ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
         float[] scales = a.scales;
         MemorySegment data = w.source().data();
-        return (t0, t1) -> SignTileMatmul.tiles(spec, data, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+        return (t0, t1) -> SignTileMatmul.tiles(spec, data, w.tiles(), w.groupScales(), tables, sums, scales, y,
+                batch, t0, t1);
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */

@@ -16,6 +16,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -39,6 +40,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) this took ternary from 58-77 to
  *   128-137 G weights/s and binary from 125-132 to 185-230.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
+ * Groups (INT8 activations; a multiple of 16 values): the runs stop at each group's end, and each group's exact
+ *   sums become the oracle's terms in float lanes, added in group order: y = (((0f + (s_0 acc_0 + 0f)) + ...) x s_x,
+ *   with the scales in tile order (float, beside the tiles). Groups of 64 to 256 had gone to kernels 10-40x slower.
  * F32 activations (where vectors have 16 int lanes): the same tiles against float tables of 16 entries, int bits in
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
@@ -72,15 +76,18 @@ final class SignTileMatmul {
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
     /**
-     * Tensors this kernel takes, with INT8 activations and one scale per row: TERNARY in either layout, and BINARY
-     * (codes +-1: the mask is every value of the row, the sign its bit).
+     * Tensors this kernel takes: TERNARY in either layout, and BINARY (codes +-1: the mask is every value of the
+     * row, the sign its bit); with INT8 activations, one scale per row or groups of whole chunks; with F32
+     * activations, one scale per row.
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
         ActivationHint a = spec.activations();
+        boolean groupsFit = spec.groupsPerRow() == 1
+                || a == ActivationHint.INT8 && spec.effectiveGroupSize() % CHUNK_VALUES == 0;
         return (e == Encoding.TERNARY || e == Encoding.BINARY)
                 && (a == ActivationHint.INT8 || a == ActivationHint.F32 && FLOAT_TABLES)
-                && spec.rank() == 2 && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 16
+                && spec.rank() == 2 && groupsFit && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL
                     || e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
@@ -101,6 +108,25 @@ final class SignTileMatmul {
             }
         });
         return codeTwo.get() ? null : tiles;
+    }
+
+    /**
+     * The row scales in tile order (TileRows#putF32) for a tensor of several groups a row, in new native memory
+     * freed when unreachable; null for one group a row, whose scales the kernel reads from the file.
+     */
+    static MemorySegment groupScales(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        int groups = (int) spec.groupsPerRow();
+        if (groups == 1) {
+            return null;
+        }
+        MemorySegment out = Arena.ofAuto().allocate((long) TileRows.tiles(spec) * groups * TILE_ROWS * 4, 64);
+        long scalesOffset = spec.scalesOffset();
+        pool.run((int) spec.rows(), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                TileRows.putF32(data, scalesOffset, groups, r, out);
+            }
+        });
+        return out;
     }
 
     /** Repacks rows [r0, r1); false if a packed field among them is 3. */
@@ -254,15 +280,23 @@ final class SignTileMatmul {
 
     /** Per worker thread: the exact sums of two tiles' rows as floats, each even rows then odd rows. */
     private static final ThreadLocal<float[]> TILE_SUMS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
+    /** Per worker thread: two tiles' sums of group terms, in the order of {@link #TILE_SUMS}. */
+    private static final ThreadLocal<float[]> GROUP_TOTALS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
-     * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}. Tiles go two at a time
-     * (the second of an odd count is the first again, its sums unused): the two share each table load, and
-     * streaming two tiles keeps more weight loads in flight from DRAM.
+     * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}, or for several groups a
+     * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). Tiles go two
+     * at a time (the second of an odd count is the first again, its sums unused): the two share each table load,
+     * and streaming two tiles keeps more weight loads in flight from DRAM.
      */
-    static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, short[] tables, int[] codeSums,
-                      float[] tokenScales, float[] y, int batch, int tile0, int tile1) {
+    static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, MemorySegment groupScales,
+                      short[] tables, int[] codeSums, float[] tokenScales, float[] y, int batch, int tile0,
+                      int tile1) {
+        if (groupScales != null) {
+            groupedTiles(spec, tiles, groupScales, tables, codeSums, tokenScales, y, batch, tile0, tile1);
+            return;
+        }
         int n = (int) spec.rows();
         int chunks = LookupTables.chunks(spec);
         int stride = LookupTables.tableLength(spec);
@@ -276,12 +310,66 @@ final class SignTileMatmul {
             long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 if (binary) {
-                    signSums(tiles, baseA, baseB, chunks, tables, t * stride, codeSums[t], sums);
+                    signSums(tiles, baseA, baseB, 0, chunks, tables, t * stride, codeSums[t], sums);
                 } else {
-                    tileSums(tiles, baseA, baseB, chunks, tables, t * stride, sums);
+                    tileSums(tiles, baseA, baseB, 0, chunks, tables, t * stride, sums);
                 }
                 storePair(data, scales, sums, tokenScales[t], tile, pair, n, y, t * n);
             }
+        }
+    }
+
+    /** {@link #tiles} for several groups a row (see the class comment). */
+    private static void groupedTiles(TensorSpec spec, MemorySegment tiles, MemorySegment groupScales, short[] tables,
+                                     int[] codeSums, float[] tokenScales, float[] y, int batch, int tile0,
+                                     int tile1) {
+        int n = (int) spec.rows();
+        int chunks = LookupTables.chunks(spec);
+        int stride = LookupTables.tableLength(spec);
+        int groups = (int) spec.groupsPerRow();
+        int groupChunks = (int) (spec.effectiveGroupSize() / CHUNK_VALUES);
+        boolean binary = spec.encoding() == Encoding.BINARY;
+        long tileBytes = (long) chunks * chunkBytes(spec);
+        float[] sums = TILE_SUMS.get();
+        float[] totals = GROUP_TOTALS.get();
+        for (int tile = tile0; tile < tile1; tile += 2) {
+            int pair = Math.min(2, tile1 - tile);
+            long baseA = tile * tileBytes;
+            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+            for (int t = 0; t < batch; t++) {
+                Arrays.fill(totals, 0f);
+                for (int g = 0; g < groups; g++) {
+                    int c0 = g * groupChunks;
+                    int c1 = Math.min(chunks, c0 + groupChunks);
+                    if (binary) {
+                        signSums(tiles, baseA, baseB, c0, c1, tables, t * stride, codeSums[t * groups + g], sums);
+                    } else {
+                        tileSums(tiles, baseA, baseB, c0, c1, tables, t * stride, sums);
+                    }
+                    for (int h = 0; h < pair; h++) {
+                        addTerms(groupScales, ((long) (tile + h) * groups + g) * TILE_ROWS * 4, sums, totals,
+                                h * TILE_ROWS);
+                    }
+                }
+                for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
+                    int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
+                    if (r < n) {
+                        y[t * n + r] = totals[slot] * tokenScales[t];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * totals[at + i] += s_i x sums[at + i] + 0f for one tile's rows (the oracle's term of one group, added in group
+     * order), its scales at byte {@code scalesAt} of {@code groupScales}: elementwise, so exactly the oracle's floats.
+     */
+    private static void addTerms(MemorySegment groupScales, long scalesAt, float[] sums, float[] totals, int at) {
+        for (int i = 0; i < TILE_ROWS; i += F.length()) {
+            FloatVector s = FloatVector.fromMemorySegment(F, groupScales, scalesAt + 4L * i, LE);
+            FloatVector term = s.mul(FloatVector.fromArray(F, sums, at + i)).add(0f);
+            FloatVector.fromArray(F, totals, at + i).add(term).intoArray(totals, at + i);
         }
     }
 
@@ -302,21 +390,22 @@ final class SignTileMatmul {
     }
 
     /**
-     * Two tiles' exact sums (at {@code baseA} and {@code baseB}) for one token's tables at {@code tables[t0 ..]},
-     * converted to float as the oracle's s x acc converts acc: tile A's even rows, odd rows, then tile B's.
+     * Two tiles' exact sums (at {@code baseA} and {@code baseB}) over chunks [from, to) for one token's tables at
+     * {@code tables[t0 ..]}, converted to float as the oracle's s x acc converts acc: tile A's even rows, odd rows,
+     * then tile B's.
      */
-    private static void tileSums(MemorySegment tiles, long baseA, long baseB, int chunks, short[] tables, int t0,
-                                 float[] out) {
+    private static void tileSums(MemorySegment tiles, long baseA, long baseB, int from, int to, short[] tables,
+                                 int t0, float[] out) {
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
         IntVector oddB = IntVector.zero(I);
-        for (int c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
+        for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
             ShortVector plusA = ShortVector.zero(S);
             ShortVector minusA = ShortVector.zero(S);
             ShortVector plusB = ShortVector.zero(S);
             ShortVector minusB = ShortVector.zero(S);
-            int c1 = Math.min(chunks, c0 + RUN_CHUNKS);
+            int c1 = Math.min(to, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
                 long at = (long) c * 4 * TILE_ROWS;
                 ShortVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);
@@ -348,19 +437,20 @@ final class SignTileMatmul {
     }
 
     /**
-     * BINARY: two tiles' exact sums {@code X - 2 S} for one token, S over each row's set sign bits and X the sum of
-     * the token's codes ({@code codeSum}), into {@code out} as {@link #tileSums} orders them.
+     * BINARY: two tiles' exact sums {@code X - 2 S} over chunks [from, to) for one token, S over each row's set sign
+     * bits and X the sum of the token's codes there ({@code codeSum}), into {@code out} as {@link #tileSums} orders
+     * them.
      */
-    private static void signSums(MemorySegment tiles, long baseA, long baseB, int chunks, short[] tables, int t0,
-                                 int codeSum, float[] out) {
+    private static void signSums(MemorySegment tiles, long baseA, long baseB, int from, int to, short[] tables,
+                                 int t0, int codeSum, float[] out) {
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
         IntVector oddB = IntVector.zero(I);
-        for (int c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
+        for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
             ShortVector signsA = ShortVector.zero(S);
             ShortVector signsB = ShortVector.zero(S);
-            int c1 = Math.min(chunks, c0 + RUN_CHUNKS);
+            int c1 = Math.min(to, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
                 long at = (long) c * 2 * TILE_ROWS;
                 ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);

@@ -193,11 +193,11 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * Only ternary tensors with one scale per row are repacked, with INT8 activations, or F32 ones where float tables
-     * fit a vector (512 bits); the others keep their kernels.
+     * Ternary tensors are repacked with INT8 activations (one scale per row, or groups of whole 16-value chunks), or
+     * with F32 ones of one scale per row where float tables fit a vector (512 bits); the others keep their kernels.
      */
     @Test
-    void takesOnlyRowScaledTernaryWithInt8OrWideF32Activations() {
+    void takesTernaryWithInt8OrWideF32ActivationsInGroupsItCanSplit() {
         Random rnd = new Random(3);
         float[] w = TestTensors.gaussian(rnd, 8 * 256, 0.1f);
         long[] shape = {8, 256};
@@ -205,8 +205,12 @@ class LookupTileMatmulTest {
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.INT8).spec()));
         assertEquals(SignTileMatmul.FLOAT_TABLES, SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
-        assertFalse(SignTileMatmul.supports(
+        assertTrue(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.INT8).spec()));
+        assertFalse(SignTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@24"), ActivationHint.INT8).spec()));
+        assertFalse(SignTileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary@64"), ActivationHint.F32).spec()));
         assertFalse(SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("int4@32"), ActivationHint.INT8).spec()));
         assertEquals(SignTileMatmul.FLOAT_TABLES, Int4TileMatmul.supports(
