@@ -862,6 +862,21 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
 }
 
 /*
+ * terms[0..7] of eight groups of packed fields from their sums of field x q: s_g (sum_g - offset Q_g) (+ m_g Q_g),
+ * Q_g the group's sum of q (qsums[0..7]); elementwise, so each rounds as group_term does.
+ */
+ALWAYS_INLINE void packed_terms8(__m256i sums, int32_t kind, const int32_t *qsums, const float *scales,
+                                 const float *mins, float *terms) {
+    __m256i qs = _mm256_loadu_si256((const __m256i *) qsums);
+    sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(_mm256_set1_epi32(packed_offset(kind)), qs));
+    __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales), _mm256_cvtepi32_ps(sums));
+    if (mins) {
+        t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins), _mm256_cvtepi32_ps(qs)));
+    }
+    _mm256_storeu_ps(terms, t);
+}
+
+/*
  * The terms of the first whole groups of 32 m values (1 < m < 8) of a packed row, eight groups at a time; returns
  * how many it did. kind is a constant where this is inlined.
  */
@@ -870,7 +885,6 @@ ALWAYS_INLINE int64_t short_groups_i8(const uint8_t *row, const int8_t *q, const
                                       float *terms, int32_t kind) {
     const int b = packed_bits(kind);
     const int m = (int) (group / 32);
-    const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
     int64_t g = 0;
     for (; g + 8 <= whole; g += 8) { /* eight groups: group x b bytes of fields */
         const uint8_t *at = row + g * group * b / 8;
@@ -889,14 +903,7 @@ ALWAYS_INLINE int64_t short_groups_i8(const uint8_t *row, const int8_t *q, const
                 packed_groups8(row, q, m * g, m, b, partial);
                 break;
         }
-        __m256i sums = _mm256_sub_epi32(reduce8x8(partial),
-                _mm256_mullo_epi32(offset, _mm256_loadu_si256((const __m256i *) (qsums + g))));
-        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
-        if (mins) {
-            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g),
-                    _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + g)))));
-        }
-        _mm256_storeu_ps(terms + g, t);
+        packed_terms8(reduce8x8(partial), kind, qsums + g, scales + g, mins ? mins + g : 0, terms + g);
     }
     return g;
 }
@@ -929,7 +936,6 @@ ALWAYS_INLINE int64_t packed_g32_vnni(const uint8_t *row, const int8_t *q, const
                                       const float *mins, int64_t whole, float *terms, int32_t kind) {
     const int b = packed_bits(kind);
     const __m512i mask = _mm512_set1_epi8((char) ((1 << b) - 1));
-    const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
     const __m512i zero = _mm512_setzero_si512();
     int64_t g = 0;
     for (; g + 8 <= whole; g += 8) {
@@ -965,13 +971,7 @@ ALWAYS_INLINE int64_t packed_g32_vnni(const uint8_t *row, const int8_t *q, const
             /* groups 0 1 4 5 | 2 3 6 7, put in order */
             sums = _mm256_permutevar8x32_epi32(halves_sums4(p), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
         }
-        __m256i qs = _mm256_loadu_si256((const __m256i *) (qsums + g));
-        sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(offset, qs));
-        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
-        if (mins) {
-            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g), _mm256_cvtepi32_ps(qs)));
-        }
-        _mm256_storeu_ps(terms + g, t);
+        packed_terms8(sums, kind, qsums + g, scales + g, mins ? mins + g : 0, terms + g);
     }
     return g;
 }
@@ -998,7 +998,6 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
 #endif
     if (group == 32) {
         const int per_block = 8 / b; /* 32-value chunks per 32-byte block */
-        const __m256i offset = _mm256_set1_epi32(packed_offset(kind));
         for (; g + 8 <= whole; g += 8) { /* 8 groups = 256 values = 8 / per_block blocks */
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES), _MM_HINT_T0);
             _mm_prefetch((const char *) (rc->planes + (g * 32 / v) * 32 + PREFETCH_BYTES + 64), _MM_HINT_T0);
@@ -1012,14 +1011,7 @@ ALWAYS_INLINE int64_t packed_groups_i8(const row_codes *rc, const int8_t *q, con
                                                                    q + (g + blk * per_block + s) * 32);
                 }
             }
-            __m256i sums = _mm256_sub_epi32(reduce8x8(partial),
-                    _mm256_mullo_epi32(offset, _mm256_loadu_si256((const __m256i *) (qsums + g))));
-            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(scales + g), _mm256_cvtepi32_ps(sums));
-            if (mins) {
-                t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_loadu_ps(mins + g),
-                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (qsums + g)))));
-            }
-            _mm256_storeu_ps(terms + g, t);
+            packed_terms8(reduce8x8(partial), kind, qsums + g, scales + g, mins ? mins + g : 0, terms + g);
         }
         return g;
     }
