@@ -45,6 +45,12 @@ class PackedCodesTest {
                 assertEquals(Dequantizer.planeCode(planes.spec(), planes.segment(), r, c),
                         Dequantizer.planeCode(packed.spec(), packed.segment(), r, c), "code " + r + "," + c);
             }
+            // the row's padding past K, to whole blocks, holds zero fields (FORMAT.md section 5)
+            for (long c = cols; c < rowBytes * 8 / b; c++) {
+                long j = c % (256 / b);
+                int at = (int) (r * rowBytes + c / (256 / b) * 32 + j % 32);
+                assertEquals(0, (packed.bytes()[at] >>> (j / 32 * b)) & ((1 << b) - 1), "padding field " + c);
+            }
         }
     }
 
