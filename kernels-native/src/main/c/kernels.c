@@ -200,7 +200,6 @@ ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
 }
 /* The lanes' sum in a fixed order (GCC's sequence of halvings). */
 ALWAYS_INLINE float vf_sum(vecf a) { return _mm512_reduce_add_ps(a); }
-/* Two 32-byte pieces, lo from p and hi from p + hi_offset; only the low piece where hi is 0 (the upper lanes 0). */
 /* Lane i (i < 16 / m) the sum of lanes m i .. m i + m - 1, for m = 1, 2, 4 or 8; the other lanes 0. */
 ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
     static const __mmask16 firsts[9] = {0, 0xFFFF, 0x5555, 0, 0x1111, 0, 0, 0, 0x0101};
@@ -220,9 +219,11 @@ ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
     return _mm512_maskz_compress_epi32(firsts[m], v);
 }
 /* The first n lanes from p, or to p; nothing is read or written past them. */
-ALWAYS_INLINE vec v_load32_n(const int32_t *p, int n) { return _mm512_maskz_loadu_epi32((__mmask16) ((1u << n) - 1), p); }
-ALWAYS_INLINE vecf vf_load_n(const float *p, int n) { return _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), p); }
-ALWAYS_INLINE void vf_store_n(float *p, vecf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), v); }
+ALWAYS_INLINE __mmask16 first_lanes512(int n) { return (__mmask16) ((1u << n) - 1); }
+ALWAYS_INLINE vec v_load32_n(const int32_t *p, int n) { return _mm512_maskz_loadu_epi32(first_lanes512(n), p); }
+ALWAYS_INLINE vecf vf_load_n(const float *p, int n) { return _mm512_maskz_loadu_ps(first_lanes512(n), p); }
+ALWAYS_INLINE void vf_store_n(float *p, vecf v, int n) { _mm512_mask_storeu_ps(p, first_lanes512(n), v); }
+/* Two 32-byte pieces, lo from p and hi from p + hi_offset; only the low piece where hi is 0 (the upper lanes 0). */
 ALWAYS_INLINE vec v_load_halves(const void *p, int64_t hi_offset, int hi) {
     if (hi && hi_offset == 32) { /* adjacent pieces (a constant offset where this is inlined): one load */
         return _mm512_loadu_si512(p);
@@ -927,7 +928,7 @@ ALWAYS_INLINE __m256i halves_sums4(const __m512i p[4]) {
 /*
  * Packed rows in groups of 32 with VNNI, eight groups (256 values: 64 bytes of ternary, 128 of INT4) at a time,
  * two groups per 64-byte product: a vector of fields holds two blocks, so one shift and mask gives the same 32
- * values of both, and the activations of those two groups are put side by side to match (one vpshufi64x2 from
+ * values of both, and the activations of those two groups are put side by side to match (one vshufi64x2 from
  * two loads). Four such products hold the eight groups' sums, in halves, summed across lanes together
  * (halves_sums4), where the 32-byte path made eight products and a reduction of eight vectors. Same integer sums
  * and float steps as that path. Returns how many groups it did (a multiple of 8).

@@ -144,9 +144,9 @@ public final class PackedCodes {
                     fieldBits[0] = ~first & valid;
                     fieldBits[1] = first & ~sign & valid;
                 } else {
-                    for (int q = 0; q < b; q++) {
-                        fieldBits[q] = (q == 0 ? first : src.getAtIndex(EncodedTensor.LONG, (r * planes + q) * words + w))
-                                & valid;
+                    fieldBits[0] = first & valid;
+                    for (int q = 1; q < b; q++) {
+                        fieldBits[q] = src.getAtIndex(EncodedTensor.LONG, (r * planes + q) * words + w) & valid;
                     }
                 }
                 for (int h = 0; h < 2; h++) { // values 32 h .. 32 h + 31 of the word: one 32-value slice of a block
