@@ -12,6 +12,14 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
         return spec.name();
     }
 
+    /**
+     * Whether the spec is sound ({@link TensorSpec#problem}) and the bytes hold all of it: what a backend needs
+     * before it repacks the tensor at upload (one that is not keeps its kernels, which refuse it by name).
+     */
+    public boolean isComplete() {
+        return spec.problem() == null && data.byteSize() >= spec.byteLength();
+    }
+
     /** All values as floats (the scalar reference dequantization). */
     public float[] toFloats() {
         return Dequantizer.toFloats(spec, data);

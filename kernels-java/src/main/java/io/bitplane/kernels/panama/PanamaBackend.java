@@ -113,7 +113,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (Int8TileMatmul.supports(spec)) {
             return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
         }
-        if (!lookupTiles && packsAtLoad(spec, tensor.data())) {
+        if (!lookupTiles && packsAtLoad(tensor)) {
             return packedCopy(spec, tensor.data());
         }
         return w;
@@ -126,10 +126,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
      * decoded 20 tokens/s from planes, 64 from the packed file). A tensor whose bytes fall short of its spec keeps
      * its kernels, which refuse it by name.
      */
-    private static boolean packsAtLoad(TensorSpec spec, MemorySegment data) {
+    private static boolean packsAtLoad(BpmTensor tensor) {
+        TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
-                && PackedCodes.supports(spec.encoding()) && spec.problem() == null
-                && data.byteSize() >= spec.byteLength()
+                && PackedCodes.supports(spec.encoding()) && tensor.isComplete()
                 && Int16LaneMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 

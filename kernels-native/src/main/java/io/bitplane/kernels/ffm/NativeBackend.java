@@ -84,9 +84,7 @@ public final class NativeBackend extends ForwardingBackend {
      * tensor shorter than its spec stays here, where every product refuses it with the tensor's name.
      */
     private boolean onJavaTiles(BpmTensor tensor) {
-        TensorSpec spec = tensor.spec();
-        return floatTiles && ((FloatTiles) inner).floatTilesFor(spec) && spec.problem() == null
-                && tensor.data().byteSize() >= spec.byteLength();
+        return floatTiles && ((FloatTiles) inner).floatTilesFor(tensor.spec()) && tensor.isComplete();
     }
 
     @Override
