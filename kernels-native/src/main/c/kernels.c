@@ -442,6 +442,36 @@ ALWAYS_INLINE int packed_offset(int32_t kind) {
     }
 }
 
+/*
+ * Runs CALL(K) with K the row kind as a constant, for every kind of bit fields (bit planes and packed codes), so
+ * that a kernel inlined in CALL is compiled once per kind: with the kind known only at run time they ran at half
+ * speed. Other kinds never reach the kernels (TensorSpec.problem); the last case takes them.
+ */
+#define SWITCH_FIELD_KIND(kind, CALL)                 \
+    switch (kind) {                                   \
+        case BP_BINARY:                               \
+            CALL(BP_BINARY);                          \
+            break;                                    \
+        case BP_TERNARY:                              \
+            CALL(BP_TERNARY);                         \
+            break;                                    \
+        case BP_TERNARY | PACKED:                     \
+            CALL(BP_TERNARY | PACKED);                \
+            break;                                    \
+        case BP_INT4:                                 \
+            CALL(BP_INT4);                            \
+            break;                                    \
+        case BP_INT4 | PACKED:                        \
+            CALL(BP_INT4 | PACKED);                   \
+            break;                                    \
+        case BP_INT4_ASYM:                            \
+            CALL(BP_INT4_ASYM);                       \
+            break;                                    \
+        default:                                      \
+            CALL(BP_INT4_ASYM | PACKED);              \
+            break;                                    \
+    }
+
 static inline int planes_of(int32_t encoding) {
     switch (encoding) {
         case BP_INT4:
@@ -1667,29 +1697,7 @@ static void rows_fields_f32_any(const uint8_t *const rows[F32_ROWS], int64_t pla
                                 const float *xsums, float y[F32_ROWS]) {
 #define ROWS_F32(kind_constant) \
     rows_fields_f32(rows, plane_bytes, kind_constant, x, k, group, groups, scales, mins, xsums, y)
-    switch (kind) {
-        case BP_BINARY:
-            ROWS_F32(BP_BINARY);
-            break;
-        case BP_TERNARY:
-            ROWS_F32(BP_TERNARY);
-            break;
-        case BP_TERNARY | PACKED:
-            ROWS_F32(BP_TERNARY | PACKED);
-            break;
-        case BP_INT4:
-            ROWS_F32(BP_INT4);
-            break;
-        case BP_INT4 | PACKED:
-            ROWS_F32(BP_INT4 | PACKED);
-            break;
-        case BP_INT4_ASYM:
-            ROWS_F32(BP_INT4_ASYM);
-            break;
-        default:
-            ROWS_F32(BP_INT4_ASYM | PACKED);
-            break;
-    }
+    SWITCH_FIELD_KIND(kind, ROWS_F32)
 #undef ROWS_F32
 }
 #endif
@@ -1889,35 +1897,13 @@ static void spread_rows(const uint8_t *at, int64_t groups, int rows, float *tmp,
 /* Rows [r, r + rows) turned into the layout above, with their scales and mins (zeros past `rows`). */
 static void turn_rows(const uint8_t *w, int32_t kind, int64_t k, int64_t groups, int64_t scales_offset,
                       int64_t mins_offset, int64_t r, int rows, const scratch *s) {
-    switch (kind) {
-        case BP_INT8:
-            turn_codes(w, BP_INT8, k, r, rows, s);
-            break;
-        case BP_BINARY:
-            turn_codes(w, BP_BINARY, k, r, rows, s);
-            break;
-        case BP_TERNARY:
-            turn_codes(w, BP_TERNARY, k, r, rows, s);
-            break;
-        case BP_INT4:
-            turn_codes(w, BP_INT4, k, r, rows, s);
-            break;
-        case BP_INT4_ASYM:
-            turn_codes(w, BP_INT4_ASYM, k, r, rows, s);
-            break;
-        case BP_TERNARY | PACKED:
-            turn_codes(w, BP_TERNARY | PACKED, k, r, rows, s);
-            break;
-        case BP_INT4 | PACKED:
-            turn_codes(w, BP_INT4 | PACKED, k, r, rows, s);
-            break;
-        case BP_INT4_ASYM | PACKED:
-            turn_codes(w, BP_INT4_ASYM | PACKED, k, r, rows, s);
-            break;
-        default: /* no other kind reaches the kernels (TensorSpec.problem); correct, only slower */
-            turn_codes(w, kind, k, r, rows, s);
-            break;
+#define TURN(kind_constant) turn_codes(w, kind_constant, k, r, rows, s)
+    if (kind == BP_INT8) {
+        TURN(BP_INT8);
+    } else {
+        SWITCH_FIELD_KIND(kind, TURN)
     }
+#undef TURN
     spread_rows(w + scales_offset + 2 * r * groups, groups, rows, s->scales, s->tscales);
     if ((kind & ~PACKED) == BP_INT4_ASYM) {
         spread_rows(w + mins_offset + 2 * r * groups, groups, rows, s->scales, s->tmins);
