@@ -97,6 +97,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
+    /** BINARY weights with their tiles for {@link ByteTableMatmul}, beside the file's bytes. */
+    private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     @Override
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
@@ -112,6 +116,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         if (Int8TileMatmul.supports(spec)) {
             return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
+        }
+        if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
+            return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
             return packedCopy(spec, tensor.data());
@@ -176,6 +183,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         if (w instanceof Int8Tiles t) {
             runTiles(spec, batch, TileRows.tiles(spec), int8TileTask(t, x, y, batch));
+            return;
+        }
+        if (w instanceof ByteTiles t) {
+            runTiles(spec, batch, ByteTableMatmul.tiles(spec), byteTableTask(t, x, y, batch));
             return;
         }
         int rows = (int) spec.rows();
@@ -378,6 +389,27 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             }
         }
         return sums;
+    }
+
+    private static final ThreadLocal<byte[][]> BYTE_TABLES = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    /** Every token's byte tables and group sums of codes on the calling thread; workers share them read-only. */
+    private static WorkerPool.RangeTask byteTableTask(ByteTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(x, batch, k);
+        int length = ByteTableMatmul.tableLength(spec);
+        byte[][] holder = BYTE_TABLES.get();
+        if (holder[0].length < batch * length) {
+            holder[0] = new byte[batch * length];
+        }
+        byte[] tables = holder[0];
+        for (int t = 0; t < batch; t++) {
+            ByteTableMatmul.tables(spec, a.q16, t * k, tables, t * length);
+        }
+        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
+        float[] scales = a.scales;
+        return (t0, t1) -> ByteTableMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
     }
 
     private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {

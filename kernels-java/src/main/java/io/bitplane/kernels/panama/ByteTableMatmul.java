@@ -1,0 +1,230 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * BINARY x INT8 activations by lookup tables of bytes, for machines without vpermw (AVX2), where {@link
+ * SignTileMatmul}'s 16-bit tables would be emulated. A 128-bit byte lookup is one {@code pshufb}: it looks up 16
+ * rows at once in a 16-entry byte table, and each entry stands for four values of a row, so one instruction does 64
+ * products (the 16-bit-lane kernel needs a shift, a mask, a multiply and an add per 16). Entries must fit a byte,
+ * so each code q is split into q = 16 h + l, h = q >> 4 in [-8, 7], l = q & 15 in [0, 15], with a table of each.
+ * The lookups use {@code selectFrom}, which wraps its indexes; {@code rearrange(v.toShuffle())} also checked them,
+ * five more instructions per lookup vector, and ran at 60% of the speed.
+ *
+ * <pre>
+ * Tiles (native memory, written once by {@link #repack}); R = 16 rows per tile, S = ceil(K / 16) steps per row:
+ *   at ((t S + s) 2 + c) * R bytes, c = 0, 1: byte r = bits of values 16 s + 8 c .. 16 s + 8 c + 7 of row R t + r
+ *   (bit i = value 16 s + 8 c + i; the file's bytes of the row). Rows past N and values past K are 0.
+ * Scales: f32 at ((t G + g) R + r) * 4, rows in order.
+ * Tables (per token, bytes, at s * 128): for each byte c = 0, 1 of the step: L of its low nibble, L of its high
+ *   nibble, H of its low nibble, H of its high nibble, 16 entries each; entry m of the table of values v .. v+3 is
+ *   L: sum over bits i of m of (q[v+i] & 15), in [0, 60];  H: sum of (q[v+i] >> 4), in [-32, 28].
+ * Per tile, token and step: four lookups add up in byte lanes (L in [0, 240], read unsigned; H in [-128, 112]),
+ *   widen into int16 sums, and every {@link #RUN} steps into int32: F = sum of bit x q = 16 H + L per row.
+ *   acc_g = X_g - 2 F_g (code = 1 - 2 bit, X_g the group's sum of codes); as the oracle, in group order,
+ *   sum = sum + (s_g acc_g + 0f), and y = sum x s_x.
+ * </pre>
+ * Groups must be whole steps (a multiple of 16 values) or one per row.
+ */
+final class ByteTableMatmul {
+    private ByteTableMatmul() {
+    }
+
+    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    /** Rows per tile: one per byte lane of a 128-bit vector. */
+    static final int ROWS = 16;
+    private static final int STEP_VALUES = 16;
+    private static final int STEP_BYTES = 2 * ROWS;
+    private static final int TABLE_BYTES = 128;
+    /** Steps per int16 run: L adds at most 4 x 60 per step and is the first to reach 32767. */
+    private static final int RUN = 32767 / 240;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+
+    /** BINARY bit planes with INT8 activations in groups of whole steps, on a machine with 256-bit vectors. */
+    static boolean supports(TensorSpec spec) {
+        return spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % STEP_VALUES == 0)
+                && spec.cols() <= Integer.MAX_VALUE / 16;
+    }
+
+    static int steps(TensorSpec spec) {
+        return (int) ((spec.cols() + STEP_VALUES - 1) / STEP_VALUES);
+    }
+
+    static int tiles(TensorSpec spec) {
+        return (int) ((spec.rows() + ROWS - 1) / ROWS);
+    }
+
+    /** Table bytes per token. */
+    static int tableLength(TensorSpec spec) {
+        return steps(spec) * TABLE_BYTES;
+    }
+
+    /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
+    record Tiles(MemorySegment bits, MemorySegment scales) {
+    }
+
+    /** One pass over the tensor, its rows split over {@code pool}. */
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        Arena arena = Arena.ofAuto();
+        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * steps(spec) * STEP_BYTES, 64),
+                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
+        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
+        return tiles;
+    }
+
+    private static void repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
+        long rowBytes = spec.wordsPerRow() * 8;
+        int usedBytes = (int) ((spec.cols() + 7) / 8);
+        int steps = steps(spec);
+        int groups = (int) spec.groupsPerRow();
+        long scalesOffset = spec.scalesOffset();
+        for (int r = r0; r < r1; r++) {
+            long tileBase = (long) (r / ROWS) * steps * STEP_BYTES + r % ROWS;
+            for (int c = 0; c < usedBytes; c++) {
+                // Bits past K in the row's last byte are padding: the activations there are 0, so they add nothing.
+                tiles.bits().set(ValueLayout.JAVA_BYTE, tileBase + (long) c * ROWS,
+                        data.get(ValueLayout.JAVA_BYTE, r * rowBytes + c));
+            }
+            for (int g = 0; g < groups; g++) {
+                float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
+                tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
+            }
+        }
+    }
+
+    /** Lane m of BIT[i] is all ones when bit i of m is set: a table is the sum over i of (BIT[i] and value i). */
+    private static final ByteVector[] BIT = new ByteVector[4];
+
+    static {
+        for (int i = 0; i < 4; i++) {
+            byte[] lanes = new byte[16];
+            for (int m = 0; m < 16; m++) {
+                lanes[m] = (byte) ((m >> i & 1) == 0 ? 0 : -1);
+            }
+            BIT[i] = ByteVector.fromArray(B, lanes, 0);
+        }
+    }
+
+    /**
+     * One token's tables: codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)} (codes past K
+     * count as 0).
+     */
+    static void tables(TensorSpec spec, short[] q, int q0, byte[] tables, int t0) {
+        int k = (int) spec.cols();
+        for (int v = 0, s = 0; v < STEP_VALUES * steps(spec); v += 8, s++) {
+            // Values v .. v+7 are one byte of a row; s counts bytes: step s / 2, byte c = s % 2.
+            int at = t0 + (s / 2) * TABLE_BYTES + (s % 2) * 64;
+            for (int nibble = 0; nibble < 2; nibble++) {
+                ByteVector l = ByteVector.zero(B);
+                ByteVector h = ByteVector.zero(B);
+                for (int i = 0; i < 4; i++) {
+                    int j = v + 4 * nibble + i;
+                    int code = j < k ? q[q0 + j] : 0;
+                    l = l.add(BIT[i].and((byte) (code & 15)));
+                    h = h.add(BIT[i].and((byte) (code >> 4)));
+                }
+                l.intoArray(tables, at + 16 * nibble);
+                h.intoArray(tables, at + 32 + 16 * nibble);
+            }
+        }
+    }
+
+    /** Per worker thread: a tile's results, rows in order. */
+    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[ROWS]);
+
+    /**
+     * Tiles [tile0, tile1) for every token: token t's tables at {@code tables[t * tableLength ..]}, its group sums
+     * of codes at {@code codeSums[t * G ..]}, its scale at {@code tokenScales[t]}; results at {@code y[t * N + row]}.
+     */
+    static void tiles(TensorSpec spec, Tiles w, byte[] tables, int[] codeSums, float[] tokenScales, float[] y,
+                      int batch, int tile0, int tile1) {
+        int n = (int) spec.rows();
+        int steps = steps(spec);
+        int groups = (int) spec.groupsPerRow();
+        int groupSteps = groups == 1 ? steps : (int) spec.effectiveGroupSize() / STEP_VALUES;
+        int tableLength = tableLength(spec);
+        float[] out = TILE_RESULTS.get();
+        for (int tile = tile0; tile < tile1; tile++) {
+            long tileBase = (long) tile * steps * STEP_BYTES;
+            for (int t = 0; t < batch; t++) {
+                int to = t * tableLength;
+                FloatVector lowRows = FloatVector.zero(F);
+                FloatVector highRows = FloatVector.zero(F);
+                for (int g = 0; g < groups; g++) {
+                    IntVector lowSum = IntVector.zero(I);
+                    IntVector highSum = IntVector.zero(I);
+                    int end = Math.min(steps, (g + 1) * groupSteps);
+                    for (int r0 = g * groupSteps; r0 < end; r0 += RUN) {
+                        int r1 = Math.min(end, r0 + RUN);
+                        ShortVector l16 = ShortVector.zero(S);
+                        ShortVector h16 = ShortVector.zero(S);
+                        for (int s = r0; s < r1; s++) {
+                            long at = tileBase + (long) s * STEP_BYTES;
+                            ByteVector v0 = ByteVector.fromMemorySegment(B, w.bits(), at, LE);
+                            ByteVector v1 = ByteVector.fromMemorySegment(B, w.bits(), at + ROWS, LE);
+                            // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the
+                            // high nibble comes down by a shift in 16-bit lanes (byte shifts are emulated).
+                            ByteVector hi0 = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            ByteVector hi1 = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            int o = to + s * TABLE_BYTES;
+                            ByteVector l = v0.selectFrom(ByteVector.fromArray(B, tables, o))
+                                    .add(hi0.selectFrom(ByteVector.fromArray(B, tables, o + 16)))
+                                    .add(v1.selectFrom(ByteVector.fromArray(B, tables, o + 64)))
+                                    .add(hi1.selectFrom(ByteVector.fromArray(B, tables, o + 80)));
+                            ByteVector h = v0.selectFrom(ByteVector.fromArray(B, tables, o + 32))
+                                    .add(hi0.selectFrom(ByteVector.fromArray(B, tables, o + 48)))
+                                    .add(v1.selectFrom(ByteVector.fromArray(B, tables, o + 96)))
+                                    .add(hi1.selectFrom(ByteVector.fromArray(B, tables, o + 112)));
+                            l16 = l16.add((ShortVector) l.convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
+                            h16 = h16.add((ShortVector) h.convertShape(VectorOperators.B2S, S, 0));
+                        }
+                        // F = 16 H + L, rows 0..7 in the low half, 8..15 in the high half
+                        lowSum = lowSum.add(((IntVector) h16.convertShape(VectorOperators.S2I, I, 0))
+                                        .lanewise(VectorOperators.LSHL, 4))
+                                .add((IntVector) l16.convertShape(VectorOperators.S2I, I, 0));
+                        highSum = highSum.add(((IntVector) h16.convertShape(VectorOperators.S2I, I, 1))
+                                        .lanewise(VectorOperators.LSHL, 4))
+                                .add((IntVector) l16.convertShape(VectorOperators.S2I, I, 1));
+                    }
+                    int x = codeSums[t * groups + g];
+                    long at = ((long) tile * groups + g) * ROWS * 4;
+                    FloatVector lowScales = FloatVector.fromMemorySegment(F, w.scales(), at, LE);
+                    FloatVector highScales = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * I.length(), LE);
+                    FloatVector lowAcc = (FloatVector) lowSum.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    FloatVector highAcc = (FloatVector) highSum.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    lowRows = lowRows.add(lowScales.mul(lowAcc).add(0f));
+                    highRows = highRows.add(highScales.mul(highAcc).add(0f));
+                }
+                lowRows.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
+                highRows.mul(tokenScales[t]).intoArray(out, I.length());
+                int first = tile * ROWS;
+                for (int j = 0; j < ROWS && first + j < n; j++) {
+                    y[t * n + first + j] = out[j];
+                }
+            }
+        }
+    }
+}
