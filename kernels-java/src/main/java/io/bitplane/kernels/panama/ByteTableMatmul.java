@@ -21,7 +21,7 @@ import java.nio.ByteOrder;
  * BINARY x INT8 activations by lookup tables of bytes, for machines without vpermw (AVX2), where {@link
  * SignTileMatmul}'s 16-bit tables would be emulated. A 128-bit byte lookup is one {@code pshufb}: it looks up 16
  * rows at once in a 16-entry byte table, and each entry stands for four values of a row, so one instruction does 64
- * products (the 16-bit-lane kernel needs a shift, a mask, a multiply and an add per 16). Entries must fit a byte,
+ * products (multiplying in 16-bit lanes needs a shift, a mask, a multiply and an add per 16). Entries must fit a byte,
  * so each code q is split into q = 16 h + l, h = q >> 4 in [-8, 7], l = q & 15 in [0, 15], with a table of each.
  * The lookups use {@code selectFrom}, which wraps its indexes; {@code rearrange(v.toShuffle())} also checked them,
  * five more instructions per lookup vector, and ran at 60% of the speed.

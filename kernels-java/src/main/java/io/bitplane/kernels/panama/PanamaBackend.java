@@ -101,6 +101,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
+    /** INT4 and INT4_ASYM weights with their tiles for {@link Int4NibbleTileMatmul}, beside the file's bytes. */
+    private record Int4NibbleTiles(CpuWeights source, Int4NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     @Override
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
@@ -120,6 +124,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
             return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
         }
+        if (!lookupTiles && Int4NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
+            return new Int4NibbleTiles(CpuWeights.of(w), Int4NibbleTileMatmul.repack(spec, tensor.data(), pool));
+        }
         if (!lookupTiles && packsAtLoad(tensor)) {
             return packedCopy(spec, tensor.data());
         }
@@ -127,17 +134,16 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /**
-     * Bit planes of TERNARY and INT4 with INT8 activations where there are no lookup tiles (AVX2): the 16-bit-lane
-     * kernel reads them faster as packed codes than any kernel reads the planes (measured with -XX:UseAVX=2, 4096 x
-     * 4096, 2 threads: ternary 4.4 against 48.7 G weights/s, INT4 g32 2.1 against 18.7; the 418M ternary model
-     * decoded 20 tokens/s from planes, 64 from the packed file). A tensor whose bytes fall short of its spec keeps
-     * its kernels, which refuse it by name.
+     * TERNARY bit planes with INT8 activations where there are no lookup tiles (AVX2): {@link PackedTernaryMatmul}
+     * reads them faster as packed codes than any kernel reads the planes (measured with -XX:UseAVX=2, 4096 x 4096,
+     * 2 threads: 4.4 against 48.7 G weights/s; the 418M ternary model decoded 20 tokens/s from planes, 64 from the
+     * packed file). A tensor whose bytes fall short of its spec keeps its kernels, which refuse it by name.
      */
     private static boolean packsAtLoad(BpmTensor tensor) {
         TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && PackedCodes.supports(spec.encoding()) && tensor.isComplete()
-                && Int16LaneMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
+                && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
     /** The tensor in layout 1, in new native memory freed when unreachable; its rows split over the pool. */
@@ -185,6 +191,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             runTiles(spec, batch, TileRows.tiles(spec), int8TileTask(t, x, y, batch));
             return;
         }
+        if (w instanceof Int4NibbleTiles t) {
+            runTiles(spec, batch, TileRows.tiles(spec), int4NibbleTask(t, x, y, batch));
+            return;
+        }
         if (w instanceof ByteTiles t) {
             runTiles(spec, batch, ByteTableMatmul.tiles(spec), byteTableTask(t, x, y, batch));
             return;
@@ -199,8 +209,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                     : (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
         } else if (spec.encoding() == Encoding.F32) {
             task = (r0, r1) -> F32Matmul.rows(cw.data(), k, x, y, rows, batch, r0, r1);
-        } else if (Int16LaneMatmul.supports(spec)) {
-            task = int16LaneTask(spec, cw, x, y, batch);
+        } else if (PackedTernaryMatmul.supports(spec)) {
+            task = packedTernaryTask(spec, cw, x, y, batch);
         } else if (spec.encoding() == Encoding.INT8 && Int8Matmul.supports(spec, int8Act)) {
             if (int8Act) {
                 Int8Activations a = quantize(x, batch, k);
@@ -252,7 +262,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         return (r0, r1) -> XnorMatmul.rows(spec, w.data(), bits, scales, y, batch, r0, r1);
     }
 
-    /** Permuted activation codes and group sums of the 16-bit-lane kernel, per calling thread. */
+    /** Permuted activation codes and group sums of {@link PackedTernaryMatmul}, per calling thread. */
     private static final class LaneInputs {
         short[] xp = new short[0];
         int[] groupSums = new int[0];
@@ -261,10 +271,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static final ThreadLocal<LaneInputs> LANE_INPUTS = ThreadLocal.withInitial(LaneInputs::new);
 
     /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
-    private static WorkerPool.RangeTask int16LaneTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
+    private static WorkerPool.RangeTask packedTernaryTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
                                                       int batch) {
         int k = (int) spec.cols();
-        int paddedK = Int16LaneMatmul.paddedK(spec);
+        int paddedK = PackedTernaryMatmul.paddedK(spec);
         int groups = (int) spec.groupsPerRow();
         Int8Activations a = quantize(x, batch, k);
         LaneInputs in = LANE_INPUTS.get();
@@ -275,12 +285,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             in.groupSums = new int[batch * groups];
         }
         for (int t = 0; t < batch; t++) {
-            Int16LaneMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK, in.groupSums, t * groups);
+            PackedTernaryMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK, in.groupSums, t * groups);
         }
         short[] xp = in.xp;
         int[] groupSums = in.groupSums;
         float[] scales = a.scales;
-        return (r0, r1) -> Int16LaneMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
+        return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
     }
 
     /** A product over tiles of rows: split by tiles where splitting pays. */
@@ -410,6 +420,21 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;
         return (t0, t1) -> ByteTableMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+    }
+
+    /** Every token's padded codes and group sums on the calling thread; workers share them read-only. */
+    private static WorkerPool.RangeTask int4NibbleTask(Int4NibbleTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(x, batch, k);
+        int paddedK = Int4NibbleTileMatmul.paddedK(spec);
+        short[] codes = threadArray(TILE_CODES, batch * paddedK);
+        for (int t = 0; t < batch; t++) {
+            Int4NibbleTileMatmul.codes(spec, a.q16, t * k, codes, t * paddedK);
+        }
+        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
+        float[] scales = a.scales;
+        return (t0, t1) -> Int4NibbleTileMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
     }
 
     private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {

@@ -47,8 +47,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
  * </pre>
- * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where the
- * 16-bit-lane kernel multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
+ * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where
+ * {@link PackedTernaryMatmul} multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
  * (vpermw) with AVX-512BW, which a preferred vector of 512 bits implies; AVX2 has no such instruction and the JDK
  * emulates it, so the backend takes this kernel only where {@link LookupTables#worthUsing} says so.
  */

@@ -1,0 +1,107 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.scalar.RepackedWeights;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link Int4NibbleTileMatmul} (INT4 x INT8 on tiles of four fields per lane, the kernel of machines without vpermw)
+ * against the scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Integer
+ * sums, so results must be equal bit for bit.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class Int4NibbleTileMatmulTest {
+    private final Backend nibbleTiles = new PanamaBackend(2, false);
+    private final Backend oracle = new ScalarBackend();
+
+    @AfterAll
+    void close() {
+        nibbleTiles.close();
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
+    @CsvSource({
+        // one row, a partial tile, a whole tile (16 or 32 rows), one row past it; K below, at and past a step (8)
+        "int4, 1, 1, 1, false", "int4, 1, 3, 2, true", "int4, 15, 8, 1, false", "int4, 17, 9, 3, true",
+        "int4, 33, 64, 1, false", "int4, 5, 100, 2, true",
+        // rows longer than one int16 run (64 values), split across threads, batches
+        "int4, 40, 1030, 1, true", "int4, 3, 4100, 2, false", "int4, 700, 512, 1, true", "int4, 300, 2048, 9, false",
+        // groups of one step, of one run, of several runs, with a short last group
+        "int4@8, 17, 100, 1, false", "int4@32, 33, 1030, 2, true", "int4@32, 31, 4096, 1, false",
+        "int4@64, 9, 200, 1, true", "int4@128, 31, 1000, 3, false", "int4@40, 5, 300, 1, true",
+        "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
+        "int4-asym, 7, 90, 1, false"})
+    void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
+        Random rnd = new Random(rows * 61L + cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
+        t = packed ? PackedCodes.relayout(t) : t;
+        assertTrue(Int4NibbleTileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 3, 36}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertInstanceOf(RepackedWeights.class, nibbleTiles.upload(placed), "the backend takes the nibble tiles");
+            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(nibbleTiles, placed, x, batch), spec + " misaligned by " + misalign);
+        }
+    }
+
+    /**
+     * Fields nearly all 15 and codes all 127 (or -127) over long groups: each int16 sum gains up to 2 x 15 x 127 per
+     * step, and the runs must end in time (a run twice as long would wrap).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"int4@2048", "int4-asym@2048", "int4"})
+    void largestSumsDoNotOverflow(String spec) {
+        int rows = 33;
+        int cols = 8192;
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = i % 97 == 0 ? -0.1f : 0.1f;  // the row's extremes: fields 0 and 15, nearly all 15
+        }
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(spec),
+                ActivationHint.INT8);
+        float[] x = new float[2 * cols];
+        Arrays.fill(x, 1f);
+        Arrays.fill(x, cols, 2 * cols, -1f);
+        BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 2),
+                BackendConformance.matmul(nibbleTiles, placed, x, 2));
+    }
+
+    /** INT4 and INT4_ASYM with INT8 activations in groups of whole steps; not other groups or activations. */
+    @Test
+    void takesInt4WithInt8ActivationsInGroupsOfWholeSteps() {
+        assertTrue(Int4NibbleTileMatmul.supports(spec("int4@32", ActivationHint.INT8)));
+        assertTrue(Int4NibbleTileMatmul.supports(spec("int4-asym@16", ActivationHint.INT8)));
+        assertFalse(Int4NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8)));
+        assertFalse(Int4NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32)));
+        assertFalse(Int4NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8)));
+    }
+
+    private static io.bitplane.format.TensorSpec spec(String quant, ActivationHint activations) {
+        return Quantizer.quantize("w", new long[] {4, 64}, new float[4 * 64], QuantSpec.parse(quant), activations)
+                .spec();
+    }
+}
