@@ -150,12 +150,14 @@ final class ByteTableMatmul {
         }
     }
 
-    /** Per worker thread: a tile's results, rows in order. */
-    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[ROWS]);
+    /** Per worker thread: a pair of tiles' results, rows in order. */
+    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[2 * ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: token t's tables at {@code tables[t * tableLength ..]}, its group sums
      * of codes at {@code codeSums[t * G ..]}, its scale at {@code tokenScales[t]}; results at {@code y[t * N + row]}.
+     * Tiles go in pairs (A and B; a last single tile is its own B): one load of each table serves both, and two
+     * streams of weights are in flight, which is what a kernel without prefetch needs to read at the DRAM's pace.
      */
     static void tiles(TensorSpec spec, Tiles w, byte[] tables, int[] codeSums, float[] tokenScales, float[] y,
                       int batch, int tile0, int tile1) {
@@ -164,64 +166,104 @@ final class ByteTableMatmul {
         int groups = (int) spec.groupsPerRow();
         int groupSteps = groups == 1 ? steps : (int) spec.effectiveGroupSize() / STEP_VALUES;
         int tableLength = tableLength(spec);
+        long tileBytes = (long) steps * STEP_BYTES;
+        int half = I.length();
         float[] out = TILE_RESULTS.get();
-        for (int tile = tile0; tile < tile1; tile++) {
-            long tileBase = (long) tile * steps * STEP_BYTES;
+        for (int tile = tile0; tile < tile1; tile += 2) {
+            int pair = Math.min(2, tile1 - tile);
+            long baseA = tile * tileBytes;
+            long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 int to = t * tableLength;
-                FloatVector lowRows = FloatVector.zero(F);
-                FloatVector highRows = FloatVector.zero(F);
+                FloatVector lowA = FloatVector.zero(F);
+                FloatVector highA = FloatVector.zero(F);
+                FloatVector lowB = FloatVector.zero(F);
+                FloatVector highB = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
-                    IntVector lowSum = IntVector.zero(I);
-                    IntVector highSum = IntVector.zero(I);
+                    IntVector lowSumA = IntVector.zero(I);
+                    IntVector highSumA = IntVector.zero(I);
+                    IntVector lowSumB = IntVector.zero(I);
+                    IntVector highSumB = IntVector.zero(I);
                     int end = Math.min(steps, (g + 1) * groupSteps);
                     for (int r0 = g * groupSteps; r0 < end; r0 += RUN) {
                         int r1 = Math.min(end, r0 + RUN);
-                        ShortVector l16 = ShortVector.zero(S);
-                        ShortVector h16 = ShortVector.zero(S);
+                        ShortVector lA16 = ShortVector.zero(S);
+                        ShortVector hA16 = ShortVector.zero(S);
+                        ShortVector lB16 = ShortVector.zero(S);
+                        ShortVector hB16 = ShortVector.zero(S);
                         for (int s = r0; s < r1; s++) {
-                            long at = tileBase + (long) s * STEP_BYTES;
-                            ByteVector v0 = ByteVector.fromMemorySegment(B, w.bits(), at, LE);
-                            ByteVector v1 = ByteVector.fromMemorySegment(B, w.bits(), at + ROWS, LE);
+                            long at = (long) s * STEP_BYTES;
+                            ByteVector a0 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at, LE);
+                            ByteVector a1 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at + ROWS, LE);
+                            ByteVector b0 = ByteVector.fromMemorySegment(B, w.bits(), baseB + at, LE);
+                            ByteVector b1 = ByteVector.fromMemorySegment(B, w.bits(), baseB + at + ROWS, LE);
                             // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the
                             // high nibble comes down by a shift in 16-bit lanes (byte shifts are emulated).
-                            ByteVector hi0 = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                            ByteVector ah0 = a0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
                                     .reinterpretAsBytes();
-                            ByteVector hi1 = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                            ByteVector ah1 = a1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            ByteVector bh0 = b0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            ByteVector bh1 = b1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
                                     .reinterpretAsBytes();
                             int o = to + s * TABLE_BYTES;
-                            ByteVector l = v0.selectFrom(ByteVector.fromArray(B, tables, o))
-                                    .add(hi0.selectFrom(ByteVector.fromArray(B, tables, o + 16)))
-                                    .add(v1.selectFrom(ByteVector.fromArray(B, tables, o + 64)))
-                                    .add(hi1.selectFrom(ByteVector.fromArray(B, tables, o + 80)));
-                            ByteVector h = v0.selectFrom(ByteVector.fromArray(B, tables, o + 32))
-                                    .add(hi0.selectFrom(ByteVector.fromArray(B, tables, o + 48)))
-                                    .add(v1.selectFrom(ByteVector.fromArray(B, tables, o + 96)))
-                                    .add(hi1.selectFrom(ByteVector.fromArray(B, tables, o + 112)));
-                            l16 = l16.add((ShortVector) l.convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
-                            h16 = h16.add((ShortVector) h.convertShape(VectorOperators.B2S, S, 0));
+                            ByteVector tl0 = ByteVector.fromArray(B, tables, o);
+                            ByteVector tl1 = ByteVector.fromArray(B, tables, o + 16);
+                            ByteVector tl2 = ByteVector.fromArray(B, tables, o + 64);
+                            ByteVector tl3 = ByteVector.fromArray(B, tables, o + 80);
+                            lA16 = lA16.add((ShortVector) a0.selectFrom(tl0).add(ah0.selectFrom(tl1))
+                                    .add(a1.selectFrom(tl2)).add(ah1.selectFrom(tl3))
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
+                            lB16 = lB16.add((ShortVector) b0.selectFrom(tl0).add(bh0.selectFrom(tl1))
+                                    .add(b1.selectFrom(tl2)).add(bh1.selectFrom(tl3))
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
+                            ByteVector th0 = ByteVector.fromArray(B, tables, o + 32);
+                            ByteVector th1 = ByteVector.fromArray(B, tables, o + 48);
+                            ByteVector th2 = ByteVector.fromArray(B, tables, o + 96);
+                            ByteVector th3 = ByteVector.fromArray(B, tables, o + 112);
+                            hA16 = hA16.add((ShortVector) a0.selectFrom(th0).add(ah0.selectFrom(th1))
+                                    .add(a1.selectFrom(th2)).add(ah1.selectFrom(th3))
+                                    .convertShape(VectorOperators.B2S, S, 0));
+                            hB16 = hB16.add((ShortVector) b0.selectFrom(th0).add(bh0.selectFrom(th1))
+                                    .add(b1.selectFrom(th2)).add(bh1.selectFrom(th3))
+                                    .convertShape(VectorOperators.B2S, S, 0));
                         }
                         // F = 16 H + L, rows 0..7 in the low half, 8..15 in the high half
-                        lowSum = lowSum.add(((IntVector) h16.convertShape(VectorOperators.S2I, I, 0))
+                        lowSumA = lowSumA.add(((IntVector) hA16.convertShape(VectorOperators.S2I, I, 0))
                                         .lanewise(VectorOperators.LSHL, 4))
-                                .add((IntVector) l16.convertShape(VectorOperators.S2I, I, 0));
-                        highSum = highSum.add(((IntVector) h16.convertShape(VectorOperators.S2I, I, 1))
+                                .add((IntVector) lA16.convertShape(VectorOperators.S2I, I, 0));
+                        highSumA = highSumA.add(((IntVector) hA16.convertShape(VectorOperators.S2I, I, 1))
                                         .lanewise(VectorOperators.LSHL, 4))
-                                .add((IntVector) l16.convertShape(VectorOperators.S2I, I, 1));
+                                .add((IntVector) lA16.convertShape(VectorOperators.S2I, I, 1));
+                        lowSumB = lowSumB.add(((IntVector) hB16.convertShape(VectorOperators.S2I, I, 0))
+                                        .lanewise(VectorOperators.LSHL, 4))
+                                .add((IntVector) lB16.convertShape(VectorOperators.S2I, I, 0));
+                        highSumB = highSumB.add(((IntVector) hB16.convertShape(VectorOperators.S2I, I, 1))
+                                        .lanewise(VectorOperators.LSHL, 4))
+                                .add((IntVector) lB16.convertShape(VectorOperators.S2I, I, 1));
                     }
                     int x = codeSums[t * groups + g];
-                    long at = ((long) tile * groups + g) * ROWS * 4;
-                    FloatVector lowScales = FloatVector.fromMemorySegment(F, w.scales(), at, LE);
-                    FloatVector highScales = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * I.length(), LE);
-                    FloatVector lowAcc = (FloatVector) lowSum.mul(-2).add(x).convert(VectorOperators.I2F, 0);
-                    FloatVector highAcc = (FloatVector) highSum.mul(-2).add(x).convert(VectorOperators.I2F, 0);
-                    lowRows = lowRows.add(lowScales.mul(lowAcc).add(0f));
-                    highRows = highRows.add(highScales.mul(highAcc).add(0f));
+                    long atA = ((long) tile * groups + g) * ROWS * 4;
+                    long atB = pair == 2 ? atA + (long) groups * ROWS * 4 : atA;
+                    FloatVector lowAccA = (FloatVector) lowSumA.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    FloatVector highAccA = (FloatVector) highSumA.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    FloatVector lowAccB = (FloatVector) lowSumB.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    FloatVector highAccB = (FloatVector) highSumB.mul(-2).add(x).convert(VectorOperators.I2F, 0);
+                    lowA = lowA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE).mul(lowAccA).add(0f));
+                    highA = highA.add(FloatVector.fromMemorySegment(F, w.scales(), atA + 4L * half, LE)
+                            .mul(highAccA).add(0f));
+                    lowB = lowB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE).mul(lowAccB).add(0f));
+                    highB = highB.add(FloatVector.fromMemorySegment(F, w.scales(), atB + 4L * half, LE)
+                            .mul(highAccB).add(0f));
                 }
-                lowRows.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
-                highRows.mul(tokenScales[t]).intoArray(out, I.length());
+                float tokenScale = tokenScales[t];  // y = sum x s_x, as the oracle
+                lowA.mul(tokenScale).intoArray(out, 0);
+                highA.mul(tokenScale).intoArray(out, half);
+                lowB.mul(tokenScale).intoArray(out, ROWS);
+                highB.mul(tokenScale).intoArray(out, ROWS + half);
                 int first = tile * ROWS;
-                for (int j = 0; j < ROWS && first + j < n; j++) {
+                for (int j = 0; j < pair * ROWS && first + j < n; j++) {
                     y[t * n + first + j] = out[j];
                 }
             }
