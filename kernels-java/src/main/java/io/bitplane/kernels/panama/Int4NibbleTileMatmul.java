@@ -19,9 +19,10 @@ import java.nio.ByteOrder;
 /**
  * INT4 and INT4_ASYM x INT8 activations (W4A8) on tiles of rows whose 16-bit lanes hold four fields each, for
  * machines without vpermw (AVX2), where {@link Int4TileMatmul}'s lookups would be emulated. A row per lane means no
- * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the row-major
- * {@link PackedTernaryMatmul} pays a horizontal sum per group and row (4096 x 4096, one thread, UseAVX=2, G products/s:
- * groups of 128 about 12 there, 33-37 here; groups of 32 17 against 22).
+ * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the
+ * row-major kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread,
+ * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Tiles in pairs
+ * (as {@link ByteTableMatmul} takes them) ran slower here: eight int16 sums and four weight vectors spill.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows per tile,
@@ -30,8 +31,9 @@ import java.nio.ByteOrder;
  *   for INT4, the code for INT4_ASYM). Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32 in TileRows' order (even rows, then odd rows).
  * Codes: per token, int16, a token every 8 ceil(K / 8) codes (those past K meet only zero fields).
- * Per tile, token and group, lane by lane: field times the code (broadcast) in two int16 sums, four products per
- *   sum and step of two quads, at most 15 x 127 each, so runs of {@link #RUN} steps (32 values) end before 32767;
+ * Per tile, token and group, lane by lane: field times the code (broadcast) in four int16 sums (one per field of
+ *   the lane: four add chains side by side; two were 10-30% slower), two products per sum and step of two quads,
+ *   at most 15 x 127 each, so runs of {@link #RUN} steps (64 values) end before 32767;
  *   then into int32 sums (even and odd rows): F_g = sum u q, exact.
  *   acc_g = F_g - 8 X_g (INT4) or F_g (INT4_ASYM), X_g the group's sum of codes; as the oracle, in group order,
  *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM); y = sum x s_x.
@@ -49,7 +51,7 @@ final class Int4NibbleTileMatmul {
     private static final int STEP_VALUES = 8;
     /** Bytes of one quad of a tile: R lanes of four fields. */
     private static final int QUAD_BYTES = 2 * R;
-    /** Steps per int16 run: four products of at most 15 x 127 per step in each sum. */
+    /** Steps per int16 run: two products of at most 15 x 127 per step in each sum. */
     private static final int RUN = 32767 / (2 * 15 * 127);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
