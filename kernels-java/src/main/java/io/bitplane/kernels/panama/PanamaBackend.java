@@ -33,7 +33,8 @@ import java.util.Arrays;
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
- * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}). Loaded only by {@link io.bitplane.kernels.Backends} after it
+ * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4
+ * ({@link Int4NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
  * has checked that the vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements FloatTiles {
@@ -272,7 +273,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
     private static WorkerPool.RangeTask packedTernaryTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
-                                                      int batch) {
+                                                          int batch) {
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
         int groups = (int) spec.groupsPerRow();
