@@ -146,6 +146,7 @@ public abstract class BackendConformance {
         // One token, groups of 64 to 224 (natively eight groups at a time; groups of whole blocks left over go one
         // at a time, others to the general path), with tails and mins.
         "int4@64, 3, 1100, 1, int8", "ternary@64, 5, 1100, 1, int8", "ternary@128, 3, 1300, 1, int8",
+        "ternary@96, 3, 1000, 2, int8", "ternary@32, 4, 300, 3, int8",
         "int4-asym@128, 2, 2100, 1, int8", "int4@96, 3, 1700, 1, int8", "ternary@192, 2, 3300, 1, int8",
         // Batches whose groups are whole blocks (the native kernel's tokens-at-a-time path), odd batches included.
         "ternary, 7, 512, 5, int8", "int4@64, 9, 640, 3, int8", "int4-asym@128, 5, 1024, 4, int8",

@@ -31,6 +31,8 @@ import java.nio.ByteOrder;
  * xp (per token, int16 codes, zero past K): xp[128 c + 16 j + s] = code of the value that field j of lane s holds.
  * Products: field f (0 .. 3) times code q (|q| <= 127), summed lane by lane in int16 and moved into int32 lanes
  *   before a lane could overflow; per group one exact integer F_g = sum f q.
+ * Groups are whole slices of 32 values (a pair of field vectors); a chunk two groups share is summed slice by slice
+ *   for each (groups of 32 to 96 values pay a horizontal sum per chunk and group; they had taken the scalar kernel).
  * As the scalar oracle forms it, with X_g the group's sum of codes (field = code + 1):
  *   acc_g = F_g - X_g;  y = s_x * sum over g in order of (s_g acc_g + 0f)
  * </pre>
@@ -48,14 +50,16 @@ final class PackedTernaryMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     /** Values per chunk (PackedCodes' block of ternary codes). */
     private static final int CHUNK = 128;
+    /** Values per slice: a pair of field vectors (i of a chunk: shifts 2i and 8 + 2i), the group granularity. */
+    private static final int SLICE = 32;
 
-    /** Packed TERNARY with INT8 activations in groups of whole chunks, on a machine with 256-bit integer vectors
+    /** Packed TERNARY with INT8 activations in groups of whole slices, on a machine with 256-bit integer vectors
      * (narrower ones would emulate every 256-bit operation). */
     static boolean supports(TensorSpec spec) {
         long g = spec.groupSize();
         return spec.encoding() == Encoding.TERNARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_PACKED && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-                && (g == 0 || g % CHUNK == 0);
+                && (g == 0 || g % SLICE == 0);
     }
 
     /** Chunks per row. */
@@ -129,8 +133,7 @@ final class PackedTernaryMatmul {
         int groups = (int) spec.groupsPerRow();
         int paddedK = paddedK(spec);
         long rowBytes = PackedCodes.rowBytes(spec);
-        int chunks = chunks(spec);
-        int groupChunks = spec.groupSize() == 0 ? chunks : (int) spec.groupSize() / CHUNK;
+        int group = (int) spec.effectiveGroupSize();
         long scales = spec.scalesOffset();  // computed once: it is not free (it walks the tensor's shape)
         RowScratch s = ROW_SCRATCH.get().fit(groups);
         for (int rb = r0; rb < r1; rb += ROW_BLOCK) {
@@ -145,8 +148,9 @@ final class PackedTernaryMatmul {
                 int xo = t * paddedK;
                 for (int j = 0; j < rows; j++) {
                     long row = (rb + j) * rowBytes;
-                    for (int g = 0, c0 = 0; c0 < chunks; g++, c0 += groupChunks) {
-                        s.fieldSums[g] = ternarySum(w, row, c0, Math.min(chunks, c0 + groupChunks), xp, xo);
+                    for (int g = 0; g < groups; g++) {  // the last group runs on over the zero padding
+                        s.fieldSums[g] = groupSum(w, row, g * group, g == groups - 1 ? paddedK : (g + 1) * group,
+                                xp, xo);
                     }
                     if (groups == 1) {  // one scale per row: the sum is the one term
                         y[t * n + rb + j] = (0f + term(s, j, s.fieldSums[0], groupSums[t])) * tokenScales[t];
@@ -222,6 +226,48 @@ final class PackedTernaryMatmul {
     // for a cold call site, or past NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel
     // ran 2 to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16 and
     // hi = v >> 16.
+
+    /**
+     * F over values [v0, v1) of a row (multiples of a slice): whole chunks by {@link #ternarySum}, slices of a chunk
+     * a group shares with its neighbour by {@link #ternarySlices} (groups of 32 or 64 values: only those).
+     */
+    private static int groupSum(MemorySegment w, long row, int v0, int v1, short[] xp, int xo) {
+        int c0 = v0 / CHUNK;
+        int i0 = v0 % CHUNK / SLICE;
+        int c1 = v1 / CHUNK;
+        int i1 = v1 % CHUNK / SLICE;
+        if (c0 == c1) {
+            return ternarySlices(w, row, c0, i0, i1, xp, xo);
+        }
+        int sum = 0;
+        if (i0 > 0) {
+            sum += ternarySlices(w, row, c0, i0, CHUNK / SLICE, xp, xo);
+            c0++;
+        }
+        if (c0 < c1) {
+            sum += ternarySum(w, row, c0, c1, xp, xo);
+        }
+        if (i1 > 0) {
+            sum += ternarySlices(w, row, c1, 0, i1, xp, xo);
+        }
+        return sum;
+    }
+
+    /** F over slices [i0, i1) of chunk c of a row (at most 8 products of 3 x 127 per lane: no run limit). */
+    private static int ternarySlices(MemorySegment w, long row, int c, int i0, int i1, short[] xp, int xo) {
+        ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * c, LE);
+        int x = xo + CHUNK * c;
+        ShortVector a = ShortVector.zero(S);
+        for (int i = i0; i < i1; i++) {
+            a = a.add(p.lanewise(VectorOperators.LSHR, 2 * i).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 32 * i)))
+                    .add(p.lanewise(VectorOperators.LSHR, 8 + 2 * i).and((short) 3)
+                            .mul(ShortVector.fromArray(S, xp, x + 32 * i + 16)));
+        }
+        IntVector u = a.reinterpretAsInts();
+        return u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(u.lanewise(VectorOperators.ASHR, 16))
+                .reduceLanes(VectorOperators.ADD);
+    }
 
     /** Chunks in one ternary run: 2 products of at most 3 x 127 per chunk in each int16 sum. */
     private static final int TERNARY_RUN = 32767 / (2 * 3 * 127);
