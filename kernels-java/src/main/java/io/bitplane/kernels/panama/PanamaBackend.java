@@ -34,7 +34,7 @@ import java.util.Arrays;
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
  * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4
- * ({@link Int4NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
+ * ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
  * has checked that the vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements FloatTiles {
@@ -102,8 +102,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
-    /** INT4 and INT4_ASYM weights with their tiles for {@link Int4NibbleTileMatmul}, beside the file's bytes. */
-    private record Int4NibbleTiles(CpuWeights source, Int4NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
+    /** INT4 and INT4_ASYM weights with their tiles for {@link NibbleTileMatmul}, beside the file's bytes. */
+    private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
     @Override
@@ -125,11 +125,15 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
             return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
         }
-        if (!lookupTiles && Int4NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
-            return new Int4NibbleTiles(CpuWeights.of(w), Int4NibbleTileMatmul.repack(spec, tensor.data(), pool));
+        if (!lookupTiles && NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
+            return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
-            return packedCopy(spec, tensor.data());
+            CpuWeights packed = packedCopy(spec, tensor.data());
+            if (NibbleTileMatmul.supports(packed.spec())) {  // ternary in groups: tiles, read from the packed copy
+                return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(packed.spec(), packed.data(), pool));
+            }
+            return packed;
         }
         return w;
     }
@@ -138,13 +142,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
      * TERNARY bit planes with INT8 activations where there are no lookup tiles (AVX2): {@link PackedTernaryMatmul}
      * reads them faster as packed codes than any kernel reads the planes (measured with -XX:UseAVX=2, 4096 x 4096,
      * 2 threads: 4.4 against 48.7 G weights/s; the 418M ternary model decoded 20 tokens/s from planes, 64 from the
-     * packed file). A tensor whose bytes fall short of its spec keeps its kernels, which refuse it by name.
+     * packed file), and {@link NibbleTileMatmul} repacks ternary in groups from such a copy. A tensor whose bytes fall short of its spec keeps its kernels, which refuse it by name.
      */
     private static boolean packsAtLoad(BpmTensor tensor) {
         TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && PackedCodes.supports(spec.encoding()) && tensor.isComplete()
-                && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
+                && (PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED))
+                        || NibbleTileMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED)));
     }
 
     /** The tensor in layout 1, in new native memory freed when unreachable; its rows split over the pool. */
@@ -192,8 +197,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             runTiles(spec, batch, TileRows.tiles(spec), int8TileTask(t, x, y, batch));
             return;
         }
-        if (w instanceof Int4NibbleTiles t) {
-            runTiles(spec, batch, TileRows.tiles(spec), int4NibbleTask(t, x, y, batch));
+        if (w instanceof NibbleTiles t) {
+            runTiles(spec, batch, TileRows.tiles(spec), nibbleTileTask(t, x, y, batch));
             return;
         }
         if (w instanceof ByteTiles t) {
@@ -263,10 +268,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         return (r0, r1) -> XnorMatmul.rows(spec, w.data(), bits, scales, y, batch, r0, r1);
     }
 
-    /** Permuted activation codes and group sums of {@link PackedTernaryMatmul}, per calling thread. */
+    /** Permuted activation codes and their sums for {@link PackedTernaryMatmul}, per calling thread. */
     private static final class LaneInputs {
         short[] xp = new short[0];
-        int[] groupSums = new int[0];
+        int[] codeSums = new int[0];
     }
 
     private static final ThreadLocal<LaneInputs> LANE_INPUTS = ThreadLocal.withInitial(LaneInputs::new);
@@ -276,22 +281,21 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                                                           int batch) {
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
-        int groups = (int) spec.groupsPerRow();
         Int8Activations a = quantize(x, batch, k);
         LaneInputs in = LANE_INPUTS.get();
         if (in.xp.length < batch * paddedK) {
             in.xp = new short[batch * paddedK];
         }
-        if (in.groupSums.length < batch * groups) {
-            in.groupSums = new int[batch * groups];
+        if (in.codeSums.length < batch) {
+            in.codeSums = new int[batch];
         }
         for (int t = 0; t < batch; t++) {
-            PackedTernaryMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK, in.groupSums, t * groups);
+            in.codeSums[t] = PackedTernaryMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK);
         }
         short[] xp = in.xp;
-        int[] groupSums = in.groupSums;
+        int[] codeSums = in.codeSums;
         float[] scales = a.scales;
-        return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, groupSums, scales, y, batch, r0, r1);
+        return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, codeSums, scales, y, batch, r0, r1);
     }
 
     /** A product over tiles of rows: split by tiles where splitting pays. */
@@ -424,18 +428,18 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** Every token's padded codes and group sums on the calling thread; workers share them read-only. */
-    private static WorkerPool.RangeTask int4NibbleTask(Int4NibbleTiles w, float[] x, float[] y, int batch) {
+    private static WorkerPool.RangeTask nibbleTileTask(NibbleTiles w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int k = (int) spec.cols();
         Int8Activations a = quantize(x, batch, k);
-        int paddedK = Int4NibbleTileMatmul.paddedK(spec);
+        int paddedK = NibbleTileMatmul.paddedK(spec);
         short[] codes = threadArray(TILE_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
-            Int4NibbleTileMatmul.codes(spec, a.q16, t * k, codes, t * paddedK);
+            NibbleTileMatmul.codes(spec, a.q16, t * k, codes, t * paddedK);
         }
         int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;
-        return (t0, t1) -> Int4NibbleTileMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
+        return (t0, t1) -> NibbleTileMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
     }
 
     private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {

@@ -17,8 +17,11 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations (W4A8) on tiles of rows whose 16-bit lanes hold four fields each, for
- * machines without vpermw (AVX2), where {@link Int4TileMatmul}'s lookups would be emulated. A row per lane means no
+ * INT4 and INT4_ASYM x INT8 activations (W4A8), and TERNARY in groups shorter than a row, on tiles of rows whose
+ * 16-bit lanes hold four 4-bit fields each, for machines without vpermw (AVX2), where {@link Int4TileMatmul}'s and
+ * {@link SignTileMatmul}'s lookups would be emulated. Ternary fields (code + 1) take 4 bits here, twice their size
+ * in the file, because the row-major {@link PackedTernaryMatmul} pays a horizontal sum per group and row: 4096 x
+ * 14336, 2 threads, -XX:UseAVX=2, ternary@128 15-16 G weights/s there, @256 24; one scale per row stays there. A row per lane means no
  * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the
  * row-major kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread,
  * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Tiles in pairs
@@ -28,20 +31,20 @@ import java.nio.ByteOrder;
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows per tile,
  * Q = 2 ceil(K / 8) quads per row:
  *   at ((t Q + p) R + r) * 2 bytes: u16, bits 4i .. 4i+3 = field u of value 4p + i of row R t + r (u = code + 8
- *   for INT4, the code for INT4_ASYM). Rows past N and values past K are 0.
+ *   for INT4, the code for INT4_ASYM, code + 1 for TERNARY). Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32 in TileRows' order (even rows, then odd rows).
  * Codes: per token, int16, a token every 8 ceil(K / 8) codes (those past K meet only zero fields).
  * Per tile, token and group, lane by lane: field times the code (broadcast) in four int16 sums (one per field of
  *   the lane: four add chains side by side; two were 10-30% slower), two products per sum and step of two quads,
  *   at most 15 x 127 each, so runs of {@link #RUN} steps (64 values) end before 32767;
  *   then into int32 sums (even and odd rows): F_g = sum u q, exact.
- *   acc_g = F_g - 8 X_g (INT4) or F_g (INT4_ASYM), X_g the group's sum of codes; as the oracle, in group order,
- *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM); y = sum x s_x.
+ *   acc_g = F_g - 8 X_g (INT4), F_g - X_g (TERNARY) or F_g (INT4_ASYM), X_g the group's sum of codes; as the
+ *   oracle, in group order, sum = sum + (s_g acc_g + 0f), or + (s_g acc_g + m_g X_g) for INT4_ASYM; y = sum x s_x.
  * </pre>
  * Groups must be whole steps (a multiple of 8 values) or one per row.
  */
-final class Int4NibbleTileMatmul {
-    private Int4NibbleTileMatmul() {
+final class NibbleTileMatmul {
+    private NibbleTileMatmul() {
     }
 
     private static final int R = TileRows.ROWS;
@@ -57,12 +60,18 @@ final class Int4NibbleTileMatmul {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
-    /** INT4 and INT4_ASYM with INT8 activations in groups of whole steps, on a machine with 256-bit vectors. */
+    /**
+     * INT4 and INT4_ASYM (either layout), and packed TERNARY in groups shorter than a row, with INT8 activations in
+     * groups of whole steps, on a machine with 256-bit vectors.
+     */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && spec.activations() == ActivationHint.INT8
+        boolean int4 = (e == Encoding.INT4 || e == Encoding.INT4_ASYM)
+                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
+        boolean groupedTernary = e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED
+                && spec.groupsPerRow() > 1;
+        return (int4 || groupedTernary) && spec.activations() == ActivationHint.INT8
                 && spec.rank() == 2 && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % STEP_VALUES == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 16;
     }
@@ -153,7 +162,7 @@ final class Int4NibbleTileMatmul {
         int groups = (int) spec.groupsPerRow();
         int groupSteps = groups == 1 ? steps : (int) spec.effectiveGroupSize() / STEP_VALUES;
         boolean asym = w.mins() != null;
-        int codeFactor = asym ? 0 : -8;
+        int codeFactor = PackedCodes.codeOfField(spec.encoding(), 0);  // acc = F + (code of field 0) X
         int half = R / 2;
         float[] out = TILE_RESULTS.get();
         for (int tile = tile0; tile < tile1; tile++) {

@@ -26,12 +26,13 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link Int4NibbleTileMatmul} (INT4 x INT8 on tiles of four fields per lane, the kernel of machines without vpermw)
+ * {@link NibbleTileMatmul} (INT4, and ternary in groups, x INT8 on tiles of four fields per lane, the kernel of
+ * machines without vpermw)
  * against the scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Integer
  * sums, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class Int4NibbleTileMatmulTest {
+class NibbleTileMatmulTest {
     private final Backend nibbleTiles = new PanamaBackend(2, false);
     private final Backend oracle = new ScalarBackend();
 
@@ -51,13 +52,16 @@ class Int4NibbleTileMatmulTest {
         "int4@8, 17, 100, 1, false", "int4@32, 33, 1030, 2, true", "int4@32, 31, 4096, 1, false",
         "int4@64, 9, 200, 1, true", "int4@128, 31, 1000, 3, false", "int4@40, 5, 300, 1, true",
         "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
-        "int4-asym, 7, 90, 1, false"})
+        "int4-asym, 7, 90, 1, false",
+        // ternary in groups (packed, or planes the backend packs first), fields code + 1
+        "ternary@32, 17, 100, 1, true", "ternary@64, 33, 1030, 2, true", "ternary@128, 5, 4100, 1, false",
+        "ternary@256, 31, 1000, 3, true", "ternary@16, 3, 77, 1, false"})
     void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 61L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
         t = packed ? PackedCodes.relayout(t) : t;
-        assertTrue(Int4NibbleTileMatmul.supports(t.spec()));
+        assertTrue(NibbleTileMatmul.supports(t.spec()) || !packed);
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -90,18 +94,25 @@ class Int4NibbleTileMatmulTest {
                 BackendConformance.matmul(nibbleTiles, placed, x, 2));
     }
 
-    /** INT4 and INT4_ASYM with INT8 activations in groups of whole steps; not other groups or activations. */
+    /**
+     * INT4 and INT4_ASYM with INT8 activations in groups of whole steps, and packed ternary in groups (one scale per
+     * row stays on the row-major kernel, faster there); not other groups or activations.
+     */
     @Test
-    void takesInt4WithInt8ActivationsInGroupsOfWholeSteps() {
-        assertTrue(Int4NibbleTileMatmul.supports(spec("int4@32", ActivationHint.INT8)));
-        assertTrue(Int4NibbleTileMatmul.supports(spec("int4-asym@16", ActivationHint.INT8)));
-        assertFalse(Int4NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8)));
-        assertFalse(Int4NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32)));
-        assertFalse(Int4NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8)));
+    void takesInt4AndGroupedTernaryWithInt8ActivationsInGroupsOfWholeSteps() {
+        assertTrue(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.INT8, false)));
+        assertTrue(NibbleTileMatmul.supports(spec("int4-asym@16", ActivationHint.INT8, true)));
+        assertTrue(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, true)));
+        assertFalse(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, false)));
+        assertFalse(NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8, true)));
+        assertFalse(NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8, false)));
+        assertFalse(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32, false)));
+        assertFalse(NibbleTileMatmul.supports(spec("binary", ActivationHint.INT8, false)));
     }
 
-    private static io.bitplane.format.TensorSpec spec(String quant, ActivationHint activations) {
-        return Quantizer.quantize("w", new long[] {4, 64}, new float[4 * 64], QuantSpec.parse(quant), activations)
-                .spec();
+    private static io.bitplane.format.TensorSpec spec(String quant, ActivationHint activations, boolean packed) {
+        EncodedTensor t = Quantizer.quantize("w", new long[] {4, 256}, new float[4 * 256], QuantSpec.parse(quant),
+                activations);
+        return (packed ? PackedCodes.relayout(t) : t).spec();
     }
 }
