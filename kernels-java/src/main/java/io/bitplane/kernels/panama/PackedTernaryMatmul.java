@@ -19,8 +19,9 @@ import java.nio.ByteOrder;
  * {@code maddubs}, and byte shifts are emulated, but 16-bit lanes shift and multiply natively. So 32 bytes of a row
  * are read as 16 u16 lanes, each holding 8 fields of 2 bits, and each field vector (one field of every lane,
  * shifted down and masked) is multiplied with 16 activation codes that were put in the matching order once per
- * token. (INT4 and BINARY took this kernel too, until tiles of rows served them 1.3-3x faster: {@link
- * NibbleTileMatmul}, {@link ByteTableMatmul}. For ternary, neither tile layout does fewer operations per value.)
+ * token. (INT4, BINARY and ternary in groups took this kernel too, until tiles of rows served them 1.3-8x faster:
+ * {@link NibbleTileMatmul}, {@link ByteTableMatmul}. For ternary with one scale per row, tiles do more operations
+ * per value.)
  *
  * <pre>
  * Chunk: 32 bytes of a row, lanes s = 0..15 (bytes 2s, 2s + 1), 128 values (PackedCodes):
@@ -106,12 +107,11 @@ final class PackedTernaryMatmul {
         }
     }
 
-    // Each group is summed in runs short enough that no int16 lane can overflow, in a small method that returns an
-    // int: four int16 sums (four add chains side by side; two chains ran 15-20% slower), widened into int32 lanes
-    // after each run. Vectors never cross a call: where C2 declined to inline a helper that took vectors (too large
-    // for a cold call site, or past NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel
-    // ran 2 to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16 and
-    // hi = v >> 16.
+    // A row is summed in runs short enough that no int16 lane can overflow, in a small method that returns an int:
+    // four int16 sums (four add chains side by side; two chains ran 15-20% slower), widened into int32 lanes after
+    // each run. Vectors never cross a call: where C2 declined to inline a helper that took vectors (too large for a
+    // cold call site, or past NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel ran 2
+    // to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16, hi = v >> 16.
 
     /** Chunks in one ternary run: 2 products of at most 3 x 127 per chunk in each int16 sum. */
     private static final int TERNARY_RUN = 32767 / (2 * 3 * 127);
