@@ -319,6 +319,15 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         return h[0];
     }
 
+    /** As {@link #threadArray}, for bytes. */
+    private static byte[] threadBytes(ThreadLocal<byte[][]> holder, int length) {
+        byte[][] h = holder.get();
+        if (h[0].length < length) {
+            h[0] = new byte[length];
+        }
+        return h[0];
+    }
+
     /** As {@link #threadArray}, for ints. */
     private static int[] threadInts(ThreadLocal<int[][]> holder, int length) {
         int[][] h = holder.get();
@@ -414,11 +423,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int k = (int) spec.cols();
         Int8Activations a = quantize(x, batch, k);
         int length = ByteTableMatmul.tableLength(spec);
-        byte[][] holder = BYTE_TABLES.get();
-        if (holder[0].length < batch * length) {
-            holder[0] = new byte[batch * length];
-        }
-        byte[] tables = holder[0];
+        byte[] tables = threadBytes(BYTE_TABLES, batch * length);
         for (int t = 0; t < batch; t++) {
             ByteTableMatmul.tables(spec, a.q16, t * k, tables, t * length);
         }
