@@ -5,6 +5,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -58,19 +59,17 @@ final class NibbleTileMatmul {
     private static final int RUN = 32767 / (2 * 15 * 127);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
     /**
-     * INT4 and INT4_ASYM (either layout), and packed TERNARY in groups shorter than a row, with INT8 activations in
-     * groups of whole steps, on a machine with 256-bit vectors.
+     * INT4, INT4_ASYM, and TERNARY in groups shorter than a row (either layout), with INT8 activations in groups of
+     * whole steps, on a machine with 256-bit vectors.
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        boolean int4 = (e == Encoding.INT4 || e == Encoding.INT4_ASYM)
-                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
-        boolean groupedTernary = e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED
-                && spec.groupsPerRow() > 1;
+        boolean int4 = e == Encoding.INT4 || e == Encoding.INT4_ASYM;
+        boolean groupedTernary = e == Encoding.TERNARY && spec.groupsPerRow() > 1;
         return (int4 || groupedTernary) && spec.activations() == ActivationHint.INT8
+                && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && spec.rank() == 2 && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % STEP_VALUES == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 16;
@@ -106,25 +105,12 @@ final class NibbleTileMatmul {
         int groups = (int) spec.groupsPerRow();
         long scalesOffset = spec.scalesOffset();  // once: each call walks the tensor's shape
         long minsOffset = t.mins() != null ? spec.minsOffset() : 0;
-        boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         int fieldOfCodeZero = -PackedCodes.codeOfField(spec.encoding(), 0);
-        long words = spec.wordsPerRow();
         int[] u = new int[4 * quads];  // zero past K
         for (int r = r0; r < r1; r++) {
-            if (packed) {
-                PackedCodes.decodeRow(spec, data, r, u);
-                for (int i = 0; i < k; i++) {
-                    u[i] += fieldOfCodeZero;
-                }
-            } else {  // plane p of row r: u64 words at (4 r + p) * words, bit i % 64 of word i / 64 = bit p of u
-                for (int i = 0; i < k; i++) {
-                    int field = 0;
-                    for (int p = 0; p < 4; p++) {
-                        long word = data.getAtIndex(U64, (4L * r + p) * words + i / 64);
-                        field |= (int) (word >>> (i % 64) & 1) << p;
-                    }
-                    u[i] = field;
-                }
+            ScalarMatmul.decodeRow(spec, data, r, k, u);  // codes, from either layout
+            for (int i = 0; i < k; i++) {
+                u[i] += fieldOfCodeZero;
             }
             long at = ((long) (r / R) * quads * R + r % R) * 2;
             for (int q = 0; q < quads; q++, at += QUAD_BYTES) {

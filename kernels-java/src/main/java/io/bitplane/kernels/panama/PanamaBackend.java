@@ -129,11 +129,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
-            CpuWeights packed = packedCopy(spec, tensor.data());
-            if (NibbleTileMatmul.supports(packed.spec())) {  // ternary in groups: tiles, read from the packed copy
-                return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(packed.spec(), packed.data(), pool));
-            }
-            return packed;
+            return packedCopy(spec, tensor.data());
         }
         return w;
     }
@@ -142,14 +138,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
      * TERNARY bit planes with INT8 activations where there are no lookup tiles (AVX2): {@link PackedTernaryMatmul}
      * reads them faster as packed codes than any kernel reads the planes (measured with -XX:UseAVX=2, 4096 x 4096,
      * 2 threads: 4.4 against 48.7 G weights/s; the 418M ternary model decoded 20 tokens/s from planes, 64 from the
-     * packed file), and {@link NibbleTileMatmul} repacks ternary in groups from such a copy. A tensor whose bytes fall short of its spec keeps its kernels, which refuse it by name.
+     * packed file); in groups, {@link NibbleTileMatmul} tiles them straight from the planes. A tensor whose bytes
+     * fall short of its spec keeps its kernels, which refuse it by name.
      */
     private static boolean packsAtLoad(BpmTensor tensor) {
         TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && PackedCodes.supports(spec.encoding()) && tensor.isComplete()
-                && (PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED))
-                        || NibbleTileMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED)));
+                && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
     /** The tensor in layout 1, in new native memory freed when unreachable; its rows split over the pool. */

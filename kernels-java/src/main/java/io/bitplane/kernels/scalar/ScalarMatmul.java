@@ -149,8 +149,11 @@ public final class ScalarMatmul {
         }
     }
 
-    /** The integer code of every value of row r (see the class comment). */
-    static void decodeRow(TensorSpec spec, MemorySegment w, int r, int k, int[] codes) {
+    /**
+     * The integer code of every value of row r into {@code codes[0 .. k)} (see the class comment): the reference's
+     * decoding, which kernels that repack rows at load reuse.
+     */
+    public static void decodeRow(TensorSpec spec, MemorySegment w, int r, int k, int[] codes) {
         if (spec.encoding() == Encoding.INT8) {
             for (int i = 0; i < k; i++) {
                 codes[i] = w.get(ValueLayout.JAVA_BYTE, (long) r * k + i);

@@ -53,7 +53,7 @@ class NibbleTileMatmulTest {
         "int4@64, 9, 200, 1, true", "int4@128, 31, 1000, 3, false", "int4@40, 5, 300, 1, true",
         "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
         "int4-asym, 7, 90, 1, false",
-        // ternary in groups (packed, or planes the backend packs first), fields code + 1
+        // ternary in groups (packed or planes), fields code + 1
         "ternary@32, 17, 100, 1, true", "ternary@64, 33, 1030, 2, true", "ternary@128, 5, 4100, 1, false",
         "ternary@256, 31, 1000, 3, true", "ternary@16, 3, 77, 1, false"})
     void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
@@ -61,7 +61,7 @@ class NibbleTileMatmulTest {
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
         t = packed ? PackedCodes.relayout(t) : t;
-        assertTrue(NibbleTileMatmul.supports(t.spec()) || !packed);
+        assertTrue(NibbleTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -95,15 +95,15 @@ class NibbleTileMatmulTest {
     }
 
     /**
-     * INT4 and INT4_ASYM with INT8 activations in groups of whole steps, and packed ternary in groups (one scale per
-     * row stays on the row-major kernel, faster there); not other groups or activations.
+     * INT4 and INT4_ASYM with INT8 activations in groups of whole steps, and ternary in groups (one scale per row
+     * stays on the row-major kernel, faster there); not other groups or activations.
      */
     @Test
     void takesInt4AndGroupedTernaryWithInt8ActivationsInGroupsOfWholeSteps() {
         assertTrue(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.INT8, false)));
         assertTrue(NibbleTileMatmul.supports(spec("int4-asym@16", ActivationHint.INT8, true)));
         assertTrue(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, true)));
-        assertFalse(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, false)));
+        assertTrue(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, false)));
         assertFalse(NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8, true)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8, false)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32, false)));
