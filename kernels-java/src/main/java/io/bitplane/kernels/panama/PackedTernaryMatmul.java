@@ -101,7 +101,7 @@ final class PackedTernaryMatmul {
             float scale = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * r));
             long row = r * rowBytes;
             for (int t = 0; t < batch; t++) {
-                int f = ternarySum(w, row, 0, chunks, xp, t * paddedK);
+                int f = ternarySum(w, row, chunks, xp, t * paddedK);
                 y[t * n + r] = (0f + (scale * (f - codeSums[t]) + 0f)) * tokenScales[t];
             }
         }
@@ -116,11 +116,11 @@ final class PackedTernaryMatmul {
     /** Chunks in one ternary run: 2 products of at most 3 x 127 per chunk in each int16 sum. */
     private static final int TERNARY_RUN = 32767 / (2 * 3 * 127);
 
-    /** F over chunks [c0, c1) of a ternary row. */
-    private static int ternarySum(MemorySegment w, long row, int c0, int c1, short[] xp, int xo) {
+    /** F of a ternary row of {@code chunks} chunks. */
+    private static int ternarySum(MemorySegment w, long row, int chunks, short[] xp, int xo) {
         IntVector total = IntVector.zero(I);
-        for (int r0 = c0; r0 < c1; r0 += TERNARY_RUN) {
-            int r1 = Math.min(c1, r0 + TERNARY_RUN);
+        for (int r0 = 0; r0 < chunks; r0 += TERNARY_RUN) {
+            int r1 = Math.min(chunks, r0 + TERNARY_RUN);
             ShortVector a = ShortVector.zero(S);
             ShortVector b = ShortVector.zero(S);
             ShortVector c = ShortVector.zero(S);
