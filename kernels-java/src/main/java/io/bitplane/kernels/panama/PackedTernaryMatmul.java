@@ -69,25 +69,19 @@ final class PackedTernaryMatmul {
         return chunks(spec) * CHUNK;
     }
 
-    /**
-     * One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)} in field-vector order; returns
-     * their sum X.
-     */
-    static int prepare(TensorSpec spec, short[] q, int q0, short[] xp, int x0) {
+    /** One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)} in field-vector order. */
+    static void prepare(TensorSpec spec, short[] q, int q0, short[] xp, int x0) {
         int k = (int) spec.cols();
         java.util.Arrays.fill(xp, x0, x0 + paddedK(spec), (short) 0);
-        int sum = 0;
         for (int i = 0; i < k; i++) {
             int j = i % CHUNK;
             // field vector 2 (j / 32) + j % 2, lane (j % 32) / 2
             xp[x0 + i - j + 16 * (2 * (j / 32) + j % 2) + (j % 32) / 2] = q[q0 + i];
-            sum += q[q0 + i];
         }
-        return sum;
     }
 
     /**
-     * Rows [r0, r1) for every token: token t's codes {@link #prepare}d at {@code xp[t * paddedK ..]}, their sum at
+     * Rows [r0, r1) for every token: token t's codes {@link #prepare}d at {@code xp[t * paddedK ..]}, their sum X at
      * {@code codeSums[t]}; y = (0f + (s (F - X) + 0f)) s_x, as the oracle adds its one group term.
      */
     static void rows(TensorSpec spec, MemorySegment w, short[] xp, int[] codeSums, float[] tokenScales, float[] y,

@@ -33,8 +33,8 @@ import java.util.Arrays;
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
- * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4
- * ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
+ * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4 and
+ * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
  * has checked that the vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements FloatTiles {
@@ -102,7 +102,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
-    /** INT4 and INT4_ASYM weights with their tiles for {@link NibbleTileMatmul}, beside the file's bytes. */
+    /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul}, beside the file's
+     * bytes. */
     private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
@@ -144,8 +145,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static boolean packsAtLoad(BpmTensor tensor) {
         TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
-                && PackedCodes.supports(spec.encoding()) && tensor.isComplete()
-                && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
+                && tensor.isComplete() && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
     /** The tensor in layout 1, in new native memory freed when unreachable; its rows split over the pool. */
@@ -264,13 +264,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         return (r0, r1) -> XnorMatmul.rows(spec, w.data(), bits, scales, y, batch, r0, r1);
     }
 
-    /** Permuted activation codes and their sums for {@link PackedTernaryMatmul}, per calling thread. */
-    private static final class LaneInputs {
-        short[] xp = new short[0];
-        int[] codeSums = new int[0];
-    }
-
-    private static final ThreadLocal<LaneInputs> LANE_INPUTS = ThreadLocal.withInitial(LaneInputs::new);
+    private static final ThreadLocal<short[][]> PERMUTED_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
     /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
     private static WorkerPool.RangeTask packedTernaryTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
@@ -278,18 +272,11 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
         Int8Activations a = quantize(x, batch, k);
-        LaneInputs in = LANE_INPUTS.get();
-        if (in.xp.length < batch * paddedK) {
-            in.xp = new short[batch * paddedK];
-        }
-        if (in.codeSums.length < batch) {
-            in.codeSums = new int[batch];
-        }
+        short[] xp = threadArray(PERMUTED_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
-            in.codeSums[t] = PackedTernaryMatmul.prepare(spec, a.q16, t * k, in.xp, t * paddedK);
+            PackedTernaryMatmul.prepare(spec, a.q16, t * k, xp, t * paddedK);
         }
-        short[] xp = in.xp;
-        int[] codeSums = in.codeSums;
+        int[] codeSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());  // one group per row
         float[] scales = a.scales;
         return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, codeSums, scales, y, batch, r0, r1);
     }
