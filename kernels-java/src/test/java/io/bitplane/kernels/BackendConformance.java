@@ -340,7 +340,7 @@ public abstract class BackendConformance {
                 assertEquals(a[i], b[i], 1e-5f * (1 + Math.abs(a[i])), "swiGlu " + i);
             }
         }
-        for (int headSize : new int[] {6, 8, 16, 64}) {
+        for (int headSize : new int[] {6, 8, 12, 16, 24, 40, 64}) {
             AttentionShape s = new AttentionShape(4, 2, headSize);
             int positions = 37;
             int batch = 3;

@@ -16,6 +16,7 @@ import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -34,8 +35,9 @@ import java.util.Arrays;
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
  * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4 and
- * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link io.bitplane.kernels.Backends} after it
- * has checked that the vector module is present, so no other class names this one.
+ * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link
+ * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
+ * one.
  */
 public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -692,14 +694,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /**
-     * The species for one attention head of n values: the preferred one when it divides n, else 256 bits when
-     * that does (small heads on AVX-512), else none (the scalar inner products).
+     * A head row of n values in F vectors: whole vectors, then (when F does not divide n) one vector whose lanes
+     * past n are masked off, so small heads (stories260K's 8 on AVX-512) stay in vectors. The species is always the
+     * constant F: a species chosen at run time (F or 256 bits, as this code once did) is not a constant to C2, which
+     * then left every vector operation of attention unintrinsified, 7-18x slower, and only in some JIT runs.
+     * Masked lanes load as 0 and add only zeros, so a head's sums are those of vectors exactly n wide.
      */
-    private static VectorSpecies<Float> headSpecies(int n) {
-        if (n % F.length() == 0) {
-            return F;
-        }
-        return F.vectorBitSize() > 256 && n % 8 == 0 ? FloatVector.SPECIES_256 : null;
+    private static VectorMask<Float> headTail(int n) {
+        return F.indexInRange(n - n % F.length(), n);
     }
 
     /**
@@ -730,24 +732,28 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     @Override
     protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
                           float norm) {
-        VectorSpecies<Float> sp = headSpecies(n);
-        if (sp == null) {
-            super.scores(att, q, qo, k, ko, stride, count, n, norm);
-            return;
-        }
+        int whole = n - n % F.length();
+        VectorMask<Float> tail = headTail(n);
         int t = 0;
         for (; t + 4 <= count; t += 4) {
             int k0 = t * stride + ko;
-            FloatVector a0 = FloatVector.zero(sp);
-            FloatVector a1 = FloatVector.zero(sp);
-            FloatVector a2 = FloatVector.zero(sp);
-            FloatVector a3 = FloatVector.zero(sp);
-            for (int i = 0; i < n; i += sp.length()) {
-                FloatVector qv = FloatVector.fromArray(sp, q, qo + i);
-                a0 = qv.fma(FloatVector.fromArray(sp, k, k0 + i), a0);
-                a1 = qv.fma(FloatVector.fromArray(sp, k, k0 + stride + i), a1);
-                a2 = qv.fma(FloatVector.fromArray(sp, k, k0 + 2 * stride + i), a2);
-                a3 = qv.fma(FloatVector.fromArray(sp, k, k0 + 3 * stride + i), a3);
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int i = 0; i < whole; i += F.length()) {
+                FloatVector qv = FloatVector.fromArray(F, q, qo + i);
+                a0 = qv.fma(FloatVector.fromArray(F, k, k0 + i), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, k, k0 + stride + i), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + i), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + i), a3);
+            }
+            if (whole < n) {
+                FloatVector qv = FloatVector.fromArray(F, q, qo + whole, tail);
+                a0 = qv.fma(FloatVector.fromArray(F, k, k0 + whole, tail), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, k, k0 + stride + whole, tail), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + whole, tail), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + whole, tail), a3);
             }
             att[t] = Lanes.sum(a0) / norm;
             att[t + 1] = Lanes.sum(a1) / norm;
@@ -761,13 +767,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     @Override
     protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
-        VectorSpecies<Float> sp = headSpecies(n);
-        if (sp == null) {
-            return super.headDot(a, ao, b, bo, n);
+        int whole = n - n % F.length();
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < whole; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        FloatVector acc = FloatVector.zero(sp);
-        for (int i = 0; i < n; i += sp.length()) {
-            acc = FloatVector.fromArray(sp, a, ao + i).fma(FloatVector.fromArray(sp, b, bo + i), acc);
+        if (whole < n) {
+            VectorMask<Float> tail = headTail(n);
+            acc = FloatVector.fromArray(F, a, ao + whole, tail).fma(FloatVector.fromArray(F, b, bo + whole, tail), acc);
         }
         return Lanes.sum(acc);
     }
@@ -779,39 +786,42 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     @Override
     protected void weightedSum(float[] out, int oo, float[] att, int count, float[] v, int vo, int stride, int n) {
-        VectorSpecies<Float> sp = headSpecies(n);
-        if (sp == null) {
-            super.weightedSum(out, oo, att, count, v, vo, stride, n);
-            return;
-        }
-        int lanes = sp.length();
+        int lanes = F.length();
         int i = 0;
         // Four slices of the head at once: four independent multiply-add chains instead of one (the chain's latency,
         // not the loads, bounded this loop). Each lane still adds the positions in order, so results are unchanged.
         for (; i + 4 * lanes <= n; i += 4 * lanes) {
-            FloatVector a0 = FloatVector.zero(sp);
-            FloatVector a1 = FloatVector.zero(sp);
-            FloatVector a2 = FloatVector.zero(sp);
-            FloatVector a3 = FloatVector.zero(sp);
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
             for (int t = 0; t < count; t++) {
-                FloatVector w = FloatVector.broadcast(sp, att[t]);
+                FloatVector w = FloatVector.broadcast(F, att[t]);
                 int at = t * stride + vo + i;
-                a0 = FloatVector.fromArray(sp, v, at).fma(w, a0);
-                a1 = FloatVector.fromArray(sp, v, at + lanes).fma(w, a1);
-                a2 = FloatVector.fromArray(sp, v, at + 2 * lanes).fma(w, a2);
-                a3 = FloatVector.fromArray(sp, v, at + 3 * lanes).fma(w, a3);
+                a0 = FloatVector.fromArray(F, v, at).fma(w, a0);
+                a1 = FloatVector.fromArray(F, v, at + lanes).fma(w, a1);
+                a2 = FloatVector.fromArray(F, v, at + 2 * lanes).fma(w, a2);
+                a3 = FloatVector.fromArray(F, v, at + 3 * lanes).fma(w, a3);
             }
             a0.intoArray(out, oo + i);
             a1.intoArray(out, oo + i + lanes);
             a2.intoArray(out, oo + i + 2 * lanes);
             a3.intoArray(out, oo + i + 3 * lanes);
         }
-        for (; i < n; i += lanes) {
-            FloatVector acc = FloatVector.zero(sp);
+        for (; i + lanes <= n; i += lanes) {
+            FloatVector acc = FloatVector.zero(F);
             for (int t = 0; t < count; t++) {
-                acc = FloatVector.fromArray(sp, v, t * stride + vo + i).fma(FloatVector.broadcast(sp, att[t]), acc);
+                acc = FloatVector.fromArray(F, v, t * stride + vo + i).fma(FloatVector.broadcast(F, att[t]), acc);
             }
             acc.intoArray(out, oo + i);
+        }
+        if (i < n) {
+            VectorMask<Float> tail = headTail(n);
+            FloatVector acc = FloatVector.zero(F);
+            for (int t = 0; t < count; t++) {
+                acc = FloatVector.fromArray(F, v, t * stride + vo + i, tail).fma(FloatVector.broadcast(F, att[t]), acc);
+            }
+            acc.intoArray(out, oo + i, tail);
         }
     }
 
