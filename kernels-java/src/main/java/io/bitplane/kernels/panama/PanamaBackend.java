@@ -733,7 +733,6 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
                           float norm) {
         int whole = n - n % F.length();
-        VectorMask<Float> tail = headTail(n);
         int t = 0;
         for (; t + 4 <= count; t += 4) {
             int k0 = t * stride + ko;
@@ -749,6 +748,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + i), a3);
             }
             if (whole < n) {
+                VectorMask<Float> tail = headTail(n);
                 FloatVector qv = FloatVector.fromArray(F, q, qo + whole, tail);
                 a0 = qv.fma(FloatVector.fromArray(F, k, k0 + whole, tail), a0);
                 a1 = qv.fma(FloatVector.fromArray(F, k, k0 + stride + whole, tail), a1);
