@@ -500,8 +500,10 @@ public final class OpenClBackend implements Backend {
             return;
         }
         closed = true;
+        // Kernels are enqueued without waiting: let the last step finish before its buffers, queue and context go,
+        // rather than rely on the driver to keep released objects alive for commands still in flight.
+        clFinish(queue);
         if (profile != null) {
-            clFinish(queue);
             System.err.print(profile.report(description()));
         }
         memory.releaseAll();
