@@ -16,7 +16,6 @@ import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -694,15 +693,13 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /**
-     * A head row of n values in F vectors: whole vectors, then (when F does not divide n) one vector whose lanes
-     * past n are masked off, so small heads (stories260K's 8 on AVX-512) stay in vectors. The species is always the
-     * constant F: a species chosen at run time (F or 256 bits, as this code once did) is not a constant to C2, which
-     * then left every vector operation of attention unintrinsified, 7-18x slower, and only in some JIT runs.
-     * Masked lanes load as 0 and add only zeros, so a head's sums are those of vectors exactly n wide.
+     * Heads whose values do not fill whole F vectors (stories260K's 8 on AVX-512) end with one 256-bit vector when
+     * 8 or more values are left, then value by value. Each kernel's species must be a constant: a species chosen
+     * at run time (F or 256 bits, as this code once did) is no constant to C2, which then left every vector
+     * operation of attention unintrinsified, 7-18x slower, in some JIT runs and not others; a species passed to a
+     * helper method is a constant only if C2 inlines it, which it did not.
      */
-    private static VectorMask<Float> headTail(int n) {
-        return F.indexInRange(n - n % F.length(), n);
-    }
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
 
     /**
      * Heads of a long context over the pool: a token's 32 heads at position 500 are 4 M multiply-adds, which one
@@ -732,7 +729,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     @Override
     protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
                           float norm) {
-        int whole = n - n % F.length();
+        if (n % F.length() != 0) {
+            for (int t = 0; t < count; t++) {
+                att[t] = headDot(q, qo, k, t * stride + ko, n) / norm;
+            }
+            return;
+        }
         int t = 0;
         for (; t + 4 <= count; t += 4) {
             int k0 = t * stride + ko;
@@ -740,20 +742,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             FloatVector a1 = FloatVector.zero(F);
             FloatVector a2 = FloatVector.zero(F);
             FloatVector a3 = FloatVector.zero(F);
-            for (int i = 0; i < whole; i += F.length()) {
+            for (int i = 0; i < n; i += F.length()) {
                 FloatVector qv = FloatVector.fromArray(F, q, qo + i);
                 a0 = qv.fma(FloatVector.fromArray(F, k, k0 + i), a0);
                 a1 = qv.fma(FloatVector.fromArray(F, k, k0 + stride + i), a1);
                 a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + i), a2);
                 a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + i), a3);
-            }
-            if (whole < n) {
-                VectorMask<Float> tail = headTail(n);
-                FloatVector qv = FloatVector.fromArray(F, q, qo + whole, tail);
-                a0 = qv.fma(FloatVector.fromArray(F, k, k0 + whole, tail), a0);
-                a1 = qv.fma(FloatVector.fromArray(F, k, k0 + stride + whole, tail), a1);
-                a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + whole, tail), a2);
-                a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + whole, tail), a3);
             }
             att[t] = Lanes.sum(a0) / norm;
             att[t + 1] = Lanes.sum(a1) / norm;
@@ -767,16 +761,24 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     @Override
     protected float headDot(float[] a, int ao, float[] b, int bo, int n) {
-        int whole = n - n % F.length();
-        FloatVector acc = FloatVector.zero(F);
-        for (int i = 0; i < whole; i += F.length()) {
-            acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+        int i = 0;
+        float sum = 0f;
+        if (n >= F.length()) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; i + F.length() <= n; i += F.length()) {
+                acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
+            }
+            sum = Lanes.sum(acc);
         }
-        if (whole < n) {
-            VectorMask<Float> tail = headTail(n);
-            acc = FloatVector.fromArray(F, a, ao + whole, tail).fma(FloatVector.fromArray(F, b, bo + whole, tail), acc);
+        if (F.length() > F8.length() && i + F8.length() <= n) { // at most one: fewer than F.length() are left
+            float part = Lanes.sum(FloatVector.fromArray(F8, a, ao + i).mul(FloatVector.fromArray(F8, b, bo + i)));
+            sum = i == 0 ? part : sum + part;
+            i += F8.length();
         }
-        return Lanes.sum(acc);
+        for (; i < n; i++) {
+            sum += a[ao + i] * b[bo + i];
+        }
+        return sum;
     }
 
     @Override
@@ -815,13 +817,20 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             }
             acc.intoArray(out, oo + i);
         }
-        if (i < n) {
-            VectorMask<Float> tail = headTail(n);
-            FloatVector acc = FloatVector.zero(F);
+        if (F.length() > F8.length() && i + F8.length() <= n) {
+            FloatVector acc = FloatVector.zero(F8);
             for (int t = 0; t < count; t++) {
-                acc = FloatVector.fromArray(F, v, t * stride + vo + i, tail).fma(FloatVector.broadcast(F, att[t]), acc);
+                acc = FloatVector.fromArray(F8, v, t * stride + vo + i).fma(FloatVector.broadcast(F8, att[t]), acc);
             }
-            acc.intoArray(out, oo + i, tail);
+            acc.intoArray(out, oo + i);
+            i += F8.length();
+        }
+        for (; i < n; i++) {
+            float acc = 0f;
+            for (int t = 0; t < count; t++) {
+                acc += att[t] * v[t * stride + vo + i];
+            }
+            out[oo + i] = acc;
         }
     }
 
