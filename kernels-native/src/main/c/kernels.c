@@ -1118,24 +1118,22 @@ static inline int64_t block_values(int64_t k) {
 
 #ifdef __AVX2__
 /*
- * Transposes an 8 x 8 byte matrix held as 8 little-endian words (row r = word r, column s = byte s) in place,
- * swapping bytes, then byte pairs, then byte quads between rows 1, 2 and 4 apart.
+ * Transposes an 8 x 8 byte matrix held as 8 little-endian words (row r = word r, column s = byte s) in place: in
+ * round d = 1, 2, 4, rows r and r + d (bit d of r clear) swap their blocks of d bytes across the diagonal.
  */
 static inline void transpose8x8_bytes(uint64_t m[8]) {
-    for (int r = 0; r < 8; r += 2) {
-        uint64_t t = ((m[r] >> 8) ^ m[r + 1]) & 0x00FF00FF00FF00FFULL;
-        m[r + 1] ^= t;
-        m[r] ^= t << 8;
-    }
-    for (int r = 0; r < 8; r += (r % 4 == 1) ? 3 : 1) { /* 0, 1, 4, 5 */
-        uint64_t t = ((m[r] >> 16) ^ m[r + 2]) & 0x0000FFFF0000FFFFULL;
-        m[r + 2] ^= t;
-        m[r] ^= t << 16;
-    }
-    for (int r = 0; r < 4; r++) {
-        uint64_t t = ((m[r] >> 32) ^ m[r + 4]) & 0x00000000FFFFFFFFULL;
-        m[r + 4] ^= t;
-        m[r] ^= t << 32;
+    static const uint64_t low_blocks[3] = {0x00FF00FF00FF00FFULL, 0x0000FFFF0000FFFFULL, 0x00000000FFFFFFFFULL};
+    for (int round = 0; round < 3; round++) {
+        int d = 1 << round;
+        int bits = 8 << round;
+        for (int r = 0; r < 8; r++) {
+            if (r & d) {
+                continue;
+            }
+            uint64_t t = ((m[r] >> bits) ^ m[r + d]) & low_blocks[round];
+            m[r + d] ^= t;
+            m[r] ^= t << bits;
+        }
     }
 }
 
