@@ -817,6 +817,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             }
             acc.intoArray(out, oo + i);
         }
+        // Heads F does not divide (see F8): one 256-bit vector, then value by value, positions in order as in lanes.
         if (F.length() > F8.length() && i + F8.length() <= n) {
             FloatVector acc = FloatVector.zero(F8);
             for (int t = 0; t < count; t++) {
