@@ -1119,7 +1119,7 @@ static inline int64_t block_values(int64_t k) {
 #ifdef __AVX2__
 /*
  * Transposes an 8 x 8 byte matrix held as 8 little-endian words (row r = word r, column s = byte s) in place: in
- * round d = 1, 2, 4, rows r and r + d (bit d of r clear) swap their blocks of d bytes across the diagonal.
+ * round d = 1, 2, 4, each row r with (r & d) == 0 and row r + d swap their blocks of d bytes across the diagonal.
  */
 static inline void transpose8x8_bytes(uint64_t m[8]) {
     static const uint64_t low_blocks[3] = {0x00FF00FF00FF00FFULL, 0x0000FFFF0000FFFFULL, 0x00000000FFFFFFFFULL};
