@@ -711,15 +711,67 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int pairs = batch * s.nHeads();
         // Multiply-adds: the scores and the weighted sum each take one per position and head value.
         long work = 2L * pairs * (maxPosition(positions, batch) + 1) * s.headSize();
-        if (pool.threads() == 1 || pairs < 2 || !WorkerPool.worthSplitting(work)) {
-            super.attention(out, q, keys, values, positions, batch, s);
-            return;
-        }
+        boolean split = pool.threads() > 1 && pairs > 1 && WorkerPool.worthSplitting(work);
         float[] o = ArrayBuffer.of(out);
         float[] qa = ArrayBuffer.of(q);
         float[] k = ArrayBuffer.of(keys);
         float[] v = ArrayBuffer.of(values);
-        pool.run(pairs, (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to));
+        int groups = batch * s.nKvHeads();
+        // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then.
+        if (s.headSize() % F.length() == 0 && (!split || groups >= pool.threads())) {
+            if (split) {
+                pool.run(groups, (from, to) -> attendKvGroups(o, qa, k, v, positions, s, from, to));
+            } else {
+                attendKvGroups(o, qa, k, v, positions, s, 0, groups);
+            }
+        } else if (split) {
+            pool.run(pairs, (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to));
+        } else {
+            super.attention(out, q, keys, values, positions, batch, s);
+        }
+    }
+
+    /** Positions per block: one KV head's keys (or values) for a block, 64 x 64 floats, stay in L1 meanwhile. */
+    private static final int KV_BLOCK = 64;
+    private static final ThreadLocal<float[][]> GROUP_SCORES = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    /**
+     * Attention for the (token, KV head) groups {@code [from, to)}, group i being token {@code i / nKvHeads}, KV
+     * head {@code i % nKvHeads}, with the query heads that share that KV head taken together a block of positions
+     * at a time: each block of keys and values is read from L2 or memory once and then from L1 by every query head,
+     * where head by head a long context's keys and values (2 MB per layer of the 418M model at 1,024 positions)
+     * came from L2 or beyond once per query head. Each score and each lane's order of additions are those of
+     * {@link #attendHeads} (a sum carried from one block to the next is stored and reloaded exactly), so the
+     * results are the same bit for bit.
+     */
+    private void attendKvGroups(float[] o, float[] qa, float[] k, float[] v, int[] positions, AttentionShape s,
+                                int from, int to) {
+        int hs = s.headSize();
+        int kvDim = s.kvDim();
+        int kvMul = s.nHeads() / s.nKvHeads();
+        float norm = (float) Math.sqrt(hs);
+        for (int g = from; g < to; g++) {
+            int b = g / s.nKvHeads();
+            int kvo = (g % s.nKvHeads()) * hs;
+            int q0 = b * s.queryDim() + (g % s.nKvHeads()) * kvMul * hs; // the group's first query head
+            int count = positions[b] + 1;
+            float[] att = threadFloats(GROUP_SCORES, kvMul * count);
+            for (int t0 = 0; t0 < count; t0 += KV_BLOCK) {
+                int n = Math.min(KV_BLOCK, count - t0);
+                for (int j = 0; j < kvMul; j++) {
+                    scoresAt(att, j * count + t0, qa, q0 + j * hs, k, t0 * kvDim + kvo, kvDim, n, hs, norm);
+                }
+            }
+            for (int j = 0; j < kvMul; j++) {
+                vectorSoftmax(att, j * count, count);
+            }
+            for (int t0 = 0; t0 < count; t0 += KV_BLOCK) {
+                int n = Math.min(KV_BLOCK, count - t0);
+                for (int j = 0; j < kvMul; j++) {
+                    weightedSumAt(o, q0 + j * hs, att, j * count + t0, n, v, t0 * kvDim + kvo, kvDim, hs, t0 > 0);
+                }
+            }
+        }
     }
 
     /**
@@ -735,6 +787,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             }
             return;
         }
+        scoresAt(att, 0, q, qo, k, ko, stride, count, n, norm);
+    }
+
+    /** {@link #scores} into {@code att[ao ..]}, for heads of whole F vectors. */
+    private void scoresAt(float[] att, int ao, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
+                          float norm) {
         int t = 0;
         for (; t + 4 <= count; t += 4) {
             int k0 = t * stride + ko;
@@ -749,13 +807,13 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + i), a2);
                 a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + i), a3);
             }
-            att[t] = Lanes.sum(a0) / norm;
-            att[t + 1] = Lanes.sum(a1) / norm;
-            att[t + 2] = Lanes.sum(a2) / norm;
-            att[t + 3] = Lanes.sum(a3) / norm;
+            att[ao + t] = Lanes.sum(a0) / norm;
+            att[ao + t + 1] = Lanes.sum(a1) / norm;
+            att[ao + t + 2] = Lanes.sum(a2) / norm;
+            att[ao + t + 3] = Lanes.sum(a3) / norm;
         }
         for (; t < count; t++) {
-            att[t] = headDot(q, qo, k, t * stride + ko, n) / norm;
+            att[ao + t] = headDot(q, qo, k, t * stride + ko, n) / norm;
         }
     }
 
@@ -788,35 +846,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     @Override
     protected void weightedSum(float[] out, int oo, float[] att, int count, float[] v, int vo, int stride, int n) {
-        int lanes = F.length();
-        int i = 0;
-        // Four slices of the head at once: four independent multiply-add chains instead of one (the chain's latency,
-        // not the loads, bounded this loop). Each lane still adds the positions in order, so results are unchanged.
-        for (; i + 4 * lanes <= n; i += 4 * lanes) {
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F);
-            FloatVector a3 = FloatVector.zero(F);
-            for (int t = 0; t < count; t++) {
-                FloatVector w = FloatVector.broadcast(F, att[t]);
-                int at = t * stride + vo + i;
-                a0 = FloatVector.fromArray(F, v, at).fma(w, a0);
-                a1 = FloatVector.fromArray(F, v, at + lanes).fma(w, a1);
-                a2 = FloatVector.fromArray(F, v, at + 2 * lanes).fma(w, a2);
-                a3 = FloatVector.fromArray(F, v, at + 3 * lanes).fma(w, a3);
-            }
-            a0.intoArray(out, oo + i);
-            a1.intoArray(out, oo + i + lanes);
-            a2.intoArray(out, oo + i + 2 * lanes);
-            a3.intoArray(out, oo + i + 3 * lanes);
-        }
-        for (; i + lanes <= n; i += lanes) {
-            FloatVector acc = FloatVector.zero(F);
-            for (int t = 0; t < count; t++) {
-                acc = FloatVector.fromArray(F, v, t * stride + vo + i).fma(FloatVector.broadcast(F, att[t]), acc);
-            }
-            acc.intoArray(out, oo + i);
-        }
+        int i = weightedSumAt(out, oo, att, 0, count, v, vo, stride, n, false);
         // Heads F does not divide (see F8): one 256-bit vector, then value by value, positions in order as in lanes.
         if (F.length() > F8.length() && i + F8.length() <= n) {
             FloatVector acc = FloatVector.zero(F8);
@@ -833,6 +863,45 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             }
             out[oo + i] = acc;
         }
+    }
+
+    /**
+     * {@code out[oo + i] (+)= sum_t att[ao + t] v[t * stride + vo + i]} over the whole F vectors of a head, adding
+     * to what {@code out} holds when {@code accumulate} (the next block of positions of {@link #attendKvGroups});
+     * returns where the whole vectors end.
+     */
+    private static int weightedSumAt(float[] out, int oo, float[] att, int ao, int count, float[] v, int vo,
+                                     int stride, int n, boolean accumulate) {
+        int lanes = F.length();
+        int i = 0;
+        // Four slices of the head at once: four independent multiply-add chains instead of one (the chain's latency,
+        // not the loads, bounded this loop). Each lane still adds the positions in order, so results are unchanged.
+        for (; i + 4 * lanes <= n; i += 4 * lanes) {
+            FloatVector a0 = accumulate ? FloatVector.fromArray(F, out, oo + i) : FloatVector.zero(F);
+            FloatVector a1 = accumulate ? FloatVector.fromArray(F, out, oo + i + lanes) : FloatVector.zero(F);
+            FloatVector a2 = accumulate ? FloatVector.fromArray(F, out, oo + i + 2 * lanes) : FloatVector.zero(F);
+            FloatVector a3 = accumulate ? FloatVector.fromArray(F, out, oo + i + 3 * lanes) : FloatVector.zero(F);
+            for (int t = 0; t < count; t++) {
+                FloatVector w = FloatVector.broadcast(F, att[ao + t]);
+                int at = t * stride + vo + i;
+                a0 = FloatVector.fromArray(F, v, at).fma(w, a0);
+                a1 = FloatVector.fromArray(F, v, at + lanes).fma(w, a1);
+                a2 = FloatVector.fromArray(F, v, at + 2 * lanes).fma(w, a2);
+                a3 = FloatVector.fromArray(F, v, at + 3 * lanes).fma(w, a3);
+            }
+            a0.intoArray(out, oo + i);
+            a1.intoArray(out, oo + i + lanes);
+            a2.intoArray(out, oo + i + 2 * lanes);
+            a3.intoArray(out, oo + i + 3 * lanes);
+        }
+        for (; i + lanes <= n; i += lanes) {
+            FloatVector acc = accumulate ? FloatVector.fromArray(F, out, oo + i) : FloatVector.zero(F);
+            for (int t = 0; t < count; t++) {
+                acc = FloatVector.fromArray(F, v, t * stride + vo + i).fma(FloatVector.broadcast(F, att[ao + t]), acc);
+            }
+            acc.intoArray(out, oo + i);
+        }
+        return i;
     }
 
     /**
