@@ -731,7 +731,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
     }
 
-    /** Positions per block: one KV head's keys (or values) for a block, 64 x 64 floats, stay in L1 meanwhile. */
+    /** Positions per block: a KV head's keys (or values) for 64 positions (16 KB for heads of 64) stay in L1. */
     private static final int KV_BLOCK = 64;
     private static final ThreadLocal<float[][]> GROUP_SCORES = ThreadLocal.withInitial(() -> new float[1][0]);
 
