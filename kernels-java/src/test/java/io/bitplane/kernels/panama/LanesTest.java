@@ -1,0 +1,33 @@
+package io.bitplane.kernels.panama;
+
+import jdk.incubator.vector.FloatVector;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** {@link Lanes#sum} adds in its documented tree, bit for bit, for 256- and 512-bit vectors. */
+class LanesTest {
+    @Test
+    void sumIsThePairwiseTreeOfTheLanes() {
+        Random rnd = new Random(3);
+        for (int rep = 0; rep < 2000; rep++) {
+            float[] a = new float[16];
+            for (int i = 0; i < a.length; i++) {
+                // Magnitudes far apart, so that another order of additions rounds differently.
+                a[i] = (float) (rnd.nextGaussian() * Math.pow(10, rnd.nextInt(9) - 4));
+            }
+            float[] h = new float[8];
+            for (int i = 0; i < 8; i++) {
+                h[i] = a[i] + a[i + 8];
+            }
+            assertEquals(tree(a), Lanes.sum(FloatVector.fromArray(FloatVector.SPECIES_256, a, 0)), "256 bits");
+            assertEquals(tree(h), Lanes.sum(FloatVector.fromArray(FloatVector.SPECIES_512, a, 0)), "512 bits");
+        }
+    }
+
+    private static float tree(float[] l) {
+        return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    }
+}
