@@ -1,6 +1,7 @@
 package io.bitplane.kernels.panama;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -13,18 +14,34 @@ final class Lanes {
     }
 
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
+    // Lane i's partner at each level of the tree: i ^ 8 (512 bits only), i ^ 4, i ^ 2, i ^ 1.
+    private static final VectorShuffle<Float> HALVES16 = VectorShuffle.fromOp(F16, i -> i ^ 8);
+    private static final VectorShuffle<Float> QUADS16 = VectorShuffle.fromOp(F16, i -> i ^ 4);
+    private static final VectorShuffle<Float> PAIRS16 = VectorShuffle.fromOp(F16, i -> i ^ 2);
+    private static final VectorShuffle<Float> LANES16 = VectorShuffle.fromOp(F16, i -> i ^ 1);
+    private static final VectorShuffle<Float> QUADS8 = VectorShuffle.fromOp(F8, i -> i ^ 4);
+    private static final VectorShuffle<Float> PAIRS8 = VectorShuffle.fromOp(F8, i -> i ^ 2);
+    private static final VectorShuffle<Float> LANES8 = VectorShuffle.fromOp(F8, i -> i ^ 1);
 
+    /**
+     * The sum of the lanes as the tree {@code ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))}, a 512-bit vector's
+     * halves first added lane by lane. Each level adds every lane to its partner's (a + b and b + a are the same
+     * float), so lane 0 ends with the tree's sum after three (or four) shuffles and adds: reading the lanes one
+     * by one had cost C2 a shuffle and a mask per lane, and attention's scores more than their multiply-adds.
+     */
     static float sum(FloatVector v) {
         int n = v.length();
         if (n == 16) {
-            // 512-bit vectors: the two halves added lane by lane, then the 8-lane tree (16 lane reads in a row
-            // cost more than the FMAs of a 64-wide row).
-            v = ((FloatVector) v.reinterpretShape(F8, 0)).add((FloatVector) v.reinterpretShape(F8, 1));
-            n = 8;
+            v = v.add(v.rearrange(HALVES16));
+            v = v.add(v.rearrange(LANES16));
+            v = v.add(v.rearrange(PAIRS16));
+            return v.add(v.rearrange(QUADS16)).lane(0);
         }
         if (n == 8) {
-            return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
-                    + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+            v = v.add(v.rearrange(LANES8));
+            v = v.add(v.rearrange(PAIRS8));
+            return v.add(v.rearrange(QUADS8)).lane(0);
         }
         float s = 0;
         for (int i = 0; i < n; i++) {
