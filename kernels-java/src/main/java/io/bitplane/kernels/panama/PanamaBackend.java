@@ -727,7 +727,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         } else if (split) {
             pool.run(pairs, (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to));
         } else {
-            super.attention(out, q, keys, values, positions, batch, s);
+            attendHeads(o, qa, k, v, positions, s, 0, pairs);
         }
     }
 
@@ -752,8 +752,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         float norm = (float) Math.sqrt(hs);
         for (int g = from; g < to; g++) {
             int b = g / s.nKvHeads();
-            int kvo = (g % s.nKvHeads()) * hs;
-            int q0 = b * s.queryDim() + (g % s.nKvHeads()) * kvMul * hs; // the group's first query head
+            int kvHead = g % s.nKvHeads();
+            int kvo = kvHead * hs;
+            int q0 = b * s.queryDim() + kvHead * kvMul * hs; // the group's first query head
             int count = positions[b] + 1;
             float[] att = threadFloats(GROUP_SCORES, kvMul * count);
             for (int t0 = 0; t0 < count; t0 += KV_BLOCK) {
@@ -782,9 +783,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     protected void scores(float[] att, float[] q, int qo, float[] k, int ko, int stride, int count, int n,
                           float norm) {
         if (n % F.length() != 0) {
-            for (int t = 0; t < count; t++) {
-                att[t] = headDot(q, qo, k, t * stride + ko, n) / norm;
-            }
+            super.scores(att, q, qo, k, ko, stride, count, n, norm); // a position at a time, by this headDot
             return;
         }
         scoresAt(att, 0, q, qo, k, ko, stride, count, n, norm);
