@@ -12,6 +12,13 @@ import io.bitplane.runtime.GenerationResult;
 import io.bitplane.runtime.Model;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.servlet.FilterHolder;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,6 +29,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.EnumSet;
 import java.util.UUID;
 import java.util.concurrent.CancellationException;
 
@@ -50,8 +58,8 @@ public final class DecodingServer implements AutoCloseable {
     private final byte[] apiKeyDigest;
     private final Javalin app;
     private volatile boolean accepting = true;
-    /** Generation requests whose HTTP thread is still writing; shutdown waits for them before closing sockets. */
-    private final java.util.concurrent.atomic.AtomicInteger writing = new java.util.concurrent.atomic.AtomicInteger();
+    /** Requests in a handler or with a response still unsent; shutdown waits for them before closing sockets. */
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
 
     private DecodingServer(Model model, ServerConfig config) {
         this.model = model;
@@ -79,6 +87,8 @@ public final class DecodingServer implements AutoCloseable {
             // Jetty reuses a connection's parsed header values, matching them case-insensitively by default: an
             // API key differing only in case from the one before it on the connection would read as the earlier.
             c.jetty.modifyHttpConfiguration(http -> http.setHeaderCacheCaseSensitive(true));
+            c.jetty.modifyServletContextHandler(handler -> handler.addFilter(new FilterHolder(this::countInFlight),
+                    "/*", EnumSet.of(DispatcherType.REQUEST)));
         });
         routes();
     }
@@ -240,7 +250,6 @@ public final class DecodingServer implements AutoCloseable {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
-        writing.incrementAndGet();
         try {
             if (r.stream()) {
                 stream(ctx, r, events, id, created);
@@ -250,7 +259,6 @@ public final class DecodingServer implements AutoCloseable {
         } finally {
             // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
             ticket.cancel();
-            writing.decrementAndGet();
         }
     }
 
@@ -344,6 +352,28 @@ public final class DecodingServer implements AutoCloseable {
     }
 
     /**
+     * Counts a request from before its handler runs until its response is complete. Javalin writes a result (and an
+     * error handler's answer) after the handler, and Jetty ends a response after that: closing the response here, on
+     * the request's thread, is what puts it on the wire before {@link #close()} sees the count drop and stops Jetty.
+     */
+    private void countInFlight(ServletRequest request, ServletResponse response, FilterChain chain)
+            throws IOException, ServletException {
+        inFlight.incrementAndGet();
+        try {
+            chain.doFilter(request, response);
+            if (!request.isAsyncStarted()) {
+                try {
+                    Request.getBaseRequest(request).getResponse().closeOutput();
+                } catch (IOException gone) {
+                    LOG.debug("client left before its response ended", gone);
+                }
+            }
+        } finally {
+            inFlight.decrementAndGet();
+        }
+    }
+
+    /**
      * Graceful shutdown: refuses new requests (503), lets running generations finish for the configured grace and
      * then ends them (their streams close with a finish reason and {@code [DONE]}), then stops the HTTP server.
      */
@@ -351,9 +381,9 @@ public final class DecodingServer implements AutoCloseable {
     public void close() {
         accepting = false;
         scheduler.close(config.shutdownGrace());
-        // Every generation has now ended; let the HTTP threads write the last chunks before sockets close.
+        // Every generation has now ended; let the HTTP threads finish their responses before sockets close.
         long deadline = System.nanoTime() + 5_000_000_000L;
-        while (writing.get() > 0 && System.nanoTime() < deadline) {
+        while (inFlight.get() > 0 && System.nanoTime() < deadline) {
             Thread.onSpinWait();
             try {
                 Thread.sleep(1);

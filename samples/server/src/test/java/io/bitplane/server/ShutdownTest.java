@@ -54,6 +54,36 @@ class ShutdownTest {
     }
 
     @Test
+    void shutdownAnswersEveryWholeRequestRunningOrQueued() throws Exception {
+        try (Model model = Model.open(SharedData.stories260K(),
+                ModelOptions.defaults().withBackend("scalar").withThreads(1))) {
+            DecodingServer server = DecodingServer.start(model, ServerConfig.defaults("m").withPort(0)
+                    .withLimits(1, 4, 64, 500, 4096).withShutdownGrace(Duration.ZERO));
+            String base = "http://127.0.0.1:" + server.port();
+            List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+            for (int i = 0; i < 2; i++) {
+                answers.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"\", \"max_tokens\": 500}"))
+                        .build(), HttpResponse.BodyHandlers.ofString()));
+            }
+            // Close while one decodes and one waits (if the first ends before, the second may run instead).
+            while (!answers.getFirst().isDone() && !HTTP.send(HttpRequest.newBuilder(URI.create(base + "/metrics"))
+                    .build(), HttpResponse.BodyHandlers.ofString()).body().contains("bitplane_queue_depth 1")) {
+                Thread.sleep(1);
+            }
+            server.close();
+            for (var answer : answers) {
+                // Each is answered in full: the one decoding with what it has, one still queued with a 503.
+                HttpResponse<String> response = answer.get();
+                String body = response.body();
+                assertTrue(response.statusCode() == 200 && body.contains("\"finish_reason\":\"length\"")
+                        || response.statusCode() == 503 && body.contains("\"code\":\"shutting_down\""),
+                        response.statusCode() + " " + body);
+            }
+        }
+    }
+
+    @Test
     void theApiKeyGuardsV1Only() throws Exception {
         try (Model model = Model.open(SharedData.stories260K())) {
             DecodingServer server = DecodingServer.start(model, ServerConfig.defaults("m").withPort(0)
