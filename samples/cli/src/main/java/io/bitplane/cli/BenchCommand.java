@@ -27,19 +27,36 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 
 /**
- * {@code bitplane bench}: a short measurement of the matrix-vector kernels against the machine's memory roofline,
- * written as JSON and an SVG chart. The JMH suite in {@code bench} is the careful version; this one takes a minute
- * and shows where each kernel stands. Weights live in native memory, cycled through copies larger than the caches.
+ * {@code bitplane bench}: a short measurement of the matrix-vector kernels, and with {@code --model} of decoding end
+ * to end, against the machine's memory roofline, written as JSON and an SVG chart. The JMH suite in {@code bench} is
+ * the careful version; this one takes a minute and shows where each kernel stands. Weights live in native memory,
+ * cycled through copies larger than the caches.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure kernels against the memory roofline; write bench.json and bench.svg.")
+        description = "Measure kernels (and with --model, decoding) against the memory roofline; write bench.json "
+                + "and bench.svg.")
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--shape", defaultValue = "4096x4096", description = "ROWSxCOLS. Default: ${DEFAULT-VALUE}.")
     String shape;
 
-    @Option(names = "--encodings", defaultValue = "f32,int8,int4,ternary,binary", split = ",",
-            description = "Default: ${DEFAULT-VALUE}.")
+    /** The kernels' encodings when {@code --encodings} is not given and no model is. */
+    static final List<String> DEFAULT_ENCODINGS = List.of("f32", "int8", "int4", "ternary", "binary");
+
+    @Option(names = "--encodings", split = ",", description = "Kernels to measure. Default: f32,int8,int4,ternary,"
+            + "binary, or none with --model.")
     List<String> encodings;
+
+    @Option(names = "--model", split = ",", description = "Models to decode end to end (one token per step, "
+            + "greedy), each against the roofline of the weight bytes a token reads.")
+    List<Path> models = new ArrayList<>();
+
+    @Option(names = "--window", defaultValue = "256", description = "With --model: positions decoded before the KV "
+            + "cache starts again from BOS. Default: ${DEFAULT-VALUE}.")
+    int window;
+
+    @Option(names = "--profile", description = "With --model: time each op of a token (a second pass) and print "
+            + "where the time goes.")
+    boolean profile;
 
     @Option(names = "--activations", defaultValue = "f32,int8,binary", split = ",", description = "f32, int8 or binary "
             + "(binary weights only). Default: ${DEFAULT-VALUE}.")
@@ -82,17 +99,28 @@ final class BenchCommand implements Callable<Integer> {
                     + "jdk.incubator.vector (./bitplane does)");
         }
         String[] rc = shape.toLowerCase(Locale.ROOT).split("x");
-        if (rc.length != 2 || threads < 1 || !(seconds > 0)) {
-            throw new IllegalArgumentException("--shape must be ROWSxCOLS, --threads >= 1, --seconds > 0");
+        if (rc.length != 2 || threads < 1 || !(seconds > 0) || window < 1) {
+            throw new IllegalArgumentException("--shape must be ROWSxCOLS, --threads >= 1, --seconds > 0, "
+                    + "--window >= 1");
         }
+        for (Path m : models) {
+            if (!Files.isReadable(m)) {
+                throw new IllegalArgumentException("--model " + m + ": no such readable file");
+            }
+        }
+        List<String> kernelEncodings = encodings != null ? encodings : models.isEmpty() ? DEFAULT_ENCODINGS
+                : List.of();
         int rows = Integer.parseInt(rc[0].trim());
         int cols = Integer.parseInt(rc[1].trim());
         DeviceOption.apply(device);
-        double bandwidth = StreamRead.bytesPerSecond(threads, seconds);
-        System.err.printf(Locale.ROOT, "read bandwidth, %d thread(s): %.1f GB/s%n", threads, bandwidth / 1e9);
+        double bandwidth = Double.NaN;  // the kernels' (each decode measures its own)
+        if (!kernelEncodings.isEmpty()) {
+            bandwidth = StreamRead.bytesPerSecond(threads, seconds);
+            System.err.printf(Locale.ROOT, "read bandwidth, %d thread(s): %.1f GB/s%n", threads, bandwidth / 1e9);
+        }
         List<Result> results = new ArrayList<>();
         List<String> descriptions = new ArrayList<>();
-        for (String name : backends) {
+        for (String name : kernelEncodings.isEmpty() ? List.<String>of() : backends) {
             Backend be;
             try {
                 be = Backends.create(name.trim(), threads);
@@ -105,7 +133,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             try (be) {
                 descriptions.add(be.description());
-                for (String enc : encodings) {
+                for (String enc : kernelEncodings) {
                     for (String act : activations) {
                         if (act.equals("int8") && enc.startsWith("f")) {
                             continue; // float weights ignore the activation hint
@@ -128,24 +156,106 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
         }
+        List<DecodeBench.Result> decodes = new ArrayList<>();
+        for (Path m : models) {
+            for (String name : backends) {
+                DecodeBench.Result r;
+                try {
+                    r = DecodeBench.measure(m, name.trim(), threads, window, seconds, profile);
+                } catch (IllegalArgumentException e) {
+                    if (backends.size() == 1) {
+                        throw e;
+                    }
+                    System.err.println("skipping " + e.getMessage());
+                    continue;
+                }
+                decodes.add(r);
+                System.err.printf(Locale.ROOT, "%-36s %7.1f tokens/s  %7.1f MB of weights/token  roofline %7.1f  "
+                                + "(%3.0f%%; read bandwidth %.1f GB/s)%n", r.label(), r.tokensPerSecond(),
+                        r.weightBytesPerToken() / 1e6, r.rooflineTokensPerSecond(),
+                        100 * r.tokensPerSecond() / r.rooflineTokensPerSecond(), r.bandwidth() / 1e9);
+                if (r.profile() != null) {
+                    printProfile(r);
+                }
+            }
+        }
         ObjectNode json = MetadataJson.newObject();
         ArrayNode described = json.putArray("backends");
         descriptions.forEach(described::add);
         json.put("shape", rows + "x" + cols);
         json.put("threads", threads);
-        json.put("read_bandwidth_bytes_per_second", bandwidth);
+        if (!kernelEncodings.isEmpty()) {
+            json.put("read_bandwidth_bytes_per_second", bandwidth);
+        }
         ArrayNode list = json.putArray("kernels");
         for (Result r : results) {
             list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
                     .put("bits_per_weight", r.bitsPerWeight()).put("weights_per_second", r.weightsPerSecond())
                     .put("roofline_weights_per_second", r.roofline());
         }
+        ArrayNode decodeList = json.putArray("decode");
+        for (DecodeBench.Result r : decodes) {
+            ObjectNode d = decodeList.addObject().put("backend", r.backend()).put("model", r.model())
+                    .put("window", window).put("tokens_per_second", r.tokensPerSecond())
+                    .put("weight_bytes_per_token", r.weightBytesPerToken())
+                    .put("read_bandwidth_bytes_per_second", r.bandwidth())
+                    .put("roofline_tokens_per_second", r.rooflineTokensPerSecond());
+            if (r.profile() != null) {
+                ArrayNode ops = d.putArray("ops_per_token");
+                for (OpProfile.Op op : r.profile()) {
+                    ops.addObject().put("op", op.name).put("calls", (double) op.calls / r.profiledTokens())
+                            .put("seconds", op.nanos / 1e9 / r.profiledTokens())
+                            .put("weight_bytes", (double) op.weightBytes / r.profiledTokens());
+                }
+            }
+        }
         Files.writeString(Path.of(output + ".json"), json.toPrettyString());
-        Files.writeString(Path.of(output + ".svg"), BenchChart.svg(results, String.join("; ", descriptions) + "; "
-                + rows + "x" + cols + ", " + threads + " thread(s), read bandwidth "
-                + String.format(Locale.ROOT, "%.1f GB/s", bandwidth / 1e9)));
+        Files.writeString(Path.of(output + ".svg"), chart(results, decodes, descriptions, rows + "x" + cols,
+                bandwidth));
         System.out.println("wrote " + output + ".json and " + output + ".svg");
         return 0;
+    }
+
+    private String chart(List<Result> kernels, List<DecodeBench.Result> decodes, List<String> descriptions,
+                         String shape, double bandwidth) {
+        List<BenchChart.Section> sections = new ArrayList<>();
+        if (!kernels.isEmpty()) {
+            sections.add(new BenchChart.Section("Matrix-vector weights/s against the memory roofline (" + shape + ")",
+                    "dark: achieved; light: roofline = 8 x read bandwidth / bits per weight (scales included)",
+                    kernels.stream().map(r -> new BenchChart.Bar(r.label(), r.weightsPerSecond(), r.roofline(),
+                            String.format(Locale.ROOT, "%.1f / %.1f G weights/s (%.0f%%)", r.weightsPerSecond() / 1e9,
+                                    r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline()))).toList()));
+        }
+        if (!decodes.isEmpty()) {
+            sections.add(new BenchChart.Section("Decoding tokens/s against the memory roofline (window " + window
+                    + ")", "dark: achieved; light: roofline = read bandwidth / weight bytes read per token",
+                    decodes.stream().map(r -> new BenchChart.Bar(r.label(), r.tokensPerSecond(),
+                            r.rooflineTokensPerSecond(), String.format(Locale.ROOT, "%.1f / %.1f tokens/s (%.0f%%)",
+                                    r.tokensPerSecond(), r.rooflineTokensPerSecond(),
+                                    100 * r.tokensPerSecond() / r.rooflineTokensPerSecond()))).toList()));
+        }
+        List<String> described = new ArrayList<>(descriptions);
+        decodes.stream().map(DecodeBench.Result::description).filter(d -> !described.contains(d))
+                .forEach(described::add);
+        return BenchChart.svg(String.join("; ", described) + "; " + threads + " thread(s)" + (kernels.isEmpty() ? ""
+                : String.format(Locale.ROOT, ", read bandwidth %.1f GB/s", bandwidth / 1e9)), sections);
+    }
+
+    /** Where a token's time goes: per op kind, or per matrix for the products, with their read rate. */
+    private static void printProfile(DecodeBench.Result r) {
+        long tokens = r.profiledTokens();
+        double total = r.profile().stream().mapToLong(op -> op.nanos).sum();
+        System.err.printf(Locale.ROOT, "  %-34s %8s %10s %6s %8s%n", "op (per token)", "calls", "us", "share", "GB/s");
+        for (OpProfile.Op op : r.profile()) {
+            double seconds = op.nanos / 1e9 / tokens;
+            String rate = op.weightBytes == 0 ? "" : String.format(Locale.ROOT, "%8.1f",
+                    op.weightBytes / 1e9 / (op.nanos / 1e9));
+            System.err.printf(Locale.ROOT, "  %-34s %8.1f %10.1f %5.1f%% %8s%n", op.name, (double) op.calls / tokens,
+                    seconds * 1e6, 100 * op.nanos / total, rate);
+        }
+        System.err.printf(Locale.ROOT, "  %-34s %8s %10.1f  (a token took %.1f us in this pass, %.1f in the pass "
+                + "without clocks)%n", "all ops", "", total / 1e3 / tokens, r.profiledSeconds() * 1e6 / tokens,
+                1e6 / r.tokensPerSecond());
     }
 
     private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols,

@@ -10,6 +10,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.nio.file.Files;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** generate, perplexity and demo as a user runs them. */
@@ -160,6 +161,45 @@ class RuntimeCommandsTest {
         assertTrue(svg.contains("java: ternary x int8") && svg.contains("java: ternary packed x int8")
                 && (!BackendHere.starts("native") || svg.contains("native: ternary packed x int8"))
                 && (!BackendHere.starts("opencl") || svg.contains("opencl: ternary packed x int8")), svg);
+    }
+
+    /** End to end: tokens/s against the roofline of the bytes a token reads, and where a token's time goes. */
+    @Test
+    void benchDecodesAModelAndProfilesItsOps(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        String out = dir.resolve("b").toString();
+        CliRunner.Result r = CliRunner.run("bench", "--model", SharedData.stories260K().toString(), "--backend",
+                "java,scalar", "--threads", "1", "--seconds", "0.2", "--window", "40", "--profile", "--output", out);
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
+        assertEquals(0, json.path("kernels").size(), "no kernels unless --encodings is given");
+        assertEquals(2, json.path("decode").size(), json.toString());
+        // stories260K in f32: per layer q, k, v, o (dim x dim, dim x kv, dim x kv, dim x dim) and gate, up, down
+        // (hidden x dim), then the output projection (tied to the embedding table); dim 64, kv 32, hidden 172.
+        long expected = 4L * (5 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 172) + 512 * 64);
+        for (JsonNode d : json.path("decode")) {
+            assertEquals(expected, d.path("weight_bytes_per_token").asLong(), d.toString());
+            assertTrue(d.path("tokens_per_second").asDouble() > 0 && d.path("roofline_tokens_per_second").asDouble()
+                    > 0 && d.path("read_bandwidth_bytes_per_second").asDouble() > 0, d.toString());
+            java.util.Map<String, JsonNode> ops = new java.util.HashMap<>();
+            d.path("ops_per_token").forEach(op -> ops.put(op.path("op").asText(), op));
+            assertEquals(5.0, ops.get("matmul blk.N.ffn_up.weight").path("calls").asDouble(), 1e-9, ops.toString());
+            assertEquals(4.0 * 172 * 64 * 5, ops.get("matmul blk.N.ffn_up.weight").path("weight_bytes").asDouble(),
+                    1e-6);
+            assertEquals(5.0, ops.get("attention").path("calls").asDouble(), 1e-9);
+            assertEquals(1.0, ops.get("matmul token_embd.weight").path("calls").asDouble(), 1e-9);
+        }
+        assertTrue(r.err().contains("matmul blk.N.attn_q.weight") && r.err().contains("all ops"), r.err());
+        String svg = Files.readString(java.nio.file.Path.of(out + ".svg"));
+        assertTrue(svg.contains("java: decode stories260K.bin") && svg.contains("scalar: decode stories260K.bin")
+                && !svg.contains("Matrix-vector"), svg);
+    }
+
+    @Test
+    void benchNamesAModelItCannotRead() {
+        CliRunner.Result r = CliRunner.run("bench", "--model", "no/such/model.bpm", "--backend", "java");
+        assertNotEquals(0, r.exit());
+        assertTrue(r.err().contains("--model no/such/model.bpm"), r.err());
     }
 
     @Test

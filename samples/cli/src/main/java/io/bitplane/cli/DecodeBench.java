@@ -1,0 +1,106 @@
+package io.bitplane.cli;
+
+import io.bitplane.runtime.Model;
+import io.bitplane.runtime.ModelOptions;
+import io.bitplane.runtime.Session;
+import io.bitplane.runtime.SessionOptions;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * End to end for {@code bitplane bench --model}: steady-state decode of one model on one backend, one token per
+ * step, greedy, the KV cache reset before it holds {@code window} positions (as JMH's {@code DecodeBenchmark} does),
+ * against the roofline of the weight bytes one token reads: read bandwidth (measured just before) / (bytes of
+ * every matrix the step multiplies by, scales included). The KV cache's reads and the norms' are left out of that count (at a window of
+ * 256 they are about 1% of a 418M model's weights).
+ */
+final class DecodeBench {
+    private DecodeBench() {
+    }
+
+    /**
+     * @param profile         the ops of a second timed pass, or null when not asked for; their times add two clock
+     *                        reads per op, so tokens/s comes from a pass without them
+     * @param profiledTokens  tokens of that pass
+     * @param profiledSeconds its wall time
+     */
+    record Result(String backend, String description, String model, double tokensPerSecond, long weightBytesPerToken,
+                  double bandwidth, double rooflineTokensPerSecond, List<OpProfile.Op> profile, long profiledTokens,
+                  double profiledSeconds) {
+        String label() {
+            return backend + ": decode " + model;
+        }
+    }
+
+    /**
+     * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
+     * minute; before the model opens, whose worker threads would compete), then loads the model, warms up for
+     * {@code seconds} (the JIT compiles the decoder's ops; half of that left decode 10-20% slower) and decodes for
+     * {@code seconds}.
+     */
+    static Result measure(Path model, String backend, int threads, int window, double seconds, boolean profile)
+            throws IOException, InterruptedException {
+        double bandwidth = StreamRead.bytesPerSecond(threads, seconds / 2);
+        OpProfile[] ops = new OpProfile[1];
+        try (Model m = Model.open(model, ModelOptions.defaults().withBackend(backend).withThreads(threads),
+                b -> ops[0] = new OpProfile(b));
+             Session session = m.newSession(SessionOptions.ofContext(Math.min(window, m.config().contextLength())))) {
+            Greedy decode = new Greedy(session);
+            decode.run(seconds);
+            ops[0].start();
+            decode.run(0);
+            long bytesPerToken = ops[0].weightBytes();
+            ops[0].stop();
+            long t0 = System.nanoTime();
+            long tokens = decode.run(seconds);
+            double tokensPerSecond = tokens / ((System.nanoTime() - t0) / 1e9);
+            List<OpProfile.Op> profiled = null;
+            long profiledTokens = 0;
+            double profiledSeconds = 0;
+            if (profile) {
+                ops[0].start();
+                long p0 = System.nanoTime();
+                profiledTokens = decode.run(seconds);
+                profiledSeconds = (System.nanoTime() - p0) / 1e9;
+                ops[0].stop();
+                profiled = ops[0].ops();
+            }
+            return new Result(backend, m.backendName(), model.getFileName().toString(), tokensPerSecond, bytesPerToken,
+                    bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens, profiledSeconds);
+        }
+    }
+
+    /** One token at a time, each the argmax of the last logits, from BOS again whenever the window is full. */
+    private static final class Greedy {
+        private final Session session;
+        private int token = 1;
+
+        Greedy(Session session) {
+            this.session = session;
+        }
+
+        /** Decodes for {@code seconds} (at least one token); returns the tokens decoded. */
+        long run(double seconds) {
+            long end = System.nanoTime() + (long) (seconds * 1e9);
+            long tokens = 0;
+            do {
+                if (session.position() >= session.contextLength()) {
+                    session.reset();
+                    token = 1;
+                }
+                float[] logits = session.append(token);
+                int best = 0;
+                for (int i = 1; i < logits.length; i++) {
+                    if (logits[i] > logits[best]) {
+                        best = i;
+                    }
+                }
+                token = best;
+                tokens++;
+            } while (System.nanoTime() < end);
+            return tokens;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+package io.bitplane.cli;
+
+import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.ForwardingBackend;
+import io.bitplane.kernels.Weights;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * Times every op a backend runs, by kind ({@code attention}, {@code rms_norm}, ...) and, for matrix products, by
+ * tensor with the layer left out ({@code blk.N.ffn_up.weight}), and counts the weight bytes the products read.
+ * A CPU backend's ops end before they return, so their times are the ops' own; an asynchronous backend (OpenCL)
+ * returns once an op is queued, so its times say little until a read waits for the queue.
+ */
+final class OpProfile extends ForwardingBackend {
+    /** One row of the profile: the calls, time and weight bytes of one op kind or tensor. */
+    static final class Op {
+        final String name;
+        long calls;
+        long nanos;
+        long weightBytes;
+
+        Op(String name) {
+            this.name = name;
+        }
+    }
+
+    /** A layer number inside a tensor name: blk.3.ffn_up.weight. */
+    private static final Pattern LAYER = Pattern.compile("\\.\\d+\\.");
+
+    private final Map<String, Op> ops = new LinkedHashMap<>();
+    private final Map<Weights, Op> products = new IdentityHashMap<>();
+    private boolean timing;
+
+    OpProfile(Backend inner) {
+        super(inner);
+    }
+
+    /** Counts and times from now on, from zero. */
+    void start() {
+        ops.clear();
+        products.clear();
+        timing = true;
+    }
+
+    /** Stops counting; what was counted stays readable. */
+    void stop() {
+        timing = false;
+    }
+
+    /** The ops so far, longest first. */
+    List<Op> ops() {
+        List<Op> list = new ArrayList<>(ops.values());
+        list.sort(Comparator.comparingLong((Op o) -> o.nanos).reversed());
+        return list;
+    }
+
+    /** Weight bytes the matrix products have read so far. */
+    long weightBytes() {
+        return ops.values().stream().mapToLong(o -> o.weightBytes).sum();
+    }
+
+    private Op op(String name) {
+        return ops.computeIfAbsent(name, Op::new);
+    }
+
+    /** Runs {@code work}, timing it as {@code op} once {@link #start} was called. */
+    private void timed(String op, Runnable work) {
+        long t0 = System.nanoTime();
+        work.run();
+        if (timing) {
+            Op o = op(op);
+            o.nanos += System.nanoTime() - t0;
+            o.calls++;
+        }
+    }
+
+    @Override
+    public void matmul(Weights w, Buffer x, Buffer y, int batch) {
+        long t0 = System.nanoTime();
+        inner.matmul(w, x, y, batch);
+        if (timing) {
+            Op o = products.computeIfAbsent(w, k -> op("matmul " + LAYER.matcher(k.spec().name()).replaceAll(".N.")));
+            o.nanos += System.nanoTime() - t0;
+            o.calls++;
+            o.weightBytes += w.spec().byteLength();
+        }
+    }
+
+    @Override
+    public void embed(Weights table, int row, Buffer out, int outOffset) {
+        timed("embed", () -> inner.embed(table, row, out, outOffset));
+    }
+
+    @Override
+    public void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps) {
+        timed("rms_norm", () -> inner.rmsNorm(out, x, gamma, dim, batch, eps));
+    }
+
+    @Override
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
+        timed("rope", () -> inner.rope(v, batch, positions, heads, headSize, theta));
+    }
+
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
+                          AttentionShape s) {
+        timed("attention", () -> inner.attention(out, q, keys, values, positions, batch, s));
+    }
+
+    @Override
+    public void swiGlu(Buffer gate, Buffer up, int n) {
+        timed("swiglu", () -> inner.swiGlu(gate, up, n));
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer x, int n) {
+        timed("add", () -> inner.add(acc, x, n));
+    }
+
+    @Override
+    public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        timed("copy", () -> inner.copy(src, srcOffset, dst, dstOffset, n));
+    }
+
+    @Override
+    public void read(Buffer src, int srcOffset, float[] dst, int dstOffset, int n) {
+        timed("read", () -> inner.read(src, srcOffset, dst, dstOffset, n));
+    }
+
+    @Override
+    public void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n) {
+        timed("write", () -> inner.write(src, srcOffset, dst, dstOffset, n));
+    }
+}
