@@ -86,7 +86,9 @@ final class BenchCommand implements Callable<Integer> {
     /** Bytes of weights cycled through per kernel: several times any cache. */
     private static final long WORKING_SET = 256L << 20;
 
-    record Result(String backend, String kernel, double bitsPerWeight, double weightsPerSecond, double roofline) {
+    /** One kernel; {@code bandwidth} was measured just before it (this machine's drifts from minute to minute). */
+    record Result(String backend, String kernel, double bitsPerWeight, double weightsPerSecond, double bandwidth,
+                  double roofline) {
         String label() {
             return backend + ": " + kernel;
         }
@@ -113,11 +115,6 @@ final class BenchCommand implements Callable<Integer> {
         int rows = Integer.parseInt(rc[0].trim());
         int cols = Integer.parseInt(rc[1].trim());
         DeviceOption.apply(device);
-        double bandwidth = Double.NaN;  // the kernels' (each decode measures its own)
-        if (!kernelEncodings.isEmpty()) {
-            bandwidth = StreamRead.bytesPerSecond(threads, seconds);
-            System.err.printf(Locale.ROOT, "read bandwidth, %d thread(s): %.1f GB/s%n", threads, bandwidth / 1e9);
-        }
         List<Result> results = new ArrayList<>();
         List<String> descriptions = new ArrayList<>();
         for (String name : kernelEncodings.isEmpty() ? List.<String>of() : backends) {
@@ -146,22 +143,23 @@ final class BenchCommand implements Callable<Integer> {
                             if (packed && !PackedCodes.supports(QuantSpec.parse(enc).encoding())) {
                                 continue;
                             }
-                            Result r = measure(be, enc, act, packed, rows, cols, bandwidth);
+                            Result r = measure(be, enc, act, packed, rows, cols);
                             results.add(r);
                             System.err.printf(Locale.ROOT, "%-36s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
-                                            + "(%3.0f%%)%n", r.label(), r.bitsPerWeight(), r.weightsPerSecond() / 1e9,
-                                    r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline());
+                                            + "(%3.0f%%; read bandwidth %.1f GB/s)%n", r.label(), r.bitsPerWeight(),
+                                    r.weightsPerSecond() / 1e9, r.roofline() / 1e9,
+                                    100 * r.weightsPerSecond() / r.roofline(), r.bandwidth() / 1e9);
                         }
                     }
                 }
             }
         }
-        List<DecodeBench.Result> decodes = new ArrayList<>();
+        List<EndToEndBench.Result> decodes = new ArrayList<>();
         for (Path m : models) {
             for (String name : backends) {
-                DecodeBench.Result r;
+                EndToEndBench.Result r;
                 try {
-                    r = DecodeBench.measure(m, name.trim(), threads, window, seconds, profile);
+                    r = EndToEndBench.measure(m, name.trim(), threads, window, seconds, profile);
                 } catch (IllegalArgumentException e) {
                     if (backends.size() == 1) {
                         throw e;
@@ -171,9 +169,10 @@ final class BenchCommand implements Callable<Integer> {
                 }
                 decodes.add(r);
                 System.err.printf(Locale.ROOT, "%-36s %7.1f tokens/s  %7.1f MB of weights/token  roofline %7.1f  "
-                                + "(%3.0f%%; read bandwidth %.1f GB/s)%n", r.label(), r.tokensPerSecond(),
-                        r.weightBytesPerToken() / 1e6, r.rooflineTokensPerSecond(),
-                        100 * r.tokensPerSecond() / r.rooflineTokensPerSecond(), r.bandwidth() / 1e9);
+                                + "(%3.0f%%; read bandwidth %.1f GB/s); prompt %.1f tokens/s%n", r.label(),
+                        r.tokensPerSecond(), r.weightBytesPerToken() / 1e6, r.rooflineTokensPerSecond(),
+                        100 * r.tokensPerSecond() / r.rooflineTokensPerSecond(), r.bandwidth() / 1e9,
+                        r.promptTokensPerSecond());
                 if (r.profile() != null) {
                     printProfile(r);
                 }
@@ -184,22 +183,22 @@ final class BenchCommand implements Callable<Integer> {
         descriptions.forEach(described::add);
         json.put("shape", rows + "x" + cols);
         json.put("threads", threads);
-        if (!kernelEncodings.isEmpty()) {
-            json.put("read_bandwidth_bytes_per_second", bandwidth);
-        }
         ArrayNode list = json.putArray("kernels");
         for (Result r : results) {
             list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
                     .put("bits_per_weight", r.bitsPerWeight()).put("weights_per_second", r.weightsPerSecond())
+                    .put("read_bandwidth_bytes_per_second", r.bandwidth())
                     .put("roofline_weights_per_second", r.roofline());
         }
         ArrayNode decodeList = json.putArray("decode");
-        for (DecodeBench.Result r : decodes) {
+        for (EndToEndBench.Result r : decodes) {
             ObjectNode d = decodeList.addObject().put("backend", r.backend()).put("model", r.model())
                     .put("window", window).put("tokens_per_second", r.tokensPerSecond())
                     .put("weight_bytes_per_token", r.weightBytesPerToken())
                     .put("read_bandwidth_bytes_per_second", r.bandwidth())
-                    .put("roofline_tokens_per_second", r.rooflineTokensPerSecond());
+                    .put("roofline_tokens_per_second", r.rooflineTokensPerSecond())
+                    .put("prompt_tokens_per_second", r.promptTokensPerSecond())
+                    .put("prompt_batch", EndToEndBench.PROMPT_BATCH);
             if (r.profile() != null) {
                 ArrayNode ops = d.putArray("ops_per_token");
                 for (OpProfile.Op op : r.profile()) {
@@ -210,39 +209,47 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         Files.writeString(Path.of(output + ".json"), json.toPrettyString());
-        Files.writeString(Path.of(output + ".svg"), chart(results, decodes, descriptions, rows + "x" + cols,
-                bandwidth));
+        Files.writeString(Path.of(output + ".svg"), chart(results, decodes, descriptions, rows + "x" + cols));
         System.out.println("wrote " + output + ".json and " + output + ".svg");
         return 0;
     }
 
-    private String chart(List<Result> kernels, List<DecodeBench.Result> decodes, List<String> descriptions,
-                         String shape, double bandwidth) {
+    private String chart(List<Result> kernels, List<EndToEndBench.Result> decodes, List<String> descriptions,
+                         String shape) {
         List<BenchChart.Section> sections = new ArrayList<>();
         if (!kernels.isEmpty()) {
             sections.add(new BenchChart.Section("Matrix-vector weights/s against the memory roofline (" + shape + ")",
-                    "dark: achieved; light: roofline = 8 x read bandwidth / bits per weight (scales included)",
+                    "dark: achieved; light: roofline = 8 x read bandwidth / bits per weight (scales included); "
+                            + bandwidthRange(kernels.stream().mapToDouble(Result::bandwidth)),
                     kernels.stream().map(r -> new BenchChart.Bar(r.label(), r.weightsPerSecond(), r.roofline(),
                             String.format(Locale.ROOT, "%.1f / %.1f G weights/s (%.0f%%)", r.weightsPerSecond() / 1e9,
                                     r.roofline() / 1e9, 100 * r.weightsPerSecond() / r.roofline()))).toList()));
         }
         if (!decodes.isEmpty()) {
             sections.add(new BenchChart.Section("Decoding tokens/s against the memory roofline (window " + window
-                    + ")", "dark: achieved; light: roofline = read bandwidth / weight bytes read per token",
+                    + ")", "dark: achieved; light: roofline = read bandwidth / weight bytes read per token; "
+                    + bandwidthRange(decodes.stream().mapToDouble(EndToEndBench.Result::bandwidth)) + "; prompt: "
+                    + window + " tokens in batches of " + EndToEndBench.PROMPT_BATCH,
                     decodes.stream().map(r -> new BenchChart.Bar(r.label(), r.tokensPerSecond(),
-                            r.rooflineTokensPerSecond(), String.format(Locale.ROOT, "%.1f / %.1f tokens/s (%.0f%%)",
-                                    r.tokensPerSecond(), r.rooflineTokensPerSecond(),
-                                    100 * r.tokensPerSecond() / r.rooflineTokensPerSecond()))).toList()));
+                            r.rooflineTokensPerSecond(), String.format(Locale.ROOT, "%.1f / %.1f tokens/s (%.0f%%); "
+                                    + "prompt %.1f tokens/s", r.tokensPerSecond(), r.rooflineTokensPerSecond(),
+                                    100 * r.tokensPerSecond() / r.rooflineTokensPerSecond(),
+                                    r.promptTokensPerSecond()))).toList()));
         }
         List<String> described = new ArrayList<>(descriptions);
-        decodes.stream().map(DecodeBench.Result::description).filter(d -> !described.contains(d))
+        decodes.stream().map(EndToEndBench.Result::description).filter(d -> !described.contains(d))
                 .forEach(described::add);
-        return BenchChart.svg(String.join("; ", described) + "; " + threads + " thread(s)" + (kernels.isEmpty() ? ""
-                : String.format(Locale.ROOT, ", read bandwidth %.1f GB/s", bandwidth / 1e9)), sections);
+        return BenchChart.svg(String.join("; ", described) + "; " + threads + " thread(s)", sections);
+    }
+
+    /** "read bandwidth A-B GB/s" over the measurements, each taken just before its bar's run. */
+    private static String bandwidthRange(java.util.stream.DoubleStream bandwidths) {
+        java.util.DoubleSummaryStatistics b = bandwidths.summaryStatistics();
+        return String.format(Locale.ROOT, "read bandwidth %.1f-%.1f GB/s", b.getMin() / 1e9, b.getMax() / 1e9);
     }
 
     /** Where a token's time goes: per op kind, or per matrix for the products, with their read rate. */
-    private static void printProfile(DecodeBench.Result r) {
+    private static void printProfile(EndToEndBench.Result r) {
         long tokens = r.profiledTokens();
         double total = r.profile().stream().mapToLong(op -> op.nanos).sum();
         System.err.printf(Locale.ROOT, "  %-34s %8s %10s %6s %8s%n", "op (per token)", "calls", "us", "share", "GB/s");
@@ -258,8 +265,10 @@ final class BenchCommand implements Callable<Integer> {
                 1e6 / r.tokensPerSecond());
     }
 
-    private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols,
-                           double bandwidth) {
+    private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols)
+            throws InterruptedException {
+        // The stream's untimed warm-up passes outlast the backend's workers spinning after the last product.
+        double bandwidth = StreamRead.beforeRun(threads, seconds);
         Random rnd = new Random(1);
         float[] w = new float[rows * cols];
         for (int i = 0; i < w.length; i++) {
@@ -309,8 +318,7 @@ final class BenchCommand implements Callable<Integer> {
             double wps = (double) rows * cols * calls / ((now - start) / 1e9);
             double bpw = t.spec().bitsPerWeight();
             return new Result(be.name(), enc + (packed ? " packed" : "") + " x " + act,
-                    bpw, wps,
-                    8 * bandwidth / bpw);
+                    bpw, wps, bandwidth, 8 * bandwidth / bpw);
         }
     }
 }

@@ -20,35 +20,60 @@ final class StreamRead {
 
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     private static final long BYTES_PER_THREAD = 256L << 20;
+    /** Threads whose buffers have had their first passes (page faults, the JIT). */
+    private static int warmed;
     /** Where the sums go, so that the loads cannot be optimised away. */
     static volatile long sink;
 
-    static double bytesPerSecond(int threads, double seconds) throws InterruptedException {
+    /**
+     * The bandwidth for the roofline of a run of {@code runSeconds} about to start, measured for a third as long (at
+     * least 0.1 s): this machine's drifts from minute to minute, so each run gets its own.
+     */
+    static double beforeRun(int threads, double runSeconds) throws InterruptedException {
+        return bytesPerSecond(threads, Math.max(0.1, runSeconds / 3));
+    }
+
+    /**
+     * Each thread's buffer, kept from one measurement to the next (a bench measures before every kernel): allocating,
+     * filling and first passing 256 MB per thread cost more than the measurement.
+     */
+    private static final java.util.List<MemorySegment> BUFFERS = new java.util.ArrayList<>();
+
+    private static synchronized MemorySegment[] buffers(int threads) {
+        while (BUFFERS.size() < threads) {
+            MemorySegment data = Arena.ofAuto().allocate(BYTES_PER_THREAD, 64);
+            data.fill((byte) 1);
+            BUFFERS.add(data);
+        }
+        return BUFFERS.subList(0, threads).toArray(new MemorySegment[0]);
+    }
+
+    private static synchronized double bytesPerSecond(int threads, double seconds) throws InterruptedException {
+        MemorySegment[] buffers = buffers(threads);
+        boolean firstUse = warmed < threads;
+        warmed = Math.max(warmed, threads);
         DoubleAdder rate = new DoubleAdder();
         java.util.concurrent.CyclicBarrier ready = new java.util.concurrent.CyclicBarrier(threads);
         Thread[] workers = new Thread[threads];
         for (int t = 0; t < threads; t++) {
+            MemorySegment data = buffers[t];
             workers[t] = new Thread(() -> {
-                try (Arena arena = Arena.ofConfined()) {
-                    MemorySegment data = arena.allocate(BYTES_PER_THREAD, 64);
-                    data.fill((byte) 1);
-                    long acc = 0;
-                    for (int i = 0; i < 4; i++) {
-                        acc += pass(data); // page faults and JIT compilation happen here, untimed
-                    }
-                    await(ready);
-                    long start = System.nanoTime();
-                    long end = start + (long) (seconds * 1e9);
-                    long read = 0;
-                    long now;
-                    do {
-                        acc += pass(data);
-                        read += data.byteSize();
-                        now = System.nanoTime();
-                    } while (now < end);
-                    rate.add(read / ((now - start) / 1e9));
-                    sink += acc;
+                long acc = 0;
+                for (int i = 0; i < (firstUse ? 4 : 1); i++) {
+                    acc += pass(data); // page faults and JIT compilation happen here, untimed
                 }
+                await(ready);
+                long start = System.nanoTime();
+                long end = start + (long) (seconds * 1e9);
+                long read = 0;
+                long now;
+                do {
+                    acc += pass(data);
+                    read += data.byteSize();
+                    now = System.nanoTime();
+                } while (now < end);
+                rate.add(read / ((now - start) / 1e9));
+                sink += acc;
             });
             workers[t].start();
         }

@@ -180,7 +180,8 @@ class RuntimeCommandsTest {
         for (JsonNode d : json.path("decode")) {
             assertEquals(expected, d.path("weight_bytes_per_token").asLong(), d.toString());
             assertTrue(d.path("tokens_per_second").asDouble() > 0 && d.path("roofline_tokens_per_second").asDouble()
-                    > 0 && d.path("read_bandwidth_bytes_per_second").asDouble() > 0, d.toString());
+                    > 0 && d.path("read_bandwidth_bytes_per_second").asDouble() > 0
+                    && d.path("prompt_tokens_per_second").asDouble() > 0, d.toString());
             java.util.Map<String, JsonNode> ops = new java.util.HashMap<>();
             d.path("ops_per_token").forEach(op -> ops.put(op.path("op").asText(), op));
             assertEquals(5.0, ops.get("matmul blk.N.ffn_up.weight").path("calls").asDouble(), 1e-9, ops.toString());

@@ -10,24 +10,29 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * End to end for {@code bitplane bench --model}: steady-state decode of one model on one backend, one token per
- * step, greedy, the KV cache reset before it holds {@code window} positions (as JMH's {@code DecodeBenchmark} does),
- * against the roofline of the weight bytes one token reads: read bandwidth (measured just before) / (bytes of
- * every matrix the step multiplies by, scales included). The KV cache's reads and the norms' are left out of that count (at a window of
- * 256 they are about 1% of a 418M model's weights).
+ * End to end for {@code bitplane bench --model}, one model on one backend:
+ * <ul>
+ * <li>steady-state decode, one token per step, greedy, the KV cache reset before it holds {@code window} positions
+ * (as JMH's {@code DecodeBenchmark} does), against the roofline of the weight bytes one token reads: read bandwidth
+ * (measured just before) / (bytes of every matrix the step multiplies by, scales included). The KV cache's reads
+ * and the norms' are left out of that count (at a window of 256 they are about 1% of a 418M model's weights);</li>
+ * <li>prompt processing: a prompt of {@code window} tokens into an empty cache, in batches of
+ * {@value #PROMPT_BATCH} tokens per pass (as JMH's {@code PromptBenchmark} does), in prompt tokens/s.</li>
+ * </ul>
  */
-final class DecodeBench {
-    private DecodeBench() {
+final class EndToEndBench {
+    private EndToEndBench() {
     }
 
     /**
+     * @param promptTokensPerSecond prompt processing
      * @param profile         the ops of a second timed pass, or null when not asked for; their times add two clock
      *                        reads per op, so tokens/s comes from a pass without them
      * @param profiledTokens  tokens of that pass
      * @param profiledSeconds its wall time
      */
     record Result(String backend, String description, String model, double tokensPerSecond, long weightBytesPerToken,
-                  double bandwidth, double rooflineTokensPerSecond, List<OpProfile.Op> profile, long profiledTokens,
+                  double promptTokensPerSecond, double bandwidth, double rooflineTokensPerSecond, List<OpProfile.Op> profile, long profiledTokens,
                   double profiledSeconds) {
         String label() {
             return backend + ": decode " + model;
@@ -38,15 +43,17 @@ final class DecodeBench {
      * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
      * minute; before the model opens, whose worker threads would compete), then loads the model, warms up for
      * {@code seconds} (the JIT compiles the decoder's ops; half of that left decode 10-20% slower) and decodes for
-     * {@code seconds}.
+     * {@code seconds}; then prompts, warmed up for half of {@code seconds} and timed for {@code seconds} (at least one
+     * prompt each).
      */
     static Result measure(Path model, String backend, int threads, int window, double seconds, boolean profile)
             throws IOException, InterruptedException {
-        double bandwidth = StreamRead.bytesPerSecond(threads, seconds / 2);
+        double bandwidth = StreamRead.beforeRun(threads, seconds);
         OpProfile[] ops = new OpProfile[1];
         try (Model m = Model.open(model, ModelOptions.defaults().withBackend(backend).withThreads(threads),
                 b -> ops[0] = new OpProfile(b));
-             Session session = m.newSession(SessionOptions.ofContext(Math.min(window, m.config().contextLength())))) {
+             Session session = m.newSession(new SessionOptions(Math.min(window, m.config().contextLength()),
+                     PROMPT_BATCH))) {
             Greedy decode = new Greedy(session);
             decode.run(seconds);
             ops[0].start();
@@ -67,8 +74,43 @@ final class DecodeBench {
                 ops[0].stop();
                 profiled = ops[0].ops();
             }
+            Prompts prompts = new Prompts(session, m.config().vocabSize());
+            prompts.run(seconds / 2);
+            long p0 = System.nanoTime();
+            long promptTokens = prompts.run(seconds);
+            double promptTokensPerSecond = promptTokens / ((System.nanoTime() - p0) / 1e9);
             return new Result(backend, m.backendName(), model.getFileName().toString(), tokensPerSecond, bytesPerToken,
-                    bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens, profiledSeconds);
+                    promptTokensPerSecond, bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens, profiledSeconds);
+        }
+    }
+
+    /** Tokens per pass through the model while processing a prompt. */
+    static final int PROMPT_BATCH = 32;
+
+    /** A whole window's worth of prompt into an empty cache, again and again; ids spread over the vocabulary. */
+    private static final class Prompts {
+        private final Session session;
+        private final int[] prompt;
+
+        Prompts(Session session, int vocab) {
+            this.session = session;
+            this.prompt = new int[session.contextLength()];
+            int spread = Math.min(500, vocab - 1);
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = 1 + (i * 37) % spread;
+            }
+        }
+
+        /** Processes prompts for {@code seconds} (at least one); returns the prompt tokens processed. */
+        long run(double seconds) {
+            long end = System.nanoTime() + (long) (seconds * 1e9);
+            long tokens = 0;
+            do {
+                session.reset();
+                session.append(prompt);
+                tokens += prompt.length;
+            } while (System.nanoTime() < end);
+            return tokens;
         }
     }
 
