@@ -25,15 +25,15 @@ final class EndToEndBench {
     }
 
     /**
-     * @param promptTokensPerSecond prompt processing
+     * @param bandwidth       read bandwidth measured just before, bytes/s
      * @param profile         the ops of a second timed pass, or null when not asked for; their times add two clock
      *                        reads per op, so tokens/s comes from a pass without them
      * @param profiledTokens  tokens of that pass
      * @param profiledSeconds its wall time
      */
     record Result(String backend, String description, String model, double tokensPerSecond, long weightBytesPerToken,
-                  double promptTokensPerSecond, double bandwidth, double rooflineTokensPerSecond, List<OpProfile.Op> profile, long profiledTokens,
-                  double profiledSeconds) {
+                  double promptTokensPerSecond, double bandwidth, double rooflineTokensPerSecond,
+                  List<OpProfile.Op> profile, long profiledTokens, double profiledSeconds) {
         String label() {
             return backend + ": decode " + model;
         }
@@ -80,7 +80,8 @@ final class EndToEndBench {
             long promptTokens = prompts.run(seconds);
             double promptTokensPerSecond = promptTokens / ((System.nanoTime() - p0) / 1e9);
             return new Result(backend, m.backendName(), model.getFileName().toString(), tokensPerSecond, bytesPerToken,
-                    promptTokensPerSecond, bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens, profiledSeconds);
+                    promptTokensPerSecond, bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens,
+                    profiledSeconds);
         }
     }
 
