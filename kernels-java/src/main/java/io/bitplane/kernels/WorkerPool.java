@@ -24,7 +24,7 @@ public final class WorkerPool implements AutoCloseable {
     /**
      * How long a waiting thread spins before it parks. Waking a parked thread took tens of microseconds here, as
      * long as a whole 256 x 2048 product, so both sides spin through the gaps of a decoding step (norms,
-     * attention, sampling: well under this) and park only when the model is idle.
+     * attention, sampling: well under this) and park only when the model is idle, until the next job.
      */
     private static final long SPIN_NANOS = 2_000_000;
 
@@ -53,6 +53,15 @@ public final class WorkerPool implements AutoCloseable {
 
     public int threads() {
         return threads;
+    }
+
+    /** The worker threads' states (for tests: an idle pool's workers must be parked, not spinning). */
+    Thread.State[] workerStates() {
+        Thread.State[] states = new Thread.State[workers.length];
+        for (int i = 0; i < workers.length; i++) {
+            states[i] = workers[i].getState();
+        }
+        return states;
     }
 
     public static boolean worthSplitting(long weights) {
@@ -111,13 +120,15 @@ public final class WorkerPool implements AutoCloseable {
         while (!closed) {
             long g = generation;
             if (g == seen) {
-                // Spin (a decoding step's products come back to back), then park.
+                // Spin (a decoding step's products come back to back), then park until run() or close() unparks
+                // this thread. (A timed park that went back to spinning kept an idle pool at 65% of a core per
+                // worker, forever: an idle server burnt a core, and so did a bench's bandwidth measurement.)
                 for (long start = System.nanoTime(); generation == seen && !closed
                         && System.nanoTime() - start < SPIN_NANOS; ) {
                     Thread.onSpinWait();
                 }
-                if (generation == seen) {
-                    LockSupport.parkNanos(this, 1_000_000);
+                while (generation == seen && !closed) {
+                    LockSupport.park(this); // run() publishes the generation before it unparks: no lost wake-up
                 }
                 continue;
             }
