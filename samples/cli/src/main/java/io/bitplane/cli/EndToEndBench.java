@@ -43,8 +43,8 @@ final class EndToEndBench {
      * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
      * minute; before the model opens, whose worker threads would compete), then loads the model, warms up for
      * {@code seconds} (the JIT compiles the decoder's ops; half of that left decode 10-20% slower) and decodes for
-     * {@code seconds}; then prompts, warmed up for half of {@code seconds} and timed for {@code seconds} (at least one
-     * prompt each).
+     * {@code seconds}; then prompts, warmed up and timed for {@code seconds} each (at least one prompt each; the batch
+     * kernels compile late: stories260K's q4_0 GGUF took prompts at 1,700 tokens/s after 1.5 s, 36,000 after 6).
      */
     static Result measure(Path model, String backend, int threads, int window, double seconds, boolean profile)
             throws IOException, InterruptedException {
@@ -75,7 +75,7 @@ final class EndToEndBench {
                 profiled = ops[0].ops();
             }
             Prompts prompts = new Prompts(session, m.config().vocabSize());
-            prompts.run(seconds / 2);
+            prompts.run(seconds);
             long p0 = System.nanoTime();
             long promptTokens = prompts.run(seconds);
             double promptTokensPerSecond = promptTokens / ((System.nanoTime() - p0) / 1e9);
