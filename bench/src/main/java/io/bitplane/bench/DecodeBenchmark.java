@@ -2,6 +2,7 @@ package io.bitplane.bench;
 
 import io.bitplane.runtime.Model;
 import io.bitplane.runtime.ModelOptions;
+import io.bitplane.runtime.Sampler;
 import io.bitplane.runtime.Session;
 import io.bitplane.runtime.SessionOptions;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -52,13 +53,7 @@ public class DecodeBenchmark {
             session.reset();
         }
         float[] logits = session.append(token);
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        token = best;
-        return logits[best];
+        token = Sampler.argmax(logits, logits.length);
+        return logits[token];
     }
 }

@@ -117,7 +117,8 @@ public final class Sampler {
         return ((-(long) monotonic - 1) << 32) | id;
     }
 
-    static int argmax(float[] logits, int vocab) {
+    /** The greedy choice: the id of the highest of the first {@code vocab} logits (the lowest id on a tie). */
+    public static int argmax(float[] logits, int vocab) {
         int best = 0;
         for (int i = 1; i < vocab; i++) {
             if (logits[i] > logits[best]) {

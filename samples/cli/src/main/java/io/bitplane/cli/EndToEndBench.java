@@ -2,6 +2,7 @@ package io.bitplane.cli;
 
 import io.bitplane.runtime.Model;
 import io.bitplane.runtime.ModelOptions;
+import io.bitplane.runtime.Sampler;
 import io.bitplane.runtime.Session;
 import io.bitplane.runtime.SessionOptions;
 
@@ -134,13 +135,7 @@ final class EndToEndBench {
                     token = 1;
                 }
                 float[] logits = session.append(token);
-                int best = 0;
-                for (int i = 1; i < logits.length; i++) {
-                    if (logits[i] > logits[best]) {
-                        best = i;
-                    }
-                }
-                token = best;
+                token = Sampler.argmax(logits, logits.length);
                 tokens++;
             } while (System.nanoTime() < end);
             return tokens;
