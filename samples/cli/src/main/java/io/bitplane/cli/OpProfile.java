@@ -72,27 +72,31 @@ final class OpProfile extends ForwardingBackend {
         return ops.computeIfAbsent(name, Op::new);
     }
 
-    /** Runs {@code work}, timing it as {@code op} once {@link #start} was called. */
+    /** Runs {@code work}, timing it as {@code op} between {@link #start} and {@link #stop}. */
     private void timed(String op, Runnable work) {
+        if (!timing) {
+            work.run(); // untimed: the clock is read only between start() and stop()
+            return;
+        }
         long t0 = System.nanoTime();
         work.run();
-        if (timing) {
-            Op o = op(op);
-            o.nanos += System.nanoTime() - t0;
-            o.calls++;
-        }
+        Op o = op(op);
+        o.nanos += System.nanoTime() - t0;
+        o.calls++;
     }
 
     @Override
     public void matmul(Weights w, Buffer x, Buffer y, int batch) {
+        if (!timing) {
+            inner.matmul(w, x, y, batch);
+            return;
+        }
         long t0 = System.nanoTime();
         inner.matmul(w, x, y, batch);
-        if (timing) {
-            Op o = products.computeIfAbsent(w, k -> op("matmul " + LAYER.matcher(k.spec().name()).replaceAll(".N.")));
-            o.nanos += System.nanoTime() - t0;
-            o.calls++;
-            o.weightBytes += w.spec().byteLength();
-        }
+        Op o = products.computeIfAbsent(w, k -> op("matmul " + LAYER.matcher(k.spec().name()).replaceAll(".N.")));
+        o.nanos += System.nanoTime() - t0;
+        o.calls++;
+        o.weightBytes += w.spec().byteLength();
     }
 
     @Override
