@@ -718,16 +718,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         float[] v = ArrayBuffer.of(values);
         int groups = batch * s.nKvHeads();
         // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then.
-        if (s.headSize() % F.length() == 0 && (!split || groups >= pool.threads())) {
-            if (split) {
-                pool.run(groups, (from, to) -> attendKvGroups(o, qa, k, v, positions, s, from, to));
-            } else {
-                attendKvGroups(o, qa, k, v, positions, s, 0, groups);
-            }
-        } else if (split) {
-            pool.run(pairs, (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to));
+        boolean byKvHead = s.headSize() % F.length() == 0 && (!split || groups >= pool.threads());
+        WorkerPool.RangeTask task = byKvHead ? (from, to) -> attendKvGroups(o, qa, k, v, positions, s, from, to)
+                : (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to);
+        int units = byKvHead ? groups : pairs;
+        if (split) {
+            pool.run(units, task);
         } else {
-            attendHeads(o, qa, k, v, positions, s, 0, pairs);
+            task.run(0, units);
         }
     }
 
@@ -855,12 +853,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             acc.intoArray(out, oo + i);
             i += F8.length();
         }
-        for (; i < n; i++) {
-            float acc = 0f;
-            for (int t = 0; t < count; t++) {
-                acc += att[t] * v[t * stride + vo + i];
-            }
-            out[oo + i] = acc;
+        if (i < n) {
+            super.weightedSum(out, oo + i, att, count, v, vo + i, stride, n - i); // the oracle's loop, same order
         }
     }
 
