@@ -20,8 +20,6 @@ final class StreamRead {
 
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     private static final long BYTES_PER_THREAD = 256L << 20;
-    /** Threads whose buffers have had their first passes (page faults, the JIT). */
-    private static int warmed;
     /** Where the sums go, so that the loads cannot be optimised away. */
     static volatile long sink;
 
@@ -49,9 +47,8 @@ final class StreamRead {
     }
 
     private static synchronized double bytesPerSecond(int threads, double seconds) throws InterruptedException {
+        boolean firstUse = BUFFERS.size() < threads; // new buffers: page faults and the JIT come first
         MemorySegment[] buffers = buffers(threads);
-        boolean firstUse = warmed < threads;
-        warmed = Math.max(warmed, threads);
         DoubleAdder rate = new DoubleAdder();
         java.util.concurrent.CyclicBarrier ready = new java.util.concurrent.CyclicBarrier(threads);
         Thread[] workers = new Thread[threads];
