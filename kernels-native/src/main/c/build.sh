@@ -20,15 +20,23 @@ trap 'rm -rf "$tmp"' EXIT
 # -ffp-contract=off: the int8 paths must combine group sums in float exactly as Java does (no fused multiply-add).
 flags="-O3 -fPIC -std=c11 -Wall -Wextra -ffp-contract=off -fno-math-errno -fvisibility=hidden"
 build() {
-    "$cc" $flags -DBP_IMPL=portable -c "$src/kernels.c" -o "$tmp/kernels_portable.o" || return 1
-    objects="$tmp/kernels_portable.o"
+    # compile IMPL FLAGS...: every kernel source for one instruction set, linked only if all of them compile
+    compile() {
+        impl=$1
+        shift
+        built=""
+        for source in kernels sign_tiles; do
+            "$cc" $flags "$@" -DBP_IMPL=$impl -c "$src/$source.c" -o "$tmp/${source}_$impl.o" || return 1
+            built="$built $tmp/${source}_$impl.o"
+        done
+        objects="${objects:-}$built"
+    }
+    compile portable || return 1
     if [ "$arch" = x86_64 ]; then
-        "$cc" $flags -mavx2 -mfma -mf16c -DBP_IMPL=avx2 -c "$src/kernels.c" -o "$tmp/kernels_avx2.o" || return 1
-        objects="$objects $tmp/kernels_avx2.o"
+        compile avx2 -mavx2 -mfma -mf16c || return 1
         # A compiler too old for AVX-512 VNNI still builds the AVX2 and portable kernels.
-        if "$cc" $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -DBP_IMPL=avx512 \
-            -c "$src/kernels.c" -o "$tmp/kernels_avx512.o"; then
-            objects="$objects $tmp/kernels_avx512.o"
+        if compile avx512 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni; then
+            :
         else
             echo "bitplane: $cc cannot build the AVX-512 VNNI kernels (above): building AVX2 and portable C only"
             dispatch_flags="-DBP_WITHOUT_AVX512"

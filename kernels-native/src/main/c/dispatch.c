@@ -17,18 +17,26 @@ typedef struct {
                                 const int8_t *, const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
     void (*matmul_xnor)(const void *, int64_t, int64_t, int64_t, const uint64_t *, const float *, float *, int32_t,
                         int64_t, int64_t, int64_t);
+    int64_t (*sign_tiles_bytes)(int64_t, int64_t);
+    void (*sign_tiles_repack)(const void *, int64_t, int64_t, int64_t, int64_t, void *);
+    int64_t (*sign_tables_bytes)(int64_t);
+    int32_t (*sign_tables)(const int8_t *, int64_t, int16_t *);
+    void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
+                              float *, int64_t, int64_t);
 } kernel_table;
 
-static const kernel_table PORTABLE = {bp_portable_scratch_bytes, bp_portable_quantize_i8, bp_portable_matmul_float,
-                                      bp_portable_matmul_quantized_f32, bp_portable_matmul_quantized_i8,
-                                      bp_portable_matmul_xnor};
+/* One implementation's functions, in kernel_table's order. */
+#define KERNEL_TABLE(impl)                                                                                      \
+    {bp_##impl##_scratch_bytes, bp_##impl##_quantize_i8, bp_##impl##_matmul_float,                            \
+     bp_##impl##_matmul_quantized_f32, bp_##impl##_matmul_quantized_i8, bp_##impl##_matmul_xnor,              \
+     bp_##impl##_sign_tiles_bytes, bp_##impl##_sign_tiles_repack, bp_##impl##_sign_tables_bytes,               \
+     bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles}
+
+static const kernel_table PORTABLE = KERNEL_TABLE(portable);
 #if defined(__x86_64__)
-static const kernel_table AVX2 = {bp_avx2_scratch_bytes, bp_avx2_quantize_i8, bp_avx2_matmul_float, bp_avx2_matmul_quantized_f32,
-                                  bp_avx2_matmul_quantized_i8, bp_avx2_matmul_xnor};
+static const kernel_table AVX2 = KERNEL_TABLE(avx2);
 #ifndef BP_WITHOUT_AVX512
-static const kernel_table AVX512 = {bp_avx512_scratch_bytes, bp_avx512_quantize_i8, bp_avx512_matmul_float,
-                                    bp_avx512_matmul_quantized_f32, bp_avx512_matmul_quantized_i8,
-                                    bp_avx512_matmul_xnor};
+static const kernel_table AVX512 = KERNEL_TABLE(avx512);
 #endif
 #endif
 
@@ -116,4 +124,25 @@ void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int
 void bp_matmul_xnor(const void *w, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
                     const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end) {
     kernels()->matmul_xnor(w, k, group, scales_offset, xbits, xscales, y, batch, n, row_start, row_end);
+}
+
+int64_t bp_sign_tiles_bytes(int64_t n, int64_t k) {
+    return kernels()->sign_tiles_bytes(n, k);
+}
+
+void bp_sign_tiles_repack(const void *w, int64_t k, int64_t n, int64_t tile_start, int64_t tile_end, void *tiles) {
+    kernels()->sign_tiles_repack(w, k, n, tile_start, tile_end, tiles);
+}
+
+int64_t bp_sign_tables_bytes(int64_t k) {
+    return kernels()->sign_tables_bytes(k);
+}
+
+int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables) {
+    return kernels()->sign_tables(q, k, tables);
+}
+
+void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
+                          const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
+    kernels()->matmul_sign_tiles(tiles, k, n, tables, code_sum, scales, xscale, y, tile_start, tile_end);
 }

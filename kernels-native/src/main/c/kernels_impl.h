@@ -1,5 +1,5 @@
 /*
- * The functions each implementation of kernels.c defines. kernels.c is compiled once per instruction set
+ * The functions each implementation of kernels.c and sign_tiles.c defines. Both are compiled once per instruction set
  * (build.sh), with BP_IMPL naming the set; dispatch.c picks one set at load time and forwards the public
  * functions of bitplane_kernels.h to it.
  */
@@ -27,7 +27,15 @@
                                                   void *scratch);                                               \
     void BP_IMPL_NAME(impl, _matmul_xnor)(const void *w, int64_t k, int64_t group, int64_t scales_offset,      \
                                           const uint64_t *xbits, const float *xscales, float *y, int32_t batch, \
-                                          int64_t n, int64_t row_start, int64_t row_end);
+                                          int64_t n, int64_t row_start, int64_t row_end);                      \
+    int64_t BP_IMPL_NAME(impl, _sign_tiles_bytes)(int64_t n, int64_t k);                                        \
+    void BP_IMPL_NAME(impl, _sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile_start,       \
+                                                int64_t tile_end, void *tiles);                                 \
+    int64_t BP_IMPL_NAME(impl, _sign_tables_bytes)(int64_t k);                                                  \
+    int32_t BP_IMPL_NAME(impl, _sign_tables)(const int8_t *q, int64_t k, int16_t *tables);                      \
+    void BP_IMPL_NAME(impl, _matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,\
+                                                int32_t code_sum, const float *scales, float xscale, float *y,  \
+                                                int64_t tile_start, int64_t tile_end);
 
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)

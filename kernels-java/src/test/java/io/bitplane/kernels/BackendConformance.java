@@ -113,6 +113,9 @@ public abstract class BackendConformance {
         // One token over plane rows of one group each, eight rows at a time in the native kernels, then the rest.
         "ternary, 9, 1024, 1, int8", "binary, 17, 512, 1, int8", "int4@1024, 10, 1024, 1, int8",
         "int4-asym@512, 8, 512, 1, int8",
+        // One token over BINARY rows of one scale each in tiles of 32 rows (natively on AVX-512: four tiles at a
+        // time, then one at a time): rows past the last whole tile, values past the last 16, split over threads.
+        "binary, 200, 1030, 1, int8", "binary, 33, 17, 1, int8", "binary, 520, 2100, 1, int8",
         // Binary rows in 16-bit lanes: groups of 256, a short last chunk, and rows longer than one int16 run.
         "binary@256, 3, 1030, 2, int8", "binary, 2, 9000, 2, int8", "binary@512, 3, 2000, 1, int8",
         // Binary activations (XNOR-Net): rows of one group or of whole words, partial last words, groups that are

@@ -32,6 +32,10 @@ import java.lang.foreign.ValueLayout;
  * (ternary) and 1.6x (INT4), decoding 1.3x (ternary). {@code -Dbitplane.native.floatProducts=native} keeps them
  * in C (the tests run both).
  *
+ * <p>BINARY tensors with INT8 activations and one scale per row are repacked at upload into tiles of 32 rows for
+ * one token's product by lookup tables in C ({@link SignTileWeights}), where the AVX-512 build runs; batches read
+ * the file's planes.
+ *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
  * calls (those not worth splitting) use the critical handles, which read the Java arrays in place; long calls copy
  * the activations into native memory (small next to the weights) so that the garbage collector never waits for
@@ -54,6 +58,7 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment x = MemorySegment.NULL;
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
+        MemorySegment tables = MemorySegment.NULL;
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
@@ -109,12 +114,13 @@ public final class NativeBackend extends ForwardingBackend {
             copy.copyFrom(data);
             data = copy;
         }
-        return new CpuWeights(tensor.spec(), data);
+        CpuWeights weights = new CpuWeights(tensor.spec(), data);
+        return SignTileWeights.suits(tensor, kernels.isa()) ? SignTileWeights.repack(kernels, pool, weights) : weights;
     }
 
     @Override
     public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
-        if (w instanceof RepackedWeights) { // the Java backend's tiles (upload)
+        if (w instanceof RepackedWeights && !(w instanceof SignTileWeights)) { // the Java backend's tiles (upload)
             inner.matmul(w, xb, yb, batch);
             return;
         }
@@ -122,6 +128,10 @@ public final class NativeBackend extends ForwardingBackend {
         TensorSpec spec = cw.spec();
         ScalarBackend.checkMatmul(spec, xb, yb, batch);
         checkWeights(spec, cw.data());
+        if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
+            matmulSignTiles(tiles, ArrayBuffer.of(xb), ArrayBuffer.of(yb));
+            return;
+        }
         if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && spec.groupSize() % 64 == 0) {
             matmulXnor(cw, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
@@ -165,6 +175,27 @@ public final class NativeBackend extends ForwardingBackend {
         runRows(task, n, split, ys, y, batch * n);
     }
 
+    /**
+     * One token over BINARY tiles (SignTileWeights): INT8 codes, their lookup tables (once, on this thread, read by
+     * every worker), then bp_matmul_sign_tiles over ranges of tiles.
+     */
+    private void matmulSignTiles(SignTileWeights w, float[] x, float[] y) {
+        TensorSpec spec = w.spec();
+        int n = (int) spec.rows();
+        int k = (int) spec.cols();
+        Scratch s = SCRATCH.get();
+        quantize(s, x, 1, k, false);
+        s.tables = grow(s.tables, kernels.signTablesBytes(k));
+        MemorySegment tables = s.tables;
+        int codeSum = kernels.signTables(MemorySegment.ofArray(s.q), k, tables);
+        float xScale = s.scales[0];
+        boolean split = WorkerPool.worthSplitting((long) n * k);
+        MemorySegment ys = output(s, y, n, split);
+        WorkerPool.RangeTask task = (t0, t1) -> kernels.matmulSignTiles(!split, w.tiles(), k, n, tables, codeSum,
+                w.scales(), xScale, ys, t0, t1);
+        runRows(task, w.tileCount(), split, ys, y, n);
+    }
+
     /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */
     private void matmulXnor(CpuWeights cw, float[] x, float[] y, int batch) {
         TensorSpec spec = cw.spec();
@@ -194,8 +225,8 @@ public final class NativeBackend extends ForwardingBackend {
     }
 
     /**
-     * Runs {@code task} over rows 0..n-1: split over the pool with results in native {@code ys}, copied back to
-     * {@code y} ({@code count} floats), or on this thread straight into {@code y}.
+     * Runs {@code task} over rows 0..n-1 (or tiles of rows): split over the pool with results in native {@code ys},
+     * copied back to {@code y} ({@code count} floats), or on this thread straight into {@code y}.
      */
     private void runRows(WorkerPool.RangeTask task, int n, boolean split, MemorySegment ys, float[] y, int count) {
         if (split) {

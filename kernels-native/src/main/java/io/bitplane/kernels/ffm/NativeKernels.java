@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 3;
+    public static final int ABI_VERSION = 4;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
     public static final int ISA_AVX512 = 3;
@@ -49,6 +49,13 @@ public final class NativeKernels {
                 JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_xnor", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tiles_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_sign_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_sign_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
+                JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
     }
 
     private final MethodHandle abiVersion;
@@ -60,6 +67,11 @@ public final class NativeKernels {
     private final MethodHandle[] matmulQuantizedF32;
     private final MethodHandle[] matmulQuantizedI8;
     private final MethodHandle[] matmulXnor;
+    private final MethodHandle signTilesBytes;
+    private final MethodHandle signTilesRepack;
+    private final MethodHandle signTablesBytes;
+    private final MethodHandle signTables;
+    private final MethodHandle[] matmulSignTiles;
     private volatile int isa;
 
     /** Binds every function, or throws naming the first symbol the library lacks. */
@@ -73,6 +85,11 @@ public final class NativeKernels {
         matmulQuantizedF32 = both(library, "bp_matmul_quantized_f32");
         matmulQuantizedI8 = both(library, "bp_matmul_quantized_i8");
         matmulXnor = both(library, "bp_matmul_xnor");
+        signTilesBytes = handle(library, "bp_sign_tiles_bytes", true);
+        signTilesRepack = handle(library, "bp_sign_tiles_repack", false);
+        signTablesBytes = handle(library, "bp_sign_tables_bytes", true);
+        signTables = handle(library, "bp_sign_tables", true);
+        matmulSignTiles = both(library, "bp_matmul_sign_tiles");
     }
 
     private static MethodHandle[] both(SymbolLookup library, String name) {
@@ -176,6 +193,53 @@ public final class NativeKernels {
         try {
             matmulQuantizedI8[critical ? 1 : 0].invokeExact(w, encoding, layout, k, group, scalesOffset, minsOffset,
                     xq, xScales, y, batch, n, rowStart, rowEnd, scratch);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_sign_tiles_bytes: the tiles of an n x k BINARY tensor. */
+    long signTilesBytes(long n, long k) {
+        try {
+            return (long) signTilesBytes.invokeExact(n, k);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_sign_tiles_repack (native memory only: a long call). */
+    void signTilesRepack(MemorySegment w, long k, long n, long tileStart, long tileEnd, MemorySegment tiles) {
+        try {
+            signTilesRepack.invokeExact(w, k, n, tileStart, tileEnd, tiles);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_sign_tables_bytes. */
+    long signTablesBytes(long k) {
+        try {
+            return (long) signTablesBytes.invokeExact(k);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_sign_tables (critical: q may be a Java array); returns the token's sum of codes. */
+    int signTables(MemorySegment q, long k, MemorySegment tables) {
+        try {
+            return (int) signTables.invokeExact(q, k, tables);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_sign_tiles. */
+    void matmulSignTiles(boolean critical, MemorySegment tiles, long k, long n, MemorySegment tables, int codeSum,
+                         MemorySegment scales, float xScale, MemorySegment y, long tileStart, long tileEnd) {
+        try {
+            matmulSignTiles[critical ? 1 : 0].invokeExact(tiles, k, n, tables, codeSum, scales, xScale, y, tileStart,
+                    tileEnd);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,0 +1,66 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.CpuWeights;
+import io.bitplane.kernels.scalar.RepackedWeights;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * BINARY weights (one scale per row, INT8 activations) with their tiles for {@code bp_matmul_sign_tiles} (layout in
+ * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
+ * by lookup tables over tiles of 32 rows read 380-430 G weights/s from DRAM on two threads here, where the kernel
+ * over the file's planes read 126-145: it is taken where the AVX-512 build runs (vpermw; elsewhere the tiles'
+ * code is a plain loop, slower than the planes' kernels). The tiles are a second copy of the tensor's bits, in
+ * native memory freed when these weights become unreachable.
+ *
+ * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
+ * @param scales the rows' scales as f32, in row order
+ */
+record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales) implements RepackedWeights {
+
+    static final int TILE_ROWS = 32;
+    /** Set to {@code off} to keep every BINARY product on the planes' kernels (to compare them). */
+    static final String PROPERTY = "bitplane.native.signTiles";
+    private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
+    static boolean suits(BpmTensor tensor, int isa) {
+        TensorSpec spec = tensor.spec();
+        return isa == NativeKernels.ISA_AVX512 && !"off".equals(System.getProperty(PROPERTY))
+                && spec.problem() == null && tensor.isComplete() && spec.rank() == 2
+                && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.groupsPerRow() == 1
+                && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;
+    }
+
+    /** Repacks {@code weights} (native memory, a tensor that {@link #suits}) over the pool's threads. */
+    static SignTileWeights repack(NativeKernels kernels, WorkerPool pool, CpuWeights weights) {
+        TensorSpec spec = weights.spec();
+        long n = spec.rows();
+        long k = spec.cols();
+        Arena arena = Arena.ofAuto();
+        MemorySegment tiles = arena.allocate(kernels.signTilesBytes(n, k), 64);
+        MemorySegment data = weights.data();
+        int tileCount = (int) ((n + TILE_ROWS - 1) / TILE_ROWS);
+        pool.run(tileCount, (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
+        MemorySegment scales = arena.allocate(4 * n, 64);
+        long scalesAt = spec.scalesOffset();
+        for (long r = 0; r < n; r++) {
+            scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(data.get(F16, scalesAt + 2 * r)));
+        }
+        return new SignTileWeights(weights, tiles, scales);
+    }
+
+    int tileCount() {
+        return (int) ((source.spec().rows() + TILE_ROWS - 1) / TILE_ROWS);
+    }
+}

@@ -1,0 +1,102 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.Backends;
+import io.bitplane.format.TestTensors;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+/**
+ * The BINARY lookup-table tiles (sign_tiles.c) called directly, in whatever implementation this run selected (the
+ * build runs the tests on the best one, AVX2 and the portable C): repacked tile range by tile range, run over
+ * uneven ranges of tiles, every result equal to the scalar reference's bit for bit. The backend's own use of them
+ * (AVX-512 only) is in the shared conformance shapes.
+ */
+class NativeSignTilesTest {
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @CsvSource({"1, 1", "31, 15", "33, 17", "200, 1030", "130, 4096", "257, 333", "64, 9000"})
+    void tilesGiveTheReferenceResult(int rows, int cols) {
+        NativeAvailability.assumeLoaded();
+        try (Backend backend = Backends.create("native", 2)) { // selects the implementation this run asks for
+            NativeKernels kernels = NativeLibrary.kernels();
+            Random rnd = new Random(rows * 131L + cols);
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary"), ActivationHint.INT8);
+            float[] x = TestTensors.gaussian(rnd, cols, 1f);
+            float[] expected = BackendConformance.matmul(new ScalarBackend(), BackendConformance.placed(t, 0), x, 1);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment w = arena.allocate(t.bytes().length + 3L).asSlice(3); // misaligned on purpose
+                MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
+                int tiles = (rows + 31) / 32;
+                MemorySegment tileBytes = arena.allocate(kernels.signTilesBytes(rows, cols));
+                for (int t0 = 0; t0 < tiles; t0 += 3) { // repacked in uneven ranges
+                    kernels.signTilesRepack(w, cols, rows, t0, Math.min(tiles, t0 + 3), tileBytes);
+                }
+                byte[] q = new byte[cols];
+                float xScale = kernels.quantizeI8(MemorySegment.ofArray(x), cols, MemorySegment.ofArray(q));
+                MemorySegment tables = arena.allocate(kernels.signTablesBytes(cols));
+                int codeSum = kernels.signTables(MemorySegment.ofArray(q), cols, tables);
+                int expectedSum = 0;
+                for (byte b : q) {
+                    expectedSum += b;
+                }
+                assertEquals(expectedSum, codeSum, "the token's sum of codes");
+                MemorySegment scales = arena.allocate(4L * rows);
+                for (int r = 0; r < rows; r++) {
+                    scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, io.bitplane.format.Halfs.f16ToFloat(
+                            w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r)));
+                }
+                MemorySegment y = arena.allocate(4L * rows);
+                int[] cuts = {0, Math.min(tiles, 1), Math.min(tiles, 6), tiles}; // one, then five, then the rest
+                for (int i = 0; i + 1 < cuts.length; i++) {
+                    kernels.matmulSignTiles(false, tileBytes, cols, rows, tables, codeSum, scales, xScale, y, cuts[i],
+                            cuts[i + 1]);
+                }
+                assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
+            }
+        }
+    }
+
+    /** Where the AVX-512 build runs, the backend takes the tiles for one scale a row and INT8 activations only. */
+    @Test
+    void theBackendTilesOnlyWhatTheKernelTakes() {
+        NativeAvailability.assumeLoaded();
+        try (Backend backend = Backends.create("native", 2)) {
+            boolean avx512 = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512;
+            Random rnd = new Random(5);
+            float[] values = TestTensors.gaussian(rnd, 40 * 256, 0.1f);
+            BpmTensor oneScale = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
+                    QuantSpec.parse("binary"), ActivationHint.INT8), 0);
+            BpmTensor groups = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
+                    QuantSpec.parse("binary@64"), ActivationHint.INT8), 0);
+            BpmTensor floats = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
+                    QuantSpec.parse("binary"), ActivationHint.F32), 0);
+            if (avx512) {
+                assertInstanceOf(SignTileWeights.class, backend.upload(oneScale));
+            } else {
+                assertNotEquals(SignTileWeights.class, backend.upload(oneScale).getClass());
+            }
+            assertNotEquals(SignTileWeights.class, backend.upload(groups).getClass());
+            assertNotEquals(SignTileWeights.class, backend.upload(floats).getClass());
+        }
+    }
+}
