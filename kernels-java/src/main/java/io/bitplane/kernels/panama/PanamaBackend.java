@@ -3,7 +3,6 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Buffer;
@@ -20,7 +19,6 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -131,7 +129,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
-            return packedCopy(spec, tensor.data());
+            return CpuWeights.packedCopy(spec, tensor.data(), pool);
         }
         return w;
     }
@@ -149,14 +147,6 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 && tensor.isComplete() && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
-    /** The tensor in layout 1, in new native memory freed when unreachable; its rows split over the pool. */
-    private CpuWeights packedCopy(TensorSpec spec, MemorySegment data) {
-        TensorSpec packed = PackedCodes.packedSpec(spec);
-        MemorySegment out = Arena.ofAuto().allocate(packed.byteLength(), 64);
-        pool.run((int) spec.rows(), (r0, r1) -> PackedCodes.relayoutRows(spec, data, out, r0, r1));
-        PackedCodes.copyScales(spec, data, out);
-        return new CpuWeights(packed, out);
-    }
 
     @Override
     public boolean floatTilesFor(TensorSpec spec) {

@@ -1,8 +1,11 @@
 package io.bitplane.kernels.scalar;
 
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.Weights;
+import io.bitplane.kernels.WorkerPool;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /** Weights of a CPU backend: the tensor's bytes where they lie in the mapped model file. */
@@ -15,5 +18,17 @@ public record CpuWeights(TensorSpec spec, MemorySegment data) implements Weights
             return r.source();
         }
         throw new IllegalArgumentException("not CPU weights: " + w.getClass().getName());
+    }
+
+    /**
+     * A layout-0 tensor in layout 1 (packed codes, FORMAT.md section 5), for backends whose kernels read packed
+     * codes faster than bit planes: new native memory freed when unreachable, its rows split over {@code pool}.
+     */
+    public static CpuWeights packedCopy(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        TensorSpec packed = PackedCodes.packedSpec(spec);
+        MemorySegment out = Arena.ofAuto().allocate(packed.byteLength(), 64);
+        pool.run((int) spec.rows(), (r0, r1) -> PackedCodes.relayoutRows(spec, data, out, r0, r1));
+        PackedCodes.copyScales(spec, data, out);
+        return new CpuWeights(packed, out);
     }
 }

@@ -3,6 +3,7 @@ package io.bitplane.kernels.ffm;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
+import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
 import io.bitplane.kernels.Backends;
@@ -32,9 +33,10 @@ import java.lang.foreign.ValueLayout;
  * (ternary) and 1.6x (INT4), decoding 1.3x (ternary). {@code -Dbitplane.native.floatProducts=native} keeps them
  * in C (the tests run both).
  *
- * <p>BINARY tensors with INT8 activations and one scale per row are repacked at upload into tiles of 32 rows for
- * one token's product by lookup tables in C ({@link SignTileWeights}), where the AVX-512 build runs; batches read
- * the file's planes.
+ * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
+ * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}, where the AVX-512 build
+ * runs; batches read the file's planes), TERNARY and INT4 planes into packed codes. {@code
+ * -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
  * calls (those not worth splitting) use the critical handles, which read the Java arrays in place; long calls copy
@@ -49,6 +51,12 @@ public final class NativeBackend extends ForwardingBackend {
     private final WorkerPool pool;
     /** Whether float-activation products of tensors the Java backend tiles go to it (see the class comment). */
     private final boolean floatTiles;
+    /**
+     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY and
+     * INT4 planes into packed codes (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the
+     * file has it: to compare the kernels, and so that the tests reach the planes' kernels too.
+     */
+    private final boolean repackAtLoad;
     /** Native copies of weights that were given on the heap; freed on close. */
     private final Arena arena = Arena.ofShared();
 
@@ -75,6 +83,12 @@ public final class NativeBackend extends ForwardingBackend {
         super(Backends.java(pool));
         this.kernels = kernels;
         this.pool = pool;
+        String repack = System.getProperty("bitplane.native.repack", "on");
+        this.repackAtLoad = switch (repack) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new IllegalArgumentException("-Dbitplane.native.repack=" + repack + ": expected on or off");
+        };
         String products = System.getProperty("bitplane.native.floatProducts", "auto");
         this.floatTiles = switch (products) {
             case "auto" -> inner instanceof FloatTiles;
@@ -115,7 +129,22 @@ public final class NativeBackend extends ForwardingBackend {
             data = copy;
         }
         CpuWeights weights = new CpuWeights(tensor.spec(), data);
-        return SignTileWeights.suits(tensor, kernels.isa()) ? SignTileWeights.repack(kernels, pool, weights) : weights;
+        if (repackAtLoad && SignTileWeights.suits(tensor, kernels.isa())) {
+            return SignTileWeights.repack(kernels, pool, weights);
+        }
+        return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool) : weights;
+    }
+
+    /**
+     * TERNARY and INT4 bit planes with INT8 activations: the C kernels read packed codes faster (4096 x 14336, 2
+     * threads, in one `bitplane bench` run: ternary 228 against 160 G weights/s, INT4 g32 60 against 49), so such a
+     * tensor is re-laid as packed codes at upload, as `convert --layout packed` would have written it. BINARY has no
+     * packed layout. A tensor whose bytes fall short of its spec keeps its kernels, which refuse it by name.
+     */
+    private static boolean packsAtLoad(BpmTensor tensor) {
+        TensorSpec spec = tensor.spec();
+        return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                && tensor.isComplete() && spec.rank() == 2 && PackedCodes.supports(spec.encoding());
     }
 
     @Override

@@ -28,15 +28,12 @@ import java.nio.ByteOrder;
 record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales) implements RepackedWeights {
 
     static final int TILE_ROWS = 32;
-    /** Set to {@code off} to keep every BINARY product on the planes' kernels (to compare them). */
-    static final String PROPERTY = "bitplane.native.signTiles";
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
-        return isa == NativeKernels.ISA_AVX512 && !"off".equals(System.getProperty(PROPERTY))
-                && spec.problem() == null && tensor.isComplete() && spec.rank() == 2
+        return isa == NativeKernels.ISA_AVX512 && spec.problem() == null && tensor.isComplete() && spec.rank() == 2
                 && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.groupsPerRow() == 1
                 && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;

@@ -7,27 +7,36 @@ import io.bitplane.kernels.Backends;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /**
- * The conformance suite on the native backend with every product in C: by default the backend hands products with
- * float activations over tiled weights (binary, ternary, INT4) to the Java backend, and the C kernels for them run
- * only where the Java backend has no tiles (no Vector API). {@code -Dbitplane.native.floatProducts=native} keeps
- * them in C, and this holds them to the oracle as {@link NativeBackendConformanceTest} does the default.
+ * The conformance suite on the native backend with every product in C, on every tensor as the file lays it out: by
+ * default the backend hands products with float activations over tiled weights (binary, ternary, INT4) to the Java
+ * backend, and re-lays some tensors at upload (BINARY into lookup tiles, TERNARY and INT4 planes into packed codes),
+ * so the C kernels for those run only where the Java backend has no tiles (no Vector API) or the tensor is not
+ * re-laid. {@code -Dbitplane.native.floatProducts=native} and {@code -Dbitplane.native.repack=off} reach them, and
+ * this holds them to the oracle as {@link NativeBackendConformanceTest} does the default.
  */
 class NativeFloatKernelsConformanceTest extends BackendConformance {
     @Override
     protected Backend createBackend() {
         NativeAvailability.assumeLoaded();
-        String before = System.getProperty("bitplane.native.floatProducts");
+        String products = System.getProperty("bitplane.native.floatProducts");
+        String repack = System.getProperty("bitplane.native.repack");
         System.setProperty("bitplane.native.floatProducts", "native");
+        System.setProperty("bitplane.native.repack", "off");
         try {
             Backend b = Backends.create("native", 2);
             assertFalse(b.description().contains("float-activation products"), b.description());
             return b;
         } finally {
-            if (before == null) {
-                System.clearProperty("bitplane.native.floatProducts");
-            } else {
-                System.setProperty("bitplane.native.floatProducts", before);
-            }
+            restore("bitplane.native.floatProducts", products);
+            restore("bitplane.native.repack", repack);
+        }
+    }
+
+    private static void restore(String key, String value) {
+        if (value == null) {
+            System.clearProperty(key);
+        } else {
+            System.setProperty(key, value);
         }
     }
 }
