@@ -17,9 +17,9 @@ import java.nio.ByteOrder;
 /**
  * BINARY weights (one scale per row, INT8 activations) with their tiles for {@code bp_matmul_sign_tiles} (layout in
  * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
- * by lookup tables over tiles of 32 rows read 380-430 G weights/s from DRAM on two threads here, where the kernel
- * over the file's planes read 126-145: it is taken where the AVX-512 build runs (vpermw; elsewhere the tiles'
- * code is a plain loop, slower than the planes' kernels). The tiles are a second copy of the tensor's bits, in
+ * by lookup tables over tiles of 32 rows (4096 x 14336, two threads, from DRAM) read 253-271 G weights/s in
+ * {@code bitplane bench} and 313 in JMH, where the kernel over the file's planes read 126-146: it is taken where the
+ * AVX-512 build runs (vpermw; elsewhere the tiles' code is a plain loop, slower than the planes' kernels). The tiles are a second copy of the tensor's bits, in
  * native memory freed when these weights become unreachable.
  *
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
@@ -30,13 +30,16 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
     static final int TILE_ROWS = 32;
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
+    /**
+     * Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. Rows of at most
+     * 2^31 / 128 values: the kernel's int32 sums (up to 127 a value) cannot overflow.
+     */
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
         return isa == NativeKernels.ISA_AVX512 && spec.problem() == null && tensor.isComplete() && spec.rank() == 2
                 && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.groupsPerRow() == 1
-                && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;
+                && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;
     }
 
     /** Repacks {@code weights} (native memory, a tensor that {@link #suits}) over the pool's threads. */
