@@ -33,10 +33,6 @@
 #include <immintrin.h>
 #endif
 
-#ifndef BP_IMPL
-#error "compile with -DBP_IMPL=portable, avx2 or avx512 (build.sh does)"
-#endif
-#define BP_FN(f) BP_IMPL_NAME(BP_IMPL, f)
 
 /* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))

@@ -11,6 +11,12 @@
 #define BP_CAT3(a, b, c) a##b##c
 #define BP_IMPL_NAME(impl, f) BP_CAT3(bp_, impl, f)
 
+/* In a kernel source, compiled once per implementation with -DBP_IMPL=portable, avx2 or avx512 (build.sh),
+   BP_FN(f) names that implementation's f; dispatch.c, which includes this file without BP_IMPL, names them all. */
+#ifdef BP_IMPL
+#define BP_FN(f) BP_IMPL_NAME(BP_IMPL, f)
+#endif
+
 #define BP_DECLARE_IMPL(impl)                                                                                   \
     void BP_IMPL_NAME(impl, _matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y,\
                                            int32_t batch, int64_t n, int64_t row_start, int64_t row_end);       \

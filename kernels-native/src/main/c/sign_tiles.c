@@ -27,10 +27,6 @@
 #include <immintrin.h>
 #endif
 
-#ifndef BP_IMPL
-#error "compile with -DBP_IMPL=portable, avx2 or avx512 (build.sh does)"
-#endif
-#define BP_FN(f) BP_IMPL_NAME(BP_IMPL, f)
 
 #define TILE_ROWS 32
 #define CHUNK_VALUES 16
