@@ -36,7 +36,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
      */
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
-        return isa == NativeKernels.ISA_AVX512 && spec.problem() == null && tensor.isComplete() && spec.rank() == 2
+        return isa == NativeKernels.ISA_AVX512 && tensor.isComplete() && spec.rank() == 2
                 && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.groupsPerRow() == 1
                 && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;
@@ -50,8 +50,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         Arena arena = Arena.ofAuto();
         MemorySegment tiles = arena.allocate(kernels.signTilesBytes(n, k), 64);
         MemorySegment data = weights.data();
-        int tileCount = (int) ((n + TILE_ROWS - 1) / TILE_ROWS);
-        pool.run(tileCount, (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
+        pool.run(tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
         MemorySegment scales = arena.allocate(4 * n, 64);
         long scalesAt = spec.scalesOffset();
         for (long r = 0; r < n; r++) {
@@ -61,6 +60,11 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
     }
 
     int tileCount() {
-        return (int) ((source.spec().rows() + TILE_ROWS - 1) / TILE_ROWS);
+        return tilesOf(source.spec().rows());
+    }
+
+    /** Tiles of {@code rows} rows, the last one partly past them. */
+    private static int tilesOf(long rows) {
+        return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
     }
 }
