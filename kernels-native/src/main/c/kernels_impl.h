@@ -8,6 +8,56 @@
 
 #include "bitplane_kernels.h"
 
+/* Helpers the kernel sources share. */
+#include <string.h>
+
+static inline float bits_to_float(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* IEEE binary16 to float, exactly (every half is a float). */
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    if (exp == 0) {
+        float magnitude = (float) man * 5.9604644775390625e-8f; /* man * 2^-24, exact */
+        uint32_t bits;
+        memcpy(&bits, &magnitude, 4);
+        return bits_to_float(bits | sign);
+    }
+    if (exp == 31) {
+        return bits_to_float(sign | 0x7f800000u | (man << 13));
+    }
+    return bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+#ifdef __AVX2__
+#include <immintrin.h>
+
+/* The 8x8 transpose of floats: lane j of v[i] goes to lane i of v[j]. */
+static inline void transpose8x8(__m256 v[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
 #define BP_CAT3(a, b, c) a##b##c
 #define BP_IMPL_NAME(impl, f) BP_CAT3(bp_, impl, f)
 

@@ -162,6 +162,10 @@ public abstract class BackendConformance {
         // One token over rows of one group each, eight rows at a time in the native kernels, and the rows after.
         "ternary, 9, 1024, 1, int8", "ternary, 17, 256, 1, int8", "int4@512, 11, 512, 1, int8",
         "int4-asym@256, 16, 256, 1, int8",
+        // The same over an odd number of blocks (the VNNI kernel reads q laid out two blocks a vector, zeros
+        // beside the last block alone).
+        "ternary, 9, 384, 1, int8", "ternary, 8, 1152, 1, int8", "int4@192, 8, 192, 1, int8",
+        "int4-asym@320, 9, 320, 1, int8",
         // Float activations over several rows (four at a time natively, sharing each load of x; a last pass of
         // fewer), groups of whole 32 values and one group a row, rows not a multiple of 32.
         "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",
