@@ -23,6 +23,10 @@ typedef struct {
     int32_t (*sign_tables)(const int8_t *, int64_t, int16_t *);
     void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
                               float *, int64_t, int64_t);
+    int64_t (*group_lanes_bytes)(int32_t, int64_t, int64_t);
+    void (*group_lanes_repack)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, void *);
+    void (*matmul_group_lanes)(const void *, int32_t, int64_t, int64_t, const int8_t *, const float *, float *,
+                               int32_t, int64_t, int64_t, void *);
 } kernel_table;
 
 /* One implementation's functions, in kernel_table's order. */
@@ -30,7 +34,8 @@ typedef struct {
     {bp_##impl##_scratch_bytes, bp_##impl##_quantize_i8, bp_##impl##_matmul_float,                            \
      bp_##impl##_matmul_quantized_f32, bp_##impl##_matmul_quantized_i8, bp_##impl##_matmul_xnor,              \
      bp_##impl##_sign_tiles_bytes, bp_##impl##_sign_tiles_repack, bp_##impl##_sign_tables_bytes,               \
-     bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles}
+     bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles, bp_##impl##_group_lanes_bytes,                  \
+     bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes}
 
 static const kernel_table PORTABLE = KERNEL_TABLE(portable);
 #if defined(__x86_64__)
@@ -145,4 +150,19 @@ int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables) {
 void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
                           const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
     kernels()->matmul_sign_tiles(tiles, k, n, tables, code_sum, scales, xscale, y, tile_start, tile_end);
+}
+
+int64_t bp_group_lanes_bytes(int32_t encoding, int64_t n, int64_t k) {
+    return kernels()->group_lanes_bytes(encoding, n, k);
+}
+
+void bp_group_lanes_repack(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t n,
+                           int64_t scales_offset, int64_t block_start, int64_t block_end, void *lanes) {
+    kernels()->group_lanes_repack(w, encoding, layout, k, n, scales_offset, block_start, block_end, lanes);
+}
+
+void bp_matmul_group_lanes(const void *lanes, int32_t encoding, int64_t k, int64_t n, const int8_t *xq,
+                           const float *xscales, float *y, int32_t batch, int64_t block_start, int64_t block_end,
+                           void *scratch) {
+    kernels()->matmul_group_lanes(lanes, encoding, k, n, xq, xscales, y, batch, block_start, block_end, scratch);
 }

@@ -1,5 +1,6 @@
 /*
- * The functions each implementation of kernels.c and sign_tiles.c defines. Both are compiled once per instruction set
+ * The functions each implementation of kernels.c, sign_tiles.c and group_lanes.c defines. Each is compiled once per
+ * instruction set
  * (build.sh), with BP_IMPL naming the set; dispatch.c picks one set at load time and forwards the public
  * functions of bitplane_kernels.h to it.
  */
@@ -91,7 +92,14 @@ static inline void transpose8x8(__m256 v[8]) {
     int32_t BP_IMPL_NAME(impl, _sign_tables)(const int8_t *q, int64_t k, int16_t *tables);                      \
     void BP_IMPL_NAME(impl, _matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,\
                                                 int32_t code_sum, const float *scales, float xscale, float *y,  \
-                                                int64_t tile_start, int64_t tile_end);
+                                                int64_t tile_start, int64_t tile_end);                          \
+    int64_t BP_IMPL_NAME(impl, _group_lanes_bytes)(int32_t encoding, int64_t n, int64_t k);                     \
+    void BP_IMPL_NAME(impl, _group_lanes_repack)(const void *w, int32_t encoding, int32_t layout, int64_t k,     \
+                                                 int64_t n, int64_t scales_offset, int64_t block_start,          \
+                                                 int64_t block_end, void *lanes);                                \
+    void BP_IMPL_NAME(impl, _matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, int64_t n,     \
+                                                 const int8_t *xq, const float *xscales, float *y, int32_t batch,\
+                                                 int64_t block_start, int64_t block_end, void *scratch);
 
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)

@@ -34,8 +34,9 @@ import java.lang.foreign.ValueLayout;
  * in C (the tests run both).
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
- * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}, where the AVX-512 build
- * runs; batches read the file's planes), TERNARY and INT4 planes into packed codes. {@code
+ * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8 and INT4 in groups
+ * of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; both where the AVX-512 build
+ * runs, and larger batches read the file's bytes), other TERNARY and INT4 planes into packed codes. {@code
  * -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
@@ -52,9 +53,10 @@ public final class NativeBackend extends ForwardingBackend {
     /** Whether float-activation products of tensors the Java backend tiles go to it (see the class comment). */
     private final boolean floatTiles;
     /**
-     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY and
-     * INT4 planes into packed codes (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the
-     * file has it: to compare the kernels, and so that the tests reach the planes' kernels too.
+     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8 and INT4
+     * in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
+     * (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the
+     * kernels, and so that the tests reach the planes' kernels too.
      */
     private final boolean repackAtLoad;
     /** Native copies of weights that were given on the heap; freed on close. */
@@ -132,6 +134,9 @@ public final class NativeBackend extends ForwardingBackend {
         if (repackAtLoad && SignTileWeights.suits(tensor, kernels.isa())) {
             return SignTileWeights.repack(kernels, pool, weights);
         }
+        if (repackAtLoad && GroupLaneWeights.suits(tensor, kernels.isa())) {
+            return GroupLaneWeights.repack(kernels, pool, weights); // from the file's layout, without a packed copy
+        }
         return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool) : weights;
     }
 
@@ -149,7 +154,7 @@ public final class NativeBackend extends ForwardingBackend {
 
     @Override
     public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
-        if (w instanceof RepackedWeights && !(w instanceof SignTileWeights)) { // the Java backend's tiles (upload)
+        if (w instanceof RepackedWeights && !(w instanceof NativeRepackedWeights)) { // the Java backend's tiles
             inner.matmul(w, xb, yb, batch);
             return;
         }
@@ -159,6 +164,10 @@ public final class NativeBackend extends ForwardingBackend {
         checkWeights(spec, cw.data());
         if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
             matmulSignTiles(tiles, ArrayBuffer.of(xb), ArrayBuffer.of(yb));
+            return;
+        }
+        if (w instanceof GroupLaneWeights lanes && batch <= GroupLaneWeights.MAX_BATCH) { // larger: the file's bytes
+            matmulGroupLanes(lanes, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
             return;
         }
         if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
@@ -223,6 +232,24 @@ public final class NativeBackend extends ForwardingBackend {
         WorkerPool.RangeTask task = (t0, t1) -> kernels.matmulSignTiles(!split, w.tiles(), k, n, tables, codeSum,
                 w.scales(), xScale, ys, t0, t1);
         runRows(task, w.tileCount(), split, ys, y, n);
+    }
+
+    /** INT8 or INT4 in groups of 32 over their group lanes (GroupLaneWeights): INT8 codes, then bp_matmul_group_lanes. */
+    private void matmulGroupLanes(GroupLaneWeights w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int n = (int) spec.rows();
+        int k = (int) spec.cols();
+        Scratch s = SCRATCH.get();
+        quantize(s, x, batch, k, false);
+        boolean split = WorkerPool.worthSplitting((long) n * k * batch);
+        MemorySegment xq = split ? copyIn(s, s.q, batch * k) : MemorySegment.ofArray(s.q);
+        MemorySegment tokenScales = tokenScales(s, batch, split);
+        MemorySegment ys = output(s, y, batch * n, split);
+        int encoding = spec.encoding().id;
+        long scratchBytes = kernels.scratchBytes(k, 32, 1);
+        WorkerPool.RangeTask task = (b0, b1) -> kernels.matmulGroupLanes(!split, w.lanes(), encoding, k, n, xq,
+                tokenScales, ys, batch, b0, b1, kernelScratch(scratchBytes));
+        runRows(task, w.blockCount(), split, ys, y, batch * n);
     }
 
     /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */

@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 4;
+    public static final int ABI_VERSION = 5;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
     public static final int ISA_AVX512 = 3;
@@ -56,6 +56,11 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_sign_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
                 JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_group_lanes_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_group_lanes_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_group_lanes", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
     }
 
     private final MethodHandle abiVersion;
@@ -72,6 +77,9 @@ public final class NativeKernels {
     private final MethodHandle signTablesBytes;
     private final MethodHandle signTables;
     private final MethodHandle[] matmulSignTiles;
+    private final MethodHandle groupLanesBytes;
+    private final MethodHandle groupLanesRepack;
+    private final MethodHandle[] matmulGroupLanes;
     private volatile int isa;
 
     /** Binds every function, or throws naming the first symbol the library lacks. */
@@ -90,6 +98,9 @@ public final class NativeKernels {
         signTablesBytes = handle(library, "bp_sign_tables_bytes", true);
         signTables = handle(library, "bp_sign_tables", true);
         matmulSignTiles = both(library, "bp_matmul_sign_tiles");
+        groupLanesBytes = handle(library, "bp_group_lanes_bytes", true);
+        groupLanesRepack = handle(library, "bp_group_lanes_repack", false);
+        matmulGroupLanes = both(library, "bp_matmul_group_lanes");
     }
 
     private static MethodHandle[] both(SymbolLookup library, String name) {
@@ -240,6 +251,37 @@ public final class NativeKernels {
         try {
             matmulSignTiles[critical ? 1 : 0].invokeExact(tiles, k, n, tables, codeSum, scales, xScale, y, tileStart,
                     tileEnd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_group_lanes_bytes: the group lanes of an n x k INT8 or INT4 tensor. */
+    long groupLanesBytes(int encoding, long n, long k) {
+        try {
+            return (long) groupLanesBytes.invokeExact(encoding, n, k);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_group_lanes_repack (native memory only: a long call). */
+    void groupLanesRepack(MemorySegment w, int encoding, int layout, long k, long n, long scalesOffset,
+                          long blockStart, long blockEnd, MemorySegment lanes) {
+        try {
+            groupLanesRepack.invokeExact(w, encoding, layout, k, n, scalesOffset, blockStart, blockEnd, lanes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_group_lanes. */
+    void matmulGroupLanes(boolean critical, MemorySegment lanes, int encoding, long k, long n, MemorySegment xq,
+                          MemorySegment xScales, MemorySegment y, int batch, long blockStart, long blockEnd,
+                          MemorySegment scratch) {
+        try {
+            matmulGroupLanes[critical ? 1 : 0].invokeExact(lanes, encoding, k, n, xq, xScales, y, batch, blockStart,
+                    blockEnd, scratch);
         } catch (Throwable t) {
             throw rethrow(t);
         }

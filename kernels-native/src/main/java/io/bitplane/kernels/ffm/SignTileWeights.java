@@ -7,7 +7,6 @@ import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.CpuWeights;
-import io.bitplane.kernels.scalar.RepackedWeights;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -25,7 +24,8 @@ import java.nio.ByteOrder;
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
  * @param scales the rows' scales as f32, in row order
  */
-record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales) implements RepackedWeights {
+record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales)
+        implements NativeRepackedWeights {
 
     static final int TILE_ROWS = 32;
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

@@ -1,0 +1,247 @@
+/*
+ * INT8 and INT4 weights in groups of 32 values (one f16 scale each, as Q8_0 and Q4_0 have) times INT8 activations,
+ * over rows re-laid so that each group's products add up in one 32-bit lane ("group lanes"); compiled once per
+ * instruction set like kernels.c (build.sh).
+ *
+ * Memory layout (bitplane_kernels.h), k a multiple of 512: rows in blocks of 8 (the last one filled up with zero
+ * rows), a row's groups in super-blocks of 16 (512 values); block t at byte t S B, S = k / 512 super-blocks,
+ * B = 8 C + 256 bytes per super-block of the block, C = 512 (INT8) or 256 (INT4) bytes of codes per row:
+ *   codes       super-block s of row j of the block at s B + j C; in it, byte 64 m + 4 L + b (m < 8, L < 16, b < 4):
+ *               INT8: code + 128 (so unsigned) of value 32 (16 s + L) + 4 m + b of the row;
+ *               INT4 (m < 4): u = code + 8 of value 32 (16 s + L) + 8 m + b in the low nibble, and of value
+ *               32 (16 s + L) + 8 m + 4 + b in the high nibble.
+ *   scales      the 16 groups' f16 scales of row j at s B + 8 C + 32 j.
+ *   q lanes     per token, in the caller's scratch: super-block s at byte s 512: byte 64 m + 4 L + b holds
+ *               q[32 (16 s + L) + 4 m + b], the activation that INT8 byte 64 m + 4 L + b meets, and INT4 nibbles
+ *               (m = 2 v for low, 2 v + 1 for high); then the groups' sums of q, int32.
+ * One vpdpbusd of a weight vector and its q vector adds four products of each of 16 groups into that group's lane,
+ * so eight of them (INT8; INT4: four vectors' low and high nibbles) leave the 16 groups' sums in order with no sum
+ * across lanes. The file's layouts hold a group in eight adjacent lanes of one vector, and that reduction cost more
+ * than the products: INT4 in groups of 32 from L2, one thread, read 55 G weights/s; this loop alone 140-148.
+ * sum - offset * (the group's sum of q) is the exact integer sum of code * q; times the scale it is the group's term;
+ * the terms are added per row in group order from 0 and the total multiplied by xscale: the Java reference's float
+ * steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
+ * so that each add takes one group of every row; the block's bytes are one stream from memory, in the order read
+ * (eight rows read side by side from the file's order had eight streams of one row each, too short on 2048-value
+ * rows for the hardware prefetchers: 32000 x 2048 INT8 went from 45-55 to 27-41 G weights/s).
+ */
+#include <string.h>
+
+#include "bitplane_kernels.h"
+#include "kernels_impl.h"
+
+#define GROUP_VALUES 32
+#define SUPER_VALUES 512
+#define SUPER_GROUPS 16
+#define LANE_ROWS 8
+#define SCALE_BYTES (LANE_ROWS * SUPER_GROUPS * 2)
+/* How far ahead of the stream the weights are prefetched. */
+#define PREFETCH_BYTES 4096
+
+/* Bytes of codes per row and super-block. */
+static inline int64_t code_bytes(int32_t encoding) {
+    return encoding == BP_INT8 ? 512 : 256;
+}
+
+/* Bytes per super-block of a block of rows, and per block. */
+static inline int64_t step_bytes(int32_t encoding) {
+    return LANE_ROWS * code_bytes(encoding) + SCALE_BYTES;
+}
+
+static inline int64_t block_bytes(int32_t encoding, int64_t k) {
+    return k / SUPER_VALUES * step_bytes(encoding);
+}
+
+int64_t BP_FN(_group_lanes_bytes)(int32_t encoding, int64_t n, int64_t k) {
+    return (n + LANE_ROWS - 1) / LANE_ROWS * block_bytes(encoding, k);
+}
+
+/* Value i of a row in the file's layout: an INT8 code, or INT4's u = code + 8 from bit planes (layout 0: plane p's
+   bit i) or packed nibbles (layout 1: 32-byte blocks of 64 values, value j at byte j % 32, nibble (j % 64) / 32). */
+static inline int32_t file_value(const uint8_t *row, int32_t encoding, int32_t layout, int64_t k, int64_t i) {
+    if (encoding == BP_INT8) {
+        return (int8_t) row[i];
+    }
+    if (layout == 1) {
+        return row[i / 64 * 32 + i % 32] >> (4 * (i % 64 / 32)) & 15;
+    }
+    int64_t plane_bytes = (k + 63) / 64 * 8;
+    int32_t u = 0;
+    for (int p = 0; p < 4; p++) {
+        u |= (row[p * plane_bytes + i / 8] >> (i % 8) & 1) << p;
+    }
+    return u;
+}
+
+void BP_FN(_group_lanes_repack)(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t n,
+                                int64_t scales_offset, int64_t block_start, int64_t block_end, void *lanes) {
+    const uint8_t *file = (const uint8_t *) w;
+    int64_t file_stride = encoding == BP_INT8 ? k : layout == 1 ? k / 2 : 4 * ((k + 63) / 64 * 8);
+    int64_t groups = k / GROUP_VALUES;
+    for (int64_t t = block_start; t < block_end; t++) {
+        uint8_t *block = (uint8_t *) lanes + t * block_bytes(encoding, k);
+        memset(block, 0, (size_t) block_bytes(encoding, k));
+        for (int64_t j = 0; j < LANE_ROWS && LANE_ROWS * t + j < n; j++) {
+            int64_t r = LANE_ROWS * t + j;
+            const uint8_t *row = file + r * file_stride;
+            for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
+                uint8_t *codes = block + s * step_bytes(encoding) + j * code_bytes(encoding);
+                for (int m = 0; m < 8; m++) {
+                    for (int lane = 0; lane < SUPER_GROUPS; lane++) {
+                        for (int b = 0; b < 4; b++) {
+                            int32_t value = file_value(row, encoding, layout, k,
+                                                       GROUP_VALUES * (SUPER_GROUPS * s + lane) + 4 * m + b);
+                            if (encoding == BP_INT8) {
+                                codes[64 * m + 4 * lane + b] = (uint8_t) (value + 128);
+                            } else { /* m = 2 v + high: value 8 v + 4 high + b of the group */
+                                codes[64 * (m / 2) + 4 * lane + b] |= (uint8_t) (value << (4 * (m & 1)));
+                            }
+                        }
+                    }
+                }
+                memcpy(block + s * step_bytes(encoding) + LANE_ROWS * code_bytes(encoding) + 32 * j,
+                       file + scales_offset + 2 * (r * groups + SUPER_GROUPS * s), 32);
+            }
+        }
+    }
+}
+
+/* One token's q lanes and its groups' sums of q (the layout above), from q[k]. */
+static void token_lanes(const int8_t *q, int64_t k, int8_t *qp, int32_t *qsums) {
+    for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
+        for (int m = 0; m < 8; m++) {
+            for (int lane = 0; lane < SUPER_GROUPS; lane++) { /* four values at a time */
+                memcpy(qp + s * 512 + 64 * m + 4 * lane, q + GROUP_VALUES * (SUPER_GROUPS * s + lane) + 4 * m, 4);
+            }
+        }
+    }
+    for (int64_t g = 0; g < k / GROUP_VALUES; g++) {
+        int32_t sum = 0;
+        for (int i = 0; i < GROUP_VALUES; i++) {
+            sum += q[GROUP_VALUES * g + i];
+        }
+        qsums[g] = sum;
+    }
+}
+
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The 16 groups' sums of u * q over one super-block of a row (at) and the token's q lanes (qs): four chains of
+   products for INT8, two for INT4 (low and high nibbles), so that no chain waits long on the one before. */
+ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t encoding) {
+    __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    if (encoding == BP_INT8) {
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++) {
+            _mm_prefetch((const char *) (at + 64 * m + PREFETCH_BYTES), _MM_HINT_T0);
+            a[m % 4] = _mm512_dpbusd_epi32(a[m % 4], _mm512_loadu_si512(at + 64 * m), _mm512_loadu_si512(qs + 64 * m));
+        }
+    } else {
+        const __m512i nibble = _mm512_set1_epi8(15);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            _mm_prefetch((const char *) (at + 64 * v + PREFETCH_BYTES), _MM_HINT_T0);
+            __m512i z = _mm512_loadu_si512(at + 64 * v);
+            a[v % 2] = _mm512_dpbusd_epi32(a[v % 2], _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
+            a[2 + v % 2] = _mm512_dpbusd_epi32(a[2 + v % 2], _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble),
+                                               _mm512_loadu_si512(qs + 128 * v + 64));
+        }
+    }
+    return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
+}
+
+/*
+ * y[0..rows) for the rows of one block (rows <= 8) and one token: per super-block, each row's 16 exact group sums,
+ * its 16 terms, and the eight rows' terms added in group order (two 8x8 turns). encoding is a constant where this
+ * is inlined.
+ */
+ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
+                              const int32_t *qsums, float xscale, float *y, int rows) {
+    const int offset_shift = encoding == BP_INT8 ? 7 : 3; /* codes stored + 128 (INT8) or + 8 (INT4) */
+    __m256 sums = _mm256_setzero_ps();
+    for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
+        const uint8_t *step = block + s * step_bytes(encoding);
+        __m512i offsets = _mm512_slli_epi32(_mm512_loadu_si512(qsums + SUPER_GROUPS * s), offset_shift);
+        __m256 lo[LANE_ROWS], hi[LANE_ROWS];
+#pragma GCC unroll 8
+        for (int j = 0; j < LANE_ROWS; j++) { /* rows past n are zeros: their terms are 0, and not stored */
+            __m512i exact = _mm512_sub_epi32(super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding),
+                                             offsets);
+            __m512 scales = _mm512_cvtph_ps(
+                    _mm256_loadu_si256((const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + 32 * j)));
+            __m512 terms = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(exact));
+            lo[j] = _mm512_castps512_ps256(terms);
+            hi[j] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
+        }
+        for (int line = 0; line < SCALE_BYTES; line += 64) {
+            _mm_prefetch((const char *) (step + LANE_ROWS * code_bytes(encoding) + line + PREFETCH_BYTES), _MM_HINT_T0);
+        }
+        transpose8x8(lo); /* lo[g]: group 16 s + g of every row */
+        transpose8x8(hi);
+        for (int g = 0; g < 8; g++) {
+            sums = _mm256_add_ps(sums, lo[g]);
+        }
+        for (int g = 0; g < 8; g++) {
+            sums = _mm256_add_ps(sums, hi[g]);
+        }
+    }
+    float out[LANE_ROWS];
+    _mm256_storeu_ps(out, _mm256_mul_ps(sums, _mm256_set1_ps(xscale)));
+    memcpy(y, out, (size_t) rows * sizeof(float));
+}
+
+static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
+                           const int32_t *qsums, float xscale, float *y, int rows) {
+    if (encoding == BP_INT8) {
+        block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows);
+    } else {
+        block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows);
+    }
+}
+#else
+/* The same sums lane by lane (the portable and AVX2 builds: the Java side re-lays tensors only where the AVX-512
+   build runs, and tests reach this code by selecting the implementation). */
+static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
+                           const int32_t *qsums, float xscale, float *y, int rows) {
+    (void) qsums;
+    for (int j = 0; j < rows; j++) {
+        float sum = 0.0f;
+        for (int64_t g = 0; g < k / GROUP_VALUES; g++) {
+            int64_t s = g / SUPER_GROUPS;
+            int lane = (int) (g % SUPER_GROUPS);
+            const uint8_t *step = block + s * step_bytes(encoding);
+            const uint8_t *codes = step + j * code_bytes(encoding) + 4 * lane;
+            const int8_t *qs = qp + s * 512 + 4 * lane;
+            int32_t acc = 0;
+            for (int m = 0; m < 8; m++) {
+                for (int b = 0; b < 4; b++) {
+                    int32_t code = encoding == BP_INT8 ? codes[64 * m + b] - 128
+                                                       : (codes[64 * (m / 2) + b] >> (4 * (m & 1)) & 15) - 8;
+                    acc += code * qs[64 * m + b];
+                }
+            }
+            uint16_t h;
+            memcpy(&h, step + LANE_ROWS * code_bytes(encoding) + 32 * j + 2 * lane, 2);
+            sum += f16_to_f32(h) * (float) acc;
+        }
+        y[j] = sum * xscale;
+    }
+}
+#endif
+
+void BP_FN(_matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, int64_t n, const int8_t *xq,
+                                const float *xscales, float *y, int32_t batch, int64_t block_start,
+                                int64_t block_end, void *scratch) {
+    int8_t *qp = (int8_t *) scratch;
+    int32_t *qsums = (int32_t *) (qp + k); /* k is a multiple of 512: aligned as the scratch is */
+    for (int32_t b = 0; b < batch; b++) {
+        token_lanes(xq + b * k, k, qp, qsums);
+        for (int64_t t = block_start; t < block_end; t++) {
+            int64_t r = LANE_ROWS * t;
+            int rows = n - r < LANE_ROWS ? (int) (n - r) : LANE_ROWS;
+            block_rows_any((const uint8_t *) lanes + t * block_bytes(encoding, k), encoding, k, qp, qsums,
+                           xscales[b], y + b * n + r, rows);
+        }
+    }
+}

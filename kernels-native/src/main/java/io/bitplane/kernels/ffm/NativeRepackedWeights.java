@@ -1,0 +1,10 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.kernels.scalar.RepackedWeights;
+
+/**
+ * Weights this backend re-laid at upload for one of its own C kernels ({@link SignTileWeights},
+ * {@link GroupLaneWeights}), as opposed to the Java backend's tiles, whose products it hands back to that backend.
+ */
+sealed interface NativeRepackedWeights extends RepackedWeights permits SignTileWeights, GroupLaneWeights {
+}
