@@ -890,7 +890,7 @@ ALWAYS_INLINE void store_one_group_rows(__m256i sums, const uint8_t *scales_f16,
  * One token's q laid out for packed rows read two blocks per 64-byte vector (VNNI build): per pair of blocks (2 v
  * values from i), vector s holds q[i + 32 s ..] and then q[i + v + 32 s ..], 32 each, the values that shift s of
  * the pair's fields meets (a lone last block's upper half of zero fields meets zeros). One load then serves each
- * product, where reading q in place took two loads and an insert per product (4096 x 14336 ternary from L2, one
+ * product, where reading q in place took two loads and an insert per product (64 x 14336 ternary from L2, one
  * thread: 157 -> 193 G weights/s). k is a multiple of v; qp holds k rounded up to 2 v bytes.
  */
 static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) {

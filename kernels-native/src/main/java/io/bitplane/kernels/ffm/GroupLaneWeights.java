@@ -34,7 +34,7 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
     static final int BLOCK_ROWS = 8;
 
     /** Values per group, and per super-block of 16 groups: k must be a multiple of the latter. */
-    private static final int GROUP = 32;
+    static final int GROUP = 32;
     private static final int SUPER_VALUES = 512;
 
     /** Whether a tensor gets group lanes from a backend whose kernels run the instruction set {@code isa}. */

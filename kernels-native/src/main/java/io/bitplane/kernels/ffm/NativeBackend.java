@@ -234,7 +234,7 @@ public final class NativeBackend extends ForwardingBackend {
         runRows(task, w.tileCount(), split, ys, y, n);
     }
 
-    /** INT8 or INT4 in groups of 32 over their group lanes (GroupLaneWeights): INT8 codes, then bp_matmul_group_lanes. */
+    /** INT8 or INT4 in groups of 32 over their group lanes: the tokens' INT8 codes, then bp_matmul_group_lanes. */
     private void matmulGroupLanes(GroupLaneWeights w, float[] x, float[] y, int batch) {
         TensorSpec spec = w.spec();
         int n = (int) spec.rows();
@@ -246,7 +246,7 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment tokenScales = tokenScales(s, batch, split);
         MemorySegment ys = output(s, y, batch * n, split);
         int encoding = spec.encoding().id;
-        long scratchBytes = kernels.scratchBytes(k, 32, 1);
+        long scratchBytes = kernels.scratchBytes(k, GroupLaneWeights.GROUP, 1);
         WorkerPool.RangeTask task = (b0, b1) -> kernels.matmulGroupLanes(!split, w.lanes(), encoding, k, n, xq,
                 tokenScales, ys, batch, b0, b1, kernelScratch(scratchBytes));
         runRows(task, w.blockCount(), split, ys, y, batch * n);
