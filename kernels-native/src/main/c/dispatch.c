@@ -24,7 +24,8 @@ typedef struct {
     void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
                               float *, int64_t, int64_t);
     int64_t (*group_lanes_bytes)(int32_t, int64_t, int64_t);
-    void (*group_lanes_repack)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, void *);
+    void (*group_lanes_repack)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                               void *);
     void (*matmul_group_lanes)(const void *, int32_t, int64_t, int64_t, const int8_t *, const float *, float *,
                                int32_t, int64_t, int64_t, void *);
 } kernel_table;
@@ -157,8 +158,10 @@ int64_t bp_group_lanes_bytes(int32_t encoding, int64_t n, int64_t k) {
 }
 
 void bp_group_lanes_repack(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t n,
-                           int64_t scales_offset, int64_t block_start, int64_t block_end, void *lanes) {
-    kernels()->group_lanes_repack(w, encoding, layout, k, n, scales_offset, block_start, block_end, lanes);
+                           int64_t scales_offset, int64_t mins_offset, int64_t block_start, int64_t block_end,
+                           void *lanes) {
+    kernels()->group_lanes_repack(w, encoding, layout, k, n, scales_offset, mins_offset, block_start, block_end,
+                                  lanes);
 }
 
 void bp_matmul_group_lanes(const void *lanes, int32_t encoding, int64_t k, int64_t n, const int8_t *xq,

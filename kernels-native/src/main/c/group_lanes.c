@@ -1,16 +1,18 @@
 /*
- * INT8 and INT4 weights in groups of 32 values (one f16 scale each, as Q8_0 and Q4_0 have) times INT8 activations,
+ * INT8, INT4 and INT4_ASYM weights in groups of 32 values (one f16 scale each, and a min for INT4_ASYM, as Q8_0,
+ * Q4_0 and Q4_1 have) times INT8 activations,
  * over rows re-laid so that each group's products add up in one 32-bit lane ("group lanes"); compiled once per
  * instruction set like kernels.c (build.sh).
  *
  * Memory layout (bitplane_kernels.h), k a multiple of 512: rows in blocks of 8 (the last one filled up with zero
  * rows), a row's groups in super-blocks of 16 (512 values); block t at byte t S B, S = k / 512 super-blocks,
- * B = 8 C + 256 bytes per super-block of the block, C = 512 (INT8) or 256 (INT4) bytes of codes per row:
+ * B = 8 C + 256 (+ 256 for INT4_ASYM) bytes per super-block of the block, C = 512 (INT8) or 256 (INT4, INT4_ASYM)
+ * bytes of codes per row:
  *   codes       super-block s of row j of the block at s B + j C; in it, byte 64 m + 4 L + b (m < 8, L < 16, b < 4):
  *               INT8: code + 128 (so unsigned) of value 32 (16 s + L) + 4 m + b of the row;
- *               INT4 (m < 4): u = code + 8 of value 32 (16 s + L) + 8 m + b in the low nibble, and of value
- *               32 (16 s + L) + 8 m + 4 + b in the high nibble.
- *   scales      the 16 groups' f16 scales of row j at s B + 8 C + 32 j.
+ *               INT4 (m < 4): u = code + 8 (INT4_ASYM: u, the code) of value 32 (16 s + L) + 8 m + b in the low
+ *               nibble, and of value 32 (16 s + L) + 8 m + 4 + b in the high nibble.
+ *   scales      the 16 groups' f16 scales of row j at s B + 8 C + 32 j; INT4_ASYM's f16 mins at s B + 8 C + 256 + 32 j.
  *   q lanes     per token, in the caller's scratch: super-block s at byte s 512: byte 64 m + 4 L + b holds
  *               q[32 (16 s + L) + 4 m + b], the activation that INT8 byte 64 m + 4 L + b meets, and INT4 nibbles
  *               (m = 2 v for low, 2 v + 1 for high); then the groups' sums of q, int32.
@@ -18,7 +20,8 @@
  * so eight of them (INT8; INT4: four vectors' low and high nibbles) leave the 16 groups' sums in order with no sum
  * across lanes. The file's layouts hold a group in eight adjacent lanes of one vector, and that reduction cost more
  * than the products: INT4 in groups of 32 from L2, one thread, read 55 G weights/s; this loop alone 140-148.
- * sum - offset * (the group's sum of q) is the exact integer sum of code * q; times the scale it is the group's term;
+ * sum - offset * (the group's sum of q) is the exact integer sum of code * q; times the scale (plus the min times
+ * the group's sum of q, INT4_ASYM) it is the group's term;
  * the terms are added per row in group order from 0 and the total multiplied by xscale: the Java reference's float
  * steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
  * so that each add takes one group of every row; the block's bytes are one stream from memory, in the order read
@@ -34,7 +37,7 @@
 #define SUPER_VALUES 512
 #define SUPER_GROUPS 16
 #define LANE_ROWS 8
-#define SCALE_BYTES (LANE_ROWS * SUPER_GROUPS * 2)
+#define SCALE_BYTES (LANE_ROWS * SUPER_GROUPS * 2) /* the f16 scales (or mins) of a block's super-block */
 /* How far ahead of the stream the weights are prefetched. */
 #define PREFETCH_BYTES 4096
 
@@ -45,7 +48,7 @@ static inline int64_t code_bytes(int32_t encoding) {
 
 /* Bytes per super-block of a block of rows, and per block. */
 static inline int64_t step_bytes(int32_t encoding) {
-    return LANE_ROWS * code_bytes(encoding) + SCALE_BYTES;
+    return LANE_ROWS * code_bytes(encoding) + (encoding == BP_INT4_ASYM ? 2 : 1) * SCALE_BYTES;
 }
 
 static inline int64_t block_bytes(int32_t encoding, int64_t k) {
@@ -74,7 +77,8 @@ static inline int32_t file_value(const uint8_t *row, int32_t encoding, int32_t l
 }
 
 void BP_FN(_group_lanes_repack)(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t n,
-                                int64_t scales_offset, int64_t block_start, int64_t block_end, void *lanes) {
+                                int64_t scales_offset, int64_t mins_offset, int64_t block_start, int64_t block_end,
+                                void *lanes) {
     const uint8_t *file = (const uint8_t *) w;
     int64_t file_stride = encoding == BP_INT8 ? k : layout == 1 ? k / 2 : 4 * ((k + 63) / 64 * 8);
     int64_t groups = k / GROUP_VALUES;
@@ -99,8 +103,11 @@ void BP_FN(_group_lanes_repack)(const void *w, int32_t encoding, int32_t layout,
                         }
                     }
                 }
-                memcpy(block + s * step_bytes(encoding) + LANE_ROWS * code_bytes(encoding) + 32 * j,
-                       file + scales_offset + 2 * (r * groups + SUPER_GROUPS * s), 32);
+                uint8_t *scales = block + s * step_bytes(encoding) + LANE_ROWS * code_bytes(encoding);
+                memcpy(scales + 32 * j, file + scales_offset + 2 * (r * groups + SUPER_GROUPS * s), 32);
+                if (encoding == BP_INT4_ASYM) {
+                    memcpy(scales + SCALE_BYTES + 32 * j, file + mins_offset + 2 * (r * groups + SUPER_GROUPS * s), 32);
+                }
             }
         }
     }
@@ -158,11 +165,12 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
  */
 ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
                               const int32_t *qsums, float xscale, float *y, int rows) {
-    const int offset_shift = encoding == BP_INT8 ? 7 : 3; /* codes stored + 128 (INT8) or + 8 (INT4) */
+    const int offset_shift = encoding == BP_INT8 ? 7 : 3; /* codes stored + 128 (INT8) or + 8 (INT4; INT4_ASYM: 0) */
     __m256 sums = _mm256_setzero_ps();
     for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
         const uint8_t *step = block + s * step_bytes(encoding);
-        __m512i offsets = _mm512_slli_epi32(_mm512_loadu_si512(qsums + SUPER_GROUPS * s), offset_shift);
+        __m512i qs = _mm512_loadu_si512(qsums + SUPER_GROUPS * s);
+        __m512i offsets = encoding == BP_INT4_ASYM ? _mm512_setzero_si512() : _mm512_slli_epi32(qs, offset_shift);
         __m256 lo[LANE_ROWS], hi[LANE_ROWS];
 #pragma GCC unroll 8
         for (int j = 0; j < LANE_ROWS; j++) { /* rows past n are zeros: their terms are 0, and not stored */
@@ -171,10 +179,15 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
             __m512 scales = _mm512_cvtph_ps(
                     _mm256_loadu_si256((const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + 32 * j)));
             __m512 terms = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(exact));
+            if (encoding == BP_INT4_ASYM) { /* + m Q, rounded apart as the reference's s acc + m Q */
+                __m512 mins = _mm512_cvtph_ps(_mm256_loadu_si256(
+                        (const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + SCALE_BYTES + 32 * j)));
+                terms = _mm512_add_ps(terms, _mm512_mul_ps(mins, _mm512_cvtepi32_ps(qs)));
+            }
             lo[j] = _mm512_castps512_ps256(terms);
             hi[j] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
         }
-        for (int line = 0; line < SCALE_BYTES; line += 64) {
+        for (int line = 0; line < step_bytes(encoding) - LANE_ROWS * code_bytes(encoding); line += 64) {
             _mm_prefetch((const char *) (step + LANE_ROWS * code_bytes(encoding) + line + PREFETCH_BYTES), _MM_HINT_T0);
         }
         transpose8x8(lo); /* lo[g]: group 16 s + g of every row */
@@ -193,10 +206,16 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
 
 static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
                            const int32_t *qsums, float xscale, float *y, int rows) {
-    if (encoding == BP_INT8) {
-        block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows);
-    } else {
-        block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows);
+    switch (encoding) {
+        case BP_INT8:
+            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows);
+            break;
+        case BP_INT4:
+            block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows);
+            break;
+        default:
+            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows);
+            break;
     }
 }
 #else
@@ -204,7 +223,6 @@ static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, co
    build runs, and tests reach this code by selecting the implementation). */
 static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
                            const int32_t *qsums, float xscale, float *y, int rows) {
-    (void) qsums;
     for (int j = 0; j < rows; j++) {
         float sum = 0.0f;
         for (int64_t g = 0; g < k / GROUP_VALUES; g++) {
@@ -217,13 +235,19 @@ static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, co
             for (int m = 0; m < 8; m++) {
                 for (int b = 0; b < 4; b++) {
                     int32_t code = encoding == BP_INT8 ? codes[64 * m + b] - 128
-                                                       : (codes[64 * (m / 2) + b] >> (4 * (m & 1)) & 15) - 8;
+                                                       : (codes[64 * (m / 2) + b] >> (4 * (m & 1)) & 15)
+                                                         - (encoding == BP_INT4 ? 8 : 0);
                     acc += code * qs[64 * m + b];
                 }
             }
             uint16_t h;
             memcpy(&h, step + LANE_ROWS * code_bytes(encoding) + 32 * j + 2 * lane, 2);
-            sum += f16_to_f32(h) * (float) acc;
+            float term = f16_to_f32(h) * (float) acc;
+            if (encoding == BP_INT4_ASYM) {
+                memcpy(&h, step + LANE_ROWS * code_bytes(encoding) + SCALE_BYTES + 32 * j + 2 * lane, 2);
+                term += f16_to_f32(h) * (float) qsums[g];
+            }
+            sum += term;
         }
         y[j] = sum * xscale;
     }

@@ -95,8 +95,8 @@ static inline void transpose8x8(__m256 v[8]) {
                                                 int64_t tile_start, int64_t tile_end);                          \
     int64_t BP_IMPL_NAME(impl, _group_lanes_bytes)(int32_t encoding, int64_t n, int64_t k);                     \
     void BP_IMPL_NAME(impl, _group_lanes_repack)(const void *w, int32_t encoding, int32_t layout, int64_t k,     \
-                                                 int64_t n, int64_t scales_offset, int64_t block_start,          \
-                                                 int64_t block_end, void *lanes);                                \
+                                                 int64_t n, int64_t scales_offset, int64_t mins_offset,          \
+                                                 int64_t block_start, int64_t block_end, void *lanes);           \
     void BP_IMPL_NAME(impl, _matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, int64_t n,     \
                                                  const int8_t *xq, const float *xscales, float *y, int32_t batch,\
                                                  int64_t block_start, int64_t block_end, void *scratch);

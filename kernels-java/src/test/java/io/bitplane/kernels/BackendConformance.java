@@ -104,7 +104,7 @@ public abstract class BackendConformance {
         "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
         // Rows of whole 512 values in groups of 32: the native group lanes (up to five tokens), then the batch kernel.
         "int8@32, 17, 2048, 5, int8", "int8@32, 9, 512, 6, int8", "int4@32, 9, 1536, 1, int8",
-        "int4@32, 3, 512, 4, int8", "int4@32, 10, 1024, 7, int8",
+        "int4@32, 3, 512, 4, int8", "int4@32, 10, 1024, 7, int8", "int4-asym@32, 9, 1024, 3, int8",
         // One token over bit planes by whole 256-value blocks: rows of one group with a tail past the last block,
         // groups of 32 with and without blocks to spare, long groups ending inside a block.
         "ternary, 3, 4100, 1, int8", "binary, 2, 9000, 1, int8", "binary@32, 3, 1000, 1, int8",
@@ -170,7 +170,7 @@ public abstract class BackendConformance {
         "ternary, 9, 384, 1, int8", "ternary, 8, 1152, 1, int8", "int4@192, 8, 192, 1, int8",
         "int4-asym@320, 9, 320, 1, int8",
         // INT4 in groups of 32 over rows of whole 512 values: the native group lanes for up to five tokens.
-        "int4@32, 9, 1024, 2, int8", "int4@32, 17, 1536, 5, int8",
+        "int4@32, 9, 1024, 2, int8", "int4@32, 17, 1536, 5, int8", "int4-asym@32, 11, 512, 1, int8",
         // Float activations over several rows (four at a time natively, sharing each load of x; a last pass of
         // fewer), groups of whole 32 values and one group a row, rows not a multiple of 32.
         "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",

@@ -11,14 +11,14 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * INT8 and INT4 weights in groups of 32 with INT8 activations (Q8_0- and Q4_0-like), with their rows re-laid for
- * {@code bp_matmul_group_lanes} (layout in group_lanes.c: blocks of eight rows whose groups' products each add up
- * in one 32-bit lane, so no sum across lanes per group, with their scales), beside the file's bytes, which every
- * other use reads (batches of more than {@value #MAX_BATCH} tokens, embedding rows). From L2 on one thread
- * the lanes ran INT4 at 122-134 G weights/s where the kernels over the file's packed codes ran 40-55, and INT8 at 99
- * against 53. Taken where the AVX-512 VNNI build runs; elsewhere the lanes' code is a plain loop. The lanes
- * are a second copy of the codes, in native memory freed when these weights become unreachable; an INT4 tensor in
- * bit planes then gets no packed copy (see NativeBackend.upload).
+ * INT8, INT4 and INT4_ASYM weights in groups of 32 with INT8 activations (Q8_0-, Q4_0- and Q4_1-like), with their
+ * rows re-laid for {@code bp_matmul_group_lanes} (layout in group_lanes.c: blocks of eight rows whose groups'
+ * products each add up in one 32-bit lane, so no sum across lanes per group, with their scales and mins), beside the
+ * file's bytes, which every other use reads (batches of more than {@value #MAX_BATCH} tokens, embedding rows). From
+ * L2 on one thread the lanes ran INT4 at 122-134 G weights/s where the kernels over the file's packed codes ran
+ * 40-55, and INT8 at 99 against 53. Taken where the AVX-512 VNNI build runs; elsewhere the lanes' code is a plain
+ * loop. The lanes are a second copy of the codes, in native memory freed when these weights become unreachable; an
+ * INT4 tensor in bit planes then gets no packed copy (see NativeBackend.upload).
  *
  * @param lanes the re-laid rows, {@code bp_group_lanes_bytes} long
  */
@@ -42,7 +42,8 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
         TensorSpec spec = tensor.spec();
         Encoding e = spec.encoding();
         return isa == NativeKernels.ISA_AVX512 && tensor.isComplete() && spec.rank() == 2
-                && (e == Encoding.INT8 || e == Encoding.INT4) && spec.activations() == ActivationHint.INT8
+                && (e == Encoding.INT8 || e == Encoding.INT4 || e == Encoding.INT4_ASYM)
+                && spec.activations() == ActivationHint.INT8
                 && spec.effectiveGroupSize() == GROUP && spec.cols() % SUPER_VALUES == 0
                 && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;
     }
@@ -57,8 +58,9 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
         MemorySegment data = weights.data();
         int layout = spec.layout();
         long scalesAt = spec.scalesOffset();
-        pool.run(blocksOf(n), (b0, b1) -> kernels.groupLanesRepack(data, encoding, layout, k, n, scalesAt, b0, b1,
-                lanes));
+        long minsAt = spec.encoding().hasMins() ? spec.minsOffset() : 0;
+        pool.run(blocksOf(n), (b0, b1) -> kernels.groupLanesRepack(data, encoding, layout, k, n, scalesAt, minsAt, b0,
+                b1, lanes));
         return new GroupLaneWeights(weights, lanes);
     }
 

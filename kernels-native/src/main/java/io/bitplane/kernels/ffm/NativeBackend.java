@@ -34,8 +34,8 @@ import java.lang.foreign.ValueLayout;
  * in C (the tests run both).
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
- * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8 and INT4 in groups
- * of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; both where the AVX-512 build
+ * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8, INT4 and INT4_ASYM
+ * in groups of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; both where the AVX-512 build
  * runs, and larger batches read the file's bytes), other TERNARY and INT4 planes into packed codes. {@code
  * -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
@@ -53,8 +53,8 @@ public final class NativeBackend extends ForwardingBackend {
     /** Whether float-activation products of tensors the Java backend tiles go to it (see the class comment). */
     private final boolean floatTiles;
     /**
-     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8 and INT4
-     * in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
+     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8, INT4 and
+     * INT4_ASYM in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
      * (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the
      * kernels, and so that the tests reach the planes' kernels too.
      */

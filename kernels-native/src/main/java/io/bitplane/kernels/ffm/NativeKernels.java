@@ -58,7 +58,7 @@ public final class NativeKernels {
                 JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_group_lanes_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_group_lanes_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
-                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_group_lanes", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
     }
@@ -256,7 +256,7 @@ public final class NativeKernels {
         }
     }
 
-    /** See bp_group_lanes_bytes: the group lanes of an n x k INT8 or INT4 tensor. */
+    /** See bp_group_lanes_bytes: the group lanes of an n x k INT8, INT4 or INT4_ASYM tensor. */
     long groupLanesBytes(int encoding, long n, long k) {
         try {
             return (long) groupLanesBytes.invokeExact(encoding, n, k);
@@ -267,9 +267,10 @@ public final class NativeKernels {
 
     /** See bp_group_lanes_repack (native memory only: a long call). */
     void groupLanesRepack(MemorySegment w, int encoding, int layout, long k, long n, long scalesOffset,
-                          long blockStart, long blockEnd, MemorySegment lanes) {
+                          long minsOffset, long blockStart, long blockEnd, MemorySegment lanes) {
         try {
-            groupLanesRepack.invokeExact(w, encoding, layout, k, n, scalesOffset, blockStart, blockEnd, lanes);
+            groupLanesRepack.invokeExact(w, encoding, layout, k, n, scalesOffset, minsOffset, blockStart, blockEnd,
+                    lanes);
         } catch (Throwable t) {
             throw rethrow(t);
         }

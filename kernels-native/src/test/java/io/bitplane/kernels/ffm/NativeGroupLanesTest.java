@@ -26,17 +26,18 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * The group lanes (group_lanes.c) called directly, in whatever implementation this run selected (the build runs the
- * tests on the best one, AVX2 and the portable C): INT8 rows, INT4 bit planes and packed codes repacked in uneven
- * ranges of blocks of eight rows from misaligned bytes, run over uneven ranges of blocks for one to three tokens,
- * every result equal to the scalar reference's bit for bit. The backend's own use of them (AVX-512 only) is in the
- * shared conformance shapes.
+ * tests on the best one, AVX2 and the portable C): INT8 rows, INT4 and INT4_ASYM bit planes and packed codes
+ * repacked in uneven ranges of blocks of eight rows from misaligned bytes, run over uneven ranges of blocks for one
+ * to three tokens, every result equal to the scalar reference's bit for bit. The backend's own use of them (AVX-512
+ * only) is in the shared conformance shapes.
  */
 class NativeGroupLanesTest {
 
     @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
     @CsvSource({"int8@32, 1, 512, 1", "int8@32, 9, 1024, 2", "int8@32, 17, 2048, 1", "int4@32, 1, 512, 1",
         "int4@32, 7, 1536, 3", "int4@32, 33, 2048, 1", "int4@32 packed, 9, 1024, 1", "int4@32 packed, 16, 512, 2",
-        "int8@32, 40, 5632, 1", "int4@32, 8, 14336, 1", "int8@32, 30, 512, 2", "int4@32, 26, 1024, 1"})
+        "int8@32, 40, 5632, 1", "int4@32, 8, 14336, 1", "int8@32, 30, 512, 2", "int4@32, 26, 1024, 1",
+        "int4-asym@32, 9, 1024, 2", "int4-asym@32 packed, 17, 512, 1", "int4-asym@32, 1, 2048, 3"})
     void lanesGiveTheReferenceResult(String spec, int rows, int cols, int batch) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) { // selects the implementation this run asks for
@@ -59,8 +60,9 @@ class NativeGroupLanesTest {
                 MemorySegment lanes = arena.allocate(kernels.groupLanesBytes(encoding, rows, cols) + 5).asSlice(5);
                 int blocks = (rows + 7) / 8;
                 for (int b0 = 0; b0 < blocks; b0 += 3) { // repacked in uneven ranges
-                    kernels.groupLanesRepack(w, encoding, t.spec().layout(), cols, rows, t.spec().scalesOffset(), b0,
-                            Math.min(blocks, b0 + 3), lanes);
+                    kernels.groupLanesRepack(w, encoding, t.spec().layout(), cols, rows, t.spec().scalesOffset(),
+                            t.spec().encoding().hasMins() ? t.spec().minsOffset() : 0, b0, Math.min(blocks, b0 + 3),
+                            lanes);
                 }
                 byte[] q = new byte[batch * cols];
                 MemorySegment xScales = arena.allocate(4L * batch);
@@ -84,8 +86,8 @@ class NativeGroupLanesTest {
     }
 
     /**
-     * Where the AVX-512 build runs, the backend re-lays INT8 and INT4 in groups of 32 with INT8 activations and
-     * rows of whole super-blocks (512 values) only.
+     * Where the AVX-512 build runs, the backend re-lays INT8, INT4 and INT4_ASYM in groups of 32 with INT8
+     * activations and rows of whole super-blocks (512 values) only.
      */
     @Test
     void theBackendReLaysOnlyWhatTheKernelTakes() {
@@ -94,7 +96,7 @@ class NativeGroupLanesTest {
             boolean avx512 = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512;
             Random rnd = new Random(5);
             float[] values = TestTensors.gaussian(rnd, 8 * 1024, 0.1f);
-            for (String spec : new String[] {"int8@32", "int4@32"}) {
+            for (String spec : new String[] {"int8@32", "int4@32", "int4-asym@32"}) {
                 BpmTensor taken = tensor(new long[] {8, 1024}, values, spec, ActivationHint.INT8);
                 if (avx512) {
                     assertInstanceOf(GroupLaneWeights.class, backend.upload(taken), spec);
@@ -107,9 +109,9 @@ class NativeGroupLanesTest {
                 assertNotEquals(GroupLaneWeights.class, backend.upload(partSuper).getClass(), spec);
             }
             BpmTensor groups64 = tensor(new long[] {8, 1024}, values, "int4@64", ActivationHint.INT8);
-            BpmTensor asym = tensor(new long[] {8, 1024}, values, "int4-asym@32", ActivationHint.INT8);
+            BpmTensor ternary = tensor(new long[] {8, 1024}, values, "ternary@32", ActivationHint.INT8);
             assertNotEquals(GroupLaneWeights.class, backend.upload(groups64).getClass());
-            assertNotEquals(GroupLaneWeights.class, backend.upload(asym).getClass());
+            assertNotEquals(GroupLaneWeights.class, backend.upload(ternary).getClass());
         }
     }
 
