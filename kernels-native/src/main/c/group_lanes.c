@@ -1,8 +1,7 @@
 /*
  * INT8, INT4 and INT4_ASYM weights in groups of 32 values (one f16 scale each, and a min for INT4_ASYM, as Q8_0,
- * Q4_0 and Q4_1 have) times INT8 activations,
- * over rows re-laid so that each group's products add up in one 32-bit lane ("group lanes"); compiled once per
- * instruction set like kernels.c (build.sh).
+ * Q4_0 and Q4_1 have) times INT8 activations, over rows re-laid so that each group's products add up in one 32-bit
+ * lane ("group lanes"); compiled once per instruction set like kernels.c (build.sh).
  *
  * Memory layout (bitplane_kernels.h), k a multiple of 512: rows in blocks of 8 (the last one filled up with zero
  * rows), a row's groups in super-blocks of 16 (512 values); block t at byte t S B, S = k / 512 super-blocks,
@@ -19,11 +18,10 @@
  * One vpdpbusd of a weight vector and its q vector adds four products of each of 16 groups into that group's lane,
  * so eight of them (INT8; INT4: four vectors' low and high nibbles) leave the 16 groups' sums in order with no sum
  * across lanes. The file's layouts hold a group in eight adjacent lanes of one vector, and that reduction cost more
- * than the products: INT4 in groups of 32 from L2, one thread, read 55 G weights/s; this loop alone 140-148.
+ * than the products: INT4 in groups of 32 from L2, one thread, read 40-55 G weights/s, these lanes 122-134.
  * sum - offset * (the group's sum of q) is the exact integer sum of code * q; times the scale (plus the min times
- * the group's sum of q, INT4_ASYM) it is the group's term;
- * the terms are added per row in group order from 0 and the total multiplied by xscale: the Java reference's float
- * steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
+ * the group's sum of q, INT4_ASYM) it is the group's term; the terms are added per row in group order from 0 and
+ * the total multiplied by xscale: the Java reference's float steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
  * so that each add takes one group of every row; the block's bytes are one stream from memory, in the order read
  * (eight rows read side by side from the file's order had eight streams of one row each, too short on 2048-value
  * rows for the hardware prefetchers: 32000 x 2048 INT8 went from 45-55 to 27-41 G weights/s).
@@ -173,7 +171,7 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
         __m512i offsets = encoding == BP_INT4_ASYM ? _mm512_setzero_si512() : _mm512_slli_epi32(qs, offset_shift);
         __m256 lo[LANE_ROWS], hi[LANE_ROWS];
 #pragma GCC unroll 8
-        for (int j = 0; j < LANE_ROWS; j++) { /* rows past n are zeros: their terms are 0, and not stored */
+        for (int j = 0; j < LANE_ROWS; j++) { /* rows past n have zero scales: terms 0, and not stored */
             __m512i exact = _mm512_sub_epi32(super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding),
                                              offsets);
             __m512 scales = _mm512_cvtph_ps(
