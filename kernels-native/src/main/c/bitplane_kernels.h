@@ -106,9 +106,10 @@ void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t
    rows re-laid so that each group's sum takes one 32-bit lane, with the rows' scales and mins (group_lanes.c has the
    layouts). The caller repacks a tensor once: bp_group_lanes_bytes of memory (any alignment), filled block range by
    block range by bp_group_lanes_repack from the file's bytes w (INT8 rows; INT4 bit planes, layout 0, or packed
-   codes, layout 1; f16 scales at scales_offset, INT4_ASYM's mins at mins_offset); then bp_matmul_group_lanes computes the rows of blocks [block_start, block_end) of
-   y[b * n + r] for batch tokens xq[batch][k] with scales xscales[batch], with scratch of bp_scratch_bytes(k, 32, 1)
-   bytes aligned to 64: the result of bp_matmul_quantized_i8 for the same tensor, bit for bit. */
+   codes, layout 1; f16 scales at scales_offset, INT4_ASYM's mins at mins_offset); then bp_matmul_group_lanes
+   computes the rows of blocks [block_start, block_end) of y[b * n + r] for batch tokens xq[batch][k] with scales
+   xscales[batch], with scratch of bp_scratch_bytes(k, 32, 1) bytes aligned to 64: the result of
+   bp_matmul_quantized_i8 for the same tensor, bit for bit. */
 int64_t bp_group_lanes_bytes(int32_t encoding, int64_t n, int64_t k);
 void bp_group_lanes_repack(const void *w, int32_t encoding, int32_t layout, int64_t k, int64_t n,
                            int64_t scales_offset, int64_t mins_offset, int64_t block_start, int64_t block_end,
