@@ -130,7 +130,6 @@ static void token_lanes(const int8_t *q, int64_t k, int8_t *qp, int32_t *qsums) 
 }
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* The 16 groups' sums of u * q over one super-block of a row (at) and the token's q lanes (qs): four chains of
    products for INT8, two for INT4 (low and high nibbles), so that no chain waits long on the one before. */

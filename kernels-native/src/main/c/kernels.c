@@ -33,10 +33,6 @@
 #include <immintrin.h>
 #endif
 
-
-/* Inlined into loops whose encoding is a constant, so that every branch on it folds away. */
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 static inline uint32_t load_u32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);

@@ -12,6 +12,9 @@
 /* Helpers the kernel sources share. */
 #include <string.h>
 
+/* Inlined into loops whose encoding (or count) is a constant, so that every branch on it folds away. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 static inline float bits_to_float(uint32_t bits) {
     float f;
     memcpy(&f, &bits, 4);

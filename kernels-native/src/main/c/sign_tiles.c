@@ -103,7 +103,6 @@ static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t 
 }
 
 #if defined(__AVX512BW__)
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /*
  * S for `count` tiles from t (count a constant where inlined): lookups in int16 runs, widened per run into int32

@@ -147,7 +147,6 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 && tensor.isComplete() && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
-
     @Override
     public boolean floatTilesFor(TensorSpec spec) {
         return lookupTiles && spec.activations() == ActivationHint.F32

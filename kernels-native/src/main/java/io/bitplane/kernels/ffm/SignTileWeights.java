@@ -18,8 +18,8 @@ import java.nio.ByteOrder;
  * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
  * by lookup tables over tiles of 32 rows (4096 x 14336, two threads, from DRAM) read 253-271 G weights/s in
  * {@code bitplane bench} and 313 in JMH, where the kernel over the file's planes read 126-146: it is taken where the
- * AVX-512 build runs (vpermw; elsewhere the tiles' code is a plain loop, slower than the planes' kernels). The tiles are a second copy of the tensor's bits, in
- * native memory freed when these weights become unreachable.
+ * AVX-512 build runs (vpermw; elsewhere the tiles' code is a plain loop, slower than the planes' kernels). The tiles
+ * are a second copy of the tensor's bits, in native memory freed when these weights become unreachable.
  *
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
  * @param scales the rows' scales as f32, in row order
