@@ -28,9 +28,15 @@ import java.nio.ByteOrder;
  *   bits 2i .. 2i+1 of lane s: value 32i + 2s;  bits 8+2i .. 9+2i: value 32i + 2s + 1
  * Field vector j = 2i + h of a chunk: shift 8h + 2i, values 32i + 2s + h (a pair of vectors covers 32 consecutive
  *   values).
- * xp (per token, int16 codes, zero past K): xp[128 c + 16 j + s] = code of the value that field j of lane s holds.
- * Products: field f (0 .. 3) times code q (|q| <= 127), summed lane by lane in int16 and moved into int32 lanes
- *   before a lane could overflow; per row one exact integer F = sum f q.
+ * Fields are not masked: with p a lane and v_i = p >>> 2i (the fields i .. 7 of its bits 2i .. 15), field i is
+ *   f_i = v_i - 4 v_(i+1), so sum_i f_i q_i = sum_i v_i (q_i - 4 q_(i-1)) (q_(-1) = 0): a shift, a multiply and an
+ *   add per field vector instead of a shift, a mask, a multiply and an add. Each product wraps in int16, but the
+ *   identity holds modulo 2^16, and a lane's eight products together are its exact sum of f q.
+ * xp (per token, int16, zero past K): xp[128 c + 16 j + s] = D_i = q_i - 4 q_(i-1), for the field i (bits 2i) of
+ *   field vector j and lane s and the code q_i of its value (j = 2i for i < 4, 2 (i - 4) + 1 above: shifts 0, 8,
+ *   2, 10, ..., 14 in the order of j).
+ * Sums: the exact lane sums of f q (f in 0 .. 3, |q| <= 127) stay in int16 for a run of chunks and move into int32
+ *   lanes after it; per row one exact integer F = sum f q.
  * As the scalar oracle forms it, with X the token's sum of codes (field = code + 1): acc = F - X;
  *   y = s_x (0f + (s acc + 0f)). One scale per row only: in groups, the sums across the lanes would cost a
  *   horizontal sum per group and row, and {@link NibbleTileMatmul} takes them (ternary@128: 16 G weights/s here,
@@ -69,15 +75,30 @@ final class PackedTernaryMatmul {
         return chunks(spec) * CHUNK;
     }
 
-    /** One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)} in field-vector order. */
+    /** One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)}: D_i in field-vector order. */
     static void prepare(TensorSpec spec, short[] q, int q0, short[] xp, int x0) {
         int k = (int) spec.cols();
-        java.util.Arrays.fill(xp, x0, x0 + paddedK(spec), (short) 0);
+        int end = x0 + paddedK(spec);
+        java.util.Arrays.fill(xp, x0, end, (short) 0);
         for (int i = 0; i < k; i++) {
             int j = i % CHUNK;
             // field vector 2 (j / 32) + j % 2, lane (j % 32) / 2
             xp[x0 + i - j + 16 * (2 * (j / 32) + j % 2) + (j % 32) / 2] = q[q0 + i];
         }
+        for (int chunk = x0; chunk < end; chunk += CHUNK) {
+            for (int field = 7; field >= 1; field--) {  // downwards: field - 1 still holds its code
+                int at = chunk + 16 * fieldVector(field);
+                int below = chunk + 16 * fieldVector(field - 1);
+                for (int lane = 0; lane < 16; lane++) {
+                    xp[at + lane] = (short) (xp[at + lane] - 4 * xp[below + lane]);
+                }
+            }
+        }
+    }
+
+    /** The field vector that holds field i (bits 2i .. 2i + 1) of the lanes. */
+    private static int fieldVector(int i) {
+        return i < 4 ? 2 * i : 2 * (i - 4) + 1;
     }
 
     /**
@@ -101,52 +122,50 @@ final class PackedTernaryMatmul {
         }
     }
 
-    // A row is summed in runs short enough that no int16 lane can overflow, in a small method that returns an int:
-    // four int16 sums (four add chains side by side; two chains ran 15-20% slower), widened into int32 lanes after
-    // each run. Vectors never cross a call: where C2 declined to inline a helper that took vectors (too large for a
-    // cold call site, or past NodeCountInliningCutoff in a big method), the vectors were boxed and the kernel ran 2
-    // to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is lo = (v << 16) >> 16, hi = v >> 16.
+    // A row is summed in runs short enough that no int16 lane's exact sum can leave the int16 range, in a small
+    // method that returns an int: four int16 sums (four add chains side by side; two chains ran 15-20% slower), added
+    // together and widened into int32 lanes after each run. Vectors never cross a call: where C2 declined to inline a
+    // helper that took vectors (too large for a cold call site, or past NodeCountInliningCutoff in a big method), the
+    // vectors were boxed and the kernel ran 2 to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is
+    // lo = (v << 16) >> 16, hi = v >> 16.
 
-    /** Chunks in one ternary run: 2 products of at most 3 x 127 per chunk in each int16 sum. */
-    private static final int TERNARY_RUN = 32767 / (2 * 3 * 127);
+    /** Chunks in one run: 8 products of at most 3 x 127 per chunk in a lane's exact sum. */
+    private static final int TERNARY_RUN = 32767 / (8 * 3 * 127);
 
     /** F of a ternary row of {@code chunks} chunks. */
     private static int ternarySum(MemorySegment w, long row, int chunks, short[] xp, int xo) {
         IntVector total = IntVector.zero(I);
-        for (int r0 = 0; r0 < chunks; r0 += TERNARY_RUN) {
-            int r1 = Math.min(chunks, r0 + TERNARY_RUN);
-            ShortVector a = ShortVector.zero(S);
-            ShortVector b = ShortVector.zero(S);
-            ShortVector c = ShortVector.zero(S);
-            ShortVector d = ShortVector.zero(S);
-            for (int k = r0; k < r1; k++) {
-                ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * k, LE);
-                int x = xo + 128 * k;
-                a = a.add(p.and((short) 3).mul(ShortVector.fromArray(S, xp, x)));
-                b = b.add(p.lanewise(VectorOperators.LSHR, 8).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 16)));
-                c = c.add(p.lanewise(VectorOperators.LSHR, 2).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 32)));
-                d = d.add(p.lanewise(VectorOperators.LSHR, 10).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 48)));
-                a = a.add(p.lanewise(VectorOperators.LSHR, 4).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 64)));
-                b = b.add(p.lanewise(VectorOperators.LSHR, 12).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 80)));
-                c = c.add(p.lanewise(VectorOperators.LSHR, 6).and((short) 3).mul(ShortVector.fromArray(S, xp, x + 96)));
-                d = d.add(p.lanewise(VectorOperators.LSHR, 14).mul(ShortVector.fromArray(S, xp, x + 112)));
+        ShortVector a = ShortVector.zero(S);
+        ShortVector b = ShortVector.zero(S);
+        ShortVector c = ShortVector.zero(S);
+        ShortVector d = ShortVector.zero(S);
+        // One loop over the row, the runs ended by a branch inside it: a loop per run (10 chunks) paid C2's setup
+        // of a loop (bounds checks hoisted, a first pass peeled) once a run, and ran 20% slower than before the
+        // fields went unmasked.
+        for (int k = 0, inRun = 0; k < chunks; k++) {
+            // The lane shifted by 2j, unmasked, times D_j (see prepare): the fields above j cancel in the sum.
+            ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * k, LE);
+            int x = xo + 128 * k;
+            a = a.add(p.mul(ShortVector.fromArray(S, xp, x)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 8).mul(ShortVector.fromArray(S, xp, x + 16)));
+            c = c.add(p.lanewise(VectorOperators.LSHR, 2).mul(ShortVector.fromArray(S, xp, x + 32)));
+            d = d.add(p.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(S, xp, x + 48)));
+            a = a.add(p.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.fromArray(S, xp, x + 64)));
+            b = b.add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 80)));
+            c = c.add(p.lanewise(VectorOperators.LSHR, 6).mul(ShortVector.fromArray(S, xp, x + 96)));
+            d = d.add(p.lanewise(VectorOperators.LSHR, 14).mul(ShortVector.fromArray(S, xp, x + 112)));
+            if (++inRun == TERNARY_RUN || k == chunks - 1) {
+                // Each of a .. d alone wraps; their sum modulo 2^16 is the lanes' exact sum, which fits an int16.
+                IntVector u = a.add(b).add(c).add(d).reinterpretAsInts();
+                total = total.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                        .add(u.lanewise(VectorOperators.ASHR, 16));
+                a = ShortVector.zero(S);
+                b = a;
+                c = a;
+                d = a;
+                inRun = 0;
             }
-            IntVector u = a.reinterpretAsInts();
-            IntVector v = b.reinterpretAsInts();
-            IntVector u2 = c.reinterpretAsInts();
-            IntVector v2 = d.reinterpretAsInts();
-            total = total.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                    .add(u.lanewise(VectorOperators.ASHR, 16))
-                    .add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                    .add(v.lanewise(VectorOperators.ASHR, 16))
-                    .add(u2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                    .add(u2.lanewise(VectorOperators.ASHR, 16))
-                    .add(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                    .add(v2.lanewise(VectorOperators.ASHR, 16));
         }
         return total.reduceLanes(VectorOperators.ADD);
     }
-
-    /** Chunks in one INT4 run: 2 products of at most 15 x 127 per chunk in each of two int16 sums. */
-    private static final int INT4_RUN = 32767 / (2 * 15 * 127);
 }
