@@ -265,6 +265,39 @@ final class BenchCommand implements Callable<Integer> {
                 1e6 / r.tokensPerSecond());
     }
 
+    /** Warm-up windows: the first lasts at least this long, and no more windows start after {@link #WARM_UP_CAP}. */
+    private static final long WARM_UP_WINDOW_NANOS = 200_000_000L;
+    private static final long WARM_UP_CAP_NANOS = 10_000_000_000L;
+
+    /**
+     * Calls the product until its rate stops rising (a window of 0.2 s or more within 3% of the one before; at most
+     * 10 s), and returns the number of calls made. A large product's first calls run the kernel as the JIT first
+     * compiled it, replaced in the middle of a loop (on-stack replacement): with -XX:UseAVX=2, BINARY x INT8 ran
+     * 61 G weights/s until the kernel's own compilation arrived, and 116 after it; a fixed warm-up of 0.45 s
+     * timed the first.
+     */
+    private long warmUp(Backend be, Weights[] ws, Buffer x, Buffer y, float[] done) {
+        long calls = 0;
+        long start = System.nanoTime();
+        double previousRate = 0;
+        while (true) {
+            long windowStart = System.nanoTime();
+            long windowCalls = 0;
+            long now;
+            do {
+                be.matmul(ws[(int) (calls++ % ws.length)], x, y, 1);
+                be.read(y, 0, done, 0, 1);
+                windowCalls++;
+                now = System.nanoTime();
+            } while (now - windowStart < WARM_UP_WINDOW_NANOS);
+            double rate = windowCalls / (double) (now - windowStart);
+            if (rate < previousRate * 1.03 || now - start > WARM_UP_CAP_NANOS) {
+                return calls;
+            }
+            previousRate = rate;
+        }
+    }
+
     private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols)
             throws InterruptedException {
         // The stream's untimed warm-up passes outlast the backend's workers spinning after the last product.
@@ -300,18 +333,13 @@ final class BenchCommand implements Callable<Integer> {
             // A device backend only enqueues a product: reading one float of the result waits for it, so each
             // timed call is a finished product (on the CPU backends the read costs nothing).
             float[] done = new float[1];
+            long warmUpCalls = warmUp(be, ws, x, y, done);  // the timed calls go on through the copies from there
             long calls = 0;
-            long warmEnd = System.nanoTime() + (long) (seconds * 0.3e9);
-            while (System.nanoTime() < warmEnd) {
-                be.matmul(ws[(int) (calls++ % copies)], x, y, 1);
-                be.read(y, 0, done, 0, 1);
-            }
-            calls = 0;
             long start = System.nanoTime();
             long end = start + (long) (seconds * 1e9);
             long now;
             do {
-                be.matmul(ws[(int) (calls++ % copies)], x, y, 1);
+                be.matmul(ws[(int) ((warmUpCalls + calls++) % copies)], x, y, 1);
                 be.read(y, 0, done, 0, 1);
                 now = System.nanoTime();
             } while (now < end);
