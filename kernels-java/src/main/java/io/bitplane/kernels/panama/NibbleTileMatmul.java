@@ -25,24 +25,27 @@ import java.nio.ByteOrder;
  * 14336, 2 threads, -XX:UseAVX=2, ternary@128 15-16 G weights/s there, @256 24; one scale per row stays there. A row per lane means no
  * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the
  * row-major kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread,
- * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Tiles in pairs
- * (as {@link ByteTableMatmul} takes them) ran slower here: eight int16 sums and four weight vectors spill.
+ * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Fields are not
+ * masked (below), and tiles go in pairs that share each broadcast code: 4096 x 14336 INT4, -XX:UseAVX=2, one thread
+ * from L3 21 -> 30.6 G weights/s, two from DRAM 38.8 -> 53.7.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows per tile,
- * Q = 2 ceil(K / 8) quads per row:
+ * Q = 4 ceil(K / 16) quads per row:
  *   at ((t Q + p) R + r) * 2 bytes: u16, bits 4i .. 4i+3 = field u of value 4p + i of row R t + r (u = code + 8
  *   for INT4, the code for INT4_ASYM, code + 1 for TERNARY). Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32 in TileRows' order (even rows, then odd rows).
- * Codes: per token, int16, a token every 8 ceil(K / 8) codes (those past K meet only zero fields).
- * Per tile, token and group, lane by lane: field times the code (broadcast) in four int16 sums (one per field of
- *   the lane: four add chains side by side; two were 10-30% slower), two products per sum and step of two quads,
- *   at most 15 x 127 each, so runs of {@link #RUN} steps (64 values) end before 32767;
- *   then into int32 sums (even and odd rows): F_g = sum u q, exact.
+ * Codes: per token, int16, a token every 16 ceil(K / 16) codes, as D (see {@link #codes}).
+ * Fields unmasked: with v a lane and v_i = v >>> 4i (its fields i .. 3), field i is u_i = v_i - 16 v_(i+1), so
+ *   sum_i u_i q_i = sum_i v_i D_i with D_i = q_i - 16 q_(i-1) (D_0 = q_0): a shift, a multiply and an add per
+ *   field instead of a shift, a mask, a multiply and an add. Products wrap in int16, but the identity holds modulo
+ *   2^16, and a step's 16 products (four quads) sum exactly to at most 16 x 15 x 127 = 30480 per lane.
+ * Per tile, token and group, lane by lane: each step's int16 sum (two add chains, one per tile of the pair), then
+ *   into int32 sums (even and odd rows): F_g = sum u q, exact.
  *   acc_g = F_g - 8 X_g (INT4), F_g - X_g (TERNARY) or F_g (INT4_ASYM), X_g the group's sum of codes; as the
  *   oracle, in group order, sum = sum + (s_g acc_g + 0f), or + (s_g acc_g + m_g X_g) for INT4_ASYM; y = sum x s_x.
  * </pre>
- * Groups must be whole steps (a multiple of 8 values) or one per row.
+ * Groups must be whole steps (a multiple of 16 values) or one per row.
  */
 final class NibbleTileMatmul {
     private NibbleTileMatmul() {
@@ -52,11 +55,13 @@ final class NibbleTileMatmul {
     private static final VectorSpecies<Short> S = TileRows.S;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
-    private static final int STEP_VALUES = 8;
+    /** Values per step: 16 products of at most 15 x 127 per lane, whose exact sum (30480) fits an int16. */
+    private static final int STEP_VALUES = 16;
+    /** Quads per step: four values of a row per 16-bit lane. */
+    private static final int QUADS = STEP_VALUES / 4;
     /** Bytes of one quad of a tile: R lanes of four fields. */
     private static final int QUAD_BYTES = 2 * R;
-    /** Steps per int16 run: two products of at most 15 x 127 per step in each sum. */
-    private static final int RUN = 32767 / (2 * 15 * 127);
+    private static final int STEP_BYTES = QUADS * QUAD_BYTES;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
@@ -93,7 +98,7 @@ final class NibbleTileMatmul {
         Arena arena = Arena.ofAuto();
         long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(arena.allocate(tiles * 2L * steps(spec) * QUAD_BYTES, 64), arena.allocate(groupSlots, 64),
+        Tiles t = new Tiles(arena.allocate(tiles * steps(spec) * STEP_BYTES, 64), arena.allocate(groupSlots, 64),
                 spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
@@ -101,7 +106,7 @@ final class NibbleTileMatmul {
 
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
         int k = (int) spec.cols();
-        int quads = 2 * steps(spec);
+        int quads = QUADS * steps(spec);
         int groups = (int) spec.groupsPerRow();
         long scalesOffset = spec.scalesOffset();  // once: each call walks the tensor's shape
         long minsOffset = t.mins() != null ? spec.minsOffset() : 0;
@@ -125,20 +130,27 @@ final class NibbleTileMatmul {
     }
 
     /**
-     * One token's codes {@code q[q0 .. q0 + K)} into {@code codes[c0 ..]}, a token every {@link #paddedK} codes. The
-     * codes from K on are left as they were: they meet only the tiles' zero fields.
+     * One token's codes {@code q[q0 .. q0 + K)} into {@code codes[c0 .. c0 + paddedK)} as the kernel multiplies them:
+     * per quad, D_0 = q_0 and D_j = q_j - 16 q_(j-1) (j = 1 .. 3; zero past K).
      */
     static void codes(TensorSpec spec, short[] q, int q0, short[] codes, int c0) {
-        System.arraycopy(q, q0, codes, c0, (int) spec.cols());
+        int k = (int) spec.cols();
+        int below = 0;  // q_(j-1), 0 for a quad's first value
+        for (int i = 0; i < paddedK(spec); i++) {
+            int code = i < k ? q[q0 + i] : 0;
+            codes[c0 + i] = (short) (code - (i % 4 == 0 ? 0 : 16 * below));
+            below = code;
+        }
     }
 
-    /** Per worker thread: a tile's results, even rows then odd rows. */
-    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[R]);
+    /** Per worker thread: a pair of tiles' results, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[2 * R]);
 
     /**
      * Tiles [tile0, tile1) for every token: token t's codes at {@code codes[t * paddedK ..]} ({@link #codes}), its
      * group sums of codes at {@code codeSums[t * G ..]}, its scale at {@code tokenScales[t]}; results at
-     * {@code y[t * N + row]}.
+     * {@code y[t * N + row]}. Tiles go in pairs (A and B; a last single tile is its own B, its second results
+     * dropped): each broadcast code serves both.
      */
     static void tiles(TensorSpec spec, Tiles w, short[] codes, int[] codeSums, float[] tokenScales, float[] y,
                       int batch, int tile0, int tile1) {
@@ -150,68 +162,101 @@ final class NibbleTileMatmul {
         boolean asym = w.mins() != null;
         int codeFactor = PackedCodes.codeOfField(spec.encoding(), 0);  // acc = F + (code of field 0) X
         int half = R / 2;
+        long tileBytes = (long) steps * STEP_BYTES;
         float[] out = TILE_RESULTS.get();
-        for (int tile = tile0; tile < tile1; tile++) {
-            long tileBase = (long) tile * 2 * steps * QUAD_BYTES;
+        for (int tile = tile0; tile < tile1; tile += 2) {
+            int pair = Math.min(2, tile1 - tile);
+            long baseA = tile * tileBytes;
+            long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 int qo = t * paddedK;
-                FloatVector even = FloatVector.zero(F);
-                FloatVector odd = FloatVector.zero(F);
+                FloatVector evenA = FloatVector.zero(F);
+                FloatVector oddA = FloatVector.zero(F);
+                FloatVector evenB = FloatVector.zero(F);
+                FloatVector oddB = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
-                    IntVector evenSum = IntVector.zero(I);
-                    IntVector oddSum = IntVector.zero(I);
-                    int end = Math.min(steps, (g + 1) * groupSteps);
-                    for (int s0 = g * groupSteps; s0 < end; s0 += RUN) {
-                        int s1 = Math.min(end, s0 + RUN);
-                        ShortVector a = ShortVector.zero(S);
-                        ShortVector b = ShortVector.zero(S);
-                        ShortVector c = ShortVector.zero(S);
-                        ShortVector d = ShortVector.zero(S);
-                        for (int s = s0; s < s1; s++) {
-                            long at = tileBase + 2L * s * QUAD_BYTES;
-                            ShortVector v = ShortVector.fromMemorySegment(S, w.fields(), at, LE);
-                            ShortVector u = ShortVector.fromMemorySegment(S, w.fields(), at + QUAD_BYTES, LE);
-                            int i = qo + STEP_VALUES * s;
-                            a = a.add(v.and((short) 15).mul(codes[i])).add(u.and((short) 15).mul(codes[i + 4]));
-                            b = b.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(codes[i + 1]))
-                                    .add(u.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(codes[i + 5]));
-                            c = c.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(codes[i + 2]))
-                                    .add(u.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(codes[i + 6]));
-                            d = d.add(v.lanewise(VectorOperators.LSHR, 12).mul(codes[i + 3]))
-                                    .add(u.lanewise(VectorOperators.LSHR, 12).mul(codes[i + 7]));
+                    IntVector evenSumA = IntVector.zero(I);
+                    IntVector oddSumA = IntVector.zero(I);
+                    IntVector evenSumB = IntVector.zero(I);
+                    IntVector oddSumB = IntVector.zero(I);
+                    ShortVector a = ShortVector.zero(S);
+                    ShortVector b = ShortVector.zero(S);
+                    int end = QUADS * Math.min(steps, (g + 1) * groupSteps);
+                    // One loop over the group's quads, each step's sums widened inside it when its last quad is in:
+                    // a loop of four quads inside a loop of steps ran 20% slower than the code before it.
+                    for (int quad = QUADS * g * groupSteps; quad < end; quad++) {
+                        // Per field j: the lane shifted by 4j, unmasked, times D_j (see codes); the fields above j
+                        // cancel in the step's sum, which is exact in int16.
+                        long at = (long) quad * QUAD_BYTES;
+                        int i = qo + 4 * quad;
+                        ShortVector va = ShortVector.fromMemorySegment(S, w.fields(), baseA + at, LE);
+                        ShortVector vb = ShortVector.fromMemorySegment(S, w.fields(), baseB + at, LE);
+                        ShortVector d = ShortVector.broadcast(S, codes[i]);
+                        a = a.add(va.mul(d));
+                        b = b.add(vb.mul(d));
+                        d = ShortVector.broadcast(S, codes[i + 1]);
+                        a = a.add(va.lanewise(VectorOperators.LSHR, 4).mul(d));
+                        b = b.add(vb.lanewise(VectorOperators.LSHR, 4).mul(d));
+                        d = ShortVector.broadcast(S, codes[i + 2]);
+                        a = a.add(va.lanewise(VectorOperators.LSHR, 8).mul(d));
+                        b = b.add(vb.lanewise(VectorOperators.LSHR, 8).mul(d));
+                        d = ShortVector.broadcast(S, codes[i + 3]);
+                        a = a.add(va.lanewise(VectorOperators.LSHR, 12).mul(d));
+                        b = b.add(vb.lanewise(VectorOperators.LSHR, 12).mul(d));
+                        if (quad % QUADS == QUADS - 1) {
+                            // A pair of 16-bit lanes read as one int: the even row (v << 16) >> 16, the odd row
+                            // v >> 16.
+                            IntVector ai = a.reinterpretAsInts();
+                            IntVector bi = b.reinterpretAsInts();
+                            evenSumA = evenSumA.add(ai.lanewise(VectorOperators.LSHL, 16)
+                                    .lanewise(VectorOperators.ASHR, 16));
+                            oddSumA = oddSumA.add(ai.lanewise(VectorOperators.ASHR, 16));
+                            evenSumB = evenSumB.add(bi.lanewise(VectorOperators.LSHL, 16)
+                                    .lanewise(VectorOperators.ASHR, 16));
+                            oddSumB = oddSumB.add(bi.lanewise(VectorOperators.ASHR, 16));
+                            a = ShortVector.zero(S);
+                            b = a;
                         }
-                        // A pair of 16-bit lanes read as one int: the even row (v << 16) >> 16, the odd row v >> 16.
-                        IntVector ai = a.reinterpretAsInts();
-                        IntVector bi = b.reinterpretAsInts();
-                        IntVector ci = c.reinterpretAsInts();
-                        IntVector di = d.reinterpretAsInts();
-                        evenSum = evenSum.add(ai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                                .add(bi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                                .add(ci.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                                .add(di.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                        oddSum = oddSum.add(ai.lanewise(VectorOperators.ASHR, 16)).add(bi.lanewise(VectorOperators.ASHR, 16))
-                                .add(ci.lanewise(VectorOperators.ASHR, 16)).add(di.lanewise(VectorOperators.ASHR, 16));
                     }
                     int x = codeSums[t * groups + g];
-                    long at = ((long) tile * groups + g) * R * 4;
-                    FloatVector evenAcc = (FloatVector) evenSum.add(codeFactor * x).convert(VectorOperators.I2F, 0);
-                    FloatVector oddAcc = (FloatVector) oddSum.add(codeFactor * x).convert(VectorOperators.I2F, 0);
-                    FloatVector evenTerm = FloatVector.fromMemorySegment(F, w.scales(), at, LE).mul(evenAcc);
-                    FloatVector oddTerm = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * half, LE).mul(oddAcc);
+                    long atA = ((long) tile * groups + g) * R * 4;
+                    long atB = pair == 2 ? atA + (long) groups * R * 4 : atA;
+                    // Written out, not a helper: a helper that took vectors and was not inlined would box them.
+                    FloatVector evenTermA = FloatVector.fromMemorySegment(F, w.scales(), atA, LE)
+                            .mul((FloatVector) evenSumA.add(codeFactor * x).convert(VectorOperators.I2F, 0));
+                    FloatVector oddTermA = FloatVector.fromMemorySegment(F, w.scales(), atA + 4L * half, LE)
+                            .mul((FloatVector) oddSumA.add(codeFactor * x).convert(VectorOperators.I2F, 0));
+                    FloatVector evenTermB = FloatVector.fromMemorySegment(F, w.scales(), atB, LE)
+                            .mul((FloatVector) evenSumB.add(codeFactor * x).convert(VectorOperators.I2F, 0));
+                    FloatVector oddTermB = FloatVector.fromMemorySegment(F, w.scales(), atB + 4L * half, LE)
+                            .mul((FloatVector) oddSumB.add(codeFactor * x).convert(VectorOperators.I2F, 0));
                     if (asym) {
-                        evenTerm = evenTerm.add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul((float) x));
-                        oddTerm = oddTerm.add(FloatVector.fromMemorySegment(F, w.mins(), at + 4L * half, LE)
+                        evenTermA = evenTermA.add(FloatVector.fromMemorySegment(F, w.mins(), atA, LE).mul((float) x));
+                        oddTermA = oddTermA.add(FloatVector.fromMemorySegment(F, w.mins(), atA + 4L * half, LE)
+                                .mul((float) x));
+                        evenTermB = evenTermB.add(FloatVector.fromMemorySegment(F, w.mins(), atB, LE).mul((float) x));
+                        oddTermB = oddTermB.add(FloatVector.fromMemorySegment(F, w.mins(), atB + 4L * half, LE)
                                 .mul((float) x));
                     } else {
-                        evenTerm = evenTerm.add(0f);
-                        oddTerm = oddTerm.add(0f);
+                        evenTermA = evenTermA.add(0f);
+                        oddTermA = oddTermA.add(0f);
+                        evenTermB = evenTermB.add(0f);
+                        oddTermB = oddTermB.add(0f);
                     }
-                    even = even.add(evenTerm);
-                    odd = odd.add(oddTerm);
+                    evenA = evenA.add(evenTermA);
+                    oddA = oddA.add(oddTermA);
+                    evenB = evenB.add(evenTermB);
+                    oddB = oddB.add(oddTermB);
                 }
-                even.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
-                odd.mul(tokenScales[t]).intoArray(out, half);
-                TileRows.store(out, y, t * n, tile * R, n);
+                float tokenScale = tokenScales[t];  // y = sum x s_x, as the oracle
+                evenA.mul(tokenScale).intoArray(out, 0);
+                oddA.mul(tokenScale).intoArray(out, half);
+                evenB.mul(tokenScale).intoArray(out, R);
+                oddB.mul(tokenScale).intoArray(out, R + half);
+                TileRows.store(out, 0, y, t * n, tile * R, n);
+                if (pair == 2) {
+                    TileRows.store(out, R, y, t * n, (tile + 1) * R, n);
+                }
             }
         }
     }

@@ -58,10 +58,15 @@ final class TileRows {
      * are large enough that C2 stops inlining).
      */
     static void store(float[] out, float[] y, int yo, int firstRow, int n) {
+        store(out, 0, y, yo, firstRow, n);
+    }
+
+    /** As {@link #store(float[], float[], int, int, int)}, the tile's results at {@code out[outOffset ..]}. */
+    static void store(float[] out, int outOffset, float[] y, int yo, int firstRow, int n) {
         for (int j = 0; j < ROWS; j++) {
             int r = firstRow + row(j);
             if (r < n) {
-                y[yo + r] = out[j];
+                y[yo + r] = out[outOffset + j];
             }
         }
     }

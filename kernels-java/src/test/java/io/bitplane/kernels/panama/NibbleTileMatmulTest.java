@@ -43,14 +43,16 @@ class NibbleTileMatmulTest {
 
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
     @CsvSource({
-        // one row, a partial tile, a whole tile (16 or 32 rows), one row past it; K below, at and past a step (8)
-        "int4, 1, 1, 1, false", "int4, 1, 3, 2, true", "int4, 15, 8, 1, false", "int4, 17, 9, 3, true",
+        // one row, a partial tile, a whole tile (16 or 32 rows), one row past it; K below, at and past a step (16);
+        // an odd number of tiles (the last one its own pair)
+        "int4, 1, 1, 1, false", "int4, 1, 3, 2, true", "int4, 15, 16, 1, false", "int4, 17, 17, 3, true",
+        "int4, 49, 24, 2, true",
         "int4, 33, 64, 1, false", "int4, 5, 100, 2, true",
         // rows longer than one int16 run (64 values), split across threads, batches
         "int4, 40, 1030, 1, true", "int4, 3, 4100, 2, false", "int4, 700, 512, 1, true", "int4, 300, 2048, 9, false",
         // groups of one step, of one run, of several runs, with a short last group
-        "int4@8, 17, 100, 1, false", "int4@32, 33, 1030, 2, true", "int4@32, 31, 4096, 1, false",
-        "int4@64, 9, 200, 1, true", "int4@128, 31, 1000, 3, false", "int4@40, 5, 300, 1, true",
+        "int4@16, 17, 100, 1, false", "int4@32, 33, 1030, 2, true", "int4@32, 31, 4096, 1, false",
+        "int4@64, 9, 200, 1, true", "int4@128, 31, 1000, 3, false", "int4@48, 5, 300, 1, true",
         "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
         "int4-asym, 7, 90, 1, false",
         // ternary in groups (packed or planes), fields code + 1
@@ -72,8 +74,8 @@ class NibbleTileMatmulTest {
     }
 
     /**
-     * Fields nearly all 15 and codes all 127 (or -127) over long groups: each int16 sum gains up to 2 x 15 x 127 per
-     * step, and the runs must end in time (a run twice as long would wrap).
+     * Fields nearly all 15 and codes all 127 (or -127) over long groups: a step's exact sum reaches 16 x 15 x 127 =
+     * 30480 per lane, and must leave int16 lanes after each step (two steps would wrap).
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource({"int4@2048", "int4-asym@2048", "int4"})
@@ -106,6 +108,7 @@ class NibbleTileMatmulTest {
         assertTrue(NibbleTileMatmul.supports(spec("ternary@64", ActivationHint.INT8, false)));
         assertFalse(NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8, true)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8, false)));
+        assertFalse(NibbleTileMatmul.supports(spec("int4@8", ActivationHint.INT8, false)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32, false)));
         assertFalse(NibbleTileMatmul.supports(spec("binary", ActivationHint.INT8, false)));
     }
