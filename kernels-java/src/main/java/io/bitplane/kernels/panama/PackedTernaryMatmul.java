@@ -78,27 +78,26 @@ final class PackedTernaryMatmul {
     /** One token's INT8 codes {@code q[q0 .. q0 + K)} into {@code xp[x0 .. x0 + paddedK)}: D_i in field-vector order. */
     static void prepare(TensorSpec spec, short[] q, int q0, short[] xp, int x0) {
         int k = (int) spec.cols();
-        int end = x0 + paddedK(spec);
-        java.util.Arrays.fill(xp, x0, end, (short) 0);
-        for (int i = 0; i < k; i++) {
-            int j = i % CHUNK;
-            // field vector 2 (j / 32) + j % 2, lane (j % 32) / 2
-            xp[x0 + i - j + 16 * (2 * (j / 32) + j % 2) + (j % 32) / 2] = q[q0 + i];
-        }
-        for (int chunk = x0; chunk < end; chunk += CHUNK) {
-            for (int field = 7; field >= 1; field--) {  // downwards: field - 1 still holds its code
-                int at = chunk + 16 * fieldVector(field);
-                int below = chunk + 16 * fieldVector(field - 1);
-                for (int lane = 0; lane < 16; lane++) {
-                    xp[at + lane] = (short) (xp[at + lane] - 4 * xp[below + lane]);
+        for (int chunk = 0; chunk < paddedK(spec); chunk += CHUNK) {
+            int at = x0 + chunk;
+            for (int lane = 0; lane < 16; lane++) {
+                // Lane s holds values 32 b + 2 s (field b, vector 2 b) and 32 b + 2 s + 1 (field 4 + b, vector
+                // 2 b + 1) of blocks b = 0 .. 3 of the chunk; D of field i takes field i - 1's code.
+                int below = 0;
+                for (int field = 0; field < 8; field++) {
+                    int block = field % 4;
+                    int odd = field / 4;
+                    int code = codeAt(q, q0, k, chunk + 32 * block + 2 * lane + odd);
+                    xp[at + 16 * (2 * block + odd) + lane] = (short) (code - 4 * below);
+                    below = code;
                 }
             }
         }
     }
 
-    /** The field vector that holds field i (bits 2i .. 2i + 1) of the lanes. */
-    private static int fieldVector(int i) {
-        return i < 4 ? 2 * i : 2 * (i - 4) + 1;
+    /** Code i of a token, 0 past K. */
+    private static int codeAt(short[] q, int q0, int k, int i) {
+        return i < k ? q[q0 + i] : 0;
     }
 
     /**
