@@ -45,7 +45,7 @@ import java.nio.ByteOrder;
  *   acc_g = F_g - 8 X_g (INT4), F_g - X_g (TERNARY) or F_g (INT4_ASYM), X_g the group's sum of codes; as the
  *   oracle, in group order, sum = sum + (s_g acc_g + 0f), or + (s_g acc_g + m_g X_g) for INT4_ASYM; y = sum x s_x.
  * </pre>
- * Groups must be whole steps (a multiple of 16 values) or one per row.
+ * Groups must hold a multiple of 8 values (a group may end inside a step) or be one per row.
  */
 final class NibbleTileMatmul {
     private NibbleTileMatmul() {
@@ -62,6 +62,8 @@ final class NibbleTileMatmul {
     /** Bytes of one quad of a tile: R lanes of four fields. */
     private static final int QUAD_BYTES = 2 * R;
     private static final int STEP_BYTES = QUADS * QUAD_BYTES;
+    /** Groups shorter than a row hold whole pairs of quads (a group may end inside a step; its sums widen there). */
+    private static final int GROUP_MULTIPLE = 8;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
@@ -76,7 +78,7 @@ final class NibbleTileMatmul {
         return (int4 || groupedTernary) && spec.activations() == ActivationHint.INT8
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && spec.rank() == 2 && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % STEP_VALUES == 0)
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % GROUP_MULTIPLE == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 16;
     }
 
@@ -158,7 +160,8 @@ final class NibbleTileMatmul {
         int steps = steps(spec);
         int paddedK = paddedK(spec);
         int groups = (int) spec.groupsPerRow();
-        int groupSteps = groups == 1 ? steps : (int) spec.effectiveGroupSize() / STEP_VALUES;
+        int quads = QUADS * steps;
+        int groupQuads = groups == 1 ? quads : (int) spec.effectiveGroupSize() / 4;
         boolean asym = w.mins() != null;
         int codeFactor = PackedCodes.codeOfField(spec.encoding(), 0);  // acc = F + (code of field 0) X
         int half = R / 2;
@@ -181,10 +184,10 @@ final class NibbleTileMatmul {
                     IntVector oddSumB = IntVector.zero(I);
                     ShortVector a = ShortVector.zero(S);
                     ShortVector b = ShortVector.zero(S);
-                    int end = QUADS * Math.min(steps, (g + 1) * groupSteps);
-                    // One loop over the group's quads, each step's sums widened inside it when its last quad is in:
-                    // a loop of four quads inside a loop of steps ran 20% slower than the code before it.
-                    for (int quad = QUADS * g * groupSteps; quad < end; quad++) {
+                    int end = Math.min(quads, (g + 1) * groupQuads);
+                    // One loop over the group's quads, the sums widened inside it at each step's last quad and the
+                    // group's: a loop of four quads inside a loop of steps ran 20% slower than the code before it.
+                    for (int quad = g * groupQuads; quad < end; quad++) {
                         // Per field j: the lane shifted by 4j, unmasked, times D_j (see codes); the fields above j
                         // cancel in the step's sum, which is exact in int16.
                         long at = (long) quad * QUAD_BYTES;
@@ -203,7 +206,7 @@ final class NibbleTileMatmul {
                         d = ShortVector.broadcast(S, codes[i + 3]);
                         a = a.add(va.lanewise(VectorOperators.LSHR, 12).mul(d));
                         b = b.add(vb.lanewise(VectorOperators.LSHR, 12).mul(d));
-                        if (quad % QUADS == QUADS - 1) {
+                        if (quad % QUADS == QUADS - 1 || quad == end - 1) {
                             // A pair of 16-bit lanes read as one int: the even row (v << 16) >> 16, the odd row
                             // v >> 16.
                             IntVector ai = a.reinterpretAsInts();
