@@ -206,7 +206,7 @@ final class NibbleTileMatmul {
                         d = ShortVector.broadcast(S, codes[i + 3]);
                         a = a.add(va.lanewise(VectorOperators.LSHR, 12).mul(d));
                         b = b.add(vb.lanewise(VectorOperators.LSHR, 12).mul(d));
-                        if (quad % QUADS == QUADS - 1 || quad == end - 1) {
+                        if ((quad & (QUADS - 1)) == QUADS - 1 || quad == end - 1) {  // quad % QUADS, unsigned
                             // A pair of 16-bit lanes read as one int: the even row (v << 16) >> 16, the odd row
                             // v >> 16.
                             IntVector ai = a.reinterpretAsInts();
