@@ -101,6 +101,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
+    /** BINARY weights with their tiles for {@link TripleTableMatmul} (F32 activations), beside the file's bytes. */
+    private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul}, beside the file's
      * bytes. */
     private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
@@ -124,6 +128,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
             return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
+        }
+        if (!lookupTiles && TripleTableMatmul.supports(spec) && tensor.isComplete()) {
+            return new TripleTiles(CpuWeights.of(w), TripleTableMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
@@ -189,6 +196,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         if (w instanceof ByteTiles t) {
             runTiles(spec, batch, ByteTableMatmul.tiles(spec), byteTableTask(t, x, y, batch));
+            return;
+        }
+        if (w instanceof TripleTiles t) {
+            runTiles(spec, batch, TripleTableMatmul.tiles(spec), tripleTableTask(t, x, y, batch));
             return;
         }
         int rows = (int) spec.rows();
@@ -403,6 +414,21 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
         float[] scales = a.scales;
         return (t0, t1) -> ByteTableMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+    }
+
+    private static final ThreadLocal<float[][]> TRIPLE_TABLES = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    /** Every token's float tables and group sums of activations on the calling thread; workers share them. */
+    private static WorkerPool.RangeTask tripleTableTask(TripleTiles w, float[] x, float[] y, int batch) {
+        TensorSpec spec = w.spec();
+        int k = (int) spec.cols();
+        int length = TripleTableMatmul.tableLength(spec);
+        float[] tables = threadFloats(TRIPLE_TABLES, batch * length);
+        for (int t = 0; t < batch; t++) {
+            TripleTableMatmul.tables(spec, x, t * k, tables, t * length);
+        }
+        float[] xSums = activationSums(x, batch, k, (int) spec.effectiveGroupSize());
+        return (t0, t1) -> TripleTableMatmul.tiles(spec, w.tiles(), tables, xSums, y, batch, t0, t1);
     }
 
     /** Every token's padded codes and group sums on the calling thread; workers share them read-only. */

@@ -1,0 +1,225 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WorkerPool;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * BINARY x F32 activations by float lookup tables over three values, for machines without vpermw (AVX2), where
+ * {@link SignTileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
+ * which {@code IntVector.selectFrom} compiles to, its index wrap included): an 8-entry table of float sums fits one
+ * 256-bit vector, and one lookup serves 8 rows x 3 values. Before it, binary x F32 went to the row-expanding
+ * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s.
+ *
+ * <pre>
+ * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, W = ceil(K / 32) words per row:
+ *   at ((t W + w) R + r) * 4 bytes: u32, bit i = value 32 w + i of row R t + r (the file's bits; 1 is code -1).
+ *   Rows past N and values past K are 0.
+ * Scales: f32, at ((t G + g) R + r) * 4.
+ * Tables (per token, floats, at w * 88): table j = 0 .. 10 of word w at w * 88 + 8 j; entry m is the sum of the
+ *   activations x[32 w + 3 j + i] over the bits i set in m (x past K and the third value of table 10 count 0).
+ *   Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits of each lane).
+ * Per tile, token and group, lane by lane: F_g = sum of the lookups (a tree of adds per word, then one add per
+ *   word into the group's sum), so sum code x = X_g - 2 F_g with X_g the group's sum of x; y = sum_g s_g (X_g -
+ *   2 F_g), in group order. Float sums in another order than the reference's: equal within rounding.
+ * </pre>
+ * Groups must be whole words (a multiple of 32 values) or one per row.
+ */
+final class TripleTableMatmul {
+    private TripleTableMatmul() {
+    }
+
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    /** Rows per tile: one per 32-bit lane. */
+    static final int ROWS = 8;
+    private static final int WORD_VALUES = 32;
+    private static final int WORD_BYTES = 4 * ROWS;
+    /** Tables per word: ten of three values, one of the last two. */
+    private static final int TABLES = 11;
+    private static final int WORD_TABLE_FLOATS = 8 * TABLES;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+
+    /** BINARY bit planes with F32 activations in groups of whole words, where 256-bit vectors are native. */
+    static boolean supports(TensorSpec spec) {
+        return spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.F32 && spec.rank() == 2
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % WORD_VALUES == 0)
+                && spec.cols() <= Integer.MAX_VALUE / 4;
+    }
+
+    static int words(TensorSpec spec) {
+        return (int) ((spec.cols() + WORD_VALUES - 1) / WORD_VALUES);
+    }
+
+    static int tiles(TensorSpec spec) {
+        return (int) ((spec.rows() + ROWS - 1) / ROWS);
+    }
+
+    /** Table floats per token. */
+    static int tableLength(TensorSpec spec) {
+        return words(spec) * WORD_TABLE_FLOATS;
+    }
+
+    /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
+    record Tiles(MemorySegment bits, MemorySegment scales) {
+    }
+
+    /** One pass over the tensor, its rows split over {@code pool}. */
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+        Arena arena = Arena.ofAuto();
+        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * words(spec) * WORD_BYTES, 64),
+                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
+        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
+        return tiles;
+    }
+
+    private static void repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
+        long rowBytes = spec.wordsPerRow() * 8;
+        int words = words(spec);
+        int groups = (int) spec.groupsPerRow();
+        long scalesOffset = spec.scalesOffset();
+        for (int r = r0; r < r1; r++) {
+            long at = ((long) (r / ROWS) * words * ROWS + r % ROWS) * 4;
+            for (int w = 0; w < words; w++) {
+                // The file's 64-bit words, little-endian: its 32-bit halves are words 2W and 2W + 1 here. Bits past
+                // K are padding, and the tables count the activations there as 0.
+                tiles.bits().set(U32, at + (long) w * WORD_BYTES, data.get(U32, r * rowBytes + 4L * w));
+            }
+            for (int g = 0; g < groups; g++) {
+                float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
+                tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
+            }
+        }
+    }
+
+    /** Lane m of BIT[i] is 1 when bit i of m is set, else 0: a table is the sum over i of BIT[i] x_i. */
+    private static final FloatVector[] BIT = new FloatVector[3];
+
+    static {
+        for (int i = 0; i < 3; i++) {
+            float[] lanes = new float[8];
+            for (int m = 0; m < 8; m++) {
+                lanes[m] = (m >> i & 1) == 0 ? 0f : 1f;
+            }
+            BIT[i] = FloatVector.fromArray(F, lanes, 0);
+        }
+    }
+
+    /** One token's tables: activations {@code x[x0 .. x0 + K)} into {@code tables[t0 .. t0 + tableLength)}. */
+    static void tables(TensorSpec spec, float[] x, int x0, float[] tables, int t0) {
+        int k = (int) spec.cols();
+        int words = words(spec);
+        for (int w = 0; w < words; w++) {
+            for (int j = 0; j < TABLES; j++) {
+                int v = WORD_VALUES * w + 3 * j;
+                float a = v < k ? x[x0 + v] : 0f;
+                float b = v + 1 < k ? x[x0 + v + 1] : 0f;
+                float c = j < TABLES - 1 && v + 2 < k ? x[x0 + v + 2] : 0f;
+                BIT[0].mul(a).add(BIT[1].mul(b)).add(BIT[2].mul(c))
+                        .intoArray(tables, t0 + w * WORD_TABLE_FLOATS + 8 * j);
+            }
+        }
+    }
+
+    /** Per worker thread: a pair of tiles' results, rows in order. */
+    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[2 * ROWS]);
+
+    /**
+     * Tiles [tile0, tile1) for every token: token t's tables at {@code tables[t * tableLength ..]}, its group sums of
+     * activations at {@code xSums[t * G ..]}; results at {@code y[t * N + row]}. Tiles go in pairs (A and B; a last
+     * single tile is its own B): each table loaded serves both.
+     */
+    static void tiles(TensorSpec spec, Tiles w, float[] tables, float[] xSums, float[] y, int batch, int tile0,
+                      int tile1) {
+        int n = (int) spec.rows();
+        int words = words(spec);
+        int groups = (int) spec.groupsPerRow();
+        int groupWords = groups == 1 ? words : (int) spec.effectiveGroupSize() / WORD_VALUES;
+        int tableLength = tableLength(spec);
+        long tileBytes = (long) words * WORD_BYTES;
+        float[] out = TILE_RESULTS.get();
+        for (int tile = tile0; tile < tile1; tile += 2) {
+            int pair = Math.min(2, tile1 - tile);
+            long baseA = tile * tileBytes;
+            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+            for (int t = 0; t < batch; t++) {
+                int to = t * tableLength;
+                FloatVector yA = FloatVector.zero(F);
+                FloatVector yB = FloatVector.zero(F);
+                for (int g = 0; g < groups; g++) {
+                    FloatVector fA = FloatVector.zero(F);
+                    FloatVector fB = FloatVector.zero(F);
+                    int end = Math.min(words, (g + 1) * groupWords);
+                    for (int wd = g * groupWords; wd < end; wd++) {
+                        long at = (long) wd * WORD_BYTES;
+                        IntVector a = IntVector.fromMemorySegment(I, w.bits(), baseA + at, LE);
+                        IntVector b = IntVector.fromMemorySegment(I, w.bits(), baseB + at, LE);
+                        int o = to + wd * WORD_TABLE_FLOATS;
+                        // Eleven lookups a tile, summed as a tree so that one add a word joins the group's sum (a
+                        // chain of eleven float adds a word would wait on their latency).
+                        IntVector tb = FloatVector.fromArray(F, tables, o).reinterpretAsInts();
+                        FloatVector a0 = a.selectFrom(tb).reinterpretAsFloats();
+                        FloatVector b0 = b.selectFrom(tb).reinterpretAsFloats();
+                        tb = FloatVector.fromArray(F, tables, o + 8).reinterpretAsInts();
+                        a0 = a0.add(a.lanewise(VectorOperators.LSHR, 3).selectFrom(tb).reinterpretAsFloats());
+                        b0 = b0.add(b.lanewise(VectorOperators.LSHR, 3).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 16).reinterpretAsInts();
+                        FloatVector a1 = a.lanewise(VectorOperators.LSHR, 6).selectFrom(tb).reinterpretAsFloats();
+                        FloatVector b1 = b.lanewise(VectorOperators.LSHR, 6).selectFrom(tb).reinterpretAsFloats();
+                        tb = FloatVector.fromArray(F, tables, o + 24).reinterpretAsInts();
+                        a1 = a1.add(a.lanewise(VectorOperators.LSHR, 9).selectFrom(tb).reinterpretAsFloats());
+                        b1 = b1.add(b.lanewise(VectorOperators.LSHR, 9).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 32).reinterpretAsInts();
+                        FloatVector a2 = a.lanewise(VectorOperators.LSHR, 12).selectFrom(tb).reinterpretAsFloats();
+                        FloatVector b2 = b.lanewise(VectorOperators.LSHR, 12).selectFrom(tb).reinterpretAsFloats();
+                        tb = FloatVector.fromArray(F, tables, o + 40).reinterpretAsInts();
+                        a2 = a2.add(a.lanewise(VectorOperators.LSHR, 15).selectFrom(tb).reinterpretAsFloats());
+                        b2 = b2.add(b.lanewise(VectorOperators.LSHR, 15).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 48).reinterpretAsInts();
+                        FloatVector a3 = a.lanewise(VectorOperators.LSHR, 18).selectFrom(tb).reinterpretAsFloats();
+                        FloatVector b3 = b.lanewise(VectorOperators.LSHR, 18).selectFrom(tb).reinterpretAsFloats();
+                        tb = FloatVector.fromArray(F, tables, o + 56).reinterpretAsInts();
+                        a3 = a3.add(a.lanewise(VectorOperators.LSHR, 21).selectFrom(tb).reinterpretAsFloats());
+                        b3 = b3.add(b.lanewise(VectorOperators.LSHR, 21).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 64).reinterpretAsInts();
+                        a3 = a3.add(a.lanewise(VectorOperators.LSHR, 24).selectFrom(tb).reinterpretAsFloats());
+                        b3 = b3.add(b.lanewise(VectorOperators.LSHR, 24).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 72).reinterpretAsInts();
+                        a2 = a2.add(a.lanewise(VectorOperators.LSHR, 27).selectFrom(tb).reinterpretAsFloats());
+                        b2 = b2.add(b.lanewise(VectorOperators.LSHR, 27).selectFrom(tb).reinterpretAsFloats());
+                        tb = FloatVector.fromArray(F, tables, o + 80).reinterpretAsInts();
+                        a1 = a1.add(a.lanewise(VectorOperators.LSHR, 30).selectFrom(tb).reinterpretAsFloats());
+                        b1 = b1.add(b.lanewise(VectorOperators.LSHR, 30).selectFrom(tb).reinterpretAsFloats());
+                        fA = fA.add(a0.add(a1).add(a2.add(a3)));
+                        fB = fB.add(b0.add(b1).add(b2.add(b3)));
+                    }
+                    float xSum = xSums[t * groups + g];
+                    long atA = ((long) tile * groups + g) * ROWS * 4;
+                    long atB = pair == 2 ? atA + (long) groups * ROWS * 4 : atA;
+                    yA = yA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE).mul(fA.mul(-2f).add(xSum)));
+                    yB = yB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE).mul(fB.mul(-2f).add(xSum)));
+                }
+                yA.intoArray(out, 0);
+                yB.intoArray(out, ROWS);
+                int first = tile * ROWS;
+                for (int j = 0; j < pair * ROWS && first + j < n; j++) {
+                    y[t * n + first + j] = out[j];
+                }
+            }
+        }
+    }
+}

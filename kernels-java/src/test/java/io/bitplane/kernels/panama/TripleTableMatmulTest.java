@@ -1,0 +1,110 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.scalar.RepackedWeights;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link TripleTableMatmul} (BINARY x F32 by 8-entry float tables, the kernel of machines without vpermw) against the
+ * scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Float sums in
+ * another order, so results must agree within rounding (the conformance suite's tolerance).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class TripleTableMatmulTest {
+    private final Backend tripleTables = new PanamaBackend(2, false);
+    private final Backend oracle = new ScalarBackend();
+
+    @AfterAll
+    void close() {
+        tripleTables.close();
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
+    @CsvSource({
+        // one row, a partial tile, a whole tile (8), one row past it, an odd number of tiles; K below, at and past a
+        // table (3), the last table of a word (values 30, 31), a word (32) and the file's 64-bit word
+        "binary, 1, 1, 1", "binary, 1, 3, 2", "binary, 7, 31, 1", "binary, 8, 32, 3", "binary, 9, 33, 1",
+        "binary, 25, 64, 2", "binary, 17, 65, 1", "binary, 5, 100, 1",
+        // long rows, split across threads, batches
+        "binary, 40, 2200, 1", "binary, 3, 4500, 2", "binary, 700, 512, 1", "binary, 300, 2048, 9",
+        // groups of one word, of words with a short last group, and of many
+        "binary@32, 17, 100, 1", "binary@64, 33, 1030, 2", "binary@96, 9, 200, 1", "binary@256, 31, 1000, 3",
+        "binary@4096, 5, 9000, 1"})
+    void matchesTheOracle(String spec, int rows, int cols, int batch) {
+        Random rnd = new Random(rows * 67L + cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.F32);
+        assertTrue(TripleTableMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 3, 36}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertInstanceOf(RepackedWeights.class, tripleTables.upload(placed), "the backend takes the float tables");
+            assertClose(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tripleTables, placed, x, batch), cols, spec + " misaligned by " + misalign);
+        }
+    }
+
+    /** Bits past K in a row's last word are padding that a writer may leave set: they must count for nothing. */
+    @ParameterizedTest(name = "{0}x{1}")
+    @CsvSource({"3, 1", "17, 100", "5, 250", "9, 31"})
+    void paddingBitsCountForNothing(int rows, int cols) {
+        Random rnd = new Random(cols);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary"), ActivationHint.F32);
+        byte[] bytes = t.bytes().clone();
+        long words = t.spec().wordsPerRow();
+        for (int r = 0; r < rows; r++) {
+            for (long i = cols; i < words * 64; i++) {
+                int at = (int) ((r * words + i / 64) * 8 + i % 64 / 8);
+                bytes[at] |= (byte) (1 << (i % 8));
+            }
+        }
+        BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
+        float[] x = TestTensors.gaussian(rnd, cols, 1f);
+        assertClose(BackendConformance.matmul(oracle, placed, x, 1),
+                BackendConformance.matmul(tripleTables, placed, x, 1), cols, "padding bits set");
+    }
+
+    /** Binary weights with F32 activations in groups of whole words; not other groups, encodings or activations. */
+    @Test
+    void takesBinaryWithF32ActivationsInGroupsOfWholeWords() {
+        float[] w = new float[4 * 64];
+        assertTrue(TripleTableMatmul.supports(spec("binary", w, ActivationHint.F32)));
+        assertTrue(TripleTableMatmul.supports(spec("binary@32", w, ActivationHint.F32)));
+        assertFalse(TripleTableMatmul.supports(spec("binary@16", w, ActivationHint.F32)));
+        assertFalse(TripleTableMatmul.supports(spec("binary", w, ActivationHint.INT8)));
+        assertFalse(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.F32)));
+    }
+
+    /** Within rounding of another summation order, as {@code BackendConformance} allows float paths. */
+    private static void assertClose(float[] expected, float[] actual, int cols, String what) {
+        assertEquals(expected.length, actual.length, what);
+        for (int i = 0; i < expected.length; i++) {
+            float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
+            assertEquals(expected[i], actual[i], tol, what + " at " + i);
+        }
+    }
+
+    private static io.bitplane.format.TensorSpec spec(String quant, float[] w, ActivationHint activations) {
+        return Quantizer.quantize("w", new long[] {4, 64}, w, QuantSpec.parse(quant), activations).spec();
+    }
+}
