@@ -101,7 +101,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
-    /** BINARY weights with their tiles for {@link TripleTableMatmul} (F32 activations), beside the file's bytes. */
+    /** BINARY and TERNARY weights with their tiles for {@link TripleTableMatmul} (F32 activations), beside the file's
+     * bytes. */
     private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
@@ -130,7 +131,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && TripleTableMatmul.supports(spec) && tensor.isComplete()) {
-            return new TripleTiles(CpuWeights.of(w), TripleTableMatmul.repack(spec, tensor.data(), pool));
+            TripleTableMatmul.Tiles tiles = TripleTableMatmul.repack(spec, tensor.data(), pool);
+            if (tiles != null) { // null: packed ternary fields of 3 (code 2), read by the kernels below
+                return new TripleTiles(CpuWeights.of(w), tiles);
+            }
         }
         if (!lookupTiles && NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));

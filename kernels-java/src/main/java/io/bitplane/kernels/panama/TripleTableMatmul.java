@@ -5,6 +5,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -16,23 +17,27 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * BINARY x F32 activations by float lookup tables over three values, for machines without vpermw (AVX2), where
- * {@link SignTileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
+ * BINARY and TERNARY x F32 activations by float lookup tables over three values, for machines without vpermw
+ * (AVX2), where {@link SignTileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
  * which {@code IntVector.selectFrom} compiles to, its index wrap included): an 8-entry table of float sums fits one
  * 256-bit vector, and one lookup serves 8 rows x 3 values. Before it, binary x F32 went to the row-expanding
- * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s.
+ * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s (ternary 8.2). A ternary value is two bits, +1 and -1,
+ * and its word of -1 bits meets tables of negated sums, so both encodings run the same loop over words.
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, W = ceil(K / 32) words per row:
- *   at ((t W + w) R + r) * 4 bytes: u32, bit i = value 32 w + i of row R t + r (the file's bits; 1 is code -1).
- *   Rows past N and values past K are 0.
+ * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, W = ceil(K / 32) words per row,
+ *   P planes (BINARY 1, TERNARY 2), V = P W words per row in the tiles:
+ *   at ((t V + P w + p) R + r) * 4 bytes: u32, bit i of value 32 w + i of row R t + r: BINARY (p = 0) code -1 (the
+ *   file's bit); TERNARY code +1 (p = 0) and code -1 (p = 1). Rows past N and values past K are 0.
  * Scales: f32, at ((t G + g) R + r) * 4.
- * Tables (per token, floats, at w * 88): table j = 0 .. 10 of word w at w * 88 + 8 j; entry m is the sum of the
- *   activations x[32 w + 3 j + i] over the bits i set in m (x past K and the third value of table 10 count 0).
- *   Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits of each lane).
+ * Tables (per token, floats, at (P w + p) * 88): table j = 0 .. 10 of word w at (P w + p) * 88 + 8 j; entry m is
+ *   the sum of the activations x[32 w + 3 j + i] over the bits i set in m (x past K and the third value of table
+ *   10 count 0), negated for plane 1. Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits
+ *   of each lane).
  * Per tile, token and group, lane by lane: F_g = sum of the lookups (a tree of adds per word, then one add per
- *   word into the group's sum), so sum code x = X_g - 2 F_g with X_g the group's sum of x; y = sum_g s_g (X_g -
- *   2 F_g), in group order. Float sums in another order than the reference's: equal within rounding.
+ *   word into the group's sum); sum code x = X_g - 2 F_g for BINARY (X_g the group's sum of x), F_g for TERNARY;
+ *   y = sum_g s_g (sum code x), in group order. Float sums in another order than the reference's: equal within
+ *   rounding.
  * </pre>
  * Groups must be whole words (a multiple of 32 values) or one per row.
  */
@@ -53,10 +58,16 @@ final class TripleTableMatmul {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
-    /** BINARY bit planes with F32 activations in groups of whole words, where 256-bit vectors are native. */
+    /**
+     * BINARY bit planes and TERNARY in either layout, with F32 activations in groups of whole words, where 256-bit
+     * vectors are native.
+     */
     static boolean supports(TensorSpec spec) {
-        return spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.F32 && spec.rank() == 2
-                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+        boolean layout = spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                || spec.encoding() == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED;
+        return (spec.encoding() == Encoding.BINARY || spec.encoding() == Encoding.TERNARY)
+                && spec.activations() == ActivationHint.F32 && spec.rank() == 2 && layout
+                && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % WORD_VALUES == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 4;
     }
@@ -65,45 +76,77 @@ final class TripleTableMatmul {
         return (int) ((spec.cols() + WORD_VALUES - 1) / WORD_VALUES);
     }
 
+    /** Words of the tiles per word of values: two for TERNARY (+1 and -1 bits), one for BINARY. */
+    static int planes(TensorSpec spec) {
+        return spec.encoding() == Encoding.TERNARY ? 2 : 1;
+    }
+
     static int tiles(TensorSpec spec) {
         return (int) ((spec.rows() + ROWS - 1) / ROWS);
     }
 
     /** Table floats per token. */
     static int tableLength(TensorSpec spec) {
-        return words(spec) * WORD_TABLE_FLOATS;
+        return planes(spec) * words(spec) * WORD_TABLE_FLOATS;
     }
 
     /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
     record Tiles(MemorySegment bits, MemorySegment scales) {
     }
 
-    /** One pass over the tensor, its rows split over {@code pool}. */
+    /**
+     * One pass over the tensor, its rows split over {@code pool}; null for a packed TERNARY tensor holding fields of 3
+     * (the code 2, which the format reads and no writer writes), which the backend's other kernels read.
+     */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * words(spec) * WORD_BYTES, 64),
+        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES, 64),
                 arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
-        pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
-        return tiles;
+        java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
+        pool.run((int) spec.rows(), (r0, r1) -> {
+            if (!repackRows(spec, data, tiles, r0, r1)) {
+                codeTwo.set(true);
+            }
+        });
+        return codeTwo.get() ? null : tiles;
     }
 
-    private static void repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
-        long rowBytes = spec.wordsPerRow() * 8;
+    /** Rows [r0, r1) into the tiles; false if a code is outside -1 .. 1. */
+    private static boolean repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
+        int k = (int) spec.cols();
         int words = words(spec);
+        int planes = planes(spec);
         int groups = (int) spec.groupsPerRow();
         long scalesOffset = spec.scalesOffset();
+        int[] codes = new int[WORD_VALUES * words];  // zero past K
         for (int r = r0; r < r1; r++) {
-            long at = ((long) (r / ROWS) * words * ROWS + r % ROWS) * 4;
+            ScalarMatmul.decodeRow(spec, data, r, k, codes);  // either layout
+            long at = ((long) (r / ROWS) * planes * words * ROWS + r % ROWS) * 4;
             for (int w = 0; w < words; w++) {
-                // The file's 64-bit words, little-endian: its 32-bit halves are words 2W and 2W + 1 here. Bits past
-                // K are padding, and the tables count the activations there as 0.
-                tiles.bits().set(U32, at + (long) w * WORD_BYTES, data.get(U32, r * rowBytes + 4L * w));
+                int minus = 0;
+                int plus = 0;
+                for (int i = 0; i < WORD_VALUES; i++) {
+                    int code = codes[WORD_VALUES * w + i];
+                    if (code < -1 || code > 1) {
+                        return false;
+                    }
+                    minus |= (code < 0 ? 1 : 0) << i;
+                    plus |= (code > 0 ? 1 : 0) << i;
+                }
+                long word = at + (long) planes * w * WORD_BYTES;
+                if (planes == 1) {
+                    tiles.bits().set(U32, word, minus);
+                } else {
+                    tiles.bits().set(U32, word, plus);
+                    tiles.bits().set(U32, word + WORD_BYTES, minus);
+                }
             }
             for (int g = 0; g < groups; g++) {
                 float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
                 tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
             }
         }
+        return true;
     }
 
     /** Lane m of BIT[i] is 1 when bit i of m is set, else 0: a table is the sum over i of BIT[i] x_i. */
@@ -123,14 +166,19 @@ final class TripleTableMatmul {
     static void tables(TensorSpec spec, float[] x, int x0, float[] tables, int t0) {
         int k = (int) spec.cols();
         int words = words(spec);
+        int planes = planes(spec);
         for (int w = 0; w < words; w++) {
             for (int j = 0; j < TABLES; j++) {
                 int v = WORD_VALUES * w + 3 * j;
                 float a = v < k ? x[x0 + v] : 0f;
                 float b = v + 1 < k ? x[x0 + v + 1] : 0f;
                 float c = j < TABLES - 1 && v + 2 < k ? x[x0 + v + 2] : 0f;
-                BIT[0].mul(a).add(BIT[1].mul(b)).add(BIT[2].mul(c))
-                        .intoArray(tables, t0 + w * WORD_TABLE_FLOATS + 8 * j);
+                FloatVector table = BIT[0].mul(a).add(BIT[1].mul(b)).add(BIT[2].mul(c));
+                int at = t0 + planes * w * WORD_TABLE_FLOATS + 8 * j;
+                table.intoArray(tables, at);
+                if (planes == 2) {
+                    table.neg().intoArray(tables, at + WORD_TABLE_FLOATS);  // the -1 bits' table
+                }
             }
         }
     }
@@ -146,9 +194,13 @@ final class TripleTableMatmul {
     static void tiles(TensorSpec spec, Tiles w, float[] tables, float[] xSums, float[] y, int batch, int tile0,
                       int tile1) {
         int n = (int) spec.rows();
-        int words = words(spec);
+        int planes = planes(spec);
+        int words = planes * words(spec);  // words of the tiles per row
         int groups = (int) spec.groupsPerRow();
-        int groupWords = groups == 1 ? words : (int) spec.effectiveGroupSize() / WORD_VALUES;
+        int groupWords = groups == 1 ? words : planes * (int) spec.effectiveGroupSize() / WORD_VALUES;
+        // sum code x = xFactor X_g + fFactor F_g: BINARY X_g - 2 F_g, TERNARY F_g
+        float xFactor = planes == 1 ? 1f : 0f;
+        float fFactor = planes == 1 ? -2f : 1f;
         int tableLength = tableLength(spec);
         long tileBytes = (long) words * WORD_BYTES;
         float[] out = TILE_RESULTS.get();
@@ -207,11 +259,11 @@ final class TripleTableMatmul {
                         fA = fA.add(a0.add(a1).add(a2.add(a3)));
                         fB = fB.add(b0.add(b1).add(b2.add(b3)));
                     }
-                    float xSum = xSums[t * groups + g];
+                    float xSum = xFactor * xSums[t * groups + g];
                     long atA = ((long) tile * groups + g) * ROWS * 4;
                     long atB = pair == 2 ? atA + (long) groups * ROWS * 4 : atA;
-                    yA = yA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE).mul(fA.mul(-2f).add(xSum)));
-                    yB = yB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE).mul(fB.mul(-2f).add(xSum)));
+                    yA = yA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE).mul(fA.mul(fFactor).add(xSum)));
+                    yB = yB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE).mul(fB.mul(fFactor).add(xSum)));
                 }
                 yA.intoArray(out, 0);
                 yB.intoArray(out, ROWS);

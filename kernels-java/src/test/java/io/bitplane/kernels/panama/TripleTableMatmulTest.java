@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link TripleTableMatmul} (BINARY x F32 by 8-entry float tables, the kernel of machines without vpermw) against the
+ * {@link TripleTableMatmul} (BINARY and TERNARY x F32 by 8-entry float tables, the kernel of machines without vpermw) against the
  * scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Float sums in
  * another order, so results must agree within rounding (the conformance suite's tolerance).
  */
@@ -38,21 +38,27 @@ class TripleTableMatmulTest {
         tripleTables.close();
     }
 
-    @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
     @CsvSource({
         // one row, a partial tile, a whole tile (8), one row past it, an odd number of tiles; K below, at and past a
         // table (3), the last table of a word (values 30, 31), a word (32) and the file's 64-bit word
-        "binary, 1, 1, 1", "binary, 1, 3, 2", "binary, 7, 31, 1", "binary, 8, 32, 3", "binary, 9, 33, 1",
-        "binary, 25, 64, 2", "binary, 17, 65, 1", "binary, 5, 100, 1",
+        "binary, 1, 1, 1, false", "binary, 1, 3, 2, false", "binary, 7, 31, 1, false", "binary, 8, 32, 3, false",
+        "binary, 9, 33, 1, false", "binary, 25, 64, 2, false", "binary, 17, 65, 1, false", "binary, 5, 100, 1, false",
         // long rows, split across threads, batches
-        "binary, 40, 2200, 1", "binary, 3, 4500, 2", "binary, 700, 512, 1", "binary, 300, 2048, 9",
+        "binary, 40, 2200, 1, false", "binary, 3, 4500, 2, false", "binary, 700, 512, 1, false",
+        "binary, 300, 2048, 9, false",
         // groups of one word, of words with a short last group, and of many
-        "binary@32, 17, 100, 1", "binary@64, 33, 1030, 2", "binary@96, 9, 200, 1", "binary@256, 31, 1000, 3",
-        "binary@4096, 5, 9000, 1"})
-    void matchesTheOracle(String spec, int rows, int cols, int batch) {
+        "binary@32, 17, 100, 1, false", "binary@64, 33, 1030, 2, false", "binary@96, 9, 200, 1, false",
+        "binary@256, 31, 1000, 3, false", "binary@4096, 5, 9000, 1, false",
+        // ternary, its +1 and -1 words side by side, from either layout
+        "ternary, 1, 1, 1, true", "ternary, 7, 31, 2, false", "ternary, 9, 33, 1, true", "ternary, 17, 65, 3, false",
+        "ternary, 40, 2200, 1, true", "ternary, 300, 2048, 9, false", "ternary@32, 17, 100, 1, true",
+        "ternary@64, 33, 1030, 2, false", "ternary@256, 31, 1000, 3, true"})
+    void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 67L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.F32);
+        t = packed ? io.bitplane.format.PackedCodes.relayout(t) : t;
         assertTrue(TripleTableMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
@@ -84,15 +90,33 @@ class TripleTableMatmulTest {
                 BackendConformance.matmul(tripleTables, placed, x, 1), cols, "padding bits set");
     }
 
-    /** Binary weights with F32 activations in groups of whole words; not other groups, encodings or activations. */
+    /**
+     * Binary and ternary weights with F32 activations in groups of whole words; not other groups, encodings or
+     * activations.
+     */
     @Test
-    void takesBinaryWithF32ActivationsInGroupsOfWholeWords() {
+    void takesBinaryAndTernaryWithF32ActivationsInGroupsOfWholeWords() {
         float[] w = new float[4 * 64];
         assertTrue(TripleTableMatmul.supports(spec("binary", w, ActivationHint.F32)));
         assertTrue(TripleTableMatmul.supports(spec("binary@32", w, ActivationHint.F32)));
+        assertTrue(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.F32)));
+        assertTrue(TripleTableMatmul.supports(spec("ternary@64", w, ActivationHint.F32)));
         assertFalse(TripleTableMatmul.supports(spec("binary@16", w, ActivationHint.F32)));
         assertFalse(TripleTableMatmul.supports(spec("binary", w, ActivationHint.INT8)));
-        assertFalse(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.F32)));
+        assertFalse(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.INT8)));
+        assertFalse(TripleTableMatmul.supports(spec("int4", w, ActivationHint.F32)));
+    }
+
+    /** A packed ternary tensor with fields of 3 (code 2) gets no tiles: the backend's other kernels read it. */
+    @Test
+    void packedTernaryWithCodeTwoKeepsTheFile() {
+        Random rnd = new Random(5);
+        EncodedTensor t = io.bitplane.format.PackedCodes.relayout(Quantizer.quantize("w", new long[] {9, 100},
+                TestTensors.gaussian(rnd, 900, 0.1f), QuantSpec.parse("ternary"), ActivationHint.F32));
+        byte[] bytes = t.bytes().clone();
+        bytes[7] |= 3;  // one field of 3
+        BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
+        assertFalse(tripleTables.upload(placed) instanceof RepackedWeights, "no tiles for a code of 2");
     }
 
     /** Within rounding of another summation order, as {@code BackendConformance} allows float paths. */
