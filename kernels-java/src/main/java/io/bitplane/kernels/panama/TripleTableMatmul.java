@@ -17,25 +17,28 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * BINARY and TERNARY x F32 activations by float lookup tables over three values, for machines without vpermw
- * (AVX2), where {@link SignTileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
+ * BINARY, TERNARY and INT4 x F32 activations by float lookup tables over three values, for machines without vpermw
+ * (AVX2), where {@link SignTileMatmul}'s and {@link Int4TileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
  * which {@code IntVector.selectFrom} compiles to, its index wrap included): an 8-entry table of float sums fits one
  * 256-bit vector, and one lookup serves 8 rows x 3 values. Before it, binary x F32 went to the row-expanding
- * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s (ternary 8.2). A ternary value is two bits, +1 and -1,
- * and its word of -1 bits meets tables of negated sums, so both encodings run the same loop over words.
+ * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s (ternary 8.2, INT4 3.0). A ternary value is two bits,
+ * +1 and -1, whose word of -1 bits meets tables of negated sums; an INT4 value is four bits of u = code + 8, whose
+ * bit p meets tables times 2^p: every encoding runs the same loop over words.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, W = ceil(K / 32) words per row,
- *   P planes (BINARY 1, TERNARY 2), V = P W words per row in the tiles:
+ *   P planes (BINARY 1, TERNARY 2, INT4 4), V = P W words per row in the tiles:
  *   at ((t V + P w + p) R + r) * 4 bytes: u32, bit i of value 32 w + i of row R t + r: BINARY (p = 0) code -1 (the
- *   file's bit); TERNARY code +1 (p = 0) and code -1 (p = 1). Rows past N and values past K are 0.
+ *   file's bit); TERNARY code +1 (p = 0) and code -1 (p = 1); INT4 bit p of u = code + 8. Rows past N and values
+ *   past K are 0.
  * Scales: f32, at ((t G + g) R + r) * 4.
  * Tables (per token, floats, at (P w + p) * 88): table j = 0 .. 10 of word w at (P w + p) * 88 + 8 j; entry m is
  *   the sum of the activations x[32 w + 3 j + i] over the bits i set in m (x past K and the third value of table
- *   10 count 0), negated for plane 1. Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits
+ *   10 count 0), times the plane's factor: TERNARY 1, -1; INT4 1, 2, 4, 8. Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits
  *   of each lane).
  * Per tile, token and group, lane by lane: F_g = sum of the lookups (a tree of adds per word, then one add per
- *   word into the group's sum); sum code x = X_g - 2 F_g for BINARY (X_g the group's sum of x), F_g for TERNARY;
+ *   word into the group's sum); sum code x = X_g - 2 F_g for BINARY (X_g the group's sum of x), F_g for TERNARY,
+ *   F_g - 8 X_g for INT4;
  *   y = sum_g s_g (sum code x), in group order. Float sums in another order than the reference's: equal within
  *   rounding.
  * </pre>
@@ -59,13 +62,14 @@ final class TripleTableMatmul {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     /**
-     * BINARY bit planes and TERNARY in either layout, with F32 activations in groups of whole words, where 256-bit
-     * vectors are native.
+     * BINARY bit planes, TERNARY and INT4 in either layout, with F32 activations in groups of whole words, where
+     * 256-bit vectors are native. (INT4_ASYM would need its mins beside the scales: not yet.)
      */
     static boolean supports(TensorSpec spec) {
+        Encoding e = spec.encoding();
         boolean layout = spec.layout() == TensorSpec.LAYOUT_CANONICAL
-                || spec.encoding() == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED;
-        return (spec.encoding() == Encoding.BINARY || spec.encoding() == Encoding.TERNARY)
+                || e != Encoding.BINARY && spec.layout() == TensorSpec.LAYOUT_PACKED;
+        return (e == Encoding.BINARY || e == Encoding.TERNARY || e == Encoding.INT4)
                 && spec.activations() == ActivationHint.F32 && spec.rank() == 2 && layout
                 && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % WORD_VALUES == 0)
@@ -76,9 +80,22 @@ final class TripleTableMatmul {
         return (int) ((spec.cols() + WORD_VALUES - 1) / WORD_VALUES);
     }
 
-    /** Words of the tiles per word of values: two for TERNARY (+1 and -1 bits), one for BINARY. */
+    /** Words of the tiles per word of values: BINARY one, TERNARY two (+1 and -1 bits), INT4 four (bits of u). */
     static int planes(TensorSpec spec) {
-        return spec.encoding() == Encoding.TERNARY ? 2 : 1;
+        return switch (spec.encoding()) {
+            case TERNARY -> 2;
+            case INT4 -> 4;
+            default -> 1;
+        };
+    }
+
+    /** What plane p's tables are multiplied by. */
+    private static float planeFactor(TensorSpec spec, int p) {
+        return switch (spec.encoding()) {
+            case TERNARY -> p == 0 ? 1f : -1f;
+            case INT4 -> 1 << p;
+            default -> 1f;
+        };
     }
 
     static int tiles(TensorSpec spec) {
@@ -96,7 +113,7 @@ final class TripleTableMatmul {
 
     /**
      * One pass over the tensor, its rows split over {@code pool}; null for a packed TERNARY tensor holding fields of 3
-     * (the code 2, which the format reads and no writer writes), which the backend's other kernels read.
+     * (the code 2, which the format reads and no writer writes): the backend's other kernels read it.
      */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
@@ -111,7 +128,7 @@ final class TripleTableMatmul {
         return codeTwo.get() ? null : tiles;
     }
 
-    /** Rows [r0, r1) into the tiles; false if a code is outside -1 .. 1. */
+    /** Rows [r0, r1) into the tiles; false if a BINARY or TERNARY code is outside -1 .. 1. */
     private static boolean repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
         int k = (int) spec.cols();
         int words = words(spec);
@@ -123,22 +140,21 @@ final class TripleTableMatmul {
             ScalarMatmul.decodeRow(spec, data, r, k, codes);  // either layout
             long at = ((long) (r / ROWS) * planes * words * ROWS + r % ROWS) * 4;
             for (int w = 0; w < words; w++) {
-                int minus = 0;
-                int plus = 0;
-                for (int i = 0; i < WORD_VALUES; i++) {
-                    int code = codes[WORD_VALUES * w + i];
-                    if (code < -1 || code > 1) {
-                        return false;
+                for (int p = 0; p < planes; p++) {
+                    int bits = 0;
+                    for (int i = 0; i < WORD_VALUES && WORD_VALUES * w + i < k; i++) {
+                        int code = codes[WORD_VALUES * w + i];
+                        if (planes < 4 && (code < -1 || code > 1)) {
+                            return false;
+                        }
+                        boolean set = switch (planes) {
+                            case 1 -> code < 0;  // BINARY: the file's bit
+                            case 2 -> p == 0 ? code > 0 : code < 0;  // TERNARY: +1, then -1
+                            default -> (code + 8 >> p & 1) == 1;  // INT4: bit p of u
+                        };
+                        bits |= (set ? 1 : 0) << i;
                     }
-                    minus |= (code < 0 ? 1 : 0) << i;
-                    plus |= (code > 0 ? 1 : 0) << i;
-                }
-                long word = at + (long) planes * w * WORD_BYTES;
-                if (planes == 1) {
-                    tiles.bits().set(U32, word, minus);
-                } else {
-                    tiles.bits().set(U32, word, plus);
-                    tiles.bits().set(U32, word + WORD_BYTES, minus);
+                    tiles.bits().set(U32, at + (long) (planes * w + p) * WORD_BYTES, bits);
                 }
             }
             for (int g = 0; g < groups; g++) {
@@ -175,9 +191,8 @@ final class TripleTableMatmul {
                 float c = j < TABLES - 1 && v + 2 < k ? x[x0 + v + 2] : 0f;
                 FloatVector table = BIT[0].mul(a).add(BIT[1].mul(b)).add(BIT[2].mul(c));
                 int at = t0 + planes * w * WORD_TABLE_FLOATS + 8 * j;
-                table.intoArray(tables, at);
-                if (planes == 2) {
-                    table.neg().intoArray(tables, at + WORD_TABLE_FLOATS);  // the -1 bits' table
+                for (int p = 0; p < planes; p++) {
+                    table.mul(planeFactor(spec, p)).intoArray(tables, at + p * WORD_TABLE_FLOATS);
                 }
             }
         }
@@ -198,8 +213,12 @@ final class TripleTableMatmul {
         int words = planes * words(spec);  // words of the tiles per row
         int groups = (int) spec.groupsPerRow();
         int groupWords = groups == 1 ? words : planes * (int) spec.effectiveGroupSize() / WORD_VALUES;
-        // sum code x = xFactor X_g + fFactor F_g: BINARY X_g - 2 F_g, TERNARY F_g
-        float xFactor = planes == 1 ? 1f : 0f;
+        // sum code x = xFactor X_g + fFactor F_g: BINARY X_g - 2 F_g, TERNARY F_g, INT4 F_g - 8 X_g
+        float xFactor = switch (planes) {
+            case 1 -> 1f;
+            case 2 -> 0f;
+            default -> -8f;
+        };
         float fFactor = planes == 1 ? -2f : 1f;
         int tableLength = tableLength(spec);
         long tileBytes = (long) words * WORD_BYTES;

@@ -24,9 +24,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link TripleTableMatmul} (BINARY and TERNARY x F32 by 8-entry float tables, the kernel of machines without vpermw) against the
- * scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Float sums in
- * another order, so results must agree within rounding (the conformance suite's tolerance).
+ * {@link TripleTableMatmul} (BINARY, TERNARY and INT4 x F32 by 8-entry float tables, the kernel of machines without
+ * vpermw) against the scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose.
+ * Float sums in another order, so results must agree within rounding (the conformance suite's tolerance).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TripleTableMatmulTest {
@@ -53,7 +53,11 @@ class TripleTableMatmulTest {
         // ternary, its +1 and -1 words side by side, from either layout
         "ternary, 1, 1, 1, true", "ternary, 7, 31, 2, false", "ternary, 9, 33, 1, true", "ternary, 17, 65, 3, false",
         "ternary, 40, 2200, 1, true", "ternary, 300, 2048, 9, false", "ternary@32, 17, 100, 1, true",
-        "ternary@64, 33, 1030, 2, false", "ternary@256, 31, 1000, 3, true"})
+        "ternary@64, 33, 1030, 2, false", "ternary@256, 31, 1000, 3, true",
+        // INT4, four words of bits of u = code + 8, from either layout, one scale a row and in groups
+        "int4, 1, 1, 1, false", "int4, 7, 31, 2, true", "int4, 9, 33, 1, false", "int4, 17, 65, 3, true",
+        "int4@32, 40, 2200, 1, true", "int4@32, 300, 2048, 9, false", "int4@64, 33, 1030, 2, true",
+        "int4@128, 31, 1000, 3, false"})
     void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 67L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
@@ -91,11 +95,11 @@ class TripleTableMatmulTest {
     }
 
     /**
-     * Binary and ternary weights with F32 activations in groups of whole words; not other groups, encodings or
-     * activations.
+     * Binary, ternary and INT4 weights with F32 activations in groups of whole words; not other groups, encodings
+     * or activations.
      */
     @Test
-    void takesBinaryAndTernaryWithF32ActivationsInGroupsOfWholeWords() {
+    void takesBinaryTernaryAndInt4WithF32ActivationsInGroupsOfWholeWords() {
         float[] w = new float[4 * 64];
         assertTrue(TripleTableMatmul.supports(spec("binary", w, ActivationHint.F32)));
         assertTrue(TripleTableMatmul.supports(spec("binary@32", w, ActivationHint.F32)));
@@ -104,7 +108,9 @@ class TripleTableMatmulTest {
         assertFalse(TripleTableMatmul.supports(spec("binary@16", w, ActivationHint.F32)));
         assertFalse(TripleTableMatmul.supports(spec("binary", w, ActivationHint.INT8)));
         assertFalse(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.INT8)));
-        assertFalse(TripleTableMatmul.supports(spec("int4", w, ActivationHint.F32)));
+        assertTrue(TripleTableMatmul.supports(spec("int4@32", w, ActivationHint.F32)));
+        assertFalse(TripleTableMatmul.supports(spec("int4-asym@32", w, ActivationHint.F32)));
+        assertFalse(TripleTableMatmul.supports(spec("int4@16", w, ActivationHint.F32)));
     }
 
     /** A packed ternary tensor with fields of 3 (code 2) gets no tiles: the backend's other kernels read it. */
