@@ -51,6 +51,24 @@ public abstract class BackendConformance {
         }
     }
 
+    /**
+     * A BINARY tensor's bytes with every padding bit past K set, in each row's last 64-bit words: a writer may leave
+     * them so, and they must count for nothing.
+     */
+    public static EncodedTensor withPaddingBitsSet(EncodedTensor t) {
+        byte[] bytes = t.bytes().clone();
+        long rows = t.spec().rows();
+        long cols = t.spec().cols();
+        long words = t.spec().wordsPerRow();
+        for (long r = 0; r < rows; r++) {
+            for (long i = cols; i < words * 64; i++) {
+                int at = (int) ((r * words + i / 64) * 8 + i % 64 / 8);
+                bytes[at] |= (byte) (1 << (i % 8));
+            }
+        }
+        return new EncodedTensor(t.spec(), bytes);
+    }
+
     /** The tensor's bytes copied to native memory at {@code misalign} bytes past a 64-byte boundary. */
     public static BpmTensor placed(EncodedTensor t, int misalign) {
         MemorySegment block = ARENA.allocate(t.bytes().length + 128, 64);

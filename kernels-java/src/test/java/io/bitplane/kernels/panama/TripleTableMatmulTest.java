@@ -80,15 +80,7 @@ class TripleTableMatmulTest {
         Random rnd = new Random(cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary"), ActivationHint.F32);
-        byte[] bytes = t.bytes().clone();
-        long words = t.spec().wordsPerRow();
-        for (int r = 0; r < rows; r++) {
-            for (long i = cols; i < words * 64; i++) {
-                int at = (int) ((r * words + i / 64) * 8 + i % 64 / 8);
-                bytes[at] |= (byte) (1 << (i % 8));
-            }
-        }
-        BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
+        BpmTensor placed = BackendConformance.placed(BackendConformance.withPaddingBitsSet(t), 0);
         float[] x = TestTensors.gaussian(rnd, cols, 1f);
         assertClose(BackendConformance.matmul(oracle, placed, x, 1),
                 BackendConformance.matmul(tripleTables, placed, x, 1), cols, "padding bits set");
