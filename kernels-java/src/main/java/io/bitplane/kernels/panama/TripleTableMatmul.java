@@ -17,30 +17,30 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * BINARY, TERNARY and INT4 x F32 activations by float lookup tables over three values, for machines without vpermw
- * (AVX2), where {@link SignTileMatmul}'s and {@link Int4TileMatmul}'s 16-entry tables would be emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd},
- * which {@code IntVector.selectFrom} compiles to, its index wrap included): an 8-entry table of float sums fits one
- * 256-bit vector, and one lookup serves 8 rows x 3 values. Before it, binary x F32 went to the row-expanding
- * kernels on AVX2: 4096x14336, 2 threads, 10.6 G weights/s (ternary 8.2, INT4 3.0). A ternary value is two bits,
- * +1 and -1, whose word of -1 bits meets tables of negated sums; an INT4 value is four bits of u = code + 8, whose
- * bit p meets tables times 2^p: every encoding runs the same loop over words.
+ * BINARY, TERNARY, INT4 and INT4_ASYM x F32 activations by float lookup tables over three values, for machines
+ * without vpermw (AVX2), where {@link SignTileMatmul}'s and {@link Int4TileMatmul}'s 16-entry tables would be
+ * emulated. AVX2 permutes 32-bit lanes natively ({@code vpermd}, which {@code IntVector.selectFrom} compiles to, its
+ * index wrap included): an 8-entry table of float sums fits one 256-bit vector, and one lookup serves 8 rows x 3
+ * values. Before it, F32 activations went to the row-expanding kernels on AVX2: 4096x14336, 2 threads, binary 10.6
+ * G weights/s, ternary 8.2, INT4 3.0. A ternary value is two bits, +1 and -1, whose word of -1 bits meets tables of
+ * negated sums; an INT4 value is four bits of u, whose bit p meets tables times 2^p: every encoding runs the same
+ * loop over words.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, W = ceil(K / 32) words per row,
- *   P planes (BINARY 1, TERNARY 2, INT4 4), V = P W words per row in the tiles:
+ *   P planes (BINARY 1, TERNARY 2, INT4 and INT4_ASYM 4), V = P W words per row in the tiles:
  *   at ((t V + P w + p) R + r) * 4 bytes: u32, bit i of value 32 w + i of row R t + r: BINARY (p = 0) code -1 (the
- *   file's bit); TERNARY code +1 (p = 0) and code -1 (p = 1); INT4 bit p of u = code + 8. Rows past N and values
- *   past K are 0.
- * Scales: f32, at ((t G + g) R + r) * 4.
+ *   file's bit); TERNARY code +1 (p = 0) and code -1 (p = 1); INT4 bit p of u = code + 8 (INT4_ASYM: of u =
+ *   code). Rows past N and values past K are 0.
+ * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + r) * 4.
  * Tables (per token, floats, at (P w + p) * 88): table j = 0 .. 10 of word w at (P w + p) * 88 + 8 j; entry m is
  *   the sum of the activations x[32 w + 3 j + i] over the bits i set in m (x past K and the third value of table
- *   10 count 0), times the plane's factor: TERNARY 1, -1; INT4 1, 2, 4, 8. Lookup j takes the word shifted right by 3 j (vpermd reads the low three bits
- *   of each lane).
+ *   10 count 0), times the plane's factor: TERNARY 1, -1; INT4 1, 2, 4, 8. Lookup j takes the word shifted right by
+ *   3 j (vpermd reads the low three bits of each lane).
  * Per tile, token and group, lane by lane: F_g = sum of the lookups (a tree of adds per word, then one add per
- *   word into the group's sum); sum code x = X_g - 2 F_g for BINARY (X_g the group's sum of x), F_g for TERNARY,
- *   F_g - 8 X_g for INT4;
- *   y = sum_g s_g (sum code x), in group order. Float sums in another order than the reference's: equal within
- *   rounding.
+ *   word into the group's sum); sum code x = X_g - 2 F_g for BINARY (X_g the group's sum of x), F_g for TERNARY
+ *   and INT4_ASYM, F_g - 8 X_g for INT4; y = sum_g s_g (sum code x) (+ m_g X_g for INT4_ASYM), in group order.
+ *   Float sums in another order than the reference's: equal within rounding.
  * </pre>
  * Groups must be whole words (a multiple of 32 values) or one per row.
  */
@@ -62,14 +62,14 @@ final class TripleTableMatmul {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     /**
-     * BINARY bit planes, TERNARY and INT4 in either layout, with F32 activations in groups of whole words, where
-     * 256-bit vectors are native. (INT4_ASYM would need its mins beside the scales: not yet.)
+     * BINARY bit planes, and TERNARY, INT4 and INT4_ASYM in either layout, with F32 activations in groups of whole
+     * words, where 256-bit vectors are native.
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
         boolean layout = spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 || e != Encoding.BINARY && spec.layout() == TensorSpec.LAYOUT_PACKED;
-        return (e == Encoding.BINARY || e == Encoding.TERNARY || e == Encoding.INT4)
+        return (e == Encoding.BINARY || e == Encoding.TERNARY || e == Encoding.INT4 || e == Encoding.INT4_ASYM)
                 && spec.activations() == ActivationHint.F32 && spec.rank() == 2 && layout
                 && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % WORD_VALUES == 0)
@@ -84,7 +84,7 @@ final class TripleTableMatmul {
     static int planes(TensorSpec spec) {
         return switch (spec.encoding()) {
             case TERNARY -> 2;
-            case INT4 -> 4;
+            case INT4, INT4_ASYM -> 4;
             default -> 1;
         };
     }
@@ -93,7 +93,7 @@ final class TripleTableMatmul {
     private static float planeFactor(TensorSpec spec, int p) {
         return switch (spec.encoding()) {
             case TERNARY -> p == 0 ? 1f : -1f;
-            case INT4 -> 1 << p;
+            case INT4, INT4_ASYM -> 1 << p;
             default -> 1f;
         };
     }
@@ -107,8 +107,8 @@ final class TripleTableMatmul {
         return planes(spec) * words(spec) * WORD_TABLE_FLOATS;
     }
 
-    /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
-    record Tiles(MemorySegment bits, MemorySegment scales) {
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    record Tiles(MemorySegment bits, MemorySegment scales, MemorySegment mins) {
     }
 
     /**
@@ -117,8 +117,10 @@ final class TripleTableMatmul {
      */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
+        long groupSlots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
         Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES, 64),
-                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
+                arena.allocate(groupSlots, 64),
+                spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
         java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
@@ -134,7 +136,9 @@ final class TripleTableMatmul {
         int words = words(spec);
         int planes = planes(spec);
         int groups = (int) spec.groupsPerRow();
-        long scalesOffset = spec.scalesOffset();
+        long scalesOffset = spec.scalesOffset();  // once: each call walks the tensor's shape
+        long minsOffset = tiles.mins() != null ? spec.minsOffset() : 0;
+        int fieldOfCodeZero = spec.encoding() == Encoding.INT4 ? 8 : 0;  // INT4_ASYM's code is u
         int[] codes = new int[WORD_VALUES * words];  // zero past K
         for (int r = r0; r < r1; r++) {
             ScalarMatmul.decodeRow(spec, data, r, k, codes);  // either layout
@@ -150,19 +154,27 @@ final class TripleTableMatmul {
                         boolean set = switch (planes) {
                             case 1 -> code < 0;  // BINARY: the file's bit
                             case 2 -> p == 0 ? code > 0 : code < 0;  // TERNARY: +1, then -1
-                            default -> (code + 8 >> p & 1) == 1;  // INT4: bit p of u
+                            default -> (code + fieldOfCodeZero >> p & 1) == 1;  // INT4: bit p of u
                         };
                         bits |= (set ? 1 : 0) << i;
                     }
                     tiles.bits().set(U32, at + (long) (planes * w + p) * WORD_BYTES, bits);
                 }
             }
-            for (int g = 0; g < groups; g++) {
-                float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
-                tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
+            putFloats(data, scalesOffset, groups, r, tiles.scales());
+            if (tiles.mins() != null) {
+                putFloats(data, minsOffset, groups, r, tiles.mins());
             }
         }
         return true;
+    }
+
+    /** Row r's {@code groups} f16 values at {@code f16Offset} (scales or mins) as f32 at ((t G + g) R + r % R) * 4. */
+    private static void putFloats(MemorySegment data, long f16Offset, int groups, int r, MemorySegment out) {
+        for (int g = 0; g < groups; g++) {
+            float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, f16Offset + 2 * ((long) r * groups + g)));
+            out.set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
+        }
     }
 
     /** Lane m of BIT[i] is 1 when bit i of m is set, else 0: a table is the sum over i of BIT[i] x_i. */
@@ -213,12 +225,14 @@ final class TripleTableMatmul {
         int words = planes * words(spec);  // words of the tiles per row
         int groups = (int) spec.groupsPerRow();
         int groupWords = groups == 1 ? words : planes * (int) spec.effectiveGroupSize() / WORD_VALUES;
-        // sum code x = xFactor X_g + fFactor F_g: BINARY X_g - 2 F_g, TERNARY F_g, INT4 F_g - 8 X_g
-        float xFactor = switch (planes) {
-            case 1 -> 1f;
-            case 2 -> 0f;
-            default -> -8f;
+        // sum code x = xFactor X_g + fFactor F_g: BINARY X_g - 2 F_g, TERNARY and INT4_ASYM F_g, INT4 F_g - 8 X_g;
+        // INT4_ASYM adds m_g X_g to each group's term
+        float xFactor = switch (spec.encoding()) {
+            case BINARY -> 1f;
+            case INT4 -> -8f;
+            default -> 0f;
         };
+        boolean asym = w.mins() != null;
         float fFactor = planes == 1 ? -2f : 1f;
         int tableLength = tableLength(spec);
         long tileBytes = (long) words * WORD_BYTES;
@@ -278,11 +292,20 @@ final class TripleTableMatmul {
                         fA = fA.add(a0.add(a1).add(a2.add(a3)));
                         fB = fB.add(b0.add(b1).add(b2.add(b3)));
                     }
-                    float xSum = xFactor * xSums[t * groups + g];
+                    float groupSum = xSums[t * groups + g];
+                    float xSum = xFactor * groupSum;
                     long atA = ((long) tile * groups + g) * ROWS * 4;
                     long atB = pair == 2 ? atA + (long) groups * ROWS * 4 : atA;
-                    yA = yA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE).mul(fA.mul(fFactor).add(xSum)));
-                    yB = yB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE).mul(fB.mul(fFactor).add(xSum)));
+                    FloatVector termA = FloatVector.fromMemorySegment(F, w.scales(), atA, LE)
+                            .mul(fA.mul(fFactor).add(xSum));
+                    FloatVector termB = FloatVector.fromMemorySegment(F, w.scales(), atB, LE)
+                            .mul(fB.mul(fFactor).add(xSum));
+                    if (asym) {
+                        termA = termA.add(FloatVector.fromMemorySegment(F, w.mins(), atA, LE).mul(groupSum));
+                        termB = termB.add(FloatVector.fromMemorySegment(F, w.mins(), atB, LE).mul(groupSum));
+                    }
+                    yA = yA.add(termA);
+                    yB = yB.add(termB);
                 }
                 yA.intoArray(out, 0);
                 yB.intoArray(out, ROWS);

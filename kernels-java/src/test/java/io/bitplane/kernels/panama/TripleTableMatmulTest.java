@@ -24,9 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link TripleTableMatmul} (BINARY, TERNARY and INT4 x F32 by 8-entry float tables, the kernel of machines without
- * vpermw) against the scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose.
- * Float sums in another order, so results must agree within rounding (the conformance suite's tolerance).
+ * {@link TripleTableMatmul} (BINARY, TERNARY, INT4 and INT4_ASYM x F32 by 8-entry float tables, the kernel of
+ * machines without vpermw) against the scalar oracle, on a backend without the lookup-table tiles whatever this
+ * machine would choose. Float sums in another order, so results must agree within rounding (the conformance
+ * suite's tolerance).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TripleTableMatmulTest {
@@ -57,7 +58,9 @@ class TripleTableMatmulTest {
         // INT4, four words of bits of u = code + 8, from either layout, one scale a row and in groups
         "int4, 1, 1, 1, false", "int4, 7, 31, 2, true", "int4, 9, 33, 1, false", "int4, 17, 65, 3, true",
         "int4@32, 40, 2200, 1, true", "int4@32, 300, 2048, 9, false", "int4@64, 33, 1030, 2, true",
-        "int4@128, 31, 1000, 3, false"})
+        "int4@128, 31, 1000, 3, false",
+        // INT4_ASYM: u = code, and each group's m_g X_g
+        "int4-asym@32, 17, 65, 2, true", "int4-asym@64, 33, 1030, 1, false", "int4-asym, 9, 700, 3, true"})
     void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 67L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
@@ -68,8 +71,8 @@ class TripleTableMatmulTest {
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
             assertInstanceOf(RepackedWeights.class, tripleTables.upload(placed), "the backend takes the float tables");
-            assertClose(BackendConformance.matmul(oracle, placed, x, batch),
-                    BackendConformance.matmul(tripleTables, placed, x, batch), cols, spec + " misaligned by " + misalign);
+            assertClose(BackendConformance.matmul(oracle, placed, x, batch), BackendConformance.matmul(tripleTables,
+                    placed, x, batch), cols, spec + " misaligned by " + misalign);
         }
     }
 
@@ -87,8 +90,8 @@ class TripleTableMatmulTest {
     }
 
     /**
-     * Binary, ternary and INT4 weights with F32 activations in groups of whole words; not other groups, encodings
-     * or activations.
+     * Binary, ternary, INT4 and INT4_ASYM weights with F32 activations in groups of whole words; not other groups,
+     * encodings or activations.
      */
     @Test
     void takesBinaryTernaryAndInt4WithF32ActivationsInGroupsOfWholeWords() {
@@ -101,7 +104,7 @@ class TripleTableMatmulTest {
         assertFalse(TripleTableMatmul.supports(spec("binary", w, ActivationHint.INT8)));
         assertFalse(TripleTableMatmul.supports(spec("ternary", w, ActivationHint.INT8)));
         assertTrue(TripleTableMatmul.supports(spec("int4@32", w, ActivationHint.F32)));
-        assertFalse(TripleTableMatmul.supports(spec("int4-asym@32", w, ActivationHint.F32)));
+        assertTrue(TripleTableMatmul.supports(spec("int4-asym@32", w, ActivationHint.F32)));
         assertFalse(TripleTableMatmul.supports(spec("int4@16", w, ActivationHint.F32)));
     }
 
