@@ -32,7 +32,8 @@ import java.util.Arrays;
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
  * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4 and
- * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations. Loaded only by {@link
+ * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 with F32
+ * activations ({@link TripleTableMatmul}). Loaded only by {@link
  * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
  * one.
  */
@@ -101,8 +102,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
-    /** BINARY and TERNARY weights with their tiles for {@link TripleTableMatmul} (F32 activations), beside the file's
-     * bytes. */
+    /** BINARY, TERNARY, INT4 and INT4_ASYM weights with their tiles for {@link TripleTableMatmul} (F32 activations),
+     * beside the file's bytes. */
     private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 

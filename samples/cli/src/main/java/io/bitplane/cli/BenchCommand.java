@@ -265,7 +265,7 @@ final class BenchCommand implements Callable<Integer> {
                 1e6 / r.tokensPerSecond());
     }
 
-    /** Warm-up windows: the first lasts at least this long, and no more windows start after {@link #WARM_UP_CAP}. */
+    /** Warm-up: windows at least this long, and none started after {@link #WARM_UP_CAP_NANOS}. */
     private static final long WARM_UP_WINDOW_NANOS = 200_000_000L;
     private static final long WARM_UP_CAP_NANOS = 10_000_000_000L;
 
@@ -273,8 +273,8 @@ final class BenchCommand implements Callable<Integer> {
      * Calls the product until its rate stops rising (a window of 0.2 s or more within 3% of the one before; at most
      * 10 s), and returns the number of calls made. A large product's first calls run the kernel as the JIT first
      * compiled it, replaced in the middle of a loop (on-stack replacement): with -XX:UseAVX=2, BINARY x INT8 ran
-     * 61 G weights/s until the kernel's own compilation arrived, and 116 after it; a fixed warm-up of 0.45 s
-     * timed the first.
+     * 61 G weights/s until the kernel's own compilation arrived, and 116 after it; the fixed warm-up of 0.3 x
+     * {@code --seconds} before this timed the first.
      */
     private long warmUp(Backend be, Weights[] ws, Buffer x, Buffer y, float[] done) {
         long calls = 0;
