@@ -32,8 +32,8 @@ import java.util.Arrays;
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and, where vpermw makes their lookups cheap, ternary and binary ({@link
  * SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2), binary ({@link ByteTableMatmul}) and INT4 and
- * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 with F32
- * activations ({@link TripleTableMatmul}). Loaded only by {@link
+ * grouped ternary ({@link NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link
+ * TripleTableMatmul}) and INT8 ({@link Int8FloatTileMatmul}) with F32 activations. Loaded only by {@link
  * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
  * one.
  */
@@ -107,6 +107,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements RepackedWeights {
     }
 
+    /** INT8 weights with their tiles for {@link Int8FloatTileMatmul} (F32 activations), beside the file's bytes. */
+    private record Int8FloatTiles(CpuWeights source, Int8FloatTileMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul}, beside the file's
      * bytes. */
     private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
@@ -136,6 +140,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             if (tiles != null) { // null: packed ternary fields of 3 (code 2), read by the kernels below
                 return new TripleTiles(CpuWeights.of(w), tiles);
             }
+        }
+        if (!lookupTiles && Int8FloatTileMatmul.supports(spec) && tensor.isComplete()) {
+            return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
@@ -205,6 +212,11 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         if (w instanceof TripleTiles t) {
             runTiles(spec, batch, TripleTableMatmul.tiles(spec), tripleTableTask(t, x, y, batch));
+            return;
+        }
+        if (w instanceof Int8FloatTiles t) {
+            runTiles(spec, batch, Int8FloatTileMatmul.tiles(spec),
+                    (t0, t1) -> Int8FloatTileMatmul.tiles(spec, t.tiles(), x, y, batch, t0, t1));
             return;
         }
         int rows = (int) spec.rows();
