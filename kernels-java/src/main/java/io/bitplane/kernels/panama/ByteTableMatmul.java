@@ -262,10 +262,7 @@ final class ByteTableMatmul {
                 highA.mul(tokenScale).intoArray(out, half);
                 lowB.mul(tokenScale).intoArray(out, ROWS);
                 highB.mul(tokenScale).intoArray(out, ROWS + half);
-                int first = tile * ROWS;
-                for (int j = 0; j < pair * ROWS && first + j < n; j++) {
-                    y[t * n + first + j] = out[j];
-                }
+                TileRows.storeInOrder(out, pair * ROWS, y, t * n, tile * ROWS, n);
             }
         }
     }

@@ -61,6 +61,16 @@ final class TileRows {
         store(out, 0, y, yo, firstRow, n);
     }
 
+    /**
+     * For kernels whose results are rows in order (tiles of their own widths): {@code out[0 .. count)} to {@code
+     * y[yo + firstRow ..]}, the rows below {@code n}.
+     */
+    static void storeInOrder(float[] out, int count, float[] y, int yo, int firstRow, int n) {
+        for (int j = 0; j < count && firstRow + j < n; j++) {
+            y[yo + firstRow + j] = out[j];
+        }
+    }
+
     /** As {@link #store(float[], float[], int, int, int)}, the tile's results at {@code out[outOffset ..]}. */
     static void store(float[] out, int outOffset, float[] y, int yo, int firstRow, int n) {
         for (int j = 0; j < ROWS; j++) {

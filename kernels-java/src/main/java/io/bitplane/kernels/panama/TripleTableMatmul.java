@@ -309,10 +309,7 @@ final class TripleTableMatmul {
                 }
                 yA.intoArray(out, 0);
                 yB.intoArray(out, ROWS);
-                int first = tile * ROWS;
-                for (int j = 0; j < pair * ROWS && first + j < n; j++) {
-                    y[t * n + first + j] = out[j];
-                }
+                TileRows.storeInOrder(out, pair * ROWS, y, t * n, tile * ROWS, n);
             }
         }
     }
