@@ -275,11 +275,20 @@ public abstract class BackendConformance {
             if (exact) {
                 assertArrayEquals(expected, actual, "integer accumulation must match exactly");
             } else {
-                for (int i = 0; i < expected.length; i++) {
-                    float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
-                    assertEquals(expected[i], actual[i], tol, spec + " output " + i + " misalign " + misalign);
-                }
+                assertWithinRounding(expected, actual, cols, spec + " misalign " + misalign);
             }
+        }
+    }
+
+    /**
+     * Float paths: each output within rounding of another summation order over {@code cols} products (1e-4 x (1 +
+     * |expected|) x sqrt(cols)).
+     */
+    public static void assertWithinRounding(float[] expected, float[] actual, int cols, String what) {
+        assertEquals(expected.length, actual.length, what);
+        for (int i = 0; i < expected.length; i++) {
+            float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
+            assertEquals(expected[i], actual[i], tol, what + " output " + i);
         }
     }
 

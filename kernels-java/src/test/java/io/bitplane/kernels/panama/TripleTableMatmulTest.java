@@ -18,7 +18,6 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Random;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -71,8 +70,9 @@ class TripleTableMatmulTest {
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
             assertInstanceOf(RepackedWeights.class, tripleTables.upload(placed), "the backend takes the float tables");
-            assertClose(BackendConformance.matmul(oracle, placed, x, batch), BackendConformance.matmul(tripleTables,
-                    placed, x, batch), cols, spec + " misaligned by " + misalign);
+            BackendConformance.assertWithinRounding(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tripleTables, placed, x, batch), cols,
+                    spec + " misaligned by " + misalign);
         }
     }
 
@@ -85,7 +85,7 @@ class TripleTableMatmulTest {
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary"), ActivationHint.F32);
         BpmTensor placed = BackendConformance.placed(BackendConformance.withPaddingBitsSet(t), 0);
         float[] x = TestTensors.gaussian(rnd, cols, 1f);
-        assertClose(BackendConformance.matmul(oracle, placed, x, 1),
+        BackendConformance.assertWithinRounding(BackendConformance.matmul(oracle, placed, x, 1),
                 BackendConformance.matmul(tripleTables, placed, x, 1), cols, "padding bits set");
     }
 
@@ -118,15 +118,6 @@ class TripleTableMatmulTest {
         bytes[7] |= 3;  // one field of 3
         BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
         assertFalse(tripleTables.upload(placed) instanceof RepackedWeights, "no tiles for a code of 2");
-    }
-
-    /** Within rounding of another summation order, as {@code BackendConformance} allows float paths. */
-    private static void assertClose(float[] expected, float[] actual, int cols, String what) {
-        assertEquals(expected.length, actual.length, what);
-        for (int i = 0; i < expected.length; i++) {
-            float tol = 1e-4f * (1 + Math.abs(expected[i])) * (float) Math.sqrt(cols);
-            assertEquals(expected[i], actual[i], tol, what + " at " + i);
-        }
     }
 
     private static io.bitplane.format.TensorSpec spec(String quant, float[] w, ActivationHint activations) {
