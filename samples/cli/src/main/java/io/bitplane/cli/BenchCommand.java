@@ -270,31 +270,53 @@ final class BenchCommand implements Callable<Integer> {
     private static final long WARM_UP_CAP_NANOS = 10_000_000_000L;
 
     /**
-     * Calls the product until its rate stops rising (a window of 0.2 s or more within 3% of the one before; at most
-     * 10 s), and returns the number of calls made. A large product's first calls run the kernel as the JIT first
-     * compiled it, replaced in the middle of a loop (on-stack replacement): with -XX:UseAVX=2, BINARY x INT8 ran
-     * 61 G weights/s until the kernel's own compilation arrived, and 116 after it; the fixed warm-up of 0.3 x
-     * {@code --seconds} before this timed the first.
+     * One token's product over copies of a tensor, called in turn. A device backend only enqueues a product: reading
+     * one float of the result waits for it, so each call is a finished product (on the CPU backends the read costs
+     * nothing).
      */
-    private long warmUp(Backend be, Weights[] ws, Buffer x, Buffer y, float[] done) {
-        long calls = 0;
-        long start = System.nanoTime();
-        double previousRate = 0;
-        while (true) {
-            long windowStart = System.nanoTime();
-            long windowCalls = 0;
+    private static final class Products {
+        private final Backend be;
+        private final Weights[] copies;
+        private final Buffer x;
+        private final Buffer y;
+        private final float[] done = new float[1];
+        private long calls;
+
+        Products(Backend be, Weights[] copies, Buffer x, Buffer y) {
+            this.be = be;
+            this.copies = copies;
+            this.x = x;
+            this.y = y;
+        }
+
+        /** Products per second over at least {@code nanos} of calls, going on through the copies. */
+        double rateFor(long nanos) {
+            long start = System.nanoTime();
+            long before = calls;
             long now;
             do {
-                be.matmul(ws[(int) (calls++ % ws.length)], x, y, 1);
+                be.matmul(copies[(int) (calls++ % copies.length)], x, y, 1);
                 be.read(y, 0, done, 0, 1);
-                windowCalls++;
                 now = System.nanoTime();
-            } while (now - windowStart < WARM_UP_WINDOW_NANOS);
-            double rate = windowCalls / (double) (now - windowStart);
-            if (rate < previousRate * 1.03 || now - start > WARM_UP_CAP_NANOS) {
-                return calls;
+            } while (now - start < nanos);
+            return (calls - before) / ((now - start) / 1e9);
+        }
+
+        /**
+         * Calls the product until its rate stops rising (a window of 0.2 s or more within 3% of the one before; at
+         * most 10 s). A large product's first calls run the kernel as the JIT first compiled it, replaced in the
+         * middle of a loop (on-stack replacement): with -XX:UseAVX=2, BINARY x INT8 ran 61 G weights/s until the
+         * kernel's own compilation arrived, and 116 after it; the fixed warm-up of 0.3 x {@code --seconds} before
+         * this timed the first.
+         */
+        void warmUp() {
+            long start = System.nanoTime();
+            double previousRate = 0;
+            double rate;
+            while ((rate = rateFor(WARM_UP_WINDOW_NANOS)) >= previousRate * 1.03
+                    && System.nanoTime() - start <= WARM_UP_CAP_NANOS) {
+                previousRate = rate;
             }
-            previousRate = rate;
         }
     }
 
@@ -330,20 +352,9 @@ final class BenchCommand implements Callable<Integer> {
             Buffer x = be.allocate(cols);
             be.write(xs, 0, x, 0, cols);
             Buffer y = be.allocate(rows);
-            // A device backend only enqueues a product: reading one float of the result waits for it, so each
-            // timed call is a finished product (on the CPU backends the read costs nothing).
-            float[] done = new float[1];
-            long warmUpCalls = warmUp(be, ws, x, y, done);  // the timed calls go on through the copies from there
-            long calls = 0;
-            long start = System.nanoTime();
-            long end = start + (long) (seconds * 1e9);
-            long now;
-            do {
-                be.matmul(ws[(int) ((warmUpCalls + calls++) % copies)], x, y, 1);
-                be.read(y, 0, done, 0, 1);
-                now = System.nanoTime();
-            } while (now < end);
-            double wps = (double) rows * cols * calls / ((now - start) / 1e9);
+            Products products = new Products(be, ws, x, y);
+            products.warmUp();
+            double wps = (double) rows * cols * products.rateFor((long) (seconds * 1e9));
             double bpw = t.spec().bitsPerWeight();
             return new Result(be.name(), enc + (packed ? " packed" : "") + " x " + act,
                     bpw, wps, bandwidth, 8 * bandwidth / bpw);
