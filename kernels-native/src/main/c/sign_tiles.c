@@ -6,18 +6,20 @@
  *   tiles   R = 32 rows per tile, C = ceil(k / 16) chunks per row: tile t, chunk c at byte (t C + c) 64 holds 32
  *           little-endian u16 words, word j for row 32 t + j: bit i set where value 16 c + i of that row is -1
  *           (its bit in the file's plane). Rows past n and values past k are 0.
- *   tables  per token, int16: table g (g < 4 C) at element 16 g holds at index m the sum of the codes q[4 g + i]
- *           over the bits i set in m (codes past k count 0); one more table of zeros after the last, so that a
- *           64-byte load of the last table stays inside.
+ *   tables  per token, int16, 128 per chunk: chunk c's at element 128 c are three tables over its 16 codes
+ *           q[16 c + i] (codes past k count 0), each holding at index m the sum of its codes over the bits set in m:
+ *           [0, 32) over codes 0-4 (the word's bits 0-4), [32, 64) over codes 5-9 (bits 5-9), [64, 128) over
+ *           codes 10-15 (bits 10-15).
  *   scales  f32 per row, in row order (the file's f16 scales, widened by the caller once).
- * Per tile: the sum S_j of row j's codes where its bit is set is, nibble by nibble, one lookup of its table: one
- * vpermw looks up 32 rows at once. acc_j = X - 2 S_j (code = 1 - 2 bit, X the token's sum of codes), and
- * y_j = (0f + (s_j acc_j + 0f)) xscale, the Java reference's float steps, so the result is the reference's bit for
- * bit. int16 sums stay exact over runs of 16 chunks (64 lookups of at most 4 x 127 each: 32512), then widen.
- * Four tiles go side by side, sharing each table load. In a C probe of this loop alone (4096 x 14336 from DRAM),
- * one tile at a time read the weights at 11 GB/s a thread although the loop ran about 250 G weights/s a thread
- * from L3; two tiles gave 240-270 G weights/s on two threads, four 380-430, eight 323-334. Through the backend
- * (quantizing, tables, the pool) `bitplane bench` measured 253-271 and JMH 313.
+ * Per tile: the sum S_j of row j's codes where its bit is set is three lookups a chunk that look up 32 rows at
+ * once: vpermw indexes 32 int16s by the low 5 bits of each lane and ignores the rest, so the word itself indexes
+ * the first table and the word shifted down by 5 the second, with no mask; vpermt2w indexes the 64 of the third
+ * (two registers) by the word shifted down by 10. acc_j = X - 2 S_j (code = 1 - 2 bit, X the token's sum of codes),
+ * and y_j = (0f + (s_j acc_j + 0f)) xscale, the Java reference's float steps, so the result is the reference's bit
+ * for bit. int16 sums stay exact over runs of 16 chunks (at most 16 x 127 a chunk in either sum: 32512), then widen.
+ * Eight tiles go side by side, sharing each table load. A C probe of this loop alone (4096 x 14336, 35 copies, two
+ * threads): 506-563 G weights/s, where four lookups of nibbles (each masked) a chunk ran 223-231, and the same
+ * three lookups four tiles at a time 388-440 (prefetching 1-2 KB ahead: 4 KB ran 437).
  */
 #include <string.h>
 
@@ -31,12 +33,14 @@
 #define TILE_ROWS 32
 #define CHUNK_VALUES 16
 #define CHUNK_BYTES (2 * TILE_ROWS)
-/* Chunks per int16 run: 4 lookups a chunk of at most 4 x 127 = 508 each stay within 32767 for 16 chunks. */
+/* int16 elements of a chunk's three tables. */
+#define CHUNK_TABLE 128
+/* Chunks per int16 run: a chunk adds at most 16 x 127 to a sum, which stays within 32767 for 16 chunks. */
 #define RUN_CHUNKS 16
-/* Tiles in flight (see above). */
-#define TILES_AT_ONCE 4
+/* Tiles in flight (see above); a range's last tiles go four, two and one at a time. */
+#define TILES_AT_ONCE 8
 /* How far ahead of each tile's stream the weights are prefetched. */
-#define PREFETCH_BYTES 4096
+#define PREFETCH_BYTES 2048
 
 static inline int64_t chunks_of(int64_t k) {
     return (k + CHUNK_VALUES - 1) / CHUNK_VALUES;
@@ -71,24 +75,50 @@ void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile
 }
 
 int64_t BP_FN(_sign_tables_bytes)(int64_t k) {
-    return (4 * chunks_of(k) + 1) * 16 * 2;
+    return chunks_of(k) * CHUNK_TABLE * 2;
 }
 
+#if defined(__AVX512BW__)
+/* Table over count codes (count <= 5) in one register: lane m sums v[i] over the bits i set in m (lanes 0-31). */
+static inline __m512i table_of(const int16_t *v, int count) {
+    static const __mmask32 has_bit[5] = {0xAAAAAAAAu, 0xCCCCCCCCu, 0xF0F0F0F0u, 0xFF00FF00u, 0xFFFF0000u};
+    __m512i t = _mm512_setzero_si512();
+    for (int i = 0; i < count; i++) {
+        t = _mm512_mask_add_epi16(t, has_bit[i], t, _mm512_set1_epi16(v[i]));
+    }
+    return t;
+}
+#endif
+
 int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
-    int64_t groups = 4 * chunks_of(k);
+    int64_t chunks = chunks_of(k);
     int32_t sum = 0;
-    for (int64_t g = 0; g < groups; g++) {
-        int16_t v[4];
-        for (int i = 0; i < 4; i++) {
-            v[i] = 4 * g + i < k ? q[4 * g + i] : 0;
+    for (int64_t c = 0; c < chunks; c++) {
+        int16_t v[CHUNK_VALUES];
+        for (int i = 0; i < CHUNK_VALUES; i++) {
+            v[i] = CHUNK_VALUES * c + i < k ? q[CHUNK_VALUES * c + i] : 0;
             sum += v[i];
         }
-        for (int m = 0; m < 16; m++) {
-            tables[16 * g + m] = (int16_t) ((m & 1 ? v[0] : 0) + (m & 2 ? v[1] : 0) + (m & 4 ? v[2] : 0)
-                                            + (m & 8 ? v[3] : 0));
+        int16_t *t = tables + CHUNK_TABLE * c;
+#if defined(__AVX512BW__)
+        __m512i low = table_of(v + 10, 5); /* codes 10-14; code 15 adds to the upper 32 */
+        _mm512_storeu_si512(t, table_of(v, 5));
+        _mm512_storeu_si512(t + 32, table_of(v + 5, 5));
+        _mm512_storeu_si512(t + 64, low);
+        _mm512_storeu_si512(t + 96, _mm512_add_epi16(low, _mm512_set1_epi16(v[15])));
+#else
+        static const int first[3] = {0, 5, 10}, count[3] = {5, 5, 6}, at[3] = {0, 32, 64};
+        for (int table = 0; table < 3; table++) {
+            for (int m = 0; m < 1 << count[table]; m++) {
+                int16_t s = 0;
+                for (int i = 0; i < count[table]; i++) {
+                    s += m >> i & 1 ? v[first[table] + i] : 0;
+                }
+                t[at[table] + m] = s;
+            }
         }
+#endif
     }
-    memset(tables + 16 * groups, 0, 16 * sizeof(int16_t));
     return sum;
 }
 
@@ -110,7 +140,6 @@ static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t 
  */
 ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t chunks, const int16_t *tables, int64_t t, int count,
                               int32_t sums[TILES_AT_ONCE][TILE_ROWS]) {
-    const __m512i nibble = _mm512_set1_epi16(15);
     const uint8_t *tile[TILES_AT_ONCE];
     __m512i even[TILES_AT_ONCE], odd[TILES_AT_ONCE];
     for (int i = 0; i < count; i++) {
@@ -119,25 +148,22 @@ ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t chunks, const int16_
     }
     for (int64_t c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
         int64_t c1 = c0 + RUN_CHUNKS < chunks ? c0 + RUN_CHUNKS : chunks;
-        /* two int16 sums per tile (nibbles 0, 2 and 1, 3), so that no chain of adds waits on every lookup */
+        /* two int16 sums per tile, so that no chain of adds waits on every lookup */
         __m512i s0[TILES_AT_ONCE], s1[TILES_AT_ONCE];
         for (int i = 0; i < count; i++) {
             s0[i] = s1[i] = _mm512_setzero_si512();
         }
         for (int64_t c = c0; c < c1; c++) {
-            const int16_t *tb = tables + 64 * c;
-            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 16);
-            __m512i t2 = _mm512_loadu_si512(tb + 32), t3 = _mm512_loadu_si512(tb + 48);
-#pragma GCC unroll 4
+            const int16_t *tb = tables + CHUNK_TABLE * c;
+            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32);
+            __m512i t2 = _mm512_loadu_si512(tb + 64), t3 = _mm512_loadu_si512(tb + 96);
+#pragma GCC unroll 8
             for (int i = 0; i < count; i++) {
                 _mm_prefetch((const char *) (tile[i] + c * CHUNK_BYTES + PREFETCH_BYTES), _MM_HINT_T0);
                 __m512i w = _mm512_loadu_si512(tile[i] + c * CHUNK_BYTES);
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(_mm512_and_si512(w, nibble), t0));
-                s1[i] = _mm512_add_epi16(
-                        s1[i], _mm512_permutexvar_epi16(_mm512_and_si512(_mm512_srli_epi16(w, 4), nibble), t1));
-                s0[i] = _mm512_add_epi16(
-                        s0[i], _mm512_permutexvar_epi16(_mm512_and_si512(_mm512_srli_epi16(w, 8), nibble), t2));
-                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 12), t3));
+                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
+                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
+                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutex2var_epi16(t2, _mm512_srli_epi16(w, 10), t3));
             }
         }
         for (int i = 0; i < count; i++) {
@@ -166,15 +192,18 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
     int32_t sums[TILES_AT_ONCE][TILE_ROWS];
     int64_t t = tile_start;
 #if defined(__AVX512BW__)
-    for (; t + TILES_AT_ONCE <= tile_end; t += TILES_AT_ONCE) {
-        tiles_sums(base, chunks, tables, t, TILES_AT_ONCE, sums);
-        for (int i = 0; i < TILES_AT_ONCE; i++) {
-            store_tile(sums[i], t + i, n, code_sum, scales, xscale, y);
+    for (int count = TILES_AT_ONCE; count >= 1; count /= 2) {
+        for (; t + count <= tile_end; t += count) {
+            switch (count) { /* a constant count for each inlined copy */
+            case TILES_AT_ONCE: tiles_sums(base, chunks, tables, t, TILES_AT_ONCE, sums); break;
+            case 4: tiles_sums(base, chunks, tables, t, 4, sums); break;
+            case 2: tiles_sums(base, chunks, tables, t, 2, sums); break;
+            default: tiles_sums(base, chunks, tables, t, 1, sums); break;
+            }
+            for (int i = 0; i < count; i++) {
+                store_tile(sums[i], t + i, n, code_sum, scales, xscale, y);
+            }
         }
-    }
-    for (; t < tile_end; t++) {
-        tiles_sums(base, chunks, tables, t, 1, sums);
-        store_tile(sums[0], t, n, code_sum, scales, xscale, y);
     }
 #endif
     /* Elsewhere the same lookups lane by lane (the portable and AVX2 builds: the Java side tiles only where the
@@ -186,9 +215,8 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             for (int64_t c = 0; c < chunks; c++) {
                 const uint8_t *at = tile + c * CHUNK_BYTES + 2 * j;
                 uint32_t word = at[0] | (uint32_t) at[1] << 8;
-                for (int g = 0; g < 4; g++) {
-                    s += tables[16 * (4 * c + g) + (word >> (4 * g) & 15)];
-                }
+                const int16_t *tb = tables + CHUNK_TABLE * c;
+                s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
             }
             sums[0][j] = s;
         }

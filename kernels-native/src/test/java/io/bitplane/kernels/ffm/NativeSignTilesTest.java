@@ -17,6 +17,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -32,16 +33,38 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  */
 class NativeSignTilesTest {
 
+    /** Shapes of one tile, of a short last chunk, and ranges of 13 and 26 tiles (eight, four, two, one at a time). */
     @ParameterizedTest(name = "{0} x {1}")
-    @CsvSource({"1, 1", "31, 15", "33, 17", "200, 1030", "130, 4096", "257, 333", "64, 9000"})
+    @CsvSource({"1, 1", "31, 15", "33, 17", "200, 1030", "130, 4096", "257, 333", "64, 9000", "600, 100",
+        "1000, 48"})
     void tilesGiveTheReferenceResult(int rows, int cols) {
+        Random rnd = new Random(rows * 131L + cols);
+        assertTilesGiveTheReferenceResult(rows, cols, TestTensors.gaussian(rnd, rows * cols, 0.1f),
+                TestTensors.gaussian(rnd, cols, 1f));
+    }
+
+    /**
+     * Every weight -1 (every bit set) and every code 127 or -127: each int16 sum takes its largest magnitude in
+     * every run of chunks (11 codes a chunk in one sum: 16 x 11 x 127 = 22352), so a run twice as long would wrap.
+     */
+    @ParameterizedTest(name = "codes {0}")
+    @CsvSource({"1", "-1"})
+    void largestSumsDoNotOverflow(float activation) {
+        int rows = 520; // 17 tiles: the last range runs eight, two and one at a time
+        int cols = 4096 + 16 * 3; // sixteen runs of sixteen chunks and three chunks more
+        float[] w = new float[rows * cols];
+        Arrays.fill(w, -0.1f);
+        float[] x = new float[cols];
+        Arrays.fill(x, activation);
+        assertTilesGiveTheReferenceResult(rows, cols, w, x);
+    }
+
+    private static void assertTilesGiveTheReferenceResult(int rows, int cols, float[] weights, float[] x) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) { // selects the implementation this run asks for
             NativeKernels kernels = NativeLibrary.kernels();
-            Random rnd = new Random(rows * 131L + cols);
-            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
-                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary"), ActivationHint.INT8);
-            float[] x = TestTensors.gaussian(rnd, cols, 1f);
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse("binary"),
+                    ActivationHint.INT8);
             float[] expected = BackendConformance.matmul(new ScalarBackend(), BackendConformance.placed(t, 0), x, 1);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment w = arena.allocate(t.bytes().length + 3L).asSlice(3); // misaligned on purpose
