@@ -117,6 +117,7 @@ final class BenchCommand implements Callable<Integer> {
         DeviceOption.apply(device);
         List<Result> results = new ArrayList<>();
         List<String> descriptions = new ArrayList<>();
+        List<Boolean> askedLayouts = layouts.stream().map(l -> RecipeArgs.parsePacked(l.trim())).distinct().toList();
         for (String name : kernelEncodings.isEmpty() ? List.<String>of() : backends) {
             Backend be;
             try {
@@ -138,11 +139,7 @@ final class BenchCommand implements Callable<Integer> {
                         if (act.equals("binary") && !enc.startsWith("binary")) {
                             continue; // binary activations go only with binary weights (XNOR)
                         }
-                        for (String layout : layouts) {
-                            boolean packed = RecipeArgs.parsePacked(layout.trim());
-                            if (packed && !PackedCodes.supports(QuantSpec.parse(enc).encoding())) {
-                                continue;
-                            }
+                        for (boolean packed : layoutsOf(enc, askedLayouts)) {
                             Result r = measure(be, enc, act, packed, rows, cols);
                             results.add(r);
                             System.err.printf(Locale.ROOT, "%-36s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
@@ -318,6 +315,14 @@ final class BenchCommand implements Callable<Integer> {
                 previousRate = rate;
             }
         }
+    }
+
+    /**
+     * The layouts to measure {@code enc} in (packed = true): those asked for where the encoding has both, else its
+     * one layout, whatever was asked (with {@code --layout packed} alone, INT8 and binary were left out).
+     */
+    static List<Boolean> layoutsOf(String enc, List<Boolean> asked) {
+        return PackedCodes.supports(QuantSpec.parse(enc).encoding()) ? asked : List.of(false);
     }
 
     private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols)

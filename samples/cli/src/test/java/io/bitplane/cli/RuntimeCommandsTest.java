@@ -163,6 +163,21 @@ class RuntimeCommandsTest {
                 && (!BackendHere.starts("opencl") || svg.contains("opencl: ternary packed x int8")), svg);
     }
 
+    /** --layout picks the layouts of INT4 and ternary; encodings with one layout are measured in it all the same. */
+    @Test
+    void benchMeasuresEncodingsWithOneLayoutWhateverLayoutIsAsked(@org.junit.jupiter.api.io.TempDir
+                                                                  java.nio.file.Path dir) throws Exception {
+        String out = dir.resolve("b").toString();
+        CliRunner.Result r = CliRunner.run("bench", "--backend", "java", "--shape", "64x256", "--encodings",
+                "int8,binary,ternary", "--activations", "int8", "--layout", "packed", "--seconds", "0.05", "--output",
+                out);
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = MetadataJson.mapper().readTree(Files.readString(java.nio.file.Path.of(out + ".json")));
+        java.util.List<String> kernels = new java.util.ArrayList<>();
+        json.path("kernels").forEach(k -> kernels.add(k.path("kernel").asText()));
+        assertEquals(java.util.List.of("int8 x int8", "binary x int8", "ternary packed x int8"), kernels);
+    }
+
     /** End to end: tokens/s against the roofline of the bytes a token reads, and where a token's time goes. */
     @Test
     void benchDecodesAModelAndProfilesItsOps(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
