@@ -28,10 +28,11 @@ import java.nio.ByteOrder;
  *   INT4_ASYM), R little-endian u16 words, lane r: bit i = bit p of u of value 16c+i of row R t + r.
  *   Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + j) * 4: j < R/2 the even rows of the tile, then the odd rows.
- * Tables: {@link LookupTables}'s, per token (table j: subset sums of the codes q[4j .. 4j+3]).
- * Per tile, token and group, lane by lane: S_p = sum over the group's tables of table j [nibble j of plane p], so
- *   sum u q = S_0 + 2 S_1 + 4 S_2 + 8 S_3. In 16 bits, S_0 + 2 S_1 and S_2 + 2 S_3 stay below 3 x 16 x 508 over
- *   runs of 16 tables (4 chunks), so runs end there or at the group's end and add into 32-bit sums.
+ * Tables: {@link LookupTables}'s, per token (three per chunk: subset sums of 5, 5 and 6 codes).
+ * Per tile, token and group, lane by lane: S_p = sum over the group's chunks of the chunk sum (three lookups,
+ *   LookupTables) of plane p's word, so sum u q = S_0 + 2 S_1 + 4 S_2 + 8 S_3. In 16 bits, S_0 + 2 S_1 and
+ *   S_2 + 2 S_3 stay below 3 x 4 x 16 x 127 over runs of 4 chunks, so runs end there or at the group's end and
+ *   add into 32-bit sums.
  *   acc_g = sum u q - 8 X_g (INT4) or sum u q (INT4_ASYM), X_g the group's sum of codes: the oracle's integer;
  *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM), in group order; y = sum x s_x.
  * </pre>
@@ -159,14 +160,19 @@ final class Int4TileMatmul {
                             ShortVector p1 = ShortVector.fromMemorySegment(S, w.planes(), at + 2L * R, LE);
                             ShortVector p2 = ShortVector.fromMemorySegment(S, w.planes(), at + 4L * R, LE);
                             ShortVector p3 = ShortVector.fromMemorySegment(S, w.planes(), at + 6L * R, LE);
-                            for (int j = 0; j < 4; j++) {
-                                ShortVector table = ShortVector.fromArray(S, tables, t * stride + 16 * (4 * c + j));
-                                int shift = 4 * j;
-                                s0 = s0.add(p0.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                                s1 = s1.add(p1.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                                s2 = s2.add(p2.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                                s3 = s3.add(p3.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                            }
+                            int o = t * stride + LookupTables.CHUNK_TABLE * c;
+                            ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
+                            ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
+                            ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
+                            ShortVector td = ShortVector.fromArray(S, tables, o + 96);
+                            s0 = s0.add(p0.selectFrom(ta)).add(p0.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                                    .add(p0.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                            s1 = s1.add(p1.selectFrom(ta)).add(p1.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                                    .add(p1.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                            s2 = s2.add(p2.selectFrom(ta)).add(p2.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                                    .add(p2.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                            s3 = s3.add(p3.selectFrom(ta)).add(p3.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                                    .add(p3.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
                         }
                         // low = S_0 + 2 S_1 and high = S_2 + 2 S_3 of the run; sum u q = low + 4 high
                         IntVector low = s0.add(s1.add(s1)).reinterpretAsInts();

@@ -3,18 +3,26 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.TensorSpec;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * What the lookup-table tile kernels ({@link SignTileMatmul}, {@link Int4TileMatmul}) share: the tiles' shape and
- * the per-token tables.
+ * What the lookup-table tile kernels ({@link SignTileMatmul}, {@link Int4TileMatmul}) share: the tiles' shape, the
+ * per-token tables, and the lookup of a chunk.
  *
  * <pre>
- * Tiles: R = TileRows.ROWS rows side by side, one per 16-bit lane of the preferred vector (32 with 512 bits, 16
- *   with 256), in chunks of 16 values of each row (C = ceil(K / 16) chunks per row).
- * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
- *   the bits i set in m (codes past K count 0). A lookup loads R entries from 16 j on and picks among the first 16
- *   (selectFrom: vpermw with AVX-512BW), so the array has R - 16 entries of room at its end.
+ * Tiles: R = TileRows.ROWS = 32 rows side by side, one per 16-bit lane of a 512-bit vector, in chunks of 16
+ *   values of each row (C = ceil(K / 16) chunks per row); a row's word for a chunk has bit i for value 16c + i.
+ * Tables, per token: 128 int16 per chunk, at 128 c: three tables over the chunk's codes q[16c + i] (codes past K
+ *   count 0), each holding at index m the sum of its codes over the bits set in m: [0, 32) over codes 0-4, [32, 64)
+ *   over codes 5-9, [64, 128) over codes 10-15.
+ * A chunk's sum for a lane's word w is T0[w &amp; 31] + T1[(w &gt;&gt;&gt; 5) &amp; 31] + T2[w &gt;&gt;&gt; 10]: three
+ *   lookups, where tables of 4 codes took four and a mask for each. With 32 lanes (AVX-512BW) a 32-entry table is
+ *   one vector and its lookup, w.selectFrom(T0), one vpermw (whose wrapping of indexes is the mask); the 64
+ *   entries of T2 are two vectors and selectFrom(T2a, T2b) one vpermi2w. So the kernels need vectors of 32 short
+ *   lanes ({@link #POSSIBLE}).
+ *   They write the lookups out: a helper method taking vectors was compiled on its own first and then found "too
+ *   large" to inline in some compilations of a kernel, whose vectors it then boxed.
  * </pre>
  */
 final class LookupTables {
@@ -27,28 +35,39 @@ final class LookupTables {
     /** The system property that forces the lookup-table kernels on or off ({@code on}, {@code off}). */
     static final String PROPERTY = "bitplane.lookupTiles";
 
-    /** Whether the backend repacks for the lookup-table kernels: as {@link #PROPERTY} says, else if vpermw is there. */
+    /** Whether the kernels can run here: their tiles and lookups need vectors of 32 short lanes (512 bits). */
+    static final boolean POSSIBLE = TileRows.ROWS == 32;
+
+    /**
+     * Whether the backend repacks for the lookup-table kernels: where they can run ({@link #POSSIBLE}, which
+     * AVX-512BW's vpermw makes fast), unless {@link #PROPERTY} is {@code off}. Forced {@code on} where they cannot
+     * run, they are not used, and one line says so.
+     */
     static boolean worthUsing() {
         String forced = System.getProperty(PROPERTY, "");
-        if (forced.equalsIgnoreCase("on") || forced.equalsIgnoreCase("off")) {
-            return forced.equalsIgnoreCase("on");
+        if (forced.equalsIgnoreCase("off")) {
+            return false;
         }
-        return ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 512;
+        if (forced.equalsIgnoreCase("on") && !POSSIBLE) {
+            System.err.println("bitplane: -D" + PROPERTY + "=on ignored: the lookup-table kernels need 512-bit vectors,"
+                    + " and this JVM prefers " + ShortVector.SPECIES_PREFERRED.vectorBitSize());
+        }
+        return POSSIBLE;
     }
 
     static int chunks(TensorSpec spec) {
         return (int) ((spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES);
     }
 
-    /**
-     * Table entries per token: 16 per 4 values, and room for a whole vector load at the last table (a lookup loads
-     * TileRows.ROWS entries from its table on and picks among the first 16).
-     */
+    /** Table entries per token: 128 per chunk of 16 values. */
     static int tableLength(TensorSpec spec) {
-        return 4 * CHUNK_VALUES * chunks(spec) + TileRows.ROWS - 16;
+        return CHUNK_TABLE * chunks(spec);
     }
 
-    /** Lane m of BIT[i] is all ones when bit i of m is set: table = sum over i of (BIT[i] and q_i). */
+    /** Entries of a chunk's three tables (see the class comment). */
+    static final int CHUNK_TABLE = 128;
+
+    /** Lane m of BIT[i] is all ones when bit i of m is set: a table = sum over i of (BIT[i] and q_i). */
     private static final ShortVector[] BIT = new ShortVector[4];
 
     static {
@@ -99,17 +118,39 @@ final class LookupTables {
         }
     }
 
-    /** One token's tables from its codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)}. */
+    /**
+     * One token's tables from its codes {@code q[q0 .. q0 + K)} into {@code tables[t0 .. t0 + tableLength)}: per
+     * chunk, the sums over four codes (16 lanes), then the entries with the fifth (and sixth) code added.
+     */
     static void buildTables(TensorSpec spec, short[] q, int q0, short[] tables, int t0) {
         int k = (int) spec.cols();
-        int quads = 4 * chunks(spec);
-        for (int j = 0; j < quads; j++) {
-            int i = 4 * j;
-            short a = i < k ? q[q0 + i] : 0;
-            short b = i + 1 < k ? q[q0 + i + 1] : 0;
-            short c = i + 2 < k ? q[q0 + i + 2] : 0;
-            short d = i + 3 < k ? q[q0 + i + 3] : 0;
-            BIT[0].and(a).add(BIT[1].and(b)).add(BIT[2].and(c)).add(BIT[3].and(d)).intoArray(tables, t0 + 16 * j);
+        int chunks = chunks(spec);
+        for (int c = 0; c < chunks; c++) {
+            int i = CHUNK_VALUES * c;
+            int at = t0 + CHUNK_TABLE * c;
+            ShortVector t0Low = fourCodes(q, q0, i, k);
+            t0Low.intoArray(tables, at);
+            t0Low.add(code(q, q0, i + 4, k)).intoArray(tables, at + 16);
+            ShortVector t1Low = fourCodes(q, q0, i + 5, k);
+            t1Low.intoArray(tables, at + 32);
+            t1Low.add(code(q, q0, i + 9, k)).intoArray(tables, at + 48);
+            ShortVector t2Low = fourCodes(q, q0, i + 10, k);
+            short c14 = code(q, q0, i + 14, k);
+            short c15 = code(q, q0, i + 15, k);
+            t2Low.intoArray(tables, at + 64);
+            t2Low.add(c14).intoArray(tables, at + 80);
+            t2Low.add(c15).intoArray(tables, at + 96);
+            t2Low.add((short) (c14 + c15)).intoArray(tables, at + 112);
         }
+    }
+
+    /** Lane m: the sum of codes i .. i + 3 over the bits set in m (m < 16). */
+    private static ShortVector fourCodes(short[] q, int q0, int i, int k) {
+        return BIT[0].and(code(q, q0, i, k)).add(BIT[1].and(code(q, q0, i + 1, k)))
+                .add(BIT[2].and(code(q, q0, i + 2, k))).add(BIT[3].and(code(q, q0, i + 3, k)));
+    }
+
+    private static short code(short[] q, int q0, int i, int k) {
+        return i < k ? q[q0 + i] : 0;
     }
 }

@@ -72,11 +72,19 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /**
-     * With the lookup-table tile kernels on or off whatever the machine (tests run them where they would not be
-     * chosen; see {@link LookupTables#worthUsing}).
+     * With the lookup-table tile kernels on or off as asked (tests); on needs vectors of 32 short lanes
+     * ({@link LookupTables#POSSIBLE}).
      */
     public PanamaBackend(int threads, boolean lookupTiles) {
-        this(new WorkerPool(threads), true, lookupTiles);
+        this(new WorkerPool(threads), true, checkedLookupTiles(lookupTiles));
+    }
+
+    private static boolean checkedLookupTiles(boolean on) {
+        if (on && !LookupTables.POSSIBLE) {
+            throw new IllegalArgumentException("the lookup-table tile kernels need 512-bit vectors; this JVM prefers "
+                    + jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.vectorBitSize());
+        }
+        return on;
     }
 
     private PanamaBackend(WorkerPool pool, boolean ownsPool, boolean lookupTiles) {

@@ -24,18 +24,18 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * tiles, one row per 16-bit lane, so that one table lookup serves a whole tile of rows.
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack} from either file layout); R = rows per tile = the 16-bit
- * lanes of the vectors used (32 with 512 bits, 16 with 256):
+ * Tiles (native memory, written once by {@link #repack} from either file layout); R = 32 rows per tile, the 16-bit
+ * lanes of a 512-bit vector (the lookups need them: LookupTables#POSSIBLE):
  *   tile t = rows R t .. R t + R - 1, chunk c = values 16c .. 16c+15 (C = ceil(K / 16) chunks per row);
  *   at (t C + c) * 4R bytes: R little-endian u16 mask words, lane r: bit i set when value 16c+i of row R t + r is
  *   not 0; then R u16 sign words, bit i set when it is -1. Rows past N and values past K are 0.
  *   BINARY (code 1 - 2 bit) has only the sign words: 2R bytes per chunk.
- * Tables, per token: table j (16 int16 at 16 j, j < 4C) holds at index m the sum of the INT8 codes q[4j + i] over
- *   the bits i set in m (codes past K count 0). A lookup loads R entries from 16 j on and picks among the first 16.
- * Per tile and token, R lanes at once: lane r adds table j [nibble j of its mask] and takes twice table j [nibble j
- *   of its sign]: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 64 tables sums to at most
- *   64 x 4 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit lanes.
- * BINARY: lane r sums table j [nibble j of its signs] into S; acc = X - 2 S, X the token's sum of codes.
+ * Tables, per token: {@link LookupTables}'s, three per chunk of 16 codes (subset sums of 5, 5 and 6 codes).
+ * Per tile and token, R lanes at once: lane r adds its chunk sum (three lookups, LookupTables) of its mask word
+ *   and takes twice that of its sign word: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 16
+ *   chunks sums to at most 16 x 16 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit
+ *   lanes.
+ * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes.
  * Tiles go in pairs through one pass over the tables: each table load serves both, and two streams of weights are
  *   in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) this took ternary from 58-77 to
  *   128-137 G weights/s and binary from 125-132 to 185-230.
@@ -47,10 +47,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
  * </pre>
- * Per 64 weights this costs one table load and, for mask and sign, a shift, a mask, a lookup and an add, where
- * {@link PackedTernaryMatmul} multiplies every field. The lookup, {@code selectFrom} on short lanes, is one instruction
- * (vpermw) with AVX-512BW, which a preferred vector of 512 bits implies; AVX2 has no such instruction and the JDK
- * emulates it, so the backend takes this kernel only where {@link LookupTables#worthUsing} says so.
+ * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
+ * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
+ * short lanes, are one instruction each (vpermw, vpermi2w) with AVX-512BW, which a preferred vector of 512 bits
+ * implies; AVX2 has no such instruction and the JDK emulates it, so the backend takes this kernel only where
+ * {@link LookupTables#worthUsing} says so.
  */
 final class SignTileMatmul {
     private SignTileMatmul() {
@@ -69,7 +70,7 @@ final class SignTileMatmul {
     private static int chunkBytes(boolean binary) {
         return (binary ? 2 : 4) * TILE_ROWS;
     }
-    /** Tables per run of int16 sums (see the class comment), as chunks of four tables. */
+    /** Chunks per run of int16 sums (see the class comment). */
     private static final int RUN_CHUNKS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
@@ -412,15 +413,19 @@ final class SignTileMatmul {
                 ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + 2 * TILE_ROWS, LE);
                 ShortVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE);
                 ShortVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + 2 * TILE_ROWS, LE);
-                int o = t0 + 4 * 16 * c;
-                for (int j = 0; j < 4; j++) {
-                    ShortVector table = ShortVector.fromArray(S, tables, o + 16 * j);
-                    int shift = 4 * j;
-                    plusA = plusA.add(maskA.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                    minusA = minusA.add(signA.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                    plusB = plusB.add(maskB.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                    minusB = minusB.add(signB.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                }
+                int o = t0 + LookupTables.CHUNK_TABLE * c;
+                ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
+                ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
+                ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
+                ShortVector td = ShortVector.fromArray(S, tables, o + 96);
+                plusA = plusA.add(maskA.selectFrom(ta)).add(maskA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(maskA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                minusA = minusA.add(signA.selectFrom(ta)).add(signA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                plusB = plusB.add(maskB.selectFrom(ta)).add(maskB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(maskB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                minusB = minusB.add(signB.selectFrom(ta)).add(signB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
             }
             // Exact as a whole although either part may have wrapped: the run's true sum fits in 16 bits.
             IntVector runA = plusA.sub(minusA.add(minusA)).reinterpretAsInts();
@@ -455,13 +460,15 @@ final class SignTileMatmul {
                 long at = (long) c * 2 * TILE_ROWS;
                 ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);
                 ShortVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE);
-                int o = t0 + 4 * 16 * c;
-                for (int j = 0; j < 4; j++) {
-                    ShortVector table = ShortVector.fromArray(S, tables, o + 16 * j);
-                    int shift = 4 * j;
-                    signsA = signsA.add(signA.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                    signsB = signsB.add(signB.lanewise(VectorOperators.LSHR, shift).and((short) 15).selectFrom(table));
-                }
+                int o = t0 + LookupTables.CHUNK_TABLE * c;
+                ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
+                ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
+                ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
+                ShortVector td = ShortVector.fromArray(S, tables, o + 96);
+                signsA = signsA.add(signA.selectFrom(ta)).add(signA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                signsB = signsB.add(signB.selectFrom(ta)).add(signB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
             }
             IntVector runA = signsA.reinterpretAsInts();
             IntVector runB = signsB.reinterpretAsInts();
