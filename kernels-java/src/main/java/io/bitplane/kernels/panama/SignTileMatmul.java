@@ -50,8 +50,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
  * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
  * short lanes, are one instruction each (vpermw, vpermi2w) with AVX-512BW, which a preferred vector of 512 bits
- * implies; AVX2 has no such instruction and the JDK emulates it, so the backend takes this kernel only where
- * {@link LookupTables#worthUsing} says so.
+ * implies; the backend takes this kernel only there ({@link LookupTables#worthUsing}).
  */
 final class SignTileMatmul {
     private SignTileMatmul() {
