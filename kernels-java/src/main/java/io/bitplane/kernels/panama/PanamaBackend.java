@@ -15,6 +15,7 @@ import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -82,7 +83,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static boolean checkedLookupTiles(boolean on) {
         if (on && !LookupTables.POSSIBLE) {
             throw new IllegalArgumentException("the lookup-table tile kernels need 512-bit vectors; this JVM prefers "
-                    + jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.vectorBitSize());
+                    + ShortVector.SPECIES_PREFERRED.vectorBitSize());
         }
         return on;
     }
