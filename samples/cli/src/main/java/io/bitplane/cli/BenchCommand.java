@@ -86,7 +86,10 @@ final class BenchCommand implements Callable<Integer> {
     /** Bytes of weights cycled through per kernel: several times any cache. */
     private static final long WORKING_SET = 256L << 20;
 
-    /** One kernel; {@code bandwidth} was measured just before it (this machine's drifts from minute to minute). */
+    /**
+     * One kernel; {@code bandwidth} was measured just before it and just after, the higher (StreamRead#ofRun: this
+     * machine's drifts from minute to minute).
+     */
     record Result(String backend, String kernel, double bitsPerWeight, double weightsPerSecond, double bandwidth,
                   double roofline) {
         String label() {
@@ -328,7 +331,7 @@ final class BenchCommand implements Callable<Integer> {
     private Result measure(Backend be, String enc, String act, boolean packed, int rows, int cols)
             throws InterruptedException {
         // The stream's untimed warm-up passes outlast the backend's workers spinning after the last product.
-        double bandwidth = StreamRead.beforeRun(threads, seconds);
+        double before = StreamRead.besideRun(threads, seconds);
         Random rnd = new Random(1);
         float[] w = new float[rows * cols];
         for (int i = 0; i < w.length; i++) {
@@ -360,6 +363,7 @@ final class BenchCommand implements Callable<Integer> {
             Products products = new Products(be, ws, x, y);
             products.warmUp();
             double wps = (double) rows * cols * products.rateFor((long) (seconds * 1e9));
+            double bandwidth = StreamRead.ofRun(before, StreamRead.besideRun(threads, seconds));
             double bpw = t.spec().bitsPerWeight();
             return new Result(be.name(), enc + (packed ? " packed" : "") + " x " + act,
                     bpw, wps, bandwidth, 8 * bandwidth / bpw);

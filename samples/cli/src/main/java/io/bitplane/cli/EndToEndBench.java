@@ -15,8 +15,9 @@ import java.util.List;
  * <ul>
  * <li>steady-state decode, one token per step, greedy, the KV cache reset before it holds {@code window} positions
  * (as JMH's {@code DecodeBenchmark} does), against the roofline of the weight bytes one token reads: read bandwidth
- * (measured just before) / (bytes of every matrix the step multiplies by, scales included). The KV cache's reads
- * and the norms' are left out of that count (at a window of 256 they are about 1% of a 418M model's weights);</li>
+ * (measured just before and just after, the higher) / (bytes of every matrix the step multiplies by, scales
+ * included). The KV cache's reads and the norms' are left out of that count (at a window of 256 they are about 1%
+ * of a 418M model's weights);</li>
  * <li>prompt processing: a prompt of {@code window} tokens into an empty cache, in batches of
  * {@value #PROMPT_BATCH} tokens per pass (as JMH's {@code PromptBenchmark} does), in prompt tokens/s.</li>
  * </ul>
@@ -26,7 +27,7 @@ final class EndToEndBench {
     }
 
     /**
-     * @param bandwidth       read bandwidth measured just before, bytes/s
+     * @param bandwidth       read bandwidth measured just before and after the decode, the higher, bytes/s
      * @param profile         the ops of a second timed pass, or null when not asked for; their times add two clock
      *                        reads per op, so tokens/s comes from a pass without them
      * @param profiledTokens  tokens of that pass
@@ -42,14 +43,15 @@ final class EndToEndBench {
 
     /**
      * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
-     * minute; before the model opens, whose worker threads would compete), then loads the model, warms up for
+     * minute; before the model opens, whose worker threads would compete, and again after the timed decode, the
+     * higher of the two: StreamRead#ofRun), then loads the model, warms up for
      * {@code seconds} (the JIT compiles the decoder's ops; half of that left decode 10-20% slower) and decodes for
      * {@code seconds}; then prompts, warmed up and timed for {@code seconds} each (at least one prompt each; the batch
      * kernels compile late: stories260K's q4_0 GGUF took prompts at 1,700 tokens/s after 1.5 s, 36,000 after 6).
      */
     static Result measure(Path model, String backend, int threads, int window, double seconds, boolean profile)
             throws IOException, InterruptedException {
-        double bandwidth = StreamRead.beforeRun(threads, seconds);
+        double before = StreamRead.besideRun(threads, seconds);
         OpProfile[] ops = new OpProfile[1];
         try (Model m = Model.open(model, ModelOptions.defaults().withBackend(backend).withThreads(threads),
                 b -> ops[0] = new OpProfile(b));
@@ -64,6 +66,8 @@ final class EndToEndBench {
             long t0 = System.nanoTime();
             long tokens = decode.run(seconds);
             double tokensPerSecond = tokens / ((System.nanoTime() - t0) / 1e9);
+            // The model's workers are idle here: the stream's untimed first pass outlasts their spinning.
+            double bandwidth = StreamRead.ofRun(before, StreamRead.besideRun(threads, seconds));
             List<OpProfile.Op> profiled = null;
             long profiledTokens = 0;
             double profiledSeconds = 0;

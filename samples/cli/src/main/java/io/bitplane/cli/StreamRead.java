@@ -24,11 +24,21 @@ final class StreamRead {
     static volatile long sink;
 
     /**
-     * The bandwidth for the roofline of a run of {@code runSeconds} about to start, measured for a third as long (at
-     * least 0.1 s): this machine's drifts from minute to minute, so each run gets its own.
+     * Bandwidth measured beside a run of {@code runSeconds} (just before it, and again just after), for a third as
+     * long (at least 0.1 s): this machine's drifts from minute to minute, so each run gets its own.
      */
-    static double beforeRun(int threads, double runSeconds) throws InterruptedException {
+    static double besideRun(int threads, double runSeconds) throws InterruptedException {
         return bytesPerSecond(threads, Math.max(0.1, runSeconds / 3));
+    }
+
+    /**
+     * The bandwidth of a run's roofline from the measurements just before and just after it: the higher. The
+     * machine's bandwidth moves in phases (46 to 85 GB/s within one chart's run), and a kernel timed in a fast phase
+     * against a slow one's bandwidth read above 100% of its roofline (ternary 102%, binary 94% at 46-52 GB/s, where
+     * 73-85 GB/s gave 55-79%).
+     */
+    static double ofRun(double before, double after) {
+        return Math.max(before, after);
     }
 
     /**
