@@ -36,9 +36,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   chunks sums to at most 16 x 16 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit
  *   lanes.
  * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes.
- * Tiles go in pairs through one pass over the tables: each table load serves both, and two streams of weights are
- *   in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) this took ternary from 58-77 to
- *   128-137 G weights/s and binary from 125-132 to 185-230.
+ * Tiles go in pairs (BINARY: fours) through one pass over the tables: each table load serves them all, and two
+ *   (four) streams of weights are in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads)
+ *   pairs took ternary from 58-77 to 128-137 G weights/s and binary from 125-132 to 185-230; fours took binary
+ *   (with the three-lookup tables) from 161-184 to 200-256, one thread from 97-119 to 168-175.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * Groups (INT8 activations; a multiple of 16 values): the runs stop at each group's end, and each group's exact
  *   sums become the oracle's terms in float lanes, added in group order: y = (((0f + (s_0 acc_0 + 0f)) + ...) x s_x,
@@ -214,7 +215,7 @@ final class SignTileMatmul {
             long baseB = pair == 2 ? baseA + tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 floatSums(tiles, baseA, baseB, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
-                storePair(data, scales, sums, 1f, tile, pair, n, y, t * n);
+                storeTiles(data, scales, sums, 1f, tile, pair, n, y, t * n);
             }
         }
     }
@@ -279,16 +280,16 @@ final class SignTileMatmul {
     }
 
     /** Per worker thread: the exact sums of two tiles' rows as floats, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> TILE_SUMS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
+    private static final ThreadLocal<float[]> TILE_SUMS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
     /** Per worker thread: two tiles' sums of group terms, in the order of {@link #TILE_SUMS}. */
-    private static final ThreadLocal<float[]> GROUP_TOTALS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
+    private static final ThreadLocal<float[]> GROUP_TOTALS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
      * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}, or for several groups a
      * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). Tiles go two
-     * at a time (the second of an odd count is the first again, its sums unused): the two share each table load,
-     * and streaming two tiles keeps more weight loads in flight from DRAM.
+     * at a time, BINARY's four (a missing one is the first again, its sums unused): they share each table load, and
+     * streaming several tiles keeps more weight loads in flight from DRAM.
      */
     static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, MemorySegment groupScales,
                       short[] tables, int[] codeSums, float[] tokenScales, float[] y, int batch, int tile0,
@@ -304,17 +305,17 @@ final class SignTileMatmul {
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(spec);
         float[] sums = TILE_SUMS.get();
-        for (int tile = tile0; tile < tile1; tile += 2) {
-            int pair = Math.min(2, tile1 - tile);
-            long baseA = tile * tileBytes;
-            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+        int step = binary ? 4 : 2;
+        for (int tile = tile0; tile < tile1; tile += step) {
+            int count = Math.min(step, tile1 - tile);
+            long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 if (binary) {
-                    signSums(tiles, baseA, baseB, 0, chunks, tables, t * stride, codeSums[t], sums);
+                    signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
                 } else {
-                    tileSums(tiles, baseA, baseB, 0, chunks, tables, t * stride, sums);
+                    tileSums(tiles, base, count == 2 ? base + tileBytes : base, 0, chunks, tables, t * stride, sums);
                 }
-                storePair(data, scales, sums, tokenScales[t], tile, pair, n, y, t * n);
+                storeTiles(data, scales, sums, tokenScales[t], tile, count, n, y, t * n);
             }
         }
     }
@@ -332,19 +333,20 @@ final class SignTileMatmul {
         long tileBytes = (long) chunks * chunkBytes(spec);
         float[] sums = TILE_SUMS.get();
         float[] totals = GROUP_TOTALS.get();
-        for (int tile = tile0; tile < tile1; tile += 2) {
-            int pair = Math.min(2, tile1 - tile);
-            long baseA = tile * tileBytes;
-            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+        int step = binary ? 4 : 2;
+        for (int tile = tile0; tile < tile1; tile += step) {
+            int pair = Math.min(step, tile1 - tile);
+            long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 Arrays.fill(totals, 0f);
                 for (int g = 0; g < groups; g++) {
                     int c0 = g * groupChunks;
                     int c1 = Math.min(chunks, c0 + groupChunks);
                     if (binary) {
-                        signSums(tiles, baseA, baseB, c0, c1, tables, t * stride, codeSums[t * groups + g], sums);
+                        signSums(tiles, base, tileBytes, pair, c0, c1, tables, t * stride, codeSums[t * groups + g],
+                                sums);
                     } else {
-                        tileSums(tiles, baseA, baseB, c0, c1, tables, t * stride, sums);
+                        tileSums(tiles, base, pair == 2 ? base + tileBytes : base, c0, c1, tables, t * stride, sums);
                     }
                     for (int h = 0; h < pair; h++) {
                         addTerms(groupScales, ((long) (tile + h) * groups + g) * TILE_ROWS * 4, sums, totals,
@@ -374,13 +376,13 @@ final class SignTileMatmul {
     }
 
     /**
-     * Results of a pair of tiles (or of one, {@code pair} = 1) for one token, from their sums (tile A's even rows,
-     * odd rows, then tile B's): y[yo + r] = (0f + (s_r acc + 0f)) x tokenScale for the rows below {@code n}, the
+     * Results of {@code count} tiles from {@code tile} for one token, from their sums (tile by tile, each its even
+     * rows, then its odd rows): y[yo + r] = (0f + (s_r acc + 0f)) x tokenScale for the rows below {@code n}, the
      * oracle's one group term times the token's scale (1 for F32 activations, where the oracle has none).
      */
-    private static void storePair(MemorySegment data, long scales, float[] sums, float tokenScale, int tile, int pair,
-                                  int n, float[] y, int yo) {
-        for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
+    private static void storeTiles(MemorySegment data, long scales, float[] sums, float tokenScale, int tile,
+                                   int count, int n, float[] y, int yo) {
+        for (int slot = 0; slot < count * TILE_ROWS; slot++) {
             int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
             if (r < n) {
                 float s = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scales + 2L * r));
@@ -441,24 +443,38 @@ final class SignTileMatmul {
     }
 
     /**
-     * BINARY: two tiles' exact sums {@code X - 2 S} over chunks [from, to) for one token, S over each row's set sign
-     * bits and X the sum of the token's codes there ({@code codeSum}), into {@code out} as {@link #tileSums} orders
-     * them.
+     * BINARY: the exact sums {@code X - 2 S} of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes}
+     * apart, over chunks [from, to) for one token, S over each row's set sign bits and X the sum of the token's codes
+     * there ({@code codeSum}), into {@code out} tile by tile as {@link #tileSums} orders a tile's rows. Four tiles go
+     * at once (the missing ones read the first again, their sums unused): binary has one word a row, so four tiles'
+     * sums fit the registers, and four streams of weights are in flight where two read 14 GB/s a thread.
      */
-    private static void signSums(MemorySegment tiles, long baseA, long baseB, int from, int to, short[] tables,
-                                 int t0, int codeSum, float[] out) {
+    private static void signSums(MemorySegment tiles, long base, long tileBytes, int count, int from, int to,
+                                 short[] tables, int t0, int codeSum, float[] out) {
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
         IntVector oddB = IntVector.zero(I);
+        IntVector evenC = IntVector.zero(I);
+        IntVector oddC = IntVector.zero(I);
+        IntVector evenD = IntVector.zero(I);
+        IntVector oddD = IntVector.zero(I);
         for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
             ShortVector signsA = ShortVector.zero(S);
             ShortVector signsB = ShortVector.zero(S);
+            ShortVector signsC = ShortVector.zero(S);
+            ShortVector signsD = ShortVector.zero(S);
             int c1 = Math.min(to, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
                 long at = (long) c * 2 * TILE_ROWS;
                 ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);
                 ShortVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE);
+                ShortVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE);
+                ShortVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE);
                 int o = t0 + LookupTables.CHUNK_TABLE * c;
                 ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
                 ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
@@ -468,18 +484,33 @@ final class SignTileMatmul {
                         .add(signA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
                 signsB = signsB.add(signB.selectFrom(ta)).add(signB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
                         .add(signB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                signsC = signsC.add(signC.selectFrom(ta)).add(signC.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signC.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                signsD = signsD.add(signD.selectFrom(ta)).add(signD.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signD.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
             }
             IntVector runA = signsA.reinterpretAsInts();
             IntVector runB = signsB.reinterpretAsInts();
+            IntVector runC = signsC.reinterpretAsInts();
+            IntVector runD = signsD.reinterpretAsInts();
             evenA = evenA.add(runA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddA = oddA.add(runA.lanewise(VectorOperators.ASHR, 16));
             evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
+            evenC = evenC.add(runC.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddC = oddC.add(runC.lanewise(VectorOperators.ASHR, 16));
+            evenD = evenD.add(runD.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddD = oddD.add(runD.lanewise(VectorOperators.ASHR, 16));
         }
         IntVector x = IntVector.broadcast(I, codeSum);
+        int half = TILE_ROWS / 2;
         ((FloatVector) x.sub(evenA.add(evenA)).convert(VectorOperators.I2F, 0)).intoArray(out, 0);
-        ((FloatVector) x.sub(oddA.add(oddA)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS / 2);
+        ((FloatVector) x.sub(oddA.add(oddA)).convert(VectorOperators.I2F, 0)).intoArray(out, half);
         ((FloatVector) x.sub(evenB.add(evenB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
-        ((FloatVector) x.sub(oddB.add(oddB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+        ((FloatVector) x.sub(oddB.add(oddB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + half);
+        ((FloatVector) x.sub(evenC.add(evenC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS);
+        ((FloatVector) x.sub(oddC.add(oddC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
+        ((FloatVector) x.sub(evenD.add(evenD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
+        ((FloatVector) x.sub(oddD.add(oddD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
     }
 }

@@ -92,12 +92,17 @@ class LookupTileMatmulTest {
         int4MatchesTheOracle(spec, rows, cols, batch, packed);
     }
 
-    /** Binary rows (codes +-1, one plane) go through the ternary loop with every value in the mask. */
-    @ParameterizedTest(name = "{0}x{1} batch {2}")
-    @CsvSource({"1, 1, 1", "3, 130, 2", "33, 17, 1", "65, 1030, 3", "40, 4100, 1", "500, 640, 2"})
-    void binaryMatchesTheOracle(int rows, int cols, int batch) {
+    /**
+     * Binary rows (codes +-1, one plane of signs), four tiles at a time: one to three tiles, four and one, a partial
+     * last tile, ranges split across threads, and groups.
+     */
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
+    @CsvSource({"binary, 1, 1, 1", "binary, 3, 130, 2", "binary, 33, 17, 1", "binary, 65, 1030, 3",
+        "binary, 40, 4100, 1", "binary, 500, 640, 2", "binary, 150, 300, 1", "binary, 100, 64, 3",
+        "binary@64, 150, 300, 2", "binary@128, 230, 1300, 1"})
+    void binaryMatchesTheOracle(String spec, int rows, int cols, int batch) {
         Random rnd = new Random(rows * 47L + cols);
-        EncodedTensor t = gaussian("binary", rows, cols, false, rnd);
+        EncodedTensor t = gaussian(spec, rows, cols, false, rnd);
         assertTrue(SignTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 7}) {
