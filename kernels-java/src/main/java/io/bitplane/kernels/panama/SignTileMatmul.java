@@ -335,7 +335,7 @@ final class SignTileMatmul {
         float[] totals = GROUP_TOTALS.get();
         int step = binary ? 4 : 2;
         for (int tile = tile0; tile < tile1; tile += step) {
-            int pair = Math.min(step, tile1 - tile);
+            int count = Math.min(step, tile1 - tile);
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 Arrays.fill(totals, 0f);
@@ -343,17 +343,17 @@ final class SignTileMatmul {
                     int c0 = g * groupChunks;
                     int c1 = Math.min(chunks, c0 + groupChunks);
                     if (binary) {
-                        signSums(tiles, base, tileBytes, pair, c0, c1, tables, t * stride, codeSums[t * groups + g],
+                        signSums(tiles, base, tileBytes, count, c0, c1, tables, t * stride, codeSums[t * groups + g],
                                 sums);
                     } else {
-                        tileSums(tiles, base, pair == 2 ? base + tileBytes : base, c0, c1, tables, t * stride, sums);
+                        tileSums(tiles, base, count == 2 ? base + tileBytes : base, c0, c1, tables, t * stride, sums);
                     }
-                    for (int h = 0; h < pair; h++) {
+                    for (int h = 0; h < count; h++) {
                         addTerms(groupScales, ((long) (tile + h) * groups + g) * TILE_ROWS * 4, sums, totals,
                                 h * TILE_ROWS);
                     }
                 }
-                for (int slot = 0; slot < pair * TILE_ROWS; slot++) {
+                for (int slot = 0; slot < count * TILE_ROWS; slot++) {
                     int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
                     if (r < n) {
                         y[t * n + r] = totals[slot] * tokenScales[t];
