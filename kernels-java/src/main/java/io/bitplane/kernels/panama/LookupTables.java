@@ -32,11 +32,20 @@ final class LookupTables {
     static final int CHUNK_VALUES = 16;
     /** Tables of 16 entries are built in 16 lanes. */
     private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
-    /** The system property that forces the lookup-table kernels on or off ({@code on}, {@code off}). */
+    /**
+     * The system property that turns the lookup-table kernels off ({@code off}); {@code on} is the default where
+     * they can run, and cannot force them where they cannot.
+     */
     static final String PROPERTY = "bitplane.lookupTiles";
 
     /** Whether the kernels can run here: their tiles and lookups need vectors of 32 short lanes (512 bits). */
     static final boolean POSSIBLE = TileRows.ROWS == 32;
+
+    /** Why the kernels cannot run here, for the messages that refuse them where {@link #POSSIBLE} is false. */
+    static String whyNotPossible() {
+        return "the lookup-table tile kernels need 512-bit vectors, and this JVM prefers "
+                + ShortVector.SPECIES_PREFERRED.vectorBitSize();
+    }
 
     /**
      * Whether the backend repacks for the lookup-table kernels: where they can run ({@link #POSSIBLE}, which
@@ -49,8 +58,7 @@ final class LookupTables {
             return false;
         }
         if (forced.equalsIgnoreCase("on") && !POSSIBLE) {
-            System.err.println("bitplane: -D" + PROPERTY + "=on ignored: the lookup-table kernels need 512-bit vectors,"
-                    + " and this JVM prefers " + ShortVector.SPECIES_PREFERRED.vectorBitSize());
+            System.err.println("bitplane: -D" + PROPERTY + "=on ignored: " + whyNotPossible());
         }
         return POSSIBLE;
     }

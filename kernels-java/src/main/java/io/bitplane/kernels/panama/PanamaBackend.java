@@ -15,7 +15,6 @@ import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -82,8 +81,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     private static boolean checkedLookupTiles(boolean on) {
         if (on && !LookupTables.POSSIBLE) {
-            throw new IllegalArgumentException("the lookup-table tile kernels need 512-bit vectors; this JVM prefers "
-                    + ShortVector.SPECIES_PREFERRED.vectorBitSize());
+            throw new IllegalArgumentException(LookupTables.whyNotPossible());
         }
         return on;
     }
