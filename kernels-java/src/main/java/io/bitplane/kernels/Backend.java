@@ -42,6 +42,32 @@ public interface Backend extends AutoCloseable {
     /** {@code y[b] = W x[b]} for each of {@code batch} tokens; W is [N, K], x is [batch][K], y is [batch][N]. */
     void matmul(Weights w, Buffer x, Buffer y, int batch);
 
+    /**
+     * The products of several matrices with one input, {@code ys[i] = ws[i] x} (a layer's q, k and v; gate and up):
+     * the same results as one {@link #matmul} each, which is what this default does. A backend may run them as one
+     * job instead: the input prepared once (INT8 codes, tables), one split of all their rows over the threads.
+     */
+    default void matmuls(Weights[] ws, Buffer x, Buffer[] ys, int batch) {
+        checkProductsOfOneInput(ws, ys);
+        for (int i = 0; i < ws.length; i++) {
+            matmul(ws[i], x, ys[i], batch);
+        }
+    }
+
+    /** What {@link #matmuls} requires beyond each product's own checks: an output each, one width K for all. */
+    static void checkProductsOfOneInput(Weights[] ws, Buffer[] ys) {
+        if (ws.length != ys.length) {
+            throw new IllegalArgumentException("matmuls: " + ws.length + " matrices but " + ys.length + " outputs");
+        }
+        for (Weights w : ws) {
+            if (w.spec().cols() != ws[0].spec().cols()) {
+                throw new IllegalArgumentException("matmuls: tensor " + w.spec().name() + " has " + w.spec().cols()
+                        + " columns where " + ws[0].spec().name() + " has " + ws[0].spec().cols()
+                        + " (products of one input need one width)");
+            }
+        }
+    }
+
     /** RMSNorm per token: {@code out = gamma * x / sqrt(mean(x^2) + eps)}; out may be x. */
     void rmsNorm(Buffer out, Buffer x, Weights gamma, int dim, int batch, float eps);
 

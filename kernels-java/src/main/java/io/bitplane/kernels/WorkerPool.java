@@ -109,6 +109,53 @@ public final class WorkerPool implements AutoCloseable {
         }
     }
 
+    /**
+     * One product of a job that runs several as one ({@link #runParts}): {@code rows} rows, handed out in units of
+     * {@code unitRows} (a tile of rows, say; the last unit may run past the rows), {@code task} over a range of
+     * units.
+     */
+    public record Part(int rows, int unitRows, RangeTask task) {
+        public Part {
+            if (rows < 0 || unitRows < 1) {
+                throw new IllegalArgumentException("a part of " + rows + " rows in units of " + unitRows);
+            }
+        }
+    }
+
+    /**
+     * Runs several products as one job (the products of one input: q, k and v; gate and up): their rows laid end to
+     * end are split into one slice per thread as {@link #run} splits rows, so small products share the threads'
+     * start with large ones instead of each paying it, and each thread streams on from one product into the next.
+     * {@code split} false runs everything on the calling thread.
+     */
+    public void runParts(Part[] parts, boolean split) {
+        int rows = 0;
+        for (Part p : parts) {
+            rows = Math.addExact(rows, p.rows);
+        }
+        if (split) {
+            run(rows, (r0, r1) -> runSlice(parts, r0, r1));
+        } else {
+            runSlice(parts, 0, rows);
+        }
+    }
+
+    /**
+     * The units of {@code parts} (rows laid end to end) whose first row lies in [r0, r1): slices that tile the rows
+     * run every unit exactly once.
+     */
+    static void runSlice(Part[] parts, int r0, int r1) {
+        int first = 0; // the part's first row among all parts' rows
+        for (Part p : parts) {
+            int u0 = Math.ceilDiv(Math.max(r0 - first, 0), p.unitRows);
+            int u1 = Math.ceilDiv(Math.clamp(r1 - first, 0, p.rows), p.unitRows);
+            if (u0 < u1) {
+                p.task.run(u0, u1);
+            }
+            first += p.rows;
+        }
+    }
+
     private volatile RuntimeException workerFailure;
 
     private int sliceEnd(int slice) {

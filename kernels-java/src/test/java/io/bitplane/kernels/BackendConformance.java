@@ -461,6 +461,65 @@ public abstract class BackendConformance {
         return r;
     }
 
+    /**
+     * Products of one input (a layer's q, k and v) through {@link Backend#matmuls}: the same bits as each product
+     * alone, for every mix a backend may run as one job (INT8 activations over packed, planes, lane and tile
+     * weights; float activations; batches past the lanes' five) and jobs too small to split.
+     */
+    @ParameterizedTest(name = "{0} x {1}, rows {2}, batch {3}")
+    @CsvSource(delimiter = ';', value = {
+        "ternary,ternary,ternary; int8; 300,37,37; 1", "ternary,ternary,ternary; int8; 300,37,37; 3",
+        "binary,binary,binary; int8; 290,33,1; 1", "int4@32,int4@32,int4@32; int8; 301,40,40; 1",
+        "int4@32,int4@32; int8; 300,299; 7", "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 1",
+        "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 2", "ternary,binary,int4@32; int8; 9,5,1; 1",
+        "ternary,int4@32; f32; 200,37; 1", "int8@32,ternary; int8,f32; 260,40; 1", "binary,binary; binary; 300,9; 2"})
+    public void productsOfOneInputMatchEachProductAlone(String specs, String acts, String rowList, int batch) {
+        Random rnd = new Random(specs.hashCode() + 31L * batch);
+        int cols = 1024; // with the largest rows, past the size at which a job is split over the threads
+        String[] spec = specs.split(",");
+        String[] act = acts.split(",");
+        String[] rows = rowList.split(",");
+        Weights[] ws = new Weights[spec.length];
+        Buffer[] ys = new Buffer[spec.length];
+        for (int i = 0; i < spec.length; i++) {
+            int n = Integer.parseInt(rows[i]);
+            EncodedTensor t = Quantizer.quantize("w" + i, new long[] {n, cols}, TestTensors.gaussian(rnd, n * cols,
+                    0.1f), QuantSpec.parse(spec[i]), hint(act[Math.min(i, act.length - 1)]));
+            ws[i] = fast.upload(placed(i % 2 == 0 ? t : io.bitplane.format.PackedCodes.supports(t.spec().encoding())
+                    ? io.bitplane.format.PackedCodes.relayout(t) : t, 3 * i));
+            ys[i] = fast.allocate(batch * n);
+        }
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        Buffer xb = fast.allocate(x.length);
+        fast.write(x, 0, xb, 0, x.length);
+        fast.matmuls(ws, xb, ys, batch);
+        for (int i = 0; i < ws.length; i++) {
+            int n = (int) ws[i].spec().rows();
+            Buffer alone = fast.allocate(batch * n);
+            fast.matmul(ws[i], xb, alone, batch);
+            float[] expected = new float[batch * n];
+            fast.read(alone, 0, expected, 0, expected.length);
+            float[] actual = new float[batch * n];
+            fast.read(ys[i], 0, actual, 0, actual.length);
+            assertArrayEquals(expected, actual, "product " + i + " (" + spec[i] + ")");
+        }
+    }
+
+    @Test
+    public void productsOfOneInputRefuseMismatchedShapes() {
+        Weights a = fast.upload(placed(Quantizer.quantize("a", new long[] {4, 64}, new float[256],
+                QuantSpec.parse("ternary"), ActivationHint.INT8), 0));
+        Weights b = fast.upload(placed(Quantizer.quantize("b", new long[] {4, 32}, new float[128],
+                QuantSpec.parse("ternary"), ActivationHint.INT8), 0));
+        Buffer x = fast.allocate(64);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> fast.matmuls(new Weights[] {a, b}, x, new Buffer[] {fast.allocate(4), fast.allocate(4)}, 1));
+        assertTrue(e.getMessage().contains("tensor b has 32 columns"), e.getMessage());
+        e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> fast.matmuls(new Weights[] {a, a}, x, new Buffer[] {fast.allocate(4)}, 1));
+        assertTrue(e.getMessage().contains("2 matrices but 1 outputs"), e.getMessage());
+    }
+
     @Test
     public void badShapesAreRefusedBeforeAnyKernelRuns() {
         EncodedTensor t = Quantizer.quantize("w", new long[] {4, 64}, new float[256], QuantSpec.parse("int8"),

@@ -28,6 +28,56 @@ class WorkerPoolTest {
         }
     }
 
+    /**
+     * Parts of a job (rows in units of 1, 8 or 32, some partly past their rows) split over threads and run on the
+     * caller alone: every unit of every part exactly once, whatever the slices' edges.
+     */
+    @Test
+    void everyUnitOfEveryPartIsRunExactlyOnce() {
+        int[][] shapes = {{100, 1}, {37, 8}, {65, 32}, {0, 8}, {1, 32}, {5, 1}};
+        for (int threads : new int[] {1, 2, 3, 7}) {
+            try (WorkerPool pool = new WorkerPool(threads)) {
+                for (boolean split : new boolean[] {true, false}) {
+                    AtomicIntegerArray[] hits = new AtomicIntegerArray[shapes.length];
+                    WorkerPool.Part[] parts = new WorkerPool.Part[shapes.length];
+                    for (int i = 0; i < shapes.length; i++) {
+                        AtomicIntegerArray h = new AtomicIntegerArray(Math.ceilDiv(shapes[i][0], shapes[i][1]));
+                        hits[i] = h;
+                        parts[i] = new WorkerPool.Part(shapes[i][0], shapes[i][1], (a, b) -> {
+                            for (int u = a; u < b; u++) {
+                                h.incrementAndGet(u);
+                            }
+                        });
+                    }
+                    pool.runParts(parts, split);
+                    for (int i = 0; i < shapes.length; i++) {
+                        for (int u = 0; u < hits[i].length(); u++) {
+                            assertEquals(1, hits[i].get(u), "threads " + threads + " split " + split + " part " + i
+                                    + " unit " + u);
+                        }
+                    }
+                }
+            }
+        }
+        for (int r0 = 0; r0 <= 40; r0++) { // and any slices, not only the pool's: here every cut of 40 rows in two
+            int[] hits = new int[Math.ceilDiv(30, 8) + 10];
+            WorkerPool.Part[] parts = {new WorkerPool.Part(30, 8, (a, b) -> {
+                for (int u = a; u < b; u++) {
+                    hits[u]++;
+                }
+            }), new WorkerPool.Part(10, 1, (a, b) -> {
+                for (int u = a; u < b; u++) {
+                    hits[4 + u]++;
+                }
+            })};
+            WorkerPool.runSlice(parts, 0, r0);
+            WorkerPool.runSlice(parts, r0, 40);
+            for (int u = 0; u < hits.length; u++) {
+                assertEquals(1, hits[u], "cut at " + r0 + ", unit " + u);
+            }
+        }
+    }
+
     /** Idle, the workers wait for the next job parked: they spun 2 ms and parked 1 ms in turn, forever, before. */
     @Test
     void anIdlePoolsWorkersStayParked() throws InterruptedException {

@@ -4,6 +4,7 @@ import io.bitplane.format.ModelConfig;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.Weights;
 
 /**
  * The Llama forward pass, top to bottom as in llama2.c's {@code forward}, over a batch of token columns. Column b
@@ -34,6 +35,11 @@ final class Decoder {
     // Attention of a run of columns that does not start at column 0 (several sequences in one step).
     private final Buffer runQuery;
     private final Buffer runOut;
+    // The products of one input, per layer, and their outputs: q, k and v of the normed x; gate and up of it.
+    private final Weights[][] qkv;
+    private final Buffer[] qkvOut;
+    private final Weights[][] gateUp;
+    private final Buffer[] gateUpOut;
 
     Decoder(ModelConfig c, Backend backend, LlamaWeights w, int maxBatch, int maxLogitRows) {
         this.c = c;
@@ -53,6 +59,15 @@ final class Decoder {
         logits = backend.allocate(maxLogitRows * c.vocabSize());
         runQuery = backend.allocate(maxBatch * c.dim());
         runOut = backend.allocate(maxBatch * c.dim());
+        qkv = new Weights[w.layers.length][];
+        gateUp = new Weights[w.layers.length][];
+        for (int l = 0; l < w.layers.length; l++) {
+            LlamaWeights.Layer layer = w.layers[l];
+            qkv[l] = new Weights[] {layer.wq(), layer.wk(), layer.wv()};
+            gateUp[l] = new Weights[] {layer.gate(), layer.up()};
+        }
+        qkvOut = new Buffer[] {q, k, v};
+        gateUpOut = new Buffer[] {hb, hb2};
     }
 
     /** Bytes of this decoder's scratch buffers, for memory reports. */
@@ -90,9 +105,7 @@ final class Decoder {
             LlamaWeights.Layer layer = w.layers[l];
             // Attention: norm, q k v projections, rotary, cache the keys and values, attend, project back.
             backend.rmsNorm(xb, x, layer.attnNorm(), dim, n, c.rmsNormEps());
-            backend.matmul(layer.wq(), xb, q, n);
-            backend.matmul(layer.wk(), xb, k, n);
-            backend.matmul(layer.wv(), xb, v, n);
+            backend.matmuls(qkv[l], xb, qkvOut, n);
             backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta());
             backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta());
             attendRuns(l, positions, caches, n);
@@ -100,8 +113,7 @@ final class Decoder {
             backend.add(x, xb2, n * dim);
             // Feed-forward: norm, SwiGLU, project back.
             backend.rmsNorm(xb, x, layer.ffnNorm(), dim, n, c.rmsNormEps());
-            backend.matmul(layer.gate(), xb, hb, n);
-            backend.matmul(layer.up(), xb, hb2, n);
+            backend.matmuls(gateUp[l], xb, gateUpOut, n);
             backend.swiGlu(hb, hb2, n * hidden);
             backend.matmul(layer.down(), hb, xb, n);
             backend.add(x, xb, n * dim);

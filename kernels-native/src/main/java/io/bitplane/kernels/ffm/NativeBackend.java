@@ -6,6 +6,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
+import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.FloatTiles;
@@ -69,6 +70,9 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
         MemorySegment tables = MemorySegment.NULL;
+        /** The job whose codes {@code tables} hold (see int8Part), and the sum of those codes. */
+        Codes tablesOf;
+        int tablesCodeSum;
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
@@ -162,12 +166,8 @@ public final class NativeBackend extends ForwardingBackend {
         TensorSpec spec = cw.spec();
         ScalarBackend.checkMatmul(spec, xb, yb, batch);
         checkWeights(spec, cw.data());
-        if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
-            matmulSignTiles(tiles, ArrayBuffer.of(xb), ArrayBuffer.of(yb));
-            return;
-        }
-        if (w instanceof GroupLaneWeights lanes && batch <= GroupLaneWeights.MAX_BATCH) { // larger: the file's bytes
-            matmulGroupLanes(lanes, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
+        if (takesInt8Codes(spec)) {
+            productsOfInt8Codes(new Weights[] {w}, ArrayBuffer.of(xb), new float[][] {ArrayBuffer.of(yb)}, batch);
             return;
         }
         if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
@@ -183,16 +183,15 @@ public final class NativeBackend extends ForwardingBackend {
         // Binary activations in groups that are not whole words: codes of -1 and +1 with one scale per token,
         // whose products the INT8 activation kernels compute exactly.
         boolean binaryAct = spec.activations() == ActivationHint.BINARY;
-        boolean int8Act = e.quantized && (spec.activations() == ActivationHint.INT8 || binaryAct);
         Scratch s = SCRATCH.get();
-        if (int8Act) {
-            quantize(s, x, batch, k, binaryAct);
+        if (binaryAct) {
+            quantize(s, x, batch, k, true);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment xs = !split ? (int8Act ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x))
-                : (int8Act ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k));
+        MemorySegment xs = !split ? (binaryAct ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x))
+                : (binaryAct ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k));
         MemorySegment ys = output(s, y, batch * n, split);
-        MemorySegment tokenScales = int8Act ? tokenScales(s, batch, split) : MemorySegment.NULL;
+        MemorySegment tokenScales = binaryAct ? tokenScales(s, batch, split) : MemorySegment.NULL;
         MemorySegment data = cw.data();
         boolean critical = !split;
         WorkerPool.RangeTask task;
@@ -204,7 +203,7 @@ public final class NativeBackend extends ForwardingBackend {
             long scalesAt = spec.scalesOffset();
             long minsAt = e.hasMins() ? spec.minsOffset() : 0;
             int layout = spec.layout();
-            task = int8Act
+            task = binaryAct
                     ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, layout, k, group, scalesAt,
                             minsAt, xs, tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
                     : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt,
@@ -213,48 +212,116 @@ public final class NativeBackend extends ForwardingBackend {
         runRows(task, n, split, ys, y, batch * n);
     }
 
-    /**
-     * One token over BINARY tiles (SignTileWeights): INT8 codes, then on each thread its own lookup tables and
-     * bp_matmul_sign_tiles over its range of tiles. Each thread builds the tables (7 microseconds for 14336
-     * values) rather than read the caller's: tables written by one core and read by the other moved between them on
-     * every token, and building them once took 12-36 microseconds of a 4096 x 14336 product's 150-180.
-     */
-    private void matmulSignTiles(SignTileWeights w, float[] x, float[] y) {
-        TensorSpec spec = w.spec();
-        int n = (int) spec.rows();
-        int k = (int) spec.cols();
-        Scratch s = SCRATCH.get();
-        quantize(s, x, 1, k, false);
-        float xScale = s.scales[0];
-        long tablesBytes = kernels.signTablesBytes(k);
-        boolean split = WorkerPool.worthSplitting((long) n * k);
-        MemorySegment xq = split ? copyIn(s, s.q, k) : MemorySegment.ofArray(s.q);
-        MemorySegment ys = output(s, y, n, split);
-        WorkerPool.RangeTask task = (t0, t1) -> {
-            Scratch own = SCRATCH.get();
-            own.tables = grow(own.tables, tablesBytes);
-            int codeSum = kernels.signTables(xq, k, own.tables);
-            kernels.matmulSignTiles(!split, w.tiles(), k, n, own.tables, codeSum, w.scales(), xScale, ys, t0, t1);
-        };
-        runRows(task, w.tileCount(), split, ys, y, n);
+    /** Quantized weights whose activation hint is INT8: their products start from the tokens' INT8 codes. */
+    private static boolean takesInt8Codes(TensorSpec spec) {
+        return spec.encoding().quantized && spec.activations() == ActivationHint.INT8;
     }
 
-    /** INT8 or INT4 in groups of 32 over their group lanes: the tokens' INT8 codes, then bp_matmul_group_lanes. */
-    private void matmulGroupLanes(GroupLaneWeights w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
-        int n = (int) spec.rows();
-        int k = (int) spec.cols();
+    /**
+     * Products of one input that all start from its INT8 codes (a layer's q, k and v, say) run as one job: the
+     * input quantized once, every product's rows split over the pool in one go (a 256 x 2048 product from DRAM
+     * alone took 8.7 us in a 418M ternary model's decode, where its share of one job with q takes its bytes' time);
+     * others go one by one.
+     */
+    @Override
+    public void matmuls(Weights[] ws, Buffer xb, Buffer[] ybs, int batch) {
+        Backend.checkProductsOfOneInput(ws, ybs);
+        float[][] ys = new float[ws.length][];
+        for (int i = 0; i < ws.length; i++) {
+            if (ws[i] instanceof RepackedWeights && !(ws[i] instanceof NativeRepackedWeights)
+                    || !takesInt8Codes(ws[i].spec())) {
+                super.matmuls(ws, xb, ybs, batch);
+                return;
+            }
+            CpuWeights cw = CpuWeights.of(ws[i]);
+            ScalarBackend.checkMatmul(cw.spec(), xb, ybs[i], batch);
+            checkWeights(cw.spec(), cw.data());
+            ys[i] = ArrayBuffer.of(ybs[i]);
+        }
+        productsOfInt8Codes(ws, ArrayBuffer.of(xb), ys, batch);
+    }
+
+    /** The tokens' INT8 codes and scales as a job's kernels read them, and whether its calls are short. */
+    private record Codes(MemorySegment q, MemorySegment scales, float firstScale, int batch, int k,
+                         boolean critical) {
+    }
+
+    /** {@code ys[i] = ws[i] x} for checked weights of one width that {@link #takesInt8Codes}: one job. */
+    private void productsOfInt8Codes(Weights[] ws, float[] x, float[][] ys, int batch) {
+        int k = (int) ws[0].spec().cols();
+        long weights = 0;
+        long outputs = 0;
+        for (Weights w : ws) {
+            weights += w.spec().rows() * k * batch;
+            outputs += w.spec().rows() * batch;
+        }
         Scratch s = SCRATCH.get();
         quantize(s, x, batch, k, false);
-        boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment xq = split ? copyIn(s, s.q, batch * k) : MemorySegment.ofArray(s.q);
-        MemorySegment tokenScales = tokenScales(s, batch, split);
-        MemorySegment ys = output(s, y, batch * n, split);
+        boolean split = WorkerPool.worthSplitting(weights);
+        Codes codes = new Codes(split ? copyIn(s, s.q, batch * k) : MemorySegment.ofArray(s.q),
+                tokenScales(s, batch, split), s.scales[0], batch, k, !split);
+        if (split) {
+            s.y = grow(s.y, outputs * Float.BYTES);
+        }
+        WorkerPool.Part[] parts = new WorkerPool.Part[ws.length];
+        long at = 0;
+        for (int i = 0; i < ws.length; i++) {
+            long count = ws[i].spec().rows() * batch;
+            parts[i] = int8Part(ws[i], codes, split ? s.y.asSlice(at * Float.BYTES, count * Float.BYTES)
+                    : MemorySegment.ofArray(ys[i]));
+            at += count;
+        }
+        pool.runParts(parts, split);
+        if (split) {
+            at = 0;
+            for (int i = 0; i < ws.length; i++) {
+                int count = (int) ws[i].spec().rows() * batch;
+                MemorySegment.copy(s.y, FLOAT, at * Float.BYTES, ys[i], 0, count);
+                at += count;
+            }
+        }
+    }
+
+    /**
+     * One product of a job over the tokens' INT8 codes, writing {@code ys}: one token over BINARY tiles by lookup
+     * tables (built once per thread and job), up to five over group lanes, else the kernels that read the file's
+     * layout.
+     */
+    private WorkerPool.Part int8Part(Weights w, Codes c, MemorySegment ys) {
+        CpuWeights cw = CpuWeights.of(w);
+        TensorSpec spec = cw.spec();
+        int n = (int) spec.rows();
+        int k = c.k();
+        int batch = c.batch();
+        boolean critical = c.critical();
+        if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
+            long tablesBytes = kernels.signTablesBytes(k);
+            return new WorkerPool.Part(n, SignTileWeights.TILE_ROWS, (t0, t1) -> {
+                Scratch own = SCRATCH.get();
+                if (own.tablesOf != c) {
+                    own.tables = grow(own.tables, tablesBytes);
+                    own.tablesCodeSum = kernels.signTables(c.q(), k, own.tables);
+                    own.tablesOf = c;
+                }
+                kernels.matmulSignTiles(critical, tiles.tiles(), k, n, own.tables, own.tablesCodeSum, tiles.scales(),
+                        c.firstScale(), ys, t0, t1);
+            });
+        }
+        if (w instanceof GroupLaneWeights lanes && batch <= GroupLaneWeights.MAX_BATCH) { // larger: the file's bytes
+            int encoding = spec.encoding().id;
+            long scratchBytes = kernels.scratchBytes(k, GroupLaneWeights.GROUP, 1);
+            return new WorkerPool.Part(n, GroupLaneWeights.BLOCK_ROWS, (b0, b1) -> kernels.matmulGroupLanes(critical,
+                    lanes.lanes(), encoding, k, n, c.q(), c.scales(), ys, batch, b0, b1, kernelScratch(scratchBytes)));
+        }
+        MemorySegment data = cw.data();
         int encoding = spec.encoding().id;
-        long scratchBytes = kernels.scratchBytes(k, GroupLaneWeights.GROUP, 1);
-        WorkerPool.RangeTask task = (b0, b1) -> kernels.matmulGroupLanes(!split, w.lanes(), encoding, k, n, xq,
-                tokenScales, ys, batch, b0, b1, kernelScratch(scratchBytes));
-        runRows(task, w.blockCount(), split, ys, y, batch * n);
+        int layout = spec.layout();
+        long group = spec.effectiveGroupSize();
+        long scratchBytes = kernels.scratchBytes(k, group, batch);
+        long scalesAt = spec.scalesOffset();
+        long minsAt = spec.encoding().hasMins() ? spec.minsOffset() : 0;
+        return new WorkerPool.Part(n, 1, (r0, r1) -> kernels.matmulQuantizedI8(critical, data, encoding, layout, k,
+                group, scalesAt, minsAt, c.q(), c.scales(), ys, batch, n, r0, r1, kernelScratch(scratchBytes)));
     }
 
     /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */

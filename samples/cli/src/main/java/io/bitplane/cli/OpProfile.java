@@ -7,6 +7,7 @@ import io.bitplane.kernels.ForwardingBackend;
 import io.bitplane.kernels.Weights;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -38,6 +39,7 @@ final class OpProfile extends ForwardingBackend {
 
     private final Map<String, Op> ops = new LinkedHashMap<>();
     private final Map<Weights, Op> products = new IdentityHashMap<>();
+    private final Map<Weights[], Op> jobs = new IdentityHashMap<>();
     private boolean timing;
 
     OpProfile(Backend inner) {
@@ -48,6 +50,7 @@ final class OpProfile extends ForwardingBackend {
     void start() {
         ops.clear();
         products.clear();
+        jobs.clear();
         timing = true;
     }
 
@@ -97,6 +100,24 @@ final class OpProfile extends ForwardingBackend {
         o.nanos += System.nanoTime() - t0;
         o.calls++;
         o.weightBytes += w.spec().byteLength();
+    }
+
+    /** Products of one input run as one job (q, k and v, say): one row, named by its tensors. */
+    @Override
+    public void matmuls(Weights[] ws, Buffer x, Buffer[] ys, int batch) {
+        if (!timing) {
+            inner.matmuls(ws, x, ys, batch);
+            return;
+        }
+        long t0 = System.nanoTime();
+        inner.matmuls(ws, x, ys, batch);
+        Op o = jobs.computeIfAbsent(ws, k -> op("matmul " + String.join(" + ", Arrays.stream(k)
+                .map(w -> LAYER.matcher(w.spec().name()).replaceAll(".N.")).toList())));
+        o.nanos += System.nanoTime() - t0;
+        o.calls++;
+        for (Weights w : ws) {
+            o.weightBytes += w.spec().byteLength();
+        }
     }
 
     @Override
