@@ -252,15 +252,15 @@ final class BenchCommand implements Callable<Integer> {
     private static void printProfile(EndToEndBench.Result r) {
         long tokens = r.profiledTokens();
         double total = r.profile().stream().mapToLong(op -> op.nanos).sum();
-        System.err.printf(Locale.ROOT, "  %-34s %8s %10s %6s %8s%n", "op (per token)", "calls", "us", "share", "GB/s");
+        System.err.printf(Locale.ROOT, "  %-42s %8s %10s %6s %8s%n", "op (per token)", "calls", "us", "share", "GB/s");
         for (OpProfile.Op op : r.profile()) {
             double seconds = op.nanos / 1e9 / tokens;
             String rate = op.weightBytes == 0 ? "" : String.format(Locale.ROOT, "%8.1f",
                     op.weightBytes / 1e9 / (op.nanos / 1e9));
-            System.err.printf(Locale.ROOT, "  %-34s %8.1f %10.1f %5.1f%% %8s%n", op.name, (double) op.calls / tokens,
+            System.err.printf(Locale.ROOT, "  %-42s %8.1f %10.1f %5.1f%% %8s%n", op.name, (double) op.calls / tokens,
                     seconds * 1e6, 100 * op.nanos / total, rate);
         }
-        System.err.printf(Locale.ROOT, "  %-34s %8s %10.1f  (a token took %.1f us in this pass, %.1f in the pass "
+        System.err.printf(Locale.ROOT, "  %-42s %8s %10.1f  (a token took %.1f us in this pass, %.1f in the pass "
                 + "without clocks)%n", "all ops", "", total / 1e3 / tokens, r.profiledSeconds() * 1e6 / tokens,
                 1e6 / r.tokensPerSecond());
     }

@@ -111,13 +111,50 @@ final class OpProfile extends ForwardingBackend {
         }
         long t0 = System.nanoTime();
         inner.matmuls(ws, x, ys, batch);
-        Op o = jobs.computeIfAbsent(ws, k -> op("matmul " + String.join(" + ", Arrays.stream(k)
-                .map(w -> LAYER.matcher(w.spec().name()).replaceAll(".N.")).toList())));
+        Op o = jobs.computeIfAbsent(ws, k -> op("matmul " + jointName(k)));
         o.nanos += System.nanoTime() - t0;
         o.calls++;
         for (Weights w : ws) {
             o.weightBytes += w.spec().byteLength();
         }
+    }
+
+    /**
+     * The tensors of one job, layer left out, their common start and end said once: blk.N.{attn_q,attn_k}.weight
+     * (so that a row of the profile stays one line).
+     */
+    static String jointName(Weights[] ws) {
+        List<String[]> names = Arrays.stream(ws)
+                .map(w -> LAYER.matcher(w.spec().name()).replaceAll(".N.").split("\\.", -1)).toList();
+        String[] first = names.get(0);
+        if (names.size() == 1) {
+            return String.join(".", first);
+        }
+        int lead = first.length - 1; // parts every name starts with (each keeps at least one of its own)
+        for (String[] n : names) {
+            int l = 0;
+            while (l < Math.min(lead, n.length - 1) && n[l].equals(first[l])) {
+                l++;
+            }
+            lead = l;
+        }
+        int trail = first.length - 1 - lead; // parts every name ends with, after those
+        for (String[] n : names) {
+            int t = 0;
+            while (t < Math.min(trail, n.length - 1 - lead)
+                    && n[n.length - 1 - t].equals(first[first.length - 1 - t])) {
+                t++;
+            }
+            trail = t;
+        }
+        List<String> middles = new ArrayList<>();
+        for (String[] n : names) {
+            middles.add(String.join(".", Arrays.asList(n).subList(lead, n.length - trail)));
+        }
+        String head = String.join(".", Arrays.asList(first).subList(0, lead));
+        String tail = String.join(".", Arrays.asList(first).subList(first.length - trail, first.length));
+        return (head.isEmpty() ? "" : head + ".") + "{" + String.join(",", middles) + "}"
+                + (tail.isEmpty() ? "" : "." + tail);
     }
 
     @Override
