@@ -923,7 +923,6 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
         const int b = packed_bits(kind);
         const int per_block = 8 / b;
         const int64_t v = 32 * per_block;
-        const __m512i mask = _mm512_set1_epi8((char) ((1 << b) - 1));
         const uint8_t *row = rows + j * stride;
         __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                           _mm512_setzero_si512()};
@@ -932,9 +931,16 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
             __m512i block = v_load_halves(row + i / v * 32, 32, i + v < k);
 #pragma GCC unroll 4
             for (int s = 0; s < per_block; s++) {
-                acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_and_si512(_mm512_srli_epi16(block, s * b), mask),
+                /* Field s masked where it stands, not shifted down: the byte is field * 2^(s b) (at most 192 or
+                   240, still an unsigned byte), and acc[s] is shifted back once at the end, exactly (every term is
+                   a multiple of 2^(s b)). One instruction a field fewer. */
+                __m512i in_place = _mm512_set1_epi8((char) (((1 << b) - 1) << (s * b)));
+                acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_and_si512(block, in_place),
                                              _mm512_loadu_si512(qp + i + 64 * s));
             }
+        }
+        for (int s = 1; s < per_block; s++) {
+            acc[s] = _mm512_srai_epi32(acc[s], s * b);
         }
         partial[j] = fold256(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])));
 #else
