@@ -466,14 +466,19 @@ public abstract class BackendConformance {
      * alone, for every mix a backend may run as one job (INT8 activations over packed, planes, lane and tile
      * weights; float activations; batches past the lanes' five) and jobs too small to split.
      */
-    @ParameterizedTest(name = "{0} x {1}, rows {2}, batch {3}")
+    @ParameterizedTest(name = "{0} x {1}, rows {2}, batch {3}, {4}")
     @CsvSource(delimiter = ';', value = {
-        "ternary,ternary,ternary; int8; 300,37,37; 1", "ternary,ternary,ternary; int8; 300,37,37; 3",
-        "binary,binary,binary; int8; 290,33,1; 1", "int4@32,int4@32,int4@32; int8; 301,40,40; 1",
-        "int4@32,int4@32; int8; 300,299; 7", "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 1",
-        "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 2", "ternary,binary,int4@32; int8; 9,5,1; 1",
-        "ternary,int4@32; f32; 200,37; 1", "int8@32,ternary; int8,f32; 260,40; 1", "binary,binary; binary; 300,9; 2"})
-    public void productsOfOneInputMatchEachProductAlone(String specs, String acts, String rowList, int batch) {
+        "ternary,ternary,ternary; int8; 300,37,37; 1; packed", "ternary,ternary,ternary; int8; 300,37,37; 3; planes",
+        "ternary,ternary,ternary; int8; 300,37,37; 1; mixed", "ternary@64,ternary@64; int8; 300,37; 2; planes",
+        "binary,binary,binary; int8; 290,33,1; 1; planes", "binary,binary; f32; 290,33; 1; planes",
+        "int4@32,int4@32,int4@32; int8; 301,40,40; 1; packed", "int4@32,int4@32,int4@32; int8; 301,40,40; 1; mixed",
+        "int4@32,int4@32; int8; 300,299; 7; planes", "int8@32,int8@32; int8; 300,9; 1; planes",
+        "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 1; mixed",
+        "int8@32,binary,ternary@64,int4-asym@32; int8; 96,65,40,33; 2; mixed",
+        "ternary,binary,int4@32; int8; 9,5,1; 1; planes", "ternary,ternary; f32; 200,37; 1; planes",
+        "int8@32,ternary; int8,f32; 260,40; 1; planes", "binary,binary; binary; 300,9; 2; planes"})
+    public void productsOfOneInputMatchEachProductAlone(String specs, String acts, String rowList, int batch,
+                                                        String layouts) {
         Random rnd = new Random(specs.hashCode() + 31L * batch);
         int cols = 1024; // with the largest rows, past the size at which a job is split over the threads
         String[] spec = specs.split(",");
@@ -485,7 +490,8 @@ public abstract class BackendConformance {
             int n = Integer.parseInt(rows[i]);
             EncodedTensor t = Quantizer.quantize("w" + i, new long[] {n, cols}, TestTensors.gaussian(rnd, n * cols,
                     0.1f), QuantSpec.parse(spec[i]), hint(act[Math.min(i, act.length - 1)]));
-            ws[i] = fast.upload(placed(i % 2 == 0 ? t : io.bitplane.format.PackedCodes.supports(t.spec().encoding())
+            boolean packed = layouts.equals("packed") || layouts.equals("mixed") && i % 2 == 1;
+            ws[i] = fast.upload(placed(packed && io.bitplane.format.PackedCodes.supports(t.spec().encoding())
                     ? io.bitplane.format.PackedCodes.relayout(t) : t, 3 * i));
             ys[i] = fast.allocate(batch * n);
         }

@@ -5,6 +5,7 @@ import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.FloatTiles;
 import io.bitplane.kernels.Weights;
@@ -192,41 +193,72 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
 
     @Override
     public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
+        TensorSpec spec = w.spec();
+        checkMatmul(spec, xb, yb, batch);
+        pool.runParts(new WorkerPool.Part[] {part(w, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch)},
+                WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch));
+    }
+
+    /**
+     * Products of one input as one job where every product prepares the same inputs (the same kind of weights,
+     * encoding, group, layout and activations: the calling thread's quantized codes and tables, which each part's
+     * preparation writes again, are then the same for all); else one by one. A small product alone is mostly the
+     * threads' start: in the 418M ternary model's decode, q, k and v one by one read 17 GB/s where the output
+     * projection, as large as q, read 25.
+     */
+    @Override
+    public void matmuls(Weights[] ws, Buffer xb, Buffer[] ybs, int batch) {
+        Backend.checkProductsOfOneInput(ws, ybs);
+        long weights = 0;
+        for (int i = 0; i < ws.length; i++) {
+            TensorSpec spec = ws[i].spec();
+            TensorSpec first = ws[0].spec();
+            if (ws[i].getClass() != ws[0].getClass() || spec.encoding() != first.encoding()
+                    || spec.groupSize() != first.groupSize() || spec.layout() != first.layout()
+                    || spec.activations() != first.activations()) {
+                super.matmuls(ws, xb, ybs, batch);
+                return;
+            }
+            checkMatmul(spec, xb, ybs[i], batch);
+            weights += spec.rows() * spec.cols() * batch;
+        }
+        WorkerPool.Part[] parts = new WorkerPool.Part[ws.length];
+        for (int i = 0; i < ws.length; i++) {
+            parts[i] = part(ws[i], ArrayBuffer.of(xb), ArrayBuffer.of(ybs[i]), batch);
+        }
+        pool.runParts(parts, WorkerPool.worthSplitting(weights));
+    }
+
+    /**
+     * One product's kernel over a range of its units (tiles of rows, or rows), its inputs prepared on the calling
+     * thread (shapes checked).
+     */
+    private WorkerPool.Part part(Weights w, float[] x, float[] y, int batch) {
         CpuWeights cw = CpuWeights.of(w);
         TensorSpec spec = cw.spec();
-        checkMatmul(spec, xb, yb, batch);
-        float[] x = ArrayBuffer.of(xb);
-        float[] y = ArrayBuffer.of(yb);
+        int rows = (int) spec.rows();
         if (w instanceof SignTiles t) {
-            runTiles(spec, batch, TileRows.tiles(spec), signTileTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, TileRows.ROWS, signTileTask(t, x, y, batch));
         }
         if (w instanceof Int4Tiles t) {
-            runTiles(spec, batch, TileRows.tiles(spec), int4TileTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, TileRows.ROWS, int4TileTask(t, x, y, batch));
         }
         if (w instanceof Int8Tiles t) {
-            runTiles(spec, batch, TileRows.tiles(spec), int8TileTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, TileRows.ROWS, int8TileTask(t, x, y, batch));
         }
         if (w instanceof NibbleTiles t) {
-            runTiles(spec, batch, TileRows.tiles(spec), nibbleTileTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, TileRows.ROWS, nibbleTileTask(t, x, y, batch));
         }
         if (w instanceof ByteTiles t) {
-            runTiles(spec, batch, ByteTableMatmul.tiles(spec), byteTableTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, ByteTableMatmul.ROWS, byteTableTask(t, x, y, batch));
         }
         if (w instanceof TripleTiles t) {
-            runTiles(spec, batch, TripleTableMatmul.tiles(spec), tripleTableTask(t, x, y, batch));
-            return;
+            return new WorkerPool.Part(rows, TripleTableMatmul.ROWS, tripleTableTask(t, x, y, batch));
         }
         if (w instanceof Int8FloatTiles t) {
-            runTiles(spec, batch, Int8FloatTileMatmul.tiles(spec),
+            return new WorkerPool.Part(rows, Int8FloatTileMatmul.ROWS,
                     (t0, t1) -> Int8FloatTileMatmul.tiles(spec, t.tiles(), x, y, batch, t0, t1));
-            return;
         }
-        int rows = (int) spec.rows();
         int k = (int) spec.cols();
         WorkerPool.RangeTask task;
         boolean int8Act = spec.activations() == ActivationHint.INT8;
@@ -255,11 +287,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         } else {
             task = (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
         }
-        if (WorkerPool.worthSplitting((long) rows * k * batch)) {
-            pool.run(rows, task);
-        } else {
-            task.run(0, rows);
-        }
+        return new WorkerPool.Part(rows, 1, task);
     }
 
     /** Sign words and scales of binarized activations, per calling thread. */
@@ -307,13 +335,6 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** A product over tiles of rows: split by tiles where splitting pays. */
-    private void runTiles(TensorSpec spec, int batch, int tiles, WorkerPool.RangeTask task) {
-        if (WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch)) {
-            pool.run(tiles, task);
-        } else {
-            task.run(0, tiles);
-        }
-    }
 
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
     private static final ThreadLocal<short[][]> TILE_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
