@@ -334,8 +334,6 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, codeSums, scales, y, batch, r0, r1);
     }
 
-    /** A product over tiles of rows: split by tiles where splitting pays. */
-
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
     private static final ThreadLocal<short[][]> TILE_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 

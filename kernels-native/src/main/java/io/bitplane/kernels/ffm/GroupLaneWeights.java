@@ -64,10 +64,6 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
         return new GroupLaneWeights(weights, lanes);
     }
 
-    int blockCount() {
-        return blocksOf(source.spec().rows());
-    }
-
     /** Blocks of {@code rows} rows, the last one partly past them. */
     private static int blocksOf(long rows) {
         return (int) ((rows + BLOCK_ROWS - 1) / BLOCK_ROWS);

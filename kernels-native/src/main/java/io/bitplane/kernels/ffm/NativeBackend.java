@@ -284,8 +284,10 @@ public final class NativeBackend extends ForwardingBackend {
 
     /**
      * One product of a job over the tokens' INT8 codes, writing {@code ys}: one token over BINARY tiles by lookup
-     * tables (built once per thread and job), up to five over group lanes, else the kernels that read the file's
-     * layout.
+     * tables, up to five over group lanes, else the kernels that read the file's layout. Each thread builds its own
+     * tables, once per job (7 microseconds for 14336 values), rather than read the caller's: tables written by one
+     * core and read by the other moved between them on every token, and building them once took 12-36
+     * microseconds of a 4096 x 14336 product's 150-180.
      */
     private WorkerPool.Part int8Part(Weights w, Codes c, MemorySegment ys) {
         CpuWeights cw = CpuWeights.of(w);

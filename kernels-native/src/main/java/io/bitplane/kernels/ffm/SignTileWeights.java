@@ -59,10 +59,6 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         return new SignTileWeights(weights, tiles, scales);
     }
 
-    int tileCount() {
-        return tilesOf(source.spec().rows());
-    }
-
     /** Tiles of {@code rows} rows, the last one partly past them. */
     private static int tilesOf(long rows) {
         return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
