@@ -16,7 +16,8 @@
  *
  * Method: a batch decodes each block of four rows once into int8 codes (the INT8 row is its own codes; planes are
  * expanded 32 values at a time, packed fields shifted and masked) and runs every token over them group by group;
- * one token decodes in registers as it goes: packed fields by a shift and a mask, bit planes by shifting whole
+ * one token decodes in registers as it goes: packed fields by a shift and a mask (VNNI rows with one scale: a mask
+ * in place, and each field's sum shifted once at the row's end), bit planes by shifting whole
  * 32-byte blocks of the planes against the token's codes permuted to match (plane_groups_i8). With int8
  * activations the group sums are exact integers (vpmaddubsw on |code| and sign-adjusted activations, or directly
  * on unsigned fields minus offset * sum(q), then vpmaddwd), combined in float exactly as the Java reference does
