@@ -199,13 +199,16 @@ class RuntimeCommandsTest {
                     && d.path("prompt_tokens_per_second").asDouble() > 0, d.toString());
             java.util.Map<String, JsonNode> ops = new java.util.HashMap<>();
             d.path("ops_per_token").forEach(op -> ops.put(op.path("op").asText(), op));
-            assertEquals(5.0, ops.get("matmul blk.N.ffn_up.weight").path("calls").asDouble(), 1e-9, ops.toString());
-            assertEquals(4.0 * 172 * 64 * 5, ops.get("matmul blk.N.ffn_up.weight").path("weight_bytes").asDouble(),
-                    1e-6);
+            // gate and up, products of one input, are one job (Backend.matmuls) and one row; down is alone
+            JsonNode gateUp = ops.get("matmul blk.N.{ffn_gate,ffn_up}.weight");
+            assertEquals(5.0, gateUp.path("calls").asDouble(), 1e-9, ops.toString());
+            assertEquals(2 * 4.0 * 172 * 64 * 5, gateUp.path("weight_bytes").asDouble(), 1e-6);
+            assertEquals(5.0, ops.get("matmul blk.N.ffn_down.weight").path("calls").asDouble(), 1e-9);
             assertEquals(5.0, ops.get("attention").path("calls").asDouble(), 1e-9);
             assertEquals(1.0, ops.get("matmul token_embd.weight").path("calls").asDouble(), 1e-9);
         }
-        assertTrue(r.err().contains("matmul blk.N.attn_q.weight") && r.err().contains("all ops"), r.err());
+        assertTrue(r.err().contains("matmul blk.N.{attn_q,attn_k,attn_v}.weight") && r.err().contains("all ops"),
+                r.err());
         String svg = Files.readString(java.nio.file.Path.of(out + ".svg"));
         assertTrue(svg.contains("java: decode stories260K.bin") && svg.contains("scalar: decode stories260K.bin")
                 && !svg.contains("Matrix-vector"), svg);
