@@ -210,9 +210,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     public void matmuls(Weights[] ws, Buffer xb, Buffer[] ybs, int batch) {
         Backend.checkProductsOfOneInput(ws, ybs);
         long weights = 0;
+        TensorSpec first = ws[0].spec();
         for (int i = 0; i < ws.length; i++) {
             TensorSpec spec = ws[i].spec();
-            TensorSpec first = ws[0].spec();
             if (ws[i].getClass() != ws[0].getClass() || spec.encoding() != first.encoding()
                     || spec.groupSize() != first.groupSize() || spec.layout() != first.layout()
                     || spec.activations() != first.activations()) {
@@ -222,9 +222,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             checkMatmul(spec, xb, ybs[i], batch);
             weights += spec.rows() * spec.cols() * batch;
         }
+        float[] x = ArrayBuffer.of(xb);
         WorkerPool.Part[] parts = new WorkerPool.Part[ws.length];
         for (int i = 0; i < ws.length; i++) {
-            parts[i] = part(ws[i], ArrayBuffer.of(xb), ArrayBuffer.of(ybs[i]), batch);
+            parts[i] = part(ws[i], x, ArrayBuffer.of(ybs[i]), batch);
         }
         pool.runParts(parts, WorkerPool.worthSplitting(weights));
     }
