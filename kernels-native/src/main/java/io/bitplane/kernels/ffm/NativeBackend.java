@@ -298,7 +298,9 @@ public final class NativeBackend extends ForwardingBackend {
         boolean critical = c.critical();
         if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
             long tablesBytes = kernels.signTablesBytes(k);
-            return new WorkerPool.Part(n, SignTileWeights.TILE_ROWS, (t0, t1) -> {
+            int groupTiles = SignTileWeights.GROUP_ROWS / SignTileWeights.TILE_ROWS;
+            int tileCount = (n + SignTileWeights.TILE_ROWS - 1) / SignTileWeights.TILE_ROWS;
+            return new WorkerPool.Part(n, SignTileWeights.GROUP_ROWS, (g0, g1) -> {
                 Scratch own = SCRATCH.get();
                 if (own.tablesOf != c) {
                     own.tables = grow(own.tables, tablesBytes);
@@ -306,7 +308,7 @@ public final class NativeBackend extends ForwardingBackend {
                     own.tablesOf = c;
                 }
                 kernels.matmulSignTiles(critical, tiles.tiles(), k, n, own.tables, own.tablesCodeSum, tiles.scales(),
-                        c.firstScale(), ys, t0, t1);
+                        c.firstScale(), ys, g0 * groupTiles, Math.min(tileCount, g1 * groupTiles));
             });
         }
         if (w instanceof GroupLaneWeights lanes && batch <= GroupLaneWeights.MAX_BATCH) { // larger: the file's bytes

@@ -28,6 +28,11 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         implements NativeRepackedWeights {
 
     static final int TILE_ROWS = 32;
+    /**
+     * Rows of a group of tiles whose chunks interleave (sign_tiles.c): threads split a product at groups, so that
+     * each reads one stream, but the kernel takes any range of tiles.
+     */
+    static final int GROUP_ROWS = 8 * TILE_ROWS;
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /**
