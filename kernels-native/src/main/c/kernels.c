@@ -908,6 +908,14 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
 
 #ifdef BP_VNNI
 /*
+ * Independent sets of sums in packed_rows_one_group: with one set, each vpdpbusd waited on the one a block before
+ * (its sum's latency). 4096 x 14336 ternary, one token (a C probe alternating builds, two threads from DRAM, two
+ * rounds of 16 passes): 203-228 -> 239-243 G weights/s with two sets; 2048 x 5632: 227-241 -> 272-283; 256 x 14336
+ * from L2 on one thread: 241 -> 270. Three or four sets did no better than two from DRAM.
+ */
+#define PACKED_SETS 2
+
+/*
  * acc[s] += the products of field s of each byte of a 64-byte block of packed rows (b bits a field, a constant
  * where inlined) with q as pair_blocks_q laid it out (qa: 64 codes a field). Field s is masked where it stands, not
  * shifted down: the byte is field * 2^(s b) (at most 192 or 240, still an unsigned byte), and the caller shifts
@@ -942,23 +950,39 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
         const int64_t v = 32 * per_block;
         const uint8_t *at = rows + j * stride;
         const int8_t *qa = qp;
-        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                          _mm512_setzero_si512()};
-        /* Whole 64-byte blocks (two of 32), then the row's last 32-byte block if the count is odd: one loop
-           without a test inside, where loading one or two halves in the loop had cost a branch and a jump each
-           step (one token of 2048 x 5632 ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's
-           sums in place, 188). */
-        for (const uint8_t *end = at + k / (2 * v) * 64; at < end; at += 64, qa += 2 * v) {
-            _mm_prefetch((const char *) (at + PREFETCH_BYTES), _MM_HINT_T0);
-            packed_block_vnni(_mm512_loadu_si512(at), qa, b, acc);
+        const uint8_t *whole_end = at + k / (2 * v) * 64; /* past the row's whole 64-byte blocks */
+        __m512i acc[PACKED_SETS][4];
+        for (int a = 0; a < PACKED_SETS; a++) {
+            for (int s = 0; s < 4; s++) {
+                acc[a][s] = _mm512_setzero_si512();
+            }
+        }
+        /* PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums, then the blocks left one by
+           one, then the row's last 32-byte block if their count is odd. One loop without a test inside, where
+           loading one or two halves in the loop had cost a branch and a jump each step (one token of 2048 x 5632
+           ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188). */
+        for (; at + 64 * PACKED_SETS <= whole_end; at += 64 * PACKED_SETS, qa += 2 * v * PACKED_SETS) {
+#pragma GCC unroll 4
+            for (int a = 0; a < PACKED_SETS; a++) {
+                _mm_prefetch((const char *) (at + 64 * a + PREFETCH_BYTES), _MM_HINT_T0);
+                packed_block_vnni(_mm512_loadu_si512(at + 64 * a), qa + 2 * v * a, b, acc[a]);
+            }
+        }
+        for (; at < whole_end; at += 64, qa += 2 * v) {
+            packed_block_vnni(_mm512_loadu_si512(at), qa, b, acc[0]);
         }
         if (k % (2 * v) != 0) {
-            packed_block_vnni(v_load_halves(at, 32, 0), qa, b, acc);
+            packed_block_vnni(v_load_halves(at, 32, 0), qa, b, acc[0]);
         }
-        for (int s = 1; s < per_block; s++) {
-            acc[s] = _mm512_srai_epi32(acc[s], s * b);
+        __m512i sum = _mm512_setzero_si512();
+        for (int s = 0; s < per_block; s++) {
+            __m512i field = acc[0][s];
+            for (int a = 1; a < PACKED_SETS; a++) {
+                field = _mm512_add_epi32(field, acc[a][s]);
+            }
+            sum = _mm512_add_epi32(sum, _mm512_srai_epi32(field, s * b));
         }
-        partial[j] = fold256(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])));
+        partial[j] = fold256(sum);
 #else
         vec acc[TOKEN_BLOCK];
         packed_span_tokens(rows + j * stride, qp, k, 0, k, acc, kind, 1);
