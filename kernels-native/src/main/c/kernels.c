@@ -909,9 +909,10 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
 #ifdef BP_VNNI
 /*
  * Independent sets of sums in packed_rows_one_group: with one set, each vpdpbusd waited on the one a block before
- * (its sum's latency). 4096 x 14336 ternary, one token (a C probe alternating builds, two threads from DRAM, two
- * rounds of 16 passes): 203-228 -> 239-243 G weights/s with two sets; 2048 x 5632: 227-241 -> 272-283; 256 x 14336
- * from L2 on one thread: 241 -> 270. Three or four sets did no better than two from DRAM.
+ * (its sum's latency). One token of 256 x 14336 ternary from L2, one thread (a C probe alternating builds): 241 ->
+ * 270-285 G weights/s with two sets (three or four: no better). From DRAM (4096 x 14336, two threads) the loop's
+ * speed does not show: alternated over 100 passes each, this loop, the loop with one set and the loop before
+ * dpbusd512 and the split all read 222-243, in either order from one run to the next.
  */
 #define PACKED_SETS 2
 
