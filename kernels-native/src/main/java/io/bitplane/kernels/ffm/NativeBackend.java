@@ -299,7 +299,7 @@ public final class NativeBackend extends ForwardingBackend {
         if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
             long tablesBytes = kernels.signTablesBytes(k);
             int groupTiles = SignTileWeights.GROUP_ROWS / SignTileWeights.TILE_ROWS;
-            int tileCount = (n + SignTileWeights.TILE_ROWS - 1) / SignTileWeights.TILE_ROWS;
+            int tileCount = SignTileWeights.tilesOf(n);
             return new WorkerPool.Part(n, SignTileWeights.GROUP_ROWS, (g0, g1) -> {
                 Scratch own = SCRATCH.get();
                 if (own.tablesOf != c) {

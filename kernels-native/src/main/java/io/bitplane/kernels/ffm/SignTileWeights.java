@@ -65,7 +65,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
     }
 
     /** Tiles of {@code rows} rows, the last one partly past them. */
-    private static int tilesOf(long rows) {
+    static int tilesOf(long rows) {
         return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
     }
 }
