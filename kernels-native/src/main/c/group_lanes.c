@@ -139,7 +139,7 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
 #pragma GCC unroll 8
         for (int m = 0; m < 8; m++) {
             _mm_prefetch((const char *) (at + 64 * m + PREFETCH_BYTES), _MM_HINT_T0);
-            a[m % 4] = _mm512_dpbusd_epi32(a[m % 4], _mm512_loadu_si512(at + 64 * m), _mm512_loadu_si512(qs + 64 * m));
+            a[m % 4] = dpbusd512(a[m % 4], _mm512_loadu_si512(at + 64 * m), _mm512_loadu_si512(qs + 64 * m));
         }
     } else {
         const __m512i nibble = _mm512_set1_epi8(15);
@@ -147,9 +147,9 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
         for (int v = 0; v < 4; v++) {
             _mm_prefetch((const char *) (at + 64 * v + PREFETCH_BYTES), _MM_HINT_T0);
             __m512i z = _mm512_loadu_si512(at + 64 * v);
-            a[v % 2] = _mm512_dpbusd_epi32(a[v % 2], _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
-            a[2 + v % 2] = _mm512_dpbusd_epi32(a[2 + v % 2], _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble),
-                                               _mm512_loadu_si512(qs + 128 * v + 64));
+            a[v % 2] = dpbusd512(a[v % 2], _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
+            a[2 + v % 2] = dpbusd512(a[2 + v % 2], _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble),
+                                     _mm512_loadu_si512(qs + 128 * v + 64));
         }
     }
     return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));

@@ -170,7 +170,7 @@ ALWAYS_INLINE vec v_slli16(vec a, int n) { return _mm512_slli_epi16(a, (unsigned
 ALWAYS_INLINE vec v_add32(vec a, vec b) { return _mm512_add_epi32(a, b); }
 ALWAYS_INLINE vec v_sub32(vec a, vec b) { return _mm512_sub_epi32(a, b); }
 ALWAYS_INLINE vec v_slli32(vec a, int n) { return _mm512_slli_epi32(a, (unsigned) n); }
-ALWAYS_INLINE vec v_pairs_add(vec pairs, vec u, vec s) { return _mm512_dpbusd_epi32(pairs, u, s); }
+ALWAYS_INLINE vec v_pairs_add(vec pairs, vec u, vec s) { return dpbusd512(pairs, u, s); }
 ALWAYS_INLINE vec v_widen_pairs(vec pairs) { return pairs; }
 ALWAYS_INLINE int32_t v_sum32(vec a) { return _mm512_reduce_add_epi32(a); }
 ALWAYS_INLINE vecf vf_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -752,12 +752,12 @@ static int64_t code_groups_vnni(const int8_t *codes, const int8_t *q, const int3
         for (; i + 128 <= group; i += 128) {
             _mm_prefetch((const char *) (c + i + PREFETCH_BYTES), _MM_HINT_T0);
             _mm_prefetch((const char *) (c + i + 64 + PREFETCH_BYTES), _MM_HINT_T0);
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
-            a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(c + i + 64), flip),
-                                     _mm512_loadu_si512(qg + i + 64));
+            a0 = dpbusd512(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
+            a1 = dpbusd512(a1, _mm512_xor_si512(_mm512_loadu_si512(c + i + 64), flip),
+                           _mm512_loadu_si512(qg + i + 64));
         }
         if (i < group) { /* one vector left */
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
+            a0 = dpbusd512(a0, _mm512_xor_si512(_mm512_loadu_si512(c + i), flip), _mm512_loadu_si512(qg + i));
         }
         int32_t sum = (int32_t) ((uint32_t) _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
                                  - ((uint32_t) qsums[g] << 7));
@@ -908,6 +908,19 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
 
 #ifdef BP_VNNI
 /*
+ * Independent sets of sums in packed_rows_one_group: with one set, each vpdpbusd waited on the one a block before
+ * (its sum's latency). 4096 x 14336 ternary, one token (a C probe alternating builds, two threads from DRAM, two
+ * rounds of 16 passes): 203-228 -> 239-243 G weights/s with two sets; 2048 x 5632: 227-241 -> 272-283; 256 x 14336
+ * from L2 on one thread: 241 -> 270. Three or four sets did no better than two from DRAM.
+ * Reverted once (c8d8349) on `bitplane bench --shape 4096x14336`, where it read 7-16% slower; back because decoding
+ * reads these rows in smaller products between other work, and there it is faster: the 418M ternary model,
+ * `bitplane bench --model` with each build's library alternated three times, 286-304 -> 306-335 tokens/s (a C probe
+ * running a layer's products in decode order, builds alternated token by token: 7-9%), while that one product read
+ * 208-222 against 205-208 (alternated four times) and W4A8 decode read alike.
+ */
+#define PACKED_SETS 2
+
+/*
  * acc[s] += the products of field s of each byte of a 64-byte block of packed rows (b bits a field, a constant
  * where inlined) with q as pair_blocks_q laid it out (qa: 64 codes a field). Field s is masked where it stands, not
  * shifted down: the byte is field * 2^(s b) (at most 192 or 240, still an unsigned byte), and the caller shifts
@@ -917,7 +930,7 @@ ALWAYS_INLINE void packed_block_vnni(__m512i block, const int8_t *qa, int b, __m
 #pragma GCC unroll 4
     for (int s = 0; s < 8 / b; s++) {
         __m512i in_place = _mm512_set1_epi8((char) (((1 << b) - 1) << (s * b)));
-        acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_and_si512(block, in_place), _mm512_loadu_si512(qa + 64 * s));
+        acc[s] = dpbusd512(acc[s], _mm512_and_si512(block, in_place), _mm512_loadu_si512(qa + 64 * s));
     }
 }
 #endif
@@ -942,26 +955,39 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
         const int64_t v = 32 * per_block;
         const uint8_t *at = rows + j * stride;
         const int8_t *qa = qp;
-        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                          _mm512_setzero_si512()};
-        /* Whole 64-byte blocks (two of 32), then the row's last 32-byte block if their count is odd: one loop
-           without a test inside, where loading one or two halves in the loop had cost a branch and a jump each
-           step (one token of 2048 x 5632 ternary from L2, one thread: 123 -> 151 G weights/s; from DRAM, alike).
-           Tried and not kept: vpdpbusd on its sum's register (asm, as batch_pass_vnni has it; GCC 12 copies each
-           sum to a fresh register and back around the intrinsic) and two sets of sums, two blocks a step: 25-50%
-           faster from L2, but 7-16% slower from DRAM, where decoding reads (4096 x 14336, bitplane bench with each
-           build's library, alternated three times: 201-214 against 229-239 G weights/s). */
-        for (const uint8_t *end = at + k / (2 * v) * 64; at < end; at += 64, qa += 2 * v) {
-            _mm_prefetch((const char *) (at + PREFETCH_BYTES), _MM_HINT_T0);
-            packed_block_vnni(_mm512_loadu_si512(at), qa, b, acc);
+        const uint8_t *whole_end = at + k / (2 * v) * 64; /* past the row's whole 64-byte blocks */
+        __m512i acc[PACKED_SETS][4];
+        for (int a = 0; a < PACKED_SETS; a++) {
+            for (int s = 0; s < 4; s++) {
+                acc[a][s] = _mm512_setzero_si512();
+            }
+        }
+        /* PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums, then the blocks left one by
+           one, then the row's last 32-byte block if their count is odd. One loop without a test inside, where
+           loading one or two halves in the loop had cost a branch and a jump each step (one token of 2048 x 5632
+           ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188). */
+        for (; at + 64 * PACKED_SETS <= whole_end; at += 64 * PACKED_SETS, qa += 2 * v * PACKED_SETS) {
+#pragma GCC unroll 4
+            for (int a = 0; a < PACKED_SETS; a++) {
+                _mm_prefetch((const char *) (at + 64 * a + PREFETCH_BYTES), _MM_HINT_T0);
+                packed_block_vnni(_mm512_loadu_si512(at + 64 * a), qa + 2 * v * a, b, acc[a]);
+            }
+        }
+        for (; at < whole_end; at += 64, qa += 2 * v) {
+            packed_block_vnni(_mm512_loadu_si512(at), qa, b, acc[0]);
         }
         if (k % (2 * v) != 0) {
-            packed_block_vnni(v_load_halves(at, 32, 0), qa, b, acc);
+            packed_block_vnni(v_load_halves(at, 32, 0), qa, b, acc[0]);
         }
-        for (int s = 1; s < per_block; s++) {
-            acc[s] = _mm512_srai_epi32(acc[s], s * b);
+        __m512i sum = _mm512_setzero_si512();
+        for (int s = 0; s < per_block; s++) {
+            __m512i field = acc[0][s];
+            for (int a = 1; a < PACKED_SETS; a++) {
+                field = _mm512_add_epi32(field, acc[a][s]);
+            }
+            sum = _mm512_add_epi32(sum, _mm512_srai_epi32(field, s * b));
         }
-        partial[j] = fold256(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])));
+        partial[j] = fold256(sum);
 #else
         vec acc[TOKEN_BLOCK];
         packed_span_tokens(rows + j * stride, qp, k, 0, k, acc, kind, 1);
@@ -1986,16 +2012,6 @@ static void turn_rows(const uint8_t *w, int32_t kind, int64_t k, int64_t groups,
 }
 
 /*
- * acc += the dot products of u's and v's byte quads (vpdpbusd), in place. GCC 12 compiles the intrinsic in this
- * loop with a copy of each sum into a fresh register and back, and spilled one of the eight sums to the stack,
- * putting a store and a load into its chain of dependent adds.
- */
-ALWAYS_INLINE __m512i dpbusd_in_place(__m512i acc, __m512i u, __m512i v) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(v));
-    return acc;
-}
-
-/*
  * y for tokens b0 .. b0 + tokens - 1 (tokens <= VTOKENS) and the turned pass of `rows` rows at r. A pass of fewer
  * than VTOKENS tokens repeats its last token in the spare sums and stores nothing of them. (The sums are named,
  * not an array: with an array of them GCC kept copying sums between registers and spilling them.)
@@ -2023,17 +2039,17 @@ static void batch_pass_vnni(const scratch *s, const int8_t *xq, const int32_t *q
             __m512i u0 = _mm512_loadu_si512(s->turned + 128 * c);
             __m512i u1 = _mm512_loadu_si512(s->turned + 128 * c + 64);
             __m512i v = _mm512_set1_epi32((int32_t) load_u32(q0 + 4 * c));
-            a00 = dpbusd_in_place(a00, u0, v);
-            a01 = dpbusd_in_place(a01, u1, v);
+            a00 = dpbusd512(a00, u0, v);
+            a01 = dpbusd512(a01, u1, v);
             v = _mm512_set1_epi32((int32_t) load_u32(q1 + 4 * c));
-            a10 = dpbusd_in_place(a10, u0, v);
-            a11 = dpbusd_in_place(a11, u1, v);
+            a10 = dpbusd512(a10, u0, v);
+            a11 = dpbusd512(a11, u1, v);
             v = _mm512_set1_epi32((int32_t) load_u32(q2 + 4 * c));
-            a20 = dpbusd_in_place(a20, u0, v);
-            a21 = dpbusd_in_place(a21, u1, v);
+            a20 = dpbusd512(a20, u0, v);
+            a21 = dpbusd512(a21, u1, v);
             v = _mm512_set1_epi32((int32_t) load_u32(q3 + 4 * c));
-            a30 = dpbusd_in_place(a30, u0, v);
-            a31 = dpbusd_in_place(a31, u1, v);
+            a30 = dpbusd512(a30, u0, v);
+            a31 = dpbusd512(a31, u1, v);
         }
         const __m512i acc[VTOKENS][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
         for (int t = 0; t < VTOKENS; t++) {
