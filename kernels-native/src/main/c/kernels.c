@@ -911,7 +911,8 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
  * Independent sets of sums in packed_rows_one_group: with one set, each vpdpbusd waited on the one a block before
  * (its sum's latency). 4096 x 14336 ternary, one token (a C probe alternating builds, two threads from DRAM, two
  * rounds of 16 passes): 203-228 -> 239-243 G weights/s with two sets; 2048 x 5632: 227-241 -> 272-283; 256 x 14336
- * from L2 on one thread: 241 -> 270. Three or four sets did no better than two from DRAM.
+ * from L2 on one thread: 241 -> 270. Three or four sets did no better than two from DRAM (in decode order, the C
+ * probe below, three rounds: two sets 775-786 tokens/s of layer products, three 728-734, four 762-771).
  * Reverted once (c8d8349) on `bitplane bench --shape 4096x14336`, where it read 7-16% slower; back because decoding
  * reads these rows in smaller products between other work, and there it is faster: the 418M ternary model,
  * `bitplane bench --model` with each build's library alternated three times, 286-304 -> 306-335 tokens/s (a C probe
