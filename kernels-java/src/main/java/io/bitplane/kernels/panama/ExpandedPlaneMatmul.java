@@ -285,17 +285,17 @@ final class ExpandedPlaneMatmul {
                                     }
                                 }
                             } else {
-                                scratch[to] += groupTerm(w, scales, mins, rb, groups, g, Lanes.sum(a0), asym, xg);
+                                scratch[to] += groupTerm(w, scales, mins, rb, groups, g, Lanes.sum(F, a0), asym, xg);
                                 if (rows > 1) {
-                                    scratch[to + 1] += groupTerm(w, scales, mins, rb + 1, groups, g, Lanes.sum(a1),
+                                    scratch[to + 1] += groupTerm(w, scales, mins, rb + 1, groups, g, Lanes.sum(F, a1),
                                             asym, xg);
                                 }
                                 if (rows > 2) {
-                                    scratch[to + 2] += groupTerm(w, scales, mins, rb + 2, groups, g, Lanes.sum(a2),
+                                    scratch[to + 2] += groupTerm(w, scales, mins, rb + 2, groups, g, Lanes.sum(F, a2),
                                             asym, xg);
                                 }
                                 if (rows > 3) {
-                                    scratch[to + 3] += groupTerm(w, scales, mins, rb + 3, groups, g, Lanes.sum(a3),
+                                    scratch[to + 3] += groupTerm(w, scales, mins, rb + 3, groups, g, Lanes.sum(F, a3),
                                             asym, xg);
                                 }
                             }
@@ -316,7 +316,7 @@ final class ExpandedPlaneMatmul {
                 for (int i = 0; i < rows; i++) {
                     float sum = scratch[totals + t * ROW_BLOCK + i];
                     if (laneScaled) {
-                        sum = Lanes.sum(FloatVector.fromArray(F, scratch, laneTotals + (t * ROW_BLOCK + i) * lanes))
+                        sum = Lanes.sum(F, FloatVector.fromArray(F, scratch, laneTotals + (t * ROW_BLOCK + i) * lanes))
                                 + sum;
                     }
                     y[t * n + rb + i] = tokenScales == null ? sum : sum * ts;

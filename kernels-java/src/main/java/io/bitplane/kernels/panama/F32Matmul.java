@@ -57,7 +57,7 @@ final class F32Matmul {
             a0 = FloatVector.fromMemorySegment(F, w, base + 4L * i, ByteOrder.LITTLE_ENDIAN)
                     .fma(FloatVector.fromArray(F, x, x0 + i), a0);
         }
-        float sum = Lanes.sum(a0.add(a1).add(a2.add(a3)));
+        float sum = Lanes.sum(F, a0.add(a1).add(a2.add(a3)));
         for (; i < k; i++) {
             sum += w.get(PanamaBackend.FLOAT, base + 4L * i) * x[x0 + i];
         }

@@ -119,15 +119,15 @@ final class Int8Matmul {
                     }
                 }
                 int yo = b * n + rb;
-                y[yo] = Lanes.sum(t0) + tail0;
+                y[yo] = Lanes.sum(F, t0) + tail0;
                 if (rows > 1) {
-                    y[yo + 1] = Lanes.sum(t1) + tail1;
+                    y[yo + 1] = Lanes.sum(F, t1) + tail1;
                 }
                 if (rows > 2) {
-                    y[yo + 2] = Lanes.sum(t2) + tail2;
+                    y[yo + 2] = Lanes.sum(F, t2) + tail2;
                 }
                 if (rows > 3) {
-                    y[yo + 3] = Lanes.sum(t3) + tail3;
+                    y[yo + 3] = Lanes.sum(F, t3) + tail3;
                 }
             }
         }

@@ -29,9 +29,16 @@ final class Lanes {
      * halves first added lane by lane. Each level adds every lane to its partner's (a + b and b + a are the same
      * float), so lane 0 ends with the tree's sum after three (or four) shuffles and adds: reading the lanes one
      * by one had cost C2 a shuffle and a mask per lane, and attention's scores more than their multiply-adds.
+     * <p>
+     * {@code species} is {@code v}'s, a constant at every call: the width is chosen from it, not from {@code v},
+     * because C2 parses this method once per caller, often before it knows {@code v}'s exact class (a loop's sum),
+     * and then follows the profile of these calls, which 256- and 512-bit callers share. Inlined for both widths,
+     * the two results met in one value that C2 could keep only as an object: with 512-bit vectors (AVX-512) and
+     * heads of 8 (attention's 256-bit sums), every softmax allocated two vectors and their arrays, 36 KB a
+     * stories260K token (JFR allocation samples).
      */
-    static float sum(FloatVector v) {
-        int n = v.length();
+    static float sum(VectorSpecies<Float> species, FloatVector v) {
+        int n = species.length();
         if (n == 16) {
             v = v.add(v.rearrange(HALVES16));
             v = v.add(v.rearrange(LANES16));

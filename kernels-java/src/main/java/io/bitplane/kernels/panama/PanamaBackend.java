@@ -735,7 +735,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 FloatVector v = FloatVector.fromArray(F, x, off + i);
                 ss = v.fma(v, ss);
             }
-            float sum = Lanes.sum(ss);
+            float sum = Lanes.sum(F, ss);
             for (; i < dim; i++) {
                 sum += x[off + i] * x[off + i];
             }
@@ -868,10 +868,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 a2 = qv.fma(FloatVector.fromArray(F, k, k0 + 2 * stride + i), a2);
                 a3 = qv.fma(FloatVector.fromArray(F, k, k0 + 3 * stride + i), a3);
             }
-            att[ao + t] = Lanes.sum(a0) / norm;
-            att[ao + t + 1] = Lanes.sum(a1) / norm;
-            att[ao + t + 2] = Lanes.sum(a2) / norm;
-            att[ao + t + 3] = Lanes.sum(a3) / norm;
+            att[ao + t] = Lanes.sum(F, a0) / norm;
+            att[ao + t + 1] = Lanes.sum(F, a1) / norm;
+            att[ao + t + 2] = Lanes.sum(F, a2) / norm;
+            att[ao + t + 3] = Lanes.sum(F, a3) / norm;
         }
         for (; t < count; t++) {
             att[ao + t] = headDot(q, qo, k, t * stride + ko, n) / norm;
@@ -887,10 +887,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             for (; i + F.length() <= n; i += F.length()) {
                 acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
             }
-            sum = Lanes.sum(acc);
+            sum = Lanes.sum(F, acc);
         }
         if (F.length() > F8.length() && i + F8.length() <= n) { // at most one: fewer than F.length() are left
-            float part = Lanes.sum(FloatVector.fromArray(F8, a, ao + i).mul(FloatVector.fromArray(F8, b, bo + i)));
+            float part = Lanes.sum(F8, FloatVector.fromArray(F8, a, ao + i).mul(FloatVector.fromArray(F8, b, bo + i)));
             sum = i == 0 ? part : sum + part;
             i += F8.length();
         }
@@ -1041,7 +1041,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             e.intoArray(x, offset + i);
             sumV = sumV.add(e);
         }
-        float sum = Lanes.sum(sumV);
+        float sum = Lanes.sum(F, sumV);
         for (; i < size; i++) {
             x[offset + i] = VectorExp.exp(x[offset + i] - max);
             sum += x[offset + i];

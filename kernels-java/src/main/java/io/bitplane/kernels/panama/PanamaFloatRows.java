@@ -162,7 +162,7 @@ public final class PanamaFloatRows implements FloatRows {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
         // A fixed order (reduceLanes(ADD) may add lanes in another order once compiled), so that runs repeat.
-        float sum = Lanes.sum(acc);
+        float sum = Lanes.sum(F, acc);
         for (; i < n; i++) {
             sum = Math.fma(a[ao + i], b[bo + i], sum);
         }

@@ -1,6 +1,7 @@
 package io.bitplane.kernels.panama;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -9,6 +10,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** {@link Lanes#sum} adds in its documented tree, bit for bit, for 256- and 512-bit vectors. */
 class LanesTest {
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
+
     @Test
     void sumIsThePairwiseTreeOfTheLanes() {
         Random rnd = new Random(3);
@@ -22,8 +26,8 @@ class LanesTest {
             for (int i = 0; i < 8; i++) {
                 h[i] = a[i] + a[i + 8];
             }
-            assertEquals(tree(a), Lanes.sum(FloatVector.fromArray(FloatVector.SPECIES_256, a, 0)), "256 bits");
-            assertEquals(tree(h), Lanes.sum(FloatVector.fromArray(FloatVector.SPECIES_512, a, 0)), "512 bits");
+            assertEquals(tree(a), Lanes.sum(F8, FloatVector.fromArray(F8, a, 0)), "256 bits");
+            assertEquals(tree(h), Lanes.sum(F16, FloatVector.fromArray(F16, a, 0)), "512 bits");
         }
     }
 
