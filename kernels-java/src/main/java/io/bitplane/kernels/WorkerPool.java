@@ -112,41 +112,84 @@ public final class WorkerPool implements AutoCloseable {
     /**
      * One product of a job that runs several as one ({@link #runParts}): {@code rows} rows, handed out in units of
      * {@code unitRows} (a tile of rows, say; the last unit may run past the rows), {@code task} over a range of
-     * units.
+     * units. Mutable, so that a backend can fill the same parts (and tasks) call after call: a new part, its array
+     * and a lambda capturing the product's arguments were 72-112 bytes every product, where a steady-state call
+     * should allocate nothing.
      */
-    public record Part(int rows, int unitRows, RangeTask task) {
-        public Part {
+    public static final class Part {
+        private int rows;
+        private int unitRows;
+        private RangeTask task;
+
+        /** An empty part, to be {@link #set} before it runs. */
+        public Part() {
+        }
+
+        public Part(int rows, int unitRows, RangeTask task) {
+            set(rows, unitRows, task);
+        }
+
+        /** Makes this part {@code rows} rows in units of {@code unitRows}, run by {@code task}; returns it. */
+        public Part set(int rows, int unitRows, RangeTask task) {
             if (rows < 0 || unitRows < 1) {
                 throw new IllegalArgumentException("a part of " + rows + " rows in units of " + unitRows);
+            }
+            this.rows = rows;
+            this.unitRows = unitRows;
+            this.task = task;
+            return this;
+        }
+
+        public int rows() {
+            return rows;
+        }
+    }
+
+    /** The parts of the job {@link #runParts} is running, read by {@link #partsSlice} on every thread. */
+    private Part[] jobParts;
+    private int jobCount;
+    /** Runs a thread's slice of {@link #jobParts}: one task for every job, so that a job allocates none. */
+    private final RangeTask partsSlice = (r0, r1) -> runSlice(jobParts, jobCount, r0, r1);
+
+    /** {@link #runParts(Part[], int, boolean)} over all of {@code parts}. */
+    public void runParts(Part[] parts, boolean split) {
+        runParts(parts, parts.length, split);
+    }
+
+    /**
+     * Runs the first {@code count} of {@code parts} as one job (the products of one input: q, k and v; gate and
+     * up): their rows laid end to end are split into one slice per thread as {@link #run} splits rows, so small
+     * products share the threads' start with large ones instead of each paying it, and each thread streams on
+     * from one product into the next. {@code split} false runs everything on the calling thread.
+     */
+    public void runParts(Part[] parts, int count, boolean split) {
+        int rows = 0;
+        for (int i = 0; i < count; i++) {
+            rows = Math.addExact(rows, parts[i].rows);
+        }
+        if (!split) {
+            runSlice(parts, count, 0, rows);
+            return;
+        }
+        synchronized (this) { // run() takes this lock too (reentrant): the job's parts stay until it ends
+            jobParts = parts;
+            jobCount = count;
+            try {
+                run(rows, partsSlice); // publishes jobParts and jobCount with the job
+            } finally {
+                jobParts = null;
             }
         }
     }
 
     /**
-     * Runs several products as one job (the products of one input: q, k and v; gate and up): their rows laid end to
-     * end are split into one slice per thread as {@link #run} splits rows, so small products share the threads'
-     * start with large ones instead of each paying it, and each thread streams on from one product into the next.
-     * {@code split} false runs everything on the calling thread.
+     * The units of the first {@code count} of {@code parts} (rows laid end to end) whose first row lies in [r0,
+     * r1): slices that tile the rows run every unit exactly once.
      */
-    public void runParts(Part[] parts, boolean split) {
-        int rows = 0;
-        for (Part p : parts) {
-            rows = Math.addExact(rows, p.rows);
-        }
-        if (split) {
-            run(rows, (r0, r1) -> runSlice(parts, r0, r1));
-        } else {
-            runSlice(parts, 0, rows);
-        }
-    }
-
-    /**
-     * The units of {@code parts} (rows laid end to end) whose first row lies in [r0, r1): slices that tile the rows
-     * run every unit exactly once.
-     */
-    static void runSlice(Part[] parts, int r0, int r1) {
+    static void runSlice(Part[] parts, int count, int r0, int r1) {
         int first = 0; // the part's first row among all parts' rows
-        for (Part p : parts) {
+        for (int i = 0; i < count; i++) {
+            Part p = parts[i];
             int u0 = Math.ceilDiv(Math.max(r0 - first, 0), p.unitRows);
             int u1 = Math.ceilDiv(Math.clamp(r1 - first, 0, p.rows), p.unitRows);
             if (u0 < u1) {

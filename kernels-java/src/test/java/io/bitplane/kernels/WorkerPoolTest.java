@@ -70,8 +70,8 @@ class WorkerPoolTest {
                     hits[4 + u]++;
                 }
             })};
-            WorkerPool.runSlice(parts, 0, r0);
-            WorkerPool.runSlice(parts, r0, 40);
+            WorkerPool.runSlice(parts, parts.length, 0, r0);
+            WorkerPool.runSlice(parts, parts.length, r0, 40);
             for (int u = 0; u < hits.length; u++) {
                 assertEquals(1, hits[u], "cut at " + r0 + ", unit " + u);
             }

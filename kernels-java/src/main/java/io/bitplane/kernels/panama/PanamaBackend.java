@@ -195,8 +195,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
         TensorSpec spec = w.spec();
         checkMatmul(spec, xb, yb, batch);
-        pool.runParts(new WorkerPool.Part[] {part(w, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch)},
-                WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch));
+        PreparedProduct.Set set = PreparedProduct.forThread(1);
+        prepare(set.products[0], w, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
+        pool.runParts(set.parts, 1, WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch));
     }
 
     /**
@@ -223,72 +224,95 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             weights += spec.rows() * spec.cols() * batch;
         }
         float[] x = ArrayBuffer.of(xb);
-        WorkerPool.Part[] parts = new WorkerPool.Part[ws.length];
+        PreparedProduct.Set set = PreparedProduct.forThread(ws.length);
         for (int i = 0; i < ws.length; i++) {
-            parts[i] = part(ws[i], x, ArrayBuffer.of(ybs[i]), batch);
+            prepare(set.products[i], ws[i], x, ArrayBuffer.of(ybs[i]), batch);
         }
-        pool.runParts(parts, WorkerPool.worthSplitting(weights));
+        pool.runParts(set.parts, ws.length, WorkerPool.worthSplitting(weights));
     }
 
     /**
-     * One product's kernel over a range of its units (tiles of rows, or rows), its inputs prepared on the calling
-     * thread (shapes checked).
+     * Fills {@code p} with one product's kernel and its inputs, prepared on the calling thread (shapes checked),
+     * and its part: units of tiles of rows, or of rows.
      */
-    private WorkerPool.Part part(Weights w, float[] x, float[] y, int batch) {
+    private void prepare(PreparedProduct p, Weights w, float[] x, float[] y, int batch) {
         CpuWeights cw = CpuWeights.of(w);
         TensorSpec spec = cw.spec();
-        int rows = (int) spec.rows();
-        if (w instanceof SignTiles t) {
-            return new WorkerPool.Part(rows, TileRows.ROWS, signTileTask(t, x, y, batch));
+        p.spec = spec;
+        p.weights = w;
+        p.data = cw.data();
+        p.x = x;
+        p.y = y;
+        p.batch = batch;
+        if (w instanceof SignTiles) {
+            signTileTask(p);
+            p.units(TileRows.ROWS);
+        } else if (w instanceof Int4Tiles) {
+            int4TileTask(p);
+            p.units(TileRows.ROWS);
+        } else if (w instanceof Int8Tiles) {
+            int8TileTask(p);
+            p.units(TileRows.ROWS);
+        } else if (w instanceof NibbleTiles) {
+            nibbleTileTask(p);
+            p.units(TileRows.ROWS);
+        } else if (w instanceof ByteTiles) {
+            byteTableTask(p);
+            p.units(ByteTableMatmul.ROWS);
+        } else if (w instanceof TripleTiles) {
+            tripleTableTask(p);
+            p.units(TripleTableMatmul.ROWS);
+        } else if (w instanceof Int8FloatTiles) {
+            p.kernel = (q, t0, t1) -> Int8FloatTileMatmul.tiles(q.spec, ((Int8FloatTiles) q.weights).tiles(), q.x,
+                    q.y, q.batch, t0, t1);
+            p.units(Int8FloatTileMatmul.ROWS);
+        } else {
+            prepareRows(p);
+            p.units(1);
         }
-        if (w instanceof Int4Tiles t) {
-            return new WorkerPool.Part(rows, TileRows.ROWS, int4TileTask(t, x, y, batch));
-        }
-        if (w instanceof Int8Tiles t) {
-            return new WorkerPool.Part(rows, TileRows.ROWS, int8TileTask(t, x, y, batch));
-        }
-        if (w instanceof NibbleTiles t) {
-            return new WorkerPool.Part(rows, TileRows.ROWS, nibbleTileTask(t, x, y, batch));
-        }
-        if (w instanceof ByteTiles t) {
-            return new WorkerPool.Part(rows, ByteTableMatmul.ROWS, byteTableTask(t, x, y, batch));
-        }
-        if (w instanceof TripleTiles t) {
-            return new WorkerPool.Part(rows, TripleTableMatmul.ROWS, tripleTableTask(t, x, y, batch));
-        }
-        if (w instanceof Int8FloatTiles t) {
-            return new WorkerPool.Part(rows, Int8FloatTileMatmul.ROWS,
-                    (t0, t1) -> Int8FloatTileMatmul.tiles(spec, t.tiles(), x, y, batch, t0, t1));
-        }
+    }
+
+    /** The kernels over rows of the file's layout (no tiles made at upload). */
+    private static void prepareRows(PreparedProduct p) {
+        TensorSpec spec = p.spec;
         int k = (int) spec.cols();
-        WorkerPool.RangeTask task;
         boolean int8Act = spec.activations() == ActivationHint.INT8;
         if (spec.activations() == ActivationHint.BINARY) {
             // Only the XNOR kernels and the reference know binary activations; the others would read them as F32.
-            task = XnorMatmul.supports(spec) ? xnorTask(spec, cw, x, y, batch)
-                    : (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
+            if (XnorMatmul.supports(spec)) {
+                xnorTask(p);
+            } else {
+                p.kernel = PanamaBackend::scalarRows;
+            }
         } else if (spec.encoding() == Encoding.F32) {
-            task = (r0, r1) -> F32Matmul.rows(cw.data(), k, x, y, rows, batch, r0, r1);
+            p.kernel = (q, r0, r1) -> F32Matmul.rows(q.data, (int) q.spec.cols(), q.x, q.y, (int) q.spec.rows(),
+                    q.batch, r0, r1);
         } else if (PackedTernaryMatmul.supports(spec)) {
-            task = packedTernaryTask(spec, cw, x, y, batch);
+            packedTernaryTask(p);
         } else if (spec.encoding() == Encoding.INT8 && Int8Matmul.supports(spec, int8Act)) {
             if (int8Act) {
-                Int8Activations a = quantize(x, batch, k);
-                task = (r0, r1) -> Int8Matmul.rowsInt8(spec, cw.data(), a.q16, a.scales, y, batch, r0, r1);
+                Int8Activations a = quantize(p.x, p.batch, k);
+                p.shorts = a.q16;
+                p.scales = a.scales;
+                p.kernel = (q, r0, r1) -> Int8Matmul.rowsInt8(q.spec, q.data, q.shorts, q.scales, q.y, q.batch, r0,
+                        r1);
             } else {
-                task = (r0, r1) -> Int8Matmul.rowsF32(spec, cw.data(), x, y, batch,
-                        rowScratch(Int8Matmul.ROW_BLOCK * k), r0, r1);
+                p.kernel = (q, r0, r1) -> Int8Matmul.rowsF32(q.spec, q.data, q.x, q.y, q.batch,
+                        rowScratch(Int8Matmul.ROW_BLOCK * (int) q.spec.cols()), r0, r1);
             }
         } else if (ExpandedPlaneMatmul.supports(spec)
-                && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && batch > 1)) {
+                && (ExpandedPlaneMatmul.preferredForOneToken(spec) || int8Act && p.batch > 1)) {
             // Integer sums are exact in either kernel, so only float activations need one kernel per shape.
-            task = expandedTask(spec, cw, x, y, batch, int8Act);
+            expandedTask(p, int8Act);
         } else if (BitPlaneMatmul.supports(spec)) {
-            task = bitPlaneTask(spec, cw, x, y, batch, int8Act);
+            bitPlaneTask(p, int8Act);
         } else {
-            task = (r0, r1) -> ScalarMatmul.matmul(spec, cw.data(), x, y, batch, r0, r1);
+            p.kernel = PanamaBackend::scalarRows;
         }
-        return new WorkerPool.Part(rows, 1, task);
+    }
+
+    private static void scalarRows(PreparedProduct p, int r0, int r1) {
+        ScalarMatmul.matmul(p.spec, p.data, p.x, p.y, p.batch, r0, r1);
     }
 
     /** Sign words and scales of binarized activations, per calling thread. */
@@ -300,7 +324,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static final ThreadLocal<BinaryInputs> BINARY_INPUTS = ThreadLocal.withInitial(BinaryInputs::new);
 
     /** Binarizes every token on the calling thread; workers share the sign words read-only. */
-    private static WorkerPool.RangeTask xnorTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch) {
+    private static void xnorTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        float[] x = p.x;
+        int batch = p.batch;
         int k = (int) spec.cols();
         int words = (int) spec.wordsPerRow();
         BinaryInputs in = BINARY_INPUTS.get();
@@ -313,26 +340,29 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         for (int t = 0; t < batch; t++) {
             in.scales[t] = VectorQuantizer.binarize(x, t * k, k, in.bits, t * words);
         }
-        long[] bits = in.bits;
-        float[] scales = in.scales;
-        return (r0, r1) -> XnorMatmul.rows(spec, w.data(), bits, scales, y, batch, r0, r1);
+        p.longs = in.bits;
+        p.scales = in.scales;
+        p.kernel = (q, r0, r1) -> XnorMatmul.rows(q.spec, q.data, q.longs, q.scales, q.y, q.batch, r0, r1);
     }
 
     private static final ThreadLocal<short[][]> PERMUTED_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
     /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
-    private static WorkerPool.RangeTask packedTernaryTask(TensorSpec spec, CpuWeights w, float[] x, float[] y,
-                                                          int batch) {
+    private static void packedTernaryTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
-        Int8Activations a = quantize(x, batch, k);
+        Int8Activations a = quantize(p.x, batch, k);
         short[] xp = threadArray(PERMUTED_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
             PackedTernaryMatmul.prepare(spec, a.q16, t * k, xp, t * paddedK);
         }
-        int[] codeSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());  // one group per row
-        float[] scales = a.scales;
-        return (r0, r1) -> PackedTernaryMatmul.rows(spec, w.data(), xp, codeSums, scales, y, batch, r0, r1);
+        p.shorts = xp;
+        p.intSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());  // one group per row
+        p.scales = a.scales;
+        p.kernel = (q, r0, r1) -> PackedTernaryMatmul.rows(q.spec, q.data, q.shorts, q.intSums, q.scales, q.y,
+                q.batch, r0, r1);
     }
 
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
@@ -375,11 +405,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** Quantizes every token on the calling thread into codes padded to whole pairs; the tiles are then split. */
-    private static WorkerPool.RangeTask int8TileTask(Int8Tiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void int8TileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
         int stride = 2 * Int8TileMatmul.pairs(spec);
-        Int8Activations a = quantize(x, batch, k);
+        Int8Activations a = quantize(p.x, batch, k);
         short[] codes = threadArray(TILE_CODES, batch * stride);
         for (int t = 0; t < batch; t++) {
             System.arraycopy(a.q16, t * k, codes, t * stride, k);
@@ -387,8 +418,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 codes[t * stride + k] = 0;
             }
         }
-        float[] scales = a.scales;
-        return (t0, t1) -> Int8TileMatmul.tiles(spec, w.tiles(), codes, scales, y, batch, t0, t1);
+        p.shorts = codes;
+        p.scales = a.scales;
+        p.kernel = (q, t0, t1) -> Int8TileMatmul.tiles(q.spec, ((Int8Tiles) q.weights).tiles(), q.shorts, q.scales,
+                q.y, q.batch, t0, t1);
     }
 
     /** Every token's lookup tables, built on the calling thread (the tiles are then split, the tables shared). */
@@ -446,76 +479,91 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static final ThreadLocal<byte[][]> BYTE_TABLES = ThreadLocal.withInitial(() -> new byte[1][0]);
 
     /** Every token's byte tables and group sums of codes on the calling thread; workers share them read-only. */
-    private static WorkerPool.RangeTask byteTableTask(ByteTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void byteTableTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
-        Int8Activations a = quantize(x, batch, k);
+        Int8Activations a = quantize(p.x, batch, k);
         int length = ByteTableMatmul.tableLength(spec);
         byte[] tables = threadBytes(BYTE_TABLES, batch * length);
         for (int t = 0; t < batch; t++) {
             ByteTableMatmul.tables(spec, a.q16, t * k, tables, t * length);
         }
-        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
-        float[] scales = a.scales;
-        return (t0, t1) -> ByteTableMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+        p.bytes = tables;
+        p.intSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
+        p.scales = a.scales;
+        p.kernel = (q, t0, t1) -> ByteTableMatmul.tiles(q.spec, ((ByteTiles) q.weights).tiles(), q.bytes, q.intSums,
+                q.scales, q.y, q.batch, t0, t1);
     }
 
     private static final ThreadLocal<float[][]> TRIPLE_TABLES = ThreadLocal.withInitial(() -> new float[1][0]);
 
     /** Every token's float tables and group sums of activations on the calling thread; workers share them. */
-    private static WorkerPool.RangeTask tripleTableTask(TripleTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void tripleTableTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        float[] x = p.x;
+        int batch = p.batch;
         int k = (int) spec.cols();
         int length = TripleTableMatmul.tableLength(spec);
         float[] tables = threadFloats(TRIPLE_TABLES, batch * length);
         for (int t = 0; t < batch; t++) {
             TripleTableMatmul.tables(spec, x, t * k, tables, t * length);
         }
-        float[] xSums = activationSums(x, batch, k, (int) spec.effectiveGroupSize());
-        return (t0, t1) -> TripleTableMatmul.tiles(spec, w.tiles(), tables, xSums, y, batch, t0, t1);
+        p.floats = tables;
+        p.floatSums = activationSums(x, batch, k, (int) spec.effectiveGroupSize());
+        p.kernel = (q, t0, t1) -> TripleTableMatmul.tiles(q.spec, ((TripleTiles) q.weights).tiles(), q.floats,
+                q.floatSums, q.y, q.batch, t0, t1);
     }
 
     /** Every token's padded codes and group sums on the calling thread; workers share them read-only. */
-    private static WorkerPool.RangeTask nibbleTileTask(NibbleTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void nibbleTileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
-        Int8Activations a = quantize(x, batch, k);
+        Int8Activations a = quantize(p.x, batch, k);
         int paddedK = NibbleTileMatmul.paddedK(spec);
         short[] codes = threadArray(TILE_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
             NibbleTileMatmul.codes(spec, a.q16, t * k, codes, t * paddedK);
         }
-        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
-        float[] scales = a.scales;
-        return (t0, t1) -> NibbleTileMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
+        p.shorts = codes;
+        p.intSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
+        p.scales = a.scales;
+        p.kernel = (q, t0, t1) -> NibbleTileMatmul.tiles(q.spec, ((NibbleTiles) q.weights).tiles(), q.shorts,
+                q.intSums, q.scales, q.y, q.batch, t0, t1);
     }
 
-    private static WorkerPool.RangeTask int4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void int4TileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
         if (spec.activations() == ActivationHint.F32) {
-            return floatInt4TileTask(w, x, y, batch);
+            floatInt4TileTask(p);
+            return;
         }
-        Int8Activations a = quantize(x, batch, k);
+        Int8Activations a = quantize(p.x, batch, k);
+        p.scales = a.scales;
         if (batch >= Int4BatchMatmul.TOKENS) {  // one whole register block: from there on it beats the lookups
-            short[] codes = chunkMajorCodes(spec, a, batch);
-            int[] sums = spec.encoding() == Encoding.INT4_ASYM
+            p.shorts = chunkMajorCodes(spec, a, batch);
+            p.intSums = spec.encoding() == Encoding.INT4_ASYM
                     ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
-            float[] scales = a.scales;
-            return (t0, t1) -> Int4BatchMatmul.tiles(spec, w.tiles(), codes, sums, scales, y, batch, t0, t1);
+            p.kernel = (q, t0, t1) -> Int4BatchMatmul.tiles(q.spec, ((Int4Tiles) q.weights).tiles(), q.shorts,
+                    q.intSums, q.scales, q.y, q.batch, t0, t1);
+            return;
         }
-        short[] tables = lookupTables(spec, a, batch);
-        int[] sums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
-        float[] scales = a.scales;
-        return (t0, t1) -> Int4TileMatmul.tiles(spec, w.tiles(), tables, sums, scales, y, batch, t0, t1);
+        p.shorts = lookupTables(spec, a, batch);
+        p.intSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
+        p.kernel = (q, t0, t1) -> Int4TileMatmul.tiles(q.spec, ((Int4Tiles) q.weights).tiles(), q.shorts, q.intSums,
+                q.scales, q.y, q.batch, t0, t1);
     }
 
     /** F32 activations on INT4 tiles: every token's float tables and group sums of activations, then the tiles. */
-    private static WorkerPool.RangeTask floatInt4TileTask(Int4Tiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
-        int[] tables = floatTables(spec, x, batch);
-        float[] xSums = activationSums(x, batch, (int) spec.cols(), (int) spec.effectiveGroupSize());
-        return (t0, t1) -> Int4TileMatmul.tilesF32(spec, w.tiles(), tables, xSums, y, batch, t0, t1);
+    private static void floatInt4TileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        p.ints = floatTables(spec, p.x, p.batch);
+        p.floatSums = activationSums(p.x, p.batch, (int) spec.cols(), (int) spec.effectiveGroupSize());
+        p.kernel = (q, t0, t1) -> Int4TileMatmul.tilesF32(q.spec, ((Int4Tiles) q.weights).tiles(), q.ints,
+                q.floatSums, q.y, q.batch, t0, t1);
     }
 
     private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);
@@ -552,30 +600,34 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** F32 activations: float tables on the calling thread, and for BINARY each token's sum X (acc = X - 2 S). */
-    private static WorkerPool.RangeTask floatSignTileTask(SignTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void floatSignTileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
         int k = (int) spec.cols();
-        int[] tables = floatTables(spec, x, batch);
-        float[] xSums = spec.encoding() == Encoding.BINARY ? activationSums(x, batch, k, k) : null;
-        MemorySegment data = w.source().data();
-        return (t0, t1) -> SignTileMatmul.tilesF32(spec, data, w.tiles(), tables, xSums, y, batch, t0, t1);
+        p.ints = floatTables(spec, p.x, p.batch);
+        p.floatSums = spec.encoding() == Encoding.BINARY ? activationSums(p.x, p.batch, k, k) : null;
+        p.kernel = (q, t0, t1) -> SignTileMatmul.tilesF32(q.spec, q.data, ((SignTiles) q.weights).tiles(), q.ints,
+                q.floatSums, q.y, q.batch, t0, t1);
     }
 
-    private static WorkerPool.RangeTask signTileTask(SignTiles w, float[] x, float[] y, int batch) {
-        TensorSpec spec = w.spec();
+    private static void signTileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int batch = p.batch;
         int k = (int) spec.cols();
         if (spec.activations() == ActivationHint.F32) {
-            return floatSignTileTask(w, x, y, batch);
+            floatSignTileTask(p);
+            return;
         }
-        Int8Activations a = quantize(x, batch, k);
-        short[] tables = lookupTables(spec, a, batch);
+        Int8Activations a = quantize(p.x, batch, k);
+        p.shorts = lookupTables(spec, a, batch);
         // BINARY: acc = X - 2 S, X the token's sum of codes per group
-        int[] sums = spec.encoding() == Encoding.BINARY
+        p.intSums = spec.encoding() == Encoding.BINARY
                 ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
-        float[] scales = a.scales;
-        MemorySegment data = w.source().data();
-        return (t0, t1) -> SignTileMatmul.tiles(spec, data, w.tiles(), w.groupScales(), tables, sums, scales, y,
-                batch, t0, t1);
+        p.scales = a.scales;
+        p.kernel = (q, t0, t1) -> {
+            SignTiles t = (SignTiles) q.weights;
+            SignTileMatmul.tiles(q.spec, q.data, t.tiles(), t.groupScales(), q.shorts, q.intSums, q.scales, q.y,
+                    q.batch, t0, t1);
+        };
     }
 
     /** Padded activations (and INT4_ASYM group sums) of the expanding kernel, per calling thread. */
@@ -598,8 +650,10 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     }
 
     /** Prepares every token's activations on the calling thread; workers then expand rows and share them. */
-    private static WorkerPool.RangeTask expandedTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch,
-                                                     boolean int8Act) {
+    private static void expandedTask(PreparedProduct p, boolean int8Act) {
+        TensorSpec spec = p.spec;
+        float[] x = p.x;
+        int batch = p.batch;
         int k = (int) spec.cols();
         int paddedK = ExpandedPlaneMatmul.paddedK(spec);
         int groups = (int) spec.groupsPerRow();
@@ -622,12 +676,11 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (spec.encoding() == Encoding.INT4_ASYM) {
             ExpandedPlaneMatmul.groupSums(spec, xs, batch, paddedK, in.groupSums);
         }
-        float[] tokenScales = scales;
-        float[] groupSums = in.groupSums;
-        return (r0, r1) -> {
-            float[] scratch = rowScratch(ExpandedPlaneMatmul.scratchFloats(batch));
-            ExpandedPlaneMatmul.rows(spec, w.data(), xs, tokenScales, groupSums, y, batch, scratch, r0, r1);
-        };
+        p.floats = xs;
+        p.scales = scales;
+        p.floatSums = in.groupSums;
+        p.kernel = (q, r0, r1) -> ExpandedPlaneMatmul.rows(q.spec, q.data, q.floats, q.scales, q.floatSums, q.y,
+                q.batch, rowScratch(ExpandedPlaneMatmul.scratchFloats(q.batch)), r0, r1);
     }
 
     /** Lookup tables of the bit-plane kernel, per calling thread, grown as needed. */
@@ -641,11 +694,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private static final ThreadLocal<PlaneTables> PLANE_TABLES = ThreadLocal.withInitial(PlaneTables::new);
 
     /** Builds every token's tables on the calling thread; the rows are then split, the tables shared read-only. */
-    private static WorkerPool.RangeTask bitPlaneTask(TensorSpec spec, CpuWeights w, float[] x, float[] y, int batch,
-                                                     boolean int8Act) {
+    private static void bitPlaneTask(PreparedProduct p, boolean int8Act) {
+        TensorSpec spec = p.spec;
+        float[] x = p.x;
+        int batch = p.batch;
         int k = (int) spec.cols();
-        int n = (int) spec.rows();
-        int lutSize = 16 * ((k + 3) / 4);
+        int lutSize = bitPlaneLutSize(spec);
         int groups = (int) spec.groupsPerRow();
         int group = (int) spec.effectiveGroupSize();
         PlaneTables t = PLANE_TABLES.get();
@@ -662,13 +716,11 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             for (int b = 0; b < batch; b++) {
                 BitPlaneMatmul.buildInt(a.q16, b * k, k, group, lut, b * lutSize, sums, b * groups);
             }
-            float[] scales = a.scales;
-            return (r0, r1) -> {
-                for (int b = 0; b < batch; b++) {
-                    BitPlaneMatmul.rowsInt(spec, w.data(), lut, b * lutSize, sums, b * groups, scales[b], y, b * n,
-                            r0, r1);
-                }
-            };
+            p.ints = lut;
+            p.intSums = sums;
+            p.scales = a.scales;
+            p.kernel = PanamaBackend::bitPlaneRowsInt;
+            return;
         }
         if (t.lut.length < batch * lutSize) {
             t.lut = new float[batch * lutSize];
@@ -681,11 +733,34 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         for (int b = 0; b < batch; b++) {
             BitPlaneMatmul.buildFloat(x, b * k, k, group, lut, b * lutSize, sums, b * groups);
         }
-        return (r0, r1) -> {
-            for (int b = 0; b < batch; b++) {
-                BitPlaneMatmul.rowsFloat(spec, w.data(), lut, b * lutSize, sums, b * groups, y, b * n, r0, r1);
-            }
-        };
+        p.floats = lut;
+        p.floatSums = sums;
+        p.kernel = PanamaBackend::bitPlaneRowsFloat;
+    }
+
+    /** Lookup-table entries a token of {@code spec} needs: 16 for every 4 values. */
+    private static int bitPlaneLutSize(TensorSpec spec) {
+        return 16 * (((int) spec.cols() + 3) / 4);
+    }
+
+    private static void bitPlaneRowsInt(PreparedProduct p, int r0, int r1) {
+        int lutSize = bitPlaneLutSize(p.spec);
+        int groups = (int) p.spec.groupsPerRow();
+        int n = (int) p.spec.rows();
+        for (int b = 0; b < p.batch; b++) {
+            BitPlaneMatmul.rowsInt(p.spec, p.data, p.ints, b * lutSize, p.intSums, b * groups, p.scales[b], p.y,
+                    b * n, r0, r1);
+        }
+    }
+
+    private static void bitPlaneRowsFloat(PreparedProduct p, int r0, int r1) {
+        int lutSize = bitPlaneLutSize(p.spec);
+        int groups = (int) p.spec.groupsPerRow();
+        int n = (int) p.spec.rows();
+        for (int b = 0; b < p.batch; b++) {
+            BitPlaneMatmul.rowsFloat(p.spec, p.data, p.floats, b * lutSize, p.floatSums, b * groups, p.y, b * n, r0,
+                    r1);
+        }
     }
 
     /** Per-token INT8 codes as int16, equal to the scalar quantizer's (VectorQuantizer). */
@@ -778,15 +853,54 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         int groups = batch * s.nKvHeads();
         // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then.
         boolean byKvHead = s.headSize() % F.length() == 0 && (!split || groups >= pool.threads());
-        WorkerPool.RangeTask task = byKvHead ? (from, to) -> attendKvGroups(o, qa, k, v, positions, s, from, to)
-                : (from, to) -> attendHeads(o, qa, k, v, positions, s, from, to);
         int units = byKvHead ? groups : pairs;
         if (split) {
-            pool.run(units, task);
+            pool.run(units, ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, byKvHead));
+        } else if (byKvHead) {
+            attendKvGroups(o, qa, k, v, positions, s, 0, units);
         } else {
-            task.run(0, units);
+            attendHeads(o, qa, k, v, positions, s, 0, units);
         }
     }
+
+    /**
+     * Attention's arguments for the pool's threads: the calling thread's own, filled again every call, so that
+     * attention allocates nothing (as {@link PreparedProduct} for the products).
+     */
+    private static final class AttentionCall implements WorkerPool.RangeTask {
+        private PanamaBackend backend;
+        private float[] o;
+        private float[] q;
+        private float[] k;
+        private float[] v;
+        private int[] positions;
+        private AttentionShape shape;
+        private boolean byKvHead;
+
+        AttentionCall set(PanamaBackend backend, float[] o, float[] q, float[] k, float[] v, int[] positions,
+                          AttentionShape shape, boolean byKvHead) {
+            this.backend = backend;
+            this.o = o;
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.positions = positions;
+            this.shape = shape;
+            this.byKvHead = byKvHead;
+            return this;
+        }
+
+        @Override
+        public void run(int from, int to) {
+            if (byKvHead) {
+                backend.attendKvGroups(o, q, k, v, positions, shape, from, to);
+            } else {
+                backend.attendHeads(o, q, k, v, positions, shape, from, to);
+            }
+        }
+    }
+
+    private static final ThreadLocal<AttentionCall> ATTENTION_CALLS = ThreadLocal.withInitial(AttentionCall::new);
 
     /** Positions per block: a KV head's keys (or values) for 64 positions (16 KB for heads of 64) stay in L1. */
     private static final int KV_BLOCK = 64;
