@@ -40,6 +40,12 @@ final class Decoder {
     private final Buffer[] qkvOut;
     private final Weights[][] gateUp;
     private final Buffer[] gateUpOut;
+    // One sequence's columns as the general forward takes them, and a run's positions: filled again every call, so
+    // that a decoding step allocates nothing.
+    private final int[] columnTokens;
+    private final int[] columnPositions;
+    private final KvCache[] columnCaches;
+    private final int[] runPositions;
 
     Decoder(ModelConfig c, Backend backend, LlamaWeights w, int maxBatch, int maxLogitRows) {
         this.c = c;
@@ -66,6 +72,10 @@ final class Decoder {
             qkv[l] = new Weights[] {layer.wq(), layer.wk(), layer.wv()};
             gateUp[l] = new Weights[] {layer.gate(), layer.up()};
         }
+        columnTokens = new int[maxBatch];
+        columnPositions = new int[maxBatch];
+        columnCaches = new KvCache[maxBatch];
+        runPositions = new int[maxBatch];
         qkvOut = new Buffer[] {q, k, v};
         gateUpOut = new Buffer[] {hb, hb2};
     }
@@ -78,15 +88,15 @@ final class Decoder {
 
     /** Runs {@code n} consecutive tokens of one sequence from position {@code start}; see the general form. */
     void forward(int[] tokens, int offset, int n, KvCache cache, int start, int logitRows, float[] out) {
-        int[] column = new int[n];
-        int[] positions = new int[n];
-        KvCache[] caches = new KvCache[n];
-        for (int b = 0; b < n; b++) {
-            column[b] = tokens[offset + b];
-            positions[b] = start + b;
-            caches[b] = cache;
+        if (n > maxBatch) {
+            throw new IllegalArgumentException(n + " columns; this decoder runs at most " + maxBatch);
         }
-        forward(column, positions, caches, n, logitRows, out);
+        for (int b = 0; b < n; b++) {
+            columnTokens[b] = tokens[offset + b];
+            columnPositions[b] = start + b;
+            columnCaches[b] = cache;
+        }
+        forward(columnTokens, columnPositions, columnCaches, n, logitRows, out);
     }
 
     /**
@@ -144,10 +154,10 @@ final class Decoder {
             int len = r1 - r0;
             backend.copy(k, r0 * kvDim, cache.keys[layer], positions[r0] * kvDim, len * kvDim);
             backend.copy(v, r0 * kvDim, cache.values[layer], positions[r0] * kvDim, len * kvDim);
-            int[] runPositions = r0 == 0 && r1 == n ? positions : java.util.Arrays.copyOfRange(positions, r0, r1);
             if (r0 == 0) {
-                backend.attention(xb, q, cache.keys[layer], cache.values[layer], runPositions, len, shape);
+                backend.attention(xb, q, cache.keys[layer], cache.values[layer], positions, len, shape);
             } else {
+                System.arraycopy(positions, r0, runPositions, 0, len);
                 backend.copy(q, r0 * qDim, runQuery, 0, len * qDim);
                 backend.attention(runOut, runQuery, cache.keys[layer], cache.values[layer], runPositions, len, shape);
                 backend.copy(runOut, 0, xb, r0 * qDim, len * qDim);
