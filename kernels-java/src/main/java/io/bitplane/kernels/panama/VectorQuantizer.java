@@ -68,6 +68,8 @@ final class VectorQuantizer {
      * {@code bits[bitsOffset + i/64]} where {@code x[offset + i] < 0}, clears the other bits of those words, and
      * returns {@code mean |x|}.
      */
+    private static final ThreadLocal<float[]> LANE_SUMS = ThreadLocal.withInitial(() -> new float[F.length()]);
+
     static float binarize(float[] x, int offset, int n, long[] bits, int bitsOffset) {
         java.util.Arrays.fill(bits, bitsOffset, bitsOffset + (n + 63) / 64, 0L);
         int lanes = F.length();
@@ -79,7 +81,9 @@ final class VectorQuantizer {
             sums = sums.add(v.abs());
             bits[bitsOffset + (i >>> 6)] |= v.compare(VectorOperators.LT, 0f).toLong() << (i & 63);
         }
-        float sum = io.bitplane.kernels.ActivationQuantizer.combineEight(sums.toArray());
+        float[] laneSums = LANE_SUMS.get(); // toArray() would be a new array every call
+        sums.intoArray(laneSums, 0);
+        float sum = io.bitplane.kernels.ActivationQuantizer.combineEight(laneSums);
         for (; i < n; i++) {
             sum += Math.abs(x[offset + i]);
             if (x[offset + i] < 0) {
