@@ -21,6 +21,7 @@ import io.bitplane.kernels.scalar.ScalarBackend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The native backend: matrix products in C (bitplane_kernels.h) on the mapped weights, every other op of the
@@ -70,12 +71,61 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
         MemorySegment tables = MemorySegment.NULL;
-        /** The job whose codes {@code tables} hold (see int8Part), and the sum of those codes. */
-        Codes tablesOf;
+        /** The job whose codes {@code tables} hold (see Int8Product), and the sum of those codes. */
+        long tablesJob;
         int tablesCodeSum;
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
+        /**
+         * Heap segments over the last arrays seen, by identity: MemorySegment.ofArray is a new object every call,
+         * and a decoding step passes the same dozen arrays (its activation buffers, the codes and scales above)
+         * again and again. Holds those arrays until other arrays take their places.
+         */
+        private final Object[] heapArrays = new Object[16];
+        private final MemorySegment[] heapSegments = new MemorySegment[16];
+        private int nextHeap;
+        /** The calling thread's job over INT8 codes, its products, and the arguments of one product alone. */
+        final Codes codes = new Codes();
+        Int8Product[] products = new Int8Product[0];
+        WorkerPool.Part[] parts = new WorkerPool.Part[0];
+        final Weights[] oneWeights = new Weights[1];
+        final RowsProduct rows = new RowsProduct();
+        float[][] ys = new float[1][];
+
+        /** A segment over all of {@code array} (a float[], byte[] or long[]). */
+        MemorySegment heap(Object array) {
+            for (int i = 0; i < heapArrays.length; i++) {
+                if (heapArrays[i] == array) {
+                    return heapSegments[i];
+                }
+            }
+            MemorySegment segment = switch (array) {
+                case float[] f -> MemorySegment.ofArray(f);
+                case byte[] b -> MemorySegment.ofArray(b);
+                case long[] l -> MemorySegment.ofArray(l);
+                default -> throw new IllegalArgumentException("no heap segment for " + array.getClass());
+            };
+            heapArrays[nextHeap] = array;
+            heapSegments[nextHeap] = segment;
+            nextHeap = (nextHeap + 1) % heapArrays.length;
+            return segment;
+        }
+
+        /** At least {@code count} products (and their parts, in order). */
+        void products(int count) {
+            if (products.length < count) {
+                products = new Int8Product[count];
+                parts = new WorkerPool.Part[count];
+                for (int i = 0; i < count; i++) {
+                    products[i] = new Int8Product();
+                    parts[i] = products[i].part;
+                }
+            }
+            if (ys.length < count) {
+                ys = new float[count][];
+            }
+        }
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -167,7 +217,11 @@ public final class NativeBackend extends ForwardingBackend {
         ScalarBackend.checkMatmul(spec, xb, yb, batch);
         checkWeights(spec, cw.data());
         if (takesInt8Codes(spec)) {
-            productsOfInt8Codes(new Weights[] {w}, ArrayBuffer.of(xb), new float[][] {ArrayBuffer.of(yb)}, batch);
+            Scratch s = SCRATCH.get();
+            s.products(1);
+            s.oneWeights[0] = w;
+            s.ys[0] = ArrayBuffer.of(yb);
+            productsOfInt8Codes(s.oneWeights, 1, ArrayBuffer.of(xb), s.ys, batch);
             return;
         }
         if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
@@ -188,28 +242,19 @@ public final class NativeBackend extends ForwardingBackend {
             quantize(s, x, batch, k, true);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment xs = !split ? (binaryAct ? MemorySegment.ofArray(s.q) : MemorySegment.ofArray(x))
+        RowsProduct p = s.rows;
+        p.set(kernels, cw.data(), spec, batch, !split);
+        p.xs = !split ? (binaryAct ? s.heap(s.q) : s.heap(x))
                 : (binaryAct ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k));
-        MemorySegment ys = output(s, y, batch * n, split);
-        MemorySegment tokenScales = binaryAct ? tokenScales(s, batch, split) : MemorySegment.NULL;
-        MemorySegment data = cw.data();
-        boolean critical = !split;
-        WorkerPool.RangeTask task;
+        p.ys = output(s, y, batch * n, split);
+        p.tokenScales = binaryAct ? tokenScales(s, batch, split) : MemorySegment.NULL;
         if (!e.quantized) {
-            task = (r0, r1) -> kernels.matmulFloat(critical, data, e.id, k, xs, ys, batch, n, r0, r1);
+            p.kind = RowsProduct.FLOAT;
         } else {
-            long group = spec.effectiveGroupSize();
-            long scratchBytes = kernels.scratchBytes(k, group, batch);
-            long scalesAt = spec.scalesOffset();
-            long minsAt = e.hasMins() ? spec.minsOffset() : 0;
-            int layout = spec.layout();
-            task = binaryAct
-                    ? (r0, r1) -> kernels.matmulQuantizedI8(critical, data, e.id, layout, k, group, scalesAt,
-                            minsAt, xs, tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes))
-                    : (r0, r1) -> kernels.matmulQuantizedF32(critical, data, e.id, layout, k, group, scalesAt,
-                            minsAt, xs, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
+            p.kind = binaryAct ? RowsProduct.QUANTIZED_CODES : RowsProduct.QUANTIZED_FLOAT;
+            p.scratchBytes = kernels.scratchBytes(k, spec.effectiveGroupSize(), batch);
         }
-        runRows(task, n, split, ys, y, batch * n);
+        runRows(p, n, split, y, batch * n);
     }
 
     /** Quantized weights whose activation hint is INT8: their products start from the tokens' INT8 codes. */
@@ -226,7 +271,9 @@ public final class NativeBackend extends ForwardingBackend {
     @Override
     public void matmuls(Weights[] ws, Buffer xb, Buffer[] ybs, int batch) {
         Backend.checkProductsOfOneInput(ws, ybs);
-        float[][] ys = new float[ws.length][];
+        Scratch s = SCRATCH.get();
+        s.products(ws.length);
+        float[][] ys = s.ys;
         for (int i = 0; i < ws.length; i++) {
             if (ws[i] instanceof RepackedWeights && !(ws[i] instanceof NativeRepackedWeights)
                     || !takesInt8Codes(ws[i].spec())) {
@@ -238,94 +285,153 @@ public final class NativeBackend extends ForwardingBackend {
             checkWeights(cw.spec(), cw.data());
             ys[i] = ArrayBuffer.of(ybs[i]);
         }
-        productsOfInt8Codes(ws, ArrayBuffer.of(xb), ys, batch);
+        productsOfInt8Codes(ws, ws.length, ArrayBuffer.of(xb), ys, batch);
     }
 
-    /** The tokens' INT8 codes and scales as a job's kernels read them, and whether its calls are short. */
-    private record Codes(MemorySegment q, MemorySegment scales, float firstScale, int batch, int k,
-                         boolean critical) {
+    /**
+     * The tokens' INT8 codes and scales as a job's kernels read them, and whether its calls are short: the calling
+     * thread's own, filled again for every job, which {@code job} numbers (worker threads build their tables once
+     * per job).
+     */
+    private static final class Codes {
+        private static final AtomicLong JOBS = new AtomicLong();
+        MemorySegment q;
+        MemorySegment scales;
+        float firstScale;
+        int batch;
+        int k;
+        boolean critical;
+        long job;
+
+        void set(MemorySegment q, MemorySegment scales, float firstScale, int batch, int k, boolean critical) {
+            this.q = q;
+            this.scales = scales;
+            this.firstScale = firstScale;
+            this.batch = batch;
+            this.k = k;
+            this.critical = critical;
+            this.job = JOBS.incrementAndGet();
+        }
     }
 
-    /** {@code ys[i] = ws[i] x} for checked weights of one width that {@link #takesInt8Codes}: one job. */
-    private void productsOfInt8Codes(Weights[] ws, float[] x, float[][] ys, int batch) {
+    /**
+     * {@code ys[i] = ws[i] x} for the first {@code count} of checked weights of one width that {@link
+     * #takesInt8Codes}: one job.
+     */
+    private void productsOfInt8Codes(Weights[] ws, int count, float[] x, float[][] ys, int batch) {
         int k = (int) ws[0].spec().cols();
         long weights = 0;
-        long outputs = 0;
-        for (Weights w : ws) {
-            weights += w.spec().rows() * k * batch;
-            outputs += w.spec().rows() * batch;
+        for (int i = 0; i < count; i++) {
+            weights += ws[i].spec().rows() * k * batch;
         }
         Scratch s = SCRATCH.get();
         quantize(s, x, batch, k, false);
         boolean split = WorkerPool.worthSplitting(weights);
-        Codes codes = new Codes(split ? copyIn(s, s.q, batch * k) : MemorySegment.ofArray(s.q),
-                tokenScales(s, batch, split), s.scales[0], batch, k, !split);
-        if (split) {
-            s.y = grow(s.y, outputs * Float.BYTES);
+        Codes codes = s.codes;
+        codes.set(split ? copyIn(s, s.q, batch * k) : s.heap(s.q), tokenScales(s, batch, split), s.scales[0], batch,
+                k, !split);
+        for (int i = 0; i < count; i++) {
+            Int8Product p = s.products[i];
+            // Split: into the product's own native output (a slice of one would be a new object every call).
+            p.ys = split ? (p.output = grow(p.output, ws[i].spec().rows() * batch * Float.BYTES)) : s.heap(ys[i]);
+            prepareInt8(p, ws[i], codes);
         }
-        WorkerPool.Part[] parts = new WorkerPool.Part[ws.length];
-        long at = 0;
-        for (int i = 0; i < ws.length; i++) {
-            long count = ws[i].spec().rows() * batch;
-            parts[i] = int8Part(ws[i], codes, split ? s.y.asSlice(at * Float.BYTES, count * Float.BYTES)
-                    : MemorySegment.ofArray(ys[i]));
-            at += count;
-        }
-        pool.runParts(parts, split);
+        pool.runParts(s.parts, count, split);
         if (split) {
-            at = 0;
-            for (int i = 0; i < ws.length; i++) {
-                int count = (int) ws[i].spec().rows() * batch;
-                MemorySegment.copy(s.y, FLOAT, at * Float.BYTES, ys[i], 0, count);
-                at += count;
+            for (int i = 0; i < count; i++) {
+                MemorySegment.copy(s.products[i].output, FLOAT, 0, ys[i], 0, (int) ws[i].spec().rows() * batch);
             }
         }
     }
 
     /**
-     * One product of a job over the tokens' INT8 codes, writing {@code ys}: one token over BINARY tiles by lookup
-     * tables, up to five over group lanes, else the kernels that read the file's layout. Each thread builds its own
-     * tables, once per job (7 microseconds for 14336 values), rather than read the caller's: tables written by one
-     * core and read by the other moved between them on every token, and building them once took 12-36
-     * microseconds of a 4096 x 14336 product's 150-180.
+     * Fills {@code p} (its output set) as one product of a job over the tokens' INT8 codes: one token over BINARY
+     * tiles by lookup tables, up to five over group lanes, else the kernels that read the file's layout.
      */
-    private WorkerPool.Part int8Part(Weights w, Codes c, MemorySegment ys) {
+    private void prepareInt8(Int8Product p, Weights w, Codes c) {
         CpuWeights cw = CpuWeights.of(w);
         TensorSpec spec = cw.spec();
-        int n = (int) spec.rows();
-        int k = c.k();
-        int batch = c.batch();
-        boolean critical = c.critical();
-        if (w instanceof SignTileWeights tiles && batch == 1) { // a batch goes through the file's planes below
-            long tablesBytes = kernels.signTablesBytes(k);
-            int groupTiles = SignTileWeights.GROUP_ROWS / SignTileWeights.TILE_ROWS;
-            int tileCount = SignTileWeights.tilesOf(n);
-            return new WorkerPool.Part(n, SignTileWeights.GROUP_ROWS, (g0, g1) -> {
-                Scratch own = SCRATCH.get();
-                if (own.tablesOf != c) {
-                    own.tables = grow(own.tables, tablesBytes);
-                    own.tablesCodeSum = kernels.signTables(c.q(), k, own.tables);
-                    own.tablesOf = c;
+        p.kernels = kernels;
+        p.codes = c;
+        p.n = (int) spec.rows();
+        p.encoding = spec.encoding().id;
+        if (w instanceof SignTileWeights tiles && c.batch == 1) { // a batch goes through the file's planes below
+            p.kind = Int8Product.SIGN_TILES;
+            p.weights = tiles.tiles();
+            p.rowScales = tiles.scales();
+            p.part.set(p.n, SignTileWeights.GROUP_ROWS, p);
+            return;
+        }
+        if (w instanceof GroupLaneWeights lanes && c.batch <= GroupLaneWeights.MAX_BATCH) { // larger: file's bytes
+            p.kind = Int8Product.GROUP_LANES;
+            p.weights = lanes.lanes();
+            p.scratchBytes = kernels.scratchBytes(c.k, GroupLaneWeights.GROUP, 1);
+            p.part.set(p.n, GroupLaneWeights.BLOCK_ROWS, p);
+            return;
+        }
+        p.kind = Int8Product.ROWS;
+        p.weights = cw.data();
+        p.layout = spec.layout();
+        p.group = spec.effectiveGroupSize();
+        p.scratchBytes = kernels.scratchBytes(c.k, p.group, c.batch);
+        p.scalesAt = spec.scalesOffset();
+        p.minsAt = spec.encoding().hasMins() ? spec.minsOffset() : 0;
+        p.part.set(p.n, 1, p);
+    }
+
+    /**
+     * One product of a job over the tokens' INT8 codes, writing {@link #ys}: the calling thread's own (its
+     * {@link Scratch}), filled again for every job, so that a steady-state product allocates nothing (a record of
+     * the codes, a part and a capturing lambda per product, slices and heap segments were 392-664 bytes a call).
+     * Over BINARY tiles each thread builds its own tables, once per job (7 microseconds for 14336 values), rather
+     * than read the caller's: tables written by one core and read by the other moved between them on every
+     * token, and building them once took 12-36 microseconds of a 4096 x 14336 product's 150-180.
+     */
+    private static final class Int8Product implements WorkerPool.RangeTask {
+        static final int SIGN_TILES = 0;
+        static final int GROUP_LANES = 1;
+        static final int ROWS = 2;
+
+        final WorkerPool.Part part = new WorkerPool.Part();
+        NativeKernels kernels;
+        Codes codes;
+        int kind;
+        /** The tiles, the group lanes or the file's bytes, as {@link #kind} says. */
+        MemorySegment weights;
+        MemorySegment rowScales;
+        int n;
+        int encoding;
+        int layout;
+        long group;
+        long scalesAt;
+        long minsAt;
+        long scratchBytes;
+        /** Where the kernels write: {@link #output}, or the caller's array for a call on its thread alone. */
+        MemorySegment ys;
+        /** This product's native output for a split job, grown as needed, copied out after the job. */
+        MemorySegment output = MemorySegment.NULL;
+
+        @Override
+        public void run(int from, int to) {
+            Codes c = codes;
+            switch (kind) {
+                case SIGN_TILES -> {
+                    Scratch own = SCRATCH.get();
+                    if (own.tablesJob != c.job) {
+                        own.tables = grow(own.tables, kernels.signTablesBytes(c.k));
+                        own.tablesCodeSum = kernels.signTables(c.q, c.k, own.tables);
+                        own.tablesJob = c.job;
+                    }
+                    int groupTiles = SignTileWeights.GROUP_ROWS / SignTileWeights.TILE_ROWS;
+                    kernels.matmulSignTiles(c.critical, weights, c.k, n, own.tables, own.tablesCodeSum, rowScales,
+                            c.firstScale, ys, from * groupTiles, Math.min(SignTileWeights.tilesOf(n), to * groupTiles));
                 }
-                kernels.matmulSignTiles(critical, tiles.tiles(), k, n, own.tables, own.tablesCodeSum, tiles.scales(),
-                        c.firstScale(), ys, g0 * groupTiles, Math.min(tileCount, g1 * groupTiles));
-            });
+                case GROUP_LANES -> kernels.matmulGroupLanes(c.critical, weights, encoding, c.k, n, c.q, c.scales, ys,
+                        c.batch, from, to, kernelScratch(scratchBytes));
+                default -> kernels.matmulQuantizedI8(c.critical, weights, encoding, layout, c.k, group, scalesAt,
+                        minsAt, c.q, c.scales, ys, c.batch, n, from, to, kernelScratch(scratchBytes));
+            }
         }
-        if (w instanceof GroupLaneWeights lanes && batch <= GroupLaneWeights.MAX_BATCH) { // larger: the file's bytes
-            int encoding = spec.encoding().id;
-            long scratchBytes = kernels.scratchBytes(k, GroupLaneWeights.GROUP, 1);
-            return new WorkerPool.Part(n, GroupLaneWeights.BLOCK_ROWS, (b0, b1) -> kernels.matmulGroupLanes(critical,
-                    lanes.lanes(), encoding, k, n, c.q(), c.scales(), ys, batch, b0, b1, kernelScratch(scratchBytes)));
-        }
-        MemorySegment data = cw.data();
-        int encoding = spec.encoding().id;
-        int layout = spec.layout();
-        long group = spec.effectiveGroupSize();
-        long scratchBytes = kernels.scratchBytes(k, group, batch);
-        long scalesAt = spec.scalesOffset();
-        long minsAt = spec.encoding().hasMins() ? spec.minsOffset() : 0;
-        return new WorkerPool.Part(n, 1, (r0, r1) -> kernels.matmulQuantizedI8(critical, data, encoding, layout, k,
-                group, scalesAt, minsAt, c.q(), c.scales(), ys, batch, n, r0, r1, kernelScratch(scratchBytes)));
     }
 
     /** Binary weights x binary activations (groups of whole words): sign words per token, then bp_matmul_xnor. */
@@ -345,27 +451,82 @@ public final class NativeBackend extends ForwardingBackend {
             s.scales[b] = ActivationQuantizer.signWords(x, b * k, k, s.bits, b * words);
         }
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
-        MemorySegment bits = split ? copyIn(s, s.bits, batch * words) : MemorySegment.ofArray(s.bits);
-        MemorySegment scales = tokenScales(s, batch, split);
-        MemorySegment ys = output(s, y, batch * n, split);
-        MemorySegment data = cw.data();
-        long group = spec.effectiveGroupSize();
-        long scalesAt = spec.scalesOffset();
-        WorkerPool.RangeTask task = (r0, r1) -> kernels.matmulXnor(!split, data, k, group, scalesAt, bits, scales,
-                ys, batch, n, r0, r1);
-        runRows(task, n, split, ys, y, batch * n);
+        RowsProduct p = s.rows;
+        p.set(kernels, cw.data(), spec, batch, !split);
+        p.kind = RowsProduct.XNOR;
+        p.xs = split ? copyIn(s, s.bits, batch * words) : s.heap(s.bits);
+        p.tokenScales = tokenScales(s, batch, split);
+        p.ys = output(s, y, batch * n, split);
+        runRows(p, n, split, y, batch * n);
     }
 
     /**
-     * Runs {@code task} over rows 0..n-1 (or tiles of rows): split over the pool with results in native {@code ys},
-     * copied back to {@code y} ({@code count} floats), or on this thread straight into {@code y}.
+     * Runs {@code p} over rows 0..n-1: split over the pool with results in its native {@code ys}, copied back to
+     * {@code y} ({@code count} floats), or on this thread straight into {@code y}.
      */
-    private void runRows(WorkerPool.RangeTask task, int n, boolean split, MemorySegment ys, float[] y, int count) {
+    private void runRows(RowsProduct p, int n, boolean split, float[] y, int count) {
         if (split) {
-            pool.run(n, task);
-            MemorySegment.copy(ys, FLOAT, 0, y, 0, count);
+            pool.run(n, p);
+            MemorySegment.copy(p.ys, FLOAT, 0, y, 0, count);
         } else {
-            task.run(0, n);
+            p.run(0, n);
+        }
+    }
+
+    /**
+     * One product over rows of the file's layout by the kernels that do not start from INT8 codes (float
+     * activations; binary ones as codes of -1 and +1; XNOR over sign words): the calling thread's own (its
+     * {@link Scratch}), filled again every call, so that the product allocates nothing (as {@link Int8Product}).
+     */
+    private static final class RowsProduct implements WorkerPool.RangeTask {
+        static final int FLOAT = 0;
+        static final int QUANTIZED_FLOAT = 1;
+        static final int QUANTIZED_CODES = 2;
+        static final int XNOR = 3;
+
+        NativeKernels kernels;
+        int kind;
+        MemorySegment data;
+        int encoding;
+        int layout;
+        int k;
+        int n;
+        long group;
+        long scalesAt;
+        long minsAt;
+        int batch;
+        boolean critical;
+        long scratchBytes;
+        /** The activations (floats, codes or sign words), their scales per token, and where the rows go. */
+        MemorySegment xs;
+        MemorySegment tokenScales;
+        MemorySegment ys;
+
+        void set(NativeKernels kernels, MemorySegment data, TensorSpec spec, int batch, boolean critical) {
+            this.kernels = kernels;
+            this.data = data;
+            this.encoding = spec.encoding().id;
+            this.layout = spec.layout();
+            this.k = (int) spec.cols();
+            this.n = (int) spec.rows();
+            this.group = spec.effectiveGroupSize();
+            this.scalesAt = spec.encoding().quantized ? spec.scalesOffset() : 0;
+            this.minsAt = spec.encoding().hasMins() ? spec.minsOffset() : 0;
+            this.batch = batch;
+            this.critical = critical;
+        }
+
+        @Override
+        public void run(int r0, int r1) {
+            switch (kind) {
+                case FLOAT -> kernels.matmulFloat(critical, data, encoding, k, xs, ys, batch, n, r0, r1);
+                case QUANTIZED_FLOAT -> kernels.matmulQuantizedF32(critical, data, encoding, layout, k, group,
+                        scalesAt, minsAt, xs, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
+                case QUANTIZED_CODES -> kernels.matmulQuantizedI8(critical, data, encoding, layout, k, group,
+                        scalesAt, minsAt, xs, tokenScales, ys, batch, n, r0, r1, kernelScratch(scratchBytes));
+                default -> kernels.matmulXnor(critical, data, k, group, scalesAt, xs, tokenScales, ys, batch, n, r0,
+                        r1);
+            }
         }
     }
 
@@ -405,9 +566,11 @@ public final class NativeBackend extends ForwardingBackend {
             }
             return;
         }
-        MemorySegment xs = MemorySegment.ofArray(x);
-        MemorySegment qs = MemorySegment.ofArray(s.q);
-        for (int b = 0; b < batch; b++) {
+        MemorySegment xs = s.heap(x);
+        MemorySegment qs = s.heap(s.q);
+        // Token 0 reads the whole segments from their start (no slice to make: C reads k values).
+        s.scales[0] = kernels.quantizeI8(xs, k, qs);
+        for (int b = 1; b < batch; b++) {
             s.scales[b] = kernels.quantizeI8(xs.asSlice((long) b * k * Float.BYTES, (long) k * Float.BYTES), k,
                     qs.asSlice((long) b * k, k));
         }
@@ -437,7 +600,7 @@ public final class NativeBackend extends ForwardingBackend {
      */
     private static MemorySegment tokenScales(Scratch s, int batch, boolean split) {
         if (!split) {
-            return MemorySegment.ofArray(s.scales);
+            return s.heap(s.scales);
         }
         s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
         MemorySegment.copy(s.scales, 0, s.xScales, FLOAT, 0, batch);
@@ -450,7 +613,7 @@ public final class NativeBackend extends ForwardingBackend {
      */
     private static MemorySegment output(Scratch s, float[] y, int count, boolean split) {
         if (!split) {
-            return MemorySegment.ofArray(y);
+            return s.heap(y);
         }
         s.y = grow(s.y, (long) count * Float.BYTES);
         return s.y;
