@@ -60,14 +60,27 @@ public final class ActivationQuantizer {
      * by n (0 for n = 0).
      */
     public static float meanAbs(float[] x, int offset, int n) {
-        float[] s = new float[8];
+        // Eight locals, not an array: the array was 48 bytes of garbage per token (the JIT kept it).
+        float s0 = 0;
+        float s1 = 0;
+        float s2 = 0;
+        float s3 = 0;
+        float s4 = 0;
+        float s5 = 0;
+        float s6 = 0;
+        float s7 = 0;
         int upper = n - n % 8;
-        for (int i = 0; i < upper; i += 8) {
-            for (int j = 0; j < 8; j++) {
-                s[j] += Math.abs(x[offset + i + j]);
-            }
+        for (int i = offset; i < offset + upper; i += 8) {
+            s0 += Math.abs(x[i]);
+            s1 += Math.abs(x[i + 1]);
+            s2 += Math.abs(x[i + 2]);
+            s3 += Math.abs(x[i + 3]);
+            s4 += Math.abs(x[i + 4]);
+            s5 += Math.abs(x[i + 5]);
+            s6 += Math.abs(x[i + 6]);
+            s7 += Math.abs(x[i + 7]);
         }
-        float sum = combineEight(s);
+        float sum = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)); // combineEight's pairing
         for (int i = upper; i < n; i++) {
             sum += Math.abs(x[offset + i]);
         }
