@@ -16,9 +16,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT8 x F32 activations on tiles of 8 rows, one per 32-bit lane, for machines without vpermw (AVX2), where rows
- * widened to floats one at a time ({@link Int8Matmul#rowsF32}) stored and reloaded every value: here each byte is
- * shifted into place in its lane, converted and multiplied by the broadcast activation, 8 rows at once.
+ * INT8 x F32 activations on tiles of 8 rows, one per 32-bit lane. Written for machines without vpermw (AVX2),
+ * where rows widened to floats one at a time ({@link Int8Matmul#rowsF32}) stored and reloaded every value: here
+ * each byte is shifted into place in its lane, converted and multiplied by the broadcast activation, 8 rows at
+ * once; faster with AVX-512 too, so used there as well (see PanamaBackend#upload).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, Q = ceil(K / 4) quads per row:
