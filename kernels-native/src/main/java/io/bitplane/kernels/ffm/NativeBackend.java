@@ -71,6 +71,9 @@ public final class NativeBackend extends ForwardingBackend {
         MemorySegment y = MemorySegment.NULL;
         MemorySegment xScales = MemorySegment.NULL;
         MemorySegment tables = MemorySegment.NULL;
+        /** One token's values and codes, for quantizing the tokens of a batch after the first. */
+        MemorySegment tokenValues = MemorySegment.NULL;
+        MemorySegment tokenCodes = MemorySegment.NULL;
         /** The job whose codes {@code tables} hold (see Int8Product), and the sum of those codes. */
         long tablesJob;
         int tablesCodeSum;
@@ -566,13 +569,17 @@ public final class NativeBackend extends ForwardingBackend {
             }
             return;
         }
-        MemorySegment xs = s.heap(x);
-        MemorySegment qs = s.heap(s.q);
-        // Token 0 reads the whole segments from their start (no slice to make: C reads k values).
-        s.scales[0] = kernels.quantizeI8(xs, k, qs);
+        // Token 0 straight from the arrays (C reads k values from the start); the others through native copies,
+        // since a slice of an array's segment would be a new object per token.
+        s.scales[0] = kernels.quantizeI8(s.heap(x), k, s.heap(s.q));
+        if (batch > 1) {
+            s.tokenValues = grow(s.tokenValues, (long) k * Float.BYTES);
+            s.tokenCodes = grow(s.tokenCodes, k);
+        }
         for (int b = 1; b < batch; b++) {
-            s.scales[b] = kernels.quantizeI8(xs.asSlice((long) b * k * Float.BYTES, (long) k * Float.BYTES), k,
-                    qs.asSlice((long) b * k, k));
+            MemorySegment.copy(x, b * k, s.tokenValues, FLOAT, 0, k);
+            s.scales[b] = kernels.quantizeI8(s.tokenValues, k, s.tokenCodes);
+            MemorySegment.copy(s.tokenCodes, ValueLayout.JAVA_BYTE, 0, s.q, b * k, k);
         }
     }
 
