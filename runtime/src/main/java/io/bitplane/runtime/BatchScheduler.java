@@ -2,7 +2,6 @@ package io.bitplane.runtime;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -255,7 +254,7 @@ public final class BatchScheduler implements AutoCloseable {
                 Active a = ready.get(b);
                 a.session.appendedByBatch(tokens[prefix + b]);
                 a.input = null;
-                a.generation.accept(Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab));
+                a.generation.accept(logits, b * vocab);
             }
         }
         for (int i = active.size() - 1; i >= 0; i--) {

@@ -30,6 +30,9 @@ public final class Generation implements Iterator<GeneratedToken> {
     private long firstTokenNanos;
     private long endNanos;
     private final int maxStopLength;
+    /** The last token as the next step's input, and the logits the sampler may change: reused every step. */
+    private final int[] nextToken = new int[1];
+    private final float[] logits;
 
     Generation(Session session, GenerationRequest request) {
         this.session = session;
@@ -41,6 +44,7 @@ public final class Generation implements Iterator<GeneratedToken> {
         // Checked here: the batch scheduler feeds these tokens to the decoder without Session.append and its check.
         Session.checkTokens(prompt, session.model().config().vocabSize(), "prompt token id");
         this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
+        this.logits = new float[session.model().config().vocabSize()];
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt without BOS: nothing to condition on");
         }
@@ -78,7 +82,7 @@ public final class Generation implements Iterator<GeneratedToken> {
     private void step() {
         int[] input = nextInput();
         if (input != null) {
-            accept(session.append(input));
+            accept(session.appendWithoutCopy(input), 0);
         }
     }
 
@@ -105,11 +109,16 @@ public final class Generation implements Iterator<GeneratedToken> {
             startNanos = System.nanoTime();
             return prompt;
         }
-        return new int[] {lastToken};
+        nextToken[0] = lastToken;
+        return nextToken;
     }
 
-    /** Samples from the logits after {@link #nextInput()}'s tokens, releases text, and may finish. */
-    void accept(float[] logits) {
+    /**
+     * Samples from the logits after {@link #nextInput()}'s tokens ({@code all[offset ..]}, which this copies, since
+     * the sampler changes them), releases text, and may finish.
+     */
+    void accept(float[] all, int offset) {
+        System.arraycopy(all, offset, logits, 0, logits.length);
         if (promptNanos == 0) {
             promptNanos = Math.max(1, System.nanoTime() - startNanos);
         }

@@ -9,6 +9,8 @@ public final class Sampler {
     private final SplittableRandom random;
     private float[] probs = new float[0];
     private long[] keys = new long[0];
+    /** Tokens of the penalty's window seen so far in this step (cleared after each), grown to the vocabulary. */
+    private boolean[] seen = new boolean[0];
 
     public Sampler(SamplerSettings settings) {
         this.settings = settings;
@@ -21,13 +23,22 @@ public final class Sampler {
      */
     public int sample(float[] logits, int vocab, int[] history, int historyLength) {
         if (settings.repetitionPenalty() != 1f) {
-            boolean[] seen = new boolean[vocab];
-            for (int i = Math.max(0, historyLength - settings.repeatWindow()); i < historyLength; i++) {
+            if (seen.length < vocab) {
+                seen = new boolean[vocab];
+            }
+            int from = Math.max(0, historyLength - settings.repeatWindow());
+            for (int i = from; i < historyLength; i++) {
                 int t = history[i];
                 if (t >= 0 && t < vocab && !seen[t]) {
                     seen[t] = true;
                     logits[t] = logits[t] > 0 ? logits[t] / settings.repetitionPenalty()
                             : logits[t] * settings.repetitionPenalty();
+                }
+            }
+            for (int i = from; i < historyLength; i++) {
+                int t = history[i];
+                if (t >= 0 && t < vocab) {
+                    seen[t] = false;
                 }
             }
         }

@@ -67,6 +67,14 @@ public final class Session implements AutoCloseable {
      * token, for ids outside the vocabulary, and when the context would overflow.
      */
     public float[] append(int... newTokens) {
+        return Arrays.copyOf(appendWithoutCopy(newTokens), vocab);
+    }
+
+    /**
+     * {@link #append}, returning this session's own logits array (the last token's logits first), valid until the
+     * next call: a generation copies them once into its own array, which the sampler may change.
+     */
+    float[] appendWithoutCopy(int... newTokens) {
         checkOpen();
         if (newTokens.length == 0) {
             throw new IllegalArgumentException("no tokens to append");
@@ -83,7 +91,7 @@ public final class Session implements AutoCloseable {
             System.arraycopy(newTokens, off, tokens, position, n);
             position += n;
         }
-        return Arrays.copyOf(logits, vocab);
+        return logits;
     }
 
     /** The logits after the last appended token (a copy). */
