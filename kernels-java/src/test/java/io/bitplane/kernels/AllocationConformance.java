@@ -117,6 +117,36 @@ public abstract class AllocationConformance {
                 () -> backend.attention(out, q, keys, values, positions, 1, shape));
     }
 
+    /**
+     * The calling thread's reused products must not keep a model's weights alive after the model is dropped: the
+     * repacked tiles (hundreds of MB in a real model) are freed by the garbage collector.
+     */
+    @ParameterizedTest(name = "{0} x {1}, {2} rows")
+    @CsvSource({"ternary, int8, 512", "ternary, int8, 64", "int8@32, int8, 512", "f32, f32, 512",
+        "binary, binary, 512"})
+    public void productsKeepNoWeightsAlive(String spec, String act, int rows) throws InterruptedException {
+        Random rnd = new Random(rows);
+        int cols = 1024;
+        Buffer x = input(rnd, cols);
+        Buffer y = backend.allocate(rows);
+        java.lang.ref.WeakReference<Weights> dropped = multiplyOnce(spec, act, rows, cols, rnd, x, y);
+        for (int i = 0; i < 50 && dropped.get() != null; i++) {
+            System.gc();
+            Thread.sleep(10);
+        }
+        assertEquals(null, dropped.get(), spec + " x " + act + ": the weights are still reachable after a product");
+    }
+
+    private java.lang.ref.WeakReference<Weights> multiplyOnce(String spec, String act, int rows, int cols, Random rnd,
+                                                             Buffer x, Buffer y) {
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
+                0.1f), QuantSpec.parse(spec), BackendConformance.hint(act));
+        Weights w = backend.upload(BackendConformance.placed(t, 0));
+        backend.matmul(w, x, y, 1);
+        backend.matmuls(new Weights[] {w, w}, x, new Buffer[] {y, backend.allocate(rows)}, 1);
+        return new java.lang.ref.WeakReference<>(w);
+    }
+
     private Buffer input(Random rnd, int n) {
         float[] values = TestTensors.gaussian(rnd, n, 1f);
         Buffer b = backend.allocate(n);

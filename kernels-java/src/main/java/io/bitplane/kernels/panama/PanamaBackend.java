@@ -198,8 +198,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         TensorSpec spec = w.spec();
         checkMatmul(spec, xb, yb, batch);
         PreparedProduct.Set set = PreparedProduct.forThread(1);
-        prepare(set.products[0], w, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
-        pool.runParts(set.parts, 1, WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch));
+        try {
+            prepare(set.products[0], w, ArrayBuffer.of(xb), ArrayBuffer.of(yb), batch);
+            pool.runParts(set.parts, 1, WorkerPool.worthSplitting(spec.rows() * spec.cols() * batch));
+        } finally {
+            set.release(1);
+        }
     }
 
     /**
@@ -227,10 +231,14 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         }
         float[] x = ArrayBuffer.of(xb);
         PreparedProduct.Set set = PreparedProduct.forThread(ws.length);
-        for (int i = 0; i < ws.length; i++) {
-            prepare(set.products[i], ws[i], x, ArrayBuffer.of(ybs[i]), batch);
+        try {
+            for (int i = 0; i < ws.length; i++) {
+                prepare(set.products[i], ws[i], x, ArrayBuffer.of(ybs[i]), batch);
+            }
+            pool.runParts(set.parts, ws.length, WorkerPool.worthSplitting(weights));
+        } finally {
+            set.release(ws.length);
         }
-        pool.runParts(set.parts, ws.length, WorkerPool.worthSplitting(weights));
     }
 
     /**
@@ -857,7 +865,12 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         boolean byKvHead = s.headSize() % F.length() == 0 && (!split || groups >= pool.threads());
         int units = byKvHead ? groups : pairs;
         if (split) {
-            pool.run(units, ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, byKvHead));
+            AttentionCall call = ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, byKvHead);
+            try {
+                pool.run(units, call);
+            } finally {
+                call.set(null, null, null, null, null, null, null, false); // keeps no backend nor cache alive
+            }
         } else if (byKvHead) {
             attendKvGroups(o, qa, k, v, positions, s, 0, units);
         } else {

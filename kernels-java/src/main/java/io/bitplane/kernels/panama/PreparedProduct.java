@@ -59,6 +59,17 @@ final class PreparedProduct implements WorkerPool.RangeTask {
         return this;
     }
 
+    /**
+     * Drops this product's references to the weights and the caller's buffers (the thread's own arrays stay, for the
+     * next call): a thread's products outlive the model, which must not be kept from the garbage collector by them.
+     */
+    void release() {
+        weights = null;
+        data = null;
+        x = null;
+        y = null;
+    }
+
     /** The calling thread's products and their parts, grown to hold at least {@code count}. */
     static Set forThread(int count) {
         Set s = SETS.get();
@@ -77,6 +88,13 @@ final class PreparedProduct implements WorkerPool.RangeTask {
     static final class Set {
         PreparedProduct[] products = new PreparedProduct[0];
         WorkerPool.Part[] parts = new WorkerPool.Part[0];
+
+        /** {@link #release} for the first {@code count} products. */
+        void release(int count) {
+            for (int i = 0; i < count; i++) {
+                products[i].release();
+            }
+        }
     }
 
     private static final ThreadLocal<Set> SETS = ThreadLocal.withInitial(Set::new);

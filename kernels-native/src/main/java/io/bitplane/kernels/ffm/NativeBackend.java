@@ -224,7 +224,12 @@ public final class NativeBackend extends ForwardingBackend {
             s.products(1);
             s.oneWeights[0] = w;
             s.ys[0] = ArrayBuffer.of(yb);
-            productsOfInt8Codes(s.oneWeights, 1, ArrayBuffer.of(xb), s.ys, batch);
+            try {
+                productsOfInt8Codes(s.oneWeights, 1, ArrayBuffer.of(xb), s.ys, batch);
+            } finally {
+                s.oneWeights[0] = null; // the thread's arrays outlive the model: keep nothing of it alive
+                s.ys[0] = null;
+            }
             return;
         }
         if (spec.activations() == ActivationHint.BINARY && spec.layout() == TensorSpec.LAYOUT_CANONICAL
@@ -276,7 +281,6 @@ public final class NativeBackend extends ForwardingBackend {
         Backend.checkProductsOfOneInput(ws, ybs);
         Scratch s = SCRATCH.get();
         s.products(ws.length);
-        float[][] ys = s.ys;
         for (int i = 0; i < ws.length; i++) {
             if (ws[i] instanceof RepackedWeights && !(ws[i] instanceof NativeRepackedWeights)
                     || !takesInt8Codes(ws[i].spec())) {
@@ -286,9 +290,16 @@ public final class NativeBackend extends ForwardingBackend {
             CpuWeights cw = CpuWeights.of(ws[i]);
             ScalarBackend.checkMatmul(cw.spec(), xb, ybs[i], batch);
             checkWeights(cw.spec(), cw.data());
-            ys[i] = ArrayBuffer.of(ybs[i]);
         }
-        productsOfInt8Codes(ws, ws.length, ArrayBuffer.of(xb), ys, batch);
+        float[][] ys = s.ys;
+        try {
+            for (int i = 0; i < ws.length; i++) {
+                ys[i] = ArrayBuffer.of(ybs[i]);
+            }
+            productsOfInt8Codes(ws, ws.length, ArrayBuffer.of(xb), ys, batch);
+        } finally {
+            java.util.Arrays.fill(ys, 0, ws.length, null); // the thread's arrays outlive the model
+        }
     }
 
     /**
@@ -339,10 +350,16 @@ public final class NativeBackend extends ForwardingBackend {
             p.ys = split ? (p.output = grow(p.output, ws[i].spec().rows() * batch * Float.BYTES)) : s.heap(ys[i]);
             prepareInt8(p, ws[i], codes);
         }
-        pool.runParts(s.parts, count, split);
-        if (split) {
+        try {
+            pool.runParts(s.parts, count, split);
+            if (split) {
+                for (int i = 0; i < count; i++) {
+                    MemorySegment.copy(s.products[i].output, FLOAT, 0, ys[i], 0, (int) ws[i].spec().rows() * batch);
+                }
+            }
+        } finally {
             for (int i = 0; i < count; i++) {
-                MemorySegment.copy(s.products[i].output, FLOAT, 0, ys[i], 0, (int) ws[i].spec().rows() * batch);
+                s.products[i].release();
             }
         }
     }
@@ -409,6 +426,16 @@ public final class NativeBackend extends ForwardingBackend {
         long scalesAt;
         long minsAt;
         long scratchBytes;
+        /**
+         * Drops the references to the weights and the caller's output (its native output stays, for the next
+         * job): a thread's products outlive the model, whose repacked weights the garbage collector frees.
+         */
+        void release() {
+            weights = null;
+            rowScales = null;
+            ys = null;
+        }
+
         /** Where the kernels write: {@link #output}, or the caller's array for a call on its thread alone. */
         MemorySegment ys;
         /** This product's native output for a split job, grown as needed, copied out after the job. */
@@ -468,11 +495,17 @@ public final class NativeBackend extends ForwardingBackend {
      * {@code y} ({@code count} floats), or on this thread straight into {@code y}.
      */
     private void runRows(RowsProduct p, int n, boolean split, float[] y, int count) {
-        if (split) {
-            pool.run(n, p);
-            MemorySegment.copy(p.ys, FLOAT, 0, y, 0, count);
-        } else {
-            p.run(0, n);
+        try {
+            if (split) {
+                pool.run(n, p);
+                MemorySegment.copy(p.ys, FLOAT, 0, y, 0, count);
+            } else {
+                p.run(0, n);
+            }
+        } finally {
+            p.data = null; // the product outlives the model: keep no weights alive
+            p.xs = null;
+            p.ys = null;
         }
     }
 
