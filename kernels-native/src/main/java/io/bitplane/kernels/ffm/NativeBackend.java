@@ -426,6 +426,11 @@ public final class NativeBackend extends ForwardingBackend {
         long scalesAt;
         long minsAt;
         long scratchBytes;
+        /** Where the kernels write: {@link #output}, or the caller's array for a call on its thread alone. */
+        MemorySegment ys;
+        /** This product's native output for a split job, grown as needed, copied out after the job. */
+        MemorySegment output = MemorySegment.NULL;
+
         /**
          * Drops the references to the weights and the caller's output (its native output stays, for the next
          * job): a thread's products outlive the model, whose repacked weights the garbage collector frees.
@@ -435,11 +440,6 @@ public final class NativeBackend extends ForwardingBackend {
             rowScales = null;
             ys = null;
         }
-
-        /** Where the kernels write: {@link #output}, or the caller's array for a call on its thread alone. */
-        MemorySegment ys;
-        /** This product's native output for a split job, grown as needed, copied out after the job. */
-        MemorySegment output = MemorySegment.NULL;
 
         @Override
         public void run(int from, int to) {
