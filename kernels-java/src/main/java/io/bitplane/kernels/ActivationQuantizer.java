@@ -80,7 +80,7 @@ public final class ActivationQuantizer {
             s6 += Math.abs(x[i + 6]);
             s7 += Math.abs(x[i + 7]);
         }
-        float sum = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)); // combineEight's pairing
+        float sum = combineEight(s0, s1, s2, s3, s4, s5, s6, s7);
         for (int i = upper; i < n; i++) {
             sum += Math.abs(x[offset + i]);
         }
@@ -89,6 +89,11 @@ public final class ActivationQuantizer {
 
     /** The fixed pairing of eight partial sums used by {@link #meanAbs}. */
     public static float combineEight(float[] s) {
-        return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+        return combineEight(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    }
+
+    private static float combineEight(float s0, float s1, float s2, float s3, float s4, float s5, float s6,
+                                      float s7) {
+        return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
     }
 }
