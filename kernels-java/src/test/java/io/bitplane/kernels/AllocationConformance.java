@@ -154,8 +154,11 @@ public abstract class AllocationConformance {
         return b;
     }
 
-    /** Runs {@code call} in rounds until a round allocates nothing; fails with the fewest bytes a round did. */
-    static void assertEventuallyAllocatesNothing(String what, Runnable call) {
+    /**
+     * Runs {@code call} in rounds until a round allocates nothing on this thread and the pool's workers; fails with
+     * the fewest bytes a round did. (Also the runtime's check of a whole decoding step.)
+     */
+    public static void assertEventuallyAllocatesNothing(String what, Runnable call) {
         long fewest = Long.MAX_VALUE;
         for (int round = 0; round < ROUNDS && fewest > 0; round++) {
             long[] ids = callerAndWorkers();
