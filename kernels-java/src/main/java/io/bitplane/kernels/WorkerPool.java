@@ -151,11 +151,6 @@ public final class WorkerPool implements AutoCloseable {
     /** Runs a thread's slice of {@link #jobParts}: one task for every job, so that a job allocates none. */
     private final RangeTask partsSlice = (r0, r1) -> runSlice(jobParts, jobCount, r0, r1);
 
-    /** {@link #runParts(Part[], int, boolean)} over all of {@code parts}. */
-    public void runParts(Part[] parts, boolean split) {
-        runParts(parts, parts.length, split);
-    }
-
     /**
      * Runs the first {@code count} of {@code parts} as one job (the products of one input: q, k and v; gate and
      * up): their rows laid end to end are split into one slice per thread as {@link #run} splits rows, so small

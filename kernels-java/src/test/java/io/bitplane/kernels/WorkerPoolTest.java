@@ -49,7 +49,7 @@ class WorkerPoolTest {
                             }
                         });
                     }
-                    pool.runParts(parts, split);
+                    pool.runParts(parts, parts.length, split);
                     for (int i = 0; i < shapes.length; i++) {
                         for (int u = 0; u < hits[i].length(); u++) {
                             assertEquals(1, hits[i].get(u), "threads " + threads + " split " + split + " part " + i

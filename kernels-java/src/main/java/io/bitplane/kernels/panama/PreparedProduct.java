@@ -53,10 +53,9 @@ final class PreparedProduct implements WorkerPool.RangeTask {
         kernel.run(this, from, to);
     }
 
-    /** Sets the product's part: {@code unitRows} rows a unit; returns this. */
-    PreparedProduct units(int unitRows) {
+    /** Sets the product's part: {@code unitRows} rows a unit. */
+    void units(int unitRows) {
         part.set((int) spec.rows(), unitRows, this);
-        return this;
     }
 
     /**
