@@ -922,6 +922,19 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
 #define PACKED_SETS 2
 
 /*
+ * How far ahead packed_rows_one_group also asks for its rows into L2 (prefetcht2), besides PREFETCH_BYTES into L1:
+ * one thread streamed these rows from DRAM at about 75% of a plain read loop's rate, and moving the one prefetch
+ * further ahead helped short rows but cost 4096 x 14336 9% (its token's 14 KB of codes then left L1). A C probe
+ * alternating builds, ternary one token, two threads from DRAM, G weights/s: 5632 x 2048 229-267 -> 247-270,
+ * 2048 x 5632 254-270 -> 261-267, 2560 x 2048 244-271 -> 275-280, 4096 x 14336 179-198 -> 188-209 (in faster
+ * minutes of the machine 5632 x 2048 270-272 -> 295-307, 4096 x 14336 198-201 -> 232-245); `bitplane bench
+ * --shape 4096x14336` (ternary packed, libraries alternated three times) 153-166 -> 159-173; a layer's products in
+ * decode order (8 layers, the 418M shapes) 234-239 -> 235-250. The same second prefetch in the BINARY tiles and
+ * the group lanes changed nothing measurable.
+ */
+#define L2_PREFETCH_BYTES (4 * PREFETCH_BYTES)
+
+/*
  * acc[s] += the products of field s of each byte of a 64-byte block of packed rows (b bits a field, a constant
  * where inlined) with q as pair_blocks_q laid it out (qa: 64 codes a field). Field s is masked where it stands, not
  * shifted down: the byte is field * 2^(s b) (at most 192 or 240, still an unsigned byte), and the caller shifts
@@ -971,6 +984,7 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
 #pragma GCC unroll 4
             for (int a = 0; a < PACKED_SETS; a++) {
                 _mm_prefetch((const char *) (at + 64 * a + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch((const char *) (at + 64 * a + L2_PREFETCH_BYTES), _MM_HINT_T2);
                 packed_block_vnni(_mm512_loadu_si512(at + 64 * a), qa + 2 * v * a, b, acc[a]);
             }
         }
