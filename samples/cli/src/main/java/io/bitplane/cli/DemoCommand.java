@@ -57,10 +57,14 @@ final class DemoCommand implements Callable<Integer> {
                 : io.bitplane.format.ActivationHint.F32, List.of());
     }
 
+    /** How long each model tells its story untimed before the timed one (see {@link #warmUp}). */
+    private static final long WARM_UP_NANOS = 1_000_000_000L;
+
     /**
-     * Generates the story, untimed, until the kernels are compiled: the first stories of a model this small ran
-     * in the JIT's first code (f32 at 258 tokens/s in its first 120 tokens, where it decodes at thousands), so
-     * the table's speeds said more about the order of its rows than about the encodings.
+     * Generates the story untimed, at least once and for {@link #WARM_UP_NANOS}, so that the timed story runs in
+     * compiled kernels: the first stories of a model this small ran in the JIT's first code (f32 at 258 tokens/s
+     * in its first 120 tokens, where it decodes at thousands), and the table's speeds said more about the order
+     * of its rows than about the encodings.
      */
     private void warmUp(Model m) {
         long until = System.nanoTime() + WARM_UP_NANOS;
@@ -70,8 +74,6 @@ final class DemoCommand implements Callable<Integer> {
             }
         } while (System.nanoTime() < until);
     }
-
-    private static final long WARM_UP_NANOS = 1_000_000_000L;
 
     @Override
     public Integer call() throws Exception {
