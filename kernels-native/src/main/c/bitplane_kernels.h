@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#define BP_ABI_VERSION 5
+#define BP_ABI_VERSION 6
 
 /* Encoding ids, as in the file's tensor directory. */
 #define BP_F32 0
@@ -117,5 +117,17 @@ void bp_group_lanes_repack(const void *w, int32_t encoding, int32_t layout, int6
 void bp_matmul_group_lanes(const void *lanes, int32_t encoding, int64_t k, int64_t n, const int8_t *xq,
                            const float *xscales, float *y, int32_t batch, int64_t block_start, int64_t block_end,
                            void *scratch);
+
+/* Causal attention (attention.c has the layouts) for units [unit_start, unit_end) of unit_heads query heads each
+   (n_heads / n_kv_heads, the heads that share a KV head, or 1), unit u being query heads [u unit_heads, (u + 1)
+   unit_heads) of the batch's tokens laid end to end (token b's heads b n_heads ..; n_heads a multiple of
+   n_kv_heads): for each query head h of token b, s_t = q_h . k_t / sqrt(head_size) over positions t in [0,
+   positions[b]] of its KV head h / (n_heads / n_kv_heads), w = softmax(s), out_h = sum_t w_t v_t. q and out are
+   [batch][n_heads * head_size], keys and values [positions][n_kv_heads * head_size]; scores is scratch of
+   unit_heads * (positions[b] + 1) floats for the largest position of the units. Equal to the Java reference
+   within float rounding; a head's result is the same bit for bit whatever the units. */
+void bp_attention(const float *q, const float *keys, const float *values, float *out, const int32_t *positions,
+                  int32_t n_heads, int32_t n_kv_heads, int64_t head_size, int32_t unit_heads, int64_t unit_start,
+                  int64_t unit_end, float *scores);
 
 #endif

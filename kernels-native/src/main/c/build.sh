@@ -25,7 +25,7 @@ build() {
         impl=$1
         shift
         built=""
-        for source in kernels sign_tiles group_lanes; do
+        for source in kernels sign_tiles group_lanes attention; do
             "$cc" $flags "$@" -DBP_IMPL=$impl -c "$src/$source.c" -o "$tmp/${source}_$impl.o" || return 1
             built="$built $tmp/${source}_$impl.o"
         done
@@ -43,7 +43,7 @@ build() {
         fi
     fi
     "$cc" $flags ${dispatch_flags:-} -fvisibility=default -c "$src/dispatch.c" -o "$tmp/dispatch.o" || return 1
-    "$cc" -shared -o "$tmp/libbitplane_kernels.so" $objects "$tmp/dispatch.o" || return 1
+    "$cc" -shared -o "$tmp/libbitplane_kernels.so" $objects "$tmp/dispatch.o" -lm || return 1
 }
 # A compiler that cannot build the kernels (too old, another architecture's flags) is reported, not fatal: the
 # jar then has no library and the runtime uses the Java kernels, as without a compiler.

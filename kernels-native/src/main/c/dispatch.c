@@ -28,6 +28,8 @@ typedef struct {
                                void *);
     void (*matmul_group_lanes)(const void *, int32_t, int64_t, int64_t, const int8_t *, const float *, float *,
                                int32_t, int64_t, int64_t, void *);
+    void (*attention)(const float *, const float *, const float *, float *, const int32_t *, int32_t, int32_t,
+                      int64_t, int32_t, int64_t, int64_t, float *);
 } kernel_table;
 
 /* One implementation's functions, in kernel_table's order. */
@@ -36,7 +38,7 @@ typedef struct {
      bp_##impl##_matmul_quantized_f32, bp_##impl##_matmul_quantized_i8, bp_##impl##_matmul_xnor,              \
      bp_##impl##_sign_tiles_bytes, bp_##impl##_sign_tiles_repack, bp_##impl##_sign_tables_bytes,               \
      bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles, bp_##impl##_group_lanes_bytes,                  \
-     bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes}
+     bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes, bp_##impl##_attention}
 
 static const kernel_table PORTABLE = KERNEL_TABLE(portable);
 #if defined(__x86_64__)
@@ -168,4 +170,11 @@ void bp_matmul_group_lanes(const void *lanes, int32_t encoding, int64_t k, int64
                            const float *xscales, float *y, int32_t batch, int64_t block_start, int64_t block_end,
                            void *scratch) {
     kernels()->matmul_group_lanes(lanes, encoding, k, n, xq, xscales, y, batch, block_start, block_end, scratch);
+}
+
+void bp_attention(const float *q, const float *keys, const float *values, float *out, const int32_t *positions,
+                  int32_t n_heads, int32_t n_kv_heads, int64_t head_size, int32_t unit_heads, int64_t unit_start,
+                  int64_t unit_end, float *scores) {
+    kernels()->attention(q, keys, values, out, positions, n_heads, n_kv_heads, head_size, unit_heads, unit_start,
+                         unit_end, scores);
 }

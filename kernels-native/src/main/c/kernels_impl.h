@@ -1,5 +1,5 @@
 /*
- * The functions each implementation of kernels.c, sign_tiles.c and group_lanes.c defines. Each is compiled once per
+ * The functions each implementation of kernels.c, sign_tiles.c, group_lanes.c and attention.c defines. Each is compiled once per
  * instruction set
  * (build.sh), with BP_IMPL naming the set; dispatch.c picks one set at load time and forwards the public
  * functions of bitplane_kernels.h to it.
@@ -118,7 +118,11 @@ static inline void transpose8x8(__m256 v[8]) {
                                                  int64_t block_start, int64_t block_end, void *lanes);           \
     void BP_IMPL_NAME(impl, _matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, int64_t n,     \
                                                  const int8_t *xq, const float *xscales, float *y, int32_t batch,\
-                                                 int64_t block_start, int64_t block_end, void *scratch);
+                                                 int64_t block_start, int64_t block_end, void *scratch);\
+    void BP_IMPL_NAME(impl, _attention)(const float *q, const float *keys, const float *values, float *out,      \
+                                        const int32_t *positions, int32_t n_heads, int32_t n_kv_heads,          \
+                                        int64_t head_size, int32_t unit_heads, int64_t unit_start,              \
+                                        int64_t unit_end, float *scores);
 
 BP_DECLARE_IMPL(portable)
 #if defined(__x86_64__)

@@ -6,6 +6,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.ActivationQuantizer;
+import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
@@ -268,6 +269,21 @@ public final class NativeBackend extends ForwardingBackend {
     /** Quantized weights whose activation hint is INT8: their products start from the tokens' INT8 codes. */
     private static boolean takesInt8Codes(TensorSpec spec) {
         return spec.encoding().quantized && spec.activations() == ActivationHint.INT8;
+    }
+
+    /** Attention on the C kernel (NativeAttention), split over the pool where it is long enough. */
+    @Override
+    public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
+                          AttentionShape s) {
+        float[] o = ArrayBuffer.of(out);
+        float[] qa = ArrayBuffer.of(q);
+        float[] k = ArrayBuffer.of(keys);
+        float[] v = ArrayBuffer.of(values);
+        int maxPosition = NativeAttention.check(o, qa, k, v, positions, batch, s);
+        long pairs = (long) batch * s.nHeads();
+        long work = 2L * pairs * (maxPosition + 1) * s.headSize(); // multiply-adds: scores and weighted sums
+        boolean split = pool.threads() > 1 && pairs > 1 && WorkerPool.worthSplitting(work);
+        NativeAttention.run(kernels, pool, split, o, qa, k, v, positions, batch, s, maxPosition);
     }
 
     /**

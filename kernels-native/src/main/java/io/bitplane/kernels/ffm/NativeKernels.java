@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 5;
+    public static final int ABI_VERSION = 6;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
     public static final int ISA_AVX512 = 3;
@@ -61,6 +61,8 @@ public final class NativeKernels {
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_group_lanes", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_attention", FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT,
+                JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
     }
 
     private final MethodHandle abiVersion;
@@ -78,6 +80,8 @@ public final class NativeKernels {
     private final MethodHandle signTables;
     private final MethodHandle[] matmulSignTiles;
     private final MethodHandle groupLanesBytes;
+    /** Critical only: it reads the KV cache, a Java array, in place (see {@link #attention}). */
+    private final MethodHandle attention;
     private final MethodHandle groupLanesRepack;
     private final MethodHandle[] matmulGroupLanes;
     private volatile int isa;
@@ -101,6 +105,7 @@ public final class NativeKernels {
         groupLanesBytes = handle(library, "bp_group_lanes_bytes", true);
         groupLanesRepack = handle(library, "bp_group_lanes_repack", false);
         matmulGroupLanes = both(library, "bp_matmul_group_lanes");
+        attention = handle(library, "bp_attention", true);
     }
 
     private static MethodHandle[] both(SymbolLookup library, String name) {
@@ -283,6 +288,22 @@ public final class NativeKernels {
         try {
             matmulGroupLanes[critical ? 1 : 0].invokeExact(lanes, encoding, k, n, xq, xScales, y, batch, blockStart,
                     blockEnd, scratch);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * See bp_attention. Critical, so that it reads the Java arrays of the KV cache in place (copying them would cost
+     * more than the call): the garbage collector waits for it, as long as one thread's groups take (tens of
+     * microseconds a group at a few hundred positions).
+     */
+    void attention(MemorySegment q, MemorySegment keys, MemorySegment values, MemorySegment out,
+                   MemorySegment positions, int nHeads, int nKvHeads, long headSize, int unitHeads, long unitStart,
+                   long unitEnd, MemorySegment scores) {
+        try {
+            attention.invokeExact(q, keys, values, out, positions, nHeads, nKvHeads, headSize, unitHeads, unitStart,
+                    unitEnd, scores);
         } catch (Throwable t) {
             throw rethrow(t);
         }

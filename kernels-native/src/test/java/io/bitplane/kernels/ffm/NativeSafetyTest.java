@@ -6,6 +6,7 @@ import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.TestTensors;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
@@ -20,6 +21,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -55,6 +57,46 @@ class NativeSafetyTest {
         MemorySegment seg = ARENA.allocate(Math.max(1, bytes));
         MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, bytes);
         return new BpmTensor(t.spec(), seg.asSlice(0, bytes), 0, 0);
+    }
+
+    /**
+     * Attention's C kernel indexes the KV cache by position and the queries and outputs by token and head: a
+     * position past the cache, a negative one, too few positions, short queries or outputs, or heads that KV heads
+     * do not divide are refused naming the problem, and nothing was written; the same call in range runs.
+     */
+    @Test
+    void attentionOutOfRangeIsRefusedBeforeTheKernel() {
+        AttentionShape s = new AttentionShape(4, 2, 16);
+        int cached = 10;
+        Buffer q = backend.allocate(2 * s.queryDim());
+        Buffer out = backend.allocate(2 * s.queryDim());
+        Buffer keys = backend.allocate(cached * s.kvDim());
+        Buffer values = backend.allocate(cached * s.kvDim());
+        Buffer shortQ = backend.allocate(2 * s.queryDim() - 1);
+        backend.write(TestTensors.gaussian(new Random(3), cached * s.kvDim(), 1f), 0, keys, 0, cached * s.kvDim());
+        String[] messages = {
+            message(() -> backend.attention(out, q, keys, values, new int[] {0, cached}, 2, s)),
+            message(() -> backend.attention(out, q, keys, values, new int[] {-1, 0}, 2, s)),
+            message(() -> backend.attention(out, q, keys, values, new int[] {0}, 2, s)),
+            message(() -> backend.attention(out, shortQ, keys, values, new int[] {0, 1}, 2, s)),
+            message(() -> backend.attention(shortQ, q, keys, values, new int[] {0, 1}, 2, s)),
+            message(() -> backend.attention(out, q, keys, values, new int[] {0, 1}, 2, new AttentionShape(3, 2, 16))),
+        };
+        assertTrue(messages[0].contains("position " + cached) && messages[0].contains("0 to " + (cached - 1)),
+                messages[0]);
+        assertTrue(messages[1].contains("position -1"), messages[1]);
+        assertTrue(messages[2].contains("1 positions"), messages[2]);
+        assertTrue(messages[3].contains("queries and output"), messages[3]);
+        assertTrue(messages[4].contains("queries and output"), messages[4]);
+        assertTrue(messages[5].contains("multiple of KV heads"), messages[5]);
+        float[] written = new float[2 * s.queryDim()];
+        backend.read(out, 0, written, 0, written.length);
+        assertArrayEquals(new float[written.length], written, "nothing written by a refused call");
+        backend.attention(out, q, keys, values, new int[] {cached - 1, 0}, 2, s); // in range: runs
+    }
+
+    private static String message(Runnable call) {
+        return assertThrows(IllegalArgumentException.class, call::run).getMessage();
     }
 
     @Test
