@@ -7,10 +7,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.ref.WeakReference;
 
 /**
- * Attention on the C kernel ({@code bp_attention}, attention.c): the (token, KV head) groups of a call, split over
- * the pool's threads as the Java backend splits them, each thread's range one downcall. The arrays (queries, the
- * KV cache, outputs) are read in place through the critical handle; everything the C code indexes is checked here
- * first ({@link #check}).
+ * Attention on the C kernel ({@code bp_attention}, attention.c): a call's (token, KV head) groups, or its query
+ * heads one by one, split over the pool's threads as the Java backend splits them, each thread's range one
+ * downcall. The arrays (queries, the KV cache, outputs) are read in place through the critical handle; everything
+ * the C code indexes is checked first ({@link #check}).
  *
  * <p>Steady-state calls allocate nothing: each thread's call object is reused, and the heap segments over the
  * arrays it has seen are kept, weakly ({@link HeapSegments}), so that a dropped model's KV cache is not held.
