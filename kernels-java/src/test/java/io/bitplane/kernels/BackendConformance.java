@@ -436,7 +436,8 @@ public abstract class BackendConformance {
         return r;
     }
 
-    private static float[] attention(Backend be, float[] q, float[] k, float[] v, int[] pos, AttentionShape s) {
+    /** {@code be}'s attention over these arrays, one position a token (its own buffers, read back). */
+    public static float[] attention(Backend be, float[] q, float[] k, float[] v, int[] pos, AttentionShape s) {
         Buffer qb = be.allocate(q.length);
         Buffer kb = be.allocate(k.length);
         Buffer vb = be.allocate(v.length);

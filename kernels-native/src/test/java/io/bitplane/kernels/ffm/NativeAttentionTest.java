@@ -2,7 +2,7 @@ package io.bitplane.kernels.ffm;
 
 import io.bitplane.format.TestTensors;
 import io.bitplane.kernels.AttentionShape;
-import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -44,7 +44,7 @@ class NativeAttentionTest {
         float[] q = TestTensors.gaussian(rnd, 2 * s.queryDim(), 1f);
         float[] keys = TestTensors.gaussian(rnd, cached * s.kvDim(), 0.3f);
         float[] values = TestTensors.gaussian(rnd, cached * s.kvDim(), 1f);
-        float[] expected = reference(q, keys, values, positions, s);
+        float[] expected = BackendConformance.attention(new ScalarBackend(), q, keys, values, positions, s);
 
         int kvMul = heads / kvHeads;
         float[] byGroups = run(q, keys, values, positions, s, kvMul, 3);
@@ -68,21 +68,6 @@ class NativeAttentionTest {
                     MemorySegment.ofArray(out), MemorySegment.ofArray(positions), s.nHeads(), s.nKvHeads(),
                     s.headSize(), unitHeads, u, Math.min(units, u + step), MemorySegment.ofArray(scores));
         }
-        return out;
-    }
-
-    private static float[] reference(float[] q, float[] keys, float[] values, int[] positions, AttentionShape s) {
-        ScalarBackend oracle = new ScalarBackend();
-        Buffer qb = oracle.allocate(q.length);
-        Buffer kb = oracle.allocate(keys.length);
-        Buffer vb = oracle.allocate(values.length);
-        Buffer ob = oracle.allocate(q.length);
-        oracle.write(q, 0, qb, 0, q.length);
-        oracle.write(keys, 0, kb, 0, keys.length);
-        oracle.write(values, 0, vb, 0, values.length);
-        oracle.attention(ob, qb, kb, vb, positions, positions.length, s);
-        float[] out = new float[q.length];
-        oracle.read(ob, 0, out, 0, out.length);
         return out;
     }
 }
