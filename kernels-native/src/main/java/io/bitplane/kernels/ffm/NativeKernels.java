@@ -80,10 +80,10 @@ public final class NativeKernels {
     private final MethodHandle signTables;
     private final MethodHandle[] matmulSignTiles;
     private final MethodHandle groupLanesBytes;
-    /** Critical only: it reads the KV cache, a Java array, in place (see {@link #attention}). */
-    private final MethodHandle attention;
     private final MethodHandle groupLanesRepack;
     private final MethodHandle[] matmulGroupLanes;
+    /** Critical only: it reads the KV cache, a Java array, in place (see {@link #attention}). */
+    private final MethodHandle attention;
     private volatile int isa;
 
     /** Binds every function, or throws naming the first symbol the library lacks. */
