@@ -4,7 +4,6 @@ import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.WorkerPool;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.ref.WeakReference;
 
 /**
  * Attention on the C kernel ({@code bp_attention}, attention.c): a call's (token, KV head) groups, or its query
@@ -13,12 +12,13 @@ import java.lang.ref.WeakReference;
  * the C code indexes is checked first ({@link #check}).
  *
  * <p>Steady-state calls allocate nothing: each thread's call object is reused, and the heap segments over the
- * arrays it has seen are kept, weakly ({@link HeapSegments}), so that a dropped model's KV cache is not held.
+ * arrays it has seen are kept, weakly ({@link HeapSegments}), so that a closed session's KV cache is not held.
  */
 final class NativeAttention implements WorkerPool.RangeTask {
     private static final ThreadLocal<NativeAttention> CALLS = ThreadLocal.withInitial(NativeAttention::new);
 
-    private final HeapSegments heap = new HeapSegments();
+    /** A decoding step's arrays: a KV cache of 2 x layers, queries, outputs, positions. */
+    private final HeapSegments heap = new HeapSegments(64);
     private float[] scores = new float[0];
     private MemorySegment scoresSegment = MemorySegment.ofArray(scores);
 
@@ -113,40 +113,5 @@ final class NativeAttention implements WorkerPool.RangeTask {
             max = Math.max(max, positions[b]);
         }
         return max;
-    }
-
-    /**
-     * Heap segments over the arrays a thread has passed, by identity, held weakly: a segment holds its array, and a
-     * model's KV cache (megabytes a layer) must not outlive the model in a thread's cache. Steady-state lookups
-     * allocate nothing; a miss (a new array, or a segment the collector took) makes one segment.
-     */
-    static final class HeapSegments {
-        /** A decoding step's arrays: a KV cache of 2 x layers, queries, outputs, positions. */
-        private static final int SIZE = 64;
-        private final Object[] arrays = new Object[SIZE]; // WeakReference<Object>
-        private final Object[] segments = new Object[SIZE]; // WeakReference<MemorySegment>
-        private int next;
-
-        @SuppressWarnings("unchecked")
-        MemorySegment of(Object array) {
-            for (int i = 0; i < SIZE; i++) {
-                if (arrays[i] != null && ((WeakReference<Object>) arrays[i]).get() == array) {
-                    MemorySegment segment = ((WeakReference<MemorySegment>) segments[i]).get();
-                    if (segment != null) {
-                        return segment;
-                    }
-                    arrays[i] = null;
-                }
-            }
-            MemorySegment segment = switch (array) {
-                case float[] f -> MemorySegment.ofArray(f);
-                case int[] n -> MemorySegment.ofArray(n);
-                default -> throw new IllegalArgumentException("no heap segment for " + array.getClass());
-            };
-            arrays[next] = new WeakReference<>(array);
-            segments[next] = new WeakReference<>(segment);
-            next = (next + 1) % SIZE;
-            return segment;
-        }
     }
 }

@@ -81,14 +81,8 @@ public final class NativeBackend extends ForwardingBackend {
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
-        /**
-         * Heap segments over the last arrays seen, by identity: MemorySegment.ofArray is a new object every call,
-         * and a decoding step passes the same dozen arrays (its activation buffers, the codes and scales above)
-         * again and again. Holds those arrays until other arrays take their places.
-         */
-        private final Object[] heapArrays = new Object[16];
-        private final MemorySegment[] heapSegments = new MemorySegment[16];
-        private int nextHeap;
+        /** Segments over the arrays this thread passes to C: a step's activations, the codes and scales above. */
+        final HeapSegments heap = new HeapSegments(16);
         /** The calling thread's job over INT8 codes, its products, and the arguments of one product alone. */
         final Codes codes = new Codes();
         Int8Product[] products = new Int8Product[0];
@@ -96,25 +90,6 @@ public final class NativeBackend extends ForwardingBackend {
         final Weights[] oneWeights = new Weights[1];
         final RowsProduct rows = new RowsProduct();
         float[][] ys = new float[1][];
-
-        /** A segment over all of {@code array} (a float[], byte[] or long[]). */
-        MemorySegment heap(Object array) {
-            for (int i = 0; i < heapArrays.length; i++) {
-                if (heapArrays[i] == array) {
-                    return heapSegments[i];
-                }
-            }
-            MemorySegment segment = switch (array) {
-                case float[] f -> MemorySegment.ofArray(f);
-                case byte[] b -> MemorySegment.ofArray(b);
-                case long[] l -> MemorySegment.ofArray(l);
-                default -> throw new IllegalArgumentException("no heap segment for " + array.getClass());
-            };
-            heapArrays[nextHeap] = array;
-            heapSegments[nextHeap] = segment;
-            nextHeap = (nextHeap + 1) % heapArrays.length;
-            return segment;
-        }
 
         /** At least {@code count} products (and their parts, in order). */
         void products(int count) {
@@ -253,7 +228,7 @@ public final class NativeBackend extends ForwardingBackend {
         boolean split = WorkerPool.worthSplitting((long) n * k * batch);
         RowsProduct p = s.rows;
         p.set(kernels, cw.data(), spec, batch, !split);
-        p.xs = !split ? (binaryAct ? s.heap(s.q) : s.heap(x))
+        p.xs = !split ? (binaryAct ? s.heap.of(s.q) : s.heap.of(x))
                 : (binaryAct ? copyIn(s, s.q, batch * k) : copyIn(s, x, batch * k));
         p.ys = output(s, y, batch * n, split);
         p.tokenScales = binaryAct ? tokenScales(s, batch, split) : MemorySegment.NULL;
@@ -366,12 +341,12 @@ public final class NativeBackend extends ForwardingBackend {
         quantize(s, x, batch, k, false);
         boolean split = WorkerPool.worthSplitting(weights);
         Codes codes = s.codes;
-        codes.set(split ? copyIn(s, s.q, batch * k) : s.heap(s.q), tokenScales(s, batch, split), s.scales[0], batch,
+        codes.set(split ? copyIn(s, s.q, batch * k) : s.heap.of(s.q), tokenScales(s, batch, split), s.scales[0], batch,
                 k, !split);
         for (int i = 0; i < count; i++) {
             Int8Product p = s.products[i];
             // Split: into the product's own native output (a slice of one would be a new object every call).
-            p.ys = split ? (p.output = grow(p.output, ws[i].spec().rows() * batch * Float.BYTES)) : s.heap(ys[i]);
+            p.ys = split ? (p.output = grow(p.output, ws[i].spec().rows() * batch * Float.BYTES)) : s.heap.of(ys[i]);
             prepareInt8(p, ws[i], codes);
         }
         try {
@@ -508,7 +483,7 @@ public final class NativeBackend extends ForwardingBackend {
         RowsProduct p = s.rows;
         p.set(kernels, cw.data(), spec, batch, !split);
         p.kind = RowsProduct.XNOR;
-        p.xs = split ? copyIn(s, s.bits, batch * words) : s.heap(s.bits);
+        p.xs = split ? copyIn(s, s.bits, batch * words) : s.heap.of(s.bits);
         p.tokenScales = tokenScales(s, batch, split);
         p.ys = output(s, y, batch * n, split);
         runRows(p, n, split, y, batch * n);
@@ -628,7 +603,7 @@ public final class NativeBackend extends ForwardingBackend {
         }
         // Token 0 straight from the arrays (C reads k values from the start); the others through native copies,
         // since a slice of an array's segment would be a new object per token.
-        s.scales[0] = kernels.quantizeI8(s.heap(x), k, s.heap(s.q));
+        s.scales[0] = kernels.quantizeI8(s.heap.of(x), k, s.heap.of(s.q));
         if (batch > 1) {
             s.tokenValues = grow(s.tokenValues, (long) k * Float.BYTES);
             s.tokenCodes = grow(s.tokenCodes, k);
@@ -664,7 +639,7 @@ public final class NativeBackend extends ForwardingBackend {
      */
     private static MemorySegment tokenScales(Scratch s, int batch, boolean split) {
         if (!split) {
-            return s.heap(s.scales);
+            return s.heap.of(s.scales);
         }
         s.xScales = grow(s.xScales, (long) batch * Float.BYTES);
         MemorySegment.copy(s.scales, 0, s.xScales, FLOAT, 0, batch);
@@ -677,7 +652,7 @@ public final class NativeBackend extends ForwardingBackend {
      */
     private static MemorySegment output(Scratch s, float[] y, int count, boolean split) {
         if (!split) {
-            return s.heap(y);
+            return s.heap.of(y);
         }
         s.y = grow(s.y, (long) count * Float.BYTES);
         return s.y;
