@@ -1,5 +1,6 @@
 package io.bitplane.kernels.panama;
 
+import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -12,15 +13,17 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations for a batch of tokens, on the tiles of {@link Int4TileMatmul}. Its lookups
- * cost the same per weight for every token, four planes each; for a batch, each run of weights is decoded once into
- * 16-bit values, kept in L1, and multiplied with every token's codes: per R weights and token one broadcast, one
- * multiply and one add. JMH MatmulBenchmark, int4@32 4096x14336 cycled through 4 copies, 2 threads, lookups ->
- * this, in G weight x token products/s over three runs (batch 16: two): batch 8 80-84 -> 68-89, batch 16
- * 81 -> 113-116, batch 32 74-85 -> 108-141 (one token: 56).
+ * INT4 and INT4_ASYM x INT8 activations for a batch of tokens, on the tiles of {@link NibbleTileMatmul}. That
+ * kernel decodes each field again for every token (a shift, a multiply and an add per field and token); for a batch,
+ * each run of weights is decoded once into 16-bit values, kept in L1, and multiplied with every token's codes: per R
+ * weights and token one broadcast, one multiply and one add. Written first for the lookup-table tiles of
+ * Int4TileMatmul (JMH MatmulBenchmark, int4@32 4096x14336 cycled through 4 copies, 2 threads, lookups -> this, in G
+ * weight x token products/s: batch 8 80-84 -> 68-89, batch 16 81 -> 113-116, batch 32 74-85 -> 108-141), it moved
+ * to the nibble tiles with INT4's one-token kernel (PanamaBackend#upload), and decodes them with fewer operations.
  *
  * <pre>
- * Tiles: Int4TileMatmul's (R rows per tile, one per 16-bit lane; chunks of 16 values; four bit planes of u).
+ * Tiles: NibbleTileMatmul's (R rows per tile, one per 16-bit lane; quads of four 4-bit fields u per lane, four
+ *   quads a chunk of 16 values, 8R bytes).
  * Decoded run (per thread): value v = 0 .. RUN-1 of the run at v R: R int16 weights u - 8, lane r = row r.
  *   Values past K decode to -8 but meet codes 0.
  * Codes (the caller's array): chunk-major so that a run's codes for every token are adjacent:
@@ -34,7 +37,7 @@ import java.util.Arrays;
  *   in group order; y = sum x s_x.
  * </pre>
  * The integers are exact and the float steps the oracle's, so results equal it (and the one-token kernel) bit for
- * bit. Runs end at group ends: groups are whole chunks, as Int4TileMatmul requires.
+ * bit. Runs end at group ends: groups must be whole chunks ({@link #supports}).
  */
 final class Int4BatchMatmul {
     private Int4BatchMatmul() {
@@ -44,12 +47,40 @@ final class Int4BatchMatmul {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     private static final int R = TileRows.ROWS;
-    private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
+    private static final int CHUNK_VALUES = 16;
+    /** Bytes of a chunk of a tile: four quads of R u16 lanes. */
+    private static final int CHUNK_BYTES = 8 * R;
     /** Values per run: 32 products of |u - 8| <= 8 and |q| <= 127 stay within int16. */
     private static final int RUN = 32;
     /** Tokens per register block: each decoded vector loaded once serves this many. */
     static final int TOKENS = 8;
+    /**
+     * The smallest batch that takes this kernel; smaller ones take NibbleTileMatmul token by token. JMH
+     * MatmulBenchmark int4@32 4096x4096 packed, 2 threads, calls/s, NibbleTileMatmul -> this: 256-bit vectors
+     * (-XX:UseAVX=2) batch 8 387 -> 291-350, batch 16 140 -> 169, batch 32 103 -> 114-125; 512-bit batch 8 524 ->
+     * 556, batch 32 135 -> 196 (2026-12-04).
+     */
+    static final int MIN_BATCH = 2 * TOKENS;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /**
+     * INT4 and INT4_ASYM in groups of whole chunks (or one per row), on tiles {@link NibbleTileMatmul} supports;
+     * grouped ternary, which those tiles hold too, takes that kernel.
+     */
+    static boolean supports(TensorSpec spec) {
+        Encoding e = spec.encoding();
+        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && NibbleTileMatmul.supports(spec)
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % CHUNK_VALUES == 0);
+    }
+
+    static int chunks(TensorSpec spec) {
+        return (int) ((spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES);
+    }
+
+    /** Chunks per group: groups are whole chunks (or one group spans the row). */
+    private static int groupChunks(TensorSpec spec) {
+        return spec.groupsPerRow() == 1 ? chunks(spec) : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
+    }
 
     /** Tokens rounded up to whole register blocks: the rows of codes the caller provides. */
     static int paddedTokens(int batch) {
@@ -79,18 +110,18 @@ final class Int4BatchMatmul {
      * Tiles [tile0, tile1) for every token: codes as the class comment says, group sums of codes
      * of token t at {@code groupSums[t * G ..]} (INT4_ASYM only), results at {@code y[t * N + row]}.
      */
-    static void tiles(TensorSpec spec, Int4TileMatmul.Tiles w, short[] codes, int[] groupSums,
+    static void tiles(TensorSpec spec, NibbleTileMatmul.Tiles w, short[] codes, int[] groupSums,
                      float[] tokenScales, float[] y, int batch, int tile0, int tile1) {
         int n = (int) spec.rows();
-        int chunks = LookupTables.chunks(spec);
+        int chunks = chunks(spec);
         int groups = (int) spec.groupsPerRow();
-        int groupChunks = Int4TileMatmul.groupChunks(spec);
+        int groupChunks = groupChunks(spec);
         boolean asym = w.mins() != null;
         int tokens = paddedTokens(batch);
         int half = R / 2;
         Scratch s = SCRATCH.get().grow(tokens);
         for (int tile = tile0; tile < tile1; tile++) {
-            long tileBase = (long) tile * chunks * Int4TileMatmul.CHUNK_BYTES;
+            long tileBase = (long) tile * chunks * CHUNK_BYTES;
             Arrays.fill(s.sums, 0, tokens * R, 0f);
             for (int g = 0; g < groups; g++) {
                 Arrays.fill(s.acc, 0, tokens * R, 0);
@@ -98,8 +129,7 @@ final class Int4BatchMatmul {
                 for (int c0 = g * groupChunks; c0 < end; c0 += RUN / CHUNK_VALUES) {
                     int c1 = Math.min(end, c0 + RUN / CHUNK_VALUES);
                     for (int c = c0; c < c1; c++) {
-                        decodeInt4(w.planes(), tileBase + (long) c * Int4TileMatmul.CHUNK_BYTES, s.decoded,
-                                (c - c0) * CHUNK_VALUES * R);
+                        decode(w.fields(), tileBase + (long) c * CHUNK_BYTES, s.decoded, (c - c0) * CHUNK_VALUES * R);
                     }
                     accumulate(s, (c1 - c0) * CHUNK_VALUES, codes, tokens, c0);
                 }
@@ -133,24 +163,17 @@ final class Int4BatchMatmul {
         }
     }
 
-    /** Chunk {@code at} of INT4 tiles (four planes of R u16 words) as 16 vectors of u - 8 into {@code out[o ..]}. */
-    private static void decodeInt4(MemorySegment planes, long at, short[] out, int o) {
-        // Each plane shifts right by one per value, so that bit 0 of a lane is always the current value's bit.
-        ShortVector p0 = ShortVector.fromMemorySegment(S, planes, at, LE);
-        ShortVector p1 = ShortVector.fromMemorySegment(S, planes, at + 2L * R, LE);
-        ShortVector p2 = ShortVector.fromMemorySegment(S, planes, at + 4L * R, LE);
-        ShortVector p3 = ShortVector.fromMemorySegment(S, planes, at + 6L * R, LE);
-        for (int i = 0; i < CHUNK_VALUES; i++) {
-            p0.and((short) 1)
-                    .or(p1.and((short) 1).lanewise(VectorOperators.LSHL, 1))
-                    .or(p2.and((short) 1).lanewise(VectorOperators.LSHL, 2))
-                    .or(p3.and((short) 1).lanewise(VectorOperators.LSHL, 3))
-                    .sub((short) 8)
-                    .intoArray(out, o + i * R);
-            p0 = p0.lanewise(VectorOperators.LSHR, 1);
-            p1 = p1.lanewise(VectorOperators.LSHR, 1);
-            p2 = p2.lanewise(VectorOperators.LSHR, 1);
-            p3 = p3.lanewise(VectorOperators.LSHR, 1);
+    /**
+     * The chunk at {@code at} (four quads of R u16 lanes, field i of quad j = value 4j + i) as 16 vectors of u - 8
+     * into {@code out[o ..]}: a shift, a mask and a subtraction per value, in 16-bit lanes (native on AVX2 too).
+     */
+    private static void decode(MemorySegment fields, long at, short[] out, int o) {
+        for (int j = 0; j < 4; j++) {
+            ShortVector quad = ShortVector.fromMemorySegment(S, fields, at + 2L * R * j, LE);
+            for (int i = 0; i < 4; i++) {
+                quad.lanewise(VectorOperators.LSHR, 4 * i).and((short) 15).sub((short) 8)
+                        .intoArray(out, o + (4 * j + i) * R);
+            }
         }
     }
 

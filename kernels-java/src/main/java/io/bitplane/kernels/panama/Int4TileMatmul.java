@@ -17,9 +17,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations (W4A8) by {@link LookupTables} on tiles of rows, as {@link SignTileMatmul}
- * does, with four bit planes instead of mask and sign; F32 activations by float tables ({@link #tilesF32}); batches
- * of INT8 activations by {@link Int4BatchMatmul} on the same tiles.
+ * INT4 and INT4_ASYM x F32 activations by float lookup tables ({@link #tilesF32}) on tiles of rows, as {@link
+ * SignTileMatmul} does, with four bit planes instead of mask and sign. With INT8 activations these tiles were read
+ * by int16 lookup tables (three vpermw a plane and chunk); {@link NibbleTileMatmul} reads INT4 faster on every
+ * width (PanamaBackend#isInt4 has the figures), so INT8 activations take its tiles.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows
@@ -28,16 +29,10 @@ import java.nio.ByteOrder;
  *   INT4_ASYM), R little-endian u16 words, lane r: bit i = bit p of u of value 16c+i of row R t + r.
  *   Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + j) * 4: j < R/2 the even rows of the tile, then the odd rows.
- * Tables: {@link LookupTables}'s, per token (three per chunk: subset sums of 5, 5 and 6 codes).
- * Per tile, token and group, lane by lane: S_p = sum over the group's chunks of the chunk sum (three lookups,
- *   LookupTables) of plane p's word, so sum u q = S_0 + 2 S_1 + 4 S_2 + 8 S_3. In 16 bits, S_0 + 2 S_1 and
- *   S_2 + 2 S_3 stay below 3 x 4 x 16 x 127 over runs of 4 chunks, so runs end there or at the group's end and
- *   add into 32-bit sums.
- *   acc_g = sum u q - 8 X_g (INT4) or sum u q (INT4_ASYM), X_g the group's sum of codes: the oracle's integer;
- *   sum = sum + (s_g acc_g + 0f) (INT4) or + (s_g acc_g + m_g X_g) (INT4_ASYM), in group order; y = sum x s_x.
+ * Tables: per token, {@link LookupTables#buildFloatTables}'s (see {@link #tilesF32}).
  * </pre>
  * Groups must be whole chunks (a multiple of 16 values, or one group per row). Chosen with the sign tiles, where
- * vpermw makes the lookups cheap ({@link LookupTables#worthUsing}).
+ * vectors of 16 int lanes hold a float table ({@link SignTileMatmul#FLOAT_TABLES}).
  */
 final class Int4TileMatmul {
     private Int4TileMatmul() {
@@ -49,8 +44,6 @@ final class Int4TileMatmul {
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     private static final int CHUNK_VALUES = LookupTables.CHUNK_VALUES;
     static final int CHUNK_BYTES = 8 * R;
-    /** Chunks per int16 run (see the class comment). */
-    private static final int RUN_CHUNKS = 4;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
@@ -59,7 +52,7 @@ final class Int4TileMatmul {
         Encoding e = spec.encoding();
         ActivationHint a = spec.activations();
         return (e == Encoding.INT4 || e == Encoding.INT4_ASYM)
-                && (a == ActivationHint.INT8 || a == ActivationHint.F32 && SignTileMatmul.FLOAT_TABLES)
+                && a == ActivationHint.F32 && SignTileMatmul.FLOAT_TABLES
                 && spec.rank() == 2 && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % CHUNK_VALUES == 0)
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
@@ -119,98 +112,12 @@ final class Int4TileMatmul {
     private static final long LOW_BITS = 0x0101010101010101L;
 
     /** Chunks per group: groups are whole chunks (or one group spans the row). */
-    static int groupChunks(TensorSpec spec) {
+    private static int groupChunks(TensorSpec spec) {
         return spec.groupsPerRow() == 1 ? LookupTables.chunks(spec) : (int) spec.effectiveGroupSize() / CHUNK_VALUES;
     }
 
     /** Per worker thread: a tile's results, even rows then odd rows. */
     private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[R]);
-
-    /**
-     * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, its group sums
-     * of codes at {@code groupSums[t * G ..]}, results at {@code y[t * N + row]}.
-     */
-    static void tiles(TensorSpec spec, Tiles w, short[] tables, int[] groupSums, float[] tokenScales, float[] y,
-                      int batch, int tile0, int tile1) {
-        int n = (int) spec.rows();
-        int chunks = LookupTables.chunks(spec);
-        int groups = (int) spec.groupsPerRow();
-        int groupChunks = groupChunks(spec);
-        int stride = LookupTables.tableLength(spec);
-        boolean asym = w.mins() != null;
-        int half = R / 2;
-        float[] out = TILE_RESULTS.get();
-        for (int tile = tile0; tile < tile1; tile++) {
-            long tileBase = (long) tile * chunks * CHUNK_BYTES;
-            for (int t = 0; t < batch; t++) {
-                FloatVector even = FloatVector.zero(F);
-                FloatVector odd = FloatVector.zero(F);
-                for (int g = 0; g < groups; g++) {
-                    IntVector accEven = IntVector.zero(I);
-                    IntVector accOdd = IntVector.zero(I);
-                    int end = Math.min(chunks, (g + 1) * groupChunks);
-                    for (int c0 = g * groupChunks; c0 < end; c0 += RUN_CHUNKS) {
-                        ShortVector s0 = ShortVector.zero(S);
-                        ShortVector s1 = ShortVector.zero(S);
-                        ShortVector s2 = ShortVector.zero(S);
-                        ShortVector s3 = ShortVector.zero(S);
-                        for (int c = c0; c < Math.min(end, c0 + RUN_CHUNKS); c++) {
-                            long at = tileBase + (long) c * CHUNK_BYTES;
-                            ShortVector p0 = ShortVector.fromMemorySegment(S, w.planes(), at, LE);
-                            ShortVector p1 = ShortVector.fromMemorySegment(S, w.planes(), at + 2L * R, LE);
-                            ShortVector p2 = ShortVector.fromMemorySegment(S, w.planes(), at + 4L * R, LE);
-                            ShortVector p3 = ShortVector.fromMemorySegment(S, w.planes(), at + 6L * R, LE);
-                            int o = t * stride + LookupTables.CHUNK_TABLE * c;
-                            ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
-                            ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
-                            ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
-                            ShortVector td = ShortVector.fromArray(S, tables, o + 96);
-                            s0 = s0.add(p0.selectFrom(ta)).add(p0.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
-                                    .add(p0.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                            s1 = s1.add(p1.selectFrom(ta)).add(p1.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
-                                    .add(p1.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                            s2 = s2.add(p2.selectFrom(ta)).add(p2.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
-                                    .add(p2.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                            s3 = s3.add(p3.selectFrom(ta)).add(p3.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
-                                    .add(p3.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                        }
-                        // low = S_0 + 2 S_1 and high = S_2 + 2 S_3 of the run; sum u q = low + 4 high
-                        IntVector low = s0.add(s1.add(s1)).reinterpretAsInts();
-                        IntVector high = s2.add(s3.add(s3)).reinterpretAsInts();
-                        accEven = accEven.add(low.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
-                                .add(high.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 14));
-                        accOdd = accOdd.add(low.lanewise(VectorOperators.ASHR, 16))
-                                .add(high.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 2));
-                    }
-                    int x = groupSums[t * groups + g];
-                    if (!asym) {
-                        accEven = accEven.sub(8 * x);
-                        accOdd = accOdd.sub(8 * x);
-                    }
-                    // The oracle's term s acc + 0f (INT4) or s acc + m X (INT4_ASYM), written out here: as a method
-                    // taking vectors it was not inlined, and its vectors were boxed.
-                    long at = ((long) tile * groups + g) * R * 4;
-                    FloatVector termEven = FloatVector.fromMemorySegment(F, w.scales(), at, LE)
-                            .mul((FloatVector) accEven.convert(VectorOperators.I2F, 0));
-                    FloatVector termOdd = FloatVector.fromMemorySegment(F, w.scales(), at + 4L * half, LE)
-                            .mul((FloatVector) accOdd.convert(VectorOperators.I2F, 0));
-                    if (asym) {
-                        termEven = termEven.add(FloatVector.fromMemorySegment(F, w.mins(), at, LE).mul((float) x));
-                        termOdd = termOdd.add(FloatVector.fromMemorySegment(F, w.mins(), at + 4L * half, LE)
-                                .mul((float) x));
-                    } else {
-                        termEven = termEven.add(0f);
-                        termOdd = termOdd.add(0f);
-                    }
-                    even = even.add(termEven);
-                    odd = odd.add(termOdd);
-                }
-                even.mul(tokenScales[t]).intoArray(out, 0);  // y = sum x s_x, as the oracle
-                odd.mul(tokenScales[t]).intoArray(out, half);
-                TileRows.store(out, y, t * n, tile * R, n);
-            }
-        }
-    }
 
     /**
      * F32 activations (vectors of 16 int lanes, {@link SignTileMatmul#FLOAT_TABLES}): tiles [tile0, tile1) for every

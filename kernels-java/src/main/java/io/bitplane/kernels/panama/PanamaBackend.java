@@ -32,9 +32,11 @@ import java.util.Arrays;
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where vpermw makes their
- * lookups cheap, ternary and binary ({@link SignTileMatmul}) and INT4 ({@link Int4TileMatmul}); without it (AVX2),
- * binary ({@link ByteTableMatmul}) and INT4 and grouped ternary ({@link NibbleTileMatmul}) with INT8 activations, and
- * binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Loaded only by {@link
+ * lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link
+ * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
+ * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
+ * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
+ * activations. Loaded only by {@link
  * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
  * one.
  */
@@ -57,9 +59,9 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
     /**
-     * Whether ternary, binary and INT4 tensors with INT8 activations (or F32 ones, where
+     * Whether ternary and binary tensors with INT8 activations (or F32 ones, and INT4 with F32 ones, where
      * SignTileMatmul.FLOAT_TABLES) are repacked at upload for the lookup-table kernels ({@link SignTileMatmul},
-     * {@link Int4TileMatmul}, and for batches {@link Int4BatchMatmul}).
+     * {@link Int4TileMatmul}).
      */
     private final boolean lookupTiles;
 
@@ -98,7 +100,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
             implements RepackedWeights {
     }
 
-    /** INT4 and INT4_ASYM weights with their tiles for {@link Int4TileMatmul}, beside the file's bytes. */
+    /** INT4 and INT4_ASYM weights (F32 activations) with their tiles for {@link Int4TileMatmul}, beside the file's
+     * bytes. */
     private record Int4Tiles(CpuWeights source, Int4TileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
@@ -119,8 +122,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     private record Int8FloatTiles(CpuWeights source, Int8FloatTileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
-    /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul}, beside the file's
-     * bytes. */
+    /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul} (and {@link
+     * Int4BatchMatmul}), beside the file's bytes. */
     private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
@@ -154,13 +157,24 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
         if (Int8FloatTileMatmul.supports(spec) && tensor.isComplete()) {
             return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, tensor.data(), pool));
         }
-        if (!lookupTiles && NibbleTileMatmul.supports(spec) && tensor.isComplete()) {
+        if (NibbleTileMatmul.supports(spec) && tensor.isComplete() && (!lookupTiles || isInt4(spec))) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
             return CpuWeights.packedCopy(spec, tensor.data(), pool);
         }
         return w;
+    }
+
+    /**
+     * INT4 and INT4_ASYM: with INT8 activations they take the nibble tiles at every vector width. On AVX-512 the
+     * lookup tables of Int4TileMatmul (four planes, three vpermw a plane and chunk) had served them; the nibble
+     * tiles' shift, multiply and add per field read faster there too: `bitplane bench --backend java --shape
+     * 4096x14336 --activations int8 --encodings int4 --layout packed,planes`, three alternated rounds, 25-39 ->
+     * 44-75 G weights/s; the 418M W4A8 model decoded 56-64 -> 62-103 tokens/s (2026-12-04).
+     */
+    private static boolean isInt4(TensorSpec spec) {
+        return spec.encoding() == Encoding.INT4 || spec.encoding() == Encoding.INT4_ASYM;
     }
 
     /**
@@ -451,8 +465,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
      */
     private static short[] chunkMajorCodes(TensorSpec spec, Int8Activations a, int batch) {
         int k = (int) spec.cols();
-        int chunk = LookupTables.CHUNK_VALUES;
-        int chunks = LookupTables.chunks(spec);
+        int chunk = 16;
+        int chunks = Int4BatchMatmul.chunks(spec);
         int tokens = Int4BatchMatmul.paddedTokens(batch);
         short[] codes = threadArray(TILE_CODES, chunks * tokens * chunk);
         Arrays.fill(codes, 0, chunks * tokens * chunk, (short) 0);
@@ -525,12 +539,24 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 q.floatSums, q.y, q.batch, t0, t1);
     }
 
-    /** Every token's padded codes and group sums on the calling thread; workers share them read-only. */
+    /**
+     * Every token's padded codes and group sums on the calling thread; workers share them read-only. Batches of
+     * INT4 from {@link Int4BatchMatmul#MIN_BATCH} tokens on take that kernel on the same tiles.
+     */
     private static void nibbleTileTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int batch = p.batch;
         int k = (int) spec.cols();
         Int8Activations a = quantize(p.x, batch, k);
+        if (batch >= Int4BatchMatmul.MIN_BATCH && Int4BatchMatmul.supports(spec)) {
+            p.scales = a.scales;
+            p.shorts = chunkMajorCodes(spec, a, batch);
+            p.intSums = spec.encoding() == Encoding.INT4_ASYM
+                    ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
+            p.kernel = (q, t0, t1) -> Int4BatchMatmul.tiles(q.spec, ((NibbleTiles) q.weights).tiles(), q.shorts,
+                    q.intSums, q.scales, q.y, q.batch, t0, t1);
+            return;
+        }
         int paddedK = NibbleTileMatmul.paddedK(spec);
         short[] codes = threadArray(TILE_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
@@ -543,32 +569,8 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
                 q.intSums, q.scales, q.y, q.batch, t0, t1);
     }
 
-    private static void int4TileTask(PreparedProduct p) {
-        TensorSpec spec = p.spec;
-        int batch = p.batch;
-        int k = (int) spec.cols();
-        if (spec.activations() == ActivationHint.F32) {
-            floatInt4TileTask(p);
-            return;
-        }
-        Int8Activations a = quantize(p.x, batch, k);
-        p.scales = a.scales;
-        if (batch >= Int4BatchMatmul.TOKENS) {  // one whole register block: from there on it beats the lookups
-            p.shorts = chunkMajorCodes(spec, a, batch);
-            p.intSums = spec.encoding() == Encoding.INT4_ASYM
-                    ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
-            p.kernel = (q, t0, t1) -> Int4BatchMatmul.tiles(q.spec, ((Int4Tiles) q.weights).tiles(), q.shorts,
-                    q.intSums, q.scales, q.y, q.batch, t0, t1);
-            return;
-        }
-        p.shorts = lookupTables(spec, a, batch);
-        p.intSums = codeSums(a, batch, k, (int) spec.effectiveGroupSize());
-        p.kernel = (q, t0, t1) -> Int4TileMatmul.tiles(q.spec, ((Int4Tiles) q.weights).tiles(), q.shorts, q.intSums,
-                q.scales, q.y, q.batch, t0, t1);
-    }
-
     /** F32 activations on INT4 tiles: every token's float tables and group sums of activations, then the tiles. */
-    private static void floatInt4TileTask(PreparedProduct p) {
+    private static void int4TileTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         p.ints = floatTables(spec, p.x, p.batch);
         p.floatSums = activationSums(p.x, p.batch, (int) spec.cols(), (int) spec.effectiveGroupSize());

@@ -25,8 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 in {@link Int4TileMatmul}, and
- * for batches {@link Int4BatchMatmul}) against the scalar oracle, forced on. They need 512-bit vectors, so the
+ * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 with F32 activations in {@link
+ * Int4TileMatmul}) against the scalar oracle, forced on (INT4 with INT8 activations: NibbleTileMatmulTest). They need 512-bit vectors, so the
  * build's run at AVX2's width leaves this class out (kernels-java/pom.xml; LookupTablesTest runs at both widths).
  * Integer sums, so results must be equal bit for bit.
  */
@@ -58,38 +58,6 @@ class LookupTileMatmulTest {
             assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
                     BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
         }
-    }
-
-    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
-    @CsvSource({
-        "int4@32, 1, 32, 1, false", "int4@32, 17, 100, 2, true", "int4@32, 33, 1030, 1, false",
-        "int4@16, 5, 48, 3, true", "int4@128, 40, 1000, 1, true", "int4, 9, 300, 2, false", "int4, 3, 4100, 1, true",
-        "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 200, 1, true", "int4-asym@128, 2, 2048, 3, true",
-        "int4@32, 600, 512, 1, true"})
-    void int4MatchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
-        Random rnd = new Random(rows * 43L + cols);
-        EncodedTensor t = gaussian(spec, rows, cols, packed, rnd);
-        assertTrue(Int4TileMatmul.supports(t.spec()));
-        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
-        for (int misalign : new int[] {0, 5}) {
-            BpmTensor placed = BackendConformance.placed(t, misalign);
-            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
-                    BackendConformance.matmul(tiles, placed, x, batch), spec + " misaligned by " + misalign);
-        }
-    }
-
-    /**
-     * Batches of 8 tokens and more take {@link Int4BatchMatmul} on the same tiles: whole and partial register blocks
-     * of tokens, groups of one chunk, one run, several runs and the whole row, K ending inside a chunk.
-     */
-    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
-    @CsvSource({
-        "int4@32, 1, 32, 8, false", "int4@32, 17, 100, 9, true", "int4@32, 33, 1030, 16, false",
-        "int4@16, 5, 48, 13, true", "int4@128, 40, 1000, 8, true", "int4, 9, 300, 23, false", "int4, 3, 4100, 8, true",
-        "int4-asym@32, 15, 640, 10, false", "int4-asym@64, 31, 200, 8, true", "int4-asym@128, 2, 2048, 17, true",
-        "int4-asym, 7, 90, 8, false", "int4@32, 600, 512, 33, true"})
-    void int4BatchesMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
-        int4MatchesTheOracle(spec, rows, cols, batch, packed);
     }
 
     /**
@@ -142,33 +110,6 @@ class LookupTileMatmulTest {
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
         return packed ? PackedCodes.relayout(t) : t;
-    }
-
-    /** INT4 fields nearly all 15 and codes all 127 over long groups: the int16 runs must end in time. */
-    @ParameterizedTest(name = "{0}")
-    @CsvSource({"int4@2048", "int4-asym@2048"})
-    void largestInt4SumsDoNotOverflow(String spec) {
-        int rows = 33;
-        int cols = 8192;
-        float[] w = new float[rows * cols];
-        for (int i = 0; i < w.length; i++) {
-            w[i] = i % 97 == 0 ? -0.1f : 0.1f;  // the row's extremes: fields 0 and 15, nearly all 15
-        }
-        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, w, QuantSpec.parse(spec),
-                ActivationHint.INT8);
-        float[] x = new float[cols];
-        Arrays.fill(x, 1f);
-        BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
-        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 1),
-                BackendConformance.matmul(tiles, placed, x, 1));
-        // a batch (Int4BatchMatmul): fields 0 and 15 are u - 8 = -8 and 7, against codes 127 and -127
-        int batch = Int4BatchMatmul.TOKENS + 1;
-        float[] xs = new float[batch * cols];
-        for (int i = 0; i < xs.length; i++) {
-            xs[i] = i / cols % 2 == 0 ? 1f : -1f;
-        }
-        assertArrayEquals(BackendConformance.matmul(oracle, placed, xs, batch),
-                BackendConformance.matmul(tiles, placed, xs, batch));
     }
 
     /**

@@ -26,19 +26,21 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link NibbleTileMatmul} (INT4, and ternary in groups, x INT8 on tiles of four fields per lane, the kernel of
- * machines without vpermw)
- * against the scalar oracle, on a backend without the lookup-table tiles whatever this machine would choose. Integer
- * sums, so results must be equal bit for bit.
+ * {@link NibbleTileMatmul} (INT4, and ternary in groups, x INT8 on tiles of four fields per lane: INT4's kernel at
+ * every width, grouped ternary's on machines without vpermw) and, for batches of INT4, {@link Int4BatchMatmul} on
+ * the same tiles, against the scalar oracle, on a backend without the lookup-table tiles whatever this machine
+ * would choose (and INT4 on the default backend too). Integer sums, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class NibbleTileMatmulTest {
     private final Backend nibbleTiles = new PanamaBackend(2, false);
+    private final Backend defaultBackend = new PanamaBackend(2);
     private final Backend oracle = new ScalarBackend();
 
     @AfterAll
     void close() {
         nibbleTiles.close();
+        defaultBackend.close();
     }
 
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
@@ -76,6 +78,38 @@ class NibbleTileMatmulTest {
     }
 
     /**
+     * Batches of {@link Int4BatchMatmul#MIN_BATCH} tokens and more take {@link Int4BatchMatmul} where groups are
+     * whole chunks of 16 values: whole and partial register blocks of tokens, groups of one chunk, one run, several
+     * runs and the whole row, K ending inside a chunk; smaller batches, and groups ending inside a chunk (8, 24),
+     * stay on the one-token kernel, token by token.
+     */
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
+    @CsvSource({
+        "int4@32, 1, 32, 16, false", "int4@32, 17, 100, 17, true", "int4@32, 33, 1030, 24, false",
+        "int4@16, 5, 48, 21, true", "int4@128, 40, 1000, 16, true", "int4, 9, 300, 23, false",
+        "int4, 3, 4100, 16, true", "int4-asym@32, 15, 640, 18, false", "int4-asym@64, 31, 200, 16, true",
+        "int4-asym@128, 2, 2048, 17, true", "int4-asym, 7, 90, 16, false", "int4@32, 600, 512, 33, true",
+        "int4@32, 17, 100, 8, false", "int4-asym@64, 31, 200, 9, true", "int4@8, 17, 100, 17, false",
+        "int4@24, 9, 200, 16, true"})
+    void int4BatchesMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
+        matchesTheOracle(spec, rows, cols, batch, packed);
+    }
+
+    /** INT4 with INT8 activations takes the nibble tiles on the backend this machine chooses too, one token or many. */
+    @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
+    @CsvSource({"int4@32, 33, 1030, 1", "int4-asym@64, 31, 200, 9", "int4, 40, 1000, 2", "int4@32, 17, 100, 17"})
+    void int4TakesTheNibbleTilesOnTheDefaultBackend(String spec, int rows, int cols, int batch) {
+        Random rnd = new Random(rows * 67L + cols);
+        EncodedTensor t = PackedCodes.relayout(Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        BpmTensor placed = BackendConformance.placed(t, 0);
+        assertInstanceOf(RepackedWeights.class, defaultBackend.upload(placed), "the backend takes the nibble tiles");
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                BackendConformance.matmul(defaultBackend, placed, x, batch), spec);
+    }
+
+    /**
      * Fields nearly all 15 and codes all 127 (or -127) over long groups: a step's exact sum reaches 16 x 15 x 127 =
      * 30480 per lane, and must leave int16 lanes after each step (two steps would wrap).
      */
@@ -96,6 +130,14 @@ class NibbleTileMatmulTest {
         BpmTensor placed = BackendConformance.placed(PackedCodes.relayout(t), 0);
         assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 2),
                 BackendConformance.matmul(nibbleTiles, placed, x, 2));
+        // a batch (Int4BatchMatmul): fields 0 and 15 are u - 8 = -8 and 7, against codes 127 and -127
+        int batch = Int4BatchMatmul.MIN_BATCH + 1;
+        float[] xs = new float[batch * cols];
+        for (int i = 0; i < xs.length; i++) {
+            xs[i] = i / cols % 2 == 0 ? 1f : -1f;
+        }
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, xs, batch),
+                BackendConformance.matmul(nibbleTiles, placed, xs, batch));
     }
 
     /**
