@@ -47,7 +47,8 @@ final class Int4BatchMatmul {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     private static final int R = TileRows.ROWS;
-    private static final int CHUNK_VALUES = 16;
+    /** Values per chunk: four quads of four fields. */
+    static final int CHUNK_VALUES = 16;
     /** Bytes of a chunk of a tile: four quads of R u16 lanes. */
     private static final int CHUNK_BYTES = 8 * R;
     /** Values per run: 32 products of |u - 8| <= 8 and |q| <= 127 stay within int16. */

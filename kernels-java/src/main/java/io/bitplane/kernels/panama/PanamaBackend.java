@@ -36,9 +36,8 @@ import java.util.Arrays;
  * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
  * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
  * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
- * activations. Loaded only by {@link
- * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
- * one.
+ * activations. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is
+ * present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -465,7 +464,7 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
      */
     private static short[] chunkMajorCodes(TensorSpec spec, Int8Activations a, int batch) {
         int k = (int) spec.cols();
-        int chunk = 16;
+        int chunk = Int4BatchMatmul.CHUNK_VALUES;
         int chunks = Int4BatchMatmul.chunks(spec);
         int tokens = Int4BatchMatmul.paddedTokens(batch);
         short[] codes = threadArray(TILE_CODES, chunks * tokens * chunk);
