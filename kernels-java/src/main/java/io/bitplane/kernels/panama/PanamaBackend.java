@@ -7,7 +7,7 @@ import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
-import io.bitplane.kernels.FloatTiles;
+import io.bitplane.kernels.TiledProducts;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -39,7 +39,7 @@ import java.util.Arrays;
  * activations. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is
  * present, so no other class names this one.
  */
-public final class PanamaBackend extends ScalarBackend implements FloatTiles {
+public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -193,6 +193,11 @@ public final class PanamaBackend extends ScalarBackend implements FloatTiles {
     public boolean floatTilesFor(TensorSpec spec) {
         return lookupTiles && spec.activations() == ActivationHint.F32
                 && (SignTileMatmul.supports(spec) || Int4TileMatmul.supports(spec));
+    }
+
+    @Override
+    public boolean int4TilesFor(TensorSpec spec) {
+        return isInt4(spec) && NibbleTileMatmul.supports(spec);
     }
 
     @Override

@@ -10,8 +10,8 @@ import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
-import io.bitplane.kernels.FloatTiles;
 import io.bitplane.kernels.ForwardingBackend;
+import io.bitplane.kernels.TiledProducts;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -34,7 +34,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * ternary, INT4) go to the Java backend: measured on the 418M models (2 threads, AVX-512), a token's sixteen
  * 2048 x 2048 ternary products took 1.1 ms on its tiles against 1.8 in C, and 256-token prompts ran 2.8x faster
  * (ternary) and 1.6x (INT4), decoding 1.3x (ternary). {@code -Dbitplane.native.floatProducts=native} keeps them
- * in C (the tests run both).
+ * in C (the tests run both). So do INT4 and INT4_ASYM with INT8 activations where the group lanes below do not take
+ * them (K not a multiple of 512, or the AVX2 and portable builds): the general C path pays per group what the Java
+ * backend's nibble tiles do not (one token, 2 threads: 172 x 64, stories260K's, 4.4 against 0.56 us a call; 2048 x
+ * 5504 207 against 167). {@code -Dbitplane.native.int4Products=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8, INT4 and INT4_ASYM
@@ -55,6 +58,8 @@ public final class NativeBackend extends ForwardingBackend {
     private final WorkerPool pool;
     /** Whether float-activation products of tensors the Java backend tiles go to it (see the class comment). */
     private final boolean floatTiles;
+    /** Whether INT4 x INT8 products the group lanes do not take go to the Java backend's tiles (class comment). */
+    private final boolean int4Tiles;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8, INT4 and
      * INT4_ASYM in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
@@ -124,21 +129,49 @@ public final class NativeBackend extends ForwardingBackend {
             case "off" -> false;
             default -> throw new IllegalArgumentException("-Dbitplane.native.repack=" + repack + ": expected on or off");
         };
-        String products = System.getProperty("bitplane.native.floatProducts", "auto");
-        this.floatTiles = switch (products) {
-            case "auto" -> inner instanceof FloatTiles;
+        this.floatTiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.floatProducts");
+        this.int4Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int4Products");
+    }
+
+    /** A property saying where some products run: auto (the Java backend's tiles, where it has them) or native. */
+    private static boolean allowsJavaTiles(String property) {
+        String value = System.getProperty(property, "auto");
+        return switch (value) {
+            case "auto" -> true;
             case "native" -> false;
-            default -> throw new IllegalArgumentException("-Dbitplane.native.floatProducts=" + products
-                    + ": expected auto or native");
+            default -> throw new IllegalArgumentException("-D" + property + "=" + value + ": expected auto or native");
         };
     }
 
     /**
-     * Whether the Java backend should hold and compute this tensor (its float tiles; see the class comment). A
-     * tensor shorter than its spec stays here, where every product refuses it with the tensor's name.
+     * Whether the Java backend should hold and compute this tensor (its tiles; see the class comment). A tensor
+     * shorter than its spec stays here, where every product refuses it with the tensor's name.
      */
     private boolean onJavaTiles(BpmTensor tensor) {
-        return floatTiles && ((FloatTiles) inner).floatTilesFor(tensor.spec()) && tensor.isComplete();
+        if (!tensor.isComplete()) {
+            return false;
+        }
+        TensorSpec spec = tensor.spec();
+        return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
+                || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor);
+    }
+
+    /**
+     * Whether the Java backend computes a product of these weights: those it holds (onJavaTiles), except INT4 x
+     * INT8 batches of more than {@link GroupLaneWeights#MAX_BATCH} tokens, which read the file's bytes here as the
+     * group lanes' larger batches do (the C batch kernels are faster there; INT8 activations give the same bits
+     * either way).
+     */
+    private static boolean onJava(Weights w, int batch) {
+        if (!(w instanceof RepackedWeights r) || w instanceof NativeRepackedWeights) {
+            return false;
+        }
+        return batch <= GroupLaneWeights.MAX_BATCH || r.spec().activations() != ActivationHint.INT8
+                || !r.source().data().isNative();
+    }
+
+    private boolean inGroupLanes(BpmTensor tensor) {
+        return repackAtLoad && GroupLaneWeights.suits(tensor, kernels.isa());
     }
 
     @Override
@@ -149,7 +182,9 @@ public final class NativeBackend extends ForwardingBackend {
     @Override
     public String description() {
         return "native (" + NativeLibrary.isaName(kernels.isa()) + ", " + pool.threads() + " threads; other ops"
-                + (floatTiles ? " and float-activation products of tiled weights" : "") + " on " + inner.name() + ")";
+                + (floatTiles ? " and float-activation products of tiled weights" : "")
+                + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
+                + " on " + inner.name() + ")";
     }
 
     @Override
@@ -167,7 +202,7 @@ public final class NativeBackend extends ForwardingBackend {
         if (repackAtLoad && SignTileWeights.suits(tensor, kernels.isa())) {
             return SignTileWeights.repack(kernels, pool, weights);
         }
-        if (repackAtLoad && GroupLaneWeights.suits(tensor, kernels.isa())) {
+        if (inGroupLanes(tensor)) {
             return GroupLaneWeights.repack(kernels, pool, weights); // from the file's layout, without a packed copy
         }
         return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool) : weights;
@@ -187,7 +222,7 @@ public final class NativeBackend extends ForwardingBackend {
 
     @Override
     public void matmul(Weights w, Buffer xb, Buffer yb, int batch) {
-        if (w instanceof RepackedWeights && !(w instanceof NativeRepackedWeights)) { // the Java backend's tiles
+        if (onJava(w, batch)) { // the Java backend's tiles
             inner.matmul(w, xb, yb, batch);
             return;
         }
@@ -281,8 +316,7 @@ public final class NativeBackend extends ForwardingBackend {
         Scratch s = SCRATCH.get();
         s.products(ws.length);
         for (int i = 0; i < ws.length; i++) {
-            if (ws[i] instanceof RepackedWeights && !(ws[i] instanceof NativeRepackedWeights)
-                    || !takesInt8Codes(ws[i].spec())) {
+            if (onJava(ws[i], batch) || !takesInt8Codes(ws[i].spec())) {
                 super.matmuls(ws, xb, ybs, batch);
                 return;
             }

@@ -10,8 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The native kernels against the scalar oracle, on the shared randomized shapes and misaligned weights. The build
  * runs this three times: on the best implementation of this CPU, and with {@code -Dbitplane.native.isa=avx2} and
- * {@code portable}. Products with float activations over tiled weights run on the Java backend here (the default);
- * {@link NativeFloatKernelsConformanceTest} runs them in C.
+ * {@code portable}. Products with float activations over tiled weights, and INT4 x INT8 outside the group lanes, run
+ * on the Java backend here (the default); {@link NativeFloatKernelsConformanceTest} runs them in C.
  */
 class NativeBackendConformanceTest extends BackendConformance {
     @Override
@@ -19,7 +19,8 @@ class NativeBackendConformanceTest extends BackendConformance {
         NativeAvailability.assumeLoaded();
         Backend b = Backends.create("native", 2);
         assertEquals("native", b.name());
-        assertTrue(b.description().contains("float-activation products of tiled weights on java"), b.description());
+        assertTrue(b.description().contains("float-activation products of tiled weights"
+                + " and INT4 x INT8 products outside the group lanes on java"), b.description());
         String wanted = System.getProperty("bitplane.native.isa", "best");
         if (wanted.equals("portable")) {
             assertTrue(b.description().contains("portable C"), b.description());

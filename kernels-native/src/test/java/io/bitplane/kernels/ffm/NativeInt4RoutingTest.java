@@ -1,0 +1,65 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
+import io.bitplane.kernels.Backend;
+import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.Backends;
+import io.bitplane.kernels.Weights;
+import io.bitplane.kernels.scalar.RepackedWeights;
+import io.bitplane.kernels.scalar.ScalarBackend;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Where the native backend puts INT4 x INT8 tensors: into its group lanes where they take them (AVX-512 build, K a
+ * multiple of 512), else onto the Java backend's nibble tiles, whose products are faster there (NativeBackend's class
+ * comment). One token and small batches then run on the tiles, larger batches on the file's bytes in C; every
+ * result is the oracle's bit for bit either way, so a token's result does not depend on its batch.
+ */
+class NativeInt4RoutingTest {
+
+    @ParameterizedTest(name = "{0} {1}x{2} packed {3}")
+    @CsvSource({"int4@32, 172, 64, false", "int4@32, 33, 100, true", "int4-asym@32, 40, 5504, true",
+        "int4@128, 17, 640, false", "int4@32, 24, 1024, true", "int4@32, 9, 2048, false"})
+    void int4OutsideTheLanesRunsOnTheJavaTilesAndBatchesInC(String spec, int rows, int cols, boolean packed) {
+        NativeAvailability.assumeLoaded();
+        try (Backend backend = Backends.create("native", 2)) {
+            Random rnd = new Random(rows * 37L + cols);
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
+            BpmTensor placed = BackendConformance.placed(packed ? PackedCodes.relayout(t) : t, 3);
+            Weights w = backend.upload(placed);
+            boolean lanes = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512 && cols % 512 == 0
+                    && spec.startsWith("int4@32");
+            assertTrue(backend.description().contains("INT4 x INT8 products outside the group lanes on java"),
+                    backend.description());
+            if (lanes) {
+                assertInstanceOf(GroupLaneWeights.class, w, spec + " " + rows + "x" + cols);
+            } else {
+                assertInstanceOf(RepackedWeights.class, w);
+                assertFalse(w instanceof NativeRepackedWeights, "the Java backend's tiles");
+            }
+            for (int batch : new int[] {1, 3, GroupLaneWeights.MAX_BATCH + 1, 17}) {
+                float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+                float[] expected = BackendConformance.matmul(new ScalarBackend(), placed, x, batch);
+                assertArrayEquals(expected, BackendConformance.matmul(backend, placed, x, batch),
+                        spec + " batch " + batch);
+                assertEquals(expected.length, batch * rows);
+            }
+        }
+    }
+}
