@@ -16,6 +16,7 @@ import io.bitplane.kernels.scalar.ScalarBackend;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -27,21 +28,26 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Where the native backend puts INT4 x INT8 tensors: into its group lanes where they take them (AVX-512 build, K a
  * multiple of 512), else onto the Java backend's nibble tiles, whose products are faster there (NativeBackend's class
- * comment). One token and small batches then run on the tiles, larger batches on the file's bytes in C; every
- * result is the oracle's bit for bit either way, so a token's result does not depend on its batch.
+ * comment). One token and small batches then run on the tiles, larger batches on the file's bytes in C (or on the
+ * tiles too, where the bytes are on the heap, as a model converted at load has them); every result is the oracle's
+ * bit for bit either way, so a token's result does not depend on its batch.
  */
 class NativeInt4RoutingTest {
 
-    @ParameterizedTest(name = "{0} {1}x{2} packed {3}")
-    @CsvSource({"int4@32, 172, 64, false", "int4@32, 33, 100, true", "int4-asym@32, 40, 5504, true",
-        "int4@128, 17, 640, false", "int4@32, 24, 1024, true", "int4@32, 9, 2048, false"})
-    void int4OutsideTheLanesRunsOnTheJavaTilesAndBatchesInC(String spec, int rows, int cols, boolean packed) {
+    @ParameterizedTest(name = "{0} {1}x{2} packed {3} on the heap {4}")
+    @CsvSource({"int4@32, 172, 64, false, false", "int4@32, 33, 100, true, false",
+        "int4-asym@32, 40, 5504, true, false", "int4@128, 17, 640, false, false", "int4@32, 24, 1024, true, false",
+        "int4@32, 9, 2048, false, false", "int4@32, 172, 64, false, true", "int4-asym@64, 9, 2048, true, true"})
+    void int4OutsideTheLanesRunsOnTheJavaTilesAndBatchesInC(String spec, int rows, int cols, boolean packed,
+                                                            boolean heap) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) {
             Random rnd = new Random(rows * 37L + cols);
             EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                     TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
-            BpmTensor placed = BackendConformance.placed(packed ? PackedCodes.relayout(t) : t, 3);
+            EncodedTensor laid = packed ? PackedCodes.relayout(t) : t;
+            BpmTensor placed = heap ? new BpmTensor(laid.spec(), MemorySegment.ofArray(laid.bytes()), 0, 0)
+                    : BackendConformance.placed(laid, 3);
             Weights w = backend.upload(placed);
             boolean lanes = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512 && cols % 512 == 0
                     && spec.startsWith("int4@32");
