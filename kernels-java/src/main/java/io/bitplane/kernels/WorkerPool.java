@@ -68,6 +68,16 @@ public final class WorkerPool implements AutoCloseable {
         return weights >= MIN_WEIGHTS_TO_SPLIT;
     }
 
+    /**
+     * Whether attention over {@code batch} tokens, the largest at {@code maxPosition}, is worth splitting over this
+     * pool: more than one thread and one (token, head) pair, and enough multiply-adds (the scores and the weighted
+     * sums each take one per position and head value), as every CPU backend decides it.
+     */
+    public boolean worthSplittingAttention(AttentionShape s, int batch, int maxPosition) {
+        long pairs = (long) batch * s.nHeads();
+        return threads > 1 && pairs > 1 && worthSplitting(2L * pairs * (maxPosition + 1) * s.headSize());
+    }
+
     /** Runs {@code t} over rows [0, rows) split into one contiguous slice per thread; returns when all are done. */
     public synchronized void run(int rows, RangeTask t) {
         if (threads == 1 || rows < threads) {

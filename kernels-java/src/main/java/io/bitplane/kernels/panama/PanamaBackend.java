@@ -859,9 +859,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     public void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch,
                           AttentionShape s) {
         int pairs = batch * s.nHeads();
-        // Multiply-adds: the scores and the weighted sum each take one per position and head value.
-        long work = 2L * pairs * (maxPosition(positions, batch) + 1) * s.headSize();
-        boolean split = pool.threads() > 1 && pairs > 1 && WorkerPool.worthSplitting(work);
+        boolean split = pool.worthSplittingAttention(s, batch, maxPosition(positions, batch));
         float[] o = ArrayBuffer.of(out);
         float[] qa = ArrayBuffer.of(q);
         float[] k = ArrayBuffer.of(keys);

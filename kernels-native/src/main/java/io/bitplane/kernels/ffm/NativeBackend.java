@@ -298,9 +298,7 @@ public final class NativeBackend extends ForwardingBackend {
             super.attention(out, q, keys, values, positions, batch, s);
             return;
         }
-        long pairs = (long) batch * s.nHeads();
-        long work = 2L * pairs * (maxPosition + 1) * s.headSize(); // multiply-adds: scores and weighted sums
-        boolean split = pool.threads() > 1 && pairs > 1 && WorkerPool.worthSplitting(work);
+        boolean split = pool.worthSplittingAttention(s, batch, maxPosition);
         NativeAttention.run(kernels, pool, split, o, qa, k, v, positions, batch, s, maxPosition);
     }
 
