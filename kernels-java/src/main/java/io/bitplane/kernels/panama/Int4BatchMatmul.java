@@ -65,12 +65,12 @@ final class Int4BatchMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     /**
-     * INT4 and INT4_ASYM in groups of whole chunks (or one per row), on tiles {@link NibbleTileMatmul} supports;
-     * grouped ternary, which those tiles hold too, takes that kernel.
+     * Of the tensors on {@link NibbleTileMatmul}'s tiles, INT4 and INT4_ASYM in groups of whole chunks (or one per
+     * row); grouped ternary, which those tiles hold too, and groups ending inside a chunk take that kernel.
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && NibbleTileMatmul.supports(spec)
+        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM)
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % CHUNK_VALUES == 0);
     }
 
