@@ -30,7 +30,7 @@ import java.util.Random;
  */
 @State(Scope.Benchmark)
 public class MatmulBenchmark {
-    @Param({"f32", "int8@32", "int4@32", "ternary", "binary"})
+    @Param({"f32", "f16", "int8@32", "int4@32", "ternary", "binary"})
     public String encoding;
 
     /** f32, int8, or binary (XNOR, with binary weights only). */

@@ -67,6 +67,8 @@ public abstract class AllocationConformance {
         "int8@32, int8, 512, 1024, 1, planes", "binary, int8, 512, 1024, 1, planes",
         "binary, binary, 512, 1024, 1, planes", "binary, binary, 64, 256, 1, planes",
         "f32, f32, 512, 1024, 1, planes", "f32, f32, 64, 256, 1, planes",
+        "f16, f32, 512, 1024, 1, planes", "f16, f32, 512, 1024, 4, planes", "bf16, f32, 512, 1024, 1, planes",
+        "bf16, f32, 512, 1024, 4, planes",
         "ternary, f32, 512, 1024, 1, planes", "int4@32, f32, 512, 1024, 1, planes",
         "binary, f32, 512, 1024, 1, planes", "int8@32, f32, 512, 1024, 1, planes"})
     public void aWarmProductAllocatesNothing(String spec, String act, int rows, int cols, int batch, String layout) {

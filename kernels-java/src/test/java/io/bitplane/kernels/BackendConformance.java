@@ -101,7 +101,7 @@ public abstract class BackendConformance {
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} act {4}")
     @CsvSource({
         "f32, 1, 64, 1, f32", "f32, 7, 100, 1, f32", "f32, 33, 257, 5, f32", "f32, 300, 512, 9, f32",
-        "f16, 5, 70, 3, f32", "bf16, 3, 64, 2, f32",
+        "f16, 5, 70, 3, f32", "bf16, 3, 64, 2, f32", "f16, 40, 1030, 1, f32", "bf16, 33, 2050, 4, f32",
         "int8@32, 1, 32, 1, f32", "int8@32, 9, 100, 3, f32", "int8@64, 130, 1000, 4, f32",
         "int8@32, 1, 32, 1, int8", "int8@32, 9, 100, 3, int8", "int8@128, 300, 1024, 8, int8",
         "int8@32, 1001, 64, 2, int8", "int8@48, 5, 96, 2, int8",
@@ -297,7 +297,7 @@ public abstract class BackendConformance {
      * output must be the same alone or batched, and the same seed must give the same text in a cold JVM.
      */
     @ParameterizedTest
-    @CsvSource({"f32, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
+    @CsvSource({"f32, f32", "f16, f32", "bf16, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
         "binary, f32", "int4@32, int8", "int4-asym@128, f32", "binary, binary"})
     public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
         Random rnd = new Random(9);

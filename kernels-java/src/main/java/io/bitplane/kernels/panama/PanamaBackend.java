@@ -26,18 +26,18 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * The Java backend: Panama Vector API kernels where they exist (F32; INT8 with F32 or INT8 activations; the bit
- * planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops), the
- * scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
+ * The Java backend: Panama Vector API kernels where they exist (F32, F16 and BF16; INT8 with F32 or INT8 activations;
+ * the bit planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops),
+ * the scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
  * activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where vpermw makes their
- * lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link
- * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
- * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
- * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
- * activations. Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is
- * present, so no other class names this one.
+ * lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link Int4TileMatmul});
+ * INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link Int4BatchMatmul});
+ * without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link NibbleTileMatmul}) with INT8
+ * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Loaded only by {@link
+ * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
+ * one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -315,6 +315,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         } else if (spec.encoding() == Encoding.F32) {
             p.kernel = (q, r0, r1) -> F32Matmul.rows(q.data, (int) q.spec.cols(), q.x, q.y, (int) q.spec.rows(),
                     q.batch, r0, r1);
+        } else if (HalfMatmul.supports(spec)) {
+            p.kernel = (q, r0, r1) -> HalfMatmul.rows(q.spec, q.data, q.x, q.y, q.batch, r0, r1);
         } else if (PackedTernaryMatmul.supports(spec)) {
             packedTernaryTask(p);
         } else if (spec.encoding() == Encoding.INT8 && Int8Matmul.supports(spec, int8Act)) {

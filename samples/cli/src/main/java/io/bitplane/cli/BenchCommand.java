@@ -40,9 +40,9 @@ final class BenchCommand implements Callable<Integer> {
     String shape;
 
     /** The kernels' encodings when {@code --encodings} is not given and no model is. */
-    static final List<String> DEFAULT_ENCODINGS = List.of("f32", "int8", "int4", "ternary", "binary");
+    static final List<String> DEFAULT_ENCODINGS = List.of("f32", "f16", "int8", "int4", "ternary", "binary");
 
-    @Option(names = "--encodings", split = ",", description = "Kernels to measure. Default: f32,int8,int4,ternary,"
+    @Option(names = "--encodings", split = ",", description = "Kernels to measure. Default: f32,f16,int8,int4,ternary,"
             + "binary, or none with --model.")
     List<String> encodings;
 
@@ -136,7 +136,7 @@ final class BenchCommand implements Callable<Integer> {
                 descriptions.add(be.description());
                 for (String enc : kernelEncodings) {
                     for (String act : activations) {
-                        if (act.equals("int8") && enc.startsWith("f")) {
+                        if (act.equals("int8") && List.of("f32", "f16", "bf16").contains(enc)) {
                             continue; // float weights ignore the activation hint
                         }
                         if (act.equals("binary") && !enc.startsWith("binary")) {

@@ -1,0 +1,186 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * F16 and BF16 weights x F32 activations: the half-precision baselines beside {@link F32Matmul}, and what
+ * safetensors (BF16, F16) and GGUF (F16) imports hold when they are not quantized.
+ *
+ * <pre>
+ * W: [N][K] u16, row n at byte 2*n*K of the mapped tensor (little-endian): IEEE binary16 (F16) or the high half
+ *    of an f32 (BF16)
+ * x: [batch][K] f32 on the heap;  y: [batch][N]
+ * </pre>
+ * Each vector of F lanes loads F halves (a vector of half the width) and widens them to int lanes, sign extended,
+ * then to floats as they are read, into four accumulators over K as in F32Matmul:
+ * <ul>
+ * <li>BF16: the f32 bits are h &lt;&lt; 16.</li>
+ * <li>F16: (h &lt;&lt; 13) &amp; 0x8FFFE000 puts the sign at bit 31 (bit 31 of the shifted lane is a copy of the
+ *   sign, sign extension) and the 15 bits of exponent and mantissa at bits 13-27: as an f32, 2^-112 times the
+ *   half's value for every finite half, subnormals included, so one multiply by 2^112 (exact: a power of two)
+ *   gives it. Infinities and NaNs (exponent 31) would come out finite: the loop keeps the largest exponent field it
+ *   met, and a row that met one is summed again as the reference kernel sums it.</li>
+ * </ul>
+ * Tokens of a batch run one after the other over each row (which stays in L1), so a result does not depend on the
+ * batch; another order than the reference's (equal within rounding). Converting each row once into a float array
+ * for F32Matmul#dot instead ran one token 3-4x slower (JMH MatmulBenchmark, 4096x4096) and batches of 8 no faster.
+ * The loops are written out, and their lanes summed through an array: helpers taking vectors (Lanes#sum too) were
+ * compiled apart from these large methods and boxed their vectors on every call.
+ */
+final class HalfMatmul {
+    private HalfMatmul() {
+    }
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** F halves: a vector of half F's width (128 bits on AVX2: the Vector API has no 64-bit shorts, so F >= 256). */
+    private static final VectorSpecies<Short> H =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** The F16 exponent field: all ones in infinities and NaNs. */
+    private static final int F16_EXPONENT = 0x7C00;
+    /** Where h &lt;&lt; 13 holds the sign (bit 31) and the exponent and mantissa (bits 13-27) of a half. */
+    private static final int F16_BITS = 0x8FFFE000;
+    private static final float TWO_TO_112 = 0x1p112f;
+
+    /** F16 and BF16 weights with float activations, where vectors have at least 8 float lanes. */
+    static boolean supports(TensorSpec spec) {
+        Encoding e = spec.encoding();
+        return (e == Encoding.F16 || e == Encoding.BF16) && spec.rank() == 2 && F.length() >= 8
+                && spec.cols() <= Integer.MAX_VALUE / 2;
+    }
+
+    /** Per worker thread: the accumulators' lanes, summed in order. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[F.length()]);
+
+    static void rows(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int r0, int r1) {
+        int k = (int) spec.cols();
+        int n = (int) spec.rows();
+        boolean bf16 = spec.encoding() == Encoding.BF16;
+        float[] lanes = LANES.get();
+        for (int r = r0; r < r1; r++) {
+            long base = 2L * r * k;
+            for (int b = 0; b < batch; b++) {
+                float sum = bf16 ? dotBf16(w, base, x, b * k, k, lanes) : dotF16(w, base, x, b * k, k, lanes);
+                if (!bf16 && Float.isNaN(sum)) {
+                    // An infinity or NaN in the row (or a NaN from the activations, which the reference keeps too)
+                    sum = referenceDotF16(w, base, x, b * k, k);
+                }
+                y[b * n + r] = sum;
+            }
+        }
+    }
+
+    /** The reference kernel's sum for one row and token: in order, each half converted as it converts them. */
+    private static float referenceDotF16(MemorySegment w, long base, float[] x, int x0, int k) {
+        float sum = 0;
+        for (int i = 0; i < k; i++) {
+            sum += Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, base + 2L * i)) * x[x0 + i];
+        }
+        return sum;
+    }
+
+    /** One row with one token; NaN where the row holds an F16 infinity or NaN (see the class comment). */
+    static float dotF16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
+        int n = F.length();
+        int upper4 = k - k % (4 * n);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        IntVector exponents = IntVector.zero(I);
+        int i = 0;
+        for (; i < upper4; i += 4 * n) {
+            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            IntVector h2 = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + 2 * n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            IntVector h3 = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + 3 * n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            exponents = exponents.max(h0.and(F16_EXPONENT)).max(h1.and(F16_EXPONENT))
+                    .max(h2.and(F16_EXPONENT)).max(h3.and(F16_EXPONENT));
+            a0 = h0.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = h1.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .fma(FloatVector.fromArray(F, x, x0 + i + n), a1);
+            a2 = h2.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .fma(FloatVector.fromArray(F, x, x0 + i + 2 * n), a2);
+            a3 = h3.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .fma(FloatVector.fromArray(F, x, x0 + i + 3 * n), a3);
+        }
+        for (; i + n <= k; i += n) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            exponents = exponents.max(h.and(F16_EXPONENT));
+            a0 = h.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .fma(FloatVector.fromArray(F, x, x0 + i), a0);
+        }
+        boolean special = exponents.reduceLanes(VectorOperators.MAX) == F16_EXPONENT;
+        a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
+        float sum = sumInOrder(lanes);
+        for (; i < k; i++) {
+            short h = w.get(PanamaBackend.SHORT, base + 2L * i);
+            special |= (h & F16_EXPONENT) == F16_EXPONENT;
+            sum += Float.float16ToFloat(h) * x[x0 + i];
+        }
+        return special ? Float.NaN : sum;
+    }
+
+    /** One row with one token. */
+    static float dotBf16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
+        int n = F.length();
+        int upper4 = k - k % (4 * n);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int i = 0;
+        for (; i < upper4; i += 4 * n) {
+            a0 = ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats().fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats().fma(FloatVector.fromArray(F, x, x0 + i + n), a1);
+            a2 = ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + 2 * n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats().fma(FloatVector.fromArray(F, x, x0 + i + 2 * n), a2);
+            a3 = ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * (i + 3 * n), LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats().fma(FloatVector.fromArray(F, x, x0 + i + 3 * n), a3);
+        }
+        for (; i + n <= k; i += n) {
+            a0 = ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats().fma(FloatVector.fromArray(F, x, x0 + i), a0);
+        }
+        a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
+        float sum = sumInOrder(lanes);
+        for (; i < k; i++) {
+            sum += Float.intBitsToFloat(w.get(PanamaBackend.SHORT, base + 2L * i) << 16) * x[x0 + i];
+        }
+        return sum;
+    }
+
+    /** The lanes added first to last: one order in the interpreter, C1 and C2 (see Lanes). */
+    private static float sumInOrder(float[] lanes) {
+        float sum = 0f;
+        for (float v : lanes) {
+            sum += v;
+        }
+        return sum;
+    }
+}
