@@ -35,9 +35,8 @@ import java.nio.ByteOrder;
  * Tokens of a batch run one after the other over each row (which stays in L1), so a result does not depend on the
  * batch; another order than the reference's (equal within rounding). Converting each row once into a float array
  * for F32Matmul#dot instead ran one token 3-4x slower (JMH MatmulBenchmark, 4096x4096) and batches of 8 no faster.
- * The loops are written out, and their lanes summed through an array: helpers taking vectors (Lanes#sum too) were
- * compiled apart from these large methods and boxed their vectors on every call; adding the lanes one by one
- * from the array instead cost stories260K's short rows (K = 64) a third of their speed.
+ * The loops are written out, and their lanes go through an array to Lanes#sum: helpers taking vectors (Lanes#sum
+ * too) were compiled apart from these large methods and boxed their vectors on every call.
  */
 final class HalfMatmul {
     private HalfMatmul() {
@@ -93,7 +92,7 @@ final class HalfMatmul {
     }
 
     /** One row with one token; NaN where the row holds an F16 infinity or NaN (see the class comment). */
-    static float dotF16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
+    private static float dotF16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
         int n = F.length();
         int upper4 = k - k % (4 * n);
         FloatVector a0 = FloatVector.zero(F);
@@ -141,7 +140,7 @@ final class HalfMatmul {
     }
 
     /** One row with one token. */
-    static float dotBf16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
+    private static float dotBf16(MemorySegment w, long base, float[] x, int x0, int k, float[] lanes) {
         int n = F.length();
         int upper4 = k - k % (4 * n);
         FloatVector a0 = FloatVector.zero(F);
