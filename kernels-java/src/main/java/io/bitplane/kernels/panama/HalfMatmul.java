@@ -10,6 +10,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
@@ -23,20 +24,22 @@ import java.nio.ByteOrder;
  * x: [batch][K] f32 on the heap;  y: [batch][N]
  * </pre>
  * Each vector of F lanes loads F halves (a vector of half the width) and widens them to int lanes, sign extended,
- * then to floats as they are read, into four accumulators over K as in F32Matmul:
+ * then makes them floats:
  * <ul>
  * <li>BF16: the f32 bits are h &lt;&lt; 16.</li>
  * <li>F16: (h &lt;&lt; 13) &amp; 0x8FFFE000 puts the sign at bit 31 (bit 31 of the shifted lane is a copy of the
  *   sign, sign extension) and the 15 bits of exponent and mantissa at bits 13-27: as an f32, 2^-112 times the
  *   half's value for every finite half, subnormals included, so one multiply by 2^112 (exact: a power of two)
- *   gives it. Infinities and NaNs (exponent 31) would come out finite: the loop keeps the largest exponent field it
- *   met, and a row that met one is summed again as the reference kernel sums it.</li>
+ *   gives it. Infinities and NaNs (exponent 31) would come out finite: the loops keep the largest exponent field
+ *   they met, and a row that met one is summed as the reference kernel sums it.</li>
  * </ul>
- * Tokens of a batch run one after the other over each row (which stays in L1), so a result does not depend on the
- * batch; another order than the reference's (equal within rounding). Converting each row once into a float array
- * for F32Matmul#dot instead ran one token 3-4x slower (JMH MatmulBenchmark, 4096x4096) and batches of 8 no faster.
- * The loops are written out, and their lanes go through an array to Lanes#sum: helpers taking vectors (Lanes#sum
- * too) were compiled apart from these large methods and boxed their vectors on every call.
+ * One token: the halves are made floats as they are read, into four accumulators over K as in F32Matmul.
+ * Batches: each row is made floats once, into the thread's row of native f32, and {@link F32Matmul#dot} sums it
+ * with every token: the same operations in the same order, so a result does not depend on the batch. Another
+ * order than the reference's (equal within rounding). JMH MatmulBenchmark 4096x4096: converting once for one token
+ * too ran it 1.5-3x slower (3-4x into a heap array); for batches it is 1.3-2x faster than converting per token. The loops
+ * are written out, and their lanes go through an array to Lanes#sum: helpers taking vectors (Lanes#sum too) were
+ * compiled apart from these large methods and boxed their vectors on every call.
  */
 final class HalfMatmul {
     private HalfMatmul() {
@@ -65,21 +68,84 @@ final class HalfMatmul {
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[F.length()]);
 
     static void rows(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int r0, int r1) {
+        if (batch > 1) {
+            rowsOnce(spec, w, x, y, batch, r0, r1);
+            return;
+        }
         int k = (int) spec.cols();
-        int n = (int) spec.rows();
         boolean bf16 = spec.encoding() == Encoding.BF16;
         float[] lanes = LANES.get();
         for (int r = r0; r < r1; r++) {
             long base = 2L * r * k;
+            float sum = bf16 ? dotBf16(w, base, x, 0, k, lanes) : dotF16(w, base, x, 0, k, lanes);
+            if (!bf16 && Float.isNaN(sum)) {
+                // An infinity or NaN in the row (or a NaN from the activations, which the reference keeps too)
+                sum = referenceDotF16(w, base, x, 0, k);
+            }
+            y[r] = sum;
+        }
+    }
+
+    /** Per worker thread: one row as f32, in native memory (vector loads from a heap array ran slower). */
+    private static final ThreadLocal<MemorySegment[]> ROW = ThreadLocal.withInitial(() -> new MemorySegment[1]);
+
+    /**
+     * Batches: each row converted once into f32 (the thread's native row), then F32Matmul#dot for every token:
+     * the same operations in the same order as the one-token sums, so a result does not depend on the batch. A row
+     * holding an F16 infinity or NaN is summed as the reference sums it, as alone.
+     */
+    private static void rowsOnce(TensorSpec spec, MemorySegment w, float[] x, float[] y, int batch, int r0,
+                                 int r1) {
+        int k = (int) spec.cols();
+        int n = (int) spec.rows();
+        boolean bf16 = spec.encoding() == Encoding.BF16;
+        MemorySegment[] holder = ROW.get();
+        if (holder[0] == null || holder[0].byteSize() < 4L * k) {
+            holder[0] = Arena.ofAuto().allocate(4L * k, 64);
+        }
+        MemorySegment row = holder[0];
+        for (int r = r0; r < r1; r++) {
+            long base = 2L * r * k;
+            boolean special = bf16 ? toFloatsBf16(w, base, k, row) : toFloatsF16(w, base, k, row);
             for (int b = 0; b < batch; b++) {
-                float sum = bf16 ? dotBf16(w, base, x, b * k, k, lanes) : dotF16(w, base, x, b * k, k, lanes);
-                if (!bf16 && Float.isNaN(sum)) {
-                    // An infinity or NaN in the row (or a NaN from the activations, which the reference keeps too)
-                    sum = referenceDotF16(w, base, x, b * k, k);
-                }
-                y[b * n + r] = sum;
+                y[b * n + r] = special ? referenceDotF16(w, base, x, b * k, k) : F32Matmul.dot(row, 0, x, b * k, k);
             }
         }
+    }
+
+    /** Row {@code base}'s K BF16 halves into {@code out} as f32; false (nothing to report, unlike F16). */
+    private static boolean toFloatsBf16(MemorySegment w, long base, int k, MemorySegment out) {
+        int n = F.length();
+        int i = 0;
+        for (; i + n <= k; i += n) {
+            ((IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoMemorySegment(out, 4L * i, LE);
+        }
+        for (; i < k; i++) {
+            out.set(PanamaBackend.FLOAT, 4L * i, Float.intBitsToFloat(w.get(PanamaBackend.SHORT, base + 2L * i) << 16));
+        }
+        return false;
+    }
+
+    /** Row {@code base}'s K F16 halves into {@code out} as f32; true where the row holds an infinity or a NaN. */
+    private static boolean toFloatsF16(MemorySegment w, long base, int k, MemorySegment out) {
+        int n = F.length();
+        IntVector exponents = IntVector.zero(I);
+        int i = 0;
+        for (; i + n <= k; i += n) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(H, w, base + 2L * i, LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            exponents = exponents.max(h.and(F16_EXPONENT));
+            h.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(TWO_TO_112)
+                    .intoMemorySegment(out, 4L * i, LE);
+        }
+        boolean special = exponents.compare(VectorOperators.EQ, F16_EXPONENT).anyTrue();
+        for (; i < k; i++) {
+            short h = w.get(PanamaBackend.SHORT, base + 2L * i);
+            special |= (h & F16_EXPONENT) == F16_EXPONENT;
+            out.set(PanamaBackend.FLOAT, 4L * i, Float.float16ToFloat(h));
+        }
+        return special;
     }
 
     /** The reference kernel's sum for one row and token: in order, each half converted as it converts them. */

@@ -84,11 +84,19 @@ class HalfMatmulTest {
         for (int i = 0; i < expected.length; i++) {
             assertEquals(expected[i], actual[i], 0f, encoding + " token " + i / rows + " row " + i % rows);
         }
+        // One token at a time takes the other path (the halves converted as they are read)
+        for (int token = 0; token < cols; token++) {
+            float[] alone = product(t, java.util.Arrays.copyOfRange(x, token * cols, (token + 1) * cols), 1, true);
+            for (int r = 0; r < rows; r++) {
+                assertEquals(expected[token * rows + r], alone[r], 0f,
+                        encoding + " alone, token " + token + " row " + r);
+            }
+        }
     }
 
     /** An infinity or a NaN in the unrolled loop, the one-vector loop or the tail of a long row. */
     @ParameterizedTest
-    @ValueSource(ints = {5, 900, 995})
+    @ValueSource(ints = {5, 6, 900, 901, 995, 996})
     void rowsWithInfinitiesOrNansSumAsTheOracle(int at) {
         Random rnd = new Random(at);
         int rows = 4;
@@ -100,9 +108,10 @@ class HalfMatmulTest {
         putHalf(bytes, 1 * cols + at, (short) 0xFC00);   // -inf
         putHalf(bytes, 2 * cols + at, (short) 0x7E01);   // NaN
         BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 7);
-        float[] x = TestTensors.gaussian(rnd, 2 * cols, 1f);
-        float[] expected = product(placed, x, 2, false);
-        float[] actual = product(placed, x, 2, true);
+        int batch = 1 + at % 2;  // one token (converted as read) or two (rows converted once)
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        float[] expected = product(placed, x, batch, false);
+        float[] actual = product(placed, x, batch, true);
         for (int i = 0; i < expected.length; i++) {
             int row = i % rows;
             if (row < 3) {
