@@ -298,8 +298,8 @@ public abstract class BackendConformance {
      * output must be the same alone or batched, and the same seed must give the same text in a cold JVM.
      */
     @ParameterizedTest
-    @CsvSource({"f32, f32", "f16, f32", "bf16, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8", "ternary, f32",
-        "binary, f32", "int4@32, int8", "int4-asym@128, f32", "binary, binary"})
+    @CsvSource({"f32, f32", "f16, f32", "bf16, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8",
+        "ternary, f32", "binary, f32", "int4@32, int8", "int4-asym@128, f32", "binary, binary"})
     public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
         Random rnd = new Random(9);
         int rows = 48;
