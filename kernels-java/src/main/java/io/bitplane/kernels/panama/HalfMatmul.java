@@ -33,13 +33,13 @@ import java.nio.ByteOrder;
  *   gives it. Infinities and NaNs (exponent 31) would come out finite: the loops keep the largest exponent field
  *   they met, and a row that met one is summed as the reference kernel sums it.</li>
  * </ul>
- * One token: the halves are made floats as they are read, into four accumulators over K as in F32Matmul.
- * Batches: each row is made floats once, into the thread's row of native f32, and {@link F32Matmul#dot} sums it
- * with every token: the same operations in the same order, so a result does not depend on the batch. Another
- * order than the reference's (equal within rounding). JMH MatmulBenchmark 4096x4096: converting once for one token
- * too ran it 1.5-3x slower (3-4x into a heap array); for batches it is 1.3-2x faster than converting per token. The loops
- * are written out, and their lanes go through an array to Lanes#sum: helpers taking vectors (Lanes#sum too) were
- * compiled apart from these large methods and boxed their vectors on every call.
+ * One token: the halves are made floats as they are read, into four accumulators over K as in F32Matmul. Batches: each
+ * row is made floats once, into the thread's row of native f32, and {@link F32Matmul#dot} sums it with every token: the
+ * same operations in the same order, so a result does not depend on the batch. Another order than the reference's
+ * (equal within rounding). JMH MatmulBenchmark 4096x4096: converting once for one token too ran it 1.5-3x slower (3-4x
+ * into a heap array); for batches it is 1.3-2x faster than converting per token. The loops are written out, and their
+ * lanes go through an array to Lanes#sum: helpers taking vectors (Lanes#sum too) were compiled apart from these large
+ * methods and boxed their vectors on every call.
  */
 final class HalfMatmul {
     private HalfMatmul() {
