@@ -47,7 +47,7 @@ final class HalfMatmul {
 
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
-    /** F halves: a vector of half F's width (128 bits on AVX2: the Vector API has no 64-bit shorts, so F >= 256). */
+    /** F halves: a vector of half F's width (128 bits on AVX2, 64 where vectors have 128 bits, as NEON's). */
     private static final VectorSpecies<Short> H =
             VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -57,10 +57,10 @@ final class HalfMatmul {
     private static final int F16_BITS = 0x8FFFE000;
     private static final float TWO_TO_112 = 0x1p112f;
 
-    /** F16 and BF16 weights with float activations, where vectors have at least 8 float lanes. */
+    /** F16 and BF16 weights with float activations, where vectors have at least 4 float lanes. */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.F16 || e == Encoding.BF16) && spec.rank() == 2 && F.length() >= 8
+        return (e == Encoding.F16 || e == Encoding.BF16) && spec.rank() == 2 && F.length() >= 4
                 && spec.cols() <= Integer.MAX_VALUE / 2;
     }
 

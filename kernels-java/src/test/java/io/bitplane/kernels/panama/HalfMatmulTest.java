@@ -155,10 +155,10 @@ class HalfMatmulTest {
     }
 
     @Test
-    void takesHalvesOnlyWithAtLeastEightLanes() {
+    void takesHalvesOnlyWithAtLeastFourLanes() {
         TensorSpec f16 = TensorSpec.of("w", Encoding.F16, 0, 4, 64);
         TensorSpec f32 = TensorSpec.of("w", Encoding.F32, 0, 4, 64);
-        assertEquals(HalfMatmul.F.length() >= 8, HalfMatmul.supports(f16));
+        assertEquals(HalfMatmul.F.length() >= 4, HalfMatmul.supports(f16));
         assertTrue(!HalfMatmul.supports(f32));
     }
 }
