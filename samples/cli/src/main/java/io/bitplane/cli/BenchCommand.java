@@ -136,7 +136,7 @@ final class BenchCommand implements Callable<Integer> {
                 descriptions.add(be.description());
                 for (String enc : kernelEncodings) {
                     for (String act : activations) {
-                        if (act.equals("int8") && List.of("f32", "f16", "bf16").contains(enc)) {
+                        if (act.equals("int8") && !QuantSpec.parse(enc).encoding().quantized) {
                             continue; // float weights ignore the activation hint
                         }
                         if (act.equals("binary") && !enc.startsWith("binary")) {
