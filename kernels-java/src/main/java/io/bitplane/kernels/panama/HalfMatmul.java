@@ -1,8 +1,8 @@
 package io.bitplane.kernels.panama;
 
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -80,9 +80,10 @@ final class HalfMatmul {
             float sum = bf16 ? dotBf16(w, base, x, 0, k, lanes) : dotF16(w, base, x, 0, k, lanes);
             if (!bf16 && Float.isNaN(sum)) {
                 // An infinity or NaN in the row (or a NaN from the activations, which the reference keeps too)
-                sum = referenceDotF16(w, base, x, 0, k);
+                ScalarMatmul.matmul(spec, w, x, y, 1, r, r + 1);
+            } else {
+                y[r] = sum;
             }
-            y[r] = sum;
         }
     }
 
@@ -106,9 +107,12 @@ final class HalfMatmul {
         MemorySegment row = holder[0];
         for (int r = r0; r < r1; r++) {
             long base = 2L * r * k;
-            boolean special = bf16 ? toFloatsBf16(w, base, k, row) : toFloatsF16(w, base, k, row);
+            if (bf16 ? toFloatsBf16(w, base, k, row) : toFloatsF16(w, base, k, row)) {
+                ScalarMatmul.matmul(spec, w, x, y, batch, r, r + 1);  // an infinity or NaN: the reference's sums
+                continue;
+            }
             for (int b = 0; b < batch; b++) {
-                y[b * n + r] = special ? referenceDotF16(w, base, x, b * k, k) : F32Matmul.dot(row, 0, x, b * k, k);
+                y[b * n + r] = F32Matmul.dot(row, 0, x, b * k, k);
             }
         }
     }
@@ -146,15 +150,6 @@ final class HalfMatmul {
             out.set(PanamaBackend.FLOAT, 4L * i, Float.float16ToFloat(h));
         }
         return special;
-    }
-
-    /** The reference kernel's sum for one row and token: in order, each half converted as it converts them. */
-    private static float referenceDotF16(MemorySegment w, long base, float[] x, int x0, int k) {
-        float sum = 0;
-        for (int i = 0; i < k; i++) {
-            sum += Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, base + 2L * i)) * x[x0 + i];
-        }
-        return sum;
     }
 
     /** One row with one token; NaN where the row holds an F16 infinity or NaN (see the class comment). */
