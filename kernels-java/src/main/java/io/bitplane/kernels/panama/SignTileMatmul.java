@@ -47,6 +47,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * F32 activations (where vectors have 16 int lanes): the same tiles against float tables of 16 entries, int bits in
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
+ *   BINARY's tiles go in fours here too: from DRAM (4096x14336, 2 threads) pairs read 124-168 G weights/s, fours
+ *   154-213.
  * </pre>
  * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
  * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
@@ -190,15 +192,15 @@ final class SignTileMatmul {
      */
     static final boolean FLOAT_TABLES = I.length() == 16;
 
-    /** Per worker thread: two tiles' float sums, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
+    /** Per worker thread: up to four tiles' float sums, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
 
     /**
      * F32 activations: tiles [tile0, tile1) for every token, float tables of token t at {@code tables[t * stride ..]}
      * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY; null for TERNARY); y = 0f + s * acc, as the
      * oracle forms one group's term, acc = sum of code x x in float (another order than the oracle's, so equal
      * within rounding).
-     * Tiles go in pairs, as in {@link #tiles}.
+     * Tiles go in pairs (BINARY: fours), as in {@link #tiles}.
      */
     static void tilesF32(TensorSpec spec, MemorySegment data, MemorySegment tiles, int[] tables, float[] xSums,
                          float[] y, int batch, int tile0, int tile1) {
@@ -209,24 +211,28 @@ final class SignTileMatmul {
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(binary);
         float[] sums = FLOAT_SUMS.get();
-        for (int tile = tile0; tile < tile1; tile += 2) {
-            int pair = Math.min(2, tile1 - tile);
-            long baseA = tile * tileBytes;
-            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+        int step = binary ? 4 : 2;
+        for (int tile = tile0; tile < tile1; tile += step) {
+            int count = Math.min(step, tile1 - tile);
+            long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
-                floatSums(tiles, baseA, baseB, chunks, binary, tables, t * stride, binary ? xSums[t] : 0f, sums);
-                storeTiles(data, scales, sums, 1f, tile, pair, n, y, t * n);
+                if (binary) {
+                    floatSignSums(tiles, base, tileBytes, count, chunks, tables, t * stride, xSums[t], sums);
+                } else {
+                    floatSums(tiles, base, count == 2 ? base + tileBytes : base, chunks, tables, t * stride, sums);
+                }
+                storeTiles(data, scales, sums, 1f, tile, count, n, y, t * n);
             }
         }
     }
 
     /**
-     * Two tiles' float sums (at {@code baseA}, {@code baseB}) for one token's float tables at {@code tables[t0 ..]},
-     * each even rows then odd rows, tile A first: TERNARY sum T[mask] - 2 sum T[sign]; BINARY X - 2 sum T[sign].
-     * Each lookup picks 16 rows: the even rows from the low halves of the int lanes, the odd rows from the high.
+     * TERNARY: two tiles' float sums T[mask] - 2 T[sign] (at {@code baseA}, {@code baseB}) for one token's float
+     * tables at {@code tables[t0 ..]}, each even rows then odd rows, tile A first. Each lookup picks 16 rows: the even
+     * rows from the low halves of the int lanes, the odd rows from the high.
      */
-    private static void floatSums(MemorySegment tiles, long baseA, long baseB, int chunks, boolean binary,
-                                  int[] tables, int t0, float x, float[] out) {
+    private static void floatSums(MemorySegment tiles, long baseA, long baseB, int chunks, int[] tables, int t0,
+                                  float[] out) {
         FloatVector plusEvenA = FloatVector.zero(F);
         FloatVector plusOddA = FloatVector.zero(F);
         FloatVector minusEvenA = FloatVector.zero(F);
@@ -235,14 +241,15 @@ final class SignTileMatmul {
         FloatVector plusOddB = FloatVector.zero(F);
         FloatVector minusEvenB = FloatVector.zero(F);
         FloatVector minusOddB = FloatVector.zero(F);
-        int chunkBytes = chunkBytes(binary);
-        int signAt = binary ? 0 : 2 * TILE_ROWS;
+        int chunkBytes = chunkBytes(false);
         for (int c = 0; c < chunks; c++) {
             long at = (long) c * chunkBytes;
             IntVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE).reinterpretAsInts();
-            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + signAt, LE).reinterpretAsInts();
+            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + 2 * TILE_ROWS, LE)
+                    .reinterpretAsInts();
             IntVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
-            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + signAt, LE).reinterpretAsInts();
+            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + 2 * TILE_ROWS, LE)
+                    .reinterpretAsInts();
             for (int j = 0; j < 4; j++) {
                 IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
                 int low = 4 * j;
@@ -255,28 +262,81 @@ final class SignTileMatmul {
                         .reinterpretAsFloats());
                 minusOddB = minusOddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                         .reinterpretAsFloats());
-                if (!binary) {
-                    plusEvenA = plusEvenA.add(maskA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                            .reinterpretAsFloats());
-                    plusOddA = plusOddA.add(maskA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                            .reinterpretAsFloats());
-                    plusEvenB = plusEvenB.add(maskB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                            .reinterpretAsFloats());
-                    plusOddB = plusOddB.add(maskB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                            .reinterpretAsFloats());
-                }
+                plusEvenA = plusEvenA.add(maskA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusOddA = plusOddA.add(maskA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusEvenB = plusEvenB.add(maskB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusOddB = plusOddB.add(maskB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
             }
-        }
-        if (binary) {
-            plusEvenA = FloatVector.broadcast(F, x);
-            plusOddA = plusEvenA;
-            plusEvenB = plusEvenA;
-            plusOddB = plusEvenA;
         }
         plusEvenA.sub(minusEvenA.add(minusEvenA)).intoArray(out, 0);
         plusOddA.sub(minusOddA.add(minusOddA)).intoArray(out, TILE_ROWS / 2);
         plusEvenB.sub(minusEvenB.add(minusEvenB)).intoArray(out, TILE_ROWS);
         plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+    }
+
+    /**
+     * BINARY: the float sums X - 2 T[sign] of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes}
+     * apart, for one token's float tables at {@code tables[t0 ..]}, into {@code out} tile by tile, each its even rows
+     * then its odd rows. Four tiles go at once, as in {@link #signSums} (the missing ones read the first again, their
+     * sums unused): each table load serves four tiles, and four streams of weights are in flight.
+     */
+    private static void floatSignSums(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
+                                      int[] tables, int t0, float x, float[] out) {
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
+        FloatVector evenA = FloatVector.zero(F);
+        FloatVector oddA = FloatVector.zero(F);
+        FloatVector evenB = FloatVector.zero(F);
+        FloatVector oddB = FloatVector.zero(F);
+        FloatVector evenC = FloatVector.zero(F);
+        FloatVector oddC = FloatVector.zero(F);
+        FloatVector evenD = FloatVector.zero(F);
+        FloatVector oddD = FloatVector.zero(F);
+        int chunkBytes = chunkBytes(true);
+        for (int c = 0; c < chunks; c++) {
+            long at = (long) c * chunkBytes;
+            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE).reinterpretAsInts();
+            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
+            IntVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE).reinterpretAsInts();
+            IntVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE).reinterpretAsInts();
+            for (int j = 0; j < 4; j++) {
+                IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
+                int low = 4 * j;
+                int high = 16 + 4 * j;
+                evenA = evenA.add(signA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                oddA = oddA.add(signA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                evenB = evenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                oddB = oddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                evenC = evenC.add(signC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                oddC = oddC.add(signC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                evenD = evenD.add(signD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                oddD = oddD.add(signD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+            }
+        }
+        FloatVector xs = FloatVector.broadcast(F, x);
+        int half = TILE_ROWS / 2;
+        xs.sub(evenA.add(evenA)).intoArray(out, 0);
+        xs.sub(oddA.add(oddA)).intoArray(out, half);
+        xs.sub(evenB.add(evenB)).intoArray(out, TILE_ROWS);
+        xs.sub(oddB.add(oddB)).intoArray(out, TILE_ROWS + half);
+        xs.sub(evenC.add(evenC)).intoArray(out, 2 * TILE_ROWS);
+        xs.sub(oddC.add(oddC)).intoArray(out, 2 * TILE_ROWS + half);
+        xs.sub(evenD.add(evenD)).intoArray(out, 3 * TILE_ROWS);
+        xs.sub(oddD.add(oddD)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
     /** Per worker thread: the exact sums of two tiles' rows as floats, each even rows then odd rows. */
