@@ -36,10 +36,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   chunks sums to at most 16 x 16 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit
  *   lanes.
  * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes.
- * Tiles go in pairs (BINARY: fours) through one pass over the tables: each table load serves them all, and two
- *   (four) streams of weights are in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads)
- *   pairs took ternary from 58-77 to 128-137 G weights/s and binary from 125-132 to 185-230; fours took binary
- *   (with the three-lookup tables) from 161-184 to 200-256, one thread from 97-119 to 168-175.
+ * Tiles go four at a time through one pass over the tables: each table load serves them all, and four streams of
+ *   weights are in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) pairs took ternary
+ *   from 58-77 to 128-137 G weights/s and binary from 125-132 to 185-230; fours took binary (with the three-lookup
+ *   tables) from 161-184 to 200-256, one thread from 97-119 to 168-175, and ternary (JMH, 4 copies) from 114-116 to
+ *   148-154.
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * Groups (INT8 activations; a multiple of 16 values): the runs stop at each group's end, and each group's exact
  *   sums become the oracle's terms in float lanes, added in group order: y = (((0f + (s_0 acc_0 + 0f)) + ...) x s_x,
@@ -47,8 +48,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * F32 activations (where vectors have 16 int lanes): the same tiles against float tables of 16 entries, int bits in
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
- *   BINARY's tiles go in fours here too: from DRAM (4096x14336, 2 threads) pairs read 124-168 G weights/s, fours
- *   154-213.
+ *   Ternary's tiles go in pairs here, BINARY's in fours: from DRAM (4096x14336, 2 threads) pairs read 124-168 G
+ *   weights/s, fours 154-213.
  * </pre>
  * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
  * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
@@ -72,6 +73,8 @@ final class SignTileMatmul {
     private static int chunkBytes(boolean binary) {
         return (binary ? 2 : 4) * TILE_ROWS;
     }
+    /** Tiles summed in one pass over a token's INT8 tables (see the class comment). */
+    private static final int TILES_PER_PASS = 4;
     /** Chunks per run of int16 sums (see the class comment). */
     private static final int RUN_CHUNKS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -347,9 +350,9 @@ final class SignTileMatmul {
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
      * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}, or for several groups a
-     * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). Tiles go two
-     * at a time, BINARY's four (a missing one is the first again, its sums unused): they share each table load, and
-     * streaming several tiles keeps more weight loads in flight from DRAM.
+     * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). Tiles go four
+     * at a time (a missing one is the first again, its sums unused): they share each table load, and streaming
+     * several tiles keeps more weight loads in flight from DRAM.
      */
     static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, MemorySegment groupScales,
                       short[] tables, int[] codeSums, float[] tokenScales, float[] y, int batch, int tile0,
@@ -365,15 +368,14 @@ final class SignTileMatmul {
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(spec);
         float[] sums = TILE_SUMS.get();
-        int step = binary ? 4 : 2;
-        for (int tile = tile0; tile < tile1; tile += step) {
-            int count = Math.min(step, tile1 - tile);
+        for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
+            int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 if (binary) {
                     signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
                 } else {
-                    tileSums(tiles, base, count == 2 ? base + tileBytes : base, 0, chunks, tables, t * stride, sums);
+                    tileSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, sums);
                 }
                 storeTiles(data, scales, sums, tokenScales[t], tile, count, n, y, t * n);
             }
@@ -393,9 +395,8 @@ final class SignTileMatmul {
         long tileBytes = (long) chunks * chunkBytes(spec);
         float[] sums = TILE_SUMS.get();
         float[] totals = GROUP_TOTALS.get();
-        int step = binary ? 4 : 2;
-        for (int tile = tile0; tile < tile1; tile += step) {
-            int count = Math.min(step, tile1 - tile);
+        for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
+            int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 Arrays.fill(totals, 0f);
@@ -406,7 +407,7 @@ final class SignTileMatmul {
                         signSums(tiles, base, tileBytes, count, c0, c1, tables, t * stride, codeSums[t * groups + g],
                                 sums);
                     } else {
-                        tileSums(tiles, base, count == 2 ? base + tileBytes : base, c0, c1, tables, t * stride, sums);
+                        tileSums(tiles, base, tileBytes, count, c0, c1, tables, t * stride, sums);
                     }
                     for (int h = 0; h < count; h++) {
                         addTerms(groupScales, ((long) (tile + h) * groups + g) * TILE_ROWS * 4, sums, totals,
@@ -452,54 +453,98 @@ final class SignTileMatmul {
     }
 
     /**
-     * Two tiles' exact sums (at {@code baseA} and {@code baseB}) over chunks [from, to) for one token's tables at
-     * {@code tables[t0 ..]}, converted to float as the oracle's s x acc converts acc: tile A's even rows, odd rows,
-     * then tile B's.
+     * TERNARY: the exact sums of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes} apart, over chunks
+     * [from, to) for one token's tables at {@code tables[t0 ..]}, converted to float as the oracle's s x acc converts
+     * acc, into {@code out} tile by tile, each its even rows then its odd rows. The missing tiles read the first
+     * again, their sums unused.
      */
-    private static void tileSums(MemorySegment tiles, long baseA, long baseB, int from, int to, short[] tables,
-                                 int t0, float[] out) {
+    private static void tileSums(MemorySegment tiles, long base, long tileBytes, int count, int from, int to,
+                                 short[] tables, int t0, float[] out) {
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
         IntVector evenA = IntVector.zero(I);
         IntVector oddA = IntVector.zero(I);
         IntVector evenB = IntVector.zero(I);
         IntVector oddB = IntVector.zero(I);
+        IntVector evenC = IntVector.zero(I);
+        IntVector oddC = IntVector.zero(I);
+        IntVector evenD = IntVector.zero(I);
+        IntVector oddD = IntVector.zero(I);
         for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
             ShortVector plusA = ShortVector.zero(S);
             ShortVector minusA = ShortVector.zero(S);
             ShortVector plusB = ShortVector.zero(S);
             ShortVector minusB = ShortVector.zero(S);
+            ShortVector plusC = ShortVector.zero(S);
+            ShortVector minusC = ShortVector.zero(S);
+            ShortVector plusD = ShortVector.zero(S);
+            ShortVector minusD = ShortVector.zero(S);
             int c1 = Math.min(to, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
                 long at = (long) c * 4 * TILE_ROWS;
-                ShortVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);
-                ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + 2 * TILE_ROWS, LE);
-                ShortVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE);
-                ShortVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + 2 * TILE_ROWS, LE);
                 int o = t0 + LookupTables.CHUNK_TABLE * c;
                 ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
                 ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
                 ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
                 ShortVector td = ShortVector.fromArray(S, tables, o + 96);
-                plusA = plusA.add(maskA.selectFrom(ta)).add(maskA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                ShortVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE);
+                ShortVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at + 2 * TILE_ROWS, LE);
+                plusA = plusA.add(maskA.selectFrom(ta))
+                        .add(maskA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
                         .add(maskA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                minusA = minusA.add(signA.selectFrom(ta)).add(signA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                minusA = minusA.add(signA.selectFrom(ta))
+                        .add(signA.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
                         .add(signA.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                plusB = plusB.add(maskB.selectFrom(ta)).add(maskB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                ShortVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE);
+                ShortVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + 2 * TILE_ROWS, LE);
+                plusB = plusB.add(maskB.selectFrom(ta))
+                        .add(maskB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
                         .add(maskB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
-                minusB = minusB.add(signB.selectFrom(ta)).add(signB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                minusB = minusB.add(signB.selectFrom(ta))
+                        .add(signB.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
                         .add(signB.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                ShortVector maskC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE);
+                ShortVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + at + 2 * TILE_ROWS, LE);
+                plusC = plusC.add(maskC.selectFrom(ta))
+                        .add(maskC.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(maskC.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                minusC = minusC.add(signC.selectFrom(ta))
+                        .add(signC.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signC.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                ShortVector maskD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE);
+                ShortVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + at + 2 * TILE_ROWS, LE);
+                plusD = plusD.add(maskD.selectFrom(ta))
+                        .add(maskD.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(maskD.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
+                minusD = minusD.add(signD.selectFrom(ta))
+                        .add(signD.lanewise(VectorOperators.LSHR, 5).selectFrom(tb))
+                        .add(signD.lanewise(VectorOperators.LSHR, 10).selectFrom(tc, td));
             }
             // Exact as a whole although either part may have wrapped: the run's true sum fits in 16 bits.
             IntVector runA = plusA.sub(minusA.add(minusA)).reinterpretAsInts();
-            IntVector runB = plusB.sub(minusB.add(minusB)).reinterpretAsInts();
             evenA = evenA.add(runA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddA = oddA.add(runA.lanewise(VectorOperators.ASHR, 16));
+            IntVector runB = plusB.sub(minusB.add(minusB)).reinterpretAsInts();
             evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
+            IntVector runC = plusC.sub(minusC.add(minusC)).reinterpretAsInts();
+            evenC = evenC.add(runC.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddC = oddC.add(runC.lanewise(VectorOperators.ASHR, 16));
+            IntVector runD = plusD.sub(minusD.add(minusD)).reinterpretAsInts();
+            evenD = evenD.add(runD.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddD = oddD.add(runD.lanewise(VectorOperators.ASHR, 16));
         }
+        int half = TILE_ROWS / 2;
         ((FloatVector) evenA.convert(VectorOperators.I2F, 0)).intoArray(out, 0);
-        ((FloatVector) oddA.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS / 2);
+        ((FloatVector) oddA.convert(VectorOperators.I2F, 0)).intoArray(out, half);
         ((FloatVector) evenB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
-        ((FloatVector) oddB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+        ((FloatVector) oddB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + half);
+        ((FloatVector) evenC.convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS);
+        ((FloatVector) oddC.convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
+        ((FloatVector) evenD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
+        ((FloatVector) oddD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
     /**

@@ -45,8 +45,9 @@ class LookupTileMatmulTest {
         // one row, a partial tile, a whole tile, one row past it; K below, at and past a chunk (16) and a table (4)
         "1, 1, 1, false", "1, 3, 1, true", "15, 16, 2, false", "16, 17, 1, true", "17, 64, 3, false",
         "33, 65, 1, true", "5, 100, 2, false", "31, 255, 1, true",
-        // rows longer than one int16 run (1024 values), split across threads, and batches
-        "48, 1030, 1, false", "40, 1030, 4, true", "700, 512, 1, true", "300, 2048, 2, false", "3, 4100, 3, true",
+        // three and four tiles (tiles go four at a time), rows longer than one int16 run (1024 values), split
+        // across threads, and batches
+        "70, 300, 2, true", "100, 64, 3, false", "48, 1030, 1, false", "40, 1030, 4, true", "700, 512, 1, true", "300, 2048, 2, false", "3, 4100, 3, true",
         "1000, 640, 1, false"})
     void matchesTheOracle(int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 41L + cols);
@@ -61,14 +62,15 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * Binary rows (codes +-1, one plane of signs), four tiles at a time: one to three tiles, four and one, a partial
-     * last tile, ranges split across threads, and groups.
+     * Binary rows (codes +-1, one plane of signs) and ternary rows in groups, four tiles at a time: one to three
+     * tiles, four and one, a partial last tile, ranges split across threads, and groups.
      */
     @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
     @CsvSource({"binary, 1, 1, 1", "binary, 3, 130, 2", "binary, 33, 17, 1", "binary, 65, 1030, 3",
         "binary, 40, 4100, 1", "binary, 500, 640, 2", "binary, 150, 300, 1", "binary, 100, 64, 3",
-        "binary@64, 150, 300, 2", "binary@128, 230, 1300, 1"})
-    void binaryMatchesTheOracle(String spec, int rows, int cols, int batch) {
+        "binary@64, 150, 300, 2", "binary@128, 230, 1300, 1", "ternary@64, 150, 300, 2", "ternary@32, 100, 96, 1",
+        "ternary@128, 230, 1300, 1", "ternary@256, 500, 1024, 3"})
+    void binaryAndGroupedTernaryMatchTheOracle(String spec, int rows, int cols, int batch) {
         Random rnd = new Random(rows * 47L + cols);
         EncodedTensor t = gaussian(spec, rows, cols, false, rnd);
         assertTrue(SignTileMatmul.supports(t.spec()));
