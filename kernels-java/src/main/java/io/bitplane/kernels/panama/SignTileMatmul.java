@@ -48,8 +48,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * F32 activations (where vectors have 16 int lanes): the same tiles against float tables of 16 entries, int bits in
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
- *   Ternary's tiles go in pairs here, BINARY's in fours: from DRAM (4096x14336, 2 threads) pairs read 124-168 G
- *   weights/s, fours 154-213.
+ *   Tiles go four at a time here too: from DRAM (4096x14336, 2 threads) pairs read binary at 124-168 G weights/s,
+ *   fours at 154-213; ternary (JMH, 4 copies) 88-113 -> 97-155.
  * </pre>
  * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
  * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
@@ -203,7 +203,7 @@ final class SignTileMatmul {
      * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY; null for TERNARY); y = 0f + s * acc, as the
      * oracle forms one group's term, acc = sum of code x x in float (another order than the oracle's, so equal
      * within rounding).
-     * Tiles go in pairs (BINARY: fours), as in {@link #tiles}.
+     * Tiles go four at a time, as in {@link #tiles}.
      */
     static void tilesF32(TensorSpec spec, MemorySegment data, MemorySegment tiles, int[] tables, float[] xSums,
                          float[] y, int batch, int tile0, int tile1) {
@@ -214,15 +214,14 @@ final class SignTileMatmul {
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(binary);
         float[] sums = FLOAT_SUMS.get();
-        int step = binary ? 4 : 2;
-        for (int tile = tile0; tile < tile1; tile += step) {
-            int count = Math.min(step, tile1 - tile);
+        for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
+            int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 if (binary) {
                     floatSignSums(tiles, base, tileBytes, count, chunks, tables, t * stride, xSums[t], sums);
                 } else {
-                    floatSums(tiles, base, count == 2 ? base + tileBytes : base, chunks, tables, t * stride, sums);
+                    floatSums(tiles, base, tileBytes, count, chunks, tables, t * stride, sums);
                 }
                 storeTiles(data, scales, sums, 1f, tile, count, n, y, t * n);
             }
@@ -230,12 +229,17 @@ final class SignTileMatmul {
     }
 
     /**
-     * TERNARY: two tiles' float sums T[mask] - 2 T[sign] (at {@code baseA}, {@code baseB}) for one token's float
-     * tables at {@code tables[t0 ..]}, each even rows then odd rows, tile A first. Each lookup picks 16 rows: the even
-     * rows from the low halves of the int lanes, the odd rows from the high.
+     * TERNARY: the float sums T[mask] - 2 T[sign] of {@code count} (1 to 4) tiles from {@code base}, {@code
+     * tileBytes} apart, for one token's float tables at {@code tables[t0 ..]}, into {@code out} tile by tile, each its
+     * even rows then its odd rows (the missing tiles read the first again, their sums unused). Each lookup picks 16
+     * rows: the even rows from the low halves of the int lanes, the odd rows from the high.
      */
-    private static void floatSums(MemorySegment tiles, long baseA, long baseB, int chunks, int[] tables, int t0,
-                                  float[] out) {
+    private static void floatSums(MemorySegment tiles, long base, long tileBytes, int count, int chunks, int[] tables,
+                                  int t0, float[] out) {
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
         FloatVector plusEvenA = FloatVector.zero(F);
         FloatVector plusOddA = FloatVector.zero(F);
         FloatVector minusEvenA = FloatVector.zero(F);
@@ -244,6 +248,14 @@ final class SignTileMatmul {
         FloatVector plusOddB = FloatVector.zero(F);
         FloatVector minusEvenB = FloatVector.zero(F);
         FloatVector minusOddB = FloatVector.zero(F);
+        FloatVector plusEvenC = FloatVector.zero(F);
+        FloatVector plusOddC = FloatVector.zero(F);
+        FloatVector minusEvenC = FloatVector.zero(F);
+        FloatVector minusOddC = FloatVector.zero(F);
+        FloatVector plusEvenD = FloatVector.zero(F);
+        FloatVector plusOddD = FloatVector.zero(F);
+        FloatVector minusEvenD = FloatVector.zero(F);
+        FloatVector minusOddD = FloatVector.zero(F);
         int chunkBytes = chunkBytes(false);
         for (int c = 0; c < chunks; c++) {
             long at = (long) c * chunkBytes;
@@ -253,6 +265,12 @@ final class SignTileMatmul {
             IntVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
             IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at + 2 * TILE_ROWS, LE)
                     .reinterpretAsInts();
+            IntVector maskC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE).reinterpretAsInts();
+            IntVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + at + 2 * TILE_ROWS, LE)
+                    .reinterpretAsInts();
+            IntVector maskD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE).reinterpretAsInts();
+            IntVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + at + 2 * TILE_ROWS, LE)
+                    .reinterpretAsInts();
             for (int j = 0; j < 4; j++) {
                 IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
                 int low = 4 * j;
@@ -261,24 +279,45 @@ final class SignTileMatmul {
                         .reinterpretAsFloats());
                 minusOddA = minusOddA.add(signA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                         .reinterpretAsFloats());
-                minusEvenB = minusEvenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusOddB = minusOddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
                 plusEvenA = plusEvenA.add(maskA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
                         .reinterpretAsFloats());
                 plusOddA = plusOddA.add(maskA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusEvenB = minusEvenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusOddB = minusOddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                         .reinterpretAsFloats());
                 plusEvenB = plusEvenB.add(maskB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
                         .reinterpretAsFloats());
                 plusOddB = plusOddB.add(maskB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
                         .reinterpretAsFloats());
+                minusEvenC = minusEvenC.add(signC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusOddC = minusOddC.add(signC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusEvenC = plusEvenC.add(maskC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusOddC = plusOddC.add(maskC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusEvenD = minusEvenD.add(signD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                minusOddD = minusOddD.add(signD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusEvenD = plusEvenD.add(maskD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
+                plusOddD = plusOddD.add(maskD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
+                        .reinterpretAsFloats());
             }
         }
+        int half = TILE_ROWS / 2;
         plusEvenA.sub(minusEvenA.add(minusEvenA)).intoArray(out, 0);
-        plusOddA.sub(minusOddA.add(minusOddA)).intoArray(out, TILE_ROWS / 2);
+        plusOddA.sub(minusOddA.add(minusOddA)).intoArray(out, half);
         plusEvenB.sub(minusEvenB.add(minusEvenB)).intoArray(out, TILE_ROWS);
-        plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + TILE_ROWS / 2);
+        plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + half);
+        plusEvenC.sub(minusEvenC.add(minusEvenC)).intoArray(out, 2 * TILE_ROWS);
+        plusOddC.sub(minusOddC.add(minusOddC)).intoArray(out, 2 * TILE_ROWS + half);
+        plusEvenD.sub(minusEvenD.add(minusEvenD)).intoArray(out, 3 * TILE_ROWS);
+        plusOddD.sub(minusOddD.add(minusOddD)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
     /**
