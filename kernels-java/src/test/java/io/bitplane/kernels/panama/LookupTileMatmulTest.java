@@ -85,8 +85,8 @@ class LookupTileMatmulTest {
     /**
      * F32 activations over float tables, ternary, binary and INT4 (where vectors have 16 int lanes; elsewhere the
      * backend's other kernels): sums in another order than the oracle's, so equal within the conformance tolerance.
-     * Ternary and binary go four tiles at a time: one to four tiles, four and one, a partial last tile, ranges split
-     * across threads.
+     * Ternary and binary go four tiles at a time, INT4 two: one to four tiles, four and one, a partial last tile,
+     * ranges split across threads.
      */
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
     @CsvSource({"ternary, 1, 1, 1, false", "ternary, 17, 64, 3, true", "ternary, 33, 1030, 2, false",
@@ -95,7 +95,8 @@ class LookupTileMatmulTest {
         "binary, 40, 4100, 1, false", "binary, 100, 64, 3, false", "binary, 150, 300, 2, false",
         "binary, 500, 640, 1, false", "int4@32, 1, 32, 1, false", "int4@32, 17, 100, 3, true",
         "int4@16, 33, 1030, 2, false", "int4, 9, 300, 2, false", "int4@128, 40, 1000, 9, true",
-        "int4-asym@32, 15, 640, 2, true", "int4-asym@64, 3, 4100, 1, false", "int4-asym, 7, 90, 1, true"})
+        "int4-asym@32, 15, 640, 2, true", "int4-asym@64, 3, 4100, 1, false", "int4-asym, 7, 90, 1, true",
+        "int4@32, 70, 300, 2, true", "int4-asym@32, 100, 64, 1, false", "int4@64, 500, 640, 1, false"})
     void floatActivationsMatchTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 53L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
