@@ -73,7 +73,7 @@ final class SignTileMatmul {
     private static int chunkBytes(boolean binary) {
         return (binary ? 2 : 4) * TILE_ROWS;
     }
-    /** Tiles summed in one pass over a token's INT8 tables (see the class comment). */
+    /** Tiles summed in one pass over a token's tables, INT8 or float (see the class comment). */
     private static final int TILES_PER_PASS = 4;
     /** Chunks per run of int16 sums (see the class comment). */
     private static final int RUN_CHUNKS = 16;
