@@ -49,8 +49,12 @@ final class ExpandedPlaneMatmul {
     static final VectorSpecies<Float> F = PanamaBackend.F;
     static final VectorSpecies<Integer> I = PanamaBackend.I;
     private static final IntVector LANE_INDEX = IntVector.fromArray(I, iota(I.length()), 0);
-    /** As many byte lanes as float lanes: the packed fields of L values. */
-    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * F.length()));
+    /**
+     * As many byte lanes as float lanes: the packed fields of L values. None with 4 float lanes (128-bit vectors, as
+     * on NEON): there is no 32-bit vector shape, so packed codes go to the other kernels there.
+     */
+    private static final VectorSpecies<Byte> B = F.length() >= 8
+            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * F.length())) : null;
 
     private static int[] iota(int n) {
         int[] a = new int[n];
@@ -70,7 +74,8 @@ final class ExpandedPlaneMatmul {
      * stay below 2^24: 127 x the largest code x the group.
      */
     static boolean supports(TensorSpec spec) {
-        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0) {
+        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0
+                || spec.layout() == TensorSpec.LAYOUT_PACKED && B == null) {
             return false;
         }
         int g = groupValues(spec);
