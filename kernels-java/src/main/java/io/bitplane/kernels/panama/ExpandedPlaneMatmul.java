@@ -51,10 +51,14 @@ final class ExpandedPlaneMatmul {
     private static final IntVector LANE_INDEX = IntVector.fromArray(I, iota(I.length()), 0);
     /**
      * As many byte lanes as float lanes: the packed fields of L values. None with 4 float lanes (128-bit vectors, as
-     * on NEON): there is no 32-bit vector shape, so packed codes go to the other kernels there.
+     * on NEON), where no 32-bit vector shape exists: the four bytes are then read as one int and spread over the
+     * lanes by {@link #BYTE_SHIFTS}.
      */
     private static final VectorSpecies<Byte> B = F.length() >= 8
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * F.length())) : null;
+    /** Lane i: 8 i, the place of byte i in a little-endian int. */
+    private static final IntVector BYTE_SHIFTS = LANE_INDEX.mul(8);
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static int[] iota(int n) {
         int[] a = new int[n];
@@ -74,8 +78,7 @@ final class ExpandedPlaneMatmul {
      * stay below 2^24: 127 x the largest code x the group.
      */
     static boolean supports(TensorSpec spec) {
-        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0
-                || spec.layout() == TensorSpec.LAYOUT_PACKED && B == null) {
+        if (!spec.encoding().isBitPlanes() || 64 % F.length() != 0) {
             return false;
         }
         int g = groupValues(spec);
@@ -173,8 +176,10 @@ final class ExpandedPlaneMatmul {
         for (int i = k0; i < k1; i += lanes) {
             int j = i % perBlock;
             long at32 = rowByte + (long) (i / perBlock) * 32 + j % 32;
-            IntVector f = ((IntVector) ByteVector.fromMemorySegment(B, w, at32, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2I, I, 0)).and(0xFF);
+            IntVector f = B != null
+                    ? ((IntVector) ByteVector.fromMemorySegment(B, w, at32, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0)).and(0xFF)
+                    : IntVector.broadcast(I, w.get(INT, at32)).lanewise(VectorOperators.LSHR, BYTE_SHIFTS).and(0xFF);
             store(f.lanewise(VectorOperators.LSHR, (j / 32) * bits).and(mask).sub(offset), codes, at + i - k0);
         }
     }
