@@ -70,7 +70,9 @@ public abstract class AllocationConformance {
         "f16, f32, 512, 1024, 1, planes", "f16, f32, 512, 1024, 4, planes", "bf16, f32, 512, 1024, 1, planes",
         "bf16, f32, 512, 1024, 4, planes",
         "ternary, f32, 512, 1024, 1, planes", "int4@32, f32, 512, 1024, 1, planes",
-        "binary, f32, 512, 1024, 1, planes", "int8@32, f32, 512, 1024, 1, planes"})
+        "binary, f32, 512, 1024, 1, planes", "int8@32, f32, 512, 1024, 1, planes",
+        // groups no vector kernel takes: the reference kernel, split over the pool, with activations to quantize
+        "int8@33, int8, 512, 1024, 1, planes"})
     public void aWarmProductAllocatesNothing(String spec, String act, int rows, int cols, int batch, String layout) {
         Random rnd = new Random(rows * 31L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,

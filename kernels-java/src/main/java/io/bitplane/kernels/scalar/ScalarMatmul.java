@@ -94,12 +94,10 @@ public final class ScalarMatmul {
             if (s.tokenScales.length < batch) {
                 s.tokenScales = new float[batch];
             }
-            byte[] tokenQ = new byte[k];
             for (int b = 0; b < batch; b++) {
                 s.tokenScales[b] = spec.activations() == ActivationHint.BINARY
-                        ? ActivationQuantizer.binarize(x, b * k, k, tokenQ, 0)
-                        : ActivationQuantizer.quantizeInt8(x, b * k, k, tokenQ);
-                System.arraycopy(tokenQ, 0, s.q, b * k, k);
+                        ? ActivationQuantizer.binarize(x, b * k, k, s.q, b * k)
+                        : ActivationQuantizer.quantizeInt8(x, b * k, k, s.q, b * k);
             }
         }
         boolean asym = spec.encoding() == Encoding.INT4_ASYM;
