@@ -38,11 +38,16 @@ final class Int8Matmul {
     static final VectorSpecies<Byte> B_HALF =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
 
-    /** True when this tensor's groups fit the vector loops. */
+    /**
+     * True when this tensor's groups fit the vector loops. W8A8 runs from 128-bit vectors (NEON's width: 8 bytes
+     * widened to 8 int16 lanes); F32 activations need 256 bits, as no byte vector holds the 4 bytes of 4 float lanes.
+     */
     static boolean supports(TensorSpec spec, boolean int8Activations) {
         int g = (int) spec.effectiveGroupSize();
-        int lanes = int8Activations ? S.length() : F.length();
-        return F.vectorBitSize() >= 256 && B_QUARTER.length() == F.length() && g % lanes == 0;
+        if (int8Activations) {
+            return B_HALF.length() == S.length() && g % S.length() == 0;
+        }
+        return F.vectorBitSize() >= 256 && B_QUARTER.length() == F.length() && g % F.length() == 0;
     }
 
     /** Rows whose weights are widened to floats together and then serve every token of the batch. */
