@@ -21,11 +21,12 @@ import java.nio.ByteOrder;
  * x (F32 path): [batch][K] f32          y[n] = sum_g s_g * sum_{k in g} q_k x_k
  * x (W8A8 path): [batch][K] int16 codes  y[n] = s_x * sum_g s_g * (exact int sum_{k in g} q_k a_k)
  * </pre>
- * Species: F32 path widens 8 weight bytes (a quarter-width byte vector) to 8 float lanes. W8A8 widens 16 weight
- * bytes to 16 int16 lanes (AVX2 has no byte multiply and the Vector API no maddubs; 16-bit lanes are native), multiplies
- * (|q a| <= 127 * 127 fits int16), then adds the two int16 halves of each int32 lane with shifts: exact integers,
- * combined per group in the scalar kernel's order, so results are bit-identical to the oracle.
- * Used when the group size is a multiple of the vector length; other tensors take the scalar kernel.
+ * Species: F32 path widens 8 weight bytes (a quarter-width byte vector) to 8 float lanes (at 128 bits, 4 bytes read
+ * as one int to 4 lanes). W8A8 widens 16 weight bytes to 16 int16 lanes (AVX2 has no byte multiply and the Vector
+ * API no maddubs; 16-bit lanes are native), multiplies (|q a| <= 127 * 127 fits int16), then adds the two int16
+ * halves of each int32 lane with shifts: exact integers, combined per group in the scalar kernel's order, so
+ * results are bit-identical to the oracle. Used when the group size is a multiple of the vector length; other
+ * tensors take the scalar kernel.
  */
 final class Int8Matmul {
     private Int8Matmul() {
@@ -37,17 +38,25 @@ final class Int8Matmul {
     static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize()));
     static final VectorSpecies<Byte> B_HALF =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /**
+     * With 4 float lanes (128-bit vectors, as on NEON) no byte vector holds their 4 bytes: they are read as one int,
+     * and lane i shifts byte i to the top (by 24 - 8 i) for an arithmetic shift down to sign-extend it.
+     */
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final IntVector BYTE_TO_TOP = F.length() == 4 ? IntVector.fromArray(I, new int[] {24, 16, 8, 0}, 0)
+            : null;
+    private static final java.lang.foreign.ValueLayout.OfInt INT =
+            java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /**
-     * True when this tensor's groups fit the vector loops. W8A8 runs from 128-bit vectors (NEON's width: 8 bytes
-     * widened to 8 int16 lanes); F32 activations need 256 bits, as no byte vector holds the 4 bytes of 4 float lanes.
+     * True when this tensor's groups fit the vector loops, from 128-bit vectors (NEON's width) up.
      */
     static boolean supports(TensorSpec spec, boolean int8Activations) {
         int g = (int) spec.effectiveGroupSize();
         if (int8Activations) {
             return B_HALF.length() == S.length() && g % S.length() == 0;
         }
-        return F.vectorBitSize() >= 256 && B_QUARTER.length() == F.length() && g % F.length() == 0;
+        return (B_QUARTER.length() == F.length() || BYTE_TO_TOP != null) && g % F.length() == 0;
     }
 
     /** Rows whose weights are widened to floats together and then serve every token of the batch. */
@@ -157,8 +166,13 @@ final class Int8Matmul {
         int upper = k / lanes * lanes;
         int j = 0;
         for (; j < upper; j += lanes) {
-            ((FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, at + j, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.B2F, F, 0)).intoArray(codes, c0 + j);
+            FloatVector v = BYTE_TO_TOP == null
+                    ? (FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, at + j, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2F, F, 0)
+                    : (FloatVector) IntVector.broadcast(I, w.get(INT, at + j))
+                            .lanewise(VectorOperators.LSHL, BYTE_TO_TOP).lanewise(VectorOperators.ASHR, 24)
+                            .convert(VectorOperators.I2F, 0);
+            v.intoArray(codes, c0 + j);
         }
         for (; j < k; j++) {
             codes[c0 + j] = w.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j);
