@@ -195,9 +195,6 @@ final class SignTileMatmul {
      */
     static final boolean FLOAT_TABLES = I.length() == 16;
 
-    /** Per worker thread: up to four tiles' float sums, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> FLOAT_SUMS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
-
     /**
      * F32 activations: tiles [tile0, tile1) for every token, float tables of token t at {@code tables[t * stride ..]}
      * (LookupTables#floatTableLength), X_t = {@code xSums[t]} (BINARY; null for TERNARY); y = 0f + s * acc, as the
@@ -213,7 +210,7 @@ final class SignTileMatmul {
         long scales = spec.scalesOffset();
         boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(binary);
-        float[] sums = FLOAT_SUMS.get();
+        float[] sums = TILE_SUMS.get();
         for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
             int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long base = tile * tileBytes;
@@ -381,10 +378,15 @@ final class SignTileMatmul {
         xs.sub(oddD.add(oddD)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
-    /** Per worker thread: the exact sums of two tiles' rows as floats, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> TILE_SUMS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
-    /** Per worker thread: two tiles' sums of group terms, in the order of {@link #TILE_SUMS}. */
-    private static final ThreadLocal<float[]> GROUP_TOTALS = ThreadLocal.withInitial(() -> new float[4 * TILE_ROWS]);
+    /**
+     * Per worker thread: the sums of a pass's tiles (up to {@link #TILES_PER_PASS}) as floats, tile by tile, each
+     * its even rows then its odd rows; the INT8 and the float paths both fill it.
+     */
+    private static final ThreadLocal<float[]> TILE_SUMS =
+            ThreadLocal.withInitial(() -> new float[TILES_PER_PASS * TILE_ROWS]);
+    /** Per worker thread: a pass's tiles' sums of group terms, in the order of {@link #TILE_SUMS}. */
+    private static final ThreadLocal<float[]> GROUP_TOTALS =
+            ThreadLocal.withInitial(() -> new float[TILES_PER_PASS * TILE_ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
