@@ -1,6 +1,7 @@
 package io.bitplane.kernels.panama;
 
 import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
@@ -126,7 +127,7 @@ final class HalfMatmul {
                     .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoMemorySegment(out, 4L * i, LE);
         }
         for (; i < k; i++) {
-            out.set(PanamaBackend.FLOAT, 4L * i, Float.intBitsToFloat(w.get(PanamaBackend.SHORT, base + 2L * i) << 16));
+            out.set(PanamaBackend.FLOAT, 4L * i, Halfs.bf16ToFloat(w.get(PanamaBackend.SHORT, base + 2L * i)));
         }
         return false;
     }
@@ -147,7 +148,7 @@ final class HalfMatmul {
         for (; i < k; i++) {
             short h = w.get(PanamaBackend.SHORT, base + 2L * i);
             special |= (h & F16_EXPONENT) == F16_EXPONENT;
-            out.set(PanamaBackend.FLOAT, 4L * i, Float.float16ToFloat(h));
+            out.set(PanamaBackend.FLOAT, 4L * i, Halfs.f16ToFloat(h));
         }
         return special;
     }
