@@ -58,7 +58,6 @@ final class ExpandedPlaneMatmul {
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * F.length())) : null;
     /** Lane i: 8 i, the place of byte i in a little-endian int. */
     private static final IntVector BYTE_SHIFTS = LANE_INDEX.mul(8);
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static int[] iota(int n) {
         int[] a = new int[n];
@@ -179,7 +178,8 @@ final class ExpandedPlaneMatmul {
             IntVector f = B != null
                     ? ((IntVector) ByteVector.fromMemorySegment(B, w, at32, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2I, I, 0)).and(0xFF)
-                    : IntVector.broadcast(I, w.get(INT, at32)).lanewise(VectorOperators.LSHR, BYTE_SHIFTS).and(0xFF);
+                    : IntVector.broadcast(I, w.get(PanamaBackend.INT, at32))
+                            .lanewise(VectorOperators.LSHR, BYTE_SHIFTS).and(0xFF);
             store(f.lanewise(VectorOperators.LSHR, (j / 32) * bits).and(mask).sub(offset), codes, at + i - k0);
         }
     }

@@ -42,11 +42,8 @@ final class Int8Matmul {
      * With 4 float lanes (128-bit vectors, as on NEON) no byte vector holds their 4 bytes: they are read as one int,
      * and lane i shifts byte i to the top (by 24 - 8 i) for an arithmetic shift down to sign-extend it.
      */
-    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
-    private static final IntVector BYTE_TO_TOP = F.length() == 4 ? IntVector.fromArray(I, new int[] {24, 16, 8, 0}, 0)
-            : null;
-    private static final java.lang.foreign.ValueLayout.OfInt INT =
-            java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final IntVector BYTE_TO_TOP = F.length() == 4
+            ? IntVector.fromArray(PanamaBackend.I, new int[] {24, 16, 8, 0}, 0) : null;
 
     /**
      * True when this tensor's groups fit the vector loops, from 128-bit vectors (NEON's width) up.
@@ -54,7 +51,7 @@ final class Int8Matmul {
     static boolean supports(TensorSpec spec, boolean int8Activations) {
         int g = (int) spec.effectiveGroupSize();
         if (int8Activations) {
-            return B_HALF.length() == S.length() && g % S.length() == 0;
+            return g % S.length() == 0;  // B_HALF holds S.length() bytes at every width
         }
         return (B_QUARTER.length() == F.length() || BYTE_TO_TOP != null) && g % F.length() == 0;
     }
@@ -169,7 +166,7 @@ final class Int8Matmul {
             FloatVector v = BYTE_TO_TOP == null
                     ? (FloatVector) ByteVector.fromMemorySegment(B_QUARTER, w, at + j, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2F, F, 0)
-                    : (FloatVector) IntVector.broadcast(I, w.get(INT, at + j))
+                    : (FloatVector) IntVector.broadcast(PanamaBackend.I, w.get(PanamaBackend.INT, at + j))
                             .lanewise(VectorOperators.LSHL, BYTE_TO_TOP).lanewise(VectorOperators.ASHR, 24)
                             .convert(VectorOperators.I2F, 0);
             v.intoArray(codes, c0 + j);
