@@ -265,10 +265,6 @@ final class BenchCommand implements Callable<Integer> {
                 1e6 / r.tokensPerSecond());
     }
 
-    /** Warm-up: windows at least this long, and none started after {@link #WARM_UP_CAP_NANOS}. */
-    private static final long WARM_UP_WINDOW_NANOS = 200_000_000L;
-    private static final long WARM_UP_CAP_NANOS = 10_000_000_000L;
-
     /**
      * One token's product over copies of a tensor, called in turn. A device backend only enqueues a product: reading
      * one float of the result waits for it, so each call is a finished product (on the CPU backends the read costs
@@ -300,23 +296,6 @@ final class BenchCommand implements Callable<Integer> {
                 now = System.nanoTime();
             } while (now - start < nanos);
             return (calls - before) / ((now - start) / 1e9);
-        }
-
-        /**
-         * Calls the product until its rate stops rising (a window of 0.2 s or more within 3% of the one before; at
-         * most 10 s). A large product's first calls run the kernel as the JIT first compiled it, replaced in the
-         * middle of a loop (on-stack replacement): with -XX:UseAVX=2, BINARY x INT8 ran 61 G weights/s until the
-         * kernel's own compilation arrived, and 116 after it; the fixed warm-up of 0.3 x {@code --seconds} before
-         * this timed the first.
-         */
-        void warmUp() {
-            long start = System.nanoTime();
-            double previousRate = 0;
-            double rate;
-            while ((rate = rateFor(WARM_UP_WINDOW_NANOS)) >= previousRate * 1.03
-                    && System.nanoTime() - start <= WARM_UP_CAP_NANOS) {
-                previousRate = rate;
-            }
         }
     }
 
@@ -361,8 +340,9 @@ final class BenchCommand implements Callable<Integer> {
             be.write(xs, 0, x, 0, cols);
             Buffer y = be.allocate(rows);
             Products products = new Products(be, ws, x, y);
-            products.warmUp();
-            double wps = (double) rows * cols * products.rateFor((long) (seconds * 1e9));
+            long timed = (long) (seconds * 1e9);
+            WarmUp.untilSettled(0, timed, products::rateFor);
+            double wps = (double) rows * cols * products.rateFor(timed);
             double bandwidth = StreamRead.ofRun(before, StreamRead.besideRun(threads, seconds));
             double bpw = t.spec().bitsPerWeight();
             return new Result(be.name(), enc + (packed ? " packed" : "") + " x " + act,

@@ -9,6 +9,7 @@ import io.bitplane.runtime.SessionOptions;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.DoubleToLongFunction;
 
 /**
  * End to end for {@code bitplane bench --model}, one model on one backend:
@@ -45,9 +46,10 @@ final class EndToEndBench {
      * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
      * minute; before the model opens, whose worker threads would compete, and again after the timed decode, the
      * higher of the two: StreamRead#ofRun), then loads the model, warms up for
-     * {@code seconds} (the JIT compiles the decoder's ops; half of that left decode 10-20% slower) and decodes for
-     * {@code seconds}; then prompts, warmed up and timed for {@code seconds} each (at least one prompt each; the batch
-     * kernels compile late: stories260K's q4_0 GGUF took prompts at 1,700 tokens/s after 1.5 s, 36,000 after 6).
+     * {@code seconds} and until the JIT is done ({@link WarmUp}: the JIT compiles the decoder's ops; half of that
+     * left decode 10-20% slower) and decodes for {@code seconds}; then prompts, warmed up alike and timed for
+     * {@code seconds} (at least one prompt each; the batch kernels compile late: stories260K's q4_0 GGUF took
+     * prompts at 1,700 tokens/s after 1.5 s, 36,000 after 6).
      */
     static Result measure(Path model, String backend, int threads, int window, double seconds, boolean profile)
             throws IOException, InterruptedException {
@@ -66,10 +68,8 @@ final class EndToEndBench {
             decode.run(0);
             long bytesPerToken = ops[0].weightBytes();
             ops[0].stop();
-            decode.run(seconds);
-            long t0 = System.nanoTime();
-            long tokens = decode.run(seconds);
-            double tokensPerSecond = tokens / ((System.nanoTime() - t0) / 1e9);
+            WarmUp.untilSettled(nanos(seconds), nanos(seconds), nanos -> tokensPerSecond(decode::run, nanos));
+            double tokensPerSecond = tokensPerSecond(decode::run, nanos(seconds));
             // The model's workers are idle here: the stream's untimed first pass outlasts their spinning.
             double bandwidth = StreamRead.ofRun(before, StreamRead.besideRun(threads, seconds));
             List<OpProfile.Op> profiled = null;
@@ -77,7 +77,7 @@ final class EndToEndBench {
             double profiledSeconds = 0;
             if (profile) {
                 ops[0].start(); // the same trap as above, so a warm-up with clocks before the counted pass
-                decode.run(Math.min(1, seconds));
+                WarmUp.untilSettled(0, nanos(seconds), nanos -> tokensPerSecond(decode::run, nanos));
                 ops[0].start();
                 long p0 = System.nanoTime();
                 profiledTokens = decode.run(seconds);
@@ -86,14 +86,23 @@ final class EndToEndBench {
                 profiled = ops[0].ops();
             }
             Prompts prompts = new Prompts(session, m.config().vocabSize());
-            prompts.run(seconds);
-            long p0 = System.nanoTime();
-            long promptTokens = prompts.run(seconds);
-            double promptTokensPerSecond = promptTokens / ((System.nanoTime() - p0) / 1e9);
+            WarmUp.untilSettled(nanos(seconds), nanos(seconds), nanos -> tokensPerSecond(prompts::run, nanos));
+            double promptTokensPerSecond = tokensPerSecond(prompts::run, nanos(seconds));
             return new Result(backend, m.backendName(), model.getFileName().toString(), tokensPerSecond, bytesPerToken,
                     promptTokensPerSecond, bandwidth, bandwidth / bytesPerToken, profiled, profiledTokens,
                     profiledSeconds);
         }
+    }
+
+    private static long nanos(double seconds) {
+        return (long) (seconds * 1e9);
+    }
+
+    /** Tokens per second of {@code run} (given seconds, returns the tokens it processed) over at least {@code nanos}. */
+    private static double tokensPerSecond(DoubleToLongFunction run, long nanos) {
+        long t0 = System.nanoTime();
+        long tokens = run.applyAsLong(nanos / 1e9);
+        return tokens / ((System.nanoTime() - t0) / 1e9);
     }
 
     /** Tokens per pass through the model while processing a prompt. */
