@@ -2,6 +2,7 @@ package io.bitplane.cli;
 
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
+import java.util.function.LongSupplier;
 import java.util.function.LongToDoubleFunction;
 
 /**
@@ -33,15 +34,20 @@ final class WarmUp {
      * {@code floorNanos} and until settled, before a measurement of {@code timedNanos}.
      */
     static void untilSettled(long floorNanos, long timedNanos, LongToDoubleFunction rateOver) {
+        untilSettled(floorNanos, timedNanos, rateOver, WarmUp::compilationMillis);
+    }
+
+    /** {@link #untilSettled(long, long, LongToDoubleFunction)} with the JIT's compiling time from {@code jit}. */
+    static void untilSettled(long floorNanos, long timedNanos, LongToDoubleFunction rateOver, LongSupplier jit) {
         long cap = Math.clamp(4 * timedNanos, MIN_CAP_NANOS, MAX_CAP_NANOS);
         long start = System.nanoTime();
         double best = 0;
         int settled = 0;
-        long compiled = compilationMillis();
+        long compiled = jit.getAsLong();
         while ((settled < SETTLED_WINDOWS || System.nanoTime() - start < floorNanos)
                 && System.nanoTime() - start <= floorNanos + cap) {
             double rate = rateOver.applyAsDouble(WINDOW_NANOS);
-            long nowCompiled = compilationMillis();
+            long nowCompiled = jit.getAsLong();
             settled = rate > best * 1.03 || nowCompiled != compiled ? 0 : settled + 1;
             best = Math.max(best, rate);
             compiled = nowCompiled;

@@ -3,39 +3,57 @@ package io.bitplane.cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.util.function.LongSupplier;
+
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** When the warm-up before a measurement ends: the work's rate (the JIT's compiling is the JVM's own). */
+/** When the warm-up before a measurement ends: the work's rate and the JIT's compiling (here a stand-in clock). */
 class WarmUpTest {
+    /** The JIT as done: its compiling time does not move. */
+    private static final LongSupplier JIT_DONE = () -> 42;
 
     /** A rate that keeps climbing is not yet the one to measure: warmed up to the cap, the floor and then 1 s. */
     @Test
     @Timeout(20)
     void aRisingRateIsWarmedUpToTheCap() {
         long[] calls = new long[1];
-        long start = System.nanoTime();
-        WarmUp.untilSettled(100_000_000L, 0, nanos -> {
+        double seconds = secondsOf(() -> WarmUp.untilSettled(100_000_000L, 0, nanos -> {
             pause();
             return Math.pow(1.1, ++calls[0]);
-        });
-        double seconds = (System.nanoTime() - start) / 1e9;
+        }, JIT_DONE));
         assertTrue(seconds >= 1.1, seconds + " s");
         assertTrue(calls[0] > 3, calls[0] + " calls");
     }
 
-    /** A rate that stopped rising ends the warm-up after a few windows (the JIT quiet), once past the floor. */
+    /** A rate that stopped rising ends the warm-up three windows later, once past the floor. */
     @Test
     void aFlatRateEndsTheWarmUpAfterTheFloor() {
         long[] calls = new long[1];
-        long start = System.nanoTime();
-        WarmUp.untilSettled(50_000_000L, 0, nanos -> {
+        double seconds = secondsOf(() -> WarmUp.untilSettled(50_000_000L, 0, nanos -> {
             pause();
             calls[0]++;
             return 100.0;
-        });
-        double seconds = (System.nanoTime() - start) / 1e9;
+        }, JIT_DONE));
         assertTrue(seconds >= 0.05, seconds + " s");
         assertTrue(seconds < 1.0, seconds + " s, " + calls[0] + " calls");
+    }
+
+    /** While the JIT keeps compiling, a flat rate is not settled: warmed up to the cap. */
+    @Test
+    @Timeout(20)
+    void aJitStillCompilingKeepsTheWarmUpGoing() {
+        long[] compiled = new long[1];
+        double seconds = secondsOf(() -> WarmUp.untilSettled(0, 0, nanos -> {
+            pause();
+            return 100.0;
+        }, () -> compiled[0]++));
+        assertTrue(seconds >= 1.0, seconds + " s");
+    }
+
+    private static double secondsOf(Runnable work) {
+        long start = System.nanoTime();
+        work.run();
+        return (System.nanoTime() - start) / 1e9;
     }
 
     /** A window of work, shorter than the warm-up's own. */
