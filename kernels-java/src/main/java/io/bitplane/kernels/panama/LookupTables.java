@@ -30,7 +30,13 @@ final class LookupTables {
     }
 
     static final int CHUNK_VALUES = 16;
-    /** Tables of 16 entries are built in 16 lanes. */
+    /**
+     * Tables of 16 entries are built in 16 lanes. The tables add with {@code lanewise(ADD)} and {@code
+     * lanewise(AND)}, not {@code add} and {@code and}: those are shared JDK methods whose call profile the JIT reads
+     * when it compiles the 512-bit kernels, and 256-bit vectors passing through them made that profile mixed. In one
+     * process running BINARY x INT8 and then TERNARY x INT8 (4096 x 14336, AVX-512), ternary then settled at 83-129 G
+     * weights/s (three runs of twelve at 83-85); with the tables kept out of those methods, at 116-177 (alternated).
+     */
     private static final VectorSpecies<Short> TABLE = ShortVector.SPECIES_256;
     /**
      * The system property that turns the lookup-table kernels off ({@code off}); {@code on} is the default where
@@ -138,24 +144,26 @@ final class LookupTables {
             int at = t0 + CHUNK_TABLE * c;
             ShortVector t0Low = fourCodes(q, q0, i, k);
             t0Low.intoArray(tables, at);
-            t0Low.add(code(q, q0, i + 4, k)).intoArray(tables, at + 16);
+            t0Low.lanewise(VectorOperators.ADD, code(q, q0, i + 4, k)).intoArray(tables, at + 16);
             ShortVector t1Low = fourCodes(q, q0, i + 5, k);
             t1Low.intoArray(tables, at + 32);
-            t1Low.add(code(q, q0, i + 9, k)).intoArray(tables, at + 48);
+            t1Low.lanewise(VectorOperators.ADD, code(q, q0, i + 9, k)).intoArray(tables, at + 48);
             ShortVector t2Low = fourCodes(q, q0, i + 10, k);
             short c14 = code(q, q0, i + 14, k);
             short c15 = code(q, q0, i + 15, k);
             t2Low.intoArray(tables, at + 64);
-            t2Low.add(c14).intoArray(tables, at + 80);
-            t2Low.add(c15).intoArray(tables, at + 96);
-            t2Low.add((short) (c14 + c15)).intoArray(tables, at + 112);
+            t2Low.lanewise(VectorOperators.ADD, c14).intoArray(tables, at + 80);
+            t2Low.lanewise(VectorOperators.ADD, c15).intoArray(tables, at + 96);
+            t2Low.lanewise(VectorOperators.ADD, (short) (c14 + c15)).intoArray(tables, at + 112);
         }
     }
 
     /** Lane m: the sum of codes i .. i + 3 over the bits set in m (m < 16). */
     private static ShortVector fourCodes(short[] q, int q0, int i, int k) {
-        return BIT[0].and(code(q, q0, i, k)).add(BIT[1].and(code(q, q0, i + 1, k)))
-                .add(BIT[2].and(code(q, q0, i + 2, k))).add(BIT[3].and(code(q, q0, i + 3, k)));
+        return BIT[0].lanewise(VectorOperators.AND, code(q, q0, i, k))
+                .lanewise(VectorOperators.ADD, BIT[1].lanewise(VectorOperators.AND, code(q, q0, i + 1, k)))
+                .lanewise(VectorOperators.ADD, BIT[2].lanewise(VectorOperators.AND, code(q, q0, i + 2, k)))
+                .lanewise(VectorOperators.ADD, BIT[3].lanewise(VectorOperators.AND, code(q, q0, i + 3, k)));
     }
 
     private static short code(short[] q, int q0, int i, int k) {
