@@ -43,10 +43,10 @@ final class Int8TileMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
-    /** INT8 tensors with INT8 activations whose groups hold whole pairs, on a machine with 256-bit vectors or more. */
+    /** INT8 tensors with INT8 activations whose groups hold whole pairs (tiles as wide as the preferred vectors). */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.INT8 && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
-                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % 2 == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 4;
     }

@@ -69,7 +69,7 @@ final class NibbleTileMatmul {
 
     /**
      * INT4, INT4_ASYM, and TERNARY in groups shorter than a row (either layout), with INT8 activations in groups of
-     * whole steps, on a machine with 256-bit vectors.
+     * whole steps (tiles as wide as the preferred vectors).
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
@@ -77,7 +77,7 @@ final class NibbleTileMatmul {
         boolean groupedTernary = e == Encoding.TERNARY && spec.groupsPerRow() > 1;
         return (int4 || groupedTernary) && spec.activations() == ActivationHint.INT8
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
-                && spec.rank() == 2 && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+                && spec.rank() == 2
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % GROUP_MULTIPLE == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 16;
     }

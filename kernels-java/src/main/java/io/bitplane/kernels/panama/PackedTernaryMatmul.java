@@ -21,7 +21,9 @@ import java.nio.ByteOrder;
  * shifted down and masked) is multiplied with 16 activation codes that were put in the matching order once per
  * token. (INT4, BINARY and ternary in groups took this kernel too, until tiles of rows served them 1.3-8x faster:
  * {@link NibbleTileMatmul}, {@link ByteTableMatmul}. For ternary with one scale per row, tiles do more operations
- * per value.)
+ * per value.) With 128-bit vectors (NEON's width) it reads each chunk in two halves of 8 lanes, and there it is the
+ * ternary kernel for either layout (4096x4096, 2 threads, -XX:MaxVectorSize=16: packed 1.9 -> 22 G weights/s, planes
+ * re-laid at load 4.6 -> 29, where the row-expanding and bit-plane kernels had taken them).
  *
  * <pre>
  * Chunk: 32 bytes of a row, lanes s = 0..15 (bytes 2s, 2s + 1), 128 values (PackedCodes):
@@ -50,19 +52,24 @@ final class PackedTernaryMatmul {
     private PackedTernaryMatmul() {
     }
 
-    /** One 32-byte chunk per vector: 256-bit lanes whatever the preferred width, so the field order is fixed. */
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /**
+     * A 32-byte chunk per vector where vectors have 256 bits or more (wider ones would need another field order),
+     * else in two 128-bit parts (NEON's width): lanes 0-7, then 8-15, of the same field order.
+     */
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? ShortVector.SPECIES_256 : ShortVector.SPECIES_128;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    /** Lanes of a vector, and vectors per 32-byte chunk. */
+    private static final int LANES = S.length();
+    private static final int PARTS = 16 / LANES;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     /** Values per chunk (PackedCodes' block of ternary codes). */
     private static final int CHUNK = 128;
 
-    /** Packed TERNARY with INT8 activations and one scale per row, on a machine with 256-bit integer vectors
-     * (narrower ones would emulate every 256-bit operation). */
+    /** Packed TERNARY with INT8 activations and one scale per row. */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.TERNARY && spec.activations() == ActivationHint.INT8
-                && spec.layout() == TensorSpec.LAYOUT_PACKED && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-                && spec.groupsPerRow() == 1;
+                && spec.layout() == TensorSpec.LAYOUT_PACKED && spec.groupsPerRow() == 1;
     }
 
     /** Chunks per row. */
@@ -128,8 +135,8 @@ final class PackedTernaryMatmul {
     // vectors were boxed and the kernel ran 2 to 8x slower. A lane sum: an int16 pair (lo, hi) read as one int lane is
     // lo = (v << 16) >> 16, hi = v >> 16.
 
-    /** Chunks in one run: 8 products of at most 3 x 127 per chunk in a lane's exact sum. */
-    private static final int TERNARY_RUN = 32767 / (8 * 3 * 127);
+    /** Chunks in one run: 8 products of at most 3 x 127 per chunk and part in a lane's exact sum. */
+    private static final int TERNARY_RUN = 32767 / (8 * PARTS * 3 * 127);
 
     /** F of a ternary row of {@code chunks} chunks. */
     private static int ternarySum(MemorySegment w, long row, int chunks, short[] xp, int xo) {
@@ -142,17 +149,19 @@ final class PackedTernaryMatmul {
         // of a loop (bounds checks hoisted, a first pass peeled) once a run, and ran 20% slower than before the
         // fields went unmasked.
         for (int k = 0, inRun = 0; k < chunks; k++) {
-            // The lane shifted by 2j, unmasked, times D_j (see prepare): the fields above j cancel in the sum.
-            ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * k, LE);
-            int x = xo + 128 * k;
-            a = a.add(p.mul(ShortVector.fromArray(S, xp, x)));
-            b = b.add(p.lanewise(VectorOperators.LSHR, 8).mul(ShortVector.fromArray(S, xp, x + 16)));
-            c = c.add(p.lanewise(VectorOperators.LSHR, 2).mul(ShortVector.fromArray(S, xp, x + 32)));
-            d = d.add(p.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(S, xp, x + 48)));
-            a = a.add(p.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.fromArray(S, xp, x + 64)));
-            b = b.add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 80)));
-            c = c.add(p.lanewise(VectorOperators.LSHR, 6).mul(ShortVector.fromArray(S, xp, x + 96)));
-            d = d.add(p.lanewise(VectorOperators.LSHR, 14).mul(ShortVector.fromArray(S, xp, x + 112)));
+            for (int part = 0; part < PARTS; part++) {  // one part at 256 bits (the loop folds away), two at 128
+                // The lane shifted by 2j, unmasked, times D_j (see prepare): the fields above j cancel in the sum.
+                ShortVector p = ShortVector.fromMemorySegment(S, w, row + 32L * k + 2L * LANES * part, LE);
+                int x = xo + 128 * k + LANES * part;
+                a = a.add(p.mul(ShortVector.fromArray(S, xp, x)));
+                b = b.add(p.lanewise(VectorOperators.LSHR, 8).mul(ShortVector.fromArray(S, xp, x + 16)));
+                c = c.add(p.lanewise(VectorOperators.LSHR, 2).mul(ShortVector.fromArray(S, xp, x + 32)));
+                d = d.add(p.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(S, xp, x + 48)));
+                a = a.add(p.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.fromArray(S, xp, x + 64)));
+                b = b.add(p.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, xp, x + 80)));
+                c = c.add(p.lanewise(VectorOperators.LSHR, 6).mul(ShortVector.fromArray(S, xp, x + 96)));
+                d = d.add(p.lanewise(VectorOperators.LSHR, 14).mul(ShortVector.fromArray(S, xp, x + 112)));
+            }
             if (++inRun == TERNARY_RUN || k == chunks - 1) {
                 // Each of a .. d alone wraps; their sum modulo 2^16 is the lanes' exact sum, which fits an int16.
                 IntVector u = a.add(b).add(c).add(d).reinterpretAsInts();

@@ -19,9 +19,12 @@ final class TileRows {
     private TileRows() {
     }
 
-    /** The tiles' vectors: the preferred width (512 bits where the lookup kernels are chosen), else 256 bits. */
-    static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
-            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_256;
+    /**
+     * The tiles' vectors: the preferred width (512 bits where the lookup kernels are chosen, 256 on AVX2, 128 on
+     * NEON), and never narrower than 128 bits (the backend runs only where the preferred vectors are that wide).
+     */
+    static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 128
+            ? ShortVector.SPECIES_PREFERRED : ShortVector.SPECIES_128;
     /** Rows per tile: one per 16-bit lane. */
     static final int ROWS = S.length();
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
