@@ -282,13 +282,20 @@ final class ExpandedPlaneMatmul {
                             float xg = asym ? groupSums[t * groups + g] : 0f;
                             int to = totals + t * ROW_BLOCK;
                             if (laneScaled) {
+                                // total += s_g acc, lane by lane. Written out: a helper that took the vectors
+                                // was not inlined at 128 bits and boxed them (two vectors a row and group).
                                 int lo = laneTotals + t * ROW_BLOCK * lanes;
-                                scaleInto(scratch, lo, a0, w, scales, rb, groups, g);
-                                scaleInto(scratch, lo + lanes, a1, w, scales, rb + Math.min(1, rows - 1), groups, g);
-                                scaleInto(scratch, lo + 2 * lanes, a2, w, scales, rb + Math.min(2, rows - 1), groups,
-                                        g);
-                                scaleInto(scratch, lo + 3 * lanes, a3, w, scales, rb + Math.min(3, rows - 1), groups,
-                                        g);
+                                FloatVector.broadcast(F, scale(w, scales, rb, groups, g))
+                                        .fma(a0, FloatVector.fromArray(F, scratch, lo)).intoArray(scratch, lo);
+                                FloatVector.broadcast(F, scale(w, scales, rb + Math.min(1, rows - 1), groups, g))
+                                        .fma(a1, FloatVector.fromArray(F, scratch, lo + lanes))
+                                        .intoArray(scratch, lo + lanes);
+                                FloatVector.broadcast(F, scale(w, scales, rb + Math.min(2, rows - 1), groups, g))
+                                        .fma(a2, FloatVector.fromArray(F, scratch, lo + 2 * lanes))
+                                        .intoArray(scratch, lo + 2 * lanes);
+                                FloatVector.broadcast(F, scale(w, scales, rb + Math.min(3, rows - 1), groups, g))
+                                        .fma(a3, FloatVector.fromArray(F, scratch, lo + 3 * lanes))
+                                        .intoArray(scratch, lo + 3 * lanes);
                                 if (asym) {
                                     for (int i = 0; i < rows; i++) {
                                         scratch[to + i] += minTerm(w, mins, rb + i, groups, g, xg);
@@ -326,8 +333,13 @@ final class ExpandedPlaneMatmul {
                 for (int i = 0; i < rows; i++) {
                     float sum = scratch[totals + t * ROW_BLOCK + i];
                     if (laneScaled) {
-                        sum = Lanes.sum(F, FloatVector.fromArray(F, scratch, laneTotals + (t * ROW_BLOCK + i) * lanes))
-                                + sum;
+                        // The lane totals in order, read from the array: Lanes.sum on a vector was not inlined at
+                        // 128 bits and boxed it, and reduceLanes may add in another order once compiled.
+                        float lanesSum = 0f;
+                        for (int l = 0, at = laneTotals + (t * ROW_BLOCK + i) * lanes; l < lanes; l++) {
+                            lanesSum += scratch[at + l];
+                        }
+                        sum = lanesSum + sum;
                     }
                     y[t * n + rb + i] = tokenScales == null ? sum : sum * ts;
                 }
@@ -335,11 +347,9 @@ final class ExpandedPlaneMatmul {
         }
     }
 
-    /** {@code total += s_g acc}, lane by lane, for group g of row r. */
-    private static void scaleInto(float[] scratch, int at, FloatVector acc, MemorySegment w, long scales, long r,
-                                  int groups, int g) {
-        float s = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2 * (r * groups + g)));
-        acc.fma(FloatVector.broadcast(F, s), FloatVector.fromArray(F, scratch, at)).intoArray(scratch, at);
+    /** The scale s_g of group g of row r. */
+    private static float scale(MemorySegment w, long scales, long r, int groups, int g) {
+        return Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2 * (r * groups + g)));
     }
 
     /** INT4_ASYM's {@code m_g X_g} for group g of row r. */

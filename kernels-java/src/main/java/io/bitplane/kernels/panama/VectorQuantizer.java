@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,8 +27,16 @@ final class VectorQuantizer {
     private VectorQuantizer() {
     }
 
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Short> HALF = ShortVector.SPECIES_128;
+    /**
+     * Eight float lanes where vectors have 256 bits or more, else four (128-bit vectors, NEON's width): a 256-bit
+     * species there is not compiled to vector instructions but run as objects, and took about 100 us to quantize
+     * 2048 values (4096x4096 ternary at 128 bits: 256 rows a call read 3.2 G weights/s, 2048 rows 14).
+     */
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? FloatVector.SPECIES_256 : FloatVector.SPECIES_128;
+    /** The codes of F's lanes as int16. */
+    private static final VectorSpecies<Short> HALF =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
 
     static float quantizeInt8(float[] x, int offset, int n, short[] q16, int qOffset) {
         int lanes = F.length();
@@ -71,6 +80,9 @@ final class VectorQuantizer {
     private static final ThreadLocal<float[]> LANE_SUMS = ThreadLocal.withInitial(() -> new float[F.length()]);
 
     static float binarize(float[] x, int offset, int n, long[] bits, int bitsOffset) {
+        if (F.length() != 8) {  // the scale's eight running sums are the lanes: narrower vectors take the scalar twin
+            return io.bitplane.kernels.ActivationQuantizer.signWords(x, offset, n, bits, bitsOffset);
+        }
         java.util.Arrays.fill(bits, bitsOffset, bitsOffset + (n + 63) / 64, 0L);
         int lanes = F.length();
         int upper = n - n % lanes;
