@@ -22,7 +22,8 @@ import java.nio.ByteOrder;
  * once; faster with AVX-512 too, so used there as well (see PanamaBackend#upload).
  *
  * <pre>
- * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile, Q = ceil(K / 4) quads per row:
+ * Tiles (native memory, written once by {@link #repack}); R = 8 rows per tile (4 at 128 bits), Q = ceil(K / 4)
+ *   quads per row:
  *   at ((t Q + p) R + r) * 4 bytes: u32, byte i = code of value 4 p + i of row R t + r. Rows past N and values past
  *   K are 0.
  * Scales: f32, at ((t G + g) R + r) * 4.
@@ -36,18 +37,20 @@ final class Int8FloatTileMatmul {
     private Int8FloatTileMatmul() {
     }
 
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    /** Rows per tile: one per 32-bit lane. */
-    static final int ROWS = 8;
+    /** 256-bit vectors where there are (also with AVX-512, measured faster than 512 here), else 128 (NEON's). */
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? IntVector.SPECIES_256 : IntVector.SPECIES_128;
+    private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, I.vectorShape());
+    /** Rows per tile: one per 32-bit lane (8, or 4 at 128 bits). */
+    static final int ROWS = I.length();
     private static final int QUAD_BYTES = 4 * ROWS;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
-    /** INT8 with F32 activations in groups of whole quads, where 256-bit vectors are native. */
+    /** INT8 with F32 activations in groups of whole quads. */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.INT8 && spec.activations() == ActivationHint.F32 && spec.rank() == 2
-                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % 4 == 0)
                 && spec.cols() <= Integer.MAX_VALUE / 4;
     }
