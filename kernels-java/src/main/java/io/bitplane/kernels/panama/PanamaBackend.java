@@ -122,6 +122,11 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     private record Int8FloatTiles(CpuWeights source, Int8FloatTileMatmul.Tiles tiles) implements RepackedWeights {
     }
 
+    /** INT4 and INT4_ASYM weights with their tiles for {@link NibbleFloatTileMatmul} (F32 activations, 128-bit
+     * vectors), beside the file's bytes. */
+    private record NibbleFloatTiles(CpuWeights source, NibbleFloatTileMatmul.Tiles tiles) implements RepackedWeights {
+    }
+
     /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul} (and {@link
      * Int4BatchMatmul}), beside the file's bytes. */
     private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
@@ -156,6 +161,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         // which also allocated a vector per block of rows there (C2 kept one of its four sums as an object).
         if (Int8FloatTileMatmul.supports(spec) && tensor.isComplete()) {
             return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, tensor.data(), pool));
+        }
+        // INT4 x F32 where the lookup tiles and float tables above do not run (128-bit vectors, NEON's width).
+        if (NibbleFloatTileMatmul.supports(spec) && tensor.isComplete()) {
+            return new NibbleFloatTiles(CpuWeights.of(w), NibbleFloatTileMatmul.repack(spec, tensor.data(), pool));
         }
         if (NibbleTileMatmul.supports(spec) && tensor.isComplete() && (!lookupTiles || isInt4(spec))) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
@@ -295,6 +304,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             p.kernel = (q, t0, t1) -> Int8FloatTileMatmul.tiles(q.spec, ((Int8FloatTiles) q.weights).tiles(), q.x,
                     q.y, q.batch, t0, t1);
             p.units(Int8FloatTileMatmul.ROWS);
+        } else if (w instanceof NibbleFloatTiles) {
+            p.floatSums = spec.encoding() == Encoding.INT4_ASYM
+                    ? activationSums(p.x, p.batch, (int) spec.cols(), (int) spec.effectiveGroupSize()) : null;
+            p.kernel = (q, t0, t1) -> NibbleFloatTileMatmul.tiles(q.spec, ((NibbleFloatTiles) q.weights).tiles(),
+                    q.x, q.floatSums, q.y, q.batch, t0, t1);
+            p.units(NibbleFloatTileMatmul.ROWS);
         } else {
             prepareRows(p);
             p.units(1);
