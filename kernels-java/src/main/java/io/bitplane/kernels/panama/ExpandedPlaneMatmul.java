@@ -283,7 +283,7 @@ final class ExpandedPlaneMatmul {
                             int to = totals + t * ROW_BLOCK;
                             if (laneScaled) {
                                 // total += s_g acc, lane by lane. Written out: a helper that took the vectors
-                                // was not inlined at 128 bits and boxed them (two vectors a row and group).
+                                // was not inlined at 128 bits and boxed one a row and group.
                                 int lo = laneTotals + t * ROW_BLOCK * lanes;
                                 FloatVector.broadcast(F, scale(w, scales, rb, groups, g))
                                         .fma(a0, FloatVector.fromArray(F, scratch, lo)).intoArray(scratch, lo);

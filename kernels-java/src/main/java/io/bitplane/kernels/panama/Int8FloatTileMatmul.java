@@ -37,7 +37,7 @@ final class Int8FloatTileMatmul {
     private Int8FloatTileMatmul() {
     }
 
-    /** 256-bit vectors where there are (also with AVX-512, measured faster than 512 here), else 128 (NEON's). */
+    /** 256-bit vectors where there are (AVX-512 machines too, as before), else 128 (NEON's width). */
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED.vectorBitSize() >= 256
             ? IntVector.SPECIES_256 : IntVector.SPECIES_128;
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, I.vectorShape());
