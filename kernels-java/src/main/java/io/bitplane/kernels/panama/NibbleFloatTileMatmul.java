@@ -52,10 +52,15 @@ final class NibbleFloatTileMatmul {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
-    /** INT4 and INT4_ASYM (either layout) with F32 activations in groups of whole octets. */
+    /**
+     * INT4 and INT4_ASYM (either layout) with F32 activations in groups of whole octets; at 128 bits also TERNARY and
+     * BINARY, whose codes (-1, 0, +1) are 4-bit codes too, in tiles twice and four times their size in the file:
+     * where vectors are wider their own tiles serve them.
+     */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM) && spec.activations() == ActivationHint.F32
+        boolean signCodes = (e == Encoding.TERNARY || e == Encoding.BINARY) && ROWS == 4;
+        return (e == Encoding.INT4 || e == Encoding.INT4_ASYM || signCodes) && spec.activations() == ActivationHint.F32
                 && spec.rank() == 2
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % 8 == 0)

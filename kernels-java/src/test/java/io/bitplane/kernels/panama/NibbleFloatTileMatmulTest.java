@@ -22,6 +22,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,14 +57,17 @@ class NibbleFloatTileMatmulTest {
         // groups of one octet, of several with a short last group (cut by K inside an octet)
         "int4@8, 17, 100, 1, false", "int4@32, 33, 1030, 2, true", "int4@32, 9, 203, 1, false",
         "int4@128, 31, 1000, 3, true", "int4-asym@32, 15, 640, 2, false", "int4-asym@64, 31, 205, 1, true",
-        "int4-asym@128, 2, 2048, 3, true"})
+        "int4-asym@128, 2, 2048, 3, true",
+        // ternary and binary codes as 4-bit codes (what the backend gives these tiles at 128 bits)
+        "ternary, 9, 200, 2, true", "ternary, 33, 1030, 1, false", "ternary@256, 5, 1300, 2, true",
+        "binary, 17, 129, 3, false", "binary@64, 9, 700, 1, false"})
     void matchesTheOracle(String spec, int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 73L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
                 TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.F32);
         t = packed ? PackedCodes.relayout(t) : t;
         TensorSpec s = t.spec();
-        assertTrue(NibbleFloatTileMatmul.supports(s));
+        assertTrue(NibbleFloatTileMatmul.supports(s) || !spec.startsWith("int4"), "INT4 at every width");
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         int groups = (int) s.groupsPerRow();
         int group = (int) s.effectiveGroupSize();
@@ -105,9 +109,15 @@ class NibbleFloatTileMatmulTest {
                 BackendConformance.matmul(backend, placed, x, batch), cols, spec);
     }
 
-    /** INT4 and INT4_ASYM with F32 activations in groups of whole octets; not other groups or activations. */
+    /**
+     * INT4 and INT4_ASYM with F32 activations in groups of whole octets, ternary and binary too at 128 bits; not other
+     * groups or activations.
+     */
     @Test
     void takesInt4WithF32ActivationsInGroupsOfWholeOctets() {
+        boolean narrow = NibbleFloatTileMatmul.ROWS == 4;
+        assertEquals(narrow, NibbleFloatTileMatmul.supports(spec("ternary", ActivationHint.F32)));
+        assertEquals(narrow, NibbleFloatTileMatmul.supports(spec("binary", ActivationHint.F32)));
         assertTrue(NibbleFloatTileMatmul.supports(spec("int4@32", ActivationHint.F32)));
         assertTrue(NibbleFloatTileMatmul.supports(spec("int4-asym", ActivationHint.F32)));
         assertFalse(NibbleFloatTileMatmul.supports(spec("int4@12", ActivationHint.F32)));
