@@ -20,14 +20,16 @@ import java.nio.ByteOrder;
  * INT4 and INT4_ASYM x F32 activations (llama.cpp's Q4_0 and Q4_1 imports, say) on tiles of rows, one row per 32-bit
  * lane and eight 4-bit codes a lane, for 128-bit vectors (NEON's width), where neither the AVX-512 lookup tiles
  * ({@link Int4TileMatmul}) nor the AVX2 float tables ({@link TripleTableMatmul}) can run and the row-expanding kernel
- * read 2-4 G weights/s. {@link Int8FloatTileMatmul}'s method with nibbles: each code is shifted to the top of its
+ * read 2-4 G weights/s (at that width it takes TERNARY and BINARY x F32 too, their codes as 4-bit codes: see
+ * {@link #supports}). {@link Int8FloatTileMatmul}'s method with nibbles: each code is shifted to the top of its
  * lane and back down (sign-extended), converted and multiplied by the broadcast activation, a tile of rows at once.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = rows per tile = the int lanes of a vector (4 at 128
  *   bits), O = ceil(K / 8) octets per row:
- *   at ((t O + o) R + r) * 4 bytes: u32, bits 4i .. 4i+3 = c - 8 as a 4-bit two's complement number, c the code of
- *   value 8 o + i of row R t + r (INT4: c = u - 8, INT4_ASYM: c = u). Rows past N and values past K are 0.
+ *   at ((t O + o) R + r) * 4 bytes: u32, bits 4i .. 4i+3 = a 4-bit two's complement number for value 8 o + i of
+ *   row R t + r: u - 8 for INT4 and INT4_ASYM (u the field, 0 .. 15; INT4's code, INT4_ASYM's code minus 8), the
+ *   code for TERNARY and BINARY. Rows past N and values past K are 0.
  * Scales (and INT4_ASYM mins): f32, at ((t G + g) R + r) * 4.
  * Per tile, token and group, lane by lane: field i of a lane is (v << 28 - 4i) >> 28, times x in two float sums
  *   (even and odd fields: two FMA chains); acc_g = that sum, + 8 X_g for INT4_ASYM (X_g the group's sum of x);
