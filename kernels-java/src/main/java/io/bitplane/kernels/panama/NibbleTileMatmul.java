@@ -69,13 +69,16 @@ final class NibbleTileMatmul {
 
     /**
      * INT4, INT4_ASYM, and TERNARY in groups shorter than a row (either layout), with INT8 activations in groups of
-     * whole steps (tiles as wide as the preferred vectors).
+     * whole steps (tiles as wide as the preferred vectors). At 128 bits also BINARY, fields code + 1 (0 or 2, four
+     * times the file's bits), which wider vectors look up in tables of their own ({@link ByteTableMatmul}, {@link
+     * SignTileMatmul}).
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
         boolean int4 = e == Encoding.INT4 || e == Encoding.INT4_ASYM;
         boolean groupedTernary = e == Encoding.TERNARY && spec.groupsPerRow() > 1;
-        return (int4 || groupedTernary) && spec.activations() == ActivationHint.INT8
+        boolean narrowBinary = e == Encoding.BINARY && R == 8;
+        return (int4 || groupedTernary || narrowBinary) && spec.activations() == ActivationHint.INT8
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && spec.rank() == 2
                 && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % GROUP_MULTIPLE == 0)

@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -142,7 +143,8 @@ class NibbleTileMatmulTest {
 
     /**
      * INT4 and INT4_ASYM with INT8 activations in groups of whole steps, and ternary in groups (one scale per row
-     * stays on the row-major kernel, faster there); not other groups or activations.
+     * stays on the row-major kernel, faster there); binary only at 128 bits (8 rows a tile); not other groups or
+     * activations.
      */
     @Test
     void takesInt4AndGroupedTernaryWithInt8ActivationsInGroupsOfWholeSteps() {
@@ -153,7 +155,9 @@ class NibbleTileMatmulTest {
         assertFalse(NibbleTileMatmul.supports(spec("ternary", ActivationHint.INT8, true)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@4", ActivationHint.INT8, false)));
         assertFalse(NibbleTileMatmul.supports(spec("int4@32", ActivationHint.F32, false)));
-        assertFalse(NibbleTileMatmul.supports(spec("binary", ActivationHint.INT8, false)));
+        assertEquals(TileRows.ROWS == 8, NibbleTileMatmul.supports(spec("binary", ActivationHint.INT8, false)));
+        assertEquals(TileRows.ROWS == 8, NibbleTileMatmul.supports(spec("binary@64", ActivationHint.INT8, false)));
+        assertFalse(NibbleTileMatmul.supports(spec("binary", ActivationHint.F32, false)));
     }
 
     private static io.bitplane.format.TensorSpec spec(String quant, ActivationHint activations, boolean packed) {
