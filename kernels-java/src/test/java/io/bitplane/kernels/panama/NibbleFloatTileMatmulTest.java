@@ -28,10 +28,10 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link NibbleFloatTileMatmul} (INT4 and INT4_ASYM x F32 on tiles of a row per 32-bit lane) against the scalar
- * oracle. The backend takes it only where the lookup tiles and float tables do not run (128-bit vectors), so the
- * kernel is called directly here, at every width the suite runs at. Float
- * sums in another order: results agree within rounding (the conformance suite's tolerance).
+ * {@link NibbleFloatTileMatmul} (INT4, INT4_ASYM, and at 128 bits ternary and binary, x F32 on tiles of a row per
+ * 32-bit lane) against the scalar oracle. The backend takes it only where the lookup tiles and float tables do not
+ * run (128-bit vectors), so the kernel is called directly here, at every width the suite runs at. Float sums in
+ * another order: results agree within rounding (the conformance suite's tolerance).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class NibbleFloatTileMatmulTest {
