@@ -8,8 +8,9 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** {@link Lanes#sum} adds in its documented tree, bit for bit, for 256- and 512-bit vectors. */
+/** {@link Lanes#sum} adds in its documented tree, bit for bit, for 128-, 256- and 512-bit vectors. */
 class LanesTest {
+    private static final VectorSpecies<Float> F4 = FloatVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
 
@@ -28,6 +29,7 @@ class LanesTest {
             }
             assertEquals(tree(a), Lanes.sum(F8, FloatVector.fromArray(F8, a, 0)), "256 bits");
             assertEquals(tree(h), Lanes.sum(F16, FloatVector.fromArray(F16, a, 0)), "512 bits");
+            assertEquals((a[0] + a[1]) + (a[2] + a[3]), Lanes.sum(F4, FloatVector.fromArray(F4, a, 0)), "128 bits");
         }
     }
 
