@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.ByteVector;
@@ -57,7 +56,6 @@ final class ByteTableMatmul {
     /** Steps per int16 run: L adds at most 4 x 60 per step and is the first to reach 32767. */
     private static final int RUN = 32767 / 240;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     /** BINARY bit planes with INT8 activations in groups of whole steps, on a machine with 256-bit vectors. */
     static boolean supports(TensorSpec spec) {
@@ -106,10 +104,7 @@ final class ByteTableMatmul {
                 tiles.bits().set(ValueLayout.JAVA_BYTE, tileBase + (long) c * ROWS,
                         data.get(ValueLayout.JAVA_BYTE, r * rowBytes + c));
             }
-            for (int g = 0; g < groups; g++) {
-                float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
-                tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
-            }
+            TileRows.putF32InRowOrder(data, scalesOffset, groups, r, ROWS, tiles.scales());
         }
     }
 

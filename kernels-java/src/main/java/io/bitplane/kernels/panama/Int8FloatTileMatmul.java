@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
@@ -45,7 +44,6 @@ final class Int8FloatTileMatmul {
     static final int ROWS = I.length();
     private static final int QUAD_BYTES = 4 * ROWS;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     /** INT8 with F32 activations in groups of whole quads. */
     static boolean supports(TensorSpec spec) {
@@ -87,10 +85,7 @@ final class Int8FloatTileMatmul {
                 tiles.codes().set(ValueLayout.JAVA_BYTE, at + i / 4 * QUAD_BYTES + i % 4,
                         data.get(ValueLayout.JAVA_BYTE, r * k + i));
             }
-            for (int g = 0; g < groups; g++) {
-                float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * ((long) r * groups + g)));
-                tiles.scales().set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
-            }
+            TileRows.putF32InRowOrder(data, scalesOffset, groups, r, ROWS, tiles.scales());
         }
     }
 

@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ScalarMatmul;
@@ -52,7 +51,6 @@ final class NibbleFloatTileMatmul {
     private static final int OCTET_BYTES = 4 * ROWS;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     /**
      * INT4 and INT4_ASYM (either layout) with F32 activations in groups of whole octets; at 128 bits also TERNARY and
@@ -109,13 +107,9 @@ final class NibbleFloatTileMatmul {
                 }
                 tiles.codes().set(U32, at, lane);
             }
-            for (int g = 0; g < groups; g++) {
-                long slot = (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4;
-                long gi = (long) r * groups + g;
-                tiles.scales().set(F32, slot, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, scalesOffset + 2 * gi)));
-                if (tiles.mins() != null) {
-                    tiles.mins().set(F32, slot, Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, minsOffset + 2 * gi)));
-                }
+            TileRows.putF32InRowOrder(data, scalesOffset, groups, r, ROWS, tiles.scales());
+            if (tiles.mins() != null) {
+                TileRows.putF32InRowOrder(data, minsOffset, groups, r, ROWS, tiles.mins());
             }
         }
     }

@@ -48,10 +48,22 @@ final class TileRows {
      * {@code out}, in tile order: group g of tile t at ((t G + g) ROWS + slot) * 4.
      */
     static void putF32(MemorySegment data, long f16Offset, int groups, int r, MemorySegment out) {
-        int slot = slot(r % ROWS);
+        putF32(data, f16Offset, groups, r, r / ROWS, ROWS, slot(r % ROWS), out);
+    }
+
+    /**
+     * As {@link #putF32(MemorySegment, long, int, int, MemorySegment)} for kernels whose tiles are {@code rows} rows
+     * in order (tiles of their own widths): group g of tile t at ((t G + g) rows + r % rows) * 4.
+     */
+    static void putF32InRowOrder(MemorySegment data, long f16Offset, int groups, int r, int rows, MemorySegment out) {
+        putF32(data, f16Offset, groups, r, r / rows, rows, r % rows, out);
+    }
+
+    private static void putF32(MemorySegment data, long f16Offset, int groups, int r, long tile, int rows, int slot,
+                               MemorySegment out) {
         for (int g = 0; g < groups; g++) {
             float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, f16Offset + 2 * ((long) r * groups + g)));
-            out.set(F32, (((long) (r / ROWS) * groups + g) * ROWS + slot) * 4, v);
+            out.set(F32, ((tile * groups + g) * rows + slot) * 4, v);
         }
     }
 

@@ -2,7 +2,6 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ScalarMatmul;
@@ -58,7 +57,6 @@ final class TripleTableMatmul {
     private static final int TABLES = 11;
     private static final int WORD_TABLE_FLOATS = 8 * TABLES;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     /**
@@ -161,20 +159,12 @@ final class TripleTableMatmul {
                     tiles.bits().set(U32, at + (long) (planes * w + p) * WORD_BYTES, bits);
                 }
             }
-            putFloats(data, scalesOffset, groups, r, tiles.scales());
+            TileRows.putF32InRowOrder(data, scalesOffset, groups, r, ROWS, tiles.scales());
             if (tiles.mins() != null) {
-                putFloats(data, minsOffset, groups, r, tiles.mins());
+                TileRows.putF32InRowOrder(data, minsOffset, groups, r, ROWS, tiles.mins());
             }
         }
         return true;
-    }
-
-    /** Row r's {@code groups} f16 values at {@code f16Offset} (scales or mins) as f32 at ((t G + g) R + r % R) * 4. */
-    private static void putFloats(MemorySegment data, long f16Offset, int groups, int r, MemorySegment out) {
-        for (int g = 0; g < groups; g++) {
-            float v = Halfs.f16ToFloat(data.get(PanamaBackend.SHORT, f16Offset + 2 * ((long) r * groups + g)));
-            out.set(F32, (((long) (r / ROWS) * groups + g) * ROWS + r % ROWS) * 4, v);
-        }
     }
 
     /** Lane m of BIT[i] is 1 when bit i of m is set, else 0: a table is the sum over i of BIT[i] x_i. */
