@@ -59,7 +59,7 @@ final class NibbleFloatTileMatmul {
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
-        boolean signCodes = (e == Encoding.TERNARY || e == Encoding.BINARY) && ROWS == 4;
+        boolean signCodes = (e == Encoding.TERNARY || e == Encoding.BINARY) && I.vectorBitSize() == 128;
         return (e == Encoding.INT4 || e == Encoding.INT4_ASYM || signCodes) && spec.activations() == ActivationHint.F32
                 && spec.rank() == 2
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)

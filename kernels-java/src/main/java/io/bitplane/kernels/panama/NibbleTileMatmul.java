@@ -77,7 +77,7 @@ final class NibbleTileMatmul {
         Encoding e = spec.encoding();
         boolean int4 = e == Encoding.INT4 || e == Encoding.INT4_ASYM;
         boolean groupedTernary = e == Encoding.TERNARY && spec.groupsPerRow() > 1;
-        boolean narrowBinary = e == Encoding.BINARY && R == 8;
+        boolean narrowBinary = e == Encoding.BINARY && S.vectorBitSize() == 128;
         return (int4 || groupedTernary || narrowBinary) && spec.activations() == ActivationHint.INT8
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED)
                 && spec.rank() == 2
