@@ -194,8 +194,10 @@ public abstract class BackendConformance {
         // fewer), groups of whole 32 values and one group a row, rows not a multiple of 32.
         "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",
         "int4-asym@64, 9, 200, 1, f32",
-        // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases).
-        "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8"})
+        // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases); of
+        // 16 and more, ternary with the tokens in the lanes in Java on AVX2, groups of 32 and a part of one.
+        "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8",
+        "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = hint(act);
@@ -211,7 +213,7 @@ public abstract class BackendConformance {
      * Java backend's tiles, which hold codes as mask and sign bits, are not used for such a tensor).
      */
     @ParameterizedTest(name = "packed ternary with fields of 3, batch {0} act {1}")
-    @CsvSource({"1, f32", "2, f32", "1, int8", "3, int8"})
+    @CsvSource({"1, f32", "2, f32", "1, int8", "3, int8", "17, int8"})
     public void packedTernaryFieldThreeReadsAsTwo(int batch, String act) {
         int rows = 5;
         int cols = 700;
@@ -239,6 +241,8 @@ public abstract class BackendConformance {
         "binary, false, 1",
         // batches of eight (natively with VNNI: codes made unsigned and summed in int32 lanes)
         "int8@32, false, 8", "int4@1024, true, 8", "int4-asym@16384, false, 8", "ternary, true, 8",
+        // a batch of 16 (in Java on AVX2, summed with the tokens in int16 lanes a block of 128 values at a time)
+        "ternary, true, 16",
         // one token over packed rows of one group each (eight rows at a time natively, then the ninth)
         "ternary, true, 1", "int4-asym@16384, true, 1", "int4-asym@16384, false, 1"})
     public void largestCodesDoNotOverflow(String spec, boolean packed, int batch) {
@@ -298,13 +302,16 @@ public abstract class BackendConformance {
      * output must be the same alone or batched, and the same seed must give the same text in a cold JVM.
      */
     @ParameterizedTest
-    @CsvSource({"f32, f32", "f16, f32", "bf16, f32", "int8@32, f32", "int8@32, int8", "int4@32, f32", "ternary, int8",
-        "ternary, f32", "binary, f32", "int4@32, int8", "int4-asym@128, f32", "binary, binary"})
-    public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act) {
+    @CsvSource({"f32, f32, 11", "f16, f32, 11", "bf16, f32, 11", "int8@32, f32, 11", "int8@32, int8, 11",
+        "int4@32, f32, 11", "ternary, int8, 11", "ternary, f32, 11", "binary, f32, 11", "int4@32, int8, 11",
+        "int4-asym@128, f32, 11", "binary, binary, 11",
+        // Java on AVX2: batches of 16 and more with the tokens in the lanes, one token by another kernel
+        "ternary, int8, 17"})
+    public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act, int batch) {
+        // batches of 11: natively with VNNI, the batch kernel's passes of four tokens and a last one of three
         Random rnd = new Random(9);
         int rows = 48;
         int cols = 96;
-        int batch = 11; // natively with VNNI, the batch kernel's passes of four tokens and a last one of three
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
                 0.1f), QuantSpec.parse(spec), hint(act));
         BpmTensor placed = placed(t, 0);

@@ -35,9 +35,11 @@ import java.util.Arrays;
  * lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link Int4TileMatmul});
  * INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link Int4BatchMatmul});
  * without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link NibbleTileMatmul}) with INT8
- * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Loaded only by {@link
- * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names this
- * one.
+ * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Ternary with one scale
+ * a row reads the file's packed codes there (or a packed copy of its planes), token by token ({@link
+ * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link TernaryBatchMatmul}). Loaded only by
+ * {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class
+ * names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -393,13 +395,26 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     private static final ThreadLocal<short[][]> PERMUTED_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
-    /** Quantizes and permutes every token's activations on the calling thread; workers share them read-only. */
+    /**
+     * Quantizes and permutes (or, for {@link TernaryBatchMatmul}'s batches, transposes) every token's activations on
+     * the calling thread; workers share them read-only. Both kernels' sums are exact, so which one a batch takes does
+     * not change its results.
+     */
     private static void packedTernaryTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int batch = p.batch;
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
         Int8Activations a = quantize(p.x, batch, k);
+        if (TernaryBatchMatmul.takes(spec, batch)) {
+            short[] codes = threadArray(PERMUTED_CODES, TernaryBatchMatmul.transposedLength(spec, batch));
+            TernaryBatchMatmul.transpose(spec, a.q16, batch, codes);
+            p.shorts = codes;
+            p.scales = a.scales;
+            p.kernel = (q, r0, r1) -> TernaryBatchMatmul.rows(q.spec, q.data, q.shorts, q.scales, q.y, q.batch, r0,
+                    r1);
+            return;
+        }
         short[] xp = threadArray(PERMUTED_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
             PackedTernaryMatmul.prepare(spec, a.q16, t * k, xp, t * paddedK);
