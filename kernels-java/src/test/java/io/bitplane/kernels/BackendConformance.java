@@ -151,7 +151,10 @@ public abstract class BackendConformance {
         // multiple of 4 or one a row; K not a multiple of 4 goes to the other kernels).
         "int8@64, 35, 320, 6, int8", "int8@32, 33, 100, 8, int8", "int4@32, 47, 256, 9, int8", "int4-asym@48, 5, 192, 10, int8",
         "ternary, 40, 128, 8, int8", "ternary@64, 31, 640, 12, int8", "binary, 65, 200, 16, int8",
-        "binary@32, 3, 1000, 8, int8", "int4@1024, 9, 2052, 8, int8", "ternary, 5, 130, 8, int8"})
+        "binary@32, 3, 1000, 8, int8", "int4@1024, 9, 2052, 8, int8", "ternary, 5, 130, 8, int8",
+        // Batches of 16 and more (in Java on AVX2, ternary planes packed at load and binary planes with the tokens in
+        // the lanes): two groups of 32 tokens, the second partial; binary rows ending inside a block of 256 values.
+        "binary, 9, 1030, 33, int8", "ternary, 9, 1100, 20, int8"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = hint(act);
@@ -241,8 +244,8 @@ public abstract class BackendConformance {
         "binary, false, 1",
         // batches of eight (natively with VNNI: codes made unsigned and summed in int32 lanes)
         "int8@32, false, 8", "int4@1024, true, 8", "int4-asym@16384, false, 8", "ternary, true, 8",
-        // a batch of 16 (in Java on AVX2, summed with the tokens in int16 lanes a block of 128 values at a time)
-        "ternary, true, 16",
+        // batches of 16 (in Java on AVX2, summed with the tokens in int16 lanes a block of 32 bytes at a time)
+        "ternary, true, 16", "binary, false, 16",
         // one token over packed rows of one group each (eight rows at a time natively, then the ninth)
         "ternary, true, 1", "int4-asym@16384, true, 1", "int4-asym@16384, false, 1"})
     public void largestCodesDoNotOverflow(String spec, boolean packed, int batch) {

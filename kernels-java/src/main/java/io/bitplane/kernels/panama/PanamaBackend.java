@@ -37,9 +37,9 @@ import java.util.Arrays;
  * without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link NibbleTileMatmul}) with INT8
  * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Ternary with one scale
  * a row reads the file's packed codes there (or a packed copy of its planes), token by token ({@link
- * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link TernaryBatchMatmul}). Loaded only by
- * {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class
- * names this one.
+ * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which takes batches
+ * of binary from its planes too). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
+ * vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -296,6 +296,9 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         } else if (w instanceof NibbleTiles) {
             nibbleTileTask(p);
             p.units(TileRows.ROWS);
+        } else if (w instanceof ByteTiles && BatchTableMatmul.takes(spec, batch)) {
+            batchTableTask(p);  // the file's bit planes, with the tokens in the lanes
+            p.units(1);
         } else if (w instanceof ByteTiles) {
             byteTableTask(p);
             p.units(ByteTableMatmul.ROWS);
@@ -396,25 +399,20 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     private static final ThreadLocal<short[][]> PERMUTED_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
     /**
-     * Quantizes and permutes (or, for {@link TernaryBatchMatmul}'s batches, transposes) every token's activations on
-     * the calling thread; workers share them read-only. Both kernels' sums are exact, so which one a batch takes does
-     * not change its results.
+     * Quantizes and permutes every token's activations on the calling thread; workers share them read-only. Batches
+     * of {@link BatchTableMatmul#MIN_BATCH} and more take that kernel: both kernels' sums are exact, so which one a
+     * batch takes does not change its results.
      */
     private static void packedTernaryTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int batch = p.batch;
         int k = (int) spec.cols();
         int paddedK = PackedTernaryMatmul.paddedK(spec);
-        Int8Activations a = quantize(p.x, batch, k);
-        if (TernaryBatchMatmul.takes(spec, batch)) {
-            short[] codes = threadArray(PERMUTED_CODES, TernaryBatchMatmul.transposedLength(spec, batch));
-            TernaryBatchMatmul.transpose(spec, a.q16, batch, codes);
-            p.shorts = codes;
-            p.scales = a.scales;
-            p.kernel = (q, r0, r1) -> TernaryBatchMatmul.rows(q.spec, q.data, q.shorts, q.scales, q.y, q.batch, r0,
-                    r1);
+        if (BatchTableMatmul.takes(spec, batch)) {
+            batchTableTask(p);
             return;
         }
+        Int8Activations a = quantize(p.x, batch, k);
         short[] xp = threadArray(PERMUTED_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
             PackedTernaryMatmul.prepare(spec, a.q16, t * k, xp, t * paddedK);
@@ -424,6 +422,24 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.scales = a.scales;
         p.kernel = (q, r0, r1) -> PackedTernaryMatmul.rows(q.spec, q.data, q.shorts, q.intSums, q.scales, q.y,
                 q.batch, r0, r1);
+    }
+
+    /**
+     * Every token's codes transposed into groups of {@link BatchTableMatmul#GROUP} (and their sums, for BINARY) on the
+     * calling thread; workers share them read-only. The weights are the file's bytes (or the packed copy of ternary
+     * planes).
+     */
+    private static void batchTableTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(p.x, p.batch, k);
+        short[] codes = threadArray(PERMUTED_CODES, BatchTableMatmul.transposedLength(spec, p.batch));
+        BatchTableMatmul.transpose(spec, a.q16, p.batch, codes);
+        p.shorts = codes;
+        p.intSums = spec.encoding() == Encoding.BINARY ? codeSums(a, p.batch, k, k) : null;
+        p.scales = a.scales;
+        p.kernel = (q, r0, r1) -> BatchTableMatmul.rows(q.spec, q.data, q.shorts, q.intSums, q.scales, q.y, q.batch,
+                r0, r1);
     }
 
     private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);

@@ -1,0 +1,285 @@
+package io.bitplane.kernels.panama;
+
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
+import io.bitplane.format.PackedCodes;
+import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * TERNARY in packed codes (layout 1) and BINARY bit planes x INT8 activations for a batch of tokens, with the tokens
+ * in the lanes, for machines without vpermw (AVX2). There {@link PackedTernaryMatmul} and {@link ByteTableMatmul}
+ * take a batch token by token, each token paying what a lone token pays, so a batch of 32 read 0.75-0.95x one
+ * token's weights/s. Here one table lookup adds the products of a byte of a row (four ternary codes, or eight
+ * binary ones) with 32 tokens at once: per 32 bytes of a row and 32 tokens, 32 lookups, each an index taken from the
+ * weight bytes and two 16-lane adds. (The T-MAC idea turned around: SignTileMatmul's tables are over a token's codes
+ * with the rows in the lanes; these are over a byte's codes with the tokens in the lanes.) JMH MatmulBenchmark,
+ * ternary packed x int8, 4096 x 4096 in 4 copies, 2 threads, -XX:UseAVX=2, calls/s, token by token -> this
+ * (alternated twice): batch 20 189-193 -> 267-271, batch 32 119-151 -> 220-239 (one token: 5,062-5,115, so 1.4-1.5x
+ * its weights/s), batch 64 76 -> 110; the 418M ternary model's prompts (`bitplane bench`) 161-184 -> 255-261
+ * tokens/s. Where the lookup tiles run (AVX-512) they stay: their ternary batches of 32 read 479 calls/s, this
+ * kernel's 512-bit form 308-441 (a probe).
+ *
+ * <pre>
+ * Weights, the file's bytes: row r at r * rowBytes, blocks of B = 32 bytes (the last binary block may be shorter).
+ *   TERNARY, packed codes (PackedCodes): 128 values a block; byte j of block b holds the fields (code + 1) of values
+ *     128 b + j + 32 i, i = 0 .. 3, in bits 2i .. 2i + 1. A field of 3 reads as the code 2, as the format says.
+ *   BINARY, plane 0 (the sign, code = 1 - 2 bit): 256 values a block; bit i of byte j of block b is value
+ *     256 b + 8 j + i. Values past K are 0 bits.
+ * Tokens: in groups of G = 32, the last padded with tokens whose codes are 0; the caller transposes each group
+ *   ({@link #transpose}): code of value v of token t at (g P + v) G + t % G, g = t / G, P = K padded to whole blocks
+ *   (codes past K are 0).
+ * Tables (per thread, native memory, 64-byte aligned), rebuilt for every block of every group: entry e of byte j at
+ *   (256 j + e) G int16, lane t =
+ *     TERNARY: sum_i (field_i(e) - 1) q_t(128 b + j + 32 i), the products of the four codes e stands for;
+ *     BINARY:  sum over the bits i set in e of q_t(256 b + 8 j + i), the codes the byte's signs pick;
+ *   for every byte value e: 256 entries of 32 lanes, 16 KB a byte, 512 KB a block.
+ * Per row and block: one lookup per byte (two vectors of 16 tokens), added in int16 lanes: an entry is at most
+ *   4 x 2 x 127 or 8 x 127 = 1016 in magnitude, a block's 32 at most 32512, so exact; each block's sums then widen
+ *   into the token's int32 sum S.
+ * Result, as the oracle forms it: acc = S (TERNARY) or X - 2 S (BINARY, X the token's sum of codes), exact;
+ *   y = (0f + (s acc + 0f)) x s_x, the oracle's float steps, so results equal the oracle's (and the one-token
+ *   kernels') bit for bit, whatever the batch.
+ * </pre>
+ * The vectors are 256 bits at every width from 256 up: on AVX-512 (where the lookup tiles serve these tensors
+ * anyway) two 256-bit adds cost what one 512-bit add does on this machine's cores, and one table layout serves both.
+ */
+final class BatchTableMatmul {
+    private BatchTableMatmul() {
+    }
+
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /** Tokens per group: two vectors of 16 lanes, one table entry. */
+    static final int GROUP = 32;
+    private static final int BLOCK_BYTES = 32;
+    /** Bytes of a table entry (G int16 lanes) and of one byte's table (256 entries). */
+    private static final int ENTRY_BYTES = 2 * GROUP;
+    private static final int BYTE_TABLE = 256 * ENTRY_BYTES;
+    /**
+     * The smallest batch that takes this kernel; smaller ones take the one-token kernels token by token. A group
+     * costs the same here whatever its tokens, about what 16 tokens cost token by token (JMH as above, ternary batch
+     * 16: 238-291 calls/s token by token, 292-365 here; batch 12 token by token 297-319).
+     */
+    static final int MIN_BATCH = 16;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+
+    /**
+     * Packed TERNARY and BINARY bit planes with INT8 activations and one scale per row, where vectors have 256 bits
+     * or more (at 128 bits the 256-bit vectors here would run as objects).
+     */
+    static boolean supports(TensorSpec spec) {
+        boolean binary = spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.rank() == 2 && spec.groupsPerRow() == 1;
+        return (PackedTernaryMatmul.supports(spec) || binary) && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256;
+    }
+
+    /** Whether a batch of {@code batch} tokens takes this kernel. */
+    static boolean takes(TensorSpec spec, int batch) {
+        return batch >= MIN_BATCH && supports(spec);
+    }
+
+    private static boolean binary(TensorSpec spec) {
+        return spec.encoding() == Encoding.BINARY;
+    }
+
+    private static long rowBytes(TensorSpec spec) {
+        return binary(spec) ? spec.wordsPerRow() * 8 : PackedCodes.rowBytes(spec);
+    }
+
+    private static int blocks(TensorSpec spec) {
+        return (int) ((rowBytes(spec) + BLOCK_BYTES - 1) / BLOCK_BYTES);
+    }
+
+    /** Values a block holds: four a byte for TERNARY, eight for BINARY. */
+    private static int blockValues(TensorSpec spec) {
+        return binary(spec) ? 8 * BLOCK_BYTES : 4 * BLOCK_BYTES;
+    }
+
+    /** Groups of tokens in a batch. */
+    static int groups(int batch) {
+        return (batch + GROUP - 1) / GROUP;
+    }
+
+    /** Length of the transposed codes of a batch. */
+    static int transposedLength(TensorSpec spec, int batch) {
+        return groups(batch) * blocks(spec) * blockValues(spec) * GROUP;
+    }
+
+    /** Every token's codes ({@code q}, token t at t K) into {@code out} in the order the class comment gives. */
+    static void transpose(TensorSpec spec, short[] q, int batch, short[] out) {
+        int k = (int) spec.cols();
+        int padded = blocks(spec) * blockValues(spec);
+        Arrays.fill(out, 0, transposedLength(spec, batch), (short) 0);
+        for (int t = 0; t < batch; t++) {
+            int at = t / GROUP * padded * GROUP + t % GROUP;
+            for (int v = 0; v < k; v++) {
+                out[at + v * GROUP] = q[t * k + v];
+            }
+        }
+    }
+
+    /** Per worker thread: one block's tables and the rows' int32 sums for one group. */
+    private static final class Scratch {
+        final MemorySegment tables = Arena.ofAuto().allocate((long) BLOCK_BYTES * BYTE_TABLE, 64);
+        int[] acc = new int[0];
+
+        Scratch grow(int rows) {
+            if (acc.length < rows * GROUP) {
+                acc = new int[rows * GROUP];
+            }
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /**
+     * Rows [r0, r1) for every token: codes {@link #transpose}d, token t's sum of codes at {@code codeSums[t]} (BINARY
+     * only) and scale at {@code tokenScales[t]}, results at {@code y[t * N + row]}.
+     */
+    static void rows(TensorSpec spec, MemorySegment w, short[] codes, int[] codeSums, float[] tokenScales, float[] y,
+                     int batch, int r0, int r1) {
+        int n = (int) spec.rows();
+        boolean binary = binary(spec);
+        int blocks = blocks(spec);
+        int blockValues = blockValues(spec);
+        long rowBytes = rowBytes(spec);
+        long scales = spec.scalesOffset();  // computed once: it walks the tensor's shape
+        Scratch s = SCRATCH.get().grow(r1 - r0);
+        for (int g = 0; g < groups(batch); g++) {
+            Arrays.fill(s.acc, 0, (r1 - r0) * GROUP, 0);
+            for (int b = 0; b < blocks; b++) {
+                int bytes = (int) Math.min(BLOCK_BYTES, rowBytes - (long) b * BLOCK_BYTES);
+                int c0 = (g * blocks + b) * blockValues * GROUP;
+                if (binary) {
+                    buildSubsetSums(codes, c0, bytes, s.tables);
+                } else {
+                    buildTernary(codes, c0, s.tables);
+                }
+                addBlock(w, rowBytes, b, bytes, s.tables, s.acc, r0, r1);
+            }
+            int tokens = Math.min(GROUP, batch - g * GROUP);
+            for (int r = r0; r < r1; r++) {
+                float scale = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * r));
+                for (int t = 0; t < tokens; t++) {
+                    int token = g * GROUP + t;
+                    int sum = s.acc[(r - r0) * GROUP + t];
+                    int acc = binary ? codeSums[token] - 2 * sum : sum;
+                    y[token * n + r] = (0f + (scale * acc + 0f)) * tokenScales[token];
+                }
+            }
+        }
+    }
+
+    /**
+     * One TERNARY block's tables for one group, from its codes at {@code codes[c0 ..]} (value 128 b + v of token t at
+     * c0 + v G + t). Entry e = f0 + 4 f1 + 16 f2 + 64 f3 is built from entry e - f0's partial sum, one add each.
+     */
+    private static void buildTernary(short[] codes, int c0, MemorySegment tables) {
+        for (int j = 0; j < BLOCK_BYTES; j++) {
+            for (int half = 0; half < GROUP; half += S.length()) {
+                int c = c0 + j * GROUP + half;
+                ShortVector x0 = ShortVector.fromArray(S, codes, c);
+                ShortVector x1 = ShortVector.fromArray(S, codes, c + 32 * GROUP);
+                ShortVector x2 = ShortVector.fromArray(S, codes, c + 64 * GROUP);
+                ShortVector x3 = ShortVector.fromArray(S, codes, c + 96 * GROUP);
+                ShortVector minus0 = x0.neg();
+                ShortVector twice0 = x0.add(x0);
+                long e = (long) j * BYTE_TABLE + 2L * half;
+                // Field f is the code f - 1: each sum starts at the code -1 and adds its value once per field.
+                ShortVector s3 = x3.neg();
+                for (int f3 = 0; f3 < 4; f3++, s3 = s3.add(x3)) {
+                    ShortVector s2 = s3.sub(x2);
+                    for (int f2 = 0; f2 < 4; f2++, s2 = s2.add(x2)) {
+                        ShortVector s1 = s2.sub(x1);
+                        for (int f1 = 0; f1 < 4; f1++, s1 = s1.add(x1)) {
+                            s1.add(minus0).intoMemorySegment(tables, e, LE);
+                            s1.intoMemorySegment(tables, e + ENTRY_BYTES, LE);
+                            s1.add(x0).intoMemorySegment(tables, e + 2 * ENTRY_BYTES, LE);
+                            s1.add(twice0).intoMemorySegment(tables, e + 3 * ENTRY_BYTES, LE);
+                            e += 4 * ENTRY_BYTES;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One BINARY block's tables for one group (its first {@code bytes} bytes), from its codes at {@code codes[c0 ..]}
+     * (value 256 b + v of token t at c0 + v G + t): entry e + 2^i = entry e + code i, for e < 2^i, one add each.
+     */
+    private static void buildSubsetSums(short[] codes, int c0, int bytes, MemorySegment tables) {
+        for (int j = 0; j < bytes; j++) {
+            for (int half = 0; half < GROUP; half += S.length()) {
+                long base = (long) j * BYTE_TABLE + 2L * half;
+                ShortVector.zero(S).intoMemorySegment(tables, base, LE);
+                for (int i = 0; i < 8; i++) {
+                    ShortVector x = ShortVector.fromArray(S, codes, c0 + (8 * j + i) * GROUP + half);
+                    long step = (long) (1 << i) * ENTRY_BYTES;
+                    for (long e = base; e < base + step; e += ENTRY_BYTES) {
+                        ShortVector.fromMemorySegment(S, tables, e, LE).add(x).intoMemorySegment(tables, e + step, LE);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Adds the first {@code bytes} bytes (a multiple of 8) of block {@code b} of rows [r0, r1) into their int32 sums:
+     * per row, eight bytes read at once and each looked up (the lookups written out: a loop over the eight shifts is
+     * what C2 compiled to half the speed in PackedTernaryMatmul).
+     */
+    private static void addBlock(MemorySegment w, long rowBytes, int b, int bytes, MemorySegment tables, int[] acc,
+                                 int r0, int r1) {
+        for (int r = r0; r < r1; r++) {
+            long at = r * rowBytes + (long) b * BLOCK_BYTES;
+            ShortVector lo = ShortVector.zero(S);  // tokens 0-15
+            ShortVector hi = lo;                   // tokens 16-31
+            for (int j = 0; j < bytes; j += 8) {
+                long word = w.get(U64, at + j);
+                long e = (long) j * BYTE_TABLE + (word & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 1L) * BYTE_TABLE + (word >>> 8 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 2L) * BYTE_TABLE + (word >>> 16 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 3L) * BYTE_TABLE + (word >>> 24 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 4L) * BYTE_TABLE + (word >>> 32 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 5L) * BYTE_TABLE + (word >>> 40 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 6L) * BYTE_TABLE + (word >>> 48 & 0xFF) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                e = (j + 7L) * BYTE_TABLE + (word >>> 56) * ENTRY_BYTES;
+                lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+            }
+            int o = (r - r0) * GROUP;
+            IntVector.fromArray(I, acc, o).add(lo.convertShape(VectorOperators.S2I, I, 0)).intoArray(acc, o);
+            IntVector.fromArray(I, acc, o + 8).add(lo.convertShape(VectorOperators.S2I, I, 1)).intoArray(acc, o + 8);
+            IntVector.fromArray(I, acc, o + 16).add(hi.convertShape(VectorOperators.S2I, I, 0)).intoArray(acc, o + 16);
+            IntVector.fromArray(I, acc, o + 24).add(hi.convertShape(VectorOperators.S2I, I, 1)).intoArray(acc, o + 24);
+        }
+    }
+}
