@@ -25,10 +25,12 @@ import java.util.Arrays;
  * weight bytes and two 16-lane adds. (The T-MAC idea turned around: SignTileMatmul's tables are over a token's codes
  * with the rows in the lanes; these are over a byte's codes with the tokens in the lanes.) JMH MatmulBenchmark,
  * ternary packed x int8, 4096 x 4096 in 4 copies, 2 threads, -XX:UseAVX=2, calls/s, token by token -> this
- * (alternated twice): batch 20 189-193 -> 267-271, batch 32 119-151 -> 220-239 (one token: 5,062-5,115, so 1.4-1.5x
- * its weights/s), batch 64 76 -> 110; the 418M ternary model's prompts (`bitplane bench`) 161-184 -> 255-261
- * tokens/s. Where the lookup tiles run (AVX-512) they stay: their ternary batches of 32 read 479 calls/s, this
- * kernel's 512-bit form 308-441 (a probe).
+ * (alternated, four rounds at batch 32): batch 20 189-193 -> 267-271, batch 32 119-151 -> 220-312 (one token:
+ * 5,062-5,115, so 1.4-2.0x its weights/s), batch 64 76 -> 110; binary planes x int8, batch 32 235-252 -> 392-516
+ * (one token: 7,539-8,522; 1.5-2.2x).
+ * `bitplane bench` prompts of the 418M models: ternary 161-184 -> 255-261 tokens/s, binary (its output projection
+ * INT8) 323-334 -> 422-547. Where the lookup tiles run (AVX-512) they stay: their batches of 32 read 479 calls/s
+ * for ternary (this kernel's 512-bit form, a probe: 308-441) and 528-551 for binary (this kernel: 379-432).
  *
  * <pre>
  * Weights, the file's bytes: row r at r * rowBytes, blocks of B = 32 bytes (the last binary block may be shorter).
