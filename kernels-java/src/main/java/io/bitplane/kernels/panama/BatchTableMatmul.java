@@ -18,19 +18,23 @@ import java.util.Arrays;
 
 /**
  * TERNARY in packed codes (layout 1) and BINARY bit planes x INT8 activations for a batch of tokens, with the tokens
- * in the lanes, for machines without vpermw (AVX2). There {@link PackedTernaryMatmul} and {@link ByteTableMatmul}
- * take a batch token by token, each token paying what a lone token pays, so a batch of 32 read 0.75-0.95x one
- * token's weights/s. Here one table lookup adds the products of a byte of a row (four ternary codes, or eight
- * binary ones) with 32 tokens at once: per 32 bytes of a row and 32 tokens, 32 lookups, each an index taken from the
- * weight bytes and two 16-lane adds. (The T-MAC idea turned around: SignTileMatmul's tables are over a token's codes
- * with the rows in the lanes; these are over a byte's codes with the tokens in the lanes.) JMH MatmulBenchmark,
- * ternary packed x int8, 4096 x 4096 in 4 copies, 2 threads, -XX:UseAVX=2, calls/s, token by token -> this
- * (alternated, four rounds at batch 32): batch 20 189-193 -> 267-271, batch 32 119-151 -> 220-312 (one token:
- * 5,062-5,115, so 1.4-2.0x its weights/s), batch 64 76 -> 110; binary planes x int8, batch 32 235-252 -> 392-516
- * (one token: 7,539-8,522; 1.5-2.2x).
- * `bitplane bench` prompts of the 418M models: ternary 161-184 -> 255-261 tokens/s, binary (its output projection
- * INT8) 323-334 -> 422-547. Where the lookup tiles run (AVX-512) they stay: their batches of 32 read 479 calls/s
- * for ternary (this kernel's 512-bit form, a probe: 308-441) and 528-551 for binary (this kernel: 379-432).
+ * in the lanes, for machines without vpermw (AVX2, NEON). There {@link PackedTernaryMatmul} and {@link
+ * ByteTableMatmul} (or {@link NibbleTileMatmul} at 128 bits) take a batch token by token, each token paying what a
+ * lone token pays, so a batch of 32 read 0.75-0.95x one token's weights/s. Here one table lookup adds the products
+ * of a byte of a row (four ternary codes, or eight binary ones) with a group of 32 tokens at once: per 32 bytes of a
+ * row and 32 tokens, 32 lookups, each an index taken from the weight bytes and two 16-lane adds. (The T-MAC idea
+ * turned around: SignTileMatmul's tables are over a token's codes with the rows in the lanes; these are over a
+ * byte's codes with the tokens in the lanes.)
+ * <p>
+ * JMH MatmulBenchmark, 4096 x 4096 in 4 copies, 2 threads, calls/s, token by token -> this, alternated:
+ * -XX:UseAVX=2, ternary packed x int8: batch 16 210-291 -> 292-365, batch 20 189-193 -> 267-271, batch 32 113-156
+ * -> 220-312 (one token 3,864-5,115: 1.4-2.0x its weights/s), batch 64 76 -> 110; binary planes x int8, batch 32
+ * 193-252 -> 352-516 (one token 6,910-8,522: 1.5-2.2x). `bitplane bench` prompts of the 418M models: ternary
+ * 161-184 -> 255-261 tokens/s, binary (its output projection INT8) 323-334 -> 422-547. At 128-bit vectors (NEON's
+ * width; -XX:MaxVectorSize=16 here; groups of 16 tokens): ternary batch 16 123-166 -> 375-380, batch 32 71-87 ->
+ * 187-192 (one token 2,093-2,768); binary batch 16 111-162 -> 556-740, batch 32 44-71 -> 266-376 (one token
+ * 1,910-2,714). Where the lookup tiles run (AVX-512) they stay: their batches of 32 read 479 calls/s for ternary
+ * (this kernel's 512-bit form, a probe: 308-441) and 528-551 for binary (this kernel: 379-432).
  *
  * <pre>
  * Weights, the file's bytes: row r at r * rowBytes, blocks of B = 32 bytes (the last binary block may be shorter).
@@ -38,15 +42,15 @@ import java.util.Arrays;
  *     128 b + j + 32 i, i = 0 .. 3, in bits 2i .. 2i + 1. A field of 3 reads as the code 2, as the format says.
  *   BINARY, plane 0 (the sign, code = 1 - 2 bit): 256 values a block; bit i of byte j of block b is value
  *     256 b + 8 j + i. Values past K are 0 bits.
- * Tokens: in groups of G = 32, the last padded with tokens whose codes are 0; the caller transposes each group
- *   ({@link #transpose}): code of value v of token t at (g P + v) G + t % G, g = t / G, P = K padded to whole blocks
- *   (codes past K are 0).
+ * Tokens: in groups of G = 32 (16 at 128 bits), the last padded with tokens whose codes are 0; the caller
+ *   transposes each group ({@link #transpose}): code of value v of token t at (g P + v) G + t % G, g = t / G, P = K
+ *   padded to whole blocks (codes past K are 0).
  * Tables (per thread, native memory, 64-byte aligned), rebuilt for every block of every group: entry e of byte j at
  *   (256 j + e) G int16, lane t =
  *     TERNARY: sum_i (field_i(e) - 1) q_t(128 b + j + 32 i), the products of the four codes e stands for;
  *     BINARY:  sum over the bits i set in e of q_t(256 b + 8 j + i), the codes the byte's signs pick;
- *   for every byte value e: 256 entries of 32 lanes, 16 KB a byte, 512 KB a block.
- * Per row and block: one lookup per byte (two vectors of 16 tokens), added in int16 lanes: an entry is at most
+ *   for every byte value e: 256 entries of G lanes, 16 KB a byte, 512 KB a block (half that at 128 bits).
+ * Per row and block: one lookup per byte (two vectors of G / 2 tokens), added in int16 lanes: an entry is at most
  *   4 x 2 x 127 or 8 x 127 = 1016 in magnitude, a block's 32 at most 32512, so exact; each block's sums then widen
  *   into the token's int32 sum S.
  * Result, as the oracle forms it: acc = S (TERNARY) or X - 2 S (BINARY, X the token's sum of codes), exact;
@@ -55,36 +59,38 @@ import java.util.Arrays;
  * </pre>
  * The vectors are 256 bits at every width from 256 up: on AVX-512 (where the lookup tiles serve these tensors
  * anyway) two 256-bit adds cost what one 512-bit add does on this machine's cores, and one table layout serves both.
+ * At 128 bits they are 128 bits and a group is 16 tokens (tables of 8 KB a byte).
  */
 final class BatchTableMatmul {
     private BatchTableMatmul() {
     }
 
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    /** Tokens per group: two vectors of 16 lanes, one table entry. */
-    static final int GROUP = 32;
+    /** 256 bits from that width up (see the class comment), 128 at 128 (NEON's width). */
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
+            ? ShortVector.SPECIES_256 : ShortVector.SPECIES_128;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    /** Tokens per group: two vectors, one table entry (32 tokens, or 16 at 128 bits). */
+    static final int GROUP = 2 * S.length();
     private static final int BLOCK_BYTES = 32;
-    /** Bytes of a table entry (G int16 lanes) and of one byte's table (256 entries). */
+    /** Bytes of a table entry (G int16 lanes), of its second vector's offset, and of one byte's table (256 entries). */
     private static final int ENTRY_BYTES = 2 * GROUP;
+    private static final int HALF_BYTES = ENTRY_BYTES / 2;
     private static final int BYTE_TABLE = 256 * ENTRY_BYTES;
     /**
-     * The smallest batch that takes this kernel; smaller ones take the one-token kernels token by token. A group
-     * costs the same here whatever its tokens, about what 16 tokens cost token by token (JMH as above, ternary batch
-     * 16: 238-291 calls/s token by token, 292-365 here; batch 12 token by token 297-319).
+     * The smallest batch that takes this kernel (16 tokens, or 8 at 128 bits); smaller ones take the one-token
+     * kernels token by token. A group costs the same here whatever its tokens, about what half as many cost token by
+     * token (JMH as in the class comment, ternary, calls/s: 256-bit batch 16 210-291 token by token, 292-365 here,
+     * batch 12 token by token 297-319; 128-bit batch 8 243-332 token by token, 287-397 here).
      */
-    static final int MIN_BATCH = 16;
+    static final int MIN_BATCH = GROUP / 2;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
-    /**
-     * Packed TERNARY and BINARY bit planes with INT8 activations and one scale per row, where vectors have 256 bits
-     * or more (at 128 bits the 256-bit vectors here would run as objects).
-     */
+    /** Packed TERNARY and BINARY bit planes with INT8 activations and one scale per row. */
     static boolean supports(TensorSpec spec) {
         boolean binary = spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.rank() == 2 && spec.groupsPerRow() == 1;
-        return (PackedTernaryMatmul.supports(spec) || binary) && ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256;
+        return PackedTernaryMatmul.supports(spec) || binary;
     }
 
     /** Whether a batch of {@code batch} tokens takes this kernel. */
@@ -249,40 +255,43 @@ final class BatchTableMatmul {
                                  int r0, int r1) {
         for (int r = r0; r < r1; r++) {
             long at = r * rowBytes + (long) b * BLOCK_BYTES;
-            ShortVector lo = ShortVector.zero(S);  // tokens 0-15
-            ShortVector hi = lo;                   // tokens 16-31
+            ShortVector lo = ShortVector.zero(S);  // the group's first half of tokens
+            ShortVector hi = lo;                   // its second half
             for (int j = 0; j < bytes; j += 8) {
                 long word = w.get(U64, at + j);
                 long e = (long) j * BYTE_TABLE + (word & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 1L) * BYTE_TABLE + (word >>> 8 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 2L) * BYTE_TABLE + (word >>> 16 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 3L) * BYTE_TABLE + (word >>> 24 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 4L) * BYTE_TABLE + (word >>> 32 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 5L) * BYTE_TABLE + (word >>> 40 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 6L) * BYTE_TABLE + (word >>> 48 & 0xFF) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
                 e = (j + 7L) * BYTE_TABLE + (word >>> 56) * ENTRY_BYTES;
                 lo = lo.add(ShortVector.fromMemorySegment(S, tables, e, LE));
-                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + 32, LE));
+                hi = hi.add(ShortVector.fromMemorySegment(S, tables, e + HALF_BYTES, LE));
             }
             int o = (r - r0) * GROUP;
+            int q = I.length();  // a quarter of the group
             IntVector.fromArray(I, acc, o).add(lo.convertShape(VectorOperators.S2I, I, 0)).intoArray(acc, o);
-            IntVector.fromArray(I, acc, o + 8).add(lo.convertShape(VectorOperators.S2I, I, 1)).intoArray(acc, o + 8);
-            IntVector.fromArray(I, acc, o + 16).add(hi.convertShape(VectorOperators.S2I, I, 0)).intoArray(acc, o + 16);
-            IntVector.fromArray(I, acc, o + 24).add(hi.convertShape(VectorOperators.S2I, I, 1)).intoArray(acc, o + 24);
+            IntVector.fromArray(I, acc, o + q).add(lo.convertShape(VectorOperators.S2I, I, 1)).intoArray(acc, o + q);
+            IntVector.fromArray(I, acc, o + 2 * q).add(hi.convertShape(VectorOperators.S2I, I, 0))
+                    .intoArray(acc, o + 2 * q);
+            IntVector.fromArray(I, acc, o + 3 * q).add(hi.convertShape(VectorOperators.S2I, I, 1))
+                    .intoArray(acc, o + 3 * q);
         }
     }
 }

@@ -28,10 +28,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link BatchTableMatmul} (packed TERNARY and BINARY planes x INT8 for batches, tokens in the lanes) against the
- * scalar oracle. The
- * backend takes it for batches of {@link BatchTableMatmul#MIN_BATCH} tokens or more where there are no lookup
- * tiles (AVX2), so the kernel is called directly here, at every width the suite runs at. Integer sums: results
- * equal the oracle's bit for bit.
+ * scalar oracle. The backend takes it for batches of {@link BatchTableMatmul#MIN_BATCH} tokens or more where there
+ * are no lookup tiles (AVX2, NEON), so the kernel is called directly here, at every width the suite runs at (groups
+ * of 32 tokens, 16 at 128 bits). Integer sums: results equal the oracle's bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class BatchTableMatmulTest {
@@ -101,23 +100,25 @@ class BatchTableMatmulTest {
     }
 
     /**
-     * Packed ternary and binary planes with INT8 activations and one scale a row, from 256-bit vectors up, from
-     * MIN_BATCH tokens.
+     * Packed ternary and binary planes with INT8 activations and one scale a row, from MIN_BATCH tokens: half a group,
+     * 32 tokens from 256-bit vectors up, 16 at 128 bits.
      */
     @Test
-    void takesPackedTernaryAndBinaryBatchesFromVectorsOf256Bits() {
-        boolean wide = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256;
+    void takesPackedTernaryAndBinaryBatchesOfHalfAGroup() {
+        assertEquals(ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256 ? 32 : 16, BatchTableMatmul.GROUP);
+        assertEquals(BatchTableMatmul.GROUP / 2, BatchTableMatmul.MIN_BATCH);
         TensorSpec packed = PackedCodes.relayout(quantize("ternary", ActivationHint.INT8)).spec();
-        assertEquals(wide, BatchTableMatmul.takes(packed, BatchTableMatmul.MIN_BATCH));
+        assertTrue(BatchTableMatmul.takes(packed, BatchTableMatmul.MIN_BATCH));
         assertFalse(BatchTableMatmul.takes(packed, BatchTableMatmul.MIN_BATCH - 1));
         assertFalse(BatchTableMatmul.supports(quantize("ternary", ActivationHint.INT8).spec()), "bit planes");
         assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary@128", ActivationHint.INT8))
                 .spec()), "groups");
         assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary", ActivationHint.F32))
                 .spec()), "float activations");
-        assertEquals(wide, BatchTableMatmul.takes(quantize("binary", ActivationHint.INT8).spec(), 32));
+        assertTrue(BatchTableMatmul.takes(quantize("binary", ActivationHint.INT8).spec(), 32));
         assertFalse(BatchTableMatmul.supports(quantize("binary@64", ActivationHint.INT8).spec()), "binary groups");
         assertFalse(BatchTableMatmul.supports(quantize("binary", ActivationHint.BINARY).spec()), "XNOR");
+        assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("int4@32", ActivationHint.INT8)).spec()));
     }
 
     private static EncodedTensor quantize(String quant, ActivationHint activations) {
@@ -141,7 +142,7 @@ class BatchTableMatmulTest {
         for (int b = 0; b < batch; b++) {
             scales[b] = VectorQuantizer.quantizeInt8(x, b * k, k, q, b * k);
         }
-        assertTrue(BatchTableMatmul.supports(s) || ShortVector.SPECIES_PREFERRED.vectorBitSize() < 256, what);
+        assertTrue(BatchTableMatmul.supports(s), what);
         short[] codes = new short[BatchTableMatmul.transposedLength(s, batch)];
         Arrays.fill(codes, (short) 99);  // transpose must clear what it does not write
         BatchTableMatmul.transpose(s, q, batch, codes);
