@@ -20,7 +20,7 @@ import java.util.Arrays;
  * TERNARY in packed codes (layout 1) and BINARY bit planes x INT8 activations for a batch of tokens, with the tokens
  * in the lanes, for machines without vpermw (AVX2, NEON). There {@link PackedTernaryMatmul} and {@link
  * ByteTableMatmul} (or {@link NibbleTileMatmul} at 128 bits) take a batch token by token, each token paying what a
- * lone token pays, so a batch of 32 read 0.75-0.95x one token's weights/s. Here one table lookup adds the products
+ * lone token pays, so a batch of 32 read 0.75-0.98x one token's weights/s. Here one table lookup adds the products
  * of a byte of a row (four ternary codes, or eight binary ones) with a group of 32 tokens at once: per 32 bytes of a
  * row and 32 tokens, 32 lookups, each an index taken from the weight bytes and two 16-lane adds. (The T-MAC idea
  * turned around: SignTileMatmul's tables are over a token's codes with the rows in the lanes; these are over a
