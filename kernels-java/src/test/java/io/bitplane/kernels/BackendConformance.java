@@ -152,8 +152,9 @@ public abstract class BackendConformance {
         "int8@64, 35, 320, 6, int8", "int8@32, 33, 100, 8, int8", "int4@32, 47, 256, 9, int8", "int4-asym@48, 5, 192, 10, int8",
         "ternary, 40, 128, 8, int8", "ternary@64, 31, 640, 12, int8", "binary, 65, 200, 16, int8",
         "binary@32, 3, 1000, 8, int8", "int4@1024, 9, 2052, 8, int8", "ternary, 5, 130, 8, int8",
-        // Batches of 16 and more (in Java on AVX2, ternary planes packed at load and binary planes with the tokens in
-        // the lanes): two groups of 32 tokens, the second partial; binary rows ending inside a block of 256 values.
+        // Batches of 16 and more (in Java without the lookup tiles, AVX2 and 128 bits: ternary planes packed at load,
+        // binary planes, with the tokens in the lanes): two groups of tokens or more, the last partial; binary rows
+        // ending inside a block of 256 values.
         "binary, 9, 1030, 33, int8", "ternary, 9, 1100, 20, int8"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
@@ -198,7 +199,7 @@ public abstract class BackendConformance {
         "ternary, 6, 1000, 1, f32", "ternary@64, 5, 640, 3, f32", "int4@32, 7, 333, 2, f32",
         "int4-asym@64, 9, 200, 1, f32",
         // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases); of
-        // 16 and more, ternary with the tokens in the lanes in Java on AVX2, groups of 32 and a part of one.
+        // 16 and more, ternary with the tokens in the lanes in Java on AVX2 and 128 bits, whole groups and a part.
         "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8",
         "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
@@ -244,7 +245,7 @@ public abstract class BackendConformance {
         "binary, false, 1",
         // batches of eight (natively with VNNI: codes made unsigned and summed in int32 lanes)
         "int8@32, false, 8", "int4@1024, true, 8", "int4-asym@16384, false, 8", "ternary, true, 8",
-        // batches of 16 (in Java on AVX2, summed with the tokens in int16 lanes a block of 32 bytes at a time)
+        // batches of 16 (in Java on AVX2 and 128 bits, summed with the tokens in int16 lanes 32 bytes at a time)
         "ternary, true, 16", "binary, false, 16",
         // one token over packed rows of one group each (eight rows at a time natively, then the ninth)
         "ternary, true, 1", "int4-asym@16384, true, 1", "int4-asym@16384, false, 1"})
@@ -308,7 +309,7 @@ public abstract class BackendConformance {
     @CsvSource({"f32, f32, 11", "f16, f32, 11", "bf16, f32, 11", "int8@32, f32, 11", "int8@32, int8, 11",
         "int4@32, f32, 11", "ternary, int8, 11", "ternary, f32, 11", "binary, f32, 11", "int4@32, int8, 11",
         "int4-asym@128, f32, 11", "binary, binary, 11",
-        // Java on AVX2: batches of 16 and more with the tokens in the lanes, one token by another kernel
+        // Java on AVX2 and 128 bits: batches of 16 with the tokens in the lanes, one token by another kernel
         "ternary, int8, 17"})
     public void resultsDoNotDependOnTheBatchNorOnWarmUp(String spec, String act, int batch) {
         // batches of 11: natively with VNNI, the batch kernel's passes of four tokens and a last one of three

@@ -71,7 +71,7 @@ class BatchTableMatmulTest {
 
     /**
      * Every ternary field 3 (the code 2, the largest) or every binary value -1, against codes of 127 and -127 over
-     * long rows: a block's int16 sums reach 32512 (ternary) and 32512 (binary: 256 values x 127), the most they may;
+     * long rows: a block's int16 sums reach 32512 in either (128 values x 2 x 127, or 256 x 127), the most they may;
      * any longer run before widening would overflow.
      */
     @ParameterizedTest
