@@ -155,7 +155,9 @@ public abstract class BackendConformance {
         // Batches of 16 and more (in Java without the lookup tiles, AVX2 and 128 bits: ternary planes packed at load,
         // binary planes, with the tokens in the lanes): two groups of tokens or more, the last partial; binary rows
         // ending inside a block of 256 values.
-        "binary, 9, 1030, 33, int8", "ternary, 9, 1100, 20, int8"})
+        "binary, 9, 1030, 33, int8", "ternary, 9, 1100, 20, int8",
+        // and in groups of whole blocks: ternary planes in TQ2_0's 256 values, binary in 512, the last group short
+        "ternary@256, 9, 1000, 17, int8", "binary@512, 5, 1100, 33, int8"})
     public void matmulMatchesTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 31L + cols);
         ActivationHint hint = hint(act);
@@ -201,7 +203,7 @@ public abstract class BackendConformance {
         // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases); of
         // 16 and more, ternary with the tokens in the lanes in Java on AVX2 and 128 bits, whole groups and a part.
         "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8",
-        "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8"})
+        "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8", "ternary@128, 9, 700, 20, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = hint(act);

@@ -5,6 +5,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
@@ -69,6 +70,7 @@ final class BatchTableMatmul {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.vectorBitSize() >= 256
             ? ShortVector.SPECIES_256 : ShortVector.SPECIES_128;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, S.vectorShape());
     /** Tokens per group: two vectors, one table entry (32 tokens, or 16 at 128 bits). */
     static final int GROUP = 2 * S.length();
     private static final int BLOCK_BYTES = 32;
@@ -86,11 +88,17 @@ final class BatchTableMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
-    /** Packed TERNARY and BINARY bit planes with INT8 activations and one scale per row. */
+    /**
+     * TERNARY in packed codes or bit planes and BINARY bit planes, with INT8 activations, one scale per row or groups
+     * of whole blocks (128 values packed, 256 in planes: TQ2_0's blocks of 256, say).
+     */
     static boolean supports(TensorSpec spec) {
-        boolean binary = spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
-                && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.rank() == 2 && spec.groupsPerRow() == 1;
-        return PackedTernaryMatmul.supports(spec) || binary;
+        Encoding e = spec.encoding();
+        boolean packed = e == Encoding.TERNARY && spec.layout() == TensorSpec.LAYOUT_PACKED;
+        boolean planes = (e == Encoding.TERNARY || e == Encoding.BINARY)
+                && spec.layout() == TensorSpec.LAYOUT_CANONICAL;
+        return (packed || planes) && spec.activations() == ActivationHint.INT8 && spec.rank() == 2
+                && (spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % blockValues(spec) == 0);
     }
 
     /** Whether a batch of {@code batch} tokens takes this kernel. */
@@ -102,17 +110,22 @@ final class BatchTableMatmul {
         return spec.encoding() == Encoding.BINARY;
     }
 
-    private static long rowBytes(TensorSpec spec) {
-        return binary(spec) ? spec.wordsPerRow() * 8 : PackedCodes.rowBytes(spec);
+    private static boolean packed(TensorSpec spec) {
+        return spec.layout() == TensorSpec.LAYOUT_PACKED;
+    }
+
+    /** Bytes of one plane of a row (bit planes), or of a row (packed codes). */
+    private static long planeBytes(TensorSpec spec) {
+        return packed(spec) ? PackedCodes.rowBytes(spec) : spec.wordsPerRow() * 8;
     }
 
     private static int blocks(TensorSpec spec) {
-        return (int) ((rowBytes(spec) + BLOCK_BYTES - 1) / BLOCK_BYTES);
+        return (int) ((planeBytes(spec) + BLOCK_BYTES - 1) / BLOCK_BYTES);
     }
 
-    /** Values a block holds: four a byte for TERNARY, eight for BINARY. */
+    /** Values a block holds: four a byte in packed codes, eight in a plane. */
     private static int blockValues(TensorSpec spec) {
-        return binary(spec) ? 8 * BLOCK_BYTES : 4 * BLOCK_BYTES;
+        return packed(spec) ? 4 * BLOCK_BYTES : 8 * BLOCK_BYTES;
     }
 
     /** Groups of tokens in a batch. */
@@ -125,27 +138,49 @@ final class BatchTableMatmul {
         return groups(batch) * blocks(spec) * blockValues(spec) * GROUP;
     }
 
-    /** Every token's codes ({@code q}, token t at t K) into {@code out} in the order the class comment gives. */
-    static void transpose(TensorSpec spec, short[] q, int batch, short[] out) {
+    /** Length of the transposed sums of codes of a batch (BINARY's X, per group of values). */
+    static int sumsLength(TensorSpec spec, int batch) {
+        return groups(batch) * (int) spec.groupsPerRow() * GROUP;
+    }
+
+    /**
+     * Every token's codes ({@code q}, token t at t K) into {@code out} in the order the class comment gives, and for
+     * BINARY their sums over each group of values g into {@code sums[(t / G * groups + g) G + t % G]}.
+     */
+    static void transpose(TensorSpec spec, short[] q, int batch, short[] out, int[] sums) {
         int k = (int) spec.cols();
         int padded = blocks(spec) * blockValues(spec);
+        int groups = (int) spec.groupsPerRow();
+        int group = (int) spec.effectiveGroupSize();
         Arrays.fill(out, 0, transposedLength(spec, batch), (short) 0);
+        if (binary(spec)) {
+            Arrays.fill(sums, 0, sumsLength(spec, batch), 0);
+        }
         for (int t = 0; t < batch; t++) {
             int at = t / GROUP * padded * GROUP + t % GROUP;
             for (int v = 0; v < k; v++) {
                 out[at + v * GROUP] = q[t * k + v];
             }
+            if (binary(spec)) {
+                for (int v = 0; v < k; v++) {
+                    sums[(t / GROUP * groups + v / group) * GROUP + t % GROUP] += q[t * k + v];
+                }
+            }
         }
     }
 
-    /** Per worker thread: one block's tables and the rows' int32 sums for one group. */
+    /** Per worker thread: one block's tables, the rows' int32 sums of a group of values (one per plane), float sums. */
     private static final class Scratch {
         final MemorySegment tables = Arena.ofAuto().allocate((long) BLOCK_BYTES * BYTE_TABLE, 64);
-        int[] acc = new int[0];
+        int[] acc0 = new int[0];
+        int[] acc1 = new int[0];
+        float[] sums = new float[0];
 
         Scratch grow(int rows) {
-            if (acc.length < rows * GROUP) {
-                acc = new int[rows * GROUP];
+            if (acc0.length < rows * GROUP) {
+                acc0 = new int[rows * GROUP];
+                acc1 = new int[rows * GROUP];
+                sums = new float[rows * GROUP];
             }
             return this;
         }
@@ -154,39 +189,71 @@ final class BatchTableMatmul {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /**
-     * Rows [r0, r1) for every token: codes {@link #transpose}d, token t's sum of codes at {@code codeSums[t]} (BINARY
-     * only) and scale at {@code tokenScales[t]}, results at {@code y[t * N + row]}.
+     * Rows [r0, r1) for every token: codes (and BINARY's sums of codes) {@link #transpose}d, token t's scale at
+     * {@code tokenScales[t]}, results at {@code y[t * N + row]}.
      */
     static void rows(TensorSpec spec, MemorySegment w, short[] codes, int[] codeSums, float[] tokenScales, float[] y,
                      int batch, int r0, int r1) {
         int n = (int) spec.rows();
-        boolean binary = binary(spec);
+        boolean packed = packed(spec);
+        boolean twoPlanes = !packed && !binary(spec);  // ternary planes: mask, then sign
         int blocks = blocks(spec);
         int blockValues = blockValues(spec);
-        long rowBytes = rowBytes(spec);
+        long planeBytes = planeBytes(spec);
+        long rowBytes = twoPlanes ? 2 * planeBytes : planeBytes;
+        int groups = (int) spec.groupsPerRow();
+        int groupBlocks = groups == 1 ? blocks : (int) spec.effectiveGroupSize() / blockValues;
         long scales = spec.scalesOffset();  // computed once: it walks the tensor's shape
-        Scratch s = SCRATCH.get().grow(r1 - r0);
-        for (int g = 0; g < groups(batch); g++) {
-            Arrays.fill(s.acc, 0, (r1 - r0) * GROUP, 0);
-            for (int b = 0; b < blocks; b++) {
-                int bytes = (int) Math.min(BLOCK_BYTES, rowBytes - (long) b * BLOCK_BYTES);
-                int c0 = (g * blocks + b) * blockValues * GROUP;
-                if (binary) {
-                    buildSubsetSums(codes, c0, bytes, s.tables);
-                } else {
-                    buildTernary(codes, c0, s.tables);
+        int rows = r1 - r0;
+        Scratch s = SCRATCH.get().grow(rows);
+        for (int tg = 0; tg < groups(batch); tg++) {
+            Arrays.fill(s.sums, 0, rows * GROUP, 0f);
+            for (int g = 0; g < groups; g++) {
+                Arrays.fill(s.acc0, 0, rows * GROUP, 0);
+                Arrays.fill(s.acc1, 0, rows * GROUP, 0);
+                for (int b = g * groupBlocks; b < Math.min(blocks, (g + 1) * groupBlocks); b++) {
+                    int bytes = (int) Math.min(BLOCK_BYTES, planeBytes - (long) b * BLOCK_BYTES);
+                    int c0 = (tg * blocks + b) * blockValues * GROUP;
+                    if (packed) {
+                        buildTernary(codes, c0, s.tables);
+                    } else {
+                        buildSubsetSums(codes, c0, bytes, s.tables);
+                    }
+                    addBlock(w, rowBytes, b * BLOCK_BYTES, bytes, s.tables, s.acc0, r0, r1);
+                    if (twoPlanes) {
+                        addBlock(w, rowBytes, planeBytes + b * BLOCK_BYTES, bytes, s.tables, s.acc1, r0, r1);
+                    }
                 }
-                addBlock(w, rowBytes, b, bytes, s.tables, s.acc, r0, r1);
+                int kind = packed ? 0 : twoPlanes ? 1 : 2;
+                addGroupTerms(w, scales, groups, g, kind, codeSums, (tg * groups + g) * GROUP, s, r0, r1);
             }
-            int tokens = Math.min(GROUP, batch - g * GROUP);
+            int tokens = Math.min(GROUP, batch - tg * GROUP);
             for (int r = r0; r < r1; r++) {
-                float scale = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * r));
                 for (int t = 0; t < tokens; t++) {
-                    int token = g * GROUP + t;
-                    int sum = s.acc[(r - r0) * GROUP + t];
-                    int acc = binary ? codeSums[token] - 2 * sum : sum;
-                    y[token * n + r] = (0f + (scale * acc + 0f)) * tokenScales[token];
+                    int token = tg * GROUP + t;
+                    y[token * n + r] = s.sums[(r - r0) * GROUP + t] * tokenScales[token];
                 }
+            }
+        }
+    }
+
+    /**
+     * Adds group g's terms of rows [r0, r1) into their float sums, every token at once, as the oracle forms them:
+     * sum = sum + (s_g acc_g + 0f), acc_g = A0 (kind 0, packed ternary), A0 - 2 A1 (kind 1, ternary planes: mask,
+     * sign) or X - 2 A0 (kind 2, binary; X the token's sum of codes over the group, at {@code codeSums[so ..]}).
+     */
+    private static void addGroupTerms(MemorySegment w, long scales, int groups, int g, int kind, int[] codeSums,
+                                      int so, Scratch s, int r0, int r1) {
+        for (int r = r0; r < r1; r++) {
+            float scale = Halfs.f16ToFloat(w.get(PanamaBackend.SHORT, scales + 2L * ((long) r * groups + g)));
+            int o = (r - r0) * GROUP;
+            for (int t = 0; t < GROUP; t += I.length()) {
+                IntVector a0 = IntVector.fromArray(I, s.acc0, o + t);
+                IntVector acc = kind == 0 ? a0
+                        : kind == 1 ? a0.sub(IntVector.fromArray(I, s.acc1, o + t).lanewise(VectorOperators.LSHL, 1))
+                        : IntVector.fromArray(I, codeSums, so + t).sub(a0.lanewise(VectorOperators.LSHL, 1));
+                FloatVector term = ((FloatVector) acc.convert(VectorOperators.I2F, 0)).mul(scale).add(0f);
+                FloatVector.fromArray(F, s.sums, o + t).add(term).intoArray(s.sums, o + t);
             }
         }
     }
@@ -226,8 +293,9 @@ final class BatchTableMatmul {
     }
 
     /**
-     * One BINARY block's tables for one group (its first {@code bytes} bytes), from its codes at {@code codes[c0 ..]}
-     * (value 256 b + v of token t at c0 + v G + t): entry e + 2^i = entry e + code i, for e < 2^i, one add each.
+     * One block's tables over bit planes for one group (its first {@code bytes} bytes), from its codes at
+     * {@code codes[c0 ..]} (value 256 b + v of token t at c0 + v G + t): entry e + 2^i = entry e + code i, for
+     * e < 2^i, one add each.
      */
     private static void buildSubsetSums(short[] codes, int c0, int bytes, MemorySegment tables) {
         for (int j = 0; j < bytes; j++) {
@@ -246,15 +314,15 @@ final class BatchTableMatmul {
     }
 
     /**
-     * Adds the first {@code bytes} bytes (a multiple of 8) of block {@code b} of rows [r0, r1) into their int32 sums:
+     * Adds {@code bytes} bytes (a multiple of 8) at {@code offset} in each of rows [r0, r1) into their int32 sums:
      * per row, eight bytes read at once and each looked up. The eight lookups are written out: as a loop over the
      * eight bytes they ran 10-35% slower (JMH as in the class comment, alternated twice, batch 32: ternary 203-207
      * against 232-318 calls/s, binary 343-358 against 397-398).
      */
-    private static void addBlock(MemorySegment w, long rowBytes, int b, int bytes, MemorySegment tables, int[] acc,
-                                 int r0, int r1) {
+    private static void addBlock(MemorySegment w, long rowBytes, long offset, int bytes, MemorySegment tables,
+                                 int[] acc, int r0, int r1) {
         for (int r = r0; r < r1; r++) {
-            long at = r * rowBytes + (long) b * BLOCK_BYTES;
+            long at = r * rowBytes + offset;
             ShortVector lo = ShortVector.zero(S);  // the group's first half of tokens
             ShortVector hi = lo;                   // its second half
             for (int j = 0; j < bytes; j += 8) {

@@ -430,16 +430,17 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     /**
      * Every token's codes transposed into groups of {@link BatchTableMatmul#GROUP} (and their sums, for BINARY) on the
      * calling thread; workers share them read-only. The weights are the file's bytes (or the packed copy of ternary
-     * planes).
+     * planes with one scale a row).
      */
     private static void batchTableTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int k = (int) spec.cols();
         Int8Activations a = quantize(p.x, p.batch, k);
         short[] codes = threadArray(PERMUTED_CODES, BatchTableMatmul.transposedLength(spec, p.batch));
-        BatchTableMatmul.transpose(spec, a.q16, p.batch, codes);
+        int[] sums = threadInts(TILE_CODE_SUMS, BatchTableMatmul.sumsLength(spec, p.batch));
+        BatchTableMatmul.transpose(spec, a.q16, p.batch, codes, sums);
         p.shorts = codes;
-        p.intSums = spec.encoding() == Encoding.BINARY ? codeSums(a, p.batch, k, k) : null;
+        p.intSums = sums;
         p.scales = a.scales;
         p.kernel = (q, r0, r1) -> BatchTableMatmul.rows(q.spec, q.data, q.shorts, q.intSums, q.scales, q.y, q.batch,
                 r0, r1);

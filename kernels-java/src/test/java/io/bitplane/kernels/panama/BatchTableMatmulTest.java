@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link BatchTableMatmul} (packed TERNARY and BINARY planes x INT8 for batches, tokens in the lanes) against the
+ * {@link BatchTableMatmul} (TERNARY and BINARY x INT8 for batches, tokens in the lanes) against the
  * scalar oracle. The backend takes it for batches of {@link BatchTableMatmul#MIN_BATCH} tokens or more where there
  * are no lookup tiles (AVX2, NEON), so the kernel is called directly here, at every width the suite runs at (groups
  * of 32 tokens, 16 at 128 bits). Integer sums: results equal the oracle's bit for bit.
@@ -49,7 +49,11 @@ class BatchTableMatmulTest {
         // long rows (many blocks; binary rows of whole words that end inside a block), odd rows, a group and a part
         // of one, several whole groups
         "ternary, 3, 6000, 21", "ternary, 33, 700, 40", "ternary, 17, 256, 64", "ternary, 31, 1030, 95",
-        "binary, 3, 6000, 21", "binary, 33, 700, 40", "binary, 17, 320, 64", "binary, 31, 1030, 95"})
+        "binary, 3, 6000, 21", "binary, 33, 700, 40", "binary, 17, 320, 64", "binary, 31, 1030, 95",
+        // ternary in bit planes (the mask and sign planes looked up alike), one scale a row or in groups of whole
+        // blocks: TQ2_0's 256 values, longer groups, a last group cut short by K, groups of whole packed blocks
+        "ternary-planes, 9, 700, 17", "ternary-planes@256, 9, 1000, 33", "ternary-planes@512, 3, 1300, 20",
+        "ternary@128, 5, 700, 21", "ternary@256, 17, 1030, 40", "binary@256, 9, 1000, 17", "binary@512, 3, 2100, 33"})
     void matchesTheOracle(String quant, int rows, int cols, int batch) {
         Random rnd = new Random(rows * 71L + cols);
         EncodedTensor t = weights(rnd, quant, rows, cols);
@@ -70,12 +74,12 @@ class BatchTableMatmulTest {
     }
 
     /**
-     * Every ternary field 3 (the code 2, the largest) or every binary value -1, against codes of 127 and -127 over
-     * long rows: a block's int16 sums reach 32512 in either (128 values x 2 x 127, or 256 x 127), the most they may;
-     * any longer run before widening would overflow.
+     * Every packed ternary field 3 (the code 2, the largest), or every value -1 in planes, against codes of 127 and
+     * -127 over long rows: a block's int16 sums reach 32512 in either (128 values x 2 x 127, or 256 x 127), the most
+     * they may; any longer run before widening would overflow.
      */
     @ParameterizedTest
-    @CsvSource({"ternary", "binary"})
+    @CsvSource({"ternary", "binary", "ternary-planes"})
     void largestCodesDoNotOverflow(String quant) {
         Random rnd = new Random(9);
         int rows = 3;
@@ -83,11 +87,11 @@ class BatchTableMatmulTest {
         EncodedTensor t = weights(rnd, quant, rows, cols);
         byte[] bytes = t.bytes().clone();
         Arrays.fill(bytes, 0, (int) t.spec().scalesOffset(), (byte) 0xFF);
-        if (quant.equals("binary")) {
-            long rowBytes = t.spec().wordsPerRow() * 8;
-            for (int r = 0; r < rows; r++) {  // bits past K stay 0, as the format requires
-                for (int v = cols; v < rowBytes * 8; v++) {
-                    bytes[(int) (r * rowBytes + v / 8)] &= (byte) ~(1 << (v % 8));
+        if (t.spec().layout() == TensorSpec.LAYOUT_CANONICAL) {  // every value -1 (binary, or ternary mask and sign)
+            long planeBytes = t.spec().wordsPerRow() * 8;
+            for (int p = 0; p < rows * t.spec().encoding().planes; p++) {  // bits past K stay 0, as the format asks
+                for (int v = cols; v < planeBytes * 8; v++) {
+                    bytes[(int) (p * planeBytes + v / 8)] &= (byte) ~(1 << (v % 8));
                 }
             }
         }
@@ -100,8 +104,8 @@ class BatchTableMatmulTest {
     }
 
     /**
-     * Packed ternary and binary planes with INT8 activations and one scale a row, from MIN_BATCH tokens: half a group,
-     * 32 tokens from 256-bit vectors up, 16 at 128 bits.
+     * Ternary and binary with INT8 activations, one scale a row or groups of whole blocks, from MIN_BATCH tokens: half
+     * a group, 32 tokens from 256-bit vectors up, 16 at 128 bits.
      */
     @Test
     void takesPackedTernaryAndBinaryBatchesOfHalfAGroup() {
@@ -110,26 +114,32 @@ class BatchTableMatmulTest {
         TensorSpec packed = PackedCodes.relayout(quantize("ternary", ActivationHint.INT8)).spec();
         assertTrue(BatchTableMatmul.takes(packed, BatchTableMatmul.MIN_BATCH));
         assertFalse(BatchTableMatmul.takes(packed, BatchTableMatmul.MIN_BATCH - 1));
-        assertFalse(BatchTableMatmul.supports(quantize("ternary", ActivationHint.INT8).spec()), "bit planes");
-        assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary@128", ActivationHint.INT8))
-                .spec()), "groups");
+        assertTrue(BatchTableMatmul.supports(quantize("ternary", ActivationHint.INT8).spec()), "bit planes");
+        assertTrue(BatchTableMatmul.supports(quantize("ternary@256", ActivationHint.INT8).spec()), "TQ2_0's groups");
+        assertFalse(BatchTableMatmul.supports(quantize("ternary@128", ActivationHint.INT8).spec()), "half a block");
+        assertTrue(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary@128", ActivationHint.INT8))
+                .spec()), "whole packed blocks");
+        assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary@64", ActivationHint.INT8))
+                .spec()), "half a packed block");
         assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("ternary", ActivationHint.F32))
                 .spec()), "float activations");
         assertTrue(BatchTableMatmul.takes(quantize("binary", ActivationHint.INT8).spec(), 32));
         assertFalse(BatchTableMatmul.supports(quantize("binary@64", ActivationHint.INT8).spec()), "binary groups");
+        assertTrue(BatchTableMatmul.supports(quantize("binary@256", ActivationHint.INT8).spec()), "whole blocks");
         assertFalse(BatchTableMatmul.supports(quantize("binary", ActivationHint.BINARY).spec()), "XNOR");
         assertFalse(BatchTableMatmul.supports(PackedCodes.relayout(quantize("int4@32", ActivationHint.INT8)).spec()));
     }
 
     private static EncodedTensor quantize(String quant, ActivationHint activations) {
-        return Quantizer.quantize("w", new long[] {4, 256}, new float[4 * 256], QuantSpec.parse(quant), activations);
+        return Quantizer.quantize("w", new long[] {4, 1024}, new float[4 * 1024], QuantSpec.parse(quant), activations);
     }
 
-    /** Ternary in packed codes, binary in its plane (the layouts the kernel reads). */
+    /** Ternary in packed codes (or in its planes, spelled ternary-planes), binary in its plane. */
     private static EncodedTensor weights(Random rnd, String quant, int rows, int cols) {
+        boolean planes = quant.startsWith("ternary-planes");
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, TestTensors.gaussian(rnd, rows * cols,
-                0.1f), QuantSpec.parse(quant), ActivationHint.INT8);
-        return quant.equals("ternary") ? PackedCodes.relayout(t) : t;
+                0.1f), QuantSpec.parse(quant.replace("-planes", "")), ActivationHint.INT8);
+        return quant.startsWith("ternary") && !planes ? PackedCodes.relayout(t) : t;
     }
 
     /** The kernel over two row ranges (the first ending inside the rows where there are two or more). */
@@ -145,11 +155,9 @@ class BatchTableMatmulTest {
         assertTrue(BatchTableMatmul.supports(s), what);
         short[] codes = new short[BatchTableMatmul.transposedLength(s, batch)];
         Arrays.fill(codes, (short) 99);  // transpose must clear what it does not write
-        BatchTableMatmul.transpose(s, q, batch, codes);
-        int[] sums = new int[batch];  // each token's sum of codes (BINARY's acc = X - 2 S)
-        for (int i = 0; i < batch * k; i++) {
-            sums[i / k] += q[i];
-        }
+        int[] sums = new int[BatchTableMatmul.sumsLength(s, batch)];
+        Arrays.fill(sums, 99);
+        BatchTableMatmul.transpose(s, q, batch, codes, sums);
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
             float[] y = new float[batch * rows];
