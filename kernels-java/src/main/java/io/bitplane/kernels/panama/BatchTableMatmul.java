@@ -18,12 +18,13 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * TERNARY in packed codes (layout 1) and BINARY bit planes x INT8 activations for a batch of tokens, with the tokens
- * in the lanes, for machines without vpermw (AVX2, NEON). There {@link PackedTernaryMatmul} and {@link
- * ByteTableMatmul} (or {@link NibbleTileMatmul} at 128 bits) take a batch token by token, each token paying what a
- * lone token pays, so a batch of 32 read 0.75-0.98x one token's weights/s. Here one table lookup adds the products
- * of a byte of a row (four ternary codes, or eight binary ones) with a group of 32 tokens at once: per 32 bytes of a
- * row and 32 tokens, 32 lookups, each an index taken from the weight bytes and two 16-lane adds. (The T-MAC idea
+ * TERNARY (packed codes or bit planes) and BINARY x INT8 activations for a batch of tokens, with the tokens in the
+ * lanes, for machines without vpermw (AVX2, NEON). There {@link PackedTernaryMatmul}, {@link ByteTableMatmul} and
+ * {@link NibbleTileMatmul} (ternary in groups, and binary at 128 bits) take a batch token by token, each token
+ * paying what a lone token pays, so a batch of 32 read 0.75-0.98x one token's weights/s. Here one table lookup adds
+ * the products of a byte of a row (four packed ternary codes, or eight values of a plane) with a group of 32 tokens
+ * at once: per 32 bytes of a row and 32 tokens, 32 lookups, each an index taken from the weight bytes and two
+ * 16-lane adds. (The T-MAC idea
  * turned around: SignTileMatmul's tables are over a token's codes with the rows in the lanes; these are over a
  * byte's codes with the tokens in the lanes.)
  * <p>
@@ -34,29 +35,36 @@ import java.util.Arrays;
  * 161-184 -> 255-261 tokens/s, binary (its output projection INT8) 323-334 -> 422-547. At 128-bit vectors (NEON's
  * width; -XX:MaxVectorSize=16 here; groups of 16 tokens): ternary batch 16 123-166 -> 375-380, batch 32 71-87 ->
  * 187-192 (one token 2,093-2,768); binary batch 16 111-162 -> 556-740, batch 32 44-71 -> 266-376 (one token
- * 1,910-2,714). Where the lookup tiles run (AVX-512) they stay: their batches of 32 read 479 calls/s for ternary
- * (this kernel's 512-bit form, a probe: 308-441) and 528-551 for binary (this kernel: 379-432).
+ * 1,910-2,714). Ternary planes in TQ2_0's groups of 256 (the nibble tiles token by token before), batch 32:
+ * -XX:UseAVX=2 144-153 -> 295-305 (one token 4,167-4,534: 2.0-2.1x), 128 bits 51-54 -> 140-144; the 418M model
+ * (`synth --weights ternary@256`) prompts 135-219 -> 129-385 tokens/s: 1.6-1.8x in the machine's fast minutes, the
+ * same in its slow ones (where decoding also ran at half speed). Where the lookup tiles run (AVX-512) they stay:
+ * their batches of 32 read 479 calls/s for ternary (this kernel's 512-bit form, a probe: 308-441) and 528-551 for
+ * binary (this kernel: 379-432).
  *
  * <pre>
  * Weights, the file's bytes: row r at r * rowBytes, blocks of B = 32 bytes (the last binary block may be shorter).
  *   TERNARY, packed codes (PackedCodes): 128 values a block; byte j of block b holds the fields (code + 1) of values
  *     128 b + j + 32 i, i = 0 .. 3, in bits 2i .. 2i + 1. A field of 3 reads as the code 2, as the format says.
- *   BINARY, plane 0 (the sign, code = 1 - 2 bit): 256 values a block; bit i of byte j of block b is value
- *     256 b + 8 j + i. Values past K are 0 bits.
+ *   Bit planes, 256 values a block of a plane: bit i of byte j of block b is value 256 b + 8 j + i (values past K
+ *     are 0 bits). BINARY: plane 0, the sign (code = 1 - 2 bit); TERNARY: plane 0 the mask, plane 1 the sign
+ *     (code = mask - 2 sign), at W 8 bytes into the row.
+ * Groups (of scales): one a row, or whole blocks (a multiple of 128 values packed, 256 in planes).
  * Tokens: in groups of G = 32 (16 at 128 bits), the last padded with tokens whose codes are 0; the caller
  *   transposes each group ({@link #transpose}): code of value v of token t at (g P + v) G + t % G, g = t / G, P = K
  *   padded to whole blocks (codes past K are 0).
  * Tables (per thread, native memory, 64-byte aligned), rebuilt for every block of every group: entry e of byte j at
  *   (256 j + e) G int16, lane t =
  *     TERNARY: sum_i (field_i(e) - 1) q_t(128 b + j + 32 i), the products of the four codes e stands for;
- *     BINARY:  sum over the bits i set in e of q_t(256 b + 8 j + i), the codes the byte's signs pick;
+ *     planes:  sum over the bits i set in e of q_t(256 b + 8 j + i), the codes the byte's bits pick;
  *   for every byte value e: 256 entries of G lanes, 16 KB a byte, 512 KB a block (half that at 128 bits).
- * Per row and block: one lookup per byte (two vectors of G / 2 tokens), added in int16 lanes: an entry is at most
- *   4 x 2 x 127 or 8 x 127 = 1016 in magnitude, a block's 32 at most 32512, so exact; each block's sums then widen
- *   into the token's int32 sum S.
- * Result, as the oracle forms it: acc = S (TERNARY) or X - 2 S (BINARY, X the token's sum of codes), exact;
- *   y = (0f + (s acc + 0f)) x s_x, the oracle's float steps, so results equal the oracle's (and the one-token
- *   kernels') bit for bit, whatever the batch.
+ * Per row, block and plane: one lookup per byte (two vectors of G / 2 tokens), added in int16 lanes: an entry is at
+ *   most 4 x 2 x 127 or 8 x 127 = 1016 in magnitude, a block's 32 at most 32512, so exact; each block's sums then
+ *   widen into the token's int32 sums over the group, S_0 (and S_1 of the second plane).
+ * Result, as the oracle forms it, per group g: acc_g = S_0 (packed ternary), S_0 - 2 S_1 (ternary planes) or
+ *   X_g - 2 S_0 (binary, X_g the token's sum of codes over the group), exact; sum = sum + (s_g acc_g + 0f) in group
+ *   order (vectors of tokens, each lane the oracle's float steps), y = sum x s_x: results equal the oracle's (and
+ *   the one-token kernels') bit for bit, whatever the batch.
  * </pre>
  * The vectors are 256 bits at every width from 256 up: on AVX-512 (where the lookup tiles serve these tensors
  * anyway) two 256-bit adds cost what one 512-bit add does on this machine's cores, and one table layout serves both.

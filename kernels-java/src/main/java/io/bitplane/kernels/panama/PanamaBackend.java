@@ -38,7 +38,7 @@ import java.util.Arrays;
  * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Ternary with one scale
  * a row reads the file's packed codes there (or a packed copy of its planes), token by token ({@link
  * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which takes batches
- * of binary from its planes too, there and at 128 bits). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
+ * of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
  * vector module is present, so no other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
@@ -294,7 +294,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             int8TileTask(p);
             p.units(TileRows.ROWS);
         } else if (w instanceof NibbleTiles && BatchTableMatmul.takes(spec, batch)) {
-            batchTableTask(p);  // binary at 128 bits (the file's plane), with the tokens in the lanes
+            batchTableTask(p);  // ternary in groups, binary at 128 bits: the file's bytes, the tokens in the lanes
             p.units(1);
         } else if (w instanceof NibbleTiles) {
             nibbleTileTask(p);
