@@ -38,8 +38,9 @@ import java.util.Arrays;
  * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Ternary with one scale
  * a row reads the file's packed codes there (or a packed copy of its planes), token by token ({@link
  * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which takes batches
- * of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits). Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the
- * vector module is present, so no other class names this one.
+ * of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits). Loaded only
+ * by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class
+ * names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
