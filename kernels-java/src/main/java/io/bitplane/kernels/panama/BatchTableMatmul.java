@@ -37,8 +37,8 @@ import java.util.Arrays;
  * 187-192 (one token 2,093-2,768); binary batch 16 111-162 -> 556-740, batch 32 44-71 -> 266-376 (one token
  * 1,910-2,714). Ternary planes in TQ2_0's groups of 256 (the nibble tiles token by token before), batch 32:
  * -XX:UseAVX=2 144-153 -> 295-305 (one token 4,167-4,534: 2.0-2.1x), 128 bits 51-54 -> 140-144; the 418M model
- * (`synth --weights ternary@256`) prompts 135-219 -> 129-385 tokens/s: 1.6-1.8x in the machine's fast minutes, the
- * same in its slow ones (where decoding also ran at half speed). Where the lookup tiles run (AVX-512) they stay:
+ * (`synth --weights ternary@256`) prompts 135-219 -> 129-385 tokens/s: 1.6-1.8x, but some runs no faster than
+ * before (docs/PERFORMANCE.md). Where the lookup tiles run (AVX-512) they stay:
  * their batches of 32 read 479 calls/s for ternary (this kernel's 512-bit form, a probe: 308-441) and 528-551 for
  * binary (this kernel: 379-432).
  *
