@@ -153,7 +153,8 @@ final class BatchTableMatmul {
 
     /**
      * Every token's codes ({@code q}, token t at t K) into {@code out} in the order the class comment gives, and for
-     * BINARY their sums over each group of values g into {@code sums[(t / G * groups + g) G + t % G]}.
+     * BINARY their sums over each group of values g into {@code sums[(t / G * groups + g) G + t % G]} (else
+     * {@code sums} is not read and may be null).
      */
     static void transpose(TensorSpec spec, short[] q, int batch, short[] out, int[] sums) {
         int k = (int) spec.cols();
@@ -205,6 +206,7 @@ final class BatchTableMatmul {
         int n = (int) spec.rows();
         boolean packed = packed(spec);
         boolean twoPlanes = !packed && !binary(spec);  // ternary planes: mask, then sign
+        int kind = packed ? 0 : twoPlanes ? 1 : 2;  // how a group's int sums make acc_g (addGroupTerms)
         int blocks = blocks(spec);
         int blockValues = blockValues(spec);
         long planeBytes = planeBytes(spec);
@@ -218,7 +220,9 @@ final class BatchTableMatmul {
             Arrays.fill(s.sums, 0, rows * GROUP, 0f);
             for (int g = 0; g < groups; g++) {
                 Arrays.fill(s.acc0, 0, rows * GROUP, 0);
-                Arrays.fill(s.acc1, 0, rows * GROUP, 0);
+                if (twoPlanes) {
+                    Arrays.fill(s.acc1, 0, rows * GROUP, 0);
+                }
                 for (int b = g * groupBlocks; b < Math.min(blocks, (g + 1) * groupBlocks); b++) {
                     int bytes = (int) Math.min(BLOCK_BYTES, planeBytes - (long) b * BLOCK_BYTES);
                     int c0 = (tg * blocks + b) * blockValues * GROUP;
@@ -232,7 +236,6 @@ final class BatchTableMatmul {
                         addBlock(w, rowBytes, planeBytes + b * BLOCK_BYTES, bytes, s.tables, s.acc1, r0, r1);
                     }
                 }
-                int kind = packed ? 0 : twoPlanes ? 1 : 2;
                 addGroupTerms(w, scales, groups, g, kind, codeSums, (tg * groups + g) * GROUP, s, r0, r1);
             }
             int tokens = Math.min(GROUP, batch - tg * GROUP);

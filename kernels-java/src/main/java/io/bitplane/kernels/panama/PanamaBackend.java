@@ -294,15 +294,13 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         } else if (w instanceof Int8Tiles) {
             int8TileTask(p);
             p.units(TileRows.ROWS);
-        } else if (w instanceof NibbleTiles && BatchTableMatmul.takes(spec, batch)) {
-            batchTableTask(p);  // ternary in groups, binary at 128 bits: the file's bytes, the tokens in the lanes
+        } else if ((w instanceof NibbleTiles || w instanceof ByteTiles) && BatchTableMatmul.takes(spec, batch)) {
+            // Ternary in groups, binary (AVX2, 128 bits): the file's bytes, with the tokens in the lanes.
+            batchTableTask(p);
             p.units(1);
         } else if (w instanceof NibbleTiles) {
             nibbleTileTask(p);
             p.units(TileRows.ROWS);
-        } else if (w instanceof ByteTiles && BatchTableMatmul.takes(spec, batch)) {
-            batchTableTask(p);  // the file's bit planes, with the tokens in the lanes
-            p.units(1);
         } else if (w instanceof ByteTiles) {
             byteTableTask(p);
             p.units(ByteTableMatmul.ROWS);
@@ -410,12 +408,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     private static void packedTernaryTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int batch = p.batch;
-        int k = (int) spec.cols();
-        int paddedK = PackedTernaryMatmul.paddedK(spec);
         if (BatchTableMatmul.takes(spec, batch)) {
             batchTableTask(p);
             return;
         }
+        int k = (int) spec.cols();
+        int paddedK = PackedTernaryMatmul.paddedK(spec);
         Int8Activations a = quantize(p.x, batch, k);
         short[] xp = threadArray(PERMUTED_CODES, batch * paddedK);
         for (int t = 0; t < batch; t++) {
@@ -438,7 +436,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         int k = (int) spec.cols();
         Int8Activations a = quantize(p.x, p.batch, k);
         short[] codes = threadArray(PERMUTED_CODES, BatchTableMatmul.transposedLength(spec, p.batch));
-        int[] sums = threadInts(TILE_CODE_SUMS, BatchTableMatmul.sumsLength(spec, p.batch));
+        int[] sums = spec.encoding() == Encoding.BINARY
+                ? threadInts(TILE_CODE_SUMS, BatchTableMatmul.sumsLength(spec, p.batch)) : null;
         BatchTableMatmul.transpose(spec, a.q16, p.batch, codes, sums);
         p.shorts = codes;
         p.intSums = sums;
