@@ -23,15 +23,22 @@ import java.nio.ByteOrder;
  * products (multiplying in 16-bit lanes needs a shift, a mask, a multiply and an add per 16). Entries must fit a byte,
  * so each code q is split into q = 16 h + l, h = q >> 4 in [-8, 7], l = q & 15 in [0, 15], with a table of each.
  * The lookups use {@code selectFrom}, which wraps its indexes; {@code rearrange(v.toShuffle())} also checked them,
- * five more instructions per lookup vector, and ran at 60% of the speed.
+ * five more instructions per lookup vector, and ran at 60% of the speed. Tiles go in pairs, and each tile of a pair
+ * reads its own copy of the tables: with one copy, each table loaded once served both, but C2 compiles a byte
+ * {@code selectFrom} to a pshufb that overwrites its table, so it copied each table before its first lookup, and
+ * eight tables live at once left too few of the 16 vector registers: the four int16 sums went to the stack, 95
+ * instructions a step in all. From two copies (built with the tables, 128 bytes more a step), loads C2 cannot merge,
+ * a step takes 80 and nothing spills: 1.5x from the caches (one thread, 4096x14336, both builds at once), 1.0-1.1x
+ * from DRAM, where this kernel is bound by how many lines one core has in flight (docs/PERFORMANCE.md).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = 16 rows per tile, S = ceil(K / 16) steps per row:
  *   at ((t S + s) 2 + c) * R bytes, c = 0, 1: byte r = bits of values 16 s + 8 c .. 16 s + 8 c + 7 of row R t + r
  *   (bit i = value 16 s + 8 c + i; the file's bytes of the row). Rows past N and values past K are 0.
  * Scales: f32 at ((t G + g) R + r) * 4, rows in order.
- * Tables (per token, bytes, at s * 128): for each byte c = 0, 1 of the step: L of its low nibble, L of its high
- *   nibble, H of its low nibble, H of its high nibble, 16 entries each; entry m of the table of values v .. v+3 is
+ * Tables (per token, bytes, at s * 256, two equal copies of 128 bytes, the second for a pair's tile B): at c * 64
+ *   in a copy, for byte c = 0, 1 of the step: L of its low nibble, L of its high nibble, H of its low nibble, H of
+ *   its high nibble, 16 entries each; entry m of the table of values v .. v+3 is
  *   L: sum over bits i of m of (q[v+i] & 15), in [0, 60];  H: sum of (q[v+i] >> 4), in [-32, 28].
  * Per tile, token and step: four lookups add up in byte lanes (L in [0, 240], read unsigned; H in [-128, 112]),
  *   widen into int16 sums, and every {@link #RUN} steps into int32: F = sum of bit x q = 16 H + L per row.
@@ -52,7 +59,9 @@ final class ByteTableMatmul {
     static final int ROWS = 16;
     private static final int STEP_VALUES = 16;
     private static final int STEP_BYTES = 2 * ROWS;
-    private static final int TABLE_BYTES = 128;
+    /** Bytes of one copy of a step's tables, and of both copies. */
+    private static final int COPY = 128;
+    private static final int TABLE_BYTES = 2 * COPY;
     /** Steps per int16 run: L adds at most 4 x 60 per step and is the first to reach 32767. */
     private static final int RUN = 32767 / 240;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -139,8 +148,10 @@ final class ByteTableMatmul {
                     l = l.add(BIT[i].and((byte) (code & 15)));
                     h = h.add(BIT[i].and((byte) (code >> 4)));
                 }
-                l.intoArray(tables, at + 16 * nibble);
-                h.intoArray(tables, at + 32 + 16 * nibble);
+                for (int copy = 0; copy < TABLE_BYTES; copy += COPY) {
+                    l.intoArray(tables, at + copy + 16 * nibble);
+                    h.intoArray(tables, at + copy + 32 + 16 * nibble);
+                }
             }
         }
     }
@@ -151,8 +162,10 @@ final class ByteTableMatmul {
     /**
      * Tiles [tile0, tile1) for every token: token t's tables at {@code tables[t * tableLength ..]}, its group sums
      * of codes at {@code codeSums[t * G ..]}, its scale at {@code tokenScales[t]}; results at {@code y[t * N + row]}.
-     * Tiles go in pairs (A and B; a last single tile is its own B): one load of each table serves both, and two
-     * streams of weights are in flight, which is what a kernel without prefetch needs to read at the DRAM's pace.
+     * Tiles go in pairs (A and B; a last single tile is its own B), each reading its own copy of the tables, so
+     * that two streams of weights are in flight, which is what a kernel without prefetch needs to read at the DRAM's
+     * pace (tried: a run of steps of A and then the same of B, one tile a loop, faster from the caches and slower
+     * from DRAM).
      */
     static void tiles(TensorSpec spec, Tiles w, byte[] tables, int[] codeSums, float[] tokenScales, float[] y,
                       int batch, int tile0, int tile1) {
@@ -188,40 +201,43 @@ final class ByteTableMatmul {
                         ShortVector hB16 = ShortVector.zero(S);
                         for (int s = r0; s < r1; s++) {
                             long at = (long) s * STEP_BYTES;
+                            int o = to + s * TABLE_BYTES;
+                            // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the high
+                            // nibble comes down by a shift of 32-bit lanes (byte shifts are emulated, and C2 shifts
+                            // 16-bit lanes by a count in a register, which it reloaded here: two more instructions
+                            // a shift). Tile A reads the first copy of the step's tables, B the second (see above).
                             ByteVector a0 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at, LE);
                             ByteVector a1 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at + ROWS, LE);
+                            ByteVector ah0 = a0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            ByteVector ah1 = a1.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
+                                    .reinterpretAsBytes();
+                            lA16 = lA16.add((ShortVector) a0.selectFrom(ByteVector.fromArray(B, tables, o))
+                                    .add(ah0.selectFrom(ByteVector.fromArray(B, tables, o + 16)))
+                                    .add(a1.selectFrom(ByteVector.fromArray(B, tables, o + 64)))
+                                    .add(ah1.selectFrom(ByteVector.fromArray(B, tables, o + 80)))
+                                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
+                            hA16 = hA16.add((ShortVector) a0.selectFrom(ByteVector.fromArray(B, tables, o + 32))
+                                    .add(ah0.selectFrom(ByteVector.fromArray(B, tables, o + 48)))
+                                    .add(a1.selectFrom(ByteVector.fromArray(B, tables, o + 96)))
+                                    .add(ah1.selectFrom(ByteVector.fromArray(B, tables, o + 112)))
+                                    .convertShape(VectorOperators.B2S, S, 0));
                             ByteVector b0 = ByteVector.fromMemorySegment(B, w.bits(), baseB + at, LE);
                             ByteVector b1 = ByteVector.fromMemorySegment(B, w.bits(), baseB + at + ROWS, LE);
-                            // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the
-                            // high nibble comes down by a shift in 16-bit lanes (byte shifts are emulated).
-                            ByteVector ah0 = a0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                            ByteVector bh0 = b0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
                                     .reinterpretAsBytes();
-                            ByteVector ah1 = a1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
+                            ByteVector bh1 = b1.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
                                     .reinterpretAsBytes();
-                            ByteVector bh0 = b0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
-                                    .reinterpretAsBytes();
-                            ByteVector bh1 = b1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4)
-                                    .reinterpretAsBytes();
-                            int o = to + s * TABLE_BYTES;
-                            ByteVector tl0 = ByteVector.fromArray(B, tables, o);
-                            ByteVector tl1 = ByteVector.fromArray(B, tables, o + 16);
-                            ByteVector tl2 = ByteVector.fromArray(B, tables, o + 64);
-                            ByteVector tl3 = ByteVector.fromArray(B, tables, o + 80);
-                            lA16 = lA16.add((ShortVector) a0.selectFrom(tl0).add(ah0.selectFrom(tl1))
-                                    .add(a1.selectFrom(tl2)).add(ah1.selectFrom(tl3))
+                            int bo = o + COPY;
+                            lB16 = lB16.add((ShortVector) b0.selectFrom(ByteVector.fromArray(B, tables, bo))
+                                    .add(bh0.selectFrom(ByteVector.fromArray(B, tables, bo + 16)))
+                                    .add(b1.selectFrom(ByteVector.fromArray(B, tables, bo + 64)))
+                                    .add(bh1.selectFrom(ByteVector.fromArray(B, tables, bo + 80)))
                                     .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
-                            lB16 = lB16.add((ShortVector) b0.selectFrom(tl0).add(bh0.selectFrom(tl1))
-                                    .add(b1.selectFrom(tl2)).add(bh1.selectFrom(tl3))
-                                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0));
-                            ByteVector th0 = ByteVector.fromArray(B, tables, o + 32);
-                            ByteVector th1 = ByteVector.fromArray(B, tables, o + 48);
-                            ByteVector th2 = ByteVector.fromArray(B, tables, o + 96);
-                            ByteVector th3 = ByteVector.fromArray(B, tables, o + 112);
-                            hA16 = hA16.add((ShortVector) a0.selectFrom(th0).add(ah0.selectFrom(th1))
-                                    .add(a1.selectFrom(th2)).add(ah1.selectFrom(th3))
-                                    .convertShape(VectorOperators.B2S, S, 0));
-                            hB16 = hB16.add((ShortVector) b0.selectFrom(th0).add(bh0.selectFrom(th1))
-                                    .add(b1.selectFrom(th2)).add(bh1.selectFrom(th3))
+                            hB16 = hB16.add((ShortVector) b0.selectFrom(ByteVector.fromArray(B, tables, bo + 32))
+                                    .add(bh0.selectFrom(ByteVector.fromArray(B, tables, bo + 48)))
+                                    .add(b1.selectFrom(ByteVector.fromArray(B, tables, bo + 96)))
+                                    .add(bh1.selectFrom(ByteVector.fromArray(B, tables, bo + 112)))
                                     .convertShape(VectorOperators.B2S, S, 0));
                         }
                         // F = 16 H + L, rows 0..7 in the low half, 8..15 in the high half
