@@ -28,7 +28,7 @@ import java.nio.ByteOrder;
  * {@code selectFrom} to a pshufb that overwrites its table, so it copied each table before its first lookup, and
  * eight tables live at once left too few of the 16 vector registers: the four int16 sums went to the stack, 95
  * instructions a step in all. From two copies (built with the tables, 128 bytes more a step), loads C2 cannot merge,
- * a step takes 80 and nothing spills: 1.5x from the caches (one thread, 4096x14336, both builds at once), 1.0-1.1x
+ * a step takes 80 and nothing spills: 1.2-1.8x from the caches (one thread, 4096x14336, both builds at once), 1.0-1.1x
  * from DRAM, where this kernel is bound by how many lines one core has in flight (docs/PERFORMANCE.md).
  *
  * <pre>
