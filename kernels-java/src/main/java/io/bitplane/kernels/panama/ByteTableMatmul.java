@@ -206,6 +206,7 @@ final class ByteTableMatmul {
                             // nibble comes down by a shift of 32-bit lanes (byte shifts are emulated, and C2 shifts
                             // 16-bit lanes by a count in a register, which it reloaded here: two more instructions
                             // a shift). Tile A reads the first copy of the step's tables, B the second (see above).
+                            // Written out for each, not a helper: C2 did not inline one here and boxed its vectors.
                             ByteVector a0 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at, LE);
                             ByteVector a1 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at + ROWS, LE);
                             ByteVector ah0 = a0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
