@@ -57,22 +57,40 @@ final class DemoCommand implements Callable<Integer> {
                 : io.bitplane.format.ActivationHint.F32, List.of());
     }
 
-    /** How long each model tells its story untimed before the timed one (see {@link #warmUp}). */
+    /** Each model tells its story untimed for at least this long before the timed one (see {@link #warmUp}). */
     private static final long WARM_UP_NANOS = 1_000_000_000L;
 
     /**
-     * Generates the story untimed, at least once and for {@link #WARM_UP_NANOS}, so that the timed story runs in
-     * compiled kernels: the first stories of a model this small ran in the JIT's first code (f32 at 258 tokens/s
-     * in its first 120 tokens, where it decodes at thousands), and the table's speeds said more about the order
-     * of its rows than about the encodings.
+     * Generates the story untimed until the JIT is done with it ({@link WarmUp}: at least {@link #WARM_UP_NANOS},
+     * at most 5 s), so that the timed story runs in compiled kernels: the first stories of a model this small ran
+     * in the JIT's first code (f32 at 258 tokens/s in its first 120 tokens, where it decodes at thousands), and
+     * the table's speeds said more about the order of its rows than about the encodings. A fixed second was not
+     * always enough: with -XX:UseAVX=2, W4A8's story was timed while C2 still compiled its kernel (474-3,009
+     * tokens/s in the table, 14,703 once compiled).
      */
     private void warmUp(Model m) {
-        long until = System.nanoTime() + WARM_UP_NANOS;
+        WarmUp.untilSettled(WARM_UP_NANOS, WARM_UP_NANOS, nanos -> tokensPerSecond(m, nanos));
+    }
+
+    /** How long the table's speed is measured: many stories, each a few milliseconds, which one alone swung 2x. */
+    private static final long TIMED_NANOS = 500_000_000L;
+
+    /**
+     * Tells the story again and again, at least once and for {@code nanos}; returns the decoding speed over them all
+     * (as {@link GenerationResult#tokensPerSecond()}: the tokens after each story's first, over its decoding time).
+     */
+    private double tokensPerSecond(Model m, long nanos) {
+        long start = System.nanoTime();
+        long tokens = 0;
+        long decodeNanos = 0;
         do {
             try (Session s = m.newSession()) {
-                s.generate(GenerationRequest.of(prompt, steps), t -> { });
+                GenerationResult r = s.generate(GenerationRequest.of(prompt, steps), t -> { });
+                tokens += Math.max(0, r.generatedTokens() - 1);
+                decodeNanos += r.generationNanos();
             }
-        } while (System.nanoTime() < until);
+        } while (System.nanoTime() - start < nanos);
+        return decodeNanos > 0 ? tokens * 1e9 / decodeNanos : 0;
     }
 
     @Override
@@ -100,13 +118,14 @@ final class DemoCommand implements Callable<Integer> {
                     bpw = InspectCommand.report(f).path("totals").path("matrix_bits_per_weight").asDouble();
                 }
                 StringBuilder story = new StringBuilder();
-                GenerationResult r;
+                double speed;
                 String ppl = "n/a";
                 try (Model m = Model.open(file, ModelOptions.defaults().withBackend(backend))) {
-                    warmUp(m);
                     try (Session s = m.newSession()) {
-                        r = s.generate(GenerationRequest.of(prompt, steps), t -> story.append(t.text()));
+                        s.generate(GenerationRequest.of(prompt, steps), t -> story.append(t.text()));
                     }
+                    warmUp(m);
+                    speed = tokensPerSecond(m, TIMED_NANOS);
                     if (!paras.isEmpty()) {
                         ppl = String.format(Locale.ROOT, "%.3f", Perplexity.evaluate(m, paras,
                                 Runtime.getRuntime().availableProcessors(), i -> { }).perplexity());
@@ -115,7 +134,7 @@ final class DemoCommand implements Callable<Integer> {
                 System.out.printf(Locale.ROOT, "%n== %s (%.2f bits/weight)%n%s%s%n", v.name(), bpw, prompt,
                         story.toString().replace("\n", " "));
                 rows.add(String.format(Locale.ROOT, "| %-8s | %12.2f | %10.1f | %8.0f | %12s |", v.name(), bpw,
-                        Files.size(file) / 1e3, r.tokensPerSecond(), ppl));
+                        Files.size(file) / 1e3, speed, ppl));
             }
         } finally {
             try (Stream<Path> files = Files.walk(dir)) {
