@@ -203,9 +203,9 @@ final class ByteTableMatmul {
                             long at = (long) s * STEP_BYTES;
                             int o = to + s * TABLE_BYTES;
                             // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the high
-                            // nibble comes down by a shift of 32-bit lanes (byte shifts are emulated, and C2 shifts
-                            // 16-bit lanes by a count in a register, which it reloaded here: two more instructions
-                            // a shift). Tile A reads the first copy of the step's tables, B the second (see above).
+                            // nibble comes down by a shift of 32-bit lanes, the next byte's bits it brings in above
+                            // it cut by the wrap (byte shifts are emulated, and C2 shifts 16-bit lanes by a count in
+                            // a register, which it reloaded here: two more instructions a shift). Tile A reads the first copy of the step's tables, B the second (see above).
                             // Written out for each, not a helper: C2 did not inline one here and boxed its vectors.
                             ByteVector a0 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at, LE);
                             ByteVector a1 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at + ROWS, LE);
