@@ -28,8 +28,8 @@ import java.nio.ByteOrder;
  * {@code selectFrom} to a pshufb that overwrites its table, so it copied each table before its first lookup, and
  * eight tables live at once left too few of the 16 vector registers: the four int16 sums went to the stack, 95
  * instructions a step in all. From two copies (built with the tables, 128 bytes more a step), loads C2 cannot merge,
- * a step takes 80 and nothing spills: 1.2-1.8x from the caches (one thread, 4096x14336, both builds at once), 1.0-1.1x
- * from DRAM, where this kernel is bound by how many lines one core has in flight (docs/PERFORMANCE.md).
+ * a step takes 80 and nothing spills: 4096x14336 from the caches 1.2-1.8x on one thread, 1.1-1.2x on two; from DRAM
+ * 1.0-1.1x, which it reads at only 11-15 GB/s, for reasons not found (docs/PERFORMANCE.md).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = 16 rows per tile, S = ceil(K / 16) steps per row:
@@ -205,8 +205,9 @@ final class ByteTableMatmul {
                             // selectFrom wraps its indexes (index & 15), which keeps a byte's low nibble; the high
                             // nibble comes down by a shift of 32-bit lanes, the next byte's bits it brings in above
                             // it cut by the wrap (byte shifts are emulated, and C2 shifts 16-bit lanes by a count in
-                            // a register, which it reloaded here: two more instructions a shift). Tile A reads the first copy of the step's tables, B the second (see above).
-                            // Written out for each, not a helper: C2 did not inline one here and boxed its vectors.
+                            // a register, which it reloaded here: two more instructions a shift). Tile A reads the
+                            // first copy of the step's tables, B the second (see above). Written out for each, not a
+                            // helper: C2 did not inline one here and boxed its vectors.
                             ByteVector a0 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at, LE);
                             ByteVector a1 = ByteVector.fromMemorySegment(B, w.bits(), baseA + at + ROWS, LE);
                             ByteVector ah0 = a0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4)
