@@ -39,6 +39,11 @@ public interface FloatRows {
         return Holder.INSTANCE;
     }
 
+    /** {@link #get()} where it runs in vectors, else null: for callers with a faster scalar way of their own. */
+    static FloatRows vectorizedOrNull() {
+        return Holder.INSTANCE instanceof io.bitplane.kernels.scalar.ScalarFloatRows ? null : Holder.INSTANCE;
+    }
+
     /** Chooses once, on first use. */
     final class Holder {
         private Holder() {

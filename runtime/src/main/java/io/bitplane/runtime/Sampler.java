@@ -1,10 +1,14 @@
 package io.bitplane.runtime;
 
+import io.bitplane.kernels.FloatRows;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /** Picks tokens under {@link SamplerSettings}. One per generation (it holds the random state); not thread-safe. */
 public final class Sampler {
+    /** FloatRows where it runs in vectors, else null (see {@link #exp}). */
+    private static final FloatRows VECTOR_ROWS = FloatRows.vectorizedOrNull();
     private final SamplerSettings settings;
     private final SplittableRandom random;
     private float[] probs = new float[0];
@@ -51,11 +55,11 @@ public final class Sampler {
         }
         // Softmax at the temperature, in id order.
         float max = logits[argmax(logits, vocab)];
-        double sum = 0;
         for (int i = 0; i < vocab; i++) {
-            probs[i] = (float) Math.exp((logits[i] - max) / settings.temperature());
-            sum += probs[i];
+            probs[i] = (logits[i] - max) / settings.temperature();
         }
+        exp(probs, vocab);
+        double sum = sum(probs, vocab);
         boolean filtered = settings.topK() > 0 || settings.topP() < 1 || settings.minP() > 0;
         if (!filtered) {
             return draw(probs, null, vocab, sum);
@@ -105,6 +109,41 @@ public final class Sampler {
             total += probs[(int) keys[i]];
         }
         return draw(probs, keys, n, total);
+    }
+
+    /**
+     * {@code a[i] = exp(a[i])} below n: in vectors where the Vector API runs ({@link FloatRows}' Panama form, within 2
+     * ulp), else by {@link Math#exp}. One at a time, Math.exp took 200 us a token for 32,000 entries, serially on a
+     * server's scheduler thread (10% of a 16-sequence step of the 418M model); vectors take 40. The scalar FloatRows
+     * is not used: its StrictMath, kept there so that training runs repeat, is 1.6x slower than Math.exp.
+     */
+    private static void exp(float[] a, int n) {
+        if (VECTOR_ROWS != null) {
+            VECTOR_ROWS.exp(a, 0, n);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) Math.exp(a[i]);
+        }
+    }
+
+    /** The sum of {@code a[0 .. n)} in double, four sums side by side (one waited on each add before it). */
+    private static double sum(float[] a, int n) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            s0 += a[i];
+            s1 += a[i + 1];
+            s2 += a[i + 2];
+            s3 += a[i + 3];
+        }
+        for (; i < n; i++) {
+            s0 += a[i];
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     /** Draws from {@code probs} over ids {@code 0..n} (keys null) or over the ids in {@code keys[0..n)}. */

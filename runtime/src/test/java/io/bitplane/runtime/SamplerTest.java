@@ -32,6 +32,33 @@ class SamplerTest {
         }
     }
 
+    /**
+     * A vocabulary of 37 (whole vectors of exponentials and a tail) at temperature 0.7, with a large spread of logits:
+     * every token's frequency follows its softmax weight, computed here with Math.exp.
+     */
+    @Test
+    void drawsOverWholeVectorsFollowTheSoftmax() {
+        float[] logits = new float[37];
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = (i * 7 % 37) / 6f - 3f;  // -3 .. 3, in no order
+        }
+        float temperature = 0.7f;
+        int draws = 300_000;
+        Sampler sampler = new Sampler(SamplerSettings.of(temperature, 1f, 5));
+        int[] c = new int[logits.length];
+        for (int i = 0; i < draws; i++) {
+            c[sampler.sample(logits.clone(), logits.length, new int[0], 0)]++;
+        }
+        double sum = 0;
+        for (float l : logits) {
+            sum += Math.exp(l / temperature);
+        }
+        for (int i = 0; i < logits.length; i++) {
+            double p = Math.exp(logits[i] / temperature) / sum;
+            assertEquals(p, c[i] / (double) draws, 0.004, "token " + i);
+        }
+    }
+
     @Test
     void filtersKeepOnlyTheirTokens() {
         // The two tied best tokens (1 and 4) hold 2 x 0.38 of the mass: a nucleus of 0.7 is exactly them.
