@@ -83,6 +83,38 @@ public interface Backend extends AutoCloseable {
      */
     void attention(Buffer out, Buffer q, Buffer keys, Buffer values, int[] positions, int batch, AttentionShape s);
 
+    /**
+     * Attention of sequences side by side, each over a cache of its own, in one call: run i is columns {@code
+     * [runStarts[i], runStarts[i + 1])} of q and out ({@code runStarts[runs]} is the batch), attending over
+     * {@code keys[i]} and {@code values[i]} at the columns' positions. Where one {@link #attention} a run split each
+     * run's little work over the threads on its own (a decoding step of 16 sequences: 16 calls a layer, each a
+     * wait for the pool), one call spreads all of it. Returns false, having done nothing, where a backend has no
+     * such op (the caller then calls attention once per run); results equal those calls' bit for bit. Runs that
+     * do not start at column 0 and follow one another are refused by every backend ({@link #checkRuns}).
+     */
+    default boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
+                                    int[] runStarts, int runs, AttentionShape s) {
+        checkRuns(keys, values, runStarts, runs);
+        return false;
+    }
+
+    /** That {@link #attentionOfRuns}' runs start at column 0, each after the one before, and have their caches. */
+    static void checkRuns(Buffer[] keys, Buffer[] values, int[] runStarts, int runs) {
+        if (runs < 1 || runStarts.length <= runs || keys.length < runs || values.length < runs) {
+            throw new IllegalArgumentException("attentionOfRuns: " + runs + " runs with " + runStarts.length
+                    + " starts, " + keys.length + " key and " + values.length + " value caches");
+        }
+        if (runStarts[0] != 0) {
+            throw new IllegalArgumentException("attentionOfRuns: the first run starts at column " + runStarts[0]);
+        }
+        for (int i = 0; i < runs; i++) {
+            if (runStarts[i + 1] <= runStarts[i]) {
+                throw new IllegalArgumentException("attentionOfRuns: run " + i + " covers columns " + runStarts[i]
+                        + " to " + runStarts[i + 1]);
+            }
+        }
+    }
+
     /** {@code gate = silu(gate) * up} over n floats. */
     void swiGlu(Buffer gate, Buffer up, int n);
 

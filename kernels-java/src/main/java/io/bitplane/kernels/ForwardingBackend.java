@@ -60,6 +60,12 @@ public abstract class ForwardingBackend implements Backend {
     }
 
     @Override
+    public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
+                                   int[] runStarts, int runs, AttentionShape s) {
+        return inner.attentionOfRuns(out, q, keys, values, positions, runStarts, runs, s);
+    }
+
+    @Override
     public void swiGlu(Buffer gate, Buffer up, int n) {
         inner.swiGlu(gate, up, n);
     }

@@ -22,6 +22,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -436,6 +437,76 @@ public abstract class BackendConformance {
                     keys, values, new int[] {pos[b]}, s);
             assertArrayEquals(java.util.Arrays.copyOfRange(batched, b * s.queryDim(), (b + 1) * s.queryDim()), alone,
                     "token " + b);
+        }
+    }
+
+    /**
+     * Runs of columns over caches of their own (sequences decoded side by side, one with a prompt of three columns):
+     * where the backend attends them in one call, each column's output is what one attention call over its run
+     * gives, bit for bit; where it has no such op, it says so and writes nothing. Head sizes that are and are not
+     * whole vectors, grouped and multi-query heads, contexts long enough that the backend splits them.
+     */
+    @ParameterizedTest(name = "{0} heads, {1} KV heads of {2}, positions up to {3}")
+    @CsvSource({"8, 4, 64, 40", "8, 4, 12, 40", "32, 4, 64, 700", "4, 1, 16, 9", "6, 2, 32, 300"})
+    public void attentionOfRunsEqualsOneCallARun(int heads, int kvHeads, int headSize, int longest) {
+        Random rnd = new Random(heads * 31L + headSize);
+        AttentionShape s = new AttentionShape(heads, kvHeads, headSize);
+        int[] runStarts = {0, 1, 4, 5, 7};  // runs of 1, 3, 1 and 2 columns
+        int runs = runStarts.length - 1;
+        int batch = runStarts[runs];
+        int capacity = longest + 1;
+        int[] pos = new int[batch];
+        Buffer[] keys = new Buffer[runs];
+        Buffer[] values = new Buffer[runs];
+        float[][] k = new float[runs][];
+        float[][] v = new float[runs][];
+        for (int i = 0; i < runs; i++) {
+            int first = i == 1 ? 0 : rnd.nextInt(capacity - 2);  // the three-column run is a prompt from 0
+            for (int b = runStarts[i]; b < runStarts[i + 1]; b++) {
+                pos[b] = first + b - runStarts[i];
+            }
+            k[i] = TestTensors.gaussian(rnd, capacity * s.kvDim(), 0.5f);
+            v[i] = TestTensors.gaussian(rnd, capacity * s.kvDim(), 1f);
+            keys[i] = fast.allocate(k[i].length);
+            values[i] = fast.allocate(v[i].length);
+            fast.write(k[i], 0, keys[i], 0, k[i].length);
+            fast.write(v[i], 0, values[i], 0, v[i].length);
+        }
+        pos[0] = longest;
+        float[] q = TestTensors.gaussian(rnd, batch * s.queryDim(), 1f);
+        Buffer qb = fast.allocate(q.length);
+        fast.write(q, 0, qb, 0, q.length);
+        Buffer out = fast.allocate(q.length);
+        float[] untouched = new float[q.length];
+        java.util.Arrays.fill(untouched, 7f);
+        fast.write(untouched, 0, out, 0, untouched.length);
+        boolean done = fast.attentionOfRuns(out, qb, keys, values, pos, runStarts, runs, s);
+        float[] got = new float[q.length];
+        fast.read(out, 0, got, 0, got.length);
+        if (!done) {
+            assertArrayEquals(untouched, got, "a backend without the op writes nothing");
+            return;
+        }
+        for (int i = 0; i < runs; i++) {
+            int from = runStarts[i] * s.queryDim();
+            int to = runStarts[i + 1] * s.queryDim();
+            float[] alone = attention(fast, java.util.Arrays.copyOfRange(q, from, to), k[i], v[i],
+                    java.util.Arrays.copyOfRange(pos, runStarts[i], runStarts[i + 1]), s);
+            assertArrayEquals(alone, java.util.Arrays.copyOfRange(got, from, to), "run " + i);
+        }
+    }
+
+    /** Runs that do not start at column 0, or overlap, are refused with a message by every backend. */
+    @Test
+    public void attentionOfRunsRefusesRunsOutOfOrder() {
+        AttentionShape s = new AttentionShape(4, 2, 16);
+        Buffer q = fast.allocate(2 * s.queryDim());
+        Buffer out = fast.allocate(2 * s.queryDim());
+        Buffer[] caches = {fast.allocate(4 * s.kvDim()), fast.allocate(4 * s.kvDim())};
+        for (int[] starts : new int[][] {{1, 2, 3}, {0, 1, 1}, {0, 2, 1}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> fast.attentionOfRuns(out, q, caches, caches, new int[] {0, 1, 2}, starts, 2, s));
+            assertTrue(e.getMessage().startsWith("attentionOfRuns: "), e.getMessage());
         }
     }
 

@@ -6,6 +6,8 @@ import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.Weights;
 
+import java.util.Arrays;
+
 /**
  * The Llama forward pass, top to bottom as in llama2.c's {@code forward}, over a batch of token columns. Column b
  * is token {@code tokens[b]} at position {@code positions[b]} of the sequence whose cache is {@code caches[b]}:
@@ -46,6 +48,10 @@ final class Decoder {
     private final int[] columnPositions;
     private final KvCache[] columnCaches;
     private final int[] runPositions;
+    // A step's runs of columns that share a cache: where each starts (and the batch after the last), their caches.
+    private final int[] runStarts;
+    private final Buffer[] runKeys;
+    private final Buffer[] runValues;
 
     Decoder(ModelConfig c, Backend backend, LlamaWeights w, int maxBatch, int maxLogitRows) {
         this.c = c;
@@ -76,6 +82,9 @@ final class Decoder {
         columnPositions = new int[maxBatch];
         columnCaches = new KvCache[maxBatch];
         runPositions = new int[maxBatch];
+        runStarts = new int[maxBatch + 1];
+        runKeys = new Buffer[maxBatch];
+        runValues = new Buffer[maxBatch];
         qkvOut = new Buffer[] {q, k, v};
         gateUpOut = new Buffer[] {hb, hb2};
     }
@@ -139,30 +148,47 @@ final class Decoder {
     }
 
     /**
-     * Stores each column's key and value in its cache and attends, one call per run of adjacent columns that
-     * share a cache (a run not at column 0 goes through the run buffers, since attention reads from column 0).
+     * Stores each column's key and value in its cache and attends: the runs of adjacent columns that share a cache
+     * (sequences) in one call where the backend has one ({@link Backend#attentionOfRuns}), else one call per run
+     * (a run not at column 0 goes through the run buffers, since attention reads from column 0).
      */
     private void attendRuns(int layer, int[] positions, KvCache[] caches, int n) {
         int kvDim = c.kvDim();
         int qDim = shape.queryDim();
-        for (int r0 = 0; r0 < n; ) {
+        int runs = 0;
+        for (int r0 = 0; r0 < n; runs++) {
             KvCache cache = caches[r0];
             int r1 = r0 + 1;
             while (r1 < n && caches[r1] == cache) {
                 r1++;
             }
-            int len = r1 - r0;
-            backend.copy(k, r0 * kvDim, cache.keys[layer], positions[r0] * kvDim, len * kvDim);
-            backend.copy(v, r0 * kvDim, cache.values[layer], positions[r0] * kvDim, len * kvDim);
-            if (r0 == 0) {
-                backend.attention(xb, q, cache.keys[layer], cache.values[layer], positions, len, shape);
-            } else {
-                System.arraycopy(positions, r0, runPositions, 0, len);
-                backend.copy(q, r0 * qDim, runQuery, 0, len * qDim);
-                backend.attention(runOut, runQuery, cache.keys[layer], cache.values[layer], runPositions, len, shape);
-                backend.copy(runOut, 0, xb, r0 * qDim, len * qDim);
-            }
+            backend.copy(k, r0 * kvDim, cache.keys[layer], positions[r0] * kvDim, (r1 - r0) * kvDim);
+            backend.copy(v, r0 * kvDim, cache.values[layer], positions[r0] * kvDim, (r1 - r0) * kvDim);
+            runStarts[runs] = r0;
+            runKeys[runs] = cache.keys[layer];
+            runValues[runs] = cache.values[layer];
             r0 = r1;
+        }
+        runStarts[runs] = n;
+        try {
+            if (runs > 1 && backend.attentionOfRuns(xb, q, runKeys, runValues, positions, runStarts, runs, shape)) {
+                return;
+            }
+            for (int i = 0; i < runs; i++) {
+                int r0 = runStarts[i];
+                int len = runStarts[i + 1] - r0;
+                if (r0 == 0) {
+                    backend.attention(xb, q, runKeys[i], runValues[i], positions, len, shape);
+                } else {
+                    System.arraycopy(positions, r0, runPositions, 0, len);
+                    backend.copy(q, r0 * qDim, runQuery, 0, len * qDim);
+                    backend.attention(runOut, runQuery, runKeys[i], runValues[i], runPositions, len, shape);
+                    backend.copy(runOut, 0, xb, r0 * qDim, len * qDim);
+                }
+            }
+        } finally {
+            Arrays.fill(runKeys, 0, runs, null);  // a finished sequence's cache is not held here
+            Arrays.fill(runValues, 0, runs, null);
         }
     }
 }

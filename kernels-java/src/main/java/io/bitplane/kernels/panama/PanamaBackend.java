@@ -936,6 +936,35 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     }
 
     /**
+     * Runs of columns over caches of their own in one call: the (token, KV head) groups of every run split over the
+     * pool at once, each group computed as {@link #attention} computes it (so the results are those of one call a
+     * run). Where heads are not whole vectors, the caller attends run by run.
+     */
+    @Override
+    public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
+                                   int[] runStarts, int runs, AttentionShape s) {
+        Backend.checkRuns(keys, values, runStarts, runs);
+        if (s.headSize() % F.length() != 0) {
+            return false;
+        }
+        int batch = runStarts[runs];
+        AttentionCall call = ATTENTION_CALLS.get().set(this, ArrayBuffer.of(out), ArrayBuffer.of(q), null, null,
+                positions, s, true);
+        call.setRuns(keys, values, runStarts, runs);
+        try {
+            int units = batch * s.nKvHeads();
+            if (pool.worthSplittingAttention(s, batch, maxPosition(positions, batch))) {
+                pool.run(units, call);
+            } else {
+                call.run(0, units);
+            }
+        } finally {
+            call.set(null, null, null, null, null, null, null, false);
+        }
+        return true;
+    }
+
+    /**
      * Attention's arguments for the pool's threads: the calling thread's own, filled again every call, so that
      * attention allocates nothing (as {@link PreparedProduct} for the products).
      */
@@ -948,6 +977,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         private int[] positions;
         private AttentionShape shape;
         private boolean byKvHead;
+        // Runs over caches of their own (attentionOfRuns; runs == 0 for one cache, k and v): run i's columns start
+        // at runStarts[i], its caches are runK[i] and runV[i].
+        private float[][] runK = new float[0][];
+        private float[][] runV = new float[0][];
+        private int[] runStarts;
+        private int runs;
 
         AttentionCall set(PanamaBackend backend, float[] o, float[] q, float[] k, float[] v, int[] positions,
                           AttentionShape shape, boolean byKvHead) {
@@ -959,12 +994,38 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             this.positions = positions;
             this.shape = shape;
             this.byKvHead = byKvHead;
+            Arrays.fill(runK, 0, runs, null);  // keeps no cache alive
+            Arrays.fill(runV, 0, runs, null);
+            this.runStarts = null;
+            this.runs = 0;
             return this;
+        }
+
+        void setRuns(Buffer[] keys, Buffer[] values, int[] runStarts, int runs) {
+            if (runK.length < runs) {
+                runK = new float[runs][];
+                runV = new float[runs][];
+            }
+            for (int i = 0; i < runs; i++) {
+                runK[i] = ArrayBuffer.of(keys[i]);
+                runV[i] = ArrayBuffer.of(values[i]);
+            }
+            this.runStarts = runStarts;
+            this.runs = runs;
         }
 
         @Override
         public void run(int from, int to) {
-            if (byKvHead) {
+            if (runs > 0) {
+                int kv = shape.nKvHeads();
+                for (int i = 0; i < runs; i++) {
+                    int lo = Math.max(from, runStarts[i] * kv);
+                    int hi = Math.min(to, runStarts[i + 1] * kv);
+                    if (lo < hi) {
+                        backend.attendKvGroups(o, q, runK[i], runV[i], positions, shape, lo, hi);
+                    }
+                }
+            } else if (byKvHead) {
                 backend.attendKvGroups(o, q, k, v, positions, shape, from, to);
             } else {
                 backend.attendHeads(o, q, k, v, positions, shape, from, to);

@@ -1,9 +1,12 @@
 package io.bitplane.kernels.ffm;
 
 import io.bitplane.kernels.AttentionShape;
+import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.WorkerPool;
+import io.bitplane.kernels.scalar.ArrayBuffer;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * Attention on the C kernel ({@code bp_attention}, attention.c): a call's (token, KV head) groups, or its query
@@ -25,8 +28,12 @@ final class NativeAttention implements WorkerPool.RangeTask {
     // One call's arguments, set by the calling thread, read by every thread of the call.
     private NativeKernels kernels;
     private MemorySegment q;
-    private MemorySegment keys;
-    private MemorySegment values;
+    // The caches of run i (columns from runStarts[i]): one run for a call over one cache.
+    private MemorySegment[] runKeys = new MemorySegment[1];
+    private MemorySegment[] runValues = new MemorySegment[1];
+    private int[] runStarts;
+    private final int[] oneRun = new int[2];
+    private int runs;
     private MemorySegment out;
     private MemorySegment positions;
     private AttentionShape shape;
@@ -43,35 +50,73 @@ final class NativeAttention implements WorkerPool.RangeTask {
     static void run(NativeKernels kernels, WorkerPool pool, boolean split, float[] out, float[] q, float[] keys,
                     float[] values, int[] positions, int batch, AttentionShape s, int maxPosition) {
         NativeAttention call = CALLS.get();
-        call.kernels = kernels;
-        call.q = call.heap.of(q);
-        call.keys = call.heap.of(keys);
-        call.values = call.heap.of(values);
-        call.out = call.heap.of(out);
-        call.positions = call.heap.of(positions);
-        call.shape = s;
+        call.oneRun[1] = batch;
+        call.runKeys[0] = call.heap.of(keys);
+        call.runValues[0] = call.heap.of(values);
         int groups = batch * s.nKvHeads();
-        call.unitHeads = split && groups < pool.threads() ? 1 : s.nHeads() / s.nKvHeads();
-        call.scoresNeeded = call.unitHeads * (maxPosition + 1);
-        int units = batch * s.nHeads() / call.unitHeads;
+        int unitHeads = split && groups < pool.threads() ? 1 : s.nHeads() / s.nKvHeads();
+        call.go(kernels, pool, split, out, q, positions, call.oneRun, 1, s, unitHeads, maxPosition);
+    }
+
+    /**
+     * Runs of columns over caches of their own ({@link io.bitplane.kernels.Backend#attentionOfRuns}): every run's
+     * (token, KV head) groups split over the pool in one go, each thread's share one downcall a run it touches. The
+     * arguments passed {@link #check}, run by run.
+     */
+    static void runs(NativeKernels kernels, WorkerPool pool, boolean split, float[] out, float[] q, Buffer[] keys,
+                     Buffer[] values, int[] positions, int[] runStarts, int runs, AttentionShape s, int maxPosition) {
+        NativeAttention call = CALLS.get();
+        if (call.runKeys.length < runs) {
+            call.runKeys = new MemorySegment[runs];
+            call.runValues = new MemorySegment[runs];
+        }
+        for (int i = 0; i < runs; i++) {
+            call.runKeys[i] = call.heap.of(ArrayBuffer.of(keys[i]));
+            call.runValues[i] = call.heap.of(ArrayBuffer.of(values[i]));
+        }
+        call.go(kernels, pool, split, out, q, positions, runStarts, runs, s, s.nHeads() / s.nKvHeads(), maxPosition);
+    }
+
+    private void go(NativeKernels kernels, WorkerPool pool, boolean split, float[] out, float[] q, int[] positions,
+                    int[] runStarts, int runs, AttentionShape s, int unitHeads, int maxPosition) {
+        this.kernels = kernels;
+        this.q = heap.of(q);
+        this.out = heap.of(out);
+        this.positions = heap.of(positions);
+        this.shape = s;
+        this.runStarts = runStarts;
+        this.runs = runs;
+        this.unitHeads = unitHeads;
+        scoresNeeded = unitHeads * (maxPosition + 1);
+        int units = runStarts[runs] * s.nHeads() / unitHeads;
         try {
             if (split) {
-                pool.run(units, call);
+                pool.run(units, this);
             } else {
-                call.run(0, units);
+                run(0, units);
             }
         } finally {
-            call.kernels = null; // the segments keep their arrays: drop them until the next call
-            call.q = call.keys = call.values = call.out = call.positions = null;
-            call.shape = null;
+            this.kernels = null; // the segments keep their arrays: drop them until the next call
+            this.q = this.out = this.positions = null;
+            Arrays.fill(runKeys, 0, runs, null);
+            Arrays.fill(runValues, 0, runs, null);
+            this.runStarts = null;
+            this.shape = null;
         }
     }
 
     @Override
     public void run(int from, int to) {
         MemorySegment own = CALLS.get().scores(scoresNeeded); // this thread's scratch
-        kernels.attention(q, keys, values, out, positions, shape.nHeads(), shape.nKvHeads(), shape.headSize(),
-                unitHeads, from, to, own);
+        int unitsPerColumn = shape.nHeads() / unitHeads;
+        for (int i = 0; i < runs; i++) {
+            int lo = Math.max(from, runStarts[i] * unitsPerColumn);
+            int hi = Math.min(to, runStarts[i + 1] * unitsPerColumn);
+            if (lo < hi) {
+                kernels.attention(q, runKeys[i], runValues[i], out, positions, shape.nHeads(), shape.nKvHeads(),
+                        shape.headSize(), unitHeads, lo, hi, own);
+            }
+        }
     }
 
     /** This thread's scores scratch, at least {@code floats} long. */
@@ -88,6 +133,13 @@ final class NativeAttention implements WorkerPool.RangeTask {
      */
     static int check(float[] out, float[] q, float[] keys, float[] values, int[] positions, int batch,
                      AttentionShape s) {
+        return check(out, q, keys, values, positions, 0, batch, s);
+    }
+
+    /** As {@link #check(float[], float[], float[], float[], int[], int, AttentionShape)}, for columns [from, to). */
+    static int check(float[] out, float[] q, float[] keys, float[] values, int[] positions, int from, int to,
+                     AttentionShape s) {
+        int batch = to;
         if (s.nHeads() < 1 || s.nKvHeads() < 1 || s.headSize() < 1 || s.nHeads() % s.nKvHeads() != 0) {
             throw new IllegalArgumentException("attention: " + s.nHeads() + " heads, " + s.nKvHeads()
                     + " KV heads of " + s.headSize() + " values (heads must be a positive multiple of KV heads)");
@@ -105,7 +157,7 @@ final class NativeAttention implements WorkerPool.RangeTask {
         long kvDim = (long) s.nKvHeads() * s.headSize();
         long cached = Math.min(keys.length, values.length) / kvDim;
         int max = 0;
-        for (int b = 0; b < batch; b++) {
+        for (int b = from; b < batch; b++) {
             if (positions[b] < 0 || positions[b] >= cached) {
                 throw new IllegalArgumentException("attention: token " + b + " at position " + positions[b]
                         + ", where the KV cache holds positions 0 to " + (cached - 1));

@@ -302,6 +302,27 @@ public final class NativeBackend extends ForwardingBackend {
         NativeAttention.run(kernels, pool, split, o, qa, k, v, positions, batch, s, maxPosition);
     }
 
+    /** Runs over caches of their own in one call (see {@link NativeAttention#runs}), where attention runs in C. */
+    @Override
+    public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
+                                   int[] runStarts, int runs, AttentionShape s) {
+        Backend.checkRuns(keys, values, runStarts, runs);
+        if (kernels.isa() != NativeKernels.ISA_AVX512 || s.headSize() % 16 != 0) {
+            return super.attentionOfRuns(out, q, keys, values, positions, runStarts, runs, s);
+        }
+        float[] o = ArrayBuffer.of(out);
+        float[] qa = ArrayBuffer.of(q);
+        int maxPosition = 0;
+        for (int i = 0; i < runs; i++) {
+            maxPosition = Math.max(maxPosition, NativeAttention.check(o, qa, ArrayBuffer.of(keys[i]),
+                    ArrayBuffer.of(values[i]), positions, runStarts[i], runStarts[i + 1], s));
+        }
+        int batch = runStarts[runs];
+        NativeAttention.runs(kernels, pool, pool.worthSplittingAttention(s, batch, maxPosition), o, qa, keys, values,
+                positions, runStarts, runs, s, maxPosition);
+        return true;
+    }
+
     /**
      * Products of one input that all start from its INT8 codes (a layer's q, k and v, say) run as one job: the
      * input quantized once, every product's rows split over the pool in one go (a 256 x 2048 product from DRAM

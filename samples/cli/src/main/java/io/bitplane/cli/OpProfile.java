@@ -179,6 +179,14 @@ final class OpProfile extends ForwardingBackend {
     }
 
     @Override
+    public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
+                                   int[] runStarts, int runs, AttentionShape s) {
+        boolean[] done = new boolean[1];
+        timed("attention", () -> done[0] = inner.attentionOfRuns(out, q, keys, values, positions, runStarts, runs, s));
+        return done[0];
+    }
+
+    @Override
     public void swiGlu(Buffer gate, Buffer up, int n) {
         timed("swiglu", () -> inner.swiGlu(gate, up, n));
     }
