@@ -115,7 +115,10 @@ public final class Sampler {
      * {@code a[i] = exp(a[i])} below n: in vectors where the Vector API runs ({@link FloatRows}' Panama form, within 2
      * ulp), else by {@link Math#exp}. One at a time, Math.exp took 200 us a token for 32,000 entries, serially on a
      * server's scheduler thread (10% of a 16-sequence step of the 418M model); vectors take 40. The scalar FloatRows
-     * is not used: its StrictMath, kept there so that training runs repeat, is 1.6x slower than Math.exp.
+     * is not used: its StrictMath, kept there so that training runs repeat, is 1.6x slower than Math.exp. The
+     * vector exponentials give the same bits cold or warm (Math.exp may differ by an ulp between the interpreter
+     * and C2); without the vector module the probabilities can differ from them by 2 ulp, so a seed's text can
+     * differ there in a rare draw.
      */
     private static void exp(float[] a, int n) {
         if (VECTOR_ROWS != null) {
