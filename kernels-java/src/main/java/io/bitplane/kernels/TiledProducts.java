@@ -14,4 +14,7 @@ public interface TiledProducts {
 
     /** Whether this backend's upload of an INT4 or INT4_ASYM tensor of this spec gives tiles for INT8 activations. */
     boolean int4TilesFor(TensorSpec spec);
+
+    /** Whether this backend's upload of an INT8 tensor of this spec gives tiles for INT8 activations. */
+    boolean int8TilesFor(TensorSpec spec);
 }

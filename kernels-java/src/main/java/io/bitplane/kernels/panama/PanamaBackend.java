@@ -214,6 +214,11 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     }
 
     @Override
+    public boolean int8TilesFor(TensorSpec spec) {
+        return Int8TileMatmul.supports(spec);
+    }
+
+    @Override
     public String name() {
         return "java";
     }

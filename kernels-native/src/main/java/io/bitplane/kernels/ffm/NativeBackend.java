@@ -37,7 +37,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * in C (the tests run both). So do INT4 and INT4_ASYM with INT8 activations where the group lanes below do not take
  * them (K not a multiple of 512, or the AVX2 and portable builds): the general C path pays per group what the Java
  * backend's nibble tiles do not (one token, 2 threads: 172 x 64, stories260K's, 4.4 against 0.56 us a call; 2048 x
- * 5504 207 against 167). {@code -Dbitplane.native.int4Products=native} keeps them in C.
+ * 5504 207 against 167). {@code -Dbitplane.native.int4Products=native} keeps them in C. And INT8 with INT8
+ * activations outside the group lanes on the AVX-512 build alike (JMH, one token, 2 threads, calls/s, Java
+ * against C: 172 x 64 1.76-1.86M against 0.37M; 4096 x 4096 with one scale a row 3,920 against 3,670, in groups of
+ * 64 3,579 against 2,845; 4096 x 4000 in groups of 32 level); not on the AVX2 build, whose C kernel read 4096 x
+ * 4096 at 1.46x the Java one's AVX2 code. {@code -Dbitplane.native.int8Products=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8, INT4 and INT4_ASYM
@@ -60,6 +64,8 @@ public final class NativeBackend extends ForwardingBackend {
     private final boolean floatTiles;
     /** Whether INT4 x INT8 products the group lanes do not take go to the Java backend's tiles (class comment). */
     private final boolean int4Tiles;
+    /** Likewise for INT8 x INT8 products (class comment). */
+    private final boolean int8Tiles;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8, INT4 and
      * INT4_ASYM in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
@@ -131,6 +137,7 @@ public final class NativeBackend extends ForwardingBackend {
         };
         this.floatTiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.floatProducts");
         this.int4Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int4Products");
+        this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products");
     }
 
     /** A property saying where some products run: auto (the Java backend's tiles, where it has them) or native. */
@@ -153,7 +160,9 @@ public final class NativeBackend extends ForwardingBackend {
         }
         TensorSpec spec = tensor.spec();
         return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
-                || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor);
+                || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor)
+                || int8Tiles && kernels.isa() == NativeKernels.ISA_AVX512 && ((TiledProducts) inner).int8TilesFor(spec)
+                        && !inGroupLanes(tensor);
     }
 
     /**
@@ -183,6 +192,7 @@ public final class NativeBackend extends ForwardingBackend {
     public String description() {
         return "native (" + NativeLibrary.isaName(kernels.isa()) + ", " + pool.threads() + " threads; other ops"
                 + (floatTiles ? " and float-activation products of tiled weights" : "")
+                + (int8Tiles && kernels.isa() == NativeKernels.ISA_AVX512 ? " and INT8 x INT8" : "")
                 + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
                 + " on " + inner.name() + ")";
     }

@@ -26,13 +26,48 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Where the native backend puts INT4 x INT8 tensors: into its group lanes where they take them (AVX-512 build, K a
+ * Where the native backend puts INT4 x INT8 tensors (and INT8 x INT8 ones, below): into its group lanes where they take them (AVX-512 build, K a
  * multiple of 512), else onto the Java backend's nibble tiles, whose products are faster there (NativeBackend's class
  * comment). One token and small batches then run on the tiles, larger batches on the file's bytes in C (or on the
  * tiles too, where the bytes are on the heap, as a model converted at load has them); every result is the oracle's
  * bit for bit either way, so a token's result does not depend on its batch.
  */
 class NativeInt4RoutingTest {
+
+    /**
+     * INT8 x INT8 alike on the AVX-512 build (the Java INT8 tiles beat the general C path there), and in C on the
+     * others (their C kernel is faster for large tensors): every result the oracle's.
+     */
+    @ParameterizedTest(name = "{0} {1}x{2} on the heap {3}")
+    @CsvSource({"int8@32, 172, 64, false", "int8, 33, 100, false", "int8@64, 17, 1024, false",
+        "int8@32, 9, 2048, false", "int8@32, 64, 172, true"})
+    void int8OutsideTheLanesRunsOnTheJavaTilesOnTheAvx512Build(String spec, int rows, int cols, boolean heap) {
+        NativeAvailability.assumeLoaded();
+        try (Backend backend = Backends.create("native", 2)) {
+            Random rnd = new Random(rows * 41L + cols);
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec), ActivationHint.INT8);
+            BpmTensor placed = heap ? new BpmTensor(t.spec(), MemorySegment.ofArray(t.bytes()), 0, 0)
+                    : BackendConformance.placed(t, 3);
+            Weights w = backend.upload(placed);
+            boolean avx512 = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512;
+            assertEquals(avx512, backend.description().contains("INT8 x INT8"), backend.description());
+            if (avx512 && cols % 512 == 0 && spec.startsWith("int8@32")) {
+                assertInstanceOf(GroupLaneWeights.class, w, spec + " " + rows + "x" + cols);
+            } else if (avx512) {
+                assertInstanceOf(RepackedWeights.class, w);
+                assertFalse(w instanceof NativeRepackedWeights, "the Java backend's tiles");
+            } else {
+                assertFalse(w instanceof RepackedWeights && !(w instanceof NativeRepackedWeights), "not on Java");
+            }
+            for (int batch : new int[] {1, 3, GroupLaneWeights.MAX_BATCH + 1, 17}) {
+                float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+                float[] expected = BackendConformance.matmul(new ScalarBackend(), placed, x, batch);
+                assertArrayEquals(expected, BackendConformance.matmul(backend, placed, x, batch),
+                        spec + " batch " + batch);
+            }
+        }
+    }
 
     @ParameterizedTest(name = "{0} {1}x{2} packed {3} on the heap {4}")
     @CsvSource({"int4@32, 172, 64, false, false", "int4@32, 33, 100, true, false",
