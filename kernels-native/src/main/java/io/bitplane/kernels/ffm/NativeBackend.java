@@ -64,7 +64,7 @@ public final class NativeBackend extends ForwardingBackend {
     private final boolean floatTiles;
     /** Whether INT4 x INT8 products the group lanes do not take go to the Java backend's tiles (class comment). */
     private final boolean int4Tiles;
-    /** Likewise for INT8 x INT8 products (class comment). */
+    /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8, INT4 and
@@ -137,7 +137,8 @@ public final class NativeBackend extends ForwardingBackend {
         };
         this.floatTiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.floatProducts");
         this.int4Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int4Products");
-        this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products");
+        this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products")
+                && kernels.isa() == NativeKernels.ISA_AVX512;
     }
 
     /** A property saying where some products run: auto (the Java backend's tiles, where it has them) or native. */
@@ -161,8 +162,7 @@ public final class NativeBackend extends ForwardingBackend {
         TensorSpec spec = tensor.spec();
         return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
                 || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor)
-                || int8Tiles && kernels.isa() == NativeKernels.ISA_AVX512 && ((TiledProducts) inner).int8TilesFor(spec)
-                        && !inGroupLanes(tensor);
+                || int8Tiles && ((TiledProducts) inner).int8TilesFor(spec) && !inGroupLanes(tensor);
     }
 
     /**
@@ -192,7 +192,7 @@ public final class NativeBackend extends ForwardingBackend {
     public String description() {
         return "native (" + NativeLibrary.isaName(kernels.isa()) + ", " + pool.threads() + " threads; other ops"
                 + (floatTiles ? " and float-activation products of tiled weights" : "")
-                + (int8Tiles && kernels.isa() == NativeKernels.ISA_AVX512 ? " and INT8 x INT8" : "")
+                + (int8Tiles ? " and INT8 x INT8" : "")
                 + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
                 + " on " + inner.name() + ")";
     }
