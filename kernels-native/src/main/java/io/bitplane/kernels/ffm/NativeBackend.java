@@ -304,7 +304,7 @@ public final class NativeBackend extends ForwardingBackend {
         float[] k = ArrayBuffer.of(keys);
         float[] v = ArrayBuffer.of(values);
         int maxPosition = NativeAttention.check(o, qa, k, v, positions, batch, s); // either way, the same errors
-        if (kernels.isa() != NativeKernels.ISA_AVX512 || s.headSize() % 16 != 0) {
+        if (!attendsInC(s)) {
             super.attention(out, q, keys, values, positions, batch, s);
             return;
         }
@@ -312,12 +312,17 @@ public final class NativeBackend extends ForwardingBackend {
         NativeAttention.run(kernels, pool, split, o, qa, k, v, positions, batch, s, maxPosition);
     }
 
+    /** Whether attention of this shape runs in C: on the AVX-512 build, heads of whole 16-float vectors. */
+    private boolean attendsInC(AttentionShape s) {
+        return kernels.isa() == NativeKernels.ISA_AVX512 && s.headSize() % 16 == 0;
+    }
+
     /** Runs over caches of their own in one call (see {@link NativeAttention#runs}), where attention runs in C. */
     @Override
     public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
                                    int[] runStarts, int runs, AttentionShape s) {
         Backend.checkRuns(keys, values, runStarts, runs);
-        if (kernels.isa() != NativeKernels.ISA_AVX512 || s.headSize() % 16 != 0) {
+        if (!attendsInC(s)) {
             return super.attentionOfRuns(out, q, keys, values, positions, runStarts, runs, s);
         }
         float[] o = ArrayBuffer.of(out);
