@@ -70,6 +70,12 @@ static inline float sum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The lane sums of four vectors at once, in lanes 0-3 (fewer shuffles than four sum8 calls). */
+static inline __m128 sum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d)); /* each half: its 4 lanes' sums */
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 static inline int32_t sum8i(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
@@ -187,6 +193,10 @@ ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
 }
 /* The lanes' sum in a fixed order (GCC's sequence of halvings). */
 ALWAYS_INLINE float vf_sum(vecf a) { return _mm512_reduce_add_ps(a); }
+/* Halves a vector's lanes: lane i of the result is lane i + lane i + 8 (AVX512F only, no AVX512DQ). */
+ALWAYS_INLINE __m256 vf_fold(vecf a) {
+    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
 /* Lane i (i < 16 / m) the sum of lanes m i .. m i + m - 1, for m = 1, 2, 4 or 8; the other lanes 0. */
 ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
     static const __mmask16 firsts[9] = {0, 0xFFFF, 0x5555, 0, 0x1111, 0, 0, 0, 0x0101};
@@ -249,6 +259,7 @@ ALWAYS_INLINE vecf vf_codes(const int8_t *p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) p)));
 }
 ALWAYS_INLINE float vf_sum(vecf a) { return sum8(a); }
+ALWAYS_INLINE __m256 vf_fold(vecf a) { return a; }
 /* Lane i (i < 8 / m) the sum of lanes m i .. m i + m - 1, for m = 1, 2 or 4; the other lanes unspecified. */
 ALWAYS_INLINE vec v_group_lanes(vec v, int m) {
     if (m >= 2) {
@@ -1541,12 +1552,15 @@ static void rows_codes_f32(const int8_t *const c[F32_ROWS], int64_t ahead, const
             extra[j] += scales[j][g] * tail + (mins[j] ? mins[j][g] * xsums[g] : 0);
         }
     }
-    for (int j = 0; j < F32_ROWS; j++) {
 #ifdef __AVX2__
-        y[j] = vf_sum(acc[j]) + extra[j];
+    _Static_assert(F32_ROWS == 4, "one sum4x8 a pass");
+    float sums[F32_ROWS];
+    _mm_storeu_ps(sums, sum4x8(vf_fold(acc[0]), vf_fold(acc[1]), vf_fold(acc[2]), vf_fold(acc[3])));
 #else
-        y[j] = extra[j];
+    const float sums[F32_ROWS] = {0};
 #endif
+    for (int j = 0; j < F32_ROWS; j++) {
+        y[j] = sums[j] + extra[j];
     }
 }
 
@@ -1556,12 +1570,19 @@ static void f16_to_floats(const uint8_t *src, float *dst, int64_t count) {
     for (; i + 8 <= count; i += 8) {
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (src + 2 * i))));
     }
+    if (i < count) { /* the last few through one zero-padded vector too: the software conversion branches */
+        uint16_t halves[8] = {0};
+        float floats[8];
+        memcpy(halves, src + 2 * i, (size_t) (count - i) * 2);
+        _mm256_storeu_ps(floats, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) halves)));
+        memcpy(dst + i, floats, (size_t) (count - i) * 4);
+        return;
+    }
 #endif
     for (; i < count; i++) {
         dst[i] = f16_to_f32(load_u16(src + 2 * i));
     }
 }
-
 
 /* Rows per pass of the VNNI batch kernel (two vectors of 16 int32 lanes, one row each); see batch_vnni. The
    scratch holds one turned pass on the VNNI build only. */
@@ -1628,7 +1649,6 @@ int64_t BP_FN(_scratch_bytes)(int64_t k, int64_t group, int32_t batch) {
            + 2 * align64(TURNED_ROWS * groups * 4) + align64(batch * groups * 4);
 }
 
-/* One block of rows: codes (when the kernel reads them from memory), scales and mins as floats. */
 /* Bytes from one row's codes to the next: INT8 bytes, bit planes, or packed blocks. */
 static inline int64_t row_stride(int32_t kind, int64_t k) {
     if (kind == BP_INT8) {
@@ -1645,14 +1665,14 @@ static inline int64_t row_stride(int32_t kind, int64_t k) {
 static void prepare_block(const uint8_t *w, int32_t kind, int64_t k, int64_t groups, int64_t scales_offset,
                           int64_t mins_offset, int64_t r, int rows, int decode, const scratch *s) {
     int64_t plane_bytes = (k + 63) / 64 * 8;
-    for (int j = 0; j < rows; j++) {
-        if (decode) {
-            decode_row(w + (r + j) * row_stride(kind, k), plane_bytes, kind, k, s->codes + j * k);
-        }
-        f16_to_floats(w + scales_offset + 2 * (r + j) * groups, s->scales + j * groups, groups);
-        if ((kind & ~PACKED) == BP_INT4_ASYM) {
-            f16_to_floats(w + mins_offset + 2 * (r + j) * groups, s->mins + j * groups, groups);
-        }
+    for (int j = 0; decode && j < rows; j++) {
+        decode_row(w + (r + j) * row_stride(kind, k), plane_bytes, kind, k, s->codes + j * k);
+    }
+    /* The block's rows' scales (and mins) follow one another in the file as in the scratch: one conversion, whole
+       vectors even where a row has few groups (row by row, stories260K's 2 groups a row took a third of a call) */
+    f16_to_floats(w + scales_offset + 2 * r * groups, s->scales, rows * groups);
+    if ((kind & ~PACKED) == BP_INT4_ASYM) {
+        f16_to_floats(w + mins_offset + 2 * r * groups, s->mins, rows * groups);
     }
 }
 
