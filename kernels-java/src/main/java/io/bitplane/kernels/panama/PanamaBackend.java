@@ -924,37 +924,39 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         float[] v = ArrayBuffer.of(values);
         int groups = batch * s.nKvHeads();
         // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then.
-        boolean byKvHead = s.headSize() % F.length() == 0 && (!split || groups >= pool.threads());
-        int units = byKvHead ? groups : pairs;
-        if (split) {
-            AttentionCall call = ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, byKvHead);
-            try {
+        int mode = SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
+                : s.headSize() % F.length() == 0 && (!split || groups >= pool.threads()) ? AttentionCall.KV_GROUPS
+                : AttentionCall.HEADS;
+        int units = mode == AttentionCall.HEADS ? pairs : groups;
+        AttentionCall call = ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, mode);
+        try {
+            if (split) {
                 pool.run(units, call);
-            } finally {
-                call.set(null, null, null, null, null, null, null, false); // keeps no backend nor cache alive
+            } else {
+                call.run(0, units);
             }
-        } else if (byKvHead) {
-            attendKvGroups(o, qa, k, v, positions, s, 0, units);
-        } else {
-            attendHeads(o, qa, k, v, positions, s, 0, units);
+        } finally {
+            call.set(null, null, null, null, null, null, null, AttentionCall.HEADS); // keeps no backend nor cache
         }
     }
 
     /**
      * Runs of columns over caches of their own in one call: the (token, KV head) groups of every run split over the
      * pool at once, each group computed as {@link #attention} computes it (so the results are those of one call a
-     * run). Where heads are not whole vectors, the caller attends run by run.
+     * run). Where heads are neither whole vectors nor shorter than one, the caller attends run by run.
      */
     @Override
     public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
                                    int[] runStarts, int runs, AttentionShape s) {
         Backend.checkRuns(keys, values, runStarts, runs);
-        if (s.headSize() % F.length() != 0) {
+        int mode = SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
+                : s.headSize() % F.length() == 0 ? AttentionCall.KV_GROUPS : AttentionCall.HEADS;
+        if (mode == AttentionCall.HEADS) {
             return false;
         }
         int batch = runStarts[runs];
         AttentionCall call = ATTENTION_CALLS.get().set(this, ArrayBuffer.of(out), ArrayBuffer.of(q), null, null,
-                positions, s, true);
+                positions, s, mode);
         call.setRuns(keys, values, runStarts, runs);
         try {
             int units = batch * s.nKvHeads();
@@ -964,7 +966,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                 call.run(0, units);
             }
         } finally {
-            call.set(null, null, null, null, null, null, null, false);
+            call.set(null, null, null, null, null, null, null, AttentionCall.HEADS);
         }
         return true;
     }
@@ -974,6 +976,11 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
      * attention allocates nothing (as {@link PreparedProduct} for the products).
      */
     private static final class AttentionCall implements WorkerPool.RangeTask {
+        /** Units of work: (token, head) pairs (attendHeads), or (token, KV head) groups of whole-vector heads
+         * (attendKvGroups) or of heads shorter than a vector (SmallHeadAttention). */
+        static final int HEADS = 0;
+        static final int KV_GROUPS = 1;
+        static final int SMALL_HEADS = 2;
         private PanamaBackend backend;
         private float[] o;
         private float[] q;
@@ -981,7 +988,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         private float[] v;
         private int[] positions;
         private AttentionShape shape;
-        private boolean byKvHead;
+        private int mode;
         // Runs over caches of their own (attentionOfRuns; runs == 0 for one cache, k and v): run i's columns start
         // at runStarts[i], its caches are runK[i] and runV[i].
         private float[][] runK = new float[0][];
@@ -990,7 +997,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         private int runs;
 
         AttentionCall set(PanamaBackend backend, float[] o, float[] q, float[] k, float[] v, int[] positions,
-                          AttentionShape shape, boolean byKvHead) {
+                          AttentionShape shape, int mode) {
             this.backend = backend;
             this.o = o;
             this.q = q;
@@ -998,7 +1005,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             this.v = v;
             this.positions = positions;
             this.shape = shape;
-            this.byKvHead = byKvHead;
+            this.mode = mode;
             Arrays.fill(runK, 0, runs, null);  // keeps no cache alive
             Arrays.fill(runV, 0, runs, null);
             this.runStarts = null;
@@ -1027,13 +1034,19 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                     int lo = Math.max(from, runStarts[i] * kv);
                     int hi = Math.min(to, runStarts[i + 1] * kv);
                     if (lo < hi) {
-                        backend.attendKvGroups(o, q, runK[i], runV[i], positions, shape, lo, hi);
+                        attend(runK[i], runV[i], lo, hi);
                     }
                 }
-            } else if (byKvHead) {
-                backend.attendKvGroups(o, q, k, v, positions, shape, from, to);
             } else {
-                backend.attendHeads(o, q, k, v, positions, shape, from, to);
+                attend(k, v, from, to);
+            }
+        }
+
+        private void attend(float[] keys, float[] values, int from, int to) {
+            switch (mode) {
+                case SMALL_HEADS -> SmallHeadAttention.attend(o, q, keys, values, positions, shape, from, to);
+                case KV_GROUPS -> backend.attendKvGroups(o, q, keys, values, positions, shape, from, to);
+                default -> backend.attendHeads(o, q, keys, values, positions, shape, from, to);
             }
         }
     }
