@@ -83,8 +83,14 @@ final class BenchCommand implements Callable<Integer> {
             + "Default: ${DEFAULT-VALUE}.")
     String output;
 
-    /** Bytes of weights cycled through per kernel: several times any cache. */
-    private static final long WORKING_SET = 256L << 20;
+    /**
+     * Bytes of weights cycled through per kernel: several times any cache. 256 MB was, until a machine of this
+     * project's reported a 480 MB L3: there a stream read 47 GB/s over 128 MB, 30 over 256 MB (against 26-31 over
+     * 512 MB to 2 GB), and kernels cycling through 256 MB read up to 121% of the roofline.
+     */
+    private static final long WORKING_SET = 1L << 30;
+    /** At most this many copies of one tensor (a small tensor's copies would take long to upload). */
+    private static final int MAX_COPIES = 256;
 
     /**
      * One kernel; {@code bandwidth} was measured just before it and just after, the higher (StreamRead#ofRun: this
@@ -323,7 +329,7 @@ final class BenchCommand implements Callable<Integer> {
         if (packed) {
             t = PackedCodes.relayout(t);
         }
-        int copies = (int) Math.max(1, Math.min(64, WORKING_SET / t.bytes().length));
+        int copies = (int) Math.max(1, Math.min(MAX_COPIES, WORKING_SET / t.bytes().length));
         // Shared: the backend's worker threads read these weights.
         try (Arena arena = Arena.ofShared()) {
             Weights[] ws = new Weights[copies];

@@ -19,7 +19,8 @@ final class StreamRead {
     }
 
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
-    private static final long BYTES_PER_THREAD = 256L << 20;
+    /** Past any cache, even one thread's (see BenchCommand#WORKING_SET: a 480 MB L3 served 256 MB in part). */
+    private static final long BYTES_PER_THREAD = 512L << 20;
     /** Where the sums go, so that the loads cannot be optimised away. */
     static volatile long sink;
 
@@ -43,7 +44,7 @@ final class StreamRead {
 
     /**
      * Each thread's buffer, kept from one measurement to the next (a bench measures before every kernel): allocating,
-     * filling and first passing 256 MB per thread cost more than the measurement.
+     * filling and first passing 512 MB per thread cost more than the measurement.
      */
     private static final java.util.List<MemorySegment> BUFFERS = new java.util.ArrayList<>();
 
