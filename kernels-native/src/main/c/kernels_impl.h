@@ -57,6 +57,16 @@ static inline float f16_to_f32(uint16_t h) {
 #ifdef __AVX2__
 #include <immintrin.h>
 
+/*
+ * A prefetch distance in bytes. Two machines of this project's wanted different ones: an AMD EPYC (Zen 4, reading
+ * 50-100 GB/s), where the distances were first tuned, and an Intel Xeon (28 GB/s), where those ran 15-20% below
+ * shorter ones (docs/PERFORMANCE.md, "Prefetch distances"). Not a rule: the Intel machine's distance on Intel CPUs,
+ * the AMD one's elsewhere (bp_best_isa's __builtin_cpu_init has read the CPU before any kernel runs).
+ */
+static inline int64_t prefetch_distance(int64_t intel, int64_t other) {
+    return __builtin_cpu_is("intel") ? intel : other;
+}
+
 /* The 8x8 transpose of floats: lane j of v[i] goes to lane i of v[j]. */
 static inline void transpose8x8(__m256 v[8]) {
     __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
