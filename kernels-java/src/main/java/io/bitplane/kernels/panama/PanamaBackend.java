@@ -923,7 +923,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         float[] k = ArrayBuffer.of(keys);
         float[] v = ArrayBuffer.of(values);
         int groups = batch * s.nKvHeads();
-        // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then.
+        // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then (heads
+        // shorter than a vector go by group always: a group of them is little work).
         int mode = SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
                 : s.headSize() % F.length() == 0 && (!split || groups >= pool.threads()) ? AttentionCall.KV_GROUPS
                 : AttentionCall.HEADS;
