@@ -12,15 +12,16 @@ import jdk.incubator.vector.VectorSpecies;
  * <pre>
  * KV cache (the decoder's): position t's keys at k[t * kvDim + kvHead * hs + d] for d below hs; values alike in v.
  * Queries: head h of token b at q[b * queryDim + h * hs + d]; the output alike in o.
- * Lanes: lane i of a vector holds position t + i; a KV head's column d is read down the positions by one gather
+ * Score lanes: lane i of a vector holds position t + i; a KV head's column d is read down the positions by a gather
  *   (indices i * kvDim), so no vector is summed across its lanes per position, as the head-by-head kernels did.
  * Scores: s_t = (fused multiply-add chain from 0 over d in order of k_td q_d) / sqrt(hs); positions past whole
  *   vectors take the same chain in Math.fma, so a score's bits do not depend on the lane its position falls in.
- * Weighted sums: out_d = sum_t w_t v_td, lane i summing positions i, i + L, i + 2L, ..., then the lanes (Lanes.sum),
- *   then the positions past whole vectors in order. Another order than the scalar reference's: equal within
- *   rounding, and the same for a token whatever batch it comes in.
+ * Weighted sums: out_d = sum_t w_t v_td in the head's hs lanes: each position's values one masked load, times its
+ *   broadcast weight, in four chains by position (two for a pair of heads), added at the end. Another order than
+ *   the scalar reference's: equal within rounding, and the same for a token whatever batch it comes in. (Gathering
+ *   these down the positions too, as the scores are, ran 1.25-1.3x slower: docs/PERFORMANCE.md.)
  * </pre>
- * The query heads that share a KV head go two at a time, so that each gathered vector serves both.
+ * The query heads that share a KV head go two at a time, so that each gathered or loaded vector serves both.
  */
 final class SmallHeadAttention {
     private SmallHeadAttention() {
