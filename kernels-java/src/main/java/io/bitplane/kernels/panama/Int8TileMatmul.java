@@ -88,15 +88,22 @@ final class Int8TileMatmul {
         }
     }
 
-    /** Per worker thread: two tiles' results, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[2 * TILE_ROWS]);
+    /** Tiles summed in one pass over a token's codes (see {@link #tiles}). */
+    private static final int TILES_PER_PASS = 4;
+
+    /** Per worker thread: a pass's tiles' results, tile by tile, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> TILE_RESULTS =
+            ThreadLocal.withInitial(() -> new float[TILES_PER_PASS * TILE_ROWS]);
 
     /**
      * Tiles [tile0, tile1) for every token: codes of token t at {@code q[t * 2P ..]} (zero past K), results at
-     * {@code y[t * N + row]}. Tiles go in pairs (A and B; a last single tile is its own B): each code broadcast
-     * serves both, and two streams of weights are in flight. From DRAM (2 threads), one tile at a time -> pairs:
-     * 4096x14336 29-31 -> 56-59 G weights/s, 32000x2048 (the 418M model's output projection) 26-32 -> 29-37;
-     * AVX2 code 25-28 -> 30-32.
+     * {@code y[t * N + row]}. Tiles go four at a time (A to D; the missing ones of a last pass read A again, their
+     * sums unused): each code broadcast serves all four, and four streams of weights are in flight. From DRAM (2
+     * threads), one tile at a time -> pairs: 4096x14336 29-31 -> 56-59 G weights/s, 32000x2048 (the 418M model's
+     * output projection) 26-32 -> 29-37; AVX2 code 25-28 -> 30-32. Pairs -> fours (an Intel Xeon at 26-27 GB/s,
+     * 4096x14336 cycled through 1 GB): 20.9-21.3 -> 22.8-23.0, AVX2 code level (20.8-20.9 against 20.0-21.7), from
+     * the caches level. Written out tile by tile: with the products and terms in helper methods C2 did not inline
+     * them, and boxed vectors ran 14.1-14.6.
      */
     static void tiles(TensorSpec spec, Tiles w, short[] q, float[] tokenScales, float[] y, int batch, int tile0,
                       int tile1) {
@@ -104,61 +111,102 @@ final class Int8TileMatmul {
         int p = pairs(spec);
         int groups = (int) spec.groupsPerRow();
         int groupPairs = groups == 1 ? p : (int) spec.effectiveGroupSize() / 2;
-        int half = TILE_ROWS / 2;
         long tileBytes = (long) p * 2 * TILE_ROWS;
+        long scaleBytes = (long) groups * TILE_ROWS * 4;
         float[] out = TILE_RESULTS.get();
-        for (int tile = tile0; tile < tile1; tile += 2) {
-            int count = Math.min(2, tile1 - tile);
+        for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
+            int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long baseA = tile * tileBytes;
-            long baseB = count == 2 ? baseA + tileBytes : baseA;
+            long baseB = count > 1 ? baseA + tileBytes : baseA;
+            long baseC = count > 2 ? baseA + 2 * tileBytes : baseA;
+            long baseD = count > 3 ? baseA + 3 * tileBytes : baseA;
+            long scalesA = (long) tile * scaleBytes;
+            long scalesB = count > 1 ? scalesA + scaleBytes : scalesA;
+            long scalesC = count > 2 ? scalesA + 2 * scaleBytes : scalesA;
+            long scalesD = count > 3 ? scalesA + 3 * scaleBytes : scalesA;
             for (int t = 0; t < batch; t++) {
                 int qo = t * 2 * p;
                 FloatVector evenA = FloatVector.zero(F);
                 FloatVector oddA = FloatVector.zero(F);
                 FloatVector evenB = FloatVector.zero(F);
                 FloatVector oddB = FloatVector.zero(F);
+                FloatVector evenC = FloatVector.zero(F);
+                FloatVector oddC = FloatVector.zero(F);
+                FloatVector evenD = FloatVector.zero(F);
+                FloatVector oddD = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
                     IntVector accEvenA = IntVector.zero(I);
                     IntVector accOddA = IntVector.zero(I);
                     IntVector accEvenB = IntVector.zero(I);
                     IntVector accOddB = IntVector.zero(I);
+                    IntVector accEvenC = IntVector.zero(I);
+                    IntVector accOddC = IntVector.zero(I);
+                    IntVector accEvenD = IntVector.zero(I);
+                    IntVector accOddD = IntVector.zero(I);
                     int end = Math.min(p, (g + 1) * groupPairs);
                     for (int pair = g * groupPairs; pair < end; pair++) {
                         long at = (long) pair * 2 * TILE_ROWS;
                         short q0 = q[qo + 2 * pair];
                         short q1 = q[qo + 2 * pair + 1];
-                        ShortVector a = ShortVector.fromMemorySegment(S, w.values(), baseA + at, LE);
-                        ShortVector b = ShortVector.fromMemorySegment(S, w.values(), baseB + at, LE);
-                        IntVector productsA = a.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8)
-                                .mul(q0).add(a.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
-                        IntVector productsB = b.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8)
-                                .mul(q0).add(b.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
+                        ShortVector av = ShortVector.fromMemorySegment(S, w.values(), baseA + at, LE);
+                        IntVector productsA = av.lanewise(VectorOperators.LSHL, 8)
+                                .lanewise(VectorOperators.ASHR, 8).mul(q0)
+                                .add(av.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
+                        ShortVector bv = ShortVector.fromMemorySegment(S, w.values(), baseB + at, LE);
+                        IntVector productsB = bv.lanewise(VectorOperators.LSHL, 8)
+                                .lanewise(VectorOperators.ASHR, 8).mul(q0)
+                                .add(bv.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
+                        ShortVector cv = ShortVector.fromMemorySegment(S, w.values(), baseC + at, LE);
+                        IntVector productsC = cv.lanewise(VectorOperators.LSHL, 8)
+                                .lanewise(VectorOperators.ASHR, 8).mul(q0)
+                                .add(cv.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
+                        ShortVector dv = ShortVector.fromMemorySegment(S, w.values(), baseD + at, LE);
+                        IntVector productsD = dv.lanewise(VectorOperators.LSHL, 8)
+                                .lanewise(VectorOperators.ASHR, 8).mul(q0)
+                                .add(dv.lanewise(VectorOperators.ASHR, 8).mul(q1)).reinterpretAsInts();
                         accEvenA = accEvenA.add(productsA.lanewise(VectorOperators.LSHL, 16)
                                 .lanewise(VectorOperators.ASHR, 16));
                         accOddA = accOddA.add(productsA.lanewise(VectorOperators.ASHR, 16));
                         accEvenB = accEvenB.add(productsB.lanewise(VectorOperators.LSHL, 16)
                                 .lanewise(VectorOperators.ASHR, 16));
                         accOddB = accOddB.add(productsB.lanewise(VectorOperators.ASHR, 16));
+                        accEvenC = accEvenC.add(productsC.lanewise(VectorOperators.LSHL, 16)
+                                .lanewise(VectorOperators.ASHR, 16));
+                        accOddC = accOddC.add(productsC.lanewise(VectorOperators.ASHR, 16));
+                        accEvenD = accEvenD.add(productsD.lanewise(VectorOperators.LSHL, 16)
+                                .lanewise(VectorOperators.ASHR, 16));
+                        accOddD = accOddD.add(productsD.lanewise(VectorOperators.ASHR, 16));
                     }
-                    long atA = ((long) tile * groups + g) * TILE_ROWS * 4;
-                    long atB = count == 2 ? atA + (long) groups * TILE_ROWS * 4 : atA;
-                    evenA = evenA.add(FloatVector.fromMemorySegment(F, w.scales(), atA, LE)
+                    long atG = (long) g * TILE_ROWS * 4;
+                    evenA = evenA.add(FloatVector.fromMemorySegment(F, w.scales(), scalesA + atG, LE)
                             .mul((FloatVector) accEvenA.convert(VectorOperators.I2F, 0)).add(0f));
-                    oddA = oddA.add(FloatVector.fromMemorySegment(F, w.scales(), atA + 4L * half, LE)
+                    oddA = oddA.add(FloatVector.fromMemorySegment(F, w.scales(), scalesA + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddA.convert(VectorOperators.I2F, 0)).add(0f));
-                    evenB = evenB.add(FloatVector.fromMemorySegment(F, w.scales(), atB, LE)
+                    evenB = evenB.add(FloatVector.fromMemorySegment(F, w.scales(), scalesB + atG, LE)
                             .mul((FloatVector) accEvenB.convert(VectorOperators.I2F, 0)).add(0f));
-                    oddB = oddB.add(FloatVector.fromMemorySegment(F, w.scales(), atB + 4L * half, LE)
+                    oddB = oddB.add(FloatVector.fromMemorySegment(F, w.scales(), scalesB + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddB.convert(VectorOperators.I2F, 0)).add(0f));
+                    evenC = evenC.add(FloatVector.fromMemorySegment(F, w.scales(), scalesC + atG, LE)
+                            .mul((FloatVector) accEvenC.convert(VectorOperators.I2F, 0)).add(0f));
+                    oddC = oddC.add(FloatVector.fromMemorySegment(F, w.scales(), scalesC + atG + 2L * TILE_ROWS, LE)
+                            .mul((FloatVector) accOddC.convert(VectorOperators.I2F, 0)).add(0f));
+                    evenD = evenD.add(FloatVector.fromMemorySegment(F, w.scales(), scalesD + atG, LE)
+                            .mul((FloatVector) accEvenD.convert(VectorOperators.I2F, 0)).add(0f));
+                    oddD = oddD.add(FloatVector.fromMemorySegment(F, w.scales(), scalesD + atG + 2L * TILE_ROWS, LE)
+                            .mul((FloatVector) accOddD.convert(VectorOperators.I2F, 0)).add(0f));
                 }
                 float tokenScale = tokenScales[t];  // y = sum x s_x, as the oracle
+                int half = TILE_ROWS / 2;
                 evenA.mul(tokenScale).intoArray(out, 0);
                 oddA.mul(tokenScale).intoArray(out, half);
                 evenB.mul(tokenScale).intoArray(out, TILE_ROWS);
                 oddB.mul(tokenScale).intoArray(out, TILE_ROWS + half);
-                TileRows.store(out, 0, y, t * n, tile * TILE_ROWS, n);
-                if (count == 2) {
-                    TileRows.store(out, TILE_ROWS, y, t * n, (tile + 1) * TILE_ROWS, n);
+                evenC.mul(tokenScale).intoArray(out, 2 * TILE_ROWS);
+                oddC.mul(tokenScale).intoArray(out, 2 * TILE_ROWS + half);
+                evenD.mul(tokenScale).intoArray(out, 3 * TILE_ROWS);
+                oddD.mul(tokenScale).intoArray(out, 3 * TILE_ROWS + half);
+                for (int i = 0; i < count; i++) {
+                    TileRows.store(out, i * TILE_ROWS, y, t * n, (tile + i) * TILE_ROWS, n);
                 }
             }
         }
