@@ -925,20 +925,18 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         int groups = batch * s.nKvHeads();
         // Fewer groups than threads (one KV head, one token) would leave threads idle: head by head then (heads
         // shorter than a vector go by group always: a group of them is little work).
-        int mode = SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
-                : s.headSize() % F.length() == 0 && (!split || groups >= pool.threads()) ? AttentionCall.KV_GROUPS
-                : AttentionCall.HEADS;
-        int units = mode == AttentionCall.HEADS ? pairs : groups;
-        AttentionCall call = ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, mode);
-        try {
-            if (split) {
-                pool.run(units, call);
-            } else {
-                call.run(0, units);
-            }
-        } finally {
-            call.set(null, null, null, null, null, null, null, AttentionCall.HEADS); // keeps no backend nor cache
-        }
+        int mode = attentionMode(s, !split || groups >= pool.threads());
+        ATTENTION_CALLS.get().set(this, o, qa, k, v, positions, s, mode)
+                .runOnce(pool, mode == AttentionCall.HEADS ? pairs : groups, split);
+    }
+
+    /**
+     * The kernel attention of this shape takes: heads shorter than a vector, whole-vector heads by (token, KV head)
+     * group where {@code byGroups}, else head by head.
+     */
+    private static int attentionMode(AttentionShape s, boolean byGroups) {
+        return SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
+                : s.headSize() % F.length() == 0 && byGroups ? AttentionCall.KV_GROUPS : AttentionCall.HEADS;
     }
 
     /**
@@ -950,8 +948,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     public boolean attentionOfRuns(Buffer out, Buffer q, Buffer[] keys, Buffer[] values, int[] positions,
                                    int[] runStarts, int runs, AttentionShape s) {
         Backend.checkRuns(keys, values, runStarts, runs);
-        int mode = SmallHeadAttention.suits(s) ? AttentionCall.SMALL_HEADS
-                : s.headSize() % F.length() == 0 ? AttentionCall.KV_GROUPS : AttentionCall.HEADS;
+        int mode = attentionMode(s, true);
         if (mode == AttentionCall.HEADS) {
             return false;
         }
@@ -959,16 +956,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         AttentionCall call = ATTENTION_CALLS.get().set(this, ArrayBuffer.of(out), ArrayBuffer.of(q), null, null,
                 positions, s, mode);
         call.setRuns(keys, values, runStarts, runs);
-        try {
-            int units = batch * s.nKvHeads();
-            if (pool.worthSplittingAttention(s, batch, maxPosition(positions, batch))) {
-                pool.run(units, call);
-            } else {
-                call.run(0, units);
-            }
-        } finally {
-            call.set(null, null, null, null, null, null, null, AttentionCall.HEADS);
-        }
+        call.runOnce(pool, batch * s.nKvHeads(), pool.worthSplittingAttention(s, batch, maxPosition(positions, batch)));
         return true;
     }
 
@@ -1012,6 +1000,19 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             this.runStarts = null;
             this.runs = 0;
             return this;
+        }
+
+        /** Runs units [0, units), split over {@code pool} or here, then keeps no backend nor cache alive. */
+        void runOnce(WorkerPool pool, int units, boolean split) {
+            try {
+                if (split) {
+                    pool.run(units, this);
+                } else {
+                    run(0, units);
+                }
+            } finally {
+                set(null, null, null, null, null, null, null, HEADS);
+            }
         }
 
         void setRuns(Buffer[] keys, Buffer[] values, int[] runStarts, int runs) {

@@ -34,9 +34,9 @@ final class SmallHeadAttention {
     private static final ThreadLocal<float[][]> SCORES = ThreadLocal.withInitial(() -> new float[1][0]);
     private static final ThreadLocal<int[]> STRIDES = ThreadLocal.withInitial(() -> new int[L]);
 
-    /** Heads this kernel takes: fewer values than a float vector has lanes (and at least two lanes to gather). */
+    /** Heads this kernel takes: fewer values than a float vector has lanes. */
     static boolean suits(AttentionShape s) {
-        return s.headSize() < L && L >= 2;
+        return s.headSize() < L;
     }
 
     /**
