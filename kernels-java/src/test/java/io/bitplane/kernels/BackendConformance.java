@@ -143,7 +143,8 @@ public abstract class BackendConformance {
         // Binary activations (XNOR-Net): rows of one group or of whole words, partial last words, groups that are
         // not whole words (masked at both ends), a group longer than the row, many rows, a large batch; rows and
         // groups longer than the 31 rounds a native vector counts before widening (AVX2 124 words, AVX-512 248).
-        "binary, 3, 20000, 1, binary", "binary@16384, 2, 20000, 1, binary", "binary, 1, 1, 1, binary", "binary, 3, 130, 2, binary", "binary, 65, 129, 3, binary",
+        "binary, 3, 20000, 1, binary", "binary@16384, 2, 20000, 1, binary", "binary, 1, 1, 1, binary",
+        "binary, 3, 130, 2, binary", "binary, 65, 129, 3, binary",
         "binary@64, 5, 1030, 4, binary", "binary@256, 3, 1030, 2, binary", "binary, 2, 9000, 2, binary",
         "binary@32, 3, 100, 2, binary", "binary@128, 7, 64, 1, binary", "binary, 1000, 64, 1, binary",
         "binary@192, 9, 700, 33, binary", "binary@48, 5, 200, 3, binary", "binary@96, 3, 1000, 2, binary",

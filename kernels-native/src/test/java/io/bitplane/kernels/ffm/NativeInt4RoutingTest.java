@@ -26,11 +26,11 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Where the native backend puts INT4 x INT8 tensors (and INT8 x INT8 ones, below): into its group lanes where they take them (AVX-512 build, K a
- * multiple of 512), else onto the Java backend's nibble tiles, whose products are faster there (NativeBackend's class
- * comment). One token and small batches then run on the tiles, larger batches on the file's bytes in C (or on the
- * tiles too, where the bytes are on the heap, as a model converted at load has them); every result is the oracle's
- * bit for bit either way, so a token's result does not depend on its batch.
+ * Where the native backend puts INT4 x INT8 tensors (and INT8 x INT8 ones, below): into its group lanes where they take
+ * them (AVX-512 build, K a multiple of 512), else onto the Java backend's nibble tiles, whose products are faster there
+ * (NativeBackend's class comment). One token and small batches then run on the tiles, larger batches on the file's
+ * bytes in C (or on the tiles too, where the bytes are on the heap, as a model converted at load has them); every
+ * result is the oracle's bit for bit either way, so a token's result does not depend on its batch.
  */
 class NativeInt4RoutingTest {
 
