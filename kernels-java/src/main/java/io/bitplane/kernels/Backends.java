@@ -112,6 +112,7 @@ public final class Backends {
      * where the Vector API cannot run: for a backend that hands its other ops to them on its own threads.
      */
     public static Backend java(WorkerPool pool) {
+        warnIfJitSlowsKernels();
         if (vectorUnavailableReason() != null) {
             return javaBackend(1); // the scalar kernels, with the one line that says why
         }
@@ -124,6 +125,7 @@ public final class Backends {
     }
 
     private static Backend javaBackend(int threads) {
+        warnIfJitSlowsKernels();
         String why = vectorUnavailableReason();
         if (why != null) {
             synchronized (Backends.class) {
@@ -140,6 +142,39 @@ public final class Backends {
         } catch (ReflectiveOperationException | LinkageError e) {
             throw new IllegalStateException("the Panama backend failed to start: " + e, e);
         }
+    }
+
+    private static boolean warnedJit;
+
+    /** One line on stderr, once, where {@link #jitWarning} has something to say about this JVM. */
+    private static void warnIfJitSlowsKernels() {
+        String warning;
+        try {
+            warning = jitWarning(java.lang.management.ManagementFactory
+                    .getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
+                    .getVMOption("TieredCompilation").getValue());
+        } catch (RuntimeException | LinkageError e) {
+            return; // not HotSpot, or no such option: nothing known to say
+        }
+        synchronized (Backends.class) {
+            if (warning != null && !warnedJit) {
+                warnedJit = true;
+                System.err.println("bitplane: " + warning);
+            }
+        }
+    }
+
+    /**
+     * The warning for a JVM whose TieredCompilation option has the value given, or null. Without tiered compilation
+     * C2 compiles the Vector API kernels from the interpreter's profiles alone and keeps the API's Java fallbacks
+     * for some operations (a reinterpret, in one traced case): every Java kernel measured ran 5-10x slower
+     * (docs/PERFORMANCE.md, "Shifts, streams and XNOR lanes").
+     */
+    static String jitWarning(String tieredCompilation) {
+        return "false".equals(tieredCompilation)
+                ? "-XX:-TieredCompilation makes the Java kernels 5-10x slower (C2 then compiles them without the"
+                        + " profiles tiered compilation gathers); leave it on"
+                : null;
     }
 
     /** Why the Panama backend cannot run here, or null when it can. */
