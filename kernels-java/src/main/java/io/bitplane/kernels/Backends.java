@@ -112,10 +112,10 @@ public final class Backends {
      * where the Vector API cannot run: for a backend that hands its other ops to them on its own threads.
      */
     public static Backend java(WorkerPool pool) {
-        warnIfJitSlowsKernels();
         if (vectorUnavailableReason() != null) {
             return javaBackend(1); // the scalar kernels, with the one line that says why
         }
+        warnIfJitSlowsKernels();
         try {
             return (Backend) Class.forName("io.bitplane.kernels.panama.PanamaBackend")
                     .getConstructor(WorkerPool.class).newInstance(pool);
@@ -125,7 +125,6 @@ public final class Backends {
     }
 
     private static Backend javaBackend(int threads) {
-        warnIfJitSlowsKernels();
         String why = vectorUnavailableReason();
         if (why != null) {
             synchronized (Backends.class) {
@@ -136,6 +135,7 @@ public final class Backends {
             }
             return new ScalarBackend();
         }
+        warnIfJitSlowsKernels();
         try {
             return (Backend) Class.forName("io.bitplane.kernels.panama.PanamaBackend").getConstructor(int.class)
                     .newInstance(threads);
@@ -144,10 +144,17 @@ public final class Backends {
         }
     }
 
-    private static boolean warnedJit;
+    private static boolean checkedJit;
 
-    /** One line on stderr, once, where {@link #jitWarning} has something to say about this JVM. */
-    private static void warnIfJitSlowsKernels() {
+    /**
+     * One line on stderr where {@link #jitWarning} has something to say about this JVM, asked once (the HotSpot
+     * bean costs a few milliseconds) before the first Panama backend starts.
+     */
+    private static synchronized void warnIfJitSlowsKernels() {
+        if (checkedJit) {
+            return;
+        }
+        checkedJit = true;
         String warning;
         try {
             warning = jitWarning(java.lang.management.ManagementFactory
@@ -156,11 +163,8 @@ public final class Backends {
         } catch (RuntimeException | LinkageError e) {
             return; // not HotSpot, or no such option: nothing known to say
         }
-        synchronized (Backends.class) {
-            if (warning != null && !warnedJit) {
-                warnedJit = true;
-                System.err.println("bitplane: " + warning);
-            }
+        if (warning != null) {
+            System.err.println("bitplane: " + warning);
         }
     }
 
