@@ -120,6 +120,7 @@ final class XnorMatmul {
         long scales = spec.scalesOffset();  // computed once: it walks the tensor's shape
         long rowBytes = 8L * words;
         int inLanes = L.loopBound((k - 1) >>> 6); // the last word, perhaps partial, is left to mismatches
+        int from = 64 * inLanes;  // the first value mismatches counts
         for (int r = r0; r < r1; r += ROWS_PER_PASS) {
             int count = Math.min(ROWS_PER_PASS, r1 - r);
             long rowA = r * rowBytes;
@@ -161,7 +162,6 @@ final class XnorMatmul {
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
                 }
                 int yo = t * n + r;
-                int from = 64 * inLanes;
                 long scaleAt = scales + 2L * r;
                 float xs = xScales[t];
                 y[yo] = result(w, rowA, xBits, xo, from, k, a.reduceLanes(VectorOperators.ADD), scaleAt, xs);
