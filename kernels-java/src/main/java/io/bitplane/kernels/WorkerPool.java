@@ -78,6 +78,18 @@ public final class WorkerPool implements AutoCloseable {
         return threads > 1 && pairs > 1 && worthSplitting(2L * pairs * (maxPosition + 1) * s.headSize());
     }
 
+    /**
+     * {@link #run(int, RangeTask)} where {@code split}, else {@code t} over all of [0, rows) on the calling thread
+     * (work a backend judged too small to share), as {@link #runParts} takes its {@code split}.
+     */
+    public void run(int rows, RangeTask t, boolean split) {
+        if (split) {
+            run(rows, t);
+        } else {
+            t.run(0, rows);
+        }
+    }
+
     /** Runs {@code t} over rows [0, rows) split into one contiguous slice per thread; returns when all are done. */
     public synchronized void run(int rows, RangeTask t) {
         if (threads == 1 || rows < threads) {

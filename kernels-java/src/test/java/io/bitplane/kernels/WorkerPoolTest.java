@@ -28,6 +28,31 @@ class WorkerPoolTest {
         }
     }
 
+    /** Not split: the whole range in one call on the calling thread; split: every row once, as {@code run}. */
+    @Test
+    void runNotSplitIsOneCallHereAndSplitCoversEveryRow() {
+        try (WorkerPool pool = new WorkerPool(3)) {
+            Thread caller = Thread.currentThread();
+            int[] calls = new int[1];
+            pool.run(100, (a, b) -> {
+                assertEquals(caller, Thread.currentThread());
+                assertEquals(0, a);
+                assertEquals(100, b);
+                calls[0]++;
+            }, false);
+            assertEquals(1, calls[0]);
+            AtomicIntegerArray hits = new AtomicIntegerArray(100);
+            pool.run(100, (a, b) -> {
+                for (int r = a; r < b; r++) {
+                    hits.incrementAndGet(r);
+                }
+            }, true);
+            for (int r = 0; r < 100; r++) {
+                assertEquals(1, hits.get(r), "row " + r);
+            }
+        }
+    }
+
     /**
      * Parts of a job (rows in units of 1, 8 or 32, some partly past their rows) split over threads and run on the
      * caller alone: every unit of every part exactly once, whatever the slices' edges.

@@ -1005,11 +1005,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         /** Runs units [0, units), split over {@code pool} or here, then keeps no backend nor cache alive. */
         void runOnce(WorkerPool pool, int units, boolean split) {
             try {
-                if (split) {
-                    pool.run(units, this);
-                } else {
-                    run(0, units);
-                }
+                pool.run(units, this, split);
             } finally {
                 set(null, null, null, null, null, null, null, HEADS);
             }

@@ -90,11 +90,7 @@ final class NativeAttention implements WorkerPool.RangeTask {
         scoresNeeded = unitHeads * (maxPosition + 1);
         int units = runStarts[runs] * s.nHeads() / unitHeads;
         try {
-            if (split) {
-                pool.run(units, this);
-            } else {
-                run(0, units);
-            }
+            pool.run(units, this, split);
         } finally {
             this.kernels = null; // the segments keep their arrays: drop them until the next call
             this.q = this.out = this.positions = null;
