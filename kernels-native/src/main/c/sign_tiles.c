@@ -2,19 +2,24 @@
  * BINARY weights (codes +-1, one scale per row) times one token's INT8 activations by lookup tables (the T-MAC
  * method), over rows repacked into tiles; compiled once per instruction set like kernels.c (build.sh).
  *
- * Memory layout (bitplane_kernels.h):
- *   tiles   R = 32 rows per tile, C = ceil(k / 16) chunks per row, T = ceil(n / 32) tiles, in groups of G = 8
- *           tiles whose chunks interleave: tile t = 8 g + i (g its group, of m = min(8, T - 8 g) tiles), chunk c
- *           at byte (8 g C + c m + i) 64 holds 32 little-endian u16 words, word j for row 32 t + j: bit i set where
- *           value 16 c + i of that row is -1 (its bit in the file's plane). Rows past n and values past k are 0.
- *           Why groups: the kernel reads eight tiles side by side, which, one tile after another in memory, were
- *           eight streams a thread; interleaved they are one (see below for the figures).
- *   tables  per token, int16, 128 per chunk: chunk c's at element 128 c are three tables over its 16 codes
+ * Memory layout (bitplane_kernels.h; each build lays tiles and tables out its own way, read only by itself):
+ *   tiles   R = 32 rows per tile, C = ceil(k / 16) chunks per row, T = ceil(n / 32) tiles, in groups of G tiles
+ *           (8; 4 in the AVX2 build) whose chunks interleave: tile t = G g + i (g its group, of m = min(G, T - G g)
+ *           tiles), chunk c at byte (G g C + c m + i) 64 holds 32 little-endian u16 words, word j for row 32 t + j:
+ *           bit i set where value 16 c + i of that row is -1 (its bit in the file's plane). Rows past n and values
+ *           past k are 0. The AVX2 build stores a chunk's words as two byte planes instead: the 32 low bytes, then
+ *           the 32 high bytes (BYTE_PLANES below). Why groups: the kernel reads G tiles side by side, which, one
+ *           tile after another in memory, were G streams a thread; interleaved they are one (see below for the
+ *           figures; in the AVX2 build, reading four tiles of groups of eight read half of each group's lines a
+ *           pass: 103-119 G weights/s, where groups of four read 172-186).
+ *   tables  AVX2 build: nibble tables, see sign_tables there. Else per token, int16, 128 per chunk: chunk c's at
+ *           element 128 c are three tables over its 16 codes
  *           q[16 c + i] (codes past k count 0), each holding at index m the sum of its codes over the bits set in m:
  *           [0, 32) over codes 0-4 (the word's bits 0-4), [32, 64) over codes 5-9 (bits 5-9), [64, 128) over
  *           codes 10-15 (bits 10-15).
  *   scales  f32 per row, in row order (the file's f16 scales, widened by the caller once).
- * Per tile: the sum S_j of row j's codes where its bit is set is three lookups a chunk that look up 32 rows at
+ * Per tile (the AVX-512 build; nibble_sums has the AVX2 build's): the sum S_j of row j's codes where its bit is
+ * set is three lookups a chunk that look up 32 rows at
  * once: vpermw indexes 32 int16s by the low 5 bits of each lane and ignores the rest, so the word itself indexes
  * the first table and the word shifted down by 5 the second, with no mask; vpermt2w indexes the 64 of the third
  * (two registers) by the word shifted down by 10. acc_j = X - 2 S_j (code = 1 - 2 bit, X the token's sum of codes),
@@ -38,19 +43,49 @@
 #define TILE_ROWS 32
 #define CHUNK_VALUES 16
 #define CHUNK_BYTES (2 * TILE_ROWS)
-/* Tiles whose chunks interleave (see the layout above); the last group of a tensor may hold fewer. */
-#define GROUP_TILES 8
 /* int16 elements of a chunk's three tables. */
 #define CHUNK_TABLE 128
 /* Chunks per int16 run: a chunk adds at most 16 x 127 to a sum, which stays within 32767 for 16 chunks. */
 #define RUN_CHUNKS 16
 /* Tiles in flight (see above), a group's; a range's last tiles go four, two and one at a time. */
 #define TILES_AT_ONCE 8
-/* How far ahead of each tile's chunk the weights are prefetched (a whole group's chunk is 512 bytes), Intel and
-   other (prefetch_distance). Through the backend, 4096 x 14336, two threads, G weights/s: on the AMD EPYC 2 KB
-   309-340, 4 KB 372-424, 8 KB 357-394; on the Intel Xeon 1 KB 190-200, 2 KB 193-211, 4 KB 167-171. */
+/* How far ahead of each tile's chunk the weights are prefetched (a whole group's chunk is 512 bytes; 256 in the
+   AVX2 build), Intel and other (prefetch_distance). Through the backend, 4096 x 14336, two threads, G weights/s:
+   on the AMD EPYC 2 KB 309-340, 4 KB 372-424, 8 KB 357-394; on the Intel Xeon 1 KB 190-200, 2 KB 193-211, 4 KB
+   167-171 (the AVX2 build there: nibble_sums). The AVX2 build on the AMD machine is not measured. */
 #define PREFETCH_INTEL 2048
 #define PREFETCH_OTHER 4096
+
+/*
+ * The AVX2 build lays each chunk out as two byte planes: its first 32 bytes hold the low bytes of the 32 rows' words
+ * (values 0-7 of the chunk, byte j for row j), its last 32 the high bytes (values 8-15), so that a 32-byte load is
+ * one byte a row for 8 values, whose two nibbles index vpshufb's 16-entry tables (nibble_sums). The other builds
+ * keep the words above.
+ */
+#if defined(__AVX2__) && !defined(__AVX512BW__)
+#define BYTE_PLANES 1
+#define LOW_BYTE_AT(j) (j)
+#define HIGH_BYTE_AT(j) (TILE_ROWS + (j))
+#else
+#define BYTE_PLANES 0
+#define LOW_BYTE_AT(j) (2 * (j))
+#define HIGH_BYTE_AT(j) (2 * (j) + 1)
+#endif
+/* Bytes of a chunk's tables in the AVX2 build: eight of 16 bytes (sign_tables). */
+#define NIBBLE_TABLES 128
+/* What each high-part entry of those tables adds, keeping its sum of four values (each -8 to 7) within 0-60. */
+#define HIGH_BIAS 32
+/* Chunks per run of the AVX2 build's 16-bit sums (nibble_sums). */
+#define NIBBLE_RUN 256
+/* Tiles the AVX2 build reads side by side; a range's last tiles go two and one at a time. */
+#define NIBBLE_TILES 4
+/* Tiles whose chunks interleave (see the layout above): as many as the kernel reads side by side, so that each pass
+   reads whole groups; the last group of a tensor may hold fewer. */
+#if BYTE_PLANES
+#define GROUP_TILES NIBBLE_TILES
+#else
+#define GROUP_TILES 8
+#endif
 
 static inline int64_t chunks_of(int64_t k) {
     return (k + CHUNK_VALUES - 1) / CHUNK_VALUES;
@@ -89,16 +124,20 @@ void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile
                 if (valid < CHUNK_VALUES) {
                     word &= (1u << valid) - 1;
                 }
-                uint8_t *at = tile + c * stride + 2 * j;
-                at[0] = (uint8_t) word;
-                at[1] = (uint8_t) (word >> 8);
+                uint8_t *at = tile + c * stride;
+                at[LOW_BYTE_AT(j)] = (uint8_t) word;
+                at[HIGH_BYTE_AT(j)] = (uint8_t) (word >> 8);
             }
         }
     }
 }
 
 int64_t BP_FN(_sign_tables_bytes)(int64_t k) {
+#if BYTE_PLANES
+    return chunks_of(k) * NIBBLE_TABLES;
+#else
     return chunks_of(k) * CHUNK_TABLE * 2;
+#endif
 }
 
 #if defined(__AVX512BW__)
@@ -113,6 +152,53 @@ static inline __m512i table_of(const int16_t *v, int count) {
 }
 #endif
 
+#if BYTE_PLANES
+/*
+ * The AVX2 build's tables: per chunk c, at byte 128 c, eight tables of 16 bytes over the chunk's four groups of four
+ * codes (group g: codes 4g to 4g + 3, which the low nibble of a byte plane's byte covers for g = 0 and 2, the high
+ * nibble for g = 1 and 3). Each code splits as q = 16 h + l, l = q & 15 (0 to 15) and h = q >> 4 (-8 to 7); table
+ * g (bytes 16 g) holds at index m the sum of l over the codes whose bit is set in m (0 to 60), table 4 + g that sum
+ * of h plus HIGH_BIAS (0 to 60). So byte lookups add without carries, and S = 16 (H - HIGH_BIAS x lookups) + L.
+ */
+int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
+    uint8_t *out = (uint8_t *) tables;
+    int64_t chunks = chunks_of(k);
+    int32_t sum = 0;
+    for (int64_t i = 0; i < k; i++) {
+        sum += q[i];
+    }
+    /* index_has_bit[b]: byte m (in each 128-bit lane) 0xff where bit b of m is set */
+    const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                           0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m256i index_has_bit[4];
+    for (int b = 0; b < 4; b++) {
+        __m256i bit = _mm256_set1_epi8((char) (1 << b));
+        index_has_bit[b] = _mm256_cmpeq_epi8(_mm256_and_si256(index, bit), bit);
+    }
+    const __m256i bias = _mm256_setr_m128i(_mm_setzero_si128(), _mm_set1_epi8(HIGH_BIAS));
+    for (int64_t c = 0; c < chunks; c++) {
+        int8_t v[CHUNK_VALUES] = {0};
+        int64_t valid = k - CHUNK_VALUES * c < CHUNK_VALUES ? k - CHUNK_VALUES * c : CHUNK_VALUES;
+        memcpy(v, q + CHUNK_VALUES * c, (size_t) valid);
+        __m128i x = _mm_loadu_si128((const __m128i *) v);
+        __m128i low = _mm_and_si128(x, _mm_set1_epi8(15));
+        /* q >> 4 per byte: (q + 128) >> 4 is (q ^ 0x80) >> 4 unsigned, less 8 */
+        __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(_mm_xor_si128(x, _mm_set1_epi8((char) 0x80)), 4),
+                                                  _mm_set1_epi8(15)), _mm_set1_epi8(8));
+        __m256i parts = _mm256_setr_m128i(low, high); /* the low parts in lane 0, the high in lane 1 */
+        for (int g = 0; g < 4; g++) {
+            __m256i table = bias;
+            for (int b = 0; b < 4; b++) {
+                __m256i code = _mm256_shuffle_epi8(parts, _mm256_set1_epi8((char) (4 * g + b)));
+                table = _mm256_add_epi8(table, _mm256_and_si256(code, index_has_bit[b]));
+            }
+            _mm_storeu_si128((__m128i *) (out + NIBBLE_TABLES * c + 16 * g), _mm256_castsi256_si128(table));
+            _mm_storeu_si128((__m128i *) (out + NIBBLE_TABLES * c + 64 + 16 * g), _mm256_extracti128_si256(table, 1));
+        }
+    }
+    return sum;
+}
+#else
 int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
     int64_t chunks = chunks_of(k);
     int32_t sum = 0;
@@ -144,6 +230,7 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
     }
     return sum;
 }
+#endif
 
 /* y for the rows of tile t from S (row j's sum of codes over its set bits), rows below n only. */
 static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t n, int32_t code_sum,
@@ -210,6 +297,79 @@ ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, c
 }
 #endif
 
+#if BYTE_PLANES
+static inline __m256i table_at(const uint8_t *p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) p));
+}
+
+/*
+ * S for `count` tiles from t (count a constant where inlined), the AVX2 build: per tile and chunk, the two byte
+ * planes' four nibbles look up the low and the high parts (eight vpshufb), each part's four lookups added as bytes
+ * (at most 4 x 60). Those byte sums add into 16-bit lanes two ways, whole (lane p: row 2p's sum + 256 x row 2p + 1's)
+ * and shifted down by 8 (row 2p + 1's alone), so that row 2p's is their difference: no byte is widened in the loop,
+ * and a run of NIBBLE_RUN chunks keeps every row's sum of a part within 16 bits (at most 256 x 240). Each run's
+ * sums then go to int32 row by row. Through the backend (4096 x 14336, two threads, 25-27 GB/s on the Intel Xeon):
+ * 172-186 G weights/s (85-88% of the roofline), where the planes' kernel (kernels.c), which the AVX2 build used
+ * before it had tiles, read 108-110; with the prefetch 1 KB ahead 173-177, 4 KB 159-161, none 136-140. From the L3
+ * (JMH, one copy): 1,459 -> 3,081 calls/s on one thread, 2,720 -> 5,566 on two.
+ */
+ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const uint8_t *tables, int64_t t,
+                               int count, int32_t sums[NIBBLE_TILES][TILE_ROWS]) {
+    const __m256i nibble = _mm256_set1_epi8(15);
+    const uint8_t *tile[NIBBLE_TILES];
+    int64_t stride[NIBBLE_TILES];
+    const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
+    for (int i = 0; i < count; i++) {
+        tile[i] = tiles + tile_at(t + i, n, chunks, &stride[i]);
+        memset(sums[i], 0, sizeof sums[i]);
+    }
+    for (int64_t c0 = 0; c0 < chunks; c0 += NIBBLE_RUN) {
+        int64_t c1 = c0 + NIBBLE_RUN < chunks ? c0 + NIBBLE_RUN : chunks;
+        __m256i low_both[NIBBLE_TILES], low_odd[NIBBLE_TILES], high_both[NIBBLE_TILES], high_odd[NIBBLE_TILES];
+        for (int i = 0; i < count; i++) {
+            low_both[i] = low_odd[i] = high_both[i] = high_odd[i] = _mm256_setzero_si256();
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            const uint8_t *tb = tables + NIBBLE_TABLES * c;
+            __m256i l0 = table_at(tb), l1 = table_at(tb + 16), l2 = table_at(tb + 32), l3 = table_at(tb + 48);
+            __m256i h0 = table_at(tb + 64), h1 = table_at(tb + 80), h2 = table_at(tb + 96), h3 = table_at(tb + 112);
+#pragma GCC unroll 4
+            for (int i = 0; i < count; i++) {
+                const uint8_t *at = tile[i] + c * stride[i];
+                _mm_prefetch((const char *) (at + ahead), _MM_HINT_T0);
+                __m256i w0 = _mm256_loadu_si256((const __m256i *) at);
+                __m256i w1 = _mm256_loadu_si256((const __m256i *) (at + TILE_ROWS));
+                __m256i n0 = _mm256_and_si256(w0, nibble), n1 = _mm256_and_si256(_mm256_srli_epi16(w0, 4), nibble);
+                __m256i n2 = _mm256_and_si256(w1, nibble), n3 = _mm256_and_si256(_mm256_srli_epi16(w1, 4), nibble);
+                __m256i low = _mm256_add_epi8(
+                        _mm256_add_epi8(_mm256_shuffle_epi8(l0, n0), _mm256_shuffle_epi8(l1, n1)),
+                        _mm256_add_epi8(_mm256_shuffle_epi8(l2, n2), _mm256_shuffle_epi8(l3, n3)));
+                __m256i high = _mm256_add_epi8(
+                        _mm256_add_epi8(_mm256_shuffle_epi8(h0, n0), _mm256_shuffle_epi8(h1, n1)),
+                        _mm256_add_epi8(_mm256_shuffle_epi8(h2, n2), _mm256_shuffle_epi8(h3, n3)));
+                low_both[i] = _mm256_add_epi16(low_both[i], low);
+                low_odd[i] = _mm256_add_epi16(low_odd[i], _mm256_srli_epi16(low, 8));
+                high_both[i] = _mm256_add_epi16(high_both[i], high);
+                high_odd[i] = _mm256_add_epi16(high_odd[i], _mm256_srli_epi16(high, 8));
+            }
+        }
+        int32_t bias = 16 * HIGH_BIAS * 4 * (int32_t) (c1 - c0); /* 16 x the run's four high lookups a chunk */
+        for (int i = 0; i < count; i++) {
+            uint16_t lb[16], lo[16], hb[16], ho[16];
+            _mm256_storeu_si256((__m256i *) lb, low_both[i]);
+            _mm256_storeu_si256((__m256i *) lo, low_odd[i]);
+            _mm256_storeu_si256((__m256i *) hb, high_both[i]);
+            _mm256_storeu_si256((__m256i *) ho, high_odd[i]);
+            for (int p = 0; p < 16; p++) {
+                uint16_t low_even = (uint16_t) (lb[p] - (lo[p] << 8)), high_even = (uint16_t) (hb[p] - (ho[p] << 8));
+                sums[i][2 * p] += 16 * (int32_t) high_even + low_even - bias;
+                sums[i][2 * p + 1] += 16 * (int32_t) ho[p] + lo[p] - bias;
+            }
+        }
+    }
+}
+#endif
+
 void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
                                const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
     const uint8_t *base = (const uint8_t *) tiles;
@@ -230,17 +390,31 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             }
         }
     }
+#elif BYTE_PLANES
+    const uint8_t *nibble_tables = (const uint8_t *) tables;
+    int32_t nibble[NIBBLE_TILES][TILE_ROWS];
+    for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
+        for (; t + count <= tile_end; t += count) {
+            switch (count) { /* a constant count for each inlined copy */
+            case NIBBLE_TILES: nibble_sums(base, n, chunks, nibble_tables, t, NIBBLE_TILES, nibble); break;
+            case 2: nibble_sums(base, n, chunks, nibble_tables, t, 2, nibble); break;
+            default: nibble_sums(base, n, chunks, nibble_tables, t, 1, nibble); break;
+            }
+            for (int i = 0; i < count; i++) {
+                store_tile(nibble[i], t + i, n, code_sum, scales, xscale, y);
+            }
+        }
+    }
 #endif
-    /* Elsewhere the same lookups lane by lane (the portable and AVX2 builds: the Java side tiles only where the
-       AVX-512 build runs, and tests reach this code by selecting the implementation). */
+    /* Elsewhere the same lookups lane by lane (the portable build, which tests reach by selecting it). */
     for (; t < tile_end; t++) {
         int64_t stride;
         const uint8_t *tile = base + tile_at(t, n, chunks, &stride);
         for (int j = 0; j < TILE_ROWS; j++) {
             int32_t s = 0;
             for (int64_t c = 0; c < chunks; c++) {
-                const uint8_t *at = tile + c * stride + 2 * j;
-                uint32_t word = at[0] | (uint32_t) at[1] << 8;
+                const uint8_t *at = tile + c * stride;
+                uint32_t word = at[LOW_BYTE_AT(j)] | (uint32_t) at[HIGH_BYTE_AT(j)] << 8;
                 const int16_t *tb = tables + CHUNK_TABLE * c;
                 s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
             }

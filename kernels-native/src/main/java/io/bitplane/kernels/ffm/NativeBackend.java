@@ -44,9 +44,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * 4096 at 1.46x the Java one's AVX2 code. {@code -Dbitplane.native.int8Products=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
- * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}), INT8, INT4 and INT4_ASYM
- * in groups of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; both where the
- * AVX-512 build runs, and larger batches read the file's bytes), other TERNARY and INT4 planes into packed codes.
+ * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
+ * build runs), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up to five tokens
+ * ({@link GroupLaneWeights}; where the AVX-512 build runs; larger batches read the file's bytes), other TERNARY and
+ * INT4 planes into packed codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short

@@ -17,8 +17,9 @@ import java.nio.ByteOrder;
  * BINARY weights (one scale per row, INT8 activations) with their tiles for {@code bp_matmul_sign_tiles} (layout in
  * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
  * by lookup tables over tiles of 32 rows (4096 x 14336, two threads, from DRAM) read 253-271 G weights/s in
- * {@code bitplane bench} and 313 in JMH, where the kernel over the file's planes read 126-146: it is taken where the
- * AVX-512 build runs (vpermw; elsewhere the tiles' code is a plain loop, slower than the planes' kernels). The tiles
+ * {@code bitplane bench} and 313 in JMH on the AMD machine's AVX-512 build (vpermw), where the kernel over the file's
+ * planes read 126-146; the AVX2 build (vpshufb over nibbles) on the Intel machine 172-186 against 108-110. It is
+ * taken where either runs (the portable build's tiles are a plain loop, slower than the planes' kernels). The tiles
  * are a second copy of the tensor's bits, in native memory freed when these weights become unreachable.
  *
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
@@ -29,8 +30,9 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
 
     static final int TILE_ROWS = 32;
     /**
-     * Rows of a group of tiles whose chunks interleave (sign_tiles.c): threads split a product at groups, so that
-     * each reads one stream, but the kernel takes any range of tiles.
+     * Rows of a group of tiles whose chunks interleave (sign_tiles.c; the AVX2 build's groups are half as long, so
+     * this is two of them): threads split a product at groups, so that each reads one stream, but the kernel takes
+     * any range of tiles.
      */
     static final int GROUP_ROWS = 8 * TILE_ROWS;
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -41,7 +43,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
      */
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
-        return isa == NativeKernels.ISA_AVX512 && tensor.isComplete() && spec.rank() == 2
+        return isa >= NativeKernels.ISA_AVX2 && tensor.isComplete() && spec.rank() == 2
                 && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.groupsPerRow() == 1
                 && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;

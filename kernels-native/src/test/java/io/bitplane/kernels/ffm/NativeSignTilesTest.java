@@ -27,9 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * The BINARY lookup-table tiles (sign_tiles.c) called directly, in whatever implementation this run selected (the
- * build runs the tests on the best one, AVX2 and the portable C): repacked tile range by tile range, run over
- * uneven ranges of tiles, every result equal to the scalar reference's bit for bit. The backend's own use of them
- * (AVX-512 only) is in the shared conformance shapes.
+ * build runs the tests on the best one, AVX2 and the portable C, which lay tiles and tables out each its own way):
+ * repacked tile range by tile range, run over uneven ranges of tiles, every result equal to the scalar reference's
+ * bit for bit. The backend's own use of them (AVX2 and AVX-512) is in the shared conformance shapes.
  */
 class NativeSignTilesTest {
 
@@ -45,13 +45,14 @@ class NativeSignTilesTest {
 
     /**
      * Every weight -1 (every bit set) and every code 127 or -127: each int16 sum takes its largest magnitude in
-     * every run of chunks (11 codes a chunk in one sum: 16 x 11 x 127 = 22352), so a run twice as long would wrap.
+     * every run of chunks (AVX-512: 11 codes a chunk in one sum, 16 x 11 x 127 = 22352; AVX2: each 16-bit sum of
+     * a code part takes 240 a chunk, 61440 over a run of 256), so a run twice as long would wrap.
      */
     @ParameterizedTest(name = "codes {0}")
     @CsvSource({"1", "-1"})
     void largestSumsDoNotOverflow(float activation) {
         int rows = 520; // 17 tiles: the last range runs eight, two and one at a time
-        int cols = 4096 + 16 * 3; // sixteen runs of sixteen chunks and three chunks more
+        int cols = 4096 + 16 * 3; // sixteen runs of sixteen chunks (AVX2: one of 256) and three chunks more
         float[] w = new float[rows * cols];
         Arrays.fill(w, -0.1f);
         float[] x = new float[cols];
@@ -99,12 +100,12 @@ class NativeSignTilesTest {
         }
     }
 
-    /** Where the AVX-512 build runs, the backend takes the tiles for one scale a row and INT8 activations only. */
+    /** Where the AVX2 or AVX-512 build runs, the backend tiles one scale a row with INT8 activations, nothing else. */
     @Test
     void theBackendTilesOnlyWhatTheKernelTakes() {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) {
-            boolean avx512 = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512;
+            boolean vectors = NativeLibrary.kernels().isa() >= NativeKernels.ISA_AVX2;
             Random rnd = new Random(5);
             float[] values = TestTensors.gaussian(rnd, 40 * 256, 0.1f);
             BpmTensor oneScale = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
@@ -113,7 +114,7 @@ class NativeSignTilesTest {
                     QuantSpec.parse("binary@64"), ActivationHint.INT8), 0);
             BpmTensor floats = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
                     QuantSpec.parse("binary"), ActivationHint.F32), 0);
-            if (avx512) {
+            if (vectors) {
                 assertInstanceOf(SignTileWeights.class, backend.upload(oneScale));
             } else {
                 assertNotEquals(SignTileWeights.class, backend.upload(oneScale).getClass());
