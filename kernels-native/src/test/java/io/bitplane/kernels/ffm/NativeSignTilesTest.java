@@ -52,7 +52,7 @@ class NativeSignTilesTest {
     @CsvSource({"1", "-1"})
     void largestSumsDoNotOverflow(float activation) {
         int rows = 520; // 17 tiles: the last range runs eight, two and one at a time
-        int cols = 4096 + 16 * 3; // sixteen runs of sixteen chunks (AVX2: one of 256) and three chunks more
+        int cols = 8192 + 16 * 3; // 32 runs of 16 chunks (AVX2: two of 256) and three chunks more
         float[] w = new float[rows * cols];
         Arrays.fill(w, -0.1f);
         float[] x = new float[cols];
