@@ -2319,8 +2319,11 @@ static inline uint64_t load_u64(const uint8_t *p) {
 
 /* How far ahead along a row the XNOR loops prefetch: a thread's one stream of rows read from DRAM at 15-16 GB/s
    of the machine's 28 with two threads; 1 KB ahead 87-89% of it (4096x14336, 2 threads: 512 B 83%, 2 KB 81-90%,
-   4 KB 64%). */
+   4 KB 64%). The AVX2 loop, half as much work a step, wanted 2 KB on the same Intel machine (`bitplane bench
+   --encodings binary --activations binary`, alternated: 1 KB 126-143 G weights/s, 2 KB 154-178 (72-80%), 3 KB
+   137-190, 4 KB 136-139); not measured elsewhere. */
 #define XNOR_PREFETCH_BYTES 1024
+#define XNOR_PREFETCH_BYTES_AVX2 2048
 /* Mismatched signs between words [w0, w1) of a row and of x. */
 static int64_t mismatches(const uint8_t *row, const uint64_t *x, int64_t w0, int64_t w1) {
     int64_t count = 0;
@@ -2357,7 +2360,7 @@ static int64_t mismatches(const uint8_t *row, const uint64_t *x, int64_t w0, int
             __m256i bytes = _mm256_setzero_si256();
             for (int round = 0; round < 31 && i + 4 <= w1; round++, i += 4) {
                 if (i % 8 == 0) { /* one prefetch a 64-byte line */
-                    _mm_prefetch((const char *) (row + 8 * i + XNOR_PREFETCH_BYTES), _MM_HINT_T0);
+                    _mm_prefetch((const char *) (row + 8 * i + XNOR_PREFETCH_BYTES_AVX2), _MM_HINT_T0);
                 }
                 __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (row + 8 * i)),
                                              _mm256_loadu_si256((const __m256i *) (x + i)));
