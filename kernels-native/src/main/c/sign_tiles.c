@@ -320,7 +320,7 @@ static inline __m256i table_at(const uint8_t *p) {
  * (JMH, one copy): 1,459 -> 3,081 calls/s on one thread, 2,720 -> 5,566 on two.
  */
 ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const uint8_t *tables, int64_t t,
-                               int count, int32_t sums[NIBBLE_TILES][TILE_ROWS]) {
+                               int count, int32_t sums[][TILE_ROWS]) {
     const __m256i nibble = _mm256_set1_epi8(15);
     const uint8_t *tile[NIBBLE_TILES];
     int64_t stride[NIBBLE_TILES];
@@ -399,21 +399,20 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
     }
 #elif BYTE_PLANES
     const uint8_t *nibble_tables = (const uint8_t *) tables;
-    int32_t nibble[NIBBLE_TILES][TILE_ROWS];
     for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
         for (; t + count <= tile_end; t += count) {
             switch (count) { /* a constant count for each inlined copy */
-            case NIBBLE_TILES: nibble_sums(base, n, chunks, nibble_tables, t, NIBBLE_TILES, nibble); break;
-            case 2: nibble_sums(base, n, chunks, nibble_tables, t, 2, nibble); break;
-            default: nibble_sums(base, n, chunks, nibble_tables, t, 1, nibble); break;
+            case NIBBLE_TILES: nibble_sums(base, n, chunks, nibble_tables, t, NIBBLE_TILES, sums); break;
+            case 2: nibble_sums(base, n, chunks, nibble_tables, t, 2, sums); break;
+            default: nibble_sums(base, n, chunks, nibble_tables, t, 1, sums); break;
             }
             for (int i = 0; i < count; i++) {
-                store_tile(nibble[i], t + i, n, code_sum, scales, xscale, y);
+                store_tile(sums[i], t + i, n, code_sum, scales, xscale, y);
             }
         }
     }
-#endif
-    /* Elsewhere the same lookups lane by lane (the portable build, which tests reach by selecting it). */
+#else
+    /* The portable build: the same lookups as the AVX-512 build's, lane by lane (tests reach it by selecting it). */
     for (; t < tile_end; t++) {
         int64_t stride;
         const uint8_t *tile = base + tile_at(t, n, chunks, &stride);
@@ -421,7 +420,7 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             int32_t s = 0;
             for (int64_t c = 0; c < chunks; c++) {
                 const uint8_t *at = tile + c * stride;
-                uint32_t word = at[LOW_BYTE_AT(j)] | (uint32_t) at[HIGH_BYTE_AT(j)] << 8;
+                uint32_t word = at[2 * j] | (uint32_t) at[2 * j + 1] << 8;
                 const int16_t *tb = tables + CHUNK_TABLE * c;
                 s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
             }
@@ -429,4 +428,5 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
         }
         store_tile(sums[0], t, n, code_sum, scales, xscale, y);
     }
+#endif
 }
