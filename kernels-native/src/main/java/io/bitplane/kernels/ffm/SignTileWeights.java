@@ -18,7 +18,7 @@ import java.nio.ByteOrder;
  * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
  * by lookup tables over tiles of 32 rows (4096 x 14336, two threads, from DRAM) read 253-271 G weights/s in
  * {@code bitplane bench} and 313 in JMH on the AMD machine's AVX-512 build (vpermw), where the kernel over the file's
- * planes read 126-146; the AVX2 build (vpshufb over nibbles) on the Intel machine 172-186 against 108-110. It is
+ * planes read 126-146; the AVX2 build (vpshufb over nibbles) on the Intel machine 201-203 against 108-118. It is
  * taken where either runs (the portable build's tiles are a plain loop, slower than the planes' kernels). The tiles
  * are a second copy of the tensor's bits, in native memory freed when these weights become unreachable.
  *
