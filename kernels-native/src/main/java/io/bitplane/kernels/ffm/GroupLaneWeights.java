@@ -16,9 +16,10 @@ import java.lang.foreign.MemorySegment;
  * products each add up in one 32-bit lane, so no sum across lanes per group, with their scales and mins), beside the
  * file's bytes, which every other use reads (batches of more than {@value #MAX_BATCH} tokens, embedding rows). From
  * L2 on one thread the lanes ran INT4 at 122-134 G weights/s where the kernels over the file's packed codes ran
- * 40-55, and INT8 at 99 against 53. Taken where the AVX-512 VNNI build runs; elsewhere the lanes' code is a plain
- * loop. The lanes are a second copy of the codes, in native memory freed when these weights become unreachable; an
- * INT4 tensor in bit planes then gets no packed copy (see NativeBackend.upload).
+ * 40-55, and INT8 at 99 against 53. Taken where the AVX-512 VNNI build runs, and for INT4 and INT4_ASYM where the
+ * AVX2 build does (vpmaddubsw; INT8's unsigned codes would overflow its pairs, so INT8 is not re-laid there); the
+ * portable build's lanes are a plain loop. The lanes are a second copy of the codes, in native memory freed when
+ * these weights become unreachable; an INT4 tensor in bit planes then gets no packed copy (see NativeBackend.upload).
  *
  * @param lanes the re-laid rows, {@code bp_group_lanes_bytes} long
  */
@@ -41,8 +42,9 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
         Encoding e = spec.encoding();
-        return isa == NativeKernels.ISA_AVX512 && tensor.isComplete() && spec.rank() == 2
-                && (e == Encoding.INT8 || e == Encoding.INT4 || e == Encoding.INT4_ASYM)
+        boolean taken = isa == NativeKernels.ISA_AVX512 && e == Encoding.INT8
+                || isa >= NativeKernels.ISA_AVX2 && (e == Encoding.INT4 || e == Encoding.INT4_ASYM);
+        return taken && tensor.isComplete() && spec.rank() == 2
                 && spec.activations() == ActivationHint.INT8
                 && spec.effectiveGroupSize() == GROUP && spec.cols() % SUPER_VALUES == 0
                 && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;

@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * 2048 x 2048 ternary products took 1.1 ms on its tiles against 1.8 in C, and 256-token prompts ran 2.8x faster
  * (ternary) and 1.6x (INT4), decoding 1.3x (ternary). {@code -Dbitplane.native.floatProducts=native} keeps them
  * in C (the tests run both). So do INT4 and INT4_ASYM with INT8 activations where the group lanes below do not take
- * them (K not a multiple of 512, or the AVX2 and portable builds): the general C path pays per group what the Java
+ * them (K not a multiple of 512, or the portable build): the general C path pays per group what the Java
  * backend's nibble tiles do not (one token, 2 threads: 172 x 64, stories260K's, 4.4 against 0.56 us a call; 2048 x
  * 5504 207 against 167). {@code -Dbitplane.native.int4Products=native} keeps them in C. And INT8 with INT8
  * activations outside the group lanes on the AVX-512 build alike (JMH, one token, 2 threads, calls/s, Java
@@ -46,8 +46,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
  * build runs), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up to five tokens
- * ({@link GroupLaneWeights}; where the AVX-512 build runs; larger batches read the file's bytes), other TERNARY and
- * INT4 planes into packed codes.
+ * ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger batches read the
+ * file's bytes), other TERNARY and INT4 planes into packed codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short

@@ -18,6 +18,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -28,8 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  * The group lanes (group_lanes.c) called directly, in whatever implementation this run selected (the build runs the
  * tests on the best one, AVX2 and the portable C): INT8 rows, INT4 and INT4_ASYM bit planes and packed codes
  * repacked in uneven ranges of blocks of eight rows from misaligned bytes, run over uneven ranges of blocks for one
- * to three tokens, every result equal to the scalar reference's bit for bit. The backend's own use of them (AVX-512
- * only) is in the shared conformance shapes.
+ * to three tokens, every result equal to the scalar reference's bit for bit. The backend's own use of them (INT4
+ * where the AVX2 or AVX-512 build runs, INT8 on AVX-512) is in the shared conformance shapes.
  */
 class NativeGroupLanesTest {
 
@@ -39,18 +40,43 @@ class NativeGroupLanesTest {
         "int8@32, 40, 5632, 1", "int4@32, 8, 14336, 1", "int8@32, 30, 512, 2", "int4@32, 26, 1024, 1",
         "int4-asym@32, 9, 1024, 2", "int4-asym@32 packed, 17, 512, 1", "int4-asym@32, 1, 2048, 3"})
     void lanesGiveTheReferenceResult(String spec, int rows, int cols, int batch) {
+        Random rnd = new Random(rows * 131L + cols);
+        assertLanesGiveTheReferenceResult(spec, rows, cols, batch, TestTensors.gaussian(rnd, rows * cols, 0.1f),
+                TestTensors.gaussian(rnd, batch * cols, 1f));
+    }
+
+    /**
+     * INT4 codes 7 (u = 15) but each group's first (its extreme, -8 or u = 0, so that the others get 7), and every
+     * activation code 127 or -127: the AVX2 build's int16 pair sums take a super-block's eight products near their
+     * largest (8 x 2 x 15 x 127 = 30480), so summing a ninth, or carrying them from one super-block to the next,
+     * would wrap.
+     */
+    @ParameterizedTest(name = "{0} codes {1}")
+    @CsvSource({"int4@32, 1", "int4@32, -1", "int4@32 packed, 1", "int4-asym@32, -1"})
+    void largestSumsDoNotOverflow(String spec, float activation) {
+        int rows = 9;
+        int cols = 2048; // four super-blocks
+        float[] w = new float[rows * cols];
+        Arrays.fill(w, 0.0875f);
+        for (int i = 0; i < w.length; i += 32) {
+            w[i] = -0.1f;
+        }
+        float[] x = new float[cols];
+        Arrays.fill(x, activation);
+        assertLanesGiveTheReferenceResult(spec, rows, cols, 1, w, x);
+    }
+
+    private static void assertLanesGiveTheReferenceResult(String spec, int rows, int cols, int batch, float[] weights,
+                                                          float[] x) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) { // selects the implementation this run asks for
             NativeKernels kernels = NativeLibrary.kernels();
-            Random rnd = new Random(rows * 131L + cols);
             boolean packed = spec.endsWith(" packed");
-            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
-                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec.split(" ")[0]),
-                    ActivationHint.INT8);
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights,
+                    QuantSpec.parse(spec.split(" ")[0]), ActivationHint.INT8);
             if (packed) {
                 t = PackedCodes.relayout(t);
             }
-            float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
             float[] expected = BackendConformance.matmul(new ScalarBackend(), BackendConformance.placed(t, 0), x,
                     batch);
             try (Arena arena = Arena.ofConfined()) {
@@ -86,19 +112,19 @@ class NativeGroupLanesTest {
     }
 
     /**
-     * Where the AVX-512 build runs, the backend re-lays INT8, INT4 and INT4_ASYM in groups of 32 with INT8
-     * activations and rows of whole super-blocks (512 values) only.
+     * The backend re-lays INT4 and INT4_ASYM (where the AVX2 or AVX-512 build runs) and INT8 (AVX-512 only) in
+     * groups of 32 with INT8 activations and rows of whole super-blocks (512 values) only.
      */
     @Test
     void theBackendReLaysOnlyWhatTheKernelTakes() {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) {
-            boolean avx512 = NativeLibrary.kernels().isa() == NativeKernels.ISA_AVX512;
+            int isa = NativeLibrary.kernels().isa();
             Random rnd = new Random(5);
             float[] values = TestTensors.gaussian(rnd, 8 * 1024, 0.1f);
             for (String spec : new String[] {"int8@32", "int4@32", "int4-asym@32"}) {
                 BpmTensor taken = tensor(new long[] {8, 1024}, values, spec, ActivationHint.INT8);
-                if (avx512) {
+                if (spec.startsWith("int8") ? isa == NativeKernels.ISA_AVX512 : isa >= NativeKernels.ISA_AVX2) {
                     assertInstanceOf(GroupLaneWeights.class, backend.upload(taken), spec);
                 } else {
                     assertNotEquals(GroupLaneWeights.class, backend.upload(taken).getClass(), spec);
