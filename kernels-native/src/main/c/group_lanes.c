@@ -133,6 +133,36 @@ static void token_lanes(const int8_t *q, int64_t k, int8_t *qp, int32_t *qsums) 
     }
 }
 
+#ifdef __AVX2__
+/*
+ * The end of a super-block in block_rows (both vector builds): its scales (and mins, from `scales`) are prefetched
+ * ahead, and the terms of the block's rows (lo[j], hi[j]: groups 0-7 and 8-15 of row j) are turned so that each add
+ * takes one group of every row, then added to sums (row j in lane j) in group order.
+ */
+ALWAYS_INLINE __m256 add_terms_in_order(__m256 sums, __m256 lo[LANE_ROWS], __m256 hi[LANE_ROWS],
+                                        const uint8_t *scales, int32_t encoding, int64_t ahead) {
+    for (int line = 0; line < step_bytes(encoding) - LANE_ROWS * code_bytes(encoding); line += 64) {
+        _mm_prefetch((const char *) (scales + line + ahead), _MM_HINT_T0);
+    }
+    transpose8x8(lo); /* lo[g]: group 16 s + g of every row */
+    transpose8x8(hi);
+    for (int g = 0; g < 8; g++) {
+        sums = _mm256_add_ps(sums, lo[g]);
+    }
+    for (int g = 0; g < 8; g++) {
+        sums = _mm256_add_ps(sums, hi[g]);
+    }
+    return sums;
+}
+
+/* y[0..rows) = the block's row totals (lane j: row j) times xscale. */
+static inline void store_rows(__m256 sums, float xscale, float *y, int rows) {
+    float out[LANE_ROWS];
+    _mm256_storeu_ps(out, _mm256_mul_ps(sums, _mm256_set1_ps(xscale)));
+    memcpy(y, out, (size_t) rows * sizeof(float));
+}
+#endif
+
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
 /* The 16 groups' sums of u * q over one super-block of a row (at) and the token's q lanes (qs): four chains of
@@ -189,21 +219,9 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
             lo[j] = _mm512_castps512_ps256(terms);
             hi[j] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
         }
-        for (int line = 0; line < step_bytes(encoding) - LANE_ROWS * code_bytes(encoding); line += 64) {
-            _mm_prefetch((const char *) (step + LANE_ROWS * code_bytes(encoding) + line + ahead), _MM_HINT_T0);
-        }
-        transpose8x8(lo); /* lo[g]: group 16 s + g of every row */
-        transpose8x8(hi);
-        for (int g = 0; g < 8; g++) {
-            sums = _mm256_add_ps(sums, lo[g]);
-        }
-        for (int g = 0; g < 8; g++) {
-            sums = _mm256_add_ps(sums, hi[g]);
-        }
+        sums = add_terms_in_order(sums, lo, hi, step + LANE_ROWS * code_bytes(encoding), encoding, ahead);
     }
-    float out[LANE_ROWS];
-    _mm256_storeu_ps(out, _mm256_mul_ps(sums, _mm256_set1_ps(xscale)));
-    memcpy(y, out, (size_t) rows * sizeof(float));
+    store_rows(sums, xscale, y, rows);
 }
 
 static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
@@ -320,21 +338,9 @@ ALWAYS_INLINE void block_rows_avx2(const uint8_t *block, int32_t encoding, int64
                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (mins + 16))), _mm256_cvtepi32_ps(q_hi)));
             }
         }
-        for (int line = 0; line < step_bytes(encoding) - LANE_ROWS * codes; line += 64) {
-            _mm_prefetch((const char *) (step + LANE_ROWS * codes + line + ahead), _MM_HINT_T0);
-        }
-        transpose8x8(lo); /* lo[g]: group 16 s + g of every row */
-        transpose8x8(hi);
-        for (int g = 0; g < 8; g++) {
-            sums = _mm256_add_ps(sums, lo[g]);
-        }
-        for (int g = 0; g < 8; g++) {
-            sums = _mm256_add_ps(sums, hi[g]);
-        }
+        sums = add_terms_in_order(sums, lo, hi, step + LANE_ROWS * codes, encoding, ahead);
     }
-    float out[LANE_ROWS];
-    _mm256_storeu_ps(out, _mm256_mul_ps(sums, _mm256_set1_ps(xscale)));
-    memcpy(y, out, (size_t) rows * sizeof(float));
+    store_rows(sums, xscale, y, rows);
 }
 #endif
 
