@@ -948,7 +948,7 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
  * decode order (8 layers, the 418M shapes) 234-239 -> 235-250. The same second prefetch in the BINARY tiles and
  * the group lanes changed nothing measurable.
  */
-#define L2_PREFETCH_BYTES (4 * PREFETCH_BYTES)
+#define L2_PREFETCH_BYTES (L2_AHEAD * PREFETCH_BYTES)
 
 /*
  * acc[s] += the products of field s of each byte of a 64-byte block of packed rows (b bits a field, a constant
@@ -2327,8 +2327,8 @@ static inline uint64_t load_u64(const uint8_t *p) {
 /* And four times as far ahead into L2 (prefetcht2), as packed_rows_one_group does, alternated three times on that
    machine: the AVX2 loop 173-179 -> 200-201 G weights/s (81-83% -> 91-93%), the AVX-512 loop 151-154 -> 203-208
    (70-72% -> 95-97%; 185-186 in runs an hour before). */
-#define XNOR_L2_PREFETCH_BYTES (4 * XNOR_PREFETCH_BYTES)
-#define XNOR_L2_PREFETCH_BYTES_AVX2 (4 * XNOR_PREFETCH_BYTES_AVX2)
+#define XNOR_L2_PREFETCH_BYTES (L2_AHEAD * XNOR_PREFETCH_BYTES)
+#define XNOR_L2_PREFETCH_BYTES_AVX2 (L2_AHEAD * XNOR_PREFETCH_BYTES_AVX2)
 /* Mismatched signs between words [w0, w1) of a row and of x. */
 static int64_t mismatches(const uint8_t *row, const uint64_t *x, int64_t w0, int64_t w1) {
     int64_t count = 0;

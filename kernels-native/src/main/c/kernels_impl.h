@@ -67,6 +67,13 @@ static inline int64_t prefetch_distance(int64_t intel, int64_t other) {
     return __builtin_cpu_is("intel") ? intel : other;
 }
 
+/*
+ * How many times as far ahead as its prefetch into L1 a kernel also asks for its weights into L2 (prefetcht2): the
+ * packed ternary rows' (kernels.c, L2_PREFETCH_BYTES), taken since by the XNOR loops and the BINARY tiles, which
+ * each measured the gain in their comments.
+ */
+#define L2_AHEAD 4
+
 /* The 8x8 transpose of floats: lane j of v[i] goes to lane i of v[j]. */
 static inline void transpose8x8(__m256 v[8]) {
     __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);

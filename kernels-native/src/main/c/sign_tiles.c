@@ -55,11 +55,10 @@
    167-171 (the AVX2 build there: nibble_sums). The AVX2 build on the AMD machine is not measured. */
 #define PREFETCH_INTEL 2048
 #define PREFETCH_OTHER 4096
-/* Both builds also ask for the weights this many times as far ahead into L2 (prefetcht2), as the XNOR loops do.
+/* Both builds also ask for the weights L2_AHEAD times as far ahead into L2 (prefetcht2), as the XNOR loops do.
    On the Intel Xeon, alternated three times: the AVX2 build 186-188 -> 201-203 G weights/s (85-86% -> 92-94%), the
    AVX-512 build 209-214 -> 235-237 (110% of the roofline `bitplane bench` takes from its plain read loop, which
    itself reads without prefetching). */
-#define L2_AHEAD 4
 
 /*
  * The AVX2 build lays each chunk out as two byte planes: its first 32 bytes hold the low bytes of the 32 rows' words
@@ -89,7 +88,7 @@
 #if BYTE_PLANES
 #define GROUP_TILES NIBBLE_TILES
 #else
-#define GROUP_TILES 8
+#define GROUP_TILES TILES_AT_ONCE
 #endif
 
 static inline int64_t chunks_of(int64_t k) {
