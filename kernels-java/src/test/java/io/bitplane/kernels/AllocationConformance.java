@@ -86,6 +86,28 @@ public abstract class AllocationConformance {
         assertEventuallyAllocatesNothing(spec + " x " + act, () -> backend.matmul(w, x, y, batch));
     }
 
+    /**
+     * Ternary, then binary x F32 (as two models loaded in one process would run them), at a model's width: the Java
+     * backend's lookup tiles for these had a kernel each, and the second to be compiled kept its loop sums as
+     * objects (docs/PERFORMANCE.md, "One float lookup kernel").
+     */
+    @Test
+    public void floatProductsOfTwoEncodingsAllocateNothing() {
+        Random rnd = new Random(11);
+        int rows = 1024;
+        int cols = 4096;
+        Buffer x = input(rnd, cols);
+        Buffer y = backend.allocate(rows);
+        for (String spec : new String[] {"ternary", "binary"}) {
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                    TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse(spec),
+                    BackendConformance.hint("f32"));
+            Weights w = backend.upload(BackendConformance.placed(t, 0));
+            assertEventuallyAllocatesNothing(spec + " x f32, " + rows + "x" + cols,
+                    () -> backend.matmul(w, x, y, 1));
+        }
+    }
+
     /** Products of one input as one job (a layer's q, k and v), with rows of several sizes. */
     @Test
     public void aWarmJobOfProductsAllocatesNothing() {

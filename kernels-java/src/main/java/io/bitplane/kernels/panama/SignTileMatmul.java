@@ -53,7 +53,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   int lanes (selectFrom: vpermd); the int lanes' low halves give the even rows, the high halves the odd rows.
  *   y = 0f + s acc with acc = the float sum, in another order than the oracle's (equal within rounding).
  *   Tiles go four at a time here too: from DRAM (4096x14336, 2 threads) pairs read binary at 124-168 G weights/s,
- *   fours at 154-213; ternary (JMH, 4 copies) 88-113 -> 97-155.
+ *   fours at 154-213; ternary (JMH, 4 copies) 88-113 -> 97-155. Ternary's masks and signs go through the same loop
+ *   as binary's signs, one pass each ({@link #floatLookups} says why).
  * </pre>
  * Per 16 values of a row's mask or signs this costs three lookups, two shifts and three adds (and the masks C2 puts
  * before each lookup), where {@link PackedTernaryMatmul} multiplies every field. The lookups, {@code selectFrom} on
@@ -238,104 +239,50 @@ final class SignTileMatmul {
     /**
      * TERNARY: the float sums T[mask] - 2 T[sign] of {@code count} (1 to 4) tiles from {@code base}, {@code
      * tileBytes} apart, for one token's float tables at {@code tables[t0 ..]}, into {@code out} tile by tile, each its
-     * even rows then its odd rows (the missing tiles read the first again, their sums unused). Each lookup picks 16
-     * rows: the even rows from the low halves of the int lanes, the odd rows from the high.
+     * even rows then its odd rows: the masks' lookups in one pass over the tiles, the signs' in a second (each a
+     * stream of its own in memory either way), so that both encodings run one kernel ({@link #floatLookups}).
      */
     private static void floatSums(MemorySegment tiles, long base, long tileBytes, int count, int chunks, int[] tables,
                                   int t0, float[] out) {
-        long baseA = base;
-        long baseB = count > 1 ? base + tileBytes : base;
-        long baseC = count > 2 ? base + 2 * tileBytes : base;
-        long baseD = count > 3 ? base + 3 * tileBytes : base;
-        FloatVector plusEvenA = FloatVector.zero(F);
-        FloatVector plusOddA = FloatVector.zero(F);
-        FloatVector minusEvenA = FloatVector.zero(F);
-        FloatVector minusOddA = FloatVector.zero(F);
-        FloatVector plusEvenB = FloatVector.zero(F);
-        FloatVector plusOddB = FloatVector.zero(F);
-        FloatVector minusEvenB = FloatVector.zero(F);
-        FloatVector minusOddB = FloatVector.zero(F);
-        FloatVector plusEvenC = FloatVector.zero(F);
-        FloatVector plusOddC = FloatVector.zero(F);
-        FloatVector minusEvenC = FloatVector.zero(F);
-        FloatVector minusOddC = FloatVector.zero(F);
-        FloatVector plusEvenD = FloatVector.zero(F);
-        FloatVector plusOddD = FloatVector.zero(F);
-        FloatVector minusEvenD = FloatVector.zero(F);
-        FloatVector minusOddD = FloatVector.zero(F);
-        long signs = tileBytes / 2;  // a tile's sign words follow its mask words
-        for (int c = 0; c < chunks; c++) {
-            long at = (long) c * 2 * TILE_ROWS;
-            long sat = signs + at;
-            IntVector maskA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE).reinterpretAsInts();
-            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + sat, LE)
-                    .reinterpretAsInts();
-            IntVector maskB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
-            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + sat, LE)
-                    .reinterpretAsInts();
-            IntVector maskC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE).reinterpretAsInts();
-            IntVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + sat, LE)
-                    .reinterpretAsInts();
-            IntVector maskD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE).reinterpretAsInts();
-            IntVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + sat, LE)
-                    .reinterpretAsInts();
-            for (int j = 0; j < 4; j++) {
-                IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
-                int low = 4 * j;
-                int high = 16 + 4 * j;
-                minusEvenA = minusEvenA.add(signA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusOddA = minusOddA.add(signA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusEvenA = plusEvenA.add(maskA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusOddA = plusOddA.add(maskA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusEvenB = minusEvenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusOddB = minusOddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusEvenB = plusEvenB.add(maskB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusOddB = plusOddB.add(maskB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusEvenC = minusEvenC.add(signC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusOddC = minusOddC.add(signC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusEvenC = plusEvenC.add(maskC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusOddC = plusOddC.add(maskC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusEvenD = minusEvenD.add(signD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                minusOddD = minusOddD.add(signD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusEvenD = plusEvenD.add(maskD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                plusOddD = plusOddD.add(maskD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-            }
+        float[] minus = MINUS_SUMS.get();
+        floatLookups(tiles, base, tileBytes, count, chunks, tables, t0, out);
+        floatLookups(tiles, base + tileBytes / 2, tileBytes, count, chunks, tables, t0, minus);  // the sign words
+        for (int i = 0; i < TILES_PER_PASS * TILE_ROWS; i += F.length()) {
+            FloatVector m = FloatVector.fromArray(F, minus, i);
+            FloatVector.fromArray(F, out, i).sub(m.add(m)).intoArray(out, i);
         }
-        int half = TILE_ROWS / 2;
-        plusEvenA.sub(minusEvenA.add(minusEvenA)).intoArray(out, 0);
-        plusOddA.sub(minusOddA.add(minusOddA)).intoArray(out, half);
-        plusEvenB.sub(minusEvenB.add(minusEvenB)).intoArray(out, TILE_ROWS);
-        plusOddB.sub(minusOddB.add(minusOddB)).intoArray(out, TILE_ROWS + half);
-        plusEvenC.sub(minusEvenC.add(minusEvenC)).intoArray(out, 2 * TILE_ROWS);
-        plusOddC.sub(minusOddC.add(minusOddC)).intoArray(out, 2 * TILE_ROWS + half);
-        plusEvenD.sub(minusEvenD.add(minusEvenD)).intoArray(out, 3 * TILE_ROWS);
-        plusOddD.sub(minusOddD.add(minusOddD)).intoArray(out, 3 * TILE_ROWS + half);
+    }
+
+    /** BINARY: the float sums X - 2 T[sign] of {@code count} (1 to 4) tiles, as {@link #floatSums} orders them. */
+    private static void floatSignSums(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
+                                      int[] tables, int t0, float x, float[] out) {
+        floatLookups(tiles, base, tileBytes, count, chunks, tables, t0, out);
+        FloatVector xs = FloatVector.broadcast(F, x);
+        for (int i = 0; i < TILES_PER_PASS * TILE_ROWS; i += F.length()) {
+            FloatVector s = FloatVector.fromArray(F, out, i);
+            xs.sub(s.add(s)).intoArray(out, i);
+        }
     }
 
     /**
-     * BINARY: the float sums X - 2 T[sign] of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes}
-     * apart, for one token's float tables at {@code tables[t0 ..]}, into {@code out} tile by tile, each its even rows
-     * then its odd rows. Four tiles go at once, as in {@link #signSums} (the missing ones read the first again, their
-     * sums unused): each table load serves four tiles, and four streams of weights are in flight.
+     * The float sums T[word] of {@code count} (1 to 4) tiles' words, the first tile's chunk c at {@code base + c 2R}
+     * (a stream of mask or sign words), the next tiles {@code tileBytes} apart, for one token's float tables at
+     * {@code tables[t0 ..]}, into {@code sums} tile by tile, each its even rows then its odd rows (the missing tiles
+     * read the first again, their sums unused). Each lookup picks 16 rows: the even rows from the low halves of the
+     * int lanes, the odd rows from the high. Four tiles go at once: each table load serves four tiles, and four
+     * streams of weights are in flight.
+     * <p>
+     * One method for both encodings, so that a process compiles it once. Ternary and binary had a method each (the
+     * ternary one summing masks and signs in one loop, 16 sums), and whichever C2 compiled second in a process ran
+     * at 5-14 G weights/s against 126-133 (4096x14336, {@code bitplane bench --encodings ternary,binary
+     * --activations f32}, either order): JFR showed two vectors allocated on the heap per lookup there. Both loops
+     * were near the size at which C2 stops inlining (NodeCountInliningCutoff): the calls after the loop were
+     * inlined late, and in the slow compiles by type profile (by exact type in the fast ones), and the sums the
+     * loop carried stayed heap objects. Summing in memory instead (a load and a store per lookup) was robust too,
+     * but read binary at 111 and ternary at 41-61 against 130 and 68. Ternary in two passes reads as fast as in one.
      */
-    private static void floatSignSums(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
-                                      int[] tables, int t0, float x, float[] out) {
+    private static void floatLookups(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
+                                     int[] tables, int t0, float[] sums) {
         long baseA = base;
         long baseB = count > 1 ? base + tileBytes : base;
         long baseC = count > 2 ? base + 2 * tileBytes : base;
@@ -348,46 +295,48 @@ final class SignTileMatmul {
         FloatVector oddC = FloatVector.zero(F);
         FloatVector evenD = FloatVector.zero(F);
         FloatVector oddD = FloatVector.zero(F);
-        int chunkBytes = chunkBytes(true);
         for (int c = 0; c < chunks; c++) {
-            long at = (long) c * chunkBytes;
-            IntVector signA = ShortVector.fromMemorySegment(S, tiles, baseA + at, LE).reinterpretAsInts();
-            IntVector signB = ShortVector.fromMemorySegment(S, tiles, baseB + at, LE).reinterpretAsInts();
-            IntVector signC = ShortVector.fromMemorySegment(S, tiles, baseC + at, LE).reinterpretAsInts();
-            IntVector signD = ShortVector.fromMemorySegment(S, tiles, baseD + at, LE).reinterpretAsInts();
+            long at = (long) c * 2 * TILE_ROWS;
+            IntVector wordsA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
+            IntVector wordsB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
+            IntVector wordsC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
+            IntVector wordsD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
             for (int j = 0; j < 4; j++) {
                 IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
                 int low = 4 * j;
                 int high = 16 + 4 * j;
-                evenA = evenA.add(signA.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                oddA = oddA.add(signA.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                evenB = evenB.add(signB.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                oddB = oddB.add(signB.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                evenC = evenC.add(signC.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                oddC = oddC.add(signC.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                evenD = evenD.add(signD.lanewise(VectorOperators.LSHR, low).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
-                oddD = oddD.add(signD.lanewise(VectorOperators.LSHR, high).and(15).selectFrom(table)
-                        .reinterpretAsFloats());
+                evenA = evenA.add(lookup(wordsA, low, table));
+                oddA = oddA.add(lookup(wordsA, high, table));
+                evenB = evenB.add(lookup(wordsB, low, table));
+                oddB = oddB.add(lookup(wordsB, high, table));
+                evenC = evenC.add(lookup(wordsC, low, table));
+                oddC = oddC.add(lookup(wordsC, high, table));
+                evenD = evenD.add(lookup(wordsD, low, table));
+                oddD = oddD.add(lookup(wordsD, high, table));
             }
         }
-        FloatVector xs = FloatVector.broadcast(F, x);
         int half = TILE_ROWS / 2;
-        xs.sub(evenA.add(evenA)).intoArray(out, 0);
-        xs.sub(oddA.add(oddA)).intoArray(out, half);
-        xs.sub(evenB.add(evenB)).intoArray(out, TILE_ROWS);
-        xs.sub(oddB.add(oddB)).intoArray(out, TILE_ROWS + half);
-        xs.sub(evenC.add(evenC)).intoArray(out, 2 * TILE_ROWS);
-        xs.sub(oddC.add(oddC)).intoArray(out, 2 * TILE_ROWS + half);
-        xs.sub(evenD.add(evenD)).intoArray(out, 3 * TILE_ROWS);
-        xs.sub(oddD.add(oddD)).intoArray(out, 3 * TILE_ROWS + half);
+        evenA.intoArray(sums, 0);
+        oddA.intoArray(sums, half);
+        evenB.intoArray(sums, TILE_ROWS);
+        oddB.intoArray(sums, TILE_ROWS + half);
+        evenC.intoArray(sums, 2 * TILE_ROWS);
+        oddC.intoArray(sums, 2 * TILE_ROWS + half);
+        evenD.intoArray(sums, 3 * TILE_ROWS);
+        oddD.intoArray(sums, 3 * TILE_ROWS + half);
     }
+
+    /**
+     * The table's entries for the 4-bit fields at bit {@code shift} of the int lanes (16 rows: shift 0-12 the even
+     * rows' words, 16-28 the odd rows'). selectFrom wraps each index to its low 4 bits (vpermd reads only those).
+     */
+    private static FloatVector lookup(IntVector words, int shift, IntVector table) {
+        return words.lanewise(VectorOperators.LSHR, shift).selectFrom(table).reinterpretAsFloats();
+    }
+
+    /** Per worker thread: the signs' sums of a ternary pass ({@link #floatSums}), as {@link #TILE_SUMS} holds. */
+    private static final ThreadLocal<float[]> MINUS_SUMS =
+            ThreadLocal.withInitial(() -> new float[TILES_PER_PASS * TILE_ROWS]);
 
     /**
      * Per worker thread: the sums of a pass's tiles (up to {@link #TILES_PER_PASS}) as floats, tile by tile, each
