@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#define BP_ABI_VERSION 6
+#define BP_ABI_VERSION 7
 
 /* Encoding ids, as in the file's tensor directory. */
 #define BP_F32 0
@@ -129,5 +129,9 @@ void bp_matmul_group_lanes(const void *lanes, int32_t encoding, int64_t k, int64
 void bp_attention(const float *q, const float *keys, const float *values, float *out, const int32_t *positions,
                   int32_t n_heads, int32_t n_kv_heads, int64_t head_size, int32_t unit_heads, int64_t unit_start,
                   int64_t unit_end, float *scores);
+
+/* Reads bytes of data once (any alignment) and returns the sum of its 64-bit words and its tail's bytes, wrapping:
+   a probe of the read bandwidth, streaming and prefetching as the kernels read weights (stream_read.c). */
+int64_t bp_stream_read(const void *data, int64_t bytes);
 
 #endif

@@ -30,6 +30,7 @@ typedef struct {
                                int32_t, int64_t, int64_t, void *);
     void (*attention)(const float *, const float *, const float *, float *, const int32_t *, int32_t, int32_t,
                       int64_t, int32_t, int64_t, int64_t, float *);
+    int64_t (*stream_read)(const void *, int64_t);
 } kernel_table;
 
 /* One implementation's functions, in kernel_table's order. */
@@ -38,7 +39,8 @@ typedef struct {
      bp_##impl##_matmul_quantized_f32, bp_##impl##_matmul_quantized_i8, bp_##impl##_matmul_xnor,              \
      bp_##impl##_sign_tiles_bytes, bp_##impl##_sign_tiles_repack, bp_##impl##_sign_tables_bytes,               \
      bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles, bp_##impl##_group_lanes_bytes,                  \
-     bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes, bp_##impl##_attention}
+     bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes, bp_##impl##_attention,                 \
+     bp_##impl##_stream_read}
 
 static const kernel_table PORTABLE = KERNEL_TABLE(portable);
 #if defined(__x86_64__)
@@ -177,4 +179,8 @@ void bp_attention(const float *q, const float *keys, const float *values, float 
                   int64_t unit_end, float *scores) {
     kernels()->attention(q, keys, values, out, positions, n_heads, n_kv_heads, head_size, unit_heads, unit_start,
                          unit_end, scores);
+}
+
+int64_t bp_stream_read(const void *data, int64_t bytes) {
+    return kernels()->stream_read(data, bytes);
 }

@@ -29,4 +29,13 @@ public interface BackendProvider {
     default java.util.List<String> devices() {
         return java.util.List.of();
     }
+
+    /**
+     * A read of memory as this backend's own code streams weights, for {@code bitplane bench}'s roofline: reads every
+     * byte of a native segment once and returns a sum of them (so that no read can be dropped). Empty where the
+     * backend has none (the default) or cannot load; the native library's loop prefetches, which Java cannot.
+     */
+    default java.util.Optional<java.util.function.ToLongFunction<java.lang.foreign.MemorySegment>> streamReader() {
+        return java.util.Optional.empty();
+    }
 }

@@ -52,6 +52,25 @@ public final class Backends {
         return all;
     }
 
+    /**
+     * The first {@linkplain BackendProvider#streamReader stream reader} a backend found at run time offers (the
+     * native library's, where it loads), or empty: {@code bitplane bench} then reads with its own Java loop.
+     */
+    public static java.util.Optional<java.util.function.ToLongFunction<java.lang.foreign.MemorySegment>>
+            streamReader() {
+        for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
+            try {
+                var reader = p.streamReader();
+                if (reader.isPresent()) {
+                    return reader;
+                }
+            } catch (IllegalStateException | LinkageError e) {
+                // a provider that cannot load has no reader; the next one may
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
     public static Backend create(String name) {
         return create(name, Runtime.getRuntime().availableProcessors());
     }

@@ -16,6 +16,16 @@ public final class NativeBackendProvider implements BackendProvider {
         return true;
     }
 
+    /** bp_stream_read, where the library loads: it prefetches as the native kernels do. */
+    @Override
+    public java.util.Optional<java.util.function.ToLongFunction<java.lang.foreign.MemorySegment>> streamReader() {
+        if (NativeLibrary.unavailableReason() != null) {
+            return java.util.Optional.empty();
+        }
+        NativeKernels kernels = NativeLibrary.kernels();
+        return java.util.Optional.of(kernels::streamRead);
+    }
+
     @Override
     public Backend create(int threads) {
         return new NativeBackend(NativeLibrary.kernels(), threads);

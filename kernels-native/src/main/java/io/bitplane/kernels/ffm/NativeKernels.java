@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 6;
+    public static final int ABI_VERSION = 7;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
     public static final int ISA_AVX512 = 3;
@@ -63,6 +63,7 @@ public final class NativeKernels {
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_attention", FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT,
                 JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_stream_read", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG));
     }
 
     private final MethodHandle abiVersion;
@@ -84,6 +85,8 @@ public final class NativeKernels {
     private final MethodHandle[] matmulGroupLanes;
     /** Critical only: it reads the KV cache, a Java array, in place (see {@link #attention}). */
     private final MethodHandle attention;
+    /** Not critical: it reads hundreds of MB of native memory a call. */
+    private final MethodHandle streamRead;
     private volatile int isa;
 
     /** Binds every function, or throws naming the first symbol the library lacks. */
@@ -106,6 +109,7 @@ public final class NativeKernels {
         groupLanesRepack = handle(library, "bp_group_lanes_repack", false);
         matmulGroupLanes = both(library, "bp_matmul_group_lanes");
         attention = handle(library, "bp_attention", true);
+        streamRead = handle(library, "bp_stream_read", false);
     }
 
     private static MethodHandle[] both(SymbolLookup library, String name) {
@@ -149,6 +153,21 @@ public final class NativeKernels {
     /** The implementation in use (ISA_PORTABLE, ISA_AVX2 or ISA_AVX512). */
     public int isa() {
         return isa;
+    }
+
+    /**
+     * See bp_stream_read: reads every byte of {@code data}, which must be native memory (a heap segment is refused
+     * with IllegalArgumentException), and returns the sum of its words.
+     */
+    public long streamRead(MemorySegment data) {
+        if (!data.isNative()) {
+            throw new IllegalArgumentException("bp_stream_read reads native memory only");
+        }
+        try {
+            return (long) streamRead.invokeExact(data, data.byteSize());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     /** See bp_scratch_bytes: what one thread's scratch for a quantized product of this shape must hold. */

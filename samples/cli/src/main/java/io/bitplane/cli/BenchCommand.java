@@ -189,6 +189,7 @@ final class BenchCommand implements Callable<Integer> {
         descriptions.forEach(described::add);
         json.put("shape", rows + "x" + cols);
         json.put("threads", threads);
+        json.put("read_loop", StreamRead.loop());
         ArrayNode list = json.putArray("kernels");
         for (Result r : results) {
             list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
@@ -225,7 +226,8 @@ final class BenchCommand implements Callable<Integer> {
         List<BenchChart.Section> sections = new ArrayList<>();
         if (!kernels.isEmpty()) {
             sections.add(new BenchChart.Section("Matrix-vector weights/s against the memory roofline (" + shape + ")",
-                    "dark: achieved; light: roofline = 8 x read bandwidth / bits per weight (scales included); "
+                    "dark: achieved; light: roofline = 8 x read bandwidth (" + StreamRead.loop() + " loop) / bits per "
+                            + "weight (scales included); "
                             + bandwidthRange(kernels.stream().mapToDouble(Result::bandwidth)),
                     kernels.stream().map(r -> new BenchChart.Bar(r.label(), r.weightsPerSecond(), r.roofline(),
                             String.format(Locale.ROOT, "%.1f / %.1f G weights/s (%.0f%%)", r.weightsPerSecond() / 1e9,
