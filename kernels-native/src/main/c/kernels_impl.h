@@ -139,7 +139,7 @@ static inline void transpose8x8(__m256 v[8]) {
     void BP_IMPL_NAME(impl, _attention)(const float *q, const float *keys, const float *values, float *out,      \
                                         const int32_t *positions, int32_t n_heads, int32_t n_kv_heads,          \
                                         int64_t head_size, int32_t unit_heads, int64_t unit_start,              \
-                                        int64_t unit_end, float *scores);                             \
+                                        int64_t unit_end, float *scores);                                       \
     int64_t BP_IMPL_NAME(impl, _stream_read)(const void *data, int64_t bytes);
 
 BP_DECLARE_IMPL(portable)
