@@ -35,13 +35,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   layout 79-80 -> 89-92.
  *   BINARY (code 1 - 2 bit) has only the sign words: 2R bytes per chunk.
  * Tables, per token: {@link LookupTables}'s, three per chunk of 16 codes (subset sums of 5, 5 and 6 codes).
- * Per tile and token, R lanes at once: lane r sums the chunk sums (three lookups, LookupTables) of its mask words
- *   into S_mask and, in a second pass, of its sign words into S_sign: code = mask - 2 sign, acc = S_mask -
- *   2 S_sign. Lanes wrap at 16 bits, but every run of 16 chunks sums to at most 16 x 16 x 127 = 32512 in
- *   magnitude, so each run's sum is exact; runs add in 32-bit lanes.
+ * Per tile and token, R lanes at once: lane r adds its chunk sum (three lookups, LookupTables) of its mask word
+ *   and takes twice that of its sign word: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 16
+ *   chunks sums to at most 16 x 16 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit
+ *   lanes.
  * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes.
- * One loop ({@link #wordSums}; {@link #floatLookups} with F32 activations) serves both encodings and every pass, so
- *   that C2 compiles one kernel: see floatLookups for what a kernel each did.
  * Tiles go four at a time through one pass over the tables: each table load serves them all, and four streams of
  *   weights are in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) pairs took ternary
  *   from 58-77 to 128-137 G weights/s and binary from 125-132 to 185-230; fours took binary (with the three-lookup
@@ -456,48 +454,111 @@ final class SignTileMatmul {
     }
 
     /**
-     * TERNARY: the exact sums S[mask] - 2 S[sign] of {@code count} (1 to 4) tiles from {@code base}, {@code
-     * tileBytes} apart, over chunks [from, to) for one token's tables at {@code tables[t0 ..]}, converted to float as
-     * the oracle's s x acc converts acc, into {@code out} tile by tile, each its even rows then its odd rows: the
-     * masks in one pass of {@link #wordSums}, the signs in a second, as the float lookups do ({@link #floatLookups}
-     * says why one kernel; the INT8 ternary kernel of its own, 16 sums a step, allocated 2.5 KB a call at 1024x4096
-     * in AllocationConformance after the F32 kernels of that time had run).
+     * TERNARY: the exact sums of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes} apart, over chunks
+     * [from, to) for one token's tables at {@code tables[t0 ..]}, converted to float as the oracle's s x acc converts
+     * acc, into {@code out} tile by tile, each its even rows then its odd rows. The missing tiles read the first
+     * again, their sums unused.
      */
     private static void tileSums(MemorySegment tiles, long base, long tileBytes, int count, int from, int to,
                                  short[] tables, int t0, float[] out) {
-        int[] plus = PLUS_INTS.get();
-        int[] minus = MINUS_INTS.get();
-        wordSums(tiles, base, tileBytes, count, from, to, tables, t0, plus);
-        wordSums(tiles, base + tileBytes / 2, tileBytes, count, from, to, tables, t0, minus);  // the sign words
-        for (int i = 0; i < TILES_PER_PASS * TILE_ROWS; i++) {
-            out[i] = plus[i] - 2 * minus[i];
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
+        IntVector evenA = IntVector.zero(I);
+        IntVector oddA = IntVector.zero(I);
+        IntVector evenB = IntVector.zero(I);
+        IntVector oddB = IntVector.zero(I);
+        IntVector evenC = IntVector.zero(I);
+        IntVector oddC = IntVector.zero(I);
+        IntVector evenD = IntVector.zero(I);
+        IntVector oddD = IntVector.zero(I);
+        long signs = tileBytes / 2;  // a tile's sign words follow its mask words
+        for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
+            ShortVector plusA = ShortVector.zero(S);
+            ShortVector minusA = ShortVector.zero(S);
+            ShortVector plusB = ShortVector.zero(S);
+            ShortVector minusB = ShortVector.zero(S);
+            ShortVector plusC = ShortVector.zero(S);
+            ShortVector minusC = ShortVector.zero(S);
+            ShortVector plusD = ShortVector.zero(S);
+            ShortVector minusD = ShortVector.zero(S);
+            int c1 = Math.min(to, c0 + RUN_CHUNKS);
+            for (int c = c0; c < c1; c++) {
+                long at = (long) c * 2 * TILE_ROWS;
+                long sat = signs + at;
+                int o = t0 + LookupTables.CHUNK_TABLE * c;
+                ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
+                ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
+                ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
+                ShortVector td = ShortVector.fromArray(S, tables, o + 96);
+                IntVector maskA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
+                IntVector signA = IntVector.fromMemorySegment(I, tiles, baseA + sat, LE);
+                plusA = plusA.add(maskA.reinterpretAsShorts().selectFrom(ta))
+                        .add(maskA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(maskA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                minusA = minusA.add(signA.reinterpretAsShorts().selectFrom(ta))
+                        .add(signA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                IntVector maskB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
+                IntVector signB = IntVector.fromMemorySegment(I, tiles, baseB + sat, LE);
+                plusB = plusB.add(maskB.reinterpretAsShorts().selectFrom(ta))
+                        .add(maskB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(maskB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                minusB = minusB.add(signB.reinterpretAsShorts().selectFrom(ta))
+                        .add(signB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                IntVector maskC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
+                IntVector signC = IntVector.fromMemorySegment(I, tiles, baseC + sat, LE);
+                plusC = plusC.add(maskC.reinterpretAsShorts().selectFrom(ta))
+                        .add(maskC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(maskC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                minusC = minusC.add(signC.reinterpretAsShorts().selectFrom(ta))
+                        .add(signC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                IntVector maskD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
+                IntVector signD = IntVector.fromMemorySegment(I, tiles, baseD + sat, LE);
+                plusD = plusD.add(maskD.reinterpretAsShorts().selectFrom(ta))
+                        .add(maskD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(maskD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                minusD = minusD.add(signD.reinterpretAsShorts().selectFrom(ta))
+                        .add(signD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+            }
+            // Exact as a whole although either part may have wrapped: the run's true sum fits in 16 bits.
+            IntVector runA = plusA.sub(minusA.add(minusA)).reinterpretAsInts();
+            evenA = evenA.add(runA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddA = oddA.add(runA.lanewise(VectorOperators.ASHR, 16));
+            IntVector runB = plusB.sub(minusB.add(minusB)).reinterpretAsInts();
+            evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
+            IntVector runC = plusC.sub(minusC.add(minusC)).reinterpretAsInts();
+            evenC = evenC.add(runC.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddC = oddC.add(runC.lanewise(VectorOperators.ASHR, 16));
+            IntVector runD = plusD.sub(minusD.add(minusD)).reinterpretAsInts();
+            evenD = evenD.add(runD.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddD = oddD.add(runD.lanewise(VectorOperators.ASHR, 16));
         }
+        int half = TILE_ROWS / 2;
+        ((FloatVector) evenA.convert(VectorOperators.I2F, 0)).intoArray(out, 0);
+        ((FloatVector) oddA.convert(VectorOperators.I2F, 0)).intoArray(out, half);
+        ((FloatVector) evenB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
+        ((FloatVector) oddB.convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + half);
+        ((FloatVector) evenC.convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS);
+        ((FloatVector) oddC.convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
+        ((FloatVector) evenD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
+        ((FloatVector) oddD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
     /**
      * BINARY: the exact sums {@code X - 2 S} of {@code count} (1 to 4) tiles from {@code base}, {@code tileBytes}
      * apart, over chunks [from, to) for one token, S over each row's set sign bits and X the sum of the token's codes
-     * there ({@code codeSum}), converted to float, into {@code out} tile by tile as {@link #tileSums} orders them.
+     * there ({@code codeSum}), into {@code out} tile by tile as {@link #tileSums} orders a tile's rows. Four tiles go
+     * at once (the missing ones read the first again, their sums unused): binary has one word a row, so four tiles'
+     * sums fit the registers, and four streams of weights are in flight where two read 14 GB/s a thread.
      */
     private static void signSums(MemorySegment tiles, long base, long tileBytes, int count, int from, int to,
                                  short[] tables, int t0, int codeSum, float[] out) {
-        int[] signs = MINUS_INTS.get();
-        wordSums(tiles, base, tileBytes, count, from, to, tables, t0, signs);
-        for (int i = 0; i < TILES_PER_PASS * TILE_ROWS; i++) {
-            out[i] = codeSum - 2 * signs[i];
-        }
-    }
-
-    /**
-     * The exact sums S of the table entries of {@code count} (1 to 4) tiles' words (a stream of mask or sign words,
-     * the first tile's chunk c at {@code base + c 2R}, the next tiles {@code tileBytes} apart) over chunks [from, to)
-     * for one token's tables at {@code tables[t0 ..]}, into {@code out} tile by tile, each its even rows then its odd
-     * rows. Four tiles go at once (the missing ones read the first again, their sums unused): each table load serves
-     * four tiles, and four streams of weights are in flight where two read 14 GB/s a thread. Every run of
-     * RUN_CHUNKS chunks sums to at most 16 x 16 x 127 in a lane, so the int16 sums of a run are exact.
-     */
-    private static void wordSums(MemorySegment tiles, long base, long tileBytes, int count, int from, int to,
-                                 short[] tables, int t0, int[] out) {
         long baseA = base;
         long baseB = count > 1 ? base + tileBytes : base;
         long baseC = count > 2 ? base + 2 * tileBytes : base;
@@ -511,39 +572,39 @@ final class SignTileMatmul {
         IntVector evenD = IntVector.zero(I);
         IntVector oddD = IntVector.zero(I);
         for (int c0 = from; c0 < to; c0 += RUN_CHUNKS) {
-            ShortVector sumsA = ShortVector.zero(S);
-            ShortVector sumsB = ShortVector.zero(S);
-            ShortVector sumsC = ShortVector.zero(S);
-            ShortVector sumsD = ShortVector.zero(S);
+            ShortVector signsA = ShortVector.zero(S);
+            ShortVector signsB = ShortVector.zero(S);
+            ShortVector signsC = ShortVector.zero(S);
+            ShortVector signsD = ShortVector.zero(S);
             int c1 = Math.min(to, c0 + RUN_CHUNKS);
             for (int c = c0; c < c1; c++) {
                 long at = (long) c * 2 * TILE_ROWS;
-                IntVector wordsA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
-                IntVector wordsB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
-                IntVector wordsC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
-                IntVector wordsD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
+                IntVector signA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
+                IntVector signB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
+                IntVector signC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
+                IntVector signD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
                 int o = t0 + LookupTables.CHUNK_TABLE * c;
                 ShortVector ta = ShortVector.fromArray(S, tables, o); // codes 0-4 of the chunk
                 ShortVector tb = ShortVector.fromArray(S, tables, o + 32); // codes 5-9
                 ShortVector tc = ShortVector.fromArray(S, tables, o + 64); // codes 10-15, in two vectors
                 ShortVector td = ShortVector.fromArray(S, tables, o + 96);
-                sumsA = sumsA.add(wordsA.reinterpretAsShorts().selectFrom(ta))
-                        .add(wordsA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
-                        .add(wordsA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
-                sumsB = sumsB.add(wordsB.reinterpretAsShorts().selectFrom(ta))
-                        .add(wordsB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
-                        .add(wordsB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
-                sumsC = sumsC.add(wordsC.reinterpretAsShorts().selectFrom(ta))
-                        .add(wordsC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
-                        .add(wordsC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
-                sumsD = sumsD.add(wordsD.reinterpretAsShorts().selectFrom(ta))
-                        .add(wordsD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
-                        .add(wordsD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                signsA = signsA.add(signA.reinterpretAsShorts().selectFrom(ta))
+                        .add(signA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                signsB = signsB.add(signB.reinterpretAsShorts().selectFrom(ta))
+                        .add(signB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                signsC = signsC.add(signC.reinterpretAsShorts().selectFrom(ta))
+                        .add(signC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
+                signsD = signsD.add(signD.reinterpretAsShorts().selectFrom(ta))
+                        .add(signD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td));
             }
-            IntVector runA = sumsA.reinterpretAsInts();
-            IntVector runB = sumsB.reinterpretAsInts();
-            IntVector runC = sumsC.reinterpretAsInts();
-            IntVector runD = sumsD.reinterpretAsInts();
+            IntVector runA = signsA.reinterpretAsInts();
+            IntVector runB = signsB.reinterpretAsInts();
+            IntVector runC = signsC.reinterpretAsInts();
+            IntVector runD = signsD.reinterpretAsInts();
             evenA = evenA.add(runA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddA = oddA.add(runA.lanewise(VectorOperators.ASHR, 16));
             evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
@@ -553,20 +614,15 @@ final class SignTileMatmul {
             evenD = evenD.add(runD.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             oddD = oddD.add(runD.lanewise(VectorOperators.ASHR, 16));
         }
+        IntVector x = IntVector.broadcast(I, codeSum);
         int half = TILE_ROWS / 2;
-        evenA.intoArray(out, 0);
-        oddA.intoArray(out, half);
-        evenB.intoArray(out, TILE_ROWS);
-        oddB.intoArray(out, TILE_ROWS + half);
-        evenC.intoArray(out, 2 * TILE_ROWS);
-        oddC.intoArray(out, 2 * TILE_ROWS + half);
-        evenD.intoArray(out, 3 * TILE_ROWS);
-        oddD.intoArray(out, 3 * TILE_ROWS + half);
+        ((FloatVector) x.sub(evenA.add(evenA)).convert(VectorOperators.I2F, 0)).intoArray(out, 0);
+        ((FloatVector) x.sub(oddA.add(oddA)).convert(VectorOperators.I2F, 0)).intoArray(out, half);
+        ((FloatVector) x.sub(evenB.add(evenB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
+        ((FloatVector) x.sub(oddB.add(oddB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + half);
+        ((FloatVector) x.sub(evenC.add(evenC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS);
+        ((FloatVector) x.sub(oddC.add(oddC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
+        ((FloatVector) x.sub(evenD.add(evenD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
+        ((FloatVector) x.sub(oddD.add(oddD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
     }
-
-    /** Per worker thread: the exact sums of a pass's mask and sign words ({@link #wordSums}). */
-    private static final ThreadLocal<int[]> PLUS_INTS =
-            ThreadLocal.withInitial(() -> new int[TILES_PER_PASS * TILE_ROWS]);
-    private static final ThreadLocal<int[]> MINUS_INTS =
-            ThreadLocal.withInitial(() -> new int[TILES_PER_PASS * TILE_ROWS]);
 }
