@@ -8,6 +8,7 @@ import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.Weights;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
@@ -84,7 +85,7 @@ public class MatmulBenchmark {
         arena = Arena.ofShared();
         weights = new Weights[copies];
         for (int c = 0; c < copies; c++) {
-            MemorySegment seg = arena.allocate(t.bytes().length, 64);
+            MemorySegment seg = WeightMemory.allocate(arena, t.bytes().length);
             MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
             weights[c] = be.upload(new BpmTensor(t.spec(), seg, 0, 0));
         }

@@ -1,5 +1,6 @@
 package io.bitplane.bench;
 
+import io.bitplane.kernels.WeightMemory;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -37,7 +38,7 @@ public class StreamBenchmark {
     @Setup(Level.Trial)
     public void setUp() {
         arena = Arena.ofShared();
-        data = arena.allocate((long) megabytes << 20, 64);
+        data = WeightMemory.allocate(arena, (long) megabytes << 20);
         for (long i = 0; i < data.byteSize(); i += 8) {
             data.set(java.lang.foreign.ValueLayout.JAVA_LONG, i, i);
         }

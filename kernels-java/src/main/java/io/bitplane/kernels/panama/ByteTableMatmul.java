@@ -3,6 +3,7 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -94,8 +95,8 @@ final class ByteTableMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * steps(spec) * STEP_BYTES, 64),
-                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
+        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) tiles(spec) * steps(spec) * STEP_BYTES),
+                WeightMemory.allocate(arena, (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

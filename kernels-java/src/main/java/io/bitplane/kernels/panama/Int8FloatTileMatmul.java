@@ -3,6 +3,7 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -68,8 +69,8 @@ final class Int8FloatTileMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * quads(spec) * QUAD_BYTES, 64),
-                arena.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4, 64));
+        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) tiles(spec) * quads(spec) * QUAD_BYTES),
+                WeightMemory.allocate(arena, (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

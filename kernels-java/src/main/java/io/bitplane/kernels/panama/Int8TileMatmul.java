@@ -3,6 +3,7 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -62,8 +63,8 @@ final class Int8TileMatmul {
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(arena.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS, 64),
-                arena.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4, 64));
+        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
+                WeightMemory.allocate(arena, (long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

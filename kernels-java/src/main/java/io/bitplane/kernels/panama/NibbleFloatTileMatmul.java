@@ -3,6 +3,7 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
@@ -83,8 +84,9 @@ final class NibbleFloatTileMatmul {
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
         long slots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * octets(spec) * OCTET_BYTES, 64),
-                arena.allocate(slots, 64), spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(slots, 64) : null);
+        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) tiles(spec) * octets(spec) * OCTET_BYTES),
+                WeightMemory.allocate(arena, slots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, slots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

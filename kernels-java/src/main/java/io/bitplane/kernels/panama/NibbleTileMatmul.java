@@ -4,6 +4,7 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
@@ -114,8 +115,9 @@ final class NibbleTileMatmul {
         Arena arena = Arena.ofAuto();
         long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(arena.allocate(tiles * steps(spec) * STEP_BYTES, 64), arena.allocate(groupSlots, 64),
-                spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
+        Tiles t = new Tiles(WeightMemory.allocate(arena, tiles * steps(spec) * STEP_BYTES),
+                WeightMemory.allocate(arena, groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, groupSlots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
     }

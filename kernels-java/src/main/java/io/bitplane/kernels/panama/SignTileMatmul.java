@@ -5,6 +5,7 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -12,7 +13,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -117,7 +117,7 @@ final class SignTileMatmul {
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
-        MemorySegment tiles = Arena.ofAuto().allocate(bytes, 64);
+        MemorySegment tiles = WeightMemory.allocate(bytes);
         AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
@@ -136,7 +136,7 @@ final class SignTileMatmul {
         if (groups == 1) {
             return null;
         }
-        MemorySegment out = Arena.ofAuto().allocate((long) TileRows.tiles(spec) * groups * TILE_ROWS * 4, 64);
+        MemorySegment out = WeightMemory.allocate((long) TileRows.tiles(spec) * groups * TILE_ROWS * 4);
         long scalesOffset = spec.scalesOffset();
         pool.run((int) spec.rows(), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {

@@ -3,6 +3,7 @@ package io.bitplane.kernels.panama;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 import jdk.incubator.vector.FloatVector;
@@ -116,9 +117,10 @@ final class TripleTableMatmul {
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         Arena arena = Arena.ofAuto();
         long groupSlots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
-        Tiles tiles = new Tiles(arena.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES, 64),
-                arena.allocate(groupSlots, 64),
-                spec.encoding() == Encoding.INT4_ASYM ? arena.allocate(groupSlots, 64) : null);
+        Tiles tiles = new Tiles(
+                WeightMemory.allocate(arena, (long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES),
+                WeightMemory.allocate(arena, groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, groupSlots) : null);
         java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {

@@ -2,10 +2,10 @@ package io.bitplane.kernels.scalar;
 
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /** Weights of a CPU backend: the tensor's bytes where they lie in the mapped model file. */
@@ -26,7 +26,7 @@ public record CpuWeights(TensorSpec spec, MemorySegment data) implements Weights
      */
     public static CpuWeights packedCopy(TensorSpec spec, MemorySegment data, WorkerPool pool) {
         TensorSpec packed = PackedCodes.packedSpec(spec);
-        MemorySegment out = Arena.ofAuto().allocate(packed.byteLength(), 64);
+        MemorySegment out = WeightMemory.allocate(packed.byteLength());
         pool.run((int) spec.rows(), (r0, r1) -> PackedCodes.relayoutRows(spec, data, out, r0, r1));
         PackedCodes.copyScales(spec, data, out);
         return new CpuWeights(packed, out);

@@ -4,10 +4,10 @@ import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.CpuWeights;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -56,7 +56,7 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
         long n = spec.rows();
         long k = spec.cols();
         int encoding = spec.encoding().id;
-        MemorySegment lanes = Arena.ofAuto().allocate(kernels.groupLanesBytes(encoding, n, k), 64);
+        MemorySegment lanes = WeightMemory.allocate(kernels.groupLanesBytes(encoding, n, k));
         MemorySegment data = weights.data();
         int layout = spec.layout();
         long scalesAt = spec.scalesOffset();

@@ -12,6 +12,7 @@ import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.ForwardingBackend;
 import io.bitplane.kernels.TiledProducts;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -205,7 +206,7 @@ public final class NativeBackend extends ForwardingBackend {
         }
         MemorySegment data = tensor.data();
         if (!data.isNative()) {
-            MemorySegment copy = arena.allocate(data.byteSize(), 64);
+            MemorySegment copy = WeightMemory.allocate(arena, data.byteSize());
             copy.copyFrom(data);
             data = copy;
         }

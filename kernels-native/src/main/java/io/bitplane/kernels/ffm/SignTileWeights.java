@@ -5,6 +5,7 @@ import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.CpuWeights;
 
@@ -55,7 +56,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         long n = spec.rows();
         long k = spec.cols();
         Arena arena = Arena.ofAuto();
-        MemorySegment tiles = arena.allocate(kernels.signTilesBytes(n, k), 64);
+        MemorySegment tiles = WeightMemory.allocate(arena, kernels.signTilesBytes(n, k));
         MemorySegment data = weights.data();
         pool.run(tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
         MemorySegment scales = arena.allocate(4 * n, 64);

@@ -11,6 +11,7 @@ import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.Buffer;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.Weights;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -190,6 +191,7 @@ final class BenchCommand implements Callable<Integer> {
         json.put("shape", rows + "x" + cols);
         json.put("threads", threads);
         json.put("read_loop", StreamRead.loop());
+        json.put("huge_pages_requested", WeightMemory.hugePagesRequested());
         ArrayNode list = json.putArray("kernels");
         for (Result r : results) {
             list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
@@ -226,7 +228,8 @@ final class BenchCommand implements Callable<Integer> {
         List<BenchChart.Section> sections = new ArrayList<>();
         if (!kernels.isEmpty()) {
             sections.add(new BenchChart.Section("Matrix-vector weights/s against the memory roofline (" + shape + ")",
-                    "dark: achieved; light: roofline = 8 x read bandwidth (" + StreamRead.loop() + " loop) / bits per "
+                    "dark: achieved; light: roofline = 8 x read bandwidth (" + StreamRead.loop() + " loop"
+                            + (WeightMemory.hugePagesRequested() ? ", huge pages" : "") + ") / bits per "
                             + "weight (scales included); "
                             + bandwidthRange(kernels.stream().mapToDouble(Result::bandwidth)),
                     kernels.stream().map(r -> new BenchChart.Bar(r.label(), r.weightsPerSecond(), r.roofline(),
@@ -336,7 +339,7 @@ final class BenchCommand implements Callable<Integer> {
         try (Arena arena = Arena.ofShared()) {
             Weights[] ws = new Weights[copies];
             for (int c = 0; c < copies; c++) {
-                MemorySegment seg = arena.allocate(t.bytes().length, 64);
+                MemorySegment seg = WeightMemory.allocate(arena, t.bytes().length);
                 MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
                 ws[c] = be.upload(new BpmTensor(t.spec(), seg, 0, 0));
             }

@@ -1,10 +1,10 @@
 package io.bitplane.cli;
 
+import io.bitplane.kernels.WeightMemory;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.concurrent.atomic.DoubleAdder;
@@ -18,6 +18,9 @@ import java.util.concurrent.atomic.DoubleAdder;
  * one prefetches as the native kernels do, which Java has no instruction for: on an Intel Xeon (2 threads) it read
  * 31.5-33.5 GB/s where the Java loop read 27-28, and native kernels measured against the Java loop's roofline read
  * up to 110% of it. The machine's bandwidth is what its best loop reads.
+ * <p>
+ * The buffers come from {@link WeightMemory}, as the backends' repacked weights and the bench's weights do: in huge
+ * pages where Linux gives them (on that Xeon, a virtual machine, 36-39 GB/s against 31-33 in 4 KB pages).
  */
 final class StreamRead {
     private StreamRead() {
@@ -68,7 +71,7 @@ final class StreamRead {
 
     private static synchronized MemorySegment[] buffers(int threads) {
         while (BUFFERS.size() < threads) {
-            MemorySegment data = Arena.ofAuto().allocate(BYTES_PER_THREAD, 64);
+            MemorySegment data = WeightMemory.allocate(BYTES_PER_THREAD);
             data.fill((byte) 1);
             BUFFERS.add(data);
         }

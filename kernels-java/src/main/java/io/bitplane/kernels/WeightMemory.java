@@ -1,0 +1,134 @@
+package io.bitplane.kernels;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * Native memory for weights a backend keeps (repacked tiles, copies of a model's tensors): zeroed, 64-byte aligned,
+ * freed when unreachable (as {@code Arena.ofAuto()}), and on Linux backed by transparent huge pages where the
+ * system offers them only on request ({@code madvise}, Debian's and Ubuntu's default).
+ *
+ * <p>Why: a decoding step streams every weight once, and with 4 KB pages each page of a stream costs a TLB miss,
+ * which in a virtual machine walks two page tables. On the Intel Xeon VM of these sessions a C read loop over 512
+ * MB per thread (two threads) read 26-31 GB/s in 4 KB pages and 36-39 GB/s in 2 MB pages; one thread 16.4 against
+ * 20.0 (docs/PERFORMANCE.md, "Weights in huge pages").
+ *
+ * <p>The memory is mapped with {@code mmap} and advised before anything touches it, so that its first writes fault
+ * in whole 2 MB pages: {@code Arena.allocate} zeroes what it allocates, after which an advice would leave the
+ * pages small until the kernel's background collapse, minutes later. Where that is not possible (another OS, a
+ * small allocation, native access not enabled for this code, a failed call) the memory comes from
+ * {@code Arena.ofAuto()} as before: huge pages change speed, never results.
+ */
+public final class WeightMemory {
+
+    /** The huge page size of x86-64 and of most arm64 kernels; allocations are aligned to it. */
+    static final long HUGE_PAGE = 2L << 20;
+
+    /** Below this, rounding up to a whole huge page would waste more than it saves. */
+    static final long MIN_HUGE_BYTES = 4L << 20;
+
+    private static final int PROT_READ = 1;
+    private static final int PROT_WRITE = 2;
+    private static final int MAP_PRIVATE = 2;
+    private static final int MAP_ANONYMOUS = 0x20;
+    private static final int MADV_HUGEPAGE = 14;
+
+    /** mmap, madvise and munmap from the C library, or empty where they cannot be used (see the class comment). */
+    private static final Optional<Calls> CALLS = Calls.find();
+
+    private WeightMemory() {
+    }
+
+    /** Whether large allocations are asked for huge pages here (the system may still decline). */
+    public static boolean hugePagesRequested() {
+        return CALLS.isPresent();
+    }
+
+    /** {@code bytes} of zeroed native memory, 64-byte aligned, freed when the segment is unreachable. */
+    public static MemorySegment allocate(long bytes) {
+        return allocate(Arena.ofAuto(), bytes);
+    }
+
+    /** {@code bytes} of zeroed native memory, 64-byte aligned, freed when {@code arena} closes. */
+    public static MemorySegment allocate(Arena arena, long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("negative allocation: " + bytes + " bytes");
+        }
+        if (bytes >= MIN_HUGE_BYTES && CALLS.isPresent()) {
+            MemorySegment s = CALLS.get().mapHuge(arena, bytes);
+            if (s != null) {
+                return s;
+            }
+        }
+        return arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
+    }
+
+    /** The C library's calls, bound once. */
+    private record Calls(MethodHandle mmap, MethodHandle madvise, MethodHandle munmap) {
+
+        static Optional<Calls> find() {
+            if (!System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux")
+                    || !WeightMemory.class.getModule().isNativeAccessEnabled()
+                    || Boolean.getBoolean("bitplane.hugePages.off")) {
+                return Optional.empty();
+            }
+            try {
+                Linker linker = Linker.nativeLinker();
+                SymbolLookup libc = linker.defaultLookup();
+                ValueLayout.OfLong size = ValueLayout.JAVA_LONG;
+                MethodHandle mmap = linker.downcallHandle(libc.find("mmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, size, ValueLayout.JAVA_INT,
+                                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, size));
+                MethodHandle madvise = linker.downcallHandle(libc.find("madvise").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, size, ValueLayout.JAVA_INT));
+                MethodHandle munmap = linker.downcallHandle(libc.find("munmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, size));
+                return Optional.of(new Calls(mmap, madvise, munmap));
+            } catch (RuntimeException e) { // no such symbol, or a linker that cannot bind them
+                return Optional.empty();
+            }
+        }
+
+        /**
+         * A fresh anonymous mapping, advised for huge pages, as a segment of {@code bytes} that unmaps it when
+         * {@code arena} closes; null when the mapping fails. The mapping is one huge page longer than needed so that its
+         * start can be rounded up to a huge page boundary (pages beyond the segment are never touched, so never
+         * backed by memory).
+         */
+        MemorySegment mapHuge(Arena arena, long bytes) {
+            long length = roundUp(bytes, HUGE_PAGE) + HUGE_PAGE;
+            try {
+                MemorySegment base = (MemorySegment) mmap.invokeExact(MemorySegment.NULL, length,
+                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0L);
+                long address = base.address();
+                if (address == -1L) { // MAP_FAILED
+                    return null;
+                }
+                long aligned = roundUp(address, HUGE_PAGE);
+                int ignored = (int) madvise.invokeExact(MemorySegment.ofAddress(aligned),
+                        roundUp(bytes, HUGE_PAGE), MADV_HUGEPAGE); // refused: small pages, same memory
+                MethodHandle unmap = munmap;
+                return MemorySegment.ofAddress(aligned).reinterpret(bytes, arena, s -> {
+                    try {
+                        int unused = (int) unmap.invokeExact(MemorySegment.ofAddress(address), length);
+                    } catch (Throwable t) {
+                        throw new IllegalStateException("munmap failed", t);
+                    }
+                });
+            } catch (Throwable t) {
+                return null;
+            }
+        }
+    }
+
+    static long roundUp(long value, long multiple) {
+        return (value + multiple - 1) / multiple * multiple;
+    }
+}

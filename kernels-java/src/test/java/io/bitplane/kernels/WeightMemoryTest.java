@@ -1,0 +1,133 @@
+package io.bitplane.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+
+class WeightMemoryTest {
+
+    private static final long MB = 1L << 20;
+
+    @Test
+    void allocatesZeroedAlignedWritableMemoryOfEverySize() {
+        long[] sizes = {0, 1, 63, 4 * MB - 1, 4 * MB, 4 * MB + 1, 9 * MB + 123};
+        try (Arena arena = Arena.ofConfined()) {
+            for (long bytes : sizes) {
+                MemorySegment s = WeightMemory.allocate(arena, bytes);
+                assertEquals(bytes, s.byteSize(), "size of a " + bytes + "-byte allocation");
+                assertEquals(0, s.address() % 64, "alignment of a " + bytes + "-byte allocation");
+                long longs = bytes / 8;
+                for (long i = 0; i < longs; i++) {
+                    if (s.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i) != 0) {
+                        throw new AssertionError("byte " + 8 * i + " of a " + bytes + "-byte allocation is not 0");
+                    }
+                }
+                for (long i = 8 * longs; i < bytes; i++) {
+                    assertEquals(0, s.get(ValueLayout.JAVA_BYTE, i), "byte " + i + " of " + bytes);
+                }
+                if (bytes > 0) { // both ends are ours to write
+                    s.set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
+                    s.set(ValueLayout.JAVA_BYTE, bytes - 1, (byte) 2);
+                    assertEquals(2, s.get(ValueLayout.JAVA_BYTE, bytes - 1));
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> WeightMemory.allocate(-1));
+    }
+
+    @Test
+    void largeAllocationsStartOnAHugePage() {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(0, WeightMemory.allocate(arena, 4 * MB + 1).address() % WeightMemory.HUGE_PAGE);
+            assertEquals(0, WeightMemory.allocate(arena, 33 * MB).address() % WeightMemory.HUGE_PAGE);
+        }
+    }
+
+    /** The kernel's own account of the mapping: advised ("hg" in its flags) and, once written, in huge pages. */
+    @Test
+    void largeAllocationsAreAdvisedAndBackedByHugePages() throws IOException {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        String thp = Files.readString(Path.of("/sys/kernel/mm/transparent_hugepage/enabled"));
+        assumeTrue(thp.contains("[madvise]") || thp.contains("[always]"), "transparent huge pages are off: " + thp);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = WeightMemory.allocate(arena, 16 * MB);
+            s.fill((byte) 7);
+            Mapping m = mappingAt(s.address());
+            assertNotNull(m, "no mapping holds the allocation");
+            assertTrue(m.flags().contains(" hg"), "the mapping is not advised for huge pages: " + m.flags());
+            assertTrue(m.anonHugeKb() > 0, "no huge page backs 16 MB of advised, written memory");
+        }
+    }
+
+    @Test
+    void closingTheArenaUnmapsTheMemory() throws IOException {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        MemorySegment s;
+        try (Arena arena = Arena.ofConfined()) {
+            s = WeightMemory.allocate(arena, 8 * MB);
+            s.fill((byte) 1);
+            assertNotNull(mappingAt(s.address()));
+        }
+        assertFalse(s.scope().isAlive());
+        Mapping after = mappingAt(s.address());
+        // Another mapping may have taken the addresses since, but not one advised for huge pages by us.
+        assertTrue(after == null || !after.flags().contains(" hg"), "still mapped: " + after);
+    }
+
+    @Test
+    void smallAllocationsComeFromTheArenaAsBefore() throws IOException {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = WeightMemory.allocate(arena, WeightMemory.MIN_HUGE_BYTES - 1);
+            Mapping m = mappingAt(s.address());
+            assertTrue(m == null || !m.flags().contains(" hg"), "a small allocation was advised: " + m);
+        }
+    }
+
+    private record Mapping(String flags, long anonHugeKb) {
+    }
+
+    /** The /proc/self/smaps entry whose range holds {@code address}, or null. */
+    private static Mapping mappingAt(long address) throws IOException {
+        List<String> lines = Files.readAllLines(Path.of("/proc/self/smaps"));
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i);
+            int dash = line.indexOf('-');
+            int space = line.indexOf(' ');
+            if (dash <= 0 || space < dash || !line.substring(0, dash).matches("[0-9a-f]+")) {
+                continue;
+            }
+            long start = Long.parseUnsignedLong(line.substring(0, dash), 16);
+            long end = Long.parseUnsignedLong(line.substring(dash + 1, space), 16);
+            if (Long.compareUnsigned(address, start) < 0 || Long.compareUnsigned(address, end) >= 0) {
+                continue;
+            }
+            long anonHuge = 0;
+            String flags = "";
+            for (int j = i + 1; j < lines.size() && !lines.get(j).matches("^[0-9a-f]+-.*"); j++) {
+                String field = lines.get(j);
+                if (field.startsWith("AnonHugePages:")) {
+                    anonHuge = Long.parseLong(field.replaceAll("[^0-9]", ""));
+                } else if (field.startsWith("VmFlags:")) {
+                    flags = field.substring("VmFlags:".length()) + " ";
+                }
+            }
+            return new Mapping(flags, anonHuge);
+        }
+        return null;
+    }
+}
