@@ -98,12 +98,13 @@ public final class WeightMemory {
 
         /**
          * A fresh anonymous mapping, advised for huge pages, as a segment of {@code bytes} that unmaps it when
-         * {@code arena} closes; null when the mapping fails. The mapping is one huge page longer than needed so that its
-         * start can be rounded up to a huge page boundary (pages beyond the segment are never touched, so never
-         * backed by memory).
+         * {@code arena} closes; null when the mapping fails. The mapping is one huge page longer than the segment so
+         * that the segment can start on a huge page boundary (pages past it are never touched, so never backed by
+         * memory). Only the segment's whole huge pages are advised: its last part stays in 4 KB pages, where a huge
+         * page would back up to 2 MB that nothing uses (a 418M model has dozens of such tensors).
          */
         MemorySegment mapHuge(Arena arena, long bytes) {
-            long length = roundUp(bytes, HUGE_PAGE) + HUGE_PAGE;
+            long length = bytes + HUGE_PAGE;
             try {
                 MemorySegment base = (MemorySegment) mmap.invokeExact(MemorySegment.NULL, length,
                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0L);
@@ -113,7 +114,7 @@ public final class WeightMemory {
                 }
                 long aligned = roundUp(address, HUGE_PAGE);
                 int ignored = (int) madvise.invokeExact(MemorySegment.ofAddress(aligned),
-                        roundUp(bytes, HUGE_PAGE), MADV_HUGEPAGE); // refused: small pages, same memory
+                        bytes / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); // refused: small pages, same memory
                 MethodHandle unmap = munmap;
                 return MemorySegment.ofAddress(aligned).reinterpret(bytes, arena, s -> {
                     try {

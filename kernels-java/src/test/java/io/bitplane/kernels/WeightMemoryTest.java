@@ -73,6 +73,20 @@ class WeightMemoryTest {
         }
     }
 
+    /** A huge page for the last 123 bytes would back 2 MB of memory that nothing uses. */
+    @Test
+    void onlyWholeHugePagesAreAdvised() throws IOException {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = WeightMemory.allocate(arena, 4 * MB + 123);
+            s.fill((byte) 3);
+            Mapping whole = mappingAt(s.address() + 4 * MB - 1);
+            Mapping tail = mappingAt(s.address() + 4 * MB);
+            assertTrue(whole != null && whole.flags().contains(" hg"), "the whole pages are not advised: " + whole);
+            assertTrue(tail != null && !tail.flags().contains(" hg"), "the last 123 bytes are advised: " + tail);
+        }
+    }
+
     @Test
     void closingTheArenaUnmapsTheMemory() throws IOException {
         assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
