@@ -31,7 +31,10 @@ public final class WeightMemory {
     /** The huge page size of x86-64 and of most arm64 kernels; allocations are aligned to it. */
     static final long HUGE_PAGE = 2L << 20;
 
-    /** Below this, rounding up to a whole huge page would waste more than it saves. */
+    /**
+     * Below this a segment holds at most one whole huge page (only whole ones are advised, see mapHuge): not worth a
+     * mapping of its own, so it comes from the arena, packed with other small allocations.
+     */
     static final long MIN_HUGE_BYTES = 4L << 20;
 
     private static final int PROT_READ = 1;

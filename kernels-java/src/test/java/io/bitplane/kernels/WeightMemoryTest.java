@@ -57,12 +57,19 @@ class WeightMemoryTest {
         }
     }
 
+    /** Huge pages requested by WeightMemory, and offered by the system on request. */
+    private static void assumeHugePagesOffered() throws IOException {
+        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        Path setting = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
+        assumeTrue(Files.exists(setting), "this kernel has no transparent huge pages");
+        String thp = Files.readString(setting);
+        assumeTrue(thp.contains("[madvise]") || thp.contains("[always]"), "transparent huge pages are off: " + thp);
+    }
+
     /** The kernel's own account of the mapping: advised ("hg" in its flags) and, once written, in huge pages. */
     @Test
     void largeAllocationsAreAdvisedAndBackedByHugePages() throws IOException {
-        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
-        String thp = Files.readString(Path.of("/sys/kernel/mm/transparent_hugepage/enabled"));
-        assumeTrue(thp.contains("[madvise]") || thp.contains("[always]"), "transparent huge pages are off: " + thp);
+        assumeHugePagesOffered();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = WeightMemory.allocate(arena, 16 * MB);
             s.fill((byte) 7);
@@ -76,7 +83,7 @@ class WeightMemoryTest {
     /** A huge page for the last 123 bytes would back 2 MB of memory that nothing uses. */
     @Test
     void onlyWholeHugePagesAreAdvised() throws IOException {
-        assumeTrue(WeightMemory.hugePagesRequested(), "huge pages are not requested here (not Linux?)");
+        assumeHugePagesOffered();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = WeightMemory.allocate(arena, 4 * MB + 123);
             s.fill((byte) 3);
