@@ -6,9 +6,13 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
+import java.io.IOException;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalLong;
 
 /**
  * Native memory for weights a backend keeps (repacked tiles, copies of a model's tensors): zeroed, 64-byte aligned,
@@ -52,6 +56,23 @@ public final class WeightMemory {
     /** Whether large allocations are asked for huge pages here (the system may still decline). */
     public static boolean hugePagesRequested() {
         return CALLS.isPresent();
+    }
+
+    /**
+     * How much of this process's anonymous memory the system backs with huge pages now (AnonHugePages of
+     * /proc/self/smaps_rollup), or empty where that cannot be read: what {@link #hugePagesRequested} got.
+     */
+    public static OptionalLong hugePageBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/smaps_rollup"))) {
+                if (line.startsWith("AnonHugePages:")) {
+                    return OptionalLong.of(1024 * Long.parseLong(line.replaceAll("[^0-9]", "")));
+                }
+            }
+        } catch (IOException | RuntimeException e) { // not Linux, or an older kernel without the rollup
+            return OptionalLong.empty();
+        }
+        return OptionalLong.empty();
     }
 
     /** {@code bytes} of zeroed native memory, 64-byte aligned, freed when the segment is unreachable. */

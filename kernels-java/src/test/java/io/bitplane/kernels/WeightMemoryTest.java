@@ -77,6 +77,9 @@ class WeightMemoryTest {
             assertNotNull(m, "no mapping holds the allocation");
             assertTrue(m.flags().contains(" hg"), "the mapping is not advised for huge pages: " + m.flags());
             assertTrue(m.anonHugeKb() > 0, "no huge page backs 16 MB of advised, written memory");
+            long whole = WeightMemory.hugePageBytes().orElseThrow();
+            assertTrue(whole >= 1024 * m.anonHugeKb(), "the process counts " + whole + " bytes in huge pages, the "
+                    + "allocation alone " + 1024 * m.anonHugeKb());
         }
     }
 

@@ -192,6 +192,8 @@ final class BenchCommand implements Callable<Integer> {
         json.put("threads", threads);
         json.put("read_loop", StreamRead.loop());
         json.put("huge_pages_requested", WeightMemory.hugePagesRequested());
+        // What the system granted, as the run ends: the read buffers (kept for the whole run) are still mapped.
+        WeightMemory.hugePageBytes().ifPresent(bytes -> json.put("huge_page_bytes_at_end", bytes));
         ArrayNode list = json.putArray("kernels");
         for (Result r : results) {
             list.addObject().put("backend", r.backend()).put("kernel", r.kernel())
