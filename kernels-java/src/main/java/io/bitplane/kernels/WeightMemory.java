@@ -41,6 +41,7 @@ public final class WeightMemory {
      */
     static final long MIN_HUGE_BYTES = 4L << 20;
 
+    /** Linux's values on x86-64 and arm64 (other architectures differ: there the memory comes from the arena). */
     private static final int PROT_READ = 1;
     private static final int PROT_WRITE = 2;
     private static final int MAP_PRIVATE = 2;
@@ -98,7 +99,9 @@ public final class WeightMemory {
     private record Calls(MethodHandle mmap, MethodHandle madvise, MethodHandle munmap) {
 
         static Optional<Calls> find() {
+            String arch = System.getProperty("os.arch", "");
             if (!System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux")
+                    || !(arch.equals("amd64") || arch.equals("x86_64") || arch.equals("aarch64")) // the flags below
                     || !WeightMemory.class.getModule().isNativeAccessEnabled()
                     || Boolean.getBoolean("bitplane.hugePages.off")) {
                 return Optional.empty();
