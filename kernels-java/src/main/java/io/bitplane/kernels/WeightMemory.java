@@ -26,9 +26,9 @@ import java.util.OptionalLong;
  *
  * <p>The memory is mapped with {@code mmap} and advised before anything touches it, so that its first writes fault
  * in whole 2 MB pages: {@code Arena.allocate} zeroes what it allocates, after which an advice would leave the
- * pages small until the kernel's background collapse, minutes later. Where that is not possible (another OS, a
- * small allocation, native access not enabled for this code, a failed call) the memory comes from
- * {@code Arena.ofAuto()} as before: huge pages change speed, never results.
+ * pages small until the kernel's background collapse, minutes later. Where that is not possible (another OS or
+ * architecture, a small allocation, native access not enabled for this code, a failed call) the memory comes from
+ * the arena as before: huge pages change speed, never results.
  */
 public final class WeightMemory {
 
