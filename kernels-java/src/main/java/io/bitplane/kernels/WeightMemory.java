@@ -92,7 +92,7 @@ public final class WeightMemory {
                 return s;
             }
         }
-        return arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
+        return arena.allocate(bytes, 64);
     }
 
     /** The C library's calls, bound once. */
