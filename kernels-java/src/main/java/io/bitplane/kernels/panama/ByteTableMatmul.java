@@ -12,7 +12,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -94,9 +93,8 @@ final class ByteTableMatmul {
 
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) tiles(spec) * steps(spec) * STEP_BYTES),
-                WeightMemory.allocate(arena, (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
+        Tiles tiles = new Tiles(WeightMemory.allocate((long) tiles(spec) * steps(spec) * STEP_BYTES),
+                WeightMemory.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

@@ -11,7 +11,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -62,9 +61,8 @@ final class Int8TileMatmul {
 
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Arena arena = Arena.ofAuto();
-        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
-                WeightMemory.allocate(arena, (long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
+        Tiles tiles = new Tiles(WeightMemory.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
+                WeightMemory.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

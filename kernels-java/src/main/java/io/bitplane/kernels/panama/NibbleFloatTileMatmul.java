@@ -11,7 +11,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -82,11 +81,10 @@ final class NibbleFloatTileMatmul {
 
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Arena arena = Arena.ofAuto();
         long slots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
-        Tiles tiles = new Tiles(WeightMemory.allocate(arena, (long) tiles(spec) * octets(spec) * OCTET_BYTES),
-                WeightMemory.allocate(arena, slots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, slots) : null);
+        Tiles tiles = new Tiles(WeightMemory.allocate((long) tiles(spec) * octets(spec) * OCTET_BYTES),
+                WeightMemory.allocate(slots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(slots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

@@ -13,7 +13,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -112,12 +111,11 @@ final class NibbleTileMatmul {
 
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Arena arena = Arena.ofAuto();
         long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(WeightMemory.allocate(arena, tiles * steps(spec) * STEP_BYTES),
-                WeightMemory.allocate(arena, groupSlots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, groupSlots) : null);
+        Tiles t = new Tiles(WeightMemory.allocate(tiles * steps(spec) * STEP_BYTES),
+                WeightMemory.allocate(groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(groupSlots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
     }

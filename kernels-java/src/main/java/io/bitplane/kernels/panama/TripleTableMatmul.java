@@ -11,7 +11,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -115,12 +114,11 @@ final class TripleTableMatmul {
      * (the code 2, which the format reads and no writer writes): the backend's other kernels read it.
      */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Arena arena = Arena.ofAuto();
         long groupSlots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
         Tiles tiles = new Tiles(
-                WeightMemory.allocate(arena, (long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES),
-                WeightMemory.allocate(arena, groupSlots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(arena, groupSlots) : null);
+                WeightMemory.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES),
+                WeightMemory.allocate(groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(groupSlots) : null);
         java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {

@@ -9,7 +9,6 @@ import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.CpuWeights;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -55,11 +54,10 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
-        Arena arena = Arena.ofAuto();
-        MemorySegment tiles = WeightMemory.allocate(arena, kernels.signTilesBytes(n, k));
+        MemorySegment tiles = WeightMemory.allocate(kernels.signTilesBytes(n, k));
         MemorySegment data = weights.data();
         pool.run(tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
-        MemorySegment scales = arena.allocate(4 * n, 64);
+        MemorySegment scales = WeightMemory.allocate(4 * n);
         long scalesAt = spec.scalesOffset();
         for (long r = 0; r < n; r++) {
             scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(data.get(F16, scalesAt + 2 * r)));
