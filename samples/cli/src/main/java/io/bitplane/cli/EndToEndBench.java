@@ -45,8 +45,9 @@ final class EndToEndBench {
     /**
      * Measures read bandwidth (this machine's varies from minute to minute, so the roofline is taken in the same
      * minute; before the model opens, whose worker threads would compete, and again after the timed decode, the
-     * higher of the two: StreamRead#ofRun), then loads the model, warms up for
-     * {@code seconds} and until the JIT is done ({@link WarmUp}: the JIT compiles the decoder's ops; half of that
+     * higher of the two: StreamRead#ofRun), then loads the model, decodes the tokens that bring the ops called
+     * once a layer to the JIT's optimizing compiler ({@link WarmUp#callsToC2}), warms up for {@code seconds} and
+     * until the JIT is done ({@link WarmUp}: the JIT compiles the decoder's ops; half of that
      * left decode 10-20% slower) and decodes for {@code seconds}; then prompts, warmed up alike and timed for
      * {@code seconds} (at least one prompt each; the batch kernels compile late: stories260K's q4_0 GGUF took
      * prompts at 1,700 tokens/s after 1.5 s, 36,000 after 6).
@@ -68,6 +69,12 @@ final class EndToEndBench {
             decode.run(0);
             long bytesPerToken = ops[0].weightBytes();
             ops[0].stop();
+            // The ops called once a layer reach C2 after WarmUp.callsToC2 calls (625 tokens of an 8-layer model,
+            // 6-9 s here), later than the rate looks settled; their compiling and the traps after it (stores
+            // into arrays, recompiled up to four times) then fell in the timed pass: the first model a JVM timed
+            // decoded at 80-92 tokens/s where the same model timed after it decoded at 99-106 (418M W4A8,
+            // native). So half again as many tokens come first, and untilSettled sees the JIT's work after them.
+            decode.tokens(Math.ceilDiv(3 * WarmUp.callsToC2(), 2L * m.config().nLayers()));
             WarmUp.untilSettled(nanos(seconds), nanos(seconds), nanos -> tokensPerSecond(decode::run, nanos));
             double tokensPerSecond = tokensPerSecond(decode::run, nanos(seconds));
             // The model's workers are idle here: the stream's untimed first pass outlasts their spinning.
@@ -149,15 +156,26 @@ final class EndToEndBench {
             long end = System.nanoTime() + (long) (seconds * 1e9);
             long tokens = 0;
             do {
-                if (session.position() >= session.contextLength()) {
-                    session.reset();
-                    token = 1;
-                }
-                float[] logits = session.append(token);
-                token = Sampler.argmax(logits, logits.length);
+                next();
                 tokens++;
             } while (System.nanoTime() < end);
             return tokens;
+        }
+
+        /** Decodes {@code count} tokens. */
+        void tokens(long count) {
+            for (long i = 0; i < count; i++) {
+                next();
+            }
+        }
+
+        private void next() {
+            if (session.position() >= session.contextLength()) {
+                session.reset();
+                token = 1;
+            }
+            float[] logits = session.append(token);
+            token = Sampler.argmax(logits, logits.length);
         }
     }
 }

@@ -1,5 +1,7 @@
 package io.bitplane.cli;
 
+import com.sun.management.HotSpotDiagnosticMXBean;
+
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.function.LongSupplier;
@@ -51,6 +53,28 @@ final class WarmUp {
             settled = rate > best * 1.03 || nowCompiled != compiled ? 0 : settled + 1;
             best = Math.max(best, rate);
             compiled = nowCompiled;
+        }
+    }
+
+    /** C2's default call count for a method without loops (HotSpot's Tier4InvocationThreshold). */
+    private static final long DEFAULT_C2_CALLS = 5000;
+
+    /**
+     * How many calls bring a method without loops to the optimizing compiler (C2) in this JVM: HotSpot's
+     * Tier4InvocationThreshold (CompileThreshold without tiers) times CompileThresholdScaling, or 5,000 where the
+     * JVM does not say. A method called a few times a unit of work gets there late, while the rate looks settled:
+     * work is to run that many calls before {@link #untilSettled} watches the JIT.
+     */
+    static long callsToC2() {
+        try {
+            HotSpotDiagnosticMXBean vm = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+            boolean tiered = Boolean.parseBoolean(vm.getVMOption("TieredCompilation").getValue());
+            long calls = Long.parseLong(vm.getVMOption(tiered ? "Tier4InvocationThreshold" : "CompileThreshold")
+                    .getValue());
+            double scaling = Double.parseDouble(vm.getVMOption("CompileThresholdScaling").getValue());
+            return Math.max(1, (long) (calls * scaling));
+        } catch (RuntimeException e) { // not HotSpot, or an option it no longer has
+            return DEFAULT_C2_CALLS;
         }
     }
 
