@@ -327,7 +327,7 @@ final class BenchCommand implements Callable<Integer> {
      * copies and tiles are freed when unreachable, which only a collection notices, and a bench allocates little
      * on the heap: eight kernels of 4096 x 14336 (java and native, 1 GB of weights each) took the process to 10.4 GB
      * resident, 5.3-6.2 GB still mapped when the run ended; with a collection after each, 3.8 GB at most and 1.1 GB
-     * at the end (the read buffers, kept). A laptop's memory would not hold the default run's 30-odd kernels.
+     * at the end (the read buffers, kept).
      */
     private static void releaseUnreachableWeights() {
         System.gc();
