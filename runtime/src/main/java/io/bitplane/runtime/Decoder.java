@@ -48,8 +48,13 @@ final class Decoder {
     private final int[] columnPositions;
     private final KvCache[] columnCaches;
     private final int[] runPositions;
-    // A step's runs of columns that share a cache: where each starts (and the batch after the last), their caches.
+    // A step's runs of columns that share a cache: where each starts (and the batch after the last), their caches,
+    // and the caches' keys and values for Backend#attentionOfRuns. One sequence stores only into the KvCache[]: C2
+    // (JDK 25) guesses that an array of an interface type (Buffer[]) is exactly that type, traps at every store
+    // site into one the first time it runs, and sends this method back to be compiled again (docs/PERFORMANCE.md,
+    // "What `bitplane bench` itself got wrong"); an array of a final class it gets right.
     private final int[] runStarts;
+    private final KvCache[] runCaches;
     private final Buffer[] runKeys;
     private final Buffer[] runValues;
 
@@ -83,6 +88,7 @@ final class Decoder {
         columnCaches = new KvCache[maxBatch];
         runPositions = new int[maxBatch];
         runStarts = new int[maxBatch + 1];
+        runCaches = new KvCache[maxBatch];
         runKeys = new Buffer[maxBatch];
         runValues = new Buffer[maxBatch];
         qkvOut = new Buffer[] {q, k, v};
@@ -165,29 +171,43 @@ final class Decoder {
             backend.copy(k, r0 * kvDim, cache.keys[layer], positions[r0] * kvDim, (r1 - r0) * kvDim);
             backend.copy(v, r0 * kvDim, cache.values[layer], positions[r0] * kvDim, (r1 - r0) * kvDim);
             runStarts[runs] = r0;
-            runKeys[runs] = cache.keys[layer];
-            runValues[runs] = cache.values[layer];
+            runCaches[runs] = cache;
             r0 = r1;
         }
         runStarts[runs] = n;
         try {
-            if (runs > 1 && backend.attentionOfRuns(xb, q, runKeys, runValues, positions, runStarts, runs, shape)) {
+            if (runs > 1 && attendAllRuns(layer, positions, runs)) {
                 return;
             }
             for (int i = 0; i < runs; i++) {
                 int r0 = runStarts[i];
                 int len = runStarts[i + 1] - r0;
+                Buffer keys = runCaches[i].keys[layer];
+                Buffer values = runCaches[i].values[layer];
                 if (r0 == 0) {
-                    backend.attention(xb, q, runKeys[i], runValues[i], positions, len, shape);
+                    backend.attention(xb, q, keys, values, positions, len, shape);
                 } else {
                     System.arraycopy(positions, r0, runPositions, 0, len);
                     backend.copy(q, r0 * qDim, runQuery, 0, len * qDim);
-                    backend.attention(runOut, runQuery, runKeys[i], runValues[i], runPositions, len, shape);
+                    backend.attention(runOut, runQuery, keys, values, runPositions, len, shape);
                     backend.copy(runOut, 0, xb, r0 * qDim, len * qDim);
                 }
             }
         } finally {
-            Arrays.fill(runKeys, 0, runs, null);  // a finished sequence's cache is not held here
+            Arrays.fill(runCaches, 0, runs, null); // a finished sequence's cache is not held here
+        }
+    }
+
+    /** All {@code runs} runs in one call, where the backend has one ({@link Backend#attentionOfRuns}). */
+    private boolean attendAllRuns(int layer, int[] positions, int runs) {
+        for (int i = 0; i < runs; i++) {
+            runKeys[i] = runCaches[i].keys[layer];
+            runValues[i] = runCaches[i].values[layer];
+        }
+        try {
+            return backend.attentionOfRuns(xb, q, runKeys, runValues, positions, runStarts, runs, shape);
+        } finally {
+            Arrays.fill(runKeys, 0, runs, null);
             Arrays.fill(runValues, 0, runs, null);
         }
     }

@@ -28,9 +28,12 @@ final class NativeAttention implements WorkerPool.RangeTask {
     // One call's arguments, set by the calling thread, read by every thread of the call.
     private NativeKernels kernels;
     private MemorySegment q;
-    // The caches of run i (columns from runStarts[i]): one run for a call over one cache.
-    private MemorySegment[] runKeys = new MemorySegment[1];
-    private MemorySegment[] runValues = new MemorySegment[1];
+    // The caches of run i (columns from runStarts[i]): one run for a call over one cache. MemorySegments in
+    // Object[]s: C2 (JDK 25) guesses that an array of an interface type is exactly that type and traps at every
+    // store site into one the first time it runs, sending the method back to be compiled again (docs/PERFORMANCE.md,
+    // "What `bitplane bench` itself got wrong"); an Object[] it gets right.
+    private Object[] runKeys = new Object[1];
+    private Object[] runValues = new Object[1];
     private int[] runStarts;
     private final int[] oneRun = new int[2];
     private int runs;
@@ -67,8 +70,8 @@ final class NativeAttention implements WorkerPool.RangeTask {
                      Buffer[] values, int[] positions, int[] runStarts, int runs, AttentionShape s, int maxPosition) {
         NativeAttention call = CALLS.get();
         if (call.runKeys.length < runs) {
-            call.runKeys = new MemorySegment[runs];
-            call.runValues = new MemorySegment[runs];
+            call.runKeys = new Object[runs];
+            call.runValues = new Object[runs];
         }
         for (int i = 0; i < runs; i++) {
             call.runKeys[i] = call.heap.of(ArrayBuffer.of(keys[i]));
@@ -109,8 +112,8 @@ final class NativeAttention implements WorkerPool.RangeTask {
             int lo = Math.max(from, runStarts[i] * unitsPerColumn);
             int hi = Math.min(to, runStarts[i + 1] * unitsPerColumn);
             if (lo < hi) {
-                kernels.attention(q, runKeys[i], runValues[i], out, positions, shape.nHeads(), shape.nKvHeads(),
-                        shape.headSize(), unitHeads, lo, hi, own);
+                kernels.attention(q, (MemorySegment) runKeys[i], (MemorySegment) runValues[i], out, positions,
+                        shape.nHeads(), shape.nKvHeads(), shape.headSize(), unitHeads, lo, hi, own);
             }
         }
     }

@@ -100,7 +100,13 @@ public final class NativeBackend extends ForwardingBackend {
         final Codes codes = new Codes();
         Int8Product[] products = new Int8Product[0];
         WorkerPool.Part[] parts = new WorkerPool.Part[0];
-        final Weights[] oneWeights = new Weights[1];
+        /**
+         * The weights of one product for {@link #productsOfInt8Codes}, in an Object[]: C2 (JDK 25) guesses that an
+         * array of an interface type (Weights[]) is exactly that type and traps at a store into one the first time
+         * it runs, sending matmul back to be compiled again (docs/PERFORMANCE.md, "What `bitplane bench` itself got
+         * wrong"); an Object[] it gets right.
+         */
+        final Object[] oneWeights = new Object[1];
         final RowsProduct rows = new RowsProduct();
         float[][] ys = new float[1][];
 
@@ -399,13 +405,13 @@ public final class NativeBackend extends ForwardingBackend {
 
     /**
      * {@code ys[i] = ws[i] x} for the first {@code count} of checked weights of one width that {@link
-     * #takesInt8Codes}: one job.
+     * #takesInt8Codes}: one job. {@code ws} holds Weights (a Weights[], or matmul's Object[] of one).
      */
-    private void productsOfInt8Codes(Weights[] ws, int count, float[] x, float[][] ys, int batch) {
-        int k = (int) ws[0].spec().cols();
+    private void productsOfInt8Codes(Object[] ws, int count, float[] x, float[][] ys, int batch) {
+        int k = (int) ((Weights) ws[0]).spec().cols();
         long weights = 0;
         for (int i = 0; i < count; i++) {
-            weights += ws[i].spec().rows() * k * batch;
+            weights += ((Weights) ws[i]).spec().rows() * k * batch;
         }
         Scratch s = SCRATCH.get();
         quantize(s, x, batch, k, false);
@@ -415,15 +421,17 @@ public final class NativeBackend extends ForwardingBackend {
                 k, !split);
         for (int i = 0; i < count; i++) {
             Int8Product p = s.products[i];
+            Weights w = (Weights) ws[i];
             // Split: into the product's own native output (a slice of one would be a new object every call).
-            p.ys = split ? (p.output = grow(p.output, ws[i].spec().rows() * batch * Float.BYTES)) : s.heap.of(ys[i]);
-            prepareInt8(p, ws[i], codes);
+            p.ys = split ? (p.output = grow(p.output, w.spec().rows() * batch * Float.BYTES)) : s.heap.of(ys[i]);
+            prepareInt8(p, w, codes);
         }
         try {
             pool.runParts(s.parts, count, split);
             if (split) {
                 for (int i = 0; i < count; i++) {
-                    MemorySegment.copy(s.products[i].output, FLOAT, 0, ys[i], 0, (int) ws[i].spec().rows() * batch);
+                    MemorySegment.copy(s.products[i].output, FLOAT, 0, ys[i], 0,
+                            (int) ((Weights) ws[i]).spec().rows() * batch);
                 }
             }
         } finally {
