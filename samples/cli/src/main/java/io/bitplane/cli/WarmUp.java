@@ -6,6 +6,7 @@ import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.function.LongSupplier;
 import java.util.function.LongToDoubleFunction;
+import java.util.function.UnaryOperator;
 
 /**
  * Runs a benchmark's work untimed until the JIT is done with it: {@link #SETTLED_WINDOWS} windows of 0.2 s or more
@@ -68,12 +69,20 @@ final class WarmUp {
     static long callsToC2() {
         try {
             HotSpotDiagnosticMXBean vm = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
-            boolean tiered = Boolean.parseBoolean(vm.getVMOption("TieredCompilation").getValue());
-            long calls = Long.parseLong(vm.getVMOption(tiered ? "Tier4InvocationThreshold" : "CompileThreshold")
-                    .getValue());
-            double scaling = Double.parseDouble(vm.getVMOption("CompileThresholdScaling").getValue());
+            return callsToC2(name -> vm.getVMOption(name).getValue());
+        } catch (RuntimeException e) { // not HotSpot
+            return DEFAULT_C2_CALLS;
+        }
+    }
+
+    /** {@link #callsToC2()} from the JVM options that {@code option} gives (a name to its value). */
+    static long callsToC2(UnaryOperator<String> option) {
+        try {
+            boolean tiered = Boolean.parseBoolean(option.apply("TieredCompilation"));
+            long calls = Long.parseLong(option.apply(tiered ? "Tier4InvocationThreshold" : "CompileThreshold"));
+            double scaling = Double.parseDouble(option.apply("CompileThresholdScaling"));
             return Math.max(1, (long) (calls * scaling));
-        } catch (RuntimeException e) { // not HotSpot, or an option it no longer has
+        } catch (RuntimeException e) { // an option this JVM no longer has
             return DEFAULT_C2_CALLS;
         }
     }

@@ -3,11 +3,17 @@ package io.bitplane.cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.util.HashMap;
+import java.util.Map;
 import java.util.function.LongSupplier;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** When the warm-up before a measurement ends: the work's rate and the JIT's compiling (here a stand-in clock). */
+/**
+ * When the warm-up before a measurement ends: the work's rate and the JIT's compiling (here a stand-in clock); and
+ * how many calls bring a method to C2.
+ */
 class WarmUpTest {
     /** The JIT as done: its compiling time does not move. */
     private static final LongSupplier JIT_DONE = () -> 42;
@@ -48,6 +54,22 @@ class WarmUpTest {
             return 100.0;
         }, () -> compiled[0]++));
         assertTrue(seconds >= 1.0, seconds + " s");
+    }
+
+    /** The calls that bring a method to C2: the tiered threshold (or the untiered one) times the scaling. */
+    @Test
+    void callsToC2AreTheJitsThresholdTimesItsScaling() {
+        Map<String, String> options = new HashMap<>(Map.of("TieredCompilation", "true",
+                "Tier4InvocationThreshold", "5000", "CompileThreshold", "10000", "CompileThresholdScaling", "0.1"));
+        assertEquals(500, WarmUp.callsToC2(options::get));
+        options.put("TieredCompilation", "false");
+        options.put("CompileThresholdScaling", "1.0");
+        assertEquals(10000, WarmUp.callsToC2(options::get));
+        options.put("CompileThresholdScaling", "0.00001");
+        assertEquals(1, WarmUp.callsToC2(options::get), "at least one call");
+        options.remove("CompileThreshold");
+        assertEquals(5000, WarmUp.callsToC2(options::get), "an option the JVM does not have: HotSpot's default");
+        assertTrue(WarmUp.callsToC2() >= 1, "this JVM's");
     }
 
     private static double secondsOf(Runnable work) {
