@@ -96,8 +96,8 @@ public final class WeightMemory {
      * when none of its segments is, save the newest slab, kept for the next allocation).
      */
     public static MemorySegment allocate(long bytes) {
-        if (bytes >= MIN_SLAB_BYTES && bytes < MIN_HUGE_BYTES && CALLS.isPresent()) {
-            MemorySegment s = SLABS.take(bytes);
+        if (bytes >= MIN_SLAB_BYTES && bytes < MIN_HUGE_BYTES) {
+            MemorySegment s = SLABS.take(bytes); // null where huge pages are not requested
             if (s != null) {
                 return s;
             }
