@@ -70,10 +70,11 @@ final class EndToEndBench {
             long bytesPerToken = ops[0].weightBytes();
             ops[0].stop();
             // The ops called once a layer reach C2 after WarmUp.callsToC2 calls (625 tokens of an 8-layer model,
-            // 6-9 s here), later than the rate looks settled; their compiling and the traps after it (stores
-            // into arrays, recompiled up to four times) then fell in the timed pass: the first model a JVM timed
-            // decoded at 80-92 tokens/s where the same model timed after it decoded at 99-106 (418M W4A8,
-            // native). So half again as many tokens come first, and untilSettled sees the JIT's work after them.
+            // 6-9 s here), later than the rate looks settled; their compiling, and recompiling after the traps that
+            // followed (one per store site into an interface-typed array; those sites are gone since), then fell in
+            // the timed pass: the first model a JVM timed decoded at 80-92 tokens/s where the same model timed after
+            // it decoded at 99-106 (418M W4A8, native). So half again as many tokens come first, and untilSettled
+            // sees the JIT's work after them.
             decode.tokens(Math.ceilDiv(3 * WarmUp.callsToC2(), 2L * m.config().nLayers()));
             WarmUp.untilSettled(nanos(seconds), nanos(seconds), nanos -> tokensPerSecond(decode::run, nanos));
             double tokensPerSecond = tokensPerSecond(decode::run, nanos(seconds));
