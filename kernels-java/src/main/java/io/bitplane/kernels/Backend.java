@@ -30,7 +30,10 @@ public interface Backend extends AutoCloseable {
         return name();
     }
 
-    /** Makes a tensor of the mapped model usable by this backend (once per model). */
+    /**
+     * Makes a tensor of the mapped model usable by this backend (once per model). What the CPU backends make for it
+     * (tiles, copies) is freed when the backend closes, not before: a backend serves one model.
+     */
     Weights upload(BpmTensor tensor);
 
     /** A zeroed buffer of {@code floats} floats. */
@@ -130,7 +133,11 @@ public interface Backend extends AutoCloseable {
     /** Copies n floats from the host into a buffer. */
     void write(float[] src, int srcOffset, Buffer dst, int dstOffset, int n);
 
-    /** Releases what the backend holds (device memory, threads); the default holds nothing. */
+    /**
+     * Releases what the backend holds (the weights it made at upload, device memory, threads); the default holds
+     * nothing. Weights it made must not be used after: the CPU backends' fail with {@link IllegalStateException}
+     * (where they are not the file's own bytes).
+     */
     @Override
     default void close() {
     }

@@ -13,25 +13,32 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.function.Supplier;
 
 /**
  * Native memory for weights a backend keeps (repacked tiles, copies of a model's tensors): zeroed, 64-byte aligned,
- * freed when unreachable (as {@code Arena.ofAuto()}), and on Linux backed by transparent huge pages where the
- * system offers them only on request ({@code madvise}, Debian's and Ubuntu's default).
+ * and on Linux backed by transparent huge pages where the system offers them only on request ({@code madvise},
+ * Debian's and Ubuntu's default). A backend allocates from a {@link #closeable()} instance and closes it with
+ * itself, so that closing a model returns its weights' memory at once; {@link #COLLECTED} frees each allocation
+ * when it is unreachable instead, for code that owns no backend.
  *
- * <p>Why: a decoding step streams every weight once, and with 4 KB pages each page of a stream costs a TLB miss,
- * which in a virtual machine walks two page tables. On the Intel Xeon VM of these sessions a C read loop over 512
- * MB per thread (two threads) read 26-31 GB/s in 4 KB pages and 36-39 GB/s in 2 MB pages; one thread 16.4 against
- * 20.0 (docs/PERFORMANCE.md, "Weights in huge pages").
+ * <p>Why not leave a backend's weights to the collector too: a collection frees native memory only when the heap
+ * asks for one, and an application that swaps models while allocating little on the heap kept every model it had
+ * closed until then (the 418M W4A8 model, opened and closed three times in turn: 0.73 GB of tiles still mapped).
+ *
+ * <p>Why huge pages: a decoding step streams every weight once, and with 4 KB pages each page of a stream costs a
+ * TLB miss, which in a virtual machine walks two page tables. On the Intel Xeon VM of these sessions a C read loop
+ * over 512 MB per thread (two threads) read 26-31 GB/s in 4 KB pages and 36-39 GB/s in 2 MB pages; one thread 16.4
+ * against 20.0 (docs/PERFORMANCE.md, "Weights in huge pages").
  *
  * <p>The memory is mapped with {@code mmap} and advised before anything touches it, so that its first writes fault
  * in whole 2 MB pages: {@code Arena.allocate} zeroes what it allocates, after which an advice would leave the
  * pages small until the kernel's background collapse, minutes later. Large allocations get a mapping each;
- * mid-sized ones freed when unreachable share mappings ("slabs", see {@link #MIN_SLAB_BYTES}). Where that is not
- * possible (another OS or architecture, a small allocation, native access not enabled for this code, a failed
- * call) the memory comes from the arena as before: huge pages change speed, never results.
+ * mid-sized ones share mappings ("slabs", see {@link #MIN_SLAB_BYTES}). Where that is not possible (another OS or
+ * architecture, a small allocation, native access not enabled for this code, a failed call) the memory comes from
+ * an arena as before: huge pages change speed, never results.
  */
-public final class WeightMemory {
+public final class WeightMemory implements AutoCloseable {
 
     /** The huge page size of x86-64 and of most arm64 kernels; allocations are aligned to it. */
     static final long HUGE_PAGE = 2L << 20;
@@ -43,8 +50,7 @@ public final class WeightMemory {
     static final long MIN_HUGE_BYTES = 4L << 20;
 
     /**
-     * From this size up to {@link #MIN_HUGE_BYTES}, allocations freed when unreachable are carved one after another
-     * out of shared mappings of {@link #SLAB_BYTES}, advised whole. The 418M model's attention products (2.4 MB a
+     * From this size up to {@link #MIN_HUGE_BYTES}, allocations are carved one after another out of shared mappings of {@link #SLAB_BYTES}, advised whole. The 418M model's attention products (2.4 MB a
      * 2048 x 2048 INT4 matrix, 0.3 MB its keys' and values') read at 18-20 GB/s in a decoding step from their own
      * 4 KB pages against 25-27 from 2 MB pages (the large products' 28-30). Below it a few 4 KB pages cost little.
      */
@@ -66,7 +72,21 @@ public final class WeightMemory {
     /** mmap, madvise and munmap from the C library, or empty where they cannot be used (see the class comment). */
     private static final Optional<Calls> CALLS = Calls.find();
 
-    private WeightMemory() {
+    /** Each allocation freed when unreachable (a slab's memory when none of its pieces is, save the newest slab). */
+    public static final WeightMemory COLLECTED = new WeightMemory(null);
+
+    /** The arena that frees everything at {@link #close()}, or null for {@link #COLLECTED}. */
+    private final Arena owner;
+    private final Slabs slabs;
+
+    private WeightMemory(Arena owner) {
+        this.owner = owner;
+        this.slabs = new Slabs(SLAB_BYTES, owner == null ? Arena::ofAuto : () -> owner);
+    }
+
+    /** Memory freed all at once by {@link #close()} (any thread may allocate from it, and use what it gets). */
+    public static WeightMemory closeable() {
+        return new WeightMemory(Arena.ofShared());
     }
 
     /** Whether large allocations are asked for huge pages here (the system may still decline). */
@@ -92,32 +112,56 @@ public final class WeightMemory {
     }
 
     /**
-     * {@code bytes} of zeroed native memory, 64-byte aligned, freed when the segment is unreachable (a slab's memory
-     * when none of its segments is, save the newest slab, kept for the next allocation).
+     * {@code bytes} of zeroed native memory, 64-byte aligned, freed at {@link #close()} (for {@link #COLLECTED}: when
+     * the segment is unreachable).
+     *
+     * @throws IllegalStateException if this memory is closed
      */
-    public static MemorySegment allocate(long bytes) {
+    public MemorySegment allocate(long bytes) {
+        if (owner != null && !owner.scope().isAlive()) {
+            throw new IllegalStateException("weight memory is closed (its backend was closed)");
+        }
         if (bytes >= MIN_SLAB_BYTES && bytes < MIN_HUGE_BYTES) {
-            MemorySegment s = SLABS.take(bytes); // null where huge pages are not requested
+            MemorySegment s = slabs.take(bytes); // null where huge pages are not requested
             if (s != null) {
                 return s;
             }
         }
-        return allocate(Arena.ofAuto(), bytes);
+        return allocate(owner != null ? owner : Arena.ofAuto(), bytes);
     }
 
-    private static final Slabs SLABS = new Slabs(SLAB_BYTES);
+    /**
+     * Frees every allocation at once; using one after throws {@link IllegalStateException} (the segments' arena is
+     * closed), never reads freed memory. Fails, freeing nothing, while a native call holds one of them. Closing
+     * again does nothing.
+     *
+     * @throws UnsupportedOperationException for {@link #COLLECTED}, which the collector frees
+     */
+    @Override
+    public synchronized void close() {
+        if (owner == null) {
+            throw new UnsupportedOperationException("collected weight memory is freed when unreachable, not closed");
+        }
+        if (owner.scope().isAlive()) {
+            owner.close();
+        }
+    }
 
     /**
      * Allocations carved one after another, 64-byte aligned, out of slabs of {@code slabBytes} in huge pages (each
-     * its own mapping, freed when no segment of it is reachable); a new slab when the newest cannot hold the next.
+     * its own mapping, freed with the arena it was mapped in: of its own and automatic, when no segment of it is
+     * reachable); a new slab when the newest cannot hold the next.
      */
     static final class Slabs {
         private final long slabBytes;
+        /** The arena each new slab is mapped in. */
+        private final Supplier<Arena> arenas;
         /** What is left of the newest slab, or null before the first. */
         private MemorySegment rest;
 
-        Slabs(long slabBytes) {
+        Slabs(long slabBytes, Supplier<Arena> arenas) {
             this.slabBytes = slabBytes;
+            this.arenas = arenas;
         }
 
         /** {@code bytes} (at most a slab) of zeroed memory, or null if no slab could be mapped. */
@@ -126,7 +170,7 @@ public final class WeightMemory {
                 return null;
             }
             if (rest == null || rest.byteSize() < bytes) {
-                MemorySegment slab = CALLS.get().mapHuge(Arena.ofAuto(), slabBytes); // never written: zeroed
+                MemorySegment slab = CALLS.get().mapHuge(arenas.get(), slabBytes); // never written: zeroed
                 if (slab == null) {
                     return null;
                 }

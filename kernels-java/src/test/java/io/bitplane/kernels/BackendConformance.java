@@ -22,6 +22,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -76,6 +77,32 @@ public abstract class BackendConformance {
         MemorySegment seg = block.asSlice(misalign, t.bytes().length);
         MemorySegment.copy(t.bytes(), 0, seg, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
         return new BpmTensor(t.spec(), seg, 0, 0);
+    }
+
+    /**
+     * Closing a CPU backend frees the memory of the weights it made at upload (tiles, copies), so that closing a
+     * model returns it then and not at some later collection: weights used after fail with IllegalStateException,
+     * never read freed memory. The tensor is INT8 x INT8 on the heap: the Java backend tiles it, the native one
+     * copies it if it does not hand it to the Java tiles or its own lanes; 9 rows, too few to split over threads,
+     * so that a closed worker pool cannot be what fails. Closes {@code b}.
+     */
+    public static void assertClosingFreesTheUploadedWeights(Backend b) {
+        Random rnd = new Random(11);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {9, 512}, TestTensors.gaussian(rnd, 9 * 512, 0.1f),
+                QuantSpec.parse("int8@32"), ActivationHint.INT8);
+        Weights w = b.upload(new BpmTensor(t.spec(), MemorySegment.ofArray(t.bytes().clone()), 0, 0));
+        float[] x = TestTensors.gaussian(rnd, 512, 1f);
+        Buffer xb = b.allocate(512);
+        b.write(x, 0, xb, 0, 512);
+        Buffer yb = b.allocate(9);
+        b.matmul(w, xb, yb, 1);
+        float[] y = new float[9];
+        b.read(yb, 0, y, 0, 9);
+        assertArrayEquals(matmul(ORACLE, placed(t, 0), x, 1), y, "before close");
+        b.close();
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> b.matmul(w, xb, yb, 1),
+                "the weights " + b.name() + " made at upload are still usable after close");
+        assertFalse(e.getMessage().contains("worker pool"), e.getMessage());
     }
 
     /** The activation hint spelled f32, int8 or binary. */

@@ -29,10 +29,16 @@ class WeightMemoryTest {
         try (Arena arena = Arena.ofConfined()) {
             for (long bytes : sizes) {
                 assertZeroedAlignedWritable(WeightMemory.allocate(arena, bytes), bytes);
-                assertZeroedAlignedWritable(WeightMemory.allocate(bytes), bytes); // freed when unreachable
+                assertZeroedAlignedWritable(WeightMemory.COLLECTED.allocate(bytes), bytes); // freed when unreachable
             }
         }
-        assertThrows(IllegalArgumentException.class, () -> WeightMemory.allocate(-1));
+        try (WeightMemory memory = WeightMemory.closeable()) {
+            for (long bytes : sizes) {
+                assertZeroedAlignedWritable(memory.allocate(bytes), bytes);
+            }
+            assertThrows(IllegalArgumentException.class, () -> memory.allocate(-1));
+        }
+        assertThrows(IllegalArgumentException.class, () -> WeightMemory.COLLECTED.allocate(-1));
     }
 
     private static void assertZeroedAlignedWritable(MemorySegment s, long bytes) {
@@ -132,7 +138,7 @@ class WeightMemoryTest {
     @Test
     void midSizedAllocationsShareSlabsInHugePages() throws IOException {
         assumeHugePagesOffered();
-        WeightMemory.Slabs slabs = new WeightMemory.Slabs(4 * MB);
+        WeightMemory.Slabs slabs = new WeightMemory.Slabs(4 * MB, Arena::ofAuto);
         MemorySegment a = slabs.take(MB + 1);
         MemorySegment b = slabs.take(MB);
         MemorySegment c = slabs.take(2 * MB); // 2 MB - 64 bytes are left of the first slab
@@ -157,8 +163,8 @@ class WeightMemoryTest {
     @Test
     void theDefaultSlabsServeMidSizedAllocationsFreedWhenUnreachable() throws IOException {
         assumeHugePagesOffered();
-        MemorySegment mid = WeightMemory.allocate(MB);
-        MemorySegment small = WeightMemory.allocate(WeightMemory.MIN_SLAB_BYTES - 1);
+        MemorySegment mid = WeightMemory.COLLECTED.allocate(MB);
+        MemorySegment small = WeightMemory.COLLECTED.allocate(WeightMemory.MIN_SLAB_BYTES - 1);
         Mapping m = mappingAt(mid.address());
         assertTrue(advised(m), "a 1 MB allocation is not in huge pages: " + m);
         Mapping s = mappingAt(small.address());
@@ -177,9 +183,56 @@ class WeightMemoryTest {
         assertFalse(advised(mappingAt(address)), "a slab nothing refers to is still mapped after 5 s of GCs");
     }
 
+    /** A backend's memory: every size freed at close, not when a collection notices (see the class comment). */
+    @Test
+    void closingFreesEveryAllocationAtOnce() throws IOException {
+        assumeHugePagesOffered();
+        WeightMemory memory = WeightMemory.closeable();
+        MemorySegment small = memory.allocate(1000);
+        MemorySegment mid = memory.allocate(MB);
+        MemorySegment large = memory.allocate(8 * MB);
+        for (MemorySegment s : List.of(small, mid, large)) {
+            s.fill((byte) 4);
+        }
+        assertTrue(advised(mappingAt(mid.address())), "a 1 MB allocation is not in huge pages");
+        assertTrue(advised(mappingAt(large.address())), "an 8 MB allocation is not in huge pages");
+        memory.close();
+        for (MemorySegment s : List.of(small, mid, large)) {
+            assertFalse(s.scope().isAlive(), s.byteSize() + " bytes outlived the close");
+            assertThrows(IllegalStateException.class, () -> s.get(ValueLayout.JAVA_BYTE, 0));
+        }
+        // Another mapping may have taken the addresses since, but not one advised for huge pages by this test.
+        assertFalse(advised(mappingAt(mid.address())), "the slab is still mapped after close");
+        assertFalse(advised(mappingAt(large.address())), "the large mapping is still mapped after close");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.allocate(MB));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    }
+
+    /** Two backends, two models: closing one leaves the other's weights, slabs included, where they were. */
+    @Test
+    void closingOneMemoryLeavesAnothersAllocations() {
+        MemorySegment kept;
+        try (WeightMemory other = WeightMemory.closeable(); WeightMemory closed = WeightMemory.closeable()) {
+            kept = other.allocate(MB);
+            kept.fill((byte) 8);
+            MemorySegment gone = closed.allocate(MB);
+            closed.close();
+            assertFalse(gone.scope().isAlive());
+            assertEquals(8, kept.get(ValueLayout.JAVA_BYTE, MB - 1), "the other memory's slab was freed too");
+            assertEquals(MB, other.allocate(MB).byteSize());
+        }
+        assertFalse(kept.scope().isAlive());
+    }
+
+    @Test
+    void collectedMemoryCannotBeClosed() {
+        assertThrows(UnsupportedOperationException.class, WeightMemory.COLLECTED::close);
+        assertEquals(MB, WeightMemory.COLLECTED.allocate(MB).byteSize(), "a refused close freed nothing");
+    }
+
     /** The address of an allocation from slabs that are unreachable, as it is, once this returns. */
     private static long slabAllocationLeftUnreachable() throws IOException {
-        WeightMemory.Slabs slabs = new WeightMemory.Slabs(4 * MB);
+        WeightMemory.Slabs slabs = new WeightMemory.Slabs(4 * MB, Arena::ofAuto);
         MemorySegment s = slabs.take(MB);
         s.fill((byte) 9);
         assertTrue(advised(mappingAt(s.address())), "the slab is not advised for huge pages");

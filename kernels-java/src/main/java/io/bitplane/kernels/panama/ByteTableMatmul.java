@@ -87,14 +87,14 @@ final class ByteTableMatmul {
         return steps(spec) * TABLE_BYTES;
     }
 
-    /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
+    /** Tiles and tile-ordered scales, in new native memory from {@code memory}. */
     record Tiles(MemorySegment bits, MemorySegment scales) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Tiles tiles = new Tiles(WeightMemory.allocate((long) tiles(spec) * steps(spec) * STEP_BYTES),
-                WeightMemory.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
+        Tiles tiles = new Tiles(memory.allocate((long) tiles(spec) * steps(spec) * STEP_BYTES),
+                memory.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

@@ -58,17 +58,17 @@ final class Int4TileMatmul {
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
 
-    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory from {@code memory}. */
     record Tiles(MemorySegment planes, MemorySegment scales, MemorySegment mins) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(WeightMemory.allocate(tiles * LookupTables.chunks(spec) * CHUNK_BYTES),
-                WeightMemory.allocate(groupSlots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(groupSlots) : null);
+        Tiles t = new Tiles(memory.allocate(tiles * LookupTables.chunks(spec) * CHUNK_BYTES),
+                memory.allocate(groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? memory.allocate(groupSlots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
     }

@@ -61,14 +61,14 @@ final class Int8FloatTileMatmul {
         return (int) ((spec.rows() + ROWS - 1) / ROWS);
     }
 
-    /** Tiles and tile-ordered scales, in new native memory freed when unreachable. */
+    /** Tiles and tile-ordered scales, in new native memory from {@code memory}. */
     record Tiles(MemorySegment codes, MemorySegment scales) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Tiles tiles = new Tiles(WeightMemory.allocate((long) tiles(spec) * quads(spec) * QUAD_BYTES),
-                WeightMemory.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
+        Tiles tiles = new Tiles(memory.allocate((long) tiles(spec) * quads(spec) * QUAD_BYTES),
+                memory.allocate((long) tiles(spec) * spec.groupsPerRow() * ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

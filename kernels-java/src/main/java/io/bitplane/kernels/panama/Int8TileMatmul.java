@@ -55,14 +55,14 @@ final class Int8TileMatmul {
         return (int) ((spec.cols() + 1) / 2);
     }
 
-    /** Tiles and tile-ordered scales of an INT8 tensor, in new native memory freed when unreachable. */
+    /** Tiles and tile-ordered scales of an INT8 tensor, in new native memory from {@code memory}. */
     record Tiles(MemorySegment values, MemorySegment scales) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
-        Tiles tiles = new Tiles(WeightMemory.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
-                WeightMemory.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
+        Tiles tiles = new Tiles(memory.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
+                memory.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

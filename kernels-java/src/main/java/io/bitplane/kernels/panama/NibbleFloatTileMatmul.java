@@ -75,16 +75,16 @@ final class NibbleFloatTileMatmul {
         return (int) ((spec.rows() + ROWS - 1) / ROWS);
     }
 
-    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory from {@code memory}. */
     record Tiles(MemorySegment codes, MemorySegment scales, MemorySegment mins) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long slots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
-        Tiles tiles = new Tiles(WeightMemory.allocate((long) tiles(spec) * octets(spec) * OCTET_BYTES),
-                WeightMemory.allocate(slots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(slots) : null);
+        Tiles tiles = new Tiles(memory.allocate((long) tiles(spec) * octets(spec) * OCTET_BYTES),
+                memory.allocate(slots),
+                spec.encoding() == Encoding.INT4_ASYM ? memory.allocate(slots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
     }

@@ -105,17 +105,17 @@ final class NibbleTileMatmul {
         return steps(spec) * STEP_VALUES;
     }
 
-    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory from {@code memory}. */
     record Tiles(MemorySegment fields, MemorySegment scales, MemorySegment mins) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long tiles = TileRows.tiles(spec);
         long groupSlots = tiles * spec.groupsPerRow() * R * 4;
-        Tiles t = new Tiles(WeightMemory.allocate(tiles * steps(spec) * STEP_BYTES),
-                WeightMemory.allocate(groupSlots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(groupSlots) : null);
+        Tiles t = new Tiles(memory.allocate(tiles * steps(spec) * STEP_BYTES),
+                memory.allocate(groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? memory.allocate(groupSlots) : null);
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
     }

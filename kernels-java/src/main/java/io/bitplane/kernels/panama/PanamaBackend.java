@@ -8,6 +8,7 @@ import io.bitplane.kernels.AttentionShape;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Buffer;
 import io.bitplane.kernels.TiledProducts;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.Weights;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.ArrayBuffer;
@@ -30,17 +31,17 @@ import java.util.Arrays;
  * the bit planes by lookup tables for one token on short groups and by row expansion otherwise; the element-wise ops),
  * the scalar reference kernels elsewhere, and a persistent worker pool that splits the rows of every large matrix
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
- * memory of the backend's (about as large as the tensor; the file's bytes stay for the other ops): INT8 with INT8
- * activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where vpermw makes their
- * lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link Int4TileMatmul});
- * INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link Int4BatchMatmul});
- * without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link NibbleTileMatmul}) with INT8
- * activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32 activations. Ternary with one scale
- * a row reads the file's packed codes there (or a packed copy of its planes), token by token ({@link
- * PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which takes batches
- * of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits). Loaded only
- * by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class
- * names this one.
+ * memory of the backend's, freed when it closes (about as large as the tensor; the file's bytes stay for the other
+ * ops): INT8 with INT8 activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where
+ * vpermw makes their lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link
+ * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
+ * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
+ * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
+ * activations. Ternary with one scale a row reads the file's packed codes there (or a packed copy of its planes), token
+ * by token ({@link PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which
+ * takes batches of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits).
+ * Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no
+ * other class names this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -61,6 +62,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     /** Closes the pool with the backend when it made it. */
     private final boolean ownsPool;
+    /** The tiles and copies upload makes, freed when the backend closes (with its model). */
+    private final WeightMemory memory = WeightMemory.closeable();
     /**
      * Whether ternary and binary tensors with INT8 activations (or F32 ones, and INT4 with F32 ones, where
      * SignTileMatmul.FLOAT_TABLES) are repacked at upload for the lookup-table kernels ({@link SignTileMatmul},
@@ -139,23 +142,24 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     public Weights upload(BpmTensor tensor) {
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
+        MemorySegment data = tensor.data();
         if (lookupTiles && SignTileMatmul.supports(spec)) {
-            MemorySegment tiles = SignTileMatmul.repack(spec, tensor.data(), pool);
+            MemorySegment tiles = SignTileMatmul.repack(spec, data, pool, memory);
             if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
-                return new SignTiles(CpuWeights.of(w), tiles, SignTileMatmul.groupScales(spec, tensor.data(), pool));
+                return new SignTiles(CpuWeights.of(w), tiles, SignTileMatmul.groupScales(spec, data, pool, memory));
             }
         }
         if (lookupTiles && Int4TileMatmul.supports(spec)) {
-            return new Int4Tiles(CpuWeights.of(w), Int4TileMatmul.repack(spec, tensor.data(), pool));
+            return new Int4Tiles(CpuWeights.of(w), Int4TileMatmul.repack(spec, data, pool, memory));
         }
         if (Int8TileMatmul.supports(spec)) {
-            return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, tensor.data(), pool));
+            return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, data, pool, memory));
         }
         if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
-            return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, tensor.data(), pool));
+            return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, data, pool, memory));
         }
         if (!lookupTiles && TripleTableMatmul.supports(spec) && tensor.isComplete()) {
-            TripleTableMatmul.Tiles tiles = TripleTableMatmul.repack(spec, tensor.data(), pool);
+            TripleTableMatmul.Tiles tiles = TripleTableMatmul.repack(spec, data, pool, memory);
             if (tiles != null) { // null: packed ternary fields of 3 (code 2), read by the kernels below
                 return new TripleTiles(CpuWeights.of(w), tiles);
             }
@@ -163,17 +167,17 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         // On AVX-512 too: 28.7 against 9.8 G weights/s for Int8Matmul.rowsF32 (4096 x 4096, 2 threads, KProbe),
         // which also allocated a vector per block of rows there (C2 kept one of its four sums as an object).
         if (Int8FloatTileMatmul.supports(spec) && tensor.isComplete()) {
-            return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, tensor.data(), pool));
+            return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, data, pool, memory));
         }
         // INT4 x F32 where the lookup tiles and float tables above do not run (128-bit vectors, NEON's width).
         if (NibbleFloatTileMatmul.supports(spec) && tensor.isComplete()) {
-            return new NibbleFloatTiles(CpuWeights.of(w), NibbleFloatTileMatmul.repack(spec, tensor.data(), pool));
+            return new NibbleFloatTiles(CpuWeights.of(w), NibbleFloatTileMatmul.repack(spec, data, pool, memory));
         }
         if (NibbleTileMatmul.supports(spec) && tensor.isComplete() && (!lookupTiles || isInt4(spec))) {
-            return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, tensor.data(), pool));
+            return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, data, pool, memory));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
-            return CpuWeights.packedCopy(spec, tensor.data(), pool);
+            return CpuWeights.packedCopy(spec, data, pool, memory);
         }
         return w;
     }
@@ -1340,6 +1344,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         if (ownsPool) {
             pool.close();
         }
+        memory.close();
     }
 
     /** The preferred vector size in bits (asked by the lookup before it commits to this backend). */

@@ -110,14 +110,14 @@ final class SignTileMatmul {
     }
 
     /**
-     * The tiles of a TERNARY or BINARY tensor into new native memory, freed when unreachable. Signs are taken only
+     * The tiles of a TERNARY or BINARY tensor into new native memory from {@code memory}. Signs are taken only
      * where the mask is set, as the oracle reads them. Costs one pass over the tensor, its rows split over
      * {@code pool}. Null when a packed field is 3: the format reads it as the code 2, which mask and sign bits
      * cannot hold (the writer never writes it; a file that does takes the kernels that read fields directly).
      */
-    static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
-        MemorySegment tiles = WeightMemory.allocate(bytes);
+        MemorySegment tiles = memory.allocate(bytes);
         AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
@@ -129,14 +129,14 @@ final class SignTileMatmul {
 
     /**
      * The row scales in tile order (TileRows#putF32) for a tensor of several groups a row, in new native memory
-     * freed when unreachable; null for one group a row, whose scales the kernel reads from the file.
+     * from {@code memory}; null for one group a row, whose scales the kernel reads from the file.
      */
-    static MemorySegment groupScales(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static MemorySegment groupScales(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         int groups = (int) spec.groupsPerRow();
         if (groups == 1) {
             return null;
         }
-        MemorySegment out = WeightMemory.allocate((long) TileRows.tiles(spec) * groups * TILE_ROWS * 4);
+        MemorySegment out = memory.allocate((long) TileRows.tiles(spec) * groups * TILE_ROWS * 4);
         long scalesOffset = spec.scalesOffset();
         pool.run((int) spec.rows(), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {

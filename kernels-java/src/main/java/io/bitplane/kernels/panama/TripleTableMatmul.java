@@ -105,7 +105,7 @@ final class TripleTableMatmul {
         return planes(spec) * words(spec) * WORD_TABLE_FLOATS;
     }
 
-    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory freed when unreachable. */
+    /** Tiles, and scales and mins (INT4_ASYM; else null) in tile order, in native memory from {@code memory}. */
     record Tiles(MemorySegment bits, MemorySegment scales, MemorySegment mins) {
     }
 
@@ -113,12 +113,12 @@ final class TripleTableMatmul {
      * One pass over the tensor, its rows split over {@code pool}; null for a packed TERNARY tensor holding fields of 3
      * (the code 2, which the format reads and no writer writes): the backend's other kernels read it.
      */
-    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long groupSlots = (long) tiles(spec) * spec.groupsPerRow() * ROWS * 4;
         Tiles tiles = new Tiles(
-                WeightMemory.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES),
-                WeightMemory.allocate(groupSlots),
-                spec.encoding() == Encoding.INT4_ASYM ? WeightMemory.allocate(groupSlots) : null);
+                memory.allocate((long) tiles(spec) * planes(spec) * words(spec) * WORD_BYTES),
+                memory.allocate(groupSlots),
+                spec.encoding() == Encoding.INT4_ASYM ? memory.allocate(groupSlots) : null);
         java.util.concurrent.atomic.AtomicBoolean codeTwo = new java.util.concurrent.atomic.AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {

@@ -22,11 +22,12 @@ public record CpuWeights(TensorSpec spec, MemorySegment data) implements Weights
 
     /**
      * A layout-0 tensor in layout 1 (packed codes, FORMAT.md section 5), for backends whose kernels read packed
-     * codes faster than bit planes: new native memory freed when unreachable, its rows split over {@code pool}.
+     * codes faster than bit planes: new native memory from {@code memory}, its rows split over {@code pool}.
      */
-    public static CpuWeights packedCopy(TensorSpec spec, MemorySegment data, WorkerPool pool) {
+    public static CpuWeights packedCopy(TensorSpec spec, MemorySegment data, WorkerPool pool,
+            WeightMemory memory) {
         TensorSpec packed = PackedCodes.packedSpec(spec);
-        MemorySegment out = WeightMemory.allocate(packed.byteLength());
+        MemorySegment out = memory.allocate(packed.byteLength());
         pool.run((int) spec.rows(), (r0, r1) -> PackedCodes.relayoutRows(spec, data, out, r0, r1));
         PackedCodes.copyScales(spec, data, out);
         return new CpuWeights(packed, out);

@@ -11,6 +11,7 @@ import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
@@ -79,7 +80,8 @@ class NibbleFloatTileMatmulTest {
         }
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
-            NibbleFloatTileMatmul.Tiles tiles = NibbleFloatTileMatmul.repack(s, placed.data(), pool);
+            NibbleFloatTileMatmul.Tiles tiles = NibbleFloatTileMatmul.repack(s, placed.data(), pool,
+                    WeightMemory.COLLECTED);
             float[] y = new float[batch * rows];
             // two ranges, the first ending inside a pair of tiles where there are three or more
             int all = NibbleFloatTileMatmul.tiles(s);

@@ -50,13 +50,17 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
                 && spec.cols() <= Integer.MAX_VALUE / 4 && spec.rows() <= Integer.MAX_VALUE;
     }
 
-    /** Repacks {@code weights} (native memory, a tensor that {@link #suits}) over the pool's threads. */
-    static GroupLaneWeights repack(NativeKernels kernels, WorkerPool pool, CpuWeights weights) {
+    /**
+     * Repacks {@code weights} (native memory, a tensor that {@link #suits}) into {@code memory}, over the pool's
+     * threads.
+     */
+    static GroupLaneWeights repack(NativeKernels kernels, WorkerPool pool, CpuWeights weights,
+            WeightMemory memory) {
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
         int encoding = spec.encoding().id;
-        MemorySegment lanes = WeightMemory.allocate(kernels.groupLanesBytes(encoding, n, k));
+        MemorySegment lanes = memory.allocate(kernels.groupLanesBytes(encoding, n, k));
         MemorySegment data = weights.data();
         int layout = spec.layout();
         long scalesAt = spec.scalesOffset();

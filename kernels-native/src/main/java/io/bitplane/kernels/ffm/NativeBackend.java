@@ -75,8 +75,8 @@ public final class NativeBackend extends ForwardingBackend {
      * kernels, and so that the tests reach the planes' kernels too.
      */
     private final boolean repackAtLoad;
-    /** Native copies of weights that were given on the heap; freed on close. */
-    private final Arena arena = Arena.ofShared();
+    /** Native copies of weights that were given on the heap, and the tiles and lanes upload makes; freed on close. */
+    private final WeightMemory memory = WeightMemory.closeable();
 
     /** Native scratch per thread: the kernels' own (workers) and copied activations (callers), grown as needed. */
     private static final class Scratch {
@@ -212,18 +212,20 @@ public final class NativeBackend extends ForwardingBackend {
         }
         MemorySegment data = tensor.data();
         if (!data.isNative()) {
-            MemorySegment copy = WeightMemory.allocate(arena, data.byteSize());
+            MemorySegment copy = memory.allocate(data.byteSize());
             copy.copyFrom(data);
             data = copy;
         }
         CpuWeights weights = new CpuWeights(tensor.spec(), data);
         if (repackAtLoad && SignTileWeights.suits(tensor, kernels.isa())) {
-            return SignTileWeights.repack(kernels, pool, weights);
+            return SignTileWeights.repack(kernels, pool, weights, memory);
         }
         if (inGroupLanes(tensor)) {
-            return GroupLaneWeights.repack(kernels, pool, weights); // from the file's layout, without a packed copy
+            // From the file's layout, without a packed copy.
+            return GroupLaneWeights.repack(kernels, pool, weights, memory);
         }
-        return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool) : weights;
+        return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool, memory)
+                : weights;
     }
 
     /**
@@ -754,6 +756,6 @@ public final class NativeBackend extends ForwardingBackend {
     public void close() {
         pool.close();
         inner.close();
-        arena.close();
+        memory.close();
     }
 }

@@ -49,15 +49,19 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
                 && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;
     }
 
-    /** Repacks {@code weights} (native memory, a tensor that {@link #suits}) over the pool's threads. */
-    static SignTileWeights repack(NativeKernels kernels, WorkerPool pool, CpuWeights weights) {
+    /**
+     * Repacks {@code weights} (native memory, a tensor that {@link #suits}) into {@code memory}, over the pool's
+     * threads.
+     */
+    static SignTileWeights repack(NativeKernels kernels, WorkerPool pool, CpuWeights weights,
+            WeightMemory memory) {
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
-        MemorySegment tiles = WeightMemory.allocate(kernels.signTilesBytes(n, k));
+        MemorySegment tiles = memory.allocate(kernels.signTilesBytes(n, k));
         MemorySegment data = weights.data();
         pool.run(tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
-        MemorySegment scales = WeightMemory.allocate(4 * n);
+        MemorySegment scales = memory.allocate(4 * n);
         long scalesAt = spec.scalesOffset();
         for (long r = 0; r < n; r++) {
             scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(data.get(F16, scalesAt + 2 * r)));

@@ -3,6 +3,7 @@ package io.bitplane.kernels.ffm;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
+import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -33,5 +34,10 @@ class NativeBackendConformanceTest extends BackendConformance {
             assertTrue(b.description().contains("AVX-512 VNNI"), b.description());
         }
         return b;
+    }
+
+    @Test
+    void closingFreesTheUploadedWeights() {
+        assertClosingFreesTheUploadedWeights(createBackend());
     }
 }
