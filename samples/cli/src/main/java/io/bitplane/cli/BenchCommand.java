@@ -129,9 +129,8 @@ final class BenchCommand implements Callable<Integer> {
         List<String> descriptions = new ArrayList<>();
         List<Boolean> askedLayouts = layouts.stream().map(l -> RecipeArgs.parsePacked(l.trim())).distinct().toList();
         for (String name : kernelEncodings.isEmpty() ? List.<String>of() : backends) {
-            Backend be;
-            try {
-                be = Backends.create(name.trim(), threads);
+            try (Backend be = Backends.create(name.trim(), threads)) {
+                descriptions.add(be.description());
             } catch (IllegalArgumentException e) {
                 if (backends.size() == 1) {
                     throw e;
@@ -139,25 +138,27 @@ final class BenchCommand implements Callable<Integer> {
                 System.err.println("skipping " + e.getMessage());
                 continue;
             }
-            try (be) {
-                descriptions.add(be.description());
-                for (String enc : kernelEncodings) {
-                    for (String act : activations) {
-                        if (act.equals("int8") && !QuantSpec.parse(enc).encoding().quantized) {
-                            continue; // float weights ignore the activation hint
+            for (String enc : kernelEncodings) {
+                for (String act : activations) {
+                    if (act.equals("int8") && !QuantSpec.parse(enc).encoding().quantized) {
+                        continue; // float weights ignore the activation hint
+                    }
+                    if (act.equals("binary") && !enc.startsWith("binary")) {
+                        continue; // binary activations go only with binary weights (XNOR)
+                    }
+                    for (boolean packed : layoutsOf(enc, askedLayouts)) {
+                        Result r;
+                        // A backend of its own for each kernel: a backend frees the tiles and copies it makes at
+                        // upload (here up to 1 GB a kernel) only when it closes.
+                        try (Backend be = Backends.create(name.trim(), threads)) {
+                            r = measure(be, enc, act, packed, rows, cols);
                         }
-                        if (act.equals("binary") && !enc.startsWith("binary")) {
-                            continue; // binary activations go only with binary weights (XNOR)
-                        }
-                        for (boolean packed : layoutsOf(enc, askedLayouts)) {
-                            Result r = measure(be, enc, act, packed, rows, cols);
-                            releaseUnreachableWeights();
-                            results.add(r);
-                            System.err.printf(Locale.ROOT, "%-36s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
-                                            + "(%3.0f%%; read bandwidth %.1f GB/s)%n", r.label(), r.bitsPerWeight(),
-                                    r.weightsPerSecond() / 1e9, r.roofline() / 1e9,
-                                    100 * r.weightsPerSecond() / r.roofline(), r.bandwidth() / 1e9);
-                        }
+                        collectTheKernelsHeap();
+                        results.add(r);
+                        System.err.printf(Locale.ROOT, "%-36s %6.2f bits/w  %7.2f G weights/s  roofline %7.1f  "
+                                        + "(%3.0f%%; read bandwidth %.1f GB/s)%n", r.label(), r.bitsPerWeight(),
+                                r.weightsPerSecond() / 1e9, r.roofline() / 1e9,
+                                100 * r.weightsPerSecond() / r.roofline(), r.bandwidth() / 1e9);
                     }
                 }
             }
@@ -168,7 +169,6 @@ final class BenchCommand implements Callable<Integer> {
                 EndToEndBench.Result r;
                 try {
                     r = EndToEndBench.measure(m, name.trim(), threads, window, seconds, profile);
-                    releaseUnreachableWeights();
                 } catch (IllegalArgumentException e) {
                     if (backends.size() == 1) {
                         throw e;
@@ -323,13 +323,12 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * Lets the weights of what was just measured go before the next measurement allocates its own: a backend's
-     * copies and tiles are freed when unreachable, which only a collection notices, and a bench allocates little
-     * on the heap: eight kernels of 4096 x 14336 (java and native, 1 GB of weights each) took the process to 10.4 GB
-     * resident, 5.3-6.2 GB still mapped when the run ended; with a collection after each, 3.8 GB at most and 1.1 GB
-     * at the end (the read buffers, kept).
+     * Each kernel leaves its weights' heap copies behind (4096 x 14336: the float matrix, 235 MB, and its encoding),
+     * and a bench allocates too little else for the heap to collect them soon: eight such kernels took the process
+     * to 5.6 GB resident without a collection after each (the backends' native memory freed at their close), 3.8 GB
+     * with it.
      */
-    private static void releaseUnreachableWeights() {
+    private static void collectTheKernelsHeap() {
         System.gc();
     }
 

@@ -71,7 +71,7 @@ final class StreamRead {
 
     private static synchronized MemorySegment[] buffers(int threads) {
         while (BUFFERS.size() < threads) {
-            MemorySegment data = WeightMemory.allocate(BYTES_PER_THREAD);
+            MemorySegment data = WeightMemory.COLLECTED.allocate(BYTES_PER_THREAD);
             data.fill((byte) 1);
             BUFFERS.add(data);
         }
