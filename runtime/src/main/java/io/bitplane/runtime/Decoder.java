@@ -20,6 +20,8 @@ final class Decoder {
     private final ModelConfig c;
     private final Backend backend;
     private final LlamaWeights w;
+    /** The model's passes in flight, which its close waits for. */
+    private final ModelUse use;
     private final AttentionShape shape;
     final int maxBatch;
     final int maxLogitRows;
@@ -58,10 +60,11 @@ final class Decoder {
     private final Buffer[] runKeys;
     private final Buffer[] runValues;
 
-    Decoder(ModelConfig c, Backend backend, LlamaWeights w, int maxBatch, int maxLogitRows) {
+    Decoder(ModelConfig c, Backend backend, LlamaWeights w, ModelUse use, int maxBatch, int maxLogitRows) {
         this.c = c;
         this.backend = backend;
         this.w = w;
+        this.use = use;
         this.maxBatch = maxBatch;
         this.maxLogitRows = maxLogitRows;
         this.shape = new AttentionShape(c.nHeads(), c.nKvHeads(), c.headSize());
@@ -118,8 +121,20 @@ final class Decoder {
      * Runs {@code n} token columns (each cache must hold its sequence's positions before {@code positions[b]};
      * columns of one sequence are adjacent and in order) and writes the logits of the last {@code logitRows}
      * columns to {@code out} (row-major).
+     *
+     * @throws IllegalStateException once the model is closed (its close waits for the passes running)
      */
     void forward(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out) {
+        use.enter();
+        try {
+            pass(tokens, positions, caches, n, logitRows, out);
+        } finally {
+            use.exit();
+        }
+    }
+
+    /** The forward pass itself, top to bottom. */
+    private void pass(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out) {
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();

@@ -33,7 +33,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * }</pre>
  *
  * <p>Thread-safe: any number of threads may create and use their own {@link Session}s at once. {@link #close()}
- * closes the sessions still open and unmaps the file; nothing of the model may be used after.
+ * waits for the steps running, closes the sessions still open, frees the backend's copies of the weights and
+ * unmaps the file; nothing of the model may be used after.
  */
 public final class Model implements AutoCloseable {
     private final BpmFile file;
@@ -42,6 +43,8 @@ public final class Model implements AutoCloseable {
     private final Backend backend;
     private final LlamaWeights weights;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+    /** The forward passes running, which {@link #close()} waits for. */
+    private final ModelUse use = new ModelUse();
     private volatile boolean closed;
 
     private Model(BpmFile file, Vocabulary vocab, Backend backend) throws IOException {
@@ -177,7 +180,7 @@ public final class Model implements AutoCloseable {
         }
         int context = options.contextLength() <= 0 ? config.contextLength()
                 : Math.min(options.contextLength(), config.contextLength());
-        Decoder decoder = new Decoder(config, backend, weights, options.batchSize(), options.batchSize());
+        Decoder decoder = new Decoder(config, backend, weights, use, options.batchSize(), options.batchSize());
         Session s = new Session(this, decoder, new KvCache(config, backend, context));
         sessions.add(s);
         return s;
@@ -218,23 +221,27 @@ public final class Model implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("model is closed");
         }
-        return new Decoder(config, backend, weights, maxBatch, maxLogitRows);
+        return new Decoder(config, backend, weights, use, maxBatch, maxLogitRows);
     }
 
     void closed(Session s) {
         sessions.remove(s);
     }
 
+    /**
+     * Closes the sessions, frees what the backend made of the weights and unmaps the file, after the forward passes
+     * running on other threads (one token or one batch each) have ended: a generation running there then fails with
+     * "model is closed" or "session is closed". Closing again does nothing.
+     */
     @Override
     public void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        for (Session s : List.copyOf(sessions)) {
-            s.close();
-        }
-        backend.close();
-        file.close();
+        use.close(() -> {
+            closed = true;
+            for (Session s : List.copyOf(sessions)) {
+                s.close();
+            }
+            backend.close();
+            file.close();
+        });
     }
 }

@@ -1,0 +1,47 @@
+package io.bitplane.runtime;
+
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The forward passes running on a model, so that {@link Model#close()} waits for them to end before it frees what
+ * they read (the backend's tiles and copies, the mapped file), and passes that would start after fail with a message
+ * that says why. Without it a session generating on another thread ran on into freed weights and failed deep in a
+ * kernel ("Already closed"), or, inside a native call that held them, made the close itself fail.
+ *
+ * <p>A read lock a pass (one per token or batch of tokens: tens of nanoseconds against a step's microseconds to
+ * milliseconds), the write lock for the close; a close waiting keeps new passes from starting.
+ */
+final class ModelUse {
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    /** Written and read under the lock. */
+    private boolean closed;
+
+    /** Marks a pass running; throws if the model is closed. Pair with {@link #exit()}. */
+    void enter() {
+        lock.readLock().lock();
+        if (closed) {
+            lock.readLock().unlock();
+            throw new IllegalStateException("model is closed");
+        }
+    }
+
+    void exit() {
+        lock.readLock().unlock();
+    }
+
+    /**
+     * Waits for the passes running to end, then runs {@code release} while none runs and none can start; later
+     * passes fail. Runs it once, however often it is called. Must not be called from inside a pass.
+     */
+    void close(Runnable release) {
+        lock.writeLock().lock();
+        try {
+            if (!closed) {
+                closed = true;
+                release.run();
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+}
