@@ -26,8 +26,8 @@ import java.nio.ByteOrder;
  * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the
  * row-major kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread,
  * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Fields are not
- * masked (below), and tiles go in pairs that share each broadcast code: 4096 x 14336 INT4, -XX:UseAVX=2, one thread
- * from L3 21 -> 30.6 G weights/s, two from DRAM 38.8 -> 53.7.
+ * masked (below), and tiles go in threes that share each broadcast code (pairs: 4096 x 14336 INT4, -XX:UseAVX=2, one
+ * thread from L3 21 -> 30.6 G weights/s, two from DRAM 38.8 -> 53.7; threes: {@link #TILES_PER_PASS}).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows per tile,
@@ -42,7 +42,7 @@ import java.nio.ByteOrder;
  *   2^16, and a step's 16 products (four quads) sum exactly to at most 16 x 15 x 127 = 30480 per lane. (The shifts
  *   are of int lanes, each followed by a mask that clears only what they bring down from the neighbouring 16-bit
  *   lane: see LOW_12_BITS.)
- * Per tile, token and group, lane by lane: each step's int16 sum (two add chains, one per tile of the pair), then
+ * Per tile, token and group, lane by lane: each step's int16 sum (three add chains, one per tile of the pass), then
  *   into int32 sums (even and odd rows): F_g = sum u q, exact.
  *   acc_g = F_g - 8 X_g (INT4), F_g - X_g (TERNARY) or F_g (INT4_ASYM), X_g the group's sum of codes; as the
  *   oracle, in group order, sum = sum + (s_g acc_g + 0f), or + (s_g acc_g + m_g X_g) for INT4_ASYM; y = sum x s_x.
@@ -159,14 +159,23 @@ final class NibbleTileMatmul {
         }
     }
 
-    /** Per worker thread: a pair of tiles' results, each even rows then odd rows. */
-    private static final ThreadLocal<float[]> TILE_RESULTS = ThreadLocal.withInitial(() -> new float[2 * R]);
+    /**
+     * Tiles a pass over a token's codes, each its own stream of weights: pairs to threes, 4096 x 14336 INT4 x INT8,
+     * two threads (`bitplane bench`, alternated, on the Intel Xeon), G weights/s: 33.1-34.3 -> 34.0-36.4, AVX2 code
+     * 27.8-30.7 -> 31.6-33.3, 128-bit vectors 17.8-18.6 -> 22.2-24.3 (and binary there 16.3-17.3 -> 19.0-19.8).
+     * Four a pass ran at 6 G weights/s: C2 kept vectors as objects (339 collections in a run against 51).
+     */
+    private static final int TILES_PER_PASS = 3;
+
+    /** Per worker thread: a pass's tiles' results, each even rows then odd rows. */
+    private static final ThreadLocal<float[]> TILE_RESULTS =
+            ThreadLocal.withInitial(() -> new float[TILES_PER_PASS * R]);
 
     /**
      * Tiles [tile0, tile1) for every token: token t's codes at {@code codes[t * paddedK ..]} ({@link #codes}), its
      * group sums of codes at {@code codeSums[t * G ..]}, its scale at {@code tokenScales[t]}; results at
-     * {@code y[t * N + row]}. Tiles go in pairs (A and B; a last single tile is its own B, its second results
-     * dropped): each broadcast code serves both.
+     * {@code y[t * N + row]}. Tiles go three at a time (A to C; a last pass's missing ones read its first tile
+     * again, their results dropped): each broadcast code serves all three, and a thread reads three streams.
      */
     static void tiles(TensorSpec spec, Tiles w, short[] codes, int[] codeSums, float[] tokenScales, float[] y,
                       int batch, int tile0, int tile1) {
@@ -180,66 +189,95 @@ final class NibbleTileMatmul {
         int codeFactor = PackedCodes.codeOfField(spec.encoding(), 0);  // acc = F + (code of field 0) X
         int half = R / 2;
         long tileBytes = (long) steps * STEP_BYTES;
+        long scaleBytes = (long) groups * R * 4;
         float[] out = TILE_RESULTS.get();
-        for (int tile = tile0; tile < tile1; tile += 2) {
-            int pair = Math.min(2, tile1 - tile);
+        for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
+            int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long baseA = tile * tileBytes;
-            long baseB = pair == 2 ? baseA + tileBytes : baseA;
+            long baseB = count > 1 ? baseA + tileBytes : baseA;
+            long baseC = count > 2 ? baseA + 2 * tileBytes : baseA;
             for (int t = 0; t < batch; t++) {
                 int qo = t * paddedK;
                 FloatVector evenA = FloatVector.zero(F);
                 FloatVector oddA = FloatVector.zero(F);
                 FloatVector evenB = FloatVector.zero(F);
                 FloatVector oddB = FloatVector.zero(F);
+                FloatVector evenC = FloatVector.zero(F);
+                FloatVector oddC = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
                     IntVector evenSumA = IntVector.zero(I);
                     IntVector oddSumA = IntVector.zero(I);
                     IntVector evenSumB = IntVector.zero(I);
                     IntVector oddSumB = IntVector.zero(I);
-                    ShortVector a = ShortVector.zero(S);
-                    ShortVector b = ShortVector.zero(S);
+                    IntVector evenSumC = IntVector.zero(I);
+                    IntVector oddSumC = IntVector.zero(I);
+                    ShortVector sumA = ShortVector.zero(S);
+                    ShortVector sumB = sumA;
+                    ShortVector sumC = sumA;
                     int end = Math.min(quads, (g + 1) * groupQuads);
                     // One loop over the group's quads, the sums widened inside it at each step's last quad and the
                     // group's: a loop of four quads inside a loop of steps ran 20% slower than the code before it.
                     for (int quad = g * groupQuads; quad < end; quad++) {
                         // Per field j: the lane shifted by 4j, unmasked, times D_j (see codes); the fields above j
-                        // cancel in the step's sum, which is exact in int16.
+                        // cancel in the step's sum, which is exact in int16. Written out tile by tile: a helper
+                        // that took vectors and was not inlined would box them.
                         long at = (long) quad * QUAD_BYTES;
                         int i = qo + 4 * quad;
-                        ShortVector va = ShortVector.fromMemorySegment(S, w.fields(), baseA + at, LE);
-                        ShortVector vb = ShortVector.fromMemorySegment(S, w.fields(), baseB + at, LE);
-                        IntVector vai = va.reinterpretAsInts();
-                        IntVector vbi = vb.reinterpretAsInts();
-                        ShortVector d = ShortVector.broadcast(S, codes[i]);
-                        a = a.add(va.mul(d));
-                        b = b.add(vb.mul(d));
-                        d = ShortVector.broadcast(S, codes[i + 1]);
-                        a = a.add(vai.lanewise(VectorOperators.LSHR, 4).and(LOW_12_BITS).reinterpretAsShorts().mul(d));
-                        b = b.add(vbi.lanewise(VectorOperators.LSHR, 4).and(LOW_12_BITS).reinterpretAsShorts().mul(d));
-                        d = ShortVector.broadcast(S, codes[i + 2]);
-                        a = a.add(vai.lanewise(VectorOperators.LSHR, 8).and(LOW_8_BITS).reinterpretAsShorts().mul(d));
-                        b = b.add(vbi.lanewise(VectorOperators.LSHR, 8).and(LOW_8_BITS).reinterpretAsShorts().mul(d));
-                        d = ShortVector.broadcast(S, codes[i + 3]);
-                        a = a.add(vai.lanewise(VectorOperators.LSHR, 12).and(LOW_4_BITS).reinterpretAsShorts().mul(d));
-                        b = b.add(vbi.lanewise(VectorOperators.LSHR, 12).and(LOW_4_BITS).reinterpretAsShorts().mul(d));
+                        ShortVector vA = ShortVector.fromMemorySegment(S, w.fields(), baseA + at, LE);
+                        ShortVector vB = ShortVector.fromMemorySegment(S, w.fields(), baseB + at, LE);
+                        ShortVector vC = ShortVector.fromMemorySegment(S, w.fields(), baseC + at, LE);
+                        IntVector iA = vA.reinterpretAsInts();
+                        IntVector iB = vB.reinterpretAsInts();
+                        IntVector iC = vC.reinterpretAsInts();
+                        ShortVector code = ShortVector.broadcast(S, codes[i]);
+                        sumA = sumA.add(vA.mul(code));
+                        sumB = sumB.add(vB.mul(code));
+                        sumC = sumC.add(vC.mul(code));
+                        code = ShortVector.broadcast(S, codes[i + 1]);
+                        sumA = sumA.add(iA.lanewise(VectorOperators.LSHR, 4).and(LOW_12_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumB = sumB.add(iB.lanewise(VectorOperators.LSHR, 4).and(LOW_12_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumC = sumC.add(iC.lanewise(VectorOperators.LSHR, 4).and(LOW_12_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        code = ShortVector.broadcast(S, codes[i + 2]);
+                        sumA = sumA.add(iA.lanewise(VectorOperators.LSHR, 8).and(LOW_8_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumB = sumB.add(iB.lanewise(VectorOperators.LSHR, 8).and(LOW_8_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumC = sumC.add(iC.lanewise(VectorOperators.LSHR, 8).and(LOW_8_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        code = ShortVector.broadcast(S, codes[i + 3]);
+                        sumA = sumA.add(iA.lanewise(VectorOperators.LSHR, 12).and(LOW_4_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumB = sumB.add(iB.lanewise(VectorOperators.LSHR, 12).and(LOW_4_BITS)
+                                .reinterpretAsShorts().mul(code));
+                        sumC = sumC.add(iC.lanewise(VectorOperators.LSHR, 12).and(LOW_4_BITS)
+                                .reinterpretAsShorts().mul(code));
                         if ((quad & (QUADS - 1)) == QUADS - 1 || quad == end - 1) {  // quad % QUADS, unsigned
                             // A pair of 16-bit lanes read as one int: the even row (v << 16) >> 16, the odd row
                             // v >> 16.
-                            IntVector ai = a.reinterpretAsInts();
-                            IntVector bi = b.reinterpretAsInts();
-                            evenSumA = evenSumA.add(ai.lanewise(VectorOperators.LSHL, 16)
+                            IntVector wideA = sumA.reinterpretAsInts();
+                            evenSumA = evenSumA.add(wideA.lanewise(VectorOperators.LSHL, 16)
                                     .lanewise(VectorOperators.ASHR, 16));
-                            oddSumA = oddSumA.add(ai.lanewise(VectorOperators.ASHR, 16));
-                            evenSumB = evenSumB.add(bi.lanewise(VectorOperators.LSHL, 16)
+                            oddSumA = oddSumA.add(wideA.lanewise(VectorOperators.ASHR, 16));
+                            IntVector wideB = sumB.reinterpretAsInts();
+                            evenSumB = evenSumB.add(wideB.lanewise(VectorOperators.LSHL, 16)
                                     .lanewise(VectorOperators.ASHR, 16));
-                            oddSumB = oddSumB.add(bi.lanewise(VectorOperators.ASHR, 16));
-                            a = ShortVector.zero(S);
-                            b = a;
+                            oddSumB = oddSumB.add(wideB.lanewise(VectorOperators.ASHR, 16));
+                            IntVector wideC = sumC.reinterpretAsInts();
+                            evenSumC = evenSumC.add(wideC.lanewise(VectorOperators.LSHL, 16)
+                                    .lanewise(VectorOperators.ASHR, 16));
+                            oddSumC = oddSumC.add(wideC.lanewise(VectorOperators.ASHR, 16));
+                            sumA = ShortVector.zero(S);
+                            sumB = sumA;
+                            sumC = sumA;
                         }
                     }
                     int x = codeSums[t * groups + g];
                     long atA = ((long) tile * groups + g) * R * 4;
-                    long atB = pair == 2 ? atA + (long) groups * R * 4 : atA;
+                    long atB = count > 1 ? atA + scaleBytes : atA;
+                    long atC = count > 2 ? atA + 2 * scaleBytes : atA;
                     // Written out, not a helper: a helper that took vectors and was not inlined would box them.
                     FloatVector evenTermA = FloatVector.fromMemorySegment(F, w.scales(), atA, LE)
                             .mul((FloatVector) evenSumA.add(codeFactor * x).convert(VectorOperators.I2F, 0));
@@ -249,32 +287,47 @@ final class NibbleTileMatmul {
                             .mul((FloatVector) evenSumB.add(codeFactor * x).convert(VectorOperators.I2F, 0));
                     FloatVector oddTermB = FloatVector.fromMemorySegment(F, w.scales(), atB + 4L * half, LE)
                             .mul((FloatVector) oddSumB.add(codeFactor * x).convert(VectorOperators.I2F, 0));
+                    FloatVector evenTermC = FloatVector.fromMemorySegment(F, w.scales(), atC, LE)
+                            .mul((FloatVector) evenSumC.add(codeFactor * x).convert(VectorOperators.I2F, 0));
+                    FloatVector oddTermC = FloatVector.fromMemorySegment(F, w.scales(), atC + 4L * half, LE)
+                            .mul((FloatVector) oddSumC.add(codeFactor * x).convert(VectorOperators.I2F, 0));
                     if (asym) {
-                        evenTermA = evenTermA.add(FloatVector.fromMemorySegment(F, w.mins(), atA, LE).mul((float) x));
+                        evenTermA = evenTermA.add(FloatVector.fromMemorySegment(F, w.mins(), atA, LE)
+                                .mul((float) x));
                         oddTermA = oddTermA.add(FloatVector.fromMemorySegment(F, w.mins(), atA + 4L * half, LE)
                                 .mul((float) x));
-                        evenTermB = evenTermB.add(FloatVector.fromMemorySegment(F, w.mins(), atB, LE).mul((float) x));
+                        evenTermB = evenTermB.add(FloatVector.fromMemorySegment(F, w.mins(), atB, LE)
+                                .mul((float) x));
                         oddTermB = oddTermB.add(FloatVector.fromMemorySegment(F, w.mins(), atB + 4L * half, LE)
+                                .mul((float) x));
+                        evenTermC = evenTermC.add(FloatVector.fromMemorySegment(F, w.mins(), atC, LE)
+                                .mul((float) x));
+                        oddTermC = oddTermC.add(FloatVector.fromMemorySegment(F, w.mins(), atC + 4L * half, LE)
                                 .mul((float) x));
                     } else {
                         evenTermA = evenTermA.add(0f);
                         oddTermA = oddTermA.add(0f);
                         evenTermB = evenTermB.add(0f);
                         oddTermB = oddTermB.add(0f);
+                        evenTermC = evenTermC.add(0f);
+                        oddTermC = oddTermC.add(0f);
                     }
                     evenA = evenA.add(evenTermA);
                     oddA = oddA.add(oddTermA);
                     evenB = evenB.add(evenTermB);
                     oddB = oddB.add(oddTermB);
+                    evenC = evenC.add(evenTermC);
+                    oddC = oddC.add(oddTermC);
                 }
                 float tokenScale = tokenScales[t];  // y = sum x s_x, as the oracle
                 evenA.mul(tokenScale).intoArray(out, 0);
                 oddA.mul(tokenScale).intoArray(out, half);
                 evenB.mul(tokenScale).intoArray(out, R);
                 oddB.mul(tokenScale).intoArray(out, R + half);
-                TileRows.store(out, 0, y, t * n, tile * R, n);
-                if (pair == 2) {
-                    TileRows.store(out, R, y, t * n, (tile + 1) * R, n);
+                evenC.mul(tokenScale).intoArray(out, 2 * R);
+                oddC.mul(tokenScale).intoArray(out, 2 * R + half);
+                for (int u = 0; u < count; u++) {
+                    TileRows.store(out, u * R, y, t * n, (tile + u) * R, n);
                 }
             }
         }

@@ -47,9 +47,9 @@ class NibbleTileMatmulTest {
     @ParameterizedTest(name = "{0} {1}x{2} batch {3} packed {4}")
     @CsvSource({
         // one row, a partial tile, a whole tile (16 or 32 rows), one row past it; K below, at and past a step (16);
-        // an odd number of tiles (the last one its own pair)
+        // tiles past the last whole pass of three (one or two, which read the pass's first tile again), and none
         "int4, 1, 1, 1, false", "int4, 1, 3, 2, true", "int4, 15, 16, 1, false", "int4, 17, 17, 3, true",
-        "int4, 49, 24, 2, true",
+        "int4, 49, 24, 2, true", "int4, 100, 48, 1, true", "int4-asym, 150, 40, 2, false", "int4, 96, 32, 1, false",
         "int4, 33, 64, 1, false", "int4, 5, 100, 2, true",
         // rows longer than one int16 run (64 values), split across threads, batches
         "int4, 40, 1030, 1, true", "int4, 3, 4100, 2, false", "int4, 700, 512, 1, true", "int4, 300, 2048, 9, false",
