@@ -50,9 +50,10 @@ public final class WeightMemory implements AutoCloseable {
     static final long MIN_HUGE_BYTES = 4L << 20;
 
     /**
-     * From this size up to {@link #MIN_HUGE_BYTES}, allocations are carved one after another out of shared mappings of {@link #SLAB_BYTES}, advised whole. The 418M model's attention products (2.4 MB a
-     * 2048 x 2048 INT4 matrix, 0.3 MB its keys' and values') read at 18-20 GB/s in a decoding step from their own
-     * 4 KB pages against 25-27 from 2 MB pages (the large products' 28-30). Below it a few 4 KB pages cost little.
+     * From this size up to {@link #MIN_HUGE_BYTES}, allocations are carved one after another out of shared
+     * mappings of {@link #SLAB_BYTES}, advised whole. The 418M model's attention products (2.4 MB a 2048 x 2048
+     * INT4 matrix, 0.3 MB its keys' and values') read at 18-20 GB/s in a decoding step from their own 4 KB pages
+     * against 25-27 from 2 MB pages (the large products' 28-30). Below it a few 4 KB pages cost little.
      */
     static final long MIN_SLAB_BYTES = 64L << 10;
 

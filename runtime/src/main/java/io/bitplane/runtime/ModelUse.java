@@ -6,7 +6,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * The forward passes running on a model, so that {@link Model#close()} waits for them to end before it frees what
  * they read (the backend's tiles and copies, the mapped file), and passes that would start after fail with a message
  * that says why. Without it a session generating on another thread ran on into freed weights and failed deep in a
- * kernel ("Already closed"), or, inside a native call that held them, made the close itself fail.
+ * kernel ("Already closed"; SessionTest), and a native call holding a weight's segment would have made the close
+ * itself fail (a shared arena does not close while a call holds one of its segments).
  *
  * <p>A read lock a pass (one per token or batch of tokens: tens of nanoseconds against a step's microseconds to
  * milliseconds), the write lock for the close; a close waiting keeps new passes from starting.

@@ -18,16 +18,16 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * INT4 and INT4_ASYM x INT8 activations (W4A8), and TERNARY in groups shorter than a row, on tiles of rows whose
- * 16-bit lanes hold four 4-bit fields each, for machines without vpermw (AVX2), where {@link Int4TileMatmul}'s and
- * {@link SignTileMatmul}'s lookups would be emulated. Ternary fields (code + 1) take 4 bits here, twice their size
- * in the file, because the row-major {@link PackedTernaryMatmul} pays a horizontal sum per group and row: 4096 x
- * 14336, 2 threads, -XX:UseAVX=2, ternary@128 15-16 G weights/s there, @256 24; one scale per row stays there. A row per lane means no
- * sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the
- * row-major kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread,
- * -XX:UseAVX=2, G products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Fields are not
- * masked (below), and tiles go in threes that share each broadcast code (pairs: 4096 x 14336 INT4, -XX:UseAVX=2, one
- * thread from L3 21 -> 30.6 G weights/s, two from DRAM 38.8 -> 53.7; threes: {@link #TILES_PER_PASS}).
+ * INT4 and INT4_ASYM x INT8 activations (W4A8), and TERNARY in groups shorter than a row, on tiles of rows whose 16-bit
+ * lanes hold four 4-bit fields each, for machines without vpermw (AVX2), where {@link Int4TileMatmul}'s and {@link
+ * SignTileMatmul}'s lookups would be emulated. Ternary fields (code + 1) take 4 bits here, twice their size in the
+ * file, because the row-major {@link PackedTernaryMatmul} pays a horizontal sum per group and row: 4096 x 14336, 2
+ * threads, -XX:UseAVX=2, ternary@128 15-16 G weights/s there, @256 24; one scale per row stays there. A row per lane
+ * means no sums across lanes: a group's sum and scale are formed for a whole tile of rows at once, where the row-major
+ * kernel that served INT4 before paid a horizontal sum per group and row (4096 x 4096, one thread, -XX:UseAVX=2, G
+ * products/s: groups of 32 17.4 there, 20.8 here; groups of 128 12 against 28). Fields are not masked (below), and
+ * tiles go in threes that share each broadcast code (pairs: 4096 x 14336 INT4, -XX:UseAVX=2, one thread from L3 21 ->
+ * 30.6 G weights/s, two from DRAM 38.8 -> 53.7; threes: {@link #TILES_PER_PASS}).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = TileRows.ROWS rows per tile,
