@@ -43,9 +43,8 @@ public final class Model implements AutoCloseable {
     private final Backend backend;
     private final LlamaWeights weights;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
-    /** The forward passes running, which {@link #close()} waits for. */
+    /** The forward passes running, which {@link #close()} waits for; whether the model is closed. */
     private final ModelUse use = new ModelUse();
-    private volatile boolean closed;
 
     private Model(BpmFile file, Vocabulary vocab, Backend backend) throws IOException {
         this.file = file;
@@ -175,9 +174,7 @@ public final class Model implements AutoCloseable {
     }
 
     public Session newSession(SessionOptions options) {
-        if (closed) {
-            throw new IllegalStateException("model is closed");
-        }
+        use.checkOpen();
         int context = options.contextLength() <= 0 ? config.contextLength()
                 : Math.min(options.contextLength(), config.contextLength());
         Decoder decoder = new Decoder(config, backend, weights, use, options.batchSize(), options.batchSize());
@@ -218,9 +215,7 @@ public final class Model implements AutoCloseable {
 
     /** A decoder (scratch only) for batches of up to {@code maxBatch} columns, for schedulers of many sessions. */
     Decoder newDecoder(int maxBatch, int maxLogitRows) {
-        if (closed) {
-            throw new IllegalStateException("model is closed");
-        }
+        use.checkOpen();
         return new Decoder(config, backend, weights, use, maxBatch, maxLogitRows);
     }
 
@@ -236,7 +231,6 @@ public final class Model implements AutoCloseable {
     @Override
     public void close() {
         use.close(() -> {
-            closed = true;
             for (Session s : List.copyOf(sessions)) {
                 s.close();
             }

@@ -14,16 +14,27 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 final class ModelUse {
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    /** Written and read under the lock. */
-    private boolean closed;
+    /** Written under the write lock; volatile for {@link #checkOpen()}, which takes no lock. */
+    private volatile boolean closed;
 
     /** Marks a pass running; throws if the model is closed. Pair with {@link #exit()}. */
     void enter() {
         lock.readLock().lock();
         if (closed) {
             lock.readLock().unlock();
-            throw new IllegalStateException("model is closed");
+            throw closedModel();
         }
+    }
+
+    /** Throws if the model is closed (or its close has begun). */
+    void checkOpen() {
+        if (closed) {
+            throw closedModel();
+        }
+    }
+
+    private static IllegalStateException closedModel() {
+        return new IllegalStateException("model is closed");
     }
 
     void exit() {
