@@ -27,9 +27,16 @@ public record OpenClDevice(int index, long platform, long id, String platformNam
                 type, version, platformName, globalMemoryBytes >> 20, maxAllocationBytes >> 20, computeUnits);
     }
 
-    /** Every device of every platform; throws {@link IllegalStateException} saying why when there is none. */
+    /**
+     * Every device of every platform; throws {@link IllegalStateException} saying why when there is none. The
+     * first call initialises the driver, which may replace the JVM's signal handlers: they are put back.
+     */
     public static List<OpenClDevice> all() {
         loadLibrary();
+        return JvmSignalHandlers.keptAcross(OpenClDevice::queryDevices);
+    }
+
+    private static List<OpenClDevice> queryDevices() {
         List<OpenClDevice> devices = new ArrayList<>();
         try (MemoryStack stack = MemoryStack.stackPush()) {
             IntBuffer count = stack.mallocInt(1);

@@ -78,7 +78,7 @@ final class ProgramCache {
             IntBuffer err = stack.mallocInt(1);
             long program = clCreateProgramWithSource(context, source, err);
             OpenClException.check(err.get(0), "clCreateProgramWithSource");
-            int status = clBuildProgram(program, device.id(), options, null, 0);
+            int status = compile(program, device, options);
             if (status != 0) {
                 String log = buildLog(program, device.id());
                 clReleaseProgram(program);
@@ -87,6 +87,11 @@ final class ProgramCache {
             }
             return program;
         }
+    }
+
+    /** clBuildProgram, which starts the driver's compiler: it may replace the JVM's signal handlers. */
+    private static int compile(long program, OpenClDevice device, String options) {
+        return JvmSignalHandlers.keptAcross(() -> clBuildProgram(program, device.id(), options, null, 0));
     }
 
     /** The program from a cached binary, or 0 when the driver refuses it. */
@@ -103,7 +108,7 @@ final class ProgramCache {
                 }
                 return 0;
             }
-            if (clBuildProgram(program, device.id(), options, null, 0) != 0) {
+            if (compile(program, device, options) != 0) {
                 clReleaseProgram(program);
                 return 0;
             }
