@@ -24,10 +24,10 @@ import java.util.function.Supplier;
  * <p>So the driver calls that start the driver or its compiler run inside {@link #keptAcross}: it reads every
  * handler before the call and restores any the call changed. LLVM registers its handlers once and does not look
  * again until its own handler has run, which it no longer can, so the restored handlers stay. What remains is the
- * window inside the first call; a JVM started with the JDK's {@code libjsig.so} preloaded (HotSpot's signal
- * chaining) has not even that. Lost: the driver's crash report (a crash in the driver writes the JVM's hs_err file
- * instead) and PoCL's stepping over a kernel's division by zero (the kernels here divide only by bit widths and
- * group sizes the Java side computed).
+ * window inside the first call. The JDK's {@code libjsig.so} preloaded (HotSpot's signal chaining) is no
+ * substitute: with it and without this class, SIGSEGV and SIGFPE stayed the JVM's but SIGUSR2 went to LLVM. Lost:
+ * the driver's crash report (a crash in the driver writes the JVM's hs_err file instead) and PoCL's stepping over
+ * a kernel's division by zero (the kernels here divide only by bit widths and group sizes the Java side computed).
  *
  * <p>Layout read and written: glibc's {@code struct sigaction} on Linux x86-64 and AArch64, handler at byte 0,
  * 128-byte mask at 8, flags at 136, restorer at 144. On other systems the calls run unguarded.
