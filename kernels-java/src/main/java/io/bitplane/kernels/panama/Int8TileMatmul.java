@@ -37,9 +37,9 @@ import java.nio.ByteOrder;
  * The two values of a pair were once the two bytes of one 16-bit lane, taken apart by 16-bit shifts, for which C2
  * moved the count into a register each time (vmovd, then the shift by register: three instructions where the
  * immediate shift is one), twelve such shifts a pair of four tiles. Widened by vpmovsxbw instead (4096 x 14336, 2
- * threads, `bitplane bench`, jars alternated twice): 23.3-23.6 -> 24.8-25.6 G weights/s; -XX:UseAVX=2 23.0-23.3 ->
- * 26.3-26.8; -XX:MaxVectorSize=16 15.6 -> 20.0-20.3; from the caches (JMH, 1024 x 14336, one thread) 1,370-1,395
- * -> 1,635-1,644 calls/s.
+ * threads, `bitplane bench`, jars alternated seven times): 22.3-23.6 -> 23.6-25.6 G weights/s; -XX:UseAVX=2
+ * 23.0-23.3 -> 26.3-26.8 (twice); -XX:MaxVectorSize=16 15.6 -> 20.0-20.3 (twice); from the caches (JMH, 1024 x
+ * 14336, one thread) 1,370-1,395 -> 1,635-1,644 calls/s.
  */
 final class Int8TileMatmul {
     private Int8TileMatmul() {
