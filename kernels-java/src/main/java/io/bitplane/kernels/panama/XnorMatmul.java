@@ -30,11 +30,13 @@ import java.nio.ByteOrder;
  * with -XX:-UseSuperWord (the loop had tested every word for the row's last).
  * <p>
  * Rows of one group, where vectors have 512 bits (AVX-512, whose VPOPCNTQ the lane-wise bit count compiles to), go
- * eight at a time through {@link #eightRows}: one activation load serves eight rows, and eight streams of weights
- * are in flight from DRAM where the one-row loop has one. On an Intel Xeon reading 27-29 GB/s, 4096x14336 from DRAM
- * (`bitplane bench --encodings binary --activations binary`): 123-125 -> 170-175 G weights/s (76-77% of the
- * roofline); one row at a time through the same vector loop read 125-126, four 159-163, sixteen 158-159. With AVX2
- * code (-XX:UseAVX=2) four rows read 81-103 and eight 110, against the scalar loop's 113-131 (though four were
+ * through {@link #inStreams}: {@link #STREAMS} rows at a time, each from its own run of the thread's rows, so that
+ * one activation load serves them all and as many long streams of weights are in flight from DRAM. On an Intel Xeon
+ * reading 27-29 GB/s, 4096x14336 from DRAM (`bitplane bench --encodings binary --activations binary`): one row at a
+ * time 123-126 G weights/s; eight adjacent rows side by side 170-175, four 159-163, sixteen 158-159. Adjacent rows
+ * are short streams (a row is 1.8 KB at K = 14336) that began anew every pass; eight runs of rows instead, at 35-37
+ * GB/s, 153-160 -> 163-175, and sixteen runs 185 (two rounds, alternated with eight: 170-175). With AVX2 code
+ * (-XX:UseAVX=2) four adjacent rows read 81-103 and eight 110, against the scalar loop's 113-131 (though four were
  * faster from the L3: JMH, 4,831 against 3,851 calls/s), so AVX2 keeps the scalar loop.
  */
 final class XnorMatmul {
@@ -46,9 +48,10 @@ final class XnorMatmul {
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
-    /** Whether rows of one group take {@link #eightRows} (see the class comment). */
-    private static final boolean EIGHT_ROWS = L.vectorBitSize() >= 512;
-    private static final int ROWS_PER_PASS = 8;
+    /** Whether rows of one group take {@link #inStreams} (see the class comment). */
+    private static final boolean IN_STREAMS = L.vectorBitSize() >= 512;
+    /** Runs of rows summed side by side in {@link #inStreams}. */
+    private static final int STREAMS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     static boolean supports(TensorSpec spec) {
@@ -58,8 +61,8 @@ final class XnorMatmul {
 
     static void rows(TensorSpec spec, MemorySegment w, long[] xBits, float[] xScales, float[] y, int batch,
                      int r0, int r1) {
-        if (EIGHT_ROWS && spec.groupsPerRow() == 1) {
-            eightRows(spec, w, xBits, xScales, y, batch, r0, r1);
+        if (IN_STREAMS && spec.groupsPerRow() == 1) {
+            inStreams(spec, w, xBits, xScales, y, batch, r0, r1);
             return;
         }
         int n = Math.toIntExact(spec.rows());
@@ -107,13 +110,13 @@ final class XnorMatmul {
     }
 
     /**
-     * {@link #rows} for one group a row, eight rows at a time (the last pass's missing rows read its first again,
-     * their sums unused): the words below the last whole vector in lanes, the rest as {@link #mismatches} counts
-     * them, y as the one-group case of {@link #rows} forms it. The rows' results are written out one by one: the
-     * lane sums put in an array and a loop over it read 159-170 G weights/s against 174-178.
+     * {@link #rows} for one group a row, rows [r0, r1) in {@link #STREAMS} runs of {@code span} rows, one row of each
+     * run a pass: the words below the last whole vector in lanes, the rest as {@link #mismatches} counts them, y as
+     * the one-group case of {@link #rows} forms it. A run that ends before the others reads the first run's row
+     * again, its sums unused. Written out stream by stream: vectors kept in an array are objects.
      */
-    private static void eightRows(TensorSpec spec, MemorySegment w, long[] xBits, float[] xScales, float[] y,
-                                 int batch, int r0, int r1) {
+    private static void inStreams(TensorSpec spec, MemorySegment w, long[] xBits, float[] xScales, float[] y,
+                                  int batch, int r0, int r1) {
         int n = Math.toIntExact(spec.rows());
         int k = Math.toIntExact(spec.cols());
         int words = Math.toIntExact(spec.wordsPerRow());
@@ -121,77 +124,156 @@ final class XnorMatmul {
         long rowBytes = 8L * words;
         int inLanes = L.loopBound((k - 1) >>> 6); // the last word, perhaps partial, is left to mismatches
         int from = 64 * inLanes;  // the first value mismatches counts
-        for (int r = r0; r < r1; r += ROWS_PER_PASS) {
-            int count = Math.min(ROWS_PER_PASS, r1 - r);
-            long rowA = r * rowBytes;
-            long rowB = count > 1 ? rowA + rowBytes : rowA;
-            long rowC = count > 2 ? rowA + 2 * rowBytes : rowA;
-            long rowD = count > 3 ? rowA + 3 * rowBytes : rowA;
-            long rowE = count > 4 ? rowA + 4 * rowBytes : rowA;
-            long rowF = count > 5 ? rowA + 5 * rowBytes : rowA;
-            long rowG = count > 6 ? rowA + 6 * rowBytes : rowA;
-            long rowH = count > 7 ? rowA + 7 * rowBytes : rowA;
+        int span = (r1 - r0 + STREAMS - 1) / STREAMS;
+        for (int row0 = r0; row0 < r0 + span; row0++) {
+            long at0 = row0 * rowBytes;
+            int row1 = row0 + 1 * span;
+            long at1 = row1 < r1 ? row1 * rowBytes : at0;
+            int row2 = row0 + 2 * span;
+            long at2 = row2 < r1 ? row2 * rowBytes : at0;
+            int row3 = row0 + 3 * span;
+            long at3 = row3 < r1 ? row3 * rowBytes : at0;
+            int row4 = row0 + 4 * span;
+            long at4 = row4 < r1 ? row4 * rowBytes : at0;
+            int row5 = row0 + 5 * span;
+            long at5 = row5 < r1 ? row5 * rowBytes : at0;
+            int row6 = row0 + 6 * span;
+            long at6 = row6 < r1 ? row6 * rowBytes : at0;
+            int row7 = row0 + 7 * span;
+            long at7 = row7 < r1 ? row7 * rowBytes : at0;
+            int row8 = row0 + 8 * span;
+            long at8 = row8 < r1 ? row8 * rowBytes : at0;
+            int row9 = row0 + 9 * span;
+            long at9 = row9 < r1 ? row9 * rowBytes : at0;
+            int row10 = row0 + 10 * span;
+            long at10 = row10 < r1 ? row10 * rowBytes : at0;
+            int row11 = row0 + 11 * span;
+            long at11 = row11 < r1 ? row11 * rowBytes : at0;
+            int row12 = row0 + 12 * span;
+            long at12 = row12 < r1 ? row12 * rowBytes : at0;
+            int row13 = row0 + 13 * span;
+            long at13 = row13 < r1 ? row13 * rowBytes : at0;
+            int row14 = row0 + 14 * span;
+            long at14 = row14 < r1 ? row14 * rowBytes : at0;
+            int row15 = row0 + 15 * span;
+            long at15 = row15 < r1 ? row15 * rowBytes : at0;
             for (int t = 0; t < batch; t++) {
                 int xo = t * words;
-                LongVector a = LongVector.zero(L);
-                LongVector b = LongVector.zero(L);
-                LongVector c = LongVector.zero(L);
-                LongVector d = LongVector.zero(L);
-                LongVector e = LongVector.zero(L);
-                LongVector f = LongVector.zero(L);
-                LongVector g = LongVector.zero(L);
-                LongVector h = LongVector.zero(L);
+                LongVector sum0 = LongVector.zero(L);
+                LongVector sum1 = LongVector.zero(L);
+                LongVector sum2 = LongVector.zero(L);
+                LongVector sum3 = LongVector.zero(L);
+                LongVector sum4 = LongVector.zero(L);
+                LongVector sum5 = LongVector.zero(L);
+                LongVector sum6 = LongVector.zero(L);
+                LongVector sum7 = LongVector.zero(L);
+                LongVector sum8 = LongVector.zero(L);
+                LongVector sum9 = LongVector.zero(L);
+                LongVector sum10 = LongVector.zero(L);
+                LongVector sum11 = LongVector.zero(L);
+                LongVector sum12 = LongVector.zero(L);
+                LongVector sum13 = LongVector.zero(L);
+                LongVector sum14 = LongVector.zero(L);
+                LongVector sum15 = LongVector.zero(L);
                 for (int i = 0; i < inLanes; i += L.length()) {
                     LongVector x = LongVector.fromArray(L, xBits, xo + i);
-                    long at = 8L * i;
-                    a = a.add(LongVector.fromMemorySegment(L, w, rowA + at, LE)
+                    long word = 8L * i;
+                    sum0 = sum0.add(LongVector.fromMemorySegment(L, w, at0 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    b = b.add(LongVector.fromMemorySegment(L, w, rowB + at, LE)
+                    sum1 = sum1.add(LongVector.fromMemorySegment(L, w, at1 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    c = c.add(LongVector.fromMemorySegment(L, w, rowC + at, LE)
+                    sum2 = sum2.add(LongVector.fromMemorySegment(L, w, at2 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    d = d.add(LongVector.fromMemorySegment(L, w, rowD + at, LE)
+                    sum3 = sum3.add(LongVector.fromMemorySegment(L, w, at3 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    e = e.add(LongVector.fromMemorySegment(L, w, rowE + at, LE)
+                    sum4 = sum4.add(LongVector.fromMemorySegment(L, w, at4 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    f = f.add(LongVector.fromMemorySegment(L, w, rowF + at, LE)
+                    sum5 = sum5.add(LongVector.fromMemorySegment(L, w, at5 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    g = g.add(LongVector.fromMemorySegment(L, w, rowG + at, LE)
+                    sum6 = sum6.add(LongVector.fromMemorySegment(L, w, at6 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
-                    h = h.add(LongVector.fromMemorySegment(L, w, rowH + at, LE)
+                    sum7 = sum7.add(LongVector.fromMemorySegment(L, w, at7 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum8 = sum8.add(LongVector.fromMemorySegment(L, w, at8 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum9 = sum9.add(LongVector.fromMemorySegment(L, w, at9 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum10 = sum10.add(LongVector.fromMemorySegment(L, w, at10 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum11 = sum11.add(LongVector.fromMemorySegment(L, w, at11 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum12 = sum12.add(LongVector.fromMemorySegment(L, w, at12 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum13 = sum13.add(LongVector.fromMemorySegment(L, w, at13 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum14 = sum14.add(LongVector.fromMemorySegment(L, w, at14 + word, LE)
+                            .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
+                    sum15 = sum15.add(LongVector.fromMemorySegment(L, w, at15 + word, LE)
                             .lanewise(VectorOperators.XOR, x).lanewise(VectorOperators.BIT_COUNT));
                 }
-                int yo = t * n + r;
-                long scaleAt = scales + 2L * r;
+                int yo = t * n;
                 float xs = xScales[t];
-                y[yo] = result(w, rowA, xBits, xo, from, k, a.reduceLanes(VectorOperators.ADD), scaleAt, xs);
-                if (count > 1) {
-                    y[yo + 1] = result(w, rowB, xBits, xo, from, k,
-                            b.reduceLanes(VectorOperators.ADD), scaleAt + 2, xs);
+                y[yo + row0] = result(w, at0, xBits, xo, from, k, sum0.reduceLanes(VectorOperators.ADD),
+                        scales + 2L * row0, xs);
+                if (row1 < r1) {
+                    y[yo + row1] = result(w, at1, xBits, xo, from, k,
+                            sum1.reduceLanes(VectorOperators.ADD), scales + 2L * row1, xs);
                 }
-                if (count > 2) {
-                    y[yo + 2] = result(w, rowC, xBits, xo, from, k,
-                            c.reduceLanes(VectorOperators.ADD), scaleAt + 4, xs);
+                if (row2 < r1) {
+                    y[yo + row2] = result(w, at2, xBits, xo, from, k,
+                            sum2.reduceLanes(VectorOperators.ADD), scales + 2L * row2, xs);
                 }
-                if (count > 3) {
-                    y[yo + 3] = result(w, rowD, xBits, xo, from, k,
-                            d.reduceLanes(VectorOperators.ADD), scaleAt + 6, xs);
+                if (row3 < r1) {
+                    y[yo + row3] = result(w, at3, xBits, xo, from, k,
+                            sum3.reduceLanes(VectorOperators.ADD), scales + 2L * row3, xs);
                 }
-                if (count > 4) {
-                    y[yo + 4] = result(w, rowE, xBits, xo, from, k,
-                            e.reduceLanes(VectorOperators.ADD), scaleAt + 8, xs);
+                if (row4 < r1) {
+                    y[yo + row4] = result(w, at4, xBits, xo, from, k,
+                            sum4.reduceLanes(VectorOperators.ADD), scales + 2L * row4, xs);
                 }
-                if (count > 5) {
-                    y[yo + 5] = result(w, rowF, xBits, xo, from, k,
-                            f.reduceLanes(VectorOperators.ADD), scaleAt + 10, xs);
+                if (row5 < r1) {
+                    y[yo + row5] = result(w, at5, xBits, xo, from, k,
+                            sum5.reduceLanes(VectorOperators.ADD), scales + 2L * row5, xs);
                 }
-                if (count > 6) {
-                    y[yo + 6] = result(w, rowG, xBits, xo, from, k,
-                            g.reduceLanes(VectorOperators.ADD), scaleAt + 12, xs);
+                if (row6 < r1) {
+                    y[yo + row6] = result(w, at6, xBits, xo, from, k,
+                            sum6.reduceLanes(VectorOperators.ADD), scales + 2L * row6, xs);
                 }
-                if (count > 7) {
-                    y[yo + 7] = result(w, rowH, xBits, xo, from, k,
-                            h.reduceLanes(VectorOperators.ADD), scaleAt + 14, xs);
+                if (row7 < r1) {
+                    y[yo + row7] = result(w, at7, xBits, xo, from, k,
+                            sum7.reduceLanes(VectorOperators.ADD), scales + 2L * row7, xs);
+                }
+                if (row8 < r1) {
+                    y[yo + row8] = result(w, at8, xBits, xo, from, k,
+                            sum8.reduceLanes(VectorOperators.ADD), scales + 2L * row8, xs);
+                }
+                if (row9 < r1) {
+                    y[yo + row9] = result(w, at9, xBits, xo, from, k,
+                            sum9.reduceLanes(VectorOperators.ADD), scales + 2L * row9, xs);
+                }
+                if (row10 < r1) {
+                    y[yo + row10] = result(w, at10, xBits, xo, from, k,
+                            sum10.reduceLanes(VectorOperators.ADD), scales + 2L * row10, xs);
+                }
+                if (row11 < r1) {
+                    y[yo + row11] = result(w, at11, xBits, xo, from, k,
+                            sum11.reduceLanes(VectorOperators.ADD), scales + 2L * row11, xs);
+                }
+                if (row12 < r1) {
+                    y[yo + row12] = result(w, at12, xBits, xo, from, k,
+                            sum12.reduceLanes(VectorOperators.ADD), scales + 2L * row12, xs);
+                }
+                if (row13 < r1) {
+                    y[yo + row13] = result(w, at13, xBits, xo, from, k,
+                            sum13.reduceLanes(VectorOperators.ADD), scales + 2L * row13, xs);
+                }
+                if (row14 < r1) {
+                    y[yo + row14] = result(w, at14, xBits, xo, from, k,
+                            sum14.reduceLanes(VectorOperators.ADD), scales + 2L * row14, xs);
+                }
+                if (row15 < r1) {
+                    y[yo + row15] = result(w, at15, xBits, xo, from, k,
+                            sum15.reduceLanes(VectorOperators.ADD), scales + 2L * row15, xs);
                 }
             }
         }
