@@ -301,18 +301,23 @@ final class SignTileMatmul {
             IntVector wordsB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
             IntVector wordsC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
             IntVector wordsD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
+            // Field j of a lane's even and odd words at bits 4j and 16 + 4j: the words move down 4 bits a field,
+            // so that every shift has a constant count (C2 shifts by a count that varies with j through a register:
+            // two uops, one on the port of the lookups, and a move of the count).
             for (int j = 0; j < 4; j++) {
                 IntVector table = IntVector.fromArray(I, tables, t0 + 16 * (4 * c + j));
-                int low = 4 * j;
-                int high = 16 + 4 * j;
-                evenA = evenA.add(lookup(wordsA, low, table));
-                oddA = oddA.add(lookup(wordsA, high, table));
-                evenB = evenB.add(lookup(wordsB, low, table));
-                oddB = oddB.add(lookup(wordsB, high, table));
-                evenC = evenC.add(lookup(wordsC, low, table));
-                oddC = oddC.add(lookup(wordsC, high, table));
-                evenD = evenD.add(lookup(wordsD, low, table));
-                oddD = oddD.add(lookup(wordsD, high, table));
+                evenA = evenA.add(lookup(wordsA, 0, table));
+                oddA = oddA.add(lookup(wordsA, 16, table));
+                evenB = evenB.add(lookup(wordsB, 0, table));
+                oddB = oddB.add(lookup(wordsB, 16, table));
+                evenC = evenC.add(lookup(wordsC, 0, table));
+                oddC = oddC.add(lookup(wordsC, 16, table));
+                evenD = evenD.add(lookup(wordsD, 0, table));
+                oddD = oddD.add(lookup(wordsD, 16, table));
+                wordsA = wordsA.lanewise(VectorOperators.LSHR, 4);
+                wordsB = wordsB.lanewise(VectorOperators.LSHR, 4);
+                wordsC = wordsC.lanewise(VectorOperators.LSHR, 4);
+                wordsD = wordsD.lanewise(VectorOperators.LSHR, 4);
             }
         }
         int half = TILE_ROWS / 2;
