@@ -35,7 +35,8 @@ import java.nio.ByteOrder;
  * reading 27-29 GB/s, 4096x14336 from DRAM (`bitplane bench --encodings binary --activations binary`): one row at a
  * time 123-126 G weights/s; eight adjacent rows side by side 170-175, four 159-163, sixteen 158-159. Adjacent rows
  * are short streams (a row is 1.8 KB at K = 14336) that began anew every pass; eight runs of rows instead, at 35-37
- * GB/s, 153-160 -> 163-175, and sixteen runs 185 (two rounds, alternated with eight: 170-175). With AVX2 code
+ * GB/s, 153-160 -> 163-175, and sixteen runs 185 (alternated with eight: 170-175); sixteen runs against eight
+ * adjacent rows, three rounds alternated: 159-166 -> 185-189. With AVX2 code
  * (-XX:UseAVX=2) four adjacent rows read 81-103 and eight 110, against the scalar loop's 113-131 (though four were
  * faster from the L3: JMH, 4,831 against 3,851 calls/s), so AVX2 keeps the scalar loop.
  */
@@ -50,7 +51,7 @@ final class XnorMatmul {
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     /** Whether rows of one group take {@link #inStreams} (see the class comment). */
     private static final boolean IN_STREAMS = L.vectorBitSize() >= 512;
-    /** Runs of rows summed side by side in {@link #inStreams}. */
+    /** Runs of rows summed side by side in {@link #inStreams}, which is written out for this many. */
     private static final int STREAMS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
