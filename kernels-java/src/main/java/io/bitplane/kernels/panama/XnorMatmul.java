@@ -24,21 +24,21 @@ import java.nio.ByteOrder;
  * </pre>
  * A group is a run of words, its first and last masked where it starts or ends inside one (groups of 32, say,
  * or bits past K). The sum over groups is in group order, as the reference's, so results are bit-identical.
- * It is scalar code: {@code Long.bitCount} compiles to POPCNT, 64 products per instruction, which the Vector API's
- * lane-wise bit count does not beat on AVX2. The words between a group's first and last are a plain counted loop
+ * Rows of several groups (and every row where vectors are narrower than 256 bits) take scalar code: {@code
+ * Long.bitCount} compiles to POPCNT, 64 products per instruction. The words between a group's first and last are a plain counted loop
  * of their own, which C2's SuperWord vectorizes: 4096x14336 from DRAM, 113-190 -> 273-383 G weights/s, and 165
  * with -XX:-UseSuperWord (the loop had tested every word for the row's last).
  * <p>
- * Rows of one group, where vectors have 512 bits (AVX-512, whose VPOPCNTQ the lane-wise bit count compiles to), go
- * through {@link #inStreams}: {@link #STREAMS} rows at a time, each from its own run of the thread's rows, so that
- * one activation load serves them all and as many long streams of weights are in flight from DRAM. On an Intel Xeon
- * reading 27-29 GB/s, 4096x14336 from DRAM (`bitplane bench --encodings binary --activations binary`): one row at a
- * time 123-126 G weights/s; eight adjacent rows side by side 170-175, four 159-163, sixteen 158-159. Adjacent rows
- * are short streams (a row is 1.8 KB at K = 14336) that began anew every pass; eight runs of rows instead, at 35-37
- * GB/s, 153-160 -> 163-175, and sixteen runs 185 (alternated with eight: 170-175); sixteen runs against eight
- * adjacent rows, three rounds alternated: 159-166 -> 185-189. With AVX2 code
- * (-XX:UseAVX=2) four adjacent rows read 81-103 and eight 110, against the scalar loop's 113-131 (though four were
- * faster from the L3: JMH, 4,831 against 3,851 calls/s), so AVX2 keeps the scalar loop.
+ * Rows of one group, where vectors have 256 bits or more, go through {@link #inStreams}: {@link #STREAMS} rows at a
+ * time, each from its own run of the thread's rows, so that one activation load serves them all and as many long
+ * streams of weights are in flight from DRAM. On an Intel Xeon reading 27-29 GB/s, 4096x14336 from DRAM (`bitplane
+ * bench --encodings binary --activations binary`): one row at a time 123-126 G weights/s; eight adjacent rows side by
+ * side 170-175, four 159-163, sixteen 158-159. Adjacent rows are short streams (a row is 1.8 KB at K = 14336) that
+ * began anew every pass; eight runs of rows instead, at 35-37 GB/s, 153-160 -> 163-175, and sixteen runs 185
+ * (alternated with eight: 170-175); sixteen runs against eight adjacent rows, three rounds alternated: 159-166 ->
+ * 185-189. AVX-512 counts bits with VPOPCNTQ; AVX2 code (-XX:UseAVX=2), whose lane-wise bit count is a sequence of
+ * instructions, had kept the scalar loop (four adjacent rows had read 81-103 and eight 110 against its 113-131), but
+ * in sixteen runs it reads 132-136 against the scalar loop's 97-105 (two rounds alternated, at 34-35 GB/s).
  */
 final class XnorMatmul {
     private XnorMatmul() {
@@ -50,7 +50,7 @@ final class XnorMatmul {
 
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     /** Whether rows of one group take {@link #inStreams} (see the class comment). */
-    private static final boolean IN_STREAMS = L.vectorBitSize() >= 512;
+    private static final boolean IN_STREAMS = L.vectorBitSize() >= 256;
     /** Runs of rows summed side by side in {@link #inStreams}, which is written out for this many. */
     private static final int STREAMS = 16;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
