@@ -176,7 +176,7 @@ public abstract class BackendConformance {
         "binary@32, 3, 100, 2, binary", "binary@128, 7, 64, 1, binary", "binary, 1000, 64, 1, binary",
         "binary@192, 9, 700, 33, binary", "binary@48, 5, 200, 3, binary", "binary@96, 3, 1000, 2, binary",
         "binary@32, 4, 31, 1, binary", "binary@40, 3, 130, 1, binary",
-        // Rows of one group in runs, one row of each a pass (256-bit vectors and up): runs that end early, whole vectors.
+        // Rows of one group in runs, one row of each a pass (vectors of 256 bits and up): runs that end early.
         "binary, 37, 1100, 2, binary", "binary, 17, 2048, 1, binary",
         // Batches of six or more with INT8 activations (natively, with VNNI: 32 rows a pass padded past the last
         // row, four tokens at a time and then the rest, the values past the last 64 one at a time, groups of any

@@ -25,9 +25,9 @@ import java.nio.ByteOrder;
  * A group is a run of words, its first and last masked where it starts or ends inside one (groups of 32, say,
  * or bits past K). The sum over groups is in group order, as the reference's, so results are bit-identical.
  * Rows of several groups (and every row where vectors are narrower than 256 bits) take scalar code: {@code
- * Long.bitCount} compiles to POPCNT, 64 products per instruction. The words between a group's first and last are a plain counted loop
- * of their own, which C2's SuperWord vectorizes: 4096x14336 from DRAM, 113-190 -> 273-383 G weights/s, and 165
- * with -XX:-UseSuperWord (the loop had tested every word for the row's last).
+ * Long.bitCount} compiles to POPCNT, 64 products per instruction. The words between a group's first and last are a
+ * plain counted loop of their own, which C2's SuperWord vectorizes: 4096x14336 from DRAM, 113-190 -> 273-383 G
+ * weights/s, and 165 with -XX:-UseSuperWord (the loop had tested every word for the row's last).
  * <p>
  * Rows of one group, where vectors have 256 bits or more, go through {@link #inStreams}: {@link #STREAMS} rows at a
  * time, each from its own run of the thread's rows, so that one activation load serves them all and as many long
