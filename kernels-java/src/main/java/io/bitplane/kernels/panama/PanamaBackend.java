@@ -33,7 +33,8 @@ import java.util.Arrays;
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's, freed when it closes (about as large as the tensor; the file's bytes stay for the other
  * ops): INT8 with INT8 activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where
- * vpermw makes their lookups cheap, ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link
+ * vpermw makes their lookups cheap, ternary and binary ({@link SignTileMatmul}; ternary rows of 4096 values or more
+ * with one scale a row in base-3 words, {@link Base3TileMatmul}), and INT4 with F32 activations ({@link
  * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
  * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
  * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
@@ -101,6 +102,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         this.lookupTiles = lookupTiles;
     }
 
+    /** Ternary weights (INT8 activations, one scale a row) with their tiles for {@link Base3TileMatmul}. */
+    private record Base3Tiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    }
+
     /** Ternary or binary weights with their tiles for {@link SignTileMatmul}, beside the file's bytes. */
     private record SignTiles(CpuWeights source, MemorySegment tiles, MemorySegment groupScales)
             implements RepackedWeights {
@@ -143,6 +148,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         Weights w = super.upload(tensor);
         TensorSpec spec = tensor.spec();
         MemorySegment data = tensor.data();
+        if (lookupTiles && Base3TileMatmul.supports(spec)) {
+            MemorySegment tiles = Base3TileMatmul.repack(spec, data, pool, memory);
+            if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
+                return new Base3Tiles(CpuWeights.of(w), tiles);
+            }
+        }
         if (lookupTiles && SignTileMatmul.supports(spec)) {
             MemorySegment tiles = SignTileMatmul.repack(spec, data, pool, memory);
             if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
@@ -294,7 +305,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.x = x;
         p.y = y;
         p.batch = batch;
-        if (w instanceof SignTiles) {
+        if (w instanceof Base3Tiles) {
+            base3TileTask(p);
+            p.units(TileRows.ROWS);
+        } else if (w instanceof SignTiles) {
             signTileTask(p);
             p.units(TileRows.ROWS);
         } else if (w instanceof Int4Tiles) {
@@ -685,6 +699,22 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.floatSums = spec.encoding() == Encoding.BINARY ? activationSums(p.x, p.batch, k, k) : null;
         p.kernel = (q, t0, t1) -> SignTileMatmul.tilesF32(q.spec, q.data, ((SignTiles) q.weights).tiles(), q.ints,
                 q.floatSums, q.y, q.batch, t0, t1);
+    }
+
+    /** Every token's base-3 tables on the calling thread (the tiles are then split, the tables shared). */
+    private static void base3TileTask(PreparedProduct p) {
+        TensorSpec spec = p.spec;
+        int k = (int) spec.cols();
+        Int8Activations a = quantize(p.x, p.batch, k);
+        int stride = Base3TileMatmul.tableLength(spec);
+        short[] tables = threadArray(TILE_TABLES, p.batch * stride);
+        for (int t = 0; t < p.batch; t++) {
+            Base3TileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
+        }
+        p.shorts = tables;
+        p.scales = a.scales;
+        p.kernel = (q, t0, t1) -> Base3TileMatmul.tiles(q.spec, q.data, ((Base3Tiles) q.weights).tiles(), q.shorts,
+                q.scales, q.y, q.batch, t0, t1);
     }
 
     private static void signTileTask(PreparedProduct p) {

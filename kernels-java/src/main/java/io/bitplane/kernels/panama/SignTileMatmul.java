@@ -151,40 +151,56 @@ final class SignTileMatmul {
         long threes = 0;
         int chunks = LookupTables.chunks(spec);
         int chunkBytes = chunkBytes(spec);
-        boolean packed = spec.layout() == TensorSpec.LAYOUT_PACKED;
         boolean binary = spec.encoding() == Encoding.BINARY;
         long words = spec.wordsPerRow();
-        long rowBytes = packed ? PackedCodes.rowBytes(spec) : 0;
         for (int r = r0; r < r1; r++) {
             long tileBase = (long) (r / TILE_ROWS) * chunks * chunkBytes + 2L * (r % TILE_ROWS);
             for (int c = 0; c < chunks; c++) {
-                int mask;
-                int sign;
-                if (packed) {
-                    // Chunk c is block c / 8, fields at bits 2s of its bytes 16h .. 16h + 15 (s = c % 8 / 2,
-                    // h = c % 2): field 0 is code -1, 1 is 0, 2 is +1 (PackedCodes).
-                    long at = r * rowBytes + 32L * (c / 8) + 16L * (c % 2);
-                    int shift = 2 * (c % 8 / 2);
-                    long lo = data.get(U64, at) >>> shift;
-                    long hi = data.get(U64, at + 8) >>> shift;
-                    mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
-                    sign = negativeFields(lo) | negativeFields(hi) << 8;
-                    threes |= (lo & lo >>> 1 | hi & hi >>> 1) & LOW_BITS;
-                } else if (binary) {  // one plane of u64 words, bit set for code -1; the signs are the tile
+                if (binary) {  // one plane of u64 words, bit set for code -1; the signs are the tile
                     long word = data.getAtIndex(U64, r * words + c / 4) >>> CHUNK_VALUES * (c % 4);
                     tiles.set(U16, tileBase + (long) c * chunkBytes, (short) word);
                     continue;
-                } else {  // planes of u64 words: mask (plane 0), then sign (plane 1)
-                    int shift = CHUNK_VALUES * (c % 4);
-                    mask = (int) (data.getAtIndex(U64, 2L * r * words + c / 4) >>> shift) & 0xffff;
-                    sign = (int) (data.getAtIndex(U64, (2L * r + 1) * words + c / 4) >>> shift) & mask;
                 }
+                long bits = ternaryChunk(spec, data, r, c);
+                threes |= bits & THREE;
                 long at = tileBase + (long) c * 2 * TILE_ROWS;
-                tiles.set(U16, at, (short) mask);
-                tiles.set(U16, at + (long) chunks * 2 * TILE_ROWS, (short) sign);
+                tiles.set(U16, at, (short) bits);
+                tiles.set(U16, at + (long) chunks * 2 * TILE_ROWS, (short) (bits >>> 16));
             }
         }
         return threes == 0;
+    }
+
+    /** The bit {@link #ternaryChunk} sets when a packed field of its chunk is 3. */
+    static final long THREE = 1L << 32;
+
+    /**
+     * Values 16c .. 16c + 15 of TERNARY row {@code r}, from either layout: bit i (0-15) set when value 16c + i is
+     * not 0, bit 16 + i when it is -1 (only where it is not 0, as the oracle reads signs), and {@link #THREE} when a
+     * packed field among them is 3 (the code 2, which these bits cannot hold). Values past K are 0.
+     */
+    static long ternaryChunk(TensorSpec spec, MemorySegment data, long r, int c) {
+        int mask;
+        int sign;
+        if (spec.layout() == TensorSpec.LAYOUT_PACKED) {
+            // Chunk c is block c / 8, fields at bits 2s of its bytes 16h .. 16h + 15 (s = c % 8 / 2, h = c % 2):
+            // field 0 is code -1, 1 is 0, 2 is +1 (PackedCodes).
+            long at = r * PackedCodes.rowBytes(spec) + 32L * (c / 8) + 16L * (c % 2);
+            int shift = 2 * (c % 8 / 2);
+            long lo = data.get(U64, at) >>> shift;
+            long hi = data.get(U64, at + 8) >>> shift;
+            if (((lo & lo >>> 1 | hi & hi >>> 1) & LOW_BITS) != 0) {
+                return THREE;
+            }
+            mask = nonZeroFields(lo) | nonZeroFields(hi) << 8;
+            sign = negativeFields(lo) | negativeFields(hi) << 8;
+        } else {  // planes of u64 words: mask (plane 0), then sign (plane 1)
+            long words = spec.wordsPerRow();
+            int shift = CHUNK_VALUES * (c % 4);
+            mask = (int) (data.getAtIndex(U64, 2L * r * words + c / 4) >>> shift) & 0xffff;
+            sign = (int) (data.getAtIndex(U64, (2L * r + 1) * words + c / 4) >>> shift) & mask;
+        }
+        return mask | (long) sign << 16;
     }
 
     private static final long LOW_BITS = 0x0101010101010101L;
@@ -447,8 +463,8 @@ final class SignTileMatmul {
      * rows, then its odd rows): y[yo + r] = (0f + (s_r acc + 0f)) x tokenScale for the rows below {@code n}, the
      * oracle's one group term times the token's scale (1 for F32 activations, where the oracle has none).
      */
-    private static void storeTiles(MemorySegment data, long scales, float[] sums, float tokenScale, int tile,
-                                   int count, int n, float[] y, int yo) {
+    static void storeTiles(MemorySegment data, long scales, float[] sums, float tokenScale, int tile, int count,
+                           int n, float[] y, int yo) {
         for (int slot = 0; slot < count * TILE_ROWS; slot++) {
             int r = (tile + slot / TILE_ROWS) * TILE_ROWS + TileRows.row(slot % TILE_ROWS);
             if (r < n) {

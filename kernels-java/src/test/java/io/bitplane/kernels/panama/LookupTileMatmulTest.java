@@ -9,6 +9,7 @@ import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
+import io.bitplane.kernels.scalar.RepackedWeights;
 import io.bitplane.kernels.scalar.ScalarBackend;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
@@ -25,10 +26,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, INT4 with F32 activations in {@link
- * Int4TileMatmul}) against the scalar oracle, forced on (INT4 with INT8 activations: NibbleTileMatmulTest). They need 512-bit vectors, so the
- * build's run at AVX2's width leaves this class out (kernels-java/pom.xml; LookupTablesTest runs at both widths).
- * Integer sums, so results must be equal bit for bit.
+ * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, long ternary rows in {@link
+ * Base3TileMatmul}, INT4 with F32 activations in {@link Int4TileMatmul}) against the scalar oracle, forced on (INT4
+ * with INT8 activations: NibbleTileMatmulTest). They need 512-bit vectors, so the build's run at AVX2's width leaves
+ * this class out (kernels-java/pom.xml; LookupTablesTest runs at both widths). Integer sums, so results must be equal
+ * bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class LookupTileMatmulTest {
@@ -59,6 +61,49 @@ class LookupTileMatmulTest {
             assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
                     BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
         }
+    }
+
+    /**
+     * Ternary rows of {@link Base3TileMatmul#MIN_COLS} values or more take the base-3 tiles: one row, a partial tile,
+     * a whole tile and one past it, three to five tiles (four a pass), K at the threshold, on a chunk of 9, past one
+     * and with an odd number of chunks (rounded up to even, so that the second half starts a chunk early), rows of
+     * many 14-step runs, ranges split across threads, and batches.
+     */
+    @ParameterizedTest(name = "{0}x{1} batch {2} packed {3}")
+    @CsvSource({"1, 4096, 1, false", "1, 4097, 2, true", "31, 4104, 1, false", "32, 4105, 3, true",
+        "33, 4113, 1, false", "70, 4100, 2, true", "130, 4096, 1, false", "160, 5000, 2, true", "300, 4099, 1, false"})
+    void base3TilesMatchTheOracle(int rows, int cols, int batch, boolean packed) {
+        Random rnd = new Random(rows * 43L + cols);
+        EncodedTensor t = gaussian("ternary", rows, cols, packed, rnd);
+        assertTrue(Base3TileMatmul.supports(t.spec()));
+        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
+        for (int misalign : new int[] {0, 5}) {
+            BpmTensor placed = BackendConformance.placed(t, misalign);
+            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
+                    BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
+        }
+    }
+
+    /**
+     * Shorter rows and rows in groups keep the mask and sign tiles (Base3TileMatmul says why); a packed field of 3
+     * (the code 2, never written) in the last row gets neither, and the kernels that read the file's codes give the
+     * oracle's results.
+     */
+    @Test
+    void base3TilesTakeLongRowsOfOneScaleAndOnlyCodesTheyHold() {
+        Random rnd = new Random(9);
+        int shorter = Base3TileMatmul.MIN_COLS - 1;
+        assertFalse(Base3TileMatmul.supports(gaussian("ternary", 2, shorter, false, rnd).spec()));
+        assertFalse(Base3TileMatmul.supports(gaussian("ternary@64", 2, 4096, false, rnd).spec()));
+        assertFalse(Base3TileMatmul.supports(gaussian("binary", 2, 4096, false, rnd).spec()));
+        EncodedTensor t = gaussian("ternary", 40, 4096, true, rnd);
+        byte[] bytes = t.bytes().clone();
+        bytes[(int) (39 * PackedCodes.rowBytes(t.spec()) + 1000)] |= 3;
+        BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
+        assertFalse(tiles.upload(placed) instanceof RepackedWeights, "a code of 2");
+        float[] x = TestTensors.gaussian(rnd, 4096, 1f);
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 1), BackendConformance.matmul(tiles, placed,
+                x, 1));
     }
 
     /**
@@ -120,8 +165,9 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * Every ternary or binary weight +1 (or -1) and every activation code 127 over rows of 16,384 values: the 16-bit
-     * runs must end before a lane overflows (a run twice as long would wrap).
+     * Every ternary or binary weight +1 (or -1) and every activation code 127 over rows of 16,384 values (ternary in
+     * base-3 tiles, binary in sign tiles): the 16-bit runs must end before a lane overflows (a run twice as long
+     * would wrap).
      */
     @ParameterizedTest(name = "{1} weights {0}")
     @CsvSource({"0.1, ternary", "-0.1, ternary", "0.1, binary", "-0.1, binary"})
