@@ -63,7 +63,6 @@ public abstract class AllocationConformance {
     @CsvSource({
         "ternary, int8, 512, 1024, 1, packed", "ternary, int8, 512, 1024, 1, planes",
         "ternary, int8, 64, 256, 1, packed", "ternary, int8, 512, 1024, 4, packed",
-        "ternary, int8, 256, 4096, 1, packed", "ternary, int8, 256, 4096, 4, planes",
         "int4@32, int8, 512, 1024, 1, planes", "int4@32, int8, 64, 256, 1, planes",
         "int8@32, int8, 512, 1024, 1, planes", "binary, int8, 512, 1024, 1, planes",
         "binary, binary, 512, 1024, 1, planes", "binary, binary, 64, 256, 1, planes",

@@ -24,31 +24,33 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = 32 rows per tile, the 16-bit
- *   lanes of a 512-bit vector: tile t = rows R t .. R t + R - 1, chunk c = values 9c .. 9c + 8, C = ceil(K / 9)
- *   rounded up to even chunks a row; tile t at t C 2R bytes, chunk c's R little-endian u16 words at 2R c bytes
- *   into the tile, lane r the word of row R t + r: index j (0-2) at bits 5j, bit 15 zero. Index j = d0 + 3 d1 + 9
- *   d2 over the values 9c + 3j + i, digit d_i 0 for the code 0, 1 for +1 and 2 for -1. Rows past N and values past
- *   K are 0 (index 0, whose entry is 0 in every table).
+ *   lanes of a 512-bit vector: tile t = rows R t .. R t + R - 1, chunk c = values 9c .. 9c + 8. A row's chunks are
+ *   two halves of H = ceil(ceil(K / 9) / 2) chunks (C = 2H). Half h of tile t starts at (2t + h) P bytes, P = the
+ *   half's 2R H bytes rounded up to whole 4 KB pages where that adds at most a quarter, else 2R H (the tiles start
+ *   on a page); chunk c is chunk c mod H of half c / H, its R little-endian u16 words at 2R (c mod H) bytes into the
+ *   half, lane r the word of row R t + r: index j (0-2) at bits 5j, bit 15 zero. Index j = d0 + 3 d1 + 9 d2 over
+ *   the values 9c + 3j + i, digit d_i 0 for the code 0, 1 for +1 and 2 for -1. Rows past N and values past K are 0
+ *   (index 0, whose entry is 0 in every table).
  * Tables, per token: 96 int16 per chunk at 96 c, table j (32 entries) at 96 c + 32 j holding at index m &lt; 27 the
  *   sum of code(d_i(m)) x q[9c + 3j + i] over i (codes past K count 0), and 0 at 27-31 (never looked up).
  * Per tile, chunk and token, R lanes at once: T0[w &amp; 31] + T1[(w &gt;&gt;&gt; 5) &amp; 31]
  *   + T2[w &gt;&gt;&gt; 10]: three vpermw, the wrap of selectFrom's index the mask. The words shift as int lanes (C2
  *   gives a 32-bit shift by a constant an immediate, a 16-bit one a count in a register: SignTileMatmul); the odd
  *   row's bits that an int shift brings into the even row's word land above the five index bits.
- * Each step takes chunk c and chunk c + C/2 of four adjacent tiles: eight streams of weights in flight, as
- *   SignTileMatmul's four tiles of masks and signs are eight. With one stream a tile (four a pass) 4096x14336 read
- *   no faster than the mask and sign tiles (78-88 G weights/s from DRAM), with its halves 93-100.
+ * Step i takes chunks i and H + i of four adjacent tiles: eight streams of weights in flight, as SignTileMatmul's
+ *   four tiles of masks and signs are eight, and each starts on a page, as theirs do where K is a multiple of 1024
+ *   (the hardware prefetchers stop at a page's end, so a stream that starts inside a page touches one page more).
  * Lanes wrap at 16 bits, but a step sums to at most 18 x 127 = 2286 in magnitude and a run of 14 steps to 32004,
  *   so each run's sum is exact; runs add in 32-bit lanes, even rows and odd rows apart (TileRows).
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * </pre>
- * Only for rows of {@link #MIN_COLS} values or more. At 4096x14336 from DRAM (`bitplane bench --backend java
- * --encodings ternary --activations int8 --layout packed,planes`, 2 threads, alternated three times with the mask and
- * sign tiles) these read 93-100 G weights/s against 80-92, and from the caches (JMH, one copy) 1,723 against 1,436
- * calls/s on one thread. Shorter rows read slower from DRAM here (11264x1024: 59-67 against 72-77 G weights/s;
- * 5632x2048: 65-70 against 73-77; 2816x4096: 77.5 against 74.5), though from the caches as fast (11264x1024: 14,108
- * against 13,706 calls/s); the cause is not found (docs/PERFORMANCE.md, "Ternary in base-3 words"). Groups stay with
- * SignTileMatmul too: a group of 64 or 128 values does not end on a chunk of 9.
+ * From DRAM (`bitplane bench --backend java --encodings ternary --activations int8 --layout packed`, 2 threads,
+ * alternated with the mask and sign tiles), G weights/s: 4096x14336 94-96 against 84-87, 14336x4096 88-94 against
+ * 81-87, 5632x2048 83-84 against 77-79, 11264x1024 82-85 against 77-78. How the streams were found
+ * (docs/PERFORMANCE.md, "Ternary in base-3 words"): with one stream a tile (four a pass) 4096x14336 read no faster
+ * than the mask and sign tiles (78-88); with halves packed end to end, 93-100 there but 59-67 at 11264x1024, whose
+ * 3.6 KB halves then touched two pages each. Groups stay with SignTileMatmul: a group of 64 or 128 values does not
+ * end on a chunk of 9.
  */
 final class Base3TileMatmul {
     private Base3TileMatmul() {
@@ -66,23 +68,35 @@ final class Base3TileMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
-    /** The shortest rows this kernel takes (see the class comment). */
-    static final int MIN_COLS = 4096;
-
-    /**
-     * TERNARY in either layout with INT8 activations, one scale a row and rows of at least {@link #MIN_COLS}
-     * values, where vectors have 32 short lanes.
-     */
+    /** TERNARY in either layout with INT8 activations and one scale a row, where vectors have 32 short lanes. */
     static boolean supports(TensorSpec spec) {
-        return LookupTables.POSSIBLE && spec.encoding() == Encoding.TERNARY && spec.cols() >= MIN_COLS
+        return LookupTables.POSSIBLE && spec.encoding() == Encoding.TERNARY
                 && spec.activations() == ActivationHint.INT8 && spec.groupsPerRow() == 1 && spec.rank() == 2
                 && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL || spec.layout() == TensorSpec.LAYOUT_PACKED);
     }
 
+    /** Chunks a row: ceil(K / 9) rounded up to even, so that a row is two halves of {@link #steps} chunks. */
     static int chunks(TensorSpec spec) {
+        return 2 * steps(spec);
+    }
+
+    /** Chunks in each half of a row (steps of the kernel's loop). */
+    static int steps(TensorSpec spec) {
         long c = (spec.cols() + CHUNK_VALUES - 1) / CHUNK_VALUES;
-        return (int) (c + (c & 1));
+        return (int) ((c + 1) / 2);
+    }
+
+    private static final int PAGE = 4096;
+
+    /**
+     * Bytes from a tile's first half to its second, and from a tile to the next tile: a half's words rounded up to
+     * whole 4 KB pages, where that adds at most a quarter (see the class comment), else the half's words.
+     */
+    static long halfStride(TensorSpec spec) {
+        long bytes = (long) steps(spec) * 2 * TILE_ROWS;
+        long pages = (bytes + PAGE - 1) / PAGE * PAGE;
+        return pages - bytes <= bytes / 4 ? pages : bytes;
     }
 
     /** Table entries per token. */
@@ -95,7 +109,9 @@ final class Base3TileMatmul {
      * split over {@code pool}; null when a packed field is 3 (SignTileMatmul#repack says why).
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
-        MemorySegment tiles = memory.allocate((long) TileRows.tiles(spec) * chunks(spec) * 2 * TILE_ROWS);
+        long bytes = 2 * halfStride(spec) * TileRows.tiles(spec);
+        MemorySegment raw = memory.allocate(bytes + PAGE);
+        MemorySegment tiles = raw.asSlice((PAGE - raw.address() % PAGE) % PAGE, bytes);
         AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
@@ -125,9 +141,11 @@ final class Base3TileMatmul {
      */
     private static boolean repackRows(TensorSpec spec, MemorySegment data, MemorySegment tiles, int r0, int r1) {
         int chunks = chunks(spec);
+        int steps = steps(spec);
+        long halfStride = halfStride(spec);
         int sourceChunks = LookupTables.chunks(spec);
         for (int r = r0; r < r1; r++) {
-            long at = (long) (r / TILE_ROWS) * chunks * 2 * TILE_ROWS + 2L * (r % TILE_ROWS);
+            long at = (long) (r / TILE_ROWS) * 2 * halfStride + 2L * (r % TILE_ROWS);
             long masks = 0;
             long signs = 0;
             int held = 0;  // bits in the window
@@ -145,7 +163,7 @@ final class Base3TileMatmul {
                 int word = INDEX[(int) (masks & 7 | (signs & 7) << 3)]
                         | INDEX[(int) (masks >>> 3 & 7 | (signs >>> 3 & 7) << 3)] << 5
                         | INDEX[(int) (masks >>> 6 & 7 | (signs >>> 6 & 7) << 3)] << 10;
-                tiles.set(U16, at + (long) c * 2 * TILE_ROWS, (short) word);
+                tiles.set(U16, at + c / steps * halfStride + (long) (c % steps) * 2 * TILE_ROWS, (short) word);
                 masks >>>= CHUNK_VALUES;
                 signs >>>= CHUNK_VALUES;
                 held -= CHUNK_VALUES;
@@ -215,7 +233,7 @@ final class Base3TileMatmul {
         int chunks = chunks(spec);
         int stride = tableLength(spec);
         long scales = spec.scalesOffset();
-        long tileBytes = (long) chunks * 2 * TILE_ROWS;
+        long tileBytes = 2 * halfStride(spec);
         float[] sums = TILE_SUMS.get();
         for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
             int count = Math.min(TILES_PER_PASS, tile1 - tile);
@@ -248,7 +266,7 @@ final class Base3TileMatmul {
         IntVector evenD = IntVector.zero(I);
         IntVector oddD = IntVector.zero(I);
         int steps = chunks / 2;
-        long secondHalf = (long) steps * 2 * TILE_ROWS;
+        long secondHalf = tileBytes / 2;
         for (int s0 = 0; s0 < steps; s0 += RUN_STEPS) {
             ShortVector sumA = ShortVector.zero(S);
             ShortVector sumB = ShortVector.zero(S);

@@ -21,7 +21,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * TERNARY (and BINARY, as codes +-1) x INT8 activations by lookup tables (the T-MAC idea) on rows repacked into
- * tiles, one row per 16-bit lane, so that one table lookup serves a whole tile of rows.
+ * tiles, one row per 16-bit lane, so that one table lookup serves a whole tile of rows. TERNARY rows of one scale
+ * take {@link Base3TileMatmul}'s tiles instead (fewer bytes and lookups); these serve its groups, BINARY, and F32
+ * activations.
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = 32 rows per tile, the 16-bit
@@ -95,14 +97,16 @@ final class SignTileMatmul {
     /**
      * Tensors this kernel takes: TERNARY in either layout, and BINARY (codes +-1: the mask is every value of the
      * row, the sign its bit); with INT8 activations, one scale per row or groups of whole chunks; with F32
-     * activations, one scale per row.
+     * activations, one scale per row. TERNARY with INT8 activations and one scale a row is {@link
+     * Base3TileMatmul}'s, whose words hold 9 values in 16 bits.
      */
     static boolean supports(TensorSpec spec) {
         Encoding e = spec.encoding();
         ActivationHint a = spec.activations();
         boolean groupsFit = spec.groupsPerRow() == 1
                 || a == ActivationHint.INT8 && spec.effectiveGroupSize() % CHUNK_VALUES == 0;
-        return (e == Encoding.TERNARY || e == Encoding.BINARY)
+        boolean base3 = e == Encoding.TERNARY && a == ActivationHint.INT8 && spec.groupsPerRow() == 1;
+        return (e == Encoding.TERNARY || e == Encoding.BINARY) && !base3
                 && (a == ActivationHint.INT8 || a == ActivationHint.F32 && FLOAT_TABLES)
                 && spec.rank() == 2 && groupsFit && spec.cols() <= Integer.MAX_VALUE / 16
                 && (spec.layout() == TensorSpec.LAYOUT_CANONICAL

@@ -42,19 +42,25 @@ class LookupTileMatmulTest {
         tiles.close();
     }
 
+    /**
+     * Ternary rows of one scale, in base-3 tiles ({@link Base3TileMatmul}): one row, a partial tile, a whole tile and
+     * one row past it; K below, at and past a table (3 values) and a chunk (9), with an odd number of chunks (rounded
+     * up to even, so that the second half starts a chunk early); three to five tiles (four a pass); rows of many
+     * 14-step runs; halves packed end to end (short rows) and halves on pages (1024 values and more, whose halves
+     * are padded to whole pages); ranges split across threads; batches.
+     */
     @ParameterizedTest(name = "{0}x{1} batch {2} packed {3}")
     @CsvSource({
-        // one row, a partial tile, a whole tile, one row past it; K below, at and past a chunk (16) and a table (4)
-        "1, 1, 1, false", "1, 3, 1, true", "15, 16, 2, false", "16, 17, 1, true", "17, 64, 3, false",
-        "33, 65, 1, true", "5, 100, 2, false", "31, 255, 1, true",
-        // three and four tiles (tiles go four at a time), rows longer than one int16 run (1024 values), split
-        // across threads, and batches
-        "70, 300, 2, true", "100, 64, 3, false", "48, 1030, 1, false", "40, 1030, 4, true", "700, 512, 1, true",
-        "300, 2048, 2, false", "3, 4100, 3, true", "1000, 640, 1, false"})
+        "1, 1, 1, false", "1, 3, 1, true", "2, 9, 2, false", "15, 10, 1, true", "16, 18, 1, false",
+        "17, 19, 3, true", "31, 64, 1, false", "32, 65, 2, true", "33, 100, 1, false", "5, 255, 2, true",
+        "70, 300, 2, true", "100, 64, 3, false", "130, 600, 1, false", "48, 1030, 1, false", "40, 1024, 4, true",
+        "700, 512, 1, true", "300, 2048, 2, false", "1000, 640, 1, false", "1, 4096, 1, false", "1, 4097, 2, true",
+        "31, 4104, 1, false", "32, 4105, 3, true", "160, 5000, 2, true", "300, 4099, 1, false"})
     void matchesTheOracle(int rows, int cols, int batch, boolean packed) {
         Random rnd = new Random(rows * 41L + cols);
         EncodedTensor t = gaussian("ternary", rows, cols, packed, rnd);
-        assertTrue(SignTileMatmul.supports(t.spec()));
+        assertTrue(Base3TileMatmul.supports(t.spec()));
+        assertFalse(SignTileMatmul.supports(t.spec()));
         float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
         for (int misalign : new int[] {0, 3, 36}) {
             BpmTensor placed = BackendConformance.placed(t, misalign);
@@ -63,45 +69,28 @@ class LookupTileMatmulTest {
         }
     }
 
-    /**
-     * Ternary rows of {@link Base3TileMatmul#MIN_COLS} values or more take the base-3 tiles: one row, a partial tile,
-     * a whole tile and one past it, three to five tiles (four a pass), K at the threshold, on a chunk of 9, past one
-     * and with an odd number of chunks (rounded up to even, so that the second half starts a chunk early), rows of
-     * many 14-step runs, ranges split across threads, and batches.
-     */
-    @ParameterizedTest(name = "{0}x{1} batch {2} packed {3}")
-    @CsvSource({"1, 4096, 1, false", "1, 4097, 2, true", "31, 4104, 1, false", "32, 4105, 3, true",
-        "33, 4113, 1, false", "70, 4100, 2, true", "130, 4096, 1, false", "160, 5000, 2, true", "300, 4099, 1, false"})
-    void base3TilesMatchTheOracle(int rows, int cols, int batch, boolean packed) {
-        Random rnd = new Random(rows * 43L + cols);
-        EncodedTensor t = gaussian("ternary", rows, cols, packed, rnd);
-        assertTrue(Base3TileMatmul.supports(t.spec()));
-        float[] x = TestTensors.gaussian(rnd, batch * cols, 1f);
-        for (int misalign : new int[] {0, 5}) {
-            BpmTensor placed = BackendConformance.placed(t, misalign);
-            assertArrayEquals(BackendConformance.matmul(oracle, placed, x, batch),
-                    BackendConformance.matmul(tiles, placed, x, batch), "misaligned by " + misalign);
-        }
+    /** Halves start on pages where that adds at most a quarter: 1024 values (3,648 bytes a half), not 600. */
+    @Test
+    void halvesStartOnPagesWhereThatCostsLittle() {
+        Random rnd = new Random(8);
+        assertEquals(4096, Base3TileMatmul.halfStride(gaussian("ternary", 1, 1024, false, rnd).spec()));
+        assertEquals(34 * 64, Base3TileMatmul.halfStride(gaussian("ternary", 1, 600, false, rnd).spec()));
+        assertEquals(13 * 4096, Base3TileMatmul.halfStride(gaussian("ternary", 1, 14336, false, rnd).spec()));
     }
 
     /**
-     * Shorter rows and rows in groups keep the mask and sign tiles (Base3TileMatmul says why); a packed field of 3
-     * (the code 2, never written) in the last row gets neither, and the kernels that read the file's codes give the
-     * oracle's results.
+     * A packed field of 3 (the code 2, never written) in the last row of a ternary tensor gets no tiles, and the
+     * kernels that read the file's codes give the oracle's results.
      */
     @Test
-    void base3TilesTakeLongRowsOfOneScaleAndOnlyCodesTheyHold() {
+    void packedTernaryWithCodeTwoKeepsTheFile() {
         Random rnd = new Random(9);
-        int shorter = Base3TileMatmul.MIN_COLS - 1;
-        assertFalse(Base3TileMatmul.supports(gaussian("ternary", 2, shorter, false, rnd).spec()));
-        assertFalse(Base3TileMatmul.supports(gaussian("ternary@64", 2, 4096, false, rnd).spec()));
-        assertFalse(Base3TileMatmul.supports(gaussian("binary", 2, 4096, false, rnd).spec()));
-        EncodedTensor t = gaussian("ternary", 40, 4096, true, rnd);
+        EncodedTensor t = gaussian("ternary", 40, 1000, true, rnd);
         byte[] bytes = t.bytes().clone();
-        bytes[(int) (39 * PackedCodes.rowBytes(t.spec()) + 1000)] |= 3;
+        bytes[(int) (39 * PackedCodes.rowBytes(t.spec()) + 200)] |= 3;
         BpmTensor placed = BackendConformance.placed(new EncodedTensor(t.spec(), bytes), 0);
         assertFalse(tiles.upload(placed) instanceof RepackedWeights, "a code of 2");
-        float[] x = TestTensors.gaussian(rnd, 4096, 1f);
+        float[] x = TestTensors.gaussian(rnd, 1000, 1f);
         assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 1), BackendConformance.matmul(tiles, placed,
                 x, 1));
     }
@@ -188,16 +177,23 @@ class LookupTileMatmulTest {
     }
 
     /**
-     * Ternary tensors are repacked with INT8 activations (one scale per row, or groups of whole 16-value chunks), or
-     * with F32 ones of one scale per row where float tables fit a vector (512 bits); the others keep their kernels.
+     * Ternary tensors are repacked with INT8 activations (one scale per row into base-3 tiles, groups of whole
+     * 16-value chunks into sign tiles), or with F32 ones of one scale per row where float tables fit a vector (512
+     * bits); the others keep their kernels.
      */
     @Test
     void takesTernaryWithInt8OrWideF32ActivationsInGroupsItCanSplit() {
         Random rnd = new Random(3);
         float[] w = TestTensors.gaussian(rnd, 8 * 256, 0.1f);
         long[] shape = {8, 256};
-        assertTrue(SignTileMatmul.supports(
+        assertTrue(Base3TileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.INT8).spec()));
+        for (String other : new String[] {"ternary@64", "binary", "int4@32"}) {
+            assertFalse(Base3TileMatmul.supports(
+                    Quantizer.quantize("w", shape, w, QuantSpec.parse(other), ActivationHint.INT8).spec()), other);
+        }
+        assertFalse(Base3TileMatmul.supports(
+                Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
         assertEquals(SignTileMatmul.FLOAT_TABLES, SignTileMatmul.supports(
                 Quantizer.quantize("w", shape, w, QuantSpec.parse("ternary"), ActivationHint.F32).spec()));
         assertTrue(SignTileMatmul.supports(
