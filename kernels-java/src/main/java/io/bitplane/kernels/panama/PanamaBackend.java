@@ -33,8 +33,8 @@ import java.util.Arrays;
  * product. Some kernels want rows side by side in vector lanes, so their tensors are repacked once, at upload, into
  * memory of the backend's, freed when it closes (about as large as the tensor; the file's bytes stay for the other
  * ops): INT8 with INT8 activations ({@link Int8TileMatmul}) and with F32 ones ({@link Int8FloatTileMatmul}) and, where
- * vpermw makes their lookups cheap, ternary and binary ({@link SignTileMatmul}; ternary rows of 4096 values or more
- * with one scale a row in base-3 words, {@link Base3TileMatmul}), and INT4 with F32 activations ({@link
+ * vpermw makes their lookups cheap, ternary with INT8 activations and one scale a row in base-3 words ({@link
+ * Base3TileMatmul}), other ternary and binary ({@link SignTileMatmul}), and INT4 with F32 activations ({@link
  * Int4TileMatmul}); INT4 with INT8 activations at every width ({@link NibbleTileMatmul}, and for batches {@link
  * Int4BatchMatmul}); without vpermw (AVX2), binary ({@link ByteTableMatmul}) and grouped ternary ({@link
  * NibbleTileMatmul}) with INT8 activations, and binary, ternary and INT4 ({@link TripleTableMatmul}) with F32
