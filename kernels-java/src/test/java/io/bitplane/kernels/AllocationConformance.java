@@ -65,6 +65,7 @@ public abstract class AllocationConformance {
         "ternary, int8, 64, 256, 1, packed", "ternary, int8, 512, 1024, 4, packed",
         "int4@32, int8, 512, 1024, 1, planes", "int4@32, int8, 64, 256, 1, planes",
         "int8@32, int8, 512, 1024, 1, planes", "binary, int8, 512, 1024, 1, planes",
+        "binary, int8, 256, 2048, 1, planes",
         "binary, binary, 512, 1024, 1, planes", "binary, binary, 64, 256, 1, planes",
         "f32, f32, 512, 1024, 1, planes", "f32, f32, 64, 256, 1, planes",
         "f16, f32, 512, 1024, 1, planes", "f16, f32, 512, 1024, 4, planes", "bf16, f32, 512, 1024, 1, planes",

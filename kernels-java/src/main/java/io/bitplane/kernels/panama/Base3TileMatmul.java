@@ -87,7 +87,7 @@ final class Base3TileMatmul {
         return (int) ((c + 1) / 2);
     }
 
-    private static final int PAGE = 4096;
+    private static final int PAGE = TileRows.PAGE;
 
     /**
      * Bytes from a tile's first half to its second, and from a tile to the next tile: a half's words rounded up to
@@ -109,9 +109,7 @@ final class Base3TileMatmul {
      * split over {@code pool}; null when a packed field is 3 (SignTileMatmul#repack says why).
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
-        long bytes = 2 * halfStride(spec) * TileRows.tiles(spec);
-        MemorySegment raw = memory.allocate(bytes + PAGE);
-        MemorySegment tiles = raw.asSlice((PAGE - raw.address() % PAGE) % PAGE, bytes);
+        MemorySegment tiles = TileRows.pageAligned(memory, 2 * halfStride(spec) * TileRows.tiles(spec));
         AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {

@@ -41,7 +41,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   and takes twice that of its sign word: code = mask - 2 sign. Lanes wrap at 16 bits, but every run of 16
  *   chunks sums to at most 16 x 16 x 127 = 32512 in magnitude, so each run's sum is exact; runs add in 32-bit
  *   lanes.
- * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes.
+ * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes. With one
+ *   scale a row, where each half of a tile is whole 4 KB pages (C a multiple of 128: K a multiple of 2048), each step
+ *   takes chunks i and C/2 + i of each tile ({@link #signSumsInHalves}): eight streams of weights a pass, not four
+ *   (`bitplane bench --backend java --encodings binary --activations int8`, alternated, G weights/s: 4096x14336
+ *   159-170 against 142-154, 14336x4096 160 against 154, 5632x2048 148 against 137; the 418M binary model 200-206
+ *   against 185-189 tokens/s). At 11264x1024, whose 2 KB halves share a page, halves read 95 against 132; the tiles
+ *   start on a page (TileRows#pageAligned).
  * Tiles go four at a time through one pass over the tables: each table load serves them all, and four streams of
  *   weights are in flight from memory. From DRAM (4096x14336 cycled through 256 MB, 2 threads) pairs took ternary
  *   from 58-77 to 128-137 G weights/s and binary from 125-132 to 185-230; fours took binary (with the three-lookup
@@ -121,7 +127,7 @@ final class SignTileMatmul {
      */
     static MemorySegment repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
         long bytes = (long) TileRows.tiles(spec) * LookupTables.chunks(spec) * chunkBytes(spec);
-        MemorySegment tiles = memory.allocate(bytes);
+        MemorySegment tiles = TileRows.pageAligned(memory, bytes);
         AtomicBoolean codeTwo = new AtomicBoolean();
         pool.run((int) spec.rows(), (r0, r1) -> {
             if (!repackRows(spec, data, tiles, r0, r1)) {
@@ -399,7 +405,11 @@ final class SignTileMatmul {
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
                 if (binary) {
-                    signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
+                    if (inHalves(chunks)) {
+                        signSumsInHalves(tiles, base, tileBytes, count, chunks, tables, t * stride, codeSums[t], sums);
+                    } else {
+                        signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
+                    }
                 } else {
                     tileSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, sums);
                 }
@@ -573,6 +583,113 @@ final class SignTileMatmul {
         ((FloatVector) oddC.convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
         ((FloatVector) evenD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
         ((FloatVector) oddD.convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
+    }
+
+    /**
+     * Whether BINARY tiles of {@code chunks} chunks a row go through {@link #signSumsInHalves}: where each half of a
+     * tile is whole 4 KB pages (64 chunks of 64 bytes), so that its two streams start on pages (see the class
+     * comment).
+     */
+    private static boolean inHalves(int chunks) {
+        return chunks % (2 * TileRows.PAGE / (2 * TILE_ROWS)) == 0;
+    }
+
+    /**
+     * {@link #signSums} over a whole row in halves: step i takes chunks i and H + i of each tile (H = chunks / 2),
+     * eight streams of weights in flight where one a tile gives four. Each step adds two chunks, so runs are half as
+     * many steps.
+     */
+    private static void signSumsInHalves(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
+                                         short[] tables, int t0, int codeSum, float[] out) {
+        long baseA = base;
+        long baseB = count > 1 ? base + tileBytes : base;
+        long baseC = count > 2 ? base + 2 * tileBytes : base;
+        long baseD = count > 3 ? base + 3 * tileBytes : base;
+        IntVector evenA = IntVector.zero(I);
+        IntVector oddA = IntVector.zero(I);
+        IntVector evenB = IntVector.zero(I);
+        IntVector oddB = IntVector.zero(I);
+        IntVector evenC = IntVector.zero(I);
+        IntVector oddC = IntVector.zero(I);
+        IntVector evenD = IntVector.zero(I);
+        IntVector oddD = IntVector.zero(I);
+        int steps = chunks / 2;
+        long second = (long) steps * 2 * TILE_ROWS;
+        int secondTables = LookupTables.CHUNK_TABLE * steps;
+        for (int s0 = 0; s0 < steps; s0 += RUN_CHUNKS / 2) {
+            ShortVector signsA = ShortVector.zero(S);
+            ShortVector signsB = ShortVector.zero(S);
+            ShortVector signsC = ShortVector.zero(S);
+            ShortVector signsD = ShortVector.zero(S);
+            int s1 = Math.min(steps, s0 + RUN_CHUNKS / 2);
+            for (int c = s0; c < s1; c++) {
+                long at = (long) c * 2 * TILE_ROWS;
+                int o = t0 + LookupTables.CHUNK_TABLE * c;
+                int o2 = o + secondTables;
+                ShortVector ta = ShortVector.fromArray(S, tables, o);
+                ShortVector tb = ShortVector.fromArray(S, tables, o + 32);
+                ShortVector tc = ShortVector.fromArray(S, tables, o + 64);
+                ShortVector td = ShortVector.fromArray(S, tables, o + 96);
+                ShortVector ua = ShortVector.fromArray(S, tables, o2);
+                ShortVector ub = ShortVector.fromArray(S, tables, o2 + 32);
+                ShortVector uc = ShortVector.fromArray(S, tables, o2 + 64);
+                ShortVector ud = ShortVector.fromArray(S, tables, o2 + 96);
+                IntVector signA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
+                IntVector laterA = IntVector.fromMemorySegment(I, tiles, baseA + second + at, LE);
+                IntVector signB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
+                IntVector laterB = IntVector.fromMemorySegment(I, tiles, baseB + second + at, LE);
+                IntVector signC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
+                IntVector laterC = IntVector.fromMemorySegment(I, tiles, baseC + second + at, LE);
+                IntVector signD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
+                IntVector laterD = IntVector.fromMemorySegment(I, tiles, baseD + second + at, LE);
+                signsA = signsA.add(signA.reinterpretAsShorts().selectFrom(ta))
+                        .add(signA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td))
+                        .add(laterA.reinterpretAsShorts().selectFrom(ua))
+                        .add(laterA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(ub))
+                        .add(laterA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(uc, ud));
+                signsB = signsB.add(signB.reinterpretAsShorts().selectFrom(ta))
+                        .add(signB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td))
+                        .add(laterB.reinterpretAsShorts().selectFrom(ua))
+                        .add(laterB.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(ub))
+                        .add(laterB.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(uc, ud));
+                signsC = signsC.add(signC.reinterpretAsShorts().selectFrom(ta))
+                        .add(signC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td))
+                        .add(laterC.reinterpretAsShorts().selectFrom(ua))
+                        .add(laterC.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(ub))
+                        .add(laterC.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(uc, ud));
+                signsD = signsD.add(signD.reinterpretAsShorts().selectFrom(ta))
+                        .add(signD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
+                        .add(signD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td))
+                        .add(laterD.reinterpretAsShorts().selectFrom(ua))
+                        .add(laterD.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(ub))
+                        .add(laterD.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(uc, ud));
+            }
+            IntVector runA = signsA.reinterpretAsInts();
+            evenA = evenA.add(runA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddA = oddA.add(runA.lanewise(VectorOperators.ASHR, 16));
+            IntVector runB = signsB.reinterpretAsInts();
+            evenB = evenB.add(runB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddB = oddB.add(runB.lanewise(VectorOperators.ASHR, 16));
+            IntVector runC = signsC.reinterpretAsInts();
+            evenC = evenC.add(runC.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddC = oddC.add(runC.lanewise(VectorOperators.ASHR, 16));
+            IntVector runD = signsD.reinterpretAsInts();
+            evenD = evenD.add(runD.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            oddD = oddD.add(runD.lanewise(VectorOperators.ASHR, 16));
+        }
+        IntVector x = IntVector.broadcast(I, codeSum);
+        int half = TILE_ROWS / 2;
+        ((FloatVector) x.sub(evenA.add(evenA)).convert(VectorOperators.I2F, 0)).intoArray(out, 0);
+        ((FloatVector) x.sub(oddA.add(oddA)).convert(VectorOperators.I2F, 0)).intoArray(out, half);
+        ((FloatVector) x.sub(evenB.add(evenB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS);
+        ((FloatVector) x.sub(oddB.add(oddB)).convert(VectorOperators.I2F, 0)).intoArray(out, TILE_ROWS + half);
+        ((FloatVector) x.sub(evenC.add(evenC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS);
+        ((FloatVector) x.sub(oddC.add(oddC)).convert(VectorOperators.I2F, 0)).intoArray(out, 2 * TILE_ROWS + half);
+        ((FloatVector) x.sub(evenD.add(evenD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS);
+        ((FloatVector) x.sub(oddD.add(oddD)).convert(VectorOperators.I2F, 0)).intoArray(out, 3 * TILE_ROWS + half);
     }
 
     /**

@@ -2,6 +2,7 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.kernels.WeightMemory;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -31,6 +32,18 @@ final class TileRows {
 
     static int tiles(TensorSpec spec) {
         return (int) ((spec.rows() + ROWS - 1) / ROWS);
+    }
+
+    /** The 4 KB page: where a stream of weights starts on one, the hardware prefetchers find it once. */
+    static final int PAGE = 4096;
+
+    /**
+     * {@code bytes} of zeroed native memory from {@code memory} starting on a 4 KB page (WeightMemory aligns only
+     * to 64 bytes below its huge pages), for tiles whose streams are laid out from page boundaries.
+     */
+    static MemorySegment pageAligned(WeightMemory memory, long bytes) {
+        MemorySegment raw = memory.allocate(bytes + PAGE);
+        return raw.asSlice((PAGE - raw.address() % PAGE) % PAGE, bytes);
     }
 
     /** Where row {@code lane} of a tile stands in even-then-odd order. */

@@ -97,11 +97,13 @@ class LookupTileMatmulTest {
 
     /**
      * Binary rows (codes +-1, one plane of signs) and ternary rows in groups, four tiles at a time: one to three
-     * tiles, four and one, a partial last tile, ranges split across threads, and groups.
+     * tiles, four and one, a partial last tile, ranges split across threads, and groups; binary rows of a multiple of
+     * 2048 values go in halves (SignTileMatmul#signSumsInHalves).
      */
     @ParameterizedTest(name = "{0} {1}x{2} batch {3}")
     @CsvSource({"binary, 1, 1, 1", "binary, 3, 130, 2", "binary, 33, 17, 1", "binary, 65, 1030, 3",
         "binary, 40, 4100, 1", "binary, 500, 640, 2", "binary, 150, 300, 1", "binary, 100, 64, 3",
+        "binary, 1, 2048, 1", "binary, 33, 2048, 2", "binary, 130, 4096, 1", "binary, 70, 6144, 3",
         "binary@64, 150, 300, 2", "binary@128, 230, 1300, 1", "ternary@64, 150, 300, 2", "ternary@32, 100, 96, 1",
         "ternary@128, 230, 1300, 1", "ternary@256, 500, 1024, 3"})
     void binaryAndGroupedTernaryMatchTheOracle(String spec, int rows, int cols, int batch) {
