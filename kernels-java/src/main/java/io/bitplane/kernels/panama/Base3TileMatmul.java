@@ -26,11 +26,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * Tiles (native memory, written once by {@link #repack} from either file layout); R = 32 rows per tile, the 16-bit
  *   lanes of a 512-bit vector: tile t = rows R t .. R t + R - 1, chunk c = values 9c .. 9c + 8. A row's chunks are
  *   two halves of H = ceil(ceil(K / 9) / 2) chunks (C = 2H). Half h of tile t starts at (2t + h) P bytes, P = the
- *   half's 2R H bytes rounded up to whole 4 KB pages where that adds at most a quarter, else 2R H (the tiles start
- *   on a page); chunk c is chunk c mod H of half c / H, its R little-endian u16 words at 2R (c mod H) bytes into the
- *   half, lane r the word of row R t + r: index j (0-2) at bits 5j, bit 15 zero. Index j = d0 + 3 d1 + 9 d2 over
- *   the values 9c + 3j + i, digit d_i 0 for the code 0, 1 for +1 and 2 for -1. Rows past N and values past K are 0
- *   (index 0, whose entry is 0 in every table).
+ *   half's 2R H bytes rounded up to whole 4 KB pages where the half is under 16 KB and that adds at most a quarter,
+ *   else 2R H (the tiles start on a page); chunk c is chunk c mod H of half c / H, its R little-endian u16 words
+ *   at 2R (c mod H) bytes into the half, lane r the word of row R t + r: index j (0-2) at bits 5j, bit 15 zero.
+ *   Index j = d0 + 3 d1 + 9 d2 over the values 9c + 3j + i, digit d_i 0 for the code 0, 1 for +1 and 2 for -1.
+ *   Rows past N and values past K are 0 (index 0, whose entry is 0 in every table).
  * Tables, per token: 96 int16 per chunk at 96 c, table j (32 entries) at 96 c + 32 j holding at index m &lt; 27 the
  *   sum of code(d_i(m)) x q[9c + 3j + i] over i (codes past K count 0), and 0 at 27-31 (never looked up).
  * Per tile, chunk and token, R lanes at once: T0[w &amp; 31] + T1[(w &gt;&gt;&gt; 5) &amp; 31]
@@ -38,14 +38,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   gives a 32-bit shift by a constant an immediate, a 16-bit one a count in a register: SignTileMatmul); the odd
  *   row's bits that an int shift brings into the even row's word land above the five index bits.
  * Step i takes chunks i and H + i of four adjacent tiles: eight streams of weights in flight, as SignTileMatmul's
- *   four tiles of masks and signs are eight, and each starts on a page, as theirs do where K is a multiple of 1024
- *   (the hardware prefetchers stop at a page's end, so a stream that starts inside a page touches one page more).
+ *   four tiles of masks and signs are eight. Short halves start on a page, as the mask and sign streams do where K
+ *   is a multiple of 1024: the hardware prefetchers stop at a page's end, so a stream that starts inside a page
+ *   touches one page more, much of a 3.6 KB half (K = 1024). Long halves are packed: at 4096x14336, whose 51 KB
+ *   halves would then all start at the same place in their pages, they read 94-96 G weights/s against 89-93 on
+ *   pages (three rounds alternated); at K = 4096 and 5632 either way read alike.
  * Lanes wrap at 16 bits, but a step sums to at most 18 x 127 = 2286 in magnitude and a run of 14 steps to 32004,
  *   so each run's sum is exact; runs add in 32-bit lanes, even rows and odd rows apart (TileRows).
  * The result is the oracle's integer acc = sum of code x q over the row, then y = (0f + (s acc + 0f)) x s_x.
  * </pre>
  * From DRAM (`bitplane bench --backend java --encodings ternary --activations int8 --layout packed`, 2 threads,
- * alternated with the mask and sign tiles), G weights/s: 4096x14336 94-96 against 84-87, 14336x4096 88-94 against
+ * alternated with the mask and sign tiles), G weights/s: 4096x14336 93-100 against 80-92, 14336x4096 88-94 against
  * 81-87, 5632x2048 83-84 against 77-79, 11264x1024 82-85 against 77-78. How the streams were found
  * (docs/PERFORMANCE.md, "Ternary in base-3 words"): with one stream a tile (four a pass) 4096x14336 read no faster
  * than the mask and sign tiles (78-88); with halves packed end to end, 93-100 there but 59-67 at 11264x1024, whose
@@ -90,14 +93,18 @@ final class Base3TileMatmul {
     private static final int PAGE = TileRows.PAGE;
 
     /**
-     * Bytes from a tile's first half to its second, and from a tile to the next tile: a half's words rounded up to
-     * whole 4 KB pages, where that adds at most a quarter (see the class comment), else the half's words.
+     * Bytes from a tile's first half to its second, and from a tile to the next tile: for halves shorter than
+     * {@link #PAGED_HALF_PAGES} pages, a half's words rounded up to whole 4 KB pages where that adds at most a
+     * quarter, else the half's words (see the class comment).
      */
     static long halfStride(TensorSpec spec) {
         long bytes = (long) steps(spec) * 2 * TILE_ROWS;
         long pages = (bytes + PAGE - 1) / PAGE * PAGE;
-        return pages - bytes <= bytes / 4 ? pages : bytes;
+        return bytes < PAGED_HALF_PAGES * PAGE && pages - bytes <= bytes / 4 ? pages : bytes;
     }
+
+    /** Halves of this many pages or more are packed end to end (see the class comment). */
+    static final int PAGED_HALF_PAGES = 4;
 
     /** Table entries per token. */
     static int tableLength(TensorSpec spec) {

@@ -46,8 +46,8 @@ class LookupTileMatmulTest {
      * Ternary rows of one scale, in base-3 tiles ({@link Base3TileMatmul}): one row, a partial tile, a whole tile and
      * one row past it; K below, at and past a table (3 values) and a chunk (9), with an odd number of chunks (rounded
      * up to even, so that the second half starts a chunk early); three to five tiles (four a pass); rows of many
-     * 14-step runs; halves packed end to end (short rows) and halves on pages (1024 values and more, whose halves
-     * are padded to whole pages); ranges split across threads; batches.
+     * 14-step runs; halves packed end to end (short and long rows) and halves on pages (1024 to 4600 values, whose
+     * halves are padded to whole pages); ranges split across threads; batches.
      */
     @ParameterizedTest(name = "{0}x{1} batch {2} packed {3}")
     @CsvSource({
@@ -69,13 +69,17 @@ class LookupTileMatmulTest {
         }
     }
 
-    /** Halves start on pages where that adds at most a quarter: 1024 values (3,648 bytes a half), not 600. */
+    /**
+     * Halves under 16 KB start on pages where that adds at most a quarter: 1024 values (3,648 bytes a half) and 4096
+     * (14,592), not 600 (2,176) nor 14336 (51,008).
+     */
     @Test
-    void halvesStartOnPagesWhereThatCostsLittle() {
+    void shortHalvesStartOnPagesWhereThatCostsLittle() {
         Random rnd = new Random(8);
         assertEquals(4096, Base3TileMatmul.halfStride(gaussian("ternary", 1, 1024, false, rnd).spec()));
+        assertEquals(4 * 4096, Base3TileMatmul.halfStride(gaussian("ternary", 1, 4096, false, rnd).spec()));
         assertEquals(34 * 64, Base3TileMatmul.halfStride(gaussian("ternary", 1, 600, false, rnd).spec()));
-        assertEquals(13 * 4096, Base3TileMatmul.halfStride(gaussian("ternary", 1, 14336, false, rnd).spec()));
+        assertEquals(797 * 64, Base3TileMatmul.halfStride(gaussian("ternary", 1, 14336, false, rnd).spec()));
     }
 
     /**
