@@ -26,11 +26,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The lookup-table tile kernels (ternary and binary in {@link SignTileMatmul}, long ternary rows in {@link
- * Base3TileMatmul}, INT4 with F32 activations in {@link Int4TileMatmul}) against the scalar oracle, forced on (INT4
- * with INT8 activations: NibbleTileMatmulTest). They need 512-bit vectors, so the build's run at AVX2's width leaves
- * this class out (kernels-java/pom.xml; LookupTablesTest runs at both widths). Integer sums, so results must be equal
- * bit for bit.
+ * The lookup-table tile kernels (ternary rows of one scale in {@link Base3TileMatmul}, other ternary and binary in
+ * {@link SignTileMatmul}, INT4 with F32 activations in {@link Int4TileMatmul}) against the scalar oracle, forced on
+ * (INT4 with INT8 activations: NibbleTileMatmulTest). They need 512-bit vectors, so the build's run at AVX2's width
+ * leaves this class out (kernels-java/pom.xml; LookupTablesTest runs at both widths). Integer sums, so results must be
+ * equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class LookupTileMatmulTest {
