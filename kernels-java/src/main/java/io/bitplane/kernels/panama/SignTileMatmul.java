@@ -382,9 +382,10 @@ final class SignTileMatmul {
     /**
      * Tiles [tile0, tile1) for every token: tables of token t at {@code tables[t * tableLength ..]}, results at
      * {@code y[t * N + row]}; the row scales are read from the file's bytes {@code data}, or for several groups a
-     * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). Tiles go four
-     * at a time (a missing one is the first again, its sums unused): they share each table load, and streaming
-     * several tiles keeps more weight loads in flight from DRAM.
+     * row from {@code groupScales} ({@link #groupScales}; BINARY's code sums then per token and group). One scale a
+     * row is BINARY's alone here: TERNARY's goes to {@link Base3TileMatmul} ({@link #supports}). Tiles go four at a
+     * time (a missing one is the first again, its sums unused): they share each table load, and streaming several
+     * tiles keeps more weight loads in flight from DRAM.
      */
     static void tiles(TensorSpec spec, MemorySegment data, MemorySegment tiles, MemorySegment groupScales,
                       short[] tables, int[] codeSums, float[] tokenScales, float[] y, int batch, int tile0,
@@ -397,21 +398,17 @@ final class SignTileMatmul {
         int chunks = LookupTables.chunks(spec);
         int stride = LookupTables.tableLength(spec);
         long scales = spec.scalesOffset();
-        boolean binary = spec.encoding() == Encoding.BINARY;
         long tileBytes = (long) chunks * chunkBytes(spec);
+        boolean halves = inHalves(chunks);
         float[] sums = TILE_SUMS.get();
         for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
             int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long base = tile * tileBytes;
             for (int t = 0; t < batch; t++) {
-                if (binary) {
-                    if (inHalves(chunks)) {
-                        signSumsInHalves(tiles, base, tileBytes, count, chunks, tables, t * stride, codeSums[t], sums);
-                    } else {
-                        signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
-                    }
+                if (halves) {
+                    signSumsInHalves(tiles, base, tileBytes, count, chunks, tables, t * stride, codeSums[t], sums);
                 } else {
-                    tileSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, sums);
+                    signSums(tiles, base, tileBytes, count, 0, chunks, tables, t * stride, codeSums[t], sums);
                 }
                 storeTiles(data, scales, sums, tokenScales[t], tile, count, n, y, t * n);
             }
