@@ -528,13 +528,22 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                 q.y, q.batch, t0, t1);
     }
 
-    /** Every token's lookup tables, built on the calling thread (the tiles are then split, the tables shared). */
-    private static short[] lookupTables(TensorSpec spec, Int8Activations a, int batch) {
+    /** One token's int16 tables from its codes q[q0 .. q0 + K) into tables[t0 ..]: a tile kernel's builder. */
+    @FunctionalInterface
+    private interface TableBuilder {
+        void build(TensorSpec spec, short[] q, int q0, short[] tables, int t0);
+    }
+
+    /**
+     * Every token's lookup tables ({@code stride} entries each, by {@code builder}, a static method reference that
+     * captures nothing), built on the calling thread (the tiles are then split, the tables shared).
+     */
+    private static short[] lookupTables(TensorSpec spec, Int8Activations a, int batch, int stride,
+                                        TableBuilder builder) {
         int k = (int) spec.cols();
-        int stride = LookupTables.tableLength(spec);
         short[] tables = threadArray(TILE_TABLES, batch * stride);
         for (int t = 0; t < batch; t++) {
-            LookupTables.buildTables(spec, a.q16, t * k, tables, t * stride);
+            builder.build(spec, a.q16, t * k, tables, t * stride);
         }
         return tables;
     }
@@ -706,12 +715,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         TensorSpec spec = p.spec;
         int k = (int) spec.cols();
         Int8Activations a = quantize(p.x, p.batch, k);
-        int stride = Base3TileMatmul.tableLength(spec);
-        short[] tables = threadArray(TILE_TABLES, p.batch * stride);
-        for (int t = 0; t < p.batch; t++) {
-            Base3TileMatmul.buildTables(spec, a.q16, t * k, tables, t * stride);
-        }
-        p.shorts = tables;
+        p.shorts = lookupTables(spec, a, p.batch, Base3TileMatmul.tableLength(spec), Base3TileMatmul::buildTables);
         p.scales = a.scales;
         p.kernel = (q, t0, t1) -> Base3TileMatmul.tiles(q.spec, q.data, ((Base3Tiles) q.weights).tiles(), q.shorts,
                 q.scales, q.y, q.batch, t0, t1);
@@ -726,7 +730,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             return;
         }
         Int8Activations a = quantize(p.x, batch, k);
-        p.shorts = lookupTables(spec, a, batch);
+        p.shorts = lookupTables(spec, a, batch, LookupTables.tableLength(spec), LookupTables::buildTables);
         // BINARY: acc = X - 2 S, X the token's sum of codes per group
         p.intSums = spec.encoding() == Encoding.BINARY
                 ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
