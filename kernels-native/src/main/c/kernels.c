@@ -951,6 +951,16 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
 #define L2_PREFETCH_BYTES (L2_AHEAD * PREFETCH_BYTES)
 
 /*
+ * Where packed_rows_one_group's sets of sums read a row in parts, each set its own (PACKED_SETS streams a row),
+ * rather than neighbouring blocks: rows of at least this many steps (PACKED_SETS blocks of 64 bytes a step; 8 is
+ * 1 KB a row). `bitplane bench --backend native --encodings ternary --activations int8 --layout packed` on the Intel
+ * Xeon, alternated twice, G weights/s: 14336x4096 99-101 -> 120-122, 4096x14336 103-107 -> 108-114, 2048x5632
+ * 93-95 -> 93-96; at 5632x2048 (512-byte rows, parts 256 bytes apart) parts read 82-84 against 91, so shorter rows
+ * keep neighbouring blocks.
+ */
+#define PACKED_PART_MIN_STEPS 8
+
+/*
  * acc[s] += the products of field s of each byte of a 64-byte block of packed rows (b bits a field, a constant
  * where inlined) with q as pair_blocks_q laid it out (qa: 64 codes a field). Field s is masked where it stands, not
  * shifted down: the byte is field * 2^(s b) (at most 192 or 240, still an unsigned byte), and the caller shifts
@@ -992,18 +1002,26 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
                 acc[a][s] = _mm512_setzero_si512();
             }
         }
-        /* PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums, then the blocks left one by
-           one, then the row's last 32-byte block if their count is odd. One loop without a test inside, where
-           loading one or two halves in the loop had cost a branch and a jump each step (one token of 2048 x 5632
-           ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188). */
-        for (; at + 64 * PACKED_SETS <= whole_end; at += 64 * PACKED_SETS, qa += 2 * v * PACKED_SETS) {
+        /* PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums: set a's from part a of the
+           row (blocks a x steps onwards) in rows of PACKED_PART_MIN_STEPS steps or more, else neighbouring blocks;
+           then the block left, then the row's last 32-byte block if their count is odd. One loop without a test
+           inside, where loading one or two halves in the loop had cost a branch and a jump each step (one token of
+           2048 x 5632 ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188). */
+        const int64_t steps = k / (2 * v) / PACKED_SETS;
+        const int parts = steps >= PACKED_PART_MIN_STEPS;
+        const int64_t gap = parts ? steps : 1;          /* blocks from one set's block to the next set's */
+        const int64_t step = parts ? 1 : PACKED_SETS;   /* blocks a step advances */
+        for (int64_t i = 0; i < steps; i++, at += 64 * step, qa += 2 * v * step) {
 #pragma GCC unroll 4
             for (int a = 0; a < PACKED_SETS; a++) {
-                _mm_prefetch((const char *) (at + 64 * a + PREFETCH_BYTES), _MM_HINT_T0);
-                _mm_prefetch((const char *) (at + 64 * a + L2_PREFETCH_BYTES), _MM_HINT_T2);
-                packed_block_vnni(_mm512_loadu_si512(at + 64 * a), qa + 2 * v * a, b, acc[a]);
+                const uint8_t *block = at + 64 * gap * a;
+                _mm_prefetch((const char *) (block + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch((const char *) (block + L2_PREFETCH_BYTES), _MM_HINT_T2);
+                packed_block_vnni(_mm512_loadu_si512(block), qa + 2 * v * gap * a, b, acc[a]);
             }
         }
+        at = rows + j * stride + 64 * PACKED_SETS * steps;
+        qa = qp + 2 * v * PACKED_SETS * steps;
         for (; at < whole_end; at += 64, qa += 2 * v) {
             packed_block_vnni(_mm512_loadu_si512(at), qa, b, acc[0]);
         }

@@ -226,6 +226,9 @@ public abstract class BackendConformance {
         // beside the last block alone).
         "ternary, 9, 384, 1, int8", "ternary, 8, 1152, 1, int8", "int4@192, 8, 192, 1, int8",
         "int4-asym@320, 9, 320, 1, int8",
+        // The same over rows of 1 KB or more (natively read in two parts at once), with and without a block left
+        // over and a last half block.
+        "ternary, 9, 4480, 1, int8", "ternary, 8, 4096, 1, int8", "ternary, 16, 8320, 1, int8",
         // INT4 in groups of 32 over rows of whole 512 values: the native group lanes for up to five tokens.
         "int4@32, 9, 1024, 2, int8", "int4@32, 17, 1536, 5, int8", "int4-asym@32, 11, 512, 1, int8",
         // Float activations over several rows (four at a time natively, sharing each load of x; a last pass of
