@@ -25,7 +25,8 @@
  * the total multiplied by xscale: the Java reference's float steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
  * so that each add takes one group of every row; the block's bytes are one stream from memory, in the order read
  * (eight rows read side by side from the file's order had eight streams of one row each, too short on 2048-value
- * rows for the hardware prefetchers: 32000 x 2048 INT8 went from 45-55 to 27-41 G weights/s).
+ * rows for the hardware prefetchers: 32000 x 2048 INT8 went from 45-55 to 27-41 G weights/s). Long INT8 rows go
+ * two blocks at a time, two such streams (PAIR_MIN_K).
  */
 #include <string.h>
 
@@ -42,6 +43,14 @@
    made on the AMD EPYC). */
 #define PREFETCH_INTEL 1024
 #define PREFETCH_OTHER 4096
+/*
+ * INT8 rows of at least this many values go two blocks at a time (block_rows: two streams a thread). `bitplane
+ * bench --backend native --encodings int8,int4 --activations int8` on the Intel Xeon, four alternated rounds, G
+ * weights/s: INT8 4096x14336 28.7-30.2 -> 30.9-33.0 (81-88% -> 91-95% of the roofline), 14336x4096 27.6-28.7 ->
+ * 29.2-30.1; in pairs 32000x2048 read 26.8-27.4 against 28.2-29.1, and INT4 lost at every shape (4096x14336
+ * 46.5-47.1 -> 44.7-46.5, 32000x2048 49.5-50.7 -> 38.7-40.8), so those keep one block at a time.
+ */
+#define PAIR_MIN_K 4096
 
 /* Bytes of codes per row and super-block. */
 static inline int64_t code_bytes(int32_t encoding) {
@@ -196,50 +205,65 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
 
 /*
  * y[0..rows) for the rows of one block (rows <= 8) and one token: per super-block, each row's 16 exact group sums,
- * its 16 terms, and the eight rows' terms added in group order (two 8x8 turns). encoding is a constant where this
- * is inlined.
+ * its 16 terms, and the eight rows' terms added in group order (two 8x8 turns). With count 2, the next block too
+ * (its rows at y + 8, rows2 of them), super-block by super-block beside the first: two streams of weights a thread
+ * where one had been. encoding and count are constants where this is inlined.
  */
 ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
-                              const int32_t *qsums, float xscale, float *y, int rows) {
+                              const int32_t *qsums, float xscale, float *y, int rows, int count, int rows2) {
     const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
     const int offset_shift = encoding == BP_INT8 ? 7 : 3; /* codes stored + 128 (INT8) or + 8 (INT4; INT4_ASYM: 0) */
-    __m256 sums = _mm256_setzero_ps();
+    __m256 sums[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
-        const uint8_t *step = block + s * step_bytes(encoding);
         __m512i qs = _mm512_loadu_si512(qsums + SUPER_GROUPS * s);
         __m512i offsets = encoding == BP_INT4_ASYM ? _mm512_setzero_si512() : _mm512_slli_epi32(qs, offset_shift);
-        __m256 lo[LANE_ROWS], hi[LANE_ROWS];
+        for (int b = 0; b < count; b++) {
+            const uint8_t *step = block + b * block_bytes(encoding, k) + s * step_bytes(encoding);
+            __m256 lo[LANE_ROWS], hi[LANE_ROWS];
 #pragma GCC unroll 8
-        for (int j = 0; j < LANE_ROWS; j++) { /* rows past n have zero scales: terms 0, and not stored */
-            __m512i exact = _mm512_sub_epi32(
-                    super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding, ahead), offsets);
-            __m512 scales = _mm512_cvtph_ps(
-                    _mm256_loadu_si256((const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + 32 * j)));
-            __m512 terms = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(exact));
-            if (encoding == BP_INT4_ASYM) { /* + m Q, rounded apart as the reference's s acc + m Q */
-                __m512 mins = _mm512_cvtph_ps(_mm256_loadu_si256(
-                        (const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + SCALE_BYTES + 32 * j)));
-                terms = _mm512_add_ps(terms, _mm512_mul_ps(mins, _mm512_cvtepi32_ps(qs)));
+            for (int j = 0; j < LANE_ROWS; j++) { /* rows past n have zero scales: terms 0, and not stored */
+                __m512i exact = _mm512_sub_epi32(
+                        super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding, ahead), offsets);
+                __m512 scales = _mm512_cvtph_ps(
+                        _mm256_loadu_si256((const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + 32 * j)));
+                __m512 terms = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(exact));
+                if (encoding == BP_INT4_ASYM) { /* + m Q, rounded apart as the reference's s acc + m Q */
+                    __m512 mins = _mm512_cvtph_ps(_mm256_loadu_si256(
+                            (const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + SCALE_BYTES + 32 * j)));
+                    terms = _mm512_add_ps(terms, _mm512_mul_ps(mins, _mm512_cvtepi32_ps(qs)));
+                }
+                lo[j] = _mm512_castps512_ps256(terms);
+                hi[j] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
             }
-            lo[j] = _mm512_castps512_ps256(terms);
-            hi[j] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
+            sums[b] = add_terms_in_order(sums[b], lo, hi, step + LANE_ROWS * code_bytes(encoding), encoding, ahead);
         }
-        sums = add_terms_in_order(sums, lo, hi, step + LANE_ROWS * code_bytes(encoding), encoding, ahead);
     }
-    store_rows(sums, xscale, y, rows);
+    store_rows(sums[0], xscale, y, rows);
+    if (count == 2) {
+        store_rows(sums[1], xscale, y + LANE_ROWS, rows2);
+    }
 }
 
 static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
-                           const int32_t *qsums, float xscale, float *y, int rows) {
-    switch (encoding) {
-        case BP_INT8:
-            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows);
+                           const int32_t *qsums, float xscale, float *y, int rows, int count, int rows2) {
+    switch (encoding * 2 + count - 1) { /* constant encodings and counts for each inlined copy */
+        case BP_INT8 * 2:
+            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 1, 0);
             break;
-        case BP_INT4:
-            block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows);
+        case BP_INT8 * 2 + 1:
+            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 2, rows2);
+            break;
+        case BP_INT4 * 2:
+            block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows, 1, 0);
+            break;
+        case BP_INT4 * 2 + 1:
+            block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows, 2, rows2);
+            break;
+        case BP_INT4_ASYM * 2:
+            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows, 1, 0);
             break;
         default:
-            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows);
+            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows, 2, rows2);
             break;
     }
 }
@@ -349,7 +373,7 @@ ALWAYS_INLINE void block_rows_avx2(const uint8_t *block, int32_t encoding, int64
 }
 #endif
 
-static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
+static void block_rows_one(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
                            const int32_t *qsums, float xscale, float *y, int rows) {
 #ifdef __AVX2__
     if (encoding == BP_INT4) {
@@ -363,6 +387,15 @@ static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, co
 #endif
     block_rows_lanewise(block, encoding, k, qp, qsums, xscale, y, rows);
 }
+
+/* The AVX-512 build's signature: `count` blocks (1 or 2) from block, one after the other here. */
+static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
+                           const int32_t *qsums, float xscale, float *y, int rows, int count, int rows2) {
+    block_rows_one(block, encoding, k, qp, qsums, xscale, y, rows);
+    if (count == 2) {
+        block_rows_one(block + block_bytes(encoding, k), encoding, k, qp, qsums, xscale, y + LANE_ROWS, rows2);
+    }
+}
 #endif
 
 void BP_FN(_matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, int64_t n, const int8_t *xq,
@@ -370,13 +403,17 @@ void BP_FN(_matmul_group_lanes)(const void *lanes, int32_t encoding, int64_t k, 
                                 int64_t block_end, void *scratch) {
     int8_t *qp = (int8_t *) scratch;
     int32_t *qsums = (int32_t *) (qp + k); /* k is a multiple of 512: aligned as the scratch is */
+    const int pairs = encoding == BP_INT8 && k >= PAIR_MIN_K;
     for (int32_t b = 0; b < batch; b++) {
         token_lanes(xq + b * k, k, qp, qsums);
-        for (int64_t t = block_start; t < block_end; t++) {
+        for (int64_t t = block_start; t < block_end;) {
             int64_t r = LANE_ROWS * t;
             int rows = n - r < LANE_ROWS ? (int) (n - r) : LANE_ROWS;
+            int count = pairs && t + 1 < block_end ? 2 : 1;
+            int rows2 = count == 2 && n - r - LANE_ROWS < LANE_ROWS ? (int) (n - r - LANE_ROWS) : LANE_ROWS;
             block_rows_any((const uint8_t *) lanes + t * block_bytes(encoding, k), encoding, k, qp, qsums,
-                           xscales[b], y + b * n + r, rows);
+                           xscales[b], y + b * n + r, rows, count, rows2);
+            t += count;
         }
     }
 }

@@ -150,6 +150,8 @@ public abstract class BackendConformance {
         "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
         // Rows of whole 512 values in groups of 32: the native group lanes (up to five tokens), then the batch kernel.
         "int8@32, 17, 2048, 5, int8", "int8@32, 9, 512, 6, int8", "int4@32, 9, 1536, 1, int8",
+        // INT8 rows of 4096 values or more: natively two blocks of eight rows at a time, a last block alone.
+        "int8@32, 17, 4096, 1, int8", "int8@32, 32, 4608, 2, int8",
         "int4@32, 3, 512, 4, int8", "int4@32, 10, 1024, 7, int8", "int4-asym@32, 9, 1024, 3, int8",
         // One token over bit planes by whole 256-value blocks: rows of one group with a tail past the last block,
         // groups of 32 with and without blocks to spare, long groups ending inside a block.
