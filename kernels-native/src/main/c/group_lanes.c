@@ -246,24 +246,19 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
 
 static void block_rows_any(const uint8_t *block, int32_t encoding, int64_t k, const int8_t *qp,
                            const int32_t *qsums, float xscale, float *y, int rows, int count, int rows2) {
-    switch (encoding * 2 + count - 1) { /* constant encodings and counts for each inlined copy */
-        case BP_INT8 * 2:
-            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 1, 0);
+    switch (encoding) { /* a constant encoding (and count) for each inlined copy; only INT8 goes in pairs */
+        case BP_INT8:
+            if (count == 2) {
+                block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 2, rows2);
+            } else {
+                block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 1, 0);
+            }
             break;
-        case BP_INT8 * 2 + 1:
-            block_rows(block, BP_INT8, k, qp, qsums, xscale, y, rows, 2, rows2);
-            break;
-        case BP_INT4 * 2:
+        case BP_INT4:
             block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows, 1, 0);
             break;
-        case BP_INT4 * 2 + 1:
-            block_rows(block, BP_INT4, k, qp, qsums, xscale, y, rows, 2, rows2);
-            break;
-        case BP_INT4_ASYM * 2:
-            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows, 1, 0);
-            break;
         default:
-            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows, 2, rows2);
+            block_rows(block, BP_INT4_ASYM, k, qp, qsums, xscale, y, rows, 1, 0);
             break;
     }
 }
