@@ -954,9 +954,9 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
  * Where packed_rows_one_group's sets of sums read a row in parts, each set its own (PACKED_SETS streams a row),
  * rather than neighbouring blocks: rows of at least this many steps (PACKED_SETS blocks of 64 bytes a step; 8 is
  * 1 KB a row). `bitplane bench --backend native --encodings ternary --activations int8 --layout packed` on the Intel
- * Xeon, alternated twice, G weights/s: 14336x4096 99-101 -> 120-122, 4096x14336 103-107 -> 108-114, 2048x5632
- * 93-95 -> 93-96; at 5632x2048 (512-byte rows, parts 256 bytes apart) parts read 82-84 against 91, so shorter rows
- * keep neighbouring blocks.
+ * Xeon, alternated two to four times, G weights/s: 14336x4096 99-103 -> 120-122, 4096x14336 102-105 -> 107-114,
+ * 2048x5632 93-95 -> 93-96; at 5632x2048 (512-byte rows, parts 256 bytes apart) parts read 82-84 against 91, so
+ * shorter rows keep neighbouring blocks.
  */
 #define PACKED_PART_MIN_STEPS 8
 
