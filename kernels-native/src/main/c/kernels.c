@@ -956,7 +956,7 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
  * 1 KB a row). `bitplane bench --backend native --encodings ternary --activations int8 --layout packed` on the Intel
  * Xeon, alternated two to four times, G weights/s: 14336x4096 99-103 -> 120-122, 4096x14336 102-105 -> 107-114,
  * 2048x5632 93-95 -> 93-96; at 5632x2048 (512-byte rows, parts 256 bytes apart) parts read 82-84 against 91, so
- * shorter rows keep neighbouring blocks.
+ * shorter rows go two rows at a time (packed_row_pairs), or, ending in half a block, keep neighbouring blocks.
  */
 #define PACKED_PART_MIN_STEPS 8
 
@@ -975,6 +975,48 @@ ALWAYS_INLINE void packed_block_vnni(__m512i block, const int8_t *qa, int b, __m
 }
 #endif
 
+#ifdef BP_VNNI
+/*
+ * packed_rows_one_group's rows shorter than PACKED_PART_MIN_STEPS steps, of whole 64-byte blocks: rows j and j +
+ * ROW_BLOCK / 2 side by side, each into its own sums (two streams a thread, and each load of q serves both rows),
+ * their sums into partial[j] and partial[j + ROW_BLOCK / 2]. `bitplane bench --backend native --encodings ternary
+ * --activations int8 --layout packed` on the Intel Xeon, alternated four times: 5632x2048 (512-byte rows)
+ * 80.0-81.5 -> 90.3-94.5 G weights/s. The 418M ternary model, whose products are mostly such rows, within the noise
+ * (`bench --backend native --model`, eight rounds: 167-199 against 178-210 tokens/s). On the AMD EPYC rows side by
+ * side had read slower from DRAM (141-184 against 179-199), so that machine is not measured with this.
+ */
+ALWAYS_INLINE void packed_row_pairs(const uint8_t *rows, int64_t stride, int64_t k, const int8_t *qp, int32_t kind,
+                                    __m256i partial[ROW_BLOCK]) {
+    const int b = packed_bits(kind);
+    const int64_t v = 32 * (8 / b);
+    const int64_t blocks = k / (2 * v);
+    for (int j = 0; j < ROW_BLOCK / 2; j++) {
+        const uint8_t *row[2] = {rows + j * stride, rows + (j + ROW_BLOCK / 2) * stride};
+        __m512i acc[2][4];
+        for (int a = 0; a < 2; a++) {
+            for (int s = 0; s < 4; s++) {
+                acc[a][s] = _mm512_setzero_si512();
+            }
+        }
+        for (int64_t i = 0; i < blocks; i++) {
+#pragma GCC unroll 2
+            for (int a = 0; a < 2; a++) {
+                _mm_prefetch((const char *) (row[a] + 64 * i + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch((const char *) (row[a] + 64 * i + L2_PREFETCH_BYTES), _MM_HINT_T2);
+                packed_block_vnni(_mm512_loadu_si512(row[a] + 64 * i), qp + 2 * v * i, b, acc[a]);
+            }
+        }
+        for (int a = 0; a < 2; a++) {
+            __m512i sum = _mm512_setzero_si512();
+            for (int s = 0; s < 8 / b; s++) {
+                sum = _mm512_add_epi32(sum, _mm512_srai_epi32(acc[a][s], s * b));
+            }
+            partial[j + a * ROW_BLOCK / 2] = fold256(sum);
+        }
+    }
+}
+#endif
+
 /*
  * One token over ROW_BLOCK packed rows of one group each (a scale per row, as BitNet-style ternary models have;
  * k a multiple of the block): the rows' sums are reduced together and their outputs formed eight at a time, with
@@ -988,6 +1030,15 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
                                          int32_t qsum, const uint8_t *scales_f16, const uint8_t *mins_f16,
                                          float xscale, float *y, int32_t kind) {
     __m256i partial[ROW_BLOCK];
+#ifdef BP_VNNI
+    const int64_t whole = k / (64 * (8 / packed_bits(kind))); /* 64-byte blocks a row */
+    if (k % (64 * (8 / packed_bits(kind))) == 0 && whole / PACKED_SETS < PACKED_PART_MIN_STEPS) {
+        packed_row_pairs(rows, stride, k, qp, kind, partial);
+        store_one_group_rows(_mm256_sub_epi32(reduce8x8(partial), _mm256_set1_epi32(packed_offset(kind) * qsum)),
+                             scales_f16, mins_f16, qsum, xscale, y);
+        return;
+    }
+#endif
     for (int j = 0; j < ROW_BLOCK; j++) {
 #ifdef BP_VNNI
         const int b = packed_bits(kind);
