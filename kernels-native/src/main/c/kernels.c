@@ -983,7 +983,7 @@ ALWAYS_INLINE void packed_block_vnni(__m512i block, const int8_t *qa, int b, __m
  * --activations int8 --layout packed` on the Intel Xeon, alternated four times: 5632x2048 (512-byte rows)
  * 80.0-81.5 -> 90.3-94.5 G weights/s. The 418M ternary model, whose products are mostly such rows, within the noise
  * (`bench --backend native --model`, eight rounds: 167-199 against 178-210 tokens/s). On the AMD EPYC rows side by
- * side had read slower from DRAM (141-184 against 179-199), so that machine is not measured with this.
+ * side had read slower from DRAM (141-184 against 179-199); not measured there since.
  */
 ALWAYS_INLINE void packed_row_pairs(const uint8_t *rows, int64_t stride, int64_t k, const int8_t *qp, int32_t kind,
                                     __m256i partial[ROW_BLOCK]) {
