@@ -1030,20 +1030,28 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
                                          int32_t qsum, const uint8_t *scales_f16, const uint8_t *mins_f16,
                                          float xscale, float *y, int32_t kind) {
     __m256i partial[ROW_BLOCK];
+    int rows_alone = ROW_BLOCK; /* rows summed one at a time below (none where packed_row_pairs sums them all) */
 #ifdef BP_VNNI
-    const int64_t whole = k / (64 * (8 / packed_bits(kind))); /* 64-byte blocks a row */
-    if (k % (64 * (8 / packed_bits(kind))) == 0 && whole / PACKED_SETS < PACKED_PART_MIN_STEPS) {
+    const int b = packed_bits(kind);
+    const int per_block = 8 / b;
+    const int64_t v = 32 * per_block;
+    /* Each row: PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums: set a's from part a of
+       the row (blocks a x steps onwards) in rows of PACKED_PART_MIN_STEPS steps or more, else neighbouring blocks;
+       then the block left, then the row's last 32-byte block if their count is odd. One loop without a test
+       inside, where loading one or two halves in the loop had cost a branch and a jump each step (one token of
+       2048 x 5632 ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188).
+       Shorter rows of whole blocks go two rows at a time instead (packed_row_pairs). */
+    const int64_t steps = k / (2 * v) / PACKED_SETS;
+    const int parts = steps >= PACKED_PART_MIN_STEPS;
+    const int64_t gap = parts ? steps : 1;          /* blocks from one set's block to the next set's */
+    const int64_t step = parts ? 1 : PACKED_SETS;   /* blocks a step advances */
+    if (!parts && k % (2 * v) == 0) {
         packed_row_pairs(rows, stride, k, qp, kind, partial);
-        store_one_group_rows(_mm256_sub_epi32(reduce8x8(partial), _mm256_set1_epi32(packed_offset(kind) * qsum)),
-                             scales_f16, mins_f16, qsum, xscale, y);
-        return;
+        rows_alone = 0;
     }
 #endif
-    for (int j = 0; j < ROW_BLOCK; j++) {
+    for (int j = 0; j < rows_alone; j++) {
 #ifdef BP_VNNI
-        const int b = packed_bits(kind);
-        const int per_block = 8 / b;
-        const int64_t v = 32 * per_block;
         const uint8_t *at = rows + j * stride;
         const int8_t *qa = qp;
         const uint8_t *whole_end = at + k / (2 * v) * 64; /* past the row's whole 64-byte blocks */
@@ -1053,15 +1061,6 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
                 acc[a][s] = _mm512_setzero_si512();
             }
         }
-        /* PACKED_SETS whole 64-byte blocks (two of 32) a step, each into its own sums: set a's from part a of the
-           row (blocks a x steps onwards) in rows of PACKED_PART_MIN_STEPS steps or more, else neighbouring blocks;
-           then the block left, then the row's last 32-byte block if their count is odd. One loop without a test
-           inside, where loading one or two halves in the loop had cost a branch and a jump each step (one token of
-           2048 x 5632 ternary from L2, one thread: 123 -> 151 G weights/s; with dpbusd512's sums in place, 188). */
-        const int64_t steps = k / (2 * v) / PACKED_SETS;
-        const int parts = steps >= PACKED_PART_MIN_STEPS;
-        const int64_t gap = parts ? steps : 1;          /* blocks from one set's block to the next set's */
-        const int64_t step = parts ? 1 : PACKED_SETS;   /* blocks a step advances */
         for (int64_t i = 0; i < steps; i++, at += 64 * step, qa += 2 * v * step) {
 #pragma GCC unroll 4
             for (int a = 0; a < PACKED_SETS; a++) {
