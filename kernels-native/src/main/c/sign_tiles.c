@@ -24,7 +24,8 @@
  * the first table and the word shifted down by 5 the second, with no mask; vpermt2w indexes the 64 of the third
  * (two registers) by the word shifted down by 10. acc_j = X - 2 S_j (code = 1 - 2 bit, X the token's sum of codes),
  * and y_j = (0f + (s_j acc_j + 0f)) xscale, the Java reference's float steps, so the result is the reference's bit
- * for bit. int16 sums stay exact over runs of 16 chunks (at most 16 x 127 a chunk in either sum: 32512), then widen.
+ * for bit. int16 sums stay exact over runs of 16 chunks (at most 16 x 127 a chunk in both sums together: 32512),
+ * then widen.
  * Eight tiles go side by side, sharing each table load. A C probe of this loop alone (4096 x 14336, 35 copies, two
  * threads): 506-563 G weights/s, where four lookups of nibbles (each masked) a chunk ran 223-231, and the same
  * three lookups four tiles at a time 388-440 (prefetching 1-2 KB ahead: 4 KB ran 437). Through the backend (40
@@ -45,7 +46,9 @@
 #define CHUNK_BYTES (2 * TILE_ROWS)
 /* int16 elements of a chunk's three tables. */
 #define CHUNK_TABLE 128
-/* Chunks per int16 run: a chunk adds at most 16 x 127 to a sum, which stays within 32767 for 16 chunks. */
+/* Chunks per int16 run: a chunk adds at most 16 x 127 to its two sums together, which stay within 32767 for 16
+   chunks, so a run's two sums are added in int16 and widened once (from L2, a C probe of this loop on two threads,
+   1024 x 14336 alternated five times: 413-433 -> 430-444 G weights/s; from DRAM within the noise). */
 #define RUN_CHUNKS 16
 /* Tiles in flight (see above), a group's; a range's last tiles go four, two and one at a time. */
 #define TILES_AT_ONCE 8
@@ -283,11 +286,10 @@ ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, c
                 s0[i] = _mm512_add_epi16(s0[i], _mm512_permutex2var_epi16(t2, _mm512_srli_epi16(w, 10), t3));
             }
         }
-        for (int i = 0; i < count; i++) {
-            even[i] = _mm512_add_epi32(even[i], _mm512_srai_epi32(_mm512_slli_epi32(s0[i], 16), 16));
-            even[i] = _mm512_add_epi32(even[i], _mm512_srai_epi32(_mm512_slli_epi32(s1[i], 16), 16));
-            odd[i] = _mm512_add_epi32(odd[i], _mm512_srai_epi32(s0[i], 16));
-            odd[i] = _mm512_add_epi32(odd[i], _mm512_srai_epi32(s1[i], 16));
+        for (int i = 0; i < count; i++) { /* their total stays within int16 (RUN_CHUNKS): widened once */
+            __m512i s = _mm512_add_epi16(s0[i], s1[i]);
+            even[i] = _mm512_add_epi32(even[i], _mm512_srai_epi32(_mm512_slli_epi32(s, 16), 16));
+            odd[i] = _mm512_add_epi32(odd[i], _mm512_srai_epi32(s, 16));
         }
     }
     for (int i = 0; i < count; i++) {
