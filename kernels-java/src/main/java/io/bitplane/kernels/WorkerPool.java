@@ -165,6 +165,10 @@ public final class WorkerPool implements AutoCloseable {
         public int rows() {
             return rows;
         }
+
+        public int unitRows() {
+            return unitRows;
+        }
     }
 
     /** The parts of the job {@link #runParts} is running, read by {@link #partsSlice} on every thread. */

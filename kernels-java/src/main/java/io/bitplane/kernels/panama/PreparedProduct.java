@@ -53,6 +53,30 @@ final class PreparedProduct implements WorkerPool.RangeTask {
         kernel.run(this, from, to);
     }
 
+    /**
+     * Makes this product {@code like}'s kernel and inputs over other weights {@code w} of the same kind and width
+     * (whose bytes as uploaded are {@code data}), writing {@code y}: a job's products of one input share what the
+     * first one's preparation made of it.
+     */
+    void shareInputs(PreparedProduct like, Weights w, MemorySegment data, float[] y) {
+        kernel = like.kernel;
+        spec = w.spec();
+        weights = w;
+        this.data = data;
+        x = like.x;
+        this.y = y;
+        batch = like.batch;
+        shorts = like.shorts;
+        ints = like.ints;
+        floats = like.floats;
+        bytes = like.bytes;
+        longs = like.longs;
+        intSums = like.intSums;
+        floatSums = like.floatSums;
+        scales = like.scales;
+        units(like.part.unitRows());
+    }
+
     /** Sets the product's part: {@code unitRows} rows a unit. */
     void units(int unitRows) {
         part.set((int) spec.rows(), unitRows, this);
