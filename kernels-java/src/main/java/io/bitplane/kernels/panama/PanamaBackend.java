@@ -25,6 +25,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The Java backend: Panama Vector API kernels where they exist (F32, F16 and BF16; INT8 with F32 or INT8 activations;
@@ -259,12 +260,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     /**
      * Products of one input as one job where every product prepares the same inputs (the same kind of weights,
-     * encoding, group, layout and activations: the calling thread's quantized codes and tables are then the same
-     * for all); else one by one. A small product alone is mostly the threads' start: in the 418M ternary model's
-     * decode, q, k and v one by one read 17 GB/s where the output projection, as large as q, read 25. Over tiles,
-     * whose preparation reads nothing of a tensor but its width and kind, the first product's inputs serve the
-     * others: each had quantized the input and built its tables again, into the same arrays (about 4 microseconds
-     * a product at 2048 values, on the calling thread while the others wait).
+     * encoding, group, layout and activations: the calling thread's quantized codes, and any tables, are then the
+     * same for all); else one by one. A small product alone is mostly the threads' start: in the 418M ternary
+     * model's decode, q, k and v one by one read 17 GB/s where the output projection, as large as q, read 25. Over
+     * tiles, whose preparation reads nothing of a tensor but its width and kind, the first product's inputs serve
+     * the others: each had quantized the input and built its tables again, into the same arrays (about 4
+     * microseconds a product at 2048 values, on the calling thread while the others waited).
      */
     @Override
     public void matmuls(Weights[] ws, Buffer xb, Buffer[] ybs, int batch) {
@@ -476,7 +477,6 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                 r0, r1);
     }
 
-    private static final ThreadLocal<short[][]> TILE_TABLES = ThreadLocal.withInitial(() -> new short[1][0]);
     private static final ThreadLocal<short[][]> TILE_CODES = ThreadLocal.withInitial(() -> new short[1][0]);
 
     /** The calling thread's array in {@code holder}, grown to at least {@code length}. */
@@ -541,18 +541,40 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         void build(TensorSpec spec, short[] q, int q0, short[] tables, int t0);
     }
 
+    /** The lookup tables a thread last built ({@link #ownTables}, {@link #ownFloatTables}), and for which jobs. */
+    private static final class OwnTables {
+        long job = -1;
+        short[] tables = new short[0];
+        long floatJob = -1;
+        int[] floatTables = new int[0];
+    }
+
+    private static final ThreadLocal<OwnTables> OWN_TABLES = ThreadLocal.withInitial(OwnTables::new);
+    /** Numbers the prepared jobs, so that a thread knows whether its tables are the job's. */
+    private static final AtomicLong JOBS = new AtomicLong();
+
     /**
-     * Every token's lookup tables ({@code stride} entries each, by {@code builder}, a static method reference that
-     * captures nothing), built on the calling thread (the tiles are then split, the tables shared).
+     * Every token's lookup tables of product {@code p} ({@code stride} entries each, by {@code builder}, a static
+     * method reference that captures nothing) from its codes ({@code p.shorts}, the calling thread's), built by the
+     * thread that runs a range of it into that thread's own array, once a job (the products of one input share
+     * one). Built once on the calling thread and shared, the tables (43 KB for 2048 values of base-3 tables, 118 KB
+     * for 5632) moved from that core to the other on every product: JMH from the caches, ternary 512x2048, one
+     * thread 13.2 microseconds a product, two 20.3; each thread's own, as the native backend builds them: see
+     * docs/PERFORMANCE.md, "Tables built by each thread".
      */
-    private static short[] lookupTables(TensorSpec spec, Int8Activations a, int batch, int stride,
-                                        TableBuilder builder) {
-        int k = (int) spec.cols();
-        short[] tables = threadArray(TILE_TABLES, batch * stride);
-        for (int t = 0; t < batch; t++) {
-            builder.build(spec, a.q16, t * k, tables, t * stride);
+    private static short[] ownTables(PreparedProduct p, int stride, TableBuilder builder) {
+        OwnTables own = OWN_TABLES.get();
+        if (own.job != p.job) {
+            int k = (int) p.spec.cols();
+            if (own.tables.length < p.batch * stride) {
+                own.tables = new short[p.batch * stride];
+            }
+            for (int t = 0; t < p.batch; t++) {
+                builder.build(p.spec, p.shorts, t * k, own.tables, t * stride);
+            }
+            own.job = p.job;
         }
-        return tables;
+        return own.tables;
     }
 
     /**
@@ -665,27 +687,35 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                 q.intSums, q.scales, q.y, q.batch, t0, t1);
     }
 
-    /** F32 activations on INT4 tiles: every token's float tables and group sums of activations, then the tiles. */
+    /** F32 activations on INT4 tiles: every token's group sums of activations; each thread builds the tables. */
     private static void int4TileTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
-        p.ints = floatTables(spec, p.x, p.batch);
         p.floatSums = activationSums(p.x, p.batch, (int) spec.cols(), (int) spec.effectiveGroupSize());
-        p.kernel = (q, t0, t1) -> Int4TileMatmul.tilesF32(q.spec, ((Int4Tiles) q.weights).tiles(), q.ints,
+        p.job = JOBS.incrementAndGet();
+        p.kernel = (q, t0, t1) -> Int4TileMatmul.tilesF32(q.spec, ((Int4Tiles) q.weights).tiles(), ownFloatTables(q),
                 q.floatSums, q.y, q.batch, t0, t1);
     }
 
-    private static final ThreadLocal<int[][]> FLOAT_TABLES = ThreadLocal.withInitial(() -> new int[1][0]);
     private static final ThreadLocal<float[][]> X_SUMS = ThreadLocal.withInitial(() -> new float[1][0]);
 
-    /** Every token's float tables, built on the calling thread (the tiles are then split, the tables shared). */
-    private static int[] floatTables(TensorSpec spec, float[] x, int batch) {
-        int k = (int) spec.cols();
-        int stride = LookupTables.floatTableLength(spec);
-        int[] tables = threadInts(FLOAT_TABLES, batch * stride);
-        for (int t = 0; t < batch; t++) {
-            LookupTables.buildFloatTables(spec, x, t * k, tables, t * stride);
+    /**
+     * Every token's float tables of product {@code p} from its activations ({@code p.x}, the calling thread's),
+     * built by each thread that runs a range of it, once a job, as {@link #ownTables} builds the INT8 ones.
+     */
+    private static int[] ownFloatTables(PreparedProduct p) {
+        OwnTables own = OWN_TABLES.get();
+        if (own.floatJob != p.job) {
+            int k = (int) p.spec.cols();
+            int stride = LookupTables.floatTableLength(p.spec);
+            if (own.floatTables.length < p.batch * stride) {
+                own.floatTables = new int[p.batch * stride];
+            }
+            for (int t = 0; t < p.batch; t++) {
+                LookupTables.buildFloatTables(p.spec, p.x, t * k, own.floatTables, t * stride);
+            }
+            own.floatJob = p.job;
         }
-        return tables;
+        return own.floatTables;
     }
 
     /**
@@ -707,25 +737,27 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         return sums;
     }
 
-    /** F32 activations: float tables on the calling thread, and for BINARY each token's sum X (acc = X - 2 S). */
+    /** F32 activations: for BINARY each token's sum X (acc = X - 2 S); each thread builds the float tables. */
     private static void floatSignTileTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int k = (int) spec.cols();
-        p.ints = floatTables(spec, p.x, p.batch);
         p.floatSums = spec.encoding() == Encoding.BINARY ? activationSums(p.x, p.batch, k, k) : null;
-        p.kernel = (q, t0, t1) -> SignTileMatmul.tilesF32(q.spec, q.data, ((SignTiles) q.weights).tiles(), q.ints,
-                q.floatSums, q.y, q.batch, t0, t1);
+        p.job = JOBS.incrementAndGet();
+        p.kernel = (q, t0, t1) -> SignTileMatmul.tilesF32(q.spec, q.data, ((SignTiles) q.weights).tiles(),
+                ownFloatTables(q), q.floatSums, q.y, q.batch, t0, t1);
     }
 
-    /** Every token's base-3 tables on the calling thread (the tiles are then split, the tables shared). */
+    /** Every token's codes on the calling thread; each thread that runs tiles builds its own tables from them. */
     private static void base3TileTask(PreparedProduct p) {
         TensorSpec spec = p.spec;
         int k = (int) spec.cols();
         Int8Activations a = quantize(p.x, p.batch, k);
-        p.shorts = lookupTables(spec, a, p.batch, Base3TileMatmul.tableLength(spec), Base3TileMatmul::buildTables);
+        p.shorts = a.q16;
         p.scales = a.scales;
-        p.kernel = (q, t0, t1) -> Base3TileMatmul.tiles(q.spec, q.data, ((Base3Tiles) q.weights).tiles(), q.shorts,
-                q.scales, q.y, q.batch, t0, t1);
+        p.job = JOBS.incrementAndGet();
+        p.kernel = (q, t0, t1) -> Base3TileMatmul.tiles(q.spec, q.data, ((Base3Tiles) q.weights).tiles(),
+                ownTables(q, Base3TileMatmul.tableLength(q.spec), Base3TileMatmul::buildTables), q.scales, q.y,
+                q.batch, t0, t1);
     }
 
     private static void signTileTask(PreparedProduct p) {
@@ -737,15 +769,17 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
             return;
         }
         Int8Activations a = quantize(p.x, batch, k);
-        p.shorts = lookupTables(spec, a, batch, LookupTables.tableLength(spec), LookupTables::buildTables);
+        p.shorts = a.q16; // each thread that runs tiles builds its own tables from the codes (ownTables)
         // BINARY: acc = X - 2 S, X the token's sum of codes per group
         p.intSums = spec.encoding() == Encoding.BINARY
                 ? codeSums(a, batch, k, (int) spec.effectiveGroupSize()) : null;
         p.scales = a.scales;
+        p.job = JOBS.incrementAndGet();
         p.kernel = (q, t0, t1) -> {
             SignTiles t = (SignTiles) q.weights;
-            SignTileMatmul.tiles(q.spec, q.data, t.tiles(), t.groupScales(), q.shorts, q.intSums, q.scales, q.y,
-                    q.batch, t0, t1);
+            SignTileMatmul.tiles(q.spec, q.data, t.tiles(), t.groupScales(),
+                    ownTables(q, LookupTables.tableLength(q.spec), LookupTables::buildTables), q.intSums, q.scales,
+                    q.y, q.batch, t0, t1);
         };
     }
 

@@ -8,7 +8,9 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * One matrix product's arguments as its kernel reads them: prepared on the calling thread (activations quantized,
- * tables built into that thread's arrays), then read by every thread that runs a range of the product's units.
+ * tables built into that thread's arrays), then read by every thread that runs a range of the product's units;
+ * the lookup tables of the tiles, larger than the codes or activations they come from, each such thread builds
+ * for itself (PanamaBackend#ownTables).
  * <p>
  * Each calling thread fills its own of these ({@link #forThread}) call after call, and each kernel is a lambda
  * that captures nothing (one object for all calls), so a steady-state product allocates nothing. Before, every
@@ -47,6 +49,8 @@ final class PreparedProduct implements WorkerPool.RangeTask {
     float[] floatSums;
     /** Each token's activation scale (INT8 and binary activations). */
     float[] scales;
+    /** The job this product's inputs were prepared for: a thread builds its own tables once a job. */
+    long job;
 
     @Override
     public void run(int from, int to) {
@@ -74,6 +78,7 @@ final class PreparedProduct implements WorkerPool.RangeTask {
         intSums = like.intSums;
         floatSums = like.floatSums;
         scales = like.scales;
+        job = like.job;
         units(like.part.unitRows());
     }
 
