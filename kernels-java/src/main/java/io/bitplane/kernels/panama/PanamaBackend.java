@@ -22,10 +22,12 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.reflect.Array;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
 
 /**
  * The Java backend: Panama Vector API kernels where they exist (F32, F16 and BF16; INT8 with F32 or INT8 activations;
@@ -535,46 +537,49 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
                 q.y, q.batch, t0, t1);
     }
 
-    /** One token's int16 tables from its codes q[q0 .. q0 + K) into tables[t0 ..]: a tile kernel's builder. */
+    /**
+     * One token's lookup tables from its codes or activations {@code input[at .. at + K)} into {@code tables[t0 ..]}:
+     * a tile kernel's builder (a static method reference, which captures nothing).
+     */
     @FunctionalInterface
-    private interface TableBuilder {
-        void build(TensorSpec spec, short[] q, int q0, short[] tables, int t0);
+    private interface TableBuilder<I, A> {
+        void build(TensorSpec spec, I input, int at, A tables, int t0);
     }
 
-    /** The lookup tables a thread last built ({@link #ownTables}, {@link #ownFloatTables}), and for which jobs. */
-    private static final class OwnTables {
+    /** The lookup tables of one kind a thread last built ({@link #ownTables}), and for which job. */
+    private static final class OwnTables<A> {
         long job = -1;
-        short[] tables = new short[0];
-        long floatJob = -1;
-        int[] floatTables = new int[0];
+        A tables;
     }
 
-    private static final ThreadLocal<OwnTables> OWN_TABLES = ThreadLocal.withInitial(OwnTables::new);
+    private static final ThreadLocal<OwnTables<short[]>> OWN_TABLES = ThreadLocal.withInitial(OwnTables::new);
+    private static final ThreadLocal<OwnTables<int[]>> OWN_FLOAT_TABLES = ThreadLocal.withInitial(OwnTables::new);
     /** Numbers the prepared jobs, so that a thread knows whether its tables are the job's. */
     private static final AtomicLong JOBS = new AtomicLong();
 
     /**
-     * Every token's lookup tables of product {@code p} ({@code stride} entries each, by {@code builder}, a static
-     * method reference that captures nothing) from its codes ({@code p.shorts}, the calling thread's), built by the
-     * thread that runs a range of it into that thread's own array, once a job (the products of one input share
+     * Every token's lookup tables of product {@code p} ({@code stride} entries each, by {@code builder}) from its
+     * codes or activations {@code input} (the calling thread's), built by the thread that runs a range of it into
+     * that thread's own array in {@code own} (made by {@code allocate}), once a job (the products of one input share
      * one). Built once on the calling thread and shared, the tables (43 KB for 2048 values of base-3 tables, 118 KB
      * for 5632) moved from that core to the other on every product: JMH from the caches, ternary 512x2048, one
      * thread 13.2 microseconds a product, two 20.3; each thread's own, as the native backend builds them: see
      * docs/PERFORMANCE.md, "Tables built by each thread".
      */
-    private static short[] ownTables(PreparedProduct p, int stride, TableBuilder builder) {
-        OwnTables own = OWN_TABLES.get();
-        if (own.job != p.job) {
+    private static <I, A> A ownTables(ThreadLocal<OwnTables<A>> own, PreparedProduct p, I input, int stride,
+                                      IntFunction<A> allocate, TableBuilder<I, A> builder) {
+        OwnTables<A> mine = own.get();
+        if (mine.job != p.job) {
             int k = (int) p.spec.cols();
-            if (own.tables.length < p.batch * stride) {
-                own.tables = new short[p.batch * stride];
+            if (mine.tables == null || Array.getLength(mine.tables) < p.batch * stride) {
+                mine.tables = allocate.apply(p.batch * stride);
             }
             for (int t = 0; t < p.batch; t++) {
-                builder.build(p.spec, p.shorts, t * k, own.tables, t * stride);
+                builder.build(p.spec, input, t * k, mine.tables, t * stride);
             }
-            own.job = p.job;
+            mine.job = p.job;
         }
-        return own.tables;
+        return mine.tables;
     }
 
     /**
@@ -692,31 +697,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         TensorSpec spec = p.spec;
         p.floatSums = activationSums(p.x, p.batch, (int) spec.cols(), (int) spec.effectiveGroupSize());
         p.job = JOBS.incrementAndGet();
-        p.kernel = (q, t0, t1) -> Int4TileMatmul.tilesF32(q.spec, ((Int4Tiles) q.weights).tiles(), ownFloatTables(q),
-                q.floatSums, q.y, q.batch, t0, t1);
+        p.kernel = (q, t0, t1) -> Int4TileMatmul.tilesF32(q.spec, ((Int4Tiles) q.weights).tiles(),
+                ownTables(OWN_FLOAT_TABLES, q, q.x, LookupTables.floatTableLength(q.spec), int[]::new,
+                        LookupTables::buildFloatTables), q.floatSums, q.y, q.batch, t0, t1);
     }
 
     private static final ThreadLocal<float[][]> X_SUMS = ThreadLocal.withInitial(() -> new float[1][0]);
-
-    /**
-     * Every token's float tables of product {@code p} from its activations ({@code p.x}, the calling thread's),
-     * built by each thread that runs a range of it, once a job, as {@link #ownTables} builds the INT8 ones.
-     */
-    private static int[] ownFloatTables(PreparedProduct p) {
-        OwnTables own = OWN_TABLES.get();
-        if (own.floatJob != p.job) {
-            int k = (int) p.spec.cols();
-            int stride = LookupTables.floatTableLength(p.spec);
-            if (own.floatTables.length < p.batch * stride) {
-                own.floatTables = new int[p.batch * stride];
-            }
-            for (int t = 0; t < p.batch; t++) {
-                LookupTables.buildFloatTables(p.spec, p.x, t * k, own.floatTables, t * stride);
-            }
-            own.floatJob = p.job;
-        }
-        return own.floatTables;
-    }
 
     /**
      * As {@link #codeSums}, for F32 activations: every token's sums over groups of {@code group} values (the last
@@ -744,7 +730,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.floatSums = spec.encoding() == Encoding.BINARY ? activationSums(p.x, p.batch, k, k) : null;
         p.job = JOBS.incrementAndGet();
         p.kernel = (q, t0, t1) -> SignTileMatmul.tilesF32(q.spec, q.data, ((SignTiles) q.weights).tiles(),
-                ownFloatTables(q), q.floatSums, q.y, q.batch, t0, t1);
+                ownTables(OWN_FLOAT_TABLES, q, q.x, LookupTables.floatTableLength(q.spec), int[]::new,
+                        LookupTables::buildFloatTables), q.floatSums, q.y, q.batch, t0, t1);
     }
 
     /** Every token's codes on the calling thread; each thread that runs tiles builds its own tables from them. */
@@ -756,8 +743,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.scales = a.scales;
         p.job = JOBS.incrementAndGet();
         p.kernel = (q, t0, t1) -> Base3TileMatmul.tiles(q.spec, q.data, ((Base3Tiles) q.weights).tiles(),
-                ownTables(q, Base3TileMatmul.tableLength(q.spec), Base3TileMatmul::buildTables), q.scales, q.y,
-                q.batch, t0, t1);
+                ownTables(OWN_TABLES, q, q.shorts, Base3TileMatmul.tableLength(q.spec), short[]::new,
+                        Base3TileMatmul::buildTables), q.scales, q.y, q.batch, t0, t1);
     }
 
     private static void signTileTask(PreparedProduct p) {
@@ -778,8 +765,8 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         p.kernel = (q, t0, t1) -> {
             SignTiles t = (SignTiles) q.weights;
             SignTileMatmul.tiles(q.spec, q.data, t.tiles(), t.groupScales(),
-                    ownTables(q, LookupTables.tableLength(q.spec), LookupTables::buildTables), q.intSums, q.scales,
-                    q.y, q.batch, t0, t1);
+                    ownTables(OWN_TABLES, q, q.shorts, LookupTables.tableLength(q.spec), short[]::new,
+                            LookupTables::buildTables), q.intSums, q.scales, q.y, q.batch, t0, t1);
         };
     }
 
