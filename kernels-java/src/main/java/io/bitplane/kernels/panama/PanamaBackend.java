@@ -22,8 +22,8 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.reflect.Array;
 import java.lang.foreign.ValueLayout;
+import java.lang.reflect.Array;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
@@ -105,45 +105,52 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         this.lookupTiles = lookupTiles;
     }
 
+    /**
+     * Weights this backend repacked into tiles at upload (the records below): what their products prepare from an
+     * input depends on the tensor's kind and width only, never on its rows ({@link #matmuls}).
+     */
+    private interface TileWeights extends RepackedWeights {
+    }
+
     /** Ternary weights (INT8 activations, one scale a row) with their tiles for {@link Base3TileMatmul}. */
-    private record Base3Tiles(CpuWeights source, MemorySegment tiles) implements RepackedWeights {
+    private record Base3Tiles(CpuWeights source, MemorySegment tiles) implements TileWeights {
     }
 
     /** Ternary or binary weights with their tiles for {@link SignTileMatmul}, beside the file's bytes. */
     private record SignTiles(CpuWeights source, MemorySegment tiles, MemorySegment groupScales)
-            implements RepackedWeights {
+            implements TileWeights {
     }
 
     /** INT4 and INT4_ASYM weights (F32 activations) with their tiles for {@link Int4TileMatmul}, beside the file's
      * bytes. */
-    private record Int4Tiles(CpuWeights source, Int4TileMatmul.Tiles tiles) implements RepackedWeights {
+    private record Int4Tiles(CpuWeights source, Int4TileMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** INT8 weights with their tiles for {@link Int8TileMatmul}, beside the file's bytes. */
-    private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements RepackedWeights {
+    private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** BINARY weights with their tiles for {@link ByteTableMatmul}, beside the file's bytes. */
-    private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements RepackedWeights {
+    private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** BINARY, TERNARY, INT4 and INT4_ASYM weights with their tiles for {@link TripleTableMatmul} (F32 activations),
      * beside the file's bytes. */
-    private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements RepackedWeights {
+    private record TripleTiles(CpuWeights source, TripleTableMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** INT8 weights with their tiles for {@link Int8FloatTileMatmul} (F32 activations), beside the file's bytes. */
-    private record Int8FloatTiles(CpuWeights source, Int8FloatTileMatmul.Tiles tiles) implements RepackedWeights {
+    private record Int8FloatTiles(CpuWeights source, Int8FloatTileMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** INT4 and INT4_ASYM weights with their tiles for {@link NibbleFloatTileMatmul} (F32 activations, 128-bit
      * vectors), beside the file's bytes. */
-    private record NibbleFloatTiles(CpuWeights source, NibbleFloatTileMatmul.Tiles tiles) implements RepackedWeights {
+    private record NibbleFloatTiles(CpuWeights source, NibbleFloatTileMatmul.Tiles tiles) implements TileWeights {
     }
 
     /** INT4, INT4_ASYM and grouped TERNARY weights with their tiles for {@link NibbleTileMatmul} (and {@link
      * Int4BatchMatmul}), beside the file's bytes. */
-    private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements RepackedWeights {
+    private record NibbleTiles(CpuWeights source, NibbleTileMatmul.Tiles tiles) implements TileWeights {
     }
 
     @Override
@@ -289,7 +296,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         PreparedProduct.Set set = PreparedProduct.forThread(ws.length);
         try {
             for (int i = 0; i < ws.length; i++) {
-                if (i > 0 && ws[0] instanceof RepackedWeights) {
+                if (i > 0 && ws[0] instanceof TileWeights) {
                     set.products[i].shareInputs(set.products[0], ws[i], CpuWeights.of(ws[i]).data(),
                             ArrayBuffer.of(ybs[i]));
                 } else {
