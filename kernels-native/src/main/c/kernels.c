@@ -973,6 +973,15 @@ ALWAYS_INLINE void packed_block_vnni(__m512i block, const int8_t *qa, int b, __m
         acc[s] = dpbusd512(acc[s], _mm512_and_si512(block, in_place), _mm512_loadu_si512(qa + 64 * s));
     }
 }
+
+/* A row's sums of field x q from packed_block_vnni's (each field's shifted back down, exactly), folded to 8 lanes. */
+ALWAYS_INLINE __m256i packed_row_sum(const __m512i acc[4], int b) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int s = 0; s < 8 / b; s++) {
+        sum = _mm512_add_epi32(sum, _mm512_srai_epi32(acc[s], s * b));
+    }
+    return fold256(sum);
+}
 #endif
 
 #ifdef BP_VNNI
@@ -1006,13 +1015,8 @@ ALWAYS_INLINE void packed_row_pairs(const uint8_t *rows, int64_t stride, int64_t
                 packed_block_vnni(_mm512_loadu_si512(row[a] + 64 * i), qp + 2 * v * i, b, acc[a]);
             }
         }
-        for (int a = 0; a < 2; a++) {
-            __m512i sum = _mm512_setzero_si512();
-            for (int s = 0; s < 8 / b; s++) {
-                sum = _mm512_add_epi32(sum, _mm512_srai_epi32(acc[a][s], s * b));
-            }
-            partial[j + a * ROW_BLOCK / 2] = fold256(sum);
-        }
+        partial[j] = packed_row_sum(acc[0], b);
+        partial[j + ROW_BLOCK / 2] = packed_row_sum(acc[1], b);
     }
 }
 #endif
@@ -1078,15 +1082,12 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
         if (k % (2 * v) != 0) {
             packed_block_vnni(v_load_halves(at, 32, 0), qa, b, acc[0]);
         }
-        __m512i sum = _mm512_setzero_si512();
-        for (int s = 0; s < per_block; s++) {
-            __m512i field = acc[0][s];
-            for (int a = 1; a < PACKED_SETS; a++) {
-                field = _mm512_add_epi32(field, acc[a][s]);
+        for (int a = 1; a < PACKED_SETS; a++) { /* the sets' sums of each field together, then shifted down */
+            for (int s = 0; s < per_block; s++) {
+                acc[0][s] = _mm512_add_epi32(acc[0][s], acc[a][s]);
             }
-            sum = _mm512_add_epi32(sum, _mm512_srai_epi32(field, s * b));
         }
-        partial[j] = fold256(sum);
+        partial[j] = packed_row_sum(acc[0], b);
 #else
         vec acc[TOKEN_BLOCK];
         packed_span_tokens(rows + j * stride, qp, k, 0, k, acc, kind, 1);
