@@ -32,6 +32,12 @@ import java.nio.ByteOrder;
  *   value 2p times code q[2p] plus value 2p + 1 times q[2p + 1] in 16 bits (at most 2 x 128 x 127 = 32512), then
  *   into 32-bit sums, so acc_g is exact; then, as the oracle, in group order, sum = sum + (s_g acc_g + 0f), and
  *   y = sum x s_x.
+ * Into 32-bit sums without taking the 16-bit pairs apart: a 32-bit lane holds an even row's pair sum e (low half)
+ *   and the odd row's o (high half). With EVEN_BIAS added to e in 16 bits, the low half is e + 32768, from 0 to
+ *   65535, so the lane is exactly 65536 o + e + 32768; its arithmetic shift by 16 is o. Summed over the group's n
+ *   pairs, A = sum of lanes and O = sum of o give the even rows' sum E = A - 65536 O - 32768 n (modulo 2^32, and
+ *   exact since |E| < 2^31), the odd rows' O: per pair and tile a 16-bit add, a 32-bit add, a shift and an add,
+ *   where taking the pairs apart (shift left, shift right; shift right) and summing each took five operations.
  * </pre>
  * Groups must hold whole pairs (an even group size, or one group per row), so that no pair spans two groups.
  * The two values of a pair were once the two bytes of one 16-bit lane, taken apart by 16-bit shifts, for which C2
@@ -98,6 +104,12 @@ final class Int8TileMatmul {
         }
     }
 
+    /**
+     * Added to the 16-bit sum of each pair of an even row (the low half of a 32-bit lane), it keeps that half from 0
+     * to 65535, so that the 32-bit lane is that half plus 65536 times the odd row's sum, exactly; see {@link #tiles}.
+     */
+    private static final int EVEN_BIAS = 0x8000;
+
     /** Tiles summed in one pass over a token's codes (see {@link #tiles}). */
     private static final int TILES_PER_PASS = 4;
 
@@ -113,7 +125,12 @@ final class Int8TileMatmul {
      * output projection) 26-32 -> 29-37; AVX2 code 25-28 -> 30-32. Pairs -> fours (an Intel Xeon at 26-27 GB/s,
      * 4096x14336 cycled through 1 GB): 20.9-21.3 -> 22.8-23.0, AVX2 code level (20.8-20.9 against 20.0-21.7), from
      * the caches level. Written out tile by tile: with the products and terms in helper methods C2 did not inline
-     * them, and boxed vectors ran 14.1-14.6.
+     * them, and boxed vectors ran 14.1-14.6. The codes are broadcast once a pair, not in each multiply: with the
+     * EVEN_BIAS sums C2 otherwise reached NodeCountInliningCutoff before the last load of a pass and boxed it (the
+     * allocation tests caught it). Those sums (one operation fewer per tile and pair, see the class comment): JMH
+     * 256x4096 one thread from L2, 26,369-27,837 -> 28,216-29,287 calls/s; `bitplane bench` 4096x14336 from DRAM,
+     * six alternated runs, 23.2-24.4 -> 23.8-25.1 G weights/s. Interleaving a pass's four tiles pair by pair into
+     * one stream ran 17.8-18.6: four streams of weights in flight read DRAM faster than one.
      */
     static void tiles(TensorSpec spec, Tiles w, short[] q, float[] tokenScales, float[] y, int batch, int tile0,
                       int tile1) {
@@ -124,6 +141,7 @@ final class Int8TileMatmul {
         long tileBytes = (long) p * 2 * TILE_ROWS;
         long scaleBytes = (long) groups * TILE_ROWS * 4;
         float[] out = TILE_RESULTS.get();
+        ShortVector bias = IntVector.broadcast(I, EVEN_BIAS).reinterpretAsShorts();  // on the even rows' halves
         for (int tile = tile0; tile < tile1; tile += TILES_PER_PASS) {
             int count = Math.min(TILES_PER_PASS, tile1 - tile);
             long baseA = tile * tileBytes;
@@ -145,55 +163,61 @@ final class Int8TileMatmul {
                 FloatVector evenD = FloatVector.zero(F);
                 FloatVector oddD = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
-                    IntVector accEvenA = IntVector.zero(I);
-                    IntVector accOddA = IntVector.zero(I);
-                    IntVector accEvenB = IntVector.zero(I);
-                    IntVector accOddB = IntVector.zero(I);
-                    IntVector accEvenC = IntVector.zero(I);
-                    IntVector accOddC = IntVector.zero(I);
-                    IntVector accEvenD = IntVector.zero(I);
-                    IntVector accOddD = IntVector.zero(I);
                     int end = Math.min(p, (g + 1) * groupPairs);
+                    // Each pair's even-row sum carries EVEN_BIAS; the sums start with the opposite of their total.
+                    IntVector start = IntVector.broadcast(I, -EVEN_BIAS * (end - g * groupPairs));
+                    IntVector accA = start;
+                    IntVector accOddA = IntVector.zero(I);
+                    IntVector accB = start;
+                    IntVector accOddB = IntVector.zero(I);
+                    IntVector accC = start;
+                    IntVector accOddC = IntVector.zero(I);
+                    IntVector accD = start;
+                    IntVector accOddD = IntVector.zero(I);
                     for (int pair = g * groupPairs; pair < end; pair++) {
                         long at = (long) pair * 2 * TILE_ROWS;
-                        short q0 = q[qo + 2 * pair];
-                        short q1 = q[qo + 2 * pair + 1];
-                        IntVector productsA = widened(w.values(), baseA + at).mul(q0)
-                                .add(widened(w.values(), baseA + at + TILE_ROWS).mul(q1)).reinterpretAsInts();
-                        IntVector productsB = widened(w.values(), baseB + at).mul(q0)
-                                .add(widened(w.values(), baseB + at + TILE_ROWS).mul(q1)).reinterpretAsInts();
-                        IntVector productsC = widened(w.values(), baseC + at).mul(q0)
-                                .add(widened(w.values(), baseC + at + TILE_ROWS).mul(q1)).reinterpretAsInts();
-                        IntVector productsD = widened(w.values(), baseD + at).mul(q0)
-                                .add(widened(w.values(), baseD + at + TILE_ROWS).mul(q1)).reinterpretAsInts();
-                        accEvenA = accEvenA.add(productsA.lanewise(VectorOperators.LSHL, 16)
-                                .lanewise(VectorOperators.ASHR, 16));
-                        accOddA = accOddA.add(productsA.lanewise(VectorOperators.ASHR, 16));
-                        accEvenB = accEvenB.add(productsB.lanewise(VectorOperators.LSHL, 16)
-                                .lanewise(VectorOperators.ASHR, 16));
-                        accOddB = accOddB.add(productsB.lanewise(VectorOperators.ASHR, 16));
-                        accEvenC = accEvenC.add(productsC.lanewise(VectorOperators.LSHL, 16)
-                                .lanewise(VectorOperators.ASHR, 16));
-                        accOddC = accOddC.add(productsC.lanewise(VectorOperators.ASHR, 16));
-                        accEvenD = accEvenD.add(productsD.lanewise(VectorOperators.LSHL, 16)
-                                .lanewise(VectorOperators.ASHR, 16));
-                        accOddD = accOddD.add(productsD.lanewise(VectorOperators.ASHR, 16));
+                        ShortVector q0 = ShortVector.broadcast(S, q[qo + 2 * pair]);
+                        ShortVector q1 = ShortVector.broadcast(S, q[qo + 2 * pair + 1]);
+                        IntVector sumsA = widened(w.values(), baseA + at).mul(q0)
+                                .add(widened(w.values(), baseA + at + TILE_ROWS).mul(q1)).add(bias)
+                                .reinterpretAsInts();
+                        IntVector sumsB = widened(w.values(), baseB + at).mul(q0)
+                                .add(widened(w.values(), baseB + at + TILE_ROWS).mul(q1)).add(bias)
+                                .reinterpretAsInts();
+                        IntVector sumsC = widened(w.values(), baseC + at).mul(q0)
+                                .add(widened(w.values(), baseC + at + TILE_ROWS).mul(q1)).add(bias)
+                                .reinterpretAsInts();
+                        IntVector sumsD = widened(w.values(), baseD + at).mul(q0)
+                                .add(widened(w.values(), baseD + at + TILE_ROWS).mul(q1)).add(bias)
+                                .reinterpretAsInts();
+                        accA = accA.add(sumsA);
+                        accOddA = accOddA.add(sumsA.lanewise(VectorOperators.ASHR, 16));
+                        accB = accB.add(sumsB);
+                        accOddB = accOddB.add(sumsB.lanewise(VectorOperators.ASHR, 16));
+                        accC = accC.add(sumsC);
+                        accOddC = accOddC.add(sumsC.lanewise(VectorOperators.ASHR, 16));
+                        accD = accD.add(sumsD);
+                        accOddD = accOddD.add(sumsD.lanewise(VectorOperators.ASHR, 16));
                     }
                     long atG = (long) g * TILE_ROWS * 4;
                     evenA = evenA.add(FloatVector.fromMemorySegment(F, w.scales(), scalesA + atG, LE)
-                            .mul((FloatVector) accEvenA.convert(VectorOperators.I2F, 0)).add(0f));
+                            .mul((FloatVector) accA.sub(accOddA.lanewise(VectorOperators.LSHL, 16))
+                                    .convert(VectorOperators.I2F, 0)).add(0f));
                     oddA = oddA.add(FloatVector.fromMemorySegment(F, w.scales(), scalesA + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddA.convert(VectorOperators.I2F, 0)).add(0f));
                     evenB = evenB.add(FloatVector.fromMemorySegment(F, w.scales(), scalesB + atG, LE)
-                            .mul((FloatVector) accEvenB.convert(VectorOperators.I2F, 0)).add(0f));
+                            .mul((FloatVector) accB.sub(accOddB.lanewise(VectorOperators.LSHL, 16))
+                                    .convert(VectorOperators.I2F, 0)).add(0f));
                     oddB = oddB.add(FloatVector.fromMemorySegment(F, w.scales(), scalesB + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddB.convert(VectorOperators.I2F, 0)).add(0f));
                     evenC = evenC.add(FloatVector.fromMemorySegment(F, w.scales(), scalesC + atG, LE)
-                            .mul((FloatVector) accEvenC.convert(VectorOperators.I2F, 0)).add(0f));
+                            .mul((FloatVector) accC.sub(accOddC.lanewise(VectorOperators.LSHL, 16))
+                                    .convert(VectorOperators.I2F, 0)).add(0f));
                     oddC = oddC.add(FloatVector.fromMemorySegment(F, w.scales(), scalesC + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddC.convert(VectorOperators.I2F, 0)).add(0f));
                     evenD = evenD.add(FloatVector.fromMemorySegment(F, w.scales(), scalesD + atG, LE)
-                            .mul((FloatVector) accEvenD.convert(VectorOperators.I2F, 0)).add(0f));
+                            .mul((FloatVector) accD.sub(accOddD.lanewise(VectorOperators.LSHL, 16))
+                                    .convert(VectorOperators.I2F, 0)).add(0f));
                     oddD = oddD.add(FloatVector.fromMemorySegment(F, w.scales(), scalesD + atG + 2L * TILE_ROWS, LE)
                             .mul((FloatVector) accOddD.convert(VectorOperators.I2F, 0)).add(0f));
                 }
