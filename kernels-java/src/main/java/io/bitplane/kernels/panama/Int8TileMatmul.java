@@ -24,8 +24,9 @@ import java.nio.ByteOrder;
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); R = rows per tile = the preferred vector's 16-bit lanes:
  *   tile t = rows R t .. R t + R - 1, pair p = values 2p, 2p + 1 (P = ceil(K / 2) pairs per row);
- *   at (t P + p) * 2R bytes: R bytes, byte r = value 2p of row R t + r, then R bytes of value 2p + 1.
- *   Rows past N and values past K are 0.
+ *   at t T + 2R p bytes: R bytes, byte r = value 2p of row R t + r, then R bytes of value 2p + 1. T = 2R P, or
+ *   where that is 8 pages or more, 2R P rounded up to whole 4 KB pages plus 1 KB ({@link #tileStride}).
+ *   Rows past N, values past K and the padding are 0.
  * Scales: f32, at ((t G + g) R + j) * 4 for group g: j < R/2 the even rows 2j of the tile, then the odd rows, the
  *   order in which 32-bit lanes hold the low and high halves of 16-bit lane pairs.
  * Per tile, token and group, lane by lane: each run of R bytes widened to 16-bit lanes (one instruction, vpmovsxbw),
@@ -72,13 +73,30 @@ final class Int8TileMatmul {
         return (int) ((spec.cols() + 1) / 2);
     }
 
+    /**
+     * Bytes from one tile's start to the next: a tile of 8 pages or more is padded to whole 4 KB pages plus a quarter
+     * of a page, so that the four streams of a pass stand a quarter of a page apart (1 KB; tiles under 8 pages are
+     * not padded). With K a power of two the tiles had been whole pages, their streams all at one offset in a page.
+     * `bitplane bench --backend java --activations int8 --encodings int8`, two threads, alternated, G weights/s:
+     * 4096x14336 22.6-24.2 -> 23.6-28.1 (six rounds), 32000x2048 (the 418M model's output projection) 23.3-24.3 ->
+     * 26.5-26.6, 2048x5632 22.6-23.0 -> 24.0-24.4; JMH (`MatmulBenchmark -p encoding=int8@32 -p activations=int8
+     * -p backend=java -p copies=8`, three alternated rounds, calls/s) 4096x14336 409-413 -> 456-470, 32000x2048
+     * 359-374 -> 376-400. Why is not established: the same padding did not help the nibble tiles (INT4, three
+     * streams) or the sign tiles (binary x F32 lost 8%).
+     */
+    static long tileStride(TensorSpec spec) {
+        long bytes = (long) pairs(spec) * 2 * TILE_ROWS;
+        int page = TileRows.PAGE;
+        return bytes < 8 * page ? bytes : (bytes + page - 1) / page * page + page / TILES_PER_PASS;
+    }
+
     /** Tiles and tile-ordered scales of an INT8 tensor, in new native memory from {@code memory}. */
     record Tiles(MemorySegment values, MemorySegment scales) {
     }
 
     /** One pass over the tensor, its rows split over {@code pool}. */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
-        Tiles tiles = new Tiles(memory.allocate((long) TileRows.tiles(spec) * pairs(spec) * 2 * TILE_ROWS),
+        Tiles tiles = new Tiles(memory.allocate((long) TileRows.tiles(spec) * tileStride(spec)),
                 memory.allocate((long) TileRows.tiles(spec) * spec.groupsPerRow() * TILE_ROWS * 4));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, tiles, r0, r1));
         return tiles;
@@ -93,7 +111,7 @@ final class Int8TileMatmul {
         long scalesOffset = spec.scalesOffset();
         for (int r = r0; r < r1; r++) {
             long rowBase = (long) r * k;
-            long at = (long) (r / TILE_ROWS) * p * 2 * TILE_ROWS + r % TILE_ROWS;
+            long at = (long) (r / TILE_ROWS) * tileStride(spec) + r % TILE_ROWS;
             for (int i = 0; i < k; i += 2, at += 2L * TILE_ROWS) {
                 values.set(ValueLayout.JAVA_BYTE, at, data.get(ValueLayout.JAVA_BYTE, rowBase + i));
                 if (i + 1 < k) {
@@ -138,7 +156,7 @@ final class Int8TileMatmul {
         int p = pairs(spec);
         int groups = (int) spec.groupsPerRow();
         int groupPairs = groups == 1 ? p : (int) spec.effectiveGroupSize() / 2;
-        long tileBytes = (long) p * 2 * TILE_ROWS;
+        long tileBytes = tileStride(spec);
         long scaleBytes = (long) groups * TILE_ROWS * 4;
         float[] out = TILE_RESULTS.get();
         ShortVector bias = IntVector.broadcast(I, EVEN_BIAS).reinterpretAsShorts();  // on the even rows' halves
