@@ -43,7 +43,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   lanes.
  * BINARY: lane r sums the chunk sums of its sign words into S; acc = X - 2 S, X the token's sum of codes. With one
  *   scale a row, where each half of a tile is whole 4 KB pages (C a multiple of 128: K a multiple of 2048), each step
- *   takes chunks i and C/2 + i of each tile ({@link #signSumsInHalves}): eight streams of weights a pass, not four
+ *   takes chunk i of each tile's first half and chunk (i + 32) mod C/2 of its second, half a page ahead
+ *   ({@link #signSumsInHalves}): eight streams of weights a pass, not four
  *   (`bitplane bench --backend java --encodings binary --activations int8`, alternated, G weights/s: 4096x14336
  *   159-170 against 142-154, 14336x4096 160 against 154, 5632x2048 148 against 137; the 418M binary model 200-206
  *   against 185-189 tokens/s). At 11264x1024, whose 2 KB halves share a page, halves read 95 against 132; the tiles
@@ -592,9 +593,19 @@ final class SignTileMatmul {
     }
 
     /**
-     * {@link #signSums} over a whole row in halves: step i takes chunks i and H + i of each tile (H = chunks / 2),
-     * eight streams of weights in flight where one a tile gives four. Each step adds two chunks, so runs are half as
-     * many steps.
+     * Chunks by which the second half's stream runs ahead of the first's: half a page, so that a tile's two streams,
+     * which start at one offset in their pages (each half is whole pages), cross their pages' ends apart (the
+     * hardware prefetchers stop at a page's end). `bitplane bench --backend java --activations int8 --encodings
+     * binary`, two threads, alternated, G weights/s: 4096x14336 177.6-181.4 -> 183.9-195.5 (three rounds), 5632x2048
+     * 119.9-132.5 -> 136.6-142.2, 14336x4096 level (146.3-154.9 against 148.0); a quarter or three quarters of a page
+     * read alike. The INT8 tiles gained from the same (Int8TileMatmul#tileStride).
+     */
+    private static final int PHASE = TileRows.PAGE / 2 / (2 * TILE_ROWS);
+
+    /**
+     * {@link #signSums} over a whole row in halves: step i takes chunk i of each tile's first half and chunk (i +
+     * PHASE) mod H of its second (H = chunks / 2), eight streams of weights in flight where one a tile gives four.
+     * Each step adds two chunks, so runs are half as many steps (a run's 16 chunks sum exactly in any order).
      */
     private static void signSumsInHalves(MemorySegment tiles, long base, long tileBytes, int count, int chunks,
                                          short[] tables, int t0, int codeSum, float[] out) {
@@ -622,7 +633,9 @@ final class SignTileMatmul {
             for (int c = s0; c < s1; c++) {
                 long at = (long) c * 2 * TILE_ROWS;
                 int o = t0 + LookupTables.CHUNK_TABLE * c;
-                int o2 = o + secondTables;
+                int c2 = c + PHASE < steps ? c + PHASE : c + PHASE - steps;
+                long at2 = (long) c2 * 2 * TILE_ROWS;
+                int o2 = t0 + LookupTables.CHUNK_TABLE * c2 + secondTables;
                 ShortVector ta = ShortVector.fromArray(S, tables, o);
                 ShortVector tb = ShortVector.fromArray(S, tables, o + 32);
                 ShortVector tc = ShortVector.fromArray(S, tables, o + 64);
@@ -632,13 +645,13 @@ final class SignTileMatmul {
                 ShortVector uc = ShortVector.fromArray(S, tables, o2 + 64);
                 ShortVector ud = ShortVector.fromArray(S, tables, o2 + 96);
                 IntVector signA = IntVector.fromMemorySegment(I, tiles, baseA + at, LE);
-                IntVector laterA = IntVector.fromMemorySegment(I, tiles, baseA + second + at, LE);
+                IntVector laterA = IntVector.fromMemorySegment(I, tiles, baseA + second + at2, LE);
                 IntVector signB = IntVector.fromMemorySegment(I, tiles, baseB + at, LE);
-                IntVector laterB = IntVector.fromMemorySegment(I, tiles, baseB + second + at, LE);
+                IntVector laterB = IntVector.fromMemorySegment(I, tiles, baseB + second + at2, LE);
                 IntVector signC = IntVector.fromMemorySegment(I, tiles, baseC + at, LE);
-                IntVector laterC = IntVector.fromMemorySegment(I, tiles, baseC + second + at, LE);
+                IntVector laterC = IntVector.fromMemorySegment(I, tiles, baseC + second + at2, LE);
                 IntVector signD = IntVector.fromMemorySegment(I, tiles, baseD + at, LE);
-                IntVector laterD = IntVector.fromMemorySegment(I, tiles, baseD + second + at, LE);
+                IntVector laterD = IntVector.fromMemorySegment(I, tiles, baseD + second + at2, LE);
                 signsA = signsA.add(signA.reinterpretAsShorts().selectFrom(ta))
                         .add(signA.lanewise(VectorOperators.LSHR, 5).reinterpretAsShorts().selectFrom(tb))
                         .add(signA.lanewise(VectorOperators.LSHR, 10).reinterpretAsShorts().selectFrom(tc, td))
