@@ -82,7 +82,8 @@ final class Int8TileMatmul {
      * 26.5-26.6, 2048x5632 22.6-23.0 -> 24.0-24.4; JMH (`MatmulBenchmark -p encoding=int8@32 -p activations=int8
      * -p backend=java -p copies=8`, three alternated rounds, calls/s) 4096x14336 409-413 -> 456-470, 32000x2048
      * 359-374 -> 376-400. Why is not established: the same padding did not help the nibble tiles (INT4, three
-     * streams) or the sign tiles (binary x F32 lost 8%).
+     * streams) or the sign tiles' four (binary x F32 lost 8%), where a binary tile's two halves gained from running
+     * half a page apart (SignTileMatmul#PHASE).
      */
     static long tileStride(TensorSpec spec) {
         long bytes = (long) pairs(spec) * 2 * TILE_ROWS;
@@ -104,14 +105,14 @@ final class Int8TileMatmul {
 
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles tiles, int r0, int r1) {
         int k = (int) spec.cols();
-        int p = pairs(spec);
         int groups = (int) spec.groupsPerRow();
         MemorySegment values = tiles.values();
         MemorySegment scales = tiles.scales();
         long scalesOffset = spec.scalesOffset();
+        long stride = tileStride(spec);
         for (int r = r0; r < r1; r++) {
             long rowBase = (long) r * k;
-            long at = (long) (r / TILE_ROWS) * tileStride(spec) + r % TILE_ROWS;
+            long at = (long) (r / TILE_ROWS) * stride + r % TILE_ROWS;
             for (int i = 0; i < k; i += 2, at += 2L * TILE_ROWS) {
                 values.set(ValueLayout.JAVA_BYTE, at, data.get(ValueLayout.JAVA_BYTE, rowBase + i));
                 if (i + 1 < k) {
