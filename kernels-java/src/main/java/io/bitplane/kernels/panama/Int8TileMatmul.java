@@ -85,7 +85,7 @@ final class Int8TileMatmul {
      * streams) or the sign tiles' four (binary x F32 lost 8%), where a binary tile's two halves gained from running
      * half a page apart (SignTileMatmul#PHASE).
      */
-    static long tileStride(TensorSpec spec) {
+    private static long tileStride(TensorSpec spec) {
         long bytes = (long) pairs(spec) * 2 * TILE_ROWS;
         int page = TileRows.PAGE;
         return bytes < 8 * page ? bytes : (bytes + page - 1) / page * page + page / TILES_PER_PASS;
