@@ -1,7 +1,7 @@
 /*
  * Causal attention over a float KV cache, a token's query heads that share one KV head taken together (or one
  * head at a time, where the caller splits heads over its threads), so that each block of keys is read from memory
- * once and then from L1 by every query head. Compiled once per instruction set like kernels.c (build.sh).
+ * once and then from L1 by every query head. Compiled once per instruction set like every kernel source (build.sh).
  *
  * Memory layout (bitplane_kernels.h, bp_attention), kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads head_size:
  *   q, out  [batch][n_heads][head_size]: query head j of group (b, h) at (b n_heads + h kv_mul + j) head_size.

@@ -1,7 +1,7 @@
 /*
  * INT8, INT4 and INT4_ASYM weights in groups of 32 values (one f16 scale each, and a min for INT4_ASYM, as Q8_0,
  * Q4_0 and Q4_1 have) times INT8 activations, over rows re-laid so that each group's products add up in one 32-bit
- * lane ("group lanes"); compiled once per instruction set like kernels.c (build.sh).
+ * lane ("group lanes"); compiled once per instruction set like every kernel source (build.sh).
  *
  * Memory layout (bitplane_kernels.h), k a multiple of 512: rows in blocks of 8 (the last one filled up with zero
  * rows), a row's groups in super-blocks of 16 (512 values); block t at byte t S B, S = k / 512 super-blocks,

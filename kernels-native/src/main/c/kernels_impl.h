@@ -1,8 +1,7 @@
 /*
- * The functions each implementation of kernels.c, sign_tiles.c, group_lanes.c and attention.c defines. Each is compiled once per
- * instruction set
- * (build.sh), with BP_IMPL naming the set; dispatch.c picks one set at load time and forwards the public
- * functions of bitplane_kernels.h to it.
+ * The functions the kernel sources define (build.sh lists the sources, one job each, from the float and quantized
+ * products to attention), each compiled once per instruction set with BP_IMPL naming the set; dispatch.c picks one
+ * set at load time and forwards the public functions of bitplane_kernels.h to it.
  */
 #ifndef BITPLANE_KERNELS_IMPL_H
 #define BITPLANE_KERNELS_IMPL_H
@@ -14,6 +13,12 @@
 
 /* Inlined into loops whose encoding (or count) is a constant, so that every branch on it folds away. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The AVX-512 build (BP_IMPL=avx512: AVX-512 F, BW, VL and VNNI besides AVX2, FMA and F16C): vpdpbusd, and 64-byte
+   vectors where a kernel is written for them. */
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define BP_VNNI 1
+#endif
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
@@ -54,8 +59,38 @@ static inline float f16_to_f32(uint16_t h) {
     return bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
 }
 
+/* Unaligned little-endian loads: the file's bytes promise no alignment. */
+static inline uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* One group's term as the Java reference forms it: s_g * acc_g (+ m_g * qsum_g for INT4_ASYM, where mins is set). */
+static inline float group_term(float scale, int32_t acc, const float *mins, int64_t g, int32_t qsum) {
+    float t = scale * (float) acc;
+    if (mins) {
+        t += mins[g] * (float) qsum;
+    }
+    return t;
+}
+
 #ifdef __AVX2__
 #include <immintrin.h>
+
+/* Sums the 8 lanes in a fixed order, so that a token's result never depends on anything but its inputs. */
+static inline float sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 
 /*
  * A prefetch distance in bytes. Two machines of this project's wanted different ones: an AMD EPYC (Zen 4, reading
@@ -69,8 +104,8 @@ static inline int64_t prefetch_distance(int64_t intel, int64_t other) {
 
 /*
  * How many times as far ahead as its prefetch into L1 a kernel also asks for its weights into L2 (prefetcht2): the
- * packed ternary rows' (kernels.c, L2_PREFETCH_BYTES), taken since by the XNOR loops and the BINARY tiles, which
- * each measured the gain in their comments.
+ * packed ternary rows' (quantized_products.c, L2_PREFETCH_BYTES), taken since by the XNOR loops and the BINARY
+ * tiles, which each measured the gain in their comments.
  */
 #define L2_AHEAD 4
 

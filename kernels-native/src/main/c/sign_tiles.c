@@ -1,6 +1,6 @@
 /*
  * BINARY weights (codes +-1, one scale per row) times one token's INT8 activations by lookup tables (the T-MAC
- * method), over rows repacked into tiles; compiled once per instruction set like kernels.c (build.sh).
+ * method), over rows repacked into tiles; compiled once per instruction set like every kernel source (build.sh).
  *
  * Memory layout (bitplane_kernels.h; each build lays tiles and tables out its own way, read only by itself):
  *   tiles   R = 32 rows per tile, C = ceil(k / 16) chunks per row, T = ceil(n / 32) tiles, in groups of G tiles
@@ -316,9 +316,9 @@ static inline __m256i table_at(const uint8_t *p) {
  * and shifted down by 8 (row 2p + 1's alone), so that row 2p's is their difference: no byte is widened in the loop,
  * and a run of NIBBLE_RUN chunks keeps every row's sum of a part within 16 bits (at most 256 x 240). Each run's
  * sums then go to int32 row by row. Through the backend (4096 x 14336, two threads, 25-27 GB/s on the Intel Xeon):
- * 172-186 G weights/s (85-88% of the roofline), where the planes' kernel (kernels.c), which the AVX2 build used
- * before it had tiles, read 108-110; with the prefetch 1 KB ahead 173-177, 4 KB 159-161, none 136-140. From the L3
- * (JMH, one copy): 1,459 -> 3,081 calls/s on one thread, 2,720 -> 5,566 on two.
+ * 172-186 G weights/s (85-88% of the roofline), where the planes' kernel (quantized_products.c), which the AVX2
+ * build used before it had tiles, read 108-110; with the prefetch 1 KB ahead 173-177, 4 KB 159-161, none 136-140.
+ * From the L3 (JMH, one copy): 1,459 -> 3,081 calls/s on one thread, 2,720 -> 5,566 on two.
  */
 ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const uint8_t *tables, int64_t t,
                                int count, int32_t sums[][TILE_ROWS]) {

@@ -27,7 +27,7 @@ record GroupLaneWeights(CpuWeights source, MemorySegment lanes) implements Nativ
 
     /**
      * The most tokens a call takes through the lanes, one token at a time; larger batches run the C batch kernel
-     * (from VNNI_MIN_BATCH = 6 tokens in kernels.c), which turns rows once for all its tokens.
+     * (from VNNI_MIN_BATCH = 6 tokens in quantized_products.c), which turns rows once for all its tokens.
      */
     static final int MAX_BATCH = 5;
 

@@ -1,11 +1,14 @@
 /*
- * The matrix-product kernels, written once and compiled once per instruction set (build.sh): with -mavx2 -mfma
- * -mf16c (BP_IMPL=avx2) the __AVX2__ paths below run; adding AVX-512 F/BW/VL and VNNI (BP_IMPL=avx512) also turns
- * on BP_VNNI (vpdpbusd, 64-byte vectors where a kernel is written over `vec`); without them (BP_IMPL=portable)
- * the plain loops do. All three are held to the Java scalar reference by the same randomized tests.
+ * Products of quantized weights (INT8, INT4, INT4_ASYM, TERNARY and BINARY, in bit planes or packed codes) with INT8
+ * or float activations, one token and batches: bp_matmul_quantized_i8 and bp_matmul_quantized_f32. Written once
+ * and compiled once per instruction set (build.sh): with -mavx2 -mfma -mf16c (BP_IMPL=avx2) the __AVX2__ paths
+ * below run; adding AVX-512 F/BW/VL and VNNI (BP_IMPL=avx512) also turns on BP_VNNI (vpdpbusd, 64-byte vectors
+ * where a kernel is written over `vec`); without them (BP_IMPL=portable) the plain loops do. All three are held to
+ * the Java scalar reference by the same randomized tests. Float weights (float_products.c), the activations'
+ * quantization (quantize.c), binary x binary (xnor.c), the BINARY lookup tiles (sign_tiles.c) and the group lanes
+ * (group_lanes.c) have files of their own.
  *
  * Memory layout read (bitplane_kernels.h, FORMAT.md section 4), W = [n rows, k columns], Wd = ceil(k / 64):
- *   F32 / F16 / BF16   row r at element r*k
  *   INT8               int8 code at byte r*k + i
  *   bit planes         row r at word r*P*Wd: plane 0's Wd words, then plane 1's, ...; value i is bit i%64 of word
  *                      i/64 of each plane, so (little-endian) byte i/8, bit i%8, and 32 values from a multiple of
@@ -34,42 +37,7 @@
 #include <immintrin.h>
 #endif
 
-static inline uint32_t load_u32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static inline uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-static inline float bf16_to_f32(uint16_t h) {
-    return bits_to_float((uint32_t) h << 16);
-}
-
-static inline float float_weight(const uint8_t *row, int32_t encoding, int64_t i) {
-    switch (encoding) {
-        case BP_F16:
-            return f16_to_f32(load_u16(row + 2 * i));
-        case BP_BF16:
-            return bf16_to_f32(load_u16(row + 2 * i));
-        default:
-            return bits_to_float(load_u32(row + 4 * i));
-    }
-}
-
 #ifdef __AVX2__
-/* Sums the 8 lanes in a fixed order, so that a token's result never depends on anything but its inputs. */
-static inline float sum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* The lane sums of four vectors at once, in lanes 0-3 (fewer shuffles than four sum8 calls). */
 static inline __m128 sum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d)); /* each half: its 4 lanes' sums */
@@ -100,18 +68,6 @@ static inline int32_t sum_i8(const int8_t *q, int64_t n) {
     return (int32_t) sum;
 }
 
-static inline __m256 load8_weights(const uint8_t *row, int32_t encoding, int64_t i) {
-    switch (encoding) {
-        case BP_F16:
-            return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (row + 2 * i)));
-        case BP_BF16:
-            return _mm256_castsi256_ps(_mm256_slli_epi32(
-                    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (row + 2 * i))), 16));
-        default:
-            return _mm256_loadu_ps((const float *) (row + 4 * i));
-    }
-}
-
 /* 32 bits to 32 bytes: 0xFF where the bit is set, 0 elsewhere (bit j of the word to byte j). */
 static inline __m256i expand_bits(uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
@@ -128,10 +84,6 @@ static inline __m256i expand_bits(uint32_t bits) {
  * "pairs" accumulate the int16 pair sums on AVX2, widened once at the end (each caller bounds them within int16);
  * with VNNI they are int32 lane sums already and widening does nothing.
  */
-#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
-#define BP_VNNI 1
-#endif
-
 ALWAYS_INLINE __m256i pairs_add256(__m256i pairs, __m256i u, __m256i s) {
 #ifdef BP_VNNI
     return _mm256_dpbusd_epi32(pairs, u, s);
@@ -306,116 +258,6 @@ static inline int32_t sum_i8(const int8_t *q, int64_t n) {
 #ifndef VBYTES
 #define VBYTES 32 /* the portable build: only the sizes of the plane scratch depend on it */
 #endif
-
-static float dot_float(const uint8_t *row, int32_t encoding, const float *x, int64_t k) {
-    int64_t i = 0;
-    float sum = 0;
-#ifdef __AVX2__
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (; i + 32 <= k; i += 32) {
-        a0 = _mm256_fmadd_ps(load8_weights(row, encoding, i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(load8_weights(row, encoding, i + 8), _mm256_loadu_ps(x + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load8_weights(row, encoding, i + 16), _mm256_loadu_ps(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load8_weights(row, encoding, i + 24), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    for (; i + 8 <= k; i += 8) {
-        a0 = _mm256_fmadd_ps(load8_weights(row, encoding, i), _mm256_loadu_ps(x + i), a0);
-    }
-    sum = sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-#endif
-    for (; i < k; i++) {
-        sum += float_weight(row, encoding, i) * x[i];
-    }
-    return sum;
-}
-
-void BP_FN(_matmul_float)(const void *w, int32_t encoding, int64_t k, const float *x, float *y, int32_t batch,
-                          int64_t n, int64_t row_start, int64_t row_end) {
-    int64_t bytes = encoding == BP_F32 ? 4 : 2;
-    for (int64_t r = row_start; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *) w + r * k * bytes;
-        for (int32_t b = 0; b < batch; b++) {
-            y[b * n + r] = dot_float(row, encoding, x + b * k, k);
-        }
-    }
-}
-
-/* Java's Math.round(float) on values far below 2^23: the nearest integer, ties up (v - floor(v) is exact here). */
-static inline float round_half_up(float v) {
-    float f = __builtin_floorf(v);
-    return v - f >= 0.5f ? f + 1 : f;
-}
-
-float BP_FN(_quantize_i8)(const float *x, int64_t k, int8_t *q) {
-    if (k <= 0) {
-        return 0;
-    }
-    float amax = 0;
-    int finite = 1;
-    int64_t i = 0;
-#ifdef __AVX2__
-    __m256 vmax = _mm256_setzero_ps();
-    __m256 bad = _mm256_setzero_ps();
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 inf = _mm256_set1_ps(__builtin_inff());
-    for (; i + 8 <= k; i += 8) {
-        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
-        vmax = _mm256_max_ps(vmax, a);
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ)); /* infinity or NaN */
-    }
-    float lanes[8];
-    _mm256_storeu_ps(lanes, vmax);
-    for (int j = 0; j < 8; j++) {
-        amax = lanes[j] > amax ? lanes[j] : amax;
-    }
-    finite = _mm256_movemask_ps(bad) == 0;
-#endif
-    for (; i < k; i++) {
-        float a = __builtin_fabsf(x[i]);
-        if (!(a < __builtin_inff())) {
-            finite = 0;
-        }
-        amax = a > amax ? a : amax;
-    }
-    if (!finite) { /* Java: the scale is NaN or infinite, every x / s rounds from NaN or 0 to 0 */
-        int nan = 0;
-        for (int64_t j = 0; j < k; j++) {
-            nan |= x[j] != x[j];
-        }
-        memset(q, 0, (size_t) k);
-        return nan ? __builtin_nanf("") : __builtin_inff();
-    }
-    float scale = amax / 127.0f;
-    if (scale == 0) {
-        memset(q, 0, (size_t) k);
-        return 0;
-    }
-    i = 0;
-#ifdef __AVX2__
-    const __m256 vs = _mm256_set1_ps(scale);
-    const __m256 half = _mm256_set1_ps(0.5f);
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 lo = _mm256_set1_ps(-127.0f);
-    const __m256 hi = _mm256_set1_ps(127.0f);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (; i + 32 <= k; i += 32) {
-        __m256i r[4];
-        for (int j = 0; j < 4; j++) {
-            __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i + 8 * j), vs);
-            __m256 f = _mm256_floor_ps(v);
-            f = _mm256_add_ps(f, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(v, f), half, _CMP_GE_OQ), one));
-            r[j] = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo), hi));
-        }
-        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-        _mm256_storeu_si256((__m256i *) (q + i), _mm256_permutevar8x32_epi32(bytes, order));
-    }
-#endif
-    for (; i < k; i++) {
-        float r = round_half_up(x[i] / scale);
-        q[i] = (int8_t) (r < -127 ? -127 : r > 127 ? 127 : r);
-    }
-    return scale;
-}
 
 /*
  * A row's "kind": its encoding id, plus PACKED for layout 1 (packed codes: INT4, INT4_ASYM, TERNARY as b-bit
@@ -616,15 +458,6 @@ static inline __m256i group_i8(const row_codes *rc, const int8_t *q, int64_t sta
     return _mm256_add_epi32(acc, _mm256_setr_epi32(scalar, 0, 0, 0, 0, 0, 0, 0));
 }
 #endif
-
-/* One group's term as the Java reference forms it: s_g * acc_g (+ m_g * qsum_g for INT4_ASYM, where mins is set). */
-static inline float group_term(float scale, int32_t acc, const float *mins, int64_t g, int32_t qsum) {
-    float t = scale * (float) acc;
-    if (mins) {
-        t += mins[g] * (float) qsum;
-    }
-    return t;
-}
 
 static inline int32_t group_sum_i8(const row_codes *rc, const int8_t *q, int64_t start, int64_t end) {
 #ifdef __AVX2__
@@ -2366,122 +2199,6 @@ void BP_FN(_matmul_quantized_i8)(const void *weights, int32_t encoding, int32_t 
                          asym ? s.mins + j * groups : 0, k, group, groups, s.terms + j * groups, plane_tok);
             }
             sum_terms(s.terms, groups, rows, xscales[b], 1, y + b * n + r);
-        }
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------------------------
- * Binary weights x binary activations (XNOR-Net). Row r is plane 0 of the BINARY tensor: Wd = ceil(k / 64) words,
- * bit set where w < 0; xbits[b] holds token b's Wd sign words in the same order. A group is a run of whole words
- * (group % 64 == 0, or one group per row), so its product is len - 2 popcount(w XOR x) over its words, with the
- * bits past k masked in the row's last word. AVX2 counts four words at a time with the nibble lookup (vpshufb),
- * adding byte counts for up to 31 rounds before widening them with vpsadbw (the AVX-512 build eight words at a
- * time first); the rest, and the portable build, use __builtin_popcountll. Terms are added in group order and
- * multiplied by the token's scale, as the Java reference does.
- * ------------------------------------------------------------------------------------------------------------- */
-
-static inline uint64_t load_u64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-/* How far ahead along a row the XNOR loops prefetch: a thread's one stream of rows read from DRAM at 15-16 GB/s
-   of the machine's 28 with two threads; 1 KB ahead 87-89% of it (4096x14336, 2 threads: 512 B 83%, 2 KB 81-90%,
-   4 KB 64%). The AVX2 loop, half as much work a step, wanted 2 KB on the same Intel machine (`bitplane bench
-   --encodings binary --activations binary`, alternated: 1 KB 126-143 G weights/s, 2 KB 154-178 (72-80%), 3 KB
-   137-190, 4 KB 136-139); not measured elsewhere. */
-#define XNOR_PREFETCH_BYTES 1024
-#define XNOR_PREFETCH_BYTES_AVX2 2048
-/* And four times as far ahead into L2 (prefetcht2), as packed_rows_one_group does, alternated three times on that
-   machine: the AVX2 loop 173-179 -> 200-201 G weights/s (81-83% -> 91-93%), the AVX-512 loop 151-154 -> 203-208
-   (70-72% -> 95-97%; 185-186 in runs an hour before). */
-#define XNOR_L2_PREFETCH_BYTES (L2_AHEAD * XNOR_PREFETCH_BYTES)
-#define XNOR_L2_PREFETCH_BYTES_AVX2 (L2_AHEAD * XNOR_PREFETCH_BYTES_AVX2)
-/* Mismatched signs between words [w0, w1) of a row and of x. */
-static int64_t mismatches(const uint8_t *row, const uint64_t *x, int64_t w0, int64_t w1) {
-    int64_t count = 0;
-    int64_t i = w0;
-#ifdef BP_VNNI
-    /* The AVX-512 build: the same lookup eight words at a time (vpshufb on 512 bits is AVX512BW). VPOPCNTQ would
-       count a vector in one instruction, but AVX-512 VNNI machines without it exist (Cascade Lake). */
-    if (w1 - w0 >= 8) {
-        const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
-        const __m512i low = _mm512_set1_epi8(0x0f);
-        __m512i wide = _mm512_setzero_si512();
-        while (i + 8 <= w1) {
-            __m512i bytes = _mm512_setzero_si512();
-            for (int round = 0; round < 31 && i + 8 <= w1; round++, i += 8) {
-                _mm_prefetch((const char *) (row + 8 * i + XNOR_PREFETCH_BYTES), _MM_HINT_T0);
-                _mm_prefetch((const char *) (row + 8 * i + XNOR_L2_PREFETCH_BYTES), _MM_HINT_T2);
-                __m512i v = _mm512_xor_si512(_mm512_loadu_si512((const void *) (row + 8 * i)),
-                                             _mm512_loadu_si512((const void *) (x + i)));
-                __m512i lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low));
-                __m512i hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
-                bytes = _mm512_add_epi8(bytes, _mm512_add_epi8(lo, hi));
-            }
-            wide = _mm512_add_epi64(wide, _mm512_sad_epu8(bytes, _mm512_setzero_si512()));
-        }
-        count += _mm512_reduce_add_epi64(wide);
-    }
-#endif
-#ifdef __AVX2__
-    if (w1 - i >= 4) {
-        const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-        const __m256i low = _mm256_set1_epi8(0x0f);
-        __m256i wide = _mm256_setzero_si256();
-        while (i + 4 <= w1) {
-            __m256i bytes = _mm256_setzero_si256();
-            for (int round = 0; round < 31 && i + 4 <= w1; round++, i += 4) {
-                if (i % 8 == 0) { /* one prefetch a 64-byte line */
-                    _mm_prefetch((const char *) (row + 8 * i + XNOR_PREFETCH_BYTES_AVX2), _MM_HINT_T0);
-                    _mm_prefetch((const char *) (row + 8 * i + XNOR_L2_PREFETCH_BYTES_AVX2), _MM_HINT_T2);
-                }
-                __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (row + 8 * i)),
-                                             _mm256_loadu_si256((const __m256i *) (x + i)));
-                __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
-                __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
-                bytes = _mm256_add_epi8(bytes, _mm256_add_epi8(lo, hi));
-            }
-            wide = _mm256_add_epi64(wide, _mm256_sad_epu8(bytes, _mm256_setzero_si256()));
-        }
-        count += _mm256_extract_epi64(wide, 0) + _mm256_extract_epi64(wide, 1) + _mm256_extract_epi64(wide, 2)
-                 + _mm256_extract_epi64(wide, 3);
-    }
-#endif
-    for (; i < w1; i++) {
-        count += __builtin_popcountll(load_u64(row + 8 * i) ^ x[i]);
-    }
-    return count;
-}
-
-void BP_FN(_matmul_xnor)(const void *weights, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
-                         const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start,
-                         int64_t row_end) {
-    const uint8_t *w = (const uint8_t *) weights;
-    const int64_t words = (k + 63) / 64;
-    const int64_t groups = (k + group - 1) / group;
-    const int64_t group_words = (group + 63) / 64;
-    const uint64_t last_mask = k % 64 == 0 ? ~(uint64_t) 0 : ((uint64_t) 1 << (k % 64)) - 1;
-    for (int64_t r = row_start; r < row_end; r++) {
-        const uint8_t *row = w + 8 * r * words;
-        for (int32_t b = 0; b < batch; b++) {
-            const uint64_t *x = xbits + b * words;
-            float sum = 0.0f;
-            for (int64_t g = 0; g < groups; g++) {
-                const int64_t w0 = g * group_words;
-                const int64_t w1 = w0 + group_words < words ? w0 + group_words : words;
-                uint64_t tail = load_u64(row + 8 * (w1 - 1)) ^ x[w1 - 1];
-                if (w1 == words) {
-                    tail &= last_mask;
-                }
-                const int64_t mism = mismatches(row, x, w0, w1 - 1) + __builtin_popcountll(tail);
-                const int64_t end = (g + 1) * group < k ? (g + 1) * group : k;
-                const int32_t acc = (int32_t) (end - g * group - 2 * mism);
-                sum += group_term(f16_to_f32(load_u16(w + scales_offset + 2 * (r * groups + g))), acc, 0, g, 0);
-            }
-            y[b * n + r] = sum * xscales[b];
         }
     }
 }
