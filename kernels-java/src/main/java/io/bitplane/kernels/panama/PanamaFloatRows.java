@@ -171,7 +171,7 @@ public final class PanamaFloatRows implements FloatRows {
 
     @Override
     public void softmax(float[] a, int offset, int n) {
-        PanamaBackend.vectorSoftmax(a, offset, n);
+        VectorAttention.softmax(a, offset, n);
     }
 
     /** {@link VectorExp}: exactly rounded steps only, so the same bits in every compilation tier. */

@@ -65,7 +65,7 @@ final class SmallHeadAttention {
                 score(att, j * count, count, q, q0 + j * hs, k, kvo, kvDim, hs, norm, strides);
             }
             for (j = 0; j < kvMul; j++) {
-                PanamaBackend.vectorSoftmax(att, j * count, count);
+                VectorAttention.softmax(att, j * count, count);
             }
             for (j = 0; j + 2 <= kvMul; j += 2) {
                 weighPair(o, q0 + j * hs, att, j * count, count, v, kvo, kvDim, hs);
