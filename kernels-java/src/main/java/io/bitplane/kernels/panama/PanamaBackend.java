@@ -43,8 +43,10 @@ import java.util.function.IntFunction;
  * activations. Ternary with one scale a row reads the file's packed codes there (or a packed copy of its planes), token
  * by token ({@link PackedTernaryMatmul}) or, in batches, with the tokens in the lanes ({@link BatchTableMatmul}, which
  * takes batches of binary and of ternary in groups of whole blocks too, from the file's bytes, there and at 128 bits).
- * Loaded only by {@link io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no
- * other class names this one.
+ * Attention runs {@link VectorAttention}'s kernels (heads of a vector or more) or {@link SmallHeadAttention}'s,
+ * split over the pool by (token, head) pairs or (token, KV head) groups. Loaded only by {@link
+ * io.bitplane.kernels.Backends} after it has checked that the vector module is present, so no other class names
+ * this one.
  */
 public final class PanamaBackend extends ScalarBackend implements TiledProducts {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
