@@ -25,7 +25,7 @@ build() {
         impl=$1
         shift
         built=""
-        for source in float_products quantize quantized_products xnor sign_tiles group_lanes attention stream_read; do
+        for source in float_products quantize quantized_products xnor sign_tiles base3_tiles group_lanes attention stream_read; do
             "$cc" $flags "$@" -DBP_IMPL=$impl -c "$src/$source.c" -o "$tmp/${source}_$impl.o" || return 1
             built="$built $tmp/${source}_$impl.o"
         done

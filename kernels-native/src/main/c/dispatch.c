@@ -23,6 +23,12 @@ typedef struct {
     int32_t (*sign_tables)(const int8_t *, int64_t, int16_t *);
     void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
                               float *, int64_t, int64_t);
+    int64_t (*base3_tiles_bytes)(int64_t, int64_t);
+    int64_t (*base3_tiles_repack)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, void *);
+    int64_t (*base3_tables_bytes)(int64_t);
+    void (*base3_tables)(const int8_t *, int64_t, int16_t *);
+    void (*matmul_base3_tiles)(const void *, int64_t, int64_t, const int16_t *, const float *, float, float *,
+                               int64_t, int64_t);
     int64_t (*group_lanes_bytes)(int32_t, int64_t, int64_t);
     void (*group_lanes_repack)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                void *);
@@ -38,7 +44,9 @@ typedef struct {
     {bp_##impl##_scratch_bytes, bp_##impl##_quantize_i8, bp_##impl##_matmul_float,                            \
      bp_##impl##_matmul_quantized_f32, bp_##impl##_matmul_quantized_i8, bp_##impl##_matmul_xnor,              \
      bp_##impl##_sign_tiles_bytes, bp_##impl##_sign_tiles_repack, bp_##impl##_sign_tables_bytes,               \
-     bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles, bp_##impl##_group_lanes_bytes,                  \
+     bp_##impl##_sign_tables, bp_##impl##_matmul_sign_tiles, bp_##impl##_base3_tiles_bytes,                  \
+     bp_##impl##_base3_tiles_repack, bp_##impl##_base3_tables_bytes, bp_##impl##_base3_tables,               \
+     bp_##impl##_matmul_base3_tiles, bp_##impl##_group_lanes_bytes,                                          \
      bp_##impl##_group_lanes_repack, bp_##impl##_matmul_group_lanes, bp_##impl##_attention,                 \
      bp_##impl##_stream_read}
 
@@ -155,6 +163,28 @@ int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables) {
 void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
                           const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
     kernels()->matmul_sign_tiles(tiles, k, n, tables, code_sum, scales, xscale, y, tile_start, tile_end);
+}
+
+int64_t bp_base3_tiles_bytes(int64_t n, int64_t k) {
+    return kernels()->base3_tiles_bytes(n, k);
+}
+
+int64_t bp_base3_tiles_repack(const void *w, int32_t layout, int64_t k, int64_t n, int64_t tile_start,
+                              int64_t tile_end, void *tiles) {
+    return kernels()->base3_tiles_repack(w, layout, k, n, tile_start, tile_end, tiles);
+}
+
+int64_t bp_base3_tables_bytes(int64_t k) {
+    return kernels()->base3_tables_bytes(k);
+}
+
+void bp_base3_tables(const int8_t *q, int64_t k, int16_t *tables) {
+    kernels()->base3_tables(q, k, tables);
+}
+
+void bp_matmul_base3_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, const float *scales,
+                           float xscale, float *y, int64_t tile_start, int64_t tile_end) {
+    kernels()->matmul_base3_tiles(tiles, k, n, tables, scales, xscale, y, tile_start, tile_end);
 }
 
 int64_t bp_group_lanes_bytes(int32_t encoding, int64_t n, int64_t k) {

@@ -36,14 +36,13 @@
 
 #include "bitplane_kernels.h"
 #include "kernels_impl.h"
+#include "lookup_tiles.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
 
-#define TILE_ROWS 32
 #define CHUNK_VALUES 16
-#define CHUNK_BYTES (2 * TILE_ROWS)
 /* int16 elements of a chunk's three tables. */
 #define CHUNK_TABLE 128
 /* Chunks per int16 run: a chunk adds at most 16 x 127 to its two sums together, which stay within 32767 for 16
@@ -98,15 +97,6 @@ static inline int64_t chunks_of(int64_t k) {
     return (k + CHUNK_VALUES - 1) / CHUNK_VALUES;
 }
 
-/* Where tile t's chunk 0 starts, and the bytes from one of its chunks to the next, in a tensor of n rows. */
-static inline int64_t tile_at(int64_t t, int64_t n, int64_t chunks, int64_t *stride) {
-    int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
-    int64_t first = t / GROUP_TILES * GROUP_TILES; /* the group's first tile */
-    int64_t in_group = tiles - first < GROUP_TILES ? tiles - first : GROUP_TILES;
-    *stride = in_group * CHUNK_BYTES;
-    return (first * chunks + t - first) * CHUNK_BYTES;
-}
-
 int64_t BP_FN(_sign_tiles_bytes)(int64_t n, int64_t k) {
     return (n + TILE_ROWS - 1) / TILE_ROWS * chunks_of(k) * CHUNK_BYTES;
 }
@@ -119,7 +109,7 @@ void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile
     int64_t row_bytes = (k + 63) / 64 * 8;
     for (int64_t t = tile_start; t < tile_end; t++) {
         int64_t stride;
-        uint8_t *tile = out + tile_at(t, n, chunks, &stride);
+        uint8_t *tile = out + tile_at(t, n, chunks, GROUP_TILES, &stride);
         for (int64_t c = 0; c < chunks; c++) {
             memset(tile + c * stride, 0, CHUNK_BYTES);
         }
@@ -262,7 +252,7 @@ ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, c
     __m512i even[TILES_AT_ONCE], odd[TILES_AT_ONCE];
     const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
     for (int i = 0; i < count; i++) {
-        tile[i] = tiles + tile_at(t + i, n, chunks, &stride[i]);
+        tile[i] = tiles + tile_at(t + i, n, chunks, GROUP_TILES, &stride[i]);
         even[i] = odd[i] = _mm512_setzero_si512();
     }
     for (int64_t c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
@@ -287,19 +277,11 @@ ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, c
             }
         }
         for (int i = 0; i < count; i++) { /* their total stays within int16 (RUN_CHUNKS): widened once */
-            __m512i s = _mm512_add_epi16(s0[i], s1[i]);
-            even[i] = _mm512_add_epi32(even[i], _mm512_srai_epi32(_mm512_slli_epi32(s, 16), 16));
-            odd[i] = _mm512_add_epi32(odd[i], _mm512_srai_epi32(s, 16));
+            widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
         }
     }
     for (int i = 0; i < count; i++) {
-        int32_t e[16], o[16];
-        _mm512_storeu_si512(e, even[i]);
-        _mm512_storeu_si512(o, odd[i]);
-        for (int j = 0; j < 16; j++) {
-            sums[i][2 * j] = e[j];
-            sums[i][2 * j + 1] = o[j];
-        }
+        rows_in_order(even[i], odd[i], sums[i]);
     }
 }
 #endif
@@ -327,7 +309,7 @@ ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
     int64_t stride[NIBBLE_TILES];
     const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
     for (int i = 0; i < count; i++) {
-        tile[i] = tiles + tile_at(t + i, n, chunks, &stride[i]);
+        tile[i] = tiles + tile_at(t + i, n, chunks, GROUP_TILES, &stride[i]);
         memset(sums[i], 0, sizeof sums[i]);
     }
     for (int64_t c0 = 0; c0 < chunks; c0 += NIBBLE_RUN) {
@@ -416,7 +398,7 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
     /* The portable build: the same lookups as the AVX-512 build's, lane by lane (tests reach it by selecting it). */
     for (; t < tile_end; t++) {
         int64_t stride;
-        const uint8_t *tile = base + tile_at(t, n, chunks, &stride);
+        const uint8_t *tile = base + tile_at(t, n, chunks, GROUP_TILES, &stride);
         for (int j = 0; j < TILE_ROWS; j++) {
             int32_t s = 0;
             for (int64_t c = 0; c < chunks; c++) {

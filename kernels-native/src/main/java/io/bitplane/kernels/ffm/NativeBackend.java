@@ -46,9 +46,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
- * build runs), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up to five tokens
- * ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger batches read the
- * file's bytes), other TERNARY and INT4 planes into packed codes.
+ * build runs), TERNARY with one scale per row into base-3 tiles alike ({@link Base3TileWeights}; AVX-512, beside
+ * the packed codes that batches read), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up
+ * to five tokens ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger
+ * batches read the file's bytes), other TERNARY and INT4 planes into packed codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
@@ -69,9 +70,9 @@ public final class NativeBackend extends ForwardingBackend {
     /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
     /**
-     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), INT8, INT4 and
-     * INT4_ASYM in groups of 32 into group lanes (GroupLaneWeights), other TERNARY and INT4 planes into packed codes
-     * (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the
+     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY of one
+     * scale a row into base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
+     * (GroupLaneWeights), other TERNARY and INT4 planes into packed codes (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the
      * kernels, and so that the tests reach the planes' kernels too.
      */
     private final boolean repackAtLoad;
@@ -91,6 +92,9 @@ public final class NativeBackend extends ForwardingBackend {
         /** The job whose codes {@code tables} hold (see Int8Product), and the sum of those codes. */
         long tablesJob;
         int tablesCodeSum;
+        /** The base-3 tiles' tables (bp_base3_tables), and the job whose codes they hold. */
+        MemorySegment base3Tables = MemorySegment.NULL;
+        long base3TablesJob;
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
@@ -224,8 +228,13 @@ public final class NativeBackend extends ForwardingBackend {
             // From the file's layout, without a packed copy.
             return GroupLaneWeights.repack(kernels, pool, weights, memory);
         }
-        return repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool, memory)
+        CpuWeights rows = repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool, memory)
                 : weights;
+        if (repackAtLoad && Base3TileWeights.suits(tensor, kernels.isa())) {
+            Base3TileWeights tiles = Base3TileWeights.repack(kernels, pool, rows, memory); // batches read the rows
+            return tiles != null ? tiles : rows;
+        }
+        return rows;
     }
 
     /**
@@ -445,7 +454,8 @@ public final class NativeBackend extends ForwardingBackend {
 
     /**
      * Fills {@code p} (its output set) as one product of a job over the tokens' INT8 codes: one token over BINARY
-     * tiles by lookup tables, up to five over group lanes, else the kernels that read the file's layout.
+     * or base-3 TERNARY tiles by lookup tables, up to five over group lanes, else the kernels that read the file's
+     * layout (or its packed copy).
      */
     private void prepareInt8(Int8Product p, Weights w, Codes c) {
         CpuWeights cw = CpuWeights.of(w);
@@ -458,7 +468,14 @@ public final class NativeBackend extends ForwardingBackend {
             p.kind = Int8Product.SIGN_TILES;
             p.weights = tiles.tiles();
             p.rowScales = tiles.scales();
-            p.part.set(p.n, SignTileWeights.GROUP_ROWS, p);
+            p.part.set(p.n, LookupTiles.GROUP_ROWS, p);
+            return;
+        }
+        if (w instanceof Base3TileWeights tiles && c.batch == 1) { // a batch goes through the packed rows below
+            p.kind = Int8Product.BASE3_TILES;
+            p.weights = tiles.tiles();
+            p.rowScales = tiles.scales();
+            p.part.set(p.n, LookupTiles.GROUP_ROWS, p);
             return;
         }
         if (w instanceof GroupLaneWeights lanes && c.batch <= GroupLaneWeights.MAX_BATCH) { // larger: file's bytes
@@ -482,14 +499,15 @@ public final class NativeBackend extends ForwardingBackend {
      * One product of a job over the tokens' INT8 codes, writing {@link #ys}: the calling thread's own (its
      * {@link Scratch}), filled again for every job, so that a steady-state product allocates nothing (a record of
      * the codes, a part and a capturing lambda per product, slices and heap segments were 392-664 bytes a call).
-     * Over BINARY tiles each thread builds its own tables, once per job (7 microseconds for 14336 values), rather
-     * than read the caller's: tables written by one core and read by the other moved between them on every
-     * token, and building them once took 12-36 microseconds of a 4096 x 14336 product's 150-180.
+     * Over BINARY or base-3 tiles each thread builds its own tables, once per job (6-8 microseconds for 14336
+     * values), rather than read the caller's: tables written by one core and read by the other moved between them
+     * on every token, and building them once took 12-36 microseconds of a 4096 x 14336 product's 150-180.
      */
     private static final class Int8Product implements WorkerPool.RangeTask {
         static final int SIGN_TILES = 0;
         static final int GROUP_LANES = 1;
         static final int ROWS = 2;
+        static final int BASE3_TILES = 3;
 
         final WorkerPool.Part part = new WorkerPool.Part();
         NativeKernels kernels;
@@ -531,9 +549,20 @@ public final class NativeBackend extends ForwardingBackend {
                         own.tablesCodeSum = kernels.signTables(c.q, c.k, own.tables);
                         own.tablesJob = c.job;
                     }
-                    int groupTiles = SignTileWeights.GROUP_ROWS / SignTileWeights.TILE_ROWS;
+                    int groupTiles = LookupTiles.GROUP_ROWS / LookupTiles.TILE_ROWS;
                     kernels.matmulSignTiles(c.critical, weights, c.k, n, own.tables, own.tablesCodeSum, rowScales,
-                            c.firstScale, ys, from * groupTiles, Math.min(SignTileWeights.tilesOf(n), to * groupTiles));
+                            c.firstScale, ys, from * groupTiles, Math.min(LookupTiles.tilesOf(n), to * groupTiles));
+                }
+                case BASE3_TILES -> {
+                    Scratch own = SCRATCH.get();
+                    if (own.base3TablesJob != c.job) {
+                        own.base3Tables = grow(own.base3Tables, kernels.base3TablesBytes(c.k));
+                        kernels.base3Tables(c.q, c.k, own.base3Tables);
+                        own.base3TablesJob = c.job;
+                    }
+                    int groupTiles = LookupTiles.GROUP_ROWS / LookupTiles.TILE_ROWS;
+                    kernels.matmulBase3Tiles(c.critical, weights, c.k, n, own.base3Tables, rowScales, c.firstScale,
+                            ys, from * groupTiles, Math.min(LookupTiles.tilesOf(n), to * groupTiles));
                 }
                 case GROUP_LANES -> kernels.matmulGroupLanes(c.critical, weights, encoding, c.k, n, c.q, c.scales, ys,
                         c.batch, from, to, kernelScratch(scratchBytes));

@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeKernels {
     /** The header's BP_ABI_VERSION that these bindings were written for. */
-    public static final int ABI_VERSION = 7;
+    public static final int ABI_VERSION = 8;
     public static final int ISA_PORTABLE = 1;
     public static final int ISA_AVX2 = 2;
     public static final int ISA_AVX512 = 3;
@@ -52,6 +52,13 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_sign_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tiles_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_base3_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_base3_tiles_repack", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_base3_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_base3_tables", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_base3_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
+                ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_sign_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
@@ -77,6 +84,11 @@ public final class NativeKernels {
     private final MethodHandle[] matmulXnor;
     private final MethodHandle signTilesBytes;
     private final MethodHandle signTilesRepack;
+    private final MethodHandle base3TilesBytes;
+    private final MethodHandle base3TilesRepack;
+    private final MethodHandle base3TablesBytes;
+    private final MethodHandle base3Tables;
+    private final MethodHandle[] matmulBase3Tiles;
     private final MethodHandle signTablesBytes;
     private final MethodHandle signTables;
     private final MethodHandle[] matmulSignTiles;
@@ -102,6 +114,11 @@ public final class NativeKernels {
         matmulXnor = both(library, "bp_matmul_xnor");
         signTilesBytes = handle(library, "bp_sign_tiles_bytes", true);
         signTilesRepack = handle(library, "bp_sign_tiles_repack", false);
+        base3TilesBytes = handle(library, "bp_base3_tiles_bytes", true);
+        base3TilesRepack = handle(library, "bp_base3_tiles_repack", false);
+        base3TablesBytes = handle(library, "bp_base3_tables_bytes", true);
+        base3Tables = handle(library, "bp_base3_tables", true);
+        matmulBase3Tiles = both(library, "bp_matmul_base3_tiles");
         signTablesBytes = handle(library, "bp_sign_tables_bytes", true);
         signTables = handle(library, "bp_sign_tables", true);
         matmulSignTiles = both(library, "bp_matmul_sign_tiles");
@@ -246,6 +263,53 @@ public final class NativeKernels {
     void signTilesRepack(MemorySegment w, long k, long n, long tileStart, long tileEnd, MemorySegment tiles) {
         try {
             signTilesRepack.invokeExact(w, k, n, tileStart, tileEnd, tiles);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_base3_tiles_bytes: the tiles of an n x k TERNARY tensor. */
+    long base3TilesBytes(long n, long k) {
+        try {
+            return (long) base3TilesBytes.invokeExact(n, k);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_base3_tiles_repack (native memory only: a long call); returns how many packed fields were 3. */
+    long base3TilesRepack(MemorySegment w, int layout, long k, long n, long tileStart, long tileEnd,
+                          MemorySegment tiles) {
+        try {
+            return (long) base3TilesRepack.invokeExact(w, layout, k, n, tileStart, tileEnd, tiles);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_base3_tables_bytes. */
+    long base3TablesBytes(long k) {
+        try {
+            return (long) base3TablesBytes.invokeExact(k);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_base3_tables (critical: q may be a Java array). */
+    void base3Tables(MemorySegment q, long k, MemorySegment tables) {
+        try {
+            base3Tables.invokeExact(q, k, tables);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** See bp_matmul_base3_tiles. */
+    void matmulBase3Tiles(boolean critical, MemorySegment tiles, long k, long n, MemorySegment tables,
+                          MemorySegment scales, float xScale, MemorySegment y, long tileStart, long tileEnd) {
+        try {
+            matmulBase3Tiles[critical ? 1 : 0].invokeExact(tiles, k, n, tables, scales, xScale, y, tileStart, tileEnd);
         } catch (Throwable t) {
             throw rethrow(t);
         }

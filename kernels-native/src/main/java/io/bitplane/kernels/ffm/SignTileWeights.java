@@ -3,15 +3,12 @@ package io.bitplane.kernels.ffm;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import io.bitplane.kernels.scalar.CpuWeights;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * BINARY weights (one scale per row, INT8 activations) with their tiles for {@code bp_matmul_sign_tiles} (layout in
@@ -27,15 +24,6 @@ import java.nio.ByteOrder;
  */
 record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales)
         implements NativeRepackedWeights {
-
-    static final int TILE_ROWS = 32;
-    /**
-     * Rows of a group of tiles whose chunks interleave (sign_tiles.c; the AVX2 build's groups are half as long, so
-     * this is two of them): threads split a product at groups, so that each reads one stream, but the kernel takes
-     * any range of tiles.
-     */
-    static final int GROUP_ROWS = 8 * TILE_ROWS;
-    private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /**
      * Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. Rows of at most
@@ -60,17 +48,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         long k = spec.cols();
         MemorySegment tiles = memory.allocate(kernels.signTilesBytes(n, k));
         MemorySegment data = weights.data();
-        pool.run(tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
-        MemorySegment scales = memory.allocate(4 * n);
-        long scalesAt = spec.scalesOffset();
-        for (long r = 0; r < n; r++) {
-            scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(data.get(F16, scalesAt + 2 * r)));
-        }
-        return new SignTileWeights(weights, tiles, scales);
-    }
-
-    /** Tiles of {@code rows} rows, the last one partly past them. */
-    static int tilesOf(long rows) {
-        return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
+        pool.run(LookupTiles.tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
+        return new SignTileWeights(weights, tiles, LookupTiles.floatScales(weights, memory));
     }
 }

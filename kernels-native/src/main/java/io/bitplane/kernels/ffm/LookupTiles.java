@@ -1,0 +1,43 @@
+package io.bitplane.kernels.ffm;
+
+import io.bitplane.format.Halfs;
+import io.bitplane.kernels.WeightMemory;
+import io.bitplane.kernels.scalar.CpuWeights;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * What the C lookup tiles' weights share ({@link SignTileWeights}, {@link Base3TileWeights}; layouts in
+ * lookup_tiles.h): tiles of 32 rows in groups of eight whose chunks interleave, and the rows' scales as f32.
+ */
+final class LookupTiles {
+    private LookupTiles() {
+    }
+
+    static final int TILE_ROWS = 32;
+    /**
+     * Rows of a group of tiles whose chunks interleave (the AVX2 build's BINARY groups are half as long, so this is
+     * two of them): threads split a product at groups, so that each reads one stream, but the kernels take any range
+     * of tiles.
+     */
+    static final int GROUP_ROWS = 8 * TILE_ROWS;
+    private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Tiles of {@code rows} rows, the last one partly past them. */
+    static int tilesOf(long rows) {
+        return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
+    }
+
+    /** The f16 scales of a tensor with one scale a row, as f32 in row order, in {@code memory}. */
+    static MemorySegment floatScales(CpuWeights weights, WeightMemory memory) {
+        long n = weights.spec().rows();
+        MemorySegment scales = memory.allocate(4 * n);
+        long scalesAt = weights.spec().scalesOffset();
+        for (long r = 0; r < n; r++) {
+            scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(weights.data().get(F16, scalesAt + 2 * r)));
+        }
+        return scales;
+    }
+}
