@@ -72,8 +72,9 @@ public final class NativeBackend extends ForwardingBackend {
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY of one
      * scale a row into base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
-     * (GroupLaneWeights), other TERNARY and INT4 planes into packed codes (packsAtLoad). {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the
-     * kernels, and so that the tests reach the planes' kernels too.
+     * (GroupLaneWeights), other TERNARY and INT4 planes into packed codes (packsAtLoad).
+     * {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the kernels, and so
+     * that the tests reach the planes' kernels too.
      */
     private final boolean repackAtLoad;
     /** Native copies of weights that were given on the heap, and the tiles and lanes upload makes; freed on close. */
@@ -228,8 +229,8 @@ public final class NativeBackend extends ForwardingBackend {
             // From the file's layout, without a packed copy.
             return GroupLaneWeights.repack(kernels, pool, weights, memory);
         }
-        CpuWeights rows = repackAtLoad && packsAtLoad(tensor) ? CpuWeights.packedCopy(tensor.spec(), data, pool, memory)
-                : weights;
+        CpuWeights rows = repackAtLoad && packsAtLoad(tensor)
+                ? CpuWeights.packedCopy(tensor.spec(), data, pool, memory) : weights;
         if (repackAtLoad && Base3TileWeights.suits(tensor, kernels.isa())) {
             Base3TileWeights tiles = Base3TileWeights.repack(kernels, pool, rows, memory); // batches read the rows
             return tiles != null ? tiles : rows;

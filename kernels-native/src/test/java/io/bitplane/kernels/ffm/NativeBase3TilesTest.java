@@ -122,7 +122,7 @@ class NativeBase3TilesTest {
         }
     }
 
-    /** Where the AVX-512 build runs, the backend tiles ternary of one scale a row with INT8 activations, nothing else. */
+    /** Where the AVX-512 build runs, the backend tiles ternary of one scale a row with INT8 activations, only that. */
     @Test
     void theBackendTilesOnlyWhatTheKernelTakes() {
         NativeAvailability.assumeLoaded();
