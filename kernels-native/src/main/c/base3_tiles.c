@@ -57,13 +57,13 @@ static inline int64_t chunks_of(int64_t k) {
 }
 
 int64_t BP_FN(_base3_tiles_bytes)(int64_t n, int64_t k) {
-    return (n + TILE_ROWS - 1) / TILE_ROWS * chunks_of(k) * CHUNK_BYTES;
+    return tiles_bytes(n, chunks_of(k));
 }
 
 /* The base-3 digit of value i of a row in the file: layout 1, packed 2-bit fields (t + 1) in 32-byte blocks of 128
-   values; layout 0, a mask plane then a sign plane of ceil(k / 64) words each. -1 for a packed field of 3, which no
-   code has. */
-static inline int digit_at(const uint8_t *row, int32_t layout, int64_t k, int64_t i) {
+   values; layout 0, a mask plane then a sign plane of plane_bytes each. -1 for a packed field of 3, which no code
+   has. */
+static inline int digit_at(const uint8_t *row, int32_t layout, int64_t plane_bytes, int64_t i) {
     int code;
     if (layout == 1) {
         int field = row[i / 128 * 32 + i % 32] >> (2 * (i % 128 / 32)) & 3;
@@ -72,7 +72,6 @@ static inline int digit_at(const uint8_t *row, int32_t layout, int64_t k, int64_
         }
         code = field - 1;
     } else {
-        int64_t plane_bytes = (k + 63) / 64 * 8;
         int mask = row[i / 8] >> (i % 8) & 1;
         int sign = row[plane_bytes + i / 8] >> (i % 8) & 1;
         code = mask ? (sign ? -1 : 1) : 0;
@@ -86,7 +85,8 @@ int64_t BP_FN(_base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int
     const uint8_t *file = (const uint8_t *) w;
     uint8_t *out = (uint8_t *) tiles;
     int64_t chunks = chunks_of(k);
-    int64_t row_bytes = layout == 1 ? (k + 127) / 128 * 32 : 2 * ((k + 63) / 64 * 8);
+    int64_t plane_bytes = (k + 63) / 64 * 8; /* layout 0 */
+    int64_t row_bytes = layout == 1 ? (k + 127) / 128 * 32 : 2 * plane_bytes;
     for (int64_t t = tile_start; t < tile_end; t++) {
         int64_t stride;
         uint8_t *tile = out + tile_at(t, n, chunks, GROUP_TILES, &stride);
@@ -101,7 +101,7 @@ int64_t BP_FN(_base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int
                     int index = 0;
                     for (int i = 2; i >= 0; i--) {
                         int64_t v = CHUNK_VALUES * c + 3 * h + i;
-                        int digit = v < k ? digit_at(row, layout, k, v) : 0;
+                        int digit = v < k ? digit_at(row, layout, plane_bytes, v) : 0;
                         invalid += digit < 0;
                         index = 3 * index + (digit < 0 ? 0 : digit);
                     }
@@ -160,15 +160,6 @@ void BP_FN(_base3_tables)(const int8_t *q, int64_t k, int16_t *tables) {
             }
 #endif
         }
-    }
-}
-
-/* y for the rows of tile t from S (row j's sum of code x q), rows below n only. */
-static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t n, const float *scales,
-                              float xscale, float *y) {
-    for (int64_t j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
-        int64_t r = TILE_ROWS * t + j;
-        y[r] = (0.0f + (scales[r] * (float) sums[j] + 0.0f)) * xscale;
     }
 }
 
@@ -233,7 +224,7 @@ void BP_FN(_matmul_base3_tiles)(const void *tiles, int64_t k, int64_t n, const i
             default: tiles_sums(base, n, chunks, tables, t, 1, sums); break;
             }
             for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, scales, xscale, y);
+                store_tile(sums[i], t + i, n, 0, 1, scales, xscale, y);
             }
         }
     }
@@ -252,7 +243,7 @@ void BP_FN(_matmul_base3_tiles)(const void *tiles, int64_t k, int64_t n, const i
             }
             sums[0][j] = s;
         }
-        store_tile(sums[0], t, n, scales, xscale, y);
+        store_tile(sums[0], t, n, 0, 1, scales, xscale, y);
     }
 #endif
 }

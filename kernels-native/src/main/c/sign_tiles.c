@@ -98,7 +98,7 @@ static inline int64_t chunks_of(int64_t k) {
 }
 
 int64_t BP_FN(_sign_tiles_bytes)(int64_t n, int64_t k) {
-    return (n + TILE_ROWS - 1) / TILE_ROWS * chunks_of(k) * CHUNK_BYTES;
+    return tiles_bytes(n, chunks_of(k));
 }
 
 void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile_start, int64_t tile_end,
@@ -228,16 +228,6 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
     return sum;
 }
 #endif
-
-/* y for the rows of tile t from S (row j's sum of codes over its set bits), rows below n only. */
-static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t n, int32_t code_sum,
-                              const float *scales, float xscale, float *y) {
-    for (int64_t j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
-        int64_t r = TILE_ROWS * t + j;
-        int32_t acc = code_sum - 2 * sums[j];
-        y[r] = (0.0f + (scales[r] * (float) acc + 0.0f)) * xscale;
-    }
-}
 
 #if defined(__AVX512BW__)
 
@@ -376,7 +366,7 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             default: tiles_sums(base, n, chunks, tables, t, 1, sums); break;
             }
             for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, code_sum, scales, xscale, y);
+                store_tile(sums[i], t + i, n, code_sum, -2, scales, xscale, y);
             }
         }
     }
@@ -390,7 +380,7 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             default: nibble_sums(base, n, chunks, nibble_tables, t, 1, sums); break;
             }
             for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, code_sum, scales, xscale, y);
+                store_tile(sums[i], t + i, n, code_sum, -2, scales, xscale, y);
             }
         }
     }
@@ -409,7 +399,7 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
             }
             sums[0][j] = s;
         }
-        store_tile(sums[0], t, n, code_sum, scales, xscale, y);
+        store_tile(sums[0], t, n, code_sum, -2, scales, xscale, y);
     }
 #endif
 }

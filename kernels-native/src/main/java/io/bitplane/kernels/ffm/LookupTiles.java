@@ -30,6 +30,14 @@ final class LookupTiles {
         return (int) ((rows + TILE_ROWS - 1) / TILE_ROWS);
     }
 
+    /**
+     * Where the tiles of the pool's part {@code group} begin (the parts are groups of GROUP_ROWS rows, so that each
+     * thread reads whole interleaved groups), or, for the part past the last, where the tensor's tiles end.
+     */
+    static int firstTileOfGroup(int group, long rows) {
+        return Math.min(tilesOf(rows), group * (GROUP_ROWS / TILE_ROWS));
+    }
+
     /** The f16 scales of a tensor with one scale a row, as f32 in row order, in {@code memory}. */
     static MemorySegment floatScales(CpuWeights weights, WeightMemory memory) {
         long n = weights.spec().rows();

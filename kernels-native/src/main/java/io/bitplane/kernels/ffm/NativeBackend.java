@@ -550,9 +550,9 @@ public final class NativeBackend extends ForwardingBackend {
                         own.tablesCodeSum = kernels.signTables(c.q, c.k, own.tables);
                         own.tablesJob = c.job;
                     }
-                    int groupTiles = LookupTiles.GROUP_ROWS / LookupTiles.TILE_ROWS;
                     kernels.matmulSignTiles(c.critical, weights, c.k, n, own.tables, own.tablesCodeSum, rowScales,
-                            c.firstScale, ys, from * groupTiles, Math.min(LookupTiles.tilesOf(n), to * groupTiles));
+                            c.firstScale, ys, LookupTiles.firstTileOfGroup(from, n),
+                            LookupTiles.firstTileOfGroup(to, n));
                 }
                 case BASE3_TILES -> {
                     Scratch own = SCRATCH.get();
@@ -561,9 +561,8 @@ public final class NativeBackend extends ForwardingBackend {
                         kernels.base3Tables(c.q, c.k, own.base3Tables);
                         own.base3TablesJob = c.job;
                     }
-                    int groupTiles = LookupTiles.GROUP_ROWS / LookupTiles.TILE_ROWS;
                     kernels.matmulBase3Tiles(c.critical, weights, c.k, n, own.base3Tables, rowScales, c.firstScale,
-                            ys, from * groupTiles, Math.min(LookupTiles.tilesOf(n), to * groupTiles));
+                            ys, LookupTiles.firstTileOfGroup(from, n), LookupTiles.firstTileOfGroup(to, n));
                 }
                 case GROUP_LANES -> kernels.matmulGroupLanes(c.critical, weights, encoding, c.k, n, c.q, c.scales, ys,
                         c.batch, from, to, kernelScratch(scratchBytes));
