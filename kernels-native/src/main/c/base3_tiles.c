@@ -43,9 +43,8 @@
 #define CHUNK_TABLE 96
 /* Chunks per int16 run: a chunk adds at most 9 x 127 to a row's two sums together (see above). */
 #define RUN_CHUNKS 28
-/* Tiles whose chunks interleave, and tiles the kernel reads side by side; a range's last tiles go four, two and one
-   at a time. */
-#define GROUP_TILES 8
+/* Tiles whose chunks interleave: as many as the kernel reads side by side (lookup_tiles.h). */
+#define GROUP_TILES LOOKUP_TILES
 /* How far ahead of each tile's chunk the weights are prefetched into L1 (a group's chunk is 512 bytes), and L2_AHEAD
    times as far into L2. On the Intel Xeon (`bitplane bench --backend native --encodings ternary --activations int8
    --layout packed --shape 4096x14336`, builds alternated, G weights/s): 1 KB 121-122, 2 KB (the sign tiles' Intel
@@ -163,87 +162,15 @@ void BP_FN(_base3_tables)(const int8_t *q, int64_t k, int16_t *tables) {
     }
 }
 
-#if defined(__AVX512BW__)
-/*
- * S for `count` tiles from t (count a constant where inlined): lookups in int16 runs, widened per run into int32
- * lanes, even rows (the low halves of the 32-bit lanes) and odd rows apart.
- */
-ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables, int64_t t,
-                              int count, int32_t sums[GROUP_TILES][TILE_ROWS]) {
-    const uint8_t *tile[GROUP_TILES];
-    int64_t stride[GROUP_TILES];
-    __m512i even[GROUP_TILES], odd[GROUP_TILES];
-    const int64_t ahead = PREFETCH_BYTES;
-    for (int i = 0; i < count; i++) {
-        tile[i] = tiles + tile_at(t + i, n, chunks, GROUP_TILES, &stride[i]);
-        even[i] = odd[i] = _mm512_setzero_si512();
-    }
-    for (int64_t c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
-        int64_t c1 = c0 + RUN_CHUNKS < chunks ? c0 + RUN_CHUNKS : chunks;
-        /* two int16 sums per tile, so that no chain of adds waits on every lookup */
-        __m512i s0[GROUP_TILES], s1[GROUP_TILES];
-        for (int i = 0; i < count; i++) {
-            s0[i] = s1[i] = _mm512_setzero_si512();
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            const int16_t *tb = tables + CHUNK_TABLE * c;
-            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32), t2 = _mm512_loadu_si512(tb + 64);
-#pragma GCC unroll 8
-            for (int i = 0; i < count; i++) {
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + ahead), _MM_HINT_T0);
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + L2_AHEAD * ahead), _MM_HINT_T2);
-                __m512i w = _mm512_loadu_si512(tile[i] + c * stride[i]);
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
-                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 10), t2));
-            }
-        }
-        for (int i = 0; i < count; i++) { /* their total stays within int16 (RUN_CHUNKS): widened once */
-            widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
-        }
-    }
-    for (int i = 0; i < count; i++) {
-        rows_in_order(even[i], odd[i], sums[i]);
-    }
-}
-#endif
-
 void BP_FN(_matmul_base3_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,
                                 const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
     const uint8_t *base = (const uint8_t *) tiles;
-    int64_t chunks = chunks_of(k);
-    int32_t sums[GROUP_TILES][TILE_ROWS];
-    int64_t t = tile_start;
 #if defined(__AVX512BW__)
-    for (int count = GROUP_TILES; count >= 1; count /= 2) {
-        for (; t + count <= tile_end; t += count) {
-            switch (count) { /* a constant count for each inlined copy */
-            case GROUP_TILES: tiles_sums(base, n, chunks, tables, t, GROUP_TILES, sums); break;
-            case 4: tiles_sums(base, n, chunks, tables, t, 4, sums); break;
-            case 2: tiles_sums(base, n, chunks, tables, t, 2, sums); break;
-            default: tiles_sums(base, n, chunks, tables, t, 1, sums); break;
-            }
-            for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, 0, 1, scales, xscale, y);
-            }
-        }
-    }
+    lookup_product(base, n, chunks_of(k), tables, CHUNK_TABLE, RUN_CHUNKS, 0, PREFETCH_BYTES, 0, 1, scales, xscale, y,
+                   tile_start, tile_end);
 #else
-    /* The AVX2 and portable builds: the same lookups lane by lane (tests reach them by selecting them). */
-    for (; t < tile_end; t++) {
-        int64_t stride;
-        const uint8_t *tile = base + tile_at(t, n, chunks, GROUP_TILES, &stride);
-        for (int j = 0; j < TILE_ROWS; j++) {
-            int32_t s = 0;
-            for (int64_t c = 0; c < chunks; c++) {
-                const uint8_t *at = tile + c * stride;
-                uint32_t word = at[2 * j] | (uint32_t) at[2 * j + 1] << 8;
-                const int16_t *tb = tables + CHUNK_TABLE * c;
-                s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10 & 31)];
-            }
-            sums[0][j] = s;
-        }
-        store_tile(sums[0], t, n, 0, 1, scales, xscale, y);
-    }
+    /* The AVX2 and portable builds (tests reach them by selecting them). */
+    lookup_product_lanewise(base, n, chunks_of(k), tables, CHUNK_TABLE, GROUP_TILES, 0, 1, scales, xscale, y,
+                            tile_start, tile_end);
 #endif
 }

@@ -12,6 +12,8 @@
 
 #define TILE_ROWS 32
 #define CHUNK_BYTES (2 * TILE_ROWS)
+/* Tiles the AVX-512 kernels read side by side, a whole interleaved group; a range's last tiles go 4, 2 and 1. */
+#define LOOKUP_TILES 8
 
 /* Bytes of the tiles of a tensor of n rows and `chunks` chunks a row. */
 static inline int64_t tiles_bytes(int64_t n, int64_t chunks) {
@@ -41,6 +43,33 @@ static inline int64_t tile_at(int64_t t, int64_t n, int64_t chunks, int64_t grou
     return (first * chunks + t - first) * CHUNK_BYTES;
 }
 
+/*
+ * The AVX-512 kernels' lookups lane by lane, for the builds without vpermw (the portable build; base3_tiles.c's AVX2
+ * build too): y for tiles [t, tile_end) of interleaved groups of `group` tiles, each row's S the sum over its chunks
+ * of T0[w & 31] + T1[(w >> 5) & 31] + T2[w >> 10] (chunk_table int16 a chunk, the tables 32 apart; T2 is 64
+ * entries for BINARY, 32 for TERNARY, whose words leave bit 15 zero), stored by store_tile with offset and factor.
+ */
+static inline void lookup_product_lanewise(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables,
+                                           int chunk_table, int64_t group, int32_t offset, int32_t factor,
+                                           const float *scales, float xscale, float *y, int64_t t, int64_t tile_end) {
+    for (; t < tile_end; t++) {
+        int64_t stride;
+        const uint8_t *tile = tiles + tile_at(t, n, chunks, group, &stride);
+        int32_t sums[TILE_ROWS];
+        for (int j = 0; j < TILE_ROWS; j++) {
+            int32_t s = 0;
+            for (int64_t c = 0; c < chunks; c++) {
+                const uint8_t *at = tile + c * stride;
+                uint32_t word = at[2 * j] | (uint32_t) at[2 * j + 1] << 8;
+                const int16_t *tb = tables + chunk_table * c;
+                s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
+            }
+            sums[j] = s;
+        }
+        store_tile(sums, t, n, offset, factor, scales, xscale, y);
+    }
+}
+
 #if defined(__AVX512BW__)
 #include <immintrin.h>
 
@@ -60,6 +89,83 @@ ALWAYS_INLINE void rows_in_order(__m512i even, __m512i odd, int32_t sums[TILE_RO
         sums[2 * j] = e[j];
         sums[2 * j + 1] = o[j];
     }
+}
+
+/*
+ * S for `count` tiles from t (every argument but the pointers and t a constant where inlined): per chunk, three
+ * lookups of 32 rows at once in the chunk's tables (chunk_table int16 from tables + chunk_table c), by the word, the
+ * word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits, vpermt2w its low 6, so no mask); the third
+ * over 64 entries in two registers where wide_third (BINARY's codes 10-15), else over 32 (TERNARY's third index).
+ * Sums in int16 over runs of run_chunks chunks (the caller bounds them), widened per run into int32 lanes, even
+ * rows and odd rows apart. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ */
+ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables, int chunk_table,
+                               int run_chunks, int wide_third, int64_t ahead, int64_t t, int count,
+                               int32_t sums[LOOKUP_TILES][TILE_ROWS]) {
+    const uint8_t *tile[LOOKUP_TILES];
+    int64_t stride[LOOKUP_TILES];
+    __m512i even[LOOKUP_TILES], odd[LOOKUP_TILES];
+    for (int i = 0; i < count; i++) {
+        tile[i] = tiles + tile_at(t + i, n, chunks, LOOKUP_TILES, &stride[i]);
+        even[i] = odd[i] = _mm512_setzero_si512();
+    }
+    for (int64_t c0 = 0; c0 < chunks; c0 += run_chunks) {
+        int64_t c1 = c0 + run_chunks < chunks ? c0 + run_chunks : chunks;
+        /* two int16 sums per tile, so that no chain of adds waits on every lookup */
+        __m512i s0[LOOKUP_TILES], s1[LOOKUP_TILES];
+        for (int i = 0; i < count; i++) {
+            s0[i] = s1[i] = _mm512_setzero_si512();
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            const int16_t *tb = tables + chunk_table * c;
+            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32), t2 = _mm512_loadu_si512(tb + 64);
+            __m512i t3 = wide_third ? _mm512_loadu_si512(tb + 96) : t2;
+#pragma GCC unroll 8
+            for (int i = 0; i < count; i++) {
+                _mm_prefetch((const char *) (tile[i] + c * stride[i] + ahead), _MM_HINT_T0);
+                _mm_prefetch((const char *) (tile[i] + c * stride[i] + L2_AHEAD * ahead), _MM_HINT_T2);
+                __m512i w = _mm512_loadu_si512(tile[i] + c * stride[i]);
+                __m512i third = _mm512_srli_epi16(w, 10);
+                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
+                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
+                s0[i] = _mm512_add_epi16(s0[i], wide_third ? _mm512_permutex2var_epi16(t2, third, t3)
+                                                           : _mm512_permutexvar_epi16(third, t2));
+            }
+        }
+        for (int i = 0; i < count; i++) { /* their total stays within int16 (run_chunks): widened once */
+            widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        rows_in_order(even[i], odd[i], sums[i]);
+    }
+}
+
+/*
+ * y for tiles [t, tile_end) by lookup_sums (its constants as there), LOOKUP_TILES at a time, then 4, 2 and 1, each
+ * tile's rows stored by store_tile with offset and factor.
+ */
+ALWAYS_INLINE void lookup_product(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables,
+                                  int chunk_table, int run_chunks, int wide_third, int64_t ahead, int32_t offset,
+                                  int32_t factor, const float *scales, float xscale, float *y, int64_t t,
+                                  int64_t tile_end) {
+    int32_t sums[LOOKUP_TILES][TILE_ROWS];
+#define LOOKUP_SUMS(count) \
+    lookup_sums(tiles, n, chunks, tables, chunk_table, run_chunks, wide_third, ahead, t, count, sums)
+    for (int count = LOOKUP_TILES; count >= 1; count /= 2) {
+        for (; t + count <= tile_end; t += count) {
+            switch (count) { /* a constant count for each inlined copy */
+            case LOOKUP_TILES: LOOKUP_SUMS(LOOKUP_TILES); break;
+            case 4: LOOKUP_SUMS(4); break;
+            case 2: LOOKUP_SUMS(2); break;
+            default: LOOKUP_SUMS(1); break;
+            }
+            for (int i = 0; i < count; i++) {
+                store_tile(sums[i], t + i, n, offset, factor, scales, xscale, y);
+            }
+        }
+    }
+#undef LOOKUP_SUMS
 }
 #endif
 

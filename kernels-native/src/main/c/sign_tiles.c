@@ -49,8 +49,6 @@
    chunks, so a run's two sums are added in int16 and widened once (from L2, a C probe of this loop on two threads,
    1024 x 14336 alternated five times: 413-433 -> 430-444 G weights/s; from DRAM within the noise). */
 #define RUN_CHUNKS 16
-/* Tiles in flight (see above), a group's; a range's last tiles go four, two and one at a time. */
-#define TILES_AT_ONCE 8
 /* How far ahead of each tile's chunk the weights are prefetched (a whole group's chunk is 512 bytes; 256 in the
    AVX2 build), Intel and other (prefetch_distance). Through the backend, 4096 x 14336, two threads, G weights/s:
    on the AMD EPYC 2 KB 309-340, 4 KB 372-424, 8 KB 357-394; on the Intel Xeon 1 KB 190-200, 2 KB 193-211, 4 KB
@@ -90,7 +88,7 @@
 #if BYTE_PLANES
 #define GROUP_TILES NIBBLE_TILES
 #else
-#define GROUP_TILES TILES_AT_ONCE
+#define GROUP_TILES LOOKUP_TILES /* eight (lookup_tiles.h): tiles in flight (see above) */
 #endif
 
 static inline int64_t chunks_of(int64_t k) {
@@ -229,53 +227,6 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
 }
 #endif
 
-#if defined(__AVX512BW__)
-
-/*
- * S for `count` tiles from t (count a constant where inlined): lookups in int16 runs, widened per run into int32
- * lanes, even rows (the low halves of the 32-bit lanes) and odd rows apart.
- */
-ALWAYS_INLINE void tiles_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables, int64_t t,
-                              int count, int32_t sums[TILES_AT_ONCE][TILE_ROWS]) {
-    const uint8_t *tile[TILES_AT_ONCE];
-    int64_t stride[TILES_AT_ONCE];
-    __m512i even[TILES_AT_ONCE], odd[TILES_AT_ONCE];
-    const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
-    for (int i = 0; i < count; i++) {
-        tile[i] = tiles + tile_at(t + i, n, chunks, GROUP_TILES, &stride[i]);
-        even[i] = odd[i] = _mm512_setzero_si512();
-    }
-    for (int64_t c0 = 0; c0 < chunks; c0 += RUN_CHUNKS) {
-        int64_t c1 = c0 + RUN_CHUNKS < chunks ? c0 + RUN_CHUNKS : chunks;
-        /* two int16 sums per tile, so that no chain of adds waits on every lookup */
-        __m512i s0[TILES_AT_ONCE], s1[TILES_AT_ONCE];
-        for (int i = 0; i < count; i++) {
-            s0[i] = s1[i] = _mm512_setzero_si512();
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            const int16_t *tb = tables + CHUNK_TABLE * c;
-            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32);
-            __m512i t2 = _mm512_loadu_si512(tb + 64), t3 = _mm512_loadu_si512(tb + 96);
-#pragma GCC unroll 8
-            for (int i = 0; i < count; i++) {
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + ahead), _MM_HINT_T0);
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + L2_AHEAD * ahead), _MM_HINT_T2);
-                __m512i w = _mm512_loadu_si512(tile[i] + c * stride[i]);
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
-                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutex2var_epi16(t2, _mm512_srli_epi16(w, 10), t3));
-            }
-        }
-        for (int i = 0; i < count; i++) { /* their total stays within int16 (RUN_CHUNKS): widened once */
-            widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
-        }
-    }
-    for (int i = 0; i < count; i++) {
-        rows_in_order(even[i], odd[i], sums[i]);
-    }
-}
-#endif
-
 #if BYTE_PLANES
 static inline __m256i table_at(const uint8_t *p) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) p));
@@ -354,24 +305,13 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
                                const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
     const uint8_t *base = (const uint8_t *) tiles;
     int64_t chunks = chunks_of(k);
-    int32_t sums[TILES_AT_ONCE][TILE_ROWS];
     int64_t t = tile_start;
 #if defined(__AVX512BW__)
-    for (int count = TILES_AT_ONCE; count >= 1; count /= 2) {
-        for (; t + count <= tile_end; t += count) {
-            switch (count) { /* a constant count for each inlined copy */
-            case TILES_AT_ONCE: tiles_sums(base, n, chunks, tables, t, TILES_AT_ONCE, sums); break;
-            case 4: tiles_sums(base, n, chunks, tables, t, 4, sums); break;
-            case 2: tiles_sums(base, n, chunks, tables, t, 2, sums); break;
-            default: tiles_sums(base, n, chunks, tables, t, 1, sums); break;
-            }
-            for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, code_sum, -2, scales, xscale, y);
-            }
-        }
-    }
+    lookup_product(base, n, chunks, tables, CHUNK_TABLE, RUN_CHUNKS, 1,
+                   prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER), code_sum, -2, scales, xscale, y, t, tile_end);
 #elif BYTE_PLANES
     const uint8_t *nibble_tables = (const uint8_t *) tables;
+    int32_t sums[NIBBLE_TILES][TILE_ROWS];
     for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
         for (; t + count <= tile_end; t += count) {
             switch (count) { /* a constant count for each inlined copy */
@@ -385,21 +325,8 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const in
         }
     }
 #else
-    /* The portable build: the same lookups as the AVX-512 build's, lane by lane (tests reach it by selecting it). */
-    for (; t < tile_end; t++) {
-        int64_t stride;
-        const uint8_t *tile = base + tile_at(t, n, chunks, GROUP_TILES, &stride);
-        for (int j = 0; j < TILE_ROWS; j++) {
-            int32_t s = 0;
-            for (int64_t c = 0; c < chunks; c++) {
-                const uint8_t *at = tile + c * stride;
-                uint32_t word = at[2 * j] | (uint32_t) at[2 * j + 1] << 8;
-                const int16_t *tb = tables + CHUNK_TABLE * c;
-                s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
-            }
-            sums[0][j] = s;
-        }
-        store_tile(sums[0], t, n, code_sum, -2, scales, xscale, y);
-    }
+    /* The portable build (tests reach it by selecting it). */
+    lookup_product_lanewise(base, n, chunks, tables, CHUNK_TABLE, GROUP_TILES, code_sum, -2, scales, xscale, y, t,
+                            tile_end);
 #endif
 }
