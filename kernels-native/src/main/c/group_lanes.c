@@ -179,7 +179,14 @@ static inline void store_rows(__m256 sums, float xscale, float *y, int rows) {
    asks for its codes L2_AHEAD times as far ahead into L2, as the packed ternary rows do: on the Intel Xeon, weights
    in 2 MB pages, 4096 x 14336, two threads (`bitplane bench`, alternated), 25.3-26.4 -> 27.5-29.4 G weights/s (2 and
    3 KB ahead 27.5-28.1, 6 KB 27.6); INT4 stayed level with it at 2-4 KB (51.5-53.1 against 52.1-53.1) and lost at 6-16
-   KB (48-50), so it has none. */
+   KB (48-50), so it has none.
+   INT4's high nibbles are masked in place (z & 0xF0 = 16 u) rather than shifted down and masked: one operation less
+   for every 64 bytes, and their chains' sum, 16 times the exact one, is shifted back once (dpbusd's products are at
+   most 240 x 128, four to a lane and two a chain: no overflow). The kernel does not wait on its operations from
+   memory, yet each one it leaves out lets it read more: alternated against the shift, 4096 x 14336, two threads, G
+   weights/s, `bitplane bench --backend native --encodings int4 --activations int8` 43.7-44.2 -> 45.8-47.3 (16384 x
+   14336: 48.4-49.4 -> 52.0-52.4), a C probe of this function alone on the bench's memory 47.6-49.6 -> 50.2-51.2 (its
+   read 32.5-33.5 GB/s), from L2 136-145 -> 151-153 (docs/PERFORMANCE.md, "INT4 group lanes with one mask less"). */
 ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t encoding, int64_t ahead) {
     __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
     if (encoding == BP_INT8) {
@@ -196,9 +203,10 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
             _mm_prefetch((const char *) (at + 64 * v + ahead), _MM_HINT_T0);
             __m512i z = _mm512_loadu_si512(at + 64 * v);
             a[v % 2] = dpbusd512(a[v % 2], _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
-            a[2 + v % 2] = dpbusd512(a[2 + v % 2], _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble),
+            a[2 + v % 2] = dpbusd512(a[2 + v % 2], _mm512_andnot_si512(nibble, z), /* 16 u, high nibbles */
                                      _mm512_loadu_si512(qs + 128 * v + 64));
         }
+        return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_srai_epi32(_mm512_add_epi32(a[2], a[3]), 4));
     }
     return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
 }
