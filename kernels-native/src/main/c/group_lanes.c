@@ -22,11 +22,11 @@
  * The AVX2 build takes INT4 and INT4_ASYM with vpmaddubsw (block_rows_avx2; INT8 lane by lane, not re-laid there).
  * sum - offset * (the group's sum of q) is the exact integer sum of code * q; times the scale (plus the min times
  * the group's sum of q, INT4_ASYM) it is the group's term; the terms are added per row in group order from 0 and
- * the total multiplied by xscale: the Java reference's float steps, so the result equals it bit for bit. A block's eight rows go side by side, their terms turned (transposed)
- * so that each add takes one group of every row; the block's bytes are one stream from memory, in the order read
- * (eight rows read side by side from the file's order had eight streams of one row each, too short on 2048-value
- * rows for the hardware prefetchers: 32000 x 2048 INT8 went from 45-55 to 27-41 G weights/s). Long INT8 rows go
- * two blocks at a time, two such streams (PAIR_MIN_K).
+ * the total multiplied by xscale: the Java reference's float steps, so the result equals it bit for bit. A block's
+ * eight rows go side by side, their terms turned (transposed) so that each add takes one group of every row; the
+ * block's bytes are one stream from memory, in the order read (eight rows read side by side from the file's order
+ * had eight streams of one row each, too short on 2048-value rows for the hardware prefetchers: 32000 x 2048 INT8
+ * went from 45-55 to 27-41 G weights/s). Long INT8 rows go two blocks at a time, two such streams (PAIR_MIN_K).
  */
 #include <string.h>
 
@@ -174,41 +174,39 @@ static inline void store_rows(__m256 sums, float xscale, float *y, int rows) {
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
-/* The 16 groups' sums of u * q over one super-block of a row (at) and the token's q lanes (qs): four chains of
-   products for INT8, two for INT4 (low and high nibbles), so that no chain waits long on the one before. INT8 also
-   asks for its codes L2_AHEAD times as far ahead into L2, as the packed ternary rows do: on the Intel Xeon, weights
-   in 2 MB pages, 4096 x 14336, two threads (`bitplane bench`, alternated), 25.3-26.4 -> 27.5-29.4 G weights/s (2 and
-   3 KB ahead 27.5-28.1, 6 KB 27.6); INT4 stayed level with it at 2-4 KB (51.5-53.1 against 52.1-53.1) and lost at 6-16
-   KB (48-50), so it has none.
-   INT4's high nibbles are masked in place (z & 0xF0 = 16 u) rather than shifted down and masked: one operation less
-   for every 64 bytes, and their chains' sum, 16 times the exact one, is shifted back once (dpbusd's products are at
-   most 240 x 128, four to a lane and two a chain: no overflow). The kernel does not wait on its operations from
-   memory, yet each one it leaves out lets it read more: alternated against the shift, 4096 x 14336, two threads, G
-   weights/s, `bitplane bench --backend native --encodings int4 --activations int8` 43.7-44.2 -> 45.8-47.3 (16384 x
-   14336: 48.4-49.4 -> 52.0-52.4), a C probe of this function alone on the bench's memory 47.6-49.6 -> 50.2-51.2 (its
-   read 32.5-33.5 GB/s), from L2 136-145 -> 151-153 (docs/PERFORMANCE.md, "INT4 group lanes with one mask less"). */
-ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t encoding, int64_t ahead) {
-    __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+/* The 16 groups' exact sums of code * q over one super-block of a row (at) and the token's q lanes (qs), from start:
+   minus the codes' offset (128 or 8) times the groups' sums of q, the first chain's first value. Four chains of
+   products for INT8 and two for INT4 (low and high nibbles), so that no chain waits long on the one before. INT8
+   also asks for its codes L2_AHEAD times as far ahead into L2, as the packed ternary rows do: on the Intel Xeon,
+   weights in 2 MB pages, 4096 x 14336, two threads (`bitplane bench`, alternated), 25.3-26.4 -> 27.5-29.4 G weights/s
+   (2 and 3 KB ahead 27.5-28.1, 6 KB 27.6); INT4 stayed level with it at 2-4 KB (51.5-53.1 against 52.1-53.1) and lost
+   at 6-16 KB (48-50), so it has none.
+   INT4 does the least it can, as each operation it leaves out lets it read more, although it does not wait on them
+   from memory (docs/PERFORMANCE.md, "INT4 group lanes with fewer operations"): its high nibbles are masked in place
+   (z & 0xF0 = 16 u) rather than shifted down and masked, their chain's sum, 16 times the exact one, shifted back once
+   (dpbusd's products are at most 240 x 128, four to a lane and four a chain: no overflow); two chains where four had
+   been, so that no chains' sums are added; and the offsets taken as the low chain's start instead of subtracted. */
+ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t encoding, int64_t ahead, __m512i start) {
     if (encoding == BP_INT8) {
+        __m512i a[4] = {start, _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
 #pragma GCC unroll 8
         for (int m = 0; m < 8; m++) {
             _mm_prefetch((const char *) (at + 64 * m + ahead), _MM_HINT_T0);
             _mm_prefetch((const char *) (at + 64 * m + L2_AHEAD * ahead), _MM_HINT_T2);
             a[m % 4] = dpbusd512(a[m % 4], _mm512_loadu_si512(at + 64 * m), _mm512_loadu_si512(qs + 64 * m));
         }
-    } else {
-        const __m512i nibble = _mm512_set1_epi8(15);
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) {
-            _mm_prefetch((const char *) (at + 64 * v + ahead), _MM_HINT_T0);
-            __m512i z = _mm512_loadu_si512(at + 64 * v);
-            a[v % 2] = dpbusd512(a[v % 2], _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
-            a[2 + v % 2] = dpbusd512(a[2 + v % 2], _mm512_andnot_si512(nibble, z), /* 16 u, high nibbles */
-                                     _mm512_loadu_si512(qs + 128 * v + 64));
-        }
-        return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_srai_epi32(_mm512_add_epi32(a[2], a[3]), 4));
+        return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
     }
-    return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
+    const __m512i nibble = _mm512_set1_epi8(15);
+    __m512i low = start, high = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        _mm_prefetch((const char *) (at + 64 * v + ahead), _MM_HINT_T0);
+        __m512i z = _mm512_loadu_si512(at + 64 * v);
+        low = dpbusd512(low, _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
+        high = dpbusd512(high, _mm512_andnot_si512(nibble, z), _mm512_loadu_si512(qs + 128 * v + 64)); /* 16 u */
+    }
+    return _mm512_add_epi32(low, _mm512_srai_epi32(high, 4));
 }
 
 /*
@@ -224,14 +222,15 @@ ALWAYS_INLINE void block_rows(const uint8_t *block, int32_t encoding, int64_t k,
     __m256 sums[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t s = 0; s < k / SUPER_VALUES; s++) {
         __m512i qs = _mm512_loadu_si512(qsums + SUPER_GROUPS * s);
-        __m512i offsets = encoding == BP_INT4_ASYM ? _mm512_setzero_si512() : _mm512_slli_epi32(qs, offset_shift);
+        __m512i start = encoding == BP_INT4_ASYM /* minus the offsets' products */
+                                ? _mm512_setzero_si512()
+                                : _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(qs, offset_shift));
         for (int b = 0; b < count; b++) {
             const uint8_t *step = block + b * block_bytes(encoding, k) + s * step_bytes(encoding);
             __m256 lo[LANE_ROWS], hi[LANE_ROWS];
 #pragma GCC unroll 8
             for (int j = 0; j < LANE_ROWS; j++) { /* rows past n have zero scales: terms 0, and not stored */
-                __m512i exact = _mm512_sub_epi32(
-                        super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding, ahead), offsets);
+                __m512i exact = super_sums(step + j * code_bytes(encoding), qp + s * 512, encoding, ahead, start);
                 __m512 scales = _mm512_cvtph_ps(
                         _mm256_loadu_si256((const __m256i *) (step + LANE_ROWS * code_bytes(encoding) + 32 * j)));
                 __m512 terms = _mm512_mul_ps(scales, _mm512_cvtepi32_ps(exact));
