@@ -12,7 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * The C activation quantizer gives exactly the Java reference's codes and scale: random tokens of every length,
- * exact ties (half-way values round up, as Math.round does), zeros, and tokens holding NaN or infinity.
+ * exact ties (half-way values round up, as Math.round does), values next to halves at other scales, zeros, and
+ * tokens holding NaN or infinity.
  */
 class NativeQuantizerTest {
     static NativeKernels kernels;
@@ -62,6 +63,27 @@ class NativeQuantizerTest {
         x[3] = -0.49999997f;
         x[4] = -0.5f;
         assertSameAsJava(x, "ties");
+    }
+
+    @Test
+    void valuesNextToHalvesMatchTheReference() {
+        // (c + 1/2) s and its float neighbours for scales that are not powers of two: where x * (1 / s) and x / s
+        // can round to different codes, which the vector builds settle by dividing.
+        Random rnd = new Random(9);
+        for (int round = 0; round < 300; round++) {
+            float amax = (float) (1e-3 * Math.pow(1e5, rnd.nextDouble()));
+            float s = amax / 127;
+            float[] x = new float[1 + 3 * 254];
+            x[0] = rnd.nextBoolean() ? amax : -amax;
+            int i = 1;
+            for (int c = -127; c < 127; c++) {
+                float half = (c + 0.5f) * s;
+                x[i++] = Math.nextDown(half);
+                x[i++] = half;
+                x[i++] = Math.nextUp(half);
+            }
+            assertSameAsJava(x, "max |x| " + amax);
+        }
     }
 
     @Test
