@@ -174,18 +174,19 @@ static inline void store_rows(__m256 sums, float xscale, float *y, int rows) {
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
-/* The 16 groups' exact sums of code * q over one super-block of a row (at) and the token's q lanes (qs), from start:
-   minus the codes' offset (128 or 8) times the groups' sums of q, the first chain's first value. Four chains of
-   products for INT8 and two for INT4 (low and high nibbles), so that no chain waits long on the one before. INT8
-   also asks for its codes L2_AHEAD times as far ahead into L2, as the packed ternary rows do: on the Intel Xeon,
-   weights in 2 MB pages, 4096 x 14336, two threads (`bitplane bench`, alternated), 25.3-26.4 -> 27.5-29.4 G weights/s
-   (2 and 3 KB ahead 27.5-28.1, 6 KB 27.6); INT4 stayed level with it at 2-4 KB (51.5-53.1 against 52.1-53.1) and lost
-   at 6-16 KB (48-50), so it has none.
-   INT4 does the least it can, as each operation it leaves out lets it read more, although it does not wait on them
-   from memory (docs/PERFORMANCE.md, "INT4 group lanes with fewer operations"): its high nibbles are masked in place
-   (z & 0xF0 = 16 u) rather than shifted down and masked, their chain's sum, 16 times the exact one, shifted back once
-   (dpbusd's products are at most 240 x 128, four to a lane and four a chain: no overflow); two chains where four had
-   been, so that no chains' sums are added; and the offsets taken as the low chain's start instead of subtracted. */
+/* The 16 groups' exact sums of code * q over one super-block of a row (at) and the token's q lanes (qs), from start
+   (the first chain's first value): minus the stored codes' offset, 128 or 8 (INT4_ASYM: 0), times the groups' sums of
+   q. Four chains of products for INT8 and two for INT4 (low and high nibbles), so that no chain waits long on the one
+   before. INT8 also asks for its codes L2_AHEAD times as far ahead into L2, as the packed ternary rows do: on the Intel
+   Xeon, weights in 2 MB pages, 4096 x 14336, two threads (`bitplane bench`, alternated), 25.3-26.4 -> 27.5-29.4 G
+   weights/s (2 and 3 KB ahead 27.5-28.1, 6 KB 27.6); INT4 stayed level with it at 2-4 KB (51.5-53.1 against 52.1-53.1)
+   and lost at 6-16 KB (48-50), so it has none.
+   INT4 does the least it can, as each operation it leaves out lets it read more, although it does not wait on them from
+   memory (docs/PERFORMANCE.md, "INT4 group lanes with fewer operations"): its high nibbles are masked in place (z &
+   0xF0 = 16 u) rather than shifted down and masked, their chain's sum, 16 times the exact one, shifted back once
+   (dpbusd's products are at most 240 x 128, four a lane per instruction, four instructions a chain: far from overflow);
+   two chains where four had been, so that no chains' sums are added; and the offsets taken as the low chain's start
+   instead of subtracted. */
 ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t encoding, int64_t ahead, __m512i start) {
     if (encoding == BP_INT8) {
         __m512i a[4] = {start, _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};

@@ -68,7 +68,8 @@ class NativeQuantizerTest {
     @Test
     void valuesNextToHalvesMatchTheReference() {
         // (c + 1/2) s and its float neighbours for scales that are not powers of two: where x * (1 / s) and x / s
-        // can round to different codes, which the vector builds settle by dividing.
+        // can round to different codes (a quantizer that multiplied, dividing only near halves, was tried against
+        // this: docs/PERFORMANCE.md, "Activations quantized by a product").
         Random rnd = new Random(9);
         for (int round = 0; round < 300; round++) {
             float amax = (float) (1e-3 * Math.pow(1e5, rnd.nextDouble()));
