@@ -18,6 +18,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 /**
  * Products over BINARY and base-3 TERNARY tiles large enough to split over two threads (of the shared conformance
@@ -25,7 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
  * scalar reference's bit for bit, call after call, for one product and for several as one job (matmuls, whose
  * threads' slices cut through products), with 2 to 11 groups of tiles and a last group cut short. A build that let
  * the threads take groups from both ends as they went failed here when a taken range skipped a group (tried;
- * docs/PERFORMANCE.md, "Where a native INT4 product's time goes through the backend").
+ * docs/PERFORMANCE.md, "Where a native INT4 product's time goes through the backend"). Where the build has the
+ * tiles, the uploads are checked to be them, so that a change of routing cannot leave this test on other kernels.
  */
 class NativeSplitTilesTest {
 
@@ -43,6 +45,7 @@ class NativeSplitTilesTest {
                 float[] x = TestTensors.gaussian(rnd, shape[1], 1f);
                 float[] expected = BackendConformance.matmul(new ScalarBackend(), t, x, 1);
                 Weights w = backend.upload(t);
+                assertTiled(encoding, w);
                 Buffer xb = backend.allocate(x.length);
                 backend.write(x, 0, xb, 0, x.length);
                 Buffer yb = backend.allocate(shape[0]);
@@ -74,6 +77,7 @@ class NativeSplitTilesTest {
                 BpmTensor t = tensor(rnd, encoding, rows[i], cols);
                 expected[i] = BackendConformance.matmul(new ScalarBackend(), t, x, 1);
                 ws[i] = backend.upload(t);
+                assertTiled(encoding, ws[i]);
                 ys[i] = backend.allocate(rows[i]);
             }
             for (int call = 0; call < CALLS; call++) {
@@ -84,6 +88,16 @@ class NativeSplitTilesTest {
                     assertArrayEquals(expected[i], y, encoding + " product " + i + " call " + call);
                 }
             }
+        }
+    }
+
+    /** Where the build has the tiles (BINARY: AVX2 and AVX-512; base-3 TERNARY: AVX-512), the product takes them. */
+    private static void assertTiled(String encoding, Weights w) {
+        int isa = NativeLibrary.kernels().isa();
+        if (encoding.equals("binary") && isa >= NativeKernels.ISA_AVX2) {
+            assertInstanceOf(SignTileWeights.class, w);
+        } else if (encoding.equals("ternary") && isa >= NativeKernels.ISA_AVX512) {
+            assertInstanceOf(Base3TileWeights.class, w);
         }
     }
 
