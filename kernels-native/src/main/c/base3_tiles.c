@@ -88,10 +88,7 @@ int64_t BP_FN(_base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int
     int64_t row_bytes = layout == 1 ? (k + 127) / 128 * 32 : 2 * plane_bytes;
     for (int64_t t = tile_start; t < tile_end; t++) {
         int64_t stride;
-        uint8_t *tile = out + tile_at(t, n, chunks, GROUP_TILES, &stride);
-        for (int64_t c = 0; c < chunks; c++) {
-            memset(tile + c * stride, 0, CHUNK_BYTES);
-        }
+        uint8_t *tile = cleared_tile(out, t, n, chunks, GROUP_TILES, &stride);
         for (int64_t j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
             const uint8_t *row = file + (TILE_ROWS * t + j) * row_bytes;
             for (int64_t c = 0; c < chunks; c++) {

@@ -8,6 +8,8 @@
 #ifndef BITPLANE_LOOKUP_TILES_H
 #define BITPLANE_LOOKUP_TILES_H
 
+#include <string.h>
+
 #include "kernels_impl.h"
 
 #define TILE_ROWS 32
@@ -41,6 +43,17 @@ static inline int64_t tile_at(int64_t t, int64_t n, int64_t chunks, int64_t grou
     int64_t in_group = tiles - first < group ? tiles - first : group;
     *stride = in_group * CHUNK_BYTES;
     return (first * chunks + t - first) * CHUNK_BYTES;
+}
+
+/* Where a repack writes tile t (tile_at's start and stride), its chunks zeroed first: rows past n and values past
+   k stay 0. */
+static inline uint8_t *cleared_tile(uint8_t *tiles, int64_t t, int64_t n, int64_t chunks, int64_t group,
+                                    int64_t *stride) {
+    uint8_t *tile = tiles + tile_at(t, n, chunks, group, stride);
+    for (int64_t c = 0; c < chunks; c++) {
+        memset(tile + c * *stride, 0, CHUNK_BYTES);
+    }
+    return tile;
 }
 
 /*

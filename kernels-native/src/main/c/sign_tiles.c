@@ -107,10 +107,7 @@ void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile
     int64_t row_bytes = (k + 63) / 64 * 8;
     for (int64_t t = tile_start; t < tile_end; t++) {
         int64_t stride;
-        uint8_t *tile = out + tile_at(t, n, chunks, GROUP_TILES, &stride);
-        for (int64_t c = 0; c < chunks; c++) {
-            memset(tile + c * stride, 0, CHUNK_BYTES);
-        }
+        uint8_t *tile = cleared_tile(out, t, n, chunks, GROUP_TILES, &stride);
         for (int64_t j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
             const uint8_t *row = planes + (TILE_ROWS * t + j) * row_bytes;
             for (int64_t c = 0; c < chunks; c++) {
