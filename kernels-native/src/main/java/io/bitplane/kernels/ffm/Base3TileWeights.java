@@ -1,6 +1,5 @@
 package io.bitplane.kernels.ffm;
 
-import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.Encoding;
 import io.bitplane.format.TensorSpec;
@@ -24,16 +23,9 @@ import java.util.concurrent.atomic.AtomicLong;
 record Base3TileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales)
         implements NativeRepackedWeights {
 
-    /**
-     * Whether a tensor gets base-3 tiles from a backend whose kernels run the instruction set {@code isa}. Rows of at
-     * most 2^31 / 128 values: the kernel's int32 sums (up to 127 a value) cannot overflow.
-     */
+    /** Whether a tensor gets base-3 tiles from a backend whose kernels run the instruction set {@code isa}. */
     static boolean suits(BpmTensor tensor, int isa) {
-        TensorSpec spec = tensor.spec();
-        return isa >= NativeKernels.ISA_AVX512 && tensor.isComplete() && spec.rank() == 2
-                && spec.encoding() == Encoding.TERNARY && spec.activations() == ActivationHint.INT8
-                && spec.groupsPerRow() == 1 && spec.cols() <= Integer.MAX_VALUE / 128
-                && spec.rows() <= Integer.MAX_VALUE;
+        return isa >= NativeKernels.ISA_AVX512 && LookupTiles.takesOneScaleRows(tensor, Encoding.TERNARY);
     }
 
     /**

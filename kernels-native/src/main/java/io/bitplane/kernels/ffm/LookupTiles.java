@@ -1,6 +1,10 @@
 package io.bitplane.kernels.ffm;
 
+import io.bitplane.format.ActivationHint;
+import io.bitplane.format.BpmTensor;
+import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
+import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.scalar.CpuWeights;
 
@@ -36,6 +40,18 @@ final class LookupTiles {
      */
     static int firstTileOfGroup(int group, long rows) {
         return Math.min(tilesOf(rows), group * (GROUP_ROWS / TILE_ROWS));
+    }
+
+    /**
+     * Whether {@code tensor} is what both tile kernels take: a whole matrix of {@code encoding} with one scale a row
+     * and INT8 activations, of rows of at most 2^31 / 128 values, so that the kernels' int32 sums (up to 127 a
+     * value) cannot overflow. Each kind adds its instruction set (and BINARY its layout).
+     */
+    static boolean takesOneScaleRows(BpmTensor tensor, Encoding encoding) {
+        TensorSpec spec = tensor.spec();
+        return tensor.isComplete() && spec.rank() == 2 && spec.encoding() == encoding
+                && spec.activations() == ActivationHint.INT8 && spec.groupsPerRow() == 1
+                && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;
     }
 
     /** The f16 scales of a tensor with one scale a row, as f32 in row order, in {@code memory}. */
