@@ -1,7 +1,6 @@
 package io.bitplane.kernels.ffm;
 
 import io.bitplane.format.ActivationHint;
-import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
@@ -24,8 +23,6 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * The TERNARY base-3 tiles (base3_tiles.c) called directly, in whatever implementation this run selected (the build
@@ -125,24 +122,6 @@ class NativeBase3TilesTest {
     /** Where the AVX-512 build runs, the backend tiles ternary of one scale a row with INT8 activations, only that. */
     @Test
     void theBackendTilesOnlyWhatTheKernelTakes() {
-        NativeAvailability.assumeLoaded();
-        try (Backend backend = Backends.create("native", 2)) {
-            boolean vpermw = NativeLibrary.kernels().isa() >= NativeKernels.ISA_AVX512;
-            Random rnd = new Random(5);
-            float[] values = TestTensors.gaussian(rnd, 40 * 256, 0.1f);
-            BpmTensor oneScale = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("ternary"), ActivationHint.INT8), 0);
-            BpmTensor groups = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("ternary@64"), ActivationHint.INT8), 0);
-            BpmTensor floats = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("ternary"), ActivationHint.F32), 0);
-            if (vpermw) {
-                assertInstanceOf(Base3TileWeights.class, backend.upload(oneScale));
-            } else {
-                assertNotEquals(Base3TileWeights.class, backend.upload(oneScale).getClass());
-            }
-            assertNotEquals(Base3TileWeights.class, backend.upload(groups).getClass());
-            assertNotEquals(Base3TileWeights.class, backend.upload(floats).getClass());
-        }
+        TileRouting.assertBackendTilesOnlyWhatTheKernelTakes("ternary", Base3TileWeights.class);
     }
 }

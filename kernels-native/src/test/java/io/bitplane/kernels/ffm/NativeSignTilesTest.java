@@ -1,7 +1,6 @@
 package io.bitplane.kernels.ffm;
 
 import io.bitplane.format.ActivationHint;
-import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
@@ -22,8 +21,6 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * The BINARY lookup-table tiles (sign_tiles.c) called directly, in whatever implementation this run selected (the
@@ -103,24 +100,6 @@ class NativeSignTilesTest {
     /** Where the AVX2 or AVX-512 build runs, the backend tiles one scale a row with INT8 activations, nothing else. */
     @Test
     void theBackendTilesOnlyWhatTheKernelTakes() {
-        NativeAvailability.assumeLoaded();
-        try (Backend backend = Backends.create("native", 2)) {
-            boolean vectors = NativeLibrary.kernels().isa() >= NativeKernels.ISA_AVX2;
-            Random rnd = new Random(5);
-            float[] values = TestTensors.gaussian(rnd, 40 * 256, 0.1f);
-            BpmTensor oneScale = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("binary"), ActivationHint.INT8), 0);
-            BpmTensor groups = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("binary@64"), ActivationHint.INT8), 0);
-            BpmTensor floats = BackendConformance.placed(Quantizer.quantize("w", new long[] {40, 256}, values,
-                    QuantSpec.parse("binary"), ActivationHint.F32), 0);
-            if (vectors) {
-                assertInstanceOf(SignTileWeights.class, backend.upload(oneScale));
-            } else {
-                assertNotEquals(SignTileWeights.class, backend.upload(oneScale).getClass());
-            }
-            assertNotEquals(SignTileWeights.class, backend.upload(groups).getClass());
-            assertNotEquals(SignTileWeights.class, backend.upload(floats).getClass());
-        }
+        TileRouting.assertBackendTilesOnlyWhatTheKernelTakes("binary", SignTileWeights.class);
     }
 }

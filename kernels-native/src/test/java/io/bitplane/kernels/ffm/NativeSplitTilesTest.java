@@ -91,13 +91,12 @@ class NativeSplitTilesTest {
         }
     }
 
-    /** Where the build has the tiles (BINARY: AVX2 and AVX-512; base-3 TERNARY: AVX-512), the product takes them. */
+    /** Where the build has the tiles (TileRouting), the product takes them. */
     private static void assertTiled(String encoding, Weights w) {
-        int isa = NativeLibrary.kernels().isa();
-        if (encoding.equals("binary") && isa >= NativeKernels.ISA_AVX2) {
-            assertInstanceOf(SignTileWeights.class, w);
-        } else if (encoding.equals("ternary") && isa >= NativeKernels.ISA_AVX512) {
-            assertInstanceOf(Base3TileWeights.class, w);
+        Class<? extends NativeRepackedWeights> tiles =
+                encoding.equals("binary") ? SignTileWeights.class : Base3TileWeights.class;
+        if (TileRouting.buildHasTiles(tiles)) {
+            assertInstanceOf(tiles, w);
         }
     }
 
