@@ -105,23 +105,26 @@ ALWAYS_INLINE void rows_in_order(__m512i even, __m512i odd, int32_t sums[TILE_RO
 }
 
 /*
- * S for `count` tiles from t (every argument but the pointers and t a constant where inlined): per chunk, three
- * lookups of 32 rows at once in the chunk's tables (chunk_table int16 from tables + chunk_table c), by the word, the
- * word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits, vpermt2w its low 6, so no mask); the third
- * over 64 entries in two registers where wide_third (BINARY's codes 10-15), else over 32 (TERNARY's third index).
- * Sums in int16 over runs of run_chunks chunks (the caller bounds them), widened per run into int32 lanes, even
- * rows and odd rows apart. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ * S for `count` tiles from t, all of one group (every argument but the pointers and t a constant where inlined): per
+ * chunk, three lookups of 32 rows at once in the chunk's tables (chunk_table int16 from tables + chunk_table c), by
+ * the word, the word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits, vpermt2w its low 6, so no
+ * mask); the third over 64 entries in two registers where wide_third (BINARY's codes 10-15), else over 32 (TERNARY's
+ * third index). Sums in int16 over runs of run_chunks chunks (the caller bounds them), widened per run into int32
+ * lanes, even rows and odd rows apart. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ * The tiles of a group lie side by side in each chunk, so one pointer walks them all (tile i at 64 i): with a
+ * pointer and a stride per tile GCC kept seven strides on the stack, reloaded every chunk (a C probe, two threads,
+ * 1024 x 14336 from L2: BINARY 328-352 -> 360-372 G weights/s, TERNARY 225-228 -> 241-246; from DRAM level).
  */
 ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables, int chunk_table,
                                int run_chunks, int wide_third, int64_t ahead, int64_t t, int count,
                                int32_t sums[LOOKUP_TILES][TILE_ROWS]) {
-    const uint8_t *tile[LOOKUP_TILES];
-    int64_t stride[LOOKUP_TILES];
+    int64_t stride;
+    const uint8_t *chunk = tiles + tile_at(t, n, chunks, LOOKUP_TILES, &stride); /* tile t's chunk 0 */
     __m512i even[LOOKUP_TILES], odd[LOOKUP_TILES];
     for (int i = 0; i < count; i++) {
-        tile[i] = tiles + tile_at(t + i, n, chunks, LOOKUP_TILES, &stride[i]);
         even[i] = odd[i] = _mm512_setzero_si512();
     }
+    const int16_t *tb = tables;
     for (int64_t c0 = 0; c0 < chunks; c0 += run_chunks) {
         int64_t c1 = c0 + run_chunks < chunks ? c0 + run_chunks : chunks;
         /* two int16 sums per tile, so that no chain of adds waits on every lookup */
@@ -129,15 +132,15 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
         for (int i = 0; i < count; i++) {
             s0[i] = s1[i] = _mm512_setzero_si512();
         }
-        for (int64_t c = c0; c < c1; c++) {
-            const int16_t *tb = tables + chunk_table * c;
+        for (int64_t c = c0; c < c1; c++, chunk += stride, tb += chunk_table) {
             __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32), t2 = _mm512_loadu_si512(tb + 64);
             __m512i t3 = wide_third ? _mm512_loadu_si512(tb + 96) : t2;
 #pragma GCC unroll 8
             for (int i = 0; i < count; i++) {
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + ahead), _MM_HINT_T0);
-                _mm_prefetch((const char *) (tile[i] + c * stride[i] + L2_AHEAD * ahead), _MM_HINT_T2);
-                __m512i w = _mm512_loadu_si512(tile[i] + c * stride[i]);
+                const uint8_t *at = chunk + CHUNK_BYTES * i;
+                _mm_prefetch((const char *) (at + ahead), _MM_HINT_T0);
+                _mm_prefetch((const char *) (at + L2_AHEAD * ahead), _MM_HINT_T2);
+                __m512i w = _mm512_loadu_si512(at);
                 __m512i third = _mm512_srli_epi16(w, 10);
                 s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
                 s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
@@ -155,8 +158,8 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
 }
 
 /*
- * y for tiles [t, tile_end) by lookup_sums (its constants as there), LOOKUP_TILES at a time, then 4, 2 and 1, each
- * tile's rows stored by store_tile with offset and factor.
+ * y for tiles [t, tile_end) by lookup_sums (its constants as there), group by group: LOOKUP_TILES at a time, then 4,
+ * 2 and 1 of a group that is short or cut by the range, each tile's rows stored by store_tile with offset and factor.
  */
 ALWAYS_INLINE void lookup_product(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables,
                                   int chunk_table, int run_chunks, int wide_third, int64_t ahead, int32_t offset,
@@ -165,16 +168,20 @@ ALWAYS_INLINE void lookup_product(const uint8_t *tiles, int64_t n, int64_t chunk
     int32_t sums[LOOKUP_TILES][TILE_ROWS];
 #define LOOKUP_SUMS(count) \
     lookup_sums(tiles, n, chunks, tables, chunk_table, run_chunks, wide_third, ahead, t, count, sums)
-    for (int count = LOOKUP_TILES; count >= 1; count /= 2) {
-        for (; t + count <= tile_end; t += count) {
-            switch (count) { /* a constant count for each inlined copy */
-            case LOOKUP_TILES: LOOKUP_SUMS(LOOKUP_TILES); break;
-            case 4: LOOKUP_SUMS(4); break;
-            case 2: LOOKUP_SUMS(2); break;
-            default: LOOKUP_SUMS(1); break;
-            }
-            for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, offset, factor, scales, xscale, y);
+    while (t < tile_end) {
+        int64_t next_group = (t / LOOKUP_TILES + 1) * LOOKUP_TILES;
+        int64_t end = next_group < tile_end ? next_group : tile_end;
+        for (int count = LOOKUP_TILES; count >= 1; count /= 2) {
+            for (; t + count <= end; t += count) {
+                switch (count) { /* a constant count for each inlined copy */
+                case LOOKUP_TILES: LOOKUP_SUMS(LOOKUP_TILES); break;
+                case 4: LOOKUP_SUMS(4); break;
+                case 2: LOOKUP_SUMS(2); break;
+                default: LOOKUP_SUMS(1); break;
+                }
+                for (int i = 0; i < count; i++) {
+                    store_tile(sums[i], t + i, n, offset, factor, scales, xscale, y);
+                }
             }
         }
     }
