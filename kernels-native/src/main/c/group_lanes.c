@@ -202,8 +202,7 @@ ALWAYS_INLINE __m512i super_sums(const uint8_t *at, const int8_t *qs, int32_t en
     __m512i low = start, high = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
-        _mm_prefetch((const char *) (at + 64 * v + ahead), _MM_HINT_T0);
-        __m512i z = _mm512_loadu_si512(at + 64 * v);
+        __m512i z = load_after_prefetch(at + 64 * v, ahead, 0);
         low = dpbusd512(low, _mm512_and_si512(z, nibble), _mm512_loadu_si512(qs + 128 * v));
         high = dpbusd512(high, _mm512_andnot_si512(nibble, z), _mm512_loadu_si512(qs + 128 * v + 64)); /* 16 u */
     }

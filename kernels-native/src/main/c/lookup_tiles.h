@@ -137,10 +137,7 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
             __m512i t3 = wide_third ? _mm512_loadu_si512(tb + 96) : t2;
 #pragma GCC unroll 8
             for (int i = 0; i < count; i++) {
-                const uint8_t *at = chunk + CHUNK_BYTES * i;
-                _mm_prefetch((const char *) (at + ahead), _MM_HINT_T0);
-                _mm_prefetch((const char *) (at + L2_AHEAD * ahead), _MM_HINT_T2);
-                __m512i w = _mm512_loadu_si512(at);
+                __m512i w = load_after_prefetch(chunk + CHUNK_BYTES * i, ahead, L2_AHEAD * ahead);
                 __m512i third = _mm512_srli_epi16(w, 10);
                 s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
                 s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
