@@ -33,10 +33,11 @@ import java.util.function.Supplier;
  *
  * <p>The memory is mapped with {@code mmap} and advised before anything touches it, so that its first writes fault
  * in whole 2 MB pages: {@code Arena.allocate} zeroes what it allocates, after which an advice would leave the
- * pages small until the kernel's background collapse, minutes later. Large allocations get a mapping each;
- * mid-sized ones share mappings ("slabs", see {@link #MIN_SLAB_BYTES}). Where that is not possible (another OS or
- * architecture, a small allocation, native access not enabled for this code, a failed call) the memory comes from
- * an arena as before: huge pages change speed, never results.
+ * pages small until the kernel's background collapse, minutes later. Every allocation from {@link #MIN_SLAB_BYTES}
+ * up is carved out of shared mappings advised whole ("slabs", see {@link Slabs}), so that a tensor's last part is
+ * in huge pages too, and the huge page it ends in holds the start of the next. Where that is not possible (another
+ * OS or architecture, a small allocation, native access not enabled for this code, a failed call) the memory comes
+ * from an arena as before: huge pages change speed, never results.
  */
 public final class WeightMemory implements AutoCloseable {
 
@@ -44,16 +45,10 @@ public final class WeightMemory implements AutoCloseable {
     static final long HUGE_PAGE = 2L << 20;
 
     /**
-     * Below this a segment holds at most one whole huge page (only whole ones are advised, see mapHuge): not worth a
-     * mapping of its own, so it comes from a slab ({@link #MIN_SLAB_BYTES}) or the arena, packed with others.
-     */
-    static final long MIN_HUGE_BYTES = 4L << 20;
-
-    /**
-     * From this size up to {@link #MIN_HUGE_BYTES}, allocations are carved one after another out of shared
-     * mappings of {@link #SLAB_BYTES}, advised whole. The 418M model's attention products (2.4 MB a 2048 x 2048
-     * INT4 matrix, 0.3 MB its keys' and values') read at 18-20 GB/s in a decoding step from their own 4 KB pages
-     * against 25-27 from 2 MB pages (the large products' 28-30). Below it a few 4 KB pages cost little.
+     * From this size up, allocations are carved one after another out of shared mappings advised whole
+     * ({@link Slabs}). The 418M model's attention products (2.4 MB a 2048 x 2048 INT4 matrix, 0.3 MB its keys' and
+     * values') read at 18-20 GB/s in a decoding step from their own 4 KB pages against 25-27 from 2 MB pages (the
+     * large products' 28-30). Below it a few 4 KB pages cost little.
      */
     static final long MIN_SLAB_BYTES = 64L << 10;
 
@@ -122,7 +117,7 @@ public final class WeightMemory implements AutoCloseable {
         if (owner != null && !owner.scope().isAlive()) {
             throw new IllegalStateException("weight memory is closed (its backend was closed)");
         }
-        if (bytes >= MIN_SLAB_BYTES && bytes < MIN_HUGE_BYTES) {
+        if (bytes >= MIN_SLAB_BYTES) {
             MemorySegment s = slabs.take(bytes); // null where huge pages are not requested
             if (s != null) {
                 return s;
@@ -149,9 +144,20 @@ public final class WeightMemory implements AutoCloseable {
     }
 
     /**
-     * Allocations carved one after another, 64-byte aligned, out of slabs of {@code slabBytes} in huge pages (each
-     * its own mapping, freed with the arena it was mapped in: of its own and automatic, when no segment of it is
-     * reachable); a new slab when the newest cannot hold the next.
+     * Allocations carved one after another, 64-byte aligned, out of slabs in huge pages (each its own mapping, freed
+     * with the arena it was mapped in: of its own and automatic, when no segment of it is reachable): a new slab of
+     * {@code slabBytes}, or of the allocation's whole huge pages where it is larger, when the rest of the newest
+     * cannot hold the next allocation. The new slab's rest is kept for the allocations after it where it is the
+     * larger rest. Only touched huge pages are backed, so a rest left behind costs at most the rest of the huge page
+     * its slab's last allocation ends in.
+     *
+     * <p>Why large tensors share slabs rather than each take a mapping of its own: advised only in whole huge pages,
+     * such a mapping left its last part (up to 2 MB) in 4 KB pages, where a 4096 x 14336 BINARY matrix's lookup
+     * tiles (7.3 MB) had 1.3 MB, 36% of the second thread's half. In a C probe of those tiles that thread ran 10-13%
+     * slower and the product 6-12%; through the native backend, alternated five times, BINARY x INT8 read 72-73% of
+     * the roofline before, 73-75% after, base-3 TERNARY 83-89% before, 88-92% after. Advised whole, each tensor
+     * would back up to 2 MB that nothing uses (a 418M model has dozens of such tensors); in shared slabs 100 tensors
+     * of 5.7 MB took 4.7% more memory than their bytes, of 7 MB 0.9%.
      */
     static final class Slabs {
         private final long slabBytes;
@@ -165,25 +171,43 @@ public final class WeightMemory implements AutoCloseable {
             this.arenas = arenas;
         }
 
-        /** {@code bytes} (at most a slab) of zeroed memory, or null if no slab could be mapped. */
+        /** {@code bytes} of zeroed memory, or null if no slab could be mapped. */
         synchronized MemorySegment take(long bytes) {
-            if (bytes > slabBytes || CALLS.isEmpty()) {
+            if (CALLS.isEmpty()) {
                 return null;
             }
-            if (rest == null || rest.byteSize() < bytes) {
-                MemorySegment slab = CALLS.get().mapHuge(arenas.get(), slabBytes); // never written: zeroed
-                if (slab == null) {
-                    return null;
-                }
-                rest = slab;
+            if (rest != null && rest.byteSize() >= bytes) {
+                MemorySegment s = rest.asSlice(0, bytes);
+                rest = after(rest, bytes);
+                return s;
             }
-            MemorySegment s = rest.asSlice(0, bytes);
-            rest = rest.asSlice(Math.min(roundUp(bytes, 64), rest.byteSize()));
-            return s;
+            MemorySegment slab = CALLS.get().mapHuge(arenas.get(), Math.max(slabBytes, roundUp(bytes, HUGE_PAGE)));
+            if (slab == null) {
+                return null;
+            }
+            MemorySegment slabRest = after(slab, bytes); // never written: zeroed
+            if (rest == null || slabRest.byteSize() > rest.byteSize()) {
+                rest = slabRest;
+            }
+            return slab.asSlice(0, bytes);
+        }
+
+        /** What follows the first {@code bytes} of {@code s}, from the next 64-byte boundary. */
+        private static MemorySegment after(MemorySegment s, long bytes) {
+            return s.asSlice(Math.min(roundUp(bytes, 64), s.byteSize()));
         }
     }
 
-    /** {@code bytes} of zeroed native memory, 64-byte aligned, freed when {@code arena} closes. */
+    /**
+     * From this size up, {@link #allocate(Arena, long)} gives an allocation a mapping in huge pages of its own (its
+     * last huge page, backed whole, at most a third unused); smaller ones come from the arena.
+     */
+    static final long MIN_HUGE_BYTES = 4L << 20;
+
+    /**
+     * {@code bytes} of zeroed native memory, 64-byte aligned, freed when {@code arena} closes. For a caller's own
+     * arena (a benchmark's copies of a tensor); a backend's weights come from an instance, whose slabs pack them.
+     */
     public static MemorySegment allocate(Arena arena, long bytes) {
         if (bytes < 0) {
             throw new IllegalArgumentException("negative allocation: " + bytes + " bytes");
@@ -229,8 +253,9 @@ public final class WeightMemory implements AutoCloseable {
          * A fresh anonymous mapping, advised for huge pages, as a segment of {@code bytes} that unmaps it when
          * {@code arena} closes; null when the mapping fails. The mapping is one huge page longer than the segment so
          * that the segment can start on a huge page boundary (pages past it are never touched, so never backed by
-         * memory). Only the segment's whole huge pages are advised: its last part stays in 4 KB pages, where a huge
-         * page would back up to 2 MB that nothing uses (a 418M model has dozens of such tensors).
+         * memory). The advice covers the segment's last, partial huge page too: left in 4 KB pages, a tensor's last
+         * part read slower than the rest (see {@link Slabs}), which carves several allocations out of one mapping so
+         * that such a page is not mostly unused.
          */
         MemorySegment mapHuge(Arena arena, long bytes) {
             long length = bytes + HUGE_PAGE;
@@ -243,7 +268,7 @@ public final class WeightMemory implements AutoCloseable {
                 }
                 long aligned = roundUp(address, HUGE_PAGE);
                 int ignored = (int) madvise.invokeExact(MemorySegment.ofAddress(aligned),
-                        bytes / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); // refused: small pages, same memory
+                        roundUp(bytes, HUGE_PAGE), MADV_HUGEPAGE); // refused: small pages, same memory
                 MethodHandle unmap = munmap;
                 return MemorySegment.ofAddress(aligned).reinterpret(bytes, arena, s -> {
                     try {

@@ -3,7 +3,6 @@ package io.bitplane.kernels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -95,17 +94,16 @@ class WeightMemoryTest {
         }
     }
 
-    /** A huge page for the last 123 bytes would back 2 MB of memory that nothing uses. */
+    /** Left in 4 KB pages, a tensor's last part read slower than the rest (WeightMemory.Slabs). */
     @Test
-    void onlyWholeHugePagesAreAdvised() throws IOException {
+    void aMappingsLastPartialHugePageIsAdvisedToo() throws IOException {
         assumeHugePagesOffered();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = WeightMemory.allocate(arena, 4 * MB + 123);
             s.fill((byte) 3);
-            Mapping whole = mappingAt(s.address() + 4 * MB - 1);
+            assertTrue(advised(mappingAt(s.address())), "the whole pages are not advised");
             Mapping tail = mappingAt(s.address() + 4 * MB);
-            assertTrue(advised(whole), "the whole pages are not advised: " + whole);
-            assertTrue(tail != null && !tail.flags().contains(" hg"), "the last 123 bytes are advised: " + tail);
+            assertTrue(advised(tail), "the last 123 bytes are not advised: " + tail);
         }
     }
 
@@ -157,7 +155,35 @@ class WeightMemoryTest {
         assertNotNull(m, "no mapping holds the slab");
         assertTrue(m.flags().contains(" hg"), "the slab is not advised for huge pages: " + m.flags());
         assertTrue(m.anonHugeKb() > 0, "no huge page backs a written slab");
-        assertNull(slabs.take(4 * MB + 1), "more than a slab was carved out of one");
+        MemorySegment large = slabs.take(4 * MB + 1);
+        assertEquals(0, large.address() % WeightMemory.HUGE_PAGE, "more than a slab was carved out of one");
+        assertZeroedAlignedWritable(large, large.byteSize());
+    }
+
+    /**
+     * Allocations larger than a slab get slabs of their own, advised to their end, whose rest the next allocations
+     * take where it is larger than the rest of the newest slab.
+     */
+    @Test
+    void largeAllocationsTakeSlabsOfTheirOwnAndShareTheirLastHugePage() throws IOException {
+        assumeHugePagesOffered();
+        WeightMemory.Slabs slabs = new WeightMemory.Slabs(4 * MB, Arena::ofAuto);
+        MemorySegment a = slabs.take(MB); // a slab of 4 MB: 3 MB left
+        MemorySegment b = slabs.take(5 * MB + 1); // 6 MB of its own: its 1 MB left is less than 3 MB
+        MemorySegment c = slabs.take(2 * MB); // the first slab's rest: 1 MB left there
+        MemorySegment d = slabs.take(8 * MB + MB / 2); // 10 MB of its own: its 1.5 MB left is more than 1 MB
+        MemorySegment e = slabs.take(MB);
+        assertEquals(0, b.address() % WeightMemory.HUGE_PAGE, "the 5 MB allocation does not start a slab");
+        assertEquals(a.address() + MB, c.address(), "the third allocation does not take the first slab's rest");
+        assertEquals(0, d.address() % WeightMemory.HUGE_PAGE, "the 8.5 MB allocation does not start a slab");
+        assertEquals(d.address() + 8 * MB + MB / 2, e.address(), "the last allocation does not follow the 8.5 MB");
+        for (MemorySegment s : List.of(a, b, c, d, e)) {
+            assertZeroedAlignedWritable(s, s.byteSize());
+            s.fill((byte) 1);
+            assertTrue(advised(mappingAt(s.address() + s.byteSize() - 1)),
+                    "the last byte of " + s.byteSize() + " bytes is not advised");
+        }
+        assertEquals(1, d.get(ValueLayout.JAVA_BYTE, d.byteSize() - 1), "the last allocation overwrote the one before");
     }
 
     @Test
