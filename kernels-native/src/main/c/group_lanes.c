@@ -340,7 +340,7 @@ ALWAYS_INLINE void block_rows_avx2(const uint8_t *block, int32_t encoding, int64
 #pragma GCC unroll 4
             for (int v = 0; v < 4; v++) { /* low nibbles meet q lanes 2 v, high nibbles 2 v + 1 */
                 __m256i z0, z1;
-                halves_after_prefetch(at + 64 * v, ahead, &z0, &z1);
+                halves_after_prefetch(at + 64 * v, ahead, 0, &z0, &z1);
                 const int8_t *qv = qs + 128 * v;
                 __m256i q0 = _mm256_loadu_si256((const __m256i *) qv);
                 __m256i q1 = _mm256_loadu_si256((const __m256i *) (qv + 32));

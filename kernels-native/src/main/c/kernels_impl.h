@@ -135,12 +135,18 @@ ALWAYS_INLINE __m512i load_after_prefetch(const uint8_t *at, int64_t l1_ahead, i
 
 /*
  * load_after_prefetch's order for the AVX2 builds: the two 32-byte halves of the line at `at`, after a prefetch of the
- * line l1_ahead bytes on into L1. The INT4 group lanes' AVX2 loop (AVX2 code throughout, `bitplane bench --backend
- * native --activations int8 --encodings int4 --layout packed`, 4096 x 14336, alternated four times): 43.4-44.1 ->
- * 43.9-47.6 G weights/s (70-73% -> 73-76% of the roofline).
+ * line l1_ahead bytes on into L1 and, unless l2_ahead is 0, of the line l2_ahead on into L2. AVX2 code throughout
+ * (`bitplane bench --backend native --activations int8 --layout packed`, 4096 x 14336, with
+ * -Dbitplane.native.isa=avx2 -XX:UseAVX=2): the INT4 group lanes, alternated four times, 43.4-44.1 -> 43.9-47.6 G
+ * weights/s (70-73% -> 73-76% of the roofline); the BINARY nibble tiles, alternated three times, 176-180 -> 173-185
+ * (63-64% -> 65-67%).
  */
-ALWAYS_INLINE void halves_after_prefetch(const uint8_t *at, int64_t l1_ahead, __m256i *low, __m256i *high) {
+ALWAYS_INLINE void halves_after_prefetch(const uint8_t *at, int64_t l1_ahead, int64_t l2_ahead, __m256i *low,
+                                        __m256i *high) {
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) (at + l1_ahead)));
+    if (l2_ahead != 0) {
+        __asm__ volatile("prefetcht2 %0" : : "m"(*(const char *) (at + l2_ahead)));
+    }
     __asm__ volatile("vmovdqu %1, %0" : "=x"(*low) : "m"(*(const __m256i *) at));
     __asm__ volatile("vmovdqu %1, %0" : "=x"(*high) : "m"(*(const __m256i *) (at + 32)));
 }

@@ -263,10 +263,8 @@ ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
 #pragma GCC unroll 4
             for (int i = 0; i < count; i++) {
                 const uint8_t *at = tile[i] + c * stride[i];
-                _mm_prefetch((const char *) (at + ahead), _MM_HINT_T0);
-                _mm_prefetch((const char *) (at + L2_AHEAD * ahead), _MM_HINT_T2);
-                __m256i w0 = _mm256_loadu_si256((const __m256i *) at);
-                __m256i w1 = _mm256_loadu_si256((const __m256i *) (at + TILE_ROWS));
+                __m256i w0, w1;
+                halves_after_prefetch(at, ahead, L2_AHEAD * ahead, &w0, &w1);
                 __m256i n0 = _mm256_and_si256(w0, nibble), n1 = _mm256_and_si256(_mm256_srli_epi16(w0, 4), nibble);
                 __m256i n2 = _mm256_and_si256(w1, nibble), n3 = _mm256_and_si256(_mm256_srli_epi16(w1, 4), nibble);
                 __m256i low = _mm256_add_epi8(
