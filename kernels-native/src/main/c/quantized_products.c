@@ -657,7 +657,7 @@ ALWAYS_INLINE void packed_groups8(const uint8_t *row, const int8_t *q, int64_t c
  * INT8 with one scale a row runs here (`bitplane bench --backend native --shape 4096x14336 --activations int8
  * --encodings ternary --layout packed`, -Dbitplane.native.isa=avx2 -XX:UseAVX=2, on the Intel Xeon): with the L1
  * prefetch alone, every 32 bytes, it read 54-64 G weights/s in ten of fourteen runs (at 26-35 GB/s) and 82-86 in
- * four; with both, once a line, 82-86 in all seven (33-36 GB/s; at 26 GB/s both every 32 bytes read 68-75 against
+ * four; with both, once a line, 81.9-85.6 in all seven (33-36 GB/s; at 26 GB/s both every 32 bytes read 68-75 against
  * 54-58). The 418M ternary model on AVX2 code decodes level (130-143 -> 136-137 tokens/s), on AVX-512 too.
  */
 ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
