@@ -109,44 +109,48 @@ static inline int64_t prefetch_distance(int64_t intel, int64_t other) {
  */
 #define L2_AHEAD 4
 
-#if defined(__AVX512F__)
 /*
- * The 64 bytes at `at`, issued after a prefetch of the line l1_ahead bytes on into L1 and, where l2_ahead is not 0,
- * of the one l2_ahead bytes on into L2, in that order: GCC moved plain loads above the prefetches beside them, and
- * the order matters. A C probe reading 7 MB halves on two threads (Intel Xeon, 2 MB pages): a prefetch then a load
- * a line read 30.6 GB/s, as the plain read loop does; the loads of eight lines, then their prefetches, 27.6-28.1,
- * as with no prefetch at all. (All the prefetches of a step first, then its loads, read as fast in that loop, but
- * lost a quarter in the lookup tiles' loop: per line is kept.) Taken by the lookup tiles and the INT4 group lanes:
- * in C probes of their loops (4096 x 14336, two threads) BINARY 243-252 -> 253-260 G weights/s, TERNARY 132-146 ->
- * 134-147, INT4 53.4-57.8 -> 53.9-58.6; through the backend (`bitplane bench --backend native --activations int8
- * --layout packed`, alternated four times, at 0.5-1.5 GB/s less read bandwidth) BINARY 211-219 -> 210-239,
- * TERNARY 128-136 -> 131-145, INT4 W4A8 51.1-52.6 -> 51.6-53.5.
+ * A prefetch of the line l1_ahead bytes on from `at` into L1 and, where l2_ahead is not 0, of the one l2_ahead bytes
+ * on into L2, as volatile asm, so that the loads the callers below issue after them (volatile asm too) stay after
+ * them: GCC moved plain loads above the prefetches beside them, and the order matters (see load_after_prefetch).
  */
-ALWAYS_INLINE __m512i load_after_prefetch(const uint8_t *at, int64_t l1_ahead, int64_t l2_ahead) {
-    __m512i v;
+ALWAYS_INLINE void prefetch_in_order(const uint8_t *at, int64_t l1_ahead, int64_t l2_ahead) {
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) (at + l1_ahead)));
     if (l2_ahead != 0) {
         __asm__ volatile("prefetcht2 %0" : : "m"(*(const char *) (at + l2_ahead)));
     }
+}
+
+#if defined(__AVX512F__)
+/*
+ * The 64 bytes at `at`, issued after prefetch_in_order's prefetches, in that order: GCC moved plain loads above the
+ * prefetches beside them, and the order matters. A C probe reading 7 MB halves on two threads (Intel Xeon, 2 MB
+ * pages): a prefetch then a load a line read 30.6 GB/s, as the plain read loop does; the loads of eight lines, then
+ * their prefetches, 27.6-28.1, as with no prefetch at all. (All the prefetches of a step first, then its loads, read
+ * as fast in that loop, but lost a quarter in the lookup tiles' loop: per line is kept.) Taken by the lookup tiles
+ * and the INT4 group lanes: in C probes of their loops (4096 x 14336, two threads) BINARY 243-252 -> 253-260 G
+ * weights/s, TERNARY 132-146 -> 134-147, INT4 53.4-57.8 -> 53.9-58.6; through the backend (`bitplane bench --backend
+ * native --activations int8 --layout packed`, alternated four times, at 0.5-1.5 GB/s less read bandwidth) BINARY
+ * 211-219 -> 210-239, TERNARY 128-136 -> 131-145, INT4 W4A8 51.1-52.6 -> 51.6-53.5.
+ */
+ALWAYS_INLINE __m512i load_after_prefetch(const uint8_t *at, int64_t l1_ahead, int64_t l2_ahead) {
+    __m512i v;
+    prefetch_in_order(at, l1_ahead, l2_ahead);
     __asm__ volatile("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i *) at));
     return v;
 }
 #endif
 
 /*
- * load_after_prefetch's order for the AVX2 builds: the two 32-byte halves of the line at `at`, after a prefetch of the
- * line l1_ahead bytes on into L1 and, unless l2_ahead is 0, of the line l2_ahead on into L2. AVX2 code throughout
- * (`bitplane bench --backend native --activations int8 --layout packed`, 4096 x 14336, with
- * -Dbitplane.native.isa=avx2 -XX:UseAVX=2): the INT4 group lanes, alternated four times, 43.4-44.1 -> 43.9-47.6 G
- * weights/s (70-73% -> 73-76% of the roofline); the BINARY nibble tiles, alternated three times, 176-180 -> 173-185
- * (63-64% -> 65-67%).
+ * load_after_prefetch's order for the AVX2 builds: the two 32-byte halves of the line at `at`, after
+ * prefetch_in_order's prefetches. AVX2 code throughout (`bitplane bench --backend native --activations int8 --layout
+ * packed`, 4096 x 14336, with -Dbitplane.native.isa=avx2 -XX:UseAVX=2): the INT4 group lanes, alternated four times,
+ * 43.4-44.1 -> 43.9-47.6 G weights/s (70-73% -> 73-76% of the roofline); the BINARY nibble tiles, alternated three
+ * times, 176-180 -> 173-185 (63-64% -> 65-67%).
  */
 ALWAYS_INLINE void halves_after_prefetch(const uint8_t *at, int64_t l1_ahead, int64_t l2_ahead, __m256i *low,
                                         __m256i *high) {
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) (at + l1_ahead)));
-    if (l2_ahead != 0) {
-        __asm__ volatile("prefetcht2 %0" : : "m"(*(const char *) (at + l2_ahead)));
-    }
+    prefetch_in_order(at, l1_ahead, l2_ahead);
     __asm__ volatile("vmovdqu %1, %0" : "=x"(*low) : "m"(*(const __m256i *) at));
     __asm__ volatile("vmovdqu %1, %0" : "=x"(*high) : "m"(*(const __m256i *) (at + 32)));
 }

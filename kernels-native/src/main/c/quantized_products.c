@@ -273,6 +273,18 @@ static inline int32_t sum_i8(const int8_t *q, int64_t n) {
 /* How far ahead of the kernel the weights are prefetched: one thread's hardware prefetchers alone left a quarter to
    a half of the bandwidth unused (INT4 packed, one thread: 14-19 G weights/s without, 27 with 4 KB ahead). */
 #define PREFETCH_BYTES 4096
+/*
+ * How far ahead packed_rows_one_group (and packed_span_tokens) also asks for its rows into L2 (prefetcht2), besides
+ * PREFETCH_BYTES into L1: one thread streamed these rows from DRAM at about 75% of a plain read loop's rate, and
+ * moving the one prefetch further ahead helped short rows but cost 4096 x 14336 9% (its token's 14 KB of codes then
+ * left L1). A C probe alternating builds, ternary one token, two threads from DRAM, G weights/s: 5632 x 2048 229-267
+ * -> 247-270, 2048 x 5632 254-270 -> 261-267, 2560 x 2048 244-271 -> 275-280, 4096 x 14336 179-198 -> 188-209 (in
+ * faster minutes of the machine 5632 x 2048 270-272 -> 295-307, 4096 x 14336 198-201 -> 232-245); `bitplane bench
+ * --shape 4096x14336` (ternary packed, libraries alternated three times) 153-166 -> 159-173; a layer's products in
+ * decode order (8 layers, the 418M shapes) 234-239 -> 235-250. The same second prefetch in the BINARY tiles and the
+ * group lanes changed nothing measurable.
+ */
+#define L2_PREFETCH_BYTES (L2_AHEAD * PREFETCH_BYTES)
 /* INT8 rows in groups (whole_groups_i8: the AVX2 build's INT8 x INT8) on Intel CPUs (prefetch_distance): 4096 x
    14336 g32, two threads, on the Intel Xeon at 26-28 GB/s (`bitplane bench`, ten rounds alternated): 4 KB
    17.3-21.7 G weights/s, 2 KB 18.9-24.7 (24.0-24.4, 94-96% of the roofline, in the last three). */
@@ -673,7 +685,7 @@ ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64
         const int both = i + v < end; /* a second block for the upper half (AVX-512 only) */
         if (i / v % 2 == 0) { /* once a 64-byte line: into L1, and L2_AHEAD times as far into L2 */
             _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            _mm_prefetch((const char *) (row + i / v * 32 + L2_AHEAD * PREFETCH_BYTES), _MM_HINT_T2);
+            _mm_prefetch((const char *) (row + i / v * 32 + L2_PREFETCH_BYTES), _MM_HINT_T2);
         }
         vec block = v_load_halves(row + i / v * 32, 32, both);
         /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so AVX2's
@@ -779,18 +791,6 @@ static void pair_blocks_q(const int8_t *q, int64_t k, int32_t kind, int8_t *qp) 
  */
 #define PACKED_SETS 2
 
-/*
- * How far ahead packed_rows_one_group also asks for its rows into L2 (prefetcht2), besides PREFETCH_BYTES into L1:
- * one thread streamed these rows from DRAM at about 75% of a plain read loop's rate, and moving the one prefetch
- * further ahead helped short rows but cost 4096 x 14336 9% (its token's 14 KB of codes then left L1). A C probe
- * alternating builds, ternary one token, two threads from DRAM, G weights/s: 5632 x 2048 229-267 -> 247-270,
- * 2048 x 5632 254-270 -> 261-267, 2560 x 2048 244-271 -> 275-280, 4096 x 14336 179-198 -> 188-209 (in faster
- * minutes of the machine 5632 x 2048 270-272 -> 295-307, 4096 x 14336 198-201 -> 232-245); `bitplane bench
- * --shape 4096x14336` (ternary packed, libraries alternated three times) 153-166 -> 159-173; a layer's products in
- * decode order (8 layers, the 418M shapes) 234-239 -> 235-250. The same second prefetch in the BINARY tiles and
- * the group lanes changed nothing measurable.
- */
-#define L2_PREFETCH_BYTES (L2_AHEAD * PREFETCH_BYTES)
 
 /*
  * Where packed_rows_one_group's sets of sums read a row in parts, each set its own (PACKED_SETS streams a row),
