@@ -659,21 +659,90 @@ ALWAYS_INLINE void packed_groups8(const uint8_t *row, const int8_t *q, int64_t c
     }
 }
 
+#ifndef BP_VNNI
+/* Blocks whose ternary pair sums add up in int16 in ternary_span_avx2 (see there). */
+#define TERNARY_RUN_BLOCKS 8
+
+/*
+ * packed_span_tokens for TERNARY on the AVX2 build (below: the same sums), in fewer operations: fields 1 and 3 are
+ * masked in place (w & 0x0C = 4 f) rather than shifted down first, so that one 16-bit shift by 4 a block serves
+ * fields 2 and 3; their vpmaddubsw pair sums, 4 times the exact ones, go into a sum of their own, shifted back
+ * (exactly: every term is a multiple of 4) once a run of TERNARY_RUN_BLOCKS blocks, where the other fields' sum
+ * joins it and one vpmaddwd widens both. A run's fourfold sum is at most 8 blocks x 2 products x 2 pairs x 8 x 128
+ * = 32768 in magnitude, reached only below zero (q = -128), which int16 holds; the plain one a quarter of that. Per
+ * 128 values and token: 13 vector operations and a half, where the shifted fields took 17. On the Intel Xeon with
+ * AVX2 code throughout (`BITPLANE_JVM_OPTS="-Dbitplane.native.isa=avx2 -XX:UseAVX=2" ./bitplane bench --backend
+ * native --activations int8 --encodings ternary --layout packed`, builds alternated, G weights/s): 4096x14336
+ * 70.4-83.1 -> 83.2-94.4 (five rounds), 14336x4096 80.5-81.9 -> 88.7-96.2, 2048x5632 66.3-68.6 -> 75.6-79.8,
+ * 5632x2048 69.3-72.3 -> 76.6-77.0, ternary@1024 76.6-77.3 -> 89.4-92.5 (two each); the 418M ternary model
+ * (`--model`, six rounds) decoded 114.5-123.4 -> 119.5-136.1 tokens/s, 4-10% faster in each round, and read its
+ * prompts at 302-333 -> 331-367.
+ * Spans shorter than a run (groups of 256, as TQ2_0's) keep the shifted fields: there this loop read 55.0-56.9
+ * against 63.1-63.3 (ternary@256, 4096x14336, twice), its run's setup and widening paid every two blocks.
+ */
+ALWAYS_INLINE void ternary_span_avx2(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
+                                     __m256i acc[TOKEN_BLOCK], int tokens) {
+    const __m256i low = _mm256_set1_epi8(0x03), high = _mm256_set1_epi8(0x0C), ones = _mm256_set1_epi16(1);
+    for (int t = 0; t < tokens; t++) {
+        acc[t] = _mm256_setzero_si256();
+    }
+    for (int64_t run = start / 128; run < end / 128; run += TERNARY_RUN_BLOCKS) {
+        const int64_t run_end = run + TERNARY_RUN_BLOCKS < end / 128 ? run + TERNARY_RUN_BLOCKS : end / 128;
+        __m256i plain[TOKEN_BLOCK], fours[TOKEN_BLOCK];
+        for (int t = 0; t < tokens; t++) {
+            plain[t] = _mm256_setzero_si256();
+            fours[t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (int64_t i = run; i < run_end; i++) {
+            const uint8_t *at = row + 32 * i;
+            if (i % 2 == 0) { /* once a 64-byte line, as packed_span_tokens */
+                _mm_prefetch((const char *) (at + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch((const char *) (at + L2_PREFETCH_BYTES), _MM_HINT_T2);
+            }
+            __m256i w = _mm256_loadu_si256((const __m256i *) at);
+            __m256i w4 = _mm256_srli_epi16(w, 4);
+            __m256i f0 = _mm256_and_si256(w, low), f1 = _mm256_and_si256(w, high); /* f1: 4 x field 1 */
+            __m256i f2 = _mm256_and_si256(w4, low), f3 = _mm256_and_si256(w4, high);
+#pragma GCC unroll 4
+            for (int t = 0; t < tokens; t++) {
+                const __m256i *qi = (const __m256i *) (q + t * k + 128 * i);
+                plain[t] = _mm256_add_epi16(plain[t], _mm256_maddubs_epi16(f0, _mm256_loadu_si256(qi)));
+                fours[t] = _mm256_add_epi16(fours[t], _mm256_maddubs_epi16(f1, _mm256_loadu_si256(qi + 1)));
+                plain[t] = _mm256_add_epi16(plain[t], _mm256_maddubs_epi16(f2, _mm256_loadu_si256(qi + 2)));
+                fours[t] = _mm256_add_epi16(fours[t], _mm256_maddubs_epi16(f3, _mm256_loadu_si256(qi + 3)));
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < tokens; t++) {
+            __m256i exact = _mm256_add_epi16(plain[t], _mm256_srai_epi16(fours[t], 2));
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(exact, ones));
+        }
+    }
+}
+#endif
+
 /*
  * acc[t] = the int32 lane sums of field * q over values [start, end) of one packed row (whole blocks), for `tokens`
  * tokens at once (1, or TOKEN_BLOCK for a batch; a constant where this is inlined): each shifted and masked field
  * vector serves every token (q + t k), so a batch decodes once per block of tokens. A vector holds VBYTES / 32
  * blocks (two with AVX-512: the fields of blocks B and B + 1 side by side, and the activations of both loaded to
  * match; a span's odd last block alone, the upper half zero).
- * Each line is prefetched once into L1 and once into L2, as the VNNI rows below are. The AVX2 build's ternary x
- * INT8 with one scale a row runs here (`bitplane bench --backend native --shape 4096x14336 --activations int8
- * --encodings ternary --layout packed`, -Dbitplane.native.isa=avx2 -XX:UseAVX=2, on the Intel Xeon): with the L1
- * prefetch alone, every 32 bytes, it read 54-64 G weights/s in ten of fourteen runs (at 26-35 GB/s) and 82-86 in
- * four; with both, once a line, 81.9-85.6 in all seven (33-36 GB/s; at 26 GB/s both every 32 bytes read 68-75 against
- * 54-58). The 418M ternary model on AVX2 code decodes level (130-143 -> 136-137 tokens/s), on AVX-512 too.
+ * Each line is prefetched once into L1 and once into L2, as the VNNI rows below are. The AVX2 build's ternary x INT8
+ * with one scale a row ran here (now ternary_span_avx2; `bitplane bench --backend native --shape 4096x14336
+ * --activations int8 --encodings ternary --layout packed`, -Dbitplane.native.isa=avx2 -XX:UseAVX=2, on the Intel Xeon):
+ * with the L1 prefetch alone, every 32 bytes, it read 54-64 G weights/s in ten of fourteen runs (at 26-35 GB/s) and
+ * 82-86 in four; with both, once a line, 81.9-85.6 in all seven (33-36 GB/s; at 26 GB/s both every 32 bytes read 68-75
+ * against 54-58). The 418M ternary model on AVX2 code decodes level (130-143 -> 136-137 tokens/s), on AVX-512 too.
  */
 ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
                                       vec acc[TOKEN_BLOCK], int32_t kind, int tokens) {
+#ifndef BP_VNNI
+    if (packed_bits(kind) == 2 && end - start >= 128 * TERNARY_RUN_BLOCKS) { /* shorter spans: see there */
+        ternary_span_avx2(row, q, k, start, end, acc, tokens);
+        return;
+    }
+#endif
     const int b = packed_bits(kind);
     const int per_block = 8 / b;
     const int64_t v = 32 * per_block;
