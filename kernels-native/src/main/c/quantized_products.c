@@ -665,20 +665,20 @@ ALWAYS_INLINE void packed_groups8(const uint8_t *row, const int8_t *q, int64_t c
 
 /*
  * packed_span_tokens for TERNARY on the AVX2 build (below: the same sums), in fewer operations: fields 1 and 3 are
- * masked in place (w & 0x0C = 4 f) rather than shifted down first, so that one 16-bit shift by 4 a block serves
- * fields 2 and 3; their vpmaddubsw pair sums, 4 times the exact ones, go into a sum of their own, shifted back
- * (exactly: every term is a multiple of 4) once a run of TERNARY_RUN_BLOCKS blocks, where the other fields' sum
- * joins it and one vpmaddwd widens both. A run's fourfold sum is at most 8 blocks x 2 products x 2 pairs x 8 x 128
- * = 32768 in magnitude, reached only below zero (q = -128), which int16 holds; the plain one a quarter of that. Per
- * 128 values and token: 13 vector operations and a half, where the shifted fields took 17. On the Intel Xeon with
- * AVX2 code throughout (`BITPLANE_JVM_OPTS="-Dbitplane.native.isa=avx2 -XX:UseAVX=2" ./bitplane bench --backend
- * native --activations int8 --encodings ternary --layout packed`, builds alternated, G weights/s): 4096x14336
- * 70.4-83.1 -> 83.2-94.4 (five rounds), 14336x4096 80.5-81.9 -> 88.7-96.2, 2048x5632 66.3-68.6 -> 75.6-79.8,
- * 5632x2048 69.3-72.3 -> 76.6-77.0, ternary@1024 76.6-77.3 -> 89.4-92.5 (two each); the 418M ternary model
- * (`--model`, six rounds) decoded 114.5-123.4 -> 119.5-136.1 tokens/s, 4-10% faster in each round, and read its
- * prompts at 302-333 -> 331-367.
- * Spans shorter than a run (groups of 256, as TQ2_0's) keep the shifted fields: there this loop read 55.0-56.9
- * against 63.1-63.3 (ternary@256, 4096x14336, twice), its run's setup and widening paid every two blocks.
+ * masked in place (w & 0x0C = 4 f) rather than shifted down first, so that one 16-bit shift by 4 a block serves fields
+ * 2 and 3; their vpmaddubsw pair sums, 4 times the exact ones, go into a sum of their own, shifted back (exactly: every
+ * term is a multiple of 4) once a run of TERNARY_RUN_BLOCKS blocks, where the other fields' sum joins it and one
+ * vpmaddwd widens both (packed_block_vnni, with 32-bit sums, masks every field in place). A run's fourfold sum is at
+ * most 8 blocks x 2 products x 2 pairs x 8 x 128 = 32768 in magnitude, reached only below zero (q = -128), which int16
+ * holds; the plain one a quarter of that. Per 128 values and token: 13 vector operations and a half, where the shifted
+ * fields took 17; from the caches (JMH, 1024x14336, two threads) 112 -> 127 G weights/s. On the Intel Xeon with AVX2
+ * code throughout (`BITPLANE_JVM_OPTS="-Dbitplane.native.isa=avx2 -XX:UseAVX=2" ./bitplane bench --backend native
+ * --activations int8 --encodings ternary --layout packed`, builds alternated, G weights/s): 4096x14336 70.4-83.1 ->
+ * 83.2-94.4 (five rounds), 14336x4096 80.5-81.9 -> 88.7-96.2, 2048x5632 66.3-68.6 -> 75.6-79.8, 5632x2048 69.3-72.3 ->
+ * 76.6-77.0, ternary@1024 76.6-77.3 -> 89.4-92.5 (two each); the 418M ternary model (`--model`, six rounds) decoded
+ * 114.5-123.4 -> 119.5-136.1 tokens/s, 4-10% faster in each round, and read its prompts at 302-333 -> 331-367.
+ * Spans shorter than a run (groups of 256, as TQ2_0's) keep the shifted fields: there this loop read 55.0-56.9 against
+ * 63.1-63.3 (ternary@256, 4096x14336, twice), its run's setup and widening paid every two blocks.
  */
 ALWAYS_INLINE void ternary_span_avx2(const uint8_t *row, const int8_t *q, int64_t k, int64_t start, int64_t end,
                                      __m256i acc[TOKEN_BLOCK], int tokens) {
