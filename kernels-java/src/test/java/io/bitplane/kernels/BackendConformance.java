@@ -240,7 +240,11 @@ public abstract class BackendConformance {
         // Batches of six or more with INT8 activations (the VNNI batch kernel natively; see the plane cases); of
         // 16 and more, ternary with the tokens in the lanes in Java on AVX2 and 128 bits, whole groups and a part.
         "int4@32, 33, 200, 8, int8", "int4-asym@64, 9, 640, 11, int8", "ternary, 35, 516, 9, int8",
-        "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8", "ternary@128, 9, 700, 20, int8"})
+        "ternary, 9, 1100, 16, int8", "ternary, 35, 516, 33, int8", "ternary@128, 9, 700, 20, int8",
+        // Spans of eight blocks or more (natively on AVX2 summed in runs of eight blocks, two tokens at a time in
+        // batches): a pair of tokens and one more, groups of 1024, and groups of nine blocks (a run and a block).
+        "ternary, 9, 2048, 3, int8", "ternary@1024, 5, 3072, 2, int8", "ternary@1152, 3, 2304, 1, int8",
+        "ternary@1152, 3, 2304, 2, int8"})
     public void packedCodesMatchTheOracle(String spec, int rows, int cols, int batch, String act) {
         Random rnd = new Random(rows * 37L + cols);
         ActivationHint hint = hint(act);
