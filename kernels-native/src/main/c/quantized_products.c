@@ -285,6 +285,14 @@ static inline int32_t sum_i8(const int8_t *q, int64_t n) {
  * group lanes changed nothing measurable.
  */
 #define L2_PREFETCH_BYTES (L2_AHEAD * PREFETCH_BYTES)
+/* The packed rows' prefetches of the line `at` will reach: PREFETCH_BYTES on into L1, L2_PREFETCH_BYTES on into L2.
+   A macro: as an inline function it changed GCC's inlining of the AVX-512 build's packed rows, which then read 3-5%
+   slower (ternary@1024, 4096 x 14336, alternated four times). */
+#define PREFETCH_PACKED_AHEAD(at)                                                                                  \
+    do {                                                                                                           \
+        _mm_prefetch((const char *) ((at) + PREFETCH_BYTES), _MM_HINT_T0);                                         \
+        _mm_prefetch((const char *) ((at) + L2_PREFETCH_BYTES), _MM_HINT_T2);                                      \
+    } while (0)
 /* INT8 rows in groups (whole_groups_i8: the AVX2 build's INT8 x INT8) on Intel CPUs (prefetch_distance): 4096 x
    14336 g32, two threads, on the Intel Xeon at 26-28 GB/s (`bitplane bench`, ten rounds alternated): 4 KB
    17.3-21.7 G weights/s, 2 KB 18.9-24.7 (24.0-24.4, 94-96% of the roofline, in the last three). */
@@ -697,8 +705,7 @@ ALWAYS_INLINE void ternary_span_avx2(const uint8_t *row, const int8_t *q, int64_
         for (int64_t i = run; i < run_end; i++) {
             const uint8_t *at = row + 32 * i;
             if (i % 2 == 0) { /* once a 64-byte line, as packed_span_tokens */
-                _mm_prefetch((const char *) (at + PREFETCH_BYTES), _MM_HINT_T0);
-                _mm_prefetch((const char *) (at + L2_PREFETCH_BYTES), _MM_HINT_T2);
+                PREFETCH_PACKED_AHEAD(at);
             }
             __m256i w = _mm256_loadu_si256((const __m256i *) at);
             __m256i w4 = _mm256_srli_epi16(w, 4);
@@ -753,8 +760,7 @@ ALWAYS_INLINE void packed_span_tokens(const uint8_t *row, const int8_t *q, int64
     for (int64_t i = start; i < end; i += v * (VBYTES / 32)) {
         const int both = i + v < end; /* a second block for the upper half (AVX-512 only) */
         if (i / v % 2 == 0) { /* once a 64-byte line: into L1, and L2_AHEAD times as far into L2 */
-            _mm_prefetch((const char *) (row + i / v * 32 + PREFETCH_BYTES), _MM_HINT_T0);
-            _mm_prefetch((const char *) (row + i / v * 32 + L2_PREFETCH_BYTES), _MM_HINT_T2);
+            PREFETCH_PACKED_AHEAD(row + i / v * 32);
         }
         vec block = v_load_halves(row + i / v * 32, 32, both);
         /* A block's pair sums add up in 16 bits (at most 4 x 2 x 3 x 127 or 2 x 2 x 15 x 127), so AVX2's
@@ -921,8 +927,7 @@ ALWAYS_INLINE void packed_row_pairs(const uint8_t *rows, int64_t stride, int64_t
         for (int64_t i = 0; i < blocks; i++) {
 #pragma GCC unroll 2
             for (int a = 0; a < 2; a++) {
-                _mm_prefetch((const char *) (row[a] + 64 * i + PREFETCH_BYTES), _MM_HINT_T0);
-                _mm_prefetch((const char *) (row[a] + 64 * i + L2_PREFETCH_BYTES), _MM_HINT_T2);
+                PREFETCH_PACKED_AHEAD(row[a] + 64 * i);
                 packed_block_vnni(_mm512_loadu_si512(row[a] + 64 * i), qp + 2 * v * i, b, acc[a]);
             }
         }
@@ -980,8 +985,7 @@ ALWAYS_INLINE void packed_rows_one_group(const uint8_t *rows, int64_t stride, in
 #pragma GCC unroll 4
             for (int a = 0; a < PACKED_SETS; a++) {
                 const uint8_t *block = at + 64 * gap * a;
-                _mm_prefetch((const char *) (block + PREFETCH_BYTES), _MM_HINT_T0);
-                _mm_prefetch((const char *) (block + L2_PREFETCH_BYTES), _MM_HINT_T2);
+                PREFETCH_PACKED_AHEAD(block);
                 packed_block_vnni(_mm512_loadu_si512(block), qa + 2 * v * gap * a, b, acc[a]);
             }
         }
