@@ -102,20 +102,21 @@ int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables);
 void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
                           const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end);
 
-/* TERNARY weights with one scale per row, times one token's INT8 activations, by lookup tables over base-3 words in
-   tiles of 32 rows (base3_tiles.c has the layouts). The caller repacks a tensor once: bp_base3_tiles_bytes of memory
-   (any alignment), filled tile range by tile range by bp_base3_tiles_repack from the file's bytes w (layout 0: mask
-   and sign planes; layout 1: packed fields), which returns how many packed fields were 3 (no code: the tiles are
-   then not to be used); per token it builds the tables (bp_base3_tables_bytes
-   of memory) with bp_base3_tables and runs tiles [tile_start, tile_end) of bp_matmul_base3_tiles with the rows'
-   scales as f32 in row order: y[r] = (0 + (scales[r] * S_r + 0)) * xscale, S_r the row's sum of code x q, exactly
-   the Java reference's bp_matmul_quantized_i8 result for the same tensor. */
-int64_t bp_base3_tiles_bytes(int64_t n, int64_t k);
-int64_t bp_base3_tiles_repack(const void *w, int32_t layout, int64_t k, int64_t n, int64_t tile_start,
-                              int64_t tile_end, void *tiles);
-int64_t bp_base3_tables_bytes(int64_t k);
-void bp_base3_tables(const int8_t *q, int64_t k, int16_t *tables);
-void bp_matmul_base3_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, const float *scales,
+/* TERNARY weights with one scale per group of `group` values (group >= k: one a row), times one token's INT8
+   activations, by lookup tables over base-3 words in tiles of 32 rows (base3_tiles.c has the layouts). The caller
+   repacks a tensor once: bp_base3_tiles_bytes of memory (any alignment), filled tile range by tile range by
+   bp_base3_tiles_repack from the file's bytes w (layout 0: mask and sign planes; layout 1: packed fields; f16 scales
+   at scales_offset, ceil(k / group) a row), which returns how many packed fields were 3 (no code: the tiles are then
+   not to be used); per token it builds the tables (bp_base3_tables_bytes of memory) with bp_base3_tables and runs
+   tiles [tile_start, tile_end) of bp_matmul_base3_tiles: y[r] = (sum over groups g in order of s_g acc_g, from 0) *
+   xscale, acc_g row r's sum of code x q over group g, exactly the Java reference's bp_matmul_quantized_i8 result for
+   the same tensor. */
+int64_t bp_base3_tiles_bytes(int64_t n, int64_t k, int64_t group);
+int64_t bp_base3_tiles_repack(const void *w, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
+                              int64_t n, int64_t tile_start, int64_t tile_end, void *tiles);
+int64_t bp_base3_tables_bytes(int64_t k, int64_t group);
+void bp_base3_tables(const int8_t *q, int64_t k, int64_t group, int16_t *tables);
+void bp_matmul_base3_tiles(const void *tiles, int64_t k, int64_t group, int64_t n, const int16_t *tables,
                            float xscale, float *y, int64_t tile_start, int64_t tile_end);
 
 /* INT8, INT4 or INT4_ASYM weights in groups of 32 (k a multiple of 512) times INT8 activations, over blocks of 8

@@ -23,12 +23,13 @@ typedef struct {
     int32_t (*sign_tables)(const int8_t *, int64_t, int16_t *);
     void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
                               float *, int64_t, int64_t);
-    int64_t (*base3_tiles_bytes)(int64_t, int64_t);
-    int64_t (*base3_tiles_repack)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, void *);
-    int64_t (*base3_tables_bytes)(int64_t);
-    void (*base3_tables)(const int8_t *, int64_t, int16_t *);
-    void (*matmul_base3_tiles)(const void *, int64_t, int64_t, const int16_t *, const float *, float, float *,
-                               int64_t, int64_t);
+    int64_t (*base3_tiles_bytes)(int64_t, int64_t, int64_t);
+    int64_t (*base3_tiles_repack)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                  void *);
+    int64_t (*base3_tables_bytes)(int64_t, int64_t);
+    void (*base3_tables)(const int8_t *, int64_t, int64_t, int16_t *);
+    void (*matmul_base3_tiles)(const void *, int64_t, int64_t, int64_t, const int16_t *, float, float *, int64_t,
+                               int64_t);
     int64_t (*group_lanes_bytes)(int32_t, int64_t, int64_t);
     void (*group_lanes_repack)(const void *, int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                void *);
@@ -165,26 +166,26 @@ void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t
     kernels()->matmul_sign_tiles(tiles, k, n, tables, code_sum, scales, xscale, y, tile_start, tile_end);
 }
 
-int64_t bp_base3_tiles_bytes(int64_t n, int64_t k) {
-    return kernels()->base3_tiles_bytes(n, k);
+int64_t bp_base3_tiles_bytes(int64_t n, int64_t k, int64_t group) {
+    return kernels()->base3_tiles_bytes(n, k, group);
 }
 
-int64_t bp_base3_tiles_repack(const void *w, int32_t layout, int64_t k, int64_t n, int64_t tile_start,
-                              int64_t tile_end, void *tiles) {
-    return kernels()->base3_tiles_repack(w, layout, k, n, tile_start, tile_end, tiles);
+int64_t bp_base3_tiles_repack(const void *w, int32_t layout, int64_t k, int64_t group, int64_t scales_offset,
+                              int64_t n, int64_t tile_start, int64_t tile_end, void *tiles) {
+    return kernels()->base3_tiles_repack(w, layout, k, group, scales_offset, n, tile_start, tile_end, tiles);
 }
 
-int64_t bp_base3_tables_bytes(int64_t k) {
-    return kernels()->base3_tables_bytes(k);
+int64_t bp_base3_tables_bytes(int64_t k, int64_t group) {
+    return kernels()->base3_tables_bytes(k, group);
 }
 
-void bp_base3_tables(const int8_t *q, int64_t k, int16_t *tables) {
-    kernels()->base3_tables(q, k, tables);
+void bp_base3_tables(const int8_t *q, int64_t k, int64_t group, int16_t *tables) {
+    kernels()->base3_tables(q, k, group, tables);
 }
 
-void bp_matmul_base3_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, const float *scales,
+void bp_matmul_base3_tiles(const void *tiles, int64_t k, int64_t group, int64_t n, const int16_t *tables,
                            float xscale, float *y, int64_t tile_start, int64_t tile_end) {
-    kernels()->matmul_base3_tiles(tiles, k, n, tables, scales, xscale, y, tile_start, tile_end);
+    kernels()->matmul_base3_tiles(tiles, k, group, n, tables, xscale, y, tile_start, tile_end);
 }
 
 int64_t bp_group_lanes_bytes(int32_t encoding, int64_t n, int64_t k) {

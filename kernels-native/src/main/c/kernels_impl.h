@@ -210,14 +210,15 @@ static inline void transpose8x8(__m256 v[8]) {
     void BP_IMPL_NAME(impl, _matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,\
                                                 int32_t code_sum, const float *scales, float xscale, float *y,  \
                                                 int64_t tile_start, int64_t tile_end);                          \
-    int64_t BP_IMPL_NAME(impl, _base3_tiles_bytes)(int64_t n, int64_t k);                                       \
-    int64_t BP_IMPL_NAME(impl, _base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int64_t n,       \
-                                                    int64_t tile_start, int64_t tile_end, void *tiles);         \
-    int64_t BP_IMPL_NAME(impl, _base3_tables_bytes)(int64_t k);                                                 \
-    void BP_IMPL_NAME(impl, _base3_tables)(const int8_t *q, int64_t k, int16_t *tables);                        \
-    void BP_IMPL_NAME(impl, _matmul_base3_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,\
-                                                 const float *scales, float xscale, float *y, int64_t tile_start,\
-                                                 int64_t tile_end);                                             \
+    int64_t BP_IMPL_NAME(impl, _base3_tiles_bytes)(int64_t n, int64_t k, int64_t group);                        \
+    int64_t BP_IMPL_NAME(impl, _base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int64_t group,   \
+                                                    int64_t scales_offset, int64_t n, int64_t tile_start,       \
+                                                    int64_t tile_end, void *tiles);                             \
+    int64_t BP_IMPL_NAME(impl, _base3_tables_bytes)(int64_t k, int64_t group);                                  \
+    void BP_IMPL_NAME(impl, _base3_tables)(const int8_t *q, int64_t k, int64_t group, int16_t *tables);         \
+    void BP_IMPL_NAME(impl, _matmul_base3_tiles)(const void *tiles, int64_t k, int64_t group, int64_t n,       \
+                                                 const int16_t *tables, float xscale, float *y,                 \
+                                                 int64_t tile_start, int64_t tile_end);                         \
     int64_t BP_IMPL_NAME(impl, _group_lanes_bytes)(int32_t encoding, int64_t n, int64_t k);                     \
     void BP_IMPL_NAME(impl, _group_lanes_repack)(const void *w, int32_t encoding, int32_t layout, int64_t k,     \
                                                  int64_t n, int64_t scales_offset, int64_t mins_offset,          \

@@ -56,11 +56,17 @@ static inline uint8_t *cleared_tile(uint8_t *tiles, int64_t t, int64_t n, int64_
     return tile;
 }
 
+/* Row j's three lookups in a chunk's tables tb: T0[w & 31] + T1[(w >> 5) & 31] + T2[w >> 10], w the row's word in
+   the chunk at `chunk` (T2 is 64 entries for BINARY, 32 for TERNARY, whose words leave bit 15 zero). */
+static inline int32_t lookup_word(const int16_t *tb, const uint8_t *chunk, int j) {
+    uint32_t word = chunk[2 * j] | (uint32_t) chunk[2 * j + 1] << 8;
+    return tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
+}
+
 /*
  * The AVX-512 kernels' lookups lane by lane, for the builds without vpermw (the portable build; base3_tiles.c's AVX2
  * build too): y for tiles [t, tile_end) of interleaved groups of `group` tiles, each row's S the sum over its chunks
- * of T0[w & 31] + T1[(w >> 5) & 31] + T2[w >> 10] (chunk_table int16 a chunk, the tables 32 apart; T2 is 64
- * entries for BINARY, 32 for TERNARY, whose words leave bit 15 zero), stored by store_tile with offset and factor.
+ * of lookup_word (chunk_table int16 a chunk, the tables 32 apart), stored by store_tile with offset and factor.
  */
 static inline void lookup_product_lanewise(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables,
                                            int chunk_table, int64_t group, int32_t offset, int32_t factor,
@@ -72,10 +78,7 @@ static inline void lookup_product_lanewise(const uint8_t *tiles, int64_t n, int6
         for (int j = 0; j < TILE_ROWS; j++) {
             int32_t s = 0;
             for (int64_t c = 0; c < chunks; c++) {
-                const uint8_t *at = tile + c * stride;
-                uint32_t word = at[2 * j] | (uint32_t) at[2 * j + 1] << 8;
-                const int16_t *tb = tables + chunk_table * c;
-                s += tb[word & 31] + tb[32 + (word >> 5 & 31)] + tb[64 + (word >> 10)];
+                s += lookup_word(tables + chunk_table * c, tile + c * stride, j);
             }
             sums[j] = s;
         }
@@ -105,12 +108,44 @@ ALWAYS_INLINE void rows_in_order(__m512i even, __m512i odd, int32_t sums[TILE_RO
 }
 
 /*
+ * The lookups of `run` chunks for `count` tiles of one group side by side (every argument but the pointers a
+ * constant where inlined), from *chunk (the first tile's chunk; the group's tiles lie side by side in each chunk, 64
+ * bytes apart) and the chunk's tables at *tb (chunk_table int16 a chunk), both moved past the run: per chunk, three
+ * lookups of 32 rows at once by the word, the word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits,
+ * vpermt2w its low 6, so no mask); the third over 64 entries in two registers where wide_third (BINARY's codes
+ * 10-15), else over 32 (TERNARY's third index). Each tile's first and third lookups go into its int16 sum s0, the
+ * second into s1 (two sums, so that no chain of adds waits on every lookup), both started at 0: the caller bounds
+ * the run so that they stay within int16. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ */
+ALWAYS_INLINE void lookup_run(const uint8_t **chunk, int64_t stride, const int16_t **tb, int chunk_table, int64_t run,
+                              int wide_third, int64_t ahead, int count, __m512i s0[LOOKUP_TILES],
+                              __m512i s1[LOOKUP_TILES]) {
+    for (int i = 0; i < count; i++) {
+        s0[i] = s1[i] = _mm512_setzero_si512();
+    }
+    const uint8_t *at = *chunk;
+    const int16_t *t = *tb;
+    for (int64_t c = 0; c < run; c++, at += stride, t += chunk_table) {
+        __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 32), t2 = _mm512_loadu_si512(t + 64);
+        __m512i t3 = wide_third ? _mm512_loadu_si512(t + 96) : t2;
+#pragma GCC unroll 8
+        for (int i = 0; i < count; i++) {
+            __m512i w = load_after_prefetch(at + CHUNK_BYTES * i, ahead, L2_AHEAD * ahead);
+            __m512i third = _mm512_srli_epi16(w, 10);
+            s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
+            s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
+            s0[i] = _mm512_add_epi16(s0[i], wide_third ? _mm512_permutex2var_epi16(t2, third, t3)
+                                                       : _mm512_permutexvar_epi16(third, t2));
+        }
+    }
+    *chunk = at;
+    *tb = t;
+}
+
+/*
  * S for `count` tiles from t, all of one group (every argument but the pointers and t a constant where inlined): per
- * chunk, three lookups of 32 rows at once in the chunk's tables (chunk_table int16 from tables + chunk_table c), by
- * the word, the word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits, vpermt2w its low 6, so no
- * mask); the third over 64 entries in two registers where wide_third (BINARY's codes 10-15), else over 32 (TERNARY's
- * third index). Sums in int16 over runs of run_chunks chunks (the caller bounds them), widened per run into int32
- * lanes, even rows and odd rows apart. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ * chunk, lookup_run's lookups, in runs of run_chunks chunks (the caller bounds them, so that a run's two sums
+ * together stay within int16), widened per run into int32 lanes, even rows and odd rows apart.
  * The tiles of a group lie side by side in each chunk, so one pointer walks them all (tile i at 64 i): with a
  * pointer and a stride per tile GCC kept seven strides on the stack, reloaded every chunk (a C probe, two threads,
  * 1024 x 14336 from L2: BINARY 328-352 -> 360-372 G weights/s, TERNARY 225-228 -> 241-246; from DRAM level).
@@ -126,25 +161,9 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
     }
     const int16_t *tb = tables;
     for (int64_t c0 = 0; c0 < chunks; c0 += run_chunks) {
-        int64_t c1 = c0 + run_chunks < chunks ? c0 + run_chunks : chunks;
-        /* two int16 sums per tile, so that no chain of adds waits on every lookup */
         __m512i s0[LOOKUP_TILES], s1[LOOKUP_TILES];
-        for (int i = 0; i < count; i++) {
-            s0[i] = s1[i] = _mm512_setzero_si512();
-        }
-        for (int64_t c = c0; c < c1; c++, chunk += stride, tb += chunk_table) {
-            __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32), t2 = _mm512_loadu_si512(tb + 64);
-            __m512i t3 = wide_third ? _mm512_loadu_si512(tb + 96) : t2;
-#pragma GCC unroll 8
-            for (int i = 0; i < count; i++) {
-                __m512i w = load_after_prefetch(chunk + CHUNK_BYTES * i, ahead, L2_AHEAD * ahead);
-                __m512i third = _mm512_srli_epi16(w, 10);
-                s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
-                s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
-                s0[i] = _mm512_add_epi16(s0[i], wide_third ? _mm512_permutex2var_epi16(t2, third, t3)
-                                                           : _mm512_permutexvar_epi16(third, t2));
-            }
-        }
+        lookup_run(&chunk, stride, &tb, chunk_table, run_chunks < chunks - c0 ? run_chunks : chunks - c0, wide_third,
+                   ahead, count, s0, s1);
         for (int i = 0; i < count; i++) { /* their total stays within int16 (run_chunks): widened once */
             widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
         }
@@ -155,34 +174,44 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
 }
 
 /*
- * y for tiles [t, tile_end) by lookup_sums (its constants as there), group by group: LOOKUP_TILES at a time, then 4,
- * 2 and 1 of a group that is short or cut by the range, each tile's rows stored by store_tile with offset and factor.
+ * Runs TILES(count) for tiles [t, tile_end) (t, an int64_t variable, moved to tile_end), group by group: LOOKUP_TILES
+ * at a time, then 4, 2 and 1 of a group that is short or cut by the range, with `count` a constant in each of
+ * TILES' four inlined copies (TILES(count) reads tiles [t, t + count)).
+ */
+#define EACH_TILE_COUNT(t, tile_end, TILES)                                                                        \
+    while ((t) < (tile_end)) {                                                                                   \
+        int64_t next_group_ = ((t) / LOOKUP_TILES + 1) * LOOKUP_TILES;                                             \
+        int64_t end_ = next_group_ < (tile_end) ? next_group_ : (tile_end);                                        \
+        for (int count_ = LOOKUP_TILES; count_ >= 1; count_ /= 2) {                                                \
+            for (; (t) + count_ <= end_; (t) += count_) {                                                          \
+                switch (count_) {                                                                                  \
+                case LOOKUP_TILES: TILES(LOOKUP_TILES); break;                                                     \
+                case 4: TILES(4); break;                                                                           \
+                case 2: TILES(2); break;                                                                           \
+                default: TILES(1); break;                                                                          \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+/*
+ * y for tiles [t, tile_end) by lookup_sums (its constants as there), EACH_TILE_COUNT at a time, each tile's rows
+ * stored by store_tile with offset and factor.
  */
 ALWAYS_INLINE void lookup_product(const uint8_t *tiles, int64_t n, int64_t chunks, const int16_t *tables,
                                   int chunk_table, int run_chunks, int wide_third, int64_t ahead, int32_t offset,
                                   int32_t factor, const float *scales, float xscale, float *y, int64_t t,
                                   int64_t tile_end) {
     int32_t sums[LOOKUP_TILES][TILE_ROWS];
-#define LOOKUP_SUMS(count) \
-    lookup_sums(tiles, n, chunks, tables, chunk_table, run_chunks, wide_third, ahead, t, count, sums)
-    while (t < tile_end) {
-        int64_t next_group = (t / LOOKUP_TILES + 1) * LOOKUP_TILES;
-        int64_t end = next_group < tile_end ? next_group : tile_end;
-        for (int count = LOOKUP_TILES; count >= 1; count /= 2) {
-            for (; t + count <= end; t += count) {
-                switch (count) { /* a constant count for each inlined copy */
-                case LOOKUP_TILES: LOOKUP_SUMS(LOOKUP_TILES); break;
-                case 4: LOOKUP_SUMS(4); break;
-                case 2: LOOKUP_SUMS(2); break;
-                default: LOOKUP_SUMS(1); break;
-                }
-                for (int i = 0; i < count; i++) {
-                    store_tile(sums[i], t + i, n, offset, factor, scales, xscale, y);
-                }
-            }
-        }
-    }
-#undef LOOKUP_SUMS
+#define LOOKUP_TILE_SUMS(count)                                                                                    \
+    do {                                                                                                           \
+        lookup_sums(tiles, n, chunks, tables, chunk_table, run_chunks, wide_third, ahead, t, count, sums);         \
+        for (int i = 0; i < (count); i++) {                                                                        \
+            store_tile(sums[i], t + i, n, offset, factor, scales, xscale, y);                                      \
+        }                                                                                                          \
+    } while (0)
+    EACH_TILE_COUNT(t, tile_end, LOOKUP_TILE_SUMS)
+#undef LOOKUP_TILE_SUMS
 }
 #endif
 

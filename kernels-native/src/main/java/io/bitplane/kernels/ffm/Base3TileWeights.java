@@ -11,21 +11,23 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * TERNARY weights (one scale per row, INT8 activations) with their base-3 tiles for {@code bp_matmul_base3_tiles}
- * (layout in base3_tiles.c), beside the bytes every other use reads (batches, embedding rows): 16 bits per 9 values
- * where the file's fields or planes take 2 bits a value, one lookup per three values. Taken where the AVX-512 build
- * runs (vpermw); the tiles are a second copy of the tensor, in native memory freed when these weights become
- * unreachable.
+ * TERNARY weights (one scale per row or per group of values, INT8 activations) with their base-3 tiles for
+ * {@code bp_matmul_base3_tiles} (layout in base3_tiles.c: the scales ride in the tiles), beside the bytes every other
+ * use reads (batches, embedding rows): 16 bits per 9 values where the file's fields or planes take 2 bits a value,
+ * one lookup per three values. Taken where the AVX-512 build runs (vpermw); the tiles are a second copy of the
+ * tensor, in native memory freed when these weights become unreachable.
  *
- * @param tiles  the tiles, {@code bp_base3_tiles_bytes} long
- * @param scales the rows' scales as f32, in row order
+ * @param tiles the tiles, {@code bp_base3_tiles_bytes} long
+ * @param group values per scale (the row's length for one scale a row)
  */
-record Base3TileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales)
-        implements NativeRepackedWeights {
+record Base3TileWeights(CpuWeights source, MemorySegment tiles, long group) implements NativeRepackedWeights {
 
-    /** Whether a tensor gets base-3 tiles from a backend whose kernels run the instruction set {@code isa}. */
+    /**
+     * Whether a tensor gets base-3 tiles from a backend whose kernels run the instruction set {@code isa}: any group
+     * size, since the tiles read faster than the packed rows at every size measured (base3_tiles.c).
+     */
     static boolean suits(BpmTensor tensor, int isa) {
-        return isa >= NativeKernels.ISA_AVX512 && LookupTiles.takesOneScaleRows(tensor, Encoding.TERNARY);
+        return isa >= NativeKernels.ISA_AVX512 && LookupTiles.takesRows(tensor, Encoding.TERNARY);
     }
 
     /**
@@ -37,13 +39,14 @@ record Base3TileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sc
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
-        MemorySegment tiles = memory.allocate(kernels.base3TilesBytes(n, k));
+        long group = spec.effectiveGroupSize();
+        MemorySegment tiles = memory.allocate(kernels.base3TilesBytes(n, k, group));
         MemorySegment data = weights.data();
         int layout = spec.layout();
+        long scalesAt = spec.scalesOffset();
         AtomicLong invalid = new AtomicLong();
-        pool.run(LookupTiles.tilesOf(n), (t0, t1) -> invalid.addAndGet(kernels.base3TilesRepack(data, layout, k, n,
-                t0, t1, tiles)));
-        return invalid.get() != 0 ? null : new Base3TileWeights(weights, tiles, LookupTiles.floatScales(weights,
-                memory));
+        pool.run(LookupTiles.tilesOf(n), (t0, t1) -> invalid.addAndGet(kernels.base3TilesRepack(data, layout, k, group,
+                scalesAt, n, t0, t1, tiles)));
+        return invalid.get() != 0 ? null : new Base3TileWeights(weights, tiles, group);
     }
 }

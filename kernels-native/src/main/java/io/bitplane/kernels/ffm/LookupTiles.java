@@ -14,7 +14,7 @@ import java.nio.ByteOrder;
 
 /**
  * What the C lookup tiles' weights share ({@link SignTileWeights}, {@link Base3TileWeights}; layouts in
- * lookup_tiles.h): tiles of 32 rows in groups of eight whose chunks interleave, and the rows' scales as f32.
+ * lookup_tiles.h): tiles of 32 rows in groups of eight whose chunks interleave (and the sign tiles' scales as f32).
  */
 final class LookupTiles {
     private LookupTiles() {
@@ -43,18 +43,18 @@ final class LookupTiles {
     }
 
     /**
-     * Whether {@code tensor} is what both tile kernels take: a whole matrix of {@code encoding} with one scale a row
-     * and INT8 activations, of rows of at most 2^31 / 128 values, so that the kernels' int32 sums (up to 127 a
-     * value) cannot overflow. Each kind adds its instruction set (and BINARY its layout).
+     * Whether {@code tensor} is what both tile kernels take: a whole matrix of {@code encoding} with INT8
+     * activations, of rows of at most 2^31 / 128 values, so that the kernels' int32 sums (up to 128 a value) cannot
+     * overflow. Each kind adds its instruction set and the scales it takes (and BINARY its layout).
      */
-    static boolean takesOneScaleRows(BpmTensor tensor, Encoding encoding) {
+    static boolean takesRows(BpmTensor tensor, Encoding encoding) {
         TensorSpec spec = tensor.spec();
         return tensor.isComplete() && spec.rank() == 2 && spec.encoding() == encoding
-                && spec.activations() == ActivationHint.INT8 && spec.groupsPerRow() == 1
-                && spec.cols() <= Integer.MAX_VALUE / 128 && spec.rows() <= Integer.MAX_VALUE;
+                && spec.activations() == ActivationHint.INT8 && spec.cols() <= Integer.MAX_VALUE / 128
+                && spec.rows() <= Integer.MAX_VALUE;
     }
 
-    /** The f16 scales of a tensor with one scale a row, as f32 in row order, in {@code memory}. */
+    /** The f16 scales of a tensor with one scale a row, as f32 in row order, in {@code memory} (the sign tiles'). */
     static MemorySegment floatScales(CpuWeights weights, WeightMemory memory) {
         long n = weights.spec().rows();
         MemorySegment scales = memory.allocate(4 * n);

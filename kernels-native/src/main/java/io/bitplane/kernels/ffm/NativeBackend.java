@@ -46,8 +46,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
- * build runs), TERNARY with one scale per row into base-3 tiles alike ({@link Base3TileWeights}; AVX-512, beside
- * the packed codes that batches read), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up
+ * build runs), TERNARY (one scale per row or per group) into base-3 tiles alike ({@link Base3TileWeights}; AVX-512,
+ * beside the packed codes that batches read), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up
  * to five tokens ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger
  * batches read the file's bytes), other TERNARY and INT4 planes into packed codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
@@ -70,8 +70,8 @@ public final class NativeBackend extends ForwardingBackend {
     /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
     /**
-     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY of one
-     * scale a row into base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
+     * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY into
+     * base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
      * (GroupLaneWeights), other TERNARY and INT4 planes into packed codes (packsAtLoad).
      * {@code -Dbitplane.native.repack=off} keeps every tensor as the file has it: to compare the kernels, and so
      * that the tests reach the planes' kernels too.
@@ -93,9 +93,10 @@ public final class NativeBackend extends ForwardingBackend {
         /** The job whose codes {@code tables} hold (see Int8Product), and the sum of those codes. */
         long tablesJob;
         int tablesCodeSum;
-        /** The base-3 tiles' tables (bp_base3_tables), and the job whose codes they hold. */
+        /** The base-3 tiles' tables (bp_base3_tables), and the job and group size whose codes they hold. */
         MemorySegment base3Tables = MemorySegment.NULL;
         long base3TablesJob;
+        long base3TablesGroup;
         byte[] q = new byte[0];
         long[] bits = new long[0];
         float[] scales = new float[0];
@@ -475,7 +476,7 @@ public final class NativeBackend extends ForwardingBackend {
         if (w instanceof Base3TileWeights tiles && c.batch == 1) { // a batch goes through the packed rows below
             p.kind = Int8Product.BASE3_TILES;
             p.weights = tiles.tiles();
-            p.rowScales = tiles.scales();
+            p.group = tiles.group();
             p.part.set(p.n, LookupTiles.GROUP_ROWS, p);
             return;
         }
@@ -556,13 +557,14 @@ public final class NativeBackend extends ForwardingBackend {
                 }
                 case BASE3_TILES -> {
                     Scratch own = SCRATCH.get();
-                    if (own.base3TablesJob != c.job) {
-                        own.base3Tables = grow(own.base3Tables, kernels.base3TablesBytes(c.k));
-                        kernels.base3Tables(c.q, c.k, own.base3Tables);
+                    if (own.base3TablesJob != c.job || own.base3TablesGroup != group) {
+                        own.base3Tables = grow(own.base3Tables, kernels.base3TablesBytes(c.k, group));
+                        kernels.base3Tables(c.q, c.k, group, own.base3Tables);
                         own.base3TablesJob = c.job;
+                        own.base3TablesGroup = group;
                     }
-                    kernels.matmulBase3Tiles(c.critical, weights, c.k, n, own.base3Tables, rowScales, c.firstScale,
-                            ys, LookupTiles.firstTileOfGroup(from, n), LookupTiles.firstTileOfGroup(to, n));
+                    kernels.matmulBase3Tiles(c.critical, weights, c.k, group, n, own.base3Tables, c.firstScale, ys,
+                            LookupTiles.firstTileOfGroup(from, n), LookupTiles.firstTileOfGroup(to, n));
                 }
                 case GROUP_LANES -> kernels.matmulGroupLanes(c.critical, weights, encoding, c.k, n, c.q, c.scales, ys,
                         c.batch, from, to, kernelScratch(scratchBytes));

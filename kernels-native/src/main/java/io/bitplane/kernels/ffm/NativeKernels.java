@@ -52,12 +52,12 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_sign_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tiles_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 JAVA_LONG, ADDRESS));
-        DESCRIPTORS.put("bp_base3_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_base3_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_base3_tiles_repack", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG,
-                JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
-        DESCRIPTORS.put("bp_base3_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
-        DESCRIPTORS.put("bp_base3_tables", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, ADDRESS));
-        DESCRIPTORS.put("bp_matmul_base3_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_base3_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_base3_tables", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_base3_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
@@ -268,48 +268,48 @@ public final class NativeKernels {
         }
     }
 
-    /** See bp_base3_tiles_bytes: the tiles of an n x k TERNARY tensor. */
-    long base3TilesBytes(long n, long k) {
+    /** See bp_base3_tiles_bytes: the tiles of an n x k TERNARY tensor with a scale per {@code group} values. */
+    long base3TilesBytes(long n, long k, long group) {
         try {
-            return (long) base3TilesBytes.invokeExact(n, k);
+            return (long) base3TilesBytes.invokeExact(n, k, group);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_base3_tiles_repack (native memory only: a long call); returns how many packed fields were 3. */
-    long base3TilesRepack(MemorySegment w, int layout, long k, long n, long tileStart, long tileEnd,
-                          MemorySegment tiles) {
+    long base3TilesRepack(MemorySegment w, int layout, long k, long group, long scalesOffset, long n, long tileStart,
+                          long tileEnd, MemorySegment tiles) {
         try {
-            return (long) base3TilesRepack.invokeExact(w, layout, k, n, tileStart, tileEnd, tiles);
+            return (long) base3TilesRepack.invokeExact(w, layout, k, group, scalesOffset, n, tileStart, tileEnd, tiles);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_base3_tables_bytes. */
-    long base3TablesBytes(long k) {
+    long base3TablesBytes(long k, long group) {
         try {
-            return (long) base3TablesBytes.invokeExact(k);
+            return (long) base3TablesBytes.invokeExact(k, group);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_base3_tables (critical: q may be a Java array). */
-    void base3Tables(MemorySegment q, long k, MemorySegment tables) {
+    void base3Tables(MemorySegment q, long k, long group, MemorySegment tables) {
         try {
-            base3Tables.invokeExact(q, k, tables);
+            base3Tables.invokeExact(q, k, group, tables);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_matmul_base3_tiles. */
-    void matmulBase3Tiles(boolean critical, MemorySegment tiles, long k, long n, MemorySegment tables,
-                          MemorySegment scales, float xScale, MemorySegment y, long tileStart, long tileEnd) {
+    void matmulBase3Tiles(boolean critical, MemorySegment tiles, long k, long group, long n, MemorySegment tables,
+                          float xScale, MemorySegment y, long tileStart, long tileEnd) {
         try {
-            matmulBase3Tiles[critical ? 1 : 0].invokeExact(tiles, k, n, tables, scales, xScale, y, tileStart, tileEnd);
+            matmulBase3Tiles[critical ? 1 : 0].invokeExact(tiles, k, group, n, tables, xScale, y, tileStart, tileEnd);
         } catch (Throwable t) {
             throw rethrow(t);
         }

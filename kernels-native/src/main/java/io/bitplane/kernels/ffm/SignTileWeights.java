@@ -27,7 +27,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
     /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
     static boolean suits(BpmTensor tensor, int isa) {
         return isa >= NativeKernels.ISA_AVX2 && tensor.spec().layout() == TensorSpec.LAYOUT_CANONICAL
-                && LookupTiles.takesOneScaleRows(tensor, Encoding.BINARY);
+                && LookupTiles.takesRows(tensor, Encoding.BINARY) && tensor.spec().groupsPerRow() == 1;
     }
 
     /**

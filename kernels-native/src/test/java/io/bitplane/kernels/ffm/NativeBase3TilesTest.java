@@ -11,6 +11,7 @@ import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.scalar.ScalarBackend;
+import io.bitplane.kernels.scalar.ScalarMatmul;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -27,74 +28,125 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * The TERNARY base-3 tiles (base3_tiles.c) called directly, in whatever implementation this run selected (the build
  * runs the tests on the best one, AVX2 and the portable C): repacked from either file layout tile range by tile
- * range, run over uneven ranges of tiles, every result equal to the scalar reference's bit for bit. The backend's
- * own use of them (AVX-512) is in the shared conformance shapes too.
+ * range, with one scale a row or a scale per group, run over uneven ranges of tiles, every result equal to the scalar
+ * reference's bit for bit. The backend's own use of them (AVX-512) is in the shared conformance shapes too.
  */
 class NativeBase3TilesTest {
 
     /**
      * One tile, a short last chunk of 9 values, K not a multiple of 9, of 32 or of 128, and ranges of 13 and 26
-     * tiles (eight, four, two, one at a time).
+     * tiles (eight, four, two, one at a time); groups of 256 (TQ2_0's), of 128, of 1000 (a chunk cut by the group)
+     * and of 9 and 32, the last group cut short by K or whole.
      */
-    @ParameterizedTest(name = "{0} x {1}, layout {2}")
-    @CsvSource({"1, 1, 0", "1, 1, 1", "31, 15, 1", "33, 17, 0", "200, 1030, 1", "130, 4096, 0", "257, 333, 1",
-        "64, 9000, 1", "600, 100, 0", "1000, 48, 1", "416, 14336, 1"})
-    void tilesGiveTheReferenceResult(int rows, int cols, int layout) {
-        Random rnd = new Random(rows * 131L + cols + layout);
-        assertTilesGiveTheReferenceResult(rows, cols, layout, TestTensors.gaussian(rnd, rows * cols, 0.1f),
+    @ParameterizedTest(name = "{0} x {1}, {2}, layout {3}")
+    @CsvSource({"1, 1, ternary, 0", "1, 1, ternary, 1", "31, 15, ternary, 1", "33, 17, ternary, 0",
+        "200, 1030, ternary, 1", "130, 4096, ternary, 0", "257, 333, ternary, 1", "64, 9000, ternary, 1",
+        "600, 100, ternary, 0", "1000, 48, ternary, 1", "416, 14336, ternary, 1", "416, 14336, ternary@256, 1",
+        "97, 1030, ternary@256, 0", "300, 2048, ternary@256, 1", "33, 768, ternary@128, 0", "70, 3100, ternary@1000, 1",
+        "40, 100, ternary@9, 1", "45, 200, ternary@32, 0", "3, 300, ternary@512, 1"})
+    void tilesGiveTheReferenceResult(int rows, int cols, String quant, int layout) {
+        Random rnd = new Random(rows * 131L + cols + layout + quant.hashCode());
+        assertTilesGiveTheReferenceResult(rows, cols, quant, layout, TestTensors.gaussian(rnd, rows * cols, 0.1f),
                 TestTensors.gaussian(rnd, cols, 1f));
     }
 
     /**
-     * Every weight of one sign and every code 127 or -127: each int16 sum takes its largest magnitude in every run
-     * of 28 chunks (28 x 9 x 127 = 32004), so a run one chunk longer would wrap.
+     * Every weight of one sign and every code 127 or -127: each row's first int16 sum (two lookups a chunk) takes
+     * its largest magnitude in every run of 42 chunks (42 x 6 x 127 = 32004; runs of 44 would wrap), with one scale
+     * a row and in groups of 378 values (one run each) and 390 (a run and a chunk). Codes of -128 below.
      */
-    @ParameterizedTest(name = "weights {0}, codes {1}")
-    @CsvSource({"0.1, 1", "0.1, -1", "-0.1, 1"})
-    void largestSumsDoNotOverflow(float weight, float activation) {
+    @ParameterizedTest(name = "{0}, weights {1}, codes {2}")
+    @CsvSource({"ternary, 0.1, 1", "ternary, 0.1, -1", "ternary, -0.1, 1", "ternary@378, 0.1, 1",
+        "ternary@390, -0.1, 1"})
+    void largestSumsDoNotOverflow(String quant, float weight, float activation) {
         int rows = 520; // 17 tiles: the last range runs eight, two and one at a time
-        int cols = 28 * 9 * 20 + 5; // 20 runs of 28 chunks and a short chunk
+        int cols = 42 * 9 * 20 + 5; // 20 runs of 42 chunks and a short chunk
         float[] w = new float[rows * cols];
         Arrays.fill(w, weight);
         float[] x = new float[cols];
         Arrays.fill(x, activation);
-        assertTilesGiveTheReferenceResult(rows, cols, 1, w, x);
+        assertTilesGiveTheReferenceResult(rows, cols, quant, 1, w, x);
     }
 
-    private static void assertTilesGiveTheReferenceResult(int rows, int cols, int layout, float[] weights,
-                                                          float[] x) {
+    /**
+     * Codes of -128, which the quantizer never gives but the C functions take: 42 x 6 x 128 = 32256 still fits a run
+     * (43 chunks would wrap). The expected result is the reference's float steps over the decoded codes, since the
+     * reference backend quantizes its own activations.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"ternary", "ternary@378", "ternary@256"})
+    void codesOfMinus128DoNotOverflow(String quant) {
+        NativeAvailability.assumeLoaded();
+        int rows = 40;
+        int cols = 42 * 9 * 3 + 5;
+        float[] weights = new float[rows * cols];
+        Arrays.fill(weights, -0.1f);
+        EncodedTensor t = PackedCodes.relayout(Quantizer.quantize("w", new long[] {rows, cols}, weights,
+                QuantSpec.parse(quant), ActivationHint.INT8));
+        long group = t.spec().effectiveGroupSize();
+        int groups = (int) t.spec().groupsPerRow();
+        byte[] q = new byte[cols];
+        Arrays.fill(q, (byte) -128);
+        float xScale = 0.01f;
+        try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {
+            NativeKernels kernels = NativeLibrary.kernels();
+            MemorySegment w = arena.allocate(t.bytes().length);
+            MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
+            float[] expected = new float[rows];
+            int[] codes = new int[cols];
+            for (int r = 0; r < rows; r++) {
+                ScalarMatmul.decodeRow(t.spec(), w, r, cols, codes);
+                float sum = 0;
+                for (int g = 0; g < groups; g++) {
+                    int acc = 0;
+                    for (long i = g * group; i < Math.min(cols, (g + 1) * group); i++) {
+                        acc += codes[(int) i] * q[(int) i];
+                    }
+                    sum += Halfs.f16ToFloat(w.get(ValueLayout.JAVA_SHORT_UNALIGNED,
+                            t.spec().scalesOffset() + 2L * (r * groups + g))) * acc;
+                }
+                expected[r] = sum * xScale;
+            }
+            MemorySegment tiles = arena.allocate(kernels.base3TilesBytes(rows, cols, group));
+            assertEquals(0, kernels.base3TilesRepack(w, 1, cols, group, t.spec().scalesOffset(), rows, 0, 2, tiles));
+            MemorySegment tables = arena.allocate(kernels.base3TablesBytes(cols, group));
+            kernels.base3Tables(MemorySegment.ofArray(q), cols, group, tables);
+            MemorySegment y = arena.allocate(4L * rows);
+            kernels.matmulBase3Tiles(false, tiles, cols, group, rows, tables, xScale, y, 0, 2);
+            assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
+        }
+    }
+
+    private static void assertTilesGiveTheReferenceResult(int rows, int cols, String quant, int layout,
+                                                          float[] weights, float[] x) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) { // selects the implementation this run asks for
             NativeKernels kernels = NativeLibrary.kernels();
-            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse("ternary"),
+            EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(quant),
                     ActivationHint.INT8);
             if (layout == 1) {
                 t = PackedCodes.relayout(t);
             }
             assertEquals(layout, t.spec().layout());
+            long group = t.spec().effectiveGroupSize();
             float[] expected = BackendConformance.matmul(new ScalarBackend(), BackendConformance.placed(t, 0), x, 1);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment w = arena.allocate(t.bytes().length + 3L).asSlice(3); // misaligned on purpose
                 MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
                 int tiles = (rows + 31) / 32;
-                MemorySegment tileBytes = arena.allocate(kernels.base3TilesBytes(rows, cols));
+                MemorySegment tileBytes = arena.allocate(kernels.base3TilesBytes(rows, cols, group));
                 for (int t0 = 0; t0 < tiles; t0 += 3) { // repacked in uneven ranges
-                    assertEquals(0, kernels.base3TilesRepack(w, layout, cols, rows, t0, Math.min(tiles, t0 + 3),
-                            tileBytes));
+                    assertEquals(0, kernels.base3TilesRepack(w, layout, cols, group, t.spec().scalesOffset(), rows,
+                            t0, Math.min(tiles, t0 + 3), tileBytes));
                 }
                 byte[] q = new byte[cols];
                 float xScale = kernels.quantizeI8(MemorySegment.ofArray(x), cols, MemorySegment.ofArray(q));
-                MemorySegment tables = arena.allocate(kernels.base3TablesBytes(cols));
-                kernels.base3Tables(MemorySegment.ofArray(q), cols, tables);
-                MemorySegment scales = arena.allocate(4L * rows);
-                for (int r = 0; r < rows; r++) {
-                    scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(
-                            w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r)));
-                }
+                MemorySegment tables = arena.allocate(kernels.base3TablesBytes(cols, group));
+                kernels.base3Tables(MemorySegment.ofArray(q), cols, group, tables);
                 MemorySegment y = arena.allocate(4L * rows);
                 int[] cuts = {0, Math.min(tiles, 1), Math.min(tiles, 6), tiles}; // one, then five, then the rest
                 for (int i = 0; i + 1 < cuts.length; i++) {
-                    kernels.matmulBase3Tiles(false, tileBytes, cols, rows, tables, scales, xScale, y, cuts[i],
+                    kernels.matmulBase3Tiles(false, tileBytes, cols, group, rows, tables, xScale, y, cuts[i],
                             cuts[i + 1]);
                 }
                 assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
@@ -114,14 +166,14 @@ class NativeBase3TilesTest {
             MemorySegment w = arena.allocate(t.bytes().length);
             MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
             w.set(ValueLayout.JAVA_BYTE, 64L * 3 + 5, (byte) 0xC0); // row 1, block 0: a field of 3, three of 0
-            MemorySegment tiles = arena.allocate(kernels.base3TilesBytes(40, 256));
-            assertEquals(1, kernels.base3TilesRepack(w, 1, 256, 40, 0, 2, tiles));
+            MemorySegment tiles = arena.allocate(kernels.base3TilesBytes(40, 256, 256));
+            assertEquals(1, kernels.base3TilesRepack(w, 1, 256, 256, t.spec().scalesOffset(), 40, 0, 2, tiles));
         }
     }
 
-    /** Where the AVX-512 build runs, the backend tiles ternary of one scale a row with INT8 activations, only that. */
+    /** Where the AVX-512 build runs, the backend tiles ternary with INT8 activations (one scale a row or groups). */
     @Test
     void theBackendTilesOnlyWhatTheKernelTakes() {
-        TileRouting.assertBackendTilesOnlyWhatTheKernelTakes("ternary", Base3TileWeights.class);
+        TileRouting.assertBackendTilesOnlyWhatTheKernelTakes("ternary", Base3TileWeights.class, true);
     }
 }

@@ -11,8 +11,8 @@ import io.bitplane.kernels.Backends;
 
 import java.util.Random;
 
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /** Which tensors the native backend lays out as lookup tiles at upload, as the tile tests check it. */
 final class TileRouting {
@@ -27,10 +27,11 @@ final class TileRouting {
 
     /**
      * The backend tiles {@code encoding} of one scale a row with INT8 activations where the build has the tiles,
-     * and never groups of 64 or float activations.
+     * groups of 64 there too where {@code groupsTiled} (else never), and never float activations.
      */
     static void assertBackendTilesOnlyWhatTheKernelTakes(String encoding,
-                                                        Class<? extends NativeRepackedWeights> tiles) {
+                                                        Class<? extends NativeRepackedWeights> tiles,
+                                                        boolean groupsTiled) {
         NativeAvailability.assumeLoaded();
         try (Backend backend = Backends.create("native", 2)) {
             Random rnd = new Random(5);
@@ -38,13 +39,9 @@ final class TileRouting {
             BpmTensor oneScale = tensor(values, encoding, ActivationHint.INT8);
             BpmTensor groups = tensor(values, encoding + "@64", ActivationHint.INT8);
             BpmTensor floats = tensor(values, encoding, ActivationHint.F32);
-            if (buildHasTiles(tiles)) {
-                assertInstanceOf(tiles, backend.upload(oneScale));
-            } else {
-                assertNotEquals(tiles, backend.upload(oneScale).getClass());
-            }
-            assertNotEquals(tiles, backend.upload(groups).getClass());
-            assertNotEquals(tiles, backend.upload(floats).getClass());
+            assertEquals(buildHasTiles(tiles), tiles.isInstance(backend.upload(oneScale)), "one scale a row");
+            assertEquals(buildHasTiles(tiles) && groupsTiled, tiles.isInstance(backend.upload(groups)), "groups");
+            assertFalse(tiles.isInstance(backend.upload(floats)), "float activations");
         }
     }
 
