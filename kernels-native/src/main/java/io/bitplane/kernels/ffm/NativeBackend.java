@@ -42,7 +42,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * activations outside the group lanes on the AVX-512 build alike (JMH, one token, 2 threads, calls/s, Java
  * against C: 172 x 64 1.76-1.86M against 0.37M; 4096 x 4096 with one scale a row 3,920 against 3,670, in groups of
  * 64 3,579 against 2,845; 4096 x 4000 in groups of 32 level); not on the AVX2 build, whose C kernel read 4096 x
- * 4096 at 1.46x the Java one's AVX2 code. {@code -Dbitplane.native.int8Products=native} keeps them in C.
+ * 4096 at 1.46x the Java one's AVX2 code. {@code -Dbitplane.native.int8Products=native} keeps them in C. And
+ * every product with INT8 or binary activations over groups that are not a multiple of 32 values (more than one a
+ * row), except where the base-3 tiles below take them: the C kernels sum such groups value by value (4096 x 4096,
+ * 2 threads, `bitplane bench`, G weights/s, C against Java: binary@48 x INT8 1.0 against 44-111, x binary 1.0
+ * against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48 2.0 against 38, int8@16 3.0 against 24).
+ * {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
@@ -69,6 +74,9 @@ public final class NativeBackend extends ForwardingBackend {
     private final boolean int4Tiles;
     /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
+    /** Whether INT8- and binary-activation products over groups the C kernels sum value by value go to the Java
+     *  backend (oddGroups; class comment). */
+    private final boolean oddGroupsOnJava;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY into
      * base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
@@ -153,6 +161,7 @@ public final class NativeBackend extends ForwardingBackend {
         this.int4Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int4Products");
         this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products")
                 && kernels.isa() == NativeKernels.ISA_AVX512;
+        this.oddGroupsOnJava = allowsJavaTiles("bitplane.native.oddGroupProducts");
     }
 
     /** A property saying where some products run: auto (the Java backend's tiles, where it has them) or native. */
@@ -166,8 +175,9 @@ public final class NativeBackend extends ForwardingBackend {
     }
 
     /**
-     * Whether the Java backend should hold and compute this tensor (its tiles; see the class comment). A tensor
-     * shorter than its spec stays here, where every product refuses it with the tensor's name.
+     * Whether the Java backend should hold and compute this tensor (its tiles, or groups the C kernels would sum
+     * value by value; see the class comment). A tensor shorter than its spec stays here, where every product refuses
+     * it with the tensor's name.
      */
     private boolean onJavaTiles(BpmTensor tensor) {
         if (!tensor.isComplete()) {
@@ -176,16 +186,30 @@ public final class NativeBackend extends ForwardingBackend {
         TensorSpec spec = tensor.spec();
         return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
                 || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor)
-                || int8Tiles && ((TiledProducts) inner).int8TilesFor(spec) && !inGroupLanes(tensor);
+                || int8Tiles && ((TiledProducts) inner).int8TilesFor(spec) && !inGroupLanes(tensor)
+                || oddGroupsOnJava && oddGroups(spec)
+                        && !(repackAtLoad && Base3TileWeights.suits(tensor, kernels.isa()));
+    }
+
+    /**
+     * Whether the C kernels would sum this tensor's products group by group value by value: INT8 or binary
+     * activations over more than one group a row, of a size that is not a multiple of 32.
+     */
+    private static boolean oddGroups(TensorSpec spec) {
+        return spec.activations() != ActivationHint.F32 && spec.encoding().quantized && spec.groupsPerRow() > 1
+                && spec.effectiveGroupSize() % 32 != 0;
     }
 
     /**
      * Whether the Java backend computes a product of these weights: those it holds (onJavaTiles), except INT4 x
      * INT8 batches of more than {@link GroupLaneWeights#MAX_BATCH} tokens, which read the file's bytes here as the
      * group lanes' larger batches do (the C batch kernels are faster there; INT8 activations give the same bits
-     * either way).
+     * either way); over odd groups (oddGroups) every product, batches too. Package-private for the routing tests.
      */
-    private static boolean onJava(Weights w, int batch) {
+    boolean onJava(Weights w, int batch) {
+        if (oddGroupsOnJava && oddGroups(w.spec()) && !(w instanceof NativeRepackedWeights)) {
+            return true;
+        }
         if (!(w instanceof RepackedWeights r) || w instanceof NativeRepackedWeights) {
             return false;
         }
@@ -208,6 +232,7 @@ public final class NativeBackend extends ForwardingBackend {
                 + (floatTiles ? " and float-activation products of tiled weights" : "")
                 + (int8Tiles ? " and INT8 x INT8" : "")
                 + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
+                + (oddGroupsOnJava ? " and products over groups that are not a multiple of 32" : "")
                 + " on " + inner.name() + ")";
     }
 
