@@ -179,7 +179,7 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
  * TILES' four inlined copies (TILES(count) reads tiles [t, t + count)).
  */
 #define EACH_TILE_COUNT(t, tile_end, TILES)                                                                        \
-    while ((t) < (tile_end)) {                                                                                   \
+    while ((t) < (tile_end)) {                                                                                     \
         int64_t next_group_ = ((t) / LOOKUP_TILES + 1) * LOOKUP_TILES;                                             \
         int64_t end_ = next_group_ < (tile_end) ? next_group_ : (tile_end);                                        \
         for (int count_ = LOOKUP_TILES; count_ >= 1; count_ /= 2) {                                                \

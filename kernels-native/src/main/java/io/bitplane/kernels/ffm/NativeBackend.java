@@ -52,8 +52,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
  * build runs), TERNARY (one scale per row or per group) into base-3 tiles alike ({@link Base3TileWeights}; AVX-512,
- * beside the packed codes that batches read), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products of up
- * to five tokens ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger
+ * beside the packed codes that batches read), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes for products
+ * of up to five tokens ({@link GroupLaneWeights}; INT4 where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger
  * batches read the file's bytes), other TERNARY and INT4 planes into packed codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
@@ -74,8 +74,10 @@ public final class NativeBackend extends ForwardingBackend {
     private final boolean int4Tiles;
     /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
-    /** Whether INT8- and binary-activation products over groups the C kernels sum value by value go to the Java
-     *  backend (oddGroups; class comment). */
+    /**
+     * Whether products with INT8 or binary activations over groups the C kernels sum value by value go to the Java
+     * backend (oddGroups; class comment).
+     */
     private final boolean oddGroupsOnJava;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY into
@@ -204,10 +206,12 @@ public final class NativeBackend extends ForwardingBackend {
      * Whether the Java backend computes a product of these weights: those it holds (onJavaTiles), except INT4 x
      * INT8 batches of more than {@link GroupLaneWeights#MAX_BATCH} tokens, which read the file's bytes here as the
      * group lanes' larger batches do (the C batch kernels are faster there; INT8 activations give the same bits
-     * either way); over odd groups (oddGroups) every product, batches too. Package-private for the routing tests.
+     * either way); over odd groups (oddGroups) every product, batches too, unless this backend kept the tensor for
+     * falling short of its spec (its products refuse it by name). Package-private for the routing tests.
      */
     boolean onJava(Weights w, int batch) {
-        if (oddGroupsOnJava && oddGroups(w.spec()) && !(w instanceof NativeRepackedWeights)) {
+        if (oddGroupsOnJava && oddGroups(w.spec()) && !(w instanceof NativeRepackedWeights)
+                && !(w instanceof CpuWeights cw && cw.data().byteSize() < cw.spec().byteLength())) {
             return true;
         }
         if (!(w instanceof RepackedWeights r) || w instanceof NativeRepackedWeights) {

@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class NativeSafetyTest {
     static Backend backend;
     static final Arena ARENA = Arena.ofShared();
-    static final String[] SPECS = {"f32", "f16", "bf16", "int8@32", "int4@32", "int4-asym@64", "ternary", "binary"};
+    static final String[] SPECS = {"f32", "f16", "bf16", "int8@32", "int4@32", "int4-asym@64", "ternary", "binary",
+        "ternary@48", "int8@16", "binary@48"};
 
     @BeforeAll
     static void create() {
