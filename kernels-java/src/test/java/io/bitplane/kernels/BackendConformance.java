@@ -114,6 +114,28 @@ public abstract class BackendConformance {
         };
     }
 
+    /**
+     * Weights one byte shorter than their spec (a tensor cut short by a caller of the API; files are checked when
+     * read): the backend refuses them with an IllegalArgumentException naming the tensor, at upload or at the
+     * product, and never reads past their bytes.
+     */
+    @ParameterizedTest(name = "{0} x {1}")
+    @CsvSource({"f32, f32", "f16, f32", "int8@32, int8", "int8@16, int8", "int4@32, int8", "int4@32, f32",
+        "ternary, int8", "ternary@256, int8", "ternary@48, int8", "ternary, f32", "binary, int8", "binary@48, int8",
+        "binary, binary", "binary@64, f32"})
+    public void weightsShorterThanTheirSpecAreRefusedByName(String spec, String activations) {
+        int rows = 40;
+        int cols = 512;
+        EncodedTensor t = Quantizer.quantize("w.short", new long[] {rows, cols},
+                TestTensors.gaussian(new Random(7), rows * cols, 0.1f), QuantSpec.parse(spec),
+                ActivationHint.valueOf(activations.toUpperCase()));
+        BpmTensor placed = placed(t, 0);
+        BpmTensor cut = new BpmTensor(t.spec(), placed.data().asSlice(0, t.bytes().length - 1), 0, 0);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> matmul(fast, cut, TestTensors.gaussian(new Random(8), cols, 1f), 1), spec);
+        assertTrue(e.getMessage().contains("w.short"), e.getMessage());
+    }
+
     public static float[] matmul(Backend b, BpmTensor t, float[] x, int batch) {
         Weights w = b.upload(t);
         int n = (int) t.spec().rows();

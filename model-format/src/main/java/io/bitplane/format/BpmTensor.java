@@ -20,6 +20,22 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
         return spec.problem() == null && data.byteSize() >= spec.byteLength();
     }
 
+    /**
+     * This tensor where it {@link #isComplete is complete}, else an IllegalArgumentException that names it and says
+     * what is wrong: for a backend whose kernels would otherwise read past the bytes.
+     */
+    public BpmTensor requireComplete() {
+        String problem = spec.problem();
+        if (problem != null) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": " + problem);
+        }
+        if (data.byteSize() < spec.byteLength()) {
+            throw new IllegalArgumentException("tensor " + spec.name() + ": " + data.byteSize()
+                    + " bytes where its spec needs " + spec.byteLength());
+        }
+        return this;
+    }
+
     /** All values as floats (the scalar reference dequantization). */
     public float[] toFloats() {
         return Dequantizer.toFloats(spec, data);

@@ -26,6 +26,8 @@ public class ScalarBackend implements Backend {
 
     @Override
     public Weights upload(BpmTensor tensor) {
+        // The Java kernels index the bytes as the spec says: a short tensor is refused here, by name.
+        tensor.requireComplete();
         return new CpuWeights(tensor.spec(), tensor.data());
     }
 
