@@ -54,9 +54,10 @@
 #define CHUNK_VALUES 9
 /* int16 elements of a chunk's three tables. */
 #define CHUNK_TABLE 96
-/* Chunks per int16 run: a chunk adds at most 2 x 3 x 128 to a row's first sum (the first and third lookups) and 3 x
-   128 to its second, which are widened apart, so 42 chunks stay within 32767 for any int8 codes. */
-#define RUN_CHUNKS 42
+/* Chunks per int16 run: a chunk adds at most 9 x 128 to a row's sum, so 28 chunks stay within 32767 (32256) for any
+   int8 codes; a group of 256 values (29 chunks) is a run of 28 and one of 1. (With two sums a row widened apart,
+   runs of 42 made such a group one run, and read alike from DRAM: 143-152 against 143-149 G weights/s.) */
+#define RUN_CHUNKS 28
 /* Tiles whose chunks interleave: as many as the kernel reads side by side (lookup_tiles.h). */
 #define GROUP_TILES LOOKUP_TILES
 /* How far ahead of each tile's chunk the weights are prefetched into L1 (a group's chunk is 512 bytes), and L2_AHEAD
@@ -230,12 +231,11 @@ ALWAYS_INLINE void base3_tiles(const uint8_t *tiles, int64_t n, struct row_shape
             even[i] = odd[i] = _mm512_setzero_si512();
         }
         for (int64_t c0 = 0; c0 < shape.chunks; c0 += RUN_CHUNKS) {
-            __m512i s0[LOOKUP_TILES], s1[LOOKUP_TILES];
+            __m512i s[LOOKUP_TILES];
             int64_t run = RUN_CHUNKS < shape.chunks - c0 ? RUN_CHUNKS : shape.chunks - c0;
-            lookup_run(&chunk, stride, &tb, CHUNK_TABLE, run, 0, PREFETCH_BYTES, count, s0, s1);
+            lookup_run(&chunk, stride, &tb, CHUNK_TABLE, run, 0, PREFETCH_BYTES, count, s);
             for (int i = 0; i < count; i++) {
-                widen_run(s0[i], &even[i], &odd[i]);
-                widen_run(s1[i], &even[i], &odd[i]);
+                widen_run(s[i], &even[i], &odd[i]);
             }
         }
         for (int i = 0; i < count; i++) {

@@ -102,8 +102,8 @@ int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables);
 void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
                           const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end);
 
-/* TERNARY weights with one scale per group of `group` values (group >= k: one a row), times one token's INT8
-   activations, by lookup tables over base-3 words in tiles of 32 rows (base3_tiles.c has the layouts). The caller
+/* TERNARY weights with one scale per group of `group` values (group >= 1; group >= k: one a row), times one token's
+   INT8 activations, by lookup tables over base-3 words in tiles of 32 rows (base3_tiles.c has the layouts). The caller
    repacks a tensor once: bp_base3_tiles_bytes of memory (any alignment), filled tile range by tile range by
    bp_base3_tiles_repack from the file's bytes w (layout 0: mask and sign planes; layout 1: packed fields; f16 scales
    at scales_offset, ceil(k / group) a row), which returns how many packed fields were 3 (no code: the tiles are then

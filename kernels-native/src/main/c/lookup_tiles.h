@@ -113,15 +113,19 @@ ALWAYS_INLINE void rows_in_order(__m512i even, __m512i odd, int32_t sums[TILE_RO
  * bytes apart) and the chunk's tables at *tb (chunk_table int16 a chunk), both moved past the run: per chunk, three
  * lookups of 32 rows at once by the word, the word shifted down by 5 and by 10 (vpermw reads an index's low 5 bits,
  * vpermt2w its low 6, so no mask); the third over 64 entries in two registers where wide_third (BINARY's codes
- * 10-15), else over 32 (TERNARY's third index). Each tile's first and third lookups go into its int16 sum s0, the
- * second into s1 (two sums, so that no chain of adds waits on every lookup), both started at 0: the caller bounds
- * the run so that they stay within int16. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2.
+ * 10-15), else over 32 (TERNARY's third index). A tile's three lookups are added together and then into its int16
+ * sum s[i], started at 0 (one add a chunk on the chain through s[i]), and the caller bounds the run so that s[i]
+ * stays within int16. Prefetches `ahead` bytes ahead into L1 and L2_AHEAD times as far into L2. One sum a tile, not
+ * two (the first and third lookups in one, the second in the other, as before 2026-12-07): eight tiles' sums and
+ * the tables then fit the 32 registers, where GCC had spilled three to five of sixteen sums to the stack, a load
+ * and a store a chunk each (JMH `MatmulBenchmark -p backend=native -p activations=int8 -p shape=1024x14336 -p
+ * copies=1`, two threads, from the caches, alternated twice, calls/s: BINARY 23,005-23,327 -> 23,715-24,308,
+ * TERNARY 16,243-16,336 -> 16,818-16,991; from DRAM level).
  */
 ALWAYS_INLINE void lookup_run(const uint8_t **chunk, int64_t stride, const int16_t **tb, int chunk_table, int64_t run,
-                              int wide_third, int64_t ahead, int count, __m512i s0[LOOKUP_TILES],
-                              __m512i s1[LOOKUP_TILES]) {
+                              int wide_third, int64_t ahead, int count, __m512i s[LOOKUP_TILES]) {
     for (int i = 0; i < count; i++) {
-        s0[i] = s1[i] = _mm512_setzero_si512();
+        s[i] = _mm512_setzero_si512();
     }
     const uint8_t *at = *chunk;
     const int16_t *t = *tb;
@@ -132,10 +136,11 @@ ALWAYS_INLINE void lookup_run(const uint8_t **chunk, int64_t stride, const int16
         for (int i = 0; i < count; i++) {
             __m512i w = load_after_prefetch(at + CHUNK_BYTES * i, ahead, L2_AHEAD * ahead);
             __m512i third = _mm512_srli_epi16(w, 10);
-            s0[i] = _mm512_add_epi16(s0[i], _mm512_permutexvar_epi16(w, t0));
-            s1[i] = _mm512_add_epi16(s1[i], _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
-            s0[i] = _mm512_add_epi16(s0[i], wide_third ? _mm512_permutex2var_epi16(t2, third, t3)
-                                                       : _mm512_permutexvar_epi16(third, t2));
+            __m512i first_two = _mm512_add_epi16(_mm512_permutexvar_epi16(w, t0),
+                                                 _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 5), t1));
+            s[i] = _mm512_add_epi16(s[i], _mm512_add_epi16(first_two, wide_third
+                                                                         ? _mm512_permutex2var_epi16(t2, third, t3)
+                                                                         : _mm512_permutexvar_epi16(third, t2)));
         }
     }
     *chunk = at;
@@ -144,8 +149,8 @@ ALWAYS_INLINE void lookup_run(const uint8_t **chunk, int64_t stride, const int16
 
 /*
  * S for `count` tiles from t, all of one group (every argument but the pointers and t a constant where inlined): per
- * chunk, lookup_run's lookups, in runs of run_chunks chunks (the caller bounds them, so that a run's two sums
- * together stay within int16), widened per run into int32 lanes, even rows and odd rows apart.
+ * chunk, lookup_run's lookups, in runs of run_chunks chunks (the caller bounds them, so that a run's sums stay
+ * within int16), widened per run into int32 lanes, even rows and odd rows apart.
  * The tiles of a group lie side by side in each chunk, so one pointer walks them all (tile i at 64 i): with a
  * pointer and a stride per tile GCC kept seven strides on the stack, reloaded every chunk (a C probe, two threads,
  * 1024 x 14336 from L2: BINARY 328-352 -> 360-372 G weights/s, TERNARY 225-228 -> 241-246; from DRAM level).
@@ -161,11 +166,11 @@ ALWAYS_INLINE void lookup_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
     }
     const int16_t *tb = tables;
     for (int64_t c0 = 0; c0 < chunks; c0 += run_chunks) {
-        __m512i s0[LOOKUP_TILES], s1[LOOKUP_TILES];
+        __m512i s[LOOKUP_TILES];
         lookup_run(&chunk, stride, &tb, chunk_table, run_chunks < chunks - c0 ? run_chunks : chunks - c0, wide_third,
-                   ahead, count, s0, s1);
-        for (int i = 0; i < count; i++) { /* their total stays within int16 (run_chunks): widened once */
-            widen_run(_mm512_add_epi16(s0[i], s1[i]), &even[i], &odd[i]);
+                   ahead, count, s);
+        for (int i = 0; i < count; i++) { /* within int16 (run_chunks): widened once a run */
+            widen_run(s[i], &even[i], &odd[i]);
         }
     }
     for (int i = 0; i < count; i++) {

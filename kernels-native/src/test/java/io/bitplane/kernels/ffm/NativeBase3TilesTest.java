@@ -51,16 +51,16 @@ class NativeBase3TilesTest {
     }
 
     /**
-     * Every weight of one sign and every code 127 or -127: each row's first int16 sum (two lookups a chunk) takes
-     * its largest magnitude in every run of 42 chunks (42 x 6 x 127 = 32004; runs of 44 would wrap), with one scale
-     * a row and in groups of 378 values (one run each) and 390 (a run and a chunk). Codes of -128 below.
+     * Every weight of one sign and every code 127 or -127: each row's int16 sum takes its largest magnitude in every
+     * run of 28 chunks (28 x 9 x 127 = 32004), so a run one chunk longer would wrap, with one scale a row and in
+     * groups of 252 values (one run each) and 256 (a run and a chunk of 4). Codes of -128 below.
      */
     @ParameterizedTest(name = "{0}, weights {1}, codes {2}")
-    @CsvSource({"ternary, 0.1, 1", "ternary, 0.1, -1", "ternary, -0.1, 1", "ternary@378, 0.1, 1",
-        "ternary@390, -0.1, 1"})
+    @CsvSource({"ternary, 0.1, 1", "ternary, 0.1, -1", "ternary, -0.1, 1", "ternary@252, 0.1, 1",
+        "ternary@256, -0.1, 1"})
     void largestSumsDoNotOverflow(String quant, float weight, float activation) {
         int rows = 520; // 17 tiles: the last range runs eight, two and one at a time
-        int cols = 42 * 9 * 20 + 5; // 20 runs of 42 chunks and a short chunk
+        int cols = 28 * 9 * 20 + 5; // 20 runs of 28 chunks and a short chunk
         float[] w = new float[rows * cols];
         Arrays.fill(w, weight);
         float[] x = new float[cols];
@@ -69,16 +69,16 @@ class NativeBase3TilesTest {
     }
 
     /**
-     * Codes of -128, which the quantizer never gives but the C functions take: 42 x 6 x 128 = 32256 still fits a run
-     * (43 chunks would wrap). The expected result is the reference's float steps over the decoded codes, since the
-     * reference backend quantizes its own activations.
+     * Codes of -128, which the quantizer never gives but the C functions take: 28 x 9 x 128 = 32256 still fits a run.
+     * The expected result is the reference's float steps over the decoded codes, since the reference backend
+     * quantizes its own activations.
      */
     @ParameterizedTest(name = "{0}")
-    @CsvSource({"ternary", "ternary@378", "ternary@256"})
+    @CsvSource({"ternary", "ternary@252", "ternary@256"})
     void codesOfMinus128DoNotOverflow(String quant) {
         NativeAvailability.assumeLoaded();
         int rows = 40;
-        int cols = 42 * 9 * 3 + 5;
+        int cols = 28 * 9 * 3 + 5;
         float[] weights = new float[rows * cols];
         Arrays.fill(weights, -0.1f);
         EncodedTensor t = PackedCodes.relayout(Quantizer.quantize("w", new long[] {rows, cols}, weights,
