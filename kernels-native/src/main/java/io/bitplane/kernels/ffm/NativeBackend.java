@@ -44,10 +44,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * 64 3,579 against 2,845; 4096 x 4000 in groups of 32 level); not on the AVX2 build, whose C kernel read 4096 x
  * 4096 at 1.46x the Java one's AVX2 code. {@code -Dbitplane.native.int8Products=native} keeps them in C. And
  * every product with INT8 or binary activations over groups that are not a multiple of 32 values (more than one a
- * row), except where the base-3 tiles below take them: the C kernels sum such groups value by value (4096 x 4096,
- * 2 threads, `bitplane bench`, G weights/s, C against Java: binary@48 x INT8 1.0 against 44-111, x binary 1.0
- * against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48 2.0 against 38, int8@16 3.0 against 24).
- * {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
+ * row), except where the base-3 tiles below take them and the AVX-512 build's batches of six tokens or more: the C
+ * kernels sum such groups value by value (4096 x 4096, 2 threads, `bitplane bench`, G weights/s, C against Java:
+ * binary@48 x INT8 1.0 against 44-111, x binary 1.0 against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48
+ * 2.0 against 38, int8@16 3.0 against 24). {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
@@ -203,16 +203,29 @@ public final class NativeBackend extends ForwardingBackend {
     }
 
     /**
+     * Whether a batch over odd groups takes the AVX-512 build's VNNI batch kernel (batch_vnni: INT8 activations, 6
+     * tokens or more, K and the group multiples of 4), which is faster than the Java backend there (JMH
+     * `MatmulBenchmark -p backend=native -p shape=4096x4096 -p copies=4 -p batch=8`, calls/s, C against Java:
+     * binary@48 1,091 against 628, int8@16 799 against 225; batches of 32 binary@48 498 against 316). The AVX2
+     * build's batches sum odd groups value by value (batch 8: 73 against 347, 29 against 170).
+     */
+    private boolean oddGroupsInVnniBatch(TensorSpec spec, int batch) {
+        return kernels.isa() == NativeKernels.ISA_AVX512 && spec.activations() == ActivationHint.INT8
+                && batch > GroupLaneWeights.MAX_BATCH && spec.cols() % 4 == 0 && spec.effectiveGroupSize() % 4 == 0;
+    }
+
+    /**
      * Whether the Java backend computes a product of these weights: those it holds (onJavaTiles), except INT4 x
      * INT8 batches of more than {@link GroupLaneWeights#MAX_BATCH} tokens, which read the file's bytes here as the
      * group lanes' larger batches do (the C batch kernels are faster there; INT8 activations give the same bits
-     * either way); over odd groups (oddGroups) every product, batches too, unless this backend kept the tensor for
-     * falling short of its spec (its products refuse it by name). Package-private for the routing tests.
+     * either way); over odd groups (oddGroups) every product but the VNNI batches (oddGroupsInVnniBatches), unless
+     * this backend kept the tensor for falling short of its spec (its products refuse it by name). Package-private
+     * for the routing tests.
      */
     boolean onJava(Weights w, int batch) {
         if (oddGroupsOnJava && oddGroups(w.spec()) && !(w instanceof NativeRepackedWeights)
                 && !(w instanceof CpuWeights cw && cw.data().byteSize() < cw.spec().byteLength())) {
-            return true;
+            return !(oddGroupsInVnniBatch(w.spec(), batch) && CpuWeights.of(w).data().isNative());
         }
         if (!(w instanceof RepackedWeights r) || w instanceof NativeRepackedWeights) {
             return false;
