@@ -218,7 +218,7 @@ public final class NativeBackend extends ForwardingBackend {
      * Whether the Java backend computes a product of these weights: those it holds (onJavaTiles), except INT4 x
      * INT8 batches of more than {@link GroupLaneWeights#MAX_BATCH} tokens, which read the file's bytes here as the
      * group lanes' larger batches do (the C batch kernels are faster there; INT8 activations give the same bits
-     * either way); over odd groups (oddGroups) every product but the VNNI batches (oddGroupsInVnniBatches), unless
+     * either way); over odd groups (oddGroups) every product but the VNNI batches (oddGroupsInVnniBatch), unless
      * this backend kept the tensor for falling short of its spec (its products refuse it by name). Package-private
      * for the routing tests.
      */
