@@ -45,10 +45,10 @@
 #define CHUNK_VALUES 16
 /* int16 elements of a chunk's three tables. */
 #define CHUNK_TABLE 128
-/* Chunks per int16 run: a chunk adds at most 16 x 127 to a row's sum, which stays within 32767 for 16 chunks, so a
-   run is widened once (when each row had two sums, widening them once added together rather than apart read, from
-   L2, a C probe of this loop on two threads, 1024 x 14336 alternated five times: 413-433 -> 430-444 G weights/s;
-   from DRAM within the noise). */
+/* Chunks per int16 run: a chunk adds between 16 x -128 and 16 x 127 to a row's sum (the codes where its bits are
+   set), which stays within int16 (-32768 to 32512) for 16 chunks and any int8 codes, so a run is widened once (when
+   each row had two sums, widening them once added together rather than apart read, from L2, a C probe of this loop
+   on two threads, 1024 x 14336 alternated five times: 413-433 -> 430-444 G weights/s; from DRAM within the noise). */
 #define RUN_CHUNKS 16
 /* How far ahead of each tile's chunk the weights are prefetched (a whole group's chunk is 512 bytes; 256 in the
    AVX2 build), Intel and other (prefetch_distance). Through the backend, 4096 x 14336, two threads, G weights/s:

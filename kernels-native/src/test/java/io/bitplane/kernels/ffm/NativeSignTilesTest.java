@@ -2,6 +2,7 @@ package io.bitplane.kernels.ffm;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.Halfs;
 import io.bitplane.format.quant.QuantSpec;
 import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.Backend;
@@ -9,6 +10,7 @@ import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
 import io.bitplane.format.TestTensors;
 import io.bitplane.kernels.scalar.ScalarBackend;
+import io.bitplane.kernels.scalar.ScalarMatmul;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -42,8 +44,9 @@ class NativeSignTilesTest {
 
     /**
      * Every weight -1 (every bit set) and every code 127 or -127: each int16 sum takes its largest magnitude in
-     * every run of chunks (AVX-512: 11 codes a chunk in one sum, 16 x 11 x 127 = 22352; AVX2: each 16-bit sum of
-     * a code part takes 240 a chunk, 61440 over a run of 256), so a run twice as long would wrap.
+     * every run of chunks (AVX-512: 16 codes a chunk in one sum, 16 x 16 x 127 = 32512, so runs of 17 would wrap;
+     * AVX2: each 16-bit sum of a code part takes 240 a chunk, 61440 over a run of 256, so a run twice as long would
+     * wrap). Codes of -128 below.
      */
     @ParameterizedTest(name = "codes {0}")
     @CsvSource({"1", "-1"})
@@ -55,6 +58,51 @@ class NativeSignTilesTest {
         float[] x = new float[cols];
         Arrays.fill(x, activation);
         assertTilesGiveTheReferenceResult(rows, cols, w, x);
+    }
+
+    /**
+     * Codes of -128, which the quantizer never gives but the C functions take, under every bit set: a run of 16
+     * chunks reaches -32768, int16's least value (17 would wrap). The expected result is the reference's float steps
+     * over the decoded codes, since the reference backend quantizes its own activations.
+     */
+    @Test
+    void codesOfMinus128DoNotOverflow() {
+        NativeAvailability.assumeLoaded();
+        int rows = 40;
+        int cols = 16 * 16 * 3 + 16;
+        float[] weights = new float[rows * cols];
+        Arrays.fill(weights, -0.1f);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse("binary"),
+                ActivationHint.INT8);
+        byte[] q = new byte[cols];
+        Arrays.fill(q, (byte) -128);
+        float xScale = 0.01f;
+        try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {
+            NativeKernels kernels = NativeLibrary.kernels();
+            MemorySegment w = arena.allocate(t.bytes().length);
+            MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
+            int[] codes = new int[cols];
+            float[] expected = new float[rows];
+            MemorySegment scales = arena.allocate(4L * rows);
+            for (int r = 0; r < rows; r++) {
+                ScalarMatmul.decodeRow(t.spec(), w, r, cols, codes);
+                int acc = 0;
+                for (int i = 0; i < cols; i++) {
+                    acc += codes[i] * q[i];
+                }
+                float scale = Halfs.f16ToFloat(
+                        w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r));
+                scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, scale);
+                expected[r] = scale * acc * xScale;
+            }
+            MemorySegment tiles = arena.allocate(kernels.signTilesBytes(rows, cols));
+            kernels.signTilesRepack(w, cols, rows, 0, 2, tiles);
+            MemorySegment tables = arena.allocate(kernels.signTablesBytes(cols));
+            int codeSum = kernels.signTables(MemorySegment.ofArray(q), cols, tables);
+            MemorySegment y = arena.allocate(4L * rows);
+            kernels.matmulSignTiles(false, tiles, cols, rows, tables, codeSum, scales, xScale, y, 0, 2);
+            assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
+        }
     }
 
     private static void assertTilesGiveTheReferenceResult(int rows, int cols, float[] weights, float[] x) {
@@ -83,7 +131,7 @@ class NativeSignTilesTest {
                 assertEquals(expectedSum, codeSum, "the token's sum of codes");
                 MemorySegment scales = arena.allocate(4L * rows);
                 for (int r = 0; r < rows; r++) {
-                    scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, io.bitplane.format.Halfs.f16ToFloat(
+                    scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(
                             w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r)));
                 }
                 MemorySegment y = arena.allocate(4L * rows);
