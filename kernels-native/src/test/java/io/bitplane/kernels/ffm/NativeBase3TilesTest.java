@@ -2,7 +2,6 @@ package io.bitplane.kernels.ffm;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.PackedCodes;
 import io.bitplane.format.TestTensors;
 import io.bitplane.format.quant.QuantSpec;
@@ -11,7 +10,6 @@ import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
 import io.bitplane.kernels.scalar.ScalarBackend;
-import io.bitplane.kernels.scalar.ScalarMatmul;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -84,35 +82,17 @@ class NativeBase3TilesTest {
         EncodedTensor t = PackedCodes.relayout(Quantizer.quantize("w", new long[] {rows, cols}, weights,
                 QuantSpec.parse(quant), ActivationHint.INT8));
         long group = t.spec().effectiveGroupSize();
-        int groups = (int) t.spec().groupsPerRow();
-        byte[] q = new byte[cols];
-        Arrays.fill(q, (byte) -128);
-        float xScale = 0.01f;
+        byte[] q = CodeOracle.minus128(cols);
         try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {
             NativeKernels kernels = NativeLibrary.kernels();
-            MemorySegment w = arena.allocate(t.bytes().length);
-            MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
-            float[] expected = new float[rows];
-            int[] codes = new int[cols];
-            for (int r = 0; r < rows; r++) {
-                ScalarMatmul.decodeRow(t.spec(), w, r, cols, codes);
-                float sum = 0;
-                for (int g = 0; g < groups; g++) {
-                    int acc = 0;
-                    for (long i = g * group; i < Math.min(cols, (g + 1) * group); i++) {
-                        acc += codes[(int) i] * q[(int) i];
-                    }
-                    sum += Halfs.f16ToFloat(w.get(ValueLayout.JAVA_SHORT_UNALIGNED,
-                            t.spec().scalesOffset() + 2L * (r * groups + g))) * acc;
-                }
-                expected[r] = sum * xScale;
-            }
+            MemorySegment w = CodeOracle.nativeCopy(arena, t);
+            float[] expected = CodeOracle.expected(t, w, q, CodeOracle.X_SCALE);
             MemorySegment tiles = arena.allocate(kernels.base3TilesBytes(rows, cols, group));
             assertEquals(0, kernels.base3TilesRepack(w, 1, cols, group, t.spec().scalesOffset(), rows, 0, 2, tiles));
             MemorySegment tables = arena.allocate(kernels.base3TablesBytes(cols, group));
             kernels.base3Tables(MemorySegment.ofArray(q), cols, group, tables);
             MemorySegment y = arena.allocate(4L * rows);
-            kernels.matmulBase3Tiles(false, tiles, cols, group, rows, tables, xScale, y, 0, 2);
+            kernels.matmulBase3Tiles(false, tiles, cols, group, rows, tables, CodeOracle.X_SCALE, y, 0, 2);
             assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
         }
     }

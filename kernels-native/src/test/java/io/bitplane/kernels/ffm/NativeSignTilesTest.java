@@ -10,7 +10,6 @@ import io.bitplane.kernels.BackendConformance;
 import io.bitplane.kernels.Backends;
 import io.bitplane.format.TestTensors;
 import io.bitplane.kernels.scalar.ScalarBackend;
-import io.bitplane.kernels.scalar.ScalarMatmul;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -74,33 +73,22 @@ class NativeSignTilesTest {
         Arrays.fill(weights, -0.1f);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse("binary"),
                 ActivationHint.INT8);
-        byte[] q = new byte[cols];
-        Arrays.fill(q, (byte) -128);
-        float xScale = 0.01f;
+        byte[] q = CodeOracle.minus128(cols);
         try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {
             NativeKernels kernels = NativeLibrary.kernels();
-            MemorySegment w = arena.allocate(t.bytes().length);
-            MemorySegment.copy(t.bytes(), 0, w, ValueLayout.JAVA_BYTE, 0, t.bytes().length);
-            int[] codes = new int[cols];
-            float[] expected = new float[rows];
+            MemorySegment w = CodeOracle.nativeCopy(arena, t);
+            float[] expected = CodeOracle.expected(t, w, q, CodeOracle.X_SCALE);
             MemorySegment scales = arena.allocate(4L * rows);
             for (int r = 0; r < rows; r++) {
-                ScalarMatmul.decodeRow(t.spec(), w, r, cols, codes);
-                int acc = 0;
-                for (int i = 0; i < cols; i++) {
-                    acc += codes[i] * q[i];
-                }
-                float scale = Halfs.f16ToFloat(
-                        w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r));
-                scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, scale);
-                expected[r] = scale * acc * xScale;
+                scales.setAtIndex(ValueLayout.JAVA_FLOAT, r, Halfs.f16ToFloat(
+                        w.get(ValueLayout.JAVA_SHORT_UNALIGNED, t.spec().scalesOffset() + 2L * r)));
             }
             MemorySegment tiles = arena.allocate(kernels.signTilesBytes(rows, cols));
             kernels.signTilesRepack(w, cols, rows, 0, 2, tiles);
             MemorySegment tables = arena.allocate(kernels.signTablesBytes(cols));
             int codeSum = kernels.signTables(MemorySegment.ofArray(q), cols, tables);
             MemorySegment y = arena.allocate(4L * rows);
-            kernels.matmulSignTiles(false, tiles, cols, rows, tables, codeSum, scales, xScale, y, 0, 2);
+            kernels.matmulSignTiles(false, tiles, cols, rows, tables, codeSum, scales, CodeOracle.X_SCALE, y, 0, 2);
             assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
         }
     }
