@@ -14,9 +14,14 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
 
     /**
      * Whether the spec is sound ({@link TensorSpec#problem}) and the bytes hold all of it: what a backend needs
-     * before it repacks the tensor at upload (one that is not keeps its kernels, which refuse it by name).
+     * before it repacks the tensor at upload (one that is not is refused by name, at upload or at its products).
      */
     public boolean isComplete() {
+        return isComplete(spec, data);
+    }
+
+    /** {@link #isComplete()} for a spec and the bytes given for it. */
+    public static boolean isComplete(TensorSpec spec, MemorySegment data) {
         return spec.problem() == null && data.byteSize() >= spec.byteLength();
     }
 
@@ -25,6 +30,12 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
      * what is wrong: for a backend whose kernels would otherwise read past the bytes.
      */
     public BpmTensor requireComplete() {
+        requireComplete(spec, data);
+        return this;
+    }
+
+    /** {@link #requireComplete()} for a spec and the bytes given for it. */
+    public static void requireComplete(TensorSpec spec, MemorySegment data) {
         String problem = spec.problem();
         if (problem != null) {
             throw new IllegalArgumentException("tensor " + spec.name() + ": " + problem);
@@ -33,7 +44,6 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
             throw new IllegalArgumentException("tensor " + spec.name() + ": " + data.byteSize()
                     + " bytes where its spec needs " + spec.byteLength());
         }
-        return this;
     }
 
     /** All values as floats (the scalar reference dequantization). */

@@ -257,11 +257,8 @@ public final class OpenClBackend implements Backend {
         if (spec.cols() > Integer.MAX_VALUE / 2 || spec.rows() > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("tensor " + spec.name() + " is too large for the OpenCL kernels");
         }
+        tensor.requireComplete();
         long bytes = spec.byteLength();
-        if (tensor.data().byteSize() < bytes) {
-            throw new IllegalArgumentException("tensor " + spec.name() + ": " + tensor.data().byteSize()
-                    + " bytes given, its spec needs " + bytes);
-        }
         boolean repack = spec.layout() == TensorSpec.LAYOUT_CANONICAL && PackedCodes.supports(spec.encoding());
         DeviceMemory.Handle raw = memory.allocate(bytes, "tensor " + spec.name());
         try {

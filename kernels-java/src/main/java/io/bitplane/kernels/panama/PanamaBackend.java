@@ -156,7 +156,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     @Override
     public Weights upload(BpmTensor tensor) {
-        Weights w = super.upload(tensor);
+        Weights w = super.upload(tensor); // refuses, by name, a tensor whose bytes fall short: the repacks read all
         TensorSpec spec = tensor.spec();
         MemorySegment data = tensor.data();
         if (lookupTiles && Base3TileMatmul.supports(spec)) {
@@ -177,10 +177,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         if (Int8TileMatmul.supports(spec)) {
             return new Int8Tiles(CpuWeights.of(w), Int8TileMatmul.repack(spec, data, pool, memory));
         }
-        if (!lookupTiles && ByteTableMatmul.supports(spec) && tensor.isComplete()) {
+        if (!lookupTiles && ByteTableMatmul.supports(spec)) {
             return new ByteTiles(CpuWeights.of(w), ByteTableMatmul.repack(spec, data, pool, memory));
         }
-        if (!lookupTiles && TripleTableMatmul.supports(spec) && tensor.isComplete()) {
+        if (!lookupTiles && TripleTableMatmul.supports(spec)) {
             TripleTableMatmul.Tiles tiles = TripleTableMatmul.repack(spec, data, pool, memory);
             if (tiles != null) { // null: packed ternary fields of 3 (code 2), read by the kernels below
                 return new TripleTiles(CpuWeights.of(w), tiles);
@@ -188,14 +188,14 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         }
         // On AVX-512 too: 28.7 against 9.8 G weights/s for Int8Matmul.rowsF32 (4096 x 4096, 2 threads, KProbe),
         // which also allocated a vector per block of rows there (C2 kept one of its four sums as an object).
-        if (Int8FloatTileMatmul.supports(spec) && tensor.isComplete()) {
+        if (Int8FloatTileMatmul.supports(spec)) {
             return new Int8FloatTiles(CpuWeights.of(w), Int8FloatTileMatmul.repack(spec, data, pool, memory));
         }
         // INT4 x F32 where the lookup tiles and float tables above do not run (128-bit vectors, NEON's width).
-        if (NibbleFloatTileMatmul.supports(spec) && tensor.isComplete()) {
+        if (NibbleFloatTileMatmul.supports(spec)) {
             return new NibbleFloatTiles(CpuWeights.of(w), NibbleFloatTileMatmul.repack(spec, data, pool, memory));
         }
-        if (NibbleTileMatmul.supports(spec) && tensor.isComplete() && (!lookupTiles || isInt4(spec))) {
+        if (NibbleTileMatmul.supports(spec) && (!lookupTiles || isInt4(spec))) {
             return new NibbleTiles(CpuWeights.of(w), NibbleTileMatmul.repack(spec, data, pool, memory));
         }
         if (!lookupTiles && packsAtLoad(tensor)) {
@@ -219,13 +219,12 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
      * TERNARY bit planes with INT8 activations where there are no lookup tiles (AVX2): {@link PackedTernaryMatmul}
      * reads them faster as packed codes than any kernel reads the planes (measured with -XX:UseAVX=2, 4096 x 4096,
      * 2 threads: 4.4 against 48.7 G weights/s; the 418M ternary model decoded 20 tokens/s from planes, 64 from the
-     * packed file); in groups, {@link NibbleTileMatmul} tiles them straight from the planes. A tensor whose bytes
-     * fall short of its spec keeps its kernels, which refuse it by name.
+     * packed file); in groups, {@link NibbleTileMatmul} tiles them straight from the planes.
      */
     private static boolean packsAtLoad(BpmTensor tensor) {
         TensorSpec spec = tensor.spec();
         return spec.activations() == ActivationHint.INT8 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
-                && tensor.isComplete() && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
+                && PackedTernaryMatmul.supports(spec.withLayout(TensorSpec.LAYOUT_PACKED));
     }
 
     @Override

@@ -224,7 +224,7 @@ public final class NativeBackend extends ForwardingBackend {
      */
     boolean onJava(Weights w, int batch) {
         if (oddGroupsOnJava && oddGroups(w.spec()) && !(w instanceof NativeRepackedWeights)
-                && !(w instanceof CpuWeights cw && cw.data().byteSize() < cw.spec().byteLength())) {
+                && !(w instanceof CpuWeights cw && !BpmTensor.isComplete(cw.spec(), cw.data()))) {
             return !(oddGroupsInVnniBatch(w.spec(), batch) && CpuWeights.of(w).data().isNative());
         }
         if (!(w instanceof RepackedWeights r) || w instanceof NativeRepackedWeights) {
@@ -720,17 +720,10 @@ public final class NativeBackend extends ForwardingBackend {
 
     /** What the C kernels trust: a layout they know (spec.problem() ties it to the encoding), every byte inside. */
     private static void checkWeights(TensorSpec spec, MemorySegment data) {
-        String problem = spec.problem();
-        if (problem != null) {
-            throw new IllegalArgumentException("tensor " + spec.name() + ": " + problem);
-        }
+        BpmTensor.requireComplete(spec, data);
         if (spec.layout() != TensorSpec.LAYOUT_CANONICAL && spec.layout() != TensorSpec.LAYOUT_PACKED) {
             throw new IllegalArgumentException("tensor " + spec.name() + ": the native kernels read layouts 0 and 1,"
                     + " not " + spec.layout());
-        }
-        if (data.byteSize() < spec.byteLength()) {
-            throw new IllegalArgumentException("tensor " + spec.name() + ": " + data.byteSize()
-                    + " bytes where its spec needs " + spec.byteLength());
         }
         if (spec.cols() > Integer.MAX_VALUE / 4 || spec.rows() > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("tensor " + spec.name() + " is too large for one matrix product");
