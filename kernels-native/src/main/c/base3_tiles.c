@@ -91,12 +91,6 @@ static inline int64_t value_at(struct row_shape shape, int64_t k, int64_t g, int
     return in_group < shape.values && v < k ? v : -1;
 }
 
-/* Where row j of a tile (32 of them) keeps its u16 in a scale slot: the even rows first, then the odd ones, the
-   order of the AVX-512 kernel's int32 sums. */
-static inline int scale_position(int j) {
-    return j % 2 * (TILE_ROWS / 2) + j / 2;
-}
-
 int64_t BP_FN(_base3_tiles_bytes)(int64_t n, int64_t k, int64_t group) {
     return tiles_bytes(n, row_shape_of(k, group).slots);
 }
@@ -209,58 +203,7 @@ void BP_FN(_base3_tables)(const int8_t *q, int64_t k, int64_t group, int16_t *ta
     }
 }
 
-#if defined(__AVX512BW__)
-/*
- * y for `count` tiles from t, all of one group of interleaved tiles (count a constant where inlined): per group of
- * values, lookup_run's sums over runs of RUN_CHUNKS chunks, each widened into the int32 sums of the even and of the
- * odd rows, then the group's scale slot, whose even and odd halves widen to f32 (vcvtph2ps) and scale those sums
- * into the rows' float totals; the totals times xscale, in row order.
- */
-ALWAYS_INLINE void base3_tiles(const uint8_t *tiles, int64_t n, struct row_shape shape, const int16_t *tables,
-                               float xscale, float *y, int64_t t, int count) {
-    int64_t stride;
-    const uint8_t *chunk = tiles + tile_at(t, n, shape.slots, GROUP_TILES, &stride); /* tile t's first slot */
-    const int16_t *tb = tables;
-    __m512 total_even[LOOKUP_TILES], total_odd[LOOKUP_TILES];
-    for (int i = 0; i < count; i++) {
-        total_even[i] = total_odd[i] = _mm512_setzero_ps();
-    }
-    for (int64_t g = 0; g < shape.groups; g++) {
-        __m512i even[LOOKUP_TILES], odd[LOOKUP_TILES];
-        for (int i = 0; i < count; i++) {
-            even[i] = odd[i] = _mm512_setzero_si512();
-        }
-        for (int64_t c0 = 0; c0 < shape.chunks; c0 += RUN_CHUNKS) {
-            __m512i s[LOOKUP_TILES];
-            int64_t run = RUN_CHUNKS < shape.chunks - c0 ? RUN_CHUNKS : shape.chunks - c0;
-            lookup_run(&chunk, stride, &tb, CHUNK_TABLE, run, 0, PREFETCH_BYTES, count, s);
-            for (int i = 0; i < count; i++) {
-                widen_run(s[i], &even[i], &odd[i]);
-            }
-        }
-        for (int i = 0; i < count; i++) {
-            /* s acc with no add of 0 after it: the reference's (s acc + 0f) only turns -0 into +0, which leaves a
-               total that starts at +0 unchanged */
-            __m512i scales = load_after_prefetch(chunk + CHUNK_BYTES * i, PREFETCH_BYTES, L2_AHEAD * PREFETCH_BYTES);
-            __m512 scale_even = _mm512_cvtph_ps(_mm512_castsi512_si256(scales));
-            __m512 scale_odd = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(scales, 1));
-            total_even[i] = _mm512_add_ps(total_even[i], _mm512_mul_ps(scale_even, _mm512_cvtepi32_ps(even[i])));
-            total_odd[i] = _mm512_add_ps(total_odd[i], _mm512_mul_ps(scale_odd, _mm512_cvtepi32_ps(odd[i])));
-        }
-        chunk += stride;
-    }
-    __m512 x = _mm512_set1_ps(xscale);
-    for (int i = 0; i < count; i++) {
-        float e[TILE_ROWS / 2], o[TILE_ROWS / 2];
-        _mm512_storeu_ps(e, _mm512_mul_ps(total_even[i], x));
-        _mm512_storeu_ps(o, _mm512_mul_ps(total_odd[i], x));
-        int64_t first = TILE_ROWS * (t + i);
-        for (int j = 0; j < TILE_ROWS && first + j < n; j++) {
-            y[first + j] = j % 2 == 0 ? e[j / 2] : o[j / 2];
-        }
-    }
-}
-#else
+#if !defined(__AVX512BW__)
 /*
  * y for the rows of tiles [t, tile_end) lane by lane (the AVX2 and portable builds, which have no vpermw; tests
  * reach them by selecting them): each row's groups summed by lookup_word, their terms s_g acc_g added in group order
@@ -294,7 +237,9 @@ void BP_FN(_matmul_base3_tiles)(const void *tiles, int64_t k, int64_t group, int
     struct row_shape shape = row_shape_of(k, group);
 #if defined(__AVX512BW__)
     int64_t t = tile_start;
-#define BASE3_TILES(count) base3_tiles(base, n, shape, tables, xscale, y, t, count)
+#define BASE3_TILES(count)                                                                                         \
+    lookup_group_tiles(base, n, shape.groups, shape.chunks, tables, CHUNK_TABLE, RUN_CHUNKS, 0, PREFETCH_BYTES, NULL, \
+                       1, xscale, y, t, count)
     EACH_TILE_COUNT(t, tile_end, BASE3_TILES)
 #undef BASE3_TILES
 #else

@@ -88,19 +88,24 @@ void bp_matmul_quantized_i8(const void *w, int32_t encoding, int32_t layout, int
 void bp_matmul_xnor(const void *w, int64_t k, int64_t group, int64_t scales_offset, const uint64_t *xbits,
                     const float *xscales, float *y, int32_t batch, int64_t n, int64_t row_start, int64_t row_end);
 
-/* BINARY weights in layout 0 with one scale per row, times one token's INT8 activations, by lookup tables over tiles
-   of 32 rows (sign_tiles.c has the layouts). The caller repacks a tensor once: bp_sign_tiles_bytes of memory (any
-   alignment), filled tile range by tile range by bp_sign_tiles_repack from the file's planes w; per token it builds
-   the tables (bp_sign_tables_bytes of memory) with bp_sign_tables, which returns the token's sum of codes, and runs
-   tiles [tile_start, tile_end) of bp_matmul_sign_tiles with the rows' scales as f32 in row order:
-   y[r] = (0 + (scales[r] * (code_sum - 2 S_r) + 0)) * xscale, S_r the sum of q over row r's set bits, exactly the
-   Java reference's bp_matmul_quantized_i8 result for the same tensor. */
-int64_t bp_sign_tiles_bytes(int64_t n, int64_t k);
-void bp_sign_tiles_repack(const void *w, int64_t k, int64_t n, int64_t tile_start, int64_t tile_end, void *tiles);
-int64_t bp_sign_tables_bytes(int64_t k);
-int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables);
-void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
-                          const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end);
+/* BINARY weights in layout 0 with one scale per group of `group` values (a multiple of 16, or group >= k: one a row),
+   times one token's INT8 activations, by lookup tables over tiles of 32 rows (sign_tiles.c has the layouts). The
+   caller repacks a tensor once: bp_sign_tiles_bytes of memory (any alignment), filled tile range by tile range by
+   bp_sign_tiles_repack from the file's planes w (in groups, the f16 scales at scales_offset, ceil(k / group) a row,
+   go into the tiles; one a row, they do not); per token it builds the tables (bp_sign_tables_bytes of memory) with
+   bp_sign_tables, which writes each group's sum of codes X_g to code_sums[ceil(k / group)], and runs tiles
+   [tile_start, tile_end) of bp_matmul_sign_tiles, with one scale a row the rows' scales as f32 in row order (else
+   scales is not read): y[r] = (sum over groups g in order of s_g (X_g - 2 S_g,r), from 0) * xscale, S_g,r the sum
+   of q over row r's set bits in group g, exactly the Java reference's bp_matmul_quantized_i8 result for the same
+   tensor. */
+int64_t bp_sign_tiles_bytes(int64_t n, int64_t k, int64_t group);
+void bp_sign_tiles_repack(const void *w, int64_t k, int64_t group, int64_t scales_offset, int64_t n,
+                          int64_t tile_start, int64_t tile_end, void *tiles);
+int64_t bp_sign_tables_bytes(int64_t k, int64_t group);
+void bp_sign_tables(const int8_t *q, int64_t k, int64_t group, int16_t *tables, int32_t *code_sums);
+void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t group, int64_t n, const int16_t *tables,
+                          const int32_t *code_sums, const float *scales, float xscale, float *y, int64_t tile_start,
+                          int64_t tile_end);
 
 /* TERNARY weights with one scale per group of `group` values (group >= 1; group >= k: one a row), times one token's
    INT8 activations, by lookup tables over base-3 words in tiles of 32 rows (base3_tiles.c has the layouts). The caller

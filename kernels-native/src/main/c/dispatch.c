@@ -17,12 +17,12 @@ typedef struct {
                                 const int8_t *, const float *, float *, int32_t, int64_t, int64_t, int64_t, void *);
     void (*matmul_xnor)(const void *, int64_t, int64_t, int64_t, const uint64_t *, const float *, float *, int32_t,
                         int64_t, int64_t, int64_t);
-    int64_t (*sign_tiles_bytes)(int64_t, int64_t);
-    void (*sign_tiles_repack)(const void *, int64_t, int64_t, int64_t, int64_t, void *);
-    int64_t (*sign_tables_bytes)(int64_t);
-    int32_t (*sign_tables)(const int8_t *, int64_t, int16_t *);
-    void (*matmul_sign_tiles)(const void *, int64_t, int64_t, const int16_t *, int32_t, const float *, float,
-                              float *, int64_t, int64_t);
+    int64_t (*sign_tiles_bytes)(int64_t, int64_t, int64_t);
+    void (*sign_tiles_repack)(const void *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, void *);
+    int64_t (*sign_tables_bytes)(int64_t, int64_t);
+    void (*sign_tables)(const int8_t *, int64_t, int64_t, int16_t *, int32_t *);
+    void (*matmul_sign_tiles)(const void *, int64_t, int64_t, int64_t, const int16_t *, const int32_t *,
+                              const float *, float, float *, int64_t, int64_t);
     int64_t (*base3_tiles_bytes)(int64_t, int64_t, int64_t);
     int64_t (*base3_tiles_repack)(const void *, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                   void *);
@@ -145,25 +145,27 @@ void bp_matmul_xnor(const void *w, int64_t k, int64_t group, int64_t scales_offs
     kernels()->matmul_xnor(w, k, group, scales_offset, xbits, xscales, y, batch, n, row_start, row_end);
 }
 
-int64_t bp_sign_tiles_bytes(int64_t n, int64_t k) {
-    return kernels()->sign_tiles_bytes(n, k);
+int64_t bp_sign_tiles_bytes(int64_t n, int64_t k, int64_t group) {
+    return kernels()->sign_tiles_bytes(n, k, group);
 }
 
-void bp_sign_tiles_repack(const void *w, int64_t k, int64_t n, int64_t tile_start, int64_t tile_end, void *tiles) {
-    kernels()->sign_tiles_repack(w, k, n, tile_start, tile_end, tiles);
+void bp_sign_tiles_repack(const void *w, int64_t k, int64_t group, int64_t scales_offset, int64_t n,
+                          int64_t tile_start, int64_t tile_end, void *tiles) {
+    kernels()->sign_tiles_repack(w, k, group, scales_offset, n, tile_start, tile_end, tiles);
 }
 
-int64_t bp_sign_tables_bytes(int64_t k) {
-    return kernels()->sign_tables_bytes(k);
+int64_t bp_sign_tables_bytes(int64_t k, int64_t group) {
+    return kernels()->sign_tables_bytes(k, group);
 }
 
-int32_t bp_sign_tables(const int8_t *q, int64_t k, int16_t *tables) {
-    return kernels()->sign_tables(q, k, tables);
+void bp_sign_tables(const int8_t *q, int64_t k, int64_t group, int16_t *tables, int32_t *code_sums) {
+    kernels()->sign_tables(q, k, group, tables, code_sums);
 }
 
-void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
-                          const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
-    kernels()->matmul_sign_tiles(tiles, k, n, tables, code_sum, scales, xscale, y, tile_start, tile_end);
+void bp_matmul_sign_tiles(const void *tiles, int64_t k, int64_t group, int64_t n, const int16_t *tables,
+                          const int32_t *code_sums, const float *scales, float xscale, float *y, int64_t tile_start,
+                          int64_t tile_end) {
+    kernels()->matmul_sign_tiles(tiles, k, group, n, tables, code_sums, scales, xscale, y, tile_start, tile_end);
 }
 
 int64_t bp_base3_tiles_bytes(int64_t n, int64_t k, int64_t group) {

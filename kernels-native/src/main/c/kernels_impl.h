@@ -202,14 +202,16 @@ static inline void transpose8x8(__m256 v[8]) {
     void BP_IMPL_NAME(impl, _matmul_xnor)(const void *w, int64_t k, int64_t group, int64_t scales_offset,      \
                                           const uint64_t *xbits, const float *xscales, float *y, int32_t batch, \
                                           int64_t n, int64_t row_start, int64_t row_end);                      \
-    int64_t BP_IMPL_NAME(impl, _sign_tiles_bytes)(int64_t n, int64_t k);                                        \
-    void BP_IMPL_NAME(impl, _sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile_start,       \
-                                                int64_t tile_end, void *tiles);                                 \
-    int64_t BP_IMPL_NAME(impl, _sign_tables_bytes)(int64_t k);                                                  \
-    int32_t BP_IMPL_NAME(impl, _sign_tables)(const int8_t *q, int64_t k, int16_t *tables);                      \
-    void BP_IMPL_NAME(impl, _matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables,\
-                                                int32_t code_sum, const float *scales, float xscale, float *y,  \
-                                                int64_t tile_start, int64_t tile_end);                          \
+    int64_t BP_IMPL_NAME(impl, _sign_tiles_bytes)(int64_t n, int64_t k, int64_t group);                         \
+    void BP_IMPL_NAME(impl, _sign_tiles_repack)(const void *w, int64_t k, int64_t group, int64_t scales_offset, \
+                                                int64_t n, int64_t tile_start, int64_t tile_end, void *tiles);  \
+    int64_t BP_IMPL_NAME(impl, _sign_tables_bytes)(int64_t k, int64_t group);                                   \
+    void BP_IMPL_NAME(impl, _sign_tables)(const int8_t *q, int64_t k, int64_t group, int16_t *tables,           \
+                                          int32_t *code_sums);                                                  \
+    void BP_IMPL_NAME(impl, _matmul_sign_tiles)(const void *tiles, int64_t k, int64_t group, int64_t n,         \
+                                                const int16_t *tables, const int32_t *code_sums,                \
+                                                const float *scales, float xscale, float *y, int64_t tile_start,\
+                                                int64_t tile_end);                                              \
     int64_t BP_IMPL_NAME(impl, _base3_tiles_bytes)(int64_t n, int64_t k, int64_t group);                        \
     int64_t BP_IMPL_NAME(impl, _base3_tiles_repack)(const void *w, int32_t layout, int64_t k, int64_t group,   \
                                                     int64_t scales_offset, int64_t n, int64_t tile_start,       \

@@ -36,6 +36,12 @@ static inline void store_tile(const int32_t sums[TILE_ROWS], int64_t t, int64_t 
     }
 }
 
+/* Where row j of a tile (32 of them) keeps its u16 in a slot of group scales: the even rows first, then the odd
+   ones, the order of the AVX-512 kernels' int32 sums. */
+static inline int scale_position(int j) {
+    return j % 2 * (TILE_ROWS / 2) + j / 2;
+}
+
 /* Where tile t's chunk 0 starts, and the bytes from one of its chunks to the next, in a tensor of n rows. */
 static inline int64_t tile_at(int64_t t, int64_t n, int64_t chunks, int64_t group, int64_t *stride) {
     int64_t tiles = (n + TILE_ROWS - 1) / TILE_ROWS;
@@ -217,6 +223,65 @@ ALWAYS_INLINE void lookup_product(const uint8_t *tiles, int64_t n, int64_t chunk
     } while (0)
     EACH_TILE_COUNT(t, tile_end, LOOKUP_TILE_SUMS)
 #undef LOOKUP_TILE_SUMS
+}
+
+/*
+ * y for `count` tiles from t, all of one group of interleaved tiles (every argument but the pointers and t a constant
+ * where inlined), whose rows go in `groups` groups of values, each `chunks` chunks (tables chunk_table int16 apart,
+ * in order) and then a slot of the group's f16 scales (even rows, then odd: scale_position): per group,
+ * lookup_run's sums in runs of run_chunks chunks, each widened into the int32 sums of the even and of the odd rows;
+ * acc_g = offsets[g] + factor S_g (offsets NULL: 0); the slot's halves widen to f32 (vcvtph2ps) and scale acc_g into
+ * the rows' float totals, in group order from 0; y = total xscale, in row order. The reference adds s_g acc_g + 0f:
+ * that + 0f only turns -0 into +0, which leaves a total that starts at +0 unchanged, so the result is the
+ * reference's bit for bit.
+ */
+ALWAYS_INLINE void lookup_group_tiles(const uint8_t *tiles, int64_t n, int64_t groups, int64_t chunks,
+                                      const int16_t *tables, int chunk_table, int run_chunks, int wide_third,
+                                      int64_t ahead, const int32_t *offsets, int32_t factor, float xscale, float *y,
+                                      int64_t t, int count) {
+    int64_t stride;
+    const uint8_t *chunk = tiles + tile_at(t, n, groups * (chunks + 1), LOOKUP_TILES, &stride); /* first slot */
+    const int16_t *tb = tables;
+    __m512 total_even[LOOKUP_TILES], total_odd[LOOKUP_TILES];
+    for (int i = 0; i < count; i++) {
+        total_even[i] = total_odd[i] = _mm512_setzero_ps();
+    }
+    for (int64_t g = 0; g < groups; g++) {
+        __m512i even[LOOKUP_TILES], odd[LOOKUP_TILES];
+        for (int i = 0; i < count; i++) {
+            even[i] = odd[i] = _mm512_setzero_si512();
+        }
+        for (int64_t c0 = 0; c0 < chunks; c0 += run_chunks) {
+            __m512i s[LOOKUP_TILES];
+            lookup_run(&chunk, stride, &tb, chunk_table, run_chunks < chunks - c0 ? run_chunks : chunks - c0,
+                       wide_third, ahead, count, s);
+            for (int i = 0; i < count; i++) {
+                widen_run(s[i], &even[i], &odd[i]);
+            }
+        }
+        __m512i offset = _mm512_set1_epi32(offsets ? offsets[g] : 0);
+        __m512i by = _mm512_set1_epi32(factor);
+        for (int i = 0; i < count; i++) {
+            __m512i scales = load_after_prefetch(chunk + CHUNK_BYTES * i, ahead, L2_AHEAD * ahead);
+            __m512 scale_even = _mm512_cvtph_ps(_mm512_castsi512_si256(scales));
+            __m512 scale_odd = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(scales, 1));
+            __m512i acc_even = factor == 1 ? even[i] : _mm512_add_epi32(offset, _mm512_mullo_epi32(by, even[i]));
+            __m512i acc_odd = factor == 1 ? odd[i] : _mm512_add_epi32(offset, _mm512_mullo_epi32(by, odd[i]));
+            total_even[i] = _mm512_add_ps(total_even[i], _mm512_mul_ps(scale_even, _mm512_cvtepi32_ps(acc_even)));
+            total_odd[i] = _mm512_add_ps(total_odd[i], _mm512_mul_ps(scale_odd, _mm512_cvtepi32_ps(acc_odd)));
+        }
+        chunk += stride;
+    }
+    __m512 x = _mm512_set1_ps(xscale);
+    for (int i = 0; i < count; i++) {
+        float e[TILE_ROWS / 2], o[TILE_ROWS / 2];
+        _mm512_storeu_ps(e, _mm512_mul_ps(total_even[i], x));
+        _mm512_storeu_ps(o, _mm512_mul_ps(total_odd[i], x));
+        int64_t first = TILE_ROWS * (t + i);
+        for (int j = 0; j < TILE_ROWS && first + j < n; j++) {
+            y[first + j] = j % 2 == 0 ? e[j / 2] : o[j / 2];
+        }
+    }
 }
 #endif
 

@@ -12,12 +12,19 @@
  *           tile after another in memory, were G streams a thread; interleaved they are one (see below for the
  *           figures; in the AVX2 build, reading four tiles of groups of eight read half of each group's lines a
  *           pass: 103-119 G weights/s, where groups of four read 172-186).
- *   tables  AVX2 build: nibble tables, see sign_tables there. Else per token, int16, 128 per chunk: chunk c's at
+ *   tables  AVX2 build: nibble tables, see chunk_tables there. Else per token, int16, 128 per chunk: chunk c's at
  *           element 128 c are three tables over its 16 codes
  *           q[16 c + i] (codes past k count 0), each holding at index m the sum of its codes over the bits set in m:
  *           [0, 32) over codes 0-4 (the word's bits 0-4), [32, 64) over codes 5-9 (bits 5-9), [64, 128) over
  *           codes 10-15 (bits 10-15).
  *   scales  f32 per row, in row order (the file's f16 scales, widened by the caller once).
+ * Groups (group < k, a multiple of 16): a row's values go in G = ceil(k / group) groups, each in C_g = group / 16
+ *   chunks as above (chunk c of group g holds values group g + 16 c ..) and then one slot of the group's f16 scales
+ *   (the rows' u16 in base3_tiles.c's order: even rows first, scale_position), S = G (C_g + 1) slots of 64 bytes a
+ *   row, interleaved as the chunks above (GROUP_TILES); the AVX2 build keeps its byte planes in the chunks, the
+ *   scale slots as words. The tables are the chunks' as above, G C_g of them (codes past k count 0), and each
+ *   group's sum of codes X_g goes beside them: acc_g = X_g - 2 S_g, and y_j = (sum over g in order of s_g acc_g,
+ *   from 0) xscale, as the reference adds its group terms.
  * Per tile (the AVX-512 build; nibble_sums has the AVX2 build's): the sum S_j of row j's codes where its bit is
  * set is three lookups a chunk that look up 32 rows at
  * once: vpermw indexes 32 int16s by the low 5 bits of each lane and ignores the rest, so the word itself indexes
@@ -76,7 +83,7 @@
 #define LOW_BYTE_AT(j) (2 * (j))
 #define HIGH_BYTE_AT(j) (2 * (j) + 1)
 #endif
-/* Bytes of a chunk's tables in the AVX2 build: eight of 16 bytes (sign_tables). */
+/* Bytes of a chunk's tables in the AVX2 build: eight of 16 bytes (chunk_tables). */
 #define NIBBLE_TABLES 128
 /* What each high-part entry of those tables adds, keeping its sum of four values (each -8 to 7) within 0-60. */
 #define HIGH_BIAS 32
@@ -96,40 +103,77 @@ static inline int64_t chunks_of(int64_t k) {
     return (k + CHUNK_VALUES - 1) / CHUNK_VALUES;
 }
 
-int64_t BP_FN(_sign_tiles_bytes)(int64_t n, int64_t k) {
-    return tiles_bytes(n, chunks_of(k));
+/* Groups of a row (1 for group >= k) and chunks of a group (the row's for one group; group / 16 else). */
+static inline int64_t groups_of(int64_t k, int64_t group) {
+    return group >= k ? 1 : (k + group - 1) / group;
 }
 
-void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t n, int64_t tile_start, int64_t tile_end,
-                               void *tiles) {
+static inline int64_t group_chunks(int64_t k, int64_t group) {
+    return group >= k ? chunks_of(k) : group / CHUNK_VALUES;
+}
+
+/* Slots of 64 bytes a row: the chunks, and in groups one slot of scales a group. */
+static inline int64_t slots_of(int64_t k, int64_t group) {
+    return group >= k ? chunks_of(k) : groups_of(k, group) * (group_chunks(k, group) + 1);
+}
+
+int64_t BP_FN(_sign_tiles_bytes)(int64_t n, int64_t k, int64_t group) {
+    return tiles_bytes(n, slots_of(k, group));
+}
+
+/* Chunk c (values 16 c ..) of a row of the file's sign plane as a word, its bits past k cleared. */
+static inline uint32_t chunk_word(const uint8_t *row, int64_t k, int64_t c) {
+    uint32_t word = row[2 * c] | (uint32_t) row[2 * c + 1] << 8;
+    int64_t valid = k - CHUNK_VALUES * c; /* values of the chunk below k */
+    return valid >= CHUNK_VALUES ? word : valid > 0 ? word & ((1u << valid) - 1) : 0;
+}
+
+/* Row j's word into a chunk of a tile (the AVX2 build's byte planes, else a little-endian u16). */
+static inline void put_word(uint8_t *chunk, int64_t j, uint32_t word) {
+    chunk[LOW_BYTE_AT(j)] = (uint8_t) word;
+    chunk[HIGH_BYTE_AT(j)] = (uint8_t) (word >> 8);
+}
+
+void BP_FN(_sign_tiles_repack)(const void *w, int64_t k, int64_t group, int64_t scales_offset, int64_t n,
+                               int64_t tile_start, int64_t tile_end, void *tiles) {
     const uint8_t *planes = (const uint8_t *) w;
     uint8_t *out = (uint8_t *) tiles;
-    int64_t chunks = chunks_of(k);
+    int64_t groups = groups_of(k, group);
+    int64_t chunks = group_chunks(k, group);
     int64_t row_bytes = (k + 63) / 64 * 8;
     for (int64_t t = tile_start; t < tile_end; t++) {
         int64_t stride;
-        uint8_t *tile = cleared_tile(out, t, n, chunks, GROUP_TILES, &stride);
+        uint8_t *tile = cleared_tile(out, t, n, slots_of(k, group), GROUP_TILES, &stride);
         for (int64_t j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
-            const uint8_t *row = planes + (TILE_ROWS * t + j) * row_bytes;
-            for (int64_t c = 0; c < chunks; c++) {
-                uint32_t word = row[2 * c] | (uint32_t) row[2 * c + 1] << 8;
-                int64_t valid = k - CHUNK_VALUES * c; /* values of the chunk below k */
-                if (valid < CHUNK_VALUES) {
-                    word &= (1u << valid) - 1;
+            int64_t r = TILE_ROWS * t + j;
+            const uint8_t *row = planes + r * row_bytes;
+            if (groups == 1) {
+                for (int64_t c = 0; c < chunks; c++) {
+                    put_word(tile + c * stride, j, chunk_word(row, k, c));
                 }
-                uint8_t *at = tile + c * stride;
-                at[LOW_BYTE_AT(j)] = (uint8_t) word;
-                at[HIGH_BYTE_AT(j)] = (uint8_t) (word >> 8);
+                continue;
+            }
+            for (int64_t g = 0; g < groups; g++) {
+                uint8_t *slot = tile + g * (chunks + 1) * stride;
+                for (int64_t c = 0; c < chunks; c++, slot += stride) {
+                    put_word(slot, j, chunk_word(row, k, g * chunks + c));
+                }
+                memcpy(slot + 2 * scale_position((int) j), planes + scales_offset + 2 * (r * groups + g), 2);
             }
         }
     }
 }
 
-int64_t BP_FN(_sign_tables_bytes)(int64_t k) {
+/* Chunks of tables a token takes: every group's, the last group's past k too (their codes count 0). */
+static inline int64_t table_chunks(int64_t k, int64_t group) {
+    return groups_of(k, group) * group_chunks(k, group);
+}
+
+int64_t BP_FN(_sign_tables_bytes)(int64_t k, int64_t group) {
 #if BYTE_PLANES
-    return chunks_of(k) * NIBBLE_TABLES;
+    return table_chunks(k, group) * NIBBLE_TABLES;
 #else
-    return chunks_of(k) * CHUNK_TABLE * 2;
+    return table_chunks(k, group) * CHUNK_TABLE * 2;
 #endif
 }
 
@@ -153,13 +197,8 @@ static inline __m512i table_of(const int16_t *v, int count) {
  * g (bytes 16 g) holds at index m the sum of l over the codes whose bit is set in m (0 to 60), table 4 + g that sum
  * of h plus HIGH_BIAS (0 to 60). So byte lookups add without carries, and S = 16 (H - HIGH_BIAS x lookups) + L.
  */
-int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
+static void chunk_tables(const int8_t *q, int64_t k, int64_t chunks, int16_t *tables) {
     uint8_t *out = (uint8_t *) tables;
-    int64_t chunks = chunks_of(k);
-    int32_t sum = 0;
-    for (int64_t i = 0; i < k; i++) {
-        sum += q[i];
-    }
     /* index_has_bit[b]: byte m (in each 128-bit lane) 0xff where bit b of m is set */
     const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                                            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -172,7 +211,9 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
     for (int64_t c = 0; c < chunks; c++) {
         int8_t v[CHUNK_VALUES] = {0};
         int64_t valid = k - CHUNK_VALUES * c < CHUNK_VALUES ? k - CHUNK_VALUES * c : CHUNK_VALUES;
-        memcpy(v, q + CHUNK_VALUES * c, (size_t) valid);
+        if (valid > 0) {
+            memcpy(v, q + CHUNK_VALUES * c, (size_t) valid);
+        }
         __m128i x = _mm_loadu_si128((const __m128i *) v);
         __m128i low = _mm_and_si128(x, _mm_set1_epi8(15));
         /* q >> 4 per byte: (q + 128) >> 4 is (q ^ 0x80) >> 4 unsigned, less 8 */
@@ -189,17 +230,13 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
             _mm_storeu_si128((__m128i *) (out + NIBBLE_TABLES * c + 64 + 16 * g), _mm256_extracti128_si256(table, 1));
         }
     }
-    return sum;
 }
 #else
-int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
-    int64_t chunks = chunks_of(k);
-    int32_t sum = 0;
+static void chunk_tables(const int8_t *q, int64_t k, int64_t chunks, int16_t *tables) {
     for (int64_t c = 0; c < chunks; c++) {
         int16_t v[CHUNK_VALUES];
         for (int i = 0; i < CHUNK_VALUES; i++) {
             v[i] = CHUNK_VALUES * c + i < k ? q[CHUNK_VALUES * c + i] : 0;
-            sum += v[i];
         }
         int16_t *t = tables + CHUNK_TABLE * c;
 #if defined(__AVX512BW__)
@@ -221,9 +258,22 @@ int32_t BP_FN(_sign_tables)(const int8_t *q, int64_t k, int16_t *tables) {
         }
 #endif
     }
-    return sum;
 }
 #endif
+
+
+void BP_FN(_sign_tables)(const int8_t *q, int64_t k, int64_t group, int16_t *tables, int32_t *code_sums) {
+    int64_t groups = groups_of(k, group);
+    int64_t values = group >= k ? k : group;
+    for (int64_t g = 0; g < groups; g++) {
+        int32_t sum = 0;
+        for (int64_t i = g * values; i < k && i < (g + 1) * values; i++) {
+            sum += q[i];
+        }
+        code_sums[g] = sum;
+    }
+    chunk_tables(q, k, table_chunks(k, group), tables);
+}
 
 #if BYTE_PLANES
 static inline __m256i table_at(const uint8_t *p) {
@@ -297,11 +347,73 @@ ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
 }
 #endif
 
-void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t n, const int16_t *tables, int32_t code_sum,
-                               const float *scales, float xscale, float *y, int64_t tile_start, int64_t tile_end) {
+#if !defined(__AVX512BW__)
+/* Row j's S over chunk c (the sum of the codes where its word's bits are set) from the tables, lane by lane: the
+   AVX2 build's nibble tables (chunk_tables: S = 16 (H - 4 HIGH_BIAS) + L), else the three int16 tables. */
+static inline int32_t chunk_sum(const int16_t *tables, int64_t c, const uint8_t *chunk, int j) {
+#if BYTE_PLANES
+    const uint8_t *tb = (const uint8_t *) tables + NIBBLE_TABLES * c;
+    uint8_t low = chunk[LOW_BYTE_AT(j)], high = chunk[HIGH_BYTE_AT(j)];
+    int nibbles[4] = {low & 15, low >> 4, high & 15, high >> 4};
+    int32_t l = 0, h = 0;
+    for (int g = 0; g < 4; g++) {
+        l += tb[16 * g + nibbles[g]];
+        h += tb[64 + 16 * g + nibbles[g]] - HIGH_BIAS;
+    }
+    return 16 * h + l;
+#else
+    return lookup_word(tables + CHUNK_TABLE * c, chunk, j);
+#endif
+}
+
+/*
+ * y for the rows of tiles [t, tile_end) in groups, lane by lane (the builds without vpermw: the backend takes
+ * groups in tiles only where the AVX-512 build runs, and tests reach these by selecting the builds): each row's
+ * terms s_g (X_g - 2 S_g) added in group order from 0, the total times xscale.
+ */
+static void group_product_lanewise(const uint8_t *tiles, int64_t n, int64_t groups, int64_t chunks,
+                                   const int16_t *tables, const int32_t *code_sums, float xscale, float *y, int64_t t,
+                                   int64_t tile_end) {
+    for (; t < tile_end; t++) {
+        int64_t stride;
+        const uint8_t *tile = tiles + tile_at(t, n, groups * (chunks + 1), GROUP_TILES, &stride);
+        for (int j = 0; j < TILE_ROWS && TILE_ROWS * t + j < n; j++) {
+            float total = 0.0f;
+            for (int64_t g = 0; g < groups; g++) {
+                const uint8_t *slot = tile + g * (chunks + 1) * stride;
+                int32_t s = 0;
+                for (int64_t c = 0; c < chunks; c++, slot += stride) {
+                    s += chunk_sum(tables, g * chunks + c, slot, j);
+                }
+                total += f16_to_f32(load_u16(slot + 2 * scale_position(j))) * (float) (code_sums[g] - 2 * s);
+            }
+            y[TILE_ROWS * t + j] = total * xscale;
+        }
+    }
+}
+#endif
+
+void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t group, int64_t n, const int16_t *tables,
+                               const int32_t *code_sums, const float *scales, float xscale, float *y,
+                               int64_t tile_start, int64_t tile_end) {
     const uint8_t *base = (const uint8_t *) tiles;
-    int64_t chunks = chunks_of(k);
+    int64_t chunks = group_chunks(k, group);
     int64_t t = tile_start;
+    if (groups_of(k, group) > 1) {
+        int64_t groups = groups_of(k, group);
+#if defined(__AVX512BW__)
+        int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
+#define SIGN_GROUP_TILES(count)                                                                                    \
+    lookup_group_tiles(base, n, groups, chunks, tables, CHUNK_TABLE, RUN_CHUNKS, 1, ahead, code_sums, -2, xscale, y, \
+                       t, count)
+        EACH_TILE_COUNT(t, tile_end, SIGN_GROUP_TILES)
+#undef SIGN_GROUP_TILES
+#else
+        group_product_lanewise(base, n, groups, chunks, tables, code_sums, xscale, y, t, tile_end);
+#endif
+        return;
+    }
+    int32_t code_sum = code_sums[0];
 #if defined(__AVX512BW__)
     lookup_product(base, n, chunks, tables, CHUNK_TABLE, RUN_CHUNKS, 1,
                    prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER), code_sum, -2, scales, xscale, y, t, tile_end);

@@ -107,9 +107,10 @@ public final class NativeBackend extends ForwardingBackend {
         /** One token's values and codes, for quantizing the tokens of a batch after the first. */
         MemorySegment tokenValues = MemorySegment.NULL;
         MemorySegment tokenCodes = MemorySegment.NULL;
-        /** The job whose codes {@code tables} hold (see Int8Product), and the sum of those codes. */
+        /** The job and group size whose codes {@code tables} hold (see Int8Product), and each group's sum of them. */
         long tablesJob;
-        int tablesCodeSum;
+        long tablesGroup;
+        MemorySegment codeSums = MemorySegment.NULL;
         /** The base-3 tiles' tables (bp_base3_tables), and the job and group size whose codes they hold. */
         MemorySegment base3Tables = MemorySegment.NULL;
         long base3TablesJob;
@@ -522,7 +523,8 @@ public final class NativeBackend extends ForwardingBackend {
         if (w instanceof SignTileWeights tiles && c.batch == 1) { // a batch goes through the file's planes below
             p.kind = Int8Product.SIGN_TILES;
             p.weights = tiles.tiles();
-            p.rowScales = tiles.scales();
+            p.rowScales = tiles.scales() != null ? tiles.scales() : MemorySegment.NULL;
+            p.group = tiles.group();
             p.part.set(p.n, LookupTiles.GROUP_ROWS, p);
             return;
         }
@@ -599,12 +601,14 @@ public final class NativeBackend extends ForwardingBackend {
             switch (kind) {
                 case SIGN_TILES -> {
                     Scratch own = SCRATCH.get();
-                    if (own.tablesJob != c.job) {
-                        own.tables = grow(own.tables, kernels.signTablesBytes(c.k));
-                        own.tablesCodeSum = kernels.signTables(c.q, c.k, own.tables);
+                    if (own.tablesJob != c.job || own.tablesGroup != group) {
+                        own.tables = grow(own.tables, kernels.signTablesBytes(c.k, group));
+                        own.codeSums = grow(own.codeSums, 4 * ((c.k + group - 1) / group));
+                        kernels.signTables(c.q, c.k, group, own.tables, own.codeSums);
                         own.tablesJob = c.job;
+                        own.tablesGroup = group;
                     }
-                    kernels.matmulSignTiles(c.critical, weights, c.k, n, own.tables, own.tablesCodeSum, rowScales,
+                    kernels.matmulSignTiles(c.critical, weights, c.k, group, n, own.tables, own.codeSums, rowScales,
                             c.firstScale, ys, LookupTiles.firstTileOfGroup(from, n),
                             LookupTiles.firstTileOfGroup(to, n));
                 }

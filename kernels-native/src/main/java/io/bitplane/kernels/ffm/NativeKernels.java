@@ -49,9 +49,9 @@ public final class NativeKernels {
                 JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_xnor", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
-        DESCRIPTORS.put("bp_sign_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_sign_tiles_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                JAVA_LONG, ADDRESS));
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_base3_tiles_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_base3_tiles_repack", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
@@ -59,10 +59,10 @@ public final class NativeKernels {
         DESCRIPTORS.put("bp_base3_tables", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         DESCRIPTORS.put("bp_matmul_base3_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
-        DESCRIPTORS.put("bp_sign_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG));
-        DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
-        DESCRIPTORS.put("bp_matmul_sign_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
-                JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tables_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        DESCRIPTORS.put("bp_sign_tables", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS));
+        DESCRIPTORS.put("bp_matmul_sign_tiles", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_group_lanes_bytes", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
         DESCRIPTORS.put("bp_group_lanes_repack", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS));
@@ -251,18 +251,19 @@ public final class NativeKernels {
     }
 
     /** See bp_sign_tiles_bytes: the tiles of an n x k BINARY tensor. */
-    long signTilesBytes(long n, long k) {
+    long signTilesBytes(long n, long k, long group) {
         try {
-            return (long) signTilesBytes.invokeExact(n, k);
+            return (long) signTilesBytes.invokeExact(n, k, group);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_sign_tiles_repack (native memory only: a long call). */
-    void signTilesRepack(MemorySegment w, long k, long n, long tileStart, long tileEnd, MemorySegment tiles) {
+    void signTilesRepack(MemorySegment w, long k, long group, long scalesOffset, long n, long tileStart, long tileEnd,
+                         MemorySegment tiles) {
         try {
-            signTilesRepack.invokeExact(w, k, n, tileStart, tileEnd, tiles);
+            signTilesRepack.invokeExact(w, k, group, scalesOffset, n, tileStart, tileEnd, tiles);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -316,29 +317,30 @@ public final class NativeKernels {
     }
 
     /** See bp_sign_tables_bytes. */
-    long signTablesBytes(long k) {
+    long signTablesBytes(long k, long group) {
         try {
-            return (long) signTablesBytes.invokeExact(k);
+            return (long) signTablesBytes.invokeExact(k, group);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    /** See bp_sign_tables (critical: q may be a Java array); returns the token's sum of codes. */
-    int signTables(MemorySegment q, long k, MemorySegment tables) {
+    /** See bp_sign_tables (critical: q may be a Java array); each group's sum of codes into {@code codeSums}. */
+    void signTables(MemorySegment q, long k, long group, MemorySegment tables, MemorySegment codeSums) {
         try {
-            return (int) signTables.invokeExact(q, k, tables);
+            signTables.invokeExact(q, k, group, tables, codeSums);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     /** See bp_matmul_sign_tiles. */
-    void matmulSignTiles(boolean critical, MemorySegment tiles, long k, long n, MemorySegment tables, int codeSum,
-                         MemorySegment scales, float xScale, MemorySegment y, long tileStart, long tileEnd) {
+    void matmulSignTiles(boolean critical, MemorySegment tiles, long k, long group, long n, MemorySegment tables,
+                         MemorySegment codeSums, MemorySegment scales, float xScale, MemorySegment y, long tileStart,
+                         long tileEnd) {
         try {
-            matmulSignTiles[critical ? 1 : 0].invokeExact(tiles, k, n, tables, codeSum, scales, xScale, y, tileStart,
-                    tileEnd);
+            matmulSignTiles[critical ? 1 : 0].invokeExact(tiles, k, group, n, tables, codeSums, scales, xScale, y,
+                    tileStart, tileEnd);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -10,24 +10,30 @@ import io.bitplane.kernels.scalar.CpuWeights;
 import java.lang.foreign.MemorySegment;
 
 /**
- * BINARY weights (one scale per row, INT8 activations) with their tiles for {@code bp_matmul_sign_tiles} (layout in
- * sign_tiles.c), beside the file's bytes, which every other use reads (batches, embedding rows). One token's product
- * by lookup tables over tiles of 32 rows (4096 x 14336, two threads, from DRAM) read 253-271 G weights/s in
- * {@code bitplane bench} and 313 in JMH on the AMD machine's AVX-512 build (vpermw), where the kernel over the file's
- * planes read 126-146; the AVX2 build (vpshufb over nibbles) on the Intel machine 201-203 against 108-118. It is
- * taken where either runs (the portable build's tiles are a plain loop, slower than the planes' kernels). The tiles
- * are a second copy of the tensor's bits, in native memory freed when these weights become unreachable.
+ * BINARY weights (one scale per row, or per group of a multiple of 16 values; INT8 activations) with their tiles for
+ * {@code bp_matmul_sign_tiles} (layout in sign_tiles.c), beside the file's bytes, which every other use reads
+ * (batches, embedding rows). One token's product by lookup tables over tiles of 32 rows (4096 x 14336, two threads,
+ * from DRAM) read 253-271 G weights/s in {@code bitplane bench} and 313 in JMH on the AMD machine's AVX-512 build
+ * (vpermw), where the kernel over the file's planes read 126-146; the AVX2 build (vpshufb over nibbles) on the
+ * Intel machine 201-203 against 108-118. One scale a row is taken where either runs (the portable build's tiles are
+ * a plain loop, slower than the planes' kernels); groups where the AVX-512 build runs (the AVX2 and portable builds
+ * sum groups lane by lane). The tiles are a second copy of the tensor's bits, in native memory freed when these
+ * weights become unreachable.
  *
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
- * @param scales the rows' scales as f32, in row order
+ * @param scales one scale a row: the rows' scales as f32, in row order; in groups null (the tiles hold them)
+ * @param group  values per scale (the row's length for one scale a row)
  */
-record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales)
+record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment scales, long group)
         implements NativeRepackedWeights {
 
     /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
     static boolean suits(BpmTensor tensor, int isa) {
-        return isa >= NativeKernels.ISA_AVX2 && tensor.spec().layout() == TensorSpec.LAYOUT_CANONICAL
-                && LookupTiles.takesRows(tensor, Encoding.BINARY) && tensor.spec().groupsPerRow() == 1;
+        TensorSpec spec = tensor.spec();
+        boolean groupsFit = spec.groupsPerRow() == 1
+                || isa >= NativeKernels.ISA_AVX512 && spec.effectiveGroupSize() % 16 == 0;
+        return isa >= NativeKernels.ISA_AVX2 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
+                && LookupTiles.takesRows(tensor, Encoding.BINARY) && groupsFit;
     }
 
     /**
@@ -39,9 +45,13 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
-        MemorySegment tiles = memory.allocate(kernels.signTilesBytes(n, k));
+        long group = spec.groupsPerRow() == 1 ? k : spec.effectiveGroupSize();
+        long scalesAt = spec.scalesOffset();
+        MemorySegment tiles = memory.allocate(kernels.signTilesBytes(n, k, group));
         MemorySegment data = weights.data();
-        pool.run(LookupTiles.tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, n, t0, t1, tiles));
-        return new SignTileWeights(weights, tiles, LookupTiles.floatScales(weights, memory));
+        pool.run(LookupTiles.tilesOf(n), (t0, t1) -> kernels.signTilesRepack(data, k, group, scalesAt, n, t0, t1,
+                tiles));
+        MemorySegment scales = spec.groupsPerRow() == 1 ? LookupTiles.floatScales(weights, memory) : null;
+        return new SignTileWeights(weights, tiles, scales, group);
     }
 }
