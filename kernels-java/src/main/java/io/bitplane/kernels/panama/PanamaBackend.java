@@ -244,12 +244,6 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     }
 
     @Override
-    public boolean binaryTilesFor(TensorSpec spec) {
-        return lookupTiles && spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.INT8
-                && SignTileMatmul.supports(spec);
-    }
-
-    @Override
     public String name() {
         return "java";
     }

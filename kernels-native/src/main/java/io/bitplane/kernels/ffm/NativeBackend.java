@@ -48,11 +48,6 @@ import java.util.concurrent.atomic.AtomicLong;
  * kernels sum such groups value by value (4096 x 4096, 2 threads, `bitplane bench`, G weights/s, C against Java:
  * binary@48 x INT8 1.0 against 44-111, x binary 1.0 against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48
  * 2.0 against 38, int8@16 3.0 against 24). {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
- * And BINARY x INT8 in groups (more than one a row) where the Java backend has its sign tiles (512-bit vectors): the
- * C sign tiles take one scale a row only, and the C kernels that take groups read them slower (4096 x 14336, 2
- * threads, `bitplane bench --encodings binary@64,binary@256 --activations int8`, G weights/s, C against Java on an
- * AMD EPYC: binary@64 103 against 151, binary@256 116 against 196); {@code
- * -Dbitplane.native.binaryGroupProducts=native} keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row
  * into tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512
@@ -79,8 +74,6 @@ public final class NativeBackend extends ForwardingBackend {
     private final boolean int4Tiles;
     /** Likewise for INT8 x INT8 products, on the AVX-512 build only (class comment). */
     private final boolean int8Tiles;
-    /** Whether BINARY x INT8 products in groups go to the Java backend's sign tiles (class comment). */
-    private final boolean binaryGroupTiles;
     /**
      * Whether products with INT8 or binary activations over groups the C kernels sum value by value go to the Java
      * backend (oddGroups; class comment).
@@ -171,8 +164,6 @@ public final class NativeBackend extends ForwardingBackend {
         this.int4Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int4Products");
         this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products")
                 && kernels.isa() == NativeKernels.ISA_AVX512;
-        this.binaryGroupTiles = inner instanceof TiledProducts
-                && allowsJavaTiles("bitplane.native.binaryGroupProducts");
         this.oddGroupsOnJava = allowsJavaTiles("bitplane.native.oddGroupProducts");
     }
 
@@ -199,7 +190,6 @@ public final class NativeBackend extends ForwardingBackend {
         return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
                 || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor)
                 || int8Tiles && ((TiledProducts) inner).int8TilesFor(spec) && !inGroupLanes(tensor)
-                || binaryGroupTiles && spec.groupsPerRow() > 1 && ((TiledProducts) inner).binaryTilesFor(spec)
                 || oddGroupsOnJava && oddGroups(spec)
                         && !(repackAtLoad && Base3TileWeights.suits(tensor, kernels.isa()));
     }
@@ -260,7 +250,6 @@ public final class NativeBackend extends ForwardingBackend {
                 + (floatTiles ? " and float-activation products of tiled weights" : "")
                 + (int8Tiles ? " and INT8 x INT8" : "")
                 + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
-                + (binaryGroupTiles ? " and BINARY x INT8 products in groups" : "")
                 + (oddGroupsOnJava ? " and products over groups that are not a multiple of 32" : "")
                 + " on " + inner.name() + ")";
     }
