@@ -33,7 +33,7 @@ class NativeSafetyTest {
     static Backend backend;
     static final Arena ARENA = Arena.ofShared();
     static final String[] SPECS = {"f32", "f16", "bf16", "int8@32", "int4@32", "int4-asym@64", "ternary", "binary",
-        "ternary@48", "int8@16", "binary@48"};
+        "ternary@48", "int8@16", "binary@48", "binary@64"};
 
     @BeforeAll
     static void create() {
