@@ -2,8 +2,9 @@
  * What the two lookup-tile kernels share (sign_tiles.c: BINARY; base3_tiles.c: TERNARY in base-3 words): tiles of
  * 32 rows, each chunk of a tile 64 bytes (a 16-bit word a row), the chunks of `group` consecutive tiles interleaved
  * (tile t = group g + i, of a group of m tiles, has chunk c at byte (group g C + c m + i) 64, C chunks a row); the
- * rows' results from their sums; and the lookups themselves, three a chunk of 32 rows (AVX-512: vpermw and
- * vpermt2w in int16 runs widened to int32 even and odd rows; lane by lane where the build has no vpermw).
+ * rows' results from their sums; the lookups themselves, three a chunk of 32 rows (AVX-512: vpermw and vpermt2w in
+ * int16 runs widened to int32 even and odd rows; lane by lane where the build has no vpermw); and, for rows in groups
+ * of values, each group's chunks followed by a slot of its f16 scales whose terms the lanes add in group order.
  */
 #ifndef BITPLANE_LOOKUP_TILES_H
 #define BITPLANE_LOOKUP_TILES_H

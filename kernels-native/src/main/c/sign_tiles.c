@@ -1,6 +1,7 @@
 /*
- * BINARY weights (codes +-1, one scale per row) times one token's INT8 activations by lookup tables (the T-MAC
- * method), over rows repacked into tiles; compiled once per instruction set like every kernel source (build.sh).
+ * BINARY weights (codes +-1, one scale per row or per group of a multiple of 16 values) times one token's INT8
+ * activations by lookup tables (the T-MAC method), over rows repacked into tiles; compiled once per instruction set
+ * like every kernel source (build.sh).
  *
  * Memory layout (bitplane_kernels.h; each build lays tiles and tables out its own way, read only by itself):
  *   tiles   R = 32 rows per tile, C = ceil(k / 16) chunks per row, T = ceil(n / 32) tiles, in groups of G tiles
@@ -33,6 +34,12 @@
  * and y_j = (0f + (s_j acc_j + 0f)) xscale, the Java reference's float steps, so the result is the reference's bit
  * for bit. int16 sums stay exact over runs of 16 chunks (at most 16 x 127 a chunk in both sums together: 32512),
  * then widen.
+ * Groups (the AVX-512 build): lookup_group_tiles (lookup_tiles.h), runs that end at each group's end and the
+ * group's terms from its slot of scales, in the lanes. `bitplane bench --backend native,java --shape 4096x14336
+ * --encodings binary@32,...,binary@512 --activations int8`, twice, G weights/s, against the planes' kernel that
+ * groups took before (binary@64 103, @256 116) and the Java backend's sign tiles: binary@32 166-170 (Java 108-111),
+ * @64 196-198 (160-164), @128 204-214 (176-201), @256 245-251 (200-225), @512 239-246 (234-236); one scale a row
+ * in the same runs 256-272.
  * Eight tiles go side by side, sharing each table load. A C probe of this loop alone (4096 x 14336, 35 copies, two
  * threads): 506-563 G weights/s, where four lookups of nibbles (each masked) a chunk ran 223-231, and the same
  * three lookups four tiles at a time 388-440 (prefetching 1-2 KB ahead: 4 KB ran 437). Through the backend (40
