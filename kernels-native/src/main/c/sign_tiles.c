@@ -268,7 +268,6 @@ static void chunk_tables(const int8_t *q, int64_t k, int64_t chunks, int16_t *ta
 }
 #endif
 
-
 void BP_FN(_sign_tables)(const int8_t *q, int64_t k, int64_t group, int16_t *tables, int32_t *code_sums) {
     int64_t groups = groups_of(k, group);
     int64_t values = group >= k ? k : group;
