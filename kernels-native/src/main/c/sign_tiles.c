@@ -287,6 +287,44 @@ static inline __m256i table_at(const uint8_t *p) {
 }
 
 /*
+ * The lookups of chunks [c0, c1) of `count` tiles (count a constant where inlined), tile i's chunk c at tile[i] + c
+ * stride[i], its tables at tables + NIBBLE_TABLES c: per tile, its byte sums of the low and the high parts added
+ * into 16-bit lanes whole and shifted down by 8 (nibble_sums says why), from 0.
+ */
+ALWAYS_INLINE void nibble_run(const uint8_t *const tile[NIBBLE_TILES], const int64_t stride[NIBBLE_TILES],
+                              const uint8_t *tables, int64_t c0, int64_t c1, int64_t ahead, int count,
+                              __m256i low_both[NIBBLE_TILES], __m256i low_odd[NIBBLE_TILES],
+                              __m256i high_both[NIBBLE_TILES], __m256i high_odd[NIBBLE_TILES]) {
+    const __m256i nibble = _mm256_set1_epi8(15);
+    for (int i = 0; i < count; i++) {
+        low_both[i] = low_odd[i] = high_both[i] = high_odd[i] = _mm256_setzero_si256();
+    }
+    for (int64_t c = c0; c < c1; c++) {
+        const uint8_t *tb = tables + NIBBLE_TABLES * c;
+        __m256i l0 = table_at(tb), l1 = table_at(tb + 16), l2 = table_at(tb + 32), l3 = table_at(tb + 48);
+        __m256i h0 = table_at(tb + 64), h1 = table_at(tb + 80), h2 = table_at(tb + 96), h3 = table_at(tb + 112);
+#pragma GCC unroll 4
+        for (int i = 0; i < count; i++) {
+            const uint8_t *at = tile[i] + c * stride[i];
+            __m256i w0, w1;
+            halves_after_prefetch(at, ahead, L2_AHEAD * ahead, &w0, &w1);
+            __m256i n0 = _mm256_and_si256(w0, nibble), n1 = _mm256_and_si256(_mm256_srli_epi16(w0, 4), nibble);
+            __m256i n2 = _mm256_and_si256(w1, nibble), n3 = _mm256_and_si256(_mm256_srli_epi16(w1, 4), nibble);
+            __m256i low = _mm256_add_epi8(
+                    _mm256_add_epi8(_mm256_shuffle_epi8(l0, n0), _mm256_shuffle_epi8(l1, n1)),
+                    _mm256_add_epi8(_mm256_shuffle_epi8(l2, n2), _mm256_shuffle_epi8(l3, n3)));
+            __m256i high = _mm256_add_epi8(
+                    _mm256_add_epi8(_mm256_shuffle_epi8(h0, n0), _mm256_shuffle_epi8(h1, n1)),
+                    _mm256_add_epi8(_mm256_shuffle_epi8(h2, n2), _mm256_shuffle_epi8(h3, n3)));
+            low_both[i] = _mm256_add_epi16(low_both[i], low);
+            low_odd[i] = _mm256_add_epi16(low_odd[i], _mm256_srli_epi16(low, 8));
+            high_both[i] = _mm256_add_epi16(high_both[i], high);
+            high_odd[i] = _mm256_add_epi16(high_odd[i], _mm256_srli_epi16(high, 8));
+        }
+    }
+}
+
+/*
  * S for `count` tiles from t (count a constant where inlined), the AVX2 build: per tile and chunk, the two byte
  * planes' four nibbles look up the low and the high parts (eight vpshufb), each part's four lookups added as bytes
  * (at most 4 x 60). Those byte sums add into 16-bit lanes two ways, whole (lane p: row 2p's sum + 256 x row 2p + 1's)
@@ -299,7 +337,6 @@ static inline __m256i table_at(const uint8_t *p) {
  */
 ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, const uint8_t *tables, int64_t t,
                                int count, int32_t sums[][TILE_ROWS]) {
-    const __m256i nibble = _mm256_set1_epi8(15);
     const uint8_t *tile[NIBBLE_TILES];
     int64_t stride[NIBBLE_TILES];
     const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
@@ -310,32 +347,7 @@ ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
     for (int64_t c0 = 0; c0 < chunks; c0 += NIBBLE_RUN) {
         int64_t c1 = c0 + NIBBLE_RUN < chunks ? c0 + NIBBLE_RUN : chunks;
         __m256i low_both[NIBBLE_TILES], low_odd[NIBBLE_TILES], high_both[NIBBLE_TILES], high_odd[NIBBLE_TILES];
-        for (int i = 0; i < count; i++) {
-            low_both[i] = low_odd[i] = high_both[i] = high_odd[i] = _mm256_setzero_si256();
-        }
-        for (int64_t c = c0; c < c1; c++) {
-            const uint8_t *tb = tables + NIBBLE_TABLES * c;
-            __m256i l0 = table_at(tb), l1 = table_at(tb + 16), l2 = table_at(tb + 32), l3 = table_at(tb + 48);
-            __m256i h0 = table_at(tb + 64), h1 = table_at(tb + 80), h2 = table_at(tb + 96), h3 = table_at(tb + 112);
-#pragma GCC unroll 4
-            for (int i = 0; i < count; i++) {
-                const uint8_t *at = tile[i] + c * stride[i];
-                __m256i w0, w1;
-                halves_after_prefetch(at, ahead, L2_AHEAD * ahead, &w0, &w1);
-                __m256i n0 = _mm256_and_si256(w0, nibble), n1 = _mm256_and_si256(_mm256_srli_epi16(w0, 4), nibble);
-                __m256i n2 = _mm256_and_si256(w1, nibble), n3 = _mm256_and_si256(_mm256_srli_epi16(w1, 4), nibble);
-                __m256i low = _mm256_add_epi8(
-                        _mm256_add_epi8(_mm256_shuffle_epi8(l0, n0), _mm256_shuffle_epi8(l1, n1)),
-                        _mm256_add_epi8(_mm256_shuffle_epi8(l2, n2), _mm256_shuffle_epi8(l3, n3)));
-                __m256i high = _mm256_add_epi8(
-                        _mm256_add_epi8(_mm256_shuffle_epi8(h0, n0), _mm256_shuffle_epi8(h1, n1)),
-                        _mm256_add_epi8(_mm256_shuffle_epi8(h2, n2), _mm256_shuffle_epi8(h3, n3)));
-                low_both[i] = _mm256_add_epi16(low_both[i], low);
-                low_odd[i] = _mm256_add_epi16(low_odd[i], _mm256_srli_epi16(low, 8));
-                high_both[i] = _mm256_add_epi16(high_both[i], high);
-                high_odd[i] = _mm256_add_epi16(high_odd[i], _mm256_srli_epi16(high, 8));
-            }
-        }
+        nibble_run(tile, stride, tables, c0, c1, ahead, count, low_both, low_odd, high_both, high_odd);
         int32_t bias = 16 * HIGH_BIAS * 4 * (int32_t) (c1 - c0); /* 16 x the run's four high lookups a chunk */
         for (int i = 0; i < count; i++) {
             uint16_t lb[16], lo[16], hb[16], ho[16];
@@ -351,31 +363,85 @@ ALWAYS_INLINE void nibble_sums(const uint8_t *tiles, int64_t n, int64_t chunks, 
         }
     }
 }
-#endif
 
-#if !defined(__AVX512BW__)
-/* Row j's S over chunk c (the sum of the codes where its word's bits are set) from the tables, lane by lane: the
-   AVX2 build's nibble tables (chunk_tables: S = 16 (H - 4 HIGH_BIAS) + L), else the three int16 tables. */
-static inline int32_t chunk_sum(const int16_t *tables, int64_t c, const uint8_t *chunk, int j) {
-#if BYTE_PLANES
-    const uint8_t *tb = (const uint8_t *) tables + NIBBLE_TABLES * c;
-    uint8_t low = chunk[LOW_BYTE_AT(j)], high = chunk[HIGH_BYTE_AT(j)];
-    int nibbles[4] = {low & 15, low >> 4, high & 15, high >> 4};
-    int32_t l = 0, h = 0;
-    for (int g = 0; g < 4; g++) {
-        l += tb[16 * g + nibbles[g]];
-        h += tb[64 + 16 * g + nibbles[g]] - HIGH_BIAS;
-    }
-    return 16 * h + l;
-#else
-    return lookup_word(tables + CHUNK_TABLE * c, chunk, j);
-#endif
+/* Eight rows' S (int32) from their u16 low and high part sums l and h, half `half` (0 or 1: lanes 0-7 or 8-15) of
+   the vectors: 16 h + l - bias. */
+static inline __m256i part_sums(__m256i l, __m256i h, int half, __m256i bias) {
+    __m128i l8 = half ? _mm256_extracti128_si256(l, 1) : _mm256_castsi256_si128(l);
+    __m128i h8 = half ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h);
+    return _mm256_sub_epi32(_mm256_add_epi32(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h8), 4),
+                                             _mm256_cvtepu16_epi32(l8)), bias);
 }
 
 /*
- * y for the rows of tiles [t, tile_end) in groups, lane by lane (the builds without vpermw: the backend takes
- * groups in tiles only where the AVX-512 build runs, and tests reach these by selecting the builds): each row's
- * terms s_g (X_g - 2 S_g) added in group order from 0, the total times xscale.
+ * y for `count` tiles from t in groups (count a constant where inlined), the AVX2 build: per group, nibble_run over
+ * its chunks in runs of NIBBLE_RUN, each run's sums widened in the lanes (part_sums) into the int32 S of the even
+ * rows and of the odd rows (scale_position's order), then acc = X_g - 2 S and the term s_g acc (the slot's f16
+ * scales by vcvtph2ps) added into each row's float total, in group order from 0; y = total xscale.
+ */
+ALWAYS_INLINE void nibble_group_tiles(const uint8_t *tiles, int64_t n, int64_t groups, int64_t chunks,
+                                      const uint8_t *tables, const int32_t *code_sums, float xscale, float *y,
+                                      int64_t t, int count) {
+    const uint8_t *tile[NIBBLE_TILES];
+    int64_t stride[NIBBLE_TILES];
+    const int64_t ahead = prefetch_distance(PREFETCH_INTEL, PREFETCH_OTHER);
+    float totals[NIBBLE_TILES][TILE_ROWS]; /* scale_position's order: even rows, then odd */
+    for (int i = 0; i < count; i++) {
+        tile[i] = tiles + tile_at(t + i, n, groups * (chunks + 1), GROUP_TILES, &stride[i]);
+        memset(totals[i], 0, sizeof totals[i]);
+    }
+    for (int64_t g = 0; g < groups; g++) {
+        const uint8_t *group[NIBBLE_TILES];
+        for (int i = 0; i < count; i++) {
+            group[i] = tile[i] + g * (chunks + 1) * stride[i];
+        }
+        const uint8_t *group_tables = tables + NIBBLE_TABLES * g * chunks;
+        __m256i s[NIBBLE_TILES][4]; /* S of rows 0-7, 8-15 (even), 16-23, 24-31 (odd) in scale_position's order */
+        for (int i = 0; i < count; i++) {
+            s[i][0] = s[i][1] = s[i][2] = s[i][3] = _mm256_setzero_si256();
+        }
+        for (int64_t c0 = 0; c0 < chunks; c0 += NIBBLE_RUN) {
+            int64_t c1 = c0 + NIBBLE_RUN < chunks ? c0 + NIBBLE_RUN : chunks;
+            __m256i low_both[NIBBLE_TILES], low_odd[NIBBLE_TILES], high_both[NIBBLE_TILES], high_odd[NIBBLE_TILES];
+            nibble_run(group, stride, group_tables, c0, c1, ahead, count, low_both, low_odd, high_both, high_odd);
+            __m256i bias = _mm256_set1_epi32(16 * HIGH_BIAS * 4 * (int32_t) (c1 - c0));
+            for (int i = 0; i < count; i++) {
+                __m256i low_even = _mm256_sub_epi16(low_both[i], _mm256_slli_epi16(low_odd[i], 8));
+                __m256i high_even = _mm256_sub_epi16(high_both[i], _mm256_slli_epi16(high_odd[i], 8));
+                __m256i part[4] = {part_sums(low_even, high_even, 0, bias), part_sums(low_even, high_even, 1, bias),
+                                   part_sums(low_odd[i], high_odd[i], 0, bias),
+                                   part_sums(low_odd[i], high_odd[i], 1, bias)};
+                for (int h = 0; h < 4; h++) {
+                    s[i][h] = _mm256_add_epi32(s[i][h], part[h]);
+                }
+            }
+        }
+        __m256i x = _mm256_set1_epi32(code_sums[g]);
+        for (int i = 0; i < count; i++) {
+            const uint8_t *scales = group[i] + chunks * stride[i];
+            for (int h = 0; h < 4; h++) {
+                __m256 scale = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (scales + 16 * h)));
+                __m256i acc = _mm256_sub_epi32(x, _mm256_slli_epi32(s[i][h], 1));
+                __m256 total = _mm256_add_ps(_mm256_loadu_ps(totals[i] + 8 * h),
+                                             _mm256_mul_ps(scale, _mm256_cvtepi32_ps(acc)));
+                _mm256_storeu_ps(totals[i] + 8 * h, total);
+            }
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        int64_t first = TILE_ROWS * (t + i);
+        for (int j = 0; j < TILE_ROWS && first + j < n; j++) {
+            y[first + j] = totals[i][scale_position(j)] * xscale;
+        }
+    }
+}
+#endif
+
+#if !defined(__AVX512BW__) && !BYTE_PLANES
+/*
+ * y for the rows of tiles [t, tile_end) in groups, lane by lane (the portable build, which the backend does not
+ * tile: tests reach it by selecting it): each row's terms s_g (X_g - 2 S_g) added in group order from 0, the total
+ * times xscale.
  */
 static void group_product_lanewise(const uint8_t *tiles, int64_t n, int64_t groups, int64_t chunks,
                                    const int16_t *tables, const int32_t *code_sums, float xscale, float *y, int64_t t,
@@ -389,7 +455,7 @@ static void group_product_lanewise(const uint8_t *tiles, int64_t n, int64_t grou
                 const uint8_t *slot = tile + g * (chunks + 1) * stride;
                 int32_t s = 0;
                 for (int64_t c = 0; c < chunks; c++, slot += stride) {
-                    s += chunk_sum(tables, g * chunks + c, slot, j);
+                    s += lookup_word(tables + CHUNK_TABLE * (g * chunks + c), slot, j);
                 }
                 total += f16_to_f32(load_u16(slot + 2 * scale_position(j))) * (float) (code_sums[g] - 2 * s);
             }
@@ -414,6 +480,19 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t group, int6
                        t, count)
         EACH_TILE_COUNT(t, tile_end, SIGN_GROUP_TILES)
 #undef SIGN_GROUP_TILES
+#elif BYTE_PLANES
+        const uint8_t *nibble_tables = (const uint8_t *) tables;
+        for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
+            for (; t + count <= tile_end; t += count) {
+                switch (count) { /* a constant count for each inlined copy */
+                case NIBBLE_TILES:
+                    nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, NIBBLE_TILES);
+                    break;
+                case 2: nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, 2); break;
+                default: nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, 1); break;
+                }
+            }
+        }
 #else
         group_product_lanewise(base, n, groups, chunks, tables, code_sums, xscale, y, t, tile_end);
 #endif

@@ -15,10 +15,9 @@ import java.lang.foreign.MemorySegment;
  * (batches, embedding rows). One token's product by lookup tables over tiles of 32 rows (4096 x 14336, two threads,
  * from DRAM) read 253-271 G weights/s in {@code bitplane bench} and 313 in JMH on the AMD machine's AVX-512 build
  * (vpermw), where the kernel over the file's planes read 126-146; the AVX2 build (vpshufb over nibbles) on the
- * Intel machine 201-203 against 108-118. One scale a row is taken where either runs (the portable build's tiles are
- * a plain loop, slower than the planes' kernels); groups where the AVX-512 build runs (the AVX2 and portable builds
- * sum groups lane by lane). The tiles are a second copy of the tensor's bits, in native memory freed when these
- * weights become unreachable.
+ * Intel machine 201-203 against 108-118. Taken where either runs, in groups too (the portable build's tiles are a
+ * plain loop, slower than the planes' kernels). The tiles are a second copy of the tensor's bits, in native memory
+ * freed when these weights become unreachable.
  *
  * @param tiles  the tiles, {@code bp_sign_tiles_bytes} long
  * @param scales one scale a row: the rows' scales as f32, in row order; in groups null (the tiles hold them)
@@ -30,8 +29,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
     /** Whether a tensor gets tiles from a backend whose kernels run the instruction set {@code isa}. */
     static boolean suits(BpmTensor tensor, int isa) {
         TensorSpec spec = tensor.spec();
-        boolean groupsFit = spec.groupsPerRow() == 1
-                || isa >= NativeKernels.ISA_AVX512 && spec.effectiveGroupSize() % 16 == 0;
+        boolean groupsFit = spec.groupsPerRow() == 1 || spec.effectiveGroupSize() % 16 == 0;
         return isa >= NativeKernels.ISA_AVX2 && spec.layout() == TensorSpec.LAYOUT_CANONICAL
                 && LookupTiles.takesRows(tensor, Encoding.BINARY) && groupsFit;
     }
