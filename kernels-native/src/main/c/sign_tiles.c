@@ -34,12 +34,13 @@
  * and y_j = (0f + (s_j acc_j + 0f)) xscale, the Java reference's float steps, so the result is the reference's bit
  * for bit. int16 sums stay exact over runs of 16 chunks (at most 16 x 127 a chunk in both sums together: 32512),
  * then widen.
- * Groups (the AVX-512 build): lookup_group_tiles (lookup_tiles.h), runs that end at each group's end and the
- * group's terms from its slot of scales, in the lanes. `bitplane bench --backend native,java --shape 4096x14336
- * --encodings binary@32,...,binary@512 --activations int8`, twice, G weights/s, against the planes' kernel that
- * groups took before (binary@64 103, @256 116) and the Java backend's sign tiles: binary@32 166-170 (Java 108-111),
- * @64 196-198 (160-164), @128 204-214 (176-201), @256 245-251 (200-225), @512 239-246 (234-236); one scale a row
- * in the same runs 256-272.
+ * Groups: the AVX-512 build's lookup_group_tiles (lookup_tiles.h) and the AVX2 build's nibble_group_tiles, runs
+ * that end at each group's end and the group's terms from its slot of scales, in the lanes. `bitplane bench
+ * --backend native,java --shape 4096x14336 --encodings binary@32,...,binary@512 --activations int8`, G weights/s,
+ * against the planes' kernel that groups took before: AVX-512 (twice; the Java backend's sign tiles in brackets)
+ * binary@32 166-170 (108-111), @64 103 -> 196-198 (160-164), @128 204-214 (176-201), @256 116 -> 245-251
+ * (200-225), @512 239-246 (234-236), one scale a row in the same runs 256-272; AVX2 code (-Dbitplane.native.isa=avx2
+ * -XX:UseAVX=2) binary@32 72 -> 119, @64 48-58 -> 170-176, @128 41 -> 211, @256 70-84 -> 225-236, @512 86 -> 237.
  * Eight tiles go side by side, sharing each table load. A C probe of this loop alone (4096 x 14336, 35 copies, two
  * threads): 506-563 G weights/s, where four lookups of nibbles (each masked) a chunk ran 223-231, and the same
  * three lookups four tiles at a time 388-440 (prefetching 1-2 KB ahead: 4 KB ran 437). Through the backend (40

@@ -51,11 +51,11 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row into
  * tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512 build
- * runs; in groups of a multiple of 16 values where the AVX-512 build runs), TERNARY (one scale per row or per group)
- * into base-3 tiles alike ({@link Base3TileWeights}; AVX-512, beside the packed codes that batches read), INT8, INT4
- * and INT4_ASYM in groups of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; INT4
- * where the AVX2 or AVX-512 build runs, INT8 on AVX-512; larger batches read the file's bytes), other TERNARY and INT4
- * planes into packed codes.
+ * runs, one scale a row or groups of a multiple of 16 values), TERNARY (one scale per row or per group) into base-3
+ * tiles alike ({@link Base3TileWeights}; AVX-512, beside the packed codes that batches read), INT8, INT4 and INT4_ASYM
+ * in groups of 32 into group lanes for products of up to five tokens ({@link GroupLaneWeights}; INT4 where the AVX2 or
+ * AVX-512 build runs, INT8 on AVX-512; larger batches read the file's bytes), other TERNARY and INT4 planes into packed
+ * codes.
  * {@code -Dbitplane.native.repack=off} keeps every tensor as the file lays it out.
  *
  * <p>Every shape, length, range and byte count is checked here before a downcall; the C code trusts them. Short
