@@ -26,12 +26,11 @@ public record BpmTensor(TensorSpec spec, MemorySegment data, long fileOffset, in
     }
 
     /**
-     * This tensor where it {@link #isComplete is complete}, else an IllegalArgumentException that names it and says
-     * what is wrong: for a backend whose kernels would otherwise read past the bytes.
+     * Nothing where this tensor {@link #isComplete is complete}, else an IllegalArgumentException that names it and
+     * says what is wrong: for a backend whose kernels would otherwise read past the bytes.
      */
-    public BpmTensor requireComplete() {
+    public void requireComplete() {
         requireComplete(spec, data);
-        return this;
     }
 
     /** {@link #requireComplete()} for a spec and the bytes given for it. */

@@ -43,7 +43,7 @@ record SignTileWeights(CpuWeights source, MemorySegment tiles, MemorySegment sca
         TensorSpec spec = weights.spec();
         long n = spec.rows();
         long k = spec.cols();
-        long group = spec.groupsPerRow() == 1 ? k : spec.effectiveGroupSize();
+        long group = spec.effectiveGroupSize(); // at least K for one scale a row, which the kernels take as one group
         long scalesAt = spec.scalesOffset();
         MemorySegment tiles = memory.allocate(kernels.signTilesBytes(n, k, group));
         MemorySegment data = weights.data();

@@ -1,7 +1,10 @@
 package io.bitplane.kernels.ffm;
 
+import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
 import io.bitplane.format.Halfs;
+import io.bitplane.format.quant.QuantSpec;
+import io.bitplane.format.quant.Quantizer;
 import io.bitplane.kernels.scalar.ScalarMatmul;
 
 import java.lang.foreign.Arena;
@@ -26,6 +29,16 @@ final class CodeOracle {
         byte[] q = new byte[cols];
         Arrays.fill(q, (byte) -128);
         return q;
+    }
+
+    /**
+     * A rows x cols tensor of {@code spec} (INT8 activations) whose every weight is negative: every code -1, every
+     * bit of a sign plane set, so that codes of -128 give each run of sums its largest magnitude.
+     */
+    static EncodedTensor everyWeightNegative(String spec, int rows, int cols) {
+        float[] weights = new float[rows * cols];
+        Arrays.fill(weights, -0.1f);
+        return Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(spec), ActivationHint.INT8);
     }
 
     /** The tensor's bytes in native memory of {@code arena}, as the kernels read them. */

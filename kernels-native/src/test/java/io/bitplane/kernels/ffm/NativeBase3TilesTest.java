@@ -77,10 +77,7 @@ class NativeBase3TilesTest {
         NativeAvailability.assumeLoaded();
         int rows = 40;
         int cols = 28 * 9 * 3 + 5;
-        float[] weights = new float[rows * cols];
-        Arrays.fill(weights, -0.1f);
-        EncodedTensor t = PackedCodes.relayout(Quantizer.quantize("w", new long[] {rows, cols}, weights,
-                QuantSpec.parse(quant), ActivationHint.INT8));
+        EncodedTensor t = PackedCodes.relayout(CodeOracle.everyWeightNegative(quant, rows, cols));
         long group = t.spec().effectiveGroupSize();
         byte[] q = CodeOracle.minus128(cols);
         try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {

@@ -78,11 +78,8 @@ class NativeSignTilesTest {
         NativeAvailability.assumeLoaded();
         int rows = 40;
         int cols = 16 * 16 * 3 + 16;
-        float[] weights = new float[rows * cols];
-        Arrays.fill(weights, -0.1f);
-        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(spec),
-                ActivationHint.INT8);
-        long group = group(t);
+        EncodedTensor t = CodeOracle.everyWeightNegative(spec, rows, cols);
+        long group = t.spec().effectiveGroupSize();
         byte[] q = CodeOracle.minus128(cols);
         try (Backend backend = Backends.create("native", 2); Arena arena = Arena.ofConfined()) {
             NativeKernels kernels = NativeLibrary.kernels();
@@ -99,11 +96,6 @@ class NativeSignTilesTest {
                     0, 2);
             assertArrayEquals(expected, y.toArray(ValueLayout.JAVA_FLOAT), "isa " + kernels.isa());
         }
-    }
-
-    /** The kernels' group: the row's length for one scale a row. */
-    private static long group(EncodedTensor t) {
-        return t.spec().groupsPerRow() == 1 ? t.spec().cols() : t.spec().effectiveGroupSize();
     }
 
     /** One scale a row: the rows' scales as f32 in row order (the caller's widening); in groups none (NULL). */
@@ -127,7 +119,7 @@ class NativeSignTilesTest {
             NativeKernels kernels = NativeLibrary.kernels();
             EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols}, weights, QuantSpec.parse(spec),
                     ActivationHint.INT8);
-            long group = group(t);
+            long group = t.spec().effectiveGroupSize(); // at least K for one scale a row: one group
             int groups = (int) t.spec().groupsPerRow();
             float[] expected = BackendConformance.matmul(new ScalarBackend(), BackendConformance.placed(t, 0), x, 1);
             try (Arena arena = Arena.ofConfined()) {
