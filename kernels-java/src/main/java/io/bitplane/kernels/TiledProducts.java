@@ -17,4 +17,7 @@ public interface TiledProducts {
 
     /** Whether this backend's upload of an INT8 tensor of this spec gives tiles for INT8 activations. */
     boolean int8TilesFor(TensorSpec spec);
+
+    /** Whether this backend's upload of a BINARY tensor of this spec gives tiles for binary activations. */
+    boolean xnorTilesFor(TensorSpec spec);
 }

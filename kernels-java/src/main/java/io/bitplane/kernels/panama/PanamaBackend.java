@@ -131,6 +131,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements TileWeights {
     }
 
+    /** BINARY weights (binary activations, in groups) with their tiles for {@link XnorTileMatmul}. */
+    private record XnorTiles(CpuWeights source, XnorTileMatmul.Tiles tiles) implements TileWeights {
+    }
+
     /** BINARY weights with their tiles for {@link ByteTableMatmul}, beside the file's bytes. */
     private record ByteTiles(CpuWeights source, ByteTableMatmul.Tiles tiles) implements TileWeights {
     }
@@ -159,6 +163,9 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         Weights w = super.upload(tensor); // refuses, by name, a tensor whose bytes fall short: the repacks read all
         TensorSpec spec = tensor.spec();
         MemorySegment data = tensor.data();
+        if (XnorTileMatmul.supports(spec)) {
+            return new XnorTiles(CpuWeights.of(w), XnorTileMatmul.repack(spec, data, pool, memory));
+        }
         if (lookupTiles && Base3TileMatmul.supports(spec)) {
             MemorySegment tiles = Base3TileMatmul.repack(spec, data, pool, memory);
             if (tiles != null) { // null: packed fields of 3 (code 2), read by the kernels below
@@ -241,6 +248,11 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     @Override
     public boolean int8TilesFor(TensorSpec spec) {
         return Int8TileMatmul.supports(spec);
+    }
+
+    @Override
+    public boolean xnorTilesFor(TensorSpec spec) {
+        return XnorTileMatmul.supports(spec);
     }
 
     @Override
@@ -334,6 +346,11 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         } else if (w instanceof Int8Tiles) {
             int8TileTask(p);
             p.units(TileRows.ROWS);
+        } else if (w instanceof XnorTiles) {
+            binarize(p);
+            p.kernel = (q, t0, t1) -> XnorTileMatmul.tiles(q.spec, ((XnorTiles) q.weights).tiles(), q.longs,
+                    q.scales, q.y, q.batch, t0, t1);
+            p.units(XnorTileMatmul.ROWS);
         } else if ((w instanceof NibbleTiles || w instanceof ByteTiles) && BatchTableMatmul.takes(spec, batch)) {
             // Ternary in groups, binary (AVX2, 128 bits): the file's bytes, with the tokens in the lanes.
             batchTableTask(p);
@@ -416,8 +433,13 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     private static final ThreadLocal<BinaryInputs> BINARY_INPUTS = ThreadLocal.withInitial(BinaryInputs::new);
 
-    /** Binarizes every token on the calling thread; workers share the sign words read-only. */
     private static void xnorTask(PreparedProduct p) {
+        binarize(p);
+        p.kernel = (q, r0, r1) -> XnorMatmul.rows(q.spec, q.data, q.longs, q.scales, q.y, q.batch, r0, r1);
+    }
+
+    /** Binarizes every token on the calling thread; workers share the sign words read-only. */
+    private static void binarize(PreparedProduct p) {
         TensorSpec spec = p.spec;
         float[] x = p.x;
         int batch = p.batch;
@@ -435,7 +457,6 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         }
         p.longs = in.bits;
         p.scales = in.scales;
-        p.kernel = (q, r0, r1) -> XnorMatmul.rows(q.spec, q.data, q.longs, q.scales, q.y, q.batch, r0, r1);
     }
 
     private static final ThreadLocal<short[][]> PERMUTED_CODES = ThreadLocal.withInitial(() -> new short[1][0]);

@@ -48,6 +48,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * kernels sum such groups value by value (4096 x 4096, 2 threads, `bitplane bench`, G weights/s, C against Java:
  * binary@48 x INT8 1.0 against 44-111, x binary 1.0 against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48
  * 2.0 against 38, int8@16 3.0 against 24). {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
+ * And BINARY x binary activations in groups of a multiple of 32 values, which the Java backend tiles (its words
+ * side by side, a row per lane) where C sums them row by row, group by group (4096 x 14336, 2 threads, `bitplane
+ * bench --activations binary`, G weights/s, C against Java: binary@32 77 against 134, @64 40 against 176, @256 106
+ * against 218; AVX2 code 66, 40 and 103 against 106, 135 and 181). {@code -Dbitplane.native.xnorGroupProducts=native}
+ * keeps them in C.
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row into
  * tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512 build
@@ -80,6 +85,8 @@ public final class NativeBackend extends ForwardingBackend {
      * backend (oddGroups; class comment).
      */
     private final boolean oddGroupsOnJava;
+    /** Whether BINARY x binary products in groups go to the Java backend's tiles (class comment). */
+    private final boolean xnorTiles;
     /**
      * Whether upload re-lays tensors for faster kernels: BINARY into lookup tiles (SignTileWeights), TERNARY into
      * base-3 tiles (Base3TileWeights), INT8, INT4 and INT4_ASYM in groups of 32 into group lanes
@@ -166,6 +173,7 @@ public final class NativeBackend extends ForwardingBackend {
         this.int8Tiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.int8Products")
                 && kernels.isa() == NativeKernels.ISA_AVX512;
         this.oddGroupsOnJava = allowsJavaTiles("bitplane.native.oddGroupProducts");
+        this.xnorTiles = inner instanceof TiledProducts && allowsJavaTiles("bitplane.native.xnorGroupProducts");
     }
 
     /** A property saying where some products run: auto (the Java backend's tiles, where it has them) or native. */
@@ -191,6 +199,7 @@ public final class NativeBackend extends ForwardingBackend {
         return floatTiles && ((TiledProducts) inner).floatTilesFor(spec)
                 || int4Tiles && ((TiledProducts) inner).int4TilesFor(spec) && !inGroupLanes(tensor)
                 || int8Tiles && ((TiledProducts) inner).int8TilesFor(spec) && !inGroupLanes(tensor)
+                || xnorTiles && ((TiledProducts) inner).xnorTilesFor(spec)
                 || oddGroupsOnJava && oddGroups(spec)
                         && !(repackAtLoad && Base3TileWeights.suits(tensor, kernels.isa()));
     }
@@ -252,6 +261,7 @@ public final class NativeBackend extends ForwardingBackend {
                 + (int8Tiles ? " and INT8 x INT8" : "")
                 + (int4Tiles ? " and INT4 x INT8 products outside the group lanes" : "")
                 + (oddGroupsOnJava ? " and products over groups that are not a multiple of 32" : "")
+                + (xnorTiles ? " and binary x binary in groups" : "")
                 + " on " + inner.name() + ")";
     }
 

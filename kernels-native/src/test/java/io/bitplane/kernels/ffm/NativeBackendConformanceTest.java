@@ -11,8 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The native kernels against the scalar oracle, on the shared randomized shapes and misaligned weights. The build
  * runs this three times: on the best implementation of this CPU, and with {@code -Dbitplane.native.isa=avx2} and
- * {@code portable}. Products with float activations over tiled weights, INT4 x INT8 outside the group lanes, and
- * groups that are not a multiple of 32 run on the Java backend here (the default); {@link
+ * {@code portable}. Products with float activations over tiled weights, INT4 x INT8 outside the group lanes, groups
+ * that are not a multiple of 32 and BINARY x binary in groups run on the Java backend here (the default); {@link
  * NativeFloatKernelsConformanceTest} runs them in C.
  */
 class NativeBackendConformanceTest extends BackendConformance {
@@ -23,7 +23,8 @@ class NativeBackendConformanceTest extends BackendConformance {
         assertEquals("native", b.name());
         assertTrue(b.description().contains("float-activation products of tiled weights")
                 && b.description().contains("INT4 x INT8 products outside the group lanes")
-                && b.description().contains("products over groups that are not a multiple of 32 on java"),
+                && b.description().contains("products over groups that are not a multiple of 32")
+                && b.description().contains("binary x binary in groups on java"),
                 b.description());
         String wanted = System.getProperty("bitplane.native.isa", "best");
         if (wanted.equals("portable")) {
