@@ -164,7 +164,10 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
         TensorSpec spec = tensor.spec();
         MemorySegment data = tensor.data();
         if (XnorTileMatmul.supports(spec)) {
-            return new XnorTiles(CpuWeights.of(w), XnorTileMatmul.repack(spec, data, pool, memory));
+            XnorTileMatmul.Tiles tiles = XnorTileMatmul.repack(spec, data, pool, memory);
+            if (tiles != null) { // null: a scale is infinite or NaN, which the rows' kernel sums as the oracle does
+                return new XnorTiles(CpuWeights.of(w), tiles);
+            }
         }
         if (lookupTiles && Base3TileMatmul.supports(spec)) {
             MemorySegment tiles = Base3TileMatmul.repack(spec, data, pool, memory);

@@ -2,13 +2,14 @@ package io.bitplane.kernels.panama;
 
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.Encoding;
-import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.kernels.WeightMemory;
 import io.bitplane.kernels.WorkerPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -27,7 +28,8 @@ import java.nio.ByteOrder;
  * preferred vector: 16 on AVX-512, 8 on AVX2), H = ceil(K / 32) half-words per row:
  *   at ((t H + h) T + j) * 4: bits 32h .. 32h + 31 of row T t + j (the plane's u64 words in halves, low half first;
  *   bit i%32 set where w_i &lt; 0). Bits past K and rows past N are 0.
- * Scales: f32 (the file's f16, exactly), at ((t G + g) T + j) * 4: row T t + j's scale of group g, G groups a row.
+ * Scales: the file's f16, at ((t G + g) T + j) * 2: row T t + j's scale of group g, G groups a row; widened in the
+ *   lanes as HalfMatmul widens F16 weights (exactly), so a tensor with an infinite or NaN scale is not tiled.
  * x: the token's u64 sign words (bit i%64 of word i/64 set where x_i &lt; 0), read as halves; the last half is
  *   masked below K, so that bits past K count nothing whatever the caller left there.
  * Per tile, token and group g, lane by lane: m = sum over the group's halves of popcount(half XOR x half), then as
@@ -40,6 +42,9 @@ final class XnorTileMatmul {
 
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Float> F = VectorSpecies.of(float.class, I.vectorShape());
+    /** A tile's f16 scales of one group: a vector of half I's width. */
+    private static final VectorSpecies<Short> H =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(I.vectorBitSize() / 2));
     /** Rows per tile: one per int lane. */
     static final int ROWS = I.length();
     /** Values per half-word, the tiles' unit: groups must hold whole ones. */
@@ -48,7 +53,11 @@ final class XnorTileMatmul {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+    /** The F16 exponent field: all ones in infinities and NaNs, which the widening below does not give. */
+    private static final int F16_EXPONENT = 0x7C00;
+    /** Where h &lt;&lt; 13 holds the sign (bit 31) and the exponent and mantissa (bits 13-27) of a half. */
+    private static final int F16_BITS = 0x8FFFE000;
+    private static final float TWO_TO_112 = 0x1p112f;
 
     /**
      * BINARY x binary activations in groups shorter than a row of a multiple of 32 values, where vectors have 256
@@ -73,11 +82,20 @@ final class XnorTileMatmul {
     record Tiles(MemorySegment halves, MemorySegment scales) {
     }
 
-    /** One pass over the tensor, its rows split over {@code pool}, into new native memory from {@code memory}. */
+    /**
+     * One pass over the tensor, its rows split over {@code pool}, into new native memory from {@code memory}; null
+     * if a scale is infinite or NaN (the rows' kernel then takes the tensor, as the oracle sums it).
+     */
     static Tiles repack(TensorSpec spec, MemorySegment data, WorkerPool pool, WeightMemory memory) {
+        long scales = spec.scalesOffset();
+        for (long i = 0; i < spec.rows() * spec.groupsPerRow(); i++) {
+            if ((data.get(U16, scales + 2 * i) & F16_EXPONENT) == F16_EXPONENT) {
+                return null;
+            }
+        }
         long tiles = tiles(spec);
         Tiles t = new Tiles(memory.allocate(tiles * halves(spec) * ROWS * 4),
-                memory.allocate(tiles * spec.groupsPerRow() * ROWS * 4));
+                memory.allocate(tiles * spec.groupsPerRow() * ROWS * 2));
         pool.run((int) spec.rows(), (r0, r1) -> repackRows(spec, data, t, r0, r1));
         return t;
     }
@@ -97,8 +115,8 @@ final class XnorTileMatmul {
                 t.halves().set(U32, 4 * (tileAt + (long) h * ROWS + lane), half & belowK(k, h));
             }
             for (int g = 0; g < groups; g++) {
-                float scale = Halfs.f16ToFloat(data.get(U16, scales + 2 * ((long) r * groups + g)));
-                t.scales().set(F32, 4 * (((long) (r / ROWS) * groups + g) * ROWS + lane), scale);
+                t.scales().set(U16, 2 * (((long) (r / ROWS) * groups + g) * ROWS + lane),
+                        data.get(U16, scales + 2 * ((long) r * groups + g)));
             }
         }
     }
@@ -130,7 +148,7 @@ final class XnorTileMatmul {
         MemorySegment scales = w.scales();
         for (int tile = tile0; tile < tile1; tile++) {
             long tileAt = (long) tile * halves * ROWS * 4;
-            long scalesAt = (long) tile * groups * ROWS * 4;
+            long scalesAt = (long) tile * groups * ROWS * 2;
             for (int b = 0; b < batch; b++) {
                 int xo = b * words;
                 FloatVector sum = FloatVector.zero(F);
@@ -150,7 +168,10 @@ final class XnorTileMatmul {
                     int len = Math.min(k, (g + 1) * groupValues) - g * groupValues;
                     // len - 2 m as an int, converted once: the oracle's (float) (end - start - 2 * mismatches)
                     FloatVector agree = (FloatVector) mismatches.mul(-2).add(len).convert(VectorOperators.I2F, 0);
-                    FloatVector scale = FloatVector.fromMemorySegment(F, scales, scalesAt + (long) g * ROWS * 4, LE);
+                    IntVector half = (IntVector) ShortVector.fromMemorySegment(H, scales,
+                            scalesAt + (long) g * ROWS * 2, LE).convertShape(VectorOperators.S2I, I, 0);
+                    FloatVector scale = half.lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats()
+                            .mul(TWO_TO_112);
                     sum = sum.add(scale.mul(agree));
                 }
                 int row0 = tile * ROWS;

@@ -20,6 +20,8 @@ import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Random;
 
@@ -102,6 +104,28 @@ class XnorTileMatmulTest {
             assertArrayEquals(rowByRow, fromDirty);
             assertFalse(Arrays.equals(clean, dirty), "the test set bits past K");
         }
+    }
+
+    /**
+     * The tiles widen f16 scales in the lanes, which gives no infinities or NaNs: a tensor holding one keeps the
+     * rows' kernel, and its results (infinite, NaN) are still the oracle's.
+     */
+    @ParameterizedTest(name = "scale bits {0}")
+    @CsvSource({"0x7C00", "0xFC00", "0x7E00"})
+    void aNonFiniteScaleKeepsTheRowsKernel(String bits) {
+        int rows = 9;
+        int cols = 256;
+        Random rnd = new Random(11);
+        EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
+                TestTensors.gaussian(rnd, rows * cols, 0.1f), QuantSpec.parse("binary@64"), ActivationHint.BINARY);
+        BpmTensor placed = BackendConformance.placed(t, 0);
+        int half = Integer.decode(bits);
+        placed.data().set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN),
+                t.spec().scalesOffset() + 2 * 5, (short) half);  // row 1, group 1
+        assertFalse(java.upload(placed) instanceof RepackedWeights, "not tiled");
+        float[] x = TestTensors.gaussian(rnd, 2 * cols, 1f);
+        assertArrayEquals(BackendConformance.matmul(oracle, placed, x, 2),
+                BackendConformance.matmul(java, placed, x, 2), bits);
     }
 
     /** BINARY with binary activations in groups of whole 32-bit words; not one scale a row, nor other groups. */
