@@ -17,8 +17,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * BINARY weights x binary activations (XNOR-Net) with a scale per group of a multiple of 32 values, on tiles of rows
- * whose 32-bit words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and
+ * BINARY weights x binary activations (XNOR-Net) with a scale per group of values, on tiles of rows whose 32-bit
+ * words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and
  * term are formed for a whole tile of rows at once. Row by row ({@link XnorMatmul#rows}) every group cost a popcount
  * of one or a few words, a scale converted from f16 and an add that waits on the one before: 4096 x 14336 in groups
  * of 64, 2 threads, 33-42 G weights/s against 215-243 for one scale a row.
@@ -27,13 +27,14 @@ import java.nio.ByteOrder;
  * Tiles (native memory, written once by {@link #repack}); T = {@link #ROWS} rows per tile (int lanes of the
  * preferred vector: 16 on AVX-512, 8 on AVX2), H = ceil(K / 32) half-words per row:
  *   at ((t H + h) T + j) * 4: bits 32h .. 32h + 31 of row T t + j (the plane's u64 words in halves, low half first;
- *   bit i%32 set where w_i &lt; 0). Bits past K and rows past N are 0.
+ *   bit i%32 set where w_i &lt; 0). Rows past N are 0.
  * Scales: the file's f16, at ((t G + g) T + j) * 2: row T t + j's scale of group g, G groups a row; widened in the
  *   lanes as HalfMatmul widens F16 weights (exactly), so a tensor with an infinite or NaN scale is not tiled.
- * x: the token's u64 sign words (bit i%64 of word i/64 set where x_i &lt; 0), read as halves; the last half is
- *   masked below K, so that bits past K count nothing whatever the caller left there.
- * Per tile, token and group g, lane by lane: m = sum over the group's halves of popcount(half XOR x half), then as
- *   the oracle: sum = sum + s_g (float) (len_g - 2 m), in group order from 0, and y = sum x xscale.
+ * x: the token's u64 sign words (bit i%64 of word i/64 set where x_i &lt; 0), read as halves.
+ * Per tile, token and group g of values [start, end), lane by lane: m = sum over the halves it touches of
+ *   popcount(half XOR x half), the first and last masked where the group starts or ends inside them (so bits past
+ *   K, in the weights or in x, count nothing); then as the oracle: sum = sum + s_g (float) (len_g - 2 m), in group
+ *   order from 0, and y = sum x xscale. A group shorter than a half reads its half again.
  * </pre>
  */
 final class XnorTileMatmul {
@@ -47,7 +48,7 @@ final class XnorTileMatmul {
             VectorSpecies.of(short.class, VectorShape.forBitSize(I.vectorBitSize() / 2));
     /** Rows per tile: one per int lane. */
     static final int ROWS = I.length();
-    /** Values per half-word, the tiles' unit: groups must hold whole ones. */
+    /** Values per half-word, the tiles' unit. */
     private static final int HALF_BITS = 32;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
@@ -60,14 +61,13 @@ final class XnorTileMatmul {
     private static final float TWO_TO_112 = 0x1p112f;
 
     /**
-     * BINARY x binary activations in groups shorter than a row of a multiple of 32 values, where vectors have 256
-     * bits or more (one scale a row stays with {@link XnorMatmul}, which reads it at the memory's pace).
+     * BINARY x binary activations in groups shorter than a row, where vectors have 256 bits or more (one scale a row
+     * stays with {@link XnorMatmul}, which reads it at the memory's pace).
      */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.BINARY
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.rank() == 2 && I.vectorBitSize() >= 256
-                && spec.groupsPerRow() > 1 && spec.effectiveGroupSize() % HALF_BITS == 0
-                && spec.cols() <= Integer.MAX_VALUE / 2;
+                && spec.groupsPerRow() > 1 && spec.cols() <= Integer.MAX_VALUE / 2;
     }
 
     static int tiles(TensorSpec spec) {
@@ -112,19 +112,13 @@ final class XnorTileMatmul {
             for (int h = 0; h < halves; h++) {
                 long word = data.get(U64, 8 * ((long) r * words + h / 2));
                 int half = (int) (word >>> (HALF_BITS * (h % 2)));
-                t.halves().set(U32, 4 * (tileAt + (long) h * ROWS + lane), half & belowK(k, h));
+                t.halves().set(U32, 4 * (tileAt + (long) h * ROWS + lane), half);
             }
             for (int g = 0; g < groups; g++) {
                 t.scales().set(U16, 2 * (((long) (r / ROWS) * groups + g) * ROWS + lane),
                         data.get(U16, scales + 2 * ((long) r * groups + g)));
             }
         }
-    }
-
-    /** The mask of half-word h's bits below K (all of them but in a last half that K ends inside). */
-    private static int belowK(int k, int h) {
-        int end = k - HALF_BITS * h;
-        return end >= HALF_BITS ? -1 : (1 << end) - 1;
     }
 
     /** Per worker thread: a last tile's results, of which only the rows below N are stored. */
@@ -141,9 +135,7 @@ final class XnorTileMatmul {
         int halves = halves(spec);
         int words = (int) spec.wordsPerRow();
         int groups = (int) spec.groupsPerRow();
-        int groupHalves = (int) spec.effectiveGroupSize() / HALF_BITS;
-        int groupValues = groupHalves * HALF_BITS;
-        int lastMask = belowK(k, halves - 1);
+        int group = (int) spec.effectiveGroupSize();
         MemorySegment bits = w.halves();
         MemorySegment scales = w.scales();
         for (int tile = tile0; tile < tile1; tile++) {
@@ -153,19 +145,24 @@ final class XnorTileMatmul {
                 int xo = b * words;
                 FloatVector sum = FloatVector.zero(F);
                 for (int g = 0; g < groups; g++) {
-                    int h0 = g * groupHalves;
-                    int h1 = Math.min(halves, h0 + groupHalves);
+                    int start = g * group;
+                    int end = Math.min(k, start + group);
+                    int h0 = start / HALF_BITS;
+                    int h1 = (end - 1) / HALF_BITS;
+                    int firstMask = -1 << (start & (HALF_BITS - 1));
+                    int lastMask = (end & (HALF_BITS - 1)) == 0 ? -1 : (1 << (end & (HALF_BITS - 1))) - 1;
                     IntVector mismatches = IntVector.zero(I);
-                    for (int h = h0; h < h1; h++) {
+                    for (int h = h0; h <= h1; h++) {
                         int x = (int) (xBits[xo + (h >>> 1)] >>> (HALF_BITS * (h & 1)));
-                        if (h == halves - 1) {
-                            x &= lastMask;
+                        IntVector v = IntVector.fromMemorySegment(I, bits, tileAt + (long) h * ROWS * 4, LE)
+                                .lanewise(VectorOperators.XOR, x);
+                        int mask = (h == h0 ? firstMask : -1) & (h == h1 ? lastMask : -1);
+                        if (mask != -1) {  // the group starts or ends inside this half (or K does)
+                            v = v.and(mask);
                         }
-                        IntVector v = IntVector.fromMemorySegment(I, bits, tileAt + (long) h * ROWS * 4, LE);
-                        mismatches = mismatches.add(v.lanewise(VectorOperators.XOR, x)
-                                .lanewise(VectorOperators.BIT_COUNT));
+                        mismatches = mismatches.add(v.lanewise(VectorOperators.BIT_COUNT));
                     }
-                    int len = Math.min(k, (g + 1) * groupValues) - g * groupValues;
+                    int len = end - start;
                     // len - 2 m as an int, converted once: the oracle's (float) (end - start - 2 * mismatches)
                     FloatVector agree = (FloatVector) mismatches.mul(-2).add(len).convert(VectorOperators.I2F, 0);
                     IntVector half = (IntVector) ShortVector.fromMemorySegment(H, scales,

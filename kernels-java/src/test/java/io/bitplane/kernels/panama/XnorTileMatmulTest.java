@@ -53,8 +53,11 @@ class XnorTileMatmulTest {
         // K ending inside a half-word and inside a word, a short last group, a last group of one half-word
         "binary@32, 5, 63, 1", "binary@64, 9, 97, 2", "binary@96, 7, 200, 1", "binary@160, 4, 330, 1",
         "binary@64, 5, 4100, 1",
+        // groups that start or end inside a half-word: shorter than one (two to four a half), across two, longer
+        "binary@16, 9, 100, 1", "binary@8, 3, 64, 2", "binary@48, 17, 200, 3", "binary@40, 5, 130, 1",
+        "binary@96, 33, 1000, 1", "binary@100, 4, 1030, 2",
         // batches of many tokens
-        "binary@32, 40, 640, 17", "binary@512, 3, 2000, 5"})
+        "binary@32, 40, 640, 17", "binary@512, 3, 2000, 5", "binary@48, 20, 144, 9"})
     void matchesTheOracle(String spec, int rows, int cols, int batch) {
         Random rnd = new Random(rows * 83L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
@@ -128,13 +131,13 @@ class XnorTileMatmulTest {
                 BackendConformance.matmul(java, placed, x, 2), bits);
     }
 
-    /** BINARY with binary activations in groups of whole 32-bit words; not one scale a row, nor other groups. */
+    /** BINARY with binary activations in groups shorter than a row; not one scale a row, nor INT8 activations. */
     @Test
-    void takesBinaryActivationsInGroupsOfWholeHalfWords() {
+    void takesBinaryActivationsInGroups() {
         assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@32", ActivationHint.BINARY)));
         assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@96", ActivationHint.BINARY)));
+        assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@48", ActivationHint.BINARY)));
         assertFalse(XnorTileMatmul.supports(spec("binary", ActivationHint.BINARY)));
-        assertFalse(XnorTileMatmul.supports(spec("binary@48", ActivationHint.BINARY)));
         assertFalse(XnorTileMatmul.supports(spec("binary@64", ActivationHint.INT8)));
         assertFalse(XnorTileMatmul.supports(spec("binary@512", ActivationHint.BINARY)),
                 "one group as long as the row");
