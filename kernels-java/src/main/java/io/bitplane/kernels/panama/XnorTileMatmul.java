@@ -18,10 +18,10 @@ import java.nio.ByteOrder;
 
 /**
  * BINARY weights x binary activations (XNOR-Net) with a scale per group of values, on tiles of rows whose 32-bit
- * words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and
- * term are formed for a whole tile of rows at once. Row by row ({@link XnorMatmul#rows}) every group cost a popcount
- * of one or a few words, a scale converted from f16 and an add that waits on the one before: 4096 x 14336 in groups
- * of 64, 2 threads, 33-42 G weights/s against 215-243 for one scale a row.
+ * words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and term are
+ * formed for a whole tile of rows at once. Row by row ({@link XnorMatmul#rows}) every group cost a popcount of one or
+ * a few words, a scale converted from f16 and an add that waits on the one before: 4096 x 14336 in groups of 64, 2
+ * threads, 33-42 G weights/s there against 203-252 here (one scale a row, which stays there: 215-243).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); T = {@link #ROWS} rows per tile (int lanes of the
@@ -101,7 +101,6 @@ final class XnorTileMatmul {
     }
 
     private static void repackRows(TensorSpec spec, MemorySegment data, Tiles t, int r0, int r1) {
-        int k = (int) spec.cols();
         int halves = halves(spec);
         int groups = (int) spec.groupsPerRow();
         long words = spec.wordsPerRow();
