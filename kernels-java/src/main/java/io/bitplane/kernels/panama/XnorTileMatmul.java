@@ -21,7 +21,8 @@ import java.nio.ByteOrder;
  * words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and term are
  * formed for a whole tile of rows at once. Row by row ({@link XnorMatmul#rows}) every group cost a popcount of one or
  * a few words, a scale converted from f16 and an add that waits on the one before: 4096 x 14336 in groups of 64, 2
- * threads, 33-42 G weights/s there against 203-252 here (one scale a row, which stays there: 215-243).
+ * threads, 33-42 G weights/s there against 203-252 here. One scale a row is one group: 310-338 here against 188-204
+ * for the rows side by side in vector lanes that served it (AVX2 code 142-146 against 100-130).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); T = {@link #ROWS} rows per tile (int lanes of the
@@ -61,13 +62,13 @@ final class XnorTileMatmul {
     private static final float TWO_TO_112 = 0x1p112f;
 
     /**
-     * BINARY x binary activations in groups shorter than a row, where vectors have 256 bits or more (one scale a row
-     * stays with {@link XnorMatmul}, which reads it at the memory's pace).
+     * BINARY x binary activations, one scale a row or in groups, where vectors have 256 bits or more (at 128 bits
+     * the tiles would be four rows, and {@link XnorMatmul}'s rows keep them).
      */
     static boolean supports(TensorSpec spec) {
         return spec.encoding() == Encoding.BINARY && spec.activations() == ActivationHint.BINARY
                 && spec.layout() == TensorSpec.LAYOUT_CANONICAL && spec.rank() == 2 && I.vectorBitSize() >= 256
-                && spec.groupsPerRow() > 1 && spec.cols() <= Integer.MAX_VALUE / 2;
+                && spec.cols() <= Integer.MAX_VALUE / 2;
     }
 
     static int tiles(TensorSpec spec) {

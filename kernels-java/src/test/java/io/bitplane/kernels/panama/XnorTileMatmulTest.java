@@ -30,7 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * {@link XnorTileMatmul} (BINARY x binary activations in groups, words of a tile's rows side by side) against the
+ * {@link XnorTileMatmul} (BINARY x binary activations, words of a tile's rows side by side) against the
  * scalar oracle: integer popcounts and the oracle's float steps, so results must be equal bit for bit.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -56,8 +56,10 @@ class XnorTileMatmulTest {
         // groups that start or end inside a half-word: shorter than one (two to four a half), across two, longer
         "binary@16, 9, 100, 1", "binary@8, 3, 64, 2", "binary@48, 17, 200, 3", "binary@40, 5, 130, 1",
         "binary@96, 33, 1000, 1", "binary@100, 4, 1030, 2",
+        // one scale a row (one group), and a group longer than the row
+        "binary, 1, 1, 1", "binary, 33, 129, 2", "binary, 17, 14336, 1", "binary@512, 9, 300, 1",
         // batches of many tokens
-        "binary@32, 40, 640, 17", "binary@512, 3, 2000, 5", "binary@48, 20, 144, 9"})
+        "binary@32, 40, 640, 17", "binary@512, 3, 2000, 5", "binary@48, 20, 144, 9", "binary, 20, 700, 9"})
     void matchesTheOracle(String spec, int rows, int cols, int batch) {
         Random rnd = new Random(rows * 83L + cols);
         EncodedTensor t = Quantizer.quantize("w", new long[] {rows, cols},
@@ -131,16 +133,15 @@ class XnorTileMatmulTest {
                 BackendConformance.matmul(java, placed, x, 2), bits);
     }
 
-    /** BINARY with binary activations in groups shorter than a row; not one scale a row, nor INT8 activations. */
+    /** BINARY with binary activations, in groups or one scale a row (at 256 bits or more); not INT8 activations. */
     @Test
-    void takesBinaryActivationsInGroups() {
+    void takesBinaryActivations() {
         assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@32", ActivationHint.BINARY)));
         assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@96", ActivationHint.BINARY)));
         assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@48", ActivationHint.BINARY)));
-        assertFalse(XnorTileMatmul.supports(spec("binary", ActivationHint.BINARY)));
+        assertEquals(WIDE, XnorTileMatmul.supports(spec("binary", ActivationHint.BINARY)));
         assertFalse(XnorTileMatmul.supports(spec("binary@64", ActivationHint.INT8)));
-        assertFalse(XnorTileMatmul.supports(spec("binary@512", ActivationHint.BINARY)),
-                "one group as long as the row");
+        assertEquals(WIDE, XnorTileMatmul.supports(spec("binary@512", ActivationHint.BINARY)), "a group past the row");
     }
 
     private static TensorSpec spec(String quant, ActivationHint activations) {

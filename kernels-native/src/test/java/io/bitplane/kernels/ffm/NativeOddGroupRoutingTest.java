@@ -76,10 +76,13 @@ class NativeOddGroupRoutingTest {
         }
     }
 
-    /** Whether the Java backend here tiles this BINARY x binary tensor (in groups; 256-bit vectors or wider). */
+    /**
+     * Whether the native backend hands this BINARY x binary tensor to the Java backend's tiles: in groups (one scale
+     * a row stays in C), where that backend tiles it (256-bit vectors or wider).
+     */
     private static boolean onJavaXnorTiles(TensorSpec spec) {
         try (Backend java = Backends.create("java", 1)) {
-            return java instanceof TiledProducts tiled && tiled.xnorTilesFor(spec);
+            return spec.groupsPerRow() > 1 && java instanceof TiledProducts tiled && tiled.xnorTilesFor(spec);
         }
     }
 }
