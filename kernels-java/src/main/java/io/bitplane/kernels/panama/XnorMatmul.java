@@ -29,7 +29,7 @@ import java.nio.ByteOrder;
  * NaN scale, so these rows serve 128-bit vectors (NEON's width) and those tensors. Rows of one group had gone
  * sixteen at a time in vector lanes, each from its own run of the thread's rows (sixteen long streams of weights:
  * 185-189 G weights/s against 159-166 for eight adjacent rows on the Intel Xeon); the tiles read more (2026-12-07,
- * AMD EPYC, 4096x14336, 2 threads: 310-338 against 188-204, AVX2 code 142-146 against 100-130), and that code went.
+ * AMD EPYC, 4096x14336, 2 threads: 228-338 against 188-226, AVX2 code 136-244 against 100-135), and that code went.
  */
 final class XnorMatmul {
     private XnorMatmul() {

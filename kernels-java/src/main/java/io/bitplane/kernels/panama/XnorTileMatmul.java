@@ -21,8 +21,8 @@ import java.nio.ByteOrder;
  * words go side by side, one row per int lane, so that each group's popcounts, its conversion, scale and term are
  * formed for a whole tile of rows at once. Row by row ({@link XnorMatmul#rows}) every group cost a popcount of one or
  * a few words, a scale converted from f16 and an add that waits on the one before: 4096 x 14336 in groups of 64, 2
- * threads, 33-42 G weights/s there against 203-252 here. One scale a row is one group: 310-338 here against 188-204
- * for the rows side by side in vector lanes that served it (AVX2 code 142-146 against 100-130).
+ * threads, 33-42 G weights/s there against 203-252 here. One scale a row is one group: 228-338 here against 188-226
+ * for the rows side by side in vector lanes that served it (AVX2 code 136-244 against 100-135).
  *
  * <pre>
  * Tiles (native memory, written once by {@link #repack}); T = {@link #ROWS} rows per tile (int lanes of the

@@ -53,7 +53,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * threads, `bitplane bench --activations binary`, G weights/s, C against Java: binary@32 77 against 134, @64 40 against
  * 176, @256 106 against 218; AVX2 code 66, 40 and 103 against 106, 135 and 181). {@code
  * -Dbitplane.native.xnorGroupProducts=native} keeps them in C. One scale a row stays in C, which reads it at the
- * memory's pace (AVX-512 240-263, 91-94% of the roofline; AVX2 160-211 against the Java tiles' 142-146).
+ * memory's pace (AVX-512 240-263, 91-94% of the roofline; AVX2 build 160-211 against the Java tiles' 136-244 on AVX2
+ * code: alike).
  *
  * <p>Some tensors with INT8 activations are re-laid at upload for faster C kernels: BINARY with one scale per row into
  * tiles of 32 rows for one token's product by lookup tables ({@link SignTileWeights}; where the AVX2 or AVX-512 build
