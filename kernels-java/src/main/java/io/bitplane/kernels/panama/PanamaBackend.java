@@ -131,7 +131,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
     private record Int8Tiles(CpuWeights source, Int8TileMatmul.Tiles tiles) implements TileWeights {
     }
 
-    /** BINARY weights (binary activations, in groups) with their tiles for {@link XnorTileMatmul}. */
+    /** BINARY weights (binary activations) with their tiles for {@link XnorTileMatmul}. */
     private record XnorTiles(CpuWeights source, XnorTileMatmul.Tiles tiles) implements TileWeights {
     }
 
@@ -436,6 +436,7 @@ public final class PanamaBackend extends ScalarBackend implements TiledProducts 
 
     private static final ThreadLocal<BinaryInputs> BINARY_INPUTS = ThreadLocal.withInitial(BinaryInputs::new);
 
+    /** The rows' XNOR kernel: where vectors are narrower than 256 bits, or a scale is infinite or NaN. */
     private static void xnorTask(PreparedProduct p) {
         binarize(p);
         p.kernel = (q, r0, r1) -> XnorMatmul.rows(q.spec, q.data, q.longs, q.scales, q.y, q.batch, r0, r1);

@@ -5,7 +5,6 @@ import io.bitplane.format.Encoding;
 import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;

@@ -10,11 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
  * The conformance suite on the native backend with every product in C, on every tensor as the file lays it out: by
  * default the backend hands products with float activations over tiled weights (binary, ternary, INT4), and INT4 x INT8
  * and INT8 x INT8 outside the group lanes, INT8 or binary activations over groups that are not a multiple of 32, and
- * BINARY x binary in groups, to the Java backend, and re-lays some tensors at upload (BINARY into lookup tiles, TERNARY and INT4 planes into
- * packed codes), so the C kernels for those run only where the Java backend has no tiles (no Vector API) or the tensor
- * is not re-laid. {@code -Dbitplane.native.floatProducts=native}, {@code -Dbitplane.native.int4Products=native},
- * {@code -Dbitplane.native.int8Products=native}, {@code -Dbitplane.native.oddGroupProducts=native}, {@code
- * -Dbitplane.native.xnorGroupProducts=native} and {@code -Dbitplane.native.repack=off} reach them, and this holds them to the oracle as {@link NativeBackendConformanceTest}
+ * BINARY x binary in groups, to the Java backend, and re-lays some tensors at upload (BINARY into lookup tiles, TERNARY
+ * and INT4 planes into packed codes), so the C kernels for those run only where the Java backend has no tiles (no
+ * Vector API) or the tensor is not re-laid. {@code -Dbitplane.native.floatProducts=native}, {@code
+ * -Dbitplane.native.int4Products=native}, {@code -Dbitplane.native.int8Products=native}, {@code
+ * -Dbitplane.native.oddGroupProducts=native}, {@code -Dbitplane.native.xnorGroupProducts=native} and {@code
+ * -Dbitplane.native.repack=off} reach them, and this holds them to the oracle as {@link NativeBackendConformanceTest}
  * does the default.
  */
 class NativeFloatKernelsConformanceTest extends BackendConformance {
