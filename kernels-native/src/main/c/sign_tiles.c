@@ -99,6 +99,18 @@
 #define NIBBLE_RUN 256
 /* Tiles the AVX2 build reads side by side; a range's last tiles go two and one at a time. */
 #define NIBBLE_TILES 4
+/* Runs TILES(count) for tiles [t, tile_end) (t, an int64_t variable, moved to tile_end), NIBBLE_TILES at a time, then
+   two and one, with `count` a constant in each of TILES' three inlined copies (the AVX2 build's EACH_TILE_COUNT). */
+#define EACH_NIBBLE_COUNT(t, tile_end, TILES)                                                                      \
+    for (int count_ = NIBBLE_TILES; count_ >= 1; count_ /= 2) {                                                    \
+        for (; (t) + count_ <= (tile_end); (t) += count_) {                                                        \
+            switch (count_) {                                                                                      \
+            case NIBBLE_TILES: TILES(NIBBLE_TILES); break;                                                         \
+            case 2: TILES(2); break;                                                                               \
+            default: TILES(1); break;                                                                              \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
 /* Tiles whose chunks interleave (see the layout above): as many as the kernel reads side by side, so that each pass
    reads whole groups; the last group of a tensor may hold fewer. */
 #if BYTE_PLANES
@@ -483,17 +495,10 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t group, int6
 #undef SIGN_GROUP_TILES
 #elif BYTE_PLANES
         const uint8_t *nibble_tables = (const uint8_t *) tables;
-        for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
-            for (; t + count <= tile_end; t += count) {
-                switch (count) { /* a constant count for each inlined copy */
-                case NIBBLE_TILES:
-                    nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, NIBBLE_TILES);
-                    break;
-                case 2: nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, 2); break;
-                default: nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, 1); break;
-                }
-            }
-        }
+#define NIBBLE_GROUP_TILES(count)                                                                                  \
+    nibble_group_tiles(base, n, groups, chunks, nibble_tables, code_sums, xscale, y, t, count)
+        EACH_NIBBLE_COUNT(t, tile_end, NIBBLE_GROUP_TILES)
+#undef NIBBLE_GROUP_TILES
 #else
         group_product_lanewise(base, n, groups, chunks, tables, code_sums, xscale, y, t, tile_end);
 #endif
@@ -506,18 +511,15 @@ void BP_FN(_matmul_sign_tiles)(const void *tiles, int64_t k, int64_t group, int6
 #elif BYTE_PLANES
     const uint8_t *nibble_tables = (const uint8_t *) tables;
     int32_t sums[NIBBLE_TILES][TILE_ROWS];
-    for (int count = NIBBLE_TILES; count >= 1; count /= 2) {
-        for (; t + count <= tile_end; t += count) {
-            switch (count) { /* a constant count for each inlined copy */
-            case NIBBLE_TILES: nibble_sums(base, n, chunks, nibble_tables, t, NIBBLE_TILES, sums); break;
-            case 2: nibble_sums(base, n, chunks, nibble_tables, t, 2, sums); break;
-            default: nibble_sums(base, n, chunks, nibble_tables, t, 1, sums); break;
-            }
-            for (int i = 0; i < count; i++) {
-                store_tile(sums[i], t + i, n, code_sum, -2, scales, xscale, y);
-            }
-        }
-    }
+#define NIBBLE_TILE_SUMS(count)                                                                                    \
+    do {                                                                                                           \
+        nibble_sums(base, n, chunks, nibble_tables, t, count, sums);                                               \
+        for (int i = 0; i < (count); i++) {                                                                        \
+            store_tile(sums[i], t + i, n, code_sum, -2, scales, xscale, y);                                        \
+        }                                                                                                          \
+    } while (0)
+    EACH_NIBBLE_COUNT(t, tile_end, NIBBLE_TILE_SUMS)
+#undef NIBBLE_TILE_SUMS
 #else
     /* The portable build (tests reach it by selecting it). */
     lookup_product_lanewise(base, n, chunks, tables, CHUNK_TABLE, GROUP_TILES, code_sum, -2, scales, xscale, y, t,

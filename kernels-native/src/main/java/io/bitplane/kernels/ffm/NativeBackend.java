@@ -48,11 +48,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * kernels sum such groups value by value (4096 x 4096, 2 threads, `bitplane bench`, G weights/s, C against Java:
  * binary@48 x INT8 1.0 against 44-111, x binary 1.0 against 29; AVX2 code: ternary@16 0.7 against 28, ternary@48
  * 2.0 against 38, int8@16 3.0 against 24). {@code -Dbitplane.native.oddGroupProducts=native} keeps them in C.
- * And BINARY x binary activations in groups (of a multiple of 32 values: others go there as odd groups), which the Java
- * backend tiles (its words side by side, a row per lane) where C sums them row by row, group by group (4096 x 14336, 2
- * threads, `bitplane bench --activations binary`, G weights/s, C against Java: binary@32 77 against 134, @64 40 against
- * 176, @256 106 against 218; AVX2 code 66, 40 and 103 against 106, 135 and 181). {@code
- * -Dbitplane.native.xnorGroupProducts=native} keeps them in C. One scale a row stays in C, which reads it at the
+ * And BINARY x binary activations in groups, which the Java backend tiles (its words side by side, a row per lane)
+ * where C sums them row by row, group by group (4096 x 14336, 2 threads, `bitplane bench --activations binary`, G
+ * weights/s, C against Java: binary@32 77 against 134, @64 40 against 176, @256 106 against 218; AVX2 code 66, 40 and
+ * 103 against 106, 135 and 181). {@code -Dbitplane.native.xnorGroupProducts=native} keeps them in C (groups that are
+ * not a multiple of 32 values with oddGroupProducts=native too). One scale a row stays in C, which reads it at the
  * memory's pace (AVX-512 240-263, 91-94% of the roofline; AVX2 build 160-211 against the Java tiles' 136-244 on AVX2
  * code: alike).
  *
