@@ -105,6 +105,124 @@ class SentencePieceBpeTest {
         return out.toByteArray();
     }
 
+    /**
+     * llama2.c's encode as it is written (a scan of every adjacent pair for every merge, the leftmost best taken), the
+     * oracle for the tokenizer's queue of pairs; byte fallback as llama2.c's (byte b is token b + 3).
+     */
+    static int[] llama2cEncode(Vocabulary v, String text, boolean bos) {
+        java.util.Map<String, Integer> ids = new java.util.HashMap<>();
+        for (int i = 0; i < v.size(); i++) {
+            ids.putIfAbsent(new String(v.tokens().get(i), StandardCharsets.ISO_8859_1), i);
+        }
+        byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        List<Integer> tokens = new ArrayList<>();
+        if (bos) {
+            tokens.add(1);
+        }
+        if (utf8.length > 0 && ids.containsKey(" ")) {
+            tokens.add(ids.get(" "));
+        }
+        for (int i = 0; i < utf8.length; ) {
+            int start = i++;
+            while (i < utf8.length && (utf8[i] & 0xC0) == 0x80 && i - start < 4) {
+                i++;
+            }
+            Integer id = ids.get(new String(utf8, start, i - start, StandardCharsets.ISO_8859_1));
+            if (id != null) {
+                tokens.add(id);
+            } else {
+                for (int b = start; b < i; b++) {
+                    tokens.add((utf8[b] & 0xFF) + 3);
+                }
+            }
+        }
+        while (true) {
+            float bestScore = -1e10f;
+            int bestId = -1;
+            int bestIdx = -1;
+            for (int i = 0; i + 1 < tokens.size(); i++) {
+                String merged = new String(v.tokens().get(tokens.get(i)), StandardCharsets.ISO_8859_1)
+                        + new String(v.tokens().get(tokens.get(i + 1)), StandardCharsets.ISO_8859_1);
+                Integer id = ids.get(merged);
+                if (id != null && v.scores()[id] > bestScore) {
+                    bestScore = v.scores()[id];
+                    bestId = id;
+                    bestIdx = i;
+                }
+            }
+            if (bestIdx < 0) {
+                return tokens.stream().mapToInt(Integer::intValue).toArray();
+            }
+            tokens.set(bestIdx, bestId);
+            tokens.remove(bestIdx + 1);
+        }
+    }
+
+    /** Random vocabularies over a few letters, with tied and unusable scores, against llama2.c's loop. */
+    @Test
+    void mergesAsLlama2csScanOverRandomVocabulariesAndTexts() {
+        java.util.Random rnd = new java.util.Random(7);
+        float[] scoreChoices = {-1, -1, -2, -3.5f, 0, -0f, -1e11f, Float.NaN, Float.NEGATIVE_INFINITY};
+        for (int round = 0; round < 200; round++) {
+            List<String> pieces = new ArrayList<>(List.of("<unk>", "<s>", "</s>"));
+            for (int b = 0; b < 256; b++) {
+                pieces.add(String.format("<0x%02X>", b));
+            }
+            pieces.add(" ");
+            String letters = "ab c";
+            int extra = 5 + rnd.nextInt(40);
+            for (int i = 0; i < extra; i++) {
+                StringBuilder p = new StringBuilder();
+                for (int len = 1 + rnd.nextInt(4); len > 0; len--) {
+                    p.append(letters.charAt(rnd.nextInt(letters.length())));
+                }
+                pieces.add(p.toString());  // duplicates too: the first id of a piece wins, in both
+            }
+            float[] scores = new float[pieces.size()];
+            for (int i = 0; i < scores.length; i++) {
+                scores[i] = scoreChoices[rnd.nextInt(scoreChoices.length)];
+            }
+            List<byte[]> bytes = pieces.stream().map(p -> p.getBytes(StandardCharsets.UTF_8)).toList();
+            Vocabulary v = new Vocabulary("llama", bytes, scores, Vocabulary.llama2cTypes(bytes), 1, 2, 8, null);
+            SentencePieceBpe t = new SentencePieceBpe(v);
+            for (int text = 0; text < 20; text++) {
+                StringBuilder sb = new StringBuilder();
+                for (int len = rnd.nextInt(60); len > 0; len--) {
+                    sb.append((letters + "dé").charAt(rnd.nextInt(letters.length() + 2)));
+                }
+                String s = sb.toString();
+                assertArrayEquals(llama2cEncode(v, s, true), t.encode(s, true, false), "round " + round + ": " + s);
+            }
+        }
+    }
+
+    @Test
+    void encodesTheValidationTextAsLlama2csScan() throws Exception {
+        SentencePieceBpe t = tok512();
+        Vocabulary v = Llama2cTokenizerFile.read(SharedData.tok512(), 512);
+        List<String> paragraphs = Perplexity.paragraphs(Files.readString(
+                SharedData.file("data/tinystories_validation_head.txt")));
+        for (String p : paragraphs.subList(0, 200)) {
+            assertArrayEquals(llama2cEncode(v, p, true), t.encode(p, true, false), p);
+        }
+    }
+
+    @Test
+    void aCharacterWithoutByteTokensIsTheUnknownTokenOrRefused() {
+        List<byte[]> bytes = java.util.stream.Stream.of("<unk>", "<s>", "</s>", " ", "a")
+                .map(p -> p.getBytes(StandardCharsets.UTF_8)).toList();
+        float[] scores = new float[bytes.size()];
+        SentencePieceBpe withUnknown = new SentencePieceBpe(new Vocabulary("llama", bytes, scores,
+                Vocabulary.llama2cTypes(bytes), 1, 2, 8, null));
+        assertArrayEquals(new int[] {1, 3, 4, 0, 4}, withUnknown.encode("a\u20ACa", true, false));
+        int[] noUnknown = Vocabulary.llama2cTypes(bytes);
+        noUnknown[0] = Vocabulary.TYPE_CONTROL;
+        SentencePieceBpe without = new SentencePieceBpe(new Vocabulary("llama", bytes, scores, noUnknown, 1, 2, 8,
+                null));
+        var e = assertThrows(IllegalArgumentException.class, () -> without.encode("a\u20ACa", true, false));
+        assertEquals("the vocabulary has no token for '\u20AC' (no byte tokens and no unknown token)", e.getMessage());
+    }
+
     @Test
     void badTokenIdsAreNamed() throws Exception {
         SentencePieceBpe t = tok512();

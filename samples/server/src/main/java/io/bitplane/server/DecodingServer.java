@@ -223,7 +223,12 @@ public final class DecodingServer implements AutoCloseable {
             throw ApiError.invalid("messages", e.getMessage());
         }
         String promptField = chat ? "messages" : "prompt";
-        int[] encoded = model.tokenizer().encode(prompt, true, false);
+        int[] encoded;
+        try {
+            encoded = model.tokenizer().encode(prompt, true, false);
+        } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
+            throw ApiError.invalid(promptField, e.getMessage());
+        }
         int promptTokens = encoded.length;
         if (promptTokens > config.maxPromptTokens()) {
             throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the limit is "
