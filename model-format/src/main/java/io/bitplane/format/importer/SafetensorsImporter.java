@@ -42,8 +42,8 @@ public final class SafetensorsImporter {
     private SafetensorsImporter() {
     }
 
-    /** Entry of one tensor in one shard. */
-    private record Entry(String name, MappedFile file, Encoding encoding, long[] shape, long offset, long bytes) {
+    /** Entry of one tensor in one shard; encoding null where its dtype is not one Bitplane reads. */
+    private record Entry(String dtype, MappedFile file, Encoding encoding, long[] shape, long offset, long bytes) {
     }
 
     /**
@@ -97,6 +97,10 @@ public final class SafetensorsImporter {
                 if (!Arrays.equals(entry.shape, e.shape())) {
                     throw new BpmFormatException(entry.file.path + ": tensor " + hf + " has shape "
                             + Arrays.toString(entry.shape) + ", config.json implies " + Arrays.toString(e.shape()));
+                }
+                if (entry.encoding == null) {
+                    throw new BpmFormatException(entry.file.path + ": tensor " + hf + " has dtype '" + entry.dtype
+                            + "', which is not supported (F32, F16 and BF16 are)");
                 }
                 int heads = e.name().endsWith("attn_q.weight") ? cfg.nHeads()
                         : e.name().endsWith("attn_k.weight") ? cfg.nKvHeads() : 0;
@@ -164,10 +168,8 @@ public final class SafetensorsImporter {
                         + ") do not hold " + count + " " + dtype + " values");
             }
             f.slice(dataStart + begin, end - begin, "tensor " + name);
-            if (enc == null) {
-                // Only an error if the model needs it; record it so that the message can name the dtype.
-                entries.put(name, new Entry(name + " (dtype " + dtype + " is not supported)", f, null, shape, 0, 0));
-            } else if (entries.put(name, new Entry(name, f, enc, shape, dataStart + begin, end - begin)) != null) {
+            // A dtype Bitplane does not read is an error only if the model needs the tensor (open names it).
+            if (entries.put(name, new Entry(dtype, f, enc, shape, dataStart + begin, end - begin)) != null) {
                 throw new BpmFormatException(f.path + ": tensor " + name + " appears in two shards");
             }
         }
@@ -235,12 +237,14 @@ public final class SafetensorsImporter {
 
     /** The tensor's bytes; for q and k ({@code heads > 0}) with rows moved back to the adjacent-pair order. */
     private static EncodedTensor load(String name, Entry e, int heads) throws BpmFormatException {
-        if (e.encoding == null) {
-            throw new BpmFormatException(e.file.path + ": tensor " + e.name);
+        String hf = hfName(name);
+        if (e.bytes > Integer.MAX_VALUE - 8) {  // the largest Java array
+            throw new BpmFormatException(e.file.path + ": tensor " + hf + " is " + e.bytes
+                    + " bytes, more than one tensor can hold (2 GB)");
         }
-        MemorySegment src = e.file.slice(e.offset, e.bytes, "tensor " + e.name);
+        MemorySegment src = e.file.slice(e.offset, e.bytes, "tensor " + hf);
         TensorSpec spec = TensorSpec.of(name, e.encoding, 0, e.shape);
-        byte[] out = new byte[Math.toIntExact(e.bytes)];
+        byte[] out = new byte[(int) e.bytes];
         if (heads == 0) {
             MemorySegment.copy(src, ValueLayout.JAVA_BYTE, 0, out, 0, out.length);
         } else {

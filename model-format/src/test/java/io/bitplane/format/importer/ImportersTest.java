@@ -142,6 +142,31 @@ class ImportersTest {
         assertTrue(e.getMessage().startsWith(bad.toString()), e.getMessage());
     }
 
+    /** A tensor the model needs in a dtype the importer does not read is named with its dtype (was a NPE). */
+    @Test
+    void aSafetensorsTensorInAnUnsupportedDtypeIsNamed() throws Exception {
+        Path hf = dir.resolve("f8");
+        Files.createDirectories(hf);
+        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
+            SafetensorsFixture.write(legacy, hf, false, false);
+        }
+        Path file = hf.resolve("model.safetensors");
+        byte[] b = Files.readAllBytes(file);
+        int headerLength = (int) ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        String header = new String(b, 8, headerLength, java.nio.charset.StandardCharsets.UTF_8);
+        int norm = header.indexOf("\"model.norm.weight\"");
+        int dtype = header.indexOf("\"F32\"", norm);
+        // Same length, so that the offsets stay right: only the dtype changes.
+        byte[] patched = (header.substring(0, dtype) + "\"F8_\"" + header.substring(dtype + 5))
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(headerLength, patched.length);
+        System.arraycopy(patched, 0, b, 8, headerLength);
+        Files.write(file, b);
+        BpmFormatException e = assertThrows(BpmFormatException.class, () -> ModelSources.open(hf, null));
+        assertEquals(file + ": tensor model.norm.weight has dtype 'F8_', which is not supported (F32, F16 and BF16 "
+                + "are)", e.getMessage());
+    }
+
     /** GGUF damage gives format errors, never other exceptions. */
     @Test
     void mutatedGgufFilesGiveFormatErrorsOnly() throws Exception {
