@@ -1,0 +1,63 @@
+package io.bitplane.format.importer;
+
+import com.code_intelligence.jazzer.junit.FuzzTest;
+import io.bitplane.format.BpmFormatException;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Whatever bytes a model file holds, opening it and reading every tensor either works or fails with a {@link
+ * BpmFormatException} that names the file (or the checkpoint's folder): never another exception, a crash or a hang.
+ * `./mvnw test` runs the inputs under src/test/resources (ModelFileFuzzTestInputs); `JAZZER_FUZZ=1 ./mvnw -pl
+ * model-format test -Dtest=ModelFileFuzzTest#safetensorsFile` fuzzes one target for its maxDuration (README,
+ * "Tests"). Seeds for local runs go in .cifuzz-corpus (not in git: real model files are not ours to ship).
+ */
+class ModelFileFuzzTest {
+    private static final Path DIR;
+
+    static {
+        try {
+            DIR = Files.createTempDirectory("bitplane-fuzz");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A file recognised by its first bytes: .bpm, GGUF, or llama2.c (either header). */
+    @FuzzTest(maxDuration = "4m")
+    void anyModelFile(byte[] bytes) throws IOException {
+        open(DIR.resolve("model.bin"), bytes);
+    }
+
+    /** A Hugging Face checkpoint's model.safetensors beside a fixed config.json (a Llama of dim 8, one layer). */
+    @FuzzTest(maxDuration = "4m")
+    void safetensorsFile(byte[] bytes) throws IOException {
+        Path dir = DIR.resolve("hf");
+        if (!Files.isDirectory(dir)) {
+            Files.createDirectories(dir);
+            Files.writeString(dir.resolve("config.json"), """
+                    {"model_type": "llama", "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 8,
+                     "max_position_embeddings": 16, "rms_norm_eps": 1e-05, "tie_word_embeddings": true}""");
+        }
+        open(dir.resolve("model.safetensors"), bytes);
+    }
+
+    private static void open(Path p, byte[] bytes) throws IOException {
+        Files.write(p, bytes);
+        try (ModelSource s = ModelSources.open(p, null)) {
+            s.metadata();
+            for (SourceTensor t : s.tensors()) {
+                t.floats();
+                t.lossless();
+            }
+        } catch (BpmFormatException expected) {
+            assertTrue(expected.getMessage().startsWith(p.getParent().toString()), expected.getMessage());
+        }
+    }
+}

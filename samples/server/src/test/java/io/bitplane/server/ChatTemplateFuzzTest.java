@@ -1,0 +1,32 @@
+package io.bitplane.server;
+
+import com.code_intelligence.jazzer.api.FuzzedDataProvider;
+import com.code_intelligence.jazzer.junit.FuzzTest;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A GGUF file's chat template is text from whoever made the model: whatever it holds, loading it either keeps it or
+ * sets it aside with a warning, and a conversation either renders or is refused with an IllegalArgumentException
+ * (HTTP 400).
+ */
+class ChatTemplateFuzzTest {
+    @FuzzTest(maxDuration = "4m")
+    void anyTemplateAndConversation(FuzzedDataProvider data) {
+        String template = data.consumeString(500);
+        List<String> warnings = new ArrayList<>();
+        ChatTemplate t = ChatTemplate.forModel(template, "<s>", "</s>", warnings::add);
+        List<ChatTemplate.Message> messages = new ArrayList<>();
+        int count = data.consumeInt(0, 4);
+        for (int i = 0; i < count; i++) {
+            messages.add(new ChatTemplate.Message(data.pickValue(new String[] {"system", "user", "assistant"}),
+                    data.consumeString(40)));
+        }
+        try {
+            t.render(messages);
+        } catch (IllegalArgumentException refused) {
+            // the template's raise_exception, or a conversation it cannot render
+        }
+    }
+}
