@@ -9,10 +9,10 @@ import io.bitplane.format.MetadataJson;
 import io.bitplane.format.quant.QuantSpec;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * How to encode each tensor of a model: a default spec plus overrides by tensor-name pattern (first match wins),
@@ -36,7 +36,7 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
     /** {@code pattern} is a glob over tensor names: {@code *} any run of characters, {@code ?} one character. */
     public record Override(String pattern, QuantSpec spec) {
         public boolean matches(String name) {
-            return glob(pattern).matcher(name).matches();
+            return globMatches(pattern, name);
         }
 
         /** Parses {@code PATTERN=ENC}, the form of {@code --keep}. */
@@ -106,11 +106,14 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
      * Errors name the file and the field.
      */
     public static Recipe read(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
         JsonNode root;
         try {
-            root = MetadataJson.mapper().readTree(file.toFile());
+            root = MetadataJson.mapper().readTree(bytes);
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException(file + ": not a JSON recipe: " + e.getOriginalMessage());
+        } catch (IOException e) {  // bytes that are no Unicode text (Jackson guessed UTF-32, say)
+            throw new IllegalArgumentException(file + ": not a JSON recipe: " + e.getMessage());
         }
         if (root == null || !root.isObject()) {
             throw new IllegalArgumentException(file + ": a recipe is a JSON object");
@@ -180,16 +183,36 @@ public record Recipe(QuantSpec defaultSpec, ActivationHint activations, List<Ove
         return new Recipe(defaultSpec, activations, all, packed);
     }
 
-    static Pattern glob(String glob) {
-        StringBuilder re = new StringBuilder();
-        for (char c : glob.toCharArray()) {
-            switch (c) {
-                case '*' -> re.append(".*");
-                case '?' -> re.append('.');
-                default -> re.append(Pattern.quote(String.valueOf(c)));
+    /**
+     * Whether {@code name} matches the glob {@code pattern} as a whole. Matched directly rather than through a
+     * regular expression: a pattern of many stars (".*" each) made the regex engine backtrack for minutes on a tensor
+     * name (found by RecipeFuzzTest). On a mismatch after a star, the star takes one more character and the rest is
+     * tried again: at most (pattern length) x (name length) steps.
+     */
+    static boolean globMatches(String pattern, String name) {
+        int p = 0;
+        int n = 0;
+        int star = -1;  // the last star seen in the pattern
+        int starName = 0;  // where the name stood when that star was seen, plus what it has taken since
+        while (n < name.length()) {
+            char c = p < pattern.length() ? pattern.charAt(p) : 0;
+            if (p < pattern.length() && c != '*' && (c == '?' || c == name.charAt(n))) {
+                p++;
+                n++;
+            } else if (p < pattern.length() && c == '*') {
+                star = p++;
+                starName = n;
+            } else if (star >= 0) {
+                p = star + 1;
+                n = ++starName;
+            } else {
+                return false;
             }
         }
-        return Pattern.compile(re.toString());
+        while (p < pattern.length() && pattern.charAt(p) == '*') {
+            p++;
+        }
+        return p == pattern.length();
     }
 
     /** This recipe writing INT4, INT4_ASYM and TERNARY matrices in layout 1 (packed) or in bit planes. */

@@ -132,4 +132,29 @@ class ConverterTest {
         assertTrue(!o.matches("blk.1.attn_output.weight"));
         assertTrue(!o.matches("xblk.1.attn_q.weight"));
     }
+
+    /** The matcher against the regular expression each glob stands for, over random patterns and names. */
+    @Test
+    void globsMatchAsTheirRegularExpressions() {
+        java.util.Random rnd = new java.util.Random(5);
+        String alphabet = "ab.*?";
+        for (int i = 0; i < 20000; i++) {
+            String pattern = random(rnd, alphabet, 8);
+            String name = random(rnd, "ab.*?", 10);
+            StringBuilder re = new StringBuilder();
+            for (char c : pattern.toCharArray()) {
+                re.append(c == '*' ? ".*" : c == '?' ? "." : java.util.regex.Pattern.quote(String.valueOf(c)));
+            }
+            assertEquals(name.matches(re.toString()), Recipe.globMatches(pattern, name), pattern + " ~ " + name);
+        }
+        assertTrue(!Recipe.globMatches("*".repeat(40) + "x", "blk.12.attn_q.weight"));  // the regex took minutes
+    }
+
+    private static String random(java.util.Random rnd, String alphabet, int maxLength) {
+        StringBuilder b = new StringBuilder();
+        for (int n = rnd.nextInt(maxLength + 1); n > 0; n--) {
+            b.append(alphabet.charAt(rnd.nextInt(alphabet.length())));
+        }
+        return b.toString();
+    }
 }
