@@ -1,10 +1,16 @@
 package io.bitplane.format.importer;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import io.bitplane.format.BpmFile;
 import io.bitplane.format.BpmFormatException;
+import io.bitplane.format.Crc32c;
+import io.bitplane.format.ModelCheck;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -46,6 +52,47 @@ class ModelFileFuzzTest {
                      "max_position_embeddings": 16, "rms_norm_eps": 1e-05, "tie_word_embeddings": true}""");
         }
         open(dir.resolve("model.safetensors"), bytes);
+    }
+
+    /**
+     * A .bpm file whose header checksum is recomputed before it is opened, so that the directory, the metadata and
+     * the offsets are parsed however the fuzzer changed them; the tensors' own checksums then name any damage.
+     */
+    @FuzzTest(maxDuration = "4m")
+    void bpmFileResealed(byte[] bytes) throws IOException {
+        byte[] b = bytes.clone();
+        if (b.length >= 48) {
+            ByteBuffer header = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+            long end = 48 + header.getLong(16) + header.getLong(24);
+            if (header.getLong(16) >= 0 && header.getLong(24) >= 0 && end >= 48 && end <= b.length) {
+                MemorySegment s = MemorySegment.ofArray(b);
+                header.putInt(40, Crc32c.of(s.asSlice(0, 40), s.asSlice(48, end - 48)));
+            }
+        }
+        Path p = DIR.resolve("resealed.bpm");
+        open(p, b);
+        try (BpmFile f = BpmFile.open(p)) {
+            f.verifyChecksums();
+            ModelCheck.problems(f);
+        } catch (BpmFormatException expected) {
+            assertTrue(expected.getMessage().startsWith(p.toString()), expected.getMessage());
+        }
+    }
+
+    /** A llama2.c tokenizer.bin for a vocabulary of 1 to 600 tokens (the first two bytes say how many). */
+    @FuzzTest(maxDuration = "4m")
+    void tokenizerFile(byte[] bytes) throws IOException {
+        if (bytes.length < 2) {
+            return;
+        }
+        Path p = DIR.resolve("tokenizer.bin");
+        Files.write(p, java.util.Arrays.copyOfRange(bytes, 2, bytes.length));
+        int vocabSize = 1 + ((bytes[0] & 0xFF) << 8 | bytes[1] & 0xFF) % 600;
+        try {
+            Llama2cTokenizerFile.read(p, vocabSize);
+        } catch (BpmFormatException expected) {
+            assertTrue(expected.getMessage().startsWith(p.toString()), expected.getMessage());
+        }
     }
 
     private static void open(Path p, byte[] bytes) throws IOException {
