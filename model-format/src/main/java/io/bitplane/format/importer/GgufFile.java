@@ -9,6 +9,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -113,7 +114,13 @@ public final class GgufFile implements AutoCloseable {
             long count = 1;
             for (int d = 0; d < ne.length; d++) {
                 shape[d] = ne[ne.length - 1 - d];
-                count = Math.multiplyExact(count, ne[d]);
+            }
+            for (long n : ne) {
+                if (count > Long.MAX_VALUE / n) {  // each dimension is at most 2^40, but not their product
+                    throw new BpmFormatException(f.path + ": tensor " + name + ": shape " + Arrays.toString(shape)
+                            + " holds more values than a file can");
+                }
+                count *= n;
             }
             long bytes = -1;
             if (type != null) {
@@ -121,7 +128,12 @@ public final class GgufFile implements AutoCloseable {
                     throw new BpmFormatException(f.path + ": tensor " + name + ": row length " + ne[0]
                             + " is not a multiple of the " + type + " block size " + type.blockSize);
                 }
-                bytes = count / type.blockSize * type.blockBytes;
+                long blocks = count / type.blockSize;
+                if (blocks > f.size() / type.blockBytes) {  // so that blocks x blockBytes cannot wrap around
+                    throw new BpmFormatException(f.path + ": truncated: tensor " + name + " needs " + blocks
+                            + " blocks of " + type.blockBytes + " bytes, more than the " + f.size() + "-byte file");
+                }
+                bytes = blocks * type.blockBytes;
                 f.slice(dataStart + offset, bytes, "tensor " + name);
             }
             if (offset < 0 || tensors.put(name, new TensorInfo(name, shape, type, typeId, dataStart + offset, bytes))

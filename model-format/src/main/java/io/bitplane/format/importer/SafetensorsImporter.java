@@ -156,10 +156,10 @@ public final class SafetensorsImporter {
             long count = 1;
             for (int i = 0; i < shape.length; i++) {
                 shape[i] = shapeNode.get(i).asLong();
-                if (shape[i] <= 0) {
+                if (shape[i] <= 0 || count > Long.MAX_VALUE / 8 / shape[i]) {  // / 8: count x bytes cannot wrap
                     throw new BpmFormatException(f.path + ": tensor " + name + ": bad shape " + shapeNode);
                 }
-                count = Math.multiplyExact(count, shape[i]);
+                count *= shape[i];
             }
             long begin = off.get(0).asLong();
             long end = off.get(1).asLong();

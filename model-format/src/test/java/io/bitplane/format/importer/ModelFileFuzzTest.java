@@ -55,6 +55,26 @@ class ModelFileFuzzTest {
     }
 
     /**
+     * A GGUF file's header alone (metadata, tensor infos, the tensors' places in the file): many more inputs a second
+     * than {@link #anyModelFile}, which dequantizes every tensor of each.
+     */
+    @FuzzTest(maxDuration = "4m")
+    void ggufHeader(byte[] bytes) throws IOException {
+        Path p = DIR.resolve("header.gguf");
+        Files.write(p, bytes);
+        try (GgufFile f = GgufFile.open(p)) {
+            f.metadata();
+            for (GgufFile.TensorInfo t : f.tensors().values()) {
+                if (t.type() != null) {
+                    f.data(t);
+                }
+            }
+        } catch (BpmFormatException expected) {
+            assertTrue(expected.getMessage().startsWith(p.toString()), expected.getMessage());
+        }
+    }
+
+    /**
      * A .bpm file whose header checksum is recomputed before it is opened, so that the directory, the metadata and
      * the offsets are parsed however the fuzzer changed them; the tensors' own checksums then name any damage.
      */
