@@ -11,8 +11,8 @@ import java.nio.file.Path;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Any recipe file (`convert --recipe`, `plan --output`) reads as a recipe or fails with an IllegalArgumentException
- * that names the file; a recipe read chooses a spec for any tensor name without failing.
+ * Any recipe file ({@code convert --recipe}, {@code plan --output}) reads as a recipe or fails with an
+ * IllegalArgumentException that names the file; a recipe read chooses a spec for any tensor name without failing.
  */
 class RecipeFuzzTest {
     private static final Path FILE;

@@ -19,9 +19,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Whatever bytes a model file holds, opening it and reading every tensor either works or fails with a {@link
  * BpmFormatException} that names the file (or the checkpoint's folder): never another exception, a crash or a hang.
- * `./mvnw test` runs the inputs under src/test/resources (ModelFileFuzzTestInputs); `JAZZER_FUZZ=1 ./mvnw -pl
- * model-format test -Dtest=ModelFileFuzzTest#safetensorsFile` fuzzes one target for its maxDuration (README,
- * "Tests"). Seeds for local runs go in .cifuzz-corpus (not in git: real model files are not ours to ship).
+ * {@code ./mvnw test} runs the inputs under src/test/resources (ModelFileFuzzTestInputs); {@code JAZZER_FUZZ=1
+ * ./mvnw -pl model-format test -Dtest=ModelFileFuzzTest#safetensorsFile} fuzzes one target for its maxDuration
+ * (README, "Tests"). Seeds for local runs go in .cifuzz-corpus (not in git: real model files are not ours to ship).
  */
 class ModelFileFuzzTest {
     private static final Path DIR;
