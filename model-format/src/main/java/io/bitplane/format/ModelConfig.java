@@ -16,11 +16,17 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
         return headSize() * nKvHeads;
     }
 
+    /** More layers than any model has; a count above it is damage (a 32-byte llama2.c file asked for 33 million). */
+    public static final int MAX_LAYERS = 4096;
+
     /** What is inconsistent in these numbers, or null. */
     public String problem() {
         if (dim <= 0 || hiddenDim <= 0 || nLayers <= 0 || nHeads <= 0 || nKvHeads <= 0 || vocabSize <= 0
                 || contextLength <= 0) {
             return "every size must be positive: " + this;
+        }
+        if (nLayers > MAX_LAYERS) {  // importers list a tensor name per layer before they check any size
+            return "n_layers " + nLayers + " is more than " + MAX_LAYERS + " (the largest Llama has 126)";
         }
         if (dim % nHeads != 0) {
             return "dim " + dim + " is not a multiple of n_heads " + nHeads;
