@@ -79,6 +79,16 @@ public final class MetadataJson {
             if (v.chatTemplate() != null) {
                 tok.put("chat_template", v.chatTemplate());
             }
+            if (!v.merges().isEmpty()) {
+                ArrayNode merges = tok.putArray("merges");
+                v.merges().forEach(merges::add);
+            }
+            if (v.preTokenizer() != null) {
+                tok.put("pre", v.preTokenizer());
+            }
+            if (!v.addBos()) {
+                tok.put("add_bos", false);
+            }
         }
         root.set("quantization", m.quantization() == null ? newObject() : m.quantization());
         root.set("source", m.source() == null ? newObject() : m.source());
@@ -147,8 +157,21 @@ public final class MetadataJson {
                 ty[i] = types.get(i).asInt();
             }
             String template = tok.path("chat_template").isTextual() ? tok.get("chat_template").asText() : null;
+            List<String> merges = new ArrayList<>();
+            if (tok.has("merges")) {
+                for (JsonNode m : f.array(tok, "tokenizer.merges")) {
+                    if (!m.isTextual()) {
+                        throw new BpmFormatException(where + ": metadata tokenizer.merges[" + merges.size()
+                                + "] is not a string");
+                    }
+                    merges.add(m.asText());
+                }
+            }
+            String pre = tok.has("pre") ? f.text(tok, "tokenizer.pre") : null;
+            boolean addBos = !tok.has("add_bos") || f.bool(tok, "tokenizer.add_bos");
             vocab = new Vocabulary(f.text(tok, "tokenizer.model"), list, s, ty, f.integer(tok, "tokenizer.bos_id"),
-                    f.integer(tok, "tokenizer.eos_id"), f.integer(tok, "tokenizer.max_token_length"), template);
+                    f.integer(tok, "tokenizer.eos_id"), f.integer(tok, "tokenizer.max_token_length"), template,
+                    merges, pre, addBos);
             problem = vocab.problem();
             if (problem != null) {
                 throw new BpmFormatException(where + ": metadata tokenizer: " + problem);
@@ -203,20 +226,20 @@ public final class MetadataJson {
             return n.asDouble();
         }
 
-        boolean bool(JsonNode node, String path) throws BpmFormatException {
-            JsonNode n = get(node, path);
-            if (!n.isBoolean()) {
-                throw new BpmFormatException(where + ": metadata field " + path + " must be true or false");
-            }
-            return n.asBoolean();
-        }
-
         JsonNode object(JsonNode node, String path) throws BpmFormatException {
             JsonNode n = get(node, path);
             if (!n.isObject()) {
                 throw new BpmFormatException(where + ": metadata field " + path + " must be an object");
             }
             return n;
+        }
+
+        boolean bool(JsonNode node, String path) throws BpmFormatException {
+            JsonNode n = get(node, path);
+            if (!n.isBoolean()) {
+                throw new BpmFormatException(where + ": metadata field " + path + " must be true or false");
+            }
+            return n.asBoolean();
         }
 
         JsonNode array(JsonNode node, String path) throws BpmFormatException {

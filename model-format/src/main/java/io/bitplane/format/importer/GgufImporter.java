@@ -65,6 +65,16 @@ public final class GgufImporter {
                     + k.integer("llama.rope.dimension_count", -1) + " differs from the head size "
                     + config.headSize() + " (partial rotary embeddings are not supported)");
         }
+        // Llama 3.1's frequency factors (and linear or YaRN scaling) change every rotation; decoding without them
+        // would run, but wrongly
+        if (g.tensors().containsKey("rope_freqs.weight")) {
+            throw new BpmFormatException(g.path() + ": tensor rope_freqs.weight (Llama 3.1-style rope scaling) is "
+                    + "not supported yet");
+        }
+        if (kv.get("llama.rope.scaling.type") instanceof String scaling && !scaling.equals("none")) {
+            throw new BpmFormatException(g.path() + ": llama.rope.scaling.type '" + scaling
+                    + "' is not supported yet");
+        }
         List<SourceTensor> out = new ArrayList<>();
         for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
             GgufFile.TensorInfo t = g.tensors().get(e.name());
@@ -112,6 +122,7 @@ public final class GgufImporter {
                 scores[i] = ((Number) s.get(i)).floatValue();
             }
         }
+        String model = k.kv.get("tokenizer.ggml.model") instanceof String m ? m : Vocabulary.SENTENCE_PIECE;
         int[] types;
         if (k.kv.get("tokenizer.ggml.token_type") instanceof List<?> t) {
             if (t.size() != tokens.size()) {
@@ -122,13 +133,29 @@ public final class GgufImporter {
             for (int i = 0; i < types.length; i++) {
                 types[i] = ((Number) t.get(i)).intValue();
             }
+        } else if (Vocabulary.BYTE_LEVEL_BPE.equals(model)) {
+            types = new int[tokens.size()];
+            Arrays.fill(types, Vocabulary.TYPE_NORMAL);
         } else {
             types = Vocabulary.llama2cTypes(tokens);
         }
-        String model = k.kv.get("tokenizer.ggml.model") instanceof String m ? m : "llama";
         String template = k.kv.get("tokenizer.chat_template") instanceof String c ? c : null;
+        List<String> merges = new ArrayList<>();
+        if (k.kv.get("tokenizer.ggml.merges") instanceof List<?> list) {
+            for (Object o : list) {  // strings in arrays come as their bytes (tokens need not be UTF-8)
+                if (!(o instanceof byte[] m)) {
+                    throw new BpmFormatException(path + ": tokenizer.ggml.merges[" + merges.size()
+                            + "] is not a string");
+                }
+                merges.add(new String(m, StandardCharsets.UTF_8));
+            }
+        }
+        String pre = k.kv.get("tokenizer.ggml.pre") instanceof String p ? p : null;
+        // llama.cpp's defaults where the key is absent: BOS for SentencePiece and for Llama 3's byte-level BPE
+        boolean addBos = k.kv.get("tokenizer.ggml.add_bos_token") instanceof Boolean b ? b
+                : !Vocabulary.BYTE_LEVEL_BPE.equals(model) || "llama-bpe".equals(pre) || "llama3".equals(pre);
         Vocabulary v = new Vocabulary(model, tokens, scores, types, k.integer("tokenizer.ggml.bos_token_id", 1),
-                k.integer("tokenizer.ggml.eos_token_id", 2), maxLen, template);
+                k.integer("tokenizer.ggml.eos_token_id", 2), maxLen, template, merges, pre, addBos);
         String problem = v.problem();
         if (problem != null) {
             throw new BpmFormatException(path + ": tokenizer: " + problem);
