@@ -12,7 +12,6 @@ import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.ModelSources;
 import io.bitplane.kernels.Backend;
 import io.bitplane.kernels.Backends;
-import io.bitplane.runtime.tokenizer.SentencePieceBpe;
 import io.bitplane.runtime.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -46,10 +45,10 @@ public final class Model implements AutoCloseable {
     /** The forward passes running, which {@link #close()} waits for; whether the model is closed. */
     private final ModelUse use = new ModelUse();
 
-    private Model(BpmFile file, Vocabulary vocab, Backend backend) throws IOException {
+    private Model(BpmFile file, Tokenizer tokenizer, Backend backend) throws IOException {
         this.file = file;
         this.config = file.metadata().config();
-        this.tokenizer = new SentencePieceBpe(vocab);
+        this.tokenizer = tokenizer;
         this.backend = backend;
         this.weights = new LlamaWeights(file, config, backend);
     }
@@ -91,9 +90,11 @@ public final class Model implements AutoCloseable {
                 throw new ModelException(path + ": the model carries no vocabulary; give a tokenizer "
                         + "(--tokenizer tokenizer.bin)");
             }
-            if (!"llama".equals(vocab.model())) {
-                throw new ModelException(path + ": tokenizer model '" + vocab.model()
-                        + "' is not supported yet (llama SentencePiece BPE is)");
+            Tokenizer tokenizer;
+            try {
+                tokenizer = Tokenizer.forVocabulary(vocab);
+            } catch (IllegalArgumentException e) {
+                throw new ModelException(path + ": tokenizer: " + e.getMessage());
             }
             // A list ("opencl,native") names backends in order of preference: one that cannot start or cannot
             // hold the weights is skipped with one line on stderr. A single name is insisted on: it fails.
@@ -104,7 +105,7 @@ public final class Model implements AutoCloseable {
                 boolean last = i == choices.length - 1;
                 try {
                     backend = wrap.apply(Backends.create(choice, threads));
-                    return new Model(file, vocab, backend);
+                    return new Model(file, tokenizer, backend);
                 } catch (IllegalArgumentException | IllegalStateException e) {
                     String name = backend != null ? backend.name() : choice;
                     if (backend != null) {

@@ -105,7 +105,7 @@ public final class SentencePieceBpe implements Tokenizer {
         byte[] utf8 = (wordMarker ? text.replace(' ', '\u2581') : text).getBytes(StandardCharsets.UTF_8);
         int[] tokens = new int[utf8.length * 1 + 3];
         int n = 0;
-        if (addBos && bos() >= 0) {
+        if (addBos && vocab.addBos() && bos() >= 0) {
             tokens[n++] = bos();
         }
         if (utf8.length > 0) {

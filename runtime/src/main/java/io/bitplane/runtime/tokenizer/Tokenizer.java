@@ -1,11 +1,27 @@
 package io.bitplane.runtime.tokenizer;
 
+import io.bitplane.format.Vocabulary;
+
 /**
- * Text to token ids and back. Implementations: {@link SentencePieceBpe} (llama2.c and GGUF "llama"); a byte-level
- * BPE (tokenizer.json, GPT-2 / Llama 3) can be added behind this interface without touching callers.
+ * Text to token ids and back. Implementations: {@link SentencePieceBpe} (llama2.c and GGUF "llama") and
+ * {@link ByteLevelBpe} (GGUF "gpt2": GPT-2, Llama 3, Qwen2), picked by {@link #forVocabulary}.
  * Implementations are immutable and thread-safe.
  */
 public interface Tokenizer {
+    /**
+     * The tokenizer a vocabulary's model names.
+     *
+     * @throws IllegalArgumentException for a model (or pre-tokenizer) not supported, or a vocabulary it cannot use
+     */
+    static Tokenizer forVocabulary(Vocabulary vocab) {
+        return switch (vocab.model()) {
+            case Vocabulary.SENTENCE_PIECE -> new SentencePieceBpe(vocab);
+            case Vocabulary.BYTE_LEVEL_BPE -> new ByteLevelBpe(vocab);
+            default -> throw new IllegalArgumentException("tokenizer model '" + vocab.model()
+                    + "' is not supported yet (llama: SentencePiece BPE, and gpt2: byte-level BPE, are)");
+        };
+    }
+
     int vocabSize();
 
     int bos();

@@ -1,0 +1,134 @@
+package io.bitplane.format.importer;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes small GGUF v3 files for tests: metadata of strings, unsigned integers, floats, booleans and arrays of
+ * strings, integers or floats, and F32 tensors (the layout {@link GgufFile} documents; shapes given as [rows,
+ * columns], written fastest dimension first as ggml does).
+ */
+public final class GgufWriter {
+    private final Map<String, Object> metadata = new LinkedHashMap<>();
+    private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    private final Map<String, float[]> data = new LinkedHashMap<>();
+
+    /** A string, Integer (u32), Float (f32), Boolean, or a List of Strings, Integers (i32) or Floats. */
+    public GgufWriter put(String key, Object value) {
+        metadata.put(key, value);
+        return this;
+    }
+
+    public GgufWriter tensor(String name, long[] shape, float[] values) {
+        shapes.put(name, shape);
+        data.put(name, values);
+        return this;
+    }
+
+    public void write(Path path) throws IOException {
+        Out out = new Out();
+        out.bytes("GGUF".getBytes(StandardCharsets.US_ASCII));
+        out.u32(3);
+        out.u64(shapes.size());
+        out.u64(metadata.size());
+        for (var e : metadata.entrySet()) {
+            out.string(e.getKey());
+            out.value(e.getValue(), true);
+        }
+        long offset = 0;
+        List<Long> offsets = new ArrayList<>();
+        for (var e : shapes.entrySet()) {
+            out.string(e.getKey());
+            long[] shape = e.getValue();
+            out.u32(shape.length);
+            for (int d = shape.length - 1; d >= 0; d--) {
+                out.u64(shape[d]);
+            }
+            out.u32(0);  // F32
+            out.u64(offset);
+            offsets.add(offset);
+            offset += (data.get(e.getKey()).length * 4L + 31) / 32 * 32;
+        }
+        out.pad();
+        for (float[] values : data.values()) {
+            ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            b.asFloatBuffer().put(values);
+            out.bytes(b.array());
+            out.pad();
+        }
+        Files.write(path, out.toByteArray());
+    }
+
+    private static final class Out extends ByteArrayOutputStream {
+        void bytes(byte[] b) {
+            writeBytes(b);
+        }
+
+        void u32(int v) {
+            bytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(v).array());
+        }
+
+        void u64(long v) {
+            bytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(v).array());
+        }
+
+        void string(String s) {
+            byte[] b = s.getBytes(StandardCharsets.UTF_8);
+            u64(b.length);
+            bytes(b);
+        }
+
+        void pad() {
+            while (size() % 32 != 0) {
+                write(0);
+            }
+        }
+
+        /** A value with its type id first (or, in an array, without: the array gives the type once). */
+        void value(Object v, boolean typed) {
+            switch (v) {
+                case String s -> {
+                    if (typed) {
+                        u32(8);
+                    }
+                    string(s);
+                }
+                case Integer i -> {
+                    if (typed) {
+                        u32(4);
+                    }
+                    u32(i);
+                }
+                case Float f -> {
+                    if (typed) {
+                        u32(6);
+                    }
+                    u32(Float.floatToIntBits(f));
+                }
+                case Boolean b -> {
+                    if (typed) {
+                        u32(7);
+                    }
+                    write(b ? 1 : 0);
+                }
+                case List<?> list -> {
+                    u32(9);
+                    Object first = list.isEmpty() ? "" : list.get(0);
+                    u32(first instanceof String ? 8 : first instanceof Float ? 6 : 5);
+                    u64(list.size());
+                    list.forEach(e -> value(e, false));
+                }
+                default -> throw new IllegalArgumentException("no GGUF type for " + v);
+            }
+        }
+    }
+}

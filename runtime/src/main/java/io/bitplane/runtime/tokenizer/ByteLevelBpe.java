@@ -1,0 +1,300 @@
+package io.bitplane.runtime.tokenizer;
+
+import io.bitplane.format.Vocabulary;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The byte-level BPE of GPT-2, Llama 3 and Qwen2 (GGUF's tokenizer.ggml.model "gpt2"), encoding as Hugging Face's
+ * tokenizers and llama.cpp do:
+ * <ol>
+ *   <li>special tokens (control and user-defined) written in the text are split out as themselves, the longest
+ *       first where several match (chat templates write them: {@code <|eot_id|>});
+ *   <li>the text between them is cut into words by the pre-tokenizer's regular expression ({@link PreTokenizer});
+ *   <li>a word's UTF-8 bytes are written as GPT-2's printable characters ({@link ByteLevelAlphabet}: a space is
+ *       U+0120 'Ġ'); with Llama 3's pre-tokenizer a word that is itself a token is that token ("ignore merges");
+ *   <li>otherwise its characters are merged, the adjacent pair with the lowest merge rank first (the leftmost on
+ *       ties), until no adjacent pair has a merge.
+ * </ol>
+ * Decoding writes normal tokens' characters back as bytes; user-defined tokens are their own text; control
+ * tokens write nothing.
+ */
+public final class ByteLevelBpe implements Tokenizer {
+    private final Vocabulary vocab;
+    private final PreTokenizer preTokenizer;
+    private final Map<String, Integer> ids = new HashMap<>();
+    /** The token of each byte's character, or -1. */
+    private final int[] byteTokens = new int[256];
+    /** Rank and merged token of each mergeable pair of tokens (left id in the high half of the key). */
+    private final Map<Long, Merge> merges = new HashMap<>();
+    /** Special tokens' texts, the longest first, by their first character. */
+    private final Map<Character, List<String>> specials = new HashMap<>();
+    private final Set<Integer> endTokens = new java.util.HashSet<>();
+    private final int unknown;
+
+    private record Merge(int rank, int id) {
+    }
+
+    /**
+     * Control tokens that end a turn in instruction-tuned models (llama.cpp's list): generation stops on them as on
+     * EOS, since the templates end each message with one and not with EOS.
+     */
+    private static final Set<String> END_OF_TURN = Set.of("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
+            "<|endoftext|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|return|>", "<|call|>");
+
+    /** @throws IllegalArgumentException when the vocabulary is not a usable byte-level BPE one (names why) */
+    public ByteLevelBpe(Vocabulary vocab) {
+        String problem = vocab.problem();
+        if (!Vocabulary.BYTE_LEVEL_BPE.equals(vocab.model()) || problem != null) {
+            throw new IllegalArgumentException(problem != null ? problem
+                    : "tokenizer model '" + vocab.model() + "' is not byte-level BPE (gpt2)");
+        }
+        this.vocab = vocab;
+        this.preTokenizer = PreTokenizer.named(vocab.preTokenizer());
+        int unk = -1;
+        for (int i = 0; i < vocab.size(); i++) {
+            String text = text(i);
+            ids.putIfAbsent(text, i);
+            int type = vocab.tokenTypes()[i];
+            if ((type == Vocabulary.TYPE_CONTROL || type == Vocabulary.TYPE_USER_DEFINED) && !text.isEmpty()) {
+                specials.computeIfAbsent(text.charAt(0), c -> new ArrayList<>()).add(text);
+            }
+            if (type == Vocabulary.TYPE_CONTROL && END_OF_TURN.contains(text)) {
+                endTokens.add(i);
+            }
+            if (type == Vocabulary.TYPE_UNKNOWN && unk < 0) {
+                unk = i;
+            }
+        }
+        unknown = unk;
+        specials.values().forEach(l -> l.sort((a, b) -> b.length() - a.length()));
+        if (vocab.eosId() >= 0) {
+            endTokens.add(vocab.eosId());
+        }
+        for (int b = 0; b < 256; b++) {
+            Integer id = ids.get(String.valueOf(ByteLevelAlphabet.charOf(b)));
+            byteTokens[b] = id == null ? -1 : id;
+        }
+        List<String> list = vocab.merges();
+        for (int rank = 0; rank < list.size(); rank++) {
+            String m = list.get(rank);
+            int space = m.indexOf(' ');
+            int left = ids.get(m.substring(0, space));
+            int right = ids.get(m.substring(space + 1));
+            // a pair listed twice keeps its first (lowest) rank, as Hugging Face's table does
+            merges.putIfAbsent(key(left, right), new Merge(rank, ids.get(m.substring(0, space) + m.substring(space + 1))));
+        }
+    }
+
+    private String text(int token) {
+        return new String(vocab.tokens().get(token), StandardCharsets.UTF_8);
+    }
+
+    private static long key(int left, int right) {
+        return (long) left << 32 | (right & 0xFFFFFFFFL);
+    }
+
+    @Override
+    public int vocabSize() {
+        return vocab.size();
+    }
+
+    @Override
+    public int bos() {
+        return vocab.bosId();
+    }
+
+    @Override
+    public int eos() {
+        return vocab.eosId();
+    }
+
+    @Override
+    public boolean isEndOfSequence(int token) {
+        return endTokens.contains(token);
+    }
+
+    @Override
+    public int[] encode(String text, boolean addBos, boolean addEos) {
+        IntList out = new IntList();
+        if (addBos && vocab.addBos() && bos() >= 0) {
+            out.add(bos());
+        }
+        int from = 0;
+        for (int i = 0; i < text.length(); i++) {
+            String special = specialAt(text, i);
+            if (special != null) {
+                encodeOrdinary(text.substring(from, i), out);
+                out.add(ids.get(special));
+                i += special.length() - 1;
+                from = i + 1;
+            }
+        }
+        encodeOrdinary(text.substring(from), out);
+        if (addEos && eos() >= 0) {
+            out.add(eos());
+        }
+        return out.toArray();
+    }
+
+    /** The longest special token's text that {@code text} holds at {@code at}, or null. */
+    private String specialAt(String text, int at) {
+        List<String> candidates = specials.get(text.charAt(at));
+        if (candidates != null) {
+            for (String s : candidates) {
+                if (text.startsWith(s, at)) {
+                    return s;
+                }
+            }
+        }
+        return null;
+    }
+
+    /** Text with no special tokens in it: its words, each merged on its own. */
+    private void encodeOrdinary(String text, IntList out) {
+        if (text.isEmpty()) {
+            return;
+        }
+        Matcher m = preTokenizer.pattern().matcher(text);
+        int end = 0;
+        while (m.find()) {
+            if (m.start() > end) {  // text no alternative matched is a word as well (Hugging Face's "isolated")
+                encodeWord(text.substring(end, m.start()), out);
+            }
+            encodeWord(m.group(), out);
+            end = m.end();
+        }
+        if (end < text.length()) {
+            encodeWord(text.substring(end), out);
+        }
+    }
+
+    private void encodeWord(String word, IntList out) {
+        byte[] utf8 = word.getBytes(StandardCharsets.UTF_8);
+        if (preTokenizer.ignoresMerges()) {
+            Integer whole = ids.get(ByteLevelAlphabet.encode(utf8));
+            if (whole != null) {
+                out.add(whole);
+                return;
+            }
+        }
+        int[] symbols = new int[utf8.length];
+        for (int i = 0; i < utf8.length; i++) {
+            symbols[i] = byteTokens[utf8[i] & 0xFF];
+        }
+        int n = merge(symbols);
+        for (int i = 0; i < n; i++) {
+            if (symbols[i] >= 0) {
+                out.add(symbols[i]);
+            } else if (unknown >= 0) {
+                out.add(unknown);
+            } else {
+                throw new IllegalArgumentException("the vocabulary has no token for the byte of '" + word
+                        + "' (no byte-level token and no unknown token)");
+            }
+        }
+    }
+
+    /**
+     * Merges {@code symbols} (token ids, -1 for a byte without one) in place and returns their new count: the
+     * adjacent pair of lowest rank first, the leftmost on ties. Pairs wait in a priority queue as rank and left
+     * position in one long, symbols in a linked list; a pair taken whose symbols have changed since it was queued
+     * no longer has that rank (a rank names one pair) and is dropped. Time n log n for a word of n bytes: a run of a
+     * million letters is one word to Llama 3's expression.
+     */
+    private int merge(int[] symbols) {
+        int n = symbols.length;
+        if (n < 2) {
+            return n;
+        }
+        int[] next = new int[n];
+        int[] prev = new int[n];
+        for (int i = 0; i < n; i++) {
+            next[i] = i + 1 < n ? i + 1 : -1;
+            prev[i] = i - 1;
+        }
+        PriorityQueue<Long> queue = new PriorityQueue<>();
+        for (int i = 0; i + 1 < n; i++) {
+            offer(queue, symbols, i, i + 1);
+        }
+        while (!queue.isEmpty()) {
+            long entry = queue.poll();
+            int left = (int) entry;
+            int right = next[left];
+            if (symbols[left] == DELETED || right < 0) {
+                continue;
+            }
+            Merge merge = symbols[left] < 0 || symbols[right] < 0 ? null : merges.get(key(symbols[left], symbols[right]));
+            if (merge == null || merge.rank() != (int) (entry >>> 32)) {
+                continue;  // a symbol of this pair has merged since it was queued
+            }
+            symbols[left] = merge.id();
+            symbols[right] = DELETED;
+            int after = next[right];
+            next[left] = after;
+            if (after >= 0) {
+                prev[after] = left;
+                offer(queue, symbols, left, after);
+            }
+            if (prev[left] >= 0) {
+                offer(queue, symbols, prev[left], left);
+            }
+        }
+        int count = 0;
+        for (int i = 0; i >= 0; i = next[i]) {
+            symbols[count++] = symbols[i];
+        }
+        return count;
+    }
+
+    /** A symbol merged into its left neighbour. */
+    private static final int DELETED = Integer.MIN_VALUE;
+
+    private void offer(PriorityQueue<Long> queue, int[] symbols, int left, int right) {
+        if (symbols[left] < 0 || symbols[right] < 0) {
+            return;
+        }
+        Merge merge = merges.get(key(symbols[left], symbols[right]));
+        if (merge != null) {
+            queue.add((long) merge.rank() << 32 | left);
+        }
+    }
+
+    @Override
+    public byte[] piece(int previous, int token) {
+        if (token < 0 || token >= vocab.size()) {
+            throw new IllegalArgumentException("token id " + token + " is outside the vocabulary of " + vocab.size());
+        }
+        return switch (vocab.tokenTypes()[token]) {
+            case Vocabulary.TYPE_NORMAL -> ByteLevelAlphabet.decode(text(token));
+            case Vocabulary.TYPE_USER_DEFINED -> vocab.tokens().get(token).clone();
+            default -> new byte[0];  // control, unknown, unused
+        };
+    }
+
+    /** Growing int array: the tokens of a prompt. */
+    private static final class IntList {
+        private int[] a = new int[16];
+        private int n;
+
+        void add(int v) {
+            if (n == a.length) {
+                a = Arrays.copyOf(a, 2 * n);
+            }
+            a[n++] = v;
+        }
+
+        int[] toArray() {
+            return Arrays.copyOf(a, n);
+        }
+    }
+}

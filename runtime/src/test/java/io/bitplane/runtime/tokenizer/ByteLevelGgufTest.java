@@ -1,0 +1,113 @@
+package io.bitplane.runtime.tokenizer;
+
+import io.bitplane.format.BpmFormatException;
+import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.Vocabulary;
+import io.bitplane.format.importer.GgufWriter;
+import io.bitplane.runtime.GenerationRequest;
+import io.bitplane.runtime.GenerationResult;
+import io.bitplane.runtime.Model;
+import io.bitplane.runtime.ModelException;
+import io.bitplane.runtime.Session;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A GGUF model whose tokenizer is byte-level BPE (tokenizer.ggml.model "gpt2", as llama.cpp writes Llama 3's),
+ * through the importer, the .bpm metadata it is converted to on load, and the runtime: a synthetic Llama of random
+ * weights with the vocabulary ByteLevelBpeTest trains.
+ */
+class ByteLevelGgufTest {
+    @TempDir
+    Path dir;
+
+    private static GgufWriter model(Vocabulary v) {
+        ModelConfig c = new ModelConfig(16, 32, 1, 2, 2, v.size(), 64, 500000f, 1e-5f, true);
+        GgufWriter w = new GgufWriter()
+                .put("general.architecture", "llama")
+                .put("llama.embedding_length", c.dim())
+                .put("llama.feed_forward_length", c.hiddenDim())
+                .put("llama.block_count", c.nLayers())
+                .put("llama.attention.head_count", c.nHeads())
+                .put("llama.attention.head_count_kv", c.nKvHeads())
+                .put("llama.context_length", c.contextLength())
+                .put("llama.rope.freq_base", c.ropeTheta())
+                .put("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
+                .put("tokenizer.ggml.model", v.model())
+                .put("tokenizer.ggml.pre", v.preTokenizer())
+                .put("tokenizer.ggml.tokens",
+                        v.tokens().stream().map(t -> new String(t, StandardCharsets.UTF_8)).toList())
+                .put("tokenizer.ggml.token_type", Arrays.stream(v.tokenTypes()).boxed().toList())
+                .put("tokenizer.ggml.merges", v.merges())
+                .put("tokenizer.ggml.bos_token_id", v.bosId())
+                .put("tokenizer.ggml.eos_token_id", v.eosId());
+        Random rnd = new Random(3);
+        for (LlamaTensors.Expected e : LlamaTensors.expected(c)) {
+            int n = (int) Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
+            w.tensor(e.name(), e.shape(), e.shape().length == 1 ? ones(n) : TestTensors.gaussian(rnd, n, 0.3f));
+        }
+        return w;
+    }
+
+    private static float[] ones(int n) {
+        float[] f = new float[n];
+        Arrays.fill(f, 1f);
+        return f;
+    }
+
+    @Test
+    void aLlama3StyleGgufEncodesAndGenerates() throws Exception {
+        Vocabulary v = ByteLevelBpeTest.trained(200, "llama-bpe");
+        Path gguf = dir.resolve("bpe.gguf");
+        model(v).write(gguf);
+        try (Model m = Model.open(gguf)) {  // converted to .bpm on load: the vocabulary went through its metadata
+            Tokenizer t = m.tokenizer();
+            assertInstanceOf(ByteLevelBpe.class, t);
+            String text = "Once upon a time, Lily's ball flew 1234 feet!" + ByteLevelBpeTest.EOT;
+            int[] want = new ByteLevelBpe(v).encode(text, true, false);
+            assertEquals(v.bosId(), want[0]);  // llama.cpp adds BOS for Llama 3's pre-tokenizer when the key is absent
+            assertArrayEquals(want, t.encode(text, true, false));
+            try (Session s = m.newSession()) {
+                GenerationResult r = s.generate(GenerationRequest.of("Once upon a time", 12), x -> { });
+                assertTrue(r.promptTokens() > 1 && r.generatedTokens() > 0, r.toString());
+            }
+        }
+    }
+
+    @Test
+    void unsupportedPreTokenizersAndRopeScalingAreNamed() throws Exception {
+        Vocabulary v = ByteLevelBpeTest.trained(50, "llama-bpe");
+        Path falcon = dir.resolve("falcon.gguf");
+        model(v).put("tokenizer.ggml.pre", "falcon").write(falcon);
+        ModelException e = assertThrows(ModelException.class, () -> Model.open(falcon).close());
+        assertTrue(e.getMessage().contains("falcon.gguf") && e.getMessage().contains("pre-tokenizer 'falcon'"),
+                e.getMessage());
+
+        Path scaled = dir.resolve("scaled.gguf");
+        model(v).tensor("rope_freqs.weight", new long[] {4}, ones(4)).write(scaled);
+        Exception s = assertThrows(Exception.class, () -> Model.open(scaled).close());
+        assertTrue(s instanceof BpmFormatException || s.getCause() instanceof BpmFormatException, s.toString());
+        assertTrue(s.getMessage().contains("scaled.gguf") && s.getMessage().contains("rope_freqs.weight"),
+                s.getMessage());
+
+        Path badMerge = dir.resolve("merge.gguf");
+        model(v).put("tokenizer.ggml.merges", List.of("nospace")).write(badMerge);
+        Exception b = assertThrows(Exception.class, () -> Model.open(badMerge).close());
+        assertTrue(b.getMessage().contains("merge.gguf") && b.getMessage().contains("merge 0 'nospace'"),
+                b.getMessage());
+    }
+}
