@@ -76,9 +76,12 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Rotary embeddings in place on [batch][heads * headSize], rotating adjacent pairs (2i, 2i + 1) of each head
-     * by {@code position * theta^(-2i / headSize)} (the llama2.c and GGUF order).
+     * by {@code position * theta^(-2i / headSize)} (the llama2.c and GGUF order), divided by {@code
+     * freqFactors[i]} when those are given (rope scaling, as ggml's {@code rope_ext} takes GGUF's rope_freqs).
+     *
+     * @param freqFactors null, or headSize / 2 divisors; callers pass the same array each step (it is not copied)
      */
-    void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta);
+    void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta, float[] freqFactors);
 
     /**
      * Causal attention: for each token b, softmax over cached positions {@code 0..positions[b]} of

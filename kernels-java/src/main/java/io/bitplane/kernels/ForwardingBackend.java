@@ -49,8 +49,9 @@ public abstract class ForwardingBackend implements Backend {
     }
 
     @Override
-    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
-        inner.rope(v, batch, positions, heads, headSize, theta);
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta,
+                     float[] freqFactors) {
+        inner.rope(v, batch, positions, heads, headSize, theta, freqFactors);
     }
 
     @Override

@@ -444,6 +444,51 @@ public abstract class BackendConformance {
         }
     }
 
+    /**
+     * Rotary embeddings with and without rope scaling: the oracle against the definition (pair i of a head turned
+     * by position x theta^(-2i / headSize) / factor i, in doubles), the backend against the oracle; positions past
+     * the first rotary table (512) make it grow, and new factors replace it.
+     */
+    @Test
+    public void ropeMatchesTheDefinitionWithAndWithoutScaling() {
+        Random rnd = new Random(12);
+        for (int headSize : new int[] {2, 8, 64}) {
+            float[] scaled = new float[headSize / 2];
+            for (int i = 0; i < scaled.length; i++) {
+                scaled[i] = 0.5f + 8 * rnd.nextFloat();
+            }
+            for (float[] factors : new float[][] {null, scaled}) {
+                int heads = 3;
+                int[] positions = {0, 5, 700};
+                float[] x = TestTensors.gaussian(rnd, positions.length * heads * headSize, 1f);
+                float[] oracle = rope(ORACLE, x, positions, heads, headSize, factors);
+                float[] actual = rope(fast, x, positions, heads, headSize, factors);
+                for (int j = 0; j < x.length; j += 2) {
+                    int pos = positions[j / (heads * headSize)];
+                    int pair = j % headSize / 2;
+                    double angle = pos * Math.pow(500000, -2.0 * pair / headSize)
+                            / (factors == null ? 1 : factors[pair]);
+                    double re = x[j] * Math.cos(angle) - x[j + 1] * Math.sin(angle);
+                    double im = x[j] * Math.sin(angle) + x[j + 1] * Math.cos(angle);
+                    String what = "head " + headSize + (factors == null ? "" : " scaled") + ", value " + j;
+                    assertEquals(re, oracle[j], 2e-3 * (1 + Math.abs(re)), what);  // float angles at position 700
+                    assertEquals(im, oracle[j + 1], 2e-3 * (1 + Math.abs(im)), what);
+                    assertEquals(oracle[j], actual[j], 1e-5f * (1 + Math.abs(oracle[j])), what);
+                    assertEquals(oracle[j + 1], actual[j + 1], 1e-5f * (1 + Math.abs(oracle[j + 1])), what);
+                }
+            }
+        }
+    }
+
+    private static float[] rope(Backend be, float[] x, int[] positions, int heads, int headSize, float[] factors) {
+        Buffer v = be.allocate(x.length);
+        be.write(x, 0, v, 0, x.length);
+        be.rope(v, positions.length, positions, heads, headSize, 500000f, factors);
+        float[] r = new float[x.length];
+        be.read(v, 0, r, 0, r.length);
+        return r;
+    }
+
     @Test
     public void swiGluAndAttentionMatchTheOracle() {
         Random rnd = new Random(6);

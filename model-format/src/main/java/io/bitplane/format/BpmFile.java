@@ -83,7 +83,7 @@ public final class BpmFile implements AutoCloseable {
                     + " (this reader knows version " + BpmLayout.VERSION + ")");
         }
         int flags = seg.get(INT, 12);
-        if (flags != 0) {
+        if ((flags & ~BpmLayout.KNOWN_FLAGS) != 0) {
             throw new BpmFormatException(where + ": unknown header flags 0x" + Integer.toHexString(flags));
         }
         long metaLen = seg.get(LONG, 16);
@@ -110,6 +110,11 @@ public final class BpmFile implements AutoCloseable {
         }
         ModelMetadata metadata = MetadataJson.read(
                 seg.asSlice(BpmLayout.FIXED_HEADER, metaLen).toArray(ValueLayout.JAVA_BYTE), where);
+        if (flags != BpmLayout.flagsOf(metadata)) {
+            throw new BpmFormatException(where + ": header flags 0x" + Integer.toHexString(flags)
+                    + " disagree with the metadata (rope frequency factors "
+                    + (metadata.config().ropeFreqFactors() != null ? "present" : "absent") + ")");
+        }
         Map<String, BpmTensor> tensors = readDirectory(where, seg, BpmLayout.FIXED_HEADER + metaLen, dirLen,
                 dataOffset);
         return new BpmFile(path, arena, seg, metadata, Collections.unmodifiableMap(tensors));

@@ -28,6 +28,7 @@ public final class BpmWriter implements AutoCloseable {
     private final long[] offsets;
     private final int[] crcs;
     private final byte[] metadata;
+    private final int flags;
     private final int directoryBytes;
     private int next;
     private boolean finished;
@@ -36,6 +37,7 @@ public final class BpmWriter implements AutoCloseable {
         this.target = target;
         this.specs = List.copyOf(specs);
         this.metadata = MetadataJson.write(metadata);
+        this.flags = BpmLayout.flagsOf(metadata);
         HashSet<String> names = new HashSet<>();
         int dir = 4;
         for (TensorSpec s : this.specs) {
@@ -112,7 +114,7 @@ public final class BpmWriter implements AutoCloseable {
         }
         ByteBuffer header = ByteBuffer.allocate(BpmLayout.FIXED_HEADER + metadata.length + directoryBytes)
                 .order(ByteOrder.LITTLE_ENDIAN);
-        header.put(BpmLayout.MAGIC).putInt(BpmLayout.VERSION).putInt(0).putLong(metadata.length)
+        header.put(BpmLayout.MAGIC).putInt(BpmLayout.VERSION).putInt(flags).putLong(metadata.length)
                 .putLong(directoryBytes).putLong(dataOffset()).putInt(0).putInt(0);
         header.put(metadata);
         header.putInt(specs.size());

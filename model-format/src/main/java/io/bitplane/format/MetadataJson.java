@@ -52,6 +52,12 @@ public final class MetadataJson {
         cfg.put("rope_theta", c.ropeTheta());
         cfg.put("rms_norm_eps", c.rmsNormEps());
         cfg.put("tied_embeddings", c.tiedEmbeddings());
+        if (c.ropeFreqFactors() != null) {
+            ArrayNode factors = cfg.putArray("rope_freq_factors");
+            for (float f : c.ropeFreqFactors()) {
+                factors.add(f);
+            }
+        }
         Vocabulary v = m.vocabulary();
         if (v != null) {
             ObjectNode tok = root.putObject("tokenizer");
@@ -121,7 +127,9 @@ public final class MetadataJson {
                 f.integer(cfg, "config.n_layers"), f.integer(cfg, "config.n_heads"),
                 f.integer(cfg, "config.n_kv_heads"), f.integer(cfg, "config.vocab_size"),
                 f.integer(cfg, "config.context_length"), (float) f.number(cfg, "config.rope_theta"),
-                (float) f.number(cfg, "config.rms_norm_eps"), f.bool(cfg, "config.tied_embeddings"));
+                (float) f.number(cfg, "config.rms_norm_eps"), f.bool(cfg, "config.tied_embeddings"),
+                cfg.has("rope_freq_factors") ? floats(f.array(cfg, "config.rope_freq_factors"), where,
+                        "config.rope_freq_factors") : null);
         String problem = config.problem();
         if (problem != null) {
             throw new BpmFormatException(where + ": metadata config: " + problem);
@@ -180,6 +188,17 @@ public final class MetadataJson {
         ObjectNode q = root.path("quantization") instanceof ObjectNode o ? o : newObject();
         ObjectNode src = root.path("source") instanceof ObjectNode o ? o : newObject();
         return new ModelMetadata(arch, config, vocab, q, src);
+    }
+
+    private static float[] floats(JsonNode array, String where, String path) throws BpmFormatException {
+        float[] out = new float[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            if (!array.get(i).isNumber()) {
+                throw new BpmFormatException(where + ": metadata field " + path + "[" + i + "] is not a number");
+            }
+            out[i] = (float) array.get(i).asDouble();
+        }
+        return out;
     }
 
     /** The text of these bytes when they are valid UTF-8, else null. */

@@ -4,9 +4,59 @@ package io.bitplane.format;
  * The hyper-parameters of a Llama-family decoder, as the file's metadata records them ({@code config}).
  *
  * @param tiedEmbeddings true when there is no {@code output.weight}: the classifier is {@code token_embd.weight}
+ * @param ropeFreqFactors null, or one divisor per pair of a head ({@code headSize / 2}) of each rotary frequency
+ *                        {@code ropeTheta^(-2i / headSize)}: rope scaling, as GGUF's {@code rope_freqs.weight}
+ *                        holds it (Llama 3.1's "llama3" scaling; linear scaling is one factor for every pair)
  */
 public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize,
-                          int contextLength, float ropeTheta, float rmsNormEps, boolean tiedEmbeddings) {
+                          int contextLength, float ropeTheta, float rmsNormEps, boolean tiedEmbeddings,
+                          float[] ropeFreqFactors) {
+
+    /** A config without rope scaling. */
+    public ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize,
+                       int contextLength, float ropeTheta, float rmsNormEps, boolean tiedEmbeddings) {
+        this(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, ropeTheta, rmsNormEps,
+                tiedEmbeddings, null);
+    }
+
+    public ModelConfig {
+        ropeFreqFactors = ropeFreqFactors == null ? null : ropeFreqFactors.clone();
+    }
+
+    /** The same config with these rope frequency factors (null: none). */
+    public ModelConfig withRopeFreqFactors(float[] factors) {
+        return new ModelConfig(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, ropeTheta,
+                rmsNormEps, tiedEmbeddings, factors);
+    }
+
+    @Override
+    public float[] ropeFreqFactors() {
+        return ropeFreqFactors == null ? null : ropeFreqFactors.clone();
+    }
+
+    // by value, factors included (a record compares arrays by identity)
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof ModelConfig c && dim == c.dim && hiddenDim == c.hiddenDim && nLayers == c.nLayers
+                && nHeads == c.nHeads && nKvHeads == c.nKvHeads && vocabSize == c.vocabSize
+                && contextLength == c.contextLength && Float.compare(ropeTheta, c.ropeTheta) == 0
+                && Float.compare(rmsNormEps, c.rmsNormEps) == 0 && tiedEmbeddings == c.tiedEmbeddings
+                && java.util.Arrays.equals(ropeFreqFactors, c.ropeFreqFactors);
+    }
+
+    @Override
+    public int hashCode() {
+        return java.util.Objects.hash(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength,
+                ropeTheta, rmsNormEps, tiedEmbeddings) * 31 + java.util.Arrays.hashCode(ropeFreqFactors);
+    }
+
+    @Override
+    public String toString() {
+        return "ModelConfig[dim=" + dim + ", hiddenDim=" + hiddenDim + ", nLayers=" + nLayers + ", nHeads=" + nHeads
+                + ", nKvHeads=" + nKvHeads + ", vocabSize=" + vocabSize + ", contextLength=" + contextLength
+                + ", ropeTheta=" + ropeTheta + ", rmsNormEps=" + rmsNormEps + ", tiedEmbeddings=" + tiedEmbeddings
+                + (ropeFreqFactors == null ? "" : ", ropeFreqFactors=" + ropeFreqFactors.length) + "]";
+    }
 
     public int headSize() {
         return dim / nHeads;
@@ -39,6 +89,17 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
         }
         if (!(ropeTheta > 0) || !(rmsNormEps > 0)) {
             return "rope_theta and rms_norm_eps must be positive";
+        }
+        if (ropeFreqFactors != null) {
+            if (ropeFreqFactors.length != headSize() / 2) {
+                return ropeFreqFactors.length + " rope frequency factors for a head of " + headSize()
+                        + " (one per pair: " + headSize() / 2 + ")";
+            }
+            for (float f : ropeFreqFactors) {
+                if (!(f > 0) || Float.isInfinite(f)) {
+                    return "rope frequency factor " + f + " is not a positive finite number";
+                }
+            }
         }
         return null;
     }

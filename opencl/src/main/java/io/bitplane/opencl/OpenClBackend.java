@@ -396,12 +396,14 @@ public final class OpenClBackend implements Backend {
     }
 
     @Override
-    public synchronized void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
+    public synchronized void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta,
+                                  float[] freqFactors) {
         DeviceBuffer b = buffer(v);
         require(batch > 0 && heads > 0 && headSize > 1 && headSize % 2 == 0 && positions.length >= batch
                 && (long) batch * heads * headSize <= b.floats, "rope: shapes do not fit");
         int max = checkedMaxPosition(positions, batch, Integer.MAX_VALUE);
-        ropeTable(headSize, theta, max);
+        require(freqFactors == null || freqFactors.length == headSize / 2, "rope: one factor per pair of a head");
+        ropeTable(headSize, theta, freqFactors, max);
         DeviceMemory.Handle pos = positions(positions, batch);
         launch("rope", new long[] {(long) heads * headSize / 2, batch}, null, b, pos, ropeCos, ropeSin, heads,
                 headSize);
@@ -633,13 +635,12 @@ public final class OpenClBackend implements Backend {
     }
 
     /** The host's rotary table (the one the CPU backends use) on the device, grown to cover {@code maxPosition}. */
-    private void ropeTable(int headSize, float theta, int maxPosition) {
-        if (rope != null && rope.fits(headSize, theta, maxPosition)) {
+    private void ropeTable(int headSize, float theta, float[] freqFactors, int maxPosition) {
+        RopeTable table = RopeTable.covering(rope, headSize, theta, freqFactors, maxPosition);
+        if (table == rope) {
             return;
         }
-        int size = Math.max(maxPosition + 1, rope != null && rope.headSize == headSize && rope.theta == theta
-                ? 2 * rope.positions : 512);
-        rope = new RopeTable(headSize, theta, size);
+        rope = table;
         ropeCos = upload(ropeCos, rope.cos, "rotary cosines");
         ropeSin = upload(ropeSin, rope.sin, "rotary sines");
     }

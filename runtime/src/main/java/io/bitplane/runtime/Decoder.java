@@ -23,6 +23,8 @@ final class Decoder {
     /** The model's passes in flight, which its close waits for. */
     private final ModelUse use;
     private final AttentionShape shape;
+    /** The config's rope scaling (or null), copied once: the backend's rotary table is kept while it is the same. */
+    private final float[] ropeFreqFactors;
     final int maxBatch;
     final int maxLogitRows;
 
@@ -68,6 +70,7 @@ final class Decoder {
         this.maxBatch = maxBatch;
         this.maxLogitRows = maxLogitRows;
         this.shape = new AttentionShape(c.nHeads(), c.nKvHeads(), c.headSize());
+        this.ropeFreqFactors = c.ropeFreqFactors();
         x = backend.allocate(maxBatch * c.dim());
         xb = backend.allocate(maxBatch * c.dim());
         xb2 = backend.allocate(maxBatch * c.dim());
@@ -146,8 +149,8 @@ final class Decoder {
             // Attention: norm, q k v projections, rotary, cache the keys and values, attend, project back.
             backend.rmsNorm(xb, x, layer.attnNorm(), dim, n, c.rmsNormEps());
             backend.matmuls(qkv[l], xb, qkvOut, n);
-            backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta());
-            backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta());
+            backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);
+            backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);
             attendRuns(l, positions, caches, n);
             backend.matmul(layer.wo(), xb, xb2, n);
             backend.add(x, xb2, n * dim);

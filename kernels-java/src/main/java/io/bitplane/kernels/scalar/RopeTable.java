@@ -1,20 +1,28 @@
 package io.bitplane.kernels.scalar;
 
 /**
- * The cosines and sines of rotary embeddings, computed once per (head size, theta) and position instead of for
- * every token: {@code cos[pos * half + i]} for pair i of a head. Each entry is computed by exactly the expression
- * llama2.c uses, so cached and uncached decoding are bit-identical. Immutable; grows by replacement.
+ * The cosines and sines of rotary embeddings, computed once per (head size, theta, frequency factors) and position
+ * instead of for every token: {@code cos[pos * half + i]} for pair i of a head. Each entry is computed by exactly
+ * the expression llama2.c uses (with no factors), so cached and uncached decoding are bit-identical. Immutable;
+ * grows by replacement.
  */
 public final class RopeTable {
     public final int headSize;
     public final float theta;
+    /** Null, or each frequency's divisor (rope scaling); the caller's array, not to be changed. */
+    public final float[] freqFactors;
     public final int positions;
     public final float[] cos;
     public final float[] sin;
 
-    public RopeTable(int headSize, float theta, int positions) {
+    public RopeTable(int headSize, float theta, float[] freqFactors, int positions) {
+        if (freqFactors != null && freqFactors.length != headSize / 2) {
+            throw new IllegalArgumentException("rope: " + freqFactors.length + " frequency factors for a head of "
+                    + headSize + " (one per pair)");
+        }
         this.headSize = headSize;
         this.theta = theta;
+        this.freqFactors = freqFactors;
         this.positions = positions;
         int half = headSize / 2;
         cos = new float[positions * half];
@@ -22,6 +30,9 @@ public final class RopeTable {
         for (int i = 0; i < half; i++) {
             int headDim = 2 * i;
             float freq = 1.0f / (float) Math.pow(theta, headDim / (float) headSize);
+            if (freqFactors != null) {
+                freq /= freqFactors[i];
+            }
             for (int pos = 0; pos < positions; pos++) {
                 float val = pos * freq;
                 cos[pos * half + i] = (float) Math.cos(val);
@@ -50,7 +61,22 @@ public final class RopeTable {
         }
     }
 
-    public boolean fits(int headSize, float theta, int position) {
-        return this.headSize == headSize && this.theta == theta && position < positions;
+    /**
+     * {@code current} if it covers {@code maxPosition} for these parameters, else a new table that does: twice as
+     * many positions as a table of the same parameters had (at least 512), so growing costs log(context) tables.
+     */
+    public static RopeTable covering(RopeTable current, int headSize, float theta, float[] freqFactors,
+                                     int maxPosition) {
+        if (current != null && current.fits(headSize, theta, freqFactors, maxPosition)) {
+            return current;
+        }
+        boolean same = current != null && current.fits(headSize, theta, freqFactors, 0);
+        return new RopeTable(headSize, theta, freqFactors, Math.max(maxPosition + 1, same ? 2 * current.positions
+                : 512));
+    }
+
+    public boolean fits(int headSize, float theta, float[] freqFactors, int position) {
+        return this.headSize == headSize && this.theta == theta && position < positions
+                && (this.freqFactors == freqFactors || java.util.Arrays.equals(this.freqFactors, freqFactors));
     }
 }

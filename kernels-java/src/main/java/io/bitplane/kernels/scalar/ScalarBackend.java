@@ -97,23 +97,14 @@ public class ScalarBackend implements Backend {
     /** The last rotary table used; models use one head size and theta, so one table serves every call. */
     private volatile RopeTable rope;
 
-    private RopeTable ropeTable(int headSize, float theta, int maxPosition) {
-        RopeTable t = rope;
-        if (t == null || !t.fits(headSize, theta, maxPosition)) {
-            int size = Math.max(maxPosition + 1, t != null && t.headSize == headSize && t.theta == theta
-                    ? 2 * t.positions : 512);
-            t = new RopeTable(headSize, theta, size);
-            rope = t;
-        }
-        return t;
-    }
-
     @Override
-    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta,
+                     float[] freqFactors) {
         float[] a = ArrayBuffer.of(v);
         int dim = heads * headSize;
         int maxPos = maxPosition(positions, batch);
-        RopeTable table = ropeTable(headSize, theta, maxPos);
+        RopeTable table = RopeTable.covering(rope, headSize, theta, freqFactors, maxPos);
+        rope = table;
         for (int b = 0; b < batch; b++) {
             table.rotate(a, b * dim, dim, positions[b], false);
         }

@@ -65,15 +65,10 @@ public final class GgufImporter {
                     + k.integer("llama.rope.dimension_count", -1) + " differs from the head size "
                     + config.headSize() + " (partial rotary embeddings are not supported)");
         }
-        // Llama 3.1's frequency factors (and linear or YaRN scaling) change every rotation; decoding without them
-        // would run, but wrongly
-        if (g.tensors().containsKey("rope_freqs.weight")) {
-            throw new BpmFormatException(g.path() + ": tensor rope_freqs.weight (Llama 3.1-style rope scaling) is "
-                    + "not supported yet");
-        }
-        if (kv.get("llama.rope.scaling.type") instanceof String scaling && !scaling.equals("none")) {
-            throw new BpmFormatException(g.path() + ": llama.rope.scaling.type '" + scaling
-                    + "' is not supported yet");
+        config = config.withRopeFreqFactors(ropeFreqFactors(g, k, config));
+        problem = config.problem();
+        if (problem != null) {
+            throw new BpmFormatException(g.path() + ": rope scaling: " + problem);
         }
         List<SourceTensor> out = new ArrayList<>();
         for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
@@ -99,6 +94,43 @@ public final class GgufImporter {
         }
         return new OpenedModel(new ModelMetadata("llama", config, vocab, MetadataJson.newObject(), source), out,
                 g::close);
+    }
+
+    /**
+     * Rope scaling as one divisor per rotary frequency, or null: Llama 3.1's factors as the file stores them
+     * (tensor rope_freqs.weight, F32, one per pair of a head), times a linear factor (llama.rope.scaling.type
+     * "linear": every frequency divided by llama.rope.scaling.factor, as llama.cpp's freq_scale = 1 / factor).
+     * Other kinds (YaRN, which also rescales attention) are refused by name: decoding without them would run, wrongly.
+     */
+    private static float[] ropeFreqFactors(GgufFile g, Keys k, ModelConfig c) throws BpmFormatException {
+        int half = c.headSize() / 2;
+        float[] factors = null;
+        GgufFile.TensorInfo t = g.tensors().get("rope_freqs.weight");
+        if (t != null) {
+            if (t.type() != GgmlType.F32 || t.shape().length != 1 || t.shape()[0] != half) {
+                throw new BpmFormatException(g.path() + ": tensor rope_freqs.weight must be F32 of " + half
+                        + " values (one per pair of a head), not " + t.type() + " " + Arrays.toString(t.shape()));
+            }
+            factors = g.data(t).toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED
+                    .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN));
+        }
+        String scaling = k.kv.get("llama.rope.scaling.type") instanceof String st ? st : "none";
+        switch (scaling) {
+            case "none" -> { }
+            case "linear" -> {
+                float factor = (float) k.number("llama.rope.scaling.factor", 1);
+                if (factors == null) {
+                    factors = new float[half];
+                    Arrays.fill(factors, 1f);
+                }
+                for (int i = 0; i < half; i++) {
+                    factors[i] *= factor;
+                }
+            }
+            default -> throw new BpmFormatException(g.path() + ": llama.rope.scaling.type '" + scaling
+                    + "' is not supported yet (none, linear and Llama 3.1's rope_freqs are)");
+        }
+        return factors;
     }
 
     private static Vocabulary vocabulary(Path path, Keys k) throws BpmFormatException {

@@ -186,9 +186,6 @@ public final class SafetensorsImporter {
         if (!type.equals("llama") && !type.equals("mistral")) {
             throw new BpmFormatException(path + ": model_type '" + type + "' is not a Llama-family model");
         }
-        if (c.hasNonNull("rope_scaling")) {
-            throw new BpmFormatException(path + ": rope_scaling is not supported yet");
-        }
         int heads = required(path, c, "num_attention_heads");
         boolean tied = c.path("tie_word_embeddings").asBoolean(false) || !entries.containsKey("lm_head.weight");
         ModelConfig cfg = new ModelConfig(required(path, c, "hidden_size"), required(path, c, "intermediate_size"),
@@ -196,6 +193,10 @@ public final class SafetensorsImporter {
                 required(path, c, "vocab_size"), c.path("max_position_embeddings").asInt(2048),
                 (float) c.path("rope_theta").asDouble(10000), (float) c.path("rms_norm_eps").asDouble(1e-6), tied);
         String problem = cfg.problem();
+        if (problem == null && c.hasNonNull("rope_scaling")) {
+            cfg = cfg.withRopeFreqFactors(RopeScaling.factors(path, c.get("rope_scaling"), cfg));
+            problem = cfg.problem();
+        }
         if (problem != null) {
             throw new BpmFormatException(path + ": " + problem);
         }

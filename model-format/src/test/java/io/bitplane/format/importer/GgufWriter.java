@@ -22,6 +22,38 @@ public final class GgufWriter {
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
     private final Map<String, float[]> data = new LinkedHashMap<>();
 
+    /**
+     * A Llama of config {@code c} in llama.cpp's naming, no vocabulary: its metadata and F32 tensors, norms of ones,
+     * matrices of random values (seeded).
+     */
+    public static GgufWriter llama(io.bitplane.format.ModelConfig c, long seed) {
+        GgufWriter w = new GgufWriter()
+                .put("general.architecture", "llama")
+                .put("llama.embedding_length", c.dim())
+                .put("llama.feed_forward_length", c.hiddenDim())
+                .put("llama.block_count", c.nLayers())
+                .put("llama.attention.head_count", c.nHeads())
+                .put("llama.attention.head_count_kv", c.nKvHeads())
+                .put("llama.context_length", c.contextLength())
+                .put("llama.rope.freq_base", c.ropeTheta())
+                .put("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
+                .put("llama.vocab_size", c.vocabSize());
+        java.util.Random rnd = new java.util.Random(seed);
+        for (io.bitplane.format.LlamaTensors.Expected e : io.bitplane.format.LlamaTensors.expected(c)) {
+            int n = (int) java.util.Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
+            float[] values = e.shape().length == 1 ? filled(n, 1f)
+                    : io.bitplane.format.TestTensors.gaussian(rnd, n, 0.3f);
+            w.tensor(e.name(), e.shape(), values);
+        }
+        return w;
+    }
+
+    public static float[] filled(int n, float value) {
+        float[] f = new float[n];
+        java.util.Arrays.fill(f, value);
+        return f;
+    }
+
     /** A string, Integer (u32), Float (f32), Boolean, or a List of Strings, Integers (i32) or Floats. */
     public GgufWriter put(String key, Object value) {
         metadata.put(key, value);

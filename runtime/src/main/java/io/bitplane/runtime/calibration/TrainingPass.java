@@ -88,7 +88,8 @@ final class TrainingPass {
     TrainingPass(ModelConfig c) {
         this.c = c;
         this.layers = c.nLayers();
-        this.rope = new RopeTable(c.headSize(), c.ropeTheta(), Math.max(1, c.contextLength()));
+        this.rope = new RopeTable(c.headSize(), c.ropeTheta(), c.ropeFreqFactors(),
+                Math.max(1, c.contextLength()));
     }
 
     /** The logits of positions {@code 0 .. T-2} ([T-1][vocab]) after the last {@link #forward}. */

@@ -88,10 +88,10 @@ public final class ByteLevelBpe implements Tokenizer {
         for (int rank = 0; rank < list.size(); rank++) {
             String m = list.get(rank);
             int space = m.indexOf(' ');
-            int left = ids.get(m.substring(0, space));
-            int right = ids.get(m.substring(space + 1));
+            String left = m.substring(0, space);
+            String right = m.substring(space + 1);
             // a pair listed twice keeps its first (lowest) rank, as Hugging Face's table does
-            merges.putIfAbsent(key(left, right), new Merge(rank, ids.get(m.substring(0, space) + m.substring(space + 1))));
+            merges.putIfAbsent(key(ids.get(left), ids.get(right)), new Merge(rank, ids.get(left + right)));
         }
     }
 
@@ -233,7 +233,8 @@ public final class ByteLevelBpe implements Tokenizer {
             if (symbols[left] == DELETED || right < 0) {
                 continue;
             }
-            Merge merge = symbols[left] < 0 || symbols[right] < 0 ? null : merges.get(key(symbols[left], symbols[right]));
+            Merge merge = symbols[left] < 0 || symbols[right] < 0 ? null
+                    : merges.get(key(symbols[left], symbols[right]));
             if (merge == null || merge.rank() != (int) (entry >>> 32)) {
                 continue;  // a symbol of this pair has merged since it was queued
             }

@@ -15,7 +15,8 @@ record PreTokenizer(String name, Pattern pattern, boolean ignoresMerges) {
     private static final String CONTRACTIONS = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
 
     /** GPT-2's, and Hugging Face's ByteLevel pre-tokenizer's. */
-    private static final String GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    private static final String GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+"
+            + "|\\s+(?!\\S)|\\s+";
 
     /** Llama 3's: numbers in threes, punctuation runs keep the newlines after them. */
     private static final String LLAMA3 = CONTRACTIONS + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"

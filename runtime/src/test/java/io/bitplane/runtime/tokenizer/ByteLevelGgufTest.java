@@ -1,9 +1,6 @@
 package io.bitplane.runtime.tokenizer;
 
-import io.bitplane.format.BpmFormatException;
-import io.bitplane.format.LlamaTensors;
 import io.bitplane.format.ModelConfig;
-import io.bitplane.format.TestTensors;
 import io.bitplane.format.Vocabulary;
 import io.bitplane.format.importer.GgufWriter;
 import io.bitplane.runtime.GenerationRequest;
@@ -18,7 +15,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -36,17 +32,7 @@ class ByteLevelGgufTest {
     Path dir;
 
     private static GgufWriter model(Vocabulary v) {
-        ModelConfig c = new ModelConfig(16, 32, 1, 2, 2, v.size(), 64, 500000f, 1e-5f, true);
-        GgufWriter w = new GgufWriter()
-                .put("general.architecture", "llama")
-                .put("llama.embedding_length", c.dim())
-                .put("llama.feed_forward_length", c.hiddenDim())
-                .put("llama.block_count", c.nLayers())
-                .put("llama.attention.head_count", c.nHeads())
-                .put("llama.attention.head_count_kv", c.nKvHeads())
-                .put("llama.context_length", c.contextLength())
-                .put("llama.rope.freq_base", c.ropeTheta())
-                .put("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
+        return GgufWriter.llama(new ModelConfig(16, 32, 1, 2, 2, v.size(), 64, 500000f, 1e-5f, true), 3)
                 .put("tokenizer.ggml.model", v.model())
                 .put("tokenizer.ggml.pre", v.preTokenizer())
                 .put("tokenizer.ggml.tokens",
@@ -55,18 +41,6 @@ class ByteLevelGgufTest {
                 .put("tokenizer.ggml.merges", v.merges())
                 .put("tokenizer.ggml.bos_token_id", v.bosId())
                 .put("tokenizer.ggml.eos_token_id", v.eosId());
-        Random rnd = new Random(3);
-        for (LlamaTensors.Expected e : LlamaTensors.expected(c)) {
-            int n = (int) Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
-            w.tensor(e.name(), e.shape(), e.shape().length == 1 ? ones(n) : TestTensors.gaussian(rnd, n, 0.3f));
-        }
-        return w;
-    }
-
-    private static float[] ones(int n) {
-        float[] f = new float[n];
-        Arrays.fill(f, 1f);
-        return f;
     }
 
     @Test
@@ -88,21 +62,37 @@ class ByteLevelGgufTest {
         }
     }
 
+    /** Rope scaling reaches the decoder: factors of one decode as none do, bit for bit; other factors do not. */
     @Test
-    void unsupportedPreTokenizersAndRopeScalingAreNamed() throws Exception {
+    void ropeFrequencyFactorsReachTheDecoder() throws Exception {
+        Vocabulary v = ByteLevelBpeTest.trained(100, "llama-bpe");
+        String text = "Once upon a time, Lily's ball flew over the park. Tom and Sam didn't want to go home.";
+        double[] nll = new double[3];
+        float[][] factors = {null, GgufWriter.filled(4, 1f), {1f, 2f, 8f, 8f}};  // head size 8: four pairs
+        for (int i = 0; i < 3; i++) {
+            Path gguf = dir.resolve("rope" + i + ".gguf");
+            GgufWriter w = model(v);
+            if (factors[i] != null) {
+                w.tensor("rope_freqs.weight", new long[] {4}, factors[i]);
+            }
+            w.write(gguf);
+            try (Model m = Model.open(gguf); Session s = m.newSession()) {
+                assertArrayEquals(factors[i], m.config().ropeFreqFactors());
+                nll[i] = s.score(text).negativeLogLikelihood();
+            }
+        }
+        assertEquals(nll[0], nll[1]);
+        assertTrue(Math.abs(nll[2] - nll[0]) > 1e-6, nll[2] + " against " + nll[0]);
+    }
+
+    @Test
+    void unsupportedPreTokenizersAndBadMergesAreNamed() throws Exception {
         Vocabulary v = ByteLevelBpeTest.trained(50, "llama-bpe");
         Path falcon = dir.resolve("falcon.gguf");
         model(v).put("tokenizer.ggml.pre", "falcon").write(falcon);
         ModelException e = assertThrows(ModelException.class, () -> Model.open(falcon).close());
         assertTrue(e.getMessage().contains("falcon.gguf") && e.getMessage().contains("pre-tokenizer 'falcon'"),
                 e.getMessage());
-
-        Path scaled = dir.resolve("scaled.gguf");
-        model(v).tensor("rope_freqs.weight", new long[] {4}, ones(4)).write(scaled);
-        Exception s = assertThrows(Exception.class, () -> Model.open(scaled).close());
-        assertTrue(s instanceof BpmFormatException || s.getCause() instanceof BpmFormatException, s.toString());
-        assertTrue(s.getMessage().contains("scaled.gguf") && s.getMessage().contains("rope_freqs.weight"),
-                s.getMessage());
 
         Path badMerge = dir.resolve("merge.gguf");
         model(v).put("tokenizer.ggml.merges", List.of("nospace")).write(badMerge);

@@ -168,8 +168,9 @@ final class OpProfile extends ForwardingBackend {
     }
 
     @Override
-    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta) {
-        timed("rope", () -> inner.rope(v, batch, positions, heads, headSize, theta));
+    public void rope(Buffer v, int batch, int[] positions, int heads, int headSize, float theta,
+                     float[] freqFactors) {
+        timed("rope", () -> inner.rope(v, batch, positions, heads, headSize, theta, freqFactors));
     }
 
     @Override
