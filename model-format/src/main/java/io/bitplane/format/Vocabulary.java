@@ -24,6 +24,7 @@ public record Vocabulary(String model, List<byte[]> tokens, float[] scores, int[
     public static final int TYPE_UNKNOWN = 2;
     public static final int TYPE_CONTROL = 3;
     public static final int TYPE_USER_DEFINED = 4;
+    public static final int TYPE_UNUSED = 5;
     public static final int TYPE_BYTE = 6;
 
     public Vocabulary {

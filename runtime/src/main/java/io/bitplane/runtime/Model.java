@@ -7,7 +7,7 @@ import io.bitplane.format.ModelMetadata;
 import io.bitplane.format.Vocabulary;
 import io.bitplane.format.convert.Converter;
 import io.bitplane.format.convert.Recipe;
-import io.bitplane.format.importer.Llama2cTokenizerFile;
+import io.bitplane.format.importer.TokenizerFiles;
 import io.bitplane.format.importer.ModelSource;
 import io.bitplane.format.importer.ModelSources;
 import io.bitplane.kernels.Backend;
@@ -84,7 +84,7 @@ public final class Model implements AutoCloseable {
                 throw new ModelException(String.join("; ", problems));
             }
             Vocabulary vocab = options.tokenizer() != null
-                    ? Llama2cTokenizerFile.read(options.tokenizer(), file.metadata().config().vocabSize())
+                    ? TokenizerFiles.read(options.tokenizer(), file.metadata().config().vocabSize())
                     : file.metadata().vocabulary();
             if (vocab == null) {
                 throw new ModelException(path + ": the model carries no vocabulary; give a tokenizer "

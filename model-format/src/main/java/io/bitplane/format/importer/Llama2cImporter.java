@@ -125,7 +125,7 @@ public final class Llama2cImporter {
         Vocabulary vocabulary = null;
         Path tok = tokenizer != null ? tokenizer : findTokenizer(f.path, vocab);
         if (tok != null) {
-            vocabulary = Llama2cTokenizerFile.read(tok, vocab);
+            vocabulary = TokenizerFiles.read(tok, vocab);
         }
         var source = MetadataJson.newObject();
         source.put("format", v1 ? "llama2c-v1" : "llama2c-legacy");

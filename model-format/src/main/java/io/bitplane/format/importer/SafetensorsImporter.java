@@ -86,7 +86,9 @@ public final class SafetensorsImporter {
                 readHeader(f, entries);
             }
             ModelConfig cfg = config(config, entries);
-            Vocabulary vocab = tokenizer == null ? null : Llama2cTokenizerFile.read(tokenizer, cfg.vocabSize());
+            Path hfTokenizer = dir.resolve("tokenizer.json");
+            Vocabulary vocab = tokenizer != null ? TokenizerFiles.read(tokenizer, cfg.vocabSize())
+                    : Files.isRegularFile(hfTokenizer) ? HfTokenizerJson.read(hfTokenizer, cfg.vocabSize()) : null;
             List<SourceTensor> out = new ArrayList<>();
             for (LlamaTensors.Expected e : LlamaTensors.expected(cfg)) {
                 String hf = hfName(e.name());

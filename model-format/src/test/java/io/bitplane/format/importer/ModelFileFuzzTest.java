@@ -101,6 +101,14 @@ class ModelFileFuzzTest {
         formatErrorsOnly(p, () -> Llama2cTokenizerFile.read(p, vocabSize));
     }
 
+    /** A Hugging Face tokenizer.json for a model of 512 embeddings (tokenizer_config.json absent). */
+    @FuzzTest(maxDuration = "4m")
+    void tokenizerJson(byte[] bytes) throws IOException {
+        Path p = DIR.resolve("tokenizer.json");
+        Files.write(p, bytes);
+        formatErrorsOnly(p, () -> HfTokenizerJson.read(p, 512));
+    }
+
     /** Writes {@code bytes} to {@code p} and reads the model in it; an error may name p's folder (a checkpoint's). */
     private static void open(Path p, byte[] bytes) throws IOException {
         Files.write(p, bytes);
