@@ -55,7 +55,7 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
         return "ModelConfig[dim=" + dim + ", hiddenDim=" + hiddenDim + ", nLayers=" + nLayers + ", nHeads=" + nHeads
                 + ", nKvHeads=" + nKvHeads + ", vocabSize=" + vocabSize + ", contextLength=" + contextLength
                 + ", ropeTheta=" + ropeTheta + ", rmsNormEps=" + rmsNormEps + ", tiedEmbeddings=" + tiedEmbeddings
-                + (ropeFreqFactors == null ? "" : ", ropeFreqFactors=" + ropeFreqFactors.length) + "]";
+                + (ropeFreqFactors == null ? "" : ", ropeFreqFactors=" + ropeFreqFactors.length + " values") + "]";
     }
 
     public int headSize() {
