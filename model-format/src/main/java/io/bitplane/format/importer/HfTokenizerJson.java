@@ -22,7 +22,7 @@ import java.util.Map;
  * control tokens, others user-defined), merges in rank order, and the pre-tokenizer named as llama.cpp names it,
  * recognised by its expression. A vocabulary shorter than the model's embedding is padded with unused tokens, as
  * llama.cpp's converter does. SentencePiece-style tokenizer.json files (byte fallback, "▁" for spaces) are refused
- * by name: their tokenizer.model, not here, holds the scores that merge them.
+ * by name: their tokenizer.model ({@link SentencePieceModelFile}) holds the scores that merge them.
  */
 public final class HfTokenizerJson {
     private HfTokenizerJson() {
@@ -50,7 +50,7 @@ public final class HfTokenizerJson {
         }
         if (model.path("byte_fallback").asBoolean(false) || root.toString().contains("\"Metaspace\"")) {
             throw new BpmFormatException(where + ": a SentencePiece-style tokenizer.json (byte fallback, Metaspace) "
-                    + "is not supported yet; give its tokenizer as a llama2.c tokenizer.bin (--tokenizer)");
+                    + "lacks the scores that merge it; use the model's tokenizer.model (beside it, or --tokenizer)");
         }
         String pre = preTokenizer(where, root.path("pre_tokenizer"));
         boolean ignoresMerges = model.path("ignore_merges").asBoolean(false);
@@ -94,9 +94,11 @@ public final class HfTokenizerJson {
                         + "[\"a\", \"b\"]");
             }
         }
-        TokenizerConfig tc = TokenizerConfig.beside(tokenizerJson, root, texts);
+        Config tc = Config.beside(tokenizerJson, texts);
+        boolean addBos = tc.addBosOr(tc.bos() >= 0 && Config.templateStartsWith(root.path("post_processor"),
+                texts[tc.bos()]));
         Vocabulary v = new Vocabulary(Vocabulary.BYTE_LEVEL_BPE, tokens, new float[vocabSize], types, tc.bos(),
-                tc.eos(), maxLen, tc.chatTemplate(), merges, pre, tc.addBos());
+                tc.eos(), maxLen, tc.chatTemplate(), merges, pre, addBos);
         String problem = v.problem();
         if (problem != null) {
             throw new BpmFormatException(where + ": " + problem);
@@ -161,16 +163,25 @@ public final class HfTokenizerJson {
         }
     }
 
-    /** What tokenizer_config.json (if any) and tokenizer.json's post-processor say about BOS, EOS and chat. */
-    private record TokenizerConfig(int bos, int eos, boolean addBos, String chatTemplate) {
-        static TokenizerConfig beside(Path tokenizerJson, JsonNode root, String[] texts) throws IOException {
-            Path file = tokenizerJson.resolveSibling("tokenizer_config.json");
-            JsonNode c = Files.isRegularFile(file) ? json(file) : MetadataJson.newObject();
-            String where = Files.isRegularFile(file) ? file.toString() : tokenizerJson.toString();
+    /**
+     * What a Hugging Face tokenizer_config.json beside a tokenizer file says (all unknown when there is none): the
+     * ids of its BOS and EOS tokens (-1), whether BOS is added (null), the chat template (null).
+     */
+    record Config(int bos, int eos, Boolean addBos, String chatTemplate) {
+        boolean addBosOr(boolean fallback) {
+            return addBos != null ? addBos : fallback;
+        }
+
+        static Config beside(Path tokenizerFile, String[] texts) throws IOException {
+            Path file = tokenizerFile.resolveSibling("tokenizer_config.json");
+            if (!Files.isRegularFile(file)) {
+                return new Config(-1, -1, null, null);
+            }
+            JsonNode c = json(file);
+            String where = file.toString();
             int bos = id(where, texts, c.path("bos_token"), "bos_token");
             int eos = id(where, texts, c.path("eos_token"), "eos_token");
-            boolean addBos = c.has("add_bos_token") ? c.path("add_bos_token").asBoolean()
-                    : bos >= 0 && templateStartsWith(root.path("post_processor"), texts[bos]);
+            Boolean addBos = c.path("add_bos_token").isBoolean() ? c.path("add_bos_token").asBoolean() : null;
             JsonNode t = c.path("chat_template");
             String template = t.isTextual() ? t.asText() : null;
             if (t.isArray()) {  // named templates: the default one
@@ -180,11 +191,11 @@ public final class HfTokenizerJson {
                     }
                 }
             }
-            return new TokenizerConfig(bos, eos, addBos, template);
+            return new Config(bos, eos, addBos, template);
         }
 
         /** Whether the post-processor's template for one sequence starts with this special token (Llama 3's). */
-        private static boolean templateStartsWith(JsonNode processor, String token) {
+        static boolean templateStartsWith(JsonNode processor, String token) {
             if ("Sequence".equals(processor.path("type").asText())) {
                 for (JsonNode p : processor.path("processors")) {
                     if (templateStartsWith(p, token)) {

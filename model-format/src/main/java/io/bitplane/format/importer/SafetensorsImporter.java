@@ -86,9 +86,8 @@ public final class SafetensorsImporter {
                 readHeader(f, entries);
             }
             ModelConfig cfg = config(config, entries);
-            Path hfTokenizer = dir.resolve("tokenizer.json");
             Vocabulary vocab = tokenizer != null ? TokenizerFiles.read(tokenizer, cfg.vocabSize())
-                    : Files.isRegularFile(hfTokenizer) ? HfTokenizerJson.read(hfTokenizer, cfg.vocabSize()) : null;
+                    : TokenizerFiles.beside(dir, cfg.vocabSize());
             List<SourceTensor> out = new ArrayList<>();
             for (LlamaTensors.Expected e : LlamaTensors.expected(cfg)) {
                 String hf = hfName(e.name());

@@ -109,6 +109,14 @@ class ModelFileFuzzTest {
         formatErrorsOnly(p, () -> HfTokenizerJson.read(p, 512));
     }
 
+    /** A SentencePiece tokenizer.model for a model of 64 embeddings (tokenizer_config.json absent). */
+    @FuzzTest(maxDuration = "4m")
+    void sentencePieceModel(byte[] bytes) throws IOException {
+        Path p = DIR.resolve("tokenizer.model");
+        Files.write(p, bytes);
+        formatErrorsOnly(p, () -> SentencePieceModelFile.read(p, 64));
+    }
+
     /** Writes {@code bytes} to {@code p} and reads the model in it; an error may name p's folder (a checkpoint's). */
     private static void open(Path p, byte[] bytes) throws IOException {
         Files.write(p, bytes);

@@ -3,6 +3,8 @@ package io.bitplane.runtime.tokenizer;
 import io.bitplane.format.SharedData;
 import io.bitplane.format.Vocabulary;
 import io.bitplane.format.importer.Llama2cTokenizerFile;
+import io.bitplane.format.importer.SentencePieceModelFileTest;
+import io.bitplane.format.importer.SentencePieceModelWriter;
 import io.bitplane.runtime.Perplexity;
 import org.junit.jupiter.api.Test;
 
@@ -83,6 +85,29 @@ class SentencePieceBpeTest {
         }
         String odd = "Ünïcödé — “quotes” 世界 🙂 tabs\tand\nnewlines";
         assertEquals(odd, t.decode(t.encode(odd, true, false)));
+    }
+
+    /**
+     * The tokenizer.model llama2.c exported tok512.bin from (written back from it: "▁" for spaces) encodes the same:
+     * its pieces take the word-marker path, as GGUF vocabularies do. (Against SentencePiece itself, the library
+     * compiled to WebAssembly as the npm package @sctg/sentencepiece-js 1.3.3, that file gave the same ids for 308
+     * texts, 29,377 tokens: docs/ARCHITECTURE.md, "Tokenizers".)
+     */
+    @Test
+    void aSentencePieceModelEncodesAsItsLlama2cExport(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path model = SentencePieceModelFileTest.tok512AsModel(dir.resolve("tokenizer.model"), 2,
+                SentencePieceModelWriter.Normalizer.LLAMA);
+        SentencePieceBpe fromModel = new SentencePieceBpe(
+                io.bitplane.format.importer.SentencePieceModelFile.read(model, 512));
+        SentencePieceBpe fromBin = tok512();
+        List<String> paragraphs = Perplexity.paragraphs(Files.readString(
+                SharedData.file("data/tinystories_validation_head.txt")));
+        for (String p : paragraphs.subList(0, 300)) {
+            int[] ids = fromModel.encode(p, true, false);
+            assertArrayEquals(fromBin.encode(p, true, false), ids, p);
+            assertEquals(p, fromModel.decode(ids), p);
+        }
     }
 
     @Test

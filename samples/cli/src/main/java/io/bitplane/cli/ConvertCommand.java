@@ -27,7 +27,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Source model: a file, or a Hugging Face folder.")
     Path model;
 
-    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin, where the source has no vocabulary.")
+    @Option(names = "--tokenizer", description = "Tokenizer, where the source has none: llama2.c tokenizer.bin, "
+            + "SentencePiece tokenizer.model or Hugging Face tokenizer.json.")
     Path tokenizer;
 
     @Option(names = "--output", required = true, description = "The .bpm file to write.")

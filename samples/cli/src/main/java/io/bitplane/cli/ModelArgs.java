@@ -12,7 +12,8 @@ final class ModelArgs {
             + "Default: BITPLANE_MODEL, else models/stories260K.bin, else ../shared/models/stories260K.bin.")
     Path model;
 
-    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin, where the model carries none.")
+    @Option(names = "--tokenizer", description = "Tokenizer, where the model carries none: llama2.c tokenizer.bin, "
+            + "SentencePiece tokenizer.model or Hugging Face tokenizer.json.")
     Path tokenizer;
 
     @Option(names = "--backend", defaultValue = "auto", description = "Kernels: auto, scalar, java, native, opencl; "

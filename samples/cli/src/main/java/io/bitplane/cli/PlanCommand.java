@@ -49,7 +49,8 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--model", description = "Source model (unquantized). Default: as for generate.")
     Path model;
 
-    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin, where the model carries none.")
+    @Option(names = "--tokenizer", description = "Tokenizer, where the model carries none: llama2.c tokenizer.bin, "
+            + "SentencePiece tokenizer.model or Hugging Face tokenizer.json.")
     Path tokenizer;
 
     @Option(names = "--calibrate", required = true, description = "Unlabeled calibration text (paragraphs split "
