@@ -176,6 +176,17 @@ public final class SafetensorsImporter {
         }
     }
 
+    /**
+     * The positions the model attends over in full: max_position_embeddings, but no more than a sliding window
+     * (Mistral 7B v0.1: 4,096 of 32,768), since the decoder attends to every cached position and would differ
+     * from the model past the window.
+     */
+    private static int contextLength(JsonNode c) {
+        int context = c.path("max_position_embeddings").asInt(2048);
+        int window = c.path("sliding_window").asInt(0);
+        return window > 0 ? Math.min(context, window) : context;
+    }
+
     private static ModelConfig config(Path path, Map<String, Entry> entries) throws IOException {
         JsonNode c;
         try {
@@ -191,7 +202,7 @@ public final class SafetensorsImporter {
         boolean tied = c.path("tie_word_embeddings").asBoolean(false) || !entries.containsKey("lm_head.weight");
         ModelConfig cfg = new ModelConfig(required(path, c, "hidden_size"), required(path, c, "intermediate_size"),
                 required(path, c, "num_hidden_layers"), heads, c.path("num_key_value_heads").asInt(heads),
-                required(path, c, "vocab_size"), c.path("max_position_embeddings").asInt(2048),
+                required(path, c, "vocab_size"), contextLength(c),
                 (float) c.path("rope_theta").asDouble(10000), (float) c.path("rms_norm_eps").asDouble(1e-6), tied);
         String problem = cfg.problem();
         if (problem == null && c.hasNonNull("rope_scaling")) {

@@ -120,6 +120,29 @@ class ImportersTest {
         }
     }
 
+    /** Mistral's sliding window bounds the context: past it the decoder, which attends to all, would differ. */
+    @Test
+    void aSafetensorsSlidingWindowBoundsTheContext() throws Exception {
+        Path hf = dir.resolve("window");
+        Files.createDirectories(hf);
+        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
+            SafetensorsFixture.write(legacy, hf, false, false);
+        }
+        Path config = hf.resolve("config.json");
+        var c = (com.fasterxml.jackson.databind.node.ObjectNode) io.bitplane.format.MetadataJson.mapper()
+                .readTree(config.toFile());
+        c.put("max_position_embeddings", 512).put("sliding_window", 100);
+        Files.write(config, io.bitplane.format.MetadataJson.mapper().writeValueAsBytes(c));
+        try (ModelSource st = ModelSources.open(hf, SharedData.tok512())) {
+            assertEquals(100, st.metadata().config().contextLength());
+        }
+        c.putNull("sliding_window");  // Llama's configs say null
+        Files.write(config, io.bitplane.format.MetadataJson.mapper().writeValueAsBytes(c));
+        try (ModelSource st = ModelSources.open(hf, SharedData.tok512())) {
+            assertEquals(512, st.metadata().config().contextLength());
+        }
+    }
+
     @Test
     void aTruncatedOrMismatchedLlama2cFileIsNamed() throws Exception {
         Path t = dir.resolve("trunc.bin");
