@@ -173,11 +173,7 @@ class HfTokenizerJsonTest {
     /** A Hugging Face folder with tokenizer.json needs no --tokenizer; one given by name is read the same way. */
     @Test
     void aSafetensorsFolderTakesTheTokenizerBesideIt() throws Exception {
-        Path hf = dir.resolve("hf");
-        Files.createDirectories(hf);
-        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false, false);
-        }
+        Path hf = SafetensorsFixture.stories(dir.resolve("hf"));
         Files.write(hf.resolve("tokenizer.json"), MetadataJson.mapper().writeValueAsBytes(llama3Style()));
         Files.write(hf.resolve("tokenizer_config.json"), MetadataJson.mapper().writeValueAsBytes(config()));
         Vocabulary expected = HfTokenizerJson.read(hf.resolve("tokenizer.json"), 512);

@@ -123,11 +123,7 @@ class ImportersTest {
     /** Mistral's sliding window bounds the context: past it the decoder, which attends to all, would differ. */
     @Test
     void aSafetensorsSlidingWindowBoundsTheContext() throws Exception {
-        Path hf = dir.resolve("window");
-        Files.createDirectories(hf);
-        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false, false);
-        }
+        Path hf = SafetensorsFixture.stories(dir.resolve("window"));
         Path config = hf.resolve("config.json");
         var c = (com.fasterxml.jackson.databind.node.ObjectNode) io.bitplane.format.MetadataJson.mapper()
                 .readTree(config.toFile());
@@ -168,11 +164,7 @@ class ImportersTest {
     /** A tensor the model needs in a dtype the importer does not read is named with its dtype (was a NPE). */
     @Test
     void aSafetensorsTensorInAnUnsupportedDtypeIsNamed() throws Exception {
-        Path hf = dir.resolve("f8");
-        Files.createDirectories(hf);
-        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false, false);
-        }
+        Path hf = SafetensorsFixture.stories(dir.resolve("f8"));
         Path file = hf.resolve("model.safetensors");
         byte[] b = Files.readAllBytes(file);
         int headerLength = (int) ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);

@@ -111,11 +111,7 @@ class RopeScalingTest {
 
     @Test
     void safetensorsRopeScalingBecomesFactors() throws Exception {
-        Path hf = dir.resolve("hf");
-        Files.createDirectories(hf);
-        try (ModelSource legacy = ModelSources.open(io.bitplane.format.SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false, false);
-        }
+        Path hf = SafetensorsFixture.stories(dir.resolve("hf"));
         Path config = hf.resolve("config.json");
         ObjectNode c = (ObjectNode) MetadataJson.mapper().readTree(config.toFile());
         c.putObject("rope_scaling").put("rope_type", "linear").put("factor", 2.0);

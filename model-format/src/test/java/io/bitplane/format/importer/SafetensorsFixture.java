@@ -23,6 +23,15 @@ public final class SafetensorsFixture {
     }
 
     /** Writes {@code model}; with {@code untied}, the classifier is a separate lm_head.weight (a copy). */
+    /** The folder, created, with stories260K written into it as one model.safetensors and its config.json. */
+    public static Path stories(Path folder) throws Exception {
+        java.nio.file.Files.createDirectories(folder);
+        try (ModelSource legacy = ModelSources.open(io.bitplane.format.SharedData.stories260K(), null)) {
+            write(legacy, folder, false, false);
+        }
+        return folder;
+    }
+
     public static void write(ModelSource model, Path dir, boolean sharded, boolean untied) throws Exception {
         ModelConfig c = model.metadata().config();
         var cfg = MetadataJson.newObject();

@@ -86,11 +86,7 @@ public class SentencePieceModelFileTest {
     /** In a Hugging Face folder tokenizer.model goes before tokenizer.json (whose SentencePiece kind is refused). */
     @Test
     void aSafetensorsFolderTakesTheSentencePieceModelBesideIt() throws Exception {
-        Path hf = dir.resolve("hf");
-        Files.createDirectories(hf);
-        try (ModelSource legacy = ModelSources.open(SharedData.stories260K(), null)) {
-            SafetensorsFixture.write(legacy, hf, false, false);
-        }
+        Path hf = SafetensorsFixture.stories(dir.resolve("hf"));
         tok512AsModel(hf.resolve("tokenizer.model"), 2, SentencePieceModelWriter.Normalizer.LLAMA);
         Files.writeString(hf.resolve("tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true}}");
         try (ModelSource s = ModelSources.open(hf, null)) {
