@@ -1,5 +1,6 @@
 package io.bitplane.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitplane.format.BpmFile;
@@ -7,6 +8,7 @@ import io.bitplane.format.BpmTensor;
 import io.bitplane.format.MetadataJson;
 import io.bitplane.format.ModelConfig;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.format.Vocabulary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -46,6 +48,20 @@ final class InspectCommand implements Callable<Integer> {
         r.set("config", MetadataJson.mapper().valueToTree(c));
         r.set("source", file.metadata().source());
         r.set("quantization_recipe", file.metadata().quantization().deepCopy().without("tensors"));
+        Vocabulary v = file.metadata().vocabulary();
+        if (v != null) {  // what a tokenizer is, not its tokens
+            ObjectNode tok = r.putObject("tokenizer");
+            tok.put("model", v.model());
+            if (v.preTokenizer() != null) {
+                tok.put("pre_tokenizer", v.preTokenizer());
+            }
+            tok.put("tokens", v.size());
+            tok.put("merges", v.merges().size());
+            tok.put("bos_id", v.bosId());
+            tok.put("eos_id", v.eosId());
+            tok.put("add_bos", v.addBos());
+            tok.put("chat_template", v.chatTemplate() != null);
+        }
         ArrayNode tensors = r.putArray("tensors");
         long weights = 0;
         long bytes = 0;
@@ -84,6 +100,22 @@ final class InspectCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%s: %s model, %s%n", file.path(), file.metadata().architecture(),
                 file.metadata().config());
         System.out.printf(Locale.ROOT, "source: %s; recipe: %s%n", r.get("source"), r.get("quantization_recipe"));
+        JsonNode tok = r.path("tokenizer");
+        if (!tok.isMissingNode()) {
+            StringBuilder line = new StringBuilder("tokenizer: ").append(tok.get("model").asText());
+            if (tok.has("pre_tokenizer")) {
+                line.append(" (pre-tokenizer ").append(tok.get("pre_tokenizer").asText()).append(')');
+            }
+            line.append(", ").append(tok.get("tokens").asInt()).append(" tokens");
+            if (tok.get("merges").asInt() > 0) {
+                line.append(", ").append(tok.get("merges").asInt()).append(" merges");
+            }
+            line.append(", BOS ").append(tok.get("bos_id").asInt())
+                    .append(tok.get("add_bos").asBoolean() ? "" : " (not added)")
+                    .append(", EOS ").append(tok.get("eos_id").asInt())
+                    .append(tok.get("chat_template").asBoolean() ? ", chat template" : "");
+            System.out.println(line);
+        }
         System.out.printf(Locale.ROOT, "%-28s %-14s %-10s %6s %-6s %5s %8s %12s%n", "tensor", "shape", "encoding",
                 "group", "layout", "act", "bits/w", "bytes");
         for (var t : r.get("tensors")) {

@@ -52,6 +52,8 @@ class FormatCommandsTest {
         CliRunner.Result table = CliRunner.run("inspect", "--model", out.toString());
         assertTrue(table.out().contains("blk.4.ffn_down.weight"), table.out());
         assertTrue(table.out().contains("total: 47 tensors"), table.out());
+        assertTrue(table.out().contains("tokenizer: llama, 512 tokens, BOS 1, EOS 2\n"), table.out());
+        assertEquals(512, report.path("tokenizer").path("tokens").asInt());
         assertEquals(0, CliRunner.run("verify", "--model", out.toString()).exit());
     }
 
