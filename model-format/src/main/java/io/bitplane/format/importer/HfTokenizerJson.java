@@ -48,7 +48,8 @@ public final class HfTokenizerJson {
             throw new BpmFormatException(where + ": model.type '" + model.path("type").asText()
                     + "' is not supported (byte-level BPE is)");
         }
-        if (model.path("byte_fallback").asBoolean(false) || root.toString().contains("\"Metaspace\"")) {
+        String steps = root.path("normalizer").toString() + root.path("pre_tokenizer") + root.path("decoder");
+        if (model.path("byte_fallback").asBoolean(false) || steps.contains("\"Metaspace\"")) {
             throw new BpmFormatException(where + ": a SentencePiece-style tokenizer.json (byte fallback, Metaspace) "
                     + "lacks the scores that merge it; use the model's tokenizer.model (beside it, or --tokenizer)");
         }

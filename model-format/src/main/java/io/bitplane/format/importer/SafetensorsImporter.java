@@ -86,8 +86,6 @@ public final class SafetensorsImporter {
                 readHeader(f, entries);
             }
             ModelConfig cfg = config(config, entries);
-            Vocabulary vocab = tokenizer != null ? TokenizerFiles.read(tokenizer, cfg.vocabSize())
-                    : TokenizerFiles.beside(dir, cfg.vocabSize());
             List<SourceTensor> out = new ArrayList<>();
             for (LlamaTensors.Expected e : LlamaTensors.expected(cfg)) {
                 String hf = hfName(e.name());
@@ -108,6 +106,9 @@ public final class SafetensorsImporter {
                 QuantSpec spec = QuantSpec.parse(entry.encoding.name());
                 out.add(new EncodedSourceTensor(e.name(), e.shape(), spec, () -> load(e.name(), entry, heads)));
             }
+            // after the tensors' shapes have held vocab_size to the embedding's rows: a tokenizer is sized by it
+            Vocabulary vocab = tokenizer != null ? TokenizerFiles.read(tokenizer, cfg.vocabSize())
+                    : TokenizerFiles.beside(dir, cfg.vocabSize());
             var source = MetadataJson.newObject();
             source.put("format", "safetensors");
             source.put("path", dir.getFileName() == null ? dir.toString() : dir.getFileName().toString());
