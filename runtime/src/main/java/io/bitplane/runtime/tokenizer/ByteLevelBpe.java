@@ -8,7 +8,6 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -34,15 +33,12 @@ public final class ByteLevelBpe implements Tokenizer {
     private final Map<String, Integer> ids = new HashMap<>();
     /** The token of each byte's character, or -1. */
     private final int[] byteTokens = new int[256];
-    /** Rank and merged token of each mergeable pair of tokens (left id in the high half of the key). */
-    private final Map<Long, Merge> merges = new HashMap<>();
+    /** Merged token and priority (the negated rank) of each mergeable pair (left id in the key's high half). */
+    private final Map<Long, PairMerge.Merge> merges = new HashMap<>();
     /** Special tokens' texts, the longest first, by their first character. */
     private final Map<Character, List<String>> specials = new HashMap<>();
     private final Set<Integer> endTokens = new java.util.HashSet<>();
     private final int unknown;
-
-    private record Merge(int rank, int id) {
-    }
 
     /**
      * Control tokens that end a turn in instruction-tuned models (llama.cpp's list): generation stops on them as on
@@ -91,7 +87,7 @@ public final class ByteLevelBpe implements Tokenizer {
             String left = m.substring(0, space);
             String right = m.substring(space + 1);
             // a pair listed twice keeps its first (lowest) rank, as Hugging Face's table does
-            merges.putIfAbsent(key(ids.get(left), ids.get(right)), new Merge(rank, ids.get(left + right)));
+            merges.putIfAbsent(key(ids.get(left), ids.get(right)), new PairMerge.Merge(ids.get(left + right), -rank));
         }
     }
 
@@ -104,18 +100,8 @@ public final class ByteLevelBpe implements Tokenizer {
     }
 
     @Override
-    public int vocabSize() {
-        return vocab.size();
-    }
-
-    @Override
-    public int bos() {
-        return vocab.bosId();
-    }
-
-    @Override
-    public int eos() {
-        return vocab.eosId();
+    public Vocabulary vocabulary() {
+        return vocab;
     }
 
     @Override
@@ -206,68 +192,12 @@ public final class ByteLevelBpe implements Tokenizer {
 
     /**
      * Merges {@code symbols} (token ids, -1 for a byte without one) in place and returns their new count: the
-     * adjacent pair of lowest rank first, the leftmost on ties. Pairs wait in a priority queue as rank and left
-     * position in one long, symbols in a linked list; a pair taken whose symbols have changed since it was queued
-     * no longer has that rank (a rank names one pair) and is dropped. Time n log n for a word of n bytes: a run of a
+     * adjacent pair of lowest rank first, the leftmost on ties. Time n log n for a word of n bytes: a run of a
      * million letters is one word to Llama 3's expression.
      */
     private int merge(int[] symbols) {
-        int n = symbols.length;
-        if (n < 2) {
-            return n;
-        }
-        int[] next = new int[n];
-        int[] prev = new int[n];
-        for (int i = 0; i < n; i++) {
-            next[i] = i + 1 < n ? i + 1 : -1;
-            prev[i] = i - 1;
-        }
-        PriorityQueue<Long> queue = new PriorityQueue<>();
-        for (int i = 0; i + 1 < n; i++) {
-            offer(queue, symbols, i, i + 1);
-        }
-        while (!queue.isEmpty()) {
-            long entry = queue.poll();
-            int left = (int) entry;
-            int right = next[left];
-            if (symbols[left] == DELETED || right < 0) {
-                continue;
-            }
-            Merge merge = symbols[left] < 0 || symbols[right] < 0 ? null
-                    : merges.get(key(symbols[left], symbols[right]));
-            if (merge == null || merge.rank() != (int) (entry >>> 32)) {
-                continue;  // a symbol of this pair has merged since it was queued
-            }
-            symbols[left] = merge.id();
-            symbols[right] = DELETED;
-            int after = next[right];
-            next[left] = after;
-            if (after >= 0) {
-                prev[after] = left;
-                offer(queue, symbols, left, after);
-            }
-            if (prev[left] >= 0) {
-                offer(queue, symbols, prev[left], left);
-            }
-        }
-        int count = 0;
-        for (int i = 0; i >= 0; i = next[i]) {
-            symbols[count++] = symbols[i];
-        }
-        return count;
-    }
-
-    /** A symbol merged into its left neighbour. */
-    private static final int DELETED = Integer.MIN_VALUE;
-
-    private void offer(PriorityQueue<Long> queue, int[] symbols, int left, int right) {
-        if (symbols[left] < 0 || symbols[right] < 0) {
-            return;
-        }
-        Merge merge = merges.get(key(symbols[left], symbols[right]));
-        if (merge != null) {
-            queue.add((long) merge.rank() << 32 | left);
-        }
+        return PairMerge.merge(symbols, symbols.length,
+                (left, right) -> left < 0 || right < 0 ? null : merges.get(key(left, right)));
     }
 
     @Override

@@ -4,10 +4,8 @@ import io.bitplane.format.Vocabulary;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.PriorityQueue;
 
 /**
  * The SentencePiece-style BPE of llama2.c's tokenizer.bin and GGUF's "llama" tokenizer, encoding exactly as
@@ -75,18 +73,8 @@ public final class SentencePieceBpe implements Tokenizer {
     }
 
     @Override
-    public int vocabSize() {
-        return vocab.size();
-    }
-
-    @Override
-    public int bos() {
-        return vocab.bosId();
-    }
-
-    @Override
-    public int eos() {
-        return vocab.eosId();
+    public Vocabulary vocabulary() {
+        return vocab;
     }
 
     /** llama2.c models delimit stories with BOS as well: generation ends on either. */
@@ -155,72 +143,26 @@ public final class SentencePieceBpe implements Tokenizer {
     /** Where llama2.c stops looking: a merge must score above this (so a NaN score never merges). */
     private static final float NO_MERGE = -1e10f;
 
-    /** An adjacent pair of symbols (by the index of each in the first tokens) whose merged piece is token id. */
-    private record Pair(int left, int right, int leftId, int rightId, int id, float score) {
-    }
-
-    /** Best score first, then the leftmost: the pair llama2.c's scan over every pair would pick. */
-    private static final Comparator<Pair> BEST_FIRST =
-            Comparator.comparingDouble((Pair p) -> -p.score()).thenComparingInt(Pair::left);
-
     /**
-     * Merges {@code tokens[0 .. n)} as llama2.c does (repeatedly the adjacent pair whose merged piece scores highest,
-     * the leftmost on ties) and returns the new count. llama2.c scans every pair for every merge, which is quadratic:
-     * a 96 KB prompt took 84 s. Here the pairs wait in a priority queue, symbols in a linked list, and a pair is
-     * dropped when taken if either of its symbols has changed since it was queued (as llama.cpp's SentencePiece
-     * tokenizer does); the queue's order (score, then position) is the scan's, so the result is the same.
+     * Merges {@code tokens[0 .. n)} as llama2.c does (repeatedly the adjacent pair whose merged piece scores
+     * highest, the leftmost on ties) and returns the new count.
      */
     private int merge(int[] tokens, int n) {
-        if (n < 2) {
-            return n;
-        }
-        int[] next = new int[n];
-        int[] prev = new int[n];
-        for (int i = 0; i < n; i++) {
-            next[i] = i + 1 < n ? i + 1 : -1;
-            prev[i] = i - 1;
-        }
-        PriorityQueue<Pair> queue = new PriorityQueue<>(BEST_FIRST);
-        for (int i = 0; i + 1 < n; i++) {
-            offer(queue, tokens, i, i + 1);
-        }
-        while (!queue.isEmpty()) {
-            Pair p = queue.poll();
-            if (tokens[p.left()] != p.leftId() || tokens[p.right()] != p.rightId() || next[p.left()] != p.right()) {
-                continue;  // a symbol of this pair has merged since
-            }
-            tokens[p.left()] = p.id();
-            tokens[p.right()] = -1;
-            int after = next[p.right()];
-            next[p.left()] = after;
-            if (after >= 0) {
-                prev[after] = p.left();
-                offer(queue, tokens, p.left(), after);
-            }
-            if (prev[p.left()] >= 0) {
-                offer(queue, tokens, prev[p.left()], p.left());
-            }
-        }
-        int count = 0;
-        for (int i = 0; i >= 0; i = next[i]) {
-            tokens[count++] = tokens[i];
-        }
-        return count;
+        return PairMerge.merge(tokens, n, this::pieceOf);
     }
 
-    private void offer(PriorityQueue<Pair> queue, int[] tokens, int left, int right) {
-        byte[] a = pieces[tokens[left]];
-        byte[] b = pieces[tokens[right]];
+    /** The piece two tokens' bytes make together, if it is in the vocabulary and scores above NO_MERGE. */
+    private PairMerge.Merge pieceOf(int left, int right) {
+        byte[] a = pieces[left];
+        byte[] b = pieces[right];
         byte[] merged = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, merged, a.length, b.length);
         int id = lookup(merged);
         if (id < 0) {
-            return;
+            return null;
         }
         float score = vocab.scores()[id] + 0f;  // + 0f: -0 and 0 tie, as they do for llama2.c's >
-        if (score > NO_MERGE) {
-            queue.add(new Pair(left, right, tokens[left], tokens[right], id, score));
-        }
+        return score > NO_MERGE ? new PairMerge.Merge(id, score) : null;
     }
 
     @Override

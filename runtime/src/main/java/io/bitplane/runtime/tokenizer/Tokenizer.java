@@ -22,11 +22,22 @@ public interface Tokenizer {
         };
     }
 
-    int vocabSize();
+    /** The vocabulary this tokenizer reads. */
+    Vocabulary vocabulary();
 
-    int bos();
+    default int vocabSize() {
+        return vocabulary().size();
+    }
 
-    int eos();
+    /** The BOS token, or -1. */
+    default int bos() {
+        return vocabulary().bosId();
+    }
+
+    /** The EOS token, or -1. */
+    default int eos() {
+        return vocabulary().eosId();
+    }
 
     /** Token ids of {@code text}, with BOS first and EOS last when asked. */
     int[] encode(String text, boolean addBos, boolean addEos);
