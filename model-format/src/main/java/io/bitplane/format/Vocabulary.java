@@ -19,6 +19,12 @@ public record Vocabulary(String model, List<byte[]> tokens, float[] scores, int[
 
     public static final String SENTENCE_PIECE = "llama";
     public static final String BYTE_LEVEL_BPE = "gpt2";
+    /**
+     * The names GGUF files give Llama 3's pre-tokenizer (tokenizer.ggml.pre); llama.cpp adds BOS for them where
+     * tokenizer.ggml.add_bos_token is absent, and takes a word that is a token whole.
+     */
+    public static final java.util.Set<String> LLAMA3_PRE_TOKENIZERS = java.util.Set.of("llama-bpe", "llama3",
+            "llama-v3");
 
     public static final int TYPE_NORMAL = 1;
     public static final int TYPE_UNKNOWN = 2;

@@ -185,7 +185,7 @@ public final class GgufImporter {
         String pre = k.kv.get("tokenizer.ggml.pre") instanceof String p ? p : null;
         // llama.cpp's defaults where the key is absent: BOS for SentencePiece and for Llama 3's byte-level BPE
         boolean addBos = k.kv.get("tokenizer.ggml.add_bos_token") instanceof Boolean b ? b
-                : !Vocabulary.BYTE_LEVEL_BPE.equals(model) || "llama-bpe".equals(pre) || "llama3".equals(pre);
+                : !Vocabulary.BYTE_LEVEL_BPE.equals(model) || pre != null && Vocabulary.LLAMA3_PRE_TOKENIZERS.contains(pre);
         Vocabulary v = new Vocabulary(model, tokens, scores, types, k.integer("tokenizer.ggml.bos_token_id", 1),
                 k.integer("tokenizer.ggml.eos_token_id", 2), maxLen, template, merges, pre, addBos);
         String problem = v.problem();

@@ -1,5 +1,7 @@
 package io.bitplane.runtime.tokenizer;
 
+import io.bitplane.format.Vocabulary;
+
 import java.util.Map;
 import java.util.regex.Pattern;
 
@@ -26,12 +28,17 @@ record PreTokenizer(String name, Pattern pattern, boolean ignoresMerges) {
     private static final String QWEN2 = CONTRACTIONS + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
             + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-    private static final Map<String, PreTokenizer> KNOWN = Map.of(
-            "gpt-2", of("gpt-2", GPT2, false),
-            "llama-bpe", of("llama-bpe", LLAMA3, true),
-            "llama3", of("llama3", LLAMA3, true),
-            "llama-v3", of("llama-v3", LLAMA3, true),
-            "qwen2", of("qwen2", QWEN2, false));
+    private static final Map<String, PreTokenizer> KNOWN = known();
+
+    private static Map<String, PreTokenizer> known() {
+        Map<String, PreTokenizer> known = new java.util.HashMap<>();
+        known.put("gpt-2", of("gpt-2", GPT2, false));
+        known.put("qwen2", of("qwen2", QWEN2, false));
+        for (String name : Vocabulary.LLAMA3_PRE_TOKENIZERS) {
+            known.put(name, of(name, LLAMA3, true));
+        }
+        return Map.copyOf(known);
+    }
 
     private static PreTokenizer of(String name, String regex, boolean ignoresMerges) {
         return new PreTokenizer(name, Pattern.compile(regex, Pattern.UNICODE_CHARACTER_CLASS), ignoresMerges);

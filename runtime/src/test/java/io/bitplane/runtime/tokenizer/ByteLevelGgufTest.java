@@ -62,6 +62,19 @@ class ByteLevelGgufTest {
         }
     }
 
+    /** Where tokenizer.ggml.add_bos_token is absent, BOS is added for Llama 3's pre-tokenizer by any of its names. */
+    @Test
+    void bosIsAddedByDefaultForLlama3sPreTokenizerOnly() throws Exception {
+        Vocabulary v = ByteLevelBpeTest.trained(50, "llama-bpe");
+        for (String pre : List.of("llama-bpe", "llama3", "llama-v3", "gpt-2", "qwen2")) {
+            Path gguf = dir.resolve(pre + ".gguf");
+            model(v).put("tokenizer.ggml.pre", pre).write(gguf);
+            try (var s = io.bitplane.format.importer.ModelSources.open(gguf, null)) {
+                assertEquals(Vocabulary.LLAMA3_PRE_TOKENIZERS.contains(pre), s.metadata().vocabulary().addBos(), pre);
+            }
+        }
+    }
+
     /** Rope scaling reaches the decoder: factors of one decode as none do, bit for bit; other factors do not. */
     @Test
     void ropeFrequencyFactorsReachTheDecoder() throws Exception {
