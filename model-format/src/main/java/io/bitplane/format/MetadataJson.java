@@ -245,20 +245,20 @@ public final class MetadataJson {
             return n.asDouble();
         }
 
-        JsonNode object(JsonNode node, String path) throws BpmFormatException {
-            JsonNode n = get(node, path);
-            if (!n.isObject()) {
-                throw new BpmFormatException(where + ": metadata field " + path + " must be an object");
-            }
-            return n;
-        }
-
         boolean bool(JsonNode node, String path) throws BpmFormatException {
             JsonNode n = get(node, path);
             if (!n.isBoolean()) {
                 throw new BpmFormatException(where + ": metadata field " + path + " must be true or false");
             }
             return n.asBoolean();
+        }
+
+        JsonNode object(JsonNode node, String path) throws BpmFormatException {
+            JsonNode n = get(node, path);
+            if (!n.isObject()) {
+                throw new BpmFormatException(where + ": metadata field " + path + " must be an object");
+            }
+            return n;
         }
 
         JsonNode array(JsonNode node, String path) throws BpmFormatException {

@@ -402,8 +402,7 @@ public final class OpenClBackend implements Backend {
         require(batch > 0 && heads > 0 && headSize > 1 && headSize % 2 == 0 && positions.length >= batch
                 && (long) batch * heads * headSize <= b.floats, "rope: shapes do not fit");
         int max = checkedMaxPosition(positions, batch, Integer.MAX_VALUE);
-        require(freqFactors == null || freqFactors.length == headSize / 2, "rope: one factor per pair of a head");
-        ropeTable(headSize, theta, freqFactors, max);
+        ropeTable(headSize, theta, freqFactors, max);  // RopeTable refuses factors of the wrong count
         DeviceMemory.Handle pos = positions(positions, batch);
         launch("rope", new long[] {(long) heads * headSize / 2, batch}, null, b, pos, ropeCos, ropeSin, heads,
                 headSize);
