@@ -15,6 +15,9 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.Map;
+import java.util.StringJoiner;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
 /** {@code bitplane inspect}: the tensor table of a .bpm file with bits per weight and totals. */
@@ -80,6 +83,10 @@ final class InspectCommand implements Callable<Integer> {
             o.put("activations", s.activations().name());
             o.put("bits_per_weight", s.bitsPerWeight());
             o.put("bytes", s.byteLength());
+            JsonNode quantizer = file.metadata().quantization().path("tensors").path(s.name()).path("quantizer");
+            if (quantizer.isTextual()) {  // how the conversion made it: "lossless", "clip_search", "gptq", ...
+                o.put("quantizer", quantizer.asText());
+            }
             weights += s.elementCount();
             bytes += s.byteLength();
             if (s.rank() == 2) {
@@ -131,5 +138,16 @@ final class InspectCommand implements Callable<Integer> {
                 totals.get("weights").asLong(), totals.get("tensor_bytes").asLong(),
                 totals.get("bits_per_weight").asDouble(), totals.get("matrix_bits_per_weight").asDouble(),
                 file.fileSize());
+        Map<String, Integer> quantizers = new TreeMap<>();
+        for (var t : r.get("tensors")) {
+            if (t.has("quantizer")) {
+                quantizers.merge(t.get("quantizer").asText(), 1, Integer::sum);
+            }
+        }
+        if (!quantizers.isEmpty()) {  // one line: which tensors were copied, rounded or calibrated, and how many
+            StringJoiner line = new StringJoiner("; ", "quantizers: ", "");
+            quantizers.forEach((q, n) -> line.add(q + " x" + n));
+            System.out.println(line);
+        }
     }
 }

@@ -54,6 +54,18 @@ class FormatCommandsTest {
         assertTrue(table.out().contains("total: 47 tensors"), table.out());
         assertTrue(table.out().contains("tokenizer: llama, 512 tokens, BOS 1, EOS 2\n"), table.out());
         assertEquals(512, report.path("tokenizer").path("tokens").asInt());
+        // How each tensor was made, from the conversion's record: per tensor in JSON, counted in the table.
+        int counted = 0;
+        String quantizers = table.out().lines().filter(l -> l.startsWith("quantizers: ")).findFirst().orElseThrow();
+        for (String part : quantizers.substring("quantizers: ".length()).split("; ")) {
+            counted += Integer.parseInt(part.substring(part.lastIndexOf(" x") + 2));
+        }
+        assertEquals(47, counted, quantizers);
+        for (JsonNode t : report.path("tensors")) {
+            String want = t.path("shape").size() == 1 || enc.startsWith("f32") ? "lossless" : null;
+            assertTrue(want == null ? !t.path("quantizer").asText().isEmpty()
+                    : want.equals(t.path("quantizer").asText()), t.toString());
+        }
         assertEquals(0, CliRunner.run("verify", "--model", out.toString()).exit());
     }
 
