@@ -170,6 +170,10 @@ public abstract class BackendConformance {
         "ternary@32, 5, 640, 1, int8", "int4@32, 3, 1000, 1, int8", "binary@64, 3, 1030, 1, int8",
         "int4-asym@32, 7, 520, 1, int8", "int8@32, 3, 333, 1, int8", "int8@32, 6, 1024, 1, int8",
         "ternary, 5, 1024, 1, int8", "int4@96, 4, 1000, 1, int8", "int4@32, 9, 700, 1, f32",
+        // Groups of 16, as the k-quants of GGUF files import (Q2_K, Q3_K, Q6_K): one token, batches, both activations.
+        "int8@16, 9, 512, 1, int8", "int8@16, 7, 768, 3, f32", "int8@16, 5, 256, 8, int8", "int8@16, 3, 272, 1, f32",
+        "int4-rtn@16, 9, 512, 1, int8", "int4-rtn@16, 5, 768, 4, f32", "int4-rtn@16, 33, 256, 9, int8",
+        "int4-asym-rtn@16, 9, 512, 1, int8", "int4-asym-rtn@16, 5, 256, 2, f32", "int4-asym-rtn@16, 33, 512, 8, int8",
         // Rows of whole 512 values in groups of 32: the native group lanes (up to five tokens), then the batch kernel.
         "int8@32, 17, 2048, 5, int8", "int8@32, 9, 512, 6, int8", "int4@32, 9, 1536, 1, int8",
         // INT8 rows of 4096 values or more: natively two blocks of eight rows at a time, a last block alone.

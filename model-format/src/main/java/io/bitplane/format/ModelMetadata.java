@@ -16,6 +16,10 @@ public record ModelMetadata(String architecture, ModelConfig config, Vocabulary 
         return new ModelMetadata(architecture, config, vocabulary, q, source);
     }
 
+    public ModelMetadata withVocabulary(Vocabulary v) {
+        return new ModelMetadata(architecture, config, v, quantization, source);
+    }
+
     public ModelMetadata withSource(ObjectNode s) {
         return new ModelMetadata(architecture, config, vocabulary, quantization, s);
     }

@@ -76,9 +76,9 @@ public final class Converter {
             }
             specs.add(ts);
             chosen.add(spec);
+            boolean kept = isLossless(t.nativeSpec(), spec) && !quantizer.replaces(t.name());
             perTensor.putObject(t.name()).put("spec", spec.toString())
-                    .put("quantizer", isLossless(t.nativeSpec(), spec) && !quantizer.replaces(t.name()) ? "lossless"
-                            : quantizer.describe(t.name(), spec));
+                    .put("quantizer", kept ? t.nativeQuantizer() : quantizer.describe(t.name(), spec));
         }
         ModelMetadata metadata = source.metadata().withQuantization(quantization);
         try (BpmWriter writer = BpmWriter.create(output, metadata, specs)) {

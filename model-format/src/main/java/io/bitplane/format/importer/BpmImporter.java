@@ -18,14 +18,27 @@ public final class BpmImporter {
     private BpmImporter() {
     }
 
-    public static ModelSource open(Path path) throws IOException {
+    /** {@code tokenizer} (may be null) replaces the file's vocabulary. */
+    public static ModelSource open(Path path, Path tokenizer) throws IOException {
         BpmFile file = BpmFile.open(path);
+        try {
+            return read(file, path, tokenizer);
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
+    }
+
+    private static ModelSource read(BpmFile file, Path path, Path tokenizer) throws IOException {
         List<SourceTensor> tensors = new ArrayList<>();
         var source = MetadataJson.newObject();
         source.put("format", "bpm");
         source.put("path", path.getFileName().toString());
         source.set("converted_from", file.metadata().source());
         ModelMetadata metadata = file.metadata().withSource(source).withQuantization(MetadataJson.newObject());
+        if (tokenizer != null) {
+            metadata = metadata.withVocabulary(TokenizerFiles.read(tokenizer, metadata.config().vocabSize()));
+        }
         for (BpmTensor t : file.tensors()) {
             TensorSpec s = t.spec();
             // Method is irrelevant for a lossless copy; the encoding and group identify the stored form.

@@ -1,16 +1,23 @@
 package io.bitplane.format.importer;
 
+import io.bitplane.format.ActivationHint;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
+import io.bitplane.format.quant.Quantizer;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Re-lays ggml blocks as .bpm tensors without changing a single value: the integer codes move into bit planes (or
- * INT8 bytes) and each block's f16 scale (and Q4_1's f16 min) becomes the group's. The .bpm dequantization of the
- * result computes what ggml's {@code dequantize_row_*} computes, bit for bit; the fixture test holds it to that.
+ * Re-lays ggml blocks as .bpm tensors. The types of {@link GgmlType.Fidelity#EXACT} keep every value: the integer
+ * codes move into bit planes (or INT8 bytes) and each block's f16 scale (and Q4_1's f16 min) becomes the group's, so
+ * the .bpm dequantization computes what ggml's {@code dequantize_row_*} computes, bit for bit. The k-quants of
+ * {@link GgmlType.Fidelity#F16_SCALES} keep their codes, and their groups' f32 scales and mins are rounded to f16;
+ * Q5_1 and Q5_K, whose 5-bit asymmetric codes no .bpm encoding has, are ggml's values rounded to INT8 groups of 32.
+ * The fixture tests hold each to ggml's own dequantization.
  */
 final class GgmlToBpm {
     private GgmlToBpm() {
@@ -35,29 +42,34 @@ final class GgmlToBpm {
             default -> {
             }
         }
+        if (type.fidelity == GgmlType.Fidelity.REQUANTIZED) {
+            return Quantizer.quantize(name, matrix, GgmlSubBlocks.dequantize(type, data, n), type.bpmSpec,
+                    ActivationHint.F32);
+        }
         int rows = Math.toIntExact(spec.rows());
         int cols = Math.toIntExact(spec.cols());
         int blocksPerRow = cols / type.blockSize;
-        short[] scales = new short[rows * blocksPerRow];
-        short[] mins = type == GgmlType.Q4_1 ? new short[scales.length] : null;
+        int group = Math.toIntExact(spec.effectiveGroupSize());
+        int groupsPerBlock = type.blockSize / group;
+        short[] scales = new short[rows * blocksPerRow * groupsPerBlock];
+        short[] mins = type.encoding().hasMins() ? new short[scales.length] : null;
         int[] codes = new int[type.blockSize];
-        if (type == GgmlType.Q8_0) {
-            byte[] q = new byte[Math.toIntExact(n)];
-            for (int b = 0; b < scales.length; b++) {
-                long at = (long) b * type.blockBytes;
-                scales[b] = data.get(SHORT, at);
-                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, at + 2, q, b * 32, 32);
-            }
-            return EncodedTensor.ofInt8(spec, q, scales);
-        }
+        float[] groupScales = new float[groupsPerBlock];
+        float[] groupMins = new float[groupsPerBlock];
         int planes = type.encoding().planes;
         int words = Math.toIntExact(spec.wordsPerRow());
-        long[] bits = new long[rows * planes * words];
+        long[] bits = new long[planes == 0 ? 0 : rows * planes * words];
+        byte[] int8 = planes == 0 ? new byte[Math.toIntExact(n)] : null;
         for (int r = 0; r < rows; r++) {
             for (int blk = 0; blk < blocksPerRow; blk++) {
                 int b = r * blocksPerRow + blk;
                 long at = (long) b * type.blockBytes;
                 switch (type) {
+                    case Q8_0 -> {
+                        scales[b] = data.get(SHORT, at);
+                        MemorySegment.copy(data, ValueLayout.JAVA_BYTE, at + 2, int8, b * 32, 32);
+                        continue;
+                    }
                     case Q4_0 -> {
                         scales[b] = data.get(SHORT, at);
                         nibbles(data, at + 2, codes);
@@ -75,7 +87,26 @@ final class GgmlToBpm {
                         tq1(data, at, codes);
                         scales[b] = data.get(SHORT, at + 52);
                     }
-                    default -> throw new IllegalStateException(type.toString());
+                    default -> {
+                        GgmlSubBlocks.decode(type, data, at, codes, groupScales, groupMins);
+                        for (int g = 0; g < groupsPerBlock; g++) {
+                            scales[b * groupsPerBlock + g] = Halfs.scaleToF16(groupScales[g], name);
+                            if (mins != null) {
+                                mins[b * groupsPerBlock + g] = Halfs.scaleToF16(-groupMins[g], name);
+                            }
+                        }
+                        if (type.encoding() == Encoding.INT4) {
+                            for (int i = 0; i < codes.length; i++) {
+                                codes[i] += 8;  // INT4's nibbles are the code + 8, as Q4_0's are
+                            }
+                        }
+                    }
+                }
+                if (int8 != null) {
+                    for (int i = 0; i < type.blockSize; i++) {
+                        int8[b * type.blockSize + i] = (byte) codes[i];
+                    }
+                    continue;
                 }
                 int base = r * planes * words;
                 for (int i = 0; i < type.blockSize; i++) {
@@ -90,7 +121,8 @@ final class GgmlToBpm {
                 }
             }
         }
-        return EncodedTensor.ofPlanes(spec, bits, scales, mins);
+        return int8 != null ? EncodedTensor.ofInt8(spec, int8, scales)
+                : EncodedTensor.ofPlanes(spec, bits, scales, mins);
     }
 
     /** Q4_0/Q4_1: value j is the low nibble of qs[j], value j + 16 the high nibble. */

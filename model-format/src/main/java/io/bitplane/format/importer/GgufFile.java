@@ -160,7 +160,7 @@ public final class GgufFile implements AutoCloseable {
     public MemorySegment data(TensorInfo t) throws BpmFormatException {
         if (t.type() == null) {
             throw new BpmFormatException(file.path + ": tensor " + t.name() + ": ggml type " + t.typeId()
-                    + " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, TQ1_0 and TQ2_0 are)");
+                    + " is not supported (" + GgmlType.supported() + " are)");
         }
         return file.slice(t.offset(), t.bytes(), "tensor " + t.name());
     }

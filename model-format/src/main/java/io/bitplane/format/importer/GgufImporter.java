@@ -23,17 +23,18 @@ public final class GgufImporter {
     private GgufImporter() {
     }
 
-    public static ModelSource open(Path path) throws IOException {
+    /** {@code tokenizer} (may be null) replaces the file's tokenizer.ggml vocabulary, or supplies one. */
+    public static ModelSource open(Path path, Path tokenizer) throws IOException {
         GgufFile g = GgufFile.open(path);
         try {
-            return read(g);
+            return read(g, tokenizer);
         } catch (IOException | RuntimeException e) {
             g.close();
             throw e;
         }
     }
 
-    private static ModelSource read(GgufFile g) throws IOException {
+    private static ModelSource read(GgufFile g, Path tokenizer) throws IOException {
         Map<String, Object> kv = g.metadata();
         Keys k = new Keys(g.path(), kv);
         String arch = k.text("general.architecture");
@@ -83,14 +84,16 @@ public final class GgufImporter {
             if (t.type() == null) {
                 g.data(t); // throws the unsupported-type error naming the tensor
             }
-            out.add(new EncodedSourceTensor(t.name(), t.shape(), t.type().bpmSpec,
-                    () -> GgmlToBpm.convert(t.name(), t.shape(), t.type(), g.data(t))));
+            out.add(new GgmlSourceTensor(t.name(), t.shape(), t.type(), g.path(), () -> g.data(t)));
         }
         var source = MetadataJson.newObject();
         source.put("format", "gguf");
         source.put("path", g.path().getFileName().toString());
         if (kv.get("general.name") instanceof String name) {
             source.put("name", name);
+        }
+        if (tokenizer != null) {
+            vocab = TokenizerFiles.read(tokenizer, config.vocabSize());
         }
         return new OpenedModel(new ModelMetadata("llama", config, vocab, MetadataJson.newObject(), source), out,
                 g::close);

@@ -47,11 +47,15 @@ public final class ModelSources {
         return Format.LLAMA2C_LEGACY;
     }
 
-    /** Opens {@code path}; {@code tokenizer} (may be null) supplies a vocabulary where the format has none. */
+    /**
+     * Opens {@code path}. {@code tokenizer} (may be null) is the vocabulary: it replaces the one a GGUF or .bpm file
+     * carries (as it does when the runtime opens a model), and llama2.c and Hugging Face models take it instead of
+     * the tokenizer beside them.
+     */
     public static ModelSource open(Path path, Path tokenizer) throws IOException {
         return switch (detect(path)) {
-            case BPM -> BpmImporter.open(path);
-            case GGUF -> GgufImporter.open(path);
+            case BPM -> BpmImporter.open(path, tokenizer);
+            case GGUF -> GgufImporter.open(path, tokenizer);
             case LLAMA2C_V1, LLAMA2C_LEGACY -> Llama2cImporter.open(path, tokenizer);
             case SAFETENSORS -> SafetensorsImporter.open(path, tokenizer);
         };

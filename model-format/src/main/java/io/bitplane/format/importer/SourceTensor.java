@@ -18,6 +18,17 @@ public interface SourceTensor {
     /** The values, dequantized to float where the source is quantized. */
     float[] floats() throws IOException;
 
-    /** The tensor in its {@link #nativeSpec()}, bit for bit what the source holds. */
+    /**
+     * The tensor in its {@link #nativeSpec()}: bit for bit what the source holds, except where
+     * {@link #nativeQuantizer()} says otherwise.
+     */
     EncodedTensor lossless() throws IOException;
+
+    /**
+     * How {@link #lossless()} comes from the source, as the conversion records it: "lossless", or what was rounded
+     * where the .bpm spec cannot hold the source's encoding exactly (ggml's k-quants).
+     */
+    default String nativeQuantizer() {
+        return "lossless";
+    }
 }

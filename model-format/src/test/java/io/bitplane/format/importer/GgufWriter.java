@@ -7,20 +7,20 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * Writes small GGUF v3 files for tests: metadata of strings, unsigned integers, floats, booleans and arrays of
- * strings, integers or floats, and F32 tensors (the layout {@link GgufFile} documents; shapes given as [rows,
- * columns], written fastest dimension first as ggml does).
+ * strings, integers or floats, F32 tensors, and tensors of any ggml type given as their blocks' bytes (the layout
+ * {@link GgufFile} documents; shapes given as [rows, columns], written fastest dimension first as ggml does).
  */
 public final class GgufWriter {
     private final Map<String, Object> metadata = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
-    private final Map<String, float[]> data = new LinkedHashMap<>();
+    private final Map<String, byte[]> data = new LinkedHashMap<>();
+    private final Map<String, Integer> types = new LinkedHashMap<>();
 
     /**
      * A Llama of config {@code c} in llama.cpp's naming, no vocabulary: its metadata and F32 tensors, norms of ones,
@@ -61,8 +61,16 @@ public final class GgufWriter {
     }
 
     public GgufWriter tensor(String name, long[] shape, float[] values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(values);
+        return tensor(name, shape, GgmlType.F32, b.array());
+    }
+
+    /** A tensor of {@code type} whose blocks are {@code blocks}, replacing any tensor of that name. */
+    public GgufWriter tensor(String name, long[] shape, GgmlType type, byte[] blocks) {
         shapes.put(name, shape);
-        data.put(name, values);
+        data.put(name, blocks);
+        types.put(name, type.id);
         return this;
     }
 
@@ -77,7 +85,6 @@ public final class GgufWriter {
             out.value(e.getValue(), true);
         }
         long offset = 0;
-        List<Long> offsets = new ArrayList<>();
         for (var e : shapes.entrySet()) {
             out.string(e.getKey());
             long[] shape = e.getValue();
@@ -85,16 +92,13 @@ public final class GgufWriter {
             for (int d = shape.length - 1; d >= 0; d--) {
                 out.u64(shape[d]);
             }
-            out.u32(0);  // F32
+            out.u32(types.get(e.getKey()));
             out.u64(offset);
-            offsets.add(offset);
-            offset += (data.get(e.getKey()).length * 4L + 31) / 32 * 32;
+            offset += (data.get(e.getKey()).length + 31L) / 32 * 32;
         }
         out.pad();
-        for (float[] values : data.values()) {
-            ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-            b.asFloatBuffer().put(values);
-            out.bytes(b.array());
+        for (byte[] blocks : data.values()) {
+            out.bytes(blocks);
             out.pad();
         }
         Files.write(path, out.toByteArray());

@@ -182,6 +182,99 @@ class ImportersTest {
                 + "are)", e.getMessage());
     }
 
+    /**
+     * A GGUF of k-quants (as a Q4_K_M file mixes them): each tensor's nearest .bpm spec, the quantizer a conversion
+     * records for it, a block whose scale f16 cannot hold and a type Bitplane does not import, each named.
+     */
+    @Test
+    void ggufKQuantsTakeTheirNearestSpecsAndBadBlocksAreNamed() throws Exception {
+        ModelConfig c = new ModelConfig(256, 512, 1, 4, 2, 32, 64, 10000f, 1e-5f, true);
+        Random rnd = new Random(2);
+        String q = "blk.0.attn_q.weight";
+        String v = "blk.0.attn_v.weight";
+        String down = "blk.0.ffn_down.weight";
+        GgufWriter w = GgufWriter.llama(c, 1)
+                .tensor(q, new long[] {256, 256}, GgmlType.Q4_K, RandomGgmlBlocks.of(GgmlType.Q4_K, 65536, 1, rnd))
+                .tensor(v, new long[] {128, 256}, GgmlType.Q6_K, RandomGgmlBlocks.of(GgmlType.Q6_K, 32768, 1, rnd))
+                .tensor(down, new long[] {256, 512}, GgmlType.Q5_K, RandomGgmlBlocks.of(GgmlType.Q5_K, 131072, 1, rnd));
+        Path gguf = dir.resolve("k.gguf");
+        w.write(gguf);
+        Path bpm = dir.resolve("k.bpm");
+        try (ModelSource s = ModelSources.open(gguf, null)) {
+            java.util.Map<String, SourceTensor> byName = new java.util.HashMap<>();
+            s.tensors().forEach(t -> byName.put(t.name(), t));
+            assertEquals("int4-asym-rtn@32", byName.get(q).nativeSpec().toString());
+            assertEquals("int8@16", byName.get(v).nativeSpec().toString());
+            assertEquals("int8@32", byName.get(down).nativeSpec().toString());
+            io.bitplane.format.convert.Converter.convert(s, io.bitplane.format.convert.Recipe.auto(), bpm,
+                    io.bitplane.format.convert.Converter.Progress.NONE);
+        }
+        try (io.bitplane.format.BpmFile f = io.bitplane.format.BpmFile.open(bpm)) {
+            var tensors = f.metadata().quantization().get("tensors");
+            assertEquals("ggml codes, group scales rounded to f16", tensors.get(q).get("quantizer").asText());
+            assertEquals("ggml values rounded to int8", tensors.get(down).get("quantizer").asText());
+            assertEquals("lossless", tensors.get("blk.0.attn_k.weight").get("quantizer").asText());
+        }
+
+        byte[] blocks = RandomGgmlBlocks.of(GgmlType.Q6_K, 32768, 1, rnd);
+        ByteBuffer.wrap(blocks).order(ByteOrder.LITTLE_ENDIAN).putShort(210 * 7 + 208, (short) 0x7c00);  // d = inf
+        Path inf = dir.resolve("inf.gguf");
+        w.tensor(v, new long[] {128, 256}, GgmlType.Q6_K, blocks).write(inf);
+        try (ModelSource s = ModelSources.open(inf, null)) {
+            SourceTensor t = s.tensors().stream().filter(x -> x.name().equals(v)).findFirst().orElseThrow();
+            BpmFormatException e = assertThrows(BpmFormatException.class, t::lossless);
+            assertTrue(e.getMessage().startsWith(inf.toString()) && e.getMessage().contains(v)
+                    && e.getMessage().contains("does not fit in f16"), e.getMessage());
+        }
+
+        Path iq = dir.resolve("iq4_xs.gguf");  // IQ4_XS (type 23): 136 bytes a block of 256
+        w.tensor(v, new long[] {128, 256}, GgmlType.F32, new byte[128 * 136]).write(iq);
+        byte[] bytes = Files.readAllBytes(iq);
+        int at = indexOf(bytes, v.getBytes(java.nio.charset.StandardCharsets.UTF_8)) + v.length() + 4 + 2 * 8;
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 23);
+        Files.write(iq, bytes);
+        BpmFormatException e = assertThrows(BpmFormatException.class, () -> ModelSources.open(iq, null).close());
+        assertTrue(e.getMessage().startsWith(iq.toString()) && e.getMessage().contains("tensor " + v + ": ggml type 23")
+                && e.getMessage().contains("Q4_K, Q5_K, Q6_K"), e.getMessage());
+    }
+
+    /** A tokenizer given with a GGUF or .bpm file supplies its vocabulary (convert --tokenizer), as at load. */
+    @Test
+    void aTokenizerGivenSuppliesTheVocabularyOfAGgufOrBpmFile() throws Exception {
+        Path tok = SharedData.file("models/tok512.bin");
+        Path gguf = dir.resolve("novocab.gguf");
+        GgufWriter.llama(new ModelConfig(64, 128, 1, 2, 2, 512, 32, 10000f, 1e-5f, true), 4).write(gguf);
+        Path bpm = dir.resolve("novocab.bpm");
+        try (ModelSource s = ModelSources.open(gguf, null)) {
+            assertEquals(null, s.metadata().vocabulary());
+            io.bitplane.format.convert.Converter.convert(s, io.bitplane.format.convert.Recipe.auto(), bpm,
+                    io.bitplane.format.convert.Converter.Progress.NONE);
+        }
+        for (Path p : List.of(gguf, bpm)) {
+            try (ModelSource s = ModelSources.open(p, tok)) {
+                assertEquals(512, s.metadata().vocabulary().size(), p.toString());
+                assertEquals("llama", s.metadata().vocabulary().model());
+            }
+        }
+        Path small = dir.resolve("small.gguf");
+        GgufWriter.llama(new ModelConfig(64, 128, 1, 2, 2, 300, 32, 10000f, 1e-5f, true), 4).write(small);
+        Exception e = assertThrows(Exception.class, () -> ModelSources.open(small, tok).close());
+        assertTrue(e.getMessage().contains("tok512.bin"), e.getMessage());
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        throw new AssertionError("not found");
+    }
+
     /** GGUF damage gives format errors, never other exceptions. */
     @Test
     void mutatedGgufFilesGiveFormatErrorsOnly() throws Exception {
