@@ -127,6 +127,12 @@ public interface Backend extends AutoCloseable {
     /** {@code acc += x} over n floats. */
     void add(Buffer acc, Buffer x, int n);
 
+    /**
+     * {@code acc[b * n + i] += bias[i]} for each of {@code batch} rows of n floats: a projection's bias (Qwen2's
+     * q, k and v). {@code bias} is a float tensor of at least n values.
+     */
+    void addBias(Buffer acc, Weights bias, int n, int batch);
+
     /** Copies n floats between buffers of this backend. */
     void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n);
 

@@ -77,6 +77,11 @@ public abstract class ForwardingBackend implements Backend {
     }
 
     @Override
+    public void addBias(Buffer acc, Weights bias, int n, int batch) {
+        inner.addBias(acc, bias, n, batch);
+    }
+
+    @Override
     public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
         inner.copy(src, srcOffset, dst, dstOffset, n);
     }

@@ -3,6 +3,8 @@ package io.bitplane.kernels;
 import io.bitplane.format.ActivationHint;
 import io.bitplane.format.BpmTensor;
 import io.bitplane.format.EncodedTensor;
+import io.bitplane.format.Encoding;
+import io.bitplane.format.Halfs;
 import io.bitplane.format.TensorSpec;
 import io.bitplane.format.TestTensors;
 import io.bitplane.format.quant.QuantSpec;
@@ -448,6 +450,39 @@ public abstract class BackendConformance {
         }
     }
 
+    /** A bias is added to every row, exactly: f16 and f32 biases, one row and several, misaligned weights. */
+    @Test
+    public void addBiasAddsTheBiasToEveryRow() {
+        Random rnd = new Random(6);
+        for (int n : new int[] {1, 7, 64, 513}) {
+            for (Encoding enc : new Encoding[] {Encoding.F32, Encoding.F16}) {
+                int batch = n % 3 + 1;
+                float[] bias = TestTensors.gaussian(rnd, n, 1f);
+                TensorSpec spec = TensorSpec.of("b", enc, 0, n);
+                EncodedTensor t = enc == Encoding.F32 ? EncodedTensor.ofFloats(spec, bias)
+                        : EncodedTensor.ofHalfBits(spec, halves(bias));
+                float[] x = TestTensors.gaussian(rnd, batch * n, 1f);
+                Buffer xb = fast.allocate(x.length);
+                fast.write(x, 0, xb, 0, x.length);
+                fast.addBias(xb, fast.upload(placed(t, 5)), n, batch);
+                float[] got = new float[x.length];
+                fast.read(xb, 0, got, 0, got.length);
+                for (int i = 0; i < x.length; i++) {
+                    float b = enc == Encoding.F32 ? bias[i % n] : Halfs.f16ToFloat(Halfs.floatToF16(bias[i % n]));
+                    assertEquals(x[i] + b, got[i], enc + " n " + n + " value " + i);
+                }
+            }
+        }
+    }
+
+    private static short[] halves(float[] f) {
+        short[] h = new short[f.length];
+        for (int i = 0; i < f.length; i++) {
+            h[i] = Halfs.floatToF16(f[i]);
+        }
+        return h;
+    }
+
     /**
      * Rotary embeddings with and without rope scaling: the oracle against the definition (pair i of a head turned
      * by position x theta^(-2i / headSize) / factor i, in doubles), the backend against the oracle; positions past
@@ -680,8 +715,10 @@ public abstract class BackendConformance {
         Buffer xb = be.allocate(x.length);
         be.write(x, 0, xb, 0, x.length);
         Buffer out = be.allocate(x.length);
-        be.rmsNorm(out, xb, be.upload(gamma), dim, batch, 1e-5f);
+        Weights g = be.upload(gamma);
+        be.rmsNorm(out, xb, g, dim, batch, 1e-5f);
         be.add(out, xb, x.length);
+        be.addBias(out, g, dim, batch);
         float[] r = new float[x.length];
         be.read(out, 0, r, 0, r.length);
         return r;

@@ -29,6 +29,11 @@ public final class LlamaTensors {
         return "blk." + layer + "." + kind + ".weight";
     }
 
+    /** The bias of a block projection ({@code attn_q}, {@code attn_k}, {@code attn_v}; Qwen2's). */
+    public static String blockBias(int layer, String kind) {
+        return "blk." + layer + "." + kind + ".bias";
+    }
+
     public record Expected(String name, long[] shape) {
     }
 
@@ -38,6 +43,9 @@ public final class LlamaTensors {
         for (int l = 0; l < c.nLayers(); l++) {
             for (String kind : BLOCK_KINDS) {
                 out.add(new Expected(block(l, kind), shapeOf(c, kind)));
+                if (c.attentionBias() && ATTENTION_INPUT_KINDS.contains(kind)) {
+                    out.add(new Expected(blockBias(l, kind), new long[] {shapeOf(c, kind)[0]}));
+                }
             }
         }
         out.add(new Expected(OUTPUT_NORM, new long[] {c.dim()}));

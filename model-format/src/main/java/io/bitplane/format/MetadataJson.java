@@ -52,6 +52,9 @@ public final class MetadataJson {
         cfg.put("rope_theta", c.ropeTheta());
         cfg.put("rms_norm_eps", c.rmsNormEps());
         cfg.put("tied_embeddings", c.tiedEmbeddings());
+        if (c.attentionBias()) {  // absent means false: files before it have no biases
+            cfg.put("attention_bias", true);
+        }
         if (c.ropeFreqFactors() != null) {
             ArrayNode factors = cfg.putArray("rope_freq_factors");
             for (float f : c.ropeFreqFactors()) {
@@ -129,7 +132,8 @@ public final class MetadataJson {
                 f.integer(cfg, "config.context_length"), (float) f.number(cfg, "config.rope_theta"),
                 (float) f.number(cfg, "config.rms_norm_eps"), f.bool(cfg, "config.tied_embeddings"),
                 cfg.has("rope_freq_factors") ? floats(f.array(cfg, "config.rope_freq_factors"), where,
-                        "config.rope_freq_factors") : null);
+                        "config.rope_freq_factors") : null,
+                cfg.has("attention_bias") && f.bool(cfg, "config.attention_bias"));
         String problem = config.problem();
         if (problem != null) {
             throw new BpmFormatException(where + ": metadata config: " + problem);

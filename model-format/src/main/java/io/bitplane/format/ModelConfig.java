@@ -7,16 +7,17 @@ package io.bitplane.format;
  * @param ropeFreqFactors null, or one divisor per pair of a head ({@code headSize / 2}) of each rotary frequency
  *                        {@code ropeTheta^(-2i / headSize)}: rope scaling, as GGUF's {@code rope_freqs.weight}
  *                        holds it (Llama 3.1's "llama3" scaling; linear scaling is one factor for every pair)
+ * @param attentionBias   true when the q, k and v projections add a bias ({@code blk.N.attn_q.bias} ...): Qwen2
  */
 public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize,
                           int contextLength, float ropeTheta, float rmsNormEps, boolean tiedEmbeddings,
-                          float[] ropeFreqFactors) {
+                          float[] ropeFreqFactors, boolean attentionBias) {
 
-    /** A config without rope scaling. */
+    /** A config without rope scaling or attention biases. */
     public ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize,
                        int contextLength, float ropeTheta, float rmsNormEps, boolean tiedEmbeddings) {
         this(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, ropeTheta, rmsNormEps,
-                tiedEmbeddings, null);
+                tiedEmbeddings, null, false);
     }
 
     public ModelConfig {
@@ -26,7 +27,13 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
     /** The same config with these rope frequency factors (null: none). */
     public ModelConfig withRopeFreqFactors(float[] factors) {
         return new ModelConfig(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, ropeTheta,
-                rmsNormEps, tiedEmbeddings, factors);
+                rmsNormEps, tiedEmbeddings, factors, attentionBias);
+    }
+
+    /** The same config with or without biases on the q, k and v projections. */
+    public ModelConfig withAttentionBias(boolean bias) {
+        return new ModelConfig(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, ropeTheta,
+                rmsNormEps, tiedEmbeddings, ropeFreqFactors, bias);
     }
 
     @Override
@@ -41,13 +48,13 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
                 && nHeads == c.nHeads && nKvHeads == c.nKvHeads && vocabSize == c.vocabSize
                 && contextLength == c.contextLength && Float.compare(ropeTheta, c.ropeTheta) == 0
                 && Float.compare(rmsNormEps, c.rmsNormEps) == 0 && tiedEmbeddings == c.tiedEmbeddings
-                && java.util.Arrays.equals(ropeFreqFactors, c.ropeFreqFactors);
+                && java.util.Arrays.equals(ropeFreqFactors, c.ropeFreqFactors) && attentionBias == c.attentionBias;
     }
 
     @Override
     public int hashCode() {
         return java.util.Objects.hash(dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength,
-                ropeTheta, rmsNormEps, tiedEmbeddings) * 31 + java.util.Arrays.hashCode(ropeFreqFactors);
+                ropeTheta, rmsNormEps, tiedEmbeddings, attentionBias) * 31 + java.util.Arrays.hashCode(ropeFreqFactors);
     }
 
     @Override
@@ -55,7 +62,8 @@ public record ModelConfig(int dim, int hiddenDim, int nLayers, int nHeads, int n
         return "ModelConfig[dim=" + dim + ", hiddenDim=" + hiddenDim + ", nLayers=" + nLayers + ", nHeads=" + nHeads
                 + ", nKvHeads=" + nKvHeads + ", vocabSize=" + vocabSize + ", contextLength=" + contextLength
                 + ", ropeTheta=" + ropeTheta + ", rmsNormEps=" + rmsNormEps + ", tiedEmbeddings=" + tiedEmbeddings
-                + (ropeFreqFactors == null ? "" : ", ropeFreqFactors=" + ropeFreqFactors.length + " values") + "]";
+                + (ropeFreqFactors == null ? "" : ", ropeFreqFactors=" + ropeFreqFactors.length + " values")
+                + (attentionBias ? ", attentionBias=true" : "") + "]";
     }
 
     public int headSize() {

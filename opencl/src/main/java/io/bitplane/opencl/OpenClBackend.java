@@ -40,7 +40,8 @@ import static org.lwjgl.opencl.CL10.*;
 public final class OpenClBackend implements Backend {
     /** Kernels of bitplane.cl; the quantized matmuls are looked up by encoding. */
     private static final String[] KERNELS = {"repack_planes", "quantize_int8", "binarize", "matmul_float", "embed",
-        "rms_norm", "rope", "attention", "swiglu", "add", "matmul_int8_int8", "matmul_int8_f32", "matmul_int4_int8",
+        "rms_norm", "rope", "attention", "swiglu", "add", "add_bias", "matmul_int8_int8", "matmul_int8_f32",
+        "matmul_int4_int8",
         "matmul_int4_f32", "matmul_int4_asym_int8", "matmul_int4_asym_f32", "matmul_ternary_int8",
         "matmul_ternary_f32", "matmul_binary_int8", "matmul_binary_f32", "matmul_float_wg", "matmul_int8_int8_wg",
         "matmul_int8_f32_wg", "matmul_int4_int8_wg", "matmul_int4_f32_wg", "matmul_int4_asym_int8_wg",
@@ -435,6 +436,16 @@ public final class OpenClBackend implements Backend {
     @Override
     public synchronized void add(Buffer acc, Buffer x, int n) {
         elementwise("add", acc, x, n);
+    }
+
+    @Override
+    public synchronized void addBias(Buffer acc, Weights bias, int n, int batch) {
+        DeviceBuffer a = buffer(acc);
+        DeviceWeights b = weights(bias);
+        require(n > 0 && batch > 0 && (long) n * batch <= a.floats && b.spec.cols() >= n,
+                "addBias: shapes do not fit");
+        require(!b.spec.encoding().quantized, "addBias: " + b.spec.name() + " must be a float tensor");
+        launch("add_bias", new long[] {(long) n * batch}, null, a, b, b.spec.encoding().id, n);
     }
 
     /** A kernel over the first n floats of two buffers, a[i] from a[i] and b[i]: one work-item per float. */

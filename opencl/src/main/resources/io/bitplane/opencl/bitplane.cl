@@ -734,3 +734,9 @@ kernel void add(global float *acc, global const float *x) {
     const int i = get_global_id(0);
     acc[i] += x[i];
 }
+
+/* acc[i] += bias[i % n]: a projection's bias added to each token's row of n. One work-item per float. */
+kernel void add_bias(global float *acc, global const uchar *bias, int bias_enc, int n) {
+    const int i = get_global_id(0);
+    acc[i] += value_at(bias, bias_enc, 0, n, 0, 1, 1, 0, 0, i % n);
+}

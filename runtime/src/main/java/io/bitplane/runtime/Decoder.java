@@ -149,6 +149,11 @@ final class Decoder {
             // Attention: norm, q k v projections, rotary, cache the keys and values, attend, project back.
             backend.rmsNorm(xb, x, layer.attnNorm(), dim, n, c.rmsNormEps());
             backend.matmuls(qkv[l], xb, qkvOut, n);
+            if (layer.bq() != null) {  // Qwen2's projections add a bias
+                backend.addBias(q, layer.bq(), dim, n);
+                backend.addBias(k, layer.bk(), kvDim, n);
+                backend.addBias(v, layer.bv(), kvDim, n);
+            }
             backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);
             backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);
             attendRuns(l, positions, caches, n);

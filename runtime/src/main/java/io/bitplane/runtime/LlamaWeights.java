@@ -14,8 +14,9 @@ final class LlamaWeights {
     final Weights output;
     final Layer[] layers;
 
+    /** One block's tensors; the q, k and v biases are null where the config has none. */
     record Layer(Weights attnNorm, Weights wq, Weights wk, Weights wv, Weights wo, Weights ffnNorm, Weights gate,
-                 Weights up, Weights down) {
+                 Weights up, Weights down, Weights bq, Weights bk, Weights bv) {
     }
 
     LlamaWeights(BpmFile file, ModelConfig c, Backend backend) throws BpmFormatException {
@@ -27,11 +28,18 @@ final class LlamaWeights {
             layers[l] = new Layer(up(file, backend, l, "attn_norm"), up(file, backend, l, "attn_q"),
                     up(file, backend, l, "attn_k"), up(file, backend, l, "attn_v"),
                     up(file, backend, l, "attn_output"), up(file, backend, l, "ffn_norm"),
-                    up(file, backend, l, "ffn_gate"), up(file, backend, l, "ffn_up"), up(file, backend, l, "ffn_down"));
+                    up(file, backend, l, "ffn_gate"), up(file, backend, l, "ffn_up"), up(file, backend, l, "ffn_down"),
+                    bias(file, backend, c, l, "attn_q"), bias(file, backend, c, l, "attn_k"),
+                    bias(file, backend, c, l, "attn_v"));
         }
     }
 
     private static Weights up(BpmFile f, Backend b, int layer, String kind) throws BpmFormatException {
         return b.upload(f.tensor(LlamaTensors.block(layer, kind)));
+    }
+
+    private static Weights bias(BpmFile f, Backend b, ModelConfig c, int layer, String kind)
+            throws BpmFormatException {
+        return c.attentionBias() ? b.upload(f.tensor(LlamaTensors.blockBias(layer, kind))) : null;
     }
 }

@@ -235,6 +235,23 @@ public class ScalarBackend implements Backend {
     }
 
     @Override
+    public void addBias(Buffer acc, Weights bias, int n, int batch) {
+        float[] a = ArrayBuffer.of(acc);
+        CpuWeights w = CpuWeights.of(bias);
+        if (w.spec().encoding().quantized || w.spec().cols() < n || (long) n * batch > a.length) {
+            throw new IllegalArgumentException("addBias: " + w.spec() + " is not a float bias of " + n
+                    + " values for " + batch + " rows of a buffer of " + a.length);
+        }
+        float[] b = scratch(GAMMA, n);
+        Dequantizer.row(w.spec(), w.data(), 0, b, 0);
+        for (int r = 0; r < batch; r++) {
+            for (int i = 0; i < n; i++) {
+                a[r * n + i] += b[i];
+            }
+        }
+    }
+
+    @Override
     public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
         System.arraycopy(ArrayBuffer.of(src), srcOffset, ArrayBuffer.of(dst), dstOffset, n);
     }

@@ -8,6 +8,7 @@ import io.bitplane.format.ModelMetadata;
 import io.bitplane.format.Vocabulary;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,12 +17,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * GGUF models of the llama architecture, in llama.cpp's tensor naming (the .bpm naming too), with the
- * {@code tokenizer.ggml.*} vocabulary. Low-bit tensors keep their exact values (see {@link GgmlToBpm}).
+ * GGUF models of the llama and qwen2 architectures, in llama.cpp's tensor naming (the .bpm naming too), with the
+ * {@code tokenizer.ggml.*} vocabulary. Low-bit tensors keep their exact values where .bpm can hold them (see
+ * {@link GgmlToBpm}).
+ *
+ * <p>Qwen2 is a Llama with biases on the q, k and v projections ({@code blk.N.attn_q.bias} ...), whose keys start
+ * {@code qwen2.} and whose q and k rows (and biases) are in Hugging Face's rotary order: llama.cpp rotates the two
+ * halves of a head together for it ("NEOX" rope), where for llama its converter permuted the rows to adjacent
+ * pairs. The importer moves qwen2's rows to adjacent pairs, as the safetensors importer does ({@link RotaryOrder}).
  */
 public final class GgufImporter {
     private GgufImporter() {
     }
+
+    /** The general.architecture values imported. */
+    static final List<String> ARCHITECTURES = List.of("llama", "qwen2");
 
     /** {@code tokenizer} (may be null) replaces the file's tokenizer.ggml vocabulary, or supplies one. */
     public static ModelSource open(Path path, Path tokenizer) throws IOException {
@@ -38,39 +48,51 @@ public final class GgufImporter {
         Map<String, Object> kv = g.metadata();
         Keys k = new Keys(g.path(), kv);
         String arch = k.text("general.architecture");
-        if (!arch.equals("llama")) {
+        if (!ARCHITECTURES.contains(arch)) {
             throw new BpmFormatException(g.path() + ": general.architecture is '" + arch
-                    + "'; only llama-family models are supported");
+                    + "'; only llama-family models are supported (" + String.join(", ", ARCHITECTURES) + ")");
         }
+        String p = arch + ".";  // the keys of a model's hyper-parameters start with its architecture's name
         Vocabulary vocab = vocabulary(g.path(), k);
-        int heads = k.integer("llama.attention.head_count", -1);
-        int dim = k.integer("llama.embedding_length", -1);
-        int vocabSize = vocab != null ? vocab.size() : k.integer("llama.vocab_size", -1);
-        if (kv.containsKey("llama.vocab_size") && vocab != null && k.integer("llama.vocab_size", -1) != vocabSize) {
-            throw new BpmFormatException(g.path() + ": llama.vocab_size disagrees with the "
+        int heads = k.integer(p + "attention.head_count", -1);
+        int dim = k.integer(p + "embedding_length", -1);
+        int vocabSize = vocab != null ? vocab.size() : k.integer(p + "vocab_size", -1);
+        if (kv.containsKey(p + "vocab_size") && vocab != null && k.integer(p + "vocab_size", -1) != vocabSize) {
+            throw new BpmFormatException(g.path() + ": " + p + "vocab_size disagrees with the "
                     + vocabSize + " tokens of tokenizer.ggml.tokens");
         }
-        ModelConfig config = new ModelConfig(dim, k.integer("llama.feed_forward_length", -1),
-                k.integer("llama.block_count", -1), heads, k.integer("llama.attention.head_count_kv", heads),
-                vocabSize, k.integer("llama.context_length", -1),
-                (float) k.number("llama.rope.freq_base", 10000),
-                (float) k.number("llama.attention.layer_norm_rms_epsilon", 1e-5),
+        ModelConfig config = new ModelConfig(dim, k.integer(p + "feed_forward_length", -1),
+                k.integer(p + "block_count", -1), heads, k.integer(p + "attention.head_count_kv", heads),
+                vocabSize, k.integer(p + "context_length", -1),
+                (float) k.number(p + "rope.freq_base", 10000),
+                (float) k.number(p + "attention.layer_norm_rms_epsilon", 1e-5),
                 !g.tensors().containsKey(LlamaTensors.OUTPUT));
+        // Biases on q, k and v (Qwen2's; a llama file may have them too); biases anywhere else are refused below.
+        config = config.withAttentionBias(g.tensors().containsKey(LlamaTensors.blockBias(0, "attn_q")));
         String problem = config.problem();
         if (problem != null) {
-            throw new BpmFormatException(g.path() + ": llama metadata: " + problem);
+            throw new BpmFormatException(g.path() + ": " + arch + " metadata: " + problem);
         }
-        if (kv.containsKey("llama.rope.dimension_count")
-                && k.integer("llama.rope.dimension_count", -1) != config.headSize()) {
-            throw new BpmFormatException(g.path() + ": llama.rope.dimension_count "
-                    + k.integer("llama.rope.dimension_count", -1) + " differs from the head size "
+        if (kv.containsKey(p + "rope.dimension_count")
+                && k.integer(p + "rope.dimension_count", -1) != config.headSize()) {
+            throw new BpmFormatException(g.path() + ": " + p + "rope.dimension_count "
+                    + k.integer(p + "rope.dimension_count", -1) + " differs from the head size "
                     + config.headSize() + " (partial rotary embeddings are not supported)");
         }
-        config = config.withRopeFreqFactors(ropeFreqFactors(g, k, config));
+        config = config.withRopeFreqFactors(ropeFreqFactors(g, k, p, config));
         problem = config.problem();
         if (problem != null) {
             throw new BpmFormatException(g.path() + ": rope scaling: " + problem);
         }
+        java.util.Set<String> expected = new java.util.HashSet<>();
+        LlamaTensors.expected(config).forEach(e -> expected.add(e.name()));
+        for (String name : g.tensors().keySet()) {
+            if (name.endsWith(".bias") && !expected.contains(name)) {  // decoding without it would be wrong
+                throw new BpmFormatException(g.path() + ": tensor " + name + ": biases other than on attn_q, attn_k "
+                        + "and attn_v (all three, in every block) are not supported");
+            }
+        }
+        boolean halves = arch.equals("qwen2");  // q and k rows in Hugging Face's rotary order
         List<SourceTensor> out = new ArrayList<>();
         for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
             GgufFile.TensorInfo t = g.tensors().get(e.name());
@@ -79,16 +101,22 @@ public final class GgufImporter {
             }
             if (!Arrays.equals(t.shape(), e.shape())) {
                 throw new BpmFormatException(g.path() + ": tensor " + e.name() + " has shape "
-                        + Arrays.toString(t.shape()) + ", the llama metadata implies " + Arrays.toString(e.shape()));
+                        + Arrays.toString(t.shape()) + ", the " + arch + " metadata implies "
+                        + Arrays.toString(e.shape()));
             }
             if (t.type() == null) {
                 g.data(t); // throws the unsupported-type error naming the tensor
             }
-            out.add(new GgmlSourceTensor(t.name(), t.shape(), t.type(), g.path(), () -> g.data(t)));
+            int rotated = !halves ? 0 : e.name().contains(".attn_q.") ? config.nHeads()
+                    : e.name().contains(".attn_k.") ? config.nKvHeads() : 0;
+            out.add(new GgmlSourceTensor(t.name(), t.shape(), t.type(), g.path(), rotated == 0 ? () -> g.data(t)
+                    : () -> MemorySegment.ofArray(RotaryOrder.pairsFromHalves(g.data(t), t.shape()[0], rotated,
+                            g.path() + ": tensor " + t.name()))));
         }
         var source = MetadataJson.newObject();
         source.put("format", "gguf");
         source.put("path", g.path().getFileName().toString());
+        source.put("architecture", arch);
         if (kv.get("general.name") instanceof String name) {
             source.put("name", name);
         }
@@ -105,7 +133,7 @@ public final class GgufImporter {
      * "linear": every frequency divided by llama.rope.scaling.factor, as llama.cpp's freq_scale = 1 / factor).
      * Other kinds (YaRN, which also rescales attention) are refused by name: decoding without them would run, wrongly.
      */
-    private static float[] ropeFreqFactors(GgufFile g, Keys k, ModelConfig c) throws BpmFormatException {
+    private static float[] ropeFreqFactors(GgufFile g, Keys k, String p, ModelConfig c) throws BpmFormatException {
         int half = c.headSize() / 2;
         float[] factors = null;
         GgufFile.TensorInfo t = g.tensors().get("rope_freqs.weight");
@@ -117,11 +145,11 @@ public final class GgufImporter {
             factors = g.data(t).toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED
                     .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN));
         }
-        String scaling = k.kv.get("llama.rope.scaling.type") instanceof String st ? st : "none";
+        String scaling = k.kv.get(p + "rope.scaling.type") instanceof String st ? st : "none";
         switch (scaling) {
             case "none" -> { }
             case "linear" -> {
-                float factor = (float) k.number("llama.rope.scaling.factor", 1);
+                float factor = (float) k.number(p + "rope.scaling.factor", 1);
                 if (factors == null) {
                     factors = new float[half];
                     Arrays.fill(factors, 1f);

@@ -34,7 +34,8 @@ import java.util.Map;
  *
  * <p>Rotary order: Hugging Face's conversion permutes the rows of each head of q_proj and k_proj so that the two
  * halves of a head rotate together (HF row {@code t * hd/2 + j} is Meta row {@code 2j + t}); llama2.c, GGUF and
- * .bpm rotate adjacent pairs. The importer moves rows back, which changes no value, so the model decodes the same.
+ * .bpm rotate adjacent pairs. The importer moves rows back ({@link RotaryOrder}), which changes no value, so the
+ * model decodes the same.
  */
 public final class SafetensorsImporter {
     private static final long MAX_HEADER = 100L << 20;
@@ -86,6 +87,14 @@ public final class SafetensorsImporter {
                 readHeader(f, entries);
             }
             ModelConfig cfg = config(config, entries);
+            java.util.Set<String> expected = new java.util.HashSet<>();
+            LlamaTensors.expected(cfg).forEach(e -> expected.add(hfName(e.name())));
+            for (String name : entries.keySet()) {
+                if (name.endsWith(".bias") && !expected.contains(name)) {  // decoding without it would be wrong
+                    throw new BpmFormatException(dir + ": tensor " + name + ": biases other than on q_proj, k_proj "
+                            + "and v_proj (all three, in every layer) are not supported");
+                }
+            }
             List<SourceTensor> out = new ArrayList<>();
             for (LlamaTensors.Expected e : LlamaTensors.expected(cfg)) {
                 String hf = hfName(e.name());
@@ -101,8 +110,8 @@ public final class SafetensorsImporter {
                     throw new BpmFormatException(entry.file.path + ": tensor " + hf + " has dtype '" + entry.dtype
                             + "', which is not supported (F32, F16 and BF16 are)");
                 }
-                int heads = e.name().endsWith("attn_q.weight") ? cfg.nHeads()
-                        : e.name().endsWith("attn_k.weight") ? cfg.nKvHeads() : 0;
+                int heads = e.name().contains(".attn_q.") ? cfg.nHeads()  // weights and biases
+                        : e.name().contains(".attn_k.") ? cfg.nKvHeads() : 0;
                 QuantSpec spec = QuantSpec.parse(entry.encoding.name());
                 out.add(new EncodedSourceTensor(e.name(), e.shape(), spec, () -> load(e.name(), entry, heads)));
             }
@@ -184,7 +193,8 @@ public final class SafetensorsImporter {
      */
     private static int contextLength(JsonNode c) {
         int context = c.path("max_position_embeddings").asInt(2048);
-        int window = c.path("sliding_window").asInt(0);
+        // Qwen2's configs name a window they do not use ("use_sliding_window": false); Mistral's use theirs.
+        int window = c.path("use_sliding_window").asBoolean(true) ? c.path("sliding_window").asInt(0) : 0;
         return window > 0 ? Math.min(context, window) : context;
     }
 
@@ -196,8 +206,9 @@ public final class SafetensorsImporter {
             throw new BpmFormatException(path + ": not valid JSON");
         }
         String type = c.path("model_type").asText("llama");
-        if (!type.equals("llama") && !type.equals("mistral")) {
-            throw new BpmFormatException(path + ": model_type '" + type + "' is not a Llama-family model");
+        if (!type.equals("llama") && !type.equals("mistral") && !type.equals("qwen2")) {
+            throw new BpmFormatException(path + ": model_type '" + type + "' is not a Llama-family model (llama, "
+                    + "mistral, qwen2)");
         }
         int heads = required(path, c, "num_attention_heads");
         boolean tied = c.path("tie_word_embeddings").asBoolean(false) || !entries.containsKey("lm_head.weight");
@@ -205,6 +216,8 @@ public final class SafetensorsImporter {
                 required(path, c, "num_hidden_layers"), heads, c.path("num_key_value_heads").asInt(heads),
                 required(path, c, "vocab_size"), contextLength(c),
                 (float) c.path("rope_theta").asDouble(10000), (float) c.path("rms_norm_eps").asDouble(1e-6), tied);
+        // Biases on q, k and v (Qwen2's); biases anywhere else are refused with the tensors.
+        cfg = cfg.withAttentionBias(entries.containsKey(hfName(LlamaTensors.blockBias(0, "attn_q"))));
         String problem = cfg.problem();
         if (problem == null && c.hasNonNull("rope_scaling")) {
             cfg = cfg.withRopeFreqFactors(RopeScaling.factors(path, c.get("rope_scaling"), cfg));
@@ -224,7 +237,7 @@ public final class SafetensorsImporter {
         return n.asInt();
     }
 
-    /** The Hugging Face name of a .bpm (GGUF) tensor name. */
+    /** The Hugging Face name of a .bpm (GGUF) tensor name: blk.N.KIND.weight or .bias. */
     static String hfName(String name) {
         return switch (name) {
             case LlamaTensors.TOKEN_EMBD -> "model.embed_tokens.weight";
@@ -234,17 +247,17 @@ public final class SafetensorsImporter {
                 String[] p = name.split("\\.");
                 String layer = "model.layers." + p[1] + ".";
                 yield layer + switch (p[2]) {
-                    case "attn_norm" -> "input_layernorm.weight";
-                    case "ffn_norm" -> "post_attention_layernorm.weight";
-                    case "attn_q" -> "self_attn.q_proj.weight";
-                    case "attn_k" -> "self_attn.k_proj.weight";
-                    case "attn_v" -> "self_attn.v_proj.weight";
-                    case "attn_output" -> "self_attn.o_proj.weight";
-                    case "ffn_gate" -> "mlp.gate_proj.weight";
-                    case "ffn_up" -> "mlp.up_proj.weight";
-                    case "ffn_down" -> "mlp.down_proj.weight";
+                    case "attn_norm" -> "input_layernorm";
+                    case "ffn_norm" -> "post_attention_layernorm";
+                    case "attn_q" -> "self_attn.q_proj";
+                    case "attn_k" -> "self_attn.k_proj";
+                    case "attn_v" -> "self_attn.v_proj";
+                    case "attn_output" -> "self_attn.o_proj";
+                    case "ffn_gate" -> "mlp.gate_proj";
+                    case "ffn_up" -> "mlp.up_proj";
+                    case "ffn_down" -> "mlp.down_proj";
                     default -> throw new IllegalArgumentException(name);
-                };
+                } + "." + p[3];
             }
         };
     }
@@ -258,20 +271,10 @@ public final class SafetensorsImporter {
         }
         MemorySegment src = e.file.slice(e.offset, e.bytes, "tensor " + hf);
         TensorSpec spec = TensorSpec.of(name, e.encoding, 0, e.shape);
-        byte[] out = new byte[(int) e.bytes];
         if (heads == 0) {
-            MemorySegment.copy(src, ValueLayout.JAVA_BYTE, 0, out, 0, out.length);
-        } else {
-            int rows = Math.toIntExact(e.shape[0]);
-            int rowBytes = Math.toIntExact(e.bytes / rows);
-            int hd = rows / heads;
-            for (int o = 0; o < rows; o++) {
-                int h = o / hd;
-                int r = o % hd;
-                int from = h * hd + (r % 2) * (hd / 2) + r / 2;
-                MemorySegment.copy(src, ValueLayout.JAVA_BYTE, (long) from * rowBytes, out, o * rowBytes, rowBytes);
-            }
+            return new EncodedTensor(spec, src.toArray(ValueLayout.JAVA_BYTE));
         }
-        return new EncodedTensor(spec, out);
+        return new EncodedTensor(spec, RotaryOrder.pairsFromHalves(src, e.shape[0], heads, e.file.path + ": tensor "
+                + hf));
     }
 }

@@ -27,22 +27,30 @@ public final class GgufWriter {
      * matrices of random values (seeded).
      */
     public static GgufWriter llama(io.bitplane.format.ModelConfig c, long seed) {
+        return of("llama", c, seed);
+    }
+
+    /**
+     * A model of architecture {@code arch} ("llama", "qwen2": the prefix of its keys) as {@link #llama} writes one;
+     * biases (random) where the config has them.
+     */
+    public static GgufWriter of(String arch, io.bitplane.format.ModelConfig c, long seed) {
         GgufWriter w = new GgufWriter()
-                .put("general.architecture", "llama")
-                .put("llama.embedding_length", c.dim())
-                .put("llama.feed_forward_length", c.hiddenDim())
-                .put("llama.block_count", c.nLayers())
-                .put("llama.attention.head_count", c.nHeads())
-                .put("llama.attention.head_count_kv", c.nKvHeads())
-                .put("llama.context_length", c.contextLength())
-                .put("llama.rope.freq_base", c.ropeTheta())
-                .put("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
-                .put("llama.vocab_size", c.vocabSize());
+                .put("general.architecture", arch)
+                .put(arch + ".embedding_length", c.dim())
+                .put(arch + ".feed_forward_length", c.hiddenDim())
+                .put(arch + ".block_count", c.nLayers())
+                .put(arch + ".attention.head_count", c.nHeads())
+                .put(arch + ".attention.head_count_kv", c.nKvHeads())
+                .put(arch + ".context_length", c.contextLength())
+                .put(arch + ".rope.freq_base", c.ropeTheta())
+                .put(arch + ".attention.layer_norm_rms_epsilon", c.rmsNormEps())
+                .put(arch + ".vocab_size", c.vocabSize());
         java.util.Random rnd = new java.util.Random(seed);
         for (io.bitplane.format.LlamaTensors.Expected e : io.bitplane.format.LlamaTensors.expected(c)) {
             int n = (int) java.util.Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
-            float[] values = e.shape().length == 1 ? filled(n, 1f)
-                    : io.bitplane.format.TestTensors.gaussian(rnd, n, 0.3f);
+            float[] values = e.name().endsWith(".bias") ? io.bitplane.format.TestTensors.gaussian(rnd, n, 0.5f)
+                    : e.shape().length == 1 ? filled(n, 1f) : io.bitplane.format.TestTensors.gaussian(rnd, n, 0.3f);
             w.tensor(e.name(), e.shape(), values);
         }
         return w;

@@ -89,6 +89,24 @@ public final class SafetensorsFixture {
         return out;
     }
 
+    /**
+     * {@code dir}, created, as a Hugging Face folder: {@code config} as config.json and the tensors (by .bpm name,
+     * in the order and rows given: Hugging Face's rotary order for q and k) in one F32 model.safetensors.
+     */
+    public static Path folder(Path dir, com.fasterxml.jackson.databind.node.ObjectNode config,
+                              Map<String, float[]> tensors, Map<String, long[]> shapes) throws Exception {
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), config.toString());
+        Map<String, float[]> hf = new LinkedHashMap<>();
+        Map<String, long[]> hfShapes = new LinkedHashMap<>();
+        for (var e : tensors.entrySet()) {
+            hf.put(SafetensorsImporter.hfName(e.getKey()), e.getValue());
+            hfShapes.put(SafetensorsImporter.hfName(e.getKey()), shapes.get(e.getKey()));
+        }
+        writeFile(dir.resolve("model.safetensors"), List.copyOf(hf.keySet()), hf, hfShapes);
+        return dir;
+    }
+
     private static void writeFile(Path file, List<String> names, Map<String, float[]> data,
                                   Map<String, long[]> shapes) throws Exception {
         var header = MetadataJson.newObject();

@@ -229,6 +229,14 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                 sequences.add(Perplexity.tokens(m, p, config.contextLength()));
             }
         }
+        if (config.attentionBias()) {  // the training pass has no biases: it would fit another model
+            String why = "distillation does not model attention biases (Qwen2) yet";
+            if (options.required()) {
+                throw new IllegalArgumentException(why + ": use --distill-steps 0 for GPTQ alone");
+            }
+            listener.note("bitplane: " + why + ", so this conversion uses GPTQ alone");
+            return null;
+        }
         int longest = sequences.stream().mapToInt(s -> s.length).max().orElse(1);
         long need = Distillation.heapBytes(config, longest);
         Runtime rt = Runtime.getRuntime();

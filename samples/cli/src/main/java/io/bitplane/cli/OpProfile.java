@@ -198,6 +198,11 @@ final class OpProfile extends ForwardingBackend {
     }
 
     @Override
+    public void addBias(Buffer acc, Weights bias, int n, int batch) {
+        timed("bias", () -> inner.addBias(acc, bias, n, batch));
+    }
+
+    @Override
     public void copy(Buffer src, int srcOffset, Buffer dst, int dstOffset, int n) {
         timed("copy", () -> inner.copy(src, srcOffset, dst, dstOffset, n));
     }

@@ -1,0 +1,245 @@
+package io.bitplane.runtime;
+
+import io.bitplane.format.LlamaTensors;
+import io.bitplane.format.ModelConfig;
+import io.bitplane.format.SharedData;
+import io.bitplane.format.TestTensors;
+import io.bitplane.format.importer.GgufWriter;
+import io.bitplane.format.importer.SafetensorsFixture;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Qwen2 (a Llama with q, k and v biases, its q and k rows in Hugging Face's rotary order), from a GGUF of the qwen2
+ * architecture and from a Hugging Face folder of model_type qwen2, decodes as Qwen2 is defined: against a plain forward pass written here from that definition (biases added
+ * before the rotation, which turns the two halves of each head together, as Hugging Face's rotate_half and
+ * llama.cpp's NEOX rope do), on random weights and biases.
+ */
+class Qwen2Test {
+    @TempDir
+    static Path dir;
+
+    private static final ModelConfig CONFIG =
+            new ModelConfig(64, 96, 2, 4, 2, 512, 32, 1000000f, 1e-6f, true).withAttentionBias(true);
+    private static final int[] TOKENS = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
+
+    private static Map<String, float[]> weights() {
+        Random rnd = new Random(7);
+        Map<String, float[]> w = new HashMap<>();
+        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+            int n = (int) Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
+            w.put(e.name(), e.name().endsWith("norm.weight") ? GgufWriter.filled(n, 1f)
+                    : TestTensors.gaussian(rnd, n, e.name().endsWith(".bias") ? 0.5f : 0.3f));
+        }
+        return w;
+    }
+
+    private static Path write(String arch, Map<String, float[]> w, String name) throws Exception {
+        GgufWriter g = GgufWriter.of(arch, CONFIG, 1);
+        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+            g.tensor(e.name(), e.shape(), w.get(e.name()));
+        }
+        Path p = dir.resolve(name);
+        g.write(p);
+        return p;
+    }
+
+    /** The same tensors as a Hugging Face folder: config.json of model_type qwen2 and one model.safetensors. */
+    private static Path folder(Map<String, float[]> w, String name) throws Exception {
+        var cfg = io.bitplane.format.MetadataJson.newObject();
+        cfg.put("model_type", "qwen2");
+        cfg.put("hidden_size", CONFIG.dim());
+        cfg.put("intermediate_size", CONFIG.hiddenDim());
+        cfg.put("num_hidden_layers", CONFIG.nLayers());
+        cfg.put("num_attention_heads", CONFIG.nHeads());
+        cfg.put("num_key_value_heads", CONFIG.nKvHeads());
+        cfg.put("vocab_size", CONFIG.vocabSize());
+        cfg.put("max_position_embeddings", CONFIG.contextLength());
+        cfg.put("rope_theta", CONFIG.ropeTheta());
+        cfg.put("rms_norm_eps", CONFIG.rmsNormEps());
+        cfg.put("tie_word_embeddings", true);
+        cfg.put("use_sliding_window", false);
+        cfg.put("sliding_window", 4);  // named, not used: a window of 4 positions would change every logit after
+        Map<String, long[]> shapes = new HashMap<>();
+        LlamaTensors.expected(CONFIG).forEach(e -> shapes.put(e.name(), e.shape()));
+        return SafetensorsFixture.folder(dir.resolve(name), cfg, w, shapes);
+    }
+
+    @ParameterizedTest(name = "{0} on {1}")
+    @CsvSource({"gguf, scalar", "gguf, java", "safetensors, scalar", "safetensors, java"})
+    void decodesAsQwen2IsDefined(String format, String backend) throws Exception {
+        Map<String, float[]> w = weights();
+        Path model = format.equals("gguf") ? write("qwen2", w, "qwen2.gguf") : folder(w, "qwen2-" + backend);
+        float[][] want = reference(w);
+        float[][] got = logits(model, backend);
+        for (int p = 0; p < TOKENS.length; p++) {
+            float reach = 0;
+            float worst = 0;
+            for (int i = 0; i < want[p].length; i++) {
+                reach = Math.max(reach, Math.abs(want[p][i]));
+                worst = Math.max(worst, Math.abs(got[p][i] - want[p][i]));
+            }
+            assertTrue(reach > 0.5f && worst <= 1e-4f * reach, "position " + p + ": " + worst + " of " + reach);
+        }
+        // The same tensors read as a llama file (rows taken as adjacent pairs, the biases kept): another model.
+        float[][] asLlama = logits(write("llama", w, "llama.gguf"), backend);
+        float worst = 0;
+        for (int i = 0; i < want[5].length; i++) {
+            worst = Math.max(worst, Math.abs(asLlama[5][i] - want[5][i]));
+        }
+        assertTrue(worst > 0.01f, "the rotary order made no difference: " + worst);
+    }
+
+    @Test
+    void biasesOutsideQkvAndMissingBiasesAreNamed() throws Exception {
+        Map<String, float[]> w = weights();
+        GgufWriter g = GgufWriter.of("qwen2", CONFIG, 1);
+        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+            g.tensor(e.name(), e.shape(), w.get(e.name()));
+        }
+        Path extra = dir.resolve("extra.gguf");
+        g.tensor("blk.1.attn_output.bias", new long[] {64}, new float[64]).write(extra);
+        ModelOptions options = ModelOptions.defaults().withTokenizer(SharedData.file("models/tok512.bin"));
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> Model.open(extra, options).close());
+        assertTrue(e.getMessage().contains("extra.gguf") && e.getMessage().contains("blk.1.attn_output.bias"),
+                e.getMessage());
+        GgufWriter h = GgufWriter.of("qwen2", CONFIG.withAttentionBias(false), 1);
+        h.tensor("blk.0.attn_q.bias", new long[] {64}, new float[64]);  // one layer's: the others are missing
+        Path partial = dir.resolve("partial.gguf");
+        h.write(partial);
+        java.io.IOException m = assertThrows(java.io.IOException.class, () -> Model.open(partial, options).close());
+        assertTrue(m.getMessage().contains("blk.0.attn_k.bias is missing"), m.getMessage());
+    }
+
+    private static float[][] logits(Path gguf, String backend) throws Exception {
+        ModelOptions options = ModelOptions.defaults().withBackend(backend)
+                .withTokenizer(SharedData.file("models/tok512.bin"));
+        try (Model m = Model.open(gguf, options); Session s = m.newSession()) {
+            float[][] out = new float[TOKENS.length][];
+            for (int p = 0; p < TOKENS.length; p++) {
+                out[p] = s.append(TOKENS[p]).clone();
+            }
+            return out;
+        }
+    }
+
+    /** Qwen2's forward pass, top to bottom, in the weights' own (Hugging Face) row order; one token at a time. */
+    private static float[][] reference(Map<String, float[]> w) {
+        ModelConfig c = CONFIG;
+        int dim = c.dim();
+        int hd = c.headSize();
+        int kvDim = c.kvDim();
+        float[][] keys = new float[c.nLayers()][TOKENS.length * kvDim];
+        float[][] values = new float[c.nLayers()][TOKENS.length * kvDim];
+        float[][] out = new float[TOKENS.length][];
+        for (int pos = 0; pos < TOKENS.length; pos++) {
+            float[] x = Arrays.copyOfRange(w.get(LlamaTensors.TOKEN_EMBD), TOKENS[pos] * dim, (TOKENS[pos] + 1) * dim);
+            for (int l = 0; l < c.nLayers(); l++) {
+                float[] xb = rmsNorm(x, w.get(LlamaTensors.block(l, "attn_norm")), c.rmsNormEps());
+                float[] q = add(matmul(w.get(LlamaTensors.block(l, "attn_q")), xb, dim), w.get(bias(l, "attn_q")));
+                float[] k = add(matmul(w.get(LlamaTensors.block(l, "attn_k")), xb, kvDim), w.get(bias(l, "attn_k")));
+                float[] v = add(matmul(w.get(LlamaTensors.block(l, "attn_v")), xb, kvDim), w.get(bias(l, "attn_v")));
+                rotateHalves(q, pos, hd, c.ropeTheta());
+                rotateHalves(k, pos, hd, c.ropeTheta());
+                System.arraycopy(k, 0, keys[l], pos * kvDim, kvDim);
+                System.arraycopy(v, 0, values[l], pos * kvDim, kvDim);
+                float[] att = new float[dim];
+                for (int h = 0; h < c.nHeads(); h++) {
+                    int kvHead = h / (c.nHeads() / c.nKvHeads());
+                    double[] scores = new double[pos + 1];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int t = 0; t <= pos; t++) {
+                        double s = 0;
+                        for (int i = 0; i < hd; i++) {
+                            s += q[h * hd + i] * keys[l][t * kvDim + kvHead * hd + i];
+                        }
+                        scores[t] = s / Math.sqrt(hd);
+                        max = Math.max(max, scores[t]);
+                    }
+                    double sum = 0;
+                    for (int t = 0; t <= pos; t++) {
+                        scores[t] = Math.exp(scores[t] - max);
+                        sum += scores[t];
+                    }
+                    for (int t = 0; t <= pos; t++) {
+                        for (int i = 0; i < hd; i++) {
+                            att[h * hd + i] += (float) (scores[t] / sum) * values[l][t * kvDim + kvHead * hd + i];
+                        }
+                    }
+                }
+                x = add(x, matmul(w.get(LlamaTensors.block(l, "attn_output")), att, dim));
+                xb = rmsNorm(x, w.get(LlamaTensors.block(l, "ffn_norm")), c.rmsNormEps());
+                float[] gate = matmul(w.get(LlamaTensors.block(l, "ffn_gate")), xb, c.hiddenDim());
+                float[] up = matmul(w.get(LlamaTensors.block(l, "ffn_up")), xb, c.hiddenDim());
+                for (int i = 0; i < gate.length; i++) {
+                    gate[i] = (float) (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
+                }
+                x = add(x, matmul(w.get(LlamaTensors.block(l, "ffn_down")), gate, dim));
+            }
+            out[pos] = matmul(w.get(LlamaTensors.TOKEN_EMBD), rmsNorm(x, w.get(LlamaTensors.OUTPUT_NORM),
+                    c.rmsNormEps()), c.vocabSize());
+        }
+        return out;
+    }
+
+    private static String bias(int layer, String kind) {
+        return LlamaTensors.blockBias(layer, kind);
+    }
+
+    /** Pairs (j, j + hd/2) of each head turned by position x theta^(-2j/hd). */
+    private static void rotateHalves(float[] v, int pos, int hd, float theta) {
+        for (int h = 0; h < v.length / hd; h++) {
+            for (int j = 0; j < hd / 2; j++) {
+                double angle = pos * Math.pow(theta, -2.0 * j / hd);
+                float a = v[h * hd + j];
+                float b = v[h * hd + j + hd / 2];
+                v[h * hd + j] = (float) (a * Math.cos(angle) - b * Math.sin(angle));
+                v[h * hd + j + hd / 2] = (float) (a * Math.sin(angle) + b * Math.cos(angle));
+            }
+        }
+    }
+
+    private static float[] matmul(float[] w, float[] x, int rows) {
+        float[] y = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            double s = 0;
+            for (int i = 0; i < x.length; i++) {
+                s += w[r * x.length + i] * x[i];
+            }
+            y[r] = (float) s;
+        }
+        return y;
+    }
+
+    private static float[] rmsNorm(float[] x, float[] g, float eps) {
+        double ss = 0;
+        for (float f : x) {
+            ss += f * f;
+        }
+        float r = (float) (1 / Math.sqrt(ss / x.length + eps));
+        float[] o = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            o[i] = g[i] * r * x[i];
+        }
+        return o;
+    }
+
+    private static float[] add(float[] a, float[] b) {
+        float[] o = a.clone();
+        for (int i = 0; i < o.length; i++) {
+            o[i] += b[i];
+        }
+        return o;
+    }
+}
