@@ -23,8 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A GGUF Llama whose matrices are ggml's k-quants and 5-bit types, mixed as llama.cpp's Q4_K_M and Q5_K_M files mix
- * them, decodes as the same file converted with every matrix at f32 (ggml's own dequantization) does, within what
+ * A GGUF Llama whose matrices are ggml's k-quants, 5-bit and IQ4 types, mixed as llama.cpp's Q4_K_M and Q5_K_M files
+ * mix them, decodes as the same file converted with every matrix at f32 (ggml's own dequantization) does, within what
  * the .bpm re-laying rounds (group scales to f16; Q5_1 and Q5_K to INT8): through the importer, the conversion on
  * load, groups of 16 in the kernels, and the decoder.
  */
@@ -36,7 +36,7 @@ class GgmlSubBlockModelTest {
     private static final Map<String, GgmlType> TYPES = Map.of(
             "attn_q.weight", GgmlType.Q4_K, "attn_k.weight", GgmlType.Q3_K, "attn_v.weight", GgmlType.Q6_K,
             "attn_output.weight", GgmlType.Q2_K, "ffn_gate.weight", GgmlType.Q5_K, "ffn_up.weight", GgmlType.Q5_1,
-            "ffn_down.weight", GgmlType.Q5_0, "token_embd.weight", GgmlType.Q6_K, "output.weight", GgmlType.Q4_K);
+            "ffn_down.weight", GgmlType.Q5_0, "token_embd.weight", GgmlType.IQ4_NL, "output.weight", GgmlType.IQ4_XS);
 
     private static Path model() throws Exception {
         Path gguf = dir.resolve("kquants.gguf");

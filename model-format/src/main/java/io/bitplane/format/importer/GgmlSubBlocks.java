@@ -5,9 +5,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * ggml's blocks whose values are {@code scale * code - min} per group of 16 or 32 values: Q5_0 and Q5_1 (one group a
- * block) and the k-quants Q2_K..Q6_K (256-value super-blocks whose groups' scales and mins are the block's f16
- * {@code d} and {@code dmin} times small integer sub-scales). {@link #decode} unpacks one block into codes and each
+ * ggml's blocks whose values are {@code scale * code - min} per group of 16 or 32 values: Q5_0, Q5_1 and IQ4_NL
+ * (one group a block) and the k-quants Q2_K..Q6_K and IQ4_XS (256-value super-blocks whose groups' scales and mins
+ * are the block's f16 {@code d} and {@code dmin} times small integer sub-scales). IQ4_NL's and IQ4_XS's codes index
+ * a grid of 16 int8 values ({@link #IQ4_GRID}), and the code is the grid's value. {@link #decode} unpacks one block into codes and each
  * group's scale and min, computed in f32 as ggml's {@code dequantize_row_*} computes them, so that
  * {@code scale * code - min} is ggml's value bit for bit (the fixture test holds it to ggml's output).
  *
@@ -25,6 +26,9 @@ import java.nio.ByteOrder;
  *                   qh[l] is set
  * Q6_K 210 B / 256: ql[128]@0, qh[64]@128, scales[16]@192 (int8), d@208; groups of 16, codes minus 32: value
  *                   128h + 32k + l is nibble k/2 of ql[64h + 32(k%2) + l] | bits 2k of qh[32h + l] << 4
+ * IQ4_NL 18 B / 32: d@0, qs[16]@2                    code j = grid[qs[j%16] nibble j/16]
+ * IQ4_XS 136 B / 256: d@0, scales_h (u16)@2, scales_l[4]@4, qs[128]@8; groups of 32 with 6-bit sub-scales (nibble
+ *                   g%2 of scales_l[g/2] | bits 2g of scales_h << 4) biased by 32; group g is IQ4_NL's qs[16g..]
  * </pre>
  */
 final class GgmlSubBlocks {
@@ -34,11 +38,13 @@ final class GgmlSubBlocks {
     private static final ValueLayout.OfShort SHORT =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** kvalues_iq4nl of ggml-common.h: the values IQ4_NL's and IQ4_XS's nibbles stand for. */
+    private static final int[] IQ4_GRID = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
     /** Whether {@link #decode} takes this type. */
     static boolean handles(GgmlType type) {
         return switch (type) {
-            case Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> true;
+            case Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS -> true;
             default -> false;
         };
     }
@@ -68,6 +74,21 @@ final class GgmlSubBlocks {
             case Q3_K -> q3k(data, at, codes, scales, mins);
             case Q4_K, Q5_K -> q45k(type, data, at, codes, scales, mins);
             case Q6_K -> q6k(data, at, codes, scales, mins);
+            case IQ4_NL -> {
+                iq4Codes(data, at + 2, codes, 0);
+                scales[0] = half(data, at);
+                mins[0] = 0f;
+            }
+            case IQ4_XS -> {
+                float d = half(data, at);
+                int high = Short.toUnsignedInt(data.get(SHORT, at + 2));
+                for (int g = 0; g < 8; g++) {
+                    int ls = (u8(data, at + 4 + g / 2) >>> (4 * (g % 2)) & 0xF) | (high >>> (2 * g) & 3) << 4;
+                    scales[g] = d * (ls - 32);
+                    mins[g] = 0f;
+                    iq4Codes(data, at + 8 + 16 * g, codes, 32 * g);
+                }
+            }
             default -> throw new IllegalArgumentException(type + " is not a sub-block type");
         }
     }
@@ -86,6 +107,15 @@ final class GgmlSubBlocks {
             }
         }
         return out;
+    }
+
+    /** 32 values from 16 bytes: value j is the grid's entry at the low nibble of byte j, value j + 16 the high. */
+    private static void iq4Codes(MemorySegment data, long qs, int[] codes, int first) {
+        for (int j = 0; j < 16; j++) {
+            int q = u8(data, qs + j);
+            codes[first + j] = IQ4_GRID[q & 0xF];
+            codes[first + j + 16] = IQ4_GRID[q >>> 4];
+        }
     }
 
     private static void fiveBitCodes(MemorySegment data, long qhAt, long qsAt, int[] codes, int bias) {

@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Every ggml type Bitplane imports against ggml's own dequantization: the types of quant-types.gguf re-laid as .bpm
  * and dequantized by Bitplane equal it bit for bit (quant-types.expected.gguf, written by ggml's to_float); Q5_0,
- * Q5_1 and the k-quants against ggml-subblock-types.gguf (beside this test's resources; how it was made is in the
+ * Q5_1, the k-quants, IQ4_NL and IQ4_XS against ggml-subblock-types.gguf (beside this test's resources; how it was made is in the
  * README there): their floats bit for bit, their .bpm form within what its rounding allows.
  */
 class GgmlFixtureTest {
@@ -49,7 +49,7 @@ class GgmlFixtureTest {
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @ParameterizedTest
-    @ValueSource(strings = {"q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"})
+    @ValueSource(strings = {"q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"})
     void subBlockTypesMatchGgml(String type) throws Exception {
         Path fixture = Path.of(GgmlFixtureTest.class.getResource("ggml-subblock-types.gguf").toURI());
         try (GgufFile g = GgufFile.open(fixture)) {

@@ -227,15 +227,16 @@ class ImportersTest {
                     && e.getMessage().contains("does not fit in f16"), e.getMessage());
         }
 
-        Path iq = dir.resolve("iq4_xs.gguf");  // IQ4_XS (type 23): 136 bytes a block of 256
-        w.tensor(v, new long[] {128, 256}, GgmlType.F32, new byte[128 * 136]).write(iq);
+        Path iq = dir.resolve("iq2_xxs.gguf");  // IQ2_XXS (type 16): 66 bytes a block of 256
+        w.tensor(v, new long[] {128, 256}, GgmlType.F32, new byte[128 * 66]).write(iq);
         byte[] bytes = Files.readAllBytes(iq);
         int at = indexOf(bytes, v.getBytes(java.nio.charset.StandardCharsets.UTF_8)) + v.length() + 4 + 2 * 8;
-        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 23);
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 16);
         Files.write(iq, bytes);
         BpmFormatException e = assertThrows(BpmFormatException.class, () -> ModelSources.open(iq, null).close());
-        assertTrue(e.getMessage().startsWith(iq.toString()) && e.getMessage().contains("tensor " + v + ": ggml type 23")
-                && e.getMessage().contains("Q4_K, Q5_K, Q6_K"), e.getMessage());
+        assertTrue(e.getMessage().startsWith(iq.toString())
+                && e.getMessage().contains("tensor " + v + ": ggml type 16") && e.getMessage().contains("Q4_K, Q5_K, Q6_K"),
+                e.getMessage());
     }
 
     /** A tokenizer given with a GGUF or .bpm file supplies its vocabulary (convert --tokenizer), as at load. */

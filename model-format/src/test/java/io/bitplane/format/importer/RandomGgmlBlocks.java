@@ -33,10 +33,12 @@ public final class RandomGgmlBlocks {
             case Q4_K -> 945;
             case Q5_K -> 1953;
             case Q6_K -> 4096;
+            case IQ4_NL -> 127;
+            case IQ4_XS -> 4064;
             default -> throw new IllegalArgumentException(type + " has no random blocks here");
         };
         int[] scaleOffsets = switch (type) {
-            case Q4_0, Q5_0, Q8_0 -> new int[] {0};
+            case Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS -> new int[] {0};
             case Q4_1, Q5_1, Q4_K, Q5_K -> new int[] {0, 2};
             case Q2_K -> new int[] {80, 82};
             case Q3_K -> new int[] {108};
