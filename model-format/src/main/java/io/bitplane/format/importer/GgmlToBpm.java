@@ -14,8 +14,9 @@ import java.nio.ByteOrder;
 /**
  * Re-lays ggml blocks as .bpm tensors. The types of {@link GgmlType.Fidelity#EXACT} keep every value: the integer
  * codes move into bit planes (or INT8 bytes) and each block's f16 scale (and Q4_1's f16 min) becomes the group's, so
- * the .bpm dequantization computes what ggml's {@code dequantize_row_*} computes, bit for bit. The k-quants of
- * {@link GgmlType.Fidelity#F16_SCALES} keep their codes, and their groups' f32 scales and mins are rounded to f16;
+ * the .bpm dequantization computes what ggml's {@code dequantize_row_*} computes, bit for bit. The types of
+ * {@link GgmlType.Fidelity#F16_SCALES} (the k-quants, IQ4_XS) keep their codes, and their groups' f32 scales and
+ * mins are rounded to f16;
  * Q5_1 and Q5_K, whose 5-bit asymmetric codes no .bpm encoding has, are ggml's values rounded to INT8 groups of 32.
  * The fixture tests hold each to ggml's own dequantization.
  */
