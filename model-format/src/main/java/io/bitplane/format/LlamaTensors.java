@@ -46,6 +46,10 @@ public final class LlamaTensors {
                 if (c.attentionBias() && ATTENTION_INPUT_KINDS.contains(kind)) {
                     out.add(new Expected(blockBias(l, kind), new long[] {shapeOf(c, kind)[0]}));
                 }
+                if (c.qkNorm() && kind.equals("attn_k")) {  // Qwen3's per-head norms, after the q and k products
+                    out.add(new Expected(block(l, "attn_q_norm"), new long[] {c.headSize()}));
+                    out.add(new Expected(block(l, "attn_k_norm"), new long[] {c.headSize()}));
+                }
             }
         }
         out.add(new Expected(OUTPUT_NORM, new long[] {c.dim()}));
@@ -59,7 +63,8 @@ public final class LlamaTensors {
     public static long[] shapeOf(ModelConfig c, String kind) {
         return switch (kind) {
             case "attn_norm", "ffn_norm" -> new long[] {c.dim()};
-            case "attn_q", "attn_output" -> new long[] {c.dim(), c.dim()};
+            case "attn_q" -> new long[] {c.queryDim(), c.dim()};
+            case "attn_output" -> new long[] {c.dim(), c.queryDim()};
             case "attn_k", "attn_v" -> new long[] {c.kvDim(), c.dim()};
             case "ffn_gate", "ffn_up" -> new long[] {c.hiddenDim(), c.dim()};
             case "ffn_down" -> new long[] {c.dim(), c.hiddenDim()};

@@ -55,6 +55,12 @@ public final class MetadataJson {
         if (c.attentionBias()) {  // absent means false: files before it have no biases
             cfg.put("attention_bias", true);
         }
+        if (c.headDim() > 0) {  // absent means dim / n_heads
+            cfg.put("head_dim", c.headDim());
+        }
+        if (c.qkNorm()) {
+            cfg.put("qk_norm", true);
+        }
         if (c.ropeFreqFactors() != null) {
             ArrayNode factors = cfg.putArray("rope_freq_factors");
             for (float f : c.ropeFreqFactors()) {
@@ -133,7 +139,9 @@ public final class MetadataJson {
                 (float) f.number(cfg, "config.rms_norm_eps"), f.bool(cfg, "config.tied_embeddings"),
                 cfg.has("rope_freq_factors") ? floats(f.array(cfg, "config.rope_freq_factors"), where,
                         "config.rope_freq_factors") : null,
-                cfg.has("attention_bias") && f.bool(cfg, "config.attention_bias"));
+                cfg.has("attention_bias") && f.bool(cfg, "config.attention_bias"),
+                cfg.has("head_dim") ? f.integer(cfg, "config.head_dim") : 0,
+                cfg.has("qk_norm") && f.bool(cfg, "config.qk_norm"));
         String problem = config.problem();
         if (problem != null) {
             throw new BpmFormatException(where + ": metadata config: " + problem);

@@ -71,17 +71,19 @@ final class Decoder {
         this.maxLogitRows = maxLogitRows;
         this.shape = new AttentionShape(c.nHeads(), c.nKvHeads(), c.headSize());
         this.ropeFreqFactors = c.ropeFreqFactors();
+        // xb holds a normed x (dim) and the attention's output (queryDim: Qwen3's heads need not make up dim)
+        int wide = Math.max(c.dim(), c.queryDim());
         x = backend.allocate(maxBatch * c.dim());
-        xb = backend.allocate(maxBatch * c.dim());
+        xb = backend.allocate(maxBatch * wide);
         xb2 = backend.allocate(maxBatch * c.dim());
-        q = backend.allocate(maxBatch * c.dim());
+        q = backend.allocate(maxBatch * c.queryDim());
         k = backend.allocate(maxBatch * c.kvDim());
         v = backend.allocate(maxBatch * c.kvDim());
         hb = backend.allocate(maxBatch * c.hiddenDim());
         hb2 = backend.allocate(maxBatch * c.hiddenDim());
         logits = backend.allocate(maxLogitRows * c.vocabSize());
-        runQuery = backend.allocate(maxBatch * c.dim());
-        runOut = backend.allocate(maxBatch * c.dim());
+        runQuery = backend.allocate(maxBatch * c.queryDim());
+        runOut = backend.allocate(maxBatch * c.queryDim());
         qkv = new Weights[w.layers.length][];
         gateUp = new Weights[w.layers.length][];
         for (int l = 0; l < w.layers.length; l++) {
@@ -103,7 +105,8 @@ final class Decoder {
 
     /** Bytes of this decoder's scratch buffers, for memory reports. */
     long allocatedBytes() {
-        long floats = (long) maxBatch * (6L * c.dim() + 2L * c.kvDim() + 2L * c.hiddenDim()) + logits.length();
+        long floats = (long) maxBatch * (2L * c.dim() + Math.max(c.dim(), c.queryDim()) + 3L * c.queryDim()
+                + 2L * c.kvDim() + 2L * c.hiddenDim()) + logits.length();
         return floats * 4;
     }
 
@@ -150,9 +153,13 @@ final class Decoder {
             backend.rmsNorm(xb, x, layer.attnNorm(), dim, n, c.rmsNormEps());
             backend.matmuls(qkv[l], xb, qkvOut, n);
             if (layer.bq() != null) {  // Qwen2's projections add a bias
-                backend.addBias(q, layer.bq(), dim, n);
+                backend.addBias(q, layer.bq(), c.queryDim(), n);
                 backend.addBias(k, layer.bk(), kvDim, n);
                 backend.addBias(v, layer.bv(), kvDim, n);
+            }
+            if (layer.qNorm() != null) {  // Qwen3 norms each head of q and k (in place: a row is a head)
+                backend.rmsNorm(q, q, layer.qNorm(), c.headSize(), n * c.nHeads(), c.rmsNormEps());
+                backend.rmsNorm(k, k, layer.kNorm(), c.headSize(), n * c.nKvHeads(), c.rmsNormEps());
             }
             backend.rope(q, n, positions, c.nHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);
             backend.rope(k, n, positions, c.nKvHeads(), c.headSize(), c.ropeTheta(), ropeFreqFactors);

@@ -14,9 +14,9 @@ final class LlamaWeights {
     final Weights output;
     final Layer[] layers;
 
-    /** One block's tensors; the q, k and v biases are null where the config has none. */
+    /** One block's tensors; the q, k and v biases and the q and k head norms are null where the config has none. */
     record Layer(Weights attnNorm, Weights wq, Weights wk, Weights wv, Weights wo, Weights ffnNorm, Weights gate,
-                 Weights up, Weights down, Weights bq, Weights bk, Weights bv) {
+                 Weights up, Weights down, Weights bq, Weights bk, Weights bv, Weights qNorm, Weights kNorm) {
     }
 
     LlamaWeights(BpmFile file, ModelConfig c, Backend backend) throws BpmFormatException {
@@ -30,7 +30,8 @@ final class LlamaWeights {
                     up(file, backend, l, "attn_output"), up(file, backend, l, "ffn_norm"),
                     up(file, backend, l, "ffn_gate"), up(file, backend, l, "ffn_up"), up(file, backend, l, "ffn_down"),
                     bias(file, backend, c, l, "attn_q"), bias(file, backend, c, l, "attn_k"),
-                    bias(file, backend, c, l, "attn_v"));
+                    bias(file, backend, c, l, "attn_v"), c.qkNorm() ? up(file, backend, l, "attn_q_norm") : null,
+                    c.qkNorm() ? up(file, backend, l, "attn_k_norm") : null);
         }
     }
 

@@ -25,13 +25,16 @@ import java.util.Map;
  * {@code qwen2.} and whose q and k rows (and biases) are in Hugging Face's rotary order: llama.cpp rotates the two
  * halves of a head together for it ("NEOX" rope), where for llama its converter permuted the rows to adjacent
  * pairs. The importer moves qwen2's rows to adjacent pairs, as the safetensors importer does ({@link RotaryOrder}).
+ * Qwen3 is Qwen2 without the biases, with an RMSNorm of each head of q and k before the rotation
+ * ({@code blk.N.attn_q_norm.weight}, {@code attn_k_norm}: their values move with the rows) and heads whose size
+ * ({@code qwen3.attention.key_length}) need not be {@code embedding_length / head_count}.
  */
 public final class GgufImporter {
     private GgufImporter() {
     }
 
     /** The general.architecture values imported. */
-    static final List<String> ARCHITECTURES = List.of("llama", "qwen2");
+    static final List<String> ARCHITECTURES = List.of("llama", "qwen2", "qwen3");
 
     /** {@code tokenizer} (may be null) replaces the file's tokenizer.ggml vocabulary, or supplies one. */
     public static ModelSource open(Path path, Path tokenizer) throws IOException {
@@ -68,7 +71,17 @@ public final class GgufImporter {
                 (float) k.number(p + "attention.layer_norm_rms_epsilon", 1e-5),
                 !g.tensors().containsKey(LlamaTensors.OUTPUT));
         // Biases on q, k and v (Qwen2's; a llama file may have them too); biases anywhere else are refused below.
-        config = config.withAttentionBias(g.tensors().containsKey(LlamaTensors.blockBias(0, "attn_q")));
+        config = config.withAttentionBias(g.tensors().containsKey(LlamaTensors.blockBias(0, "attn_q")))
+                .withQkNorm(g.tensors().containsKey(LlamaTensors.block(0, "attn_q_norm")));
+        int keyLength = k.integer(p + "attention.key_length", 0);
+        if (keyLength > 0 && k.integer(p + "attention.value_length", keyLength) != keyLength) {
+            throw new BpmFormatException(g.path() + ": " + p + "attention.value_length "
+                    + k.integer(p + "attention.value_length", keyLength) + " differs from key_length " + keyLength
+                    + " (heads of values of another size are not supported)");
+        }
+        if (keyLength > 0 && (long) keyLength * heads != dim) {  // Qwen3's heads: not dim / heads
+            config = config.withHeadDim(keyLength);
+        }
         String problem = config.problem();
         if (problem != null) {
             throw new BpmFormatException(g.path() + ": " + arch + " metadata: " + problem);
@@ -92,7 +105,7 @@ public final class GgufImporter {
                         + "and attn_v (all three, in every block) are not supported");
             }
         }
-        boolean halves = arch.equals("qwen2");  // q and k rows in Hugging Face's rotary order
+        boolean halves = !arch.equals("llama");  // qwen2, qwen3: q and k rows in Hugging Face's rotary order
         List<SourceTensor> out = new ArrayList<>();
         for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
             GgufFile.TensorInfo t = g.tensors().get(e.name());
@@ -108,7 +121,9 @@ public final class GgufImporter {
                 g.data(t); // throws the unsupported-type error naming the tensor
             }
             int rotated = !halves ? 0 : e.name().contains(".attn_q.") ? config.nHeads()
-                    : e.name().contains(".attn_k.") ? config.nKvHeads() : 0;
+                    : e.name().contains(".attn_k.") ? config.nKvHeads()
+                    : e.name().endsWith(".attn_q_norm.weight") || e.name().endsWith(".attn_k_norm.weight") ? 1
+                    : 0;  // a head's norm: one head's values
             out.add(new GgmlSourceTensor(t.name(), t.shape(), t.type(), g.path(), rotated == 0 ? () -> g.data(t)
                     : () -> MemorySegment.ofArray(RotaryOrder.pairsFromHalves(g.data(t), t.shape()[0], rotated,
                             g.path() + ": tensor " + t.name()))));

@@ -111,7 +111,9 @@ public final class SafetensorsImporter {
                             + "', which is not supported (F32, F16 and BF16 are)");
                 }
                 int heads = e.name().contains(".attn_q.") ? cfg.nHeads()  // weights and biases
-                        : e.name().contains(".attn_k.") ? cfg.nKvHeads() : 0;
+                        : e.name().contains(".attn_k.") ? cfg.nKvHeads()
+                        : e.name().endsWith(".attn_q_norm.weight") || e.name().endsWith(".attn_k_norm.weight") ? 1
+                        : 0;  // a head's norm: one head's values
                 QuantSpec spec = QuantSpec.parse(entry.encoding.name());
                 out.add(new EncodedSourceTensor(e.name(), e.shape(), spec, () -> load(e.name(), entry, heads)));
             }
@@ -206,9 +208,9 @@ public final class SafetensorsImporter {
             throw new BpmFormatException(path + ": not valid JSON");
         }
         String type = c.path("model_type").asText("llama");
-        if (!type.equals("llama") && !type.equals("mistral") && !type.equals("qwen2")) {
+        if (!List.of("llama", "mistral", "qwen2", "qwen3").contains(type)) {
             throw new BpmFormatException(path + ": model_type '" + type + "' is not a Llama-family model (llama, "
-                    + "mistral, qwen2)");
+                    + "mistral, qwen2, qwen3)");
         }
         int heads = required(path, c, "num_attention_heads");
         boolean tied = c.path("tie_word_embeddings").asBoolean(false) || !entries.containsKey("lm_head.weight");
@@ -216,8 +218,14 @@ public final class SafetensorsImporter {
                 required(path, c, "num_hidden_layers"), heads, c.path("num_key_value_heads").asInt(heads),
                 required(path, c, "vocab_size"), contextLength(c),
                 (float) c.path("rope_theta").asDouble(10000), (float) c.path("rms_norm_eps").asDouble(1e-6), tied);
-        // Biases on q, k and v (Qwen2's); biases anywhere else are refused with the tensors.
-        cfg = cfg.withAttentionBias(entries.containsKey(hfName(LlamaTensors.blockBias(0, "attn_q"))));
+        // Biases on q, k and v (Qwen2's); biases anywhere else are refused with the tensors. Qwen3's head norms,
+        // and heads whose size need not be hidden_size / num_attention_heads.
+        cfg = cfg.withAttentionBias(entries.containsKey(hfName(LlamaTensors.blockBias(0, "attn_q"))))
+                .withQkNorm(entries.containsKey(hfName(LlamaTensors.block(0, "attn_q_norm"))));
+        int headDim = c.path("head_dim").asInt(0);
+        if (headDim > 0 && (long) headDim * heads != cfg.dim()) {
+            cfg = cfg.withHeadDim(headDim);
+        }
         String problem = cfg.problem();
         if (problem == null && c.hasNonNull("rope_scaling")) {
             cfg = cfg.withRopeFreqFactors(RopeScaling.factors(path, c.get("rope_scaling"), cfg));
@@ -253,6 +261,8 @@ public final class SafetensorsImporter {
                     case "attn_k" -> "self_attn.k_proj";
                     case "attn_v" -> "self_attn.v_proj";
                     case "attn_output" -> "self_attn.o_proj";
+                    case "attn_q_norm" -> "self_attn.q_norm";
+                    case "attn_k_norm" -> "self_attn.k_norm";
                     case "ffn_gate" -> "mlp.gate_proj";
                     case "ffn_up" -> "mlp.up_proj";
                     case "ffn_down" -> "mlp.down_proj";

@@ -46,6 +46,9 @@ public final class GgufWriter {
                 .put(arch + ".rope.freq_base", c.ropeTheta())
                 .put(arch + ".attention.layer_norm_rms_epsilon", c.rmsNormEps())
                 .put(arch + ".vocab_size", c.vocabSize());
+        if (c.headDim() > 0) {
+            w.put(arch + ".attention.key_length", c.headDim()).put(arch + ".attention.value_length", c.headDim());
+        }
         java.util.Random rnd = new java.util.Random(seed);
         for (io.bitplane.format.LlamaTensors.Expected e : io.bitplane.format.LlamaTensors.expected(c)) {
             int n = (int) java.util.Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);

@@ -229,8 +229,9 @@ public final class CalibratedQuantizer implements Converter.TensorQuantizer {
                 sequences.add(Perplexity.tokens(m, p, config.contextLength()));
             }
         }
-        if (config.attentionBias()) {  // the training pass has no biases: it would fit another model
-            String why = "distillation does not model attention biases (Qwen2) yet";
+        if (config.attentionBias() || config.qkNorm() || config.queryDim() != config.dim()) {
+            // the training pass has no biases, head norms or heads of their own size: it would fit another model
+            String why = "distillation does not model attention biases (Qwen2) or Qwen3's heads yet";
             if (options.required()) {
                 throw new IllegalArgumentException(why + ": use --distill-steps 0 for GPTQ alone");
             }

@@ -21,33 +21,48 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Qwen2 (a Llama with q, k and v biases, its q and k rows in Hugging Face's rotary order), from a GGUF of the qwen2
- * architecture and from a Hugging Face folder of model_type qwen2, decodes as Qwen2 is defined: against a plain forward pass written here from that definition (biases added
- * before the rotation, which turns the two halves of each head together, as Hugging Face's rotate_half and
- * llama.cpp's NEOX rope do), on random weights and biases.
+ * Qwen2 (a Llama with q, k and v biases, its q and k rows in Hugging Face's rotary order) and Qwen3 (no biases; an
+ * RMSNorm of each head of q and k; heads that need not make up the model's width), from GGUF files of the qwen2 and
+ * qwen3 architectures and from Hugging Face folders of those model types, decode as they are defined: against a
+ * plain forward pass written here from the definition (biases and head norms before the rotation, which turns the
+ * two halves of each head together, as Hugging Face's rotate_half and llama.cpp's NEOX rope do), on random weights.
  */
-class Qwen2Test {
+class QwenTest {
     @TempDir
     static Path dir;
 
-    private static final ModelConfig CONFIG =
+    private static final ModelConfig QWEN2 =
             new ModelConfig(64, 96, 2, 4, 2, 512, 32, 1000000f, 1e-6f, true).withAttentionBias(true);
+    /** Heads of 24: q is 96 wide in a model of 64, as Qwen3-0.6B's 16 heads of 128 in 1024. */
+    private static final ModelConfig QWEN3 =
+            new ModelConfig(64, 96, 2, 4, 2, 512, 32, 1000000f, 1e-6f, true).withHeadDim(24).withQkNorm(true);
+
+    private static ModelConfig config(String arch) {
+        return arch.equals("qwen2") ? QWEN2 : QWEN3;
+    }
+
     private static final int[] TOKENS = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
 
-    private static Map<String, float[]> weights() {
+    private static Map<String, float[]> weights(ModelConfig c) {
         Random rnd = new Random(7);
         Map<String, float[]> w = new HashMap<>();
-        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+        for (LlamaTensors.Expected e : LlamaTensors.expected(c)) {
             int n = (int) Arrays.stream(e.shape()).reduce(1, (a, b) -> a * b);
-            w.put(e.name(), e.name().endsWith("norm.weight") ? GgufWriter.filled(n, 1f)
-                    : TestTensors.gaussian(rnd, n, e.name().endsWith(".bias") ? 0.5f : 0.3f));
+            float[] v = TestTensors.gaussian(rnd, n, e.name().endsWith(".bias") ? 0.5f : 0.3f);
+            if (e.name().endsWith("norm.weight")) {  // head norms vary (a head's order matters), the others are ones
+                boolean head = e.name().contains("attn_q_norm") || e.name().contains("attn_k_norm");
+                for (int i = 0; i < n; i++) {
+                    v[i] = head ? 1 + v[i] : 1;
+                }
+            }
+            w.put(e.name(), v);
         }
         return w;
     }
 
-    private static Path write(String arch, Map<String, float[]> w, String name) throws Exception {
-        GgufWriter g = GgufWriter.of(arch, CONFIG, 1);
-        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+    private static Path write(String arch, ModelConfig c, Map<String, float[]> w, String name) throws Exception {
+        GgufWriter g = GgufWriter.of(arch, c, 1);
+        for (LlamaTensors.Expected e : LlamaTensors.expected(c)) {
             g.tensor(e.name(), e.shape(), w.get(e.name()));
         }
         Path p = dir.resolve(name);
@@ -55,33 +70,37 @@ class Qwen2Test {
         return p;
     }
 
-    /** The same tensors as a Hugging Face folder: config.json of model_type qwen2 and one model.safetensors. */
-    private static Path folder(Map<String, float[]> w, String name) throws Exception {
+    /** The same tensors as a Hugging Face folder: config.json of this model_type and one model.safetensors. */
+    private static Path folder(String type, ModelConfig c, Map<String, float[]> w, String name) throws Exception {
         var cfg = io.bitplane.format.MetadataJson.newObject();
-        cfg.put("model_type", "qwen2");
-        cfg.put("hidden_size", CONFIG.dim());
-        cfg.put("intermediate_size", CONFIG.hiddenDim());
-        cfg.put("num_hidden_layers", CONFIG.nLayers());
-        cfg.put("num_attention_heads", CONFIG.nHeads());
-        cfg.put("num_key_value_heads", CONFIG.nKvHeads());
-        cfg.put("vocab_size", CONFIG.vocabSize());
-        cfg.put("max_position_embeddings", CONFIG.contextLength());
-        cfg.put("rope_theta", CONFIG.ropeTheta());
-        cfg.put("rms_norm_eps", CONFIG.rmsNormEps());
+        cfg.put("model_type", type);
+        cfg.put("hidden_size", c.dim());
+        cfg.put("intermediate_size", c.hiddenDim());
+        cfg.put("num_hidden_layers", c.nLayers());
+        cfg.put("num_attention_heads", c.nHeads());
+        cfg.put("num_key_value_heads", c.nKvHeads());
+        cfg.put("head_dim", c.headSize());
+        cfg.put("vocab_size", c.vocabSize());
+        cfg.put("max_position_embeddings", c.contextLength());
+        cfg.put("rope_theta", c.ropeTheta());
+        cfg.put("rms_norm_eps", c.rmsNormEps());
         cfg.put("tie_word_embeddings", true);
         cfg.put("use_sliding_window", false);
         cfg.put("sliding_window", 4);  // named, not used: a window of 4 positions would change every logit after
         Map<String, long[]> shapes = new HashMap<>();
-        LlamaTensors.expected(CONFIG).forEach(e -> shapes.put(e.name(), e.shape()));
+        LlamaTensors.expected(c).forEach(e -> shapes.put(e.name(), e.shape()));
         return SafetensorsFixture.folder(dir.resolve(name), cfg, w, shapes);
     }
 
-    @ParameterizedTest(name = "{0} on {1}")
-    @CsvSource({"gguf, scalar", "gguf, java", "safetensors, scalar", "safetensors, java"})
-    void decodesAsQwen2IsDefined(String format, String backend) throws Exception {
-        Map<String, float[]> w = weights();
-        Path model = format.equals("gguf") ? write("qwen2", w, "qwen2.gguf") : folder(w, "qwen2-" + backend);
-        float[][] want = reference(w);
+    @ParameterizedTest(name = "{0} from {1} on {2}")
+    @CsvSource({"qwen2, gguf, scalar", "qwen2, gguf, java", "qwen2, safetensors, scalar", "qwen2, safetensors, java",
+            "qwen3, gguf, scalar", "qwen3, gguf, java", "qwen3, safetensors, scalar", "qwen3, safetensors, java"})
+    void decodesAsDefined(String arch, String format, String backend) throws Exception {
+        ModelConfig c = config(arch);
+        Map<String, float[]> w = weights(c);
+        Path model = format.equals("gguf") ? write(arch, c, w, arch + ".gguf")
+                : folder(arch, c, w, arch + "-" + backend);
+        float[][] want = reference(c, w);
         float[][] got = logits(model, backend);
         for (int p = 0; p < TOKENS.length; p++) {
             float reach = 0;
@@ -93,7 +112,7 @@ class Qwen2Test {
             assertTrue(reach > 0.5f && worst <= 1e-4f * reach, "position " + p + ": " + worst + " of " + reach);
         }
         // The same tensors read as a llama file (rows taken as adjacent pairs, the biases kept): another model.
-        float[][] asLlama = logits(write("llama", w, "llama.gguf"), backend);
+        float[][] asLlama = logits(write("llama", c, w, arch + "-as-llama.gguf"), backend);
         float worst = 0;
         for (int i = 0; i < want[5].length; i++) {
             worst = Math.max(worst, Math.abs(asLlama[5][i] - want[5][i]));
@@ -103,9 +122,9 @@ class Qwen2Test {
 
     @Test
     void biasesOutsideQkvAndMissingBiasesAreNamed() throws Exception {
-        Map<String, float[]> w = weights();
-        GgufWriter g = GgufWriter.of("qwen2", CONFIG, 1);
-        for (LlamaTensors.Expected e : LlamaTensors.expected(CONFIG)) {
+        Map<String, float[]> w = weights(QWEN2);
+        GgufWriter g = GgufWriter.of("qwen2", QWEN2, 1);
+        for (LlamaTensors.Expected e : LlamaTensors.expected(QWEN2)) {
             g.tensor(e.name(), e.shape(), w.get(e.name()));
         }
         Path extra = dir.resolve("extra.gguf");
@@ -114,7 +133,7 @@ class Qwen2Test {
         java.io.IOException e = assertThrows(java.io.IOException.class, () -> Model.open(extra, options).close());
         assertTrue(e.getMessage().contains("extra.gguf") && e.getMessage().contains("blk.1.attn_output.bias"),
                 e.getMessage());
-        GgufWriter h = GgufWriter.of("qwen2", CONFIG.withAttentionBias(false), 1);
+        GgufWriter h = GgufWriter.of("qwen2", QWEN2.withAttentionBias(false), 1);
         h.tensor("blk.0.attn_q.bias", new long[] {64}, new float[64]);  // one layer's: the others are missing
         Path partial = dir.resolve("partial.gguf");
         h.write(partial);
@@ -134,11 +153,14 @@ class Qwen2Test {
         }
     }
 
-    /** Qwen2's forward pass, top to bottom, in the weights' own (Hugging Face) row order; one token at a time. */
-    private static float[][] reference(Map<String, float[]> w) {
-        ModelConfig c = CONFIG;
+    /**
+     * Qwen2's and Qwen3's forward pass, top to bottom, in the weights' own (Hugging Face) row order; one token at a
+     * time.
+     */
+    private static float[][] reference(ModelConfig c, Map<String, float[]> w) {
         int dim = c.dim();
         int hd = c.headSize();
+        int qDim = c.nHeads() * hd;
         int kvDim = c.kvDim();
         float[][] keys = new float[c.nLayers()][TOKENS.length * kvDim];
         float[][] values = new float[c.nLayers()][TOKENS.length * kvDim];
@@ -147,14 +169,18 @@ class Qwen2Test {
             float[] x = Arrays.copyOfRange(w.get(LlamaTensors.TOKEN_EMBD), TOKENS[pos] * dim, (TOKENS[pos] + 1) * dim);
             for (int l = 0; l < c.nLayers(); l++) {
                 float[] xb = rmsNorm(x, w.get(LlamaTensors.block(l, "attn_norm")), c.rmsNormEps());
-                float[] q = add(matmul(w.get(LlamaTensors.block(l, "attn_q")), xb, dim), w.get(bias(l, "attn_q")));
+                float[] q = add(matmul(w.get(LlamaTensors.block(l, "attn_q")), xb, qDim), w.get(bias(l, "attn_q")));
                 float[] k = add(matmul(w.get(LlamaTensors.block(l, "attn_k")), xb, kvDim), w.get(bias(l, "attn_k")));
                 float[] v = add(matmul(w.get(LlamaTensors.block(l, "attn_v")), xb, kvDim), w.get(bias(l, "attn_v")));
+                if (c.qkNorm()) {
+                    normHeads(q, w.get(LlamaTensors.block(l, "attn_q_norm")), hd, c.rmsNormEps());
+                    normHeads(k, w.get(LlamaTensors.block(l, "attn_k_norm")), hd, c.rmsNormEps());
+                }
                 rotateHalves(q, pos, hd, c.ropeTheta());
                 rotateHalves(k, pos, hd, c.ropeTheta());
                 System.arraycopy(k, 0, keys[l], pos * kvDim, kvDim);
                 System.arraycopy(v, 0, values[l], pos * kvDim, kvDim);
-                float[] att = new float[dim];
+                float[] att = new float[qDim];
                 for (int h = 0; h < c.nHeads(); h++) {
                     int kvHead = h / (c.nHeads() / c.nKvHeads());
                     double[] scores = new double[pos + 1];
@@ -197,6 +223,14 @@ class Qwen2Test {
         return LlamaTensors.blockBias(layer, kind);
     }
 
+    /** Each head of {@code v} RMS-normed with weights {@code g} (one head's). */
+    private static void normHeads(float[] v, float[] g, int hd, float eps) {
+        for (int h = 0; h < v.length / hd; h++) {
+            float[] normed = rmsNorm(Arrays.copyOfRange(v, h * hd, (h + 1) * hd), g, eps);
+            System.arraycopy(normed, 0, v, h * hd, hd);
+        }
+    }
+
     /** Pairs (j, j + hd/2) of each head turned by position x theta^(-2j/hd). */
     private static void rotateHalves(float[] v, int pos, int hd, float theta) {
         for (int h = 0; h < v.length / hd; h++) {
@@ -235,7 +269,10 @@ class Qwen2Test {
         return o;
     }
 
-    private static float[] add(float[] a, float[] b) {
+    private static float[] add(float[] a, float[] b) {  // b may be null: no bias
+        if (b == null) {
+            return a;
+        }
         float[] o = a.clone();
         for (int i = 0; i < o.length; i++) {
             o[i] += b[i];
