@@ -66,4 +66,75 @@ class ChatTemplateTest {
         assertFalse(t.isModelTemplate());
         assertEquals(1, warnings.size());
     }
+
+    private static String resource(String name) throws Exception {
+        try (var in = ChatTemplateTest.class.getResourceAsStream("chat-templates/" + name)) {
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+    }
+
+    /**
+     * Llama 3.2's own template writes every piece with whitespace control ({@code {{- }}}): rendered without it, the
+     * prompt carried the template's newlines and indentation. Today's date comes from strftime_now, as in Hugging
+     * Face; the BOS it writes first is dropped (the tokenizer adds it).
+     */
+    @Test
+    void llama32RendersAsHuggingFaceRendersIt() throws Exception {
+        ChatTemplate t = ChatTemplate.forModel(resource("meta-llama-Llama-3.2-3B-Instruct.jinja"), "<|begin_of_text|>",
+                "<|eot_id|>", w -> { throw new AssertionError(w); });
+        assertTrue(t.isModelTemplate());
+        String today = java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy",
+                java.util.Locale.ENGLISH));
+        assertEquals("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+                + "Today Date: " + today + "\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi"
+                + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+                + "<|start_header_id|>user<|end_header_id|>\n\nA story?<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n", t.render(CONVERSATION));
+    }
+
+    /**
+     * Qwen3's template: namespace() with an expression argument, a reversed slice, Python's string methods. It
+     * drops the thinking of answers before the last question, keeps that of the answer after it, and an answer that
+     * is only thinking leaves an empty reply (Python's split keeps the empty piece after the last separator).
+     */
+    @Test
+    void qwen3RendersAsHuggingFaceRendersIt() throws Exception {
+        ChatTemplate t = ChatTemplate.forModel(resource("Qwen-Qwen3-0.6B.jinja"), "", "<|im_end|>",
+                w -> { throw new AssertionError(w); });
+        assertTrue(t.isModelTemplate());
+        List<ChatTemplate.Message> earlier = List.of(new ChatTemplate.Message("system", "Be brief."),
+                new ChatTemplate.Message("user", "Hi"),
+                new ChatTemplate.Message("assistant", "<think>\nA greeting.\n</think>\n\nHello."),
+                new ChatTemplate.Message("user", "A story?"));
+        assertEquals("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                + "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nA story?<|im_end|>\n"
+                + "<|im_start|>assistant\n", t.render(earlier));
+        List<ChatTemplate.Message> last = List.of(new ChatTemplate.Message("user", "Hi"),
+                new ChatTemplate.Message("assistant", "<think>\n\nA greeting.\n</think>\n\nHello."));
+        assertEquals("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\nA greeting.\n</think>\n\n"
+                + "Hello.<|im_end|>\n<|im_start|>assistant\n", t.render(last));
+        List<ChatTemplate.Message> onlyThinking = List.of(new ChatTemplate.Message("user", "Hi"),
+                new ChatTemplate.Message("assistant", "<think>x</think>"));
+        assertEquals("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\nx\n</think>\n\n"
+                + "<|im_end|>\n<|im_start|>assistant\n", t.render(onlyThinking));
+    }
+
+    @Test
+    void pythonStringMethodsBehaveAsPythons() {
+        assertEquals(List.of("<think>x", ""), PythonStringMethods.split("<think>x</think>", new Object[] {"</think>"}));
+        assertEquals(List.of("a", "b.c", ""), PythonStringMethods.split("a|b.c|", new Object[] {"|"}));
+        assertEquals(List.of("a", "b"), PythonStringMethods.split("  a \n b ", new Object[0]));
+        assertEquals("ab", PythonStringMethods.strip("\n\nab\n", new Object[] {"\n"}, true, true));
+        assertEquals("ab\n", PythonStringMethods.strip("\n\nab\n", new Object[] {"\n"}, true, false));
+        assertEquals("xxab", PythonStringMethods.strip("xxab\t ", new Object[0], false, true));
+    }
+
+    @Test
+    void namespaceArgumentsAndReversedSlicesAreRewrittenForJinjava() {
+        assertEquals("{% set ns = namespace(a=(messages|length - 1), b=( 'x,(y'), c=( f(1, 2))) %}"
+                + "{% for m in messages|reverse %}",
+                ChatTemplate.adapt("{% set ns = namespace(a=messages|length - 1, b= 'x,(y', c= f(1, 2)) %}"
+                        + "{% for m in messages[::-1] %}"));
+        assertEquals("namespace(x == 1)", ChatTemplate.adapt("namespace(x == 1)"));
+    }
 }
