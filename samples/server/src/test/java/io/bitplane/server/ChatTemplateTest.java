@@ -133,8 +133,8 @@ class ChatTemplateTest {
     void namespaceArgumentsAndReversedSlicesAreRewrittenForJinjava() {
         assertEquals("{% set ns = namespace(a=(messages|length - 1), b=( 'x,(y'), c=( f(1, 2))) %}"
                 + "{% for m in messages|reverse %}",
-                ChatTemplate.adapt("{% set ns = namespace(a=messages|length - 1, b= 'x,(y', c= f(1, 2)) %}"
+                HuggingFaceJinja.adapt("{% set ns = namespace(a=messages|length - 1, b= 'x,(y', c= f(1, 2)) %}"
                         + "{% for m in messages[::-1] %}"));
-        assertEquals("namespace(x == 1)", ChatTemplate.adapt("namespace(x == 1)"));
+        assertEquals("namespace(x == 1)", HuggingFaceJinja.adapt("namespace(x == 1)"));
     }
 }

@@ -1,0 +1,156 @@
+package io.bitplane.server;
+
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import jinjava.javax.el.CompositeELResolver;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Jinjava set up to render chat templates as Hugging Face's Jinja (Python) renders them, which it follows only when
+ * told: whitespace control on expressions ({@code {{- x }}}, which every Llama 3 and Qwen template uses: without it
+ * the prompt carries the template's newlines and indentation), trim_blocks and lstrip_blocks (Hugging Face's
+ * environment has both), filters binding tighter than {@code +} and {@code -}, Python's string methods
+ * ({@link PythonStringMethods}), {@code strftime_now}, and two spellings its parser lacks, rewritten before parsing
+ * ({@link #adapt}).
+ */
+final class HuggingFaceJinja {
+    private HuggingFaceJinja() {
+    }
+
+    /** A Jinjava with Hugging Face's settings and strftime_now; unknown variables render empty. */
+    static Jinjava newEngine() {
+        CompositeELResolver resolver = new CompositeELResolver();
+        resolver.add(new PythonStringMethods());
+        resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
+        Jinjava jinjava = new Jinjava(JinjavaConfig.newBuilder().withFailOnUnknownTokens(false)
+                .withElResolver(resolver).withTrimBlocks(true).withLstripBlocks(true)
+                .withLegacyOverrides(LegacyOverrides.newBuilder().withUseTrimmingForNotesAndExpressions(true)
+                        .withUseNaturalOperatorPrecedence(true).build())
+                .build());
+        jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
+                HuggingFaceJinja.class, "strftimeNow", String.class));
+        return jinjava;
+    }
+
+    /**
+     * The template with the two Python spellings Jinjava cannot parse rewritten: {@code [::-1]} as {@code |reverse},
+     * and each named argument of {@code namespace(...)} in parentheses ({@code namespace(i=messages|length - 1)}
+     * otherwise parses as {@code (i=messages|length) - 1}); and without its last newline, as Jinja renders it.
+     */
+    static String adapt(String template) {
+        String t = template.replace("[::-1]", "|reverse");
+        // Jinja drops one newline at the end of a template (keep_trailing_newline is off); Jinjava keeps it
+        t = t.endsWith("\r\n") ? t.substring(0, t.length() - 2) : t.endsWith("\n") ? t.substring(0, t.length() - 1) : t;
+        StringBuilder out = new StringBuilder();
+        int from = 0;
+        for (int at = t.indexOf("namespace("); at >= 0; at = t.indexOf("namespace(", from)) {
+            int open = at + "namespace(".length();
+            int close = closing(t, open);
+            if (close < 0) {
+                break;
+            }
+            out.append(t, from, open);
+            List<String> args = topLevelArguments(t.substring(open, close));
+            for (int i = 0; i < args.size(); i++) {
+                Matcher m = NAMED.matcher(args.get(i));
+                out.append(i == 0 ? "" : ",").append(m.matches() ? m.group(1) + "=(" + m.group(2) + ")" : args.get(i));
+            }
+            out.append(')');
+            from = close + 1;
+        }
+        return out.append(t.substring(from)).toString();
+    }
+
+    private static final Pattern NAMED =
+            Pattern.compile("(?s)(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)");
+
+    /** The index of the parenthesis that closes the one before {@code from}, outside quotes; -1 if none. */
+    private static int closing(String t, int from) {
+        int depth = 0;
+        char quote = 0;
+        for (int i = from; i < t.length(); i++) {
+            char c = t.charAt(i);
+            if (quote != 0) {
+                if (c == '\\') {
+                    i++;
+                } else if (c == quote) {
+                    quote = 0;
+                }
+            } else if (c == '\'' || c == '"') {
+                quote = c;
+            } else if (c == '(' || c == '[' || c == '{') {
+                depth++;
+            } else if (c == ')' || c == ']' || c == '}') {
+                if (depth == 0) {
+                    return c == ')' ? i : -1;
+                }
+                depth--;
+            }
+        }
+        return -1;
+    }
+
+    /** The comma-separated arguments of an argument list, split at its top level only. */
+    private static List<String> topLevelArguments(String list) {
+        List<String> out = new ArrayList<>();
+        int depth = 0;
+        char quote = 0;
+        int start = 0;
+        for (int i = 0; i < list.length(); i++) {
+            char c = list.charAt(i);
+            if (quote != 0) {
+                if (c == '\\') {
+                    i++;
+                } else if (c == quote) {
+                    quote = 0;
+                }
+            } else if (c == '\'' || c == '"') {
+                quote = c;
+            } else if (c == '(' || c == '[' || c == '{') {
+                depth++;
+            } else if (c == ')' || c == ']' || c == '}') {
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                out.add(list.substring(start, i));
+                start = i + 1;
+            }
+        }
+        out.add(list.substring(start));
+        return out;
+    }
+
+    /** The template's {@code strftime_now}: today's date in a Python strftime format (Llama 3's "%d %b %Y"). */
+    public static String strftimeNow(String format) {
+        java.time.ZonedDateTime now = java.time.ZonedDateTime.now();
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < format.length(); i++) {
+            char c = format.charAt(i);
+            if (c != '%' || i + 1 == format.length()) {
+                out.append(c);
+                continue;
+            }
+            char f = format.charAt(++i);
+            out.append(switch (f) {
+                case 'd' -> String.format(java.util.Locale.ROOT, "%02d", now.getDayOfMonth());
+                case 'm' -> String.format(java.util.Locale.ROOT, "%02d", now.getMonthValue());
+                case 'Y' -> String.valueOf(now.getYear());
+                case 'y' -> String.format(java.util.Locale.ROOT, "%02d", now.getYear() % 100);
+                case 'b', 'B', 'a', 'A' -> now.format(java.time.format.DateTimeFormatter.ofPattern(
+                        f == 'b' ? "MMM" : f == 'B' ? "MMMM" : f == 'a' ? "EEE" : "EEEE", java.util.Locale.ENGLISH));
+                case 'H' -> String.format(java.util.Locale.ROOT, "%02d", now.getHour());
+                case 'M' -> String.format(java.util.Locale.ROOT, "%02d", now.getMinute());
+                case 'S' -> String.format(java.util.Locale.ROOT, "%02d", now.getSecond());
+                case '%' -> "%";
+                default -> "%" + f;
+            });
+        }
+        return out.toString();
+    }
+}
