@@ -52,12 +52,12 @@ final class HuggingFaceJinja {
         int from = 0;
         for (int at = t.indexOf("namespace("); at >= 0; at = t.indexOf("namespace(", from)) {
             int open = at + "namespace(".length();
-            int close = closing(t, open);
+            List<String> args = new ArrayList<>();
+            int close = arguments(t, open, args);
             if (close < 0) {
                 break;
             }
             out.append(t, from, open);
-            List<String> args = topLevelArguments(t.substring(open, close));
             for (int i = 0; i < args.size(); i++) {
                 Matcher m = NAMED.matcher(args.get(i));
                 out.append(i == 0 ? "" : ",").append(m.matches() ? m.group(1) + "=(" + m.group(2) + ")" : args.get(i));
@@ -68,14 +68,17 @@ final class HuggingFaceJinja {
         return out.append(t.substring(from)).toString();
     }
 
-    private static final Pattern NAMED =
-            Pattern.compile("(?s)(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)");
+    private static final Pattern NAMED = Pattern.compile("(?s)(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)");
 
-    /** The index of the parenthesis that closes the one before {@code from}, outside quotes; -1 if none. */
-    private static int closing(String t, int from) {
+    /**
+     * The comma-separated arguments of the call whose list starts at {@code open} (split at its top level only,
+     * outside quotes and brackets) into {@code args}; returns the index of the closing parenthesis, or -1.
+     */
+    private static int arguments(String t, int open, List<String> args) {
         int depth = 0;
         char quote = 0;
-        for (int i = from; i < t.length(); i++) {
+        int start = open;
+        for (int i = open; i < t.length(); i++) {
             char c = t.charAt(i);
             if (quote != 0) {
                 if (c == '\\') {
@@ -87,43 +90,18 @@ final class HuggingFaceJinja {
                 quote = c;
             } else if (c == '(' || c == '[' || c == '{') {
                 depth++;
+            } else if (c == ',' && depth == 0) {
+                args.add(t.substring(start, i));
+                start = i + 1;
             } else if (c == ')' || c == ']' || c == '}') {
                 if (depth == 0) {
+                    args.add(t.substring(start, i));
                     return c == ')' ? i : -1;
                 }
                 depth--;
             }
         }
         return -1;
-    }
-
-    /** The comma-separated arguments of an argument list, split at its top level only. */
-    private static List<String> topLevelArguments(String list) {
-        List<String> out = new ArrayList<>();
-        int depth = 0;
-        char quote = 0;
-        int start = 0;
-        for (int i = 0; i < list.length(); i++) {
-            char c = list.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') {
-                    i++;
-                } else if (c == quote) {
-                    quote = 0;
-                }
-            } else if (c == '\'' || c == '"') {
-                quote = c;
-            } else if (c == '(' || c == '[' || c == '{') {
-                depth++;
-            } else if (c == ')' || c == ']' || c == '}') {
-                depth--;
-            } else if (c == ',' && depth == 0) {
-                out.add(list.substring(start, i));
-                start = i + 1;
-            }
-        }
-        out.add(list.substring(start));
-        return out;
     }
 
     /** The template's {@code strftime_now}: today's date in a Python strftime format (Llama 3's "%d %b %Y"). */
