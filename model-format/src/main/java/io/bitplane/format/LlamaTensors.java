@@ -37,6 +37,24 @@ public final class LlamaTensors {
     public record Expected(String name, long[] shape) {
     }
 
+    /**
+     * A bias among {@code present} (a file's tensor names, in its own naming) that {@code expected} does not list,
+     * or null: importers refuse one, since decoding without it would be wrong.
+     *
+     * @param naming the file's name of an expected tensor (identity for GGUF)
+     */
+    public static String unexpectedBias(java.util.Collection<String> present, List<Expected> expected,
+                                        java.util.function.UnaryOperator<String> naming) {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        expected.forEach(e -> names.add(naming.apply(e.name())));
+        for (String name : present) {
+            if (name.endsWith(".bias") && !names.contains(name)) {
+                return name;
+            }
+        }
+        return null;
+    }
+
     public static List<Expected> expected(ModelConfig c) {
         List<Expected> out = new ArrayList<>();
         out.add(new Expected(TOKEN_EMBD, new long[] {c.vocabSize(), c.dim()}));

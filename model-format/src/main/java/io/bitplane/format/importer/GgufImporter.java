@@ -97,17 +97,15 @@ public final class GgufImporter {
         if (problem != null) {
             throw new BpmFormatException(g.path() + ": rope scaling: " + problem);
         }
-        java.util.Set<String> expected = new java.util.HashSet<>();
-        LlamaTensors.expected(config).forEach(e -> expected.add(e.name()));
-        for (String name : g.tensors().keySet()) {
-            if (name.endsWith(".bias") && !expected.contains(name)) {  // decoding without it would be wrong
-                throw new BpmFormatException(g.path() + ": tensor " + name + ": biases other than on attn_q, attn_k "
-                        + "and attn_v (all three, in every block) are not supported");
-            }
+        List<LlamaTensors.Expected> tensors = LlamaTensors.expected(config);
+        String bias = LlamaTensors.unexpectedBias(g.tensors().keySet(), tensors, name -> name);
+        if (bias != null) {  // decoding without it would be wrong
+            throw new BpmFormatException(g.path() + ": tensor " + bias + ": biases other than on attn_q, attn_k "
+                    + "and attn_v (all three, in every block) are not supported");
         }
         boolean halves = !arch.equals("llama");  // qwen2, qwen3: q and k rows in Hugging Face's rotary order
         List<SourceTensor> out = new ArrayList<>();
-        for (LlamaTensors.Expected e : LlamaTensors.expected(config)) {
+        for (LlamaTensors.Expected e : tensors) {
             GgufFile.TensorInfo t = g.tensors().get(e.name());
             if (t == null) {
                 throw new BpmFormatException(g.path() + ": tensor " + e.name() + " is missing");
@@ -120,10 +118,7 @@ public final class GgufImporter {
             if (t.type() == null) {
                 g.data(t); // throws the unsupported-type error naming the tensor
             }
-            int rotated = !halves ? 0 : e.name().contains(".attn_q.") ? config.nHeads()
-                    : e.name().contains(".attn_k.") ? config.nKvHeads()
-                    : e.name().endsWith(".attn_q_norm.weight") || e.name().endsWith(".attn_k_norm.weight") ? 1
-                    : 0;  // a head's norm: one head's values
+            int rotated = halves ? RotaryOrder.heads(e.name(), config) : 0;
             out.add(new GgmlSourceTensor(t.name(), t.shape(), t.type(), g.path(), rotated == 0 ? () -> g.data(t)
                     : () -> MemorySegment.ofArray(RotaryOrder.pairsFromHalves(g.data(t), t.shape()[0], rotated,
                             g.path() + ": tensor " + t.name()))));

@@ -1,6 +1,7 @@
 package io.bitplane.format.importer;
 
 import io.bitplane.format.BpmFormatException;
+import io.bitplane.format.ModelConfig;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -13,6 +14,17 @@ import java.lang.foreign.ValueLayout;
  */
 final class RotaryOrder {
     private RotaryOrder() {
+    }
+
+    /**
+     * How many heads the rows of tensor {@code name} (.bpm naming) hold where they rotate in pairs: q's weights and
+     * bias nHeads, k's nKvHeads, a head norm's values one head; 0 for every other tensor.
+     */
+    static int heads(String name, ModelConfig c) {
+        return name.contains(".attn_q.") ? c.nHeads()
+                : name.contains(".attn_k.") ? c.nKvHeads()
+                : name.endsWith(".attn_q_norm.weight") || name.endsWith(".attn_k_norm.weight") ? 1
+                : 0;
     }
 
     /**

@@ -87,16 +87,14 @@ public final class SafetensorsImporter {
                 readHeader(f, entries);
             }
             ModelConfig cfg = config(config, entries);
-            java.util.Set<String> expected = new java.util.HashSet<>();
-            LlamaTensors.expected(cfg).forEach(e -> expected.add(hfName(e.name())));
-            for (String name : entries.keySet()) {
-                if (name.endsWith(".bias") && !expected.contains(name)) {  // decoding without it would be wrong
-                    throw new BpmFormatException(dir + ": tensor " + name + ": biases other than on q_proj, k_proj "
-                            + "and v_proj (all three, in every layer) are not supported");
-                }
+            List<LlamaTensors.Expected> tensors = LlamaTensors.expected(cfg);
+            String bias = LlamaTensors.unexpectedBias(entries.keySet(), tensors, SafetensorsImporter::hfName);
+            if (bias != null) {  // decoding without it would be wrong
+                throw new BpmFormatException(dir + ": tensor " + bias + ": biases other than on q_proj, k_proj "
+                        + "and v_proj (all three, in every layer) are not supported");
             }
             List<SourceTensor> out = new ArrayList<>();
-            for (LlamaTensors.Expected e : LlamaTensors.expected(cfg)) {
+            for (LlamaTensors.Expected e : tensors) {
                 String hf = hfName(e.name());
                 Entry entry = entries.get(hf);
                 if (entry == null) {
@@ -110,10 +108,7 @@ public final class SafetensorsImporter {
                     throw new BpmFormatException(entry.file.path + ": tensor " + hf + " has dtype '" + entry.dtype
                             + "', which is not supported (F32, F16 and BF16 are)");
                 }
-                int heads = e.name().contains(".attn_q.") ? cfg.nHeads()  // weights and biases
-                        : e.name().contains(".attn_k.") ? cfg.nKvHeads()
-                        : e.name().endsWith(".attn_q_norm.weight") || e.name().endsWith(".attn_k_norm.weight") ? 1
-                        : 0;  // a head's norm: one head's values
+                int heads = RotaryOrder.heads(e.name(), cfg);
                 QuantSpec spec = QuantSpec.parse(entry.encoding.name());
                 out.add(new EncodedSourceTensor(e.name(), e.shape(), spec, () -> load(e.name(), entry, heads)));
             }
