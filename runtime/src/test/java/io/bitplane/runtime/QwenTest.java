@@ -101,16 +101,7 @@ class QwenTest {
         Path model = format.equals("gguf") ? write(arch, c, w, arch + ".gguf")
                 : folder(arch, c, w, arch + "-" + backend);
         float[][] want = reference(c, w);
-        float[][] got = logits(model, backend);
-        for (int p = 0; p < TOKENS.length; p++) {
-            float reach = 0;
-            float worst = 0;
-            for (int i = 0; i < want[p].length; i++) {
-                reach = Math.max(reach, Math.abs(want[p][i]));
-                worst = Math.max(worst, Math.abs(got[p][i] - want[p][i]));
-            }
-            assertTrue(reach > 0.5f && worst <= 1e-4f * reach, "position " + p + ": " + worst + " of " + reach);
-        }
+        Logits.assertClose(want, logits(model, backend), 0.5f, 1e-4f);
         // The same tensors read as a llama file (rows taken as adjacent pairs, the biases kept): another model.
         float[][] asLlama = logits(write("llama", c, w, arch + "-as-llama.gguf"), backend);
         float worst = 0;
@@ -144,12 +135,8 @@ class QwenTest {
     private static float[][] logits(Path gguf, String backend) throws Exception {
         ModelOptions options = ModelOptions.defaults().withBackend(backend)
                 .withTokenizer(SharedData.file("models/tok512.bin"));
-        try (Model m = Model.open(gguf, options); Session s = m.newSession()) {
-            float[][] out = new float[TOKENS.length][];
-            for (int p = 0; p < TOKENS.length; p++) {
-                out[p] = s.append(TOKENS[p]).clone();
-            }
-            return out;
+        try (Model m = Model.open(gguf, options)) {
+            return Logits.ofEachToken(m, TOKENS);
         }
     }
 
