@@ -6,15 +6,18 @@ import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * Turns chat messages into a prompt with a Jinja chat template, as Hugging Face and llama.cpp do: the model's own
  * ({@code tokenizer.chat_template} of a GGUF file) when it carries one, else {@link #DEFAULT}. The variables are
- * {@code messages} (each with {@code role} and {@code content}), {@code add_generation_prompt}, {@code bos_token}
- * and {@code eos_token}, and {@code raise_exception(message)} and {@code strftime_now(format)} are defined. The
- * tokenizer adds BOS itself, so a BOS the template writes at the very start is dropped (as llama.cpp does).
+ * {@code messages} (each with {@code role} and {@code content}, and {@code tool_calls}, {@code tool_call_id} and
+ * {@code name} where the request gives them), {@code tools} when the request offers some,
+ * {@code add_generation_prompt}, {@code bos_token} and {@code eos_token}, and {@code raise_exception(message)} and
+ * {@code strftime_now(format)} are defined. The tokenizer adds BOS itself, so a BOS the template writes at the
+ * very start is dropped (as llama.cpp does).
  *
  * <p>Templates are written for Hugging Face's Jinja (Python); {@link HuggingFaceJinja} sets Jinjava up to render
  * them as it does (Qwen3's, Llama 3.2's and ChatML templates: the tests).
@@ -33,8 +36,14 @@ final class ChatTemplate {
     private final String eos;
     private final boolean own;
 
-    /** A message of the conversation. */
-    record Message(String role, String content) {
+    /**
+     * A message of the conversation: an assistant's may carry the calls it made, a tool's the id of the call it
+     * answers and the function's name (null when absent).
+     */
+    record Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name) {
+        Message(String role, String content) {
+            this(role, content, List.of(), null, null);
+        }
     }
 
     private ChatTemplate(String template, String bos, String eos, boolean own) {
@@ -70,12 +79,35 @@ final class ChatTemplate {
         return own;
     }
 
+    /** Whether the template writes the tools it is given (else {@link #render} describes them itself). */
+    boolean writesTools() {
+        return template.contains("tools");
+    }
+
+    /** How the model this template belongs to writes a function call. */
+    ToolCallParser.Format toolCallFormat() {
+        return template.contains("<tool_call>") ? ToolCallParser.Format.TAGGED : ToolCallParser.Format.JSON;
+    }
+
     /** The prompt for {@code messages}, ending where the assistant's reply begins. */
     String render(List<Message> messages) {
+        return render(messages, List.of());
+    }
+
+    /**
+     * The prompt for {@code messages} with {@code tools} (OpenAI's tool objects, as JSON maps) offered to the model.
+     * A template that does not write tools (the default, Llama 2's) gets them as {@link GenericTools} writes them.
+     */
+    String render(List<Message> messages, List<Map<String, Object>> tools) {
+        if (!tools.isEmpty() && !writesTools()) {
+            messages = GenericTools.describe(messages, tools);
+            tools = List.of();
+        }
         Map<String, Object> context = new HashMap<>();
-        List<Map<String, Object>> list = messages.stream()
-                .map(m -> Map.<String, Object>of("role", m.role(), "content", m.content())).toList();
-        context.put("messages", list);
+        context.put("messages", messages.stream().map(ChatTemplate::templateMessage).toList());
+        if (!tools.isEmpty()) {
+            context.put("tools", tools);
+        }
         context.put("add_generation_prompt", true);
         context.put("bos_token", bos);
         context.put("eos_token", eos);
@@ -89,6 +121,47 @@ final class ChatTemplate {
         String prompt = result.getOutput();
         return !bos.isEmpty() && prompt.startsWith(bos) ? prompt.substring(bos.length()) : prompt;
     }
+
+    /**
+     * A message as Hugging Face gives it to templates: {@code tool_calls} only when there are calls (Llama 3 tests
+     * {@code 'tool_calls' in message}), each call's arguments as a JSON object (Llama 3 writes them with tojson).
+     */
+    private static Map<String, Object> templateMessage(Message m) {
+        Map<String, Object> map = new LinkedHashMap<>();
+        map.put("role", m.role());
+        map.put("content", m.content());
+        if (!m.toolCalls().isEmpty()) {
+            map.put("tool_calls", m.toolCalls().stream().map(c -> {
+                Map<String, Object> call = new LinkedHashMap<>();
+                call.put("id", c.id());
+                call.put("type", "function");
+                call.put("function", functionMap(c));
+                return call;
+            }).toList());
+        }
+        if (m.toolCallId() != null) {
+            map.put("tool_call_id", m.toolCallId());
+        }
+        if (m.name() != null) {
+            map.put("name", m.name());
+        }
+        return map;
+    }
+
+    /** {@code {"name": ..., "arguments": {...}}}: the arguments as a JSON object when they are one, else their text. */
+    static Map<String, Object> functionMap(ToolCall c) {
+        Map<String, Object> function = new LinkedHashMap<>();
+        function.put("name", c.name());
+        try {
+            function.put("arguments", JSON.readValue(c.arguments(), LinkedHashMap.class));
+        } catch (java.io.IOException e) {
+            function.put("arguments", c.arguments());
+        }
+        return function;
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+            new com.fasterxml.jackson.databind.ObjectMapper();
 
     /** What the template's raise_exception said, if that is what failed; else Jinjava's message. */
     private static String raisedMessage(TemplateError e) {

@@ -218,7 +218,7 @@ public final class DecodingServer implements AutoCloseable {
         }
         String prompt;
         try {
-            prompt = chat ? template.render(r.messages()) : r.prompt();
+            prompt = chat ? template.render(r.messages(), r.tools()) : r.prompt();
         } catch (IllegalArgumentException e) {
             throw ApiError.invalid("messages", e.getMessage());
         }
@@ -255,11 +255,15 @@ public final class DecodingServer implements AutoCloseable {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
+        ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
+                ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
+                .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
+                .collect(java.util.stream.Collectors.toSet()));
         try {
             if (r.stream()) {
-                stream(ctx, r, events, id, created);
+                stream(ctx, r, events, id, created, tools);
             } else {
-                whole(ctx, r, events, id, created);
+                whole(ctx, r, events, id, created, tools);
             }
         } finally {
             // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
@@ -267,15 +271,17 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created)
-            throws Exception {
+    /** {@code tools}: how to find the reply's function calls, or null when the request offers none. */
+    private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
+                       ToolCallParser tools) throws Exception {
         while (true) {
             Object e = events.next();
             if (e instanceof GenerationResult result) {
-                ObjectNode body = responses.completion(r.chat(), false, id, created, result.text(), true,
-                        OpenAiResponses.finishReason(result.finishReason()),
-                        responses.usage(result.promptTokens(), result.generatedTokens()));
-                writeJson(ctx, 200, body);
+                ToolCallParser.Parsed reply = parseReply(tools, r, result.text());
+                ObjectNode body = responses.completion(r.chat(), false, id, created, reply.content(), true,
+                        finishReason(result, reply), responses.usage(result.promptTokens(), result.generatedTokens()));
+                writeJson(ctx, 200, reply.calls().isEmpty() ? body : responses.withToolCalls(body, false,
+                        reply.calls()));
                 return;
             }
             if (e instanceof Exception failure) {
@@ -284,8 +290,28 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created)
-            throws Exception {
+    /** The reply split into content and calls; without tools, or with parallel_tool_calls false, as asked. */
+    private static ToolCallParser.Parsed parseReply(ToolCallParser tools, OpenAiRequest r, String text) {
+        if (tools == null) {
+            return new ToolCallParser.Parsed(text, java.util.List.of());
+        }
+        ToolCallParser.Parsed reply = tools.parse(text);
+        return r.parallelToolCalls() || reply.calls().size() <= 1 ? reply
+                : new ToolCallParser.Parsed(reply.content(), reply.calls().subList(0, 1));
+    }
+
+    /** "tool_calls" for a reply that ended of itself with calls, else the generation's reason. */
+    private static String finishReason(GenerationResult result, ToolCallParser.Parsed reply) {
+        return !reply.calls().isEmpty() && result.finishReason() == io.bitplane.runtime.FinishReason.STOP
+                ? "tool_calls" : OpenAiResponses.finishReason(result.finishReason());
+    }
+
+    /**
+     * Server-sent events. With tools, text that may begin a call is held back (the reply so far is parsed again
+     * at each token, as {@link ToolCallParser#releasable} says) and the calls go out, whole, in one chunk at the end.
+     */
+    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
+                        ToolCallParser tools) throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
@@ -297,15 +323,31 @@ public final class DecodingServer implements AutoCloseable {
             } else {
                 out.flush();
             }
+            StringBuilder reply = new StringBuilder();
+            int sent = 0;
             while (true) {
                 Object e = events.next();
                 if (e instanceof GeneratedToken token) {
-                    if (!token.text().isEmpty()) {
-                        send(out, responses.completion(r.chat(), true, id, created, token.text(), false, null, null));
+                    reply.append(token.text());
+                    int ready = tools == null ? reply.length() : tools.releasable(reply.toString());
+                    if (ready > sent) {
+                        send(out, responses.completion(r.chat(), true, id, created, reply.substring(sent, ready),
+                                false, null, null));
+                        sent = ready;
                     }
                 } else if (e instanceof GenerationResult result) {
+                    ToolCallParser.Parsed parsed = parseReply(tools, r, reply.toString());
+                    String content = parsed.content() == null ? "" : parsed.content();
+                    if (content.length() > sent) {
+                        send(out, responses.completion(r.chat(), true, id, created, content.substring(sent), false,
+                                null, null));
+                    }
+                    if (!parsed.calls().isEmpty()) {
+                        send(out, responses.withToolCalls(responses.completion(true, true, id, created, null, false,
+                                null, null), true, parsed.calls()));
+                    }
                     send(out, responses.completion(r.chat(), true, id, created, r.chat() ? null : "", false,
-                            OpenAiResponses.finishReason(result.finishReason()), null));
+                            finishReason(result, parsed), null));
                     if (r.includeUsage()) {
                         send(out, responses.usageChunk(r.chat(), id, created,
                                 responses.usage(result.promptTokens(), result.generatedTokens())));

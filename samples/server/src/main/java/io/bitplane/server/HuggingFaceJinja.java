@@ -17,8 +17,8 @@ import java.util.regex.Pattern;
  * told: whitespace control on expressions ({@code {{- x }}}, which every Llama 3 and Qwen template uses: without it
  * the prompt carries the template's newlines and indentation), trim_blocks and lstrip_blocks (Hugging Face's
  * environment has both), filters binding tighter than {@code +} and {@code -}, Python's string methods
- * ({@link PythonStringMethods}), {@code strftime_now}, and two spellings its parser lacks, rewritten before parsing
- * ({@link #adapt}).
+ * ({@link PythonStringMethods}), {@code tojson} spaced as Python writes JSON ({@link PythonJson}),
+ * {@code strftime_now}, and two spellings its parser lacks, rewritten before parsing ({@link #adapt}).
  */
 final class HuggingFaceJinja {
     private HuggingFaceJinja() {
@@ -36,16 +36,36 @@ final class HuggingFaceJinja {
                 .build());
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
                 HuggingFaceJinja.class, "strftimeNow", String.class));
+        jinjava.getGlobalContext().registerFilter(new PythonJson());
+        jinjava.getGlobalContext().registerExpTest(new PythonIterable());
         return jinjava;
     }
 
+    /** Jinja's {@code is iterable}: what Python can iterate, strings included (Llama 3 writes a string tool answer
+     * with tojson because of it); Jinjava's counts only collections and arrays. */
+    private static final class PythonIterable implements com.hubspot.jinjava.lib.exptest.ExpTest {
+        @Override
+        public String getName() {
+            return "iterable";
+        }
+
+        @Override
+        public boolean evaluate(Object var, com.hubspot.jinjava.interpret.JinjavaInterpreter interpreter,
+                                Object... args) {
+            return var instanceof CharSequence || var instanceof Iterable<?> || var instanceof java.util.Map<?, ?>
+                    || var != null && var.getClass().isArray();
+        }
+    }
+
     /**
-     * The template with the two Python spellings Jinjava cannot parse rewritten: {@code [::-1]} as {@code |reverse},
-     * and each named argument of {@code namespace(...)} in parentheses ({@code namespace(i=messages|length - 1)}
-     * otherwise parses as {@code (i=messages|length) - 1}); and without its last newline, as Jinja renders it.
+     * The template with the Python spellings Jinjava reads otherwise rewritten: {@code [::-1]} as {@code |reverse};
+     * each named argument of {@code namespace(...)} in parentheses ({@code namespace(i=messages|length - 1)}
+     * otherwise parses as {@code (i=messages|length) - 1}); {@code not x is test} as {@code not (x is test)} (Jinja's
+     * {@code not} binds looser than {@code is}, Jinjava's tighter: Llama 3's {@code not tools is defined} was true
+     * with tools given); and without its last newline, as Jinja renders it.
      */
     static String adapt(String template) {
-        String t = template.replace("[::-1]", "|reverse");
+        String t = negatedTests(template.replace("[::-1]", "|reverse"));
         // Jinja drops one newline at the end of a template (keep_trailing_newline is off); Jinjava keeps it
         t = t.endsWith("\r\n") ? t.substring(0, t.length() - 2) : t.endsWith("\n") ? t.substring(0, t.length() - 1) : t;
         StringBuilder out = new StringBuilder();
@@ -66,6 +86,16 @@ final class HuggingFaceJinja {
             from = close + 1;
         }
         return out.append(t.substring(from)).toString();
+    }
+
+    private static final Pattern TAG = Pattern.compile("(?s)\\{[{%].*?[}%]\\}");
+    private static final Pattern NEGATED_TEST = Pattern.compile(
+            "\\bnot\\s+([A-Za-z_]\\w*(?:\\.[A-Za-z_]\\w*|\\[[^\\]]*\\])*)\\s+is\\s+((?:not\\s+)?[A-Za-z_]\\w*)");
+
+    /** {@code not x is test} as {@code not (x is test)} inside each tag and expression of the template. */
+    private static String negatedTests(String t) {
+        return TAG.matcher(t).replaceAll(tag -> Matcher.quoteReplacement(
+                NEGATED_TEST.matcher(tag.group()).replaceAll("not ($1 is $2)")));
     }
 
     private static final Pattern NAMED = Pattern.compile("(?s)(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)");

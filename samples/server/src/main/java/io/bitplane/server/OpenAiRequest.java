@@ -5,6 +5,7 @@ import io.bitplane.runtime.SamplerSettings;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -12,12 +13,15 @@ import java.util.concurrent.ThreadLocalRandom;
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
  * are refused when they ask for something (n above 1, logprobs) and ignored when they are neutral.
  *
- * @param messages chat messages (chat only), else null
- * @param prompt   the prompt (completions only), else null
+ * @param messages          chat messages (chat only), else null
+ * @param prompt            the prompt (completions only), else null
+ * @param tools             the functions offered to the model (OpenAI's tool objects as JSON maps): empty when none
+ *                          are, or when {@code tool_choice} is "none"
+ * @param parallelToolCalls whether a reply may make several calls ({@code parallel_tool_calls}, default true)
  */
 record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
-                     boolean includeUsage) {
+                     boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -66,19 +70,106 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             }
             includeUsage = optionalBoolean(options, "include_usage", false);
         }
-        return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage);
+        refuseUnsupportedFormats(body);
+        List<Map<String, Object>> tools = chat ? tools(body) : List.of();
+        boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
+        return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
+                tools, parallel);
     }
+
+    /** What the server cannot honour and must not ignore: constrained JSON replies and the old function fields. */
+    private static void refuseUnsupportedFormats(JsonNode body) {
+        JsonNode format = body.get("response_format");
+        if (format != null && !format.isNull()) {
+            if (!format.isObject() || !format.path("type").isTextual()) {
+                throw ApiError.invalid("response_format", "`response_format` must be an object with a `type`");
+            }
+            if (!format.get("type").asText().equals("text")) {
+                throw ApiError.invalid("response_format", "`response_format` " + format.get("type") + " is not "
+                        + "supported: this server does not constrain replies to JSON (only \"text\" is)");
+            }
+        }
+        for (String old : List.of("functions", "function_call")) {
+            if (present(body, old)) {
+                throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
+            }
+        }
+    }
+
+    private static final java.util.regex.Pattern FUNCTION_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
+    /** The request's tools, checked as OpenAI checks them; none when tool_choice is "none". */
+    private static List<Map<String, Object>> tools(JsonNode body) {
+        JsonNode choice = body.get("tool_choice");
+        if (choice != null && !choice.isNull()) {
+            if (choice.isObject() || choice.isTextual() && choice.asText().equals("required")) {
+                throw ApiError.invalid("tool_choice", "`tool_choice` " + (choice.isObject() ? "naming a function"
+                        : "\"required\"") + " is not supported: this server cannot make the model call a function "
+                        + "(\"auto\" and \"none\" are supported)");
+            }
+            if (!choice.isTextual() || !List.of("auto", "none").contains(choice.asText())) {
+                throw ApiError.invalid("tool_choice", "`tool_choice` must be \"auto\" or \"none\"");
+            }
+        }
+        JsonNode list = body.get("tools");
+        if (list == null || list.isNull()) {
+            return List.of();
+        }
+        if (!list.isArray()) {
+            throw ApiError.invalid("tools", "`tools` must be an array");
+        }
+        List<Map<String, Object>> out = new ArrayList<>();
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (int i = 0; i < list.size(); i++) {
+            String where = "tools[" + i + "]";
+            JsonNode tool = list.get(i);
+            if (!tool.isObject() || !"function".equals(tool.path("type").asText())) {
+                throw ApiError.invalid(where, "`" + where + "` must be an object of type \"function\"");
+            }
+            JsonNode function = tool.get("function");
+            if (function == null || !function.isObject()) {
+                throw ApiError.invalid(where + ".function", "`" + where + ".function` must be an object");
+            }
+            JsonNode name = function.get("name");
+            if (name == null || !name.isTextual() || !FUNCTION_NAME.matcher(name.asText()).matches()) {
+                throw ApiError.invalid(where + ".function.name", "`" + where + ".function.name` must be 1 to 64 "
+                        + "letters, digits, underscores or dashes");
+            }
+            if (!names.add(name.asText())) {
+                throw ApiError.invalid(where + ".function.name", "`" + where + ".function.name`: two tools are "
+                        + "named " + name.asText());
+            }
+            JsonNode parameters = function.get("parameters");
+            if (parameters != null && !parameters.isNull() && !parameters.isObject()) {
+                throw ApiError.invalid(where + ".function.parameters", "`" + where
+                        + ".function.parameters` must be a JSON Schema object");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> map = MAPPER.convertValue(tool, java.util.LinkedHashMap.class);
+            out.add(map);
+        }
+        return choice != null && choice.isTextual() && choice.asText().equals("none") ? List.of() : out;
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper MAPPER =
+            new com.fasterxml.jackson.databind.ObjectMapper();
 
     private static boolean present(JsonNode body, String field) {
         return body.has(field) && !body.get(field).isNull();
     }
 
     private static String optionalText(JsonNode body, String field) {
+        return optionalText(body, field, null);
+    }
+
+    /** A string field of the object at {@code where} (null for the body itself), or null when absent. */
+    private static String optionalText(JsonNode body, String field, String where) {
         if (!present(body, field)) {
             return null;
         }
+        String name = where == null ? field : where + "." + field;
         if (!body.get(field).isTextual()) {
-            throw ApiError.invalid(field, "`" + field + "` must be a string");
+            throw ApiError.invalid(name, "`" + name + "` must be a string");
         }
         return body.get(field).asText();
     }
@@ -120,9 +211,40 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             if (role == null || !role.isTextual() || !ROLES.contains(role.asText())) {
                 throw ApiError.invalid(where + ".role", "`" + where + ".role` must be one of " + ROLES);
             }
-            out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content")));
+            out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content"),
+                    toolCalls(m.get("tool_calls"), where + ".tool_calls"),
+                    optionalText(m, "tool_call_id", where), optionalText(m, "name", where)));
         }
         return out;
+    }
+
+    /** An assistant message's calls: {@code [{"id", "type": "function", "function": {"name", "arguments"}}]}. */
+    private static List<ToolCall> toolCalls(JsonNode list, String where) {
+        if (list == null || list.isNull()) {
+            return List.of();
+        }
+        if (!list.isArray()) {
+            throw ApiError.invalid(where, "`" + where + "` must be an array");
+        }
+        List<ToolCall> out = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            String at = where + "[" + i + "]";
+            JsonNode call = list.get(i);
+            JsonNode function = call.get("function");
+            if (!call.isObject() || function == null || !function.isObject() || !function.path("name").isTextual()) {
+                throw ApiError.invalid(at, "`" + at + "` must be {\"id\", \"type\": \"function\", \"function\": "
+                        + "{\"name\", \"arguments\"}}");
+            }
+            JsonNode arguments = function.get("arguments");
+            if (arguments != null && !arguments.isNull() && !arguments.isTextual()) {
+                throw ApiError.invalid(at + ".function.arguments", "`" + at + ".function.arguments` must be a "
+                        + "string (the arguments' JSON)");
+            }
+            String id = optionalText(call, "id", at);
+            out.add(new ToolCall(id == null ? ToolCall.newId() : id, function.get("name").asText(),
+                    arguments == null || arguments.isNull() ? "{}" : arguments.asText()));
+        }
+        return List.copyOf(out);
     }
 
     /** A message's content: a string, null, or an array of text parts (joined). */

@@ -74,6 +74,28 @@ final class OpenAiResponses {
         return root;
     }
 
+    /**
+     * {@code calls} added to a chat response's message, or to a chunk's delta (where each carries its index); the
+     * caller gives the finish reason "tool_calls" when the reply ended with them.
+     */
+    ObjectNode withToolCalls(ObjectNode response, boolean chunk, java.util.List<ToolCall> calls) {
+        ObjectNode message = (ObjectNode) response.get("choices").get(0).get(chunk ? "delta" : "message");
+        com.fasterxml.jackson.databind.node.ArrayNode list = message.putArray("tool_calls");
+        for (int i = 0; i < calls.size(); i++) {
+            ObjectNode call = list.addObject();
+            if (chunk) {
+                call.put("index", i);
+            }
+            call.put("id", calls.get(i).id());
+            call.put("type", "function");
+            call.putObject("function").put("name", calls.get(i).name()).put("arguments", calls.get(i).arguments());
+        }
+        if (!chunk && !message.has("content")) {
+            message.putNull("content");
+        }
+        return response;
+    }
+
     /** The last chunk of a stream asked for with {@code stream_options.include_usage}: no choices, the usage. */
     ObjectNode usageChunk(boolean chat, String id, long created, ObjectNode usage) {
         ObjectNode root = envelope(id, created, chat ? "chat.completion.chunk" : "text_completion");

@@ -119,6 +119,117 @@ class ChatTemplateTest {
                 + "<|im_end|>\n<|im_start|>assistant\n", t.render(onlyThinking));
     }
 
+    /** One function, as an OpenAI client offers it (keys in this order: the templates write them so). */
+    static final String WEATHER_TOOL = "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+            + "\"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
+            + "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}";
+
+    /** A question, the assistant's call, and the function's answer. */
+    static final List<ChatTemplate.Message> TOOL_CONVERSATION = List.of(
+            new ChatTemplate.Message("system", "Be brief."), new ChatTemplate.Message("user", "Weather in Paris?"),
+            new ChatTemplate.Message("assistant", "", List.of(new ToolCall("call_1", "get_weather",
+                    "{\"city\":\"Paris\"}")), null, null),
+            new ChatTemplate.Message("tool", "sunny, 22 C", List.of(), "call_1", null));
+
+    @SuppressWarnings("unchecked")
+    static List<java.util.Map<String, Object>> weatherTools() throws Exception {
+        return List.of(new com.fasterxml.jackson.databind.ObjectMapper().readValue(WEATHER_TOOL,
+                java.util.LinkedHashMap.class));
+    }
+
+    /**
+     * Qwen3 with a tool: the tools as Python's json.dumps writes them (", " and ": "), the assistant's call in a
+     * tool_call block with its arguments as an object, the answer in a user turn's tool_response.
+     */
+    @Test
+    void qwen3WritesToolsCallsAndAnswersAsHuggingFaceDoes() throws Exception {
+        ChatTemplate t = ChatTemplate.forModel(resource("Qwen-Qwen3-0.6B.jinja"), "", "<|im_end|>",
+                w -> { throw new AssertionError(w); });
+        assertTrue(t.writesTools());
+        assertEquals(ToolCallParser.Format.TAGGED, t.toolCallFormat());
+        assertEquals("<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to assist "
+                + "with the user query.\n\nYou are provided with function signatures within <tools></tools> XML "
+                + "tags:\n<tools>\n" + WEATHER_TOOL + "\n</tools>\n\nFor each function call, return a json object "
+                + "with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+                + "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+                + "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
+                + "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
+                + "<|im_start|>user\n<tool_response>\nsunny, 22 C\n</tool_response><|im_end|>\n"
+                + "<|im_start|>assistant\n", t.render(TOOL_CONVERSATION, weatherTools()));
+    }
+
+    /**
+     * Llama 3.2 with a tool: "Environment: ipython", the tools in the first user turn indented by four (tojson's
+     * indent), the call as {"name", "parameters"}, and the answer written with tojson: Jinja counts a string as
+     * iterable, so Hugging Face quotes it.
+     */
+    @Test
+    void llama32WritesToolsCallsAndAnswersAsHuggingFaceDoes() throws Exception {
+        ChatTemplate t = ChatTemplate.forModel(resource("meta-llama-Llama-3.2-3B-Instruct.jinja"), "<|begin_of_text|>",
+                "<|eot_id|>", w -> { throw new AssertionError(w); });
+        assertEquals(ToolCallParser.Format.JSON, t.toolCallFormat());
+        String today = java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy",
+                java.util.Locale.ENGLISH));
+        String indented = """
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Current weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {
+                                "city": {
+                                    "type": "string"
+                                }
+                            },
+                            "required": [
+                                "city"
+                            ]
+                        }
+                    }
+                }""";
+        assertEquals("<|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date: "
+                + "December 2023\nToday Date: " + today + "\n\nBe brief.<|eot_id|><|start_header_id|>user"
+                + "<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function "
+                + "call with its proper arguments that best answers the given prompt.\n\nRespond in the format "
+                + "{\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use "
+                + "variables.\n\n" + indented + "\n\nWeather in Paris?<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"get_weather\", \"parameters\": "
+                + "{\"city\": \"Paris\"}}<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n\"sunny, 22 C\""
+                + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+                t.render(TOOL_CONVERSATION, weatherTools()));
+    }
+
+    /** A template that writes no tools gets them in the system message, and earlier calls and answers as text. */
+    @Test
+    void aTemplateWithoutToolsGetsThemInTheSystemMessage() throws Exception {
+        ChatTemplate t = ChatTemplate.forModel(CHATML, "<s>", "</s>", w -> { });
+        assertFalse(t.writesTools());
+        assertEquals("<|im_start|>system\nBe brief.\n\n" + GenericTools.INSTRUCTIONS + "\n\n{\"name\": "
+                + "\"get_weather\", \"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}<|im_end|>\n"
+                + "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n{\"name\": \"get_weather\", "
+                + "\"arguments\": {\"city\": \"Paris\"}}<|im_end|>\n<|im_start|>user\nResult of call_1: sunny, "
+                + "22 C<|im_end|>\n<|im_start|>assistant\n", t.render(TOOL_CONVERSATION, weatherTools()));
+        assertEquals(t.render(CONVERSATION), t.render(CONVERSATION, List.of()), "no tools, no change");
+    }
+
+    /** Python's json.dumps: its separators, its float repr, text escaped as it escapes it. */
+    @Test
+    void tojsonWritesWhatPythonsJsonDumpsWrites() {
+        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("z", 1.0);
+        m.put("a", List.of(1e-5, 1.5e16, 123456789.0, -0.25, 3L, true));
+        m.put("t", "é \"q\" \\ \n\u0001");
+        m.put("e", java.util.Map.of());
+        m.put("n", null);
+        assertEquals("{\"z\": 1.0, \"a\": [1e-05, 1.5e+16, 123456789.0, -0.25, 3, true], \"t\": \"é \\\"q\\\" "
+                + "\\\\ \\n\\u0001\", \"e\": {}, \"n\": null}", PythonJson.dumps(m, -1));
+        assertEquals("[\n  1,\n  {\n    \"k\": []\n  }\n]", PythonJson.dumps(List.of(1, java.util.Map.of("k",
+                List.of())), 2));
+    }
+
     @Test
     void pythonStringMethodsBehaveAsPythons() {
         assertEquals(List.of("<think>x", ""), PythonStringMethods.split("<think>x</think>", new Object[] {"</think>"}));
@@ -136,5 +247,8 @@ class ChatTemplateTest {
                 HuggingFaceJinja.adapt("{% set ns = namespace(a=messages|length - 1, b= 'x,(y', c= f(1, 2)) %}"
                         + "{% for m in messages[::-1] %}"));
         assertEquals("namespace(x == 1)", HuggingFaceJinja.adapt("namespace(x == 1)"));
+        assertEquals("{%- if not (tools is defined) and not (m['a'].b is not none) %}not x is y{{ not (t is string) }}",
+                HuggingFaceJinja.adapt("{%- if not tools is defined and not m['a'].b is not none %}not x is y"
+                        + "{{ not t is string }}"));
     }
 }

@@ -89,6 +89,34 @@ class ServerErrorsTest {
         "/v1/chat/completions|{\"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}|messages[0].role",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": 5}]}|messages[0].content",
         "/v1/chat/completions|{\"messages\": [\"hi\"]}|messages[0]",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": {}}|tools",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"code\"}]}|tools[0]",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"function\", \"function\": {\"name\": \"a b\"}}]}|tools[0].function.name",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"function\", \"function\": {\"name\": \"f\"}}, {\"type\": \"function\", \"function\": "
+                + "{\"name\": \"f\"}}]}|tools[1].function.name",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"function\", \"function\": {\"name\": \"f\", \"parameters\": 3}}]}|tools[0].function.parameters",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": "
+                + "\"required\"}|tool_choice",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": {\"type\": "
+                + "\"function\", \"function\": {\"name\": \"f\"}}}|tool_choice",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": 1}"
+                + "|tool_choice",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"parallel_tool_calls\": "
+                + "\"no\"}|parallel_tool_calls",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
+                + "{\"type\": \"json_object\"}}|response_format",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"functions\": []}|functions",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": {}}]}|messages[0].tool_calls",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {}}]}]}"
+                + "|messages[0].tool_calls[0]",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": "
+                + "\"f\", \"arguments\": {}}}]}]}|messages[0].tool_calls[0].function.arguments",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"tool\", \"content\": \"x\", \"tool_call_id\": 5}]}"
+                + "|messages[0].tool_call_id",
     })
     void wrongFieldsAreNamed(String path, String body, String param) throws Exception {
         JsonNode e = error(post(path, body), 400);

@@ -1,0 +1,191 @@
+package io.bitplane.server;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.JsonValue;
+import com.openai.core.http.StreamResponse;
+import com.openai.helpers.ChatCompletionAccumulator;
+import com.openai.models.FunctionDefinition;
+import com.openai.models.FunctionParameters;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionFunctionTool;
+import com.openai.models.chat.completions.ChatCompletionMessageFunctionToolCall;
+import com.openai.models.chat.completions.ChatCompletionToolChoiceOption;
+import com.openai.models.chat.completions.ChatCompletionToolMessageParam;
+import io.bitplane.runtime.Model;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Function calling through the official OpenAI Java SDK, against models that always reply with a call in Qwen3's
+ * form (a tool_call block after some text) or Llama 3.2's (the reply is the call's JSON), each with its real
+ * chat template ({@link ScriptedModel}).
+ */
+class ToolCallsTest {
+    static final String QWEN_REPLY_TEXT = "Let me check.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+            + "{\"city\": \"Paris\"}}\n</tool_call>";
+
+    @TempDir
+    static Path dir;
+    static Model qwen;
+    static Model llama;
+    static DecodingServer qwenServer;
+    static DecodingServer llamaServer;
+    static OpenAIClient qwenClient;
+    static OpenAIClient llamaClient;
+
+    @BeforeAll
+    static void start() throws Exception {
+        qwen = Model.open(ScriptedModel.write(dir.resolve("qwen.gguf"), template("Qwen-Qwen3-0.6B.jinja"),
+                List.of("Let me check.", "\n\n", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": "
+                        + "{\"city\": \"Paris\"}}\n", "</tool_call>", "<|im_end|>")));
+        llama = Model.open(ScriptedModel.write(dir.resolve("llama.gguf"),
+                template("meta-llama-Llama-3.2-3B-Instruct.jinja"), List.of("{\"name\": \"get_weather\", ",
+                        "\"parameters\": {\"city\": \"Paris\"}}", "<|eot_id|>")));
+        qwenServer = DecodingServer.start(qwen, ServerConfig.defaults("qwen").withPort(0));
+        llamaServer = DecodingServer.start(llama, ServerConfig.defaults("llama").withPort(0));
+        qwenClient = client(qwenServer);
+        llamaClient = client(llamaServer);
+    }
+
+    @AfterAll
+    static void stop() {
+        AutoCloseable[] all = {qwenClient::close, llamaClient::close, qwenServer, llamaServer, qwen, llama};
+        for (AutoCloseable c : all) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // closing the rest matters more
+            }
+        }
+    }
+
+    private static String template(String name) throws Exception {
+        try (var in = ToolCallsTest.class.getResourceAsStream("chat-templates/" + name)) {
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+    }
+
+    private static OpenAIClient client(DecodingServer s) {
+        return OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + s.port() + "/v1").apiKey("none")
+                .maxRetries(0).build();
+    }
+
+    static ChatCompletionFunctionTool weatherTool() {
+        return ChatCompletionFunctionTool.builder().function(FunctionDefinition.builder().name("get_weather")
+                .description("Current weather").parameters(FunctionParameters.builder()
+                        .putAdditionalProperty("type", JsonValue.from("object"))
+                        .putAdditionalProperty("properties", JsonValue.from(Map.of("city", Map.of("type", "string"))))
+                        .putAdditionalProperty("required", JsonValue.from(List.of("city"))).build())
+                .build()).build();
+    }
+
+    static ChatCompletionCreateParams.Builder question(String model) {
+        return ChatCompletionCreateParams.builder().model(model).addUserMessage("Weather in Paris?")
+                .addTool(weatherTool()).maxCompletionTokens(32);
+    }
+
+    private static ChatCompletionMessageFunctionToolCall onlyCall(ChatCompletion c) {
+        var calls = c.choices().get(0).message().toolCalls().orElseThrow();
+        assertEquals(1, calls.size(), calls.toString());
+        ChatCompletionMessageFunctionToolCall call = calls.get(0).asFunction();
+        assertEquals("get_weather", call.function().name());
+        assertEquals("{\"city\":\"Paris\"}", call.function().arguments());
+        assertTrue(call.id().startsWith("call_"), call.id());
+        assertEquals("tool_calls", c.choices().get(0).finishReason().asString());
+        return call;
+    }
+
+    @Test
+    void aQwenReplyWithACallGivesTheCallAndTheTextBeforeIt() {
+        ChatCompletion c = qwenClient.chat().completions().create(question("qwen").build());
+        onlyCall(c);
+        assertEquals("Let me check.", c.choices().get(0).message().content().orElseThrow());
+    }
+
+    @Test
+    void aStreamedQwenReplyGivesTheSameAndNeverSendsTheCallsMarkup() {
+        ChatCompletionAccumulator acc = ChatCompletionAccumulator.create();
+        List<String> contents = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = qwenClient.chat().completions()
+                .createStreaming(question("qwen").build())) {
+            stream.stream().forEach(chunk -> {
+                acc.accumulate(chunk);
+                chunk.choices().forEach(ch -> ch.delta().content().ifPresent(contents::add));
+            });
+        }
+        ChatCompletion c = acc.chatCompletion();
+        onlyCall(c);
+        assertEquals("Let me check.", c.choices().get(0).message().content().orElseThrow());
+        assertFalse(String.join("", contents).contains("<"), contents.toString());
+    }
+
+    /**
+     * The call goes back with the function's answer, as a client does next: the server renders both (the prompt it
+     * counts is exactly the template's rendering of that conversation) and the model answers again.
+     */
+    @Test
+    void theCallAndItsAnswerGoBackIntoTheConversation() throws Exception {
+        ChatCompletion first = qwenClient.chat().completions().create(question("qwen").build());
+        ChatCompletionMessageFunctionToolCall call = onlyCall(first);
+        ChatCompletion second = qwenClient.chat().completions().create(question("qwen")
+                .addMessage(first.choices().get(0).message())
+                .addMessage(ChatCompletionToolMessageParam.builder().toolCallId(call.id()).content("sunny, 22 C")
+                        .build()).build());
+        onlyCall(second);
+        ChatTemplate t = ChatTemplate.forModel(qwen.metadata().vocabulary().chatTemplate(), "<|begin_of_text|>",
+                "<|im_end|>", w -> { });
+        String prompt = t.render(List.of(new ChatTemplate.Message("user", "Weather in Paris?"),
+                new ChatTemplate.Message("assistant", "Let me check.", List.of(new ToolCall(call.id(), "get_weather",
+                        "{\"city\":\"Paris\"}")), null, null),
+                new ChatTemplate.Message("tool", "sunny, 22 C", List.of(), call.id(), null)),
+                ChatTemplateTest.weatherTools());
+        assertTrue(prompt.contains("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+                + "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny, 22 C\n</tool_response>"), prompt);
+        assertEquals(qwen.tokenizer().encode(prompt, true, false).length,
+                second.usage().orElseThrow().promptTokens());
+    }
+
+    /** With tool_choice "none", or no tool of that name offered, the reply is text as the model wrote it. */
+    @Test
+    void withoutTheToolTheReplyStaysText() {
+        ChatCompletion none = qwenClient.chat().completions().create(question("qwen")
+                .toolChoice(ChatCompletionToolChoiceOption.Auto.NONE).build());
+        assertEquals(QWEN_REPLY_TEXT, none.choices().get(0).message().content().orElseThrow());
+        assertTrue(none.choices().get(0).message().toolCalls().map(List::isEmpty).orElse(true));
+        assertEquals("stop", none.choices().get(0).finishReason().asString());
+        ChatCompletion other = qwenClient.chat().completions().create(ChatCompletionCreateParams.builder()
+                .model("qwen").addUserMessage("Weather in Paris?").maxCompletionTokens(32)
+                .addTool(ChatCompletionFunctionTool.builder().function(FunctionDefinition.builder().name("get_time")
+                        .build()).build()).build());
+        assertEquals(QWEN_REPLY_TEXT, other.choices().get(0).message().content().orElseThrow());
+        assertEquals("stop", other.choices().get(0).finishReason().asString());
+    }
+
+    @Test
+    void aLlamaReplyThatIsACallsJsonIsTheCall() {
+        ChatCompletion c = llamaClient.chat().completions().create(question("llama").build());
+        onlyCall(c);
+        assertTrue(c.choices().get(0).message().content().isEmpty(), c.toString());
+        ChatCompletionAccumulator acc = ChatCompletionAccumulator.create();
+        try (StreamResponse<ChatCompletionChunk> stream = llamaClient.chat().completions()
+                .createStreaming(question("llama").build())) {
+            stream.stream().forEach(acc::accumulate);
+        }
+        onlyCall(acc.chatCompletion());
+        assertEquals("", acc.chatCompletion().choices().get(0).message().content().orElse(""));
+    }
+}
