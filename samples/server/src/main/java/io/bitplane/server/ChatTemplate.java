@@ -37,12 +37,18 @@ final class ChatTemplate {
     private final boolean own;
 
     /**
-     * A message of the conversation: an assistant's may carry the calls it made, a tool's the id of the call it
-     * answers and the function's name (null when absent).
+     * A message of the conversation: an assistant's may carry the calls it made and its thinking
+     * ({@code reasoning_content}), a tool's the id of the call it answers and the function's name (null when
+     * absent).
      */
-    record Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name) {
+    record Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name,
+                   String reasoning) {
         Message(String role, String content) {
-            this(role, content, List.of(), null, null);
+            this(role, content, List.of(), null, null, null);
+        }
+
+        Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name) {
+            this(role, content, toolCalls, toolCallId, name, null);
         }
     }
 
@@ -89,21 +95,32 @@ final class ChatTemplate {
         return template.contains("<tool_call>") ? ToolCallParser.Format.TAGGED : ToolCallParser.Format.JSON;
     }
 
+    /** Whether the model thinks before it answers, in {@code <think>} (Qwen3, QwQ, DeepSeek-R1). */
+    boolean thinks() {
+        return template.contains(AssistantReply.OPEN);
+    }
+
     /** The prompt for {@code messages}, ending where the assistant's reply begins. */
     String render(List<Message> messages) {
-        return render(messages, List.of());
+        return render(messages, List.of(), Map.of());
+    }
+
+    /** The prompt for {@code messages} with {@code tools} offered. */
+    String render(List<Message> messages, List<Map<String, Object>> tools) {
+        return render(messages, tools, Map.of());
     }
 
     /**
-     * The prompt for {@code messages} with {@code tools} (OpenAI's tool objects, as JSON maps) offered to the model.
+     * The prompt for {@code messages} with {@code tools} (OpenAI's tool objects, as JSON maps) offered to the model
+     * and {@code arguments} (a request's chat_template_kwargs, such as Qwen3's enable_thinking) set in the template.
      * A template that does not write tools (the default, Llama 2's) gets them as {@link GenericTools} writes them.
      */
-    String render(List<Message> messages, List<Map<String, Object>> tools) {
+    String render(List<Message> messages, List<Map<String, Object>> tools, Map<String, Object> arguments) {
         if (!tools.isEmpty() && !writesTools()) {
             messages = GenericTools.describe(messages, tools);
             tools = List.of();
         }
-        Map<String, Object> context = new HashMap<>();
+        Map<String, Object> context = new HashMap<>(arguments);
         context.put("messages", messages.stream().map(ChatTemplate::templateMessage).toList());
         if (!tools.isEmpty()) {
             context.put("tools", tools);
@@ -144,6 +161,9 @@ final class ChatTemplate {
         }
         if (m.name() != null) {
             map.put("name", m.name());
+        }
+        if (m.reasoning() != null) {
+            map.put("reasoning_content", m.reasoning());
         }
         return map;
     }

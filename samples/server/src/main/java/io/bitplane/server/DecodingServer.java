@@ -218,7 +218,7 @@ public final class DecodingServer implements AutoCloseable {
         }
         String prompt;
         try {
-            prompt = chat ? template.render(r.messages(), r.tools()) : r.prompt();
+            prompt = chat ? template.render(r.messages(), r.tools(), r.templateArguments()) : r.prompt();
         } catch (IllegalArgumentException e) {
             throw ApiError.invalid("messages", e.getMessage());
         }
@@ -255,15 +255,12 @@ public final class DecodingServer implements AutoCloseable {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
-        ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
-                ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
-                .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
-                .collect(java.util.stream.Collectors.toSet()));
+        AssistantReply reply = chat ? assistantReply(r, prompt) : new AssistantReply(false, false, null, true);
         try {
             if (r.stream()) {
-                stream(ctx, r, events, id, created, tools);
+                stream(ctx, r, events, id, created, reply);
             } else {
-                whole(ctx, r, events, id, created, tools);
+                whole(ctx, r, events, id, created, reply);
             }
         } finally {
             // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
@@ -271,17 +268,31 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    /** {@code tools}: how to find the reply's function calls, or null when the request offers none. */
+    /**
+     * How to read this chat's reply: thinking apart when the template has a thinking form (unless the request's
+     * reasoning_format is "none"), and calls in the template's form when the request offers tools.
+     */
+    private AssistantReply assistantReply(OpenAiRequest r, String prompt) {
+        ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
+                ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
+                .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
+                .collect(java.util.stream.Collectors.toSet()));
+        boolean thinking = template.thinks() && r.splitReasoning();
+        return new AssistantReply(thinking, prompt.stripTrailing().endsWith(AssistantReply.OPEN), tools,
+                r.parallelToolCalls());
+    }
+
     private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                       ToolCallParser tools) throws Exception {
+                       AssistantReply reply) throws Exception {
         while (true) {
             Object e = events.next();
             if (e instanceof GenerationResult result) {
-                ToolCallParser.Parsed reply = parseReply(tools, r, result.text());
-                ObjectNode body = responses.completion(r.chat(), false, id, created, reply.content(), true,
-                        finishReason(result, reply), responses.usage(result.promptTokens(), result.generatedTokens()));
-                writeJson(ctx, 200, reply.calls().isEmpty() ? body : responses.withToolCalls(body, false,
-                        reply.calls()));
+                reply.next(result.text());
+                AssistantReply.Whole w = reply.whole();
+                ObjectNode body = responses.completion(r.chat(), false, id, created, w.content(), true,
+                        finishReason(result, w), responses.usage(result.promptTokens(), result.generatedTokens()));
+                responses.withReasoning(body, false, w.reasoning());
+                writeJson(ctx, 200, w.calls().isEmpty() ? body : responses.withToolCalls(body, false, w.calls()));
                 return;
             }
             if (e instanceof Exception failure) {
@@ -290,28 +301,19 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    /** The reply split into content and calls; without tools, or with parallel_tool_calls false, as asked. */
-    private static ToolCallParser.Parsed parseReply(ToolCallParser tools, OpenAiRequest r, String text) {
-        if (tools == null) {
-            return new ToolCallParser.Parsed(text, java.util.List.of());
-        }
-        ToolCallParser.Parsed reply = tools.parse(text);
-        return r.parallelToolCalls() || reply.calls().size() <= 1 ? reply
-                : new ToolCallParser.Parsed(reply.content(), reply.calls().subList(0, 1));
-    }
-
     /** "tool_calls" for a reply that ended of itself with calls, else the generation's reason. */
-    private static String finishReason(GenerationResult result, ToolCallParser.Parsed reply) {
+    private static String finishReason(GenerationResult result, AssistantReply.Whole reply) {
         return !reply.calls().isEmpty() && result.finishReason() == io.bitplane.runtime.FinishReason.STOP
                 ? "tool_calls" : OpenAiResponses.finishReason(result.finishReason());
     }
 
     /**
-     * Server-sent events. With tools, text that may begin a call is held back (the reply so far is parsed again
-     * at each token, as {@link ToolCallParser#releasable} says) and the calls go out, whole, in one chunk at the end.
+     * Server-sent events: each token's text as {@link AssistantReply#next} releases it (thinking as
+     * reasoning_content; text that may begin a call held back), then what it held, the calls whole in one chunk, and
+     * the finish reason.
      */
     private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                        ToolCallParser tools) throws Exception {
+                        AssistantReply reply) throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
@@ -323,31 +325,19 @@ public final class DecodingServer implements AutoCloseable {
             } else {
                 out.flush();
             }
-            StringBuilder reply = new StringBuilder();
-            int sent = 0;
             while (true) {
                 Object e = events.next();
                 if (e instanceof GeneratedToken token) {
-                    reply.append(token.text());
-                    int ready = tools == null ? reply.length() : tools.releasable(reply.toString());
-                    if (ready > sent) {
-                        send(out, responses.completion(r.chat(), true, id, created, reply.substring(sent, ready),
-                                false, null, null));
-                        sent = ready;
-                    }
+                    sendDelta(out, r, id, created, reply.next(token.text()));
                 } else if (e instanceof GenerationResult result) {
-                    ToolCallParser.Parsed parsed = parseReply(tools, r, reply.toString());
-                    String content = parsed.content() == null ? "" : parsed.content();
-                    if (content.length() > sent) {
-                        send(out, responses.completion(r.chat(), true, id, created, content.substring(sent), false,
-                                null, null));
-                    }
-                    if (!parsed.calls().isEmpty()) {
+                    sendDelta(out, r, id, created, reply.remainder());
+                    AssistantReply.Whole w = reply.whole();
+                    if (!w.calls().isEmpty()) {
                         send(out, responses.withToolCalls(responses.completion(true, true, id, created, null, false,
-                                null, null), true, parsed.calls()));
+                                null, null), true, w.calls()));
                     }
                     send(out, responses.completion(r.chat(), true, id, created, r.chat() ? null : "", false,
-                            finishReason(result, parsed), null));
+                            finishReason(result, w), null));
                     if (r.includeUsage()) {
                         send(out, responses.usageChunk(r.chat(), id, created,
                                 responses.usage(result.promptTokens(), result.generatedTokens())));
@@ -363,6 +353,15 @@ public final class DecodingServer implements AutoCloseable {
         } catch (IOException gone) {
             // The client went away: the finally of generate() cancels the sequence.
             LOG.debug("client left {} mid-stream", id);
+        }
+    }
+
+    /** A chunk of new reasoning and content, unless there is none. */
+    private void sendDelta(OutputStream out, OpenAiRequest r, String id, long created, AssistantReply.Delta d)
+            throws IOException {
+        if (!d.isEmpty()) {
+            send(out, responses.withReasoning(responses.completion(r.chat(), true, id, created,
+                    r.chat() && d.content().isEmpty() ? null : d.content(), false, null, null), true, d.reasoning()));
         }
     }
 

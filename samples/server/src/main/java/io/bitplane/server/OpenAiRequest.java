@@ -18,10 +18,15 @@ import java.util.concurrent.ThreadLocalRandom;
  * @param tools             the functions offered to the model (OpenAI's tool objects as JSON maps): empty when none
  *                          are, or when {@code tool_choice} is "none"
  * @param parallelToolCalls whether a reply may make several calls ({@code parallel_tool_calls}, default true)
+ * @param templateArguments variables for the chat template ({@code chat_template_kwargs}, as llama.cpp and vLLM
+ *                          take them: Qwen3's {@code enable_thinking})
+ * @param splitReasoning    whether a thinking model's thinking is returned apart, as reasoning_content (llama.cpp's
+ *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
  */
 record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
-                     boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls) {
+                     boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
+                     Map<String, Object> templateArguments, boolean splitReasoning) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -73,8 +78,35 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
         refuseUnsupportedFormats(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
         boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
+        String reasoning = optionalText(body, "reasoning_format");
+        if (reasoning != null && !List.of("auto", "deepseek", "none").contains(reasoning)) {
+            throw ApiError.invalid("reasoning_format", "`reasoning_format` must be \"auto\", \"deepseek\" or "
+                    + "\"none\"");
+        }
         return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel);
+                tools, parallel, templateArguments(body), !"none".equals(reasoning));
+    }
+
+    /** Names the server sets in the template itself. */
+    private static final List<String> TEMPLATE_VARIABLES = List.of("messages", "tools", "add_generation_prompt",
+            "bos_token", "eos_token", "raise_exception", "strftime_now");
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> templateArguments(JsonNode body) {
+        JsonNode args = body.get("chat_template_kwargs");
+        if (args == null || args.isNull()) {
+            return Map.of();
+        }
+        if (!args.isObject()) {
+            throw ApiError.invalid("chat_template_kwargs", "`chat_template_kwargs` must be an object");
+        }
+        for (String name : TEMPLATE_VARIABLES) {
+            if (args.has(name)) {
+                throw ApiError.invalid("chat_template_kwargs", "`chat_template_kwargs` may not set `" + name
+                        + "`: the server sets it");
+            }
+        }
+        return MAPPER.convertValue(args, java.util.LinkedHashMap.class);
     }
 
     /** What the server cannot honour and must not ignore: constrained JSON replies and the old function fields. */
@@ -212,8 +244,8 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
                 throw ApiError.invalid(where + ".role", "`" + where + ".role` must be one of " + ROLES);
             }
             out.add(new ChatTemplate.Message(role.asText(), content(m.get("content"), where + ".content"),
-                    toolCalls(m.get("tool_calls"), where + ".tool_calls"),
-                    optionalText(m, "tool_call_id", where), optionalText(m, "name", where)));
+                    toolCalls(m.get("tool_calls"), where + ".tool_calls"), optionalText(m, "tool_call_id", where),
+                    optionalText(m, "name", where), optionalText(m, "reasoning_content", where)));
         }
         return out;
     }

@@ -96,6 +96,15 @@ final class OpenAiResponses {
         return response;
     }
 
+    /** {@code reasoning} (a model's thinking) as the message's or delta's reasoning_content, unless null or empty. */
+    ObjectNode withReasoning(ObjectNode response, boolean chunk, String reasoning) {
+        if (reasoning != null && !reasoning.isEmpty()
+                && response.get("choices").get(0).get(chunk ? "delta" : "message") instanceof ObjectNode message) {
+            message.put("reasoning_content", reasoning);
+        }
+        return response;
+    }
+
     /** The last chunk of a stream asked for with {@code stream_options.include_usage}: no choices, the usage. */
     ObjectNode usageChunk(boolean chat, String id, long created, ObjectNode usage) {
         ObjectNode root = envelope(id, created, chat ? "chat.completion.chunk" : "text_completion");

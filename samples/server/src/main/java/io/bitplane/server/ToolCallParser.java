@@ -71,6 +71,11 @@ final class ToolCallParser {
             String lead = text.stripLeading();
             end = lead.isEmpty() || "{[`".indexOf(lead.charAt(0)) >= 0 ? 0 : text.length();
         }
+        return beforeTrailingSpace(text, end);
+    }
+
+    /** {@code end}, moved back over the white space that ends {@code text[0, end)}. */
+    static int beforeTrailingSpace(String text, int end) {
         while (end > 0 && Character.isWhitespace(text.charAt(end - 1))) {
             end--;
         }
@@ -78,7 +83,7 @@ final class ToolCallParser {
     }
 
     /** The length of the longest end of {@code text} that begins {@code marker}. */
-    private static int partialSuffix(String text, String marker) {
+    static int partialSuffix(String text, String marker) {
         for (int n = Math.min(marker.length() - 1, text.length()); n > 0; n--) {
             if (text.regionMatches(text.length() - n, marker, 0, n)) {
                 return n;

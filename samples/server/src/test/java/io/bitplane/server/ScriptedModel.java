@@ -23,7 +23,7 @@ final class ScriptedModel {
 
     static final List<String> CONTROL = List.of("<|begin_of_text|>", "<|im_start|>", "<|im_end|>", "<|eot_id|>",
             "<|start_header_id|>", "<|end_header_id|>");
-    static final List<String> USER_DEFINED = List.of("<tool_call>", "</tool_call>");
+    static final List<String> USER_DEFINED = List.of("<tool_call>", "</tool_call>", "<think>", "</think>");
 
     /**
      * Writes the model to {@code file}: chat template {@code template}, replying {@code reply} (pieces; one that is a

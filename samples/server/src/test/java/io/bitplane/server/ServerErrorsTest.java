@@ -117,6 +117,14 @@ class ServerErrorsTest {
                 + "\"f\", \"arguments\": {}}}]}]}|messages[0].tool_calls[0].function.arguments",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"tool\", \"content\": \"x\", \"tool_call_id\": 5}]}"
                 + "|messages[0].tool_call_id",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"reasoning_format\": "
+                + "\"hidden\"}|reasoning_format",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"chat_template_kwargs\": "
+                + "[]}|chat_template_kwargs",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"chat_template_kwargs\": "
+                + "{\"messages\": []}}|chat_template_kwargs",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\", \"reasoning_content\": "
+                + "1}]}|messages[0].reasoning_content",
     })
     void wrongFieldsAreNamed(String path, String body, String param) throws Exception {
         JsonNode e = error(post(path, body), 400);

@@ -30,11 +30,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Function calling through the official OpenAI Java SDK, against models that always reply with a call in Qwen3's
- * form (a tool_call block after some text) or Llama 3.2's (the reply is the call's JSON), each with its real
- * chat template ({@link ScriptedModel}).
+ * Function calling and thinking through the official OpenAI Java SDK, against models that always reply with a call
+ * in Qwen3's form (thinking, some text, then a tool_call block) or Llama 3.2's (the reply is the call's JSON), each
+ * with its real chat template ({@link ScriptedModel}).
  */
 class ToolCallsTest {
+    static final String QWEN_THINKING = "<think>\nParis: get_weather.\n</think>\n\n";
     static final String QWEN_REPLY_TEXT = "Let me check.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
             + "{\"city\": \"Paris\"}}\n</tool_call>";
 
@@ -50,7 +51,7 @@ class ToolCallsTest {
     @BeforeAll
     static void start() throws Exception {
         qwen = Model.open(ScriptedModel.write(dir.resolve("qwen.gguf"), template("Qwen-Qwen3-0.6B.jinja"),
-                List.of("Let me check.", "\n\n", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": "
+                List.of("<think>", "\nParis: get_weather.\n", "</think>", "\n\n", "Let me check.", "\n\n", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": "
                         + "{\"city\": \"Paris\"}}\n", "</tool_call>", "<|im_end|>")));
         llama = Model.open(ScriptedModel.write(dir.resolve("llama.gguf"),
                 template("meta-llama-Llama-3.2-3B-Instruct.jinja"), List.of("{\"name\": \"get_weather\", ",
@@ -109,28 +110,41 @@ class ToolCallsTest {
         return call;
     }
 
+    private static String reasoning(ChatCompletion c) {
+        return c.choices().get(0).message()._additionalProperties().get("reasoning_content").asStringOrThrow();
+    }
+
     @Test
-    void aQwenReplyWithACallGivesTheCallAndTheTextBeforeIt() {
+    void aQwenReplyGivesItsThinkingTheCallAndTheTextBeforeIt() {
         ChatCompletion c = qwenClient.chat().completions().create(question("qwen").build());
         onlyCall(c);
         assertEquals("Let me check.", c.choices().get(0).message().content().orElseThrow());
+        assertEquals("Paris: get_weather.", reasoning(c));
     }
 
     @Test
     void aStreamedQwenReplyGivesTheSameAndNeverSendsTheCallsMarkup() {
         ChatCompletionAccumulator acc = ChatCompletionAccumulator.create();
         List<String> contents = new ArrayList<>();
+        StringBuilder thinking = new StringBuilder();
         try (StreamResponse<ChatCompletionChunk> stream = qwenClient.chat().completions()
                 .createStreaming(question("qwen").build())) {
             stream.stream().forEach(chunk -> {
                 acc.accumulate(chunk);
-                chunk.choices().forEach(ch -> ch.delta().content().ifPresent(contents::add));
+                chunk.choices().forEach(ch -> {
+                    ch.delta().content().ifPresent(contents::add);
+                    JsonValue r = ch.delta()._additionalProperties().get("reasoning_content");
+                    if (r != null) {
+                        thinking.append(r.asStringOrThrow());
+                    }
+                });
             });
         }
         ChatCompletion c = acc.chatCompletion();
         onlyCall(c);
         assertEquals("Let me check.", c.choices().get(0).message().content().orElseThrow());
         assertFalse(String.join("", contents).contains("<"), contents.toString());
+        assertEquals("Paris: get_weather.", thinking.toString());
     }
 
     /**
@@ -165,6 +179,7 @@ class ToolCallsTest {
         ChatCompletion none = qwenClient.chat().completions().create(question("qwen")
                 .toolChoice(ChatCompletionToolChoiceOption.Auto.NONE).build());
         assertEquals(QWEN_REPLY_TEXT, none.choices().get(0).message().content().orElseThrow());
+        assertEquals("Paris: get_weather.", reasoning(none));
         assertTrue(none.choices().get(0).message().toolCalls().map(List::isEmpty).orElse(true));
         assertEquals("stop", none.choices().get(0).finishReason().asString());
         ChatCompletion other = qwenClient.chat().completions().create(ChatCompletionCreateParams.builder()
@@ -173,6 +188,28 @@ class ToolCallsTest {
                         .build()).build()).build());
         assertEquals(QWEN_REPLY_TEXT, other.choices().get(0).message().content().orElseThrow());
         assertEquals("stop", other.choices().get(0).finishReason().asString());
+    }
+
+    /**
+     * chat_template_kwargs reach the template (Qwen3's enable_thinking false writes an empty thinking into the
+     * prompt: the prompt counted is the template's rendering with it), and reasoning_format "none" leaves the
+     * thinking in the content.
+     */
+    @Test
+    void templateArgumentsAndReasoningFormatAreHonoured() throws Exception {
+        ChatCompletion c = qwenClient.chat().completions().create(question("qwen").putAdditionalBodyProperty(
+                "chat_template_kwargs", JsonValue.from(Map.of("enable_thinking", false))).build());
+        ChatTemplate t = ChatTemplate.forModel(qwen.metadata().vocabulary().chatTemplate(), "<|begin_of_text|>",
+                "<|im_end|>", w -> { });
+        String prompt = t.render(List.of(new ChatTemplate.Message("user", "Weather in Paris?")),
+                ChatTemplateTest.weatherTools(), Map.of("enable_thinking", false));
+        assertTrue(prompt.endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n"), prompt);
+        assertEquals(qwen.tokenizer().encode(prompt, true, false).length, c.usage().orElseThrow().promptTokens());
+        ChatCompletion kept = qwenClient.chat().completions().create(question("qwen").toolChoice(
+                ChatCompletionToolChoiceOption.Auto.NONE).putAdditionalBodyProperty("reasoning_format",
+                JsonValue.from("none")).build());
+        assertEquals(QWEN_THINKING + QWEN_REPLY_TEXT, kept.choices().get(0).message().content().orElseThrow());
+        assertFalse(kept.choices().get(0).message()._additionalProperties().containsKey("reasoning_content"));
     }
 
     @Test
