@@ -115,7 +115,8 @@ public final class Generation implements Iterator<GeneratedToken> {
 
     /**
      * Samples from the logits after {@link #nextInput()}'s tokens ({@code all[offset ..]}, which this copies, since
-     * the sampler changes them), releases text, and may finish.
+     * the sampler changes them), releases text, and may finish. Log-probabilities, when asked for, are read from
+     * {@code all}: the model's own, untouched by the sampler's settings.
      */
     void accept(float[] all, int offset) {
         System.arraycopy(all, offset, logits, 0, logits.length);
@@ -135,7 +136,9 @@ public final class Generation implements Iterator<GeneratedToken> {
         int previous = lastToken < 0 ? prompt[prompt.length - 1] : lastToken;
         lastToken = token;
         pending.append(decoder.append(tokenizer.piece(previous, token)));
-        pendingEvent = new GeneratedToken(token, releaseText());
+        TokenLogprobs logprobs = request.logprobs() < 0 ? null
+                : TokenLogprobs.of(all, offset, logits.length, token, request.logprobs());
+        pendingEvent = new GeneratedToken(token, releaseText(), logprobs);
         if (finish == null && session.position() >= session.contextLength()) {
             // No room to feed this token back: the context is full.
             finish(FinishReason.LENGTH);
@@ -208,7 +211,8 @@ public final class Generation implements Iterator<GeneratedToken> {
                 if (pendingEvent == null) {
                     pendingEvent = new GeneratedToken(GeneratedToken.TRAILING, tail);
                 } else {
-                    pendingEvent = new GeneratedToken(pendingEvent.id(), pendingEvent.text() + tail);
+                    pendingEvent = new GeneratedToken(pendingEvent.id(), pendingEvent.text() + tail,
+                            pendingEvent.logprobs());
                 }
             }
         }

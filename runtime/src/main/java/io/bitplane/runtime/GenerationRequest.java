@@ -12,13 +12,18 @@ import java.util.List;
  * @param promptTokens the prompt already encoded (as {@code prompt} with {@code addBos} encodes), or null: a caller
  *                  that had to count the tokens (a server checking its limits) passes them, so the prompt is not
  *                  encoded twice
+ * @param logprobs  -1 for none; else each generated token comes with its log-probability and those of this many
+ *                  most likely tokens ({@link TokenLogprobs}; at most {@link #MAX_LOGPROBS})
  */
 public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
-                                boolean addBos, int[] promptTokens) {
+                                boolean addBos, int[] promptTokens, int logprobs) {
+
+    /** The most alternatives a step reports (OpenAI's limit for top_logprobs). */
+    public static final int MAX_LOGPROBS = 20;
 
     public GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
                              boolean addBos) {
-        this(prompt, maxTokens, sampler, stop, addBos, null);
+        this(prompt, maxTokens, sampler, stop, addBos, null, -1);
     }
 
     public GenerationRequest {
@@ -36,11 +41,20 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
             sampler = SamplerSettings.GREEDY;
         }
         promptTokens = promptTokens == null ? null : promptTokens.clone();
+        if (logprobs < -1 || logprobs > MAX_LOGPROBS) {
+            throw new IllegalArgumentException("logprobs must be -1 (none) or 0.." + MAX_LOGPROBS + ", not "
+                    + logprobs);
+        }
     }
 
     /** This request with its prompt already encoded (the caller vouches they are {@code prompt}'s tokens). */
     public GenerationRequest withPromptTokens(int[] tokens) {
-        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, tokens);
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, tokens, logprobs);
+    }
+
+    /** This request reporting each token's log-probability and those of the {@code top} most likely (-1: none). */
+    public GenerationRequest withLogprobs(int top) {
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, promptTokens, top);
     }
 
     /** A copy of the pre-encoded prompt, or null. */
@@ -55,10 +69,10 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
     }
 
     public GenerationRequest withSampler(SamplerSettings s) {
-        return new GenerationRequest(prompt, maxTokens, s, stop, addBos, promptTokens);
+        return new GenerationRequest(prompt, maxTokens, s, stop, addBos, promptTokens, logprobs);
     }
 
     public GenerationRequest withStop(List<String> strings) {
-        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos, promptTokens);
+        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos, promptTokens, logprobs);
     }
 }

@@ -241,7 +241,7 @@ public final class DecodingServer implements AutoCloseable {
         int maxTokens = r.maxTokens() != null ? r.maxTokens()
                 : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), r.stop(), true)
-                .withPromptTokens(encoded);
+                .withPromptTokens(encoded).withLogprobs(r.logprobs());
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {
@@ -256,11 +256,13 @@ public final class DecodingServer implements AutoCloseable {
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         AssistantReply reply = chat ? assistantReply(r, prompt) : new AssistantReply(false, false, null, true);
+        OpenAiLogprobs logprobs = r.logprobs() < 0 ? null
+                : new OpenAiLogprobs(json, model.tokenizer(), chat, encoded[encoded.length - 1]);
         try {
             if (r.stream()) {
-                stream(ctx, r, events, id, created, reply);
+                stream(ctx, r, events, id, created, reply, logprobs);
             } else {
-                whole(ctx, r, events, id, created, reply);
+                whole(ctx, r, events, id, created, reply, logprobs);
             }
         } finally {
             // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
@@ -282,16 +284,23 @@ public final class DecodingServer implements AutoCloseable {
                 r.parallelToolCalls());
     }
 
+    /** {@code logprobs}: where each token's log-probabilities gather, or null when the request asks for none. */
     private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                       AssistantReply reply) throws Exception {
+                       AssistantReply reply, OpenAiLogprobs logprobs) throws Exception {
         while (true) {
             Object e = events.next();
+            if (e instanceof GeneratedToken token && logprobs != null && token.logprobs() != null) {
+                logprobs.add(token.logprobs());
+            }
             if (e instanceof GenerationResult result) {
                 reply.next(result.text());
                 AssistantReply.Whole w = reply.whole();
                 ObjectNode body = responses.completion(r.chat(), false, id, created, w.content(), true,
                         finishReason(result, w), responses.usage(result.promptTokens(), result.generatedTokens()));
                 responses.withReasoning(body, false, w.reasoning());
+                if (logprobs != null) {
+                    responses.withLogprobs(body, logprobs.take());
+                }
                 writeJson(ctx, 200, w.calls().isEmpty() ? body : responses.withToolCalls(body, false, w.calls()));
                 return;
             }
@@ -313,7 +322,7 @@ public final class DecodingServer implements AutoCloseable {
      * the finish reason.
      */
     private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                        AssistantReply reply) throws Exception {
+                        AssistantReply reply, OpenAiLogprobs logprobs) throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
@@ -328,9 +337,13 @@ public final class DecodingServer implements AutoCloseable {
             while (true) {
                 Object e = events.next();
                 if (e instanceof GeneratedToken token) {
-                    sendDelta(out, r, id, created, reply.next(token.text()));
+                    boolean scored = logprobs != null && token.logprobs() != null;
+                    if (scored) {
+                        logprobs.add(token.logprobs());
+                    }
+                    sendDelta(out, r, id, created, reply.next(token.text()), scored ? logprobs.take() : null);
                 } else if (e instanceof GenerationResult result) {
-                    sendDelta(out, r, id, created, reply.remainder());
+                    sendDelta(out, r, id, created, reply.remainder(), null);
                     AssistantReply.Whole w = reply.whole();
                     if (!w.calls().isEmpty()) {
                         send(out, responses.withToolCalls(responses.completion(true, true, id, created, null, false,
@@ -356,12 +369,16 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    /** A chunk of new reasoning and content, unless there is none. */
-    private void sendDelta(OutputStream out, OpenAiRequest r, String id, long created, AssistantReply.Delta d)
-            throws IOException {
-        if (!d.isEmpty()) {
-            send(out, responses.withReasoning(responses.completion(r.chat(), true, id, created,
-                    r.chat() && d.content().isEmpty() ? null : d.content(), false, null, null), true, d.reasoning()));
+    /**
+     * A chunk of new reasoning and content, with the log-probabilities of the token that brought them when asked
+     * for (sent even when the token's text is held back), unless there is nothing to send.
+     */
+    private void sendDelta(OutputStream out, OpenAiRequest r, String id, long created, AssistantReply.Delta d,
+                           ObjectNode logprobs) throws IOException {
+        if (!d.isEmpty() || logprobs != null) {
+            ObjectNode chunk = responses.withReasoning(responses.completion(r.chat(), true, id, created,
+                    r.chat() && d.content().isEmpty() ? null : d.content(), false, null, null), true, d.reasoning());
+            send(out, logprobs == null ? chunk : responses.withLogprobs(chunk, logprobs));
         }
     }
 

@@ -11,7 +11,7 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
- * are refused when they ask for something (n above 1, logprobs) and ignored when they are neutral.
+ * are refused when they ask for something (n above 1, echo) and ignored when they are neutral.
  *
  * @param messages          chat messages (chat only), else null
  * @param prompt            the prompt (completions only), else null
@@ -22,11 +22,12 @@ import java.util.concurrent.ThreadLocalRandom;
  *                          take them: Qwen3's {@code enable_thinking})
  * @param splitReasoning    whether a thinking model's thinking is returned apart, as reasoning_content (llama.cpp's
  *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
+ * @param logprobs          -1, or how many likeliest alternatives each token's log-probability comes with
  */
 record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
-                     Map<String, Object> templateArguments, boolean splitReasoning) {
+                     Map<String, Object> templateArguments, boolean splitReasoning, int logprobs) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -48,10 +49,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
         if (n != 1) {
             throw ApiError.invalid("n", "only n = 1 is supported, not " + n);
         }
-        if (present(body, "logprobs") && !body.get("logprobs").isNull()
-                && !(body.get("logprobs").isBoolean() && !body.get("logprobs").asBoolean())) {
-            throw ApiError.invalid("logprobs", "logprobs are not supported");
-        }
+        int logprobs = logprobs(body, chat);
         if (present(body, "echo") && body.get("echo").asBoolean(false)) {
             throw ApiError.invalid("echo", "echo is not supported");
         }
@@ -84,7 +82,28 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
                     + "\"none\"");
         }
         return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel, templateArguments(body), !"none".equals(reasoning));
+                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs);
+    }
+
+    /**
+     * How many alternatives each token's log-probability comes with, or -1 for none: chat's {@code logprobs} true
+     * with {@code top_logprobs} (0-20), completions' {@code logprobs} (0-5); false or null is none.
+     */
+    private static int logprobs(JsonNode body, boolean chat) {
+        JsonNode flag = body.get("logprobs");
+        boolean off = flag == null || flag.isNull() || flag.isBoolean() && !flag.asBoolean();
+        if (!chat) {
+            Integer n = off ? null : optionalInt(body, "logprobs", 0, 5);
+            return n == null ? -1 : n;
+        }
+        if (!off && !flag.isBoolean()) {
+            throw ApiError.invalid("logprobs", "`logprobs` must be true or false");
+        }
+        Integer top = optionalInt(body, "top_logprobs", 0, io.bitplane.runtime.GenerationRequest.MAX_LOGPROBS);
+        if (top != null && off) {
+            throw ApiError.invalid("top_logprobs", "`top_logprobs` needs `logprobs` true");
+        }
+        return off ? -1 : top == null ? 0 : top;
     }
 
     /** Names the server sets in the template itself. */

@@ -96,6 +96,12 @@ final class OpenAiResponses {
         return response;
     }
 
+    /** {@code logprobs} ({@link OpenAiLogprobs}) as the choice's logprobs. */
+    ObjectNode withLogprobs(ObjectNode response, ObjectNode logprobs) {
+        ((ObjectNode) response.get("choices").get(0)).set("logprobs", logprobs);
+        return response;
+    }
+
     /** {@code reasoning} (a model's thinking) as the message's or delta's reasoning_content, unless null or empty. */
     ObjectNode withReasoning(ObjectNode response, boolean chunk, String reasoning) {
         if (reasoning != null && !reasoning.isEmpty()

@@ -128,6 +128,54 @@ class OpenAiSdkTest {
         assertEquals("stop", c.choices().get(0).finishReason().asString());
     }
 
+    /**
+     * Chat logprobs: one entry per generated token, whose texts make up the reply; greedy takes each step's likeliest
+     * token; a stream gives the same entries, chunk by chunk.
+     */
+    @Test
+    void chatLogprobsCoverEveryTokenOfTheReply() {
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("stories260K")
+                .addUserMessage("Tell me a story.").maxCompletionTokens(24).temperature(0.0).logprobs(true)
+                .topLogprobs(2).build();
+        ChatCompletion c = client.chat().completions().create(params);
+        var entries = c.choices().get(0).logprobs().orElseThrow().content().orElseThrow();
+        assertEquals(c.usage().orElseThrow().completionTokens(), entries.size());
+        StringBuilder text = new StringBuilder();
+        for (var e : entries) {
+            text.append(e.token());
+            assertEquals(2, e.topLogprobs().size());
+            assertEquals(e.token(), e.topLogprobs().get(0).token());
+            assertEquals(e.logprob(), e.topLogprobs().get(0).logprob());
+            assertTrue(e.logprob() <= 0 && e.topLogprobs().get(1).logprob() <= e.logprob(), e.toString());
+            assertEquals(e.token(), new String(e.bytes().orElseThrow().stream().map(Long::byteValue)
+                    .collect(java.io.ByteArrayOutputStream::new, java.io.ByteArrayOutputStream::write, (a, b) -> { })
+                    .toByteArray(), java.nio.charset.StandardCharsets.UTF_8));
+        }
+        assertEquals(c.choices().get(0).message().content().orElseThrow(), text.toString());
+        List<Double> streamed = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.logprobs().flatMap(l -> l.content())
+                    .ifPresent(l -> l.forEach(e -> streamed.add(e.logprob())))));
+        }
+        assertEquals(entries.stream().map(e -> e.logprob()).toList(), streamed);
+    }
+
+    @Test
+    void completionLogprobsAreParallelArrays() {
+        Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")
+                .maxTokens(12).temperature(0.0).logprobs(3L).build());
+        var l = c.choices().get(0).logprobs().orElseThrow();
+        List<String> tokens = l.tokens().orElseThrow();
+        assertEquals(12, tokens.size());
+        assertEquals(golden.substring(0, c.choices().get(0).text().length()), String.join("", tokens));
+        assertEquals(12, l.tokenLogprobs().orElseThrow().size());
+        assertEquals(0L, l.textOffset().orElseThrow().get(0));
+        assertEquals((long) tokens.get(0).length(), l.textOffset().orElseThrow().get(1));
+        var top = l.topLogprobs().orElseThrow().get(0)._additionalProperties();
+        assertTrue(top.size() >= 2 && top.size() <= 3, top.toString());
+        assertEquals(l.tokenLogprobs().orElseThrow().get(0), top.get(tokens.get(0)).convert(Double.class), 1e-6);
+    }
+
     @Test
     void modelsAreListedAndUnknownOnesRefused() {
         assertTrue(client.models().list().data().stream().anyMatch(m -> m.id().equals("stories260K")));

@@ -117,6 +117,13 @@ class ServerErrorsTest {
                 + "\"f\", \"arguments\": {}}}]}]}|messages[0].tool_calls[0].function.arguments",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"tool\", \"content\": \"x\", \"tool_call_id\": 5}]}"
                 + "|messages[0].tool_call_id",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": 3}|logprobs",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 2}"
+                + "|top_logprobs",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": true, "
+                + "\"top_logprobs\": 21}|top_logprobs",
+        "/v1/completions|{\"prompt\": \"x\", \"logprobs\": 6}|logprobs",
+        "/v1/completions|{\"prompt\": \"x\", \"logprobs\": true}|logprobs",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"reasoning_format\": "
                 + "\"hidden\"}|reasoning_format",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"chat_template_kwargs\": "
