@@ -184,7 +184,7 @@ public final class BatchScheduler implements AutoCloseable {
             t.listener.failed(new java.util.concurrent.CancellationException("cancelled while queued"));
             return;
         }
-        Session s = free.pop();
+        Session s = sessionFor(t.request);
         try {
             active.add(new Active(t, s, s.start(t.request)));
             activeCount = active.size();
@@ -192,6 +192,27 @@ public final class BatchScheduler implements AutoCloseable {
             free.push(s);
             t.listener.failed(e);
         }
+    }
+
+    /**
+     * The free session whose cache holds the most of the request's prompt (a conversation's next turn finds the
+     * session that ran its last one), taken from the free ones; the most recently freed when none holds any.
+     */
+    private Session sessionFor(GenerationRequest request) {
+        int[] prompt = request.promptTokens();
+        Session best = free.peek();
+        int bestShared = 0;
+        if (prompt != null) {
+            for (Session s : free) {
+                int shared = s.sharedPrefix(prompt);
+                if (shared > bestShared) {
+                    best = s;
+                    bestShared = shared;
+                }
+            }
+        }
+        free.remove(best);
+        return best;
     }
 
     /**
@@ -265,8 +286,7 @@ public final class BatchScheduler implements AutoCloseable {
             }
             if (a.generation.finished()) {
                 active.remove(i);
-                a.session.reset();
-                free.push(a.session);
+                free.push(a.session);  // its cache kept: the conversation's next request may start from it
                 a.ticket.listener.done(a.generation.result());
             }
         }

@@ -18,6 +18,7 @@ public final class Generation implements Iterator<GeneratedToken> {
     private final Sampler sampler;
     private final TextDecoder decoder = new TextDecoder();
     private final int[] prompt;
+    private final int cachedPromptTokens;
     private final StringBuilder released = new StringBuilder();
     private final StringBuilder pending = new StringBuilder();
     private int generated;
@@ -52,6 +53,12 @@ public final class Generation implements Iterator<GeneratedToken> {
             throw new IllegalArgumentException("the prompt has " + prompt.length + " tokens; the context holds "
                     + session.contextLength() + " and needs room for at least one more");
         }
+        this.cachedPromptTokens = session.keepPrefix(prompt);
+    }
+
+    /** Prompt tokens the session's cache already held (not computed again; see {@link Session#start}). */
+    public int cachedPromptTokens() {
+        return cachedPromptTokens;
     }
 
     public int promptTokens() {
@@ -107,7 +114,8 @@ public final class Generation implements Iterator<GeneratedToken> {
         if (!started) {
             started = true;
             startNanos = System.nanoTime();
-            return prompt;
+            return cachedPromptTokens == 0 ? prompt
+                    : java.util.Arrays.copyOfRange(prompt, cachedPromptTokens, prompt.length);
         }
         nextToken[0] = lastToken;
         return nextToken;
@@ -224,6 +232,7 @@ public final class Generation implements Iterator<GeneratedToken> {
             throw new IllegalStateException("the generation is still running");
         }
         long genNanos = firstTokenNanos == 0 ? 0 : endNanos - firstTokenNanos;
-        return new GenerationResult(released.toString(), prompt.length, generated, finish, promptNanos, genNanos);
+        return new GenerationResult(released.toString(), prompt.length, generated, finish, promptNanos, genNanos,
+                cachedPromptTokens);
     }
 }

@@ -5,9 +5,10 @@ package io.bitplane.runtime;
  *
  * @param promptNanos     time to process the prompt (and so, about, to the first token)
  * @param generationNanos time from the first new token's forward pass to the end
+ * @param cachedPromptTokens prompt tokens the session's cache already held, which were not computed again
  */
 public record GenerationResult(String text, int promptTokens, int generatedTokens, FinishReason finishReason,
-                               long promptNanos, long generationNanos) {
+                               long promptNanos, long generationNanos, int cachedPromptTokens) {
 
     /** Decoding speed: generated tokens after the first per second (0 when too few to tell). */
     public double tokensPerSecond() {

@@ -99,11 +99,33 @@ public final class Session implements AutoCloseable {
         return Arrays.copyOf(logits, vocab);
     }
 
-    /** Starts a generation from an empty cache; iterate it to run it token by token. */
+    /**
+     * Starts a generation; iterate it to run it token by token. What the cache already holds of the prompt (the
+     * longest run of its first tokens that the cache holds in the same places: a conversation's earlier turns, a
+     * shared system prompt) is kept, not computed again, as llama.cpp's prompt cache does: a prompt that extends
+     * the last generation's prompt and output costs only its new tokens. The outcome is the same as from an empty
+     * cache, within the rounding of a batched against a one-token-at-a-time forward pass.
+     */
     public Generation start(GenerationRequest request) {
         checkOpen();
-        reset();
+        cancelled = false;
         return new Generation(this, request);
+    }
+
+    /** How many first tokens of {@code prompt} the cache holds, short of its last (whose logits are needed). */
+    int sharedPrefix(int[] prompt) {
+        int limit = Math.min(position, prompt.length - 1);
+        int p = 0;
+        while (p < limit && tokens[p] == prompt[p]) {
+            p++;
+        }
+        return p;
+    }
+
+    /** Keeps the cache's {@link #sharedPrefix} with {@code prompt}, forgetting what follows it; returns its length. */
+    int keepPrefix(int[] prompt) {
+        position = sharedPrefix(prompt);
+        return position;
     }
 
     /** Runs a whole generation, handing each step to {@code listener} as it is produced. */
@@ -149,6 +171,7 @@ public final class Session implements AutoCloseable {
         for (int off = 0; off < sequence.length - 1 && !cancelled; off += decoder.maxBatch) {
             int n = Math.min(decoder.maxBatch, sequence.length - 1 - off);
             decoder.forward(sequence, off, n, cache, position, n, logits);
+            System.arraycopy(sequence, off, tokens, position, n);  // what the cache holds, for a later start()
             position += n;
             for (int b = 0; b < n; b++) {
                 predictions.accept(off + b, logits, b * vocab);

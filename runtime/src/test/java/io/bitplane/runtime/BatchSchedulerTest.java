@@ -25,12 +25,14 @@ class BatchSchedulerTest {
     /** Collects one request's events into a future. */
     static final class Collector implements BatchScheduler.Listener {
         final StringBuilder text = new StringBuilder();
+        final List<GeneratedToken> events = java.util.Collections.synchronizedList(new ArrayList<>());
         final CompletableFuture<GenerationResult> result = new CompletableFuture<>();
         final CountDownLatch firstToken = new CountDownLatch(1);
 
         @Override
         public void token(GeneratedToken token) {
             text.append(token.text());
+            events.add(token);
             firstToken.countDown();
         }
 

@@ -296,7 +296,7 @@ public final class DecodingServer implements AutoCloseable {
                 reply.next(result.text());
                 AssistantReply.Whole w = reply.whole();
                 ObjectNode body = responses.completion(r.chat(), false, id, created, w.content(), true,
-                        finishReason(result, w), responses.usage(result.promptTokens(), result.generatedTokens()));
+                        finishReason(result, w), responses.usage(result));
                 responses.withReasoning(body, false, w.reasoning());
                 if (logprobs != null) {
                     responses.withLogprobs(body, logprobs.take());
@@ -353,7 +353,7 @@ public final class DecodingServer implements AutoCloseable {
                             finishReason(result, w), null));
                     if (r.includeUsage()) {
                         send(out, responses.usageChunk(r.chat(), id, created,
-                                responses.usage(result.promptTokens(), result.generatedTokens())));
+                                responses.usage(result)));
                     }
                     break;
                 } else if (e instanceof Exception failure) {

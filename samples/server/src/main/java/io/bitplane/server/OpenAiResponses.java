@@ -35,11 +35,13 @@ final class OpenAiResponses {
         return root;
     }
 
-    ObjectNode usage(int promptTokens, int completionTokens) {
+    /** Token counts, with the prompt tokens a session's cache already held as OpenAI's cached_tokens. */
+    ObjectNode usage(io.bitplane.runtime.GenerationResult result) {
         ObjectNode u = json.createObjectNode();
-        u.put("prompt_tokens", promptTokens);
-        u.put("completion_tokens", completionTokens);
-        u.put("total_tokens", promptTokens + completionTokens);
+        u.put("prompt_tokens", result.promptTokens());
+        u.put("completion_tokens", result.generatedTokens());
+        u.put("total_tokens", result.promptTokens() + result.generatedTokens());
+        u.putObject("prompt_tokens_details").put("cached_tokens", result.cachedPromptTokens());
         return u;
     }
 

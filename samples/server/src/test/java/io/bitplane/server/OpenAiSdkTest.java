@@ -160,6 +160,38 @@ class OpenAiSdkTest {
         assertEquals(entries.stream().map(e -> e.logprob()).toList(), streamed);
     }
 
+    /**
+     * A conversation's next turn, which repeats the earlier ones, finds them in the session that ran them: usage
+     * reports them as cached_tokens, and the reply is the one a server that had computed nothing gives.
+     */
+    @Test
+    void aConversationsNextTurnReusesItsCachedPrompt() throws Exception {
+        ChatCompletionCreateParams first = ChatCompletionCreateParams.builder().model("stories260K")
+                .addUserMessage("Tell me about a cat.").maxCompletionTokens(20).temperature(0.0).build();
+        ChatCompletion c1 = client.chat().completions().create(first);
+        ChatCompletionCreateParams second = first.toBuilder()
+                .addMessage(c1.choices().get(0).message()).addUserMessage("And then?").build();
+        ChatCompletion c2 = client.chat().completions().create(second);
+        long cached = c2.usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens().orElseThrow();
+        assertTrue(cached > c1.usage().orElseThrow().promptTokens(), cached + " " + c2.usage());
+        try (DecodingServer other = DecodingServer.start(model, ServerConfig.defaults("stories260K").withPort(0)
+                .withApiKey(KEY));
+             var otherClient = new AutoCloseableClient(OpenAIOkHttpClient.builder()
+                     .baseUrl("http://127.0.0.1:" + other.port() + "/v1").apiKey(KEY).maxRetries(0).build())) {
+            ChatCompletion fresh = otherClient.client().chat().completions().create(second);
+            assertEquals(0L, fresh.usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens()
+                    .orElseThrow());
+            assertEquals(fresh.choices().get(0).message().content(), c2.choices().get(0).message().content());
+        }
+    }
+
+    record AutoCloseableClient(OpenAIClient client) implements AutoCloseable {
+        @Override
+        public void close() {
+            client.close();
+        }
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")
