@@ -99,8 +99,9 @@ class PromptCacheTest {
     @Test
     void theSchedulerSendsATurnToTheSessionHoldingItsConversation() throws Exception {
         try (BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Options(3, 8, 0))) {
-            int[][] prompts = IntStream.range(0, 3).mapToObj(i -> model.tokenizer().encode(
-                    new String[] {"Once upon a time", "The dog", "Lily and Ben"}[i], true, false)).toArray(int[][]::new);
+            String[] openings = {"Once upon a time", "The dog", "Lily and Ben"};
+            int[][] prompts = IntStream.range(0, 3).mapToObj(i -> model.tokenizer().encode(openings[i], true, false))
+                    .toArray(int[][]::new);
             List<BatchSchedulerTest.Collector> firsts = new ArrayList<>();
             for (int[] p : prompts) {
                 BatchSchedulerTest.Collector c = new BatchSchedulerTest.Collector();

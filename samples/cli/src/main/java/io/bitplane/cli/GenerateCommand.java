@@ -29,24 +29,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "256", description = "Most new tokens. Default: ${DEFAULT-VALUE}.")
     int steps;
 
-    @Option(names = "--temperature", defaultValue = "1.0", description = "0 is greedy. Default: ${DEFAULT-VALUE}.")
-    float temperature;
-
-    @Option(names = "--top-p", defaultValue = "0.9", description = "Nucleus sampling. Default: ${DEFAULT-VALUE}.")
-    float topP;
-
-    @Option(names = "--top-k", defaultValue = "0", description = "Keep the k most likely tokens (0: all).")
-    int topK;
-
-    @Option(names = "--min-p", defaultValue = "0", description = "Drop tokens below min-p x the most likely.")
-    float minP;
-
-    @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Penalty for recent tokens (1: off).")
-    float repeatPenalty;
-
-    @Option(names = "--seed", description = "Random seed (default: from the clock); the same seed gives the "
-            + "same text.")
-    Long seed;
+    @Mixin
+    SamplerArgs samplerArgs;
 
     @Option(names = "--stop", description = "Stop when this string appears (repeatable).")
     List<String> stop = new ArrayList<>();
@@ -59,8 +43,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (steps < 0) {
             throw new IllegalArgumentException("--steps must be >= 0");
         }
-        long seedValue = seed != null ? seed : System.nanoTime();
-        SamplerSettings sampler = new SamplerSettings(temperature, topK, topP, minP, repeatPenalty, 64, seedValue);
+        SamplerSettings sampler = samplerArgs.settings();
         // UTF-8 whatever the platform's console encoding, flushed per token so that the text streams.
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
         long loadStart = System.nanoTime();

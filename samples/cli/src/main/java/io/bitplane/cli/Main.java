@@ -13,8 +13,8 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "bitplane", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Low-bit LLM inference for the JVM.",
-        subcommands = {GenerateCommand.class, PerplexityCommand.class, DemoCommand.class, ConvertCommand.class,
-                SynthCommand.class, PlanCommand.class, BenchCommand.class, ServeCommand.class, LoadCommand.class,
+        subcommands = {GenerateCommand.class, ChatCommand.class, PerplexityCommand.class, DemoCommand.class,
+                ConvertCommand.class, SynthCommand.class, PlanCommand.class, BenchCommand.class, ServeCommand.class, LoadCommand.class,
                 InspectCommand.class, VerifyCommand.class, DevicesCommand.class})
 public final class Main {
 

@@ -22,12 +22,16 @@ import java.util.Map;
  * <p>Templates are written for Hugging Face's Jinja (Python); {@link HuggingFaceJinja} sets Jinjava up to render
  * them as it does (Qwen3's, Llama 3.2's and ChatML templates: the tests).
  */
-final class ChatTemplate {
-    /** For models without a template: plain turns a story or base model can continue. */
+public final class ChatTemplate {
+    /**
+     * For models without a template: plain turns a story or base model can continue. Contents are trimmed: a
+     * reply begins with the space the model wrote after "Assistant:", which must not be doubled when the reply
+     * comes back in the next turn's prompt (that prompt would no longer begin with the last one, for the cache).
+     */
     static final String DEFAULT = "{% for m in messages %}"
-            + "{% if m.role == 'system' %}{{ m.content }}\n\n"
-            + "{% elif m.role == 'user' %}User: {{ m.content }}\n"
-            + "{% else %}Assistant: {{ m.content }}\n{% endif %}"
+            + "{% if m.role == 'system' %}{{ m.content | trim }}\n\n"
+            + "{% elif m.role == 'user' %}User: {{ m.content | trim }}\n"
+            + "{% else %}Assistant: {{ m.content | trim }}\n{% endif %}"
             + "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}";
 
     private final Jinjava jinjava;
@@ -41,9 +45,9 @@ final class ChatTemplate {
      * ({@code reasoning_content}), a tool's the id of the call it answers and the function's name (null when
      * absent).
      */
-    record Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name,
-                   String reasoning) {
-        Message(String role, String content) {
+    public record Message(String role, String content, List<ToolCall> toolCalls, String toolCallId, String name,
+                          String reasoning) {
+        public Message(String role, String content) {
             this(role, content, List.of(), null, null, null);
         }
 
@@ -80,9 +84,35 @@ final class ChatTemplate {
         return new ChatTemplate(DEFAULT, bos, eos, false);
     }
 
+    /**
+     * The template of {@code model}'s vocabulary (its BOS and EOS tokens' texts as bos_token and eos_token), as
+     * {@link #forModel(String, String, String, java.util.function.Consumer)} chooses it.
+     */
+    public static ChatTemplate forModel(io.bitplane.runtime.Model model,
+                                        java.util.function.Consumer<String> warning) {
+        io.bitplane.format.Vocabulary v = model.metadata().vocabulary();
+        return forModel(v == null ? null : v.chatTemplate(), tokenText(v, true), tokenText(v, false), warning);
+    }
+
+    private static String tokenText(io.bitplane.format.Vocabulary v, boolean bos) {
+        if (v == null) {
+            return "";
+        }
+        int id = bos ? v.bosId() : v.eosId();
+        return id >= 0 && id < v.size() ? new String(v.tokens().get(id), java.nio.charset.StandardCharsets.UTF_8) : "";
+    }
+
     /** Whether the template is the model's own. */
-    boolean isModelTemplate() {
+    public boolean isModelTemplate() {
         return own;
+    }
+
+    /**
+     * Strings that end the assistant's turn in this template's text: for the default template, the next turn's
+     * "User:" line, which a base model goes on to write (models' own templates end turns with a token instead).
+     */
+    public List<String> stopStrings() {
+        return own ? List.of() : List.of("\nUser:");
     }
 
     /** Whether the template writes the tools it is given (else {@link #render} describes them itself). */
@@ -101,7 +131,7 @@ final class ChatTemplate {
     }
 
     /** The prompt for {@code messages}, ending where the assistant's reply begins. */
-    String render(List<Message> messages) {
+    public String render(List<Message> messages) {
         return render(messages, List.of(), Map.of());
     }
 

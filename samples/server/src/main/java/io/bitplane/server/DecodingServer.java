@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.bitplane.format.Vocabulary;
 import io.bitplane.runtime.BatchScheduler;
 import io.bitplane.runtime.GeneratedToken;
 import io.bitplane.runtime.GenerationRequest;
@@ -69,9 +68,7 @@ public final class DecodingServer implements AutoCloseable {
         this.scheduler = new BatchScheduler(model,
                 new BatchScheduler.Options(config.maxSequences(), config.maxQueue(), context));
         this.metrics = new Metrics(scheduler::queued, scheduler::active);
-        Vocabulary v = model.metadata().vocabulary();
-        this.template = ChatTemplate.forModel(v == null ? null : v.chatTemplate(), tokenText(v, true),
-                tokenText(v, false), LOG::warn);
+        this.template = ChatTemplate.forModel(model, LOG::warn);
         this.responses = new OpenAiResponses(json, config.modelId());
         this.apiKeyDigest = config.apiKey() == null ? null : sha256(config.apiKey());
         this.app = Javalin.create(c -> {
@@ -240,7 +237,8 @@ public final class DecodingServer implements AutoCloseable {
         }
         int maxTokens = r.maxTokens() != null ? r.maxTokens()
                 : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
-        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), r.stop(), true)
+        java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
+        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs());
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
@@ -458,12 +456,10 @@ public final class DecodingServer implements AutoCloseable {
         app.stop();
     }
 
-    private static String tokenText(Vocabulary v, boolean bos) {
-        if (v == null) {
-            return "";
-        }
-        int id = bos ? v.bosId() : v.eosId();
-        return id >= 0 && id < v.size() ? new String(v.tokens().get(id), StandardCharsets.UTF_8) : "";
+    private static java.util.List<String> concat(java.util.List<String> a, java.util.List<String> b) {
+        java.util.List<String> out = new java.util.ArrayList<>(a);
+        out.addAll(b);
+        return out;
     }
 
     private static byte[] sha256(String s) {
