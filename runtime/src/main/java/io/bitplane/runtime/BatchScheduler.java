@@ -195,17 +195,19 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     /**
-     * The free session whose cache holds the most of the request's prompt (a conversation's next turn finds the
-     * session that ran its last one), taken from the free ones; the most recently freed when none holds any.
+     * The free session for a request, taken from the free ones: the one whose cache holds the most of its prompt
+     * when that is at least half of it (a conversation's next turn finds the session that ran its last one), else
+     * the least recently used (an unused one while any is left), so that a new conversation, which shares with the
+     * others only a template's opening, does not evict a warm one. llama.cpp's server picks its slots so.
      */
     private Session sessionFor(GenerationRequest request) {
         int[] prompt = request.promptTokens();
-        Session best = free.peek();
-        int bestShared = 0;
+        Session best = free.peekLast();
         if (prompt != null) {
+            int bestShared = 0;
             for (Session s : free) {
                 int shared = s.sharedPrefix(prompt);
-                if (shared > bestShared) {
+                if (shared > bestShared && 2 * shared >= prompt.length) {
                     best = s;
                     bestShared = shared;
                 }

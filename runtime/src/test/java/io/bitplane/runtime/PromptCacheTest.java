@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -95,27 +94,26 @@ class PromptCacheTest {
         }
     }
 
-    /** Among several free sessions, the one that ran the conversation's last turn takes its next. */
+    /**
+     * Among free sessions, the one that ran a conversation's last turn takes its next; a new conversation, which
+     * shares only BOS with it, goes to an unused session instead of evicting it.
+     */
     @Test
     void theSchedulerSendsATurnToTheSessionHoldingItsConversation() throws Exception {
-        try (BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Options(3, 8, 0))) {
-            String[] openings = {"Once upon a time", "The dog", "Lily and Ben"};
-            int[][] prompts = IntStream.range(0, 3).mapToObj(i -> model.tokenizer().encode(openings[i], true, false))
-                    .toArray(int[][]::new);
-            List<BatchSchedulerTest.Collector> firsts = new ArrayList<>();
-            for (int[] p : prompts) {
-                BatchSchedulerTest.Collector c = new BatchSchedulerTest.Collector();
-                scheduler.submit(request(p, 6), c);
-                firsts.add(c);
-            }
-            for (BatchSchedulerTest.Collector c : firsts) {
-                c.result.get(60, TimeUnit.SECONDS);
-            }
-            int[] next = concat(prompts[1], model.tokenizer().encode(" ran to the park", false, false));
-            BatchSchedulerTest.Collector c = new BatchSchedulerTest.Collector();
-            scheduler.submit(request(next, 2), c);
-            assertEquals(prompts[1].length, c.result.get(60, TimeUnit.SECONDS).cachedPromptTokens());
+        try (BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Options(2, 8, 0))) {
+            int[] other = model.tokenizer().encode("The dog", true, false);
+            assertEquals(0, run(scheduler, opening, 6).result.get(60, TimeUnit.SECONDS).cachedPromptTokens());
+            assertEquals(0, run(scheduler, other, 6).result.get(60, TimeUnit.SECONDS).cachedPromptTokens());
+            int[] next = concat(opening, model.tokenizer().encode(" there", false, false));
+            BatchSchedulerTest.Collector c = run(scheduler, next, 2);
+            assertEquals(opening.length, c.result.get(60, TimeUnit.SECONDS).cachedPromptTokens());
             assertSameFirstToken(next, c.events.get(0));
         }
+    }
+
+    static BatchSchedulerTest.Collector run(BatchScheduler scheduler, int[] prompt, int maxTokens) {
+        BatchSchedulerTest.Collector c = new BatchSchedulerTest.Collector();
+        scheduler.submit(request(prompt, maxTokens), c);
+        return c;
     }
 }
