@@ -19,6 +19,8 @@ public final class Generation implements Iterator<GeneratedToken> {
     private final TextDecoder decoder = new TextDecoder();
     private final int[] prompt;
     private final int cachedPromptTokens;
+    /** The rule the output follows, or null. */
+    private final TokenConstraint constraint;
     private final StringBuilder released = new StringBuilder();
     private final StringBuilder pending = new StringBuilder();
     private int generated;
@@ -53,6 +55,7 @@ public final class Generation implements Iterator<GeneratedToken> {
             throw new IllegalArgumentException("the prompt has " + prompt.length + " tokens; the context holds "
                     + session.contextLength() + " and needs room for at least one more");
         }
+        this.constraint = request.constraint() == null ? null : request.constraint().get();
         this.cachedPromptTokens = session.keepPrefix(prompt);
     }
 
@@ -131,8 +134,27 @@ public final class Generation implements Iterator<GeneratedToken> {
         if (promptNanos == 0) {
             promptNanos = Math.max(1, System.nanoTime() - startNanos);
         }
+        int previous = lastToken < 0 ? prompt[prompt.length - 1] : lastToken;
         int token = sampler.sample(logits, session.model().config().vocabSize(), session.history(),
                 session.position());
+        if (constraint != null && !permitted(previous, token)) {
+            // Sample again among the tokens the rule allows, from the model's logits (the sampler changed the copy).
+            System.arraycopy(all, offset, logits, 0, logits.length);
+            boolean any = false;
+            for (int t = 0; t < logits.length; t++) {
+                if (permitted(previous, t)) {
+                    any = true;
+                } else {
+                    logits[t] = Float.NEGATIVE_INFINITY;
+                }
+            }
+            if (!any) {
+                finish(FinishReason.STOP);  // no token continues the text (a vocabulary that cannot write it)
+                return;
+            }
+            token = sampler.sample(logits, session.model().config().vocabSize(), session.history(),
+                    session.position());
+        }
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }
@@ -141,16 +163,34 @@ public final class Generation implements Iterator<GeneratedToken> {
             return;
         }
         generated++;
-        int previous = lastToken < 0 ? prompt[prompt.length - 1] : lastToken;
         lastToken = token;
-        pending.append(decoder.append(tokenizer.piece(previous, token)));
+        byte[] piece = tokenizer.piece(previous, token);
+        if (constraint != null) {
+            constraint.accept(piece);
+        }
+        pending.append(decoder.append(piece));
         TokenLogprobs logprobs = request.logprobs() < 0 ? null
                 : TokenLogprobs.of(all, offset, logits.length, token, request.logprobs());
         pendingEvent = new GeneratedToken(token, releaseText(), logprobs);
+        if (constraint != null && constraint.complete()) {
+            finish(FinishReason.STOP);
+        }
         if (finish == null && session.position() >= session.contextLength()) {
             // No room to feed this token back: the context is full.
             finish(FinishReason.LENGTH);
         }
+    }
+
+    /**
+     * Whether the rule lets {@code token} come next: end of sequence once the text is complete, else a token whose
+     * bytes continue it (one that writes nothing, a control token, would let the text stall).
+     */
+    private boolean permitted(int previous, int token) {
+        if (tokenizer.isEndOfSequence(token)) {
+            return constraint.complete();
+        }
+        byte[] piece = tokenizer.piece(previous, token);
+        return piece.length > 0 && constraint.allows(piece);
     }
 
     /** The event {@link #accept} produced, if any, taken (so the next step can run). */

@@ -14,16 +14,18 @@ import java.util.List;
  *                  encoded twice
  * @param logprobs  -1 for none; else each generated token comes with its log-probability and those of this many
  *                  most likely tokens ({@link TokenLogprobs}; at most {@link #MAX_LOGPROBS})
+ * @param constraint makes the rule the output must follow, one per generation ({@link TokenConstraint}), or null
  */
 public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
-                                boolean addBos, int[] promptTokens, int logprobs) {
+                                boolean addBos, int[] promptTokens, int logprobs,
+                                java.util.function.Supplier<TokenConstraint> constraint) {
 
     /** The most alternatives a step reports (OpenAI's limit for top_logprobs). */
     public static final int MAX_LOGPROBS = 20;
 
     public GenerationRequest(String prompt, int maxTokens, SamplerSettings sampler, List<String> stop,
                              boolean addBos) {
-        this(prompt, maxTokens, sampler, stop, addBos, null, -1);
+        this(prompt, maxTokens, sampler, stop, addBos, null, -1, null);
     }
 
     public GenerationRequest {
@@ -49,12 +51,17 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
 
     /** This request with its prompt already encoded (the caller vouches they are {@code prompt}'s tokens). */
     public GenerationRequest withPromptTokens(int[] tokens) {
-        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, tokens, logprobs);
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, tokens, logprobs, constraint);
     }
 
     /** This request reporting each token's log-probability and those of the {@code top} most likely (-1: none). */
     public GenerationRequest withLogprobs(int top) {
-        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, promptTokens, top);
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, promptTokens, top, constraint);
+    }
+
+    /** This request with its output held to the rule each {@code rule.get()} makes (null: none). */
+    public GenerationRequest withConstraint(java.util.function.Supplier<TokenConstraint> rule) {
+        return new GenerationRequest(prompt, maxTokens, sampler, stop, addBos, promptTokens, logprobs, rule);
     }
 
     /** A copy of the pre-encoded prompt, or null. */
@@ -69,10 +76,11 @@ public record GenerationRequest(String prompt, int maxTokens, SamplerSettings sa
     }
 
     public GenerationRequest withSampler(SamplerSettings s) {
-        return new GenerationRequest(prompt, maxTokens, s, stop, addBos, promptTokens, logprobs);
+        return new GenerationRequest(prompt, maxTokens, s, stop, addBos, promptTokens, logprobs, constraint);
     }
 
     public GenerationRequest withStop(List<String> strings) {
-        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos, promptTokens, logprobs);
+        return new GenerationRequest(prompt, maxTokens, sampler, strings, addBos, promptTokens, logprobs,
+                constraint);
     }
 }

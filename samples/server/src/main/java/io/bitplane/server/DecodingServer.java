@@ -239,7 +239,8 @@ public final class DecodingServer implements AutoCloseable {
                 : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
         java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
-                .withPromptTokens(encoded).withLogprobs(r.logprobs());
+                .withPromptTokens(encoded).withLogprobs(r.logprobs())
+                .withConstraint(r.jsonObject() ? io.bitplane.runtime.JsonObjectConstraint::new : null);
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {

@@ -23,11 +23,13 @@ import java.util.concurrent.ThreadLocalRandom;
  * @param splitReasoning    whether a thinking model's thinking is returned apart, as reasoning_content (llama.cpp's
  *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
  * @param logprobs          -1, or how many likeliest alternatives each token's log-probability comes with
+ * @param jsonObject        whether the reply must be one JSON object ({@code response_format} json_object)
  */
 record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
-                     Map<String, Object> templateArguments, boolean splitReasoning, int logprobs) {
+                     Map<String, Object> templateArguments, boolean splitReasoning, int logprobs,
+                     boolean jsonObject) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -73,7 +75,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             }
             includeUsage = optionalBoolean(options, "include_usage", false);
         }
-        refuseUnsupportedFormats(body);
+        boolean jsonObject = jsonObjectFormat(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
         boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
         String reasoning = optionalText(body, "reasoning_format");
@@ -82,7 +84,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
                     + "\"none\"");
         }
         return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs);
+                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, jsonObject);
     }
 
     /**
@@ -128,23 +130,29 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
         return MAPPER.convertValue(args, java.util.LinkedHashMap.class);
     }
 
-    /** What the server cannot honour and must not ignore: constrained JSON replies and the old function fields. */
-    private static void refuseUnsupportedFormats(JsonNode body) {
-        JsonNode format = body.get("response_format");
-        if (format != null && !format.isNull()) {
-            if (!format.isObject() || !format.path("type").isTextual()) {
-                throw ApiError.invalid("response_format", "`response_format` must be an object with a `type`");
-            }
-            if (!format.get("type").asText().equals("text")) {
-                throw ApiError.invalid("response_format", "`response_format` " + format.get("type") + " is not "
-                        + "supported: this server does not constrain replies to JSON (only \"text\" is)");
-            }
-        }
+    /**
+     * Whether the reply must be a JSON object ({@code response_format} json_object); refuses what the server cannot
+     * honour and must not ignore: a JSON schema, and the old function fields.
+     */
+    private static boolean jsonObjectFormat(JsonNode body) {
         for (String old : List.of("functions", "function_call")) {
             if (present(body, old)) {
                 throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
             }
         }
+        JsonNode format = body.get("response_format");
+        if (format == null || format.isNull()) {
+            return false;
+        }
+        if (!format.isObject() || !format.path("type").isTextual()) {
+            throw ApiError.invalid("response_format", "`response_format` must be an object with a `type`");
+        }
+        return switch (format.get("type").asText()) {
+            case "text" -> false;
+            case "json_object" -> true;
+            default -> throw ApiError.invalid("response_format", "`response_format` " + format.get("type")
+                    + " is not supported (\"text\" and \"json_object\" are: a JSON schema is not enforced)");
+        };
     }
 
     private static final java.util.regex.Pattern FUNCTION_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");

@@ -192,6 +192,26 @@ class OpenAiSdkTest {
         }
     }
 
+    /**
+     * JSON mode: every reply is an object, or the start of one when the token limit cut it (stories260K has never
+     * seen JSON: the constraint alone makes it write some, such as {"Can I play with it?" : "Can I ...").
+     */
+    @Test
+    void jsonModeRepliesAreJsonObjects() throws Exception {
+        for (long seed = 1; seed <= 4; seed++) {
+            ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                    .model("stories260K").addUserMessage("Reply in JSON.").maxCompletionTokens(200).seed(seed)
+                    .responseFormat(com.openai.models.ResponseFormatJsonObject.builder().build()).build());
+            String text = c.choices().get(0).message().content().orElseThrow();
+            var check = new io.bitplane.runtime.JsonObjectConstraint();
+            check.accept(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(check.complete() ? "stop" : "length", c.choices().get(0).finishReason().asString(), text);
+            if (check.complete()) {
+                assertTrue(new com.fasterxml.jackson.databind.ObjectMapper().readTree(text).isObject(), text);
+            }
+        }
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")

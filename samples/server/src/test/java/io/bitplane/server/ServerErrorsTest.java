@@ -108,7 +108,9 @@ class ServerErrorsTest {
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"parallel_tool_calls\": "
                 + "\"no\"}|parallel_tool_calls",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
-                + "{\"type\": \"json_object\"}}|response_format",
+                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\"}}}|response_format",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
+                + "\"json\"}|response_format",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"functions\": []}|functions",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": {}}]}|messages[0].tool_calls",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {}}]}]}"
