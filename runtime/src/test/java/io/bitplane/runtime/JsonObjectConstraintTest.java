@@ -40,7 +40,8 @@ class JsonObjectConstraintTest {
 
     @Test
     void objectsAreTakenAndAnythingElseRefused() {
-        for (String ok : List.of("{}", "{\"a\": 1}\n", "{\n  \"a\": 1,\n\t\"b\" : [ 2 ]\n}", "{\"a\":[1,-2.5e+3,0,0.0,true,false,null,\"x\\u00e9\\n\"],"
+        for (String ok : List.of("{}", "{\"a\": 1}\n", "{\n  \"a\": 1,\n\t\"b\" : [ 2 ]\n}",
+                "{\"a\":[1,-2.5e+3,0,0.0,true,false,null,\"x\\u00e9\\n\"],"
                 + "\"b\":{\"c\":{}}}", "{\"é\": \"日本\"}", "{\"a\": -0}", "{\"a\": 1E5}")) {
             assertTrue(acceptsWhole(ok), ok);
             assertTrue(jacksonReadsAnObject(ok), ok);

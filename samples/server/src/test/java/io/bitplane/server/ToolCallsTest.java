@@ -51,8 +51,9 @@ class ToolCallsTest {
     @BeforeAll
     static void start() throws Exception {
         qwen = Model.open(ScriptedModel.write(dir.resolve("qwen.gguf"), template("Qwen-Qwen3-0.6B.jinja"),
-                List.of("<think>", "\nParis: get_weather.\n", "</think>", "\n\n", "Let me check.", "\n\n", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": "
-                        + "{\"city\": \"Paris\"}}\n", "</tool_call>", "<|im_end|>")));
+                List.of("<think>", "\nParis: get_weather.\n", "</think>", "\n\n", "Let me check.", "\n\n",
+                        "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n",
+                        "</tool_call>", "<|im_end|>")));
         llama = Model.open(ScriptedModel.write(dir.resolve("llama.gguf"),
                 template("meta-llama-Llama-3.2-3B-Instruct.jinja"), List.of("{\"name\": \"get_weather\", ",
                         "\"parameters\": {\"city\": \"Paris\"}}", "<|eot_id|>")));
