@@ -24,15 +24,7 @@ public record TokenLogprobs(int token, float logprob, int[] topTokens, float[] t
 
     /** The log-probabilities of {@code token} and of the {@code top} most likely of {@code logits[offset, +vocab)}. */
     static TokenLogprobs of(float[] logits, int offset, int vocab, int token, int top) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < vocab; i++) {
-            max = Math.max(max, logits[offset + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < vocab; i++) {
-            sum += Math.exp(logits[offset + i] - max);
-        }
-        double logZ = max + Math.log(sum);
+        double logZ = Perplexity.logSumExp(logits, offset, vocab);
         int k = Math.min(top, vocab);
         int[] ids = new int[k];
         float[] values = new float[k];

@@ -2,7 +2,6 @@ package io.bitplane.runtime;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.bitplane.format.SharedData;
 import org.junit.jupiter.api.Test;
 
 import java.nio.charset.StandardCharsets;
@@ -14,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** JSON mode: the automaton against Jackson's strict parser, and a generation held to it. */
-class JsonObjectConstraintTest {
+class JsonObjectConstraintTest extends OnStories260K {
     static final ObjectMapper JSON = new ObjectMapper();
 
     /** Whether the automaton takes all of {@code text} and finds it complete. */
@@ -108,20 +107,28 @@ class JsonObjectConstraintTest {
      * whole object (stories260K, which knows no JSON, must still write it).
      */
     @Test
-    void aGenerationInJsonModeWritesAnObject() throws Exception {
-        try (Model model = Model.open(SharedData.stories260K()); Session s = model.newSession()) {
-            for (long seed = 1; seed <= 3; seed++) {
-                GenerationResult r = s.generate(GenerationRequest.of("Once upon a time", 120)
-                        .withSampler(new SamplerSettings(1f, 0, 1, 0, 1, 64, seed))
-                        .withConstraint(JsonObjectConstraint::new), t -> { });
-                JsonObjectConstraint check = new JsonObjectConstraint();
-                check.accept(r.text().getBytes(StandardCharsets.UTF_8));  // throws on any byte that is not JSON
-                assertEquals(r.finishReason() == FinishReason.STOP, check.complete(), r.text());
-                if (check.complete()) {
-                    assertTrue(jacksonReadsAnObject(r.text()), r.text());
-                }
+    void aGenerationInJsonModeWritesAnObject() {
+        for (GenerationResult r : sampled(JsonObjectConstraint::new, 3, 120)) {
+            JsonObjectConstraint check = new JsonObjectConstraint();
+            check.accept(r.text().getBytes(StandardCharsets.UTF_8));  // throws on any byte that is not JSON
+            assertEquals(r.finishReason() == FinishReason.STOP, check.complete(), r.text());
+            if (check.complete()) {
+                assertTrue(jacksonReadsAnObject(r.text()), r.text());
             }
         }
+    }
+
+    /** Generations of stories260K held to {@code rule}, sampled with seeds 1 to {@code seeds}. */
+    static List<GenerationResult> sampled(java.util.function.Supplier<TokenConstraint> rule, int seeds,
+                                          int maxTokens) {
+        List<GenerationResult> out = new java.util.ArrayList<>();
+        try (Session s = model.newSession()) {
+            for (long seed = 1; seed <= seeds; seed++) {
+                out.add(s.generate(GenerationRequest.of("Once upon a time", maxTokens)
+                        .withSampler(new SamplerSettings(1f, 0, 1, 0, 1, 64, seed)).withConstraint(rule), t -> { }));
+            }
+        }
+        return out;
     }
 
     /** A rule that takes three pieces of lower-case letters and spaces: the generation writes three, then stops. */
@@ -150,16 +157,11 @@ class JsonObjectConstraintTest {
     }
 
     @Test
-    void aCompleteTextEndsTheGenerationAndRefusedTokensAreResampled() throws Exception {
-        try (Model model = Model.open(SharedData.stories260K()); Session s = model.newSession()) {
-            for (long seed = 1; seed <= 5; seed++) {
-                GenerationResult r = s.generate(GenerationRequest.of("Once upon a time", 50)
-                        .withSampler(new SamplerSettings(1f, 0, 1, 0, 1, 64, seed))
-                        .withConstraint(ThreeWords::new), t -> { });
-                assertEquals(FinishReason.STOP, r.finishReason());
-                assertEquals(3, r.generatedTokens());
-                assertTrue(r.text().matches("[a-z ]+"), r.text());
-            }
+    void aCompleteTextEndsTheGenerationAndRefusedTokensAreResampled() {
+        for (GenerationResult r : sampled(ThreeWords::new, 5, 50)) {
+            assertEquals(FinishReason.STOP, r.finishReason());
+            assertEquals(3, r.generatedTokens());
+            assertTrue(r.text().matches("[a-z ]+"), r.text());
         }
     }
 }

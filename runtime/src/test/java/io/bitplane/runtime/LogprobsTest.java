@@ -1,8 +1,5 @@
 package io.bitplane.runtime;
 
-import io.bitplane.format.SharedData;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -18,18 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Each generated token's log-probability and its most likely alternatives, as OpenAI's logprobs report them. */
-class LogprobsTest {
-    static Model model;
-
-    @BeforeAll
-    static void open() throws Exception {
-        model = Model.open(SharedData.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
+class LogprobsTest extends OnStories260K {
 
     /** Against a log-softmax in double and a full sort, on logits with ties, at an offset inside a larger array. */
     @Test

@@ -1,7 +1,5 @@
 package io.bitplane.runtime;
 
-import io.bitplane.format.SharedData;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -17,19 +15,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * request to the session holding most of it: a conversation's next turn computes only its new tokens, and decodes
  * as it would from an empty cache (the first token's log-probabilities compared with a fresh session's).
  */
-class PromptCacheTest {
-    static Model model;
+class PromptCacheTest extends OnStories260K {
     static int[] opening;
 
     @BeforeAll
-    static void open() throws Exception {
-        model = Model.open(SharedData.stories260K());
+    static void encodeOpening() {
         opening = model.tokenizer().encode("Once upon a time", true, false);
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
     }
 
     /** The first generated token and its log-probability, from a fresh session. */

@@ -1,8 +1,6 @@
 package io.bitplane.runtime;
 
 import io.bitplane.format.SharedData;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -22,18 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Sessions: sampling determinism, stopping, cancellation, concurrency, limits and bad input. */
-class SessionTest {
-    static Model model;
-
-    @BeforeAll
-    static void open() throws Exception {
-        model = Model.open(SharedData.stories260K());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
+class SessionTest extends OnStories260K {
 
     static GenerationResult run(GenerationRequest r) {
         try (Session s = model.newSession()) {
