@@ -140,20 +140,23 @@ public final class Generation implements Iterator<GeneratedToken> {
         if (constraint != null && !permitted(previous, token)) {
             // Sample again among the tokens the rule allows, from the model's logits (the sampler changed the copy).
             System.arraycopy(all, offset, logits, 0, logits.length);
-            boolean any = false;
+            int likeliest = -1;
             for (int t = 0; t < logits.length; t++) {
-                if (permitted(previous, t)) {
-                    any = true;
-                } else {
+                if (!permitted(previous, t)) {
                     logits[t] = Float.NEGATIVE_INFINITY;
+                } else if (likeliest < 0 || logits[t] > logits[likeliest]) {
+                    likeliest = t;
                 }
             }
-            if (!any) {
+            if (likeliest < 0) {
                 finish(FinishReason.STOP);  // no token continues the text (a vocabulary that cannot write it)
                 return;
             }
             token = sampler.sample(logits, session.model().config().vocabSize(), session.history(),
                     session.position());
+            if (!permitted(previous, token)) {
+                token = likeliest;  // the allowed tokens' probabilities all rounded to 0: take the likeliest
+            }
         }
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();

@@ -271,14 +271,16 @@ public final class DecodingServer implements AutoCloseable {
 
     /**
      * How to read this chat's reply: thinking apart when the template has a thinking form (unless the request's
-     * reasoning_format is "none"), and calls in the template's form when the request offers tools.
+     * reasoning_format is "none", or JSON mode, which lets the reply be nothing but the object: a prompt that opened
+     * the thinking would otherwise have the object read as thinking), and calls in the template's form when the
+     * request offers tools.
      */
     private AssistantReply assistantReply(OpenAiRequest r, String prompt) {
         ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
                 ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
                 .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
                 .collect(java.util.stream.Collectors.toSet()));
-        boolean thinking = template.thinks() && r.splitReasoning();
+        boolean thinking = template.thinks() && r.splitReasoning() && !r.jsonObject();
         return new AssistantReply(thinking, prompt.stripTrailing().endsWith(AssistantReply.OPEN), tools,
                 r.parallelToolCalls());
     }
