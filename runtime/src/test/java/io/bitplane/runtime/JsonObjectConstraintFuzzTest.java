@@ -4,13 +4,12 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 
 import java.nio.charset.StandardCharsets;
 
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * JSON mode against Jackson's strict parser on any bytes: what the automaton takes whole is one JSON object (it
- * never lets through what is not JSON), and every object written without white space it takes (white space it
- * bounds as llama.cpp's grammar does, so it may refuse spaced JSON). Taking bytes never throws.
+ * never lets through what is not JSON), and every object written in printable ASCII without white space it takes
+ * (white space it bounds as llama.cpp's grammar does, so it may refuse spaced JSON). Taking bytes never throws.
  */
 class JsonObjectConstraintFuzzTest {
     @FuzzTest(maxDuration = "4m")
@@ -30,11 +29,12 @@ class JsonObjectConstraintFuzzTest {
         if (whole) {
             assertTrue(jackson, text);
         }
-        if (jackson && text.chars().noneMatch(ch -> ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
+        // Jackson reads the four digits after backslash-u by their low byte, taking U+0464 for 'd': only
+        // printable ASCII holds it to the automaton this way (input jackson-reads-a-non-ascii-hex-digit)
+        if (jackson && text.chars().allMatch(ch -> ch > ' ' && ch < 0x7F)
                 && depth(text) < JsonObjectConstraint.MAX_DEPTH) {
             assertTrue(whole, text);
         }
-        assertFalse(whole && !jackson);
     }
 
     /** The deepest nesting of brackets outside strings. */
