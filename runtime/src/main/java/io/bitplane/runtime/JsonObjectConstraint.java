@@ -75,7 +75,7 @@ public final class JsonObjectConstraint implements TokenConstraint {
         return mode == DONE;
     }
 
-    private void copyFrom(JsonObjectConstraint o) {
+    void copyFrom(JsonObjectConstraint o) {
         mode = o.mode;
         key = o.key;
         count = o.count;

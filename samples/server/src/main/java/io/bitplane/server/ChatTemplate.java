@@ -125,6 +125,21 @@ public final class ChatTemplate {
         return template.contains("<tool_call>") ? ToolCallParser.Format.TAGGED : ToolCallParser.Format.JSON;
     }
 
+    /**
+     * A call of one of {@code functions} in the form this template teaches, as a constraint on the reply (for
+     * tool_choice "required" or naming a function): Qwen's tool_call block, else the JSON Llama 3's template asks
+     * for (its arguments under "parameters") or {@link GenericTools}' (under "arguments").
+     */
+    java.util.function.Supplier<io.bitplane.runtime.TokenConstraint> callOf(List<String> functions) {
+        String arguments = writesTools() && template.contains("\"parameters\"") ? "parameters" : "arguments";
+        String infix = "\", \"" + arguments + "\": ";
+        if (writesTools() && toolCallFormat() == ToolCallParser.Format.TAGGED) {
+            return () -> new io.bitplane.runtime.FunctionCallConstraint(ToolCallParser.OPEN + "\n{\"name\": \"",
+                    functions, infix, "}\n" + ToolCallParser.CLOSE);
+        }
+        return () -> new io.bitplane.runtime.FunctionCallConstraint("{\"name\": \"", functions, infix, "}");
+    }
+
     /** Whether the model thinks before it answers, in {@code <think>} (Qwen3, QwQ, DeepSeek-R1). */
     boolean thinks() {
         return template.contains(AssistantReply.OPEN);

@@ -240,7 +240,8 @@ public final class DecodingServer implements AutoCloseable {
         java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs())
-                .withConstraint(r.jsonObject() ? io.bitplane.runtime.JsonObjectConstraint::new : null);
+                .withConstraint(r.jsonObject() ? io.bitplane.runtime.JsonObjectConstraint::new
+                        : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions()));
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {
@@ -271,16 +272,17 @@ public final class DecodingServer implements AutoCloseable {
 
     /**
      * How to read this chat's reply: thinking apart when the template has a thinking form (unless the request's
-     * reasoning_format is "none", or JSON mode, which lets the reply be nothing but the object: a prompt that opened
-     * the thinking would otherwise have the object read as thinking), and calls in the template's form when the
-     * request offers tools.
+     * reasoning_format is "none", or JSON mode or a required call, which let the reply be nothing but the object or
+     * the call: a prompt that opened the thinking would otherwise have them read as thinking), and calls in the
+     * template's form when the request offers tools.
      */
     private AssistantReply assistantReply(OpenAiRequest r, String prompt) {
         ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
                 ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
                 .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
                 .collect(java.util.stream.Collectors.toSet()));
-        boolean thinking = template.thinks() && r.splitReasoning() && !r.jsonObject();
+        boolean thinking = template.thinks() && r.splitReasoning() && !r.jsonObject()
+                && r.requiredFunctions().isEmpty();
         return new AssistantReply(thinking, prompt.stripTrailing().endsWith(AssistantReply.OPEN), tools,
                 r.parallelToolCalls());
     }

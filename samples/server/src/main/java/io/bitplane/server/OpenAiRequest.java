@@ -24,12 +24,14 @@ import java.util.concurrent.ThreadLocalRandom;
  *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
  * @param logprobs          -1, or how many likeliest alternatives each token's log-probability comes with
  * @param jsonObject        whether the reply must be one JSON object ({@code response_format} json_object)
+ * @param requiredFunctions the functions of which the reply must call one ({@code tool_choice} "required" or
+ *                          naming one), or empty
  */
 record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
                      Map<String, Object> templateArguments, boolean splitReasoning, int logprobs,
-                     boolean jsonObject) {
+                     boolean jsonObject, List<String> requiredFunctions) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -77,6 +79,11 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
         }
         boolean jsonObject = jsonObjectFormat(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
+        List<String> required = chat ? requiredFunctions(body, tools) : List.of();
+        if (jsonObject && !required.isEmpty()) {
+            throw ApiError.invalid("response_format", "`response_format` json_object and a `tool_choice` that "
+                    + "requires a call cannot both hold");
+        }
         boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
         String reasoning = optionalText(body, "reasoning_format");
         if (reasoning != null && !List.of("auto", "deepseek", "none").contains(reasoning)) {
@@ -84,7 +91,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
                     + "\"none\"");
         }
         return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, jsonObject);
+                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, jsonObject, required);
     }
 
     /**
@@ -157,18 +164,42 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
 
     private static final java.util.regex.Pattern FUNCTION_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
+    /**
+     * The functions tool_choice makes the model call: all the tools for "required", the one it names, or none
+     * ("auto", "none", absent).
+     */
+    private static List<String> requiredFunctions(JsonNode body, List<Map<String, Object>> tools) {
+        JsonNode choice = body.get("tool_choice");
+        if (choice == null || choice.isNull() || choice.isTextual() && !choice.asText().equals("required")) {
+            return List.of();
+        }
+        List<String> names = tools.stream().map(t -> String.valueOf(((Map<?, ?>) t.get("function")).get("name")))
+                .toList();
+        if (names.isEmpty()) {
+            throw ApiError.invalid("tool_choice", "`tool_choice` asks for a call, but `tools` offers no function");
+        }
+        if (choice.isTextual()) {
+            return names;
+        }
+        JsonNode name = choice.path("function").path("name");
+        if (!"function".equals(choice.path("type").asText()) || !name.isTextual()) {
+            throw ApiError.invalid("tool_choice", "`tool_choice` must be {\"type\": \"function\", \"function\": "
+                    + "{\"name\": ...}}");
+        }
+        if (!names.contains(name.asText())) {
+            throw ApiError.invalid("tool_choice.function.name", "`tool_choice.function.name` '" + name.asText()
+                    + "' is not one of the tools " + names);
+        }
+        return List.of(name.asText());
+    }
+
     /** The request's tools, checked as OpenAI checks them; none when tool_choice is "none". */
     private static List<Map<String, Object>> tools(JsonNode body) {
         JsonNode choice = body.get("tool_choice");
-        if (choice != null && !choice.isNull()) {
-            if (choice.isObject() || choice.isTextual() && choice.asText().equals("required")) {
-                throw ApiError.invalid("tool_choice", "`tool_choice` " + (choice.isObject() ? "naming a function"
-                        : "\"required\"") + " is not supported: this server cannot make the model call a function "
-                        + "(\"auto\" and \"none\" are supported)");
-            }
-            if (!choice.isTextual() || !List.of("auto", "none").contains(choice.asText())) {
-                throw ApiError.invalid("tool_choice", "`tool_choice` must be \"auto\" or \"none\"");
-            }
+        if (choice != null && !choice.isNull() && !choice.isObject()
+                && (!choice.isTextual() || !List.of("auto", "none", "required").contains(choice.asText()))) {
+            throw ApiError.invalid("tool_choice", "`tool_choice` must be \"auto\", \"none\", \"required\" or "
+                    + "{\"type\": \"function\", \"function\": {\"name\": ...}}");
         }
         JsonNode list = body.get("tools");
         if (list == null || list.isNull()) {

@@ -212,6 +212,34 @@ class OpenAiSdkTest {
         }
     }
 
+    /**
+     * tool_choice naming a function makes even stories260K call it, in the form the default template describes:
+     * the reply reads back as a call of that function (or, cut by the token limit, is the start of one).
+     */
+    @Test
+    void aNamedToolChoiceMakesTheModelCallThatFunction() throws Exception {
+        for (long seed = 1; seed <= 3; seed++) {
+            ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                    .model("stories260K").addUserMessage("What time is it?").maxCompletionTokens(200).seed(seed)
+                    .addTool(ToolCallsTest.weatherTool()).addTool(com.openai.models.chat.completions
+                            .ChatCompletionFunctionTool.builder().function(com.openai.models.FunctionDefinition
+                                    .builder().name("get_time").build()).build())
+                    .toolChoice(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder()
+                            .function(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function
+                                    .builder().name("get_time").build()).build()).build());
+            var choice = c.choices().get(0);
+            if (choice.finishReason().asString().equals("tool_calls")) {
+                var call = choice.message().toolCalls().orElseThrow().get(0).asFunction().function();
+                assertEquals("get_time", call.name());
+                assertTrue(new com.fasterxml.jackson.databind.ObjectMapper().readTree(call.arguments()).isObject());
+            } else {
+                assertEquals("length", choice.finishReason().asString());
+                assertTrue(choice.message().content().orElseThrow().startsWith("{\"name\": \"get_time\", "
+                        + "\"arguments\": {"), choice.message().content().orElseThrow());
+            }
+        }
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")

@@ -105,6 +105,12 @@ class ServerErrorsTest {
                 + "\"function\", \"function\": {\"name\": \"f\"}}}|tool_choice",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": 1}"
                 + "|tool_choice",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"function\", \"function\": {\"name\": \"f\"}}], \"tool_choice\": {\"type\": \"function\", "
+                + "\"function\": {\"name\": \"g\"}}}|tool_choice.function.name",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
+                + "\"function\", \"function\": {\"name\": \"f\"}}], \"tool_choice\": \"required\", "
+                + "\"response_format\": {\"type\": \"json_object\"}}|response_format",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"parallel_tool_calls\": "
                 + "\"no\"}|parallel_tool_calls",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "

@@ -43,7 +43,9 @@ class ToolCallsTest {
     static Path dir;
     static Model qwen;
     static Model llama;
+    static Model caller;
     static DecodingServer qwenServer;
+    static DecodingServer callerServer;
     static DecodingServer llamaServer;
     static OpenAIClient qwenClient;
     static OpenAIClient llamaClient;
@@ -57,7 +59,11 @@ class ToolCallsTest {
         llama = Model.open(ScriptedModel.write(dir.resolve("llama.gguf"),
                 template("meta-llama-Llama-3.2-3B-Instruct.jinja"), List.of("{\"name\": \"get_weather\", ",
                         "\"parameters\": {\"city\": \"Paris\"}}", "<|eot_id|>")));
+        caller = Model.open(ScriptedModel.write(dir.resolve("caller.gguf"), template("Qwen-Qwen3-0.6B.jinja"),
+                List.of("<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n",
+                        "</tool_call>", "<|im_end|>")));
         qwenServer = DecodingServer.start(qwen, ServerConfig.defaults("qwen").withPort(0));
+        callerServer = DecodingServer.start(caller, ServerConfig.defaults("caller").withPort(0));
         llamaServer = DecodingServer.start(llama, ServerConfig.defaults("llama").withPort(0));
         qwenClient = client(qwenServer);
         llamaClient = client(llamaServer);
@@ -65,7 +71,8 @@ class ToolCallsTest {
 
     @AfterAll
     static void stop() {
-        AutoCloseable[] all = {qwenClient::close, llamaClient::close, qwenServer, llamaServer, qwen, llama};
+        AutoCloseable[] all = {qwenClient::close, llamaClient::close, qwenServer, llamaServer, callerServer, qwen,
+            llama, caller};
         for (AutoCloseable c : all) {
             try {
                 c.close();
@@ -211,6 +218,40 @@ class ToolCallsTest {
                 JsonValue.from("none")).build());
         assertEquals(QWEN_THINKING + QWEN_REPLY_TEXT, kept.choices().get(0).message().content().orElseThrow());
         assertFalse(kept.choices().get(0).message()._additionalProperties().containsKey("reasoning_content"));
+    }
+
+    /**
+     * tool_choice "required" or naming the function: a model that writes the call in its template's form is let
+     * through and stops at the block's end; one that would think first (the Qwen model here writes <think>) is made
+     * to start the call instead, its thinking refused.
+     */
+    @Test
+    void aRequiredCallIsTheReplyInTheTemplatesForm() {
+        try (OpenAiSdkTest.AutoCloseableClient c = new OpenAiSdkTest.AutoCloseableClient(client(callerServer))) {
+            for (ChatCompletionToolChoiceOption choice : List.of(ChatCompletionToolChoiceOption.ofAuto(
+                    ChatCompletionToolChoiceOption.Auto.REQUIRED), ChatCompletionToolChoiceOption.ofNamedToolChoice(
+                    com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder().function(
+                            com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function.builder()
+                                    .name("get_weather").build()).build()))) {
+                ChatCompletion r = c.client().chat().completions().create(question("caller").toolChoice(choice)
+                        .build());
+                onlyCall(r);
+                assertEquals(3, r.usage().orElseThrow().completionTokens(), "the call's end ends the reply");
+            }
+        }
+        for (long seed = 1; seed <= 4; seed++) {
+            // the model's first token (<think>) refused, the next is drawn among those that begin the call: the
+            // <tool_call> token, after which its script goes on with the call, or a '<' byte, after which it must
+            // spell the call out (all else being equally unlikely to it)
+            ChatCompletion thinker = qwenClient.chat().completions().create(question("qwen").maxCompletionTokens(8)
+                    .seed(seed).toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).build());
+            if (thinker.choices().get(0).finishReason().asString().equals("tool_calls")) {
+                onlyCall(thinker);
+            } else {
+                assertTrue(thinker.choices().get(0).message().content().orElseThrow().startsWith("<tool_call>"),
+                        thinker.toString());
+            }
+        }
     }
 
     @Test

@@ -1,0 +1,160 @@
+package io.bitplane.runtime;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A function call in a fixed shape, as a {@link TokenConstraint}: {@code prefix}, then one of the function names,
+ * then {@code infix}, then a JSON object (the arguments: {@link JsonObjectConstraint}), then {@code suffix}; for
+ * Qwen's form {@code <tool_call>\n{"name": "} NAME {@code ", "arguments": } OBJECT {@code }\n</tool_call>}. It lets a
+ * server make a model call a function (OpenAI's tool_choice "required", or one function by name), in the form the
+ * model's chat template taught it, so the reply reads back as a call.
+ */
+public final class FunctionCallConstraint implements TokenConstraint {
+    private static final int PREFIX = 0;
+    private static final int NAME = 1;
+    private static final int ARGUMENTS = 2;
+    private static final int SUFFIX = 3;
+    private static final int DONE = 4;
+
+    private final byte[] prefix;
+    /** Each function's name followed by the infix: what may follow the prefix. */
+    private final List<byte[]> namesThenInfix;
+    private final byte[] suffix;
+
+    private int phase = PREFIX;
+    private int at;                      // bytes matched in the phase's literal(s)
+    private final boolean[] alive;       // the names that agree with what was written of the name so far
+    private final JsonObjectConstraint arguments = new JsonObjectConstraint();
+    private FunctionCallConstraint scratch;
+
+    /** @param names the functions that may be called (at least one; none with the infix in it) */
+    public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix) {
+        if (names.isEmpty()) {
+            throw new IllegalArgumentException("no function to call");
+        }
+        this.prefix = prefix.getBytes(StandardCharsets.UTF_8);
+        this.namesThenInfix = new ArrayList<>();
+        for (String name : names) {
+            namesThenInfix.add((name + infix).getBytes(StandardCharsets.UTF_8));
+        }
+        for (String a : names) {
+            for (String b : names) {
+                if (a != b && (b + infix).startsWith(a + infix)) {
+                    throw new IllegalArgumentException("function names '" + a + "' and '" + b + "' cannot be told "
+                            + "apart before the arguments");
+                }
+            }
+        }
+        this.suffix = suffix.getBytes(StandardCharsets.UTF_8);
+        this.alive = new boolean[names.size()];
+        if (this.prefix.length == 0) {
+            startName();
+        }
+    }
+
+    private void startName() {
+        phase = NAME;
+        at = 0;
+        java.util.Arrays.fill(alive, true);
+    }
+
+    @Override
+    public boolean allows(byte[] bytes) {
+        if (scratch == null) {
+            scratch = new FunctionCallConstraint(this);
+        }
+        scratch.copyFrom(this);
+        for (byte b : bytes) {
+            if (!scratch.feed(b)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void accept(byte[] bytes) {
+        for (byte b : bytes) {
+            if (!feed(b)) {
+                throw new IllegalArgumentException("byte " + (b & 0xFF) + " does not continue the function call");
+            }
+        }
+    }
+
+    @Override
+    public boolean complete() {
+        return phase == DONE;
+    }
+
+    /** A scratch twin: the same literals, its own state. */
+    private FunctionCallConstraint(FunctionCallConstraint o) {
+        this.prefix = o.prefix;
+        this.namesThenInfix = o.namesThenInfix;
+        this.suffix = o.suffix;
+        this.alive = new boolean[o.alive.length];
+    }
+
+    private void copyFrom(FunctionCallConstraint o) {
+        phase = o.phase;
+        at = o.at;
+        System.arraycopy(o.alive, 0, alive, 0, alive.length);
+        arguments.copyFrom(o.arguments);
+    }
+
+    private boolean feed(byte b) {
+        switch (phase) {
+            case PREFIX -> {
+                if (b != prefix[at]) {
+                    return false;
+                }
+                if (++at == prefix.length) {
+                    startName();
+                }
+                return true;
+            }
+            case NAME -> {
+                // some name still possible (with the infix after it) must go on with b; one that ends here is the
+                // call's (names cannot hold the infix's quote, so none is another's start)
+                boolean any = false;
+                for (int i = 0; i < alive.length; i++) {
+                    byte[] candidate = namesThenInfix.get(i);
+                    if (!alive[i] || candidate[at] != b) {
+                        alive[i] = false;
+                        continue;
+                    }
+                    if (at + 1 == candidate.length) {
+                        phase = ARGUMENTS;
+                        at = 0;
+                        return true;
+                    }
+                    any = true;
+                }
+                at++;
+                return any;
+            }
+            case ARGUMENTS -> {
+                if (!arguments.feed(b & 0xFF)) {
+                    return false;
+                }
+                if (arguments.complete()) {
+                    phase = suffix.length == 0 ? DONE : SUFFIX;
+                }
+                return true;
+            }
+            case SUFFIX -> {
+                if (b != suffix[at]) {
+                    return false;
+                }
+                if (++at == suffix.length) {
+                    phase = DONE;
+                }
+                return true;
+            }
+            default -> {
+                return false;
+            }
+        }
+    }
+}
