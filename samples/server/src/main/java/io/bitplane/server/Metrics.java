@@ -19,6 +19,7 @@ final class Metrics {
     private final Map<String, LongAdder> requests = new ConcurrentHashMap<>();
     private final LongAdder generatedTokens = new LongAdder();
     private final LongAdder promptTokens = new LongAdder();
+    private final LongAdder cachedPromptTokens = new LongAdder();
     private final Histogram timeToFirstToken = new Histogram();
     private final Histogram tokenLatency = new Histogram();
     private final IntSupplier queueDepth;
@@ -64,7 +65,9 @@ final class Metrics {
         requests.computeIfAbsent(endpoint + "\u0000" + status, k -> new LongAdder()).increment();
     }
 
-    void promptTokens(int n) {
+    /** A finished request's prompt: {@code n} tokens, {@code cached} of them found in a session's cache. */
+    void promptTokens(int n, int cached) {
+        cachedPromptTokens.add(cached);
         promptTokens.add(n);
     }
 
@@ -91,6 +94,8 @@ final class Metrics {
         });
         counter(out, "bitplane_generated_tokens_total", "Tokens generated.", generatedTokens.sum());
         counter(out, "bitplane_prompt_tokens_total", "Prompt tokens processed.", promptTokens.sum());
+        counter(out, "bitplane_prompt_tokens_cached_total", "Prompt tokens found in a session's cache (not "
+                + "computed again).", cachedPromptTokens.sum());
         gauge(out, "bitplane_queue_depth", "Requests waiting for a sequence.", queueDepth.getAsInt());
         gauge(out, "bitplane_active_sequences", "Sequences decoding now.", activeSequences.getAsInt());
         gauge(out, "bitplane_jvm_threads", "Live JVM threads.",

@@ -39,7 +39,7 @@ final class RequestEvents implements BatchScheduler.Listener {
 
     @Override
     public void done(GenerationResult result) {
-        metrics.promptTokens(result.promptTokens());
+        metrics.promptTokens(result.promptTokens(), result.cachedPromptTokens());
         events.add(result);
     }
 

@@ -229,6 +229,18 @@ class ServerErrorsTest {
         }
     }
 
+    /** A prompt sent twice is found in a session's cache the second time, and /metrics counts it. */
+    @Test
+    void cachedPromptTokensAreCounted() throws Exception {
+        String body = "{\"prompt\": \"Once upon a time there was a little dog named Max.\", \"max_tokens\": 2}";
+        assertEquals(200, post("/v1/completions", body).statusCode());
+        double before = metric("bitplane_prompt_tokens_cached_total");
+        HttpResponse<String> again = post("/v1/completions", body);
+        long cached = JSON.readTree(again.body()).at("/usage/prompt_tokens_details/cached_tokens").asLong();
+        assertTrue(cached > 5, again.body());
+        assertEquals(before + cached, metric("bitplane_prompt_tokens_cached_total"));
+    }
+
     static String metrics() throws Exception {
         return HTTP.send(HttpRequest.newBuilder(uri("/metrics")).build(), HttpResponse.BodyHandlers.ofString()).body();
     }
