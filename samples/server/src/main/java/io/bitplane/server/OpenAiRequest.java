@@ -77,6 +77,11 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             }
             includeUsage = optionalBoolean(options, "include_usage", false);
         }
+        for (String old : List.of("functions", "function_call")) {
+            if (present(body, old)) {
+                throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
+            }
+        }
         boolean jsonObject = jsonObjectFormat(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
         List<String> required = chat ? requiredFunctions(body, tools) : List.of();
@@ -138,15 +143,10 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
     }
 
     /**
-     * Whether the reply must be a JSON object ({@code response_format} json_object); refuses what the server cannot
-     * honour and must not ignore: a JSON schema, and the old function fields.
+     * Whether the reply must be a JSON object ({@code response_format} json_object); a JSON schema, which the server
+     * cannot honour and must not ignore, is refused.
      */
     private static boolean jsonObjectFormat(JsonNode body) {
-        for (String old : List.of("functions", "function_call")) {
-            if (present(body, old)) {
-                throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
-            }
-        }
         JsonNode format = body.get("response_format");
         if (format == null || format.isNull()) {
             return false;
