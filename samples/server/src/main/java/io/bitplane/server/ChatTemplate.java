@@ -70,7 +70,8 @@ public final class ChatTemplate {
      * The model's template if it has one that renders a simple conversation, else the default; {@code warning}
      * receives one line when the model's template had to be set aside.
      */
-    static ChatTemplate forModel(String modelTemplate, String bos, String eos, java.util.function.Consumer<String> warning) {
+    static ChatTemplate forModel(String modelTemplate, String bos, String eos,
+                                 java.util.function.Consumer<String> warning) {
         if (modelTemplate != null && !modelTemplate.isBlank()) {
             ChatTemplate t = new ChatTemplate(modelTemplate, bos, eos, true);
             try {
