@@ -221,10 +221,21 @@ public final class DecodingServer implements AutoCloseable {
         }
         String promptField = chat ? "messages" : "prompt";
         int[] encoded;
-        try {
-            encoded = model.tokenizer().encode(prompt, true, false);
-        } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
-            throw ApiError.invalid(promptField, e.getMessage());
+        if (r.promptTokenIds() != null) {
+            encoded = r.promptTokenIds();
+            int vocab = model.config().vocabSize();
+            for (int id : encoded) {
+                if (id >= vocab) {
+                    throw ApiError.invalid("prompt", "prompt token id " + id + " is outside the vocabulary (0.."
+                            + (vocab - 1) + ")");
+                }
+            }
+        } else {
+            try {
+                encoded = model.tokenizer().encode(prompt, true, false);
+            } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
+                throw ApiError.invalid(promptField, e.getMessage());
+            }
         }
         int promptTokens = encoded.length;
         if (promptTokens > config.maxPromptTokens()) {

@@ -15,6 +15,8 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * @param messages          chat messages (chat only), else null
  * @param prompt            the prompt (completions only), else null
+ * @param promptTokenIds    the prompt as token ids, when a completion request gives it so (as OpenAI allows:
+ *                          {@code [ids]} or {@code [[ids]]}; used as they are, BOS not added), else null
  * @param tools             the functions offered to the model (OpenAI's tool objects as JSON maps): empty when none
  *                          are, or when {@code tool_choice} is "none"
  * @param parallelToolCalls whether a reply may make several calls ({@code parallel_tool_calls}, default true)
@@ -27,7 +29,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * @param requiredFunctions the functions of which the reply must call one ({@code tool_choice} "required" or
  *                          naming one), or empty
  */
-record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplate.Message> messages,
+record OpenAiRequest(boolean chat, String model, String prompt, int[] promptTokenIds,
+                     List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
                      Map<String, Object> templateArguments, boolean splitReasoning, int logprobs,
@@ -41,11 +44,13 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
         }
         String model = optionalText(body, "model");
         String prompt = null;
+        int[] promptTokenIds = null;
         List<ChatTemplate.Message> messages = null;
         if (chat) {
             messages = messages(body);
         } else {
-            prompt = prompt(body);
+            promptTokenIds = promptTokenIds(body.get("prompt"));
+            prompt = promptTokenIds != null ? "" : prompt(body);
         }
         Integer maxTokens = optionalInt(body, chat && !present(body, "max_tokens") ? "max_completion_tokens"
                 : "max_tokens", 1, maxTokensLimit);
@@ -95,7 +100,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             throw ApiError.invalid("reasoning_format", "`reasoning_format` must be \"auto\", \"deepseek\" or "
                     + "\"none\"");
         }
-        return new OpenAiRequest(chat, model, prompt, messages, maxTokens, sampler, stop(body), stream, includeUsage,
+        return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream, includeUsage,
                 tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, jsonObject, required);
     }
 
@@ -276,10 +281,30 @@ record OpenAiRequest(boolean chat, String model, String prompt, List<ChatTemplat
             return p.get(0).asText();
         }
         if (p.isArray()) {
-            throw ApiError.invalid("prompt", "`prompt` must be a string or an array of one string (batches and "
-                    + "token ids are not supported)");
+            throw ApiError.invalid("prompt", "`prompt` must be a string, token ids, or an array of one of these "
+                    + "(batches are not supported)");
         }
         throw ApiError.invalid("prompt", "`prompt` must be a string");
+    }
+
+    /** {@code [ids]} or {@code [[ids]]} (non-negative integers; the vocabulary's range is checked later), else null. */
+    private static int[] promptTokenIds(JsonNode p) {
+        if (p != null && p.isArray() && p.size() == 1 && p.get(0).isArray()) {
+            p = p.get(0);
+        }
+        if (p == null || !p.isArray() || p.isEmpty() || !p.get(0).isIntegralNumber()) {
+            return null;
+        }
+        int[] ids = new int[p.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode id = p.get(i);
+            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) {
+                throw ApiError.invalid("prompt", "`prompt` token " + i + " must be a token id (a non-negative "
+                        + "integer), not " + id);
+            }
+            ids[i] = id.asInt();
+        }
+        return ids;
     }
 
     private static List<ChatTemplate.Message> messages(JsonNode body) {

@@ -65,6 +65,19 @@ class OpenAiSdkTest {
         assertEquals(1, c.usage().orElseThrow().promptTokens());
     }
 
+    /** A prompt of token ids (as lm-eval and other tokenizing clients send it) is used as it is: BOS alone. */
+    @Test
+    void aPromptOfTokenIdsIsUsedAsItIs() {
+        int bos = model.tokenizer().bos();
+        for (CompletionCreateParams.Builder b : List.of(CompletionCreateParams.builder().promptOfArrayOfTokens(
+                List.of((long) bos)), CompletionCreateParams.builder().promptOfArrayOfTokenArrays(
+                List.of(List.of((long) bos))))) {
+            Completion c = client.completions().create(b.model("stories260K").maxTokens(256).temperature(0.0).build());
+            assertEquals(golden, c.choices().get(0).text());
+            assertEquals(1, c.usage().orElseThrow().promptTokens());
+        }
+    }
+
     @Test
     void streamedCompletionIsTheGoldenTextToo() {
         StringBuilder text = new StringBuilder();
