@@ -99,14 +99,15 @@ final class AssistantReply {
         return d;
     }
 
+    /** A reply's thinking and the content after it (either may be null). */
+    private record Split(String reasoning, String content) {
+    }
+
     /**
      * The reply cut into its thinking (without the markers and leading white space; null when it has none) and the
      * content after it (without leading white space after thinking; null while it may still be thinking). Unless
      * {@code ended}, text that may yet turn out to open or close the thinking is left out of both.
      */
-    private record Split(String reasoning, String content) {
-    }
-
     private Split split(boolean ended) {
         String all = text.toString();
         if (!splitThinking) {
