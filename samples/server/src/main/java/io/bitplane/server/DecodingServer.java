@@ -251,7 +251,7 @@ public final class DecodingServer implements AutoCloseable {
         java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs())
-                .withConstraint(r.jsonObject() ? io.bitplane.runtime.JsonObjectConstraint::new
+                .withConstraint(r.responseFormat() != null ? r.responseFormat()
                         : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions()));
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
@@ -292,7 +292,7 @@ public final class DecodingServer implements AutoCloseable {
                 ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
                 .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
                 .collect(java.util.stream.Collectors.toSet()));
-        boolean thinking = template.thinks() && r.splitReasoning() && !r.jsonObject()
+        boolean thinking = template.thinks() && r.splitReasoning() && r.responseFormat() == null
                 && r.requiredFunctions().isEmpty();
         return new AssistantReply(thinking, prompt.stripTrailing().endsWith(AssistantReply.OPEN), tools,
                 r.parallelToolCalls());

@@ -1,12 +1,16 @@
 package io.bitplane.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.bitplane.runtime.JsonObjectConstraint;
+import io.bitplane.runtime.JsonSchemaConstraint;
 import io.bitplane.runtime.SamplerSettings;
+import io.bitplane.runtime.TokenConstraint;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Supplier;
 
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
@@ -25,7 +29,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * @param splitReasoning    whether a thinking model's thinking is returned apart, as reasoning_content (llama.cpp's
  *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
  * @param logprobs          -1, or how many likeliest alternatives each token's log-probability comes with
- * @param jsonObject        whether the reply must be one JSON object ({@code response_format} json_object)
+ * @param responseFormat    the rule the reply must follow ({@code response_format} json_object: any JSON object;
+ *                          json_schema: a value its schema accepts), or null for text
  * @param requiredFunctions the functions of which the reply must call one ({@code tool_choice} "required" or
  *                          naming one), or empty
  */
@@ -34,7 +39,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
                      Map<String, Object> templateArguments, boolean splitReasoning, int logprobs,
-                     boolean jsonObject, List<String> requiredFunctions) {
+                     Supplier<TokenConstraint> responseFormat, List<String> requiredFunctions) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -87,12 +92,12 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
                 throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
             }
         }
-        boolean jsonObject = jsonObjectFormat(body);
+        Supplier<TokenConstraint> format = responseFormat(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
         List<String> required = chat ? requiredFunctions(body, tools) : List.of();
-        if (jsonObject && !required.isEmpty()) {
-            throw ApiError.invalid("response_format", "`response_format` json_object and a `tool_choice` that "
-                    + "requires a call cannot both hold");
+        if (format != null && !required.isEmpty()) {
+            throw ApiError.invalid("response_format", "`response_format` JSON and a `tool_choice` that requires a "
+                    + "call cannot both hold");
         }
         boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
         String reasoning = optionalText(body, "reasoning_format");
@@ -101,7 +106,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
                     + "\"none\"");
         }
         return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, jsonObject, required);
+                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, format, required);
     }
 
     /**
@@ -148,22 +153,37 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
     }
 
     /**
-     * Whether the reply must be a JSON object ({@code response_format} json_object); a JSON schema, which the server
-     * cannot honour and must not ignore, is refused.
+     * The rule {@code response_format} sets: none for text, any JSON object for json_object, a value its schema
+     * accepts for json_schema (a schema with keywords the rule cannot keep is refused, naming them, rather than
+     * half enforced).
      */
-    private static boolean jsonObjectFormat(JsonNode body) {
+    @SuppressWarnings("unchecked")
+    private static Supplier<TokenConstraint> responseFormat(JsonNode body) {
         JsonNode format = body.get("response_format");
         if (format == null || format.isNull()) {
-            return false;
+            return null;
         }
         if (!format.isObject() || !format.path("type").isTextual()) {
             throw ApiError.invalid("response_format", "`response_format` must be an object with a `type`");
         }
         return switch (format.get("type").asText()) {
-            case "text" -> false;
-            case "json_object" -> true;
+            case "text" -> null;
+            case "json_object" -> JsonObjectConstraint::new;
+            case "json_schema" -> {
+                JsonNode schema = format.path("json_schema").path("schema");
+                if (!schema.isObject()) {
+                    throw ApiError.invalid("response_format.json_schema.schema",
+                            "`response_format.json_schema.schema` must be a JSON Schema object");
+                }
+                try {
+                    yield JsonSchemaConstraint.compile(MAPPER.convertValue(schema, java.util.LinkedHashMap.class));
+                } catch (JsonSchemaConstraint.UnsupportedSchemaException e) {
+                    throw ApiError.invalid("response_format.json_schema.schema",
+                            "`response_format.json_schema.schema` " + e.getMessage());
+                }
+            }
             default -> throw ApiError.invalid("response_format", "`response_format` " + format.get("type")
-                    + " is not supported (\"text\" and \"json_object\" are: a JSON schema is not enforced)");
+                    + " is not supported (\"text\", \"json_object\" and \"json_schema\" are)");
         };
     }
 

@@ -20,6 +20,7 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -251,6 +252,42 @@ class OpenAiSdkTest {
                         + "\"arguments\": {"), choice.message().content().orElseThrow());
             }
         }
+    }
+
+    /**
+     * Structured outputs: with a JSON schema, even stories260K writes values in the schema's shape (a whole one
+     * at "stop", else the start of one), keys in the schema's order.
+     */
+    @Test
+    void aJsonSchemaShapesTheReply() throws Exception {
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        String schema = "{\"type\": \"object\", \"properties\": {\"title\": {\"type\": \"string\"}, "
+                + "\"mood\": {\"enum\": [\"happy\", \"sad\"]}, \"pages\": {\"type\": \"integer\"}}, "
+                + "\"required\": [\"title\", \"mood\", \"pages\"], \"additionalProperties\": false}";
+        int whole = 0;
+        for (long seed = 1; seed <= 3; seed++) {
+            ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                    .model("stories260K").addUserMessage("A book, please.").maxCompletionTokens(300).seed(seed)
+                    .putAdditionalBodyProperty("response_format", com.openai.core.JsonValue.from(Map.of("type",
+                            "json_schema", "json_schema", Map.of("name", "book", "schema",
+                                    mapper.readValue(schema, Map.class))))).build());
+            String text = c.choices().get(0).message().content().orElseThrow();
+            @SuppressWarnings("unchecked")
+            Map<String, Object> parsed = mapper.readValue(schema, Map.class);
+            io.bitplane.runtime.TokenConstraint check = io.bitplane.runtime.JsonSchemaConstraint.compile(parsed).get();
+            check.accept(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(check.complete() ? "stop" : "length", c.choices().get(0).finishReason().asString(), text);
+            if (check.complete()) {
+                var node = mapper.readTree(text);
+                List<String> keys = new java.util.ArrayList<>();
+                node.fieldNames().forEachRemaining(keys::add);
+                assertEquals(List.of("title", "mood", "pages"), keys, text);
+                assertTrue(List.of("happy", "sad").contains(node.get("mood").asText()) && node.get("pages").isInt(),
+                        text);
+                whole++;
+            }
+        }
+        assertTrue(whole > 0, "stories260K completes the schema's short object");
     }
 
     @Test

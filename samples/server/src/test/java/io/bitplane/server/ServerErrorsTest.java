@@ -117,7 +117,13 @@ class ServerErrorsTest {
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"parallel_tool_calls\": "
                 + "\"no\"}|parallel_tool_calls",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
-                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\"}}}|response_format",
+                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\"}}}|response_format.json_schema.schema",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
+                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": {\"type\": \"object\", "
+                + "\"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}}}}"
+                + "|response_format.json_schema.schema",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
+                + "{\"type\": \"xml\"}}|response_format",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
                 + "\"json\"}|response_format",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"functions\": []}|functions",

@@ -1,0 +1,641 @@
+package io.bitplane.runtime;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * OpenAI's structured outputs ({@code response_format: {"type": "json_schema"}}) as a {@link TokenConstraint}: the
+ * text must be one JSON value that a JSON Schema accepts, for the schemas that structured outputs and Pydantic
+ * write: {@code type} (one, or a list), {@code properties} with {@code required} (written in the schema's order; an
+ * optional one may be left out; no other keys), {@code items} with {@code minItems} and {@code maxItems},
+ * {@code enum} and {@code const} of strings, booleans and null, local {@code $ref}s to {@code $defs} or
+ * {@code definitions} (not recursive), and {@code {}} for any value. Annotations ({@code title},
+ * {@code description}, {@code default}, {@code examples}, {@code format}) are ignored; any other keyword, which
+ * this rule could not keep, is refused when the schema is read ({@link #compile}), so a schema is never silently
+ * half enforced. White space as {@link JsonObjectConstraint} allows it.
+ *
+ * <p>A pushdown automaton over bytes, like {@link JsonObjectConstraint}, whose stack frames are schema nodes being
+ * written: an object (which keys remain), an array (how many items), a string, a number, a set of literals still
+ * possible. The state is int arrays and is copied for {@link #allows}.
+ */
+public final class JsonSchemaConstraint implements TokenConstraint {
+    /** A schema this rule cannot keep, naming the keyword and where it is. */
+    public static final class UnsupportedSchemaException extends IllegalArgumentException {
+        UnsupportedSchemaException(String message) {
+            super(message);
+        }
+    }
+
+    // Node kinds.
+    private static final int OBJECT = 0;   // properties in order (open: any keys, any values)
+    private static final int ARRAY = 1;
+    private static final int STRING = 2;
+    private static final int NUMBER = 3;   // integer: no fraction or exponent
+    private static final int LITERALS = 4; // enum/const, true/false, null: JSON texts to match
+    private static final int UNION = 5;    // one of several nodes, told apart by their first bytes
+
+    /** Node 0 is any value: a union of an open object and an array of any values, a string, a number, literals. */
+    private static final int ANY = 0;
+
+    /** A compiled schema node. */
+    private record Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open,
+                        int items, int minItems, int maxItems, boolean integer, byte[][] literals, int[] members) {
+    }
+
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "format",
+            "$schema", "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly");
+
+    private final Node[] nodes;
+    private final int root;
+
+    // The stack: per frame its node, its state and two counters, the literal matcher's alive set (a bit per
+    // candidate) and, for objects, the keys still possible while a key is being written.
+    private static final int MAX_DEPTH = 64;
+    private int depth;
+    private final int[] node = new int[MAX_DEPTH];
+    private final int[] state = new int[MAX_DEPTH];
+    private final int[] count = new int[MAX_DEPTH];
+    private final int[] at = new int[MAX_DEPTH];
+    private final long[] alive = new long[MAX_DEPTH];
+    private int space;
+    private boolean done;
+    private JsonSchemaConstraint scratch;
+
+    // Frame states.
+    private static final int START = 0;        // object/array: after the opening bracket
+    private static final int KEY = 1;          // object: in a key
+    private static final int COLON = 2;        // object: after a key
+    private static final int VALUE = 3;        // object: after ':', array: after '[' or ',' (a value must come)
+    private static final int NEXT = 4;         // object/array: after a value
+    private static final int AFTER_COMMA = 5;  // object: after ','
+    private static final int ESCAPE = 6;       // string: after '\'
+    private static final int UNICODE = 7;      // string: in \\u's digits (count: left)
+    private static final int IN = 8;           // string, literals, number: inside
+    // number sub-states (in count): see feedNumber
+
+    private JsonSchemaConstraint(Node[] nodes, int root) {
+        this.nodes = nodes;
+        this.root = root;
+    }
+
+    /**
+     * A factory of this rule for {@code schema} (a JSON Schema as maps and lists) whose root is an object, as
+     * OpenAI's structured outputs require (a bare number would never be known to have ended).
+     *
+     * @throws UnsupportedSchemaException naming the keyword and where, for what this rule cannot keep
+     */
+    public static java.util.function.Supplier<TokenConstraint> compile(Map<String, Object> schema) {
+        Compiler c = new Compiler(schema);
+        int root = c.node(schema, "#", new ArrayList<>());
+        if (c.nodes.get(root).kind() != OBJECT) {
+            throw new UnsupportedSchemaException("#: the schema's root must be an object");
+        }
+        Node[] nodes = c.nodes.toArray(Node[]::new);
+        return () -> new JsonSchemaConstraint(nodes, root);
+    }
+
+    @Override
+    public boolean allows(byte[] bytes) {
+        if (scratch == null) {
+            scratch = new JsonSchemaConstraint(nodes, root);
+        }
+        scratch.copyFrom(this);
+        for (byte b : bytes) {
+            if (!scratch.feed(b & 0xFF)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void accept(byte[] bytes) {
+        for (byte b : bytes) {
+            if (!feed(b & 0xFF)) {
+                throw new IllegalArgumentException("byte " + (b & 0xFF) + " does not continue the JSON value");
+            }
+        }
+    }
+
+    @Override
+    public boolean complete() {
+        return done;
+    }
+
+    private void copyFrom(JsonSchemaConstraint o) {
+        depth = o.depth;
+        System.arraycopy(o.node, 0, node, 0, depth);
+        System.arraycopy(o.state, 0, state, 0, depth);
+        System.arraycopy(o.count, 0, count, 0, depth);
+        System.arraycopy(o.at, 0, at, 0, depth);
+        System.arraycopy(o.alive, 0, alive, 0, depth);
+        space = o.space;
+        done = o.done;
+    }
+
+    /** Takes one byte; false (the state then undefined) when no value the schema accepts goes on with it. */
+    boolean feed(int c) {
+        if (done) {
+            return false;
+        }
+        if (depth == 0) {
+            return start(root, c);  // the text starts with its value: no white space first
+        }
+        int f = depth - 1;
+        Node n = nodes[node[f]];
+        return switch (n.kind) {
+            case OBJECT -> feedObject(f, n, c);
+            case ARRAY -> feedArray(f, n, c);
+            case STRING -> feedString(f, c);
+            case NUMBER -> feedNumber(f, n, c);
+            default -> feedLiterals(f, n, c);
+        };
+    }
+
+    /** Starts a value of {@code id} with its first byte {@code c}. */
+    private boolean start(int id, int c) {
+        Node n = nodes[id];
+        if (n.kind == UNION) {
+            for (int m : n.members) {
+                if (first(nodes, nodes[m], c)) {
+                    return start(m, c);
+                }
+            }
+            return false;
+        }
+        if (!first(nodes, n, c) || depth == MAX_DEPTH) {
+            return false;
+        }
+        int f = depth++;
+        node[f] = id;
+        state[f] = n.kind == OBJECT || n.kind == ARRAY ? START : IN;
+        count[f] = 0;
+        at[f] = 0;
+        alive[f] = 0;
+        space = 0;
+        if (n.kind == LITERALS) {
+            alive[f] = (1L << n.literals.length) - 1;
+            return feedLiterals(f, n, c);
+        }
+        if (n.kind == NUMBER) {
+            count[f] = N_START;
+            return feedNumber(f, n, c);
+        }
+        return true;  // '{', '[' or '"' taken
+    }
+
+    /** Whether a value of {@code n} may begin with {@code c}. */
+    private static boolean first(Node[] nodes, Node n, int c) {
+        return switch (n.kind) {
+            case OBJECT -> c == '{';
+            case ARRAY -> c == '[';
+            case STRING -> c == '"';
+            case NUMBER -> c == '-' || c >= '0' && c <= '9';
+            case LITERALS -> Arrays.stream(n.literals).anyMatch(l -> l[0] == c);
+            default -> Arrays.stream(n.members).anyMatch(m -> first(nodes, nodes[m], c));
+        };
+    }
+
+    /** The frame {@code f} has ended: its parent takes the next byte. */
+    private void ended() {
+        depth--;
+        space = 0;
+        if (depth == 0) {
+            done = true;
+        } else {
+            state[depth - 1] = NEXT;
+            if (nodes[node[depth - 1]].kind == ARRAY) {
+                count[depth - 1]++;
+            }
+        }
+    }
+
+    /** White space between tokens (one space, or a new line and up to 20 spaces or tabs); else null. */
+    private Boolean space(int c) {
+        if (c != ' ' && c != '\n' && c != '\t') {
+            space = 0;
+            return null;
+        }
+        if (space == 0) {
+            space = c == '\n' ? 1 : -1;
+            return c != '\t';
+        }
+        return space > 0 && c != '\n' && ++space <= 1 + JsonObjectConstraint.MAX_INDENT;
+    }
+
+    private boolean feedObject(int f, Node n, int c) {
+        if (state[f] == KEY) {
+            return feedKey(f, n, c);
+        }
+        Boolean ws = space(c);
+        if (ws != null) {
+            return ws;
+        }
+        switch (state[f]) {
+            case START, AFTER_COMMA -> {
+                if (c == '}' && state[f] == START && !requiredLeft(n, 0)) {
+                    ended();
+                    return true;
+                }
+                if (c != '"') {
+                    return false;
+                }
+                state[f] = KEY;
+                at[f] = 0;
+                alive[f] = n.open ? 0 : keysFrom(n, count[f]);
+                return true;
+            }
+            case COLON -> {
+                if (c != ':') {
+                    return false;
+                }
+                state[f] = VALUE;
+                return true;
+            }
+            case VALUE -> {
+                return start(n.open ? ANY : n.values[at[f]], c);
+            }
+            default -> {  // NEXT
+                if (c == '}' && (n.open || !requiredLeft(n, count[f]))) {
+                    ended();
+                    return true;
+                }
+                if (c == ',' && (n.open || keysFrom(n, count[f]) != 0)) {
+                    state[f] = AFTER_COMMA;
+                    return true;
+                }
+                return false;
+            }
+        }
+    }
+
+    /** In a key (after its opening quote): an open object's any string; else one of the keys still possible. */
+    private boolean feedKey(int f, Node n, int c) {
+        if (n.open) {
+            // a plain string: reuse the string rules through count (0 plain, 1 after '\', 2+ in \\u)
+            if (count[f] == 1) {
+                count[f] = c == 'u' ? 6 : 0;
+                return c == 'u' || "\"\\/bfnrt".indexOf(c) >= 0;
+            }
+            if (count[f] >= 2) {
+                count[f] = count[f] == 2 ? 0 : count[f] - 1;
+                return isHex(c);
+            }
+            if (c == '"') {
+                state[f] = COLON;
+                count[f] = 0;
+                return true;
+            }
+            if (c == '\\') {
+                count[f] = 1;
+                return true;
+            }
+            return c >= 0x20;
+        }
+        long still = 0;
+        for (int k = 0; k < n.keys.length; k++) {
+            if ((alive[f] >> k & 1) != 0 && at[f] < n.keyTexts[k].length && n.keyTexts[k][at[f]] == c) {
+                if (at[f] + 1 == n.keyTexts[k].length) {  // the key's closing quote: it is this key
+                    state[f] = COLON;
+                    at[f] = k;       // the key being written: its value's node
+                    count[f] = k + 1; // keys after it remain
+                    return true;
+                }
+                still |= 1L << k;
+            }
+        }
+        alive[f] = still;
+        at[f]++;
+        return still != 0;
+    }
+
+    /** The keys that may come next: from {@code from} on, up to and with the first required one. */
+    private static long keysFrom(Node n, int from) {
+        long set = 0;
+        for (int k = from; k < n.keys.length; k++) {
+            set |= 1L << k;
+            if (n.required[k]) {
+                break;
+            }
+        }
+        return set;
+    }
+
+    private static boolean requiredLeft(Node n, int from) {
+        for (int k = from; k < n.keys.length; k++) {
+            if (n.required[k]) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private boolean feedArray(int f, Node n, int c) {
+        Boolean ws = space(c);
+        if (ws != null) {
+            return ws;
+        }
+        switch (state[f]) {
+            case START -> {
+                if (c == ']' && n.minItems == 0) {
+                    ended();
+                    return true;
+                }
+                return n.maxItems != 0 && start(n.items, c);
+            }
+            case VALUE -> {
+                return start(n.items, c);
+            }
+            default -> {  // NEXT
+                if (c == ']' && count[f] >= n.minItems) {
+                    ended();
+                    return true;
+                }
+                if (c == ',' && (n.maxItems < 0 || count[f] < n.maxItems)) {
+                    state[f] = VALUE;
+                    return true;
+                }
+                return false;
+            }
+        }
+    }
+
+    private boolean feedString(int f, int c) {
+        switch (state[f]) {
+            case ESCAPE -> {
+                if (c == 'u') {
+                    state[f] = UNICODE;
+                    count[f] = 4;
+                    return true;
+                }
+                state[f] = IN;
+                return "\"\\/bfnrt".indexOf(c) >= 0;
+            }
+            case UNICODE -> {
+                if (--count[f] == 0) {
+                    state[f] = IN;
+                }
+                return isHex(c);
+            }
+            default -> {
+                if (c == '"') {
+                    ended();
+                    return true;
+                }
+                if (c == '\\') {
+                    state[f] = ESCAPE;
+                    return true;
+                }
+                return c >= 0x20;
+            }
+        }
+    }
+
+    // Number states (in count): as JsonObjectConstraint's.
+    private static final int N_START = 0;
+    private static final int N_MINUS = 1;
+    private static final int N_ZERO = 2;
+    private static final int N_INTEGER = 3;
+    private static final int N_DOT = 4;
+    private static final int N_FRACTION = 5;
+    private static final int N_EXPONENT = 6;
+    private static final int N_EXPONENT_SIGN = 7;
+    private static final int N_EXPONENT_DIGITS = 8;
+
+    private boolean feedNumber(int f, Node n, int c) {
+        boolean digit = c >= '0' && c <= '9';
+        switch (count[f]) {
+            case N_START -> {
+                count[f] = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INTEGER;
+                return c == '-' || digit;
+            }
+            case N_MINUS -> {
+                count[f] = c == '0' ? N_ZERO : N_INTEGER;
+                return digit;
+            }
+            case N_DOT, N_EXPONENT_SIGN -> {
+                count[f] = count[f] == N_DOT ? N_FRACTION : N_EXPONENT_DIGITS;
+                return digit;
+            }
+            case N_EXPONENT -> {
+                count[f] = c == '+' || c == '-' ? N_EXPONENT_SIGN : N_EXPONENT_DIGITS;
+                return c == '+' || c == '-' || digit;
+            }
+            default -> {  // a state the number may end in
+                int s = count[f];
+                if (digit && s != N_ZERO) {
+                    return true;
+                }
+                if (c == '.' && !n.integer && (s == N_ZERO || s == N_INTEGER)) {
+                    count[f] = N_DOT;
+                    return true;
+                }
+                if ((c == 'e' || c == 'E') && !n.integer && s != N_EXPONENT_DIGITS) {
+                    count[f] = N_EXPONENT;
+                    return true;
+                }
+                ended();
+                return depth > 0 && feed(c);  // the byte after a number belongs to what follows it
+            }
+        }
+    }
+
+    private boolean feedLiterals(int f, Node n, int c) {
+        long still = 0;
+        for (int k = 0; k < n.literals.length; k++) {
+            if ((alive[f] >> k & 1) != 0 && at[f] < n.literals[k].length && n.literals[k][at[f]] == c) {
+                if (at[f] + 1 == n.literals[k].length) {
+                    ended();  // literals are strings, true, false, null: none is another's start
+                    return true;
+                }
+                still |= 1L << k;
+            }
+        }
+        alive[f] = still;
+        at[f]++;
+        return still != 0;
+    }
+
+    private static boolean isHex(int c) {
+        return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F';
+    }
+
+    /** Builds the node table: "any value" (node 0) and its members first, then the schema's nodes. */
+    private static final class Compiler {
+        final List<Node> nodes = new ArrayList<>();
+        final Map<String, Object> root;
+
+        Compiler(Map<String, Object> root) {
+            this.root = root;
+            add(new Node(UNION, null, null, null, null, false, -1, 0, -1, false, null, new int[] {1, 2, 3, 4, 5}));
+            add(new Node(OBJECT, new String[0], new byte[0][], new int[0], new boolean[0], true, -1, 0, -1, false,
+                    null, null));
+            add(new Node(ARRAY, null, null, null, null, false, ANY, 0, -1, false, null, null));
+            add(new Node(STRING, null, null, null, null, false, -1, 0, -1, false, null, null));
+            add(new Node(NUMBER, null, null, null, null, false, -1, 0, -1, false, null, null));
+            add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
+                    new byte[][] {bytes("true"), bytes("false"), bytes("null")}, null));
+        }
+
+        int node(Object schemaObject, String where, List<String> refs) {
+            if (Boolean.TRUE.equals(schemaObject)) {
+                return ANY;
+            }
+            if (!(schemaObject instanceof Map<?, ?> raw)) {
+                throw new UnsupportedSchemaException(where + " must be a schema object");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> schema = (Map<String, Object>) raw;
+            if (schema.get("$ref") instanceof String ref) {
+                if (schema.size() > 1 && schema.keySet().stream().anyMatch(k -> !k.equals("$ref")
+                        && !ANNOTATIONS.contains(k))) {
+                    throw new UnsupportedSchemaException(where + ": $ref beside other keywords is not supported");
+                }
+                if (refs.contains(ref)) {
+                    throw new UnsupportedSchemaException(where + ": recursive $ref " + ref + " is not supported");
+                }
+                List<String> inner = new ArrayList<>(refs);
+                inner.add(ref);
+                return node(resolve(ref, where), ref, inner);
+            }
+            for (String key : schema.keySet()) {
+                if (!ANNOTATIONS.contains(key) && !Set.of("type", "properties", "required", "items", "minItems",
+                        "maxItems", "enum", "const", "additionalProperties").contains(key)) {
+                    throw new UnsupportedSchemaException(where + ": the keyword '" + key + "' is not supported");
+                }
+            }
+            if (schema.containsKey("const") || schema.containsKey("enum")) {
+                List<?> values = schema.containsKey("const") ? java.util.Collections.singletonList(schema.get("const"))
+                        : schema.get("enum") instanceof List<?> l ? l : List.of();
+                if (values.isEmpty() || values.size() > 63) {
+                    throw new UnsupportedSchemaException(where + ": 'enum' must list 1 to 63 values");
+                }
+                byte[][] literals = new byte[values.size()][];
+                for (int i = 0; i < literals.length; i++) {
+                    literals[i] = literal(values.get(i), where);
+                }
+                return add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false, literals, null));
+            }
+            Object type = schema.get("type");
+            if (type == null) {
+                if (schema.containsKey("properties")) {
+                    type = "object";
+                } else if (schema.containsKey("items")) {
+                    type = "array";
+                } else {
+                    return ANY;
+                }
+            }
+            if (type instanceof List<?> types) {
+                int[] members = new int[types.size()];
+                for (int i = 0; i < members.length; i++) {
+                    Map<String, Object> one = new java.util.LinkedHashMap<>(schema);
+                    one.put("type", types.get(i));
+                    members[i] = node(one, where, refs);
+                }
+                return add(new Node(UNION, null, null, null, null, false, -1, 0, -1, false, null, members));
+            }
+            return switch (String.valueOf(type)) {
+                case "object" -> object(schema, where, refs);
+                case "array" -> {
+                    Object items = schema.getOrDefault("items", Boolean.TRUE);
+                    int item = node(items, where + "/items", refs);
+                    int min = count(schema, "minItems", 0, where);
+                    int max = schema.containsKey("maxItems") ? count(schema, "maxItems", 0, where) : -1;
+                    yield add(new Node(ARRAY, null, null, null, null, false, item, min, max, false, null, null));
+                }
+                case "string" -> add(new Node(STRING, null, null, null, null, false, -1, 0, -1, false, null, null));
+                case "number", "integer" -> add(new Node(NUMBER, null, null, null, null, false, -1, 0, -1,
+                        type.equals("integer"), null, null));
+                case "boolean" -> add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
+                        new byte[][] {bytes("true"), bytes("false")}, null));
+                case "null" -> add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
+                        new byte[][] {bytes("null")}, null));
+                default -> throw new UnsupportedSchemaException(where + ": the type '" + type + "' is not supported");
+            };
+        }
+
+        private int object(Map<String, Object> schema, String where, List<String> refs) {
+            Object additional = schema.get("additionalProperties");
+            if (additional != null && !Boolean.FALSE.equals(additional)) {
+                throw new UnsupportedSchemaException(where + ": 'additionalProperties' other than false is not "
+                        + "supported (an object holds the properties it lists)");
+            }
+            if (!(schema.getOrDefault("properties", Map.of()) instanceof Map<?, ?> properties)) {
+                throw new UnsupportedSchemaException(where + ": 'properties' must be an object");
+            }
+            List<?> required = schema.get("required") instanceof List<?> l ? l : List.of();
+            if (properties.size() > 63) {
+                throw new UnsupportedSchemaException(where + ": more than 63 properties are not supported");
+            }
+            String[] keys = properties.keySet().stream().map(String::valueOf).toArray(String[]::new);
+            for (Object r : required) {
+                if (!Arrays.asList(keys).contains(String.valueOf(r))) {
+                    throw new UnsupportedSchemaException(where + ": the required property '" + r + "' is not "
+                            + "among the properties");
+                }
+            }
+            byte[][] keyTexts = new byte[keys.length][];
+            int[] values = new int[keys.length];
+            boolean[] isRequired = new boolean[keys.length];
+            for (int k = 0; k < keys.length; k++) {
+                byte[] quoted = literal(keys[k], where);
+                keyTexts[k] = Arrays.copyOfRange(quoted, 1, quoted.length);  // the opening quote starts the key
+                values[k] = node(properties.get(keys[k]), where + "/properties/" + keys[k], refs);
+                isRequired[k] = required.contains(keys[k]);
+            }
+            return add(new Node(OBJECT, keys, keyTexts, values, isRequired, false, -1, 0, -1, false, null, null));
+        }
+
+        private Object resolve(String ref, String where) {
+            Object at = root;
+            if (!ref.startsWith("#/")) {
+                throw new UnsupportedSchemaException(where + ": only local $refs (#/...) are supported, not " + ref);
+            }
+            for (String part : ref.substring(2).split("/")) {
+                if (!(at instanceof Map<?, ?> m) || !m.containsKey(part)) {
+                    throw new UnsupportedSchemaException(where + ": $ref " + ref + " names nothing");
+                }
+                at = m.get(part);
+            }
+            return at;
+        }
+
+        private static int count(Map<String, Object> schema, String key, int dflt, String where) {
+            Object v = schema.getOrDefault(key, dflt);
+            if (!(v instanceof Integer i) || i < 0) {
+                throw new UnsupportedSchemaException(where + ": '" + key + "' must be a non-negative integer");
+            }
+            return i;
+        }
+
+        /** A value's JSON text, for strings, booleans and null (enum and const); keys are strings. */
+        private static byte[] literal(Object value, String where) {
+            if (value == null) {
+                return bytes("null");
+            }
+            if (value instanceof Boolean b) {
+                return bytes(b.toString());
+            }
+            if (value instanceof String s) {
+                return bytes("\"" + new String(com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance()
+                        .quoteAsString(s)) + "\"");
+            }
+            throw new UnsupportedSchemaException(where + ": enum and const values must be strings, booleans or "
+                    + "null, not " + value);
+        }
+
+        private static byte[] bytes(String s) {
+            return s.getBytes(StandardCharsets.UTF_8);
+        }
+
+        private int add(Node n) {
+            nodes.add(n);
+            return nodes.size() - 1;
+        }
+    }
+}

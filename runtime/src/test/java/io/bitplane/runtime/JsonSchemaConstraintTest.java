@@ -1,0 +1,112 @@
+package io.bitplane.runtime;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Structured outputs: values a JSON Schema accepts, written in the schema's key order. */
+class JsonSchemaConstraintTest extends OnStories260K {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    /** A schema as Pydantic writes one: a nested model by $ref, an enum, optional fields, a bounded array. */
+    static final String PERSON = """
+            {"title": "Person", "type": "object", "additionalProperties": false,
+             "$defs": {"Pet": {"type": "object", "properties": {"kind": {"enum": ["cat", "dog"]},
+                                                                "name": {"type": "string"}},
+                               "required": ["kind", "name"]}},
+             "properties": {"name": {"type": "string", "description": "full name"},
+                            "age": {"type": "integer"},
+                            "height": {"type": ["number", "null"]},
+                            "pets": {"type": "array", "items": {"$ref": "#/$defs/Pet"}, "maxItems": 2},
+                            "student": {"type": "boolean"},
+                            "notes": {}},
+             "required": ["name", "age", "pets"]}""";
+
+    @SuppressWarnings("unchecked")
+    static TokenConstraint rule(String schema) throws Exception {
+        return JsonSchemaConstraint.compile((Map<String, Object>) JSON.readValue(schema, Map.class)).get();
+    }
+
+    static boolean takesWhole(String schema, String text) throws Exception {
+        TokenConstraint c = rule(schema);
+        for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
+            if (!c.allows(new byte[] {b})) {
+                return false;
+            }
+            c.accept(new byte[] {b});
+        }
+        return c.complete();
+    }
+
+    @Test
+    void valuesTheSchemaAcceptsAreTaken() throws Exception {
+        for (String ok : List.of(
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": []}",
+                "{\"name\":\"Ann\",\"age\":-7,\"height\":1.25e2,\"pets\":[{\"kind\":\"cat\",\"name\":\"Tom\"}],"
+                        + "\"student\":true,\"notes\":{\"any\":[1,\"x\",null,{\"k\":false}]}}",
+                "{\n  \"name\": \"A\\u00e9\\\"\",\n  \"age\": 0,\n  \"height\": null,\n  \"pets\": [\n    "
+                        + "{\"kind\": \"dog\", \"name\": \"Rex\"},\n    {\"kind\": \"cat\", \"name\": \"\"}\n  ]\n}",
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [], \"notes\": \"free text\"}")) {
+            assertTrue(takesWhole(PERSON, ok), ok);
+            assertTrue(JSON.readTree(ok).isObject(), ok);
+        }
+    }
+
+    @Test
+    void valuesItDoesNotAcceptAreRefused() throws Exception {
+        for (String bad : List.of(
+                "{\"name\": \"Ann\", \"pets\": []}",                                   // age is required
+                "{\"age\": 7, \"name\": \"Ann\", \"pets\": []}",                       // the schema's order
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [], \"extra\": 1}",         // no other keys
+                "{\"name\": \"Ann\", \"age\": 7.5, \"pets\": []}",                     // an integer
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [{\"kind\": \"cow\", \"name\": \"M\"}]}",
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [{\"name\": \"M\", \"kind\": \"cat\"}]}",
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [" + "{\"kind\": \"cat\", \"name\": \"a\"},".repeat(2)
+                        + "{\"kind\": \"cat\", \"name\": \"a\"}]}",                    // maxItems 2
+                "{\"name\": 5, \"age\": 7, \"pets\": []}",
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": [], \"student\": \"yes\"}",
+                "{\"name\": \"Ann\", \"age\": 07, \"pets\": []}",
+                " {\"name\": \"Ann\", \"age\": 7, \"pets\": []}",
+                "{\"name\": \"Ann\", \"age\": 7, \"pets\": []")) {
+            assertFalse(takesWhole(PERSON, bad), bad);
+        }
+    }
+
+    @Test
+    void keywordsItCannotKeepAreRefusedByName() {
+        for (String[] schema : new String[][] {
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}", "pattern"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"string\"}]}}}", "anyOf"},
+            {"{\"type\": \"object\", \"additionalProperties\": true}", "additionalProperties"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}, \"$defs\": {\"A\": "
+                    + "{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}}}}", "recursive"},
+            {"{\"type\": \"string\"}", "root"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1, 2]}}}", "enum"},
+            {"{\"type\": \"object\", \"required\": [\"b\"], \"properties\": {\"a\": {}}}", "'b'"}}) {
+            var e = assertThrows(JsonSchemaConstraint.UnsupportedSchemaException.class, () -> rule(schema[0]));
+            assertTrue(e.getMessage().contains(schema[1]), e.getMessage());
+        }
+    }
+
+    /** stories260K held to the schema writes a prefix of a value it accepts, and at STOP a whole one. */
+    @Test
+    void aGenerationHeldToTheSchemaWritesAnAcceptedValue() throws Exception {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> schema = JSON.readValue(PERSON, Map.class);
+        for (GenerationResult r : JsonObjectConstraintTest.sampled(JsonSchemaConstraint.compile(schema), 3, 150)) {
+            TokenConstraint check = rule(PERSON);
+            check.accept(r.text().getBytes(StandardCharsets.UTF_8));
+            assertEquals(r.finishReason() == FinishReason.STOP, check.complete(), r.text());
+            assertTrue(r.text().startsWith("{\"name\":") || r.text().startsWith("{\n") || r.text().startsWith("{ "),
+                    r.text());
+        }
+    }
+}
