@@ -40,6 +40,8 @@ public final class JsonSchemaConstraint implements TokenConstraint {
 
     /** Node 0 is any value: a union of an open object and an array of any values, a string, a number, literals. */
     private static final int ANY = 0;
+    /** Node 1: any object. */
+    private static final int OPEN_OBJECT = 1;
 
     /** A compiled schema node. */
     private record Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open,
@@ -561,6 +563,9 @@ public final class JsonSchemaConstraint implements TokenConstraint {
 
         private int object(Map<String, Object> schema, String where, List<String> refs) {
             Object additional = schema.get("additionalProperties");
+            if (!schema.containsKey("properties") && additional == null && !schema.containsKey("required")) {
+                return OPEN_OBJECT;  // {"type": "object"} alone: any object
+            }
             if (additional != null && !Boolean.FALSE.equals(additional)) {
                 throw new UnsupportedSchemaException(where + ": 'additionalProperties' other than false is not "
                         + "supported (an object holds the properties it lists)");

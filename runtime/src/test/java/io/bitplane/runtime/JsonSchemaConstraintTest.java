@@ -80,6 +80,16 @@ class JsonSchemaConstraintTest extends OnStories260K {
         }
     }
 
+    /** An object type without properties is any object, as in JSON Schema; with properties, only those keys. */
+    @Test
+    void anObjectWithoutPropertiesIsAnyObject() throws Exception {
+        String anyObject = "{\"type\": \"object\", \"properties\": {\"meta\": {\"type\": \"object\"}}, "
+                + "\"required\": [\"meta\"]}";
+        assertTrue(takesWhole(anyObject, "{\"meta\": {\"x\": [1, {\"y\": \"z\"}], \"w\": null}}"));
+        assertFalse(takesWhole(anyObject, "{\"meta\": {}, \"x\": 1}"));
+        assertTrue(takesWhole("{\"type\": \"object\"}", "{\"anything\": true}"));
+    }
+
     @Test
     void keywordsItCannotKeepAreRefusedByName() {
         for (String[] schema : new String[][] {
