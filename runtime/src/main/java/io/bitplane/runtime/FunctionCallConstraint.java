@@ -11,7 +11,7 @@ import java.util.List;
  * server make a model call a function (OpenAI's tool_choice "required", or one function by name), in the form the
  * model's chat template taught it, so the reply reads back as a call.
  */
-public final class FunctionCallConstraint implements TokenConstraint {
+public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallConstraint> {
     private static final int PREFIX = 0;
     private static final int NAME = 1;
     private static final int ARGUMENTS = 2;
@@ -27,7 +27,6 @@ public final class FunctionCallConstraint implements TokenConstraint {
     private int at;                      // bytes matched in the phase's literal(s)
     private final boolean[] alive;       // the names that agree with what was written of the name so far
     private final JsonObjectConstraint arguments = new JsonObjectConstraint();
-    private FunctionCallConstraint scratch;
 
     /** @param names the functions that may be called (at least one; none with the infix in it) */
     public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix) {
@@ -61,29 +60,6 @@ public final class FunctionCallConstraint implements TokenConstraint {
     }
 
     @Override
-    public boolean allows(byte[] bytes) {
-        if (scratch == null) {
-            scratch = new FunctionCallConstraint(this);
-        }
-        scratch.copyFrom(this);
-        for (byte b : bytes) {
-            if (!scratch.feed(b)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    @Override
-    public void accept(byte[] bytes) {
-        for (byte b : bytes) {
-            if (!feed(b)) {
-                throw new IllegalArgumentException("byte " + (b & 0xFF) + " does not continue the function call");
-            }
-        }
-    }
-
-    @Override
     public boolean complete() {
         return phase == DONE;
     }
@@ -96,17 +72,24 @@ public final class FunctionCallConstraint implements TokenConstraint {
         this.alive = new boolean[o.alive.length];
     }
 
-    private void copyFrom(FunctionCallConstraint o) {
+    @Override
+    FunctionCallConstraint twin() {
+        return new FunctionCallConstraint(this);
+    }
+
+    @Override
+    void copyFrom(FunctionCallConstraint o) {
         phase = o.phase;
         at = o.at;
         System.arraycopy(o.alive, 0, alive, 0, alive.length);
         arguments.copyFrom(o.arguments);
     }
 
-    private boolean feed(byte b) {
+    @Override
+    boolean feed(int b) {
         switch (phase) {
             case PREFIX -> {
-                if (b != prefix[at]) {
+                if (b != (prefix[at] & 0xFF)) {
                     return false;
                 }
                 if (++at == prefix.length) {
@@ -120,7 +103,7 @@ public final class FunctionCallConstraint implements TokenConstraint {
                 boolean any = false;
                 for (int i = 0; i < alive.length; i++) {
                     byte[] candidate = namesThenInfix.get(i);
-                    if (!alive[i] || candidate[at] != b) {
+                    if (!alive[i] || (candidate[at] & 0xFF) != b) {
                         alive[i] = false;
                         continue;
                     }
@@ -135,7 +118,7 @@ public final class FunctionCallConstraint implements TokenConstraint {
                 return any;
             }
             case ARGUMENTS -> {
-                if (!arguments.feed(b & 0xFF)) {
+                if (!arguments.feed(b)) {
                     return false;
                 }
                 if (arguments.complete()) {
@@ -144,7 +127,7 @@ public final class FunctionCallConstraint implements TokenConstraint {
                 return true;
             }
             case SUFFIX -> {
-                if (b != suffix[at]) {
+                if (b != (suffix[at] & 0xFF)) {
                     return false;
                 }
                 if (++at == suffix.length) {

@@ -9,9 +9,9 @@ package io.bitplane.runtime;
  *
  * <p>A pushdown automaton over bytes: JSON's structure is ASCII, and a string may hold any byte from 0x20 up but
  * '"' and '\' unescaped, so a token that ends inside a UTF-8 character is fine. The state is a few ints and the
- * stack of open containers; {@link #allows} runs a scratch copy.
+ * stack of open containers.
  */
-public final class JsonObjectConstraint implements TokenConstraint {
+public final class JsonObjectConstraint extends ByteAutomaton<JsonObjectConstraint> {
     static final int MAX_INDENT = 20;
     static final int MAX_DEPTH = 64;
 
@@ -45,36 +45,18 @@ public final class JsonObjectConstraint implements TokenConstraint {
     private int space;         // the run of white space: 0 none, -1 one space (ends it), 1 + n a new line and n more
     private int depth;
     private final boolean[] objects = new boolean[MAX_DEPTH];  // open containers: true for an object
-    private JsonObjectConstraint scratch;
-
-    @Override
-    public boolean allows(byte[] bytes) {
-        if (scratch == null) {
-            scratch = new JsonObjectConstraint();
-        }
-        scratch.copyFrom(this);
-        for (byte b : bytes) {
-            if (!scratch.feed(b & 0xFF)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    @Override
-    public void accept(byte[] bytes) {
-        for (byte b : bytes) {
-            if (!feed(b & 0xFF)) {
-                throw new IllegalArgumentException("byte " + (b & 0xFF) + " does not continue the JSON text");
-            }
-        }
-    }
 
     @Override
     public boolean complete() {
         return mode == DONE;
     }
 
+    @Override
+    JsonObjectConstraint twin() {
+        return new JsonObjectConstraint();
+    }
+
+    @Override
     void copyFrom(JsonObjectConstraint o) {
         mode = o.mode;
         key = o.key;
@@ -85,7 +67,7 @@ public final class JsonObjectConstraint implements TokenConstraint {
         System.arraycopy(o.objects, 0, objects, 0, o.depth);
     }
 
-    /** Takes one byte; false (the state then undefined) when JSON cannot continue with it. */
+    @Override
     boolean feed(int c) {
         switch (mode) {
             case STRING -> {

@@ -20,9 +20,9 @@ import java.util.Set;
  *
  * <p>A pushdown automaton over bytes, like {@link JsonObjectConstraint}, whose stack frames are schema nodes being
  * written: an object (which keys remain), an array (how many items), a string, a number, a set of literals still
- * possible. The state is int arrays and is copied for {@link #allows}.
+ * possible. The state is int arrays.
  */
-public final class JsonSchemaConstraint implements TokenConstraint {
+public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstraint> {
     /** A schema this rule cannot keep, naming the keyword and where it is. */
     public static final class UnsupportedSchemaException extends IllegalArgumentException {
         UnsupportedSchemaException(String message) {
@@ -65,7 +65,6 @@ public final class JsonSchemaConstraint implements TokenConstraint {
     private final long[] alive = new long[MAX_DEPTH];
     private int space;
     private boolean done;
-    private JsonSchemaConstraint scratch;
 
     // Frame states.
     private static final int START = 0;        // object/array: after the opening bracket
@@ -101,34 +100,17 @@ public final class JsonSchemaConstraint implements TokenConstraint {
     }
 
     @Override
-    public boolean allows(byte[] bytes) {
-        if (scratch == null) {
-            scratch = new JsonSchemaConstraint(nodes, root);
-        }
-        scratch.copyFrom(this);
-        for (byte b : bytes) {
-            if (!scratch.feed(b & 0xFF)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    @Override
-    public void accept(byte[] bytes) {
-        for (byte b : bytes) {
-            if (!feed(b & 0xFF)) {
-                throw new IllegalArgumentException("byte " + (b & 0xFF) + " does not continue the JSON value");
-            }
-        }
-    }
-
-    @Override
     public boolean complete() {
         return done;
     }
 
-    private void copyFrom(JsonSchemaConstraint o) {
+    @Override
+    JsonSchemaConstraint twin() {
+        return new JsonSchemaConstraint(nodes, root);
+    }
+
+    @Override
+    void copyFrom(JsonSchemaConstraint o) {
         depth = o.depth;
         System.arraycopy(o.node, 0, node, 0, depth);
         System.arraycopy(o.state, 0, state, 0, depth);
@@ -139,7 +121,7 @@ public final class JsonSchemaConstraint implements TokenConstraint {
         done = o.done;
     }
 
-    /** Takes one byte; false (the state then undefined) when no value the schema accepts goes on with it. */
+    @Override
     boolean feed(int c) {
         if (done) {
             return false;
@@ -197,7 +179,7 @@ public final class JsonSchemaConstraint implements TokenConstraint {
             case ARRAY -> c == '[';
             case STRING -> c == '"';
             case NUMBER -> c == '-' || c >= '0' && c <= '9';
-            case LITERALS -> Arrays.stream(n.literals).anyMatch(l -> l[0] == c);
+            case LITERALS -> Arrays.stream(n.literals).anyMatch(l -> (l[0] & 0xFF) == c);
             default -> Arrays.stream(n.members).anyMatch(m -> first(nodes, nodes[m], c));
         };
     }
@@ -300,7 +282,8 @@ public final class JsonSchemaConstraint implements TokenConstraint {
         }
         long still = 0;
         for (int k = 0; k < n.keys.length; k++) {
-            if ((alive[f] >> k & 1) != 0 && at[f] < n.keyTexts[k].length && n.keyTexts[k][at[f]] == c) {
+            if ((alive[f] >> k & 1) != 0 && at[f] < n.keyTexts[k].length
+                    && (n.keyTexts[k][at[f]] & 0xFF) == c) {
                 if (at[f] + 1 == n.keyTexts[k].length) {  // the key's closing quote: it is this key
                     state[f] = COLON;
                     at[f] = k;       // the key being written: its value's node
@@ -449,7 +432,8 @@ public final class JsonSchemaConstraint implements TokenConstraint {
     private boolean feedLiterals(int f, Node n, int c) {
         long still = 0;
         for (int k = 0; k < n.literals.length; k++) {
-            if ((alive[f] >> k & 1) != 0 && at[f] < n.literals[k].length && n.literals[k][at[f]] == c) {
+            if ((alive[f] >> k & 1) != 0 && at[f] < n.literals[k].length
+                    && (n.literals[k][at[f]] & 0xFF) == c) {
                 if (at[f] + 1 == n.literals[k].length) {
                     ended();  // literals are strings, true, false, null: none is another's start
                     return true;

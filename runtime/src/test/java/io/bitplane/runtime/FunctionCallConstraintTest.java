@@ -17,30 +17,19 @@ class FunctionCallConstraintTest extends OnStories260K {
                 "}\n</tool_call>");
     }
 
-    /** Whether the rule takes all of {@code text}, byte by byte, and finds it complete. */
-    static boolean takesWhole(TokenConstraint c, String text) {
-        for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
-            if (!c.allows(new byte[] {b})) {
-                return false;
-            }
-            c.accept(new byte[] {b});
-        }
-        return c.complete();
-    }
-
     @Test
     void aCallOfAnOfferedFunctionIsTakenAndNothingElse() {
         String call = "<tool_call>\n{\"name\": \"%s\", \"arguments\": %s}\n</tool_call>";
         for (String name : List.of("get_time", "get_timezone", "f")) {
-            assertTrue(takesWhole(qwen("get_time", "get_timezone", "f"), call.formatted(name, "{\"zone\": \"CET\"}")),
-                    name);
+            assertTrue(JsonObjectConstraintTest.takesWhole(qwen("get_time", "get_timezone", "f"),
+                    call.formatted(name, "{\"zone\": \"CET\"}")), name);
         }
-        assertTrue(takesWhole(qwen("get_time"), call.formatted("get_time", "{}")));
+        assertTrue(JsonObjectConstraintTest.takesWhole(qwen("get_time"), call.formatted("get_time", "{}")));
         for (String bad : List.of(call.formatted("get_tim", "{}"), call.formatted("rm", "{}"),
                 call.formatted("get_time", "[]"), call.formatted("get_time", "{\"a\": }"),
                 call.formatted("get_time", "{}").replace("arguments", "parameters"), "{\"name\": \"get_time\"",
                 call.formatted("get_time", "{}") + " ")) {
-            assertFalse(takesWhole(qwen("get_time", "get_timezone"), bad), bad);
+            assertFalse(JsonObjectConstraintTest.takesWhole(qwen("get_time", "get_timezone"), bad), bad);
         }
         FunctionCallConstraint c = qwen("get_time");
         c.accept("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}".getBytes(StandardCharsets.UTF_8));

@@ -18,11 +18,16 @@ class JsonObjectConstraintTest extends OnStories260K {
 
     /** Whether the automaton takes all of {@code text} and finds it complete. */
     static boolean acceptsWhole(String text) {
-        JsonObjectConstraint c = new JsonObjectConstraint();
+        return takesWhole(new JsonObjectConstraint(), text);
+    }
+
+    /** Whether {@code c} takes all of {@code text}, byte by byte (trying each first), and finds it complete. */
+    static boolean takesWhole(TokenConstraint c, String text) {
         for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
-            if (!c.feed(b & 0xFF)) {
+            if (!c.allows(new byte[] {b})) {
                 return false;
             }
+            c.accept(new byte[] {b});
         }
         return c.complete();
     }

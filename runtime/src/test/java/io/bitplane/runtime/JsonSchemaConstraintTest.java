@@ -36,14 +36,7 @@ class JsonSchemaConstraintTest extends OnStories260K {
     }
 
     static boolean takesWhole(String schema, String text) throws Exception {
-        TokenConstraint c = rule(schema);
-        for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
-            if (!c.allows(new byte[] {b})) {
-                return false;
-            }
-            c.accept(new byte[] {b});
-        }
-        return c.complete();
+        return JsonObjectConstraintTest.takesWhole(rule(schema), text);
     }
 
     @Test
@@ -78,6 +71,17 @@ class JsonSchemaConstraintTest extends OnStories260K {
                 "{\"name\": \"Ann\", \"age\": 7, \"pets\": []")) {
             assertFalse(takesWhole(PERSON, bad), bad);
         }
+    }
+
+    /** Keys and enum values beyond ASCII are matched byte for byte (UTF-8), not refused. */
+    @Test
+    void keysAndEnumValuesBeyondAsciiAreTaken() throws Exception {
+        String schema = "{\"type\": \"object\", \"properties\": {\"café\": {\"enum\": [\"crème\", \"thé\"]}}, "
+                + "\"required\": [\"café\"]}";
+        assertTrue(takesWhole(schema, "{\"café\": \"thé\"}"));
+        assertFalse(takesWhole(schema, "{\"café\": \"the\"}"));
+        assertTrue(JsonObjectConstraintTest.takesWhole(new FunctionCallConstraint("«", List.of("é"), "»", "¶"),
+                "«é»{}¶"));
     }
 
     /** An object type without properties is any object, as in JSON Schema; with properties, only those keys. */

@@ -105,8 +105,9 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
             throw ApiError.invalid("reasoning_format", "`reasoning_format` must be \"auto\", \"deepseek\" or "
                     + "\"none\"");
         }
-        return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream, includeUsage,
-                tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, format, required);
+        return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream,
+                includeUsage, tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, format,
+                required);
     }
 
     /**
