@@ -19,6 +19,12 @@ abstract class ByteAutomaton<A extends ByteAutomaton<A>> implements TokenConstra
     /** Takes {@code other}'s state. */
     abstract void copyFrom(A other);
 
+    /** {@link #copyFrom} for an automaton known to be of this one's type (a twin). */
+    @SuppressWarnings("unchecked")
+    final void copyStateOf(ByteAutomaton<?> other) {
+        copyFrom((A) other);
+    }
+
     @Override
     @SuppressWarnings("unchecked")
     public final boolean allows(byte[] bytes) {

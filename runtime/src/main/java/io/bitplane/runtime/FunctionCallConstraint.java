@@ -26,12 +26,35 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
     private int phase = PREFIX;
     private int at;                      // bytes matched in the phase's literal(s)
     private final boolean[] alive;       // the names that agree with what was written of the name so far
-    private final JsonObjectConstraint arguments = new JsonObjectConstraint();
+    /** Each function's rule for its arguments as it starts (never fed), and the one being written. */
+    private final ByteAutomaton<?>[] fresh;
+    private final ByteAutomaton<?>[] arguments;
+    private int called;
 
     /** @param names the functions that may be called (at least one; none with the infix in it) */
     public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix) {
-        if (names.isEmpty()) {
-            throw new IllegalArgumentException("no function to call");
+        this(prefix, names, infix, suffix, names.stream().map(n -> (java.util.function.Supplier<TokenConstraint>)
+                JsonObjectConstraint::new).toList());
+    }
+
+    /**
+     * @param names     the functions that may be called (at least one; none with the infix in it)
+     * @param arguments for each function, a factory of the rule its arguments follow: a {@link JsonObjectConstraint}
+     *                  or a {@link JsonSchemaConstraint} of its parameters
+     */
+    public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix,
+                                  List<java.util.function.Supplier<TokenConstraint>> arguments) {
+        if (names.isEmpty() || arguments.size() != names.size()) {
+            throw new IllegalArgumentException("no function to call, or not one argument rule per function");
+        }
+        this.fresh = new ByteAutomaton<?>[names.size()];
+        this.arguments = new ByteAutomaton<?>[names.size()];
+        for (int i = 0; i < names.size(); i++) {
+            if (!(arguments.get(i).get() instanceof ByteAutomaton<?> rule)) {
+                throw new IllegalArgumentException("the arguments' rule must be JSON's or a JSON schema's");
+            }
+            this.fresh[i] = rule;
+            this.arguments[i] = rule.twin();
         }
         this.prefix = prefix.getBytes(StandardCharsets.UTF_8);
         this.namesThenInfix = new ArrayList<>();
@@ -70,6 +93,11 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
         this.namesThenInfix = o.namesThenInfix;
         this.suffix = o.suffix;
         this.alive = new boolean[o.alive.length];
+        this.fresh = o.fresh;
+        this.arguments = new ByteAutomaton<?>[o.arguments.length];
+        for (int i = 0; i < arguments.length; i++) {
+            arguments[i] = o.arguments[i].twin();
+        }
     }
 
     @Override
@@ -82,7 +110,10 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
         phase = o.phase;
         at = o.at;
         System.arraycopy(o.alive, 0, alive, 0, alive.length);
-        arguments.copyFrom(o.arguments);
+        called = o.called;
+        if (phase == ARGUMENTS) {
+            arguments[called].copyStateOf(o.arguments[called]);
+        }
     }
 
     @Override
@@ -110,6 +141,8 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
                     if (at + 1 == candidate.length) {
                         phase = ARGUMENTS;
                         at = 0;
+                        called = i;
+                        arguments[i].copyStateOf(fresh[i]);  // a scratch copy may have tried this one before
                         return true;
                     }
                     any = true;
@@ -118,10 +151,10 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
                 return any;
             }
             case ARGUMENTS -> {
-                if (!arguments.feed(b)) {
+                if (!arguments[called].feed(b)) {
                     return false;
                 }
-                if (arguments.complete()) {
+                if (arguments[called].complete()) {
                     phase = suffix.length == 0 ? DONE : SUFFIX;
                 }
                 return true;

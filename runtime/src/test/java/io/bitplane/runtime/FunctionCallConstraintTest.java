@@ -39,6 +39,35 @@ class FunctionCallConstraintTest extends OnStories260K {
                 List.of("a", "a\", \"arguments\": x"), "\", \"arguments\": ", "}"));
     }
 
+    /**
+     * With a rule for each function's arguments (a JSON schema of its parameters), the arguments must follow the
+     * called function's; a scratch copy that tried one function's arguments does not leak into the next trial.
+     */
+    @Test
+    void argumentsFollowTheCalledFunctionsSchema() throws Exception {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        @SuppressWarnings("unchecked")
+        java.util.Map<String, Object> city = json.readValue("{\"type\": \"object\", \"properties\": {\"city\": "
+                + "{\"type\": \"string\"}}, \"required\": [\"city\"]}", java.util.Map.class);
+        java.util.function.Supplier<FunctionCallConstraint> rule = () -> new FunctionCallConstraint("{\"name\": \"",
+                List.of("get_weather", "get_time"), "\", \"arguments\": ", "}",
+                List.of(JsonSchemaConstraint.compile(city), JsonObjectConstraint::new));
+        String call = "{\"name\": \"%s\", \"arguments\": %s}";
+        assertTrue(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{\"city\": \"Oslo\"}")));
+        assertFalse(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{}")));
+        assertFalse(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{\"town\": \"x\"}")));
+        assertTrue(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_time", "{\"zone\": 1}")));
+        FunctionCallConstraint c = rule.get();
+        c.accept("{\"name\": \"get_weather\", \"arguments\": {".getBytes(StandardCharsets.UTF_8));
+        assertFalse(c.allows("}".getBytes(StandardCharsets.UTF_8)), "city is required");
+        assertTrue(c.allows("\"city\"".getBytes(StandardCharsets.UTF_8)));
+        FunctionCallConstraint d = rule.get();
+        d.accept("{\"name\": \"get_".getBytes(StandardCharsets.UTF_8));
+        assertTrue(d.allows("weather\", \"arguments\": {\"ci".getBytes(StandardCharsets.UTF_8)));
+        assertTrue(d.allows("weather\", \"arguments\": {\"ci".getBytes(StandardCharsets.UTF_8)), "trying twice");
+        assertTrue(d.allows("time\", \"arguments\": {}}".getBytes(StandardCharsets.UTF_8)));
+    }
+
     /** stories260K, made to call a function: what it writes is always a prefix of a call, and a whole one at STOP. */
     @Test
     void aGenerationMadeToCallWritesACall() {

@@ -4,6 +4,10 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import io.bitplane.runtime.FunctionCallConstraint;
+import io.bitplane.runtime.JsonObjectConstraint;
+import io.bitplane.runtime.JsonSchemaConstraint;
+import io.bitplane.runtime.TokenConstraint;
 
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -129,16 +133,39 @@ public final class ChatTemplate {
     /**
      * A call of one of {@code functions} in the form this template teaches, as a constraint on the reply (for
      * tool_choice "required" or naming a function): Qwen's tool_call block, else the JSON Llama 3's template asks
-     * for (its arguments under "parameters") or {@link GenericTools}' (under "arguments").
+     * for (its arguments under "parameters") or {@link GenericTools}' (under "arguments"). The arguments follow
+     * the function's parameters schema where {@link JsonSchemaConstraint} can keep it, else they are a JSON object.
+     *
+     * @param tools the request's tools, where the functions' parameters are
      */
-    java.util.function.Supplier<io.bitplane.runtime.TokenConstraint> callOf(List<String> functions) {
+    java.util.function.Supplier<TokenConstraint> callOf(List<String> functions, List<Map<String, Object>> tools) {
         String arguments = writesTools() && template.contains("\"parameters\"") ? "parameters" : "arguments";
         String infix = "\", \"" + arguments + "\": ";
+        List<java.util.function.Supplier<TokenConstraint>> rules = functions.stream().map(f -> argumentsOf(f, tools))
+                .toList();
         if (writesTools() && toolCallFormat() == ToolCallParser.Format.TAGGED) {
-            return () -> new io.bitplane.runtime.FunctionCallConstraint(ToolCallParser.OPEN + "\n{\"name\": \"",
-                    functions, infix, "}\n" + ToolCallParser.CLOSE);
+            return () -> new FunctionCallConstraint(ToolCallParser.OPEN + "\n{\"name\": \"", functions, infix,
+                    "}\n" + ToolCallParser.CLOSE, rules);
         }
-        return () -> new io.bitplane.runtime.FunctionCallConstraint("{\"name\": \"", functions, infix, "}");
+        return () -> new FunctionCallConstraint("{\"name\": \"", functions, infix, "}", rules);
+    }
+
+    /** The rule {@code function}'s arguments follow: its parameters schema where it can be kept, else any object. */
+    private static java.util.function.Supplier<TokenConstraint> argumentsOf(String function,
+                                                                          List<Map<String, Object>> tools) {
+        for (Map<String, Object> tool : tools) {
+            if (tool.get("function") instanceof Map<?, ?> f && function.equals(f.get("name"))
+                    && f.get("parameters") instanceof Map<?, ?> parameters) {
+                try {
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> schema = (Map<String, Object>) parameters;
+                    return JsonSchemaConstraint.compile(schema);
+                } catch (JsonSchemaConstraint.UnsupportedSchemaException e) {
+                    return JsonObjectConstraint::new;  // a schema it cannot keep: the arguments are still an object
+                }
+            }
+        }
+        return JsonObjectConstraint::new;
     }
 
     /** Whether the model thinks before it answers, in {@code <think>} (Qwen3, QwQ, DeepSeek-R1). */

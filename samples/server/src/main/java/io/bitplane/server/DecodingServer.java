@@ -252,7 +252,7 @@ public final class DecodingServer implements AutoCloseable {
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs())
                 .withConstraint(r.responseFormat() != null ? r.responseFormat()
-                        : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions()));
+                        : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions(), r.tools()));
         RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {

@@ -227,6 +227,29 @@ class OpenAiSdkTest {
     }
 
     /**
+     * tool_choice naming a function makes even stories260K call it, in the form the default template describes,
+     * its arguments in the shape of the function's parameters (get_weather's required city comes first): the
+     * reply reads back as a call of that function, or, cut by the token limit, is the start of one.
+     */
+    @Test
+    void aNamedCallsArgumentsFollowItsParameters() throws Exception {
+        for (long seed = 1; seed <= 3; seed++) {
+            ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                    .model("stories260K").addUserMessage("Weather?").maxCompletionTokens(120).seed(seed)
+                    .addTool(ToolCallsTest.weatherTool()).toolChoice(com.openai.models.chat.completions
+                            .ChatCompletionNamedToolChoice.builder().function(com.openai.models.chat.completions
+                                    .ChatCompletionNamedToolChoice.Function.builder().name("get_weather").build())
+                            .build()).build());
+            var choice = c.choices().get(0);
+            String written = choice.finishReason().asString().equals("tool_calls")
+                    ? choice.message().toolCalls().orElseThrow().get(0).asFunction().function().arguments()
+                    : choice.message().content().orElseThrow().replaceFirst("^\\{\"name\": \"get_weather\", "
+                            + "\"arguments\": ", "");
+            assertTrue(written.matches("(?s)\\{\\s*\"city\"\\s*:.*"), choice.toString());
+        }
+    }
+
+    /**
      * tool_choice naming a function makes even stories260K call it, in the form the default template describes:
      * the reply reads back as a call of that function (or, cut by the token limit, is the start of one).
      */
