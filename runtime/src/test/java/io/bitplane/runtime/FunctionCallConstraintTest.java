@@ -53,10 +53,12 @@ class FunctionCallConstraintTest extends OnStories260K {
                 List.of("get_weather", "get_time"), "\", \"arguments\": ", "}",
                 List.of(JsonSchemaConstraint.compile(city), JsonObjectConstraint::new));
         String call = "{\"name\": \"%s\", \"arguments\": %s}";
-        assertTrue(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{\"city\": \"Oslo\"}")));
-        assertFalse(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{}")));
-        assertFalse(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_weather", "{\"town\": \"x\"}")));
-        assertTrue(JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted("get_time", "{\"zone\": 1}")));
+        java.util.function.BiPredicate<String, String> takes = (name, arguments) ->
+                JsonObjectConstraintTest.takesWhole(rule.get(), call.formatted(name, arguments));
+        assertTrue(takes.test("get_weather", "{\"city\": \"Oslo\"}"));
+        assertFalse(takes.test("get_weather", "{}"));
+        assertFalse(takes.test("get_weather", "{\"town\": \"x\"}"));
+        assertTrue(takes.test("get_time", "{\"zone\": 1}"));
         FunctionCallConstraint c = rule.get();
         c.accept("{\"name\": \"get_weather\", \"arguments\": {".getBytes(StandardCharsets.UTF_8));
         assertFalse(c.allows("}".getBytes(StandardCharsets.UTF_8)), "city is required");
