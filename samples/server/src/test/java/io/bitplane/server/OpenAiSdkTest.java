@@ -226,6 +226,12 @@ class OpenAiSdkTest {
         }
     }
 
+    static com.openai.models.chat.completions.ChatCompletionNamedToolChoice named(String function) {
+        return com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder().function(
+                com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function.builder().name(function)
+                        .build()).build();
+    }
+
     /**
      * tool_choice naming a function makes even stories260K call it, in the form the default template describes,
      * its arguments in the shape of the function's parameters (get_weather's required city comes first): the
@@ -236,10 +242,7 @@ class OpenAiSdkTest {
         for (long seed = 1; seed <= 3; seed++) {
             ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
                     .model("stories260K").addUserMessage("Weather?").maxCompletionTokens(120).seed(seed)
-                    .addTool(ToolCallsTest.weatherTool()).toolChoice(com.openai.models.chat.completions
-                            .ChatCompletionNamedToolChoice.builder().function(com.openai.models.chat.completions
-                                    .ChatCompletionNamedToolChoice.Function.builder().name("get_weather").build())
-                            .build()).build());
+                    .addTool(ToolCallsTest.weatherTool()).toolChoice(named("get_weather")).build());
             var choice = c.choices().get(0);
             String written = choice.finishReason().asString().equals("tool_calls")
                     ? choice.message().toolCalls().orElseThrow().get(0).asFunction().function().arguments()
@@ -261,9 +264,7 @@ class OpenAiSdkTest {
                     .addTool(ToolCallsTest.weatherTool()).addTool(com.openai.models.chat.completions
                             .ChatCompletionFunctionTool.builder().function(com.openai.models.FunctionDefinition
                                     .builder().name("get_time").build()).build())
-                    .toolChoice(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder()
-                            .function(com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function
-                                    .builder().name("get_time").build()).build()).build());
+                    .toolChoice(named("get_time")).build());
             var choice = c.choices().get(0);
             if (choice.finishReason().asString().equals("tool_calls")) {
                 var call = choice.message().toolCalls().orElseThrow().get(0).asFunction().function();

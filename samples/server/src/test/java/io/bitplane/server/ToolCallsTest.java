@@ -230,9 +230,7 @@ class ToolCallsTest {
         try (OpenAiSdkTest.AutoCloseableClient c = new OpenAiSdkTest.AutoCloseableClient(client(callerServer))) {
             for (ChatCompletionToolChoiceOption choice : List.of(ChatCompletionToolChoiceOption.ofAuto(
                     ChatCompletionToolChoiceOption.Auto.REQUIRED), ChatCompletionToolChoiceOption.ofNamedToolChoice(
-                    com.openai.models.chat.completions.ChatCompletionNamedToolChoice.builder().function(
-                            com.openai.models.chat.completions.ChatCompletionNamedToolChoice.Function.builder()
-                                    .name("get_weather").build()).build()))) {
+                    OpenAiSdkTest.named("get_weather")))) {
                 ChatCompletion r = c.client().chat().completions().create(question("caller").toolChoice(choice)
                         .build());
                 onlyCall(r);
