@@ -6,10 +6,11 @@ import java.util.List;
 
 /**
  * A function call in a fixed shape, as a {@link TokenConstraint}: {@code prefix}, then one of the function names,
- * then {@code infix}, then a JSON object (the arguments: {@link JsonObjectConstraint}), then {@code suffix}; for
- * Qwen's form {@code <tool_call>\n{"name": "} NAME {@code ", "arguments": } OBJECT {@code }\n</tool_call>}. It lets a
- * server make a model call a function (OpenAI's tool_choice "required", or one function by name), in the form the
- * model's chat template taught it, so the reply reads back as a call.
+ * then {@code infix}, then a JSON object (the arguments: {@link JsonSchemaConstraint#anyObject} unless a schema is
+ * given), then {@code suffix}; for Qwen's form
+ * {@code <tool_call>\n{"name": "} NAME {@code ", "arguments": } OBJECT {@code }\n</tool_call>}. It lets a server make
+ * a model call a function (OpenAI's tool_choice "required", or one function by name), in the form the model's chat
+ * template taught it, so the reply reads back as a call.
  */
 public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallConstraint> {
     private static final int PREFIX = 0;
@@ -34,13 +35,13 @@ public final class FunctionCallConstraint extends ByteAutomaton<FunctionCallCons
     /** @param names the functions that may be called (at least one; none with the infix in it) */
     public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix) {
         this(prefix, names, infix, suffix, names.stream().map(n -> (java.util.function.Supplier<TokenConstraint>)
-                JsonObjectConstraint::new).toList());
+                JsonSchemaConstraint::anyObject).toList());
     }
 
     /**
      * @param names     the functions that may be called (at least one; none with the infix in it)
-     * @param arguments for each function, a factory of the rule its arguments follow: a {@link JsonObjectConstraint}
-     *                  or a {@link JsonSchemaConstraint} of its parameters
+     * @param arguments for each function, a factory of the rule its arguments follow: a {@link JsonSchemaConstraint}
+     *                  of its parameters, or {@link JsonSchemaConstraint#anyObject}
      */
     public FunctionCallConstraint(String prefix, List<String> names, String infix, String suffix,
                                   List<java.util.function.Supplier<TokenConstraint>> arguments) {

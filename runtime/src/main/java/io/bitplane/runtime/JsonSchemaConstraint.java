@@ -16,11 +16,16 @@ import java.util.Set;
  * {@code definitions} (not recursive), and {@code {}} for any value. Annotations ({@code title},
  * {@code description}, {@code default}, {@code examples}, {@code format}) are ignored; any other keyword, which
  * this rule could not keep, is refused when the schema is read ({@link #compile}), so a schema is never silently
- * half enforced. White space as {@link JsonObjectConstraint} allows it.
+ * half enforced. JSON mode ({@code response_format: {"type": "json_object"}}) is the schema of any object
+ * ({@link #anyObject}). JSON is strict (RFC 8259: no comments, trailing commas, single quotes, NaN or leading
+ * zeros), nested at most {@value #MAX_DEPTH} values deep. White space may follow any token (not come before the
+ * first) as llama.cpp's JSON grammar allows it: one space, or a new line and up to {@value #MAX_INDENT} spaces or
+ * tabs; a model kept to JSON it does not know otherwise spends its budget on blank lines.
  *
- * <p>A pushdown automaton over bytes, like {@link JsonObjectConstraint}, whose stack frames are schema nodes being
- * written: an object (which keys remain), an array (how many items), a string, a number, a set of literals still
- * possible. The state is int arrays.
+ * <p>A pushdown automaton over bytes (JSON's structure is ASCII, and a string may hold any byte from 0x20 up but
+ * '"' and '\' unescaped, so a token that ends inside a UTF-8 character is fine), whose stack frames are schema
+ * nodes being written: an object (which keys remain), an array (how many items), a string, a number, a set of
+ * literals still possible. The state is int arrays.
  */
 public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstraint> {
     /** A schema this rule cannot keep, naming the keyword and where it is. */
@@ -40,8 +45,9 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
 
     /** Node 0 is any value: a union of an open object and an array of any values, a string, a number, literals. */
     private static final int ANY = 0;
-    /** Node 1: any object. */
+    /** Node 1: any object; node 3: any string. */
     private static final int OPEN_OBJECT = 1;
+    private static final int ANY_STRING = 3;
 
     /** A compiled schema node. */
     private record Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open,
@@ -56,7 +62,8 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
 
     // The stack: per frame its node, its state and two counters, the literal matcher's alive set (a bit per
     // candidate) and, for objects, the keys still possible while a key is being written.
-    private static final int MAX_DEPTH = 64;
+    static final int MAX_DEPTH = 64;
+    static final int MAX_INDENT = 20;
     private int depth;
     private final int[] node = new int[MAX_DEPTH];
     private final int[] state = new int[MAX_DEPTH];
@@ -77,6 +84,14 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
     private static final int UNICODE = 7;      // string: in \\u's digits (count: left)
     private static final int IN = 8;           // string, literals, number: inside
     // number sub-states (in count): see feedNumber
+
+    /** Any JSON object: JSON mode's rule (declared after the tables its compiling reads). */
+    private static final java.util.function.Supplier<TokenConstraint> ANY_OBJECT = compile(Map.of("type", "object"));
+
+    /** JSON mode ({@code response_format: {"type": "json_object"}}): any one JSON object. */
+    public static TokenConstraint anyObject() {
+        return ANY_OBJECT.get();
+    }
 
     private JsonSchemaConstraint(Node[] nodes, int root) {
         this.nodes = nodes;
@@ -124,7 +139,7 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
     @Override
     boolean feed(int c) {
         if (done) {
-            return false;
+            return Boolean.TRUE.equals(space(c));  // white space may follow the value too
         }
         if (depth == 0) {
             return start(root, c);  // the text starts with its value: no white space first
@@ -184,17 +199,22 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         };
     }
 
-    /** The frame {@code f} has ended: its parent takes the next byte. */
+    /** The top frame has ended: its parent takes the next byte (after an open object's key, its colon). */
     private void ended() {
         depth--;
         space = 0;
         if (depth == 0) {
             done = true;
-        } else {
-            state[depth - 1] = NEXT;
-            if (nodes[node[depth - 1]].kind == ARRAY) {
-                count[depth - 1]++;
-            }
+            return;
+        }
+        int parent = depth - 1;
+        if (state[parent] == KEY) {
+            state[parent] = COLON;
+            return;
+        }
+        state[parent] = NEXT;
+        if (nodes[node[parent]].kind == ARRAY) {
+            count[parent]++;
         }
     }
 
@@ -208,7 +228,7 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             space = c == '\n' ? 1 : -1;
             return c != '\t';
         }
-        return space > 0 && c != '\n' && ++space <= 1 + JsonObjectConstraint.MAX_INDENT;
+        return space > 0 && c != '\n' && ++space <= 1 + MAX_INDENT;
     }
 
     private boolean feedObject(int f, Node n, int c) {
@@ -229,8 +249,11 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                     return false;
                 }
                 state[f] = KEY;
+                if (n.open) {
+                    return start(ANY_STRING, c);  // any key: a string frame, which ends in the colon's state
+                }
                 at[f] = 0;
-                alive[f] = n.open ? 0 : keysFrom(n, count[f]);
+                alive[f] = keysFrom(n, count[f]);
                 return true;
             }
             case COLON -> {
@@ -257,29 +280,8 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         }
     }
 
-    /** In a key (after its opening quote): an open object's any string; else one of the keys still possible. */
+    /** In a listed key (after its opening quote): one of the keys still possible. */
     private boolean feedKey(int f, Node n, int c) {
-        if (n.open) {
-            // a plain string: reuse the string rules through count (0 plain, 1 after '\', 2+ in \\u)
-            if (count[f] == 1) {
-                count[f] = c == 'u' ? 6 : 0;
-                return c == 'u' || "\"\\/bfnrt".indexOf(c) >= 0;
-            }
-            if (count[f] >= 2) {
-                count[f] = count[f] == 2 ? 0 : count[f] - 1;
-                return isHex(c);
-            }
-            if (c == '"') {
-                state[f] = COLON;
-                count[f] = 0;
-                return true;
-            }
-            if (c == '\\') {
-                count[f] = 1;
-                return true;
-            }
-            return c >= 0x20;
-        }
         long still = 0;
         for (int k = 0; k < n.keys.length; k++) {
             if ((alive[f] >> k & 1) != 0 && at[f] < n.keyTexts[k].length
@@ -380,7 +382,7 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         }
     }
 
-    // Number states (in count): as JsonObjectConstraint's.
+    // Number states (in count).
     private static final int N_START = 0;
     private static final int N_MINUS = 1;
     private static final int N_ZERO = 2;

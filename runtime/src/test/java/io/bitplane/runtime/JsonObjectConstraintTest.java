@@ -12,13 +12,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** JSON mode: the automaton against Jackson's strict parser, and a generation held to it. */
+/** JSON mode (the schema automaton over any object) against Jackson's strict parser, and a generation held to it. */
 class JsonObjectConstraintTest extends OnStories260K {
     static final ObjectMapper JSON = new ObjectMapper();
 
     /** Whether the automaton takes all of {@code text} and finds it complete. */
     static boolean acceptsWhole(String text) {
-        return takesWhole(new JsonObjectConstraint(), text);
+        return takesWhole(JsonSchemaConstraint.anyObject(), text);
     }
 
     /** Whether {@code c} takes all of {@code text}, byte by byte (trying each first), and finds it complete. */
@@ -46,24 +46,26 @@ class JsonObjectConstraintTest extends OnStories260K {
     void objectsAreTakenAndAnythingElseRefused() {
         for (String ok : List.of("{}", "{\"a\": 1}\n", "{\n  \"a\": 1,\n\t\"b\" : [ 2 ]\n}",
                 "{\"a\":[1,-2.5e+3,0,0.0,true,false,null,\"x\\u00e9\\n\"],"
-                + "\"b\":{\"c\":{}}}", "{\"é\": \"日本\"}", "{\"a\": -0}", "{\"a\": 1E5}")) {
+                + "\"b\":{\"c\":{}}}", "{\"é\": \"日本\"}", "{\"a\": -0}", "{\"a\": 1E5}",
+                "{\"\\u00e9\": 1, \"k\\n\": [\"\\u0041\"]}")) {
             assertTrue(acceptsWhole(ok), ok);
             assertTrue(jacksonReadsAnObject(ok), ok);
         }
         for (String bad : List.of("[]", "1", "\"x\"", "{", "{\"a\"}", "{\"a\": 01}", "{\"a\": 1.}", "{'a': 1}",
                 "{\"a\": 1,}", "{\"a\": tru}", "{\"a\": NaN}", "{\"a\": \"\u0001\"}", "{\"a\": \"\\x\"}", "{} {}",
-                "{\"a\": [1 2]}", "{\"a\": [}", "{\"a\": -}", "{\"a\": 1e}", "{\"a\": \"\\u12g4\"}")) {
+                "{\"a\": [1 2]}", "{\"a\": [}", "{\"a\": -}", "{\"a\": 1e}", "{\"a\": \"\\u12g4\"}",
+                "{\"\\u00g9\": 1}", "{\"\\u00e9\"1\": 1}")) {
             assertFalse(acceptsWhole(bad), bad);
             assertFalse(jacksonReadsAnObject(bad), bad);
         }
         for (String spaced : List.of(" {}", "{  }", "{\n\n}", "{ \n}", "{\t}", "{\r\n}",
-                "{\n" + " ".repeat(JsonObjectConstraint.MAX_INDENT + 1) + "}")) {
+                "{\n" + " ".repeat(JsonSchemaConstraint.MAX_INDENT + 1) + "}")) {
             assertFalse(acceptsWhole(spaced), "white space as llama.cpp's JSON grammar has it, not " + spaced);
             assertTrue(jacksonReadsAnObject(spaced), spaced);
         }
-        assertTrue(acceptsWhole("{\n" + " ".repeat(JsonObjectConstraint.MAX_INDENT) + "}"));
-        assertFalse(acceptsWhole("{\"a\":" + "[".repeat(JsonObjectConstraint.MAX_DEPTH) + "]".repeat(
-                JsonObjectConstraint.MAX_DEPTH) + "}"), "too deep");
+        assertTrue(acceptsWhole("{\n" + " ".repeat(JsonSchemaConstraint.MAX_INDENT) + "}"));
+        assertFalse(acceptsWhole("{\"a\":" + "[".repeat(JsonSchemaConstraint.MAX_DEPTH) + "]".repeat(
+                JsonSchemaConstraint.MAX_DEPTH) + "}"), "too deep");
     }
 
     /** Random strings over JSON's alphabet: the automaton takes exactly those Jackson reads as an object. */
@@ -96,7 +98,7 @@ class JsonObjectConstraintTest extends OnStories260K {
     @Test
     void prefixesAreTakenAndAllowsChangesNothing() {
         String doc = "{\"name\": \"Lily\", \"age\": 3, \"pets\": [\"cat\", {\"dog\": null}]}";
-        JsonObjectConstraint c = new JsonObjectConstraint();
+        TokenConstraint c = JsonSchemaConstraint.anyObject();
         byte[] bytes = doc.getBytes(StandardCharsets.UTF_8);
         for (int i = 0; i < bytes.length; i++) {
             assertFalse(c.complete(), doc.substring(0, i));
@@ -113,8 +115,8 @@ class JsonObjectConstraintTest extends OnStories260K {
      */
     @Test
     void aGenerationInJsonModeWritesAnObject() {
-        for (GenerationResult r : sampled(JsonObjectConstraint::new, 3, 120)) {
-            JsonObjectConstraint check = new JsonObjectConstraint();
+        for (GenerationResult r : sampled(JsonSchemaConstraint::anyObject, 3, 120)) {
+            TokenConstraint check = JsonSchemaConstraint.anyObject();
             check.accept(r.text().getBytes(StandardCharsets.UTF_8));  // throws on any byte that is not JSON
             assertEquals(r.finishReason() == FinishReason.STOP, check.complete(), r.text());
             if (check.complete()) {

@@ -5,7 +5,6 @@ import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import io.bitplane.runtime.FunctionCallConstraint;
-import io.bitplane.runtime.JsonObjectConstraint;
 import io.bitplane.runtime.JsonSchemaConstraint;
 import io.bitplane.runtime.TokenConstraint;
 
@@ -161,11 +160,11 @@ public final class ChatTemplate {
                     Map<String, Object> schema = (Map<String, Object>) parameters;
                     return JsonSchemaConstraint.compile(schema);
                 } catch (JsonSchemaConstraint.UnsupportedSchemaException e) {
-                    return JsonObjectConstraint::new;  // a schema it cannot keep: the arguments are still an object
+                    return JsonSchemaConstraint::anyObject;  // a schema it cannot keep: still an object
                 }
             }
         }
-        return JsonObjectConstraint::new;
+        return JsonSchemaConstraint::anyObject;
     }
 
     /** Whether the model thinks before it answers, in {@code <think>} (Qwen3, QwQ, DeepSeek-R1). */

@@ -1,7 +1,6 @@
 package io.bitplane.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.bitplane.runtime.JsonObjectConstraint;
 import io.bitplane.runtime.JsonSchemaConstraint;
 import io.bitplane.runtime.SamplerSettings;
 import io.bitplane.runtime.TokenConstraint;
@@ -169,7 +168,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         }
         return switch (format.get("type").asText()) {
             case "text" -> null;
-            case "json_object" -> JsonObjectConstraint::new;
+            case "json_object" -> JsonSchemaConstraint::anyObject;
             case "json_schema" -> {
                 JsonNode schema = format.path("json_schema").path("schema");
                 if (!schema.isObject()) {
