@@ -289,9 +289,7 @@ public final class DecodingServer implements AutoCloseable {
      */
     private AssistantReply assistantReply(OpenAiRequest r, String prompt) {
         ToolCallParser tools = r.tools().isEmpty() ? null : new ToolCallParser(template.writesTools()
-                ? template.toolCallFormat() : ToolCallParser.Format.JSON, r.tools().stream()
-                .map(t -> String.valueOf(((java.util.Map<?, ?>) t.get("function")).get("name")))
-                .collect(java.util.stream.Collectors.toSet()));
+                ? template.toolCallFormat() : ToolCallParser.Format.JSON, java.util.Set.copyOf(r.toolNames()));
         boolean thinking = template.thinks() && r.splitReasoning() && r.responseFormat() == null
                 && r.requiredFunctions().isEmpty();
         return new AssistantReply(thinking, prompt.stripTrailing().endsWith(AssistantReply.OPEN), tools,

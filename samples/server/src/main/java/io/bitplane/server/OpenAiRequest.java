@@ -198,8 +198,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         if (choice == null || choice.isNull() || choice.isTextual() && !choice.asText().equals("required")) {
             return List.of();
         }
-        List<String> names = tools.stream().map(t -> String.valueOf(((Map<?, ?>) t.get("function")).get("name")))
-                .toList();
+        List<String> names = names(tools);
         if (names.isEmpty()) {
             throw ApiError.invalid("tool_choice", "`tool_choice` asks for a call, but `tools` offers no function");
         }
@@ -216,6 +215,15 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
                     + "' is not one of the tools " + names);
         }
         return List.of(name.asText());
+    }
+
+    /** The names of the functions offered, in the request's order. */
+    List<String> toolNames() {
+        return names(tools);
+    }
+
+    private static List<String> names(List<Map<String, Object>> tools) {
+        return tools.stream().map(t -> String.valueOf(((Map<?, ?>) t.get("function")).get("name"))).toList();
     }
 
     /** The request's tools, checked as OpenAI checks them; none when tool_choice is "none". */
