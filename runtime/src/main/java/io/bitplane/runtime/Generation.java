@@ -46,6 +46,8 @@ public final class Generation implements Iterator<GeneratedToken> {
         this.prompt = given != null ? given : tokenizer.encode(request.prompt(), request.addBos(), false);
         // Checked here: the batch scheduler feeds these tokens to the decoder without Session.append and its check.
         Session.checkTokens(prompt, session.model().config().vocabSize(), "prompt token id");
+        Session.checkTokens(request.sampler().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray(),
+                session.model().config().vocabSize(), "logit bias token id");
         this.maxStopLength = request.stop().stream().mapToInt(String::length).max().orElse(0);
         this.logits = new float[session.model().config().vocabSize()];
         if (prompt.length == 0) {

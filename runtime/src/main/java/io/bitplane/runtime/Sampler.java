@@ -13,38 +13,61 @@ public final class Sampler {
     private final SplittableRandom random;
     private float[] probs = new float[0];
     private long[] keys = new long[0];
-    /** Tokens of the penalty's window seen so far in this step (cleared after each), grown to the vocabulary. */
-    private boolean[] seen = new boolean[0];
+    /** Each token's count in the penalties' window, zero between steps; grown to the vocabulary. */
+    private int[] counts = new int[0];
+    /** The logit bias as arrays: a map lookup per entry each step would box. */
+    private final int[] biasedTokens;
+    private final float[] biases;
 
     public Sampler(SamplerSettings settings) {
         this.settings = settings;
         this.random = new SplittableRandom(settings.seed());
+        this.biasedTokens = settings.logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
+        this.biases = new float[biasedTokens.length];
+        for (int i = 0; i < biases.length; i++) {
+            biases[i] = settings.logitBias().get(biasedTokens[i]);
+        }
     }
 
     /**
-     * The next token given {@code logits} (modified in place by the penalty) and the tokens so far
+     * The penalties over the last {@code repeatWindow} tokens, as llama.cpp applies them: each token in the window
+     * once, its logit divided (if positive; else multiplied) by the repetition penalty, then lowered by the
+     * frequency penalty times its count and by the presence penalty.
+     */
+    private void penalize(float[] logits, int vocab, int[] history, int historyLength) {
+        if (counts.length < vocab) {
+            counts = new int[vocab];
+        }
+        int from = Math.max(0, historyLength - settings.repeatWindow());
+        for (int i = from; i < historyLength; i++) {
+            int t = history[i];
+            if (t >= 0 && t < vocab) {
+                counts[t]++;
+            }
+        }
+        for (int i = from; i < historyLength; i++) {
+            int t = history[i];
+            if (t >= 0 && t < vocab && counts[t] > 0) {
+                float l = logits[t];
+                l = l > 0 ? l / settings.repetitionPenalty() : l * settings.repetitionPenalty();
+                logits[t] = l - counts[t] * settings.frequencyPenalty() - settings.presencePenalty();
+                counts[t] = 0;  // each token once
+            }
+        }
+    }
+
+    /**
+     * The next token given {@code logits} (modified in place by the bias and the penalties) and the tokens so far
      * ({@code history[0 .. historyLength)}).
      */
     public int sample(float[] logits, int vocab, int[] history, int historyLength) {
-        if (settings.repetitionPenalty() != 1f) {
-            if (seen.length < vocab) {
-                seen = new boolean[vocab];
+        for (int i = 0; i < biasedTokens.length; i++) {
+            if (biasedTokens[i] < vocab) {
+                logits[biasedTokens[i]] += biases[i];
             }
-            int from = Math.max(0, historyLength - settings.repeatWindow());
-            for (int i = from; i < historyLength; i++) {
-                int t = history[i];
-                if (t >= 0 && t < vocab && !seen[t]) {
-                    seen[t] = true;
-                    logits[t] = logits[t] > 0 ? logits[t] / settings.repetitionPenalty()
-                            : logits[t] * settings.repetitionPenalty();
-                }
-            }
-            for (int i = from; i < historyLength; i++) {
-                int t = history[i];
-                if (t >= 0 && t < vocab) {
-                    seen[t] = false;
-                }
-            }
+        }
+        if (settings.penalizes()) {
+            penalize(logits, vocab, history, historyLength);
         }
         if (settings.temperature() == 0) {
             return argmax(logits, vocab);

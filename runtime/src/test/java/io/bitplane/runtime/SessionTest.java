@@ -52,6 +52,42 @@ class SessionTest extends OnStories260K {
         assertNotEquals(greedy, penalized, "a strong repetition penalty changes greedy output");
     }
 
+    /**
+     * OpenAI's presence penalty and logit bias reach the model's tokens: a strong presence penalty repeats fewer
+     * tokens than greedy's loops, a ban on greedy's first token moves the first step, and an id past the
+     * vocabulary is refused by name.
+     */
+    @Test
+    void presencePenaltyAndLogitBiasChangeWhatIsChosen() {
+        int[] greedy = tokens(GenerationRequest.of("Once upon a time", 60));
+        int[] penalized = tokens(GenerationRequest.of("Once upon a time", 60)
+                .withSampler(SamplerSettings.GREEDY.withPenalties(0.5f, 2f)));
+        assertTrue(distinct(penalized) > distinct(greedy), distinct(penalized) + " vs " + distinct(greedy));
+        int[] banned = tokens(GenerationRequest.of("Once upon a time", 5)
+                .withSampler(SamplerSettings.GREEDY.withLogitBias(java.util.Map.of(greedy[0], -100f))));
+        assertNotEquals(greedy[0], banned[0]);
+        int vocab = model.config().vocabSize();
+        var e = assertThrows(IllegalArgumentException.class, () -> run(GenerationRequest.of("Once", 5)
+                .withSampler(SamplerSettings.GREEDY.withLogitBias(java.util.Map.of(vocab, 1f)))));
+        assertTrue(e.getMessage().contains("logit bias token id " + vocab), e.getMessage());
+    }
+
+    private static int[] tokens(GenerationRequest r) {
+        try (Session s = model.newSession()) {
+            java.util.List<Integer> ids = new java.util.ArrayList<>();
+            s.generate(r, t -> {
+                if (t.id() >= 0) {
+                    ids.add(t.id());
+                }
+            });
+            return ids.stream().mapToInt(Integer::intValue).toArray();
+        }
+    }
+
+    private static long distinct(int[] ids) {
+        return java.util.Arrays.stream(ids).distinct().count();
+    }
+
     @Test
     void aWarmUpChangesNoResult() {
         String before = run(GenerationRequest.of("Once upon a time", 30)).text();

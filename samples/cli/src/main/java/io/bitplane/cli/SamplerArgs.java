@@ -20,12 +20,25 @@ final class SamplerArgs {
     @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Penalty for recent tokens (1: off).")
     float repeatPenalty;
 
+    @Option(names = "--repeat-last-n", defaultValue = "64", description = "Tokens the penalties look back on (-1: "
+            + "the whole context). Default: ${DEFAULT-VALUE}.")
+    int repeatLastN;
+
+    @Option(names = "--frequency-penalty", defaultValue = "0", description = "Lower a recent token's logit by this "
+            + "times its count (0: off).")
+    float frequencyPenalty;
+
+    @Option(names = "--presence-penalty", defaultValue = "0", description = "Lower each recent token's logit by "
+            + "this (0: off).")
+    float presencePenalty;
+
     @Option(names = "--seed", description = "Random seed (default: from the clock); the same seed gives the "
             + "same text.")
     Long seed;
 
     SamplerSettings settings() {
-        return new SamplerSettings(temperature, topK, topP, minP, repeatPenalty, 64,
-                seed != null ? seed : System.nanoTime());
+        return new SamplerSettings(temperature, topK, topP, minP, repeatPenalty,
+                repeatLastN == -1 ? Integer.MAX_VALUE : repeatLastN, seed != null ? seed : System.nanoTime())
+                .withPenalties(frequencyPenalty, presencePenalty);
     }
 }

@@ -237,6 +237,12 @@ public final class DecodingServer implements AutoCloseable {
                 throw ApiError.invalid(promptField, e.getMessage());
             }
         }
+        for (int id : r.sampler().logitBias().keySet()) {
+            if (id >= model.config().vocabSize()) {
+                throw ApiError.invalid("logit_bias", "`logit_bias` token " + id + " is outside the vocabulary (0.."
+                        + (model.config().vocabSize() - 1) + ")");
+            }
+        }
         int promptTokens = encoded.length;
         if (promptTokens > config.maxPromptTokens()) {
             throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the limit is "

@@ -14,7 +14,8 @@ import java.util.function.Supplier;
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
- * are refused when they ask for something (n above 1, echo) and ignored when they are neutral.
+ * are refused when they ask for something (n above 1, echo, a suffix, a GBNF grammar...) and ignored when they are
+ * neutral (a client's defaults).
  *
  * @param messages          chat messages (chat only), else null
  * @param prompt            the prompt (completions only), else null
@@ -66,17 +67,25 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         if (present(body, "echo") && body.get("echo").asBoolean(false)) {
             throw ApiError.invalid("echo", "echo is not supported");
         }
+        refuseUnimplemented(body);
         double temperature = optionalNumber(body, "temperature", 0, 2, 1);
         double topP = optionalNumber(body, "top_p", 0, 1, 1);
         if (topP == 0) {
             throw ApiError.invalid("top_p", "top_p must be greater than 0");
         }
         double minP = optionalNumber(body, "min_p", 0, 1, 0);
-        double penalty = optionalNumber(body, "repetition_penalty", 0.01, 10, 1);
+        if (present(body, "repetition_penalty") && present(body, "repeat_penalty")) {
+            throw ApiError.invalid("repeat_penalty", "give `repetition_penalty` or `repeat_penalty`, not both");
+        }
+        double penalty = optionalNumber(body, present(body, "repeat_penalty") ? "repeat_penalty"
+                : "repetition_penalty", 0.01, 10, 1);
+        Integer window = optionalInt(body, "repeat_last_n", -1, Integer.MAX_VALUE);
         Integer topK = optionalInt(body, "top_k", 0, Integer.MAX_VALUE);
         long seed = present(body, "seed") ? longValue(body, "seed") : ThreadLocalRandom.current().nextLong();
         SamplerSettings sampler = new SamplerSettings((float) temperature, topK == null ? 0 : topK, (float) topP,
-                (float) minP, (float) penalty, 64, seed);
+                (float) minP, (float) penalty, window == null ? 64 : window == -1 ? Integer.MAX_VALUE : window, seed,
+                (float) optionalNumber(body, "frequency_penalty", -2, 2, 0),
+                (float) optionalNumber(body, "presence_penalty", -2, 2, 0), logitBias(body));
         boolean stream = optionalBoolean(body, "stream", false);
         boolean includeUsage = false;
         JsonNode options = body.get("stream_options");
@@ -128,6 +137,70 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
             throw ApiError.invalid("top_logprobs", "`top_logprobs` needs `logprobs` true");
         }
         return off ? -1 : top == null ? 0 : top;
+    }
+
+    /**
+     * Fields of OpenAI's and llama.cpp's APIs that this server does not implement, with the value that asks for
+     * nothing: any other value is refused (400) rather than silently ignored.
+     */
+    private static final Map<String, List<String>> UNIMPLEMENTED = new java.util.LinkedHashMap<>();
+
+    static {
+        UNIMPLEMENTED.put("suffix", List.of("\"\""));
+        UNIMPLEMENTED.put("best_of", List.of("1"));
+        UNIMPLEMENTED.put("audio", List.of());
+        UNIMPLEMENTED.put("modalities", List.of("[\"text\"]"));
+        UNIMPLEMENTED.put("grammar", List.of("\"\""));
+        UNIMPLEMENTED.put("json_schema", List.of());
+        UNIMPLEMENTED.put("ignore_eos", List.of("false"));
+        UNIMPLEMENTED.put("mirostat", List.of("0"));
+        UNIMPLEMENTED.put("typical_p", List.of("1", "1.0"));
+    }
+
+    private static void refuseUnimplemented(JsonNode body) {
+        for (Map.Entry<String, List<String>> e : UNIMPLEMENTED.entrySet()) {
+            String field = e.getKey();
+            if (present(body, field) && !e.getValue().contains(body.get(field).toString())) {
+                String hint = switch (field) {
+                    case "grammar", "json_schema" -> "; hold the reply to JSON with `response_format`";
+                    default -> "";
+                };
+                throw ApiError.invalid(field, "`" + field + "` is not supported" + hint);
+            }
+        }
+    }
+
+    /**
+     * OpenAI's {@code logit_bias}: token ids (as the object's keys) to a bias in -100..100 added to their logits.
+     * The ids are checked against the vocabulary by the server, which knows it.
+     */
+    private static Map<Integer, Float> logitBias(JsonNode body) {
+        JsonNode bias = body.get("logit_bias");
+        if (bias == null || bias.isNull()) {
+            return Map.of();
+        }
+        if (!bias.isObject()) {
+            throw ApiError.invalid("logit_bias", "`logit_bias` must be an object of token ids to biases");
+        }
+        Map<Integer, Float> out = new java.util.TreeMap<>();
+        for (Map.Entry<String, JsonNode> e : bias.properties()) {
+            int id;
+            try {
+                id = Integer.parseInt(e.getKey());
+            } catch (NumberFormatException notAnId) {
+                id = -1;
+            }
+            if (id < 0 || !e.getKey().equals(Integer.toString(id))) {
+                throw ApiError.invalid("logit_bias", "`logit_bias` key \"" + e.getKey() + "\" is not a token id");
+            }
+            JsonNode v = e.getValue();
+            if (!v.isNumber() || !(v.asDouble() >= -100 && v.asDouble() <= 100)) {
+                throw ApiError.invalid("logit_bias", "`logit_bias` of token " + id + " must be a number in "
+                        + "[-100, 100]");
+            }
+            out.put(id, (float) v.asDouble());
+        }
+        return out;
     }
 
     /** Names the server sets in the template itself. */

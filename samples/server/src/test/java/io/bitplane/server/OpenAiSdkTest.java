@@ -314,6 +314,29 @@ class OpenAiSdkTest {
         assertTrue(whole > 0, "stories260K completes the schema's short object");
     }
 
+    /**
+     * frequency_penalty, presence_penalty and logit_bias reach the sampler as given: the reply is the runtime's own
+     * for the same settings, and a ban on greedy's first token changes the story's start.
+     */
+    @Test
+    void penaltiesAndLogitBiasShapeTheReply() {
+        Completion penalized = client.completions().create(greedyCompletion(40).toBuilder().frequencyPenalty(0.5)
+                .presencePenalty(1.5).build());
+        String expected;
+        try (io.bitplane.runtime.Session s = model.newSession()) {
+            expected = s.generate(io.bitplane.runtime.GenerationRequest.of("", 40).withSampler(
+                    io.bitplane.runtime.SamplerSettings.GREEDY.withPenalties(0.5f, 1.5f)), t -> { }).text();
+        }
+        assertEquals(expected, penalized.choices().get(0).text());
+        assertFalse(golden.startsWith(expected), expected);
+        int first = model.tokenizer().encode(golden, false, false)[0];
+        Completion banned = client.completions().create(greedyCompletion(5).toBuilder().logitBias(
+                CompletionCreateParams.LogitBias.builder().putAdditionalProperty(Integer.toString(first),
+                        com.openai.core.JsonValue.from(-100)).build()).build());
+        String text = banned.choices().get(0).text();
+        assertFalse(text.isEmpty() || golden.startsWith(text), text);
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")

@@ -81,6 +81,23 @@ class ServerErrorsTest {
         "/v1/completions|{\"prompt\": \"x\", \"stream\": \"yes\"}|stream",
         "/v1/completions|{\"prompt\": \"x\", \"seed\": 1.5}|seed",
         "/v1/completions|{\"prompt\": \"x\", \"n\": 2}|n",
+        "/v1/completions|{\"prompt\": \"x\", \"presence_penalty\": 3}|presence_penalty",
+        "/v1/completions|{\"prompt\": \"x\", \"suffix\": \"end\"}|suffix",
+        "/v1/completions|{\"prompt\": \"x\", \"best_of\": 3}|best_of",
+        "/v1/completions|{\"prompt\": \"x\", \"grammar\": \"root ::= [a]\"}|grammar",
+        "/v1/completions|{\"prompt\": \"x\", \"ignore_eos\": true}|ignore_eos",
+        "/v1/completions|{\"prompt\": \"x\", \"mirostat\": 2}|mirostat",
+        "/v1/completions|{\"prompt\": \"x\", \"typical_p\": 0.5}|typical_p",
+        "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"modalities\": "
+                + "[\"text\", \"audio\"]}|modalities",
+        "/v1/completions|{\"prompt\": \"x\", \"frequency_penalty\": \"high\"}|frequency_penalty",
+        "/v1/completions|{\"prompt\": \"x\", \"logit_bias\": [1]}|logit_bias",
+        "/v1/completions|{\"prompt\": \"x\", \"logit_bias\": {\"hello\": 1}}|logit_bias",
+        "/v1/completions|{\"prompt\": \"x\", \"logit_bias\": {\"-3\": 1}}|logit_bias",
+        "/v1/completions|{\"prompt\": \"x\", \"logit_bias\": {\"3\": 101}}|logit_bias",
+        "/v1/completions|{\"prompt\": \"x\", \"logit_bias\": {\"512\": 1}}|logit_bias",
+        "/v1/completions|{\"prompt\": \"x\", \"repeat_last_n\": -2}|repeat_last_n",
+        "/v1/completions|{\"prompt\": \"x\", \"repeat_penalty\": 1.1, \"repetition_penalty\": 1.1}|repeat_penalty",
         "/v1/completions|{\"prompt\": \"x\", \"model\": 5}|model",
         "/v1/completions|{\"prompt\": 17}|prompt",
         "/v1/completions|{\"prompt\": [[1], [2]]}|prompt",
@@ -154,6 +171,18 @@ class ServerErrorsTest {
         JsonNode e = error(post(path, body), 400);
         assertEquals(param, e.get("param").asText(), e.toString());
         assertTrue(e.get("message").asText().contains(param.replaceAll("\\[.*", "")), e.toString());
+    }
+
+    /** The unimplemented fields' neutral values, as clients send them by default, are accepted. */
+    @Test
+    void unimplementedFieldsAskingForNothingAreAccepted() throws Exception {
+        var r = post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2, \"suffix\": \"\", \"best_of\": 1, "
+                + "\"ignore_eos\": false, \"mirostat\": 0, \"typical_p\": 1.0, \"grammar\": \"\", \"audio\": null, "
+                + "\"frequency_penalty\": 0, \"presence_penalty\": 0, \"logit_bias\": {}}");
+        assertEquals(200, r.statusCode(), r.body());
+        r = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                + "\"max_tokens\": 2, \"modalities\": [\"text\"], \"typical_p\": 1}");
+        assertEquals(200, r.statusCode(), r.body());
     }
 
     @Test
