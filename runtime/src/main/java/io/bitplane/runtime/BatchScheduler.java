@@ -112,8 +112,9 @@ public final class BatchScheduler implements AutoCloseable {
             free.add(model.newSession(new SessionOptions(options.contextLength(), 32)));
         }
         this.maxColumns = Math.max(16, 2 * options.maxSequences());
-        this.batchDecoder = model.newDecoder(maxColumns, options.maxSequences());
-        this.logits = new float[options.maxSequences() * vocab];
+        // Logits for every column: a request that scores its prompt needs them for its prompt's columns.
+        this.batchDecoder = model.newDecoder(maxColumns, maxColumns);
+        this.logits = new float[maxColumns * vocab];
         this.thread = Thread.ofPlatform().name("bitplane-scheduler").daemon().start(this::run);
     }
 
@@ -241,13 +242,20 @@ public final class BatchScheduler implements AutoCloseable {
                 finals.add(a);
             }
         }
-        // Prompt tokens before each sequence's last input token, while room is left for every final column.
+        // Prompt tokens before each sequence's last input token, while room is left for every final column. Those
+        // of sequences that score their prompt come last, from column scoredFrom: the decoder gives logits to the
+        // last columns of a batch only.
+        finals.sort(java.util.Comparator.comparing(a -> a.generation.scoresPromptRows()));
         int n = 0;
         int budget = maxColumns - finals.size();
+        int scoredFrom = -1;
         List<Active> ready = new ArrayList<>(finals.size());
         for (Active a : finals) {
             int before = a.input.length - 1 - a.fed;
             int take = Math.min(before, budget - n);
+            if (take > 0 && scoredFrom < 0 && a.generation.scoresPromptRows()) {
+                scoredFrom = n;
+            }
             for (int i = 0; i < take; i++) {
                 tokens[n] = a.input[a.fed + i];
                 positions[n] = a.session.position() + i;
@@ -262,6 +270,9 @@ public final class BatchScheduler implements AutoCloseable {
             }
         }
         int prefix = n;
+        if (scoredFrom < 0) {
+            scoredFrom = prefix;
+        }
         for (Active a : ready) {
             tokens[n] = a.input[a.fed];
             positions[n] = a.session.position() + a.prefixColumns;
@@ -269,15 +280,18 @@ public final class BatchScheduler implements AutoCloseable {
             n++;
         }
         if (n > 0) {
-            batchDecoder.forward(tokens, positions, caches, n, ready.size(), logits);
+            batchDecoder.forward(tokens, positions, caches, n, n - scoredFrom, logits);
             for (int c = 0; c < prefix; c++) {
                 prefixOwner[c].session.appendedByBatch(tokens[c]);
+                if (c >= scoredFrom) {
+                    prefixOwner[c].generation.acceptPromptRow(logits, (c - scoredFrom) * vocab);
+                }
             }
             for (int b = 0; b < ready.size(); b++) {
                 Active a = ready.get(b);
                 a.session.appendedByBatch(tokens[prefix + b]);
                 a.input = null;
-                a.generation.accept(logits, b * vocab);
+                a.generation.accept(logits, (prefix - scoredFrom + b) * vocab);
             }
         }
         for (int i = active.size() - 1; i >= 0; i--) {

@@ -35,6 +35,8 @@ public final class Generation implements Iterator<GeneratedToken> {
     private final int maxStopLength;
     /** The last token as the next step's input, and the logits the sampler may change: reused every step. */
     private final int[] nextToken = new int[1];
+    /** The scored prompt tokens' log-probabilities, when the request asks for them. */
+    private final java.util.List<TokenLogprobs> promptLogprobs = new java.util.ArrayList<>();
     private final float[] logits;
 
     Generation(Session session, GenerationRequest request) {
@@ -58,7 +60,9 @@ public final class Generation implements Iterator<GeneratedToken> {
                     + session.contextLength() + " and needs room for at least one more");
         }
         this.constraint = request.constraint() == null ? null : request.constraint().get();
-        this.cachedPromptTokens = session.keepPrefix(prompt);
+        // A scored prompt is computed whole: the cache holds no logits for what it kept.
+        this.cachedPromptTokens = request.promptLogprobs() >= 0 ? session.keepPrefix(prompt, 0)
+                : session.keepPrefix(prompt, prompt.length);
     }
 
     /** Prompt tokens the session's cache already held (not computed again; see {@link Session#start}). */
@@ -93,9 +97,34 @@ public final class Generation implements Iterator<GeneratedToken> {
     /** Produces the next event into {@link #pendingEvent}, or finishes. */
     private void step() {
         int[] input = nextInput();
-        if (input != null) {
+        if (input == null) {
+            return;
+        }
+        if (scoresPromptRows()) {
+            session.appendWithRows(input, (index, all, offset) -> {
+                if (index < input.length - 1) {
+                    acceptPromptRow(all, offset);
+                } else {
+                    accept(all, offset);
+                }
+            });
+        } else {
             accept(session.appendWithoutCopy(input), 0);
         }
+    }
+
+    /**
+     * Whether the prompt tokens being fed now need the logits after each of them (the request scores its prompt):
+     * the caller hands them, in order, to {@link #acceptPromptRow}, all but the last input token's.
+     */
+    boolean scoresPromptRows() {
+        return request.promptLogprobs() >= 0 && promptNanos == 0;  // (set once the prompt's last token ran)
+    }
+
+    /** The logits after prompt token {@code promptLogprobs.size()}, which score the token after it. */
+    void acceptPromptRow(float[] all, int offset) {
+        int scored = promptLogprobs.size() + 1;
+        promptLogprobs.add(TokenLogprobs.of(all, offset, logits.length, prompt[scored], request.promptLogprobs()));
     }
 
     /**
@@ -108,8 +137,8 @@ public final class Generation implements Iterator<GeneratedToken> {
         if (pendingEvent != null || finish != null) {
             return null;
         }
-        if (generated >= request.maxTokens()) {
-            finish(FinishReason.LENGTH);
+        if (generated >= request.maxTokens() && (started || request.promptLogprobs() < 0)) {
+            finish(FinishReason.LENGTH);  // (a prompt to score is computed even when no token is asked for)
             return null;
         }
         if (session.isCancelled()) {
@@ -132,10 +161,14 @@ public final class Generation implements Iterator<GeneratedToken> {
      * {@code all}: the model's own, untouched by the sampler's settings.
      */
     void accept(float[] all, int offset) {
-        System.arraycopy(all, offset, logits, 0, logits.length);
         if (promptNanos == 0) {
             promptNanos = Math.max(1, System.nanoTime() - startNanos);
         }
+        if (generated >= request.maxTokens()) {
+            finish(FinishReason.LENGTH);  // the prompt was only to be scored
+            return;
+        }
+        System.arraycopy(all, offset, logits, 0, logits.length);
         int previous = lastToken < 0 ? prompt[prompt.length - 1] : lastToken;
         int token = sampler.sample(logits, session.model().config().vocabSize(), session.history(),
                 session.position());
@@ -278,6 +311,6 @@ public final class Generation implements Iterator<GeneratedToken> {
         }
         long genNanos = firstTokenNanos == 0 ? 0 : endNanos - firstTokenNanos;
         return new GenerationResult(released.toString(), prompt.length, generated, finish, promptNanos, genNanos,
-                cachedPromptTokens);
+                cachedPromptTokens, promptLogprobs);
     }
 }

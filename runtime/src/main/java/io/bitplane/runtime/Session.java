@@ -75,6 +75,35 @@ public final class Session implements AutoCloseable {
      * next call: a generation copies them once into its own array, which the sampler may change.
      */
     float[] appendWithoutCopy(int... newTokens) {
+        checkAppend(newTokens);
+        for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
+            int n = Math.min(decoder.maxBatch, newTokens.length - off);
+            boolean last = off + n == newTokens.length;
+            decoder.forward(newTokens, off, n, cache, position, last ? 1 : 0, logits);
+            System.arraycopy(newTokens, off, tokens, position, n);
+            position += n;
+        }
+        return logits;
+    }
+
+    /**
+     * {@link #appendWithoutCopy}, handing over the logits after every token (the last's too), in order: each
+     * {@code rows.accept(i, logits, offset)} call's array is valid during the call.
+     */
+    void appendWithRows(int[] newTokens, Predictions rows) {
+        checkAppend(newTokens);
+        for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
+            int n = Math.min(decoder.maxBatch, newTokens.length - off);
+            decoder.forward(newTokens, off, n, cache, position, n, logits);
+            System.arraycopy(newTokens, off, tokens, position, n);
+            position += n;
+            for (int b = 0; b < n; b++) {
+                rows.accept(off + b, logits, b * vocab);
+            }
+        }
+    }
+
+    private void checkAppend(int[] newTokens) {
         checkOpen();
         if (newTokens.length == 0) {
             throw new IllegalArgumentException("no tokens to append");
@@ -84,14 +113,6 @@ public final class Session implements AutoCloseable {
             throw new IllegalArgumentException(newTokens.length + " tokens after " + position
                     + " do not fit the context of " + cache.capacity + " tokens");
         }
-        for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
-            int n = Math.min(decoder.maxBatch, newTokens.length - off);
-            boolean last = off + n == newTokens.length;
-            decoder.forward(newTokens, off, n, cache, position, last ? 1 : 0, logits);
-            System.arraycopy(newTokens, off, tokens, position, n);
-            position += n;
-        }
-        return logits;
     }
 
     /** The logits after the last appended token (a copy). */
@@ -122,9 +143,12 @@ public final class Session implements AutoCloseable {
         return p;
     }
 
-    /** Keeps the cache's {@link #sharedPrefix} with {@code prompt}, forgetting what follows it; returns its length. */
-    int keepPrefix(int[] prompt) {
-        position = sharedPrefix(prompt);
+    /**
+     * Keeps the cache's {@link #sharedPrefix} with {@code prompt}, at most {@code limit} tokens of it, forgetting what
+     * follows; returns its length.
+     */
+    int keepPrefix(int[] prompt, int limit) {
+        position = Math.min(limit, sharedPrefix(prompt));
         return position;
     }
 
