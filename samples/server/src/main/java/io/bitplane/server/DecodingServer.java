@@ -257,6 +257,7 @@ public final class DecodingServer implements AutoCloseable {
         java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
         GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs())
+                .withPromptLogprobs(r.echo() ? r.logprobs() : -1)
                 .withConstraint(r.responseFormat() != null ? r.responseFormat()
                         : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions(), r.tools()));
         RequestEvents events = new RequestEvents(metrics);
@@ -274,12 +275,15 @@ public final class DecodingServer implements AutoCloseable {
         long created = System.currentTimeMillis() / 1000;
         AssistantReply reply = chat ? assistantReply(r, prompt) : new AssistantReply(false, false, null, true);
         OpenAiLogprobs logprobs = r.logprobs() < 0 ? null
-                : new OpenAiLogprobs(json, model.tokenizer(), chat, encoded[encoded.length - 1]);
+                : new OpenAiLogprobs(json, model.tokenizer(), chat, r.echo() ? -1 : encoded[encoded.length - 1]);
+        // An echoed prompt given as token ids is their text.
+        Echo echo = !r.echo() ? null : new Echo(r.promptTokenIds() != null ? model.tokenizer().decode(encoded)
+                : prompt, encoded[0]);
         try {
             if (r.stream()) {
-                stream(ctx, r, events, id, created, reply, logprobs);
+                stream(ctx, r, events, id, created, reply, logprobs, echo);
             } else {
-                whole(ctx, r, events, id, created, reply, logprobs);
+                whole(ctx, r, events, id, created, reply, logprobs, echo);
             }
         } finally {
             // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
@@ -302,21 +306,35 @@ public final class DecodingServer implements AutoCloseable {
                 r.parallelToolCalls());
     }
 
-    /** {@code logprobs}: where each token's log-probabilities gather, or null when the request asks for none. */
+    /** A completion's echoed prompt: its text and first token (the one without a log-probability). */
+    private record Echo(String text, int firstToken) {
+    }
+
+    /**
+     * {@code logprobs}: where each token's log-probabilities gather, or null when the request asks for none;
+     * {@code echo}: the prompt that begins the text, or null.
+     */
     private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                       AssistantReply reply, OpenAiLogprobs logprobs) throws Exception {
+                       AssistantReply reply, OpenAiLogprobs logprobs, Echo echo) throws Exception {
+        java.util.List<io.bitplane.runtime.TokenLogprobs> steps = new java.util.ArrayList<>();
         while (true) {
             Object e = events.next();
             if (e instanceof GeneratedToken token && logprobs != null && token.logprobs() != null) {
-                logprobs.add(token.logprobs());
+                steps.add(token.logprobs());
             }
             if (e instanceof GenerationResult result) {
                 reply.next(result.text());
                 AssistantReply.Whole w = reply.whole();
-                ObjectNode body = responses.completion(r.chat(), false, id, created, w.content(), true,
-                        finishReason(result, w), responses.usage(result));
+                ObjectNode body = responses.completion(r.chat(), false, id, created,
+                        echo == null ? w.content() : echo.text() + w.content(), true, finishReason(result, w),
+                        responses.usage(result));
                 responses.withReasoning(body, false, w.reasoning());
                 if (logprobs != null) {
+                    if (echo != null) {
+                        logprobs.addUnscored(echo.firstToken());
+                        result.promptLogprobs().forEach(logprobs::add);
+                    }
+                    steps.forEach(logprobs::add);
                     responses.withLogprobs(body, logprobs.take());
                 }
                 writeJson(ctx, 200, w.calls().isEmpty() ? body : responses.withToolCalls(body, false, w.calls()));
@@ -340,7 +358,7 @@ public final class DecodingServer implements AutoCloseable {
      * the finish reason.
      */
     private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                        AssistantReply reply, OpenAiLogprobs logprobs) throws Exception {
+                        AssistantReply reply, OpenAiLogprobs logprobs, Echo echo) throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
@@ -349,6 +367,8 @@ public final class DecodingServer implements AutoCloseable {
         try {
             if (r.chat()) {
                 send(out, responses.completion(true, true, id, created, "", true, null, null));
+            } else if (echo != null) {  // (echo with logprobs is refused in a stream)
+                send(out, responses.completion(false, true, id, created, echo.text(), false, null, null));
             } else {
                 out.flush();
             }

@@ -24,12 +24,29 @@ final class OpenAiLogprobs {
     private int textOffset;
     private ObjectNode gathered;
 
-    /** @param lastPromptToken the prompt's last token (how the first generated token writes depends on it) */
+    /**
+     * @param lastPromptToken the prompt's last token (how the first generated token writes depends on it), or -1
+     *                        when the prompt's tokens come first (echo)
+     */
     OpenAiLogprobs(ObjectMapper json, Tokenizer tokenizer, boolean chat, int lastPromptToken) {
         this.json = json;
         this.tokenizer = tokenizer;
         this.chat = chat;
         this.previous = lastPromptToken;
+    }
+
+    /** A token with no log-probability: an echoed prompt's first (completions only). */
+    void addUnscored(int token) {
+        if (gathered == null) {
+            gathered = json.createObjectNode();
+        }
+        String text = new String(tokenizer.piece(previous, token), StandardCharsets.UTF_8);
+        gathered.withArray("tokens").add(text);
+        gathered.withArray("token_logprobs").addNull();
+        gathered.withArray("top_logprobs").addNull();
+        gathered.withArray("text_offset").add(textOffset);
+        textOffset += text.length();
+        previous = token;
     }
 
     void add(TokenLogprobs step) {

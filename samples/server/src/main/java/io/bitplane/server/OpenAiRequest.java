@@ -14,7 +14,7 @@ import java.util.function.Supplier;
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
- * are refused when they ask for something (n above 1, echo, a suffix, a GBNF grammar...) and ignored when they are
+ * are refused when they ask for something (n above 1, a suffix, a GBNF grammar...) and ignored when they are
  * neutral (a client's defaults).
  *
  * @param messages          chat messages (chat only), else null
@@ -33,13 +33,15 @@ import java.util.function.Supplier;
  *                          json_schema: a value its schema accepts), or null for text
  * @param requiredFunctions the functions of which the reply must call one ({@code tool_choice} "required" or
  *                          naming one), or empty
+ * @param echo              (completions) the reply's text begins with the prompt, and its log-probabilities, when
+ *                          asked for, begin with the prompt's tokens' (the first has none)
  */
 record OpenAiRequest(boolean chat, String model, String prompt, int[] promptTokenIds,
                      List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
                      Map<String, Object> templateArguments, boolean splitReasoning, int logprobs,
-                     Supplier<TokenConstraint> responseFormat, List<String> requiredFunctions) {
+                     Supplier<TokenConstraint> responseFormat, List<String> requiredFunctions, boolean echo) {
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
@@ -57,16 +59,21 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
             promptTokenIds = promptTokenIds(body.get("prompt"));
             prompt = promptTokenIds != null ? "" : prompt(body);
         }
+        boolean echo = present(body, "echo") && body.get("echo").asBoolean(false);
+        if (echo && chat) {
+            throw ApiError.invalid("echo", "`echo` is for completions; chat completions have none");
+        }
+        if (present(body, "echo") && !body.get("echo").isBoolean()) {
+            throw ApiError.invalid("echo", "`echo` must be true or false");
+        }
+        // With echo, 0 new tokens asks only for the prompt (and its log-probabilities), as scoring clients do.
         Integer maxTokens = optionalInt(body, chat && !present(body, "max_tokens") ? "max_completion_tokens"
-                : "max_tokens", 1, maxTokensLimit);
+                : "max_tokens", echo ? 0 : 1, maxTokensLimit);
         int n = present(body, "n") ? optionalInt(body, "n", 1, Integer.MAX_VALUE) : 1;
         if (n != 1) {
             throw ApiError.invalid("n", "only n = 1 is supported, not " + n);
         }
         int logprobs = logprobs(body, chat);
-        if (present(body, "echo") && body.get("echo").asBoolean(false)) {
-            throw ApiError.invalid("echo", "echo is not supported");
-        }
         refuseUnimplemented(body);
         double temperature = optionalNumber(body, "temperature", 0, 2, 1);
         double topP = optionalNumber(body, "top_p", 0, 1, 1);
@@ -87,6 +94,10 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
                 (float) optionalNumber(body, "frequency_penalty", -2, 2, 0),
                 (float) optionalNumber(body, "presence_penalty", -2, 2, 0), logitBias(body));
         boolean stream = optionalBoolean(body, "stream", false);
+        if (stream && echo && logprobs >= 0) {
+            throw ApiError.invalid("echo", "`echo` with `logprobs` is not supported in a stream; ask without "
+                    + "`stream`");
+        }
         boolean includeUsage = false;
         JsonNode options = body.get("stream_options");
         if (options != null && !options.isNull()) {
@@ -115,7 +126,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         }
         return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream,
                 includeUsage, tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, format,
-                required);
+                required, echo);
     }
 
     /**

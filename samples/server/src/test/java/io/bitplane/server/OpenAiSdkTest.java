@@ -337,6 +337,59 @@ class OpenAiSdkTest {
         assertFalse(text.isEmpty() || golden.startsWith(text), text);
     }
 
+    /**
+     * What lm-eval's local-completions sends to score a text (prompt as token ids, max_tokens 1, logprobs 1, echo):
+     * the text is the prompt's and the new token's, the log-probabilities are the prompt's tokens' (the first has
+     * none), scored as the runtime scores the prompt, then the new token's; with max_tokens 0, the prompt's alone.
+     */
+    @Test
+    void echoWithLogprobsScoresThePromptAsEvaluationHarnessesAsk() {
+        int[] ids = model.tokenizer().encode("Once upon a time, there was a little girl named Lily.", true, false);
+        List<Long> prompt = java.util.Arrays.stream(ids).mapToObj(i -> (long) i).toList();
+        double nll;
+        try (io.bitplane.runtime.Session s = model.newSession()) {
+            nll = s.score(ids).negativeLogLikelihood();
+        }
+        for (long maxTokens : new long[] {1, 0}) {
+            Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K")
+                    .promptOfArrayOfTokenArrays(List.of(prompt)).maxTokens(maxTokens).temperature(0.0).logprobs(1L)
+                    .echo(true).seed(1234).build());
+            var choice = c.choices().get(0);
+            var l = choice.logprobs().orElseThrow();
+            List<String> tokens = l.tokens().orElseThrow();
+            List<Double> values = l.tokenLogprobs().orElseThrow();
+            assertEquals(ids.length + maxTokens, tokens.size());
+            assertEquals(choice.text(), String.join("", tokens));
+            assertTrue(choice.text().startsWith("Once upon a time, there was a little girl named Lily."), choice.text());
+            assertEquals(null, values.get(0));
+            assertEquals(null, l.topLogprobs().orElseThrow().get(0));
+            double sum = 0;
+            for (int i = 1; i < ids.length; i++) {
+                sum -= values.get(i);
+                var top = l.topLogprobs().orElseThrow().get(i)._additionalProperties();
+                assertEquals(1, top.size(), top.toString());
+                assertTrue(top.values().iterator().next().convert(Double.class) >= values.get(i) - 1e-6);
+            }
+            assertEquals(nll, sum, 1e-3);
+            assertEquals(maxTokens, c.usage().orElseThrow().completionTokens());
+            assertEquals(ids.length, c.usage().orElseThrow().promptTokens());
+            assertEquals(0L, l.textOffset().orElseThrow().get(0));
+        }
+    }
+
+    /** A streamed completion with echo begins with the prompt's text. */
+    @Test
+    void anEchoedStreamBeginsWithThePrompt() {
+        StringBuilder text = new StringBuilder();
+        try (StreamResponse<Completion> s = client.completions().createStreaming(greedyCompletion(20).toBuilder()
+                .prompt("Once upon a time").echo(true).build())) {
+            s.stream().forEach(chunk -> chunk.choices().forEach(c -> text.append(c.text())));
+        }
+        String alone = client.completions().create(greedyCompletion(20).toBuilder().prompt("Once upon a time")
+                .build()).choices().get(0).text();
+        assertEquals("Once upon a time" + alone, text.toString());
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")
