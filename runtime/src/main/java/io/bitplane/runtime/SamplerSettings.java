@@ -84,6 +84,11 @@ public record SamplerSettings(float temperature, int topK, float topP, float min
                 presencePenalty, logitBias);
     }
 
+    public SamplerSettings withSeed(long s) {
+        return new SamplerSettings(temperature, topK, topP, minP, repetitionPenalty, repeatWindow, s,
+                frequencyPenalty, presencePenalty, logitBias);
+    }
+
     /** These settings with OpenAI's frequency and presence penalties. */
     public SamplerSettings withPenalties(float frequency, float presence) {
         return new SamplerSettings(temperature, topK, topP, minP, repetitionPenalty, repeatWindow, seed, frequency,

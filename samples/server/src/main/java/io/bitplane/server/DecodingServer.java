@@ -213,57 +213,104 @@ public final class DecodingServer implements AutoCloseable {
         if (r.model() != null && !r.model().equals(config.modelId())) {
             throw unknownModel(r.model());
         }
-        String prompt;
-        try {
-            prompt = chat ? template.render(r.messages(), r.tools(), r.templateArguments()) : r.prompt();
-        } catch (IllegalArgumentException e) {
-            throw ApiError.invalid("messages", e.getMessage());
-        }
-        String promptField = chat ? "messages" : "prompt";
-        int[] encoded;
-        if (r.promptTokenIds() != null) {
-            encoded = r.promptTokenIds();
-            int vocab = model.config().vocabSize();
-            for (int id : encoded) {
-                if (id >= vocab) {
-                    throw ApiError.invalid("prompt", "prompt token id " + id + " is outside the vocabulary (0.."
-                            + (vocab - 1) + ")");
-                }
-            }
-        } else {
-            try {
-                encoded = model.tokenizer().encode(prompt, true, false);
-            } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
-                throw ApiError.invalid(promptField, e.getMessage());
-            }
-        }
         for (int id : r.sampler().logitBias().keySet()) {
             if (id >= model.config().vocabSize()) {
                 throw ApiError.invalid("logit_bias", "`logit_bias` token " + id + " is outside the vocabulary (0.."
                         + (model.config().vocabSize() - 1) + ")");
             }
         }
-        int promptTokens = encoded.length;
-        if (promptTokens > config.maxPromptTokens()) {
-            throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the limit is "
+        java.util.List<Prepared> prompts = new java.util.ArrayList<>();
+        if (chat) {
+            try {
+                prompts.add(prepare(template.render(r.messages(), r.tools(), r.templateArguments()), null,
+                        "messages"));
+            } catch (IllegalArgumentException e) {
+                throw ApiError.invalid("messages", e.getMessage());
+            }
+        } else {
+            for (OpenAiRequest.Prompt p : r.prompts()) {
+                prompts.add(prepare(p.text(), p.tokenIds(), "prompt"));
+            }
+        }
+        if (prompts.size() * r.n() > config.maxQueue()) {
+            String field = r.n() > 1 ? "n" : "prompt";
+            throw ApiError.invalid(field, "`" + field + "` asks for " + prompts.size() * r.n() + " choices; this "
+                    + "server queues at most " + config.maxQueue());
+        }
+        RequestEvents events = new RequestEvents(metrics);
+        java.util.List<Choice> choices = new java.util.ArrayList<>();
+        try {
+            for (Prepared p : prompts) {
+                for (int j = 0; j < r.n(); j++) {
+                    choices.add(submit(ctx, r, p, j, choices.size(), events));
+                }
+            }
+            String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+            long created = System.currentTimeMillis() / 1000;
+            if (r.stream()) {
+                stream(ctx, r, events, choices, id, created);
+            } else {
+                whole(ctx, r, events, choices, id, created);
+            }
+        } finally {
+            // Whatever ended this thread's part (a client gone, an error), the sequences stop at the next step.
+            choices.forEach(c -> c.ticket.cancel());
+        }
+    }
+
+    /** A prompt ready to run: its text (for token ids, their text), its tokens, and the field it came from. */
+    private record Prepared(String text, int[] tokens, String field) {
+    }
+
+    /** Encodes a prompt (or checks the token ids given for it) and checks it against the limits. */
+    private Prepared prepare(String text, int[] tokenIds, String field) {
+        int[] encoded;
+        if (tokenIds != null) {
+            encoded = tokenIds;
+            int vocab = model.config().vocabSize();
+            for (int id : encoded) {
+                if (id >= vocab) {
+                    throw ApiError.invalid(field, "prompt token id " + id + " is outside the vocabulary (0.."
+                            + (vocab - 1) + ")");
+                }
+            }
+            text = model.tokenizer().decode(encoded);
+        } else {
+            try {
+                encoded = model.tokenizer().encode(text, true, false);
+            } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
+                throw ApiError.invalid(field, e.getMessage());
+            }
+        }
+        if (encoded.length > config.maxPromptTokens()) {
+            throw ApiError.invalid(field, "the prompt has " + encoded.length + " tokens; the limit is "
                     + config.maxPromptTokens());
         }
-        if (promptTokens >= context) {
-            throw ApiError.invalid(promptField, "the prompt has " + promptTokens + " tokens; the context holds "
+        if (encoded.length >= context) {
+            throw ApiError.invalid(field, "the prompt has " + encoded.length + " tokens; the context holds "
                     + context + " and needs room for at least one more");
         }
+        return new Prepared(text, encoded, field);
+    }
+
+    /**
+     * Queues choice {@code index}, the {@code j}th of prompt {@code p} (sampled with the request's seed plus j, so
+     * that a prompt's choices differ), and returns it.
+     */
+    private Choice submit(Context ctx, OpenAiRequest r, Prepared p, int j, int index, RequestEvents events) {
+        int[] encoded = p.tokens();
         int maxTokens = r.maxTokens() != null ? r.maxTokens()
-                : chat ? Math.min(config.maxTokens(), context - promptTokens) : 16;
-        java.util.List<String> stop = chat ? concat(r.stop(), template.stopStrings()) : r.stop();
-        GenerationRequest request = new GenerationRequest(prompt, maxTokens, r.sampler(), stop, true)
+                : r.chat() ? Math.min(config.maxTokens(), context - encoded.length) : 16;
+        java.util.List<String> stop = r.chat() ? concat(r.stop(), template.stopStrings()) : r.stop();
+        GenerationRequest request = new GenerationRequest(p.text(), maxTokens,
+                r.sampler().withSeed(r.sampler().seed() + j), stop, true)
                 .withPromptTokens(encoded).withLogprobs(r.logprobs())
                 .withPromptLogprobs(r.echo() ? r.logprobs() : -1)
                 .withConstraint(r.responseFormat() != null ? r.responseFormat()
                         : r.requiredFunctions().isEmpty() ? null : template.callOf(r.requiredFunctions(), r.tools()));
-        RequestEvents events = new RequestEvents(metrics);
         BatchScheduler.Ticket ticket;
         try {
-            ticket = scheduler.submit(request, events);
+            ticket = scheduler.submit(request, events.listener(index));
         } catch (BatchScheduler.QueueFullException e) {
             ctx.header("Retry-After", "1");
             throw new ApiError(429, "rate_limit_exceeded", null, "rate_limit_exceeded",
@@ -271,24 +318,11 @@ public final class DecodingServer implements AutoCloseable {
         } catch (IllegalStateException e) {
             throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
         }
-        String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
-        long created = System.currentTimeMillis() / 1000;
-        AssistantReply reply = chat ? assistantReply(r, prompt) : new AssistantReply(false, false, null, true);
+        AssistantReply reply = r.chat() ? assistantReply(r, p.text()) : new AssistantReply(false, false, null, true);
         OpenAiLogprobs logprobs = r.logprobs() < 0 ? null
-                : new OpenAiLogprobs(json, model.tokenizer(), chat, r.echo() ? -1 : encoded[encoded.length - 1]);
-        // An echoed prompt given as token ids is their text.
-        Echo echo = !r.echo() ? null : new Echo(r.promptTokenIds() != null ? model.tokenizer().decode(encoded)
-                : prompt, encoded[0]);
-        try {
-            if (r.stream()) {
-                stream(ctx, r, events, id, created, reply, logprobs, echo);
-            } else {
-                whole(ctx, r, events, id, created, reply, logprobs, echo);
-            }
-        } finally {
-            // Whatever ended this thread's part (a client gone, an error), the sequence stops at the next step.
-            ticket.cancel();
-        }
+                : new OpenAiLogprobs(json, model.tokenizer(), r.chat(), r.echo() ? -1 : encoded[encoded.length - 1]);
+        return new Choice(index, j == 0, ticket, reply, logprobs,
+                r.echo() ? new Choice.Echo(p.text(), encoded[0]) : null);
     }
 
     /**
@@ -306,44 +340,56 @@ public final class DecodingServer implements AutoCloseable {
                 r.parallelToolCalls());
     }
 
-    /** A completion's echoed prompt: its text and first token (the one without a log-probability). */
-    private record Echo(String text, int firstToken) {
-    }
-
-    /**
-     * {@code logprobs}: where each token's log-probabilities gather, or null when the request asks for none;
-     * {@code echo}: the prompt that begins the text, or null.
-     */
-    private void whole(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                       AssistantReply reply, OpenAiLogprobs logprobs, Echo echo) throws Exception {
-        java.util.List<io.bitplane.runtime.TokenLogprobs> steps = new java.util.ArrayList<>();
-        while (true) {
-            Object e = events.next();
-            if (e instanceof GeneratedToken token && logprobs != null && token.logprobs() != null) {
-                steps.add(token.logprobs());
-            }
-            if (e instanceof GenerationResult result) {
-                reply.next(result.text());
-                AssistantReply.Whole w = reply.whole();
-                ObjectNode body = responses.completion(r.chat(), false, id, created,
-                        echo == null ? w.content() : echo.text() + w.content(), true, finishReason(result, w),
-                        responses.usage(result));
-                responses.withReasoning(body, false, w.reasoning());
-                if (logprobs != null) {
-                    if (echo != null) {
-                        logprobs.addUnscored(echo.firstToken());
-                        result.promptLogprobs().forEach(logprobs::add);
-                    }
-                    steps.forEach(logprobs::add);
-                    responses.withLogprobs(body, logprobs.take());
-                }
-                writeJson(ctx, 200, w.calls().isEmpty() ? body : responses.withToolCalls(body, false, w.calls()));
-                return;
-            }
-            if (e instanceof Exception failure) {
+    /** Waits for every choice's generation to end, then writes the whole response. */
+    private void whole(Context ctx, OpenAiRequest r, RequestEvents events, java.util.List<Choice> choices, String id,
+                       long created) throws Exception {
+        int running = choices.size();
+        while (running > 0) {
+            RequestEvents.Event e = events.next();
+            Choice c = choices.get(e.choice());
+            if (e.payload() instanceof GeneratedToken token && c.logprobs != null && token.logprobs() != null) {
+                c.steps.add(token.logprobs());
+            } else if (e.payload() instanceof GenerationResult result) {
+                c.result = result;
+                running--;
+            } else if (e.payload() instanceof Exception failure) {
                 throw failureToApiError(failure);
             }
         }
+        java.util.List<ObjectNode> bodies = new java.util.ArrayList<>();
+        for (Choice c : choices) {
+            c.reply.next(c.result.text());
+            AssistantReply.Whole w = c.reply.whole();
+            ObjectNode body = responses.completion(r.chat(), false, id, created,
+                    c.echo == null ? w.content() : c.echo.text() + w.content(), true, finishReason(c.result, w),
+                    null);
+            responses.withReasoning(body, false, w.reasoning());
+            if (c.logprobs != null) {
+                if (c.echo != null) {  // the prompt's tokens first: the first has no log-probability
+                    c.logprobs.addUnscored(c.echo.firstToken());
+                    c.result.promptLogprobs().forEach(c.logprobs::add);
+                }
+                c.steps.forEach(c.logprobs::add);
+                responses.withLogprobs(body, c.logprobs.take());
+            }
+            bodies.add(w.calls().isEmpty() ? body : responses.withToolCalls(body, false, w.calls()));
+        }
+        writeJson(ctx, 200, responses.merge(bodies, usage(choices)));
+    }
+
+    /** The choices' token counts: each prompt's (and its cached part) once, every choice's generated tokens. */
+    private ObjectNode usage(java.util.List<Choice> choices) {
+        int prompt = 0;
+        int generated = 0;
+        int cached = 0;
+        for (Choice c : choices) {
+            generated += c.result.generatedTokens();
+            if (c.firstOfPrompt) {
+                prompt += c.result.promptTokens();
+                cached += c.result.cachedPromptTokens();
+            }
+        }
+        return responses.usage(prompt, generated, cached);
     }
 
     /** "tool_calls" for a reply that ended of itself with calls, else the generation's reason. */
@@ -355,54 +401,58 @@ public final class DecodingServer implements AutoCloseable {
     /**
      * Server-sent events: each token's text as {@link AssistantReply#next} releases it (thinking as
      * reasoning_content; text that may begin a call held back), then what it held, the calls whole in one chunk, and
-     * the finish reason.
+     * the finish reason; each chunk carries its choice's index, and the choices' chunks interleave as they come.
      */
-    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, String id, long created,
-                        AssistantReply reply, OpenAiLogprobs logprobs, Echo echo) throws Exception {
+    private void stream(Context ctx, OpenAiRequest r, RequestEvents events, java.util.List<Choice> choices,
+                        String id, long created) throws Exception {
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
         ctx.res().setHeader("X-Accel-Buffering", "no");
         OutputStream out = ctx.res().getOutputStream();
         try {
-            if (r.chat()) {
-                send(out, responses.completion(true, true, id, created, "", true, null, null));
-            } else if (echo != null) {  // (echo with logprobs is refused in a stream)
-                send(out, responses.completion(false, true, id, created, echo.text(), false, null, null));
-            } else {
-                out.flush();
+            for (Choice c : choices) {
+                if (r.chat()) {
+                    send(out, c.index, responses.completion(true, true, id, created, "", true, null, null));
+                } else if (c.echo != null) {  // (echo with logprobs is refused in a stream)
+                    send(out, c.index, responses.completion(false, true, id, created, c.echo.text(), false, null,
+                            null));
+                }
             }
-            while (true) {
-                Object e = events.next();
-                if (e instanceof GeneratedToken token) {
-                    boolean scored = logprobs != null && token.logprobs() != null;
+            out.flush();
+            int running = choices.size();
+            while (running > 0) {
+                RequestEvents.Event e = events.next();
+                Choice c = choices.get(e.choice());
+                if (e.payload() instanceof GeneratedToken token) {
+                    boolean scored = c.logprobs != null && token.logprobs() != null;
                     if (scored) {
-                        logprobs.add(token.logprobs());
+                        c.logprobs.add(token.logprobs());
                     }
-                    sendDelta(out, r, id, created, reply.next(token.text()), scored ? logprobs.take() : null);
-                } else if (e instanceof GenerationResult result) {
-                    sendDelta(out, r, id, created, reply.remainder(), null);
-                    AssistantReply.Whole w = reply.whole();
+                    sendDelta(out, r, id, created, c, c.reply.next(token.text()), scored ? c.logprobs.take() : null);
+                } else if (e.payload() instanceof GenerationResult result) {
+                    c.result = result;
+                    running--;
+                    sendDelta(out, r, id, created, c, c.reply.remainder(), null);
+                    AssistantReply.Whole w = c.reply.whole();
                     if (!w.calls().isEmpty()) {
-                        send(out, responses.withToolCalls(responses.completion(true, true, id, created, null, false,
-                                null, null), true, w.calls()));
+                        send(out, c.index, responses.withToolCalls(responses.completion(true, true, id, created,
+                                null, false, null, null), true, w.calls()));
                     }
-                    send(out, responses.completion(r.chat(), true, id, created, r.chat() ? null : "", false,
-                            finishReason(result, w), null));
-                    if (r.includeUsage()) {
-                        send(out, responses.usageChunk(r.chat(), id, created,
-                                responses.usage(result)));
-                    }
-                    break;
-                } else if (e instanceof Exception failure) {
+                    send(out, c.index, responses.completion(r.chat(), true, id, created, r.chat() ? null : "",
+                            false, finishReason(result, w), null));
+                } else if (e.payload() instanceof Exception failure) {
                     send(out, failureToApiError(failure).toJson(json));
                     break;
                 }
             }
+            if (running == 0 && r.includeUsage()) {
+                send(out, responses.usageChunk(r.chat(), id, created, usage(choices)));
+            }
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             out.flush();
         } catch (IOException gone) {
-            // The client went away: the finally of generate() cancels the sequence.
+            // The client went away: the finally of generate() cancels the sequences.
             LOG.debug("client left {} mid-stream", id);
         }
     }
@@ -411,13 +461,18 @@ public final class DecodingServer implements AutoCloseable {
      * A chunk of new reasoning and content, with the log-probabilities of the token that brought them when asked
      * for (sent even when the token's text is held back), unless there is nothing to send.
      */
-    private void sendDelta(OutputStream out, OpenAiRequest r, String id, long created, AssistantReply.Delta d,
-                           ObjectNode logprobs) throws IOException {
+    private void sendDelta(OutputStream out, OpenAiRequest r, String id, long created, Choice c,
+                           AssistantReply.Delta d, ObjectNode logprobs) throws IOException {
         if (!d.isEmpty() || logprobs != null) {
             ObjectNode chunk = responses.withReasoning(responses.completion(r.chat(), true, id, created,
                     r.chat() && d.content().isEmpty() ? null : d.content(), false, null, null), true, d.reasoning());
-            send(out, logprobs == null ? chunk : responses.withLogprobs(chunk, logprobs));
+            send(out, c.index, logprobs == null ? chunk : responses.withLogprobs(chunk, logprobs));
         }
+    }
+
+    /** A chunk of choice {@code index}. */
+    private void send(OutputStream out, int index, ObjectNode chunk) throws IOException {
+        send(out, responses.atIndex(chunk, index));
     }
 
     private void send(OutputStream out, ObjectNode chunk) throws IOException {

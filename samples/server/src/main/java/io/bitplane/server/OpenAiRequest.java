@@ -14,13 +14,12 @@ import java.util.function.Supplier;
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
- * are refused when they ask for something (n above 1, a suffix, a GBNF grammar...) and ignored when they are
+ * are refused when they ask for something (a suffix, a GBNF grammar...) and ignored when they are
  * neutral (a client's defaults).
  *
  * @param messages          chat messages (chat only), else null
- * @param prompt            the prompt (completions only), else null
- * @param promptTokenIds    the prompt as token ids, when a completion request gives it so (as OpenAI allows:
- *                          {@code [ids]} or {@code [[ids]]}; used as they are, BOS not added), else null
+ * @param prompts           the prompts (completions only: one, or a batch, each a choice), else empty
+ * @param n                 choices per prompt (each sampled with its own seed: the request's plus its number)
  * @param tools             the functions offered to the model (OpenAI's tool objects as JSON maps): empty when none
  *                          are, or when {@code tool_choice} is "none"
  * @param parallelToolCalls whether a reply may make several calls ({@code parallel_tool_calls}, default true)
@@ -36,7 +35,7 @@ import java.util.function.Supplier;
  * @param echo              (completions) the reply's text begins with the prompt, and its log-probabilities, when
  *                          asked for, begin with the prompt's tokens' (the first has none)
  */
-record OpenAiRequest(boolean chat, String model, String prompt, int[] promptTokenIds,
+record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
                      List<ChatTemplate.Message> messages,
                      Integer maxTokens, SamplerSettings sampler, List<String> stop, boolean stream,
                      boolean includeUsage, List<Map<String, Object>> tools, boolean parallelToolCalls,
@@ -45,20 +44,23 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
 
     static final List<String> ROLES = List.of("system", "developer", "user", "assistant", "tool");
 
+    /** The most choices a request may ask for (OpenAI's bound on n). */
+    static final int MAX_CHOICES = 128;
+
+    /**
+     * A completion prompt: its text, or its token ids when the request gives them (as OpenAI allows: used as they
+     * are, BOS not added; their range is checked by the server, which knows the vocabulary), the text then null.
+     */
+    record Prompt(String text, int[] tokenIds) {
+    }
+
     static OpenAiRequest parse(JsonNode body, boolean chat, int maxTokensLimit) {
         if (body == null || !body.isObject()) {
             throw ApiError.invalid(null, "the request body must be a JSON object");
         }
         String model = optionalText(body, "model");
-        String prompt = null;
-        int[] promptTokenIds = null;
-        List<ChatTemplate.Message> messages = null;
-        if (chat) {
-            messages = messages(body);
-        } else {
-            promptTokenIds = promptTokenIds(body.get("prompt"));
-            prompt = promptTokenIds != null ? "" : prompt(body);
-        }
+        List<ChatTemplate.Message> messages = chat ? messages(body) : null;
+        List<Prompt> prompts = chat ? List.of() : prompts(body.get("prompt"));
         boolean echo = present(body, "echo") && body.get("echo").asBoolean(false);
         if (echo && chat) {
             throw ApiError.invalid("echo", "`echo` is for completions; chat completions have none");
@@ -69,9 +71,9 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         // With echo, 0 new tokens asks only for the prompt (and its log-probabilities), as scoring clients do.
         Integer maxTokens = optionalInt(body, chat && !present(body, "max_tokens") ? "max_completion_tokens"
                 : "max_tokens", echo ? 0 : 1, maxTokensLimit);
-        int n = present(body, "n") ? optionalInt(body, "n", 1, Integer.MAX_VALUE) : 1;
-        if (n != 1) {
-            throw ApiError.invalid("n", "only n = 1 is supported, not " + n);
+        int n = present(body, "n") ? optionalInt(body, "n", 1, MAX_CHOICES) : 1;
+        if (n * Math.max(1, prompts.size()) > MAX_CHOICES) {
+            throw ApiError.invalid("n", "`n` times the prompts must be at most " + MAX_CHOICES);
         }
         int logprobs = logprobs(body, chat);
         refuseUnimplemented(body);
@@ -124,7 +126,7 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
             throw ApiError.invalid("reasoning_format", "`reasoning_format` must be \"auto\", \"deepseek\" or "
                     + "\"none\"");
         }
-        return new OpenAiRequest(chat, model, prompt, promptTokenIds, messages, maxTokens, sampler, stop(body), stream,
+        return new OpenAiRequest(chat, model, prompts, n, messages, maxTokens, sampler, stop(body), stream,
                 includeUsage, tools, parallel, templateArguments(body), !"none".equals(reasoning), logprobs, format,
                 required, echo);
     }
@@ -381,38 +383,50 @@ record OpenAiRequest(boolean chat, String model, String prompt, int[] promptToke
         return body.get(field).asText();
     }
 
-    private static String prompt(JsonNode body) {
-        JsonNode p = body.get("prompt");
+    /**
+     * Completions' {@code prompt}: a string, token ids ({@code [ids]}), or a batch of either ({@code [strings]},
+     * {@code [[ids], ...]}); absent, the empty string (BOS alone).
+     */
+    private static List<Prompt> prompts(JsonNode p) {
         if (p == null || p.isNull()) {
-            return "";
+            return List.of(new Prompt("", null));
         }
         if (p.isTextual()) {
-            return p.asText();
+            return List.of(new Prompt(p.asText(), null));
         }
-        if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
-            return p.get(0).asText();
+        String shape = "`prompt` must be a string, token ids, or an array of strings or of token id arrays";
+        if (!p.isArray() || p.isEmpty()) {
+            throw ApiError.invalid("prompt", shape);
         }
-        if (p.isArray()) {
-            throw ApiError.invalid("prompt", "`prompt` must be a string, token ids, or an array of one of these "
-                    + "(batches are not supported)");
+        if (p.get(0).isIntegralNumber()) {
+            return List.of(new Prompt(null, tokenIds(p, "prompt")));
         }
-        throw ApiError.invalid("prompt", "`prompt` must be a string");
+        if (p.size() > MAX_CHOICES) {
+            throw ApiError.invalid("prompt", "`prompt` may batch at most " + MAX_CHOICES + " prompts");
+        }
+        List<Prompt> out = new ArrayList<>();
+        boolean text = p.get(0).isTextual();
+        for (int i = 0; i < p.size(); i++) {
+            JsonNode e = p.get(i);
+            if (text && e.isTextual()) {
+                out.add(new Prompt(e.asText(), null));
+            } else if (!text && e.isArray() && !e.isEmpty()) {
+                out.add(new Prompt(null, tokenIds(e, "prompt[" + i + "]")));
+            } else {
+                throw ApiError.invalid("prompt", shape + " (not both)");
+            }
+        }
+        return List.copyOf(out);
     }
 
-    /** {@code [ids]} or {@code [[ids]]} (non-negative integers; the vocabulary's range is checked later), else null. */
-    private static int[] promptTokenIds(JsonNode p) {
-        if (p != null && p.isArray() && p.size() == 1 && p.get(0).isArray()) {
-            p = p.get(0);
-        }
-        if (p == null || !p.isArray() || p.isEmpty() || !p.get(0).isIntegralNumber()) {
-            return null;
-        }
+    /** Token ids: non-negative integers (the vocabulary's range is checked later). */
+    private static int[] tokenIds(JsonNode p, String where) {
         int[] ids = new int[p.size()];
         for (int i = 0; i < ids.length; i++) {
             JsonNode id = p.get(i);
             if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) {
-                throw ApiError.invalid("prompt", "`prompt` token " + i + " must be a token id (a non-negative "
-                        + "integer), not " + id);
+                throw ApiError.invalid("prompt", "`" + where + "` token " + i + " must be a token id (a "
+                        + "non-negative integer), not " + id);
             }
             ids[i] = id.asInt();
         }

@@ -36,13 +36,31 @@ final class OpenAiResponses {
     }
 
     /** Token counts, with the prompt tokens a session's cache already held as OpenAI's cached_tokens. */
-    ObjectNode usage(io.bitplane.runtime.GenerationResult result) {
+    ObjectNode usage(int promptTokens, int completionTokens, int cachedPromptTokens) {
         ObjectNode u = json.createObjectNode();
-        u.put("prompt_tokens", result.promptTokens());
-        u.put("completion_tokens", result.generatedTokens());
-        u.put("total_tokens", result.promptTokens() + result.generatedTokens());
-        u.putObject("prompt_tokens_details").put("cached_tokens", result.cachedPromptTokens());
+        u.put("prompt_tokens", promptTokens);
+        u.put("completion_tokens", completionTokens);
+        u.put("total_tokens", promptTokens + completionTokens);
+        u.putObject("prompt_tokens_details").put("cached_tokens", cachedPromptTokens);
         return u;
+    }
+
+    /** A response or chunk of one choice (as {@link #completion} makes them) as choice {@code index}. */
+    ObjectNode atIndex(ObjectNode response, int index) {
+        ((ObjectNode) response.get("choices").get(0)).put("index", index);
+        return response;
+    }
+
+    /** Whole responses of one choice each, in order, as one response of them all, with {@code usage}. */
+    ObjectNode merge(java.util.List<ObjectNode> responses, ObjectNode usage) {
+        com.fasterxml.jackson.databind.node.ArrayNode choices = json.createArrayNode();
+        for (int i = 0; i < responses.size(); i++) {
+            choices.add(atIndex(responses.get(i), i).get("choices").get(0));
+        }
+        ObjectNode root = responses.get(0);
+        root.set("choices", choices);
+        root.set("usage", usage);
+        return root;
     }
 
     /** A whole response (stream false), or one stream chunk when {@code chunk}; finish null while it runs. */

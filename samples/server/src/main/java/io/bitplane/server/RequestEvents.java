@@ -8,48 +8,62 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 
 /**
- * Carries one request's events from the scheduler thread (which must never block) to the HTTP thread that writes
- * them, and records the request's latencies as the scheduler produces its tokens.
+ * Carries one request's events, from each of its choices' generations, from the scheduler thread (which must never
+ * block) to the HTTP thread that writes them, and records each generation's latencies as the scheduler produces
+ * its tokens.
  */
-final class RequestEvents implements BatchScheduler.Listener {
-    private final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
+final class RequestEvents {
+    private final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
     private final Metrics metrics;
     private final long acceptedNanos;
-    private long lastTokenNanos;
+
+    /** What happened to choice {@code choice}: a {@link GeneratedToken}, {@link GenerationResult} or exception. */
+    record Event(int choice, Object payload) {
+    }
 
     RequestEvents(Metrics metrics) {
         this.metrics = metrics;
         this.acceptedNanos = System.nanoTime();
     }
 
-    @Override
-    public void token(GeneratedToken token) {
-        long now = System.nanoTime();
-        if (token.id() != GeneratedToken.TRAILING) {
-            metrics.token();
-            if (lastTokenNanos == 0) {
-                metrics.timeToFirstToken(now - acceptedNanos);
-            } else {
-                metrics.tokenLatency(now - lastTokenNanos);
+    /** The listener of choice {@code choice}'s generation. */
+    BatchScheduler.Listener listener(int choice) {
+        return new BatchScheduler.Listener() {
+            private long lastTokenNanos;
+
+            @Override
+            public void token(GeneratedToken token) {
+                long now = System.nanoTime();
+                if (token.id() != GeneratedToken.TRAILING) {
+                    metrics.token();
+                    if (lastTokenNanos == 0) {
+                        metrics.timeToFirstToken(now - acceptedNanos);
+                    } else {
+                        metrics.tokenLatency(now - lastTokenNanos);
+                    }
+                    lastTokenNanos = now;
+                }
+                events.add(new Event(choice, token));
             }
-            lastTokenNanos = now;
-        }
-        events.add(token);
+
+            @Override
+            public void done(GenerationResult result) {
+                metrics.promptTokens(result.promptTokens(), result.cachedPromptTokens());
+                events.add(new Event(choice, result));
+            }
+
+            @Override
+            public void failed(Exception error) {
+                events.add(new Event(choice, error));
+            }
+        };
     }
 
-    @Override
-    public void done(GenerationResult result) {
-        metrics.promptTokens(result.promptTokens(), result.cachedPromptTokens());
-        events.add(result);
-    }
-
-    @Override
-    public void failed(Exception error) {
-        events.add(error);
-    }
-
-    /** The next event: a {@link GeneratedToken}, then a {@link GenerationResult} or an {@link Exception}. */
-    Object next() throws InterruptedException {
+    /**
+     * The next event of any choice; each choice's come in order: {@link GeneratedToken}s, then a
+     * {@link GenerationResult} or an exception.
+     */
+    Event next() throws InterruptedException {
         return events.take();
     }
 }

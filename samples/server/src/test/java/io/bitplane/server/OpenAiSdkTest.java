@@ -375,6 +375,13 @@ class OpenAiSdkTest {
             assertEquals(ids.length, c.usage().orElseThrow().promptTokens());
             assertEquals(0L, l.textOffset().orElseThrow().get(0));
         }
+        // lm-eval's batches: [[ids], [ids]], one scored choice each, in order.
+        Completion batch = client.completions().create(CompletionCreateParams.builder().model("stories260K")
+                .promptOfArrayOfTokenArrays(List.of(prompt, prompt.subList(0, 5))).maxTokens(0L).logprobs(0L)
+                .echo(true).build());
+        assertEquals(ids.length, batch.choices().get(0).logprobs().orElseThrow().tokens().orElseThrow().size());
+        assertEquals(5, batch.choices().get(1).logprobs().orElseThrow().tokens().orElseThrow().size());
+        assertEquals(ids.length + 5, batch.usage().orElseThrow().promptTokens());
     }
 
     /** A streamed completion with echo begins with the prompt's text. */
@@ -388,6 +395,59 @@ class OpenAiSdkTest {
         String alone = client.completions().create(greedyCompletion(20).toBuilder().prompt("Once upon a time")
                 .build()).choices().get(0).text();
         assertEquals("Once upon a time" + alone, text.toString());
+    }
+
+    /** What the runtime writes for {@code prompt} sampled at 0.8 with {@code seed}, alone. */
+    static String sampledAlone(String prompt, int tokens, long seed) {
+        try (io.bitplane.runtime.Session s = model.newSession()) {
+            return s.generate(io.bitplane.runtime.GenerationRequest.of(prompt, tokens)
+                    .withSampler(io.bitplane.runtime.SamplerSettings.of(0.8f, 1f, seed)), t -> { }).text();
+        }
+    }
+
+    /**
+     * A batch of prompts times n: the choices come prompt by prompt, each the runtime's text for its prompt with
+     * the request's seed plus its number among its prompt's choices; the usage counts each prompt once.
+     */
+    @Test
+    void promptBatchesAndNGiveOneChoiceEach() {
+        List<String> prompts = List.of("Once upon a time", "The dog");
+        Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K")
+                .promptOfArrayOfStrings(prompts).n(3).maxTokens(25).temperature(0.8).seed(40).build());
+        assertEquals(6, c.choices().size());
+        java.util.Set<String> texts = new java.util.HashSet<>();
+        for (int i = 0; i < 6; i++) {
+            var choice = c.choices().get(i);
+            assertEquals(i, choice.index());
+            assertEquals(sampledAlone(prompts.get(i / 3), 25, 40 + i % 3), choice.text(), "choice " + i);
+            texts.add(choice.text());
+        }
+        assertEquals(6, texts.size(), "each choice its own draw");
+        int promptTokens = prompts.stream().mapToInt(p -> model.tokenizer().encode(p, true, false).length).sum();
+        assertEquals(promptTokens, c.usage().orElseThrow().promptTokens());
+        long generated = c.usage().orElseThrow().completionTokens();
+        assertTrue(generated > 6 && generated <= 6 * 25, c.usage().toString());
+    }
+
+    /** Streamed choices interleave; each index's chunks make the same text as the whole response's choice. */
+    @Test
+    void streamedChoicesCarryTheirIndex() {
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("stories260K")
+                .addUserMessage("Tell me a story.").n(2).maxCompletionTokens(30).temperature(0.9).seed(11).build();
+        ChatCompletion whole = client.chat().completions().create(params);
+        StringBuilder[] texts = {new StringBuilder(), new StringBuilder()};
+        int[] finishes = new int[2];
+        try (StreamResponse<ChatCompletionChunk> s = client.chat().completions().createStreaming(params)) {
+            s.stream().forEach(chunk -> chunk.choices().forEach(ch -> {
+                ch.delta().content().ifPresent(texts[(int) ch.index()]::append);
+                ch.finishReason().ifPresent(f -> finishes[(int) ch.index()]++);
+            }));
+        }
+        for (int i = 0; i < 2; i++) {
+            assertEquals(whole.choices().get(i).message().content().orElseThrow(), texts[i].toString());
+            assertEquals(1, finishes[i]);
+        }
+        assertFalse(texts[0].toString().equals(texts[1].toString()));
     }
 
     @Test
