@@ -39,6 +39,8 @@ public final class ChatTemplate {
 
     private final Jinjava jinjava;
     private final String template;
+    /** The template as the model (or the default) gives it, before {@link HuggingFaceJinja#adapt}. */
+    private final String source;
     private final String bos;
     private final String eos;
     private final boolean own;
@@ -64,6 +66,7 @@ public final class ChatTemplate {
         this.jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
         this.template = HuggingFaceJinja.adapt(template);
+        this.source = template;
         this.bos = bos;
         this.eos = eos;
         this.own = own;
@@ -104,6 +107,11 @@ public final class ChatTemplate {
         }
         int id = bos ? v.bosId() : v.eosId();
         return id >= 0 && id < v.size() ? new String(v.tokens().get(id), java.nio.charset.StandardCharsets.UTF_8) : "";
+    }
+
+    /** The template's Jinja text, as the model gives it (or the default's). */
+    public String source() {
+        return source;
     }
 
     /** Whether the template is the model's own. */

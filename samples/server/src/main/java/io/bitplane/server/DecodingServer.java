@@ -34,7 +34,8 @@ import java.util.concurrent.CancellationException;
 
 /**
  * The OpenAI-compatible decoding server: {@code /v1/completions}, {@code /v1/chat/completions} (whole responses or
- * server-sent events), {@code /v1/models}, {@code /health} and {@code /metrics}, on Javalin. Requests become
+ * server-sent events), {@code /v1/models}, the tokenizer ({@link TokenizerRoutes}), {@code /health} and
+ * {@code /metrics}, on Javalin. Requests become
  * generations of one {@link BatchScheduler}, which decodes all running sequences together; each HTTP thread only
  * waits for its request's events and writes them. Every refusal is OpenAI's error JSON with a 4xx status that
  * names the field at fault; nothing internal reaches a client.
@@ -44,7 +45,8 @@ public final class DecodingServer implements AutoCloseable {
 
     /** Metric labels: the routes, and "other" for everything else (so unknown paths cannot grow the labels). */
     private static final java.util.Set<String> ENDPOINTS = java.util.Set.of("/health", "/metrics", "/v1/models",
-            "/v1/models/{id}", "/v1/completions", "/v1/chat/completions");
+            "/v1/models/{id}", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize",
+            "/tokenizer_info");
 
     private final Model model;
     private final ServerConfig config;
@@ -122,6 +124,13 @@ public final class DecodingServer implements AutoCloseable {
             }
             writeJson(ctx, 200, modelEntry());
         });
+        TokenizerRoutes tokenizer = new TokenizerRoutes(json, model.tokenizer(), template, context);
+        for (String path : new String[] {"/tokenize", "/detokenize", "/tokenizer_info"}) {
+            app.before(path, this::authorize);
+        }
+        app.post("/tokenize", ctx -> writeJson(ctx, 200, tokenizer.tokenize(readBody(ctx))));
+        app.post("/detokenize", ctx -> writeJson(ctx, 200, tokenizer.detokenize(readBody(ctx))));
+        app.get("/tokenizer_info", ctx -> writeJson(ctx, 200, tokenizer.info()));
         app.post("/v1/completions", ctx -> generate(ctx, false));
         app.post("/v1/chat/completions", ctx -> generate(ctx, true));
         app.exception(ApiError.class, (e, ctx) -> writeError(ctx, e));

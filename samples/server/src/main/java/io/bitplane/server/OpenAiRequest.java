@@ -433,7 +433,8 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return ids;
     }
 
-    private static List<ChatTemplate.Message> messages(JsonNode body) {
+    /** Chat's {@code messages}, checked: each names its fault by its place in the list. */
+    static List<ChatTemplate.Message> messages(JsonNode body) {
         JsonNode list = body.get("messages");
         if (list == null || list.isNull()) {
             throw ApiError.invalid("messages", "`messages` is required");
