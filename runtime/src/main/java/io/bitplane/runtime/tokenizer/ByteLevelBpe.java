@@ -3,7 +3,6 @@ package io.bitplane.runtime.tokenizer;
 import io.bitplane.format.Vocabulary;
 
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -35,8 +34,7 @@ public final class ByteLevelBpe implements Tokenizer {
     private final int[] byteTokens = new int[256];
     /** Merged token and priority (the negated rank) of each mergeable pair (left id in the key's high half). */
     private final Map<Long, PairMerge.Merge> merges = new HashMap<>();
-    /** Special tokens' texts, the longest first, by their first character. */
-    private final Map<Character, List<String>> specials = new HashMap<>();
+    private final SpecialTokens specials;
     private final Set<Integer> endTokens = new java.util.HashSet<>();
     private final int unknown;
 
@@ -61,9 +59,6 @@ public final class ByteLevelBpe implements Tokenizer {
             String text = text(i);
             ids.putIfAbsent(text, i);
             int type = vocab.tokenTypes()[i];
-            if ((type == Vocabulary.TYPE_CONTROL || type == Vocabulary.TYPE_USER_DEFINED) && !text.isEmpty()) {
-                specials.computeIfAbsent(text.charAt(0), c -> new ArrayList<>()).add(text);
-            }
             if (type == Vocabulary.TYPE_CONTROL && END_OF_TURN.contains(text)) {
                 endTokens.add(i);
             }
@@ -72,7 +67,7 @@ public final class ByteLevelBpe implements Tokenizer {
             }
         }
         unknown = unk;
-        specials.values().forEach(l -> l.sort((a, b) -> b.length() - a.length()));
+        specials = new SpecialTokens(vocab, this::text);
         if (vocab.eosId() >= 0) {
             endTokens.add(vocab.eosId());
         }
@@ -115,34 +110,17 @@ public final class ByteLevelBpe implements Tokenizer {
         if (addBos && vocab.addBos() && bos() >= 0) {
             out.add(bos());
         }
-        int from = 0;
-        for (int i = 0; i < text.length(); i++) {
-            String special = specialAt(text, i);
-            if (special != null) {
-                encodeOrdinary(text.substring(from, i), out);
-                out.add(ids.get(special));
-                i += special.length() - 1;
-                from = i + 1;
+        for (SpecialTokens.Segment s : specials.split(text)) {
+            if (s.text() == null) {
+                out.add(s.token());
+            } else {
+                encodeOrdinary(s.text(), out);
             }
         }
-        encodeOrdinary(text.substring(from), out);
         if (addEos && eos() >= 0) {
             out.add(eos());
         }
         return out.toArray();
-    }
-
-    /** The longest special token's text that {@code text} holds at {@code at}, or null. */
-    private String specialAt(String text, int at) {
-        List<String> candidates = specials.get(text.charAt(at));
-        if (candidates != null) {
-            for (String s : candidates) {
-                if (text.startsWith(s, at)) {
-                    return s;
-                }
-            }
-        }
-        return null;
     }
 
     /** Text with no special tokens in it: its words, each merged on its own. */

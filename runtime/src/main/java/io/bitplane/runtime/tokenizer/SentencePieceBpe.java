@@ -25,6 +25,7 @@ public final class SentencePieceBpe implements Tokenizer {
      * token b + 3, as in its own tokenizer.bin, where the {@code <0xXX>} pieces are found anyway).
      */
     private final int unknown;
+    private final SpecialTokens specials;
 
     /** Byte arrays as map keys. */
     private record Key(byte[] b) {
@@ -58,6 +59,7 @@ public final class SentencePieceBpe implements Tokenizer {
             unk = vocab.tokenTypes()[i] == Vocabulary.TYPE_UNKNOWN ? i : -1;
         }
         unknown = unk;
+        specials = new SpecialTokens(vocab, i -> new String(pieces[i], StandardCharsets.UTF_8));
     }
 
     /** The byte a {@code <0xXX>} piece stands for, or -1. */
@@ -88,14 +90,31 @@ public final class SentencePieceBpe implements Tokenizer {
         return id == null ? -1 : id;
     }
 
+    /**
+     * Special tokens written in the text ({@code </s>} after each turn in TinyLlama's and Zephyr's templates,
+     * {@code <s>} before Llama 2's) are split out as themselves, as llama.cpp reads a prompt; the text before the
+     * first and after each is encoded as llama2.c encodes a whole text, with its dummy-prefix space.
+     */
     @Override
     public int[] encode(String text, boolean addBos, boolean addEos) {
-        byte[] utf8 = (wordMarker ? text.replace(' ', '\u2581') : text).getBytes(StandardCharsets.UTF_8);
-        int[] tokens = new int[utf8.length * 1 + 3];
-        int n = 0;
+        java.util.List<int[]> parts = new java.util.ArrayList<>();
         if (addBos && vocab.addBos() && bos() >= 0) {
-            tokens[n++] = bos();
+            parts.add(new int[] {bos()});
         }
+        for (SpecialTokens.Segment s : specials.split(text)) {
+            parts.add(s.text() == null ? new int[] {s.token()} : encodeOrdinary(s.text()));
+        }
+        if (addEos && eos() >= 0) {
+            parts.add(new int[] {eos()});
+        }
+        return parts.stream().flatMapToInt(java.util.Arrays::stream).toArray();
+    }
+
+    /** Text without special tokens, as llama2.c encodes it. */
+    private int[] encodeOrdinary(String text) {
+        byte[] utf8 = (wordMarker ? text.replace(' ', '\u2581') : text).getBytes(StandardCharsets.UTF_8);
+        int[] tokens = new int[utf8.length + 1];
+        int n = 0;
         if (utf8.length > 0) {
             int space = lookup(wordMarker ? MARKER : new byte[] {' '});
             if (space >= 0) {
@@ -125,9 +144,6 @@ public final class SentencePieceBpe implements Tokenizer {
             }
         }
         n = merge(tokens, n);
-        if (addEos && eos() >= 0) {
-            tokens[n++] = eos();
-        }
         return Arrays.copyOf(tokens, n);
     }
 

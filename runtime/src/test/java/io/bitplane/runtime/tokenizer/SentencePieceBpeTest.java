@@ -59,6 +59,26 @@ class SentencePieceBpeTest {
         assertArrayEquals(new int[] {1}, t.encode("", true, false), "no dummy prefix for empty text");
     }
 
+    /**
+     * Control tokens written in the text are those tokens, as llama.cpp reads a chat template's prompt (TinyLlama's
+     * and Zephyr's write {@code </s>} after each turn): the text after one gets the dummy-prefix space again, as
+     * after BOS; where none is written the encoding is llama2.c's.
+     */
+    @Test
+    void specialTokensWrittenInTheTextAreThoseTokens() {
+        SentencePieceBpe t = tiny(false);
+        int[] a = t.encode("a", false, false);
+        int[] bc = t.encode("bc", false, false);
+        int[] want = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(
+                java.util.Arrays.stream(a), java.util.stream.IntStream.of(2, 1)), java.util.Arrays.stream(bc))
+                .toArray();
+        assertArrayEquals(want, t.encode("a</s><s>bc", false, false));
+        assertArrayEquals(new int[] {1, 2}, t.encode("</s>", true, false), "no text, no dummy prefix");
+        assertEquals("abc", t.decode(t.encode("a</s>bc", false, false)).replace(" ", ""));
+        // "<s" alone is no token: its characters (here byte tokens) as before.
+        assertArrayEquals(llama2cEncode(t.vocabulary(), "a<s b", false), t.encode("a<s b", false, false));
+    }
+
     @Test
     void unknownCodePointsFallBackToByteTokens() {
         SentencePieceBpe t = tiny(false);
