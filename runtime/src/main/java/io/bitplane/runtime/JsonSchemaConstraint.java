@@ -13,7 +13,8 @@ import java.util.Set;
  * write: {@code type} (one, or a list), {@code properties} with {@code required} (written in the schema's order; an
  * optional one may be left out; no other keys), {@code items} with {@code minItems} and {@code maxItems},
  * {@code enum} and {@code const} of strings, booleans and null, local {@code $ref}s to {@code $defs} or
- * {@code definitions} (not recursive), and {@code {}} for any value. Annotations ({@code title},
+ * {@code definitions} (not recursive), {@code anyOf}/{@code oneOf} of alternatives that begin with different bytes
+ * (Pydantic's optional fields: a type or null), and {@code {}} for any value. Annotations ({@code title},
  * {@code description}, {@code default}, {@code examples}, {@code format}) are ignored; any other keyword, which
  * this rule could not keep, is refused when the schema is read ({@link #compile}), so a schema is never silently
  * half enforced. JSON mode ({@code response_format: {"type": "json_object"}}) is the schema of any object
@@ -492,8 +493,14 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             }
             for (String key : schema.keySet()) {
                 if (!ANNOTATIONS.contains(key) && !Set.of("type", "properties", "required", "items", "minItems",
-                        "maxItems", "enum", "const", "additionalProperties").contains(key)) {
+                        "maxItems", "enum", "const", "additionalProperties", "anyOf", "oneOf", "allOf")
+                        .contains(key)) {
                     throw new UnsupportedSchemaException(where + ": the keyword '" + key + "' is not supported");
+                }
+            }
+            for (String key : List.of("anyOf", "oneOf", "allOf")) {
+                if (schema.containsKey(key)) {
+                    return alternatives(schema, key, where, refs);
                 }
             }
             if (schema.containsKey("const") || schema.containsKey("enum")) {
@@ -545,6 +552,47 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                         new byte[][] {bytes("null")}, null));
                 default -> throw new UnsupportedSchemaException(where + ": the type '" + type + "' is not supported");
             };
+        }
+
+        /**
+         * {@code anyOf} or {@code oneOf} whose alternatives begin with different bytes (Pydantic's optional fields,
+         * {@code [{...}, {"type": "null"}]}, and unions of different types): a union the first byte decides, which
+         * writes a value of exactly one alternative. Alternatives that may begin alike (two objects, say) are
+         * refused: the automaton would have to follow both. {@code allOf} of one schema is that schema (Pydantic
+         * wrote a described $ref so).
+         */
+        private int alternatives(Map<String, Object> schema, String key, String where, List<String> refs) {
+            if (schema.keySet().stream().anyMatch(k -> !k.equals(key) && !ANNOTATIONS.contains(k))) {
+                throw new UnsupportedSchemaException(where + ": '" + key + "' beside other keywords is not supported");
+            }
+            if (!(schema.get(key) instanceof List<?> list) || list.isEmpty()) {
+                throw new UnsupportedSchemaException(where + ": '" + key + "' must be a non-empty list of schemas");
+            }
+            if (key.equals("allOf")) {
+                if (list.size() > 1) {
+                    throw new UnsupportedSchemaException(where + ": 'allOf' of more than one schema is not supported");
+                }
+                return node(list.get(0), where + "/allOf/0", refs);
+            }
+            int[] members = new int[list.size()];
+            for (int i = 0; i < members.length; i++) {
+                members[i] = node(list.get(i), where + "/" + key + "/" + i, refs);
+            }
+            Node[] all = nodes.toArray(Node[]::new);
+            for (int c = 0; c < 256; c++) {
+                int first = -1;
+                for (int i = 0; i < members.length; i++) {
+                    if (first(all, all[members[i]], c)) {
+                        if (first >= 0) {
+                            throw new UnsupportedSchemaException(where + ": the '" + key + "' alternatives " + first
+                                    + " and " + i + " may both begin with '" + (char) c + "'; only alternatives of "
+                                    + "different types are supported");
+                        }
+                        first = i;
+                    }
+                }
+            }
+            return add(new Node(UNION, null, null, null, null, false, -1, 0, -1, false, null, members));
         }
 
         private int object(Map<String, Object> schema, String where, List<String> refs) {

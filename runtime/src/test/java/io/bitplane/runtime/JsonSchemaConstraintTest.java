@@ -94,11 +94,41 @@ class JsonSchemaConstraintTest extends OnStories260K {
         assertTrue(takesWhole("{\"type\": \"object\"}", "{\"anything\": true}"));
     }
 
+    /**
+     * Pydantic's optional and union fields: anyOf (or oneOf) of alternatives of different types, a $ref among them;
+     * allOf of one schema is that schema.
+     */
+    @Test
+    void alternativesOfDifferentTypesAreKept() throws Exception {
+        String schema = """
+                {"type": "object", "$defs": {"Pet": {"type": "object", "properties": {"name": {"type": "string"}},
+                                                     "required": ["name"]}},
+                 "properties": {"pet": {"anyOf": [{"$ref": "#/$defs/Pet"}, {"type": "null"}], "default": null},
+                                "id": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                                "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+                                "owner": {"allOf": [{"$ref": "#/$defs/Pet"}], "description": "who"}},
+                 "required": ["pet", "id"]}""";
+        for (String ok : List.of("{\"pet\": null, \"id\": 3}", "{\"pet\": {\"name\": \"Rex\"}, \"id\": \"a-1\"}",
+                "{\"pet\": null, \"id\": -2, \"tags\": [\"x\"], \"owner\": {\"name\": \"Ann\"}}",
+                "{\"pet\": null, \"id\": 0, \"tags\": null}")) {
+            assertTrue(takesWhole(schema, ok), ok);
+        }
+        for (String bad : List.of("{\"pet\": 5, \"id\": 3}", "{\"pet\": {}, \"id\": 3}", "{\"pet\": null, \"id\": 1.5}",
+                "{\"pet\": null, \"id\": true}", "{\"pet\": null, \"id\": 1, \"owner\": null}")) {
+            assertFalse(takesWhole(schema, bad), bad);
+        }
+    }
+
     @Test
     void keywordsItCannotKeepAreRefusedByName() {
         for (String[] schema : new String[][] {
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}", "pattern"},
-            {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"string\"}]}}}", "anyOf"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"object\", \"properties\": "
+                    + "{\"x\": {}}}, {\"type\": \"object\"}]}}}", "alternatives 0 and 1 may both begin with '{'"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"oneOf\": [{\"type\": \"integer\"}, {\"type\": "
+                    + "\"number\"}]}}}", "oneOf"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"allOf\": [{}, {}]}}}", "allOf"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{}], \"type\": \"string\"}}}", "beside"},
             {"{\"type\": \"object\", \"additionalProperties\": true}", "additionalProperties"},
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}, \"$defs\": {\"A\": "
                     + "{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}}}}", "recursive"},
