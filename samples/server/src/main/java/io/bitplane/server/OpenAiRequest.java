@@ -512,6 +512,12 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         throw ApiError.invalid(where, "`" + where + "` must be a string or an array of text parts");
     }
 
+    /**
+     * OpenAI allows 4; llama.cpp and vLLM any number, and lm-eval sends a task's stop strings and the model's end of
+     * text, often more than 4.
+     */
+    static final int MAX_STOP_STRINGS = 16;
+
     private static List<String> stop(JsonNode body) {
         JsonNode s = body.get("stop");
         if (s == null || s.isNull()) {
@@ -520,15 +526,17 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         List<String> out = new ArrayList<>();
         if (s.isTextual()) {
             out.add(s.asText());
-        } else if (s.isArray() && s.size() <= 4) {
+        } else if (s.isArray() && s.size() <= MAX_STOP_STRINGS) {
             for (JsonNode e : s) {
                 if (!e.isTextual()) {
-                    throw ApiError.invalid("stop", "`stop` must be a string or an array of up to 4 strings");
+                    throw ApiError.invalid("stop", "`stop` must be a string or an array of up to "
+                            + MAX_STOP_STRINGS + " strings");
                 }
                 out.add(e.asText());
             }
         } else {
-            throw ApiError.invalid("stop", "`stop` must be a string or an array of up to 4 strings");
+            throw ApiError.invalid("stop", "`stop` must be a string or an array of up to "
+                    + MAX_STOP_STRINGS + " strings");
         }
         if (out.stream().anyMatch(String::isEmpty)) {
             throw ApiError.invalid("stop", "`stop` strings may not be empty");

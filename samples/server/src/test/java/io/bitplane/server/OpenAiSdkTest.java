@@ -140,6 +140,10 @@ class OpenAiSdkTest {
         Completion c = client.completions().create(params);
         assertEquals(golden.substring(0, golden.indexOf(", ")), c.choices().get(0).text());
         assertEquals("stop", c.choices().get(0).finishReason().asString());
+        // More than OpenAI's 4, as lm-eval sends them: the earliest in the text ends it.
+        Completion many = client.completions().create(params.toBuilder().stopOfStrings(List.of("\n\n", "Question:",
+                "</s>", "<|im_end|>", "zebra", ", ")).build());
+        assertEquals(c.choices().get(0).text(), many.choices().get(0).text());
     }
 
     /**

@@ -78,6 +78,8 @@ class ServerErrorsTest {
         "/v1/completions|{\"prompt\": \"x\", \"top_p\": 0}|top_p",
         "/v1/completions|{\"prompt\": \"x\", \"stop\": 5}|stop",
         "/v1/completions|{\"prompt\": \"x\", \"stop\": [\"a\", \"\"]}|stop",
+        "/v1/completions|{\"prompt\": \"x\", \"stop\": [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\", "
+                + "\"10\", \"11\", \"12\", \"13\", \"14\", \"15\", \"16\", \"17\"]}|stop",
         "/v1/completions|{\"prompt\": \"x\", \"stream\": \"yes\"}|stream",
         "/v1/completions|{\"prompt\": \"x\", \"seed\": 1.5}|seed",
         "/v1/completions|{\"prompt\": \"x\", \"n\": 0}|n",
