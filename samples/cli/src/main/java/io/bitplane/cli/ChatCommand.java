@@ -90,6 +90,26 @@ final class ChatCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Removes the oldest turn (its user message and the replies up to the next user message; never a system
+     * message or the newest user message); false when there is none to drop.
+     */
+    static boolean dropOldestTurn(List<ChatTemplate.Message> messages) {
+        int first = 0;
+        while (first < messages.size() && messages.get(first).role().equals("system")) {
+            first++;
+        }
+        int next = first + 1;
+        while (next < messages.size() && !messages.get(next).role().equals("user")) {
+            next++;
+        }
+        if (next >= messages.size()) {
+            return false;  // the oldest turn is the one being asked
+        }
+        messages.subList(first, next).clear();
+        return true;
+    }
+
     private List<ChatTemplate.Message> opening() {
         List<ChatTemplate.Message> messages = new ArrayList<>();
         if (system != null && !system.isBlank()) {
@@ -103,14 +123,24 @@ final class ChatCommand implements Callable<Integer> {
                           SamplerSettings sampler, PrintStream out, PrintStream err) {
         String prompt;
         int[] tokens;
-        try {
-            prompt = template.render(messages);
-            tokens = model.tokenizer().encode(prompt, true, false);
-        } catch (IllegalArgumentException e) {
-            err.println("cannot send that: " + e.getMessage());
-            return null;
+        int room;
+        while (true) {
+            try {
+                prompt = template.render(messages);
+                tokens = model.tokenizer().encode(prompt, true, false);
+            } catch (IllegalArgumentException e) {
+                err.println("cannot send that: " + e.getMessage());
+                return null;
+            }
+            room = session.contextLength() - tokens.length;
+            // Room for a reply of a quarter of the context (or --max-tokens) at least, else the oldest turn goes,
+            // as chat front ends do, rather than the conversation ending.
+            if (room >= Math.min(maxTokens, session.contextLength() / 4) || !dropOldestTurn(messages)) {
+                break;
+            }
+            err.printf(Locale.ROOT, "(the oldest turn is dropped: the conversation no longer fits the context of "
+                    + "%d)%n", session.contextLength());
         }
-        int room = session.contextLength() - tokens.length;
         if (room < 1) {
             err.printf(Locale.ROOT, "the conversation (%d tokens) no longer fits the context of %d; /reset starts "
                     + "over%n", tokens.length, session.contextLength());

@@ -47,6 +47,32 @@ class ChatCommandTest {
         assertTrue(r.err().contains("the default chat template") && r.err().contains("starts over"), r.err());
     }
 
+    /**
+     * When the conversation outgrows the context, its oldest turns are dropped (the system message kept) and every
+     * turn is answered.
+     */
+    @Test
+    void theOldestTurnsGiveWayWhenTheContextIsFull() {
+        CliRunner.Result r = CliRunner.runWithInput("Hi\nTell me more.\nAnd then?\nWhat next?\nThe end?\n", "chat",
+                "--model", SharedData.stories260K().toString(), "--temperature", "0", "--max-tokens", "16",
+                "--context", "96", "--system", "Be brief.");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(5, turns(r.err()).size(), r.err());
+        assertTrue(r.err().contains("the oldest turn is dropped"), r.err());
+        for (int[] turn : turns(r.err())) {
+            assertTrue(turn[1] + 16 <= 96, "room for a reply of --max-tokens: " + r.err());
+        }
+        List<io.bitplane.server.ChatTemplate.Message> m = new java.util.ArrayList<>(List.of(
+                new io.bitplane.server.ChatTemplate.Message("system", "s"),
+                new io.bitplane.server.ChatTemplate.Message("user", "a"),
+                new io.bitplane.server.ChatTemplate.Message("assistant", "b"),
+                new io.bitplane.server.ChatTemplate.Message("user", "c")));
+        assertTrue(ChatCommand.dropOldestTurn(m));
+        assertEquals(List.of("system", "user"), m.stream().map(io.bitplane.server.ChatTemplate.Message::role).toList());
+        assertEquals("c", m.get(1).content());
+        assertTrue(!ChatCommand.dropOldestTurn(m), "the newest question stays");
+    }
+
     /** A turn that no longer fits the context is refused with a note and the conversation goes on. */
     @Test
     void aTurnBeyondTheContextIsRefusedAndTheChatGoesOn() {
