@@ -210,7 +210,7 @@ public final class Generation implements Iterator<GeneratedToken> {
         TokenLogprobs logprobs = request.logprobs() < 0 ? null
                 : TokenLogprobs.of(all, offset, logits.length, token, request.logprobs());
         pendingEvent = new GeneratedToken(token, releaseText(), logprobs);
-        if (constraint != null && constraint.complete()) {
+        if (constraint != null && constraint.atEnd()) {
             finish(FinishReason.STOP);
         }
         if (finish == null && session.position() >= session.contextLength()) {

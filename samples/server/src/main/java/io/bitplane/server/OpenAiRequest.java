@@ -1,6 +1,7 @@
 package io.bitplane.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.bitplane.runtime.GrammarConstraint;
 import io.bitplane.runtime.JsonSchemaConstraint;
 import io.bitplane.runtime.SamplerSettings;
 import io.bitplane.runtime.TokenConstraint;
@@ -14,7 +15,7 @@ import java.util.function.Supplier;
 /**
  * A completion or chat completion request, read from OpenAI's JSON and checked field by field: a missing,
  * mistyped or out-of-range field gives a 400 {@link ApiError} naming it. Fields the server does not implement
- * are refused when they ask for something (a suffix, a GBNF grammar...) and ignored when they are
+ * are refused when they ask for something (a suffix, mirostat...) and ignored when they are
  * neutral (a client's defaults).
  *
  * @param messages          chat messages (chat only), else null
@@ -29,7 +30,8 @@ import java.util.function.Supplier;
  *                          {@code reasoning_format}: "auto" or "deepseek", the default, or "none": in the content)
  * @param logprobs          -1, or how many likeliest alternatives each token's log-probability comes with
  * @param responseFormat    the rule the reply must follow ({@code response_format} json_object: any JSON object;
- *                          json_schema: a value its schema accepts), or null for text
+ *                          json_schema: a value its schema accepts; llama.cpp's {@code grammar} and
+ *                          {@code json_schema}), or null for text
  * @param requiredFunctions the functions of which the reply must call one ({@code tool_choice} "required" or
  *                          naming one), or empty
  * @param echo              (completions) the reply's text begins with the prompt, and its log-probabilities, when
@@ -113,12 +115,12 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
                 throw ApiError.invalid(old, "`" + old + "` is not supported; offer functions with `tools`");
             }
         }
-        Supplier<TokenConstraint> format = responseFormat(body);
+        Supplier<TokenConstraint> format = outputRule(body);
         List<Map<String, Object>> tools = chat ? tools(body) : List.of();
         List<String> required = chat ? requiredFunctions(body, tools) : List.of();
         if (format != null && !required.isEmpty()) {
-            throw ApiError.invalid("response_format", "`response_format` JSON and a `tool_choice` that requires a "
-                    + "call cannot both hold");
+            throw ApiError.invalid("tool_choice", "a `tool_choice` that requires a call and a rule on the reply "
+                    + "(`response_format`, `grammar` or `json_schema`) cannot both hold");
         }
         boolean parallel = optionalBoolean(body, "parallel_tool_calls", true);
         String reasoning = optionalText(body, "reasoning_format");
@@ -163,8 +165,6 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         UNIMPLEMENTED.put("best_of", List.of("1"));
         UNIMPLEMENTED.put("audio", List.of());
         UNIMPLEMENTED.put("modalities", List.of("[\"text\"]"));
-        UNIMPLEMENTED.put("grammar", List.of("\"\""));
-        UNIMPLEMENTED.put("json_schema", List.of());
         UNIMPLEMENTED.put("ignore_eos", List.of("false"));
         UNIMPLEMENTED.put("mirostat", List.of("0"));
         UNIMPLEMENTED.put("typical_p", List.of("1", "1.0"));
@@ -174,11 +174,7 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         for (Map.Entry<String, List<String>> e : UNIMPLEMENTED.entrySet()) {
             String field = e.getKey();
             if (present(body, field) && !e.getValue().contains(body.get(field).toString())) {
-                String hint = switch (field) {
-                    case "grammar", "json_schema" -> "; hold the reply to JSON with `response_format`";
-                    default -> "";
-                };
-                throw ApiError.invalid(field, "`" + field + "` is not supported" + hint);
+                throw ApiError.invalid(field, "`" + field + "` is not supported");
             }
         }
     }
@@ -255,22 +251,50 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return switch (format.get("type").asText()) {
             case "text" -> null;
             case "json_object" -> JsonSchemaConstraint::anyObject;
-            case "json_schema" -> {
-                JsonNode schema = format.path("json_schema").path("schema");
-                if (!schema.isObject()) {
-                    throw ApiError.invalid("response_format.json_schema.schema",
-                            "`response_format.json_schema.schema` must be a JSON Schema object");
-                }
-                try {
-                    yield JsonSchemaConstraint.compile(MAPPER.convertValue(schema, java.util.LinkedHashMap.class));
-                } catch (JsonSchemaConstraint.UnsupportedSchemaException e) {
-                    throw ApiError.invalid("response_format.json_schema.schema",
-                            "`response_format.json_schema.schema` " + e.getMessage());
-                }
-            }
+            case "json_schema" -> schema(format.path("json_schema").path("schema"), "response_format.json_schema.schema");
             default -> throw ApiError.invalid("response_format", "`response_format` " + format.get("type")
                     + " is not supported (\"text\", \"json_object\" and \"json_schema\" are)");
         };
+    }
+
+    /** A JSON Schema's rule; {@code field} names where the request gave it. */
+    private static Supplier<TokenConstraint> schema(JsonNode schema, String field) {
+        if (!schema.isObject()) {
+            throw ApiError.invalid(field, "`" + field + "` must be a JSON Schema object");
+        }
+        try {
+            return JsonSchemaConstraint.compile(MAPPER.convertValue(schema, java.util.LinkedHashMap.class));
+        } catch (JsonSchemaConstraint.UnsupportedSchemaException e) {
+            throw ApiError.invalid(field, "`" + field + "` " + e.getMessage());
+        }
+    }
+
+    /**
+     * The rule the reply must follow: OpenAI's {@code response_format}, or llama.cpp's {@code grammar} (GBNF) or
+     * {@code json_schema} (a schema given directly); at most one of them. Null for none.
+     */
+    private static Supplier<TokenConstraint> outputRule(JsonNode body) {
+        List<String> given = java.util.stream.Stream.of("response_format", "grammar", "json_schema")
+                .filter(f -> present(body, f) && !(f.equals("grammar") && body.get(f).asText("x").isEmpty()))
+                .toList();
+        if (given.size() > 1) {
+            throw ApiError.invalid(given.get(1), "give one of `response_format`, `grammar` and `json_schema`, not "
+                    + String.join(" and ", given));
+        }
+        if (given.contains("json_schema")) {
+            return schema(body.get("json_schema"), "json_schema");
+        }
+        if (given.contains("grammar")) {
+            if (!body.get("grammar").isTextual()) {
+                throw ApiError.invalid("grammar", "`grammar` must be a string (GBNF, as llama.cpp takes it)");
+            }
+            try {
+                return GrammarConstraint.compile(body.get("grammar").asText());
+            } catch (IllegalArgumentException e) {
+                throw ApiError.invalid("grammar", "`grammar` " + e.getMessage());
+            }
+        }
+        return responseFormat(body);
     }
 
     private static final java.util.regex.Pattern FUNCTION_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");

@@ -454,6 +454,33 @@ class OpenAiSdkTest {
         assertFalse(texts[0].toString().equals(texts[1].toString()));
     }
 
+    /** llama.cpp's grammar (GBNF) and json_schema fields, as its clients send them in the request body. */
+    @Test
+    void llamaCppsGrammarAndJsonSchemaHoldTheReply() throws Exception {
+        String grammar = "root ::= \"Once upon a time, there was a \" [a-z]+ (\" \" [a-z]+)* \".\"";
+        for (long seed = 1; seed <= 3; seed++) {
+            Completion c = client.completions().create(greedyCompletion(40).toBuilder().temperature(0.9).seed(seed)
+                    .putAdditionalBodyProperty("grammar", com.openai.core.JsonValue.from(grammar)).build());
+            String text = c.choices().get(0).text();
+            var check = io.bitplane.runtime.GrammarConstraint.compile(grammar).get();
+            byte[] bytes = text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(check.allows(bytes), text);
+            check.accept(bytes);
+            assertEquals("stop".equals(c.choices().get(0).finishReason().asString()), check.complete(), text);
+        }
+        ChatCompletion chat = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                .model("stories260K").addUserMessage("Who is Lily?").maxCompletionTokens(60).temperature(0.0)
+                .putAdditionalBodyProperty("json_schema", com.openai.core.JsonValue.from(Map.of("type", "object",
+                        "properties", Map.of("name", Map.of("type", "string")), "required", List.of("name"))))
+                .build());
+        String content = chat.choices().get(0).message().content().orElseThrow();
+        assertTrue(content.startsWith("{"), content);
+        if ("stop".equals(chat.choices().get(0).finishReason().asString())) {
+            assertTrue(new com.fasterxml.jackson.databind.ObjectMapper().readTree(content).path("name").isTextual(),
+                    content);
+        }
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")

@@ -90,7 +90,11 @@ class ServerErrorsTest {
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"echo\": true}|echo",
         "/v1/completions|{\"prompt\": \"x\", \"suffix\": \"end\"}|suffix",
         "/v1/completions|{\"prompt\": \"x\", \"best_of\": 3}|best_of",
-        "/v1/completions|{\"prompt\": \"x\", \"grammar\": \"root ::= [a]\"}|grammar",
+        "/v1/completions|{\"prompt\": \"x\", \"grammar\": \"root ::= [a\"}|grammar",
+        "/v1/completions|{\"prompt\": \"x\", \"grammar\": \"root ::= x\"}|grammar",
+        "/v1/completions|{\"prompt\": \"x\", \"grammar\": 5}|grammar",
+        "/v1/completions|{\"prompt\": \"x\", \"grammar\": \"root ::= [a]\", \"json_schema\": {}}|json_schema",
+        "/v1/completions|{\"prompt\": \"x\", \"json_schema\": {\"type\": \"string\"}}|json_schema",
         "/v1/completions|{\"prompt\": \"x\", \"ignore_eos\": true}|ignore_eos",
         "/v1/completions|{\"prompt\": \"x\", \"mirostat\": 2}|mirostat",
         "/v1/completions|{\"prompt\": \"x\", \"typical_p\": 0.5}|typical_p",
@@ -141,7 +145,7 @@ class ServerErrorsTest {
                 + "\"function\": {\"name\": \"g\"}}}|tool_choice.function.name",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": "
                 + "\"function\", \"function\": {\"name\": \"f\"}}], \"tool_choice\": \"required\", "
-                + "\"response_format\": {\"type\": \"json_object\"}}|response_format",
+                + "\"response_format\": {\"type\": \"json_object\"}}|tool_choice",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"parallel_tool_calls\": "
                 + "\"no\"}|parallel_tool_calls",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": "
