@@ -38,19 +38,27 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context", defaultValue = "0", description = "KV cache positions (0: the model's).")
     int context;
 
+    @Option(names = "--grammar", description = "Hold the text to this GBNF grammar (llama.cpp's syntax).")
+    String grammar;
+
+    @Option(names = "--grammar-file", description = "Hold the text to the GBNF grammar in this file.")
+    java.nio.file.Path grammarFile;
+
     @Override
     public Integer call() throws Exception {
         if (steps < 0) {
             throw new IllegalArgumentException("--steps must be >= 0");
         }
         SamplerSettings sampler = samplerArgs.settings();
+        grammar();  // a bad grammar is refused before the model loads
         // UTF-8 whatever the platform's console encoding, flushed per token so that the text streams.
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
         long loadStart = System.nanoTime();
         try (Model model = Model.open(modelArgs.resolvedModel(), modelArgs.options());
              Session session = model.newSession(new SessionOptions(context, 32))) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
-            GenerationRequest request = new GenerationRequest(prompt, steps, sampler, stop, true);
+            GenerationRequest request = new GenerationRequest(prompt, steps, sampler, stop, true)
+                    .withConstraint(grammar());
             out.print(prompt);
             GenerationResult r = session.generate(request, t -> {
                 out.print(t.text());
@@ -68,5 +76,22 @@ final class GenerateCommand implements Callable<Integer> {
                     model.backendName());
         }
         return 0;
+    }
+
+    /** The rule of --grammar or --grammar-file, or null; a grammar it cannot read is refused with its place. */
+    private java.util.function.Supplier<io.bitplane.runtime.TokenConstraint> grammar() throws java.io.IOException {
+        if (grammar != null && grammarFile != null) {
+            throw new IllegalArgumentException("give --grammar or --grammar-file, not both");
+        }
+        String text = grammarFile != null ? java.nio.file.Files.readString(grammarFile) : grammar;
+        if (text == null) {
+            return null;
+        }
+        try {
+            return io.bitplane.runtime.GrammarConstraint.compile(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException((grammarFile != null ? grammarFile + ": " : "--grammar: ")
+                    + e.getMessage(), e);
+        }
     }
 }

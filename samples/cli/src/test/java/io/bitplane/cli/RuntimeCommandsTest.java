@@ -69,6 +69,25 @@ class RuntimeCommandsTest {
         assertEquals(CliRunner.run(args).out(), CliRunner.run(args).out());
     }
 
+    /** --grammar and --grammar-file hold the story to a GBNF grammar, as llama-cli's do; a bad one is named. */
+    @Test
+    void aGrammarHoldsTheText(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        String grammar = "root ::= \"Lily \" (\"ran\" | \"sat\") \" \" [a-z]+ \".\"";
+        CliRunner.Result r = CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--steps",
+                "30", "--temperature", "0.8", "--seed", "3", "--grammar", grammar);
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().strip().matches("Lily (ran|sat) [a-z]+\\."), r.out());
+        java.nio.file.Path file = dir.resolve("story.gbnf");
+        java.nio.file.Files.writeString(file, grammar);
+        assertEquals(r.out(), CliRunner.run("generate", "--model", SharedData.stories260K().toString(), "--steps",
+                "30", "--temperature", "0.8", "--seed", "3", "--grammar-file", file.toString()).out());
+        java.nio.file.Files.writeString(file, "root ::= [a-z");
+        CliRunner.Result bad = CliRunner.run("generate", "--model", SharedData.stories260K().toString(),
+                "--grammar-file", file.toString());
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("story.gbnf") && bad.err().contains("line 1"), bad.err());
+    }
+
     @Test
     void perplexityAsJson() throws Exception {
         CliRunner.Result r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text",
