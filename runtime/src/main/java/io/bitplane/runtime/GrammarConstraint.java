@@ -157,11 +157,17 @@ public final class GrammarConstraint extends ByteAutomaton<GrammarConstraint> {
 
     /** Moves every stack whose top matches code point {@code c} one element on. */
     private boolean step(int c) {
-        Set<Frame> next = new LinkedHashSet<>();
+        Set<Frame> next = null;  // made on the first match: most tokens a generation tries fail at once
         for (Frame f : stacks) {
             if (f != null && classOf(f).matches(c)) {
+                if (next == null) {
+                    next = new LinkedHashSet<>();
+                }
                 expand(grammar, new Frame(f.alternative, f.index + 1, f.next), next, 0);
             }
+        }
+        if (next == null) {
+            return false;
         }
         stacks = nullable(next);
         return !next.isEmpty();
