@@ -177,6 +177,12 @@ public final class GrammarConstraint extends ByteAutomaton<GrammarConstraint> {
         return grammar.classes.get(grammar.alternatives.get(f.alternative)[f.index]);
     }
 
+    /** The parse stacks and the character being read: states equal in these allow the same continuations. */
+    @Override
+    public Object state() {
+        return java.util.Arrays.asList(stacks, pending, partial, partialLength);
+    }
+
     @Override
     GrammarConstraint twin() {
         return new GrammarConstraint(grammar, stacks);

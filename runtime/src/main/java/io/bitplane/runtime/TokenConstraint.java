@@ -24,4 +24,12 @@ public interface TokenConstraint {
     default boolean atEnd() {
         return complete();
     }
+
+    /**
+     * The state, as a value equal (and of equal hash) for states that allow the same continuations, for a
+     * generation to remember which tokens a state allows; null (the default) when the rule cannot tell.
+     */
+    default Object state() {
+        return null;
+    }
 }

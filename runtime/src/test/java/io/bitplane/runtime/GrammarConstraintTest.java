@@ -176,6 +176,42 @@ class GrammarConstraintTest extends OnStories260K {
         }
     }
 
+    /** The same rule without a state to remember: every token tried at every step. */
+    record Forgetful(TokenConstraint rule) implements TokenConstraint {
+        @Override
+        public boolean allows(byte[] bytes) {
+            return rule.allows(bytes);
+        }
+
+        @Override
+        public void accept(byte[] bytes) {
+            rule.accept(bytes);
+        }
+
+        @Override
+        public boolean complete() {
+            return rule.complete();
+        }
+
+        @Override
+        public boolean atEnd() {
+            return rule.atEnd();
+        }
+    }
+
+    /** Remembering which tokens a state allows changes no text: the same stories as trying every token each step. */
+    @Test
+    void rememberedStatesGiveTheSameText() {
+        String grammar = "root ::= (\"Once upon a time, \" [a-z ,]+ \". \")+";
+        var rule = GrammarConstraint.compile(grammar);
+        List<GenerationResult> remembered = JsonObjectConstraintTest.sampled(rule, 3, 80);
+        List<GenerationResult> tried = JsonObjectConstraintTest.sampled(() -> new Forgetful(rule.get()), 3, 80);
+        for (int i = 0; i < 3; i++) {
+            assertEquals(tried.get(i).text(), remembered.get(i).text());
+        }
+        assertTrue(remembered.stream().anyMatch(r -> r.text().length() > 40), remembered.toString());
+    }
+
     /** stories260K held to a grammar writes a text it derives; at STOP a complete one. */
     @Test
     void aGenerationHeldToAGrammarWritesWhatItDerives() {
