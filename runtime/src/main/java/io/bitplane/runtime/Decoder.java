@@ -133,14 +133,37 @@ final class Decoder {
     void forward(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out) {
         use.enter();
         try {
-            pass(tokens, positions, caches, n, logitRows, out);
+            pass(tokens, positions, caches, n, logitRows, out, false);
         } finally {
             use.exit();
         }
     }
 
-    /** The forward pass itself, top to bottom. */
-    private void pass(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out) {
+    /**
+     * Runs {@code n} consecutive tokens of one sequence from position {@code start}, as {@link #forward}, and writes
+     * the last {@code rows} columns' hidden states after the final norm (row-major, dim each) to {@code out}
+     * instead of logits: what embeddings pool.
+     */
+    void hidden(int[] tokens, int offset, int n, KvCache cache, int start, int rows, float[] out) {
+        if (n > maxBatch) {
+            throw new IllegalArgumentException(n + " columns; this decoder runs at most " + maxBatch);
+        }
+        for (int b = 0; b < n; b++) {
+            columnTokens[b] = tokens[offset + b];
+            columnPositions[b] = start + b;
+            columnCaches[b] = cache;
+        }
+        use.enter();
+        try {
+            pass(columnTokens, columnPositions, columnCaches, n, rows, out, true);
+        } finally {
+            use.exit();
+        }
+    }
+
+    /** The forward pass itself, top to bottom; {@code statesOut}: the normed states of the last rows, not logits. */
+    private void pass(int[] tokens, int[] positions, KvCache[] caches, int n, int logitRows, float[] out,
+                      boolean statesOut) {
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
@@ -179,6 +202,10 @@ final class Decoder {
         int first = n - logitRows;
         backend.copy(x, first * dim, xb, 0, logitRows * dim);
         backend.rmsNorm(xb, xb, w.outputNorm, dim, logitRows, c.rmsNormEps());
+        if (statesOut) {
+            backend.read(xb, 0, out, 0, logitRows * dim);
+            return;
+        }
         backend.matmul(w.output, xb, logits, logitRows);
         backend.read(logits, 0, out, 0, logitRows * c.vocabSize());
     }

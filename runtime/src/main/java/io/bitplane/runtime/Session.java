@@ -206,6 +206,46 @@ public final class Session implements AutoCloseable {
         }
     }
 
+    /**
+     * The embedding of a token sequence, from an empty cache (it must fit the context): its hidden states after the
+     * final norm, pooled, scaled to unit length (as OpenAI's and llama.cpp's are).
+     */
+    public float[] embed(int[] sequence, Pooling pooling) {
+        checkOpen();
+        reset();
+        if (sequence.length == 0) {
+            throw new IllegalArgumentException("nothing to embed");
+        }
+        checkAppend(sequence);
+        int dim = model.config().dim();
+        float[] rows = new float[decoder.maxBatch * dim];
+        double[] sum = new double[dim];
+        for (int off = 0; off < sequence.length && !cancelled; off += decoder.maxBatch) {
+            int n = Math.min(decoder.maxBatch, sequence.length - off);
+            boolean last = off + n == sequence.length;
+            int wanted = pooling == Pooling.MEAN ? n : last ? 1 : 0;
+            decoder.hidden(sequence, off, n, cache, position, wanted, rows);
+            System.arraycopy(sequence, off, tokens, position, n);
+            position += n;
+            for (int r = 0; r < wanted * dim; r++) {
+                sum[r % dim] += rows[r];
+            }
+        }
+        if (cancelled) {
+            throw new java.util.concurrent.CancellationException("embedding cancelled");
+        }
+        double norm = 0;
+        for (double v : sum) {
+            norm += v * v;
+        }
+        norm = Math.sqrt(norm);
+        float[] out = new float[dim];
+        for (int i = 0; i < dim; i++) {
+            out[i] = norm == 0 ? 0 : (float) (sum[i] / norm);
+        }
+        return out;
+    }
+
     static double logSoftmax(float[] logits, int offset, int n, int target) {
         return logits[offset + target] - Perplexity.logSumExp(logits, offset, n);
     }

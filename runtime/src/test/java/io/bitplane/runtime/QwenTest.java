@@ -111,6 +111,37 @@ class QwenTest {
         assertTrue(worst > 0.01f, "the rotary order made no difference: " + worst);
     }
 
+    /**
+     * Embeddings (Qwen3-Embedding is this architecture) pool the defined pass's final-norm states: their mean, or
+     * the last one's, at unit length; in one batch and in batches of 4 (the mean across them).
+     */
+    @ParameterizedTest(name = "{0} on {1}")
+    @CsvSource({"MEAN, scalar", "MEAN, java", "LAST, scalar", "LAST, java"})
+    void embeddingsPoolTheDefinedStates(Pooling pooling, String backend) throws Exception {
+        Map<String, float[]> w = weights(QWEN3);
+        float[][] states = referenceStates(QWEN3, w);
+        double[] want = new double[QWEN3.dim()];
+        for (int pos = pooling == Pooling.MEAN ? 0 : states.length - 1; pos < states.length; pos++) {
+            for (int i = 0; i < want.length; i++) {
+                want[i] += states[pos][i];
+            }
+        }
+        double norm = Math.sqrt(Arrays.stream(want).map(v -> v * v).sum());
+        ModelOptions options = ModelOptions.defaults().withBackend(backend)
+                .withTokenizer(SharedData.file("models/tok512.bin"));
+        try (Model m = Model.open(write("qwen3", QWEN3, w, "qwen3-embed-" + backend + ".gguf"), options)) {
+            for (int batch : new int[] {32, 4}) {
+                try (Session s = m.newSession(new SessionOptions(0, batch))) {
+                    float[] got = s.embed(TOKENS, pooling);
+                    for (int i = 0; i < want.length; i++) {
+                        org.junit.jupiter.api.Assertions.assertEquals(want[i] / norm, got[i], 2e-4,
+                                "batch " + batch + ", element " + i);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void biasesOutsideQkvAndMissingBiasesAreNamed() throws Exception {
         Map<String, float[]> w = weights(QWEN2);
@@ -145,6 +176,16 @@ class QwenTest {
      * time.
      */
     private static float[][] reference(ModelConfig c, Map<String, float[]> w) {
+        float[][] states = referenceStates(c, w);
+        float[][] out = new float[states.length][];
+        for (int pos = 0; pos < states.length; pos++) {
+            out[pos] = matmul(w.get(LlamaTensors.TOKEN_EMBD), states[pos], c.vocabSize());
+        }
+        return out;
+    }
+
+    /** Each position's last hidden state after the final norm, by the same pass. */
+    private static float[][] referenceStates(ModelConfig c, Map<String, float[]> w) {
         int dim = c.dim();
         int hd = c.headSize();
         int qDim = c.nHeads() * hd;
@@ -200,8 +241,7 @@ class QwenTest {
                 }
                 x = add(x, matmul(w.get(LlamaTensors.block(l, "ffn_down")), gate, dim));
             }
-            out[pos] = matmul(w.get(LlamaTensors.TOKEN_EMBD), rmsNorm(x, w.get(LlamaTensors.OUTPUT_NORM),
-                    c.rmsNormEps()), c.vocabSize());
+            out[pos] = rmsNorm(x, w.get(LlamaTensors.OUTPUT_NORM), c.rmsNormEps());
         }
         return out;
     }
