@@ -56,6 +56,11 @@ final class ServeCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}.")
     long maxBodyBytes;
 
+    @Option(names = "--pooling", defaultValue = "mean", description = "How /v1/embeddings pools a text's hidden "
+            + "states: mean, or last (the last token's: Qwen3-Embedding, gte-Qwen2, e5-mistral). Default: "
+            + "${DEFAULT-VALUE}.")
+    String pooling;
+
     @Option(names = "--no-warmup", description = "Listen at once, without first running the model through a short "
             + "throwaway prompt and decode (which makes the JIT compile the kernels, so that the first requests "
             + "are not seconds slower).")
@@ -68,7 +73,8 @@ final class ServeCommand implements Callable<Integer> {
         String key = apiKey != null ? apiKey : System.getenv("BITPLANE_API_KEY");
         ServerConfig config = ServerConfig.defaults(id).withHost(host).withPort(port).withApiKey(key)
                 .withContextLength(context)
-                .withLimits(maxSequences, maxQueue, maxPromptTokens, maxTokensLimit, maxBodyBytes);
+                .withLimits(maxSequences, maxQueue, maxPromptTokens, maxTokensLimit, maxBodyBytes)
+                .withPooling(pooling());
         CountDownLatch stopped = new CountDownLatch(1);
         try (Model model = Model.open(path, modelArgs.options())) {
             if (!noWarmup) {
@@ -84,5 +90,13 @@ final class ServeCommand implements Callable<Integer> {
             stopped.await();
         }
         return 0;
+    }
+
+    private io.bitplane.runtime.Pooling pooling() {
+        return switch (pooling) {
+            case "mean" -> io.bitplane.runtime.Pooling.MEAN;
+            case "last" -> io.bitplane.runtime.Pooling.LAST;
+            default -> throw new IllegalArgumentException("--pooling must be mean or last, not " + pooling);
+        };
     }
 }

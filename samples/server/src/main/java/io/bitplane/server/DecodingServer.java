@@ -34,8 +34,8 @@ import java.util.concurrent.CancellationException;
 
 /**
  * The OpenAI-compatible decoding server: {@code /v1/completions}, {@code /v1/chat/completions} (whole responses or
- * server-sent events), {@code /v1/models}, the tokenizer ({@link TokenizerRoutes}), {@code /health} and
- * {@code /metrics}, on Javalin. Requests become
+ * server-sent events), {@code /v1/embeddings} ({@link EmbeddingRoutes}), {@code /v1/models}, the tokenizer
+ * ({@link TokenizerRoutes}), {@code /health} and {@code /metrics}, on Javalin. Requests become
  * generations of one {@link BatchScheduler}, which decodes all running sequences together; each HTTP thread only
  * waits for its request's events and writes them. Every refusal is OpenAI's error JSON with a 4xx status that
  * names the field at fault; nothing internal reaches a client.
@@ -45,7 +45,7 @@ public final class DecodingServer implements AutoCloseable {
 
     /** Metric labels: the routes, and "other" for everything else (so unknown paths cannot grow the labels). */
     private static final java.util.Set<String> ENDPOINTS = java.util.Set.of("/health", "/metrics", "/v1/models",
-            "/v1/models/{id}", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize",
+            "/v1/models/{id}", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/tokenize", "/detokenize",
             "/tokenizer_info");
 
     private final Model model;
@@ -58,6 +58,7 @@ public final class DecodingServer implements AutoCloseable {
     private final int context;
     private final byte[] apiKeyDigest;
     private final Javalin app;
+    private final EmbeddingRoutes embeddings;
     private volatile boolean accepting = true;
     /** Requests in a handler or with a response still unsent; shutdown waits for them before closing sockets. */
     private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
@@ -72,6 +73,7 @@ public final class DecodingServer implements AutoCloseable {
         this.metrics = new Metrics(scheduler::queued, scheduler::active);
         this.template = ChatTemplate.forModel(model, LOG::warn);
         this.responses = new OpenAiResponses(json, config.modelId());
+        this.embeddings = new EmbeddingRoutes(json, model, config, context);
         this.apiKeyDigest = config.apiKey() == null ? null : sha256(config.apiKey());
         this.app = Javalin.create(c -> {
             c.showJavalinBanner = false;
@@ -131,6 +133,20 @@ public final class DecodingServer implements AutoCloseable {
         app.post("/tokenize", ctx -> writeJson(ctx, 200, tokenizer.tokenize(readBody(ctx))));
         app.post("/detokenize", ctx -> writeJson(ctx, 200, tokenizer.detokenize(readBody(ctx))));
         app.get("/tokenizer_info", ctx -> writeJson(ctx, 200, tokenizer.info()));
+        app.post("/v1/embeddings", ctx -> {
+            if (!accepting) {
+                throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
+            }
+            JsonNode body = readBody(ctx);
+            if (body == null || !body.isObject()) {
+                throw ApiError.invalid(null, "the request body must be a JSON object");
+            }
+            JsonNode name = body.get("model");
+            if (name != null && !name.isNull() && !(name.isTextual() && name.asText().equals(config.modelId()))) {
+                throw unknownModel(name.asText());
+            }
+            writeJson(ctx, 200, embeddings.embeddings(body, config.modelId()));
+        });
         app.post("/v1/completions", ctx -> generate(ctx, false));
         app.post("/v1/chat/completions", ctx -> generate(ctx, true));
         app.exception(ApiError.class, (e, ctx) -> writeError(ctx, e));
@@ -558,6 +574,7 @@ public final class DecodingServer implements AutoCloseable {
             }
         }
         app.stop();
+        embeddings.close();
     }
 
     private static java.util.List<String> concat(java.util.List<String> a, java.util.List<String> b) {

@@ -16,10 +16,11 @@ import java.time.Duration;
  * @param maxTokens       largest {@code max_tokens} accepted (and the default for chat)
  * @param maxBodyBytes    largest request body; past that, 413
  * @param shutdownGrace   how long running generations may finish at shutdown before they are ended
+ * @param pooling         how /v1/embeddings pools a text's hidden states (llama.cpp's --pooling)
  */
 public record ServerConfig(String host, int port, String apiKey, String modelId, int maxSequences, int maxQueue,
                            int contextLength, int maxPromptTokens, int maxTokens, long maxBodyBytes,
-                           Duration shutdownGrace) {
+                           Duration shutdownGrace, io.bitplane.runtime.Pooling pooling) {
     public ServerConfig {
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("port must be in 0..65535, not " + port);
@@ -33,40 +34,48 @@ public record ServerConfig(String host, int port, String apiKey, String modelId,
         if (apiKey != null && apiKey.isEmpty()) {
             apiKey = null;
         }
+        if (pooling == null) {
+            pooling = io.bitplane.runtime.Pooling.MEAN;
+        }
     }
 
     public static ServerConfig defaults(String modelId) {
         return new ServerConfig("127.0.0.1", 8080, null, modelId, 16, 64, 0, 4096, 4096, 1 << 20,
-                Duration.ofSeconds(10));
+                Duration.ofSeconds(10), io.bitplane.runtime.Pooling.MEAN);
     }
 
     public ServerConfig withPort(int p) {
         return new ServerConfig(host, p, apiKey, modelId, maxSequences, maxQueue, contextLength, maxPromptTokens,
-                maxTokens, maxBodyBytes, shutdownGrace);
+                maxTokens, maxBodyBytes, shutdownGrace, pooling);
     }
 
     public ServerConfig withHost(String h) {
         return new ServerConfig(h, port, apiKey, modelId, maxSequences, maxQueue, contextLength, maxPromptTokens,
-                maxTokens, maxBodyBytes, shutdownGrace);
+                maxTokens, maxBodyBytes, shutdownGrace, pooling);
     }
 
     public ServerConfig withApiKey(String key) {
         return new ServerConfig(host, port, key, modelId, maxSequences, maxQueue, contextLength, maxPromptTokens,
-                maxTokens, maxBodyBytes, shutdownGrace);
+                maxTokens, maxBodyBytes, shutdownGrace, pooling);
     }
 
     public ServerConfig withLimits(int sequences, int queue, int promptTokens, int tokens, long bodyBytes) {
         return new ServerConfig(host, port, apiKey, modelId, sequences, queue, contextLength, promptTokens, tokens,
-                bodyBytes, shutdownGrace);
+                bodyBytes, shutdownGrace, pooling);
     }
 
     public ServerConfig withContextLength(int positions) {
         return new ServerConfig(host, port, apiKey, modelId, maxSequences, maxQueue, positions, maxPromptTokens,
-                maxTokens, maxBodyBytes, shutdownGrace);
+                maxTokens, maxBodyBytes, shutdownGrace, pooling);
     }
 
     public ServerConfig withShutdownGrace(Duration grace) {
         return new ServerConfig(host, port, apiKey, modelId, maxSequences, maxQueue, contextLength, maxPromptTokens,
-                maxTokens, maxBodyBytes, grace);
+                maxTokens, maxBodyBytes, grace, pooling);
+    }
+
+    public ServerConfig withPooling(io.bitplane.runtime.Pooling p) {
+        return new ServerConfig(host, port, apiKey, modelId, maxSequences, maxQueue, contextLength, maxPromptTokens,
+                maxTokens, maxBodyBytes, shutdownGrace, p);
     }
 }

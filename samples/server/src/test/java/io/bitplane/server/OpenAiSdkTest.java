@@ -481,6 +481,49 @@ class OpenAiSdkTest {
         }
     }
 
+    /**
+     * Embeddings through the SDK: one per input, in order, each the runtime's own (mean pooled, unit length);
+     * dimensions keeps the first values at unit length again; base64 is the same float32s.
+     */
+    @Test
+    void embeddingsAreTheRuntimesPooledStates() throws Exception {
+        List<String> texts = List.of("Once upon a time", "The dog ran to the park.");
+        var response = client.embeddings().create(com.openai.models.embeddings.EmbeddingCreateParams.builder()
+                .model("stories260K").inputOfArrayOfStrings(texts).build());
+        assertEquals(2, response.data().size());
+        for (int i = 0; i < 2; i++) {
+            float[] want;
+            try (io.bitplane.runtime.Session s = model.newSession()) {
+                want = s.embed(model.tokenizer().encode(texts.get(i), true, false), io.bitplane.runtime.Pooling.MEAN);
+            }
+            List<Float> got = response.data().get(i).embedding();
+            assertEquals(model.config().dim(), got.size());
+            assertEquals(i, response.data().get(i).index());
+            for (int j = 0; j < want.length; j++) {
+                assertEquals(want[j], got.get(j), 1e-6f);
+            }
+        }
+        assertEquals(texts.stream().mapToInt(t -> model.tokenizer().encode(t, true, false).length).sum(),
+                response.usage().promptTokens());
+        var short8 = client.embeddings().create(com.openai.models.embeddings.EmbeddingCreateParams.builder()
+                .model("stories260K").input("Once upon a time").dimensions(8).build()).data().get(0).embedding();
+        assertEquals(8, short8.size());
+        assertEquals(1.0, short8.stream().mapToDouble(v -> v * v).sum(), 1e-5);
+        java.net.http.HttpResponse<String> raw = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + server.port()
+                        + "/v1/embeddings")).header("Authorization", "Bearer " + KEY)
+                        .header("Content-Type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers
+                                .ofString("{\"input\": \"Once upon a time\", \"encoding_format\": \"base64\"}"))
+                        .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, raw.statusCode(), raw.body());
+        byte[] bytes = java.util.Base64.getDecoder().decode(new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(raw.body()).path("data").get(0).path("embedding").asText());
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int j = 0; j < model.config().dim(); j++) {
+            assertEquals(response.data().get(0).embedding().get(j), b.getFloat(), 0f);
+        }
+    }
+
     @Test
     void completionLogprobsAreParallelArrays() {
         Completion c = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("")

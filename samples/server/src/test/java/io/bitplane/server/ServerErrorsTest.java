@@ -120,6 +120,14 @@ class ServerErrorsTest {
         "/v1/completions|{\"prompt\": [1, -2]}|prompt",
         "/v1/completions|{\"prompt\": [1, 100000]}|prompt",
         "/v1/chat/completions|{\"model\": \"stories260K\"}|messages",
+        "/v1/embeddings|{}|input",
+        "/v1/embeddings|{\"input\": \"\"}|input",
+        "/v1/embeddings|{\"input\": []}|input",
+        "/v1/embeddings|{\"input\": [\"a\", 5]}|input",
+        "/v1/embeddings|{\"input\": [1, 100000]}|input",
+        "/v1/embeddings|{\"input\": \"a\", \"encoding_format\": \"int8\"}|encoding_format",
+        "/v1/embeddings|{\"input\": \"a\", \"dimensions\": 0}|dimensions",
+        "/v1/embeddings|{\"input\": \"a\", \"dimensions\": 65}|dimensions",
         "/v1/chat/completions|{\"messages\": []}|messages",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}|messages[0].role",
         "/v1/chat/completions|{\"messages\": [{\"role\": \"user\", \"content\": 5}]}|messages[0].content",
@@ -213,6 +221,8 @@ class ServerErrorsTest {
     void unknownModelsAndPathsAre404AndWrongMethods405() throws Exception {
         JsonNode e = error(post("/v1/completions", "{\"model\": \"gpt-9\", \"prompt\": \"x\"}"), 404);
         assertEquals("model_not_found", e.get("code").asText());
+        assertEquals("model_not_found", error(post("/v1/embeddings", "{\"model\": \"gpt-9\", \"input\": \"x\"}"), 404)
+                .get("code").asText());
         error(HTTP.send(HttpRequest.newBuilder(uri("/v2/nothing")).build(), HttpResponse.BodyHandlers.ofString()),
                 404);
         error(HTTP.send(HttpRequest.newBuilder(uri("/v1/completions")).build(),
