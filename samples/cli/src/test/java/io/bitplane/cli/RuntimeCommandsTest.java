@@ -88,6 +88,35 @@ class RuntimeCommandsTest {
         assertTrue(bad.err().contains("story.gbnf") && bad.err().contains("line 1"), bad.err());
     }
 
+    /** Embeddings read the final states back from every backend (OpenCL's from the device) alike. */
+    @ParameterizedTest
+    @ValueSource(strings = {"java", "native", "opencl"})
+    void embeddingsAgreeOnEveryBackend(String backend) throws Exception {
+        if (!backend.equals("java")) {
+            BackendHere.assume(backend);
+        }
+        int[] tokens;
+        float[][] want = new float[2][];
+        try (io.bitplane.runtime.Model m = io.bitplane.runtime.Model.open(SharedData.stories260K(),
+                io.bitplane.runtime.ModelOptions.defaults().withBackend("scalar"));
+             io.bitplane.runtime.Session s = m.newSession()) {
+            tokens = m.tokenizer().encode("Lily and Ben went to the park. They played with a ball.", true, false);
+            want[0] = s.embed(tokens, io.bitplane.runtime.Pooling.MEAN);
+            want[1] = s.embed(tokens, io.bitplane.runtime.Pooling.LAST);
+        }
+        try (io.bitplane.runtime.Model m = io.bitplane.runtime.Model.open(SharedData.stories260K(),
+                io.bitplane.runtime.ModelOptions.defaults().withBackend(backend));
+             io.bitplane.runtime.Session s = m.newSession()) {
+            float[][] got = {s.embed(tokens, io.bitplane.runtime.Pooling.MEAN),
+                s.embed(tokens, io.bitplane.runtime.Pooling.LAST)};
+            for (int p = 0; p < 2; p++) {
+                for (int i = 0; i < want[p].length; i++) {
+                    assertEquals(want[p][i], got[p][i], 1e-4, backend + " pooling " + p + " element " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void perplexityAsJson() throws Exception {
         CliRunner.Result r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text",
