@@ -37,26 +37,22 @@ final class OpenAiLogprobs {
 
     /** A token with no log-probability: an echoed prompt's first (completions only). */
     void addUnscored(int token) {
-        if (gathered == null) {
-            gathered = json.createObjectNode();
-        }
-        String text = new String(tokenizer.piece(previous, token), StandardCharsets.UTF_8);
-        gathered.withArray("tokens").add(text);
-        gathered.withArray("token_logprobs").addNull();
-        gathered.withArray("top_logprobs").addNull();
-        gathered.withArray("text_offset").add(textOffset);
-        textOffset += text.length();
-        previous = token;
+        add(token, null);
     }
 
     void add(TokenLogprobs step) {
+        add(step.token(), step);
+    }
+
+    /** {@code token}, with its log-probabilities when {@code step} is not null. */
+    private void add(int token, TokenLogprobs step) {
         if (gathered == null) {
             gathered = json.createObjectNode();
         }
-        byte[] bytes = tokenizer.piece(previous, step.token());
+        byte[] bytes = tokenizer.piece(previous, token);
         String text = new String(bytes, StandardCharsets.UTF_8);
-        int[] top = step.topTokens();
-        float[] topLogprobs = step.topLogprobs();
+        int[] top = step == null ? new int[0] : step.topTokens();
+        float[] topLogprobs = step == null ? new float[0] : step.topLogprobs();
         if (chat) {
             ObjectNode entry = entry(gathered.withArray("content").addObject(), text, bytes, step.logprob());
             ArrayNode alternatives = entry.putArray("top_logprobs");
@@ -66,18 +62,23 @@ final class OpenAiLogprobs {
             }
         } else {
             gathered.withArray("tokens").add(text);
-            gathered.withArray("token_logprobs").add(step.logprob());
-            ObjectNode alternatives = gathered.withArray("top_logprobs").addObject();
-            for (int i = 0; i < top.length; i++) {
-                String t = new String(tokenizer.piece(previous, top[i]), StandardCharsets.UTF_8);
-                if (!alternatives.has(t)) {
-                    alternatives.put(t, topLogprobs[i]);
+            if (step == null) {  // OpenAI's echoed first token: null in both
+                gathered.withArray("token_logprobs").addNull();
+                gathered.withArray("top_logprobs").addNull();
+            } else {
+                gathered.withArray("token_logprobs").add(step.logprob());
+                ObjectNode alternatives = gathered.withArray("top_logprobs").addObject();
+                for (int i = 0; i < top.length; i++) {
+                    String t = new String(tokenizer.piece(previous, top[i]), StandardCharsets.UTF_8);
+                    if (!alternatives.has(t)) {
+                        alternatives.put(t, topLogprobs[i]);
+                    }
                 }
             }
             gathered.withArray("text_offset").add(textOffset);
             textOffset += text.length();
         }
-        previous = step.token();
+        previous = token;
     }
 
     private static ObjectNode entry(ObjectNode entry, String text, byte[] bytes, float logprob) {
