@@ -112,6 +112,12 @@ final class Decoder {
 
     /** Runs {@code n} consecutive tokens of one sequence from position {@code start}; see the general form. */
     void forward(int[] tokens, int offset, int n, KvCache cache, int start, int logitRows, float[] out) {
+        fillColumns(tokens, offset, n, cache, start);
+        forward(columnTokens, columnPositions, columnCaches, n, logitRows, out);
+    }
+
+    /** One sequence's {@code n} tokens from position {@code start} as the column arrays. */
+    private void fillColumns(int[] tokens, int offset, int n, KvCache cache, int start) {
         if (n > maxBatch) {
             throw new IllegalArgumentException(n + " columns; this decoder runs at most " + maxBatch);
         }
@@ -120,7 +126,6 @@ final class Decoder {
             columnPositions[b] = start + b;
             columnCaches[b] = cache;
         }
-        forward(columnTokens, columnPositions, columnCaches, n, logitRows, out);
     }
 
     /**
@@ -145,14 +150,7 @@ final class Decoder {
      * instead of logits: what embeddings pool.
      */
     void hidden(int[] tokens, int offset, int n, KvCache cache, int start, int rows, float[] out) {
-        if (n > maxBatch) {
-            throw new IllegalArgumentException(n + " columns; this decoder runs at most " + maxBatch);
-        }
-        for (int b = 0; b < n; b++) {
-            columnTokens[b] = tokens[offset + b];
-            columnPositions[b] = start + b;
-            columnCaches[b] = cache;
-        }
+        fillColumns(tokens, offset, n, cache, start);
         use.enter();
         try {
             pass(columnTokens, columnPositions, columnCaches, n, rows, out, true);
