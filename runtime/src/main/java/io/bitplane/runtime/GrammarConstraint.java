@@ -130,6 +130,10 @@ public final class GrammarConstraint extends ByteAutomaton<GrammarConstraint> {
         }
         partial = partial << 6 | (b & 0x3F);
         if (--pending == 0) {
+            int least = partialLength == 2 ? 0x80 : partialLength == 3 ? 0x800 : 0x10000;
+            if (partial < least || partial > Character.MAX_CODE_POINT || partial >= 0xD800 && partial <= 0xDFFF) {
+                return false;  // an overlong form, a surrogate or past Unicode: not UTF-8
+            }
             return step(partial);
         }
         return possible();

@@ -139,6 +139,10 @@ class GrammarConstraintTest extends OnStories260K {
         assertFalse(takes("root ::= [^a]+", "ba"));
         assertTrue(takes("root ::= \"\\u00e9\\x41\\U0001F600\"", "éA😀"));
         assertTrue(takes("root ::= . .", "a😀"));
+        TokenConstraint any = rule("root ::= .+");
+        assertFalse(any.allows(new byte[] {(byte) 0xE0, (byte) 0x80, (byte) 0x80}), "an overlong form of U+0000");
+        assertFalse(any.allows(new byte[] {(byte) 0xED, (byte) 0xA0, (byte) 0x80}), "a surrogate");
+        assertFalse(any.allows(new byte[] {(byte) 0xF4, (byte) 0x90, (byte) 0x80, (byte) 0x80}), "past U+10FFFF");
     }
 
     /** A long repetition keeps its stacks shallow (finished frames are dropped), so it neither slows nor overflows. */
