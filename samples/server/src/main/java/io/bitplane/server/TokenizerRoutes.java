@@ -33,7 +33,7 @@ final class TokenizerRoutes {
     /**
      * {@code {"prompt" | "content": text}} or {@code {"messages": [...]}} (rendered by the chat template); BOS is
      * added when {@code add_special_tokens} (vLLM, default true) or {@code add_special} (llama.cpp, default false)
-     * says so, and never to messages (their template writes it). Answers {@code tokens} (with
+     * says so, and to messages always, as the server encodes a chat's prompt. Answers {@code tokens} (with
      * {@code with_pieces}, {@code {"id", "piece"}} objects), {@code count} and {@code max_model_len}.
      */
     ObjectNode tokenize(JsonNode body) {
