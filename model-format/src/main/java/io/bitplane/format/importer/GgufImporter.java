@@ -130,6 +130,15 @@ public final class GgufImporter {
         if (kv.get("general.name") instanceof String name) {
             source.put("name", name);
         }
+        if (kv.get(arch + ".pooling_type") instanceof Number pooling) {  // embedding models say how to pool
+            source.put("pooling", switch (pooling.intValue()) {
+                case 1 -> "mean";
+                case 2 -> "cls";
+                case 3 -> "last";
+                case 4 -> "rank";
+                default -> "none";
+            });
+        }
         if (tokenizer != null) {
             vocab = TokenizerFiles.read(tokenizer, config.vocabSize());
         }

@@ -56,9 +56,9 @@ final class ServeCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}.")
     long maxBodyBytes;
 
-    @Option(names = "--pooling", defaultValue = "mean", description = "How /v1/embeddings pools a text's hidden "
-            + "states: mean, or last (the last token's: Qwen3-Embedding, gte-Qwen2, e5-mistral). Default: "
-            + "${DEFAULT-VALUE}.")
+    @Option(names = "--pooling", description = "How /v1/embeddings pools a text's hidden states: mean, or last (the "
+            + "last token's: Qwen3-Embedding, gte-Qwen2, e5-mistral). Default: as the model file says (a GGUF's "
+            + "pooling_type), else mean.")
     String pooling;
 
     @Option(names = "--no-warmup", description = "Listen at once, without first running the model through a short "
@@ -93,6 +93,9 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     private io.bitplane.runtime.Pooling pooling() {
+        if (pooling == null) {
+            return null;  // the model file's
+        }
         return switch (pooling) {
             case "mean" -> io.bitplane.runtime.Pooling.MEAN;
             case "last" -> io.bitplane.runtime.Pooling.LAST;

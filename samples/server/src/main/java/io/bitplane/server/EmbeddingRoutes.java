@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitplane.runtime.Model;
+import io.bitplane.runtime.Pooling;
 import io.bitplane.runtime.Session;
 import io.bitplane.runtime.SessionOptions;
 
@@ -18,7 +19,8 @@ import java.util.List;
  * OpenAI's {@code POST /v1/embeddings}: {@code input} a string, token ids, or an array of either (at most
  * {@value #MAX_INPUTS}); {@code encoding_format} "float" or "base64" (little-endian float32s, what OpenAI's Python
  * client asks for by default); {@code dimensions} keeps the first so many values, at unit length again. Each input
- * is one pass of the model, pooled as the server is told ({@link ServerConfig#pooling}), in a session of its own
+ * is one pass of the model, pooled as the server is told ({@link ServerConfig#pooling}) or else as the model file
+ * says (a GGUF's pooling_type: Qwen3-Embedding's is the last token), else by the mean, in a session of its own
  * beside the decoding scheduler's, one input at a time.
  */
 final class EmbeddingRoutes {
@@ -28,6 +30,9 @@ final class EmbeddingRoutes {
     private final Model model;
     private final ServerConfig config;
     private final int context;
+    /** How a text's states are pooled, or null when the model file asks for a pooling not supported (named). */
+    private final Pooling pooling;
+    private final String modelPooling;
     private Session session;
 
     EmbeddingRoutes(ObjectMapper json, Model model, ServerConfig config, int context) {
@@ -35,9 +40,19 @@ final class EmbeddingRoutes {
         this.model = model;
         this.config = config;
         this.context = context;
+        this.modelPooling = model.metadata().sourceField("pooling");
+        this.pooling = config.pooling() != null ? config.pooling() : switch (modelPooling) {
+            case "last" -> Pooling.LAST;
+            case "", "none", "mean" -> Pooling.MEAN;
+            default -> null;
+        };
     }
 
     ObjectNode embeddings(JsonNode body, String modelId) {
+        if (pooling == null) {
+            throw new ApiError(400, "invalid_request_error", null, "unsupported_pooling", "the model's pooling ("
+                    + modelPooling + ") is not supported; start the server with --pooling mean or last");
+        }
         List<int[]> inputs = inputs(body.get("input"));
         String format = body.path("encoding_format").isMissingNode() || body.get("encoding_format").isNull()
                 ? "float" : body.get("encoding_format").asText("");
@@ -86,7 +101,7 @@ final class EmbeddingRoutes {
         if (session == null) {
             session = model.newSession(new SessionOptions(context, 32));
         }
-        return session.embed(tokens, config.pooling());
+        return session.embed(tokens, pooling);
     }
 
     /** The first {@code n} values, at unit length again (as OpenAI's shortened embeddings are). */

@@ -16,7 +16,8 @@ import java.time.Duration;
  * @param maxTokens       largest {@code max_tokens} accepted (and the default for chat)
  * @param maxBodyBytes    largest request body; past that, 413
  * @param shutdownGrace   how long running generations may finish at shutdown before they are ended
- * @param pooling         how /v1/embeddings pools a text's hidden states (llama.cpp's --pooling)
+ * @param pooling         how /v1/embeddings pools a text's hidden states (llama.cpp's --pooling), or null: as the
+ *                        model file says (a GGUF's pooling_type), else mean
  */
 public record ServerConfig(String host, int port, String apiKey, String modelId, int maxSequences, int maxQueue,
                            int contextLength, int maxPromptTokens, int maxTokens, long maxBodyBytes,
@@ -34,14 +35,11 @@ public record ServerConfig(String host, int port, String apiKey, String modelId,
         if (apiKey != null && apiKey.isEmpty()) {
             apiKey = null;
         }
-        if (pooling == null) {
-            pooling = io.bitplane.runtime.Pooling.MEAN;
-        }
     }
 
     public static ServerConfig defaults(String modelId) {
         return new ServerConfig("127.0.0.1", 8080, null, modelId, 16, 64, 0, 4096, 4096, 1 << 20,
-                Duration.ofSeconds(10), io.bitplane.runtime.Pooling.MEAN);
+                Duration.ofSeconds(10), null);
     }
 
     public ServerConfig withPort(int p) {
