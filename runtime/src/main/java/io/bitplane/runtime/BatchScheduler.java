@@ -78,6 +78,8 @@ public final class BatchScheduler implements AutoCloseable {
         int fed;
         /** Prompt columns this sequence has in the step being built. */
         int prefixColumns;
+        /** What failed this sequence alone (its rule refused to go on, say), or null. */
+        RuntimeException failure;
 
         Active(Ticket ticket, Session session, Generation generation) {
             this.ticket = ticket;
@@ -291,11 +293,21 @@ public final class BatchScheduler implements AutoCloseable {
                 Active a = ready.get(b);
                 a.session.appendedByBatch(tokens[prefix + b]);
                 a.input = null;
-                a.generation.accept(logits, (prefix - scoredFrom + b) * vocab);
+                try {
+                    a.generation.accept(logits, (prefix - scoredFrom + b) * vocab);
+                } catch (RuntimeException e) {  // this sequence's own (a grammar too ambiguous): it alone fails
+                    a.failure = e;
+                }
             }
         }
         for (int i = active.size() - 1; i >= 0; i--) {
             Active a = active.get(i);
+            if (a.failure != null) {
+                active.remove(i);
+                free.push(a.session);
+                a.ticket.listener.failed(a.failure);
+                continue;
+            }
             GeneratedToken e = a.generation.takeEvent();
             if (e != null) {
                 a.ticket.listener.token(e);

@@ -110,6 +110,54 @@ class BatchSchedulerTest {
         }
     }
 
+    /** A rule that refuses to go on, by throwing, after a few bytes: a grammar too ambiguous to run, say. */
+    static final class Breaks implements TokenConstraint {
+        int taken;
+
+        @Override
+        public boolean allows(byte[] bytes) {
+            if (taken > 6) {
+                throw new IllegalArgumentException("the grammar is too ambiguous");
+            }
+            return true;
+        }
+
+        @Override
+        public void accept(byte[] bytes) {
+            taken += bytes.length;
+        }
+
+        @Override
+        public boolean complete() {
+            return false;
+        }
+    }
+
+    /**
+     * A sequence whose step throws fails alone: the others beside it get what they get alone, and the scheduler
+     * goes on serving (it had stopped, failing every running sequence).
+     */
+    @Test
+    void aSequenceThatFailsFailsAlone() throws Exception {
+        try (Model m = Model.open(SharedData.stories260K());
+             BatchScheduler scheduler = new BatchScheduler(m, new BatchScheduler.Options(3, 8, 0))) {
+            Collector broken = new Collector();
+            Collector a = new Collector();
+            Collector b = new Collector();
+            scheduler.submit(GenerationRequest.of("Once upon a time", 40).withConstraint(Breaks::new), broken);
+            scheduler.submit(GenerationRequest.of("The cat", 40), a);
+            scheduler.submit(GenerationRequest.of("One day", 40), b);
+            var e = assertThrows(java.util.concurrent.ExecutionException.class,
+                    () -> broken.result.get(30, TimeUnit.SECONDS));
+            assertTrue(e.getCause().getMessage().contains("too ambiguous"), e.getCause().toString());
+            assertEquals(alone(m, GenerationRequest.of("The cat", 40)), a.result.get(30, TimeUnit.SECONDS).text());
+            assertEquals(alone(m, GenerationRequest.of("One day", 40)), b.result.get(30, TimeUnit.SECONDS).text());
+            Collector after = new Collector();
+            scheduler.submit(GenerationRequest.of("A dog", 10), after);
+            assertEquals(alone(m, GenerationRequest.of("A dog", 10)), after.result.get(30, TimeUnit.SECONDS).text());
+        }
+    }
+
     @Test
     void closingCancelsRunningRequestsAfterTheGracePeriod() throws Exception {
         try (Model m = Model.open(SharedData.stories260K())) {
