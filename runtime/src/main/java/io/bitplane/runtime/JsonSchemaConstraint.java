@@ -14,7 +14,8 @@ import java.util.Set;
  * optional one may be left out; no other keys), {@code items} with {@code minItems} and {@code maxItems},
  * {@code enum} and {@code const} of strings, booleans and null, local {@code $ref}s to {@code $defs} or
  * {@code definitions} (not recursive), {@code anyOf}/{@code oneOf} of alternatives that begin with different bytes
- * (Pydantic's optional fields: a type or null), and {@code {}} for any value. Annotations ({@code title},
+ * (Pydantic's optional fields: a type or null), {@code minimum}/{@code maximum} (and exclusive) on integers, and
+ * {@code {}} for any value. Annotations ({@code title},
  * {@code description}, {@code default}, {@code examples}, {@code format}) are ignored; any other keyword, which
  * this rule could not keep, is refused when the schema is read ({@link #compile}), so a schema is never silently
  * half enforced. JSON mode ({@code response_format: {"type": "json_object"}}) is the schema of any object
@@ -51,8 +52,19 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
     private static final int ANY_STRING = 3;
 
     /** A compiled schema node. */
+    /** A compiled schema node; {@code min} and {@code max} bound an integer's value (inclusive). */
     private record Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open,
-                        int items, int minItems, int maxItems, boolean integer, byte[][] literals, int[] members) {
+                        int items, int minItems, int maxItems, boolean integer, byte[][] literals, int[] members,
+                        long min, long max) {
+        Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open, int items,
+             int minItems, int maxItems, boolean integer, byte[][] literals, int[] members) {
+            this(kind, keys, keyTexts, values, required, open, items, minItems, maxItems, integer, literals, members,
+                    Long.MIN_VALUE, Long.MAX_VALUE);
+        }
+
+        boolean bounded() {
+            return min != Long.MIN_VALUE || max != Long.MAX_VALUE;
+        }
     }
 
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "format",
@@ -399,11 +411,14 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         switch (count[f]) {
             case N_START -> {
                 count[f] = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INTEGER;
-                return c == '-' || digit;
+                at[f] = c == '-' ? 1 : 0;  // a bounded integer's sign, and its magnitude so far in alive[f]
+                alive[f] = digit ? c - '0' : 0;
+                return (c == '-' || digit) && (!n.bounded() || reachable(f, n));
             }
             case N_MINUS -> {
                 count[f] = c == '0' ? N_ZERO : N_INTEGER;
-                return digit;
+                alive[f] = c - '0';
+                return digit && (!n.bounded() || reachable(f, n));
             }
             case N_DOT, N_EXPONENT_SIGN -> {
                 count[f] = count[f] == N_DOT ? N_FRACTION : N_EXPONENT_DIGITS;
@@ -416,7 +431,17 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             default -> {  // a state the number may end in
                 int s = count[f];
                 if (digit && s != N_ZERO) {
+                    if (n.bounded()) {
+                        if (alive[f] > (Long.MAX_VALUE - (c - '0')) / 10) {
+                            return false;  // past any bound a long holds
+                        }
+                        alive[f] = alive[f] * 10 + (c - '0');
+                        return reachable(f, n);
+                    }
                     return true;
+                }
+                if (n.bounded() && !within(at[f] == 1 ? -alive[f] : alive[f], n)) {
+                    return false;  // the integer may not end here: out of its bounds
                 }
                 if (c == '.' && !n.integer && (s == N_ZERO || s == N_INTEGER)) {
                     count[f] = N_DOT;
@@ -430,6 +455,38 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                 return depth > 0 && feed(c);  // the byte after a number belongs to what follows it
             }
         }
+    }
+
+    /**
+     * Whether a bounded integer whose text so far is frame f's (sign in at[f], magnitude m in alive[f]) can still
+     * end within its bounds: "0" and "-0" are done, "-" may become any negative number or -0, and m's further
+     * digits make the magnitudes m x 10^j .. m x 10^j + 10^j - 1.
+     */
+    private boolean reachable(int f, Node n) {
+        boolean negative = at[f] == 1;
+        if (count[f] == N_ZERO) {
+            return within(0, n);
+        }
+        if (count[f] == N_MINUS) {
+            return n.min <= 0;
+        }
+        long lo = alive[f];
+        long span = 1;
+        while (true) {
+            long hi = lo + (span - 1);
+            if (negative ? -hi <= n.max && -lo >= n.min : lo <= n.max && hi >= n.min) {
+                return true;
+            }
+            if (lo > Long.MAX_VALUE / 10 || span > Long.MAX_VALUE / 10) {
+                return false;
+            }
+            lo *= 10;
+            span *= 10;
+        }
+    }
+
+    private static boolean within(long v, Node n) {
+        return v >= n.min && v <= n.max;
     }
 
     private boolean feedLiterals(int f, Node n, int c) {
@@ -493,8 +550,8 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             }
             for (String key : schema.keySet()) {
                 if (!ANNOTATIONS.contains(key) && !Set.of("type", "properties", "required", "items", "minItems",
-                        "maxItems", "enum", "const", "additionalProperties", "anyOf", "oneOf", "allOf")
-                        .contains(key)) {
+                        "maxItems", "enum", "const", "additionalProperties", "anyOf", "oneOf", "allOf", "minimum",
+                        "maximum", "exclusiveMinimum", "exclusiveMaximum").contains(key)) {
                     throw new UnsupportedSchemaException(where + ": the keyword '" + key + "' is not supported");
                 }
             }
@@ -544,8 +601,7 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                     yield add(new Node(ARRAY, null, null, null, null, false, item, min, max, false, null, null));
                 }
                 case "string" -> add(new Node(STRING, null, null, null, null, false, -1, 0, -1, false, null, null));
-                case "number", "integer" -> add(new Node(NUMBER, null, null, null, null, false, -1, 0, -1,
-                        type.equals("integer"), null, null));
+                case "number", "integer" -> number(schema, type.equals("integer"), where);
                 case "boolean" -> add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
                         new byte[][] {bytes("true"), bytes("false")}, null));
                 case "null" -> add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
@@ -593,6 +649,43 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                 }
             }
             return add(new Node(UNION, null, null, null, null, false, -1, 0, -1, false, null, members));
+        }
+
+        /**
+         * A number; an integer may be bounded ({@code minimum}, {@code maximum} and their exclusive forms, integers:
+         * Pydantic's {@code Field(ge=0)}). Bounds on other numbers are refused: their fractions and exponents would
+         * need more than digit-by-digit ranges.
+         */
+        private int number(Map<String, Object> schema, boolean integer, String where) {
+            long min = Long.MIN_VALUE;
+            long max = Long.MAX_VALUE;
+            for (String key : List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")) {
+                if (!schema.containsKey(key)) {
+                    continue;
+                }
+                if (!integer) {
+                    throw new UnsupportedSchemaException(where + ": the keyword '" + key + "' is supported on "
+                            + "integers only");
+                }
+                Object v = schema.get(key);
+                if (!(v instanceof Integer || v instanceof Long)) {
+                    throw new UnsupportedSchemaException(where + ": '" + key + "' must be an integer");
+                }
+                long bound = ((Number) v).longValue();
+                if (key.startsWith("exclusive") && (bound == Long.MIN_VALUE || bound == Long.MAX_VALUE)) {
+                    throw new UnsupportedSchemaException(where + ": '" + key + "' is past the integers supported");
+                }
+                switch (key) {
+                    case "minimum" -> min = Math.max(min, bound);
+                    case "maximum" -> max = Math.min(max, bound);
+                    case "exclusiveMinimum" -> min = Math.max(min, bound + 1);
+                    default -> max = Math.min(max, bound - 1);
+                }
+            }
+            if (min > max) {
+                throw new UnsupportedSchemaException(where + ": no integer lies within its bounds");
+            }
+            return add(new Node(NUMBER, null, null, null, null, false, -1, 0, -1, integer, null, null, min, max));
         }
 
         private int object(Map<String, Object> schema, String where, List<String> refs) {

@@ -119,10 +119,57 @@ class JsonSchemaConstraintTest extends OnStories260K {
         }
     }
 
+    /**
+     * Integer bounds (Pydantic's Field(ge=, le=, gt=, lt=)): values inside are taken, outside refused, and no digit
+     * is taken that no end within the bounds can follow, so a bounded number never leaves the model stuck.
+     */
+    @Test
+    void integerBoundsAreKeptDigitByDigit() throws Exception {
+        String schema = "{\"type\": \"object\", \"properties\": {\"age\": {\"type\": \"integer\", \"minimum\": 0, "
+                + "\"maximum\": 120}, \"t\": {\"type\": \"integer\", \"exclusiveMinimum\": -10, \"exclusiveMaximum\": "
+                + "10}}, \"required\": [\"age\", \"t\"]}";
+        for (String ok : List.of("{\"age\": 0, \"t\": 0}", "{\"age\": 120, \"t\": -9}", "{\"age\": 7, \"t\": 9}",
+                "{\"age\": 99, \"t\": -0}")) {
+            assertTrue(takesWhole(schema, ok), ok);
+        }
+        for (String bad : List.of("{\"age\": -1, \"t\": 0}", "{\"age\": 121, \"t\": 0}", "{\"age\": 1000, \"t\": 0}",
+                "{\"age\": 1, \"t\": -10}", "{\"age\": 1, \"t\": 10}", "{\"age\": 1.5, \"t\": 0}")) {
+            assertFalse(takesWhole(schema, bad), bad);
+        }
+        // The rule takes exactly the ages 0..120, and takes no digit that would leave no way to end within them.
+        for (int v = 0; v <= 2000; v++) {
+            TokenConstraint c = rule(schema);
+            c.accept("{\"age\": ".getBytes(StandardCharsets.UTF_8));
+            byte[] digits = Integer.toString(v).getBytes(StandardCharsets.UTF_8);
+            assertEquals(v <= 120, c.allows(digits), "age " + v + ": no digit that cannot end within the bounds");
+            assertEquals(v <= 120, c.allows(concat(digits, ", \"t\": 1}")), "age " + v);
+        }
+        // "1" may begin 10..99 but may not end there.
+        String tens = "{\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\", \"minimum\": 10, "
+                + "\"maximum\": 99}}}";
+        assertFalse(takesWhole(tens, "{\"x\": 1}"));
+        assertTrue(takesWhole(tens, "{\"x\": 15}"));
+        var e = assertThrows(JsonSchemaConstraint.UnsupportedSchemaException.class, () -> rule(
+                "{\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"number\", \"minimum\": 0}}}"));
+        assertTrue(e.getMessage().contains("integers only"), e.getMessage());
+        e = assertThrows(JsonSchemaConstraint.UnsupportedSchemaException.class, () -> rule(
+                "{\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\", \"minimum\": 5, "
+                        + "\"maximum\": 4}}}"));
+        assertTrue(e.getMessage().contains("no integer"), e.getMessage());
+    }
+
+    private static byte[] concat(byte[] a, String b) {
+        byte[] t = b.getBytes(StandardCharsets.UTF_8);
+        byte[] out = java.util.Arrays.copyOf(a, a.length + t.length);
+        System.arraycopy(t, 0, out, a.length, t.length);
+        return out;
+    }
+
     @Test
     void keywordsItCannotKeepAreRefusedByName() {
         for (String[] schema : new String[][] {
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}", "pattern"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"maxLength\": 3}}}", "maxLength"},
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"object\", \"properties\": "
                     + "{\"x\": {}}}, {\"type\": \"object\"}]}}}", "alternatives 0 and 1 may both begin with '{'"},
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"oneOf\": [{\"type\": \"integer\"}, {\"type\": "
