@@ -14,8 +14,8 @@ import java.util.Set;
  * optional one may be left out; no other keys), {@code items} with {@code minItems} and {@code maxItems},
  * {@code enum} and {@code const} of strings, booleans and null, local {@code $ref}s to {@code $defs} or
  * {@code definitions} (not recursive), {@code anyOf}/{@code oneOf} of alternatives that begin with different bytes
- * (Pydantic's optional fields: a type or null), {@code minimum}/{@code maximum} (and exclusive) on integers, and
- * {@code {}} for any value. Annotations ({@code title},
+ * (Pydantic's optional fields: a type or null), {@code minimum}/{@code maximum} (and exclusive) on integers,
+ * {@code minLength}/{@code maxLength} on strings, and {@code {}} for any value. Annotations ({@code title},
  * {@code description}, {@code default}, {@code examples}, {@code format}) are ignored; any other keyword, which
  * this rule could not keep, is refused when the schema is read ({@link #compile}), so a schema is never silently
  * half enforced. JSON mode ({@code response_format: {"type": "json_object"}}) is the schema of any object
@@ -52,7 +52,10 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
     private static final int ANY_STRING = 3;
 
     /** A compiled schema node. */
-    /** A compiled schema node; {@code min} and {@code max} bound an integer's value (inclusive). */
+    /**
+     * A compiled schema node: {@code minItems} and {@code maxItems} bound an array's items or a string's characters
+     * (-1: no maximum); {@code min} and {@code max} an integer's value (inclusive).
+     */
     private record Node(int kind, String[] keys, byte[][] keyTexts, int[] values, boolean[] required, boolean open,
                         int items, int minItems, int maxItems, boolean integer, byte[][] literals, int[] members,
                         long min, long max) {
@@ -162,7 +165,7 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         return switch (n.kind) {
             case OBJECT -> feedObject(f, n, c);
             case ARRAY -> feedArray(f, n, c);
-            case STRING -> feedString(f, c);
+            case STRING -> feedString(f, n, c);
             case NUMBER -> feedNumber(f, n, c);
             default -> feedLiterals(f, n, c);
         };
@@ -364,7 +367,8 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
         }
     }
 
-    private boolean feedString(int f, int c) {
+    /** A string's bytes; {@code at[f]} counts its characters (an escape is one) against minLength and maxLength. */
+    private boolean feedString(int f, Node n, int c) {
         switch (state[f]) {
             case ESCAPE -> {
                 if (c == 'u') {
@@ -383,14 +387,22 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             }
             default -> {
                 if (c == '"') {
+                    if (at[f] < n.minItems) {
+                        return false;  // shorter than minLength
+                    }
                     ended();
                     return true;
                 }
+                if (c < 0x20) {
+                    return false;
+                }
+                if ((c & 0xC0) != 0x80 && ++at[f] > n.maxItems && n.maxItems >= 0) {
+                    return false;  // a character (not a UTF-8 continuation) past maxLength
+                }
                 if (c == '\\') {
                     state[f] = ESCAPE;
-                    return true;
                 }
-                return c >= 0x20;
+                return true;
             }
         }
     }
@@ -551,7 +563,8 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
             for (String key : schema.keySet()) {
                 if (!ANNOTATIONS.contains(key) && !Set.of("type", "properties", "required", "items", "minItems",
                         "maxItems", "enum", "const", "additionalProperties", "anyOf", "oneOf", "allOf", "minimum",
-                        "maximum", "exclusiveMinimum", "exclusiveMaximum").contains(key)) {
+                        "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength")
+                        .contains(key)) {
                     throw new UnsupportedSchemaException(where + ": the keyword '" + key + "' is not supported");
                 }
             }
@@ -600,7 +613,9 @@ public final class JsonSchemaConstraint extends ByteAutomaton<JsonSchemaConstrai
                     int max = schema.containsKey("maxItems") ? count(schema, "maxItems", 0, where) : -1;
                     yield add(new Node(ARRAY, null, null, null, null, false, item, min, max, false, null, null));
                 }
-                case "string" -> add(new Node(STRING, null, null, null, null, false, -1, 0, -1, false, null, null));
+                case "string" -> add(new Node(STRING, null, null, null, null, false, -1,
+                        count(schema, "minLength", 0, where), schema.containsKey("maxLength")
+                        ? count(schema, "maxLength", 0, where) : -1, false, null, null));
                 case "number", "integer" -> number(schema, type.equals("integer"), where);
                 case "boolean" -> add(new Node(LITERALS, null, null, null, null, false, -1, 0, -1, false,
                         new byte[][] {bytes("true"), bytes("false")}, null));

@@ -158,6 +158,24 @@ class JsonSchemaConstraintTest extends OnStories260K {
         assertTrue(e.getMessage().contains("no integer"), e.getMessage());
     }
 
+    /** minLength and maxLength count characters: a character beyond ASCII or an escape is one. */
+    @Test
+    void stringLengthsCountCharacters() throws Exception {
+        String schema = "{\"type\": \"object\", \"properties\": {\"code\": {\"type\": \"string\", \"minLength\": 2, "
+                + "\"maxLength\": 4}}, \"required\": [\"code\"]}";
+        for (String ok : List.of("{\"code\": \"ab\"}", "{\"code\": \"abcd\"}", "{\"code\": \"é日本語\"}",
+                "{\"code\": \"a\\nb\\u00e9\"}")) {
+            assertTrue(takesWhole(schema, ok), ok);
+        }
+        for (String bad : List.of("{\"code\": \"a\"}", "{\"code\": \"\"}", "{\"code\": \"abcde\"}",
+                "{\"code\": \"日本語語語\"}", "{\"code\": \"ab\\n\\t\\\"\"}")) {
+            assertFalse(takesWhole(schema, bad), bad);
+        }
+        String atLeast = "{\"type\": \"object\", \"properties\": {\"s\": {\"type\": \"string\", \"minLength\": 3}}}";
+        assertTrue(takesWhole(atLeast, "{\"s\": \"abcdefgh\"}"), "a minimum alone");
+        assertFalse(takesWhole(atLeast, "{\"s\": \"ab\"}"));
+    }
+
     private static byte[] concat(byte[] a, String b) {
         byte[] t = b.getBytes(StandardCharsets.UTF_8);
         byte[] out = java.util.Arrays.copyOf(a, a.length + t.length);
@@ -169,7 +187,7 @@ class JsonSchemaConstraintTest extends OnStories260K {
     void keywordsItCannotKeepAreRefusedByName() {
         for (String[] schema : new String[][] {
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}", "pattern"},
-            {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"maxLength\": 3}}}", "maxLength"},
+            {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"maxLength\": -3}}}", "maxLength"},
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"object\", \"properties\": "
                     + "{\"x\": {}}}, {\"type\": \"object\"}]}}}", "alternatives 0 and 1 may both begin with '{'"},
             {"{\"type\": \"object\", \"properties\": {\"a\": {\"oneOf\": [{\"type\": \"integer\"}, {\"type\": "
