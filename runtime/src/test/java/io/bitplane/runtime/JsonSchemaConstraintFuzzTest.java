@@ -12,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Structured outputs on any bytes: what the automaton for {@link JsonSchemaConstraintTest#PERSON} takes whole,
  * Jackson reads as an object that the schema accepts (checked here by hand: the keys a subset of the properties in
- * their order, the required ones present, each value of its type). Taking bytes never throws.
+ * their order, the required ones present, each value of its type, within its bounds). Taking bytes never throws.
  */
 class JsonSchemaConstraintFuzzTest {
     @FuzzTest(maxDuration = "4m")
@@ -45,7 +45,10 @@ class JsonSchemaConstraintFuzzTest {
         }
         JsonNode height = n.get("height");
         JsonNode student = n.get("student");
-        return n.path("name").isTextual() && n.path("age").isIntegralNumber() && n.path("pets").isArray()
+        String name = n.path("name").asText();
+        long age = n.path("age").asLong();
+        return n.path("name").isTextual() && name.codePointCount(0, name.length()) <= 20
+                && n.path("age").isIntegralNumber() && age >= -100 && age <= 150 && n.path("pets").isArray()
                 && n.get("pets").size() <= 2 && (height == null || height.isNumber() || height.isNull())
                 && (student == null || student.isBoolean()) && isPets(n.get("pets"));
     }

@@ -16,14 +16,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class JsonSchemaConstraintTest extends OnStories260K {
     static final ObjectMapper JSON = new ObjectMapper();
 
-    /** A schema as Pydantic writes one: a nested model by $ref, an enum, optional fields, a bounded array. */
+    /**
+     * A schema as Pydantic writes one: a nested model by $ref, an enum, optional fields, a bounded array, a bounded
+     * integer and string.
+     */
     static final String PERSON = """
             {"title": "Person", "type": "object", "additionalProperties": false,
              "$defs": {"Pet": {"type": "object", "properties": {"kind": {"enum": ["cat", "dog"]},
                                                                 "name": {"type": "string"}},
                                "required": ["kind", "name"]}},
-             "properties": {"name": {"type": "string", "description": "full name"},
-                            "age": {"type": "integer"},
+             "properties": {"name": {"type": "string", "description": "full name", "maxLength": 20},
+                            "age": {"type": "integer", "minimum": -100, "maximum": 150},
                             "height": {"type": ["number", "null"]},
                             "pets": {"type": "array", "items": {"$ref": "#/$defs/Pet"}, "maxItems": 2},
                             "student": {"type": "boolean"},
