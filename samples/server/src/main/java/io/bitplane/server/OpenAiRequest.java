@@ -251,7 +251,8 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return switch (format.get("type").asText()) {
             case "text" -> null;
             case "json_object" -> JsonSchemaConstraint::anyObject;
-            case "json_schema" -> schema(format.path("json_schema").path("schema"), "response_format.json_schema.schema");
+            case "json_schema" -> schema(format.path("json_schema").path("schema"),
+                    "response_format.json_schema.schema");
             default -> throw ApiError.invalid("response_format", "`response_format` " + format.get("type")
                     + " is not supported (\"text\", \"json_object\" and \"json_schema\" are)");
         };

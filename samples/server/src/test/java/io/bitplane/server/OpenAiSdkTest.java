@@ -364,7 +364,8 @@ class OpenAiSdkTest {
             List<Double> values = l.tokenLogprobs().orElseThrow();
             assertEquals(ids.length + maxTokens, tokens.size());
             assertEquals(choice.text(), String.join("", tokens));
-            assertTrue(choice.text().startsWith("Once upon a time, there was a little girl named Lily."), choice.text());
+            assertTrue(choice.text().startsWith("Once upon a time, there was a little girl named Lily."),
+                    choice.text());
             assertEquals(null, values.get(0));
             assertEquals(null, l.topLogprobs().orElseThrow().get(0));
             double sum = 0;
