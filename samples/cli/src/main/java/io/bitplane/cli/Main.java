@@ -15,7 +15,7 @@ import java.io.UncheckedIOException;
         description = "Low-bit LLM inference for the JVM.",
         subcommands = {GenerateCommand.class, ChatCommand.class, PerplexityCommand.class, DemoCommand.class,
                 ConvertCommand.class, SynthCommand.class, PlanCommand.class, BenchCommand.class, ServeCommand.class, LoadCommand.class,
-                InspectCommand.class, VerifyCommand.class, DevicesCommand.class})
+                InspectCommand.class, VerifyCommand.class, DevicesCommand.class, EmbedCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

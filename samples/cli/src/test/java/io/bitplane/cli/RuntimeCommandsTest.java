@@ -117,6 +117,29 @@ class RuntimeCommandsTest {
         }
     }
 
+    /** bitplane embed prints one JSON array a text: the runtime's embedding, float for float. */
+    @Test
+    void embedPrintsEachTextsEmbedding() throws Exception {
+        CliRunner.Result r = CliRunner.run("embed", "--model", SharedData.stories260K().toString(), "--text",
+                "Once upon a time", "--text", "The dog ran.", "--pooling", "last");
+        assertEquals(0, r.exit(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        assertEquals(2, lines.length, r.out());
+        try (io.bitplane.runtime.Model m = io.bitplane.runtime.Model.open(SharedData.stories260K());
+             io.bitplane.runtime.Session s = m.newSession()) {
+            float[] want = s.embed(m.tokenizer().encode("The dog ran.", true, false), io.bitplane.runtime.Pooling.LAST);
+            JsonNode got = MetadataJson.mapper().readTree(lines[1]);
+            assertEquals(want.length, got.size());
+            for (int i = 0; i < want.length; i++) {
+                assertEquals(want[i], got.get(i).floatValue(), 0f);
+            }
+        }
+        CliRunner.Result bad = CliRunner.run("embed", "--model", SharedData.stories260K().toString(), "--text", "x",
+                "--pooling", "cls");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("pooling 'cls'"), bad.err());
+    }
+
     @Test
     void perplexityAsJson() throws Exception {
         CliRunner.Result r = CliRunner.run("perplexity", "--model", SharedData.stories260K().toString(), "--text",
