@@ -232,6 +232,7 @@ public final class BatchScheduler implements AutoCloseable {
         int[] positions = new int[maxColumns];
         KvCache[] caches = new KvCache[maxColumns];
         Active[] prefixOwner = new Active[maxColumns];
+        boolean scoring = false;
         for (Active a : active) {
             if (a.ticket.cancelled || cancelAll) {
                 a.session.cancel();
@@ -242,12 +243,15 @@ public final class BatchScheduler implements AutoCloseable {
             }
             if (a.input != null) {
                 finals.add(a);
+                scoring |= a.generation.scoresPromptRows();
             }
         }
         // Prompt tokens before each sequence's last input token, while room is left for every final column. Those
         // of sequences that score their prompt come last, from column scoredFrom: the decoder gives logits to the
-        // last columns of a batch only.
-        finals.sort(java.util.Comparator.comparing(a -> a.generation.scoresPromptRows()));
+        // last columns of a batch only (sorted only when there are some: a decoding step rarely has any).
+        if (scoring) {
+            finals.sort(java.util.Comparator.comparing(a -> a.generation.scoresPromptRows()));
+        }
         int n = 0;
         int budget = maxColumns - finals.size();
         int scoredFrom = -1;

@@ -75,14 +75,7 @@ public final class Session implements AutoCloseable {
      * next call: a generation copies them once into its own array, which the sampler may change.
      */
     float[] appendWithoutCopy(int... newTokens) {
-        checkAppend(newTokens);
-        for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
-            int n = Math.min(decoder.maxBatch, newTokens.length - off);
-            boolean last = off + n == newTokens.length;
-            decoder.forward(newTokens, off, n, cache, position, last ? 1 : 0, logits);
-            System.arraycopy(newTokens, off, tokens, position, n);
-            position += n;
-        }
+        feed(newTokens, null);
         return logits;
     }
 
@@ -91,13 +84,22 @@ public final class Session implements AutoCloseable {
      * {@code rows.accept(i, logits, offset)} call's array is valid during the call.
      */
     void appendWithRows(int[] newTokens, Predictions rows) {
+        feed(newTokens, rows);
+    }
+
+    /**
+     * Appends tokens in batches, recording them; the logits of every token go to {@code rows}, or, when it is null,
+     * only the last token's are computed (into {@link #logits}).
+     */
+    private void feed(int[] newTokens, Predictions rows) {
         checkAppend(newTokens);
         for (int off = 0; off < newTokens.length; off += decoder.maxBatch) {
             int n = Math.min(decoder.maxBatch, newTokens.length - off);
-            decoder.forward(newTokens, off, n, cache, position, n, logits);
+            boolean last = off + n == newTokens.length;
+            decoder.forward(newTokens, off, n, cache, position, rows != null ? n : last ? 1 : 0, logits);
             System.arraycopy(newTokens, off, tokens, position, n);
             position += n;
-            for (int b = 0; b < n; b++) {
+            for (int b = 0; rows != null && b < n; b++) {
                 rows.accept(off + b, logits, b * vocab);
             }
         }
