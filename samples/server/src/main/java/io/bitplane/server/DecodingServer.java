@@ -138,13 +138,7 @@ public final class DecodingServer implements AutoCloseable {
                 throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
             }
             JsonNode body = readBody(ctx);
-            if (body == null || !body.isObject()) {
-                throw ApiError.invalid(null, "the request body must be a JSON object");
-            }
-            JsonNode name = body.get("model");
-            if (name != null && !name.isNull() && !(name.isTextual() && name.asText().equals(config.modelId()))) {
-                throw unknownModel(name.asText());
-            }
+            checkModel(OpenAiRequest.optionalText(body, "model"));
             writeJson(ctx, 200, embeddings.embeddings(body, config.modelId()));
         });
         app.post("/v1/completions", ctx -> generate(ctx, false));
@@ -201,6 +195,13 @@ public final class DecodingServer implements AutoCloseable {
         writeJson(ctx, 200, root);
     }
 
+    /** A request may name the model served, or none. */
+    private void checkModel(String name) {
+        if (name != null && !name.equals(config.modelId())) {
+            throw unknownModel(name);
+        }
+    }
+
     private ApiError unknownModel(String name) {
         return new ApiError(404, "invalid_request_error", "model", "model_not_found",
                 "The model `" + name + "` does not exist; this server serves `" + config.modelId() + "`");
@@ -218,11 +219,16 @@ public final class DecodingServer implements AutoCloseable {
         if (body.length > config.maxBodyBytes()) {
             throw tooLarge();
         }
+        JsonNode node;
         try {
-            return json.readTree(body);
+            node = json.readTree(body);
         } catch (JsonProcessingException e) {
             throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
         }
+        if (node == null || !node.isObject()) {
+            throw ApiError.invalid(null, "the request body must be a JSON object");
+        }
+        return node;
     }
 
     private ApiError tooLarge() {
@@ -235,9 +241,7 @@ public final class DecodingServer implements AutoCloseable {
             throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
         }
         OpenAiRequest r = OpenAiRequest.parse(readBody(ctx), chat, config.maxTokens());
-        if (r.model() != null && !r.model().equals(config.modelId())) {
-            throw unknownModel(r.model());
-        }
+        checkModel(r.model());
         for (int id : r.sampler().logitBias().keySet()) {
             if (id >= model.config().vocabSize()) {
                 throw ApiError.invalid("logit_bias", "`logit_bias` token " + id + " is outside the vocabulary (0.."
@@ -248,13 +252,13 @@ public final class DecodingServer implements AutoCloseable {
         if (chat) {
             try {
                 prompts.add(prepare(template.render(r.messages(), r.tools(), r.templateArguments()), null,
-                        "messages"));
+                        "messages", false));
             } catch (IllegalArgumentException e) {
                 throw ApiError.invalid("messages", e.getMessage());
             }
         } else {
             for (OpenAiRequest.Prompt p : r.prompts()) {
-                prompts.add(prepare(p.text(), p.tokenIds(), "prompt"));
+                prompts.add(prepare(p.text(), p.tokenIds(), "prompt", r.echo()));
             }
         }
         if (prompts.size() * r.n() > config.maxQueue()) {
@@ -283,23 +287,20 @@ public final class DecodingServer implements AutoCloseable {
         }
     }
 
-    /** A prompt ready to run: its text (for token ids, their text), its tokens, and the field it came from. */
+    /**
+     * A prompt ready to run: its text (for token ids, their text when it is echoed, else empty: the tokens are used
+     * as they are), its tokens, and the field it came from.
+     */
     private record Prepared(String text, int[] tokens, String field) {
     }
 
     /** Encodes a prompt (or checks the token ids given for it) and checks it against the limits. */
-    private Prepared prepare(String text, int[] tokenIds, String field) {
+    private Prepared prepare(String text, int[] tokenIds, String field, boolean echoed) {
         int[] encoded;
         if (tokenIds != null) {
             encoded = tokenIds;
-            int vocab = model.config().vocabSize();
-            for (int id : encoded) {
-                if (id >= vocab) {
-                    throw ApiError.invalid(field, "prompt token id " + id + " is outside the vocabulary (0.."
-                            + (vocab - 1) + ")");
-                }
-            }
-            text = model.tokenizer().decode(encoded);
+            OpenAiRequest.inVocabulary(encoded, model.config().vocabSize(), field, field);
+            text = echoed ? model.tokenizer().decode(encoded) : "";
         } else {
             try {
                 encoded = model.tokenizer().encode(text, true, false);

@@ -54,20 +54,13 @@ final class EmbeddingRoutes {
                     + modelPooling + ") is not supported; start the server with --pooling mean or last");
         }
         List<int[]> inputs = inputs(body.get("input"));
-        String format = body.path("encoding_format").isMissingNode() || body.get("encoding_format").isNull()
-                ? "float" : body.get("encoding_format").asText("");
+        String format = OpenAiRequest.optionalText(body, "encoding_format");
+        format = format == null ? "float" : format;
         if (!format.equals("float") && !format.equals("base64")) {
             throw ApiError.invalid("encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
         }
-        int dim = model.config().dim();
-        int dimensions = dim;
-        JsonNode d = body.get("dimensions");
-        if (d != null && !d.isNull()) {
-            if (!d.isIntegralNumber() || d.asInt() < 1 || d.asInt() > dim) {
-                throw ApiError.invalid("dimensions", "`dimensions` must be an integer in 1.." + dim);
-            }
-            dimensions = d.asInt();
-        }
+        Integer asked = OpenAiRequest.optionalInt(body, "dimensions", 1, model.config().dim());
+        int dimensions = asked == null ? model.config().dim() : asked;
         ObjectNode out = json.createObjectNode();
         out.put("object", "list");
         ArrayNode data = out.putArray("data");
@@ -155,16 +148,8 @@ final class EmbeddingRoutes {
                 throw ApiError.invalid("input", "`" + where + "`: " + e.getMessage());
             }
         } else if (item.isArray() && !item.isEmpty()) {
-            ids = new int[item.size()];
-            for (int i = 0; i < ids.length; i++) {
-                JsonNode id = item.get(i);
-                if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0
-                        || id.asInt() >= model.config().vocabSize()) {
-                    throw ApiError.invalid("input", "`" + where + "` token " + i + " must be a token id (0.."
-                            + (model.config().vocabSize() - 1) + "), not " + id);
-                }
-                ids[i] = id.asInt();
-            }
+            ids = OpenAiRequest.tokenIds(item, "input", where);
+            OpenAiRequest.inVocabulary(ids, model.config().vocabSize(), "input", where);
         } else {
             throw ApiError.invalid("input", shape);
         }

@@ -388,11 +388,11 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
     private static final com.fasterxml.jackson.databind.ObjectMapper MAPPER =
             new com.fasterxml.jackson.databind.ObjectMapper();
 
-    private static boolean present(JsonNode body, String field) {
+    static boolean present(JsonNode body, String field) {
         return body.has(field) && !body.get(field).isNull();
     }
 
-    private static String optionalText(JsonNode body, String field) {
+    static String optionalText(JsonNode body, String field) {
         return optionalText(body, field, null);
     }
 
@@ -424,7 +424,7 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
             throw ApiError.invalid("prompt", shape);
         }
         if (p.get(0).isIntegralNumber()) {
-            return List.of(new Prompt(null, tokenIds(p, "prompt")));
+            return List.of(new Prompt(null, tokenIds(p, "prompt", "prompt")));
         }
         if (p.size() > MAX_CHOICES) {
             throw ApiError.invalid("prompt", "`prompt` may batch at most " + MAX_CHOICES + " prompts");
@@ -436,7 +436,7 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
             if (text && e.isTextual()) {
                 out.add(new Prompt(e.asText(), null));
             } else if (!text && e.isArray() && !e.isEmpty()) {
-                out.add(new Prompt(null, tokenIds(e, "prompt[" + i + "]")));
+                out.add(new Prompt(null, tokenIds(e, "prompt", "prompt[" + i + "]")));
             } else {
                 throw ApiError.invalid("prompt", shape + " (not both)");
             }
@@ -444,18 +444,31 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return List.copyOf(out);
     }
 
-    /** Token ids: non-negative integers (the vocabulary's range is checked later). */
-    private static int[] tokenIds(JsonNode p, String where) {
+    /**
+     * Token ids, the array {@code p} at {@code where} of request field {@code field}: non-negative integers (their
+     * range is checked by {@link #inVocabulary}, by whoever knows the vocabulary).
+     */
+    static int[] tokenIds(JsonNode p, String field, String where) {
         int[] ids = new int[p.size()];
         for (int i = 0; i < ids.length; i++) {
             JsonNode id = p.get(i);
             if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) {
-                throw ApiError.invalid("prompt", "`" + where + "` token " + i + " must be a token id (a "
+                throw ApiError.invalid(field, "`" + where + "` token " + i + " must be a token id (a "
                         + "non-negative integer), not " + id);
             }
             ids[i] = id.asInt();
         }
         return ids;
+    }
+
+    /** Refuses (400, naming the field) a token id of {@link #tokenIds} outside a vocabulary of {@code size}. */
+    static void inVocabulary(int[] ids, int size, String field, String where) {
+        for (int id : ids) {
+            if (id >= size) {
+                throw ApiError.invalid(field, "`" + where + "` token id " + id + " is outside the vocabulary (0.."
+                        + (size - 1) + ")");
+            }
+        }
     }
 
     /** Chat's {@code messages}, checked: each names its fault by its place in the list. */
@@ -569,7 +582,7 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return out;
     }
 
-    private static Integer optionalInt(JsonNode body, String field, int min, int max) {
+    static Integer optionalInt(JsonNode body, String field, int min, int max) {
         if (!present(body, field)) {
             return null;
         }
@@ -607,7 +620,7 @@ record OpenAiRequest(boolean chat, String model, List<Prompt> prompts, int n,
         return d;
     }
 
-    private static boolean optionalBoolean(JsonNode body, String field, boolean dflt) {
+    static boolean optionalBoolean(JsonNode body, String field, boolean dflt) {
         if (!present(body, field)) {
             return dflt;
         }

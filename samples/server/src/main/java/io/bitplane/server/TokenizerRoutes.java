@@ -37,9 +37,6 @@ final class TokenizerRoutes {
      * {@code with_pieces}, {@code {"id", "piece"}} objects), {@code count} and {@code max_model_len}.
      */
     ObjectNode tokenize(JsonNode body) {
-        if (body == null || !body.isObject()) {
-            throw ApiError.invalid(null, "the request body must be a JSON object");
-        }
         String field = body.has("messages") ? "messages" : body.has("content") ? "content" : "prompt";
         boolean bos;
         String text;
@@ -56,7 +53,8 @@ final class TokenizerRoutes {
                 throw ApiError.invalid(field, "`prompt` (or `content`, or `messages`) must be a string to tokenize");
             }
             text = t.asText();
-            bos = flag(body, "add_special_tokens", flag(body, "add_special", !field.equals("content")));
+            bos = OpenAiRequest.optionalBoolean(body, "add_special_tokens",
+                    OpenAiRequest.optionalBoolean(body, "add_special", !field.equals("content")));
         }
         int[] ids;
         try {
@@ -64,7 +62,7 @@ final class TokenizerRoutes {
         } catch (IllegalArgumentException e) {  // a character the vocabulary cannot write
             throw ApiError.invalid(field, e.getMessage());
         }
-        boolean pieces = flag(body, "with_pieces", false);
+        boolean pieces = OpenAiRequest.optionalBoolean(body, "with_pieces", false);
         ObjectNode out = json.createObjectNode();
         ArrayNode tokens = out.putArray("tokens");
         int previous = -1;
@@ -84,20 +82,12 @@ final class TokenizerRoutes {
 
     /** {@code {"tokens": [ids]}}: their text, as {@code prompt} (vLLM) and {@code content} (llama.cpp). */
     ObjectNode detokenize(JsonNode body) {
-        JsonNode list = body == null ? null : body.get("tokens");
+        JsonNode list = body.get("tokens");
         if (list == null || !list.isArray()) {
             throw ApiError.invalid("tokens", "`tokens` must be an array of token ids");
         }
-        int[] ids = new int[list.size()];
-        for (int i = 0; i < ids.length; i++) {
-            JsonNode id = list.get(i);
-            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0
-                    || id.asInt() >= tokenizer.vocabSize()) {
-                throw ApiError.invalid("tokens", "`tokens` " + i + " must be a token id (0.."
-                        + (tokenizer.vocabSize() - 1) + "), not " + id);
-            }
-            ids[i] = id.asInt();
-        }
+        int[] ids = OpenAiRequest.tokenIds(list, "tokens", "tokens");
+        OpenAiRequest.inVocabulary(ids, tokenizer.vocabSize(), "tokens", "tokens");
         String text = tokenizer.decode(ids);
         ObjectNode out = json.createObjectNode();
         out.put("prompt", text);
@@ -126,16 +116,5 @@ final class TokenizerRoutes {
         } else {
             out.putNull(name);
         }
-    }
-
-    private static boolean flag(JsonNode body, String field, boolean dflt) {
-        JsonNode v = body.get(field);
-        if (v == null || v.isNull()) {
-            return dflt;
-        }
-        if (!v.isBoolean()) {
-            throw ApiError.invalid(field, "`" + field + "` must be true or false");
-        }
-        return v.asBoolean();
     }
 }
