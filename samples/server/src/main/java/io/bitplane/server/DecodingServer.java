@@ -242,12 +242,8 @@ public final class DecodingServer implements AutoCloseable {
         }
         OpenAiRequest r = OpenAiRequest.parse(readBody(ctx), chat, config.maxTokens());
         checkModel(r.model());
-        for (int id : r.sampler().logitBias().keySet()) {
-            if (id >= model.config().vocabSize()) {
-                throw ApiError.invalid("logit_bias", "`logit_bias` token " + id + " is outside the vocabulary (0.."
-                        + (model.config().vocabSize() - 1) + ")");
-            }
-        }
+        OpenAiRequest.inVocabulary(r.sampler().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray(),
+                model.config().vocabSize(), "logit_bias", "logit_bias");
         java.util.List<Prepared> prompts = new java.util.ArrayList<>();
         if (chat) {
             try {
